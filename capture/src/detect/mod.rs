@@ -1,0 +1,118 @@
+//! Detectors: what turns objects and flows into alerts.
+//!
+//! Two seams:
+//! - [`Detector`]: per object. `begin` returns a per-object [`ObjectScan`] fed
+//!   the object's decoded bytes incrementally; it may return one [`Finding`]
+//!   as soon as its evidence is in. One alert per detector per object: the
+//!   engine stops feeding a scan once it has returned a finding or says `done`.
+//! - [`FlowDetector`]: per flow, fed byte-count progress (egress volume,
+//!   encrypted size match), for every protocol including encrypted ones.
+//!
+//! Adding a detector is one new module plus one line in the registry that
+//! builds the [`Detectors`] set.
+
+pub mod config;
+
+pub use config::{DetectConfig, PolicyConfig};
+
+use crate::object::{ObjectEnd, ObjectMeta};
+use eve::{AlertCategory, Evidence, NetworkFields, Timestamp, WeightFormat};
+use std::sync::Arc;
+
+/// What a detector found; the engine turns it into an `alert` event carrying
+/// the flow's ids and the object's metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// Alert category.
+    pub category: AlertCategory,
+    /// Human-readable signature.
+    pub signature: String,
+    /// Stable signature id (table in `docs/eve.md`).
+    pub signature_id: u32,
+    /// 1 high … 3 low: reflects certainty and size.
+    pub severity: u8,
+    /// Why, in numbers.
+    pub evidence: Evidence,
+}
+
+/// A per-object detector factory.
+pub trait Detector: Send + Sync {
+    /// Short name for stats and logs.
+    fn name(&self) -> &'static str;
+    /// Start scanning an object; `None` if this detector has no interest in it.
+    fn begin(&self, meta: &ObjectMeta) -> Option<Box<dyn ObjectScan>>;
+}
+
+/// Per-object detector state.
+pub trait ObjectScan: Send {
+    /// The next decoded bytes, starting at `offset` within the object
+    /// (offsets count gap bytes too).
+    fn data(&mut self, offset: u64, bytes: &[u8]) -> Option<Finding>;
+    /// `len` bytes were lost.
+    fn gap(&mut self, _len: u64) {}
+    /// The object ended.
+    fn end(&mut self, state: ObjectEnd) -> Option<Finding>;
+    /// The format this scan recognised, for `fileinfo.format`.
+    fn format(&self) -> Option<WeightFormat> {
+        None
+    }
+    /// True once the scan wants no more bytes (decided, or gave up).
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+/// A flow as flow detectors see it.
+#[derive(Clone, Debug)]
+pub struct FlowView<'a> {
+    /// The flow's 5-tuple, ids and app_proto (src is the client).
+    pub net: &'a NetworkFields,
+    /// TLS SNI or HTTP Host: the destination's name when known.
+    pub server_name: Option<&'a str>,
+    /// Payload bytes client → server so far (TCP/UDP payload, not headers).
+    pub payload_toserver: u64,
+    /// Payload bytes server → client so far.
+    pub payload_toclient: u64,
+    /// Estimated plaintext bytes client → server for encrypted flows
+    /// (TLS/SSH: payload less record overhead), when known.
+    pub plaintext_toserver: Option<u64>,
+    /// Whether the payload is encrypted (TLS, SSH).
+    pub encrypted: bool,
+    /// First packet time.
+    pub start: Timestamp,
+    /// Current packet time.
+    pub now: Timestamp,
+}
+
+/// A per-flow detector factory.
+pub trait FlowDetector: Send + Sync {
+    /// Short name for stats and logs.
+    fn name(&self) -> &'static str;
+    /// Start watching a flow; `None` if not interested.
+    fn begin(&self, flow: &FlowView<'_>) -> Option<Box<dyn FlowScan>>;
+}
+
+/// Per-flow detector state.
+pub trait FlowScan: Send {
+    /// Called as the flow's payload grows (at least at every `progress_bytes`
+    /// of new payload and on each app-layer metadata change).
+    fn progress(&mut self, flow: &FlowView<'_>) -> Option<Finding>;
+    /// Called once when the flow ends or expires.
+    fn end(&mut self, flow: &FlowView<'_>) -> Option<Finding>;
+}
+
+/// The detectors a sensor runs, shared by all workers.
+#[derive(Clone, Default)]
+pub struct Detectors {
+    /// Per-object detectors.
+    pub object: Vec<Arc<dyn Detector>>,
+    /// Per-flow detectors.
+    pub flow: Vec<Arc<dyn FlowDetector>>,
+}
+
+impl Detectors {
+    /// No detectors (engine-only benchmarks).
+    pub fn none() -> Self {
+        Detectors::default()
+    }
+}

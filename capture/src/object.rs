@@ -1,0 +1,118 @@
+//! Objects: the units that app-layer parsers cut byte streams into (an HTTP
+//! body, one multipart part, or a whole non-HTTP direction) and that
+//! detectors and `fileinfo` events are made from.
+//!
+//! A parser reports each object as `Begin`, any number of `Data`/`Gap`, then
+//! `End`, per direction; at most one object is open per direction at a time.
+
+use eve::{Direction, HttpInfo, TlsInfo};
+
+/// What is known about an object when it begins.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectMeta {
+    /// Which way the object travels.
+    pub direction: Direction,
+    /// Application protocol that framed it: `http`, `tls`, `ssh`, `raw`.
+    pub app_proto: &'static str,
+    /// URL path or Content-Disposition filename.
+    pub filename: Option<String>,
+    /// Declared content type.
+    pub content_type: Option<String>,
+    /// Size the framing announced (Content-Length), before decoding.
+    pub declared_size: Option<u64>,
+    /// HTTP transaction metadata (request and, for responses, status).
+    pub http: Option<HttpInfo>,
+    /// TLS metadata, for a TLS direction's stream.
+    pub tls: Option<TlsInfo>,
+    /// The stream was picked up mid-connection (no handshake seen), so the
+    /// object may start anywhere inside a file.
+    pub midstream: bool,
+}
+
+/// How an object ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectEnd {
+    /// The framing's end was reached (Content-Length, last chunk, FIN).
+    Complete,
+    /// Cut short: connection reset or timed out, framing broken, limit hit.
+    Truncated,
+}
+
+/// One step of an object's life, as reported by an app-layer parser.
+#[derive(Debug)]
+pub enum ObjectEvent<'a> {
+    /// A new object starts in this direction.
+    Begin(ObjectMeta),
+    /// Decoded bytes of the open object, in order.
+    Data(&'a [u8]),
+    /// `n` bytes of the open object were lost (TCP gap).
+    Gap(u64),
+    /// The open object ends.
+    End(ObjectEnd),
+}
+
+/// Consumer of objects (hashing, `fileinfo`, detectors).
+pub trait ObjectSink {
+    /// Receive one step of the object open in `dir`.
+    fn object(&mut self, dir: Direction, event: ObjectEvent<'_>);
+}
+
+/// Collects objects whole, for tests of parsers.
+#[derive(Debug, Default)]
+pub struct CollectedObjects {
+    /// Finished (and, at the end, still open) objects in order of beginning.
+    pub objects: Vec<CollectedObject>,
+    open: [Option<usize>; 2],
+}
+
+/// One object as collected by [`CollectedObjects`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectedObject {
+    /// Its metadata at `Begin`.
+    pub meta: ObjectMeta,
+    /// Decoded bytes.
+    pub data: Vec<u8>,
+    /// Bytes lost in gaps.
+    pub gap_bytes: u64,
+    /// How it ended (`None` if still open).
+    pub end: Option<ObjectEnd>,
+}
+
+fn slot(dir: Direction) -> usize {
+    match dir {
+        Direction::ToServer => 0,
+        Direction::ToClient => 1,
+    }
+}
+
+impl ObjectSink for CollectedObjects {
+    fn object(&mut self, dir: Direction, event: ObjectEvent<'_>) {
+        let s = slot(dir);
+        match event {
+            ObjectEvent::Begin(meta) => {
+                self.objects.push(CollectedObject {
+                    meta,
+                    data: Vec::new(),
+                    gap_bytes: 0,
+                    end: None,
+                });
+                self.open[s] = Some(self.objects.len() - 1);
+            }
+            ObjectEvent::Data(b) => {
+                if let Some(i) = self.open[s] {
+                    self.objects[i].data.extend_from_slice(b);
+                }
+            }
+            ObjectEvent::Gap(n) => {
+                if let Some(i) = self.open[s] {
+                    self.objects[i].gap_bytes += n;
+                }
+            }
+            ObjectEvent::End(end) => {
+                if let Some(i) = self.open[s].take() {
+                    self.objects[i].end = Some(end);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Events serialize to the field names of `shared/spec/event-output.md` and
+//! read back unchanged.
+
+use eve::*;
+use serde_json::{Value, json};
+
+fn net() -> NetworkFields {
+    let mut n = NetworkFields::new(
+        42,
+        "10.0.0.5".parse().unwrap(),
+        51000,
+        "198.51.100.7".parse().unwrap(),
+        443,
+        Proto::Tcp,
+    );
+    n.app_proto = Some("tls".into());
+    n
+}
+
+fn roundtrip(e: &Event) -> Value {
+    let line = e.to_json_line();
+    assert!(!line.contains('\n'));
+    let back: Event = serde_json::from_str(&line).unwrap();
+    assert_eq!(&back, e, "event reads back unchanged");
+    serde_json::from_str(&line).unwrap()
+}
+
+#[test]
+fn alert_has_spec_fields() {
+    let mut ev = Evidence::new();
+    ev.insert("format".into(), json!("safetensors"));
+    ev.insert("tensor_count".into(), json!(291));
+    let mut body = AlertEvent::new(
+        Alert::new("safetensors weights", 1_000_001, AlertCategory::WeightsFormat, 1),
+        ev,
+    );
+    body.tls = Some(TlsInfo {
+        sni: Some("evil.example".into()),
+        ..Default::default()
+    });
+    let e = Event::new(Timestamp::from_unix_micros(1_700_000_000_000_001), EventKind::Alert(Box::new(body)))
+        .sensor("s1")
+        .network(net());
+    let v = roundtrip(&e);
+    assert_eq!(v["event_type"], "alert");
+    assert_eq!(v["timestamp"], "2023-11-14T22:13:20.000001+00:00");
+    assert_eq!(v["flow_id"], 42);
+    assert_eq!(v["src_ip"], "10.0.0.5");
+    assert_eq!(v["dest_port"], 443);
+    assert_eq!(v["proto"], "TCP");
+    assert_eq!(v["app_proto"], "tls");
+    assert!(v["community_id"].as_str().unwrap().starts_with("1:"));
+    assert_eq!(v["alert"]["category"], "weights_format");
+    assert_eq!(v["alert"]["severity"], 1);
+    assert_eq!(v["alert"]["signature_id"], 1_000_001);
+    assert_eq!(v["evidence"]["tensor_count"], 291);
+    assert_eq!(v["tls"]["sni"], "evil.example");
+    assert_eq!(v["sensor_id"], "s1");
+    assert!(uuid_like(v["event_id"].as_str().unwrap()));
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|&c| c == '-').count() == 4
+}
+
+#[test]
+fn fileinfo_and_flow_have_spec_fields() {
+    let fi = FileinfoEvent {
+        fileinfo: FileInfo {
+            filename: Some("/model.safetensors".into()),
+            size: 1234,
+            sha256: Some("ab".repeat(32)),
+            state: FileState::Closed,
+            gaps: false,
+            direction: Direction::ToClient,
+            format: Some(WeightFormat::RawTensor),
+            content_type: Some("application/octet-stream".into()),
+        },
+        http: Some(HttpInfo {
+            hostname: Some("h".into()),
+            url: Some("/model.safetensors".into()),
+            http_method: Some("GET".into()),
+            status: Some(200),
+            ..Default::default()
+        }),
+        tls: None,
+    };
+    let e = Event::new(Timestamp::now(), EventKind::Fileinfo(fi)).network(net());
+    let v = roundtrip(&e);
+    assert_eq!(v["event_type"], "fileinfo");
+    assert_eq!(v["fileinfo"]["state"], "CLOSED");
+    assert_eq!(v["fileinfo"]["direction"], "toclient");
+    assert_eq!(v["fileinfo"]["format"], "raw_tensor");
+    assert_eq!(v["http"]["http_method"], "GET");
+    assert_eq!(v["http"]["status"], 200);
+
+    let t = Timestamp::now();
+    let flow = FlowEvent {
+        flow: FlowRecord {
+            pkts_toserver: 1,
+            pkts_toclient: 2,
+            bytes_toserver: 3,
+            bytes_toclient: 4,
+            start: t,
+            end: t,
+            state: FlowState::Closed,
+            reason: FlowReason::Timeout,
+            plaintext_toserver: None,
+            plaintext_toclient: None,
+        },
+        tls: None,
+        ssh: None,
+        tcp: Some(TcpInfo {
+            gaps: true,
+            midstream: false,
+            gap_bytes: 10,
+        }),
+    };
+    let v = roundtrip(&Event::new(t, EventKind::Flow(flow)).network(net()));
+    assert_eq!(v["event_type"], "flow");
+    assert_eq!(v["flow"]["bytes_toclient"], 4);
+    assert_eq!(v["flow"]["state"], "closed");
+    assert_eq!(v["flow"]["reason"], "timeout");
+    assert_eq!(v["tcp"]["gaps"], true);
+}
+
+#[test]
+fn analyzer_alert_and_stats() {
+    let mut body = AlertEvent::new(
+        Alert::new("distillation cluster", 2_000_002, AlertCategory::DistillationCluster, 1),
+        Evidence::new(),
+    );
+    body.cluster_id = Some("c-1".into());
+    body.members = Some(vec!["a1".into(), "a2".into()]);
+    let v = roundtrip(&Event::new(Timestamp::now(), EventKind::Alert(Box::new(body))));
+    assert_eq!(v["alert"]["category"], "distillation_cluster");
+    assert_eq!(v["members"][1], "a2");
+    assert!(v.get("flow_id").is_none(), "analyzer alerts carry no flow fields");
+
+    let mut s = Stats::default();
+    s.add("capture", "packets", 10);
+    s.add("decoder", "truncated_ipv4", 2);
+    let v = roundtrip(&Event::new(Timestamp::now(), EventKind::Stats(StatsEvent { stats: s })));
+    assert_eq!(v["event_type"], "stats");
+    assert_eq!(v["stats"]["capture"]["packets"], 10);
+    assert_eq!(v["stats"]["decoder"]["truncated_ipv4"], 2);
+}
+
+#[test]
+fn derived_ids_are_stable() {
+    let a = Event::with_derived_id(Timestamp::now(), EventKind::Stats(StatsEvent::default()), "x");
+    let b = Event::with_derived_id(Timestamp::now(), EventKind::Stats(StatsEvent::default()), "x");
+    assert_eq!(a.event_id, b.event_id);
+    assert_ne!(a.event_id, derived_event_id("y"));
+}
+
+#[test]
+fn foreign_fields_are_tolerated() {
+    let line = r#"{"timestamp":"2026-11-21T10:00:00.000000+00:00","event_id":"x","event_type":"stats","stats":{"uptime":3},"extra":{"a":1}}"#;
+    let e: Event = serde_json::from_str(line).unwrap();
+    assert_eq!(e.event_type(), "stats");
+}

@@ -1,0 +1,20 @@
+//! `weightwatch serve`: the dashboard.
+
+use crate::config::Config;
+use std::path::PathBuf;
+
+/// Arguments of `weightwatch serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// SQLite database (created and migrated when missing).
+    #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
+    pub db: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+/// Run the dashboard server.
+pub fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
+    super::not_built("serve", 6)
+}

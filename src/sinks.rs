@@ -1,0 +1,42 @@
+//! Sink flags shared by `capture` and `analyze`, and building the sinks.
+
+use crate::config::Config;
+use eve::sink::Fanout;
+
+/// Where events go (overrides `[sinks]` in the config).
+#[derive(clap::Args, Debug, Default)]
+pub struct SinkArgs {
+    /// EVE JSON Lines output: a file (appended) or `-` for stdout.
+    #[arg(long, value_name = "PATH|-")]
+    pub eve: Option<String>,
+    /// Rotate the EVE file when it would exceed this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub eve_rotate_bytes: Option<u64>,
+    /// Send events to a dashboard at this base URL (batched, spooled to disk).
+    #[arg(long, value_name = "URL")]
+    pub dashboard: Option<String>,
+    /// Ingest token for the dashboard.
+    #[arg(long, value_name = "TOKEN", env = "WEIGHTWATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Spool directory for events the dashboard has not acknowledged.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<std::path::PathBuf>,
+}
+
+/// Build the fan-out of every configured sink.
+pub fn build(args: &SinkArgs, config: &Config) -> anyhow::Result<Fanout> {
+    let cfg = &config.sinks;
+    let mut out = Fanout::new();
+    if let Some(path) = args.eve.as_ref().or(cfg.eve.as_ref()) {
+        let rotate = args.eve_rotate_bytes.unwrap_or(cfg.eve_rotate_bytes);
+        out.push(Box::new(eve::sink::eve_file::EveFileSink::open(
+            path,
+            Some(rotate),
+            cfg.eve_rotate_keep,
+        )?));
+    }
+    if args.dashboard.is_some() || cfg.dashboard_url.is_some() {
+        anyhow::bail!("the dashboard sink is not built yet");
+    }
+    Ok(out)
+}
