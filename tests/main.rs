@@ -1,0 +1,3 @@
+//! End-to-end tests of the `weightwatch` binary (one test binary; a module per area).
+
+mod cli;
