@@ -7,6 +7,7 @@
 //! - [`object`]: the seam between app-layer parsers and what consumes objects.
 //! - [`detect`]: the detector traits and the detectors themselves.
 
+pub mod app;
 pub mod config;
 pub mod detect;
 pub mod object;
