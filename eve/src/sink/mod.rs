@@ -8,6 +8,7 @@
 pub mod eve_file;
 pub mod http;
 pub mod memory;
+pub mod spool;
 
 use crate::event::Event;
 
