@@ -1,7 +1,9 @@
 //! Sink flags shared by `capture` and `analyze`, and building the sinks.
 
 use crate::config::Config;
+use anyhow::Context;
 use eve::sink::Fanout;
+use eve::sink::http::{HttpSink, HttpSinkConfig};
 
 /// Where events go (overrides `[sinks]` in the config).
 #[derive(clap::Args, Debug, Default)]
@@ -35,8 +37,17 @@ pub fn build(args: &SinkArgs, config: &Config) -> anyhow::Result<Fanout> {
             cfg.eve_rotate_keep,
         )?));
     }
-    if args.dashboard.is_some() || cfg.dashboard_url.is_some() {
-        anyhow::bail!("the dashboard sink is not built yet");
+    if let Some(url) = args.dashboard.as_ref().or(cfg.dashboard_url.as_ref()) {
+        let token = args
+            .token
+            .as_ref()
+            .or(cfg.dashboard_token.as_ref())
+            .context("--dashboard needs an ingest token: --token or WEIGHTWATCH_TOKEN")?;
+        let spool_dir = args.spool_dir.clone().unwrap_or_else(|| cfg.spool_dir.clone());
+        let mut http = HttpSinkConfig::new(url.clone(), token.clone(), spool_dir);
+        http.spool_max_bytes = cfg.spool_max_bytes;
+        http.batch_events = cfg.batch_events;
+        out.push(Box::new(HttpSink::start(http)?));
     }
     Ok(out)
 }
