@@ -4,10 +4,22 @@
 //!
 //! The engine owns one [`AppConnection`] per TCP flow and feeds it
 //! reassembled bytes; the connection reports objects to an [`ObjectSink`].
-//! (Skeleton: every stream is treated as raw until the protocol parsers land.)
+//! The protocol is decided by content on the first bytes of either direction
+//! (any port): HTTP/1.x, TLS, SSH, else raw.
 
-use crate::object::{ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink};
+mod detect;
+mod http;
+mod raw;
+mod ssh;
+mod stats;
+mod tls;
+
+pub use stats::AppStats;
+
+use crate::object::ObjectSink;
+use detect::{DETECT_MAX, Detected, detect};
 use eve::{Direction, SshInfo, TlsInfo};
+use raw::RawStream;
 
 /// Limits that bound app-layer memory and work.
 #[derive(Clone, Debug)]
@@ -47,28 +59,112 @@ pub struct AppMeta {
     pub encrypted: bool,
 }
 
+/// Everything a protocol handler may touch besides its own state.
+pub(crate) struct Ctx<'a> {
+    /// Where objects go.
+    pub(crate) out: &'a mut dyn ObjectSink,
+    /// Counters.
+    pub(crate) stats: &'a mut AppStats,
+    /// Connection metadata being learned.
+    pub(crate) meta: &'a mut AppMeta,
+    /// Limits.
+    pub(crate) limits: &'a AppLimits,
+    /// The connection was picked up mid-stream.
+    pub(crate) midstream: bool,
+}
+
+/// A protocol's handling of a connection's two directions.
+pub(crate) trait Handler {
+    /// In-order bytes of `dir`.
+    fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>);
+    /// `len` bytes of `dir` lost.
+    fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>);
+    /// `dir` ended.
+    fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>);
+}
+
+/// Both directions as raw streams.
+#[derive(Debug)]
+struct RawConn([RawStream; 2]);
+
+impl RawConn {
+    fn new(app_proto: &'static str) -> Self {
+        RawConn([
+            RawStream::new(Direction::ToServer, app_proto),
+            RawStream::new(Direction::ToClient, app_proto),
+        ])
+    }
+}
+
+impl Handler for RawConn {
+    fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
+        self.0[slot(dir)].data(bytes, ctx);
+    }
+    fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
+        self.0[slot(dir)].gap(len, ctx);
+    }
+    fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
+        self.0[slot(dir)].close(clean, ctx);
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Protocol not known yet: each direction's first bytes (bounded by
+    /// `DETECT_MAX`) and whether (and how) it already closed.
+    Undecided {
+        prefix: [Vec<u8>; 2],
+        closed: [Option<bool>; 2],
+    },
+    Http(Box<http::HttpConn>),
+    Tls(Box<tls::TlsConn>),
+    Ssh(Box<ssh::SshConn>),
+    Raw(RawConn),
+}
+
+impl State {
+    fn handler(&mut self) -> Option<&mut dyn Handler> {
+        match self {
+            State::Undecided { .. } => None,
+            State::Http(h) => Some(h.as_mut()),
+            State::Tls(h) => Some(h.as_mut()),
+            State::Ssh(h) => Some(h.as_mut()),
+            State::Raw(h) => Some(h),
+        }
+    }
+}
+
 /// One TCP connection's app-layer state.
 #[derive(Debug)]
 pub struct AppConnection {
+    state: State,
     meta: AppMeta,
+    stats: AppStats,
+    limits: AppLimits,
     midstream: bool,
-    open: [bool; 2],
 }
 
-fn slot(dir: Direction) -> usize {
+pub(crate) fn slot(dir: Direction) -> usize {
     match dir {
         Direction::ToServer => 0,
         Direction::ToClient => 1,
     }
 }
 
+const DIRS: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
+
 impl AppConnection {
     /// A new connection; `midstream` when its handshake was not seen.
-    pub fn new(_limits: &AppLimits, midstream: bool) -> Self {
+    pub fn new(limits: &AppLimits, midstream: bool) -> Self {
         AppConnection {
+            state: State::Undecided {
+                prefix: [Vec::new(), Vec::new()],
+                closed: [None, None],
+            },
             meta: AppMeta::default(),
+            stats: AppStats::default(),
+            limits: limits.clone(),
             midstream,
-            open: [false; 2],
         }
     }
 
@@ -77,27 +173,42 @@ impl AppConnection {
         if bytes.is_empty() {
             return;
         }
-        self.ensure_open(dir, out);
-        out.object(dir, ObjectEvent::Data(bytes));
+        let mut rest = bytes;
+        if let State::Undecided { prefix, .. } = &mut self.state {
+            let p = &mut prefix[slot(dir)];
+            let take = bytes.len().min(DETECT_MAX.saturating_sub(p.len()));
+            p.extend_from_slice(&bytes[..take]);
+            let Some(proto) = detect(p) else {
+                return;
+            };
+            rest = &bytes[take..];
+            self.decide(proto, out);
+        }
+        if !rest.is_empty() {
+            self.dispatch(out, |h, ctx| h.data(dir, rest, ctx));
+        }
     }
 
     /// `len` bytes of one direction were lost.
     pub fn gap(&mut self, dir: Direction, len: u64, out: &mut dyn ObjectSink) {
-        self.ensure_open(dir, out);
-        out.object(dir, ObjectEvent::Gap(len));
+        if matches!(self.state, State::Undecided { .. }) {
+            self.decide(Detected::Raw, out);
+        }
+        self.dispatch(out, |h, ctx| h.gap(dir, len, ctx));
     }
 
     /// One direction finished: `clean` when it ended with a FIN, not a reset,
     /// timeout or shutdown.
     pub fn close(&mut self, dir: Direction, clean: bool, out: &mut dyn ObjectSink) {
-        if std::mem::take(&mut self.open[slot(dir)]) {
-            let end = if clean {
-                ObjectEnd::Complete
-            } else {
-                ObjectEnd::Truncated
-            };
-            out.object(dir, ObjectEvent::End(end));
+        if let State::Undecided { prefix, closed } = &mut self.state {
+            if prefix[slot(dir)].is_empty() {
+                closed[slot(dir)] = Some(clean);
+                return;
+            }
+            // Too short to tell: whatever it was, it is raw.
+            self.decide(Detected::Raw, out);
         }
+        self.dispatch(out, |h, ctx| h.close(dir, clean, ctx));
     }
 
     /// What has been learned so far.
@@ -105,19 +216,68 @@ impl AppConnection {
         &self.meta
     }
 
-    fn ensure_open(&mut self, dir: Direction, out: &mut dyn ObjectSink) {
-        if !self.open[slot(dir)] {
-            self.open[slot(dir)] = true;
-            self.meta.app_proto.get_or_insert("raw");
-            out.object(
-                dir,
-                ObjectEvent::Begin(ObjectMeta {
-                    direction: dir,
-                    app_proto: "raw",
-                    midstream: self.midstream,
-                    ..ObjectMeta::default()
-                }),
-            );
+    /// Counters of this connection (sum them across connections with
+    /// [`AppStats::merge`]).
+    pub fn stats(&self) -> &AppStats {
+        &self.stats
+    }
+
+    fn dispatch(
+        &mut self,
+        out: &mut dyn ObjectSink,
+        f: impl FnOnce(&mut dyn Handler, &mut Ctx<'_>),
+    ) {
+        let mut ctx = Ctx {
+            out,
+            stats: &mut self.stats,
+            meta: &mut self.meta,
+            limits: &self.limits,
+            midstream: self.midstream,
+        };
+        if let Some(h) = self.state.handler() {
+            f(h, &mut ctx);
+        }
+    }
+
+    /// Fix the protocol and replay what was buffered while deciding.
+    fn decide(&mut self, proto: Detected, out: &mut dyn ObjectSink) {
+        let handler = match proto {
+            Detected::Http => {
+                self.stats.http += 1;
+                self.meta.app_proto = Some("http");
+                State::Http(Box::new(http::HttpConn::new()))
+            }
+            Detected::Tls => {
+                self.stats.tls += 1;
+                self.meta.app_proto = Some("tls");
+                self.meta.encrypted = true;
+                State::Tls(Box::default())
+            }
+            Detected::Ssh => {
+                self.stats.ssh += 1;
+                self.meta.app_proto = Some("ssh");
+                self.meta.encrypted = true;
+                State::Ssh(Box::default())
+            }
+            Detected::Raw => {
+                self.stats.raw += 1;
+                self.meta.app_proto = Some("raw");
+                State::Raw(RawConn::new("raw"))
+            }
+        };
+        let State::Undecided { prefix, closed } = std::mem::replace(&mut self.state, handler)
+        else {
+            return;
+        };
+        // Requests first, so responses find them in the pipelining queue.
+        for dir in DIRS {
+            let bytes = &prefix[slot(dir)];
+            if !bytes.is_empty() {
+                self.dispatch(out, |h, ctx| h.data(dir, bytes, ctx));
+            }
+            if let Some(clean) = closed[slot(dir)] {
+                self.dispatch(out, |h, ctx| h.close(dir, clean, ctx));
+            }
         }
     }
 }

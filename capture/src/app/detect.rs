@@ -1,0 +1,161 @@
+//! Protocol detection by content, on any port, from the first bytes of a
+//! direction.
+
+/// Most bytes of one direction buffered before giving up and calling it raw.
+/// Enough for any sane HTTP request line; longer request lines are raw.
+pub(crate) const DETECT_MAX: usize = 2048;
+
+/// Largest TLS record length (2^14 plus the largest permitted expansion).
+pub(crate) const TLS_MAX_RECORD: usize = 16384 + 2048;
+
+/// What a direction's first bytes look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detected {
+    /// An HTTP/1.x request or response.
+    Http,
+    /// A TLS handshake record.
+    Tls,
+    /// An SSH identification string.
+    Ssh,
+    /// Anything else.
+    Raw,
+}
+
+/// Whether a prefix matches a protocol, cannot, or needs more bytes to say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Yes,
+    No,
+    Maybe,
+}
+
+/// Decide the protocol of a direction from its first bytes; `None` means
+/// "need more". At `DETECT_MAX` bytes the answer is always decided.
+pub(crate) fn detect(buf: &[u8]) -> Option<Detected> {
+    let checks: [(Verdict, Detected); 4] = [
+        (tls(buf), Detected::Tls),
+        (ssh(buf), Detected::Ssh),
+        (http_response(buf), Detected::Http),
+        (http_request(buf), Detected::Http),
+    ];
+    if let Some((_, d)) = checks.iter().find(|(v, _)| *v == Verdict::Yes) {
+        return Some(*d);
+    }
+    if checks.iter().all(|(v, _)| *v == Verdict::No) || buf.len() >= DETECT_MAX {
+        return Some(Detected::Raw);
+    }
+    None
+}
+
+/// `lit` is a prefix of `buf`, or `buf` a prefix of `lit`.
+fn literal(buf: &[u8], lit: &[u8]) -> Verdict {
+    let n = buf.len().min(lit.len());
+    if buf[..n] != lit[..n] {
+        Verdict::No
+    } else if buf.len() >= lit.len() {
+        Verdict::Yes
+    } else {
+        Verdict::Maybe
+    }
+}
+
+fn ssh(buf: &[u8]) -> Verdict {
+    literal(buf, b"SSH-")
+}
+
+/// A handshake record (22), version 3.x, plausible length, and a
+/// ClientHello (1) or ServerHello (2) inside.
+fn tls(buf: &[u8]) -> Verdict {
+    let want: [fn(&[u8]) -> bool; 4] = [
+        |b| b[0] == 0x16,
+        |b| b[1] == 0x03,
+        |b| b[2] <= 0x04,
+        |b| {
+            let len = usize::from(u16::from_be_bytes([b[3], b[4]]));
+            (4..=TLS_MAX_RECORD).contains(&len)
+        },
+    ];
+    if buf.len() < 5 {
+        return match buf.len() {
+            0 => Verdict::Maybe,
+            1 if want[0](buf) => Verdict::Maybe,
+            2 if want[0](buf) && want[1](buf) => Verdict::Maybe,
+            3 | 4 if want[0](buf) && want[1](buf) && want[2](buf) => Verdict::Maybe,
+            _ => Verdict::No,
+        };
+    }
+    if !want.iter().all(|f| f(buf)) {
+        return Verdict::No;
+    }
+    match buf.get(5) {
+        None => Verdict::Maybe,
+        Some(1 | 2) => Verdict::Yes,
+        Some(_) => Verdict::No,
+    }
+}
+
+/// `HTTP/1.` and a digit.
+fn http_response(buf: &[u8]) -> Verdict {
+    match literal(buf, b"HTTP/1.") {
+        Verdict::Yes => match buf.get(7) {
+            None => Verdict::Maybe,
+            Some(d) if d.is_ascii_digit() => Verdict::Yes,
+            Some(_) => Verdict::No,
+        },
+        v => v,
+    }
+}
+
+/// Method token, SP, request target, SP, `HTTP/1.` and a digit.
+fn http_request(buf: &[u8]) -> Verdict {
+    const MAX_METHOD: usize = 24;
+    let method_len = buf
+        .iter()
+        .take(MAX_METHOD + 1)
+        .take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_')
+        .count();
+    if method_len > MAX_METHOD {
+        return Verdict::No;
+    }
+    let Some(&sp) = buf.get(method_len) else {
+        return Verdict::Maybe;
+    };
+    if method_len == 0 || sp != b' ' {
+        return Verdict::No;
+    }
+    let rest = &buf[method_len + 1..];
+    let target_len = rest
+        .iter()
+        .take_while(|b| **b > b' ' && **b != 0x7f)
+        .count();
+    let Some(&sp) = rest.get(target_len) else {
+        return Verdict::Maybe;
+    };
+    if target_len == 0 || sp != b' ' {
+        return Verdict::No;
+    }
+    http_response(&rest[target_len + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decides_each_protocol_and_waits_for_more() {
+        assert_eq!(detect(b"GET / HTTP/1.1\r\n"), Some(Detected::Http));
+        assert_eq!(detect(b"M-SEARCH * HTTP/1.1\r\n"), Some(Detected::Http));
+        assert_eq!(detect(b"GET /a"), None);
+        assert_eq!(detect(b"GET /a HTTP/2"), Some(Detected::Raw));
+        assert_eq!(detect(b"HTTP/1.0 200 OK"), Some(Detected::Http));
+        assert_eq!(detect(b"HTT"), None);
+        assert_eq!(detect(b"SSH-2.0-x"), Some(Detected::Ssh));
+        assert_eq!(detect(&[0x16, 3, 1, 0, 200, 1]), Some(Detected::Tls));
+        assert_eq!(detect(&[0x16, 3, 1, 0xff, 0xff, 1]), Some(Detected::Raw));
+        assert_eq!(detect(&[0x16, 3]), None);
+        assert_eq!(detect(b"\x00\x01binary"), Some(Detected::Raw));
+        assert_eq!(detect(b"get / HTTP/1.1"), Some(Detected::Raw));
+        let long = [b"GET /".as_slice(), &[b'a'; DETECT_MAX]].concat();
+        assert_eq!(detect(&long), Some(Detected::Raw));
+    }
+}

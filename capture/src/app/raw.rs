@@ -1,0 +1,70 @@
+//! A direction's byte stream as one object (raw, and the TLS/SSH streams).
+
+use super::Ctx;
+use crate::object::{ObjectEnd, ObjectEvent, ObjectMeta};
+use eve::Direction;
+
+/// One direction delivered whole as a single object.
+#[derive(Debug)]
+pub(crate) struct RawStream {
+    dir: Direction,
+    app_proto: &'static str,
+    open: bool,
+    done: bool,
+}
+
+impl RawStream {
+    /// A stream object for `dir`, labelled `app_proto`.
+    pub(crate) fn new(dir: Direction, app_proto: &'static str) -> Self {
+        RawStream {
+            dir,
+            app_proto,
+            open: false,
+            done: false,
+        }
+    }
+
+    /// Open the object now with `meta` (if not open yet); `meta.direction`
+    /// and `meta.app_proto` are filled in here.
+    pub(crate) fn begin_with(&mut self, mut meta: ObjectMeta, ctx: &mut Ctx<'_>) {
+        if self.open || self.done {
+            return;
+        }
+        self.open = true;
+        meta.direction = self.dir;
+        meta.app_proto = self.app_proto;
+        meta.midstream = ctx.midstream;
+        ctx.out.object(self.dir, ObjectEvent::Begin(meta));
+    }
+
+    /// Bytes of the stream.
+    pub(crate) fn data(&mut self, bytes: &[u8], ctx: &mut Ctx<'_>) {
+        if bytes.is_empty() || self.done {
+            return;
+        }
+        self.begin_with(ObjectMeta::default(), ctx);
+        ctx.out.object(self.dir, ObjectEvent::Data(bytes));
+    }
+
+    /// `len` bytes lost.
+    pub(crate) fn gap(&mut self, len: u64, ctx: &mut Ctx<'_>) {
+        if self.done {
+            return;
+        }
+        self.begin_with(ObjectMeta::default(), ctx);
+        ctx.out.object(self.dir, ObjectEvent::Gap(len));
+    }
+
+    /// The direction ended.
+    pub(crate) fn close(&mut self, clean: bool, ctx: &mut Ctx<'_>) {
+        if std::mem::take(&mut self.open) {
+            let end = if clean {
+                ObjectEnd::Complete
+            } else {
+                ObjectEnd::Truncated
+            };
+            ctx.out.object(self.dir, ObjectEvent::End(end));
+        }
+        self.done = true;
+    }
+}
