@@ -12,6 +12,11 @@
 //! builds the [`Detectors`] set.
 
 pub mod config;
+pub mod egress;
+pub mod format;
+pub mod known;
+pub mod sizematch;
+pub mod stats;
 
 pub use config::{DetectConfig, PolicyConfig};
 
@@ -123,13 +128,104 @@ pub enum BuildError {
     /// The policy or thresholds are invalid.
     #[error("invalid detector configuration: {0}")]
     Config(String),
+    /// The known-weights index could not be read.
+    #[error(transparent)]
+    Index(#[from] known::IndexError),
 }
 
-/// Build the detectors from configuration (and a known-weights index).
+/// Build the detectors from configuration (and a known-weights index):
+/// format fingerprints, tensor statistics, known weights (with an index),
+/// egress volume per flow and per window, and the encrypted size match
+/// (with an index). `[detect] disabled` switches any of them off.
 pub fn build(
-    _policy: &PolicyConfig,
-    _detect: &DetectConfig,
-    _index: Option<&std::path::Path>,
+    policy: &PolicyConfig,
+    detect: &DetectConfig,
+    index: Option<&std::path::Path>,
 ) -> Result<Detectors, BuildError> {
-    Ok(Detectors::none())
+    detect.validate().map_err(BuildError::Config)?;
+    let pol = Arc::new(egress::Policy::from_config(policy).map_err(BuildError::Config)?);
+    let cfg = Arc::new(detect.clone());
+    let index = match index {
+        Some(p) => Some(Arc::new(known::Index::read(p)?)),
+        None => None,
+    };
+    let mut d = Detectors::none();
+    if cfg.enabled("format") {
+        d.object
+            .push(Arc::new(format::FormatDetector::new(cfg.clone())));
+    }
+    if cfg.enabled("tensor_stats") {
+        d.object
+            .push(Arc::new(stats::TensorStatsDetector::new(cfg.clone())));
+    }
+    if let Some(idx) = &index
+        && cfg.enabled("known_weights")
+    {
+        d.object.push(Arc::new(known::KnownWeightsDetector::new(
+            idx.clone(),
+            cfg.clone(),
+        )));
+    }
+    if cfg.enabled("egress_flow") {
+        d.flow
+            .push(Arc::new(egress::EgressFlowDetector::new(pol.clone())));
+    }
+    if cfg.enabled("egress_window") {
+        let skip_single = cfg.enabled("egress_flow");
+        d.flow.push(Arc::new(egress::EgressWindowDetector::new(
+            pol.clone(),
+            skip_single,
+        )));
+    }
+    if let Some(idx) = &index
+        && cfg.enabled("size_match")
+    {
+        d.flow.push(Arc::new(sizematch::SizeMatchDetector::new(
+            idx,
+            pol.clone(),
+            cfg.clone(),
+        )));
+    }
+    Ok(d)
+}
+
+/// Stable signature ids of the sensor's alerts (listed in `docs/detectors.md`).
+pub mod sig {
+    use eve::WeightFormat;
+
+    /// Weights format: `4100001 + n`, one per format (see [`format_sid`]).
+    pub const FORMAT_BASE: u32 = 4_100_001;
+    /// A tensor container that is not weights (`tensor_data`).
+    pub const TENSOR_DATA: u32 = 4_100_100;
+    /// Headerless tensor data recognised by its statistics.
+    pub const TENSOR_STATS: u32 = 4_100_200;
+    /// Chunks of a registered weight file.
+    pub const KNOWN_WEIGHTS: u32 = 4_100_300;
+    /// One flow's upload over the threshold.
+    pub const EGRESS_FLOW: u32 = 4_100_400;
+    /// A (host, destination) pair's upload within the window over the threshold.
+    pub const EGRESS_WINDOW: u32 = 4_100_401;
+    /// Encrypted upload the size of a registered weight file.
+    pub const SIZE_MATCH: u32 = 4_100_500;
+
+    /// The signature id of a weights-format alert for `f`.
+    pub fn format_sid(f: WeightFormat) -> u32 {
+        FORMAT_BASE
+            + match f {
+                WeightFormat::Safetensors => 0,
+                WeightFormat::Gguf => 1,
+                WeightFormat::PytorchZip => 2,
+                WeightFormat::PytorchPickle => 3,
+                WeightFormat::Onnx => 4,
+                WeightFormat::Npy => 5,
+                WeightFormat::Npz => 6,
+                WeightFormat::Hdf5 => 7,
+                WeightFormat::Tflite => 8,
+                WeightFormat::TfCheckpoint => 9,
+                WeightFormat::Tar => 10,
+                WeightFormat::Zip => 11,
+                WeightFormat::RawTensor => 12,
+                WeightFormat::Unknown => 13,
+            }
+    }
 }

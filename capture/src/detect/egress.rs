@@ -1,0 +1,383 @@
+//! Egress policy and volume: bytes leaving the internal networks for a
+//! destination the policy does not allow (deny by default), per flow and per
+//! (internal host, external destination) rolling window shared by every
+//! worker thread. Works on byte counts only, so it covers TLS, SSH and
+//! unknown protocols alike; the alert leaves the moment the threshold is
+//! crossed.
+
+use super::config::PolicyConfig;
+use super::{Finding, FlowDetector, FlowScan, FlowView, sig};
+use dashmap::DashMap;
+use eve::{AlertCategory, Direction, Evidence};
+use ipnet::IpNet;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The compiled `[policy]`.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    internal: Vec<IpNet>,
+    allowed_nets: Vec<IpNet>,
+    /// (name, suffix match): `.corp.example` matches itself and below.
+    allowed_names: Vec<(String, bool)>,
+    /// Upload threshold (bytes).
+    pub upload_alert_bytes: u64,
+    /// Window length in microseconds.
+    pub window_us: i64,
+    max_pairs: usize,
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+impl Policy {
+    /// Compile and check the configuration (the error names the bad entry).
+    pub fn from_config(c: &PolicyConfig) -> Result<Self, String> {
+        let mut internal = Vec::new();
+        for n in &c.internal_networks {
+            internal.push(
+                parse_net(n)
+                    .ok_or_else(|| format!("policy.internal_networks: {n:?} is not a CIDR"))?,
+            );
+        }
+        let mut allowed_nets = Vec::new();
+        let mut allowed_names = Vec::new();
+        for d in &c.allowed_destinations {
+            if let Some(net) = parse_net(d) {
+                allowed_nets.push(net);
+                continue;
+            }
+            let name = d.trim().to_ascii_lowercase();
+            let bare = name.trim_start_matches('.');
+            let ok = !bare.is_empty()
+                && bare.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+            if !ok {
+                return Err(format!(
+                    "policy.allowed_destinations: {d:?} is neither a CIDR nor a host name or .suffix"
+                ));
+            }
+            allowed_names.push((bare.to_string(), name.starts_with('.')));
+        }
+        if c.upload_alert_bytes == 0 {
+            return Err("policy.upload_alert_bytes must be positive".into());
+        }
+        if c.window_secs == 0 || c.window_secs > 30 * 86_400 {
+            return Err("policy.window_secs must be between 1 and 2592000".into());
+        }
+        Ok(Policy {
+            internal,
+            allowed_nets,
+            allowed_names,
+            upload_alert_bytes: c.upload_alert_bytes,
+            window_us: c.window_secs as i64 * 1_000_000,
+            max_pairs: c.max_tracked_pairs.max(1),
+        })
+    }
+
+    /// Whether `ip` is on our side.
+    pub fn is_internal(&self, ip: IpAddr) -> bool {
+        self.internal.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether uploads to `ip` (known by `name`) are allowed.
+    pub fn allowed(&self, ip: IpAddr, name: Option<&str>) -> bool {
+        if self.allowed_nets.iter().any(|n| n.contains(&ip)) {
+            return true;
+        }
+        let Some(name) = name else { return false };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.allowed_names.iter().any(|(a, suffix)| {
+            name == *a
+                || (*suffix
+                    && name.len() > a.len()
+                    && name.ends_with(a.as_str())
+                    && name.as_bytes()[name.len() - a.len() - 1] == b'.')
+        })
+    }
+
+    /// Which direction of this flow leaves the internal networks, if one does.
+    pub fn egress_direction(&self, flow: &FlowView<'_>) -> Option<Direction> {
+        match (
+            self.is_internal(flow.net.src_ip),
+            self.is_internal(flow.net.dest_ip),
+        ) {
+            (true, false) => Some(Direction::ToServer),
+            (false, true) => Some(Direction::ToClient),
+            _ => None,
+        }
+    }
+
+    /// (internal host, external host, external name, bytes out) of an egress
+    /// flow that goes to a destination not allowed; `None` otherwise.
+    fn denied<'a>(&self, flow: &FlowView<'a>) -> Option<(IpAddr, IpAddr, Option<&'a str>, u64)> {
+        match self.egress_direction(flow)? {
+            Direction::ToServer => {
+                let name = flow.server_name;
+                (!self.allowed(flow.net.dest_ip, name)).then_some((
+                    flow.net.src_ip,
+                    flow.net.dest_ip,
+                    name,
+                    flow.payload_toserver,
+                ))
+            }
+            Direction::ToClient => (!self.allowed(flow.net.src_ip, None)).then_some((
+                flow.net.dest_ip,
+                flow.net.src_ip,
+                None,
+                flow.payload_toclient,
+            )),
+        }
+    }
+}
+
+fn base_evidence(
+    policy: &Policy,
+    flow: &FlowView<'_>,
+    internal: IpAddr,
+    external: IpAddr,
+    name: Option<&str>,
+) -> Evidence {
+    let mut e = Evidence::new();
+    e.insert("internal_host".into(), json!(internal.to_string()));
+    e.insert("destination".into(), json!(external.to_string()));
+    if let Some(n) = name {
+        e.insert("destination_name".into(), json!(n));
+    }
+    e.insert(
+        "destination_policy".into(),
+        json!("not allowed (deny by default)"),
+    );
+    e.insert("threshold_bytes".into(), json!(policy.upload_alert_bytes));
+    e.insert(
+        "app_proto".into(),
+        json!(flow.net.app_proto.as_deref().unwrap_or("unknown")),
+    );
+    e.insert("encrypted".into(), json!(flow.encrypted));
+    let secs = ((flow.now.unix_micros() - flow.start.unix_micros()).max(0)) as f64 / 1e6;
+    e.insert(
+        "flow_seconds".into(),
+        json!((secs * 1000.0).round() / 1000.0),
+    );
+    e
+}
+
+/// Per-flow volume: one flow's egress crosses the threshold.
+pub struct EgressFlowDetector {
+    policy: Arc<Policy>,
+}
+
+impl EgressFlowDetector {
+    /// A detector enforcing `policy`.
+    pub fn new(policy: Arc<Policy>) -> Self {
+        EgressFlowDetector { policy }
+    }
+}
+
+impl FlowDetector for EgressFlowDetector {
+    fn name(&self) -> &'static str {
+        "egress_flow"
+    }
+
+    fn begin(&self, flow: &FlowView<'_>) -> Option<Box<dyn FlowScan>> {
+        self.policy.egress_direction(flow)?;
+        Some(Box::new(EgressFlowScan {
+            policy: self.policy.clone(),
+            done: false,
+        }))
+    }
+}
+
+struct EgressFlowScan {
+    policy: Arc<Policy>,
+    done: bool,
+}
+
+impl FlowScan for EgressFlowScan {
+    fn progress(&mut self, flow: &FlowView<'_>) -> Option<Finding> {
+        if self.done {
+            return None;
+        }
+        let (internal, external, name, bytes) = self.policy.denied(flow)?;
+        if bytes < self.policy.upload_alert_bytes {
+            return None;
+        }
+        self.done = true;
+        let mut e = base_evidence(&self.policy, flow, internal, external, name);
+        e.insert("flow_bytes_out".into(), json!(bytes));
+        let severity = if bytes >= self.policy.upload_alert_bytes.saturating_mul(10) {
+            1
+        } else {
+            2
+        };
+        Some(Finding {
+            category: AlertCategory::EgressVolume,
+            signature: format!(
+                "WEIGHTWATCH egress volume: {} MiB in one flow to {}",
+                bytes >> 20,
+                name.map(str::to_string)
+                    .unwrap_or_else(|| external.to_string())
+            ),
+            signature_id: sig::EGRESS_FLOW,
+            severity,
+            evidence: e,
+        })
+    }
+
+    fn end(&mut self, flow: &FlowView<'_>) -> Option<Finding> {
+        self.progress(flow)
+    }
+}
+
+/// Rolling byte counts of one (internal host, destination) pair.
+#[derive(Debug, Default)]
+struct PairWindow {
+    /// (bucket start µs, bytes), oldest first.
+    buckets: VecDeque<(i64, u64)>,
+    /// No new window alert before this time.
+    quiet_until: i64,
+    last: i64,
+    flows: VecDeque<u64>,
+}
+
+const BUCKETS: i64 = 60;
+const MAX_FLOWS_LISTED: usize = 16;
+
+/// Per-(internal host, destination) volume over `policy.window_secs`.
+pub struct EgressWindowDetector {
+    policy: Arc<Policy>,
+    pairs: Arc<DashMap<(IpAddr, IpAddr), PairWindow>>,
+    /// Leave single flows over the threshold to the per-flow alert.
+    skip_single_flow: bool,
+}
+
+impl EgressWindowDetector {
+    /// A detector enforcing `policy`; `skip_single_flow` when the per-flow
+    /// detector also runs (so one big flow raises one alert, not two).
+    pub fn new(policy: Arc<Policy>, skip_single_flow: bool) -> Self {
+        EgressWindowDetector {
+            policy,
+            pairs: Arc::new(DashMap::new()),
+            skip_single_flow,
+        }
+    }
+}
+
+impl FlowDetector for EgressWindowDetector {
+    fn name(&self) -> &'static str {
+        "egress_window"
+    }
+
+    fn begin(&self, flow: &FlowView<'_>) -> Option<Box<dyn FlowScan>> {
+        self.policy.egress_direction(flow)?;
+        Some(Box::new(EgressWindowScan {
+            policy: self.policy.clone(),
+            pairs: self.pairs.clone(),
+            skip_single_flow: self.skip_single_flow,
+            counted: 0,
+            done: false,
+        }))
+    }
+}
+
+struct EgressWindowScan {
+    policy: Arc<Policy>,
+    pairs: Arc<DashMap<(IpAddr, IpAddr), PairWindow>>,
+    skip_single_flow: bool,
+    counted: u64,
+    done: bool,
+}
+
+impl EgressWindowScan {
+    fn evict(&self, now: i64) {
+        if self.pairs.len() > self.policy.max_pairs {
+            let horizon = now - self.policy.window_us;
+            self.pairs.retain(|_, w| w.last >= horizon);
+        }
+    }
+}
+
+impl FlowScan for EgressWindowScan {
+    fn progress(&mut self, flow: &FlowView<'_>) -> Option<Finding> {
+        if self.done {
+            return None;
+        }
+        let (internal, external, name, bytes) = self.policy.denied(flow)?;
+        let delta = bytes.saturating_sub(self.counted);
+        if delta == 0 {
+            return None;
+        }
+        self.counted = bytes;
+        let now = flow.now.unix_micros();
+        let width = (self.policy.window_us / BUCKETS).max(1);
+        let bucket = now - now.rem_euclid(width);
+        let (total, flows) = {
+            let mut w = self.pairs.entry((internal, external)).or_default();
+            match w.buckets.back_mut() {
+                Some((b, n)) if *b == bucket => *n += delta,
+                _ => w.buckets.push_back((bucket, delta)),
+            }
+            let horizon = now - self.policy.window_us;
+            while w
+                .buckets
+                .front()
+                .is_some_and(|(b, _)| *b + width <= horizon)
+            {
+                w.buckets.pop_front();
+            }
+            w.last = now;
+            if !w.flows.contains(&flow.net.flow_id) {
+                w.flows.push_back(flow.net.flow_id);
+                if w.flows.len() > MAX_FLOWS_LISTED {
+                    w.flows.pop_front();
+                }
+            }
+            let total: u64 = w.buckets.iter().map(|(_, n)| n).sum();
+            if total < self.policy.upload_alert_bytes
+                || now < w.quiet_until
+                || (self.skip_single_flow && bytes >= self.policy.upload_alert_bytes)
+            {
+                drop(w);
+                self.evict(now);
+                return None;
+            }
+            w.quiet_until = now + self.policy.window_us;
+            (total, w.flows.iter().copied().collect::<Vec<_>>())
+        };
+        self.done = true;
+        let mut e = base_evidence(&self.policy, flow, internal, external, name);
+        e.insert("window_bytes_out".into(), json!(total));
+        e.insert(
+            "window_secs".into(),
+            json!(self.policy.window_us / 1_000_000),
+        );
+        e.insert("flow_bytes_out".into(), json!(bytes));
+        e.insert("window_flow_ids".into(), json!(flows));
+        Some(Finding {
+            category: AlertCategory::EgressVolume,
+            signature: format!(
+                "WEIGHTWATCH egress volume: {} MiB from {} to {} within {} s",
+                total >> 20,
+                internal,
+                name.map(str::to_string)
+                    .unwrap_or_else(|| external.to_string()),
+                self.policy.window_us / 1_000_000
+            ),
+            signature_id: sig::EGRESS_WINDOW,
+            severity: 2,
+            evidence: e,
+        })
+    }
+
+    fn end(&mut self, flow: &FlowView<'_>) -> Option<Finding> {
+        self.progress(flow)
+    }
+}

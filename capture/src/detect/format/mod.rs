@@ -1,0 +1,489 @@
+//! Format fingerprints: one aho-corasick pass over an object's first bytes
+//! finds candidate magics; a structural parser per format then confirms (so a
+//! stray `GGUF` in a text file does not alert) and extracts the evidence:
+//! dtypes, tensor count, parameter estimate, header-declared size,
+//! architecture and model name.
+
+mod archive;
+mod cursor;
+mod gguf;
+mod hdf5;
+mod names;
+mod numpy;
+mod onnx;
+mod pickle;
+mod safetensors;
+mod tfckpt;
+mod tflite;
+mod torch;
+
+use super::config::DetectConfig;
+use super::{Detector, Finding, ObjectScan, sig};
+use crate::object::{ObjectEnd, ObjectMeta};
+use aho_corasick::AhoCorasick;
+use cursor::Fail;
+use eve::{AlertCategory, Evidence, WeightFormat};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+pub use names::is_model_member;
+
+/// What a confirmed object holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Model weights (float or quantised tensors in a weights format).
+    Weights,
+    /// An archive whose members are named like model files.
+    ModelArchive,
+    /// A tensor container that does not look like weights (uint8 image
+    /// `.npy`, generic HDF5): category `tensor_data`, low severity.
+    TensorData,
+}
+
+/// A confirmed format and its evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identified {
+    /// The format (`fileinfo.format`).
+    pub format: WeightFormat,
+    /// Weights, model archive or plain tensor data.
+    pub kind: Kind,
+    /// Sub-kind: `keras`, `legacy`, `gzip`, `zstd`, `index`, `data_shard` …
+    pub detail: Option<&'static str>,
+    /// Element types seen (format's own names normalised: `bf16`, `f16`, `f32`, `q8_0` …).
+    pub dtypes: BTreeSet<String>,
+    /// Tensors described in the part of the header seen.
+    pub tensors: u64,
+    /// Sum of tensor elements in the part of the header seen.
+    pub params: u64,
+    /// Total file size the header declares, when it does.
+    pub declared_bytes: Option<u64>,
+    /// `general.architecture` and the like.
+    pub architecture: Option<String>,
+    /// `general.name` and the like.
+    pub model_name: Option<String>,
+    /// Archive members named like model files (first few).
+    pub members: Vec<String>,
+    /// Format of the first model member, when its header was in view.
+    pub inner: Option<Box<Identified>>,
+    /// Offset of the structure within the object.
+    pub offset: u64,
+}
+
+impl Identified {
+    pub(crate) fn new(format: WeightFormat, kind: Kind) -> Self {
+        Identified {
+            format,
+            kind,
+            detail: None,
+            dtypes: BTreeSet::new(),
+            tensors: 0,
+            params: 0,
+            declared_bytes: None,
+            architecture: None,
+            model_name: None,
+            members: Vec::new(),
+            inner: None,
+            offset: 0,
+        }
+    }
+
+    /// Parameters of this file or, for an archive, of its first member.
+    fn best_params(&self) -> u64 {
+        self.params
+            .max(self.inner.as_ref().map(|i| i.params).unwrap_or(0))
+    }
+
+    /// The evidence object of an alert.
+    pub fn evidence(&self) -> Evidence {
+        let mut e = Evidence::new();
+        e.insert("format".into(), json!(self.format.as_str()));
+        if let Some(d) = self.detail {
+            e.insert("variant".into(), json!(d));
+        }
+        if !self.dtypes.is_empty() {
+            e.insert("dtypes".into(), json!(self.dtypes));
+        }
+        if self.tensors > 0 {
+            e.insert("tensor_count".into(), json!(self.tensors));
+        }
+        if self.params > 0 {
+            e.insert("parameter_estimate".into(), json!(self.params));
+        }
+        if let Some(b) = self.declared_bytes {
+            e.insert("declared_bytes".into(), json!(b));
+        }
+        if let Some(a) = &self.architecture {
+            e.insert("architecture".into(), json!(a));
+        }
+        if let Some(n) = &self.model_name {
+            e.insert("model_name".into(), json!(n));
+        }
+        if !self.members.is_empty() {
+            e.insert("model_members".into(), json!(self.members));
+        }
+        if self.offset > 0 {
+            e.insert("offset".into(), json!(self.offset));
+        }
+        if let Some(inner) = &self.inner {
+            e.insert("member".into(), serde_json::Value::Object(inner.evidence()));
+        }
+        e
+    }
+}
+
+/// Outcome of trying to recognise a buffered prefix.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Confirmed.
+    Match(Identified),
+    /// A candidate's structure runs past the prefix: try again with more.
+    NeedMore,
+    /// Nothing recognised.
+    No,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Magic {
+    Gguf,
+    Hdf5,
+    Npy,
+    Zip,
+    Tflite,
+    TorchLegacy,
+    Tar,
+    Gzip,
+    Zstd,
+}
+
+const MAGICS: [(&[u8], Magic); 9] = [
+    (b"GGUF", Magic::Gguf),
+    (b"\x89HDF\r\n\x1a\n", Magic::Hdf5),
+    (b"\x93NUMPY", Magic::Npy),
+    (b"PK\x03\x04", Magic::Zip),
+    (b"TFL3", Magic::Tflite),
+    (
+        b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19",
+        Magic::TorchLegacy,
+    ),
+    (b"ustar", Magic::Tar),
+    (b"\x1f\x8b\x08", Magic::Gzip),
+    (b"\x28\xb5\x2f\xfd", Magic::Zstd),
+];
+
+/// Candidate structures tried per attempt (bounds work on adversarial input).
+const MAX_CANDIDATES: usize = 32;
+
+fn automaton() -> &'static AhoCorasick {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| {
+        // The patterns are fixed and valid: building cannot fail.
+        AhoCorasick::new(MAGICS.iter().map(|(m, _)| *m)).expect("static magic patterns")
+    })
+}
+
+fn from_fail(f: Fail) -> Verdict {
+    match f {
+        Fail::Short => Verdict::NeedMore,
+        Fail::Bad => Verdict::No,
+    }
+}
+
+/// A structural parser of one format at the start of a slice.
+type Parser = fn(&[u8]) -> Result<Identified, Fail>;
+
+/// Recognise a single (non-archive) file whose first byte is `buf[pos]`.
+pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
+    let Some(b) = buf.get(pos..) else {
+        return Verdict::No;
+    };
+    let tries: [Parser; 8] = [
+        safetensors::parse,
+        gguf::parse,
+        numpy::parse_npy,
+        hdf5::parse,
+        torch::parse_legacy,
+        tflite::parse,
+        tfckpt::parse_index,
+        onnx::parse,
+    ];
+    let mut need = false;
+    for f in tries {
+        match f(b) {
+            Ok(mut id) => {
+                id.offset = pos as u64;
+                return Verdict::Match(id);
+            }
+            Err(Fail::Short) => need = true,
+            Err(Fail::Bad) => {}
+        }
+    }
+    if need { Verdict::NeedMore } else { Verdict::No }
+}
+
+/// Recognise the buffered prefix of an object. `complete` says the buffer
+/// holds everything that will come (so "need more" is final).
+pub fn identify(buf: &[u8], complete: bool) -> Verdict {
+    let mut need = false;
+    // Formats without a magic are only taken at the object's first byte.
+    for f in [safetensors::parse, onnx::parse, tfckpt::parse_index] {
+        match f(buf) {
+            Ok(id) => return Verdict::Match(id),
+            Err(Fail::Short) => need = true,
+            Err(Fail::Bad) => {}
+        }
+    }
+    for m in automaton().find_overlapping_iter(buf).take(MAX_CANDIDATES) {
+        let (_, magic) = MAGICS[m.pattern().as_usize()];
+        let at = m.start();
+        let v = match magic {
+            Magic::Gguf => at_result(buf, at, gguf::parse),
+            Magic::Hdf5 => at_result(buf, at, hdf5::parse),
+            Magic::Npy => at_result(buf, at, numpy::parse_npy),
+            Magic::TorchLegacy => at_result(buf, at, torch::parse_legacy),
+            Magic::Tflite if at >= 4 => at_result(buf, at - 4, tflite::parse),
+            Magic::Tflite => Verdict::No,
+            Magic::Zip => archive::zip_at(buf, at, complete),
+            Magic::Tar if at >= 257 => archive::tar_at(buf, at - 257, complete),
+            Magic::Tar => Verdict::No,
+            Magic::Gzip if at == 0 => archive::compressed(buf, archive::Codec::Gzip, complete),
+            Magic::Zstd if at == 0 => archive::compressed(buf, archive::Codec::Zstd, complete),
+            Magic::Gzip | Magic::Zstd => Verdict::No,
+        };
+        match v {
+            Verdict::Match(id) => return Verdict::Match(id),
+            Verdict::NeedMore => need = true,
+            Verdict::No => {}
+        }
+    }
+    if need && !complete {
+        Verdict::NeedMore
+    } else {
+        Verdict::No
+    }
+}
+
+fn at_result(buf: &[u8], at: usize, f: Parser) -> Verdict {
+    match buf.get(at..).map(f) {
+        Some(Ok(mut id)) => {
+            id.offset = at as u64;
+            Verdict::Match(id)
+        }
+        Some(Err(e)) => from_fail(e),
+        None => Verdict::No,
+    }
+}
+
+/// The format detector: buffers an object's first `format_scan_bytes` and
+/// tries to recognise them as the buffer grows past 4 KiB, 64 KiB, 256 KiB,
+/// 1 MiB and at the object's end.
+pub struct FormatDetector {
+    cfg: Arc<DetectConfig>,
+}
+
+impl FormatDetector {
+    /// A detector with these thresholds.
+    pub fn new(cfg: Arc<DetectConfig>) -> Self {
+        FormatDetector { cfg }
+    }
+}
+
+impl Detector for FormatDetector {
+    fn name(&self) -> &'static str {
+        "format"
+    }
+
+    fn begin(&self, meta: &ObjectMeta) -> Option<Box<dyn ObjectScan>> {
+        Some(Box::new(FormatScan {
+            cfg: self.cfg.clone(),
+            filename: meta.filename.clone(),
+            declared: meta.declared_size,
+            buf: Vec::new(),
+            buf_start: None,
+            seen: 0,
+            next_try: 4096,
+            pending: None,
+            format: None,
+            done: false,
+        }))
+    }
+}
+
+/// Per-object state of [`FormatDetector`].
+pub struct FormatScan {
+    cfg: Arc<DetectConfig>,
+    filename: Option<String>,
+    declared: Option<u64>,
+    buf: Vec<u8>,
+    buf_start: Option<u64>,
+    seen: u64,
+    next_try: usize,
+    pending: Option<Identified>,
+    format: Option<WeightFormat>,
+    done: bool,
+}
+
+impl FormatScan {
+    fn limit(&self) -> usize {
+        self.cfg.format_scan_bytes as usize
+    }
+
+    fn attempt(&mut self, complete: bool) {
+        match identify(&self.buf, complete) {
+            Verdict::Match(id) => {
+                self.format = Some(id.format);
+                self.pending = Some(id);
+            }
+            Verdict::NeedMore if !complete && self.buf.len() < self.limit() => {}
+            _ => {
+                if let Some(id) = self.data_shard() {
+                    self.format = Some(id.format);
+                    self.pending = Some(id);
+                } else if complete || self.buf.len() >= self.limit() {
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    /// A TF checkpoint data shard has no header: its name and tensor-shaped
+    /// statistics together identify it.
+    fn data_shard(&self) -> Option<Identified> {
+        let name = self.filename.as_deref()?;
+        if !names::is_tf_data_shard(name) {
+            return None;
+        }
+        let dtype = super::stats::classify(&self.buf)?;
+        let mut id = Identified::new(WeightFormat::TfCheckpoint, Kind::Weights);
+        id.detail = Some("data_shard");
+        id.dtypes.insert(dtype.name().to_string());
+        Some(id)
+    }
+
+    /// Emit the pending identification once the object is known to be big
+    /// enough (by its header, its framing, or the bytes seen).
+    fn emit(&mut self, ended: bool) -> Option<Finding> {
+        let id = self.pending.as_ref()?;
+        let size = id.declared_bytes.or(self.declared);
+        let enough = match size {
+            Some(s) => s >= self.cfg.min_object_bytes,
+            None => self.seen >= self.cfg.min_object_bytes,
+        };
+        if !enough {
+            if ended || size.is_some() {
+                self.done = true;
+            }
+            return None;
+        }
+        let id = self.pending.take()?;
+        self.done = true;
+        Some(finding(&id, size.unwrap_or(self.seen)))
+    }
+}
+
+/// The alert for a confirmed identification of an object of `size` bytes.
+pub fn finding(id: &Identified, size: u64) -> Finding {
+    let mut evidence = id.evidence();
+    let format = id.inner.as_ref().map(|i| i.format.as_str());
+    let (category, sid, severity) = match id.kind {
+        Kind::TensorData => (AlertCategory::TensorData, sig::TENSOR_DATA, 3),
+        Kind::Weights | Kind::ModelArchive => {
+            let big = size >= 1 << 30 || id.best_params() >= 500_000_000;
+            (
+                AlertCategory::WeightsFormat,
+                sig::format_sid(id.format),
+                if big { 1 } else { 2 },
+            )
+        }
+    };
+    evidence.insert("object_bytes".into(), json!(size));
+    let mut what = id.format.as_str().to_string();
+    if let Some(d) = id.detail {
+        what = format!("{what} ({d})");
+    }
+    if let Some(f) = format {
+        what = format!("{what} containing {f}");
+    }
+    let mut facts = Vec::new();
+    if !id.dtypes.is_empty() {
+        facts.push(id.dtypes.iter().cloned().collect::<Vec<_>>().join("/"));
+    }
+    if id.tensors > 0 {
+        facts.push(format!("{} tensors", id.tensors));
+    }
+    if id.best_params() > 0 {
+        facts.push(format!("{} params", human(id.best_params())));
+    }
+    let signature = match (id.kind, facts.is_empty()) {
+        (Kind::TensorData, _) => {
+            format!("WEIGHTWATCH tensor data in {what} ({})", facts.join(", "))
+        }
+        (_, true) => format!("WEIGHTWATCH model weights: {what}"),
+        (_, false) => format!("WEIGHTWATCH model weights: {what} ({})", facts.join(", ")),
+    };
+    Finding {
+        category,
+        signature,
+        signature_id: sid,
+        severity,
+        evidence,
+    }
+}
+
+/// 1.2K, 3.4M, 7.0B.
+pub(crate) fn human(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}K", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.1}B", n as f64 / 1e9),
+    }
+}
+
+impl ObjectScan for FormatScan {
+    fn data(&mut self, offset: u64, bytes: &[u8]) -> Option<Finding> {
+        if self.done {
+            return None;
+        }
+        self.seen = self.seen.max(offset + bytes.len() as u64);
+        if self.pending.is_none() {
+            // Only contiguous bytes from the first one received are buffered.
+            let room = self.limit().saturating_sub(self.buf.len());
+            let start = *self.buf_start.get_or_insert(offset);
+            if room > 0 && offset == start + self.buf.len() as u64 {
+                self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            if self.buf.len() >= self.next_try.min(self.limit()) {
+                self.next_try = self.buf.len().saturating_mul(4).max(4096);
+                self.attempt(false);
+            }
+        }
+        self.emit(false)
+    }
+
+    fn gap(&mut self, len: u64) {
+        self.seen += len;
+        if self.pending.is_none() && !self.buf.is_empty() {
+            // The prefix is broken: decide on what we have.
+            self.attempt(true);
+        }
+    }
+
+    fn end(&mut self, _state: ObjectEnd) -> Option<Finding> {
+        if self.done {
+            return None;
+        }
+        if self.pending.is_none() {
+            self.attempt(true);
+        }
+        self.emit(true)
+    }
+
+    fn format(&self) -> Option<WeightFormat> {
+        self.format
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+}

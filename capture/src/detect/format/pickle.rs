@@ -1,0 +1,286 @@
+//! A bounded pickle opcode walker: enough of the pickle virtual machine
+//! (protocols 0–5 opcodes `torch.save` and NumPy emit) to count the tensors
+//! of a state dict and read each storage's type and element count from its
+//! persistent id, without executing anything. Stack, memo and string sizes
+//! are capped; unknown opcodes end the walk as "not a pickle".
+
+use super::cursor::{Cursor, Fail, PResult};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug)]
+enum V {
+    Int(i64),
+    Str(String),
+    Global(String),
+    Tuple(Vec<V>),
+    Mark,
+    Other,
+}
+
+/// What a walk found.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Summary {
+    /// `_rebuild_tensor*` / `_rebuild_parameter` reductions.
+    pub rebuilds: u64,
+    /// (storage class, element count) of each persistent-id storage.
+    pub storages: Vec<(String, u64)>,
+    /// Globals from the `torch` package seen.
+    pub torch_globals: u64,
+    /// `STOP` reached.
+    pub complete: bool,
+}
+
+const MAX_STACK: usize = 100_000;
+const MAX_MEMO: usize = 1_000_000;
+const MAX_STR: usize = 1 << 16;
+
+fn line<'a>(c: &mut Cursor<'a>) -> PResult<&'a [u8]> {
+    let start = c.pos();
+    loop {
+        if c.u8()? == b'\n' {
+            break;
+        }
+        if c.pos() - start > 4096 {
+            return Err(Fail::Bad);
+        }
+    }
+    Ok(c.slice(start, c.pos() - 1))
+}
+
+fn pop_mark(stack: &mut Vec<V>) -> PResult<Vec<V>> {
+    let i = stack
+        .iter()
+        .rposition(|v| matches!(v, V::Mark))
+        .ok_or(Fail::Bad)?;
+    let items = stack.split_off(i + 1);
+    stack.pop();
+    Ok(items)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(MAX_STR)]).into_owned()
+}
+
+/// Walk one pickle starting at `buf[0]`. Returns the summary and the offset
+/// just past `STOP` (or the prefix end, with `complete == false`).
+pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
+    let mut c = Cursor::new(buf, 0);
+    let mut s = Summary::default();
+    let mut stack: Vec<V> = Vec::new();
+    let mut memo: HashMap<u32, V> = HashMap::new();
+    let mut ops = 0u64;
+    loop {
+        let op = match c.u8() {
+            Ok(op) => op,
+            Err(Fail::Short) if ops > 0 => return Ok((s, c.pos())),
+            Err(e) => return Err(e),
+        };
+        ops += 1;
+        if stack.len() > MAX_STACK || memo.len() > MAX_MEMO {
+            return Err(Fail::Bad);
+        }
+        let r: PResult<()> = (|| {
+            match op {
+                0x80 => {
+                    if c.u8()? > 5 {
+                        return Err(Fail::Bad);
+                    }
+                }
+                0x95 => c.skip(8)?,
+                b'c' => {
+                    let m = text(line(&mut c)?);
+                    let n = text(line(&mut c)?);
+                    if m == "torch" || m.starts_with("torch.") {
+                        s.torch_globals += 1;
+                    }
+                    stack.push(V::Global(format!("{m}.{n}")));
+                }
+                0x93 => {
+                    let n = stack.pop().ok_or(Fail::Bad)?;
+                    let m = stack.pop().ok_or(Fail::Bad)?;
+                    let (V::Str(m), V::Str(n)) = (m, n) else {
+                        return Err(Fail::Bad);
+                    };
+                    if m == "torch" || m.starts_with("torch.") {
+                        s.torch_globals += 1;
+                    }
+                    stack.push(V::Global(format!("{m}.{n}")));
+                }
+                b'q' => {
+                    let k = u32::from(c.u8()?);
+                    memo.insert(k, stack.last().cloned().ok_or(Fail::Bad)?);
+                }
+                b'r' => {
+                    let k = c.u32()?;
+                    memo.insert(k, stack.last().cloned().ok_or(Fail::Bad)?);
+                }
+                0x94 => {
+                    let k = memo.len() as u32;
+                    memo.insert(k, stack.last().cloned().ok_or(Fail::Bad)?);
+                }
+                b'h' => {
+                    let k = u32::from(c.u8()?);
+                    stack.push(memo.get(&k).cloned().ok_or(Fail::Bad)?);
+                }
+                b'j' => {
+                    let k = c.u32()?;
+                    stack.push(memo.get(&k).cloned().ok_or(Fail::Bad)?);
+                }
+                b'(' => stack.push(V::Mark),
+                b')' => stack.push(V::Tuple(Vec::new())),
+                b't' => {
+                    let items = pop_mark(&mut stack)?;
+                    stack.push(V::Tuple(items));
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    if stack.len() < n {
+                        return Err(Fail::Bad);
+                    }
+                    let items = stack.split_off(stack.len() - n);
+                    stack.push(V::Tuple(items));
+                }
+                b'}' | b']' => stack.push(V::Other),
+                b'a' => {
+                    stack.pop().ok_or(Fail::Bad)?;
+                }
+                b's' => {
+                    if stack.len() < 3 {
+                        return Err(Fail::Bad);
+                    }
+                    stack.truncate(stack.len() - 2);
+                }
+                b'e' | b'u' => {
+                    pop_mark(&mut stack)?;
+                }
+                b'J' => stack.push(V::Int(i64::from(c.u32()? as i32))),
+                b'K' => stack.push(V::Int(i64::from(c.u8()?))),
+                b'M' => stack.push(V::Int(i64::from(c.u16()?))),
+                0x8a => {
+                    let n = c.u8()? as usize;
+                    let b = c.take(n)?;
+                    let mut v = 0i64;
+                    for (i, x) in b.iter().take(8).enumerate() {
+                        v |= i64::from(*x) << (8 * i);
+                    }
+                    stack.push(V::Int(v));
+                }
+                b'X' => {
+                    let n = c.u32()? as usize;
+                    stack.push(V::Str(text(c.take(n)?)));
+                }
+                0x8c | b'U' | b'C' => {
+                    let n = c.u8()? as usize;
+                    stack.push(V::Str(text(c.take(n)?)));
+                }
+                b'T' | b'B' => {
+                    let n = c.u32()? as usize;
+                    c.take(n)?;
+                    stack.push(V::Other);
+                }
+                0x8e => {
+                    let n = c.u64()?;
+                    c.skip(n)?;
+                    stack.push(V::Other);
+                }
+                b'I' | b'L' => {
+                    let l = line(&mut c)?;
+                    let t = std::str::from_utf8(l).map_err(|_| Fail::Bad)?;
+                    let t = t.trim_end_matches('L');
+                    stack.push(t.parse().map(V::Int).unwrap_or(V::Other));
+                }
+                b'S' | b'V' => {
+                    let l = line(&mut c)?;
+                    stack.push(V::Str(text(l)));
+                }
+                b'p' => {
+                    let l = line(&mut c)?;
+                    let k = std::str::from_utf8(l)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .ok_or(Fail::Bad)?;
+                    memo.insert(k, stack.last().cloned().ok_or(Fail::Bad)?);
+                }
+                b'g' => {
+                    let l = line(&mut c)?;
+                    let k: u32 = std::str::from_utf8(l)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .ok_or(Fail::Bad)?;
+                    stack.push(memo.get(&k).cloned().ok_or(Fail::Bad)?);
+                }
+                b'G' => {
+                    c.skip(8)?;
+                    stack.push(V::Other);
+                }
+                b'N' | 0x88 | 0x89 => stack.push(V::Other),
+                b'R' | 0x81 => {
+                    let _args = stack.pop().ok_or(Fail::Bad)?;
+                    let f = stack.pop().ok_or(Fail::Bad)?;
+                    if let V::Global(g) = f
+                        && (g.contains("_rebuild_tensor") || g.contains("_rebuild_parameter"))
+                    {
+                        s.rebuilds += 1;
+                    }
+                    stack.push(V::Other);
+                }
+                b'b' => {
+                    stack.pop().ok_or(Fail::Bad)?;
+                }
+                b'Q' => {
+                    let pid = stack.pop().ok_or(Fail::Bad)?;
+                    if let V::Tuple(items) = pid
+                        && let [V::Str(kind), V::Global(ty), _key, _loc, V::Int(n), ..] =
+                            items.as_slice()
+                        && kind == "storage"
+                    {
+                        s.storages.push((ty.clone(), (*n).max(0) as u64));
+                    }
+                    stack.push(V::Other);
+                }
+                b'0' => {
+                    stack.pop().ok_or(Fail::Bad)?;
+                }
+                b'1' => {
+                    pop_mark(&mut stack)?;
+                }
+                b'2' => {
+                    let t = stack.last().cloned().ok_or(Fail::Bad)?;
+                    stack.push(t);
+                }
+                b'.' => {}
+                _ => return Err(Fail::Bad),
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => {}
+            Err(Fail::Short) => return Ok((s, buf.len())),
+            Err(e) => return Err(e),
+        }
+        if op == b'.' {
+            s.complete = true;
+            return Ok((s, c.pos()));
+        }
+    }
+}
+
+/// Normalised dtype of a torch storage class (`torch.BFloat16Storage` → `bf16`).
+pub(crate) fn storage_dtype(class: &str) -> (&'static str, u64) {
+    let c = class.rsplit('.').next().unwrap_or(class);
+    match c {
+        "FloatStorage" => ("f32", 4),
+        "HalfStorage" => ("f16", 2),
+        "BFloat16Storage" => ("bf16", 2),
+        "DoubleStorage" => ("f64", 8),
+        "CharStorage" => ("i8", 1),
+        "ByteStorage" => ("u8", 1),
+        "ShortStorage" => ("i16", 2),
+        "IntStorage" => ("i32", 4),
+        "LongStorage" => ("i64", 8),
+        "BoolStorage" => ("bool", 1),
+        c if c.starts_with("Float8_e4m3") => ("f8_e4m3", 1),
+        c if c.starts_with("Float8_e5m2") => ("f8_e5m2", 1),
+        _ => ("other", 1),
+    }
+}

@@ -1,0 +1,111 @@
+//! Streaming FastCDC (v2020, via the `fastcdc` crate's cut function): the
+//! same cut points whether a file is chunked from disk by `index build` or
+//! its bytes arrive packet by packet inside an object. A cut is only taken
+//! once `max` bytes are pending (or at the end), so it never depends on how
+//! the bytes were split. Because cut points depend only on nearby content,
+//! a stream that starts at an arbitrary offset re-synchronises with the
+//! file's cut points after a chunk or two.
+
+use fastcdc::v2020::{Normalization, cut, select_masks};
+
+/// Chunk size parameters (bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkParams {
+    /// Minimum chunk size.
+    pub min: u32,
+    /// Average chunk size (a power of two).
+    pub avg: u32,
+    /// Maximum chunk size.
+    pub max: u32,
+}
+
+impl Default for ChunkParams {
+    fn default() -> Self {
+        ChunkParams {
+            min: 8 * 1024,
+            avg: 32 * 1024,
+            max: 128 * 1024,
+        }
+    }
+}
+
+impl ChunkParams {
+    /// Whether the sizes are within what FastCDC accepts and ordered.
+    pub fn valid(&self) -> bool {
+        use fastcdc::v2020 as f;
+        (f::MINIMUM_MIN as u32..=f::MINIMUM_MAX as u32).contains(&self.min)
+            && (f::AVERAGE_MIN as u32..=f::AVERAGE_MAX as u32).contains(&self.avg)
+            && (f::MAXIMUM_MIN as u32..=f::MAXIMUM_MAX as u32).contains(&self.max)
+            && self.min < self.avg
+            && self.avg < self.max
+            && self.avg.is_power_of_two()
+            && self.min.is_multiple_of(2)
+            && self.max.is_multiple_of(2)
+    }
+}
+
+/// Incremental chunker; memory is bounded by `max` plus the largest input slice.
+#[derive(Debug)]
+pub struct Chunker {
+    p: ChunkParams,
+    masks: (u64, u64),
+    pending: Vec<u8>,
+    start: usize,
+}
+
+impl Chunker {
+    /// A chunker with these (valid) parameters.
+    pub fn new(p: ChunkParams) -> Self {
+        Chunker {
+            p,
+            masks: select_masks(p.avg as usize, Normalization::Level1),
+            pending: Vec::new(),
+            start: 0,
+        }
+    }
+
+    fn cut_len(&self, src: &[u8]) -> usize {
+        let (ms, ml) = self.masks;
+        let (_, n) = cut(
+            src,
+            self.p.min as usize,
+            self.p.avg as usize,
+            self.p.max as usize,
+            ms,
+            ml,
+            ms << 1,
+            ml << 1,
+        );
+        n.max(1).min(src.len())
+    }
+
+    /// Feed bytes; `emit` gets every chunk completed by them.
+    pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+        self.pending.extend_from_slice(bytes);
+        while self.pending.len() - self.start >= self.p.max as usize {
+            let n = self.cut_len(&self.pending[self.start..]);
+            emit(&self.pending[self.start..self.start + n]);
+            self.start += n;
+        }
+        if self.start > 0 {
+            self.pending.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// End of input: emit the remaining chunks.
+    pub fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        while self.start < self.pending.len() {
+            let n = self.cut_len(&self.pending[self.start..]);
+            emit(&self.pending[self.start..self.start + n]);
+            self.start += n;
+        }
+        self.reset();
+    }
+
+    /// Forget pending bytes (after a gap).
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.start = 0;
+    }
+}
