@@ -1,2 +1,4 @@
 //! Integration tests (one binary per crate; modules below).
 mod app_http;
+mod detect_common;
+mod detect_formats;
