@@ -2,3 +2,5 @@
 mod app_http;
 mod detect_common;
 mod detect_formats;
+mod app_pcap;
+mod app_tls;
