@@ -4,3 +4,6 @@ mod detect_common;
 mod detect_formats;
 mod app_pcap;
 mod app_tls;
+mod detect_stats;
+mod detect_known;
+mod detect_egress;

@@ -320,6 +320,20 @@ fn test_int8(w: &[u8]) -> Option<Features> {
     })
 }
 
+/// Entropy spread across the four byte lanes (offset mod 4): one-byte
+/// dtypes have none; multi-byte data (PCM audio, wider tensors) do.
+fn lane_entropy_spread(w: &[u8]) -> f64 {
+    let mut lanes = [[0u32; 256]; 4];
+    for (i, b) in w.iter().enumerate() {
+        lanes[i & 3][*b as usize] += 1;
+    }
+    let n = (w.len() / 4) as u32;
+    let h: Vec<f64> = lanes.iter().map(|l| entropy(l, n)).collect();
+    let max = h.iter().cloned().fold(f64::MIN, f64::max);
+    let min = h.iter().cloned().fold(f64::MAX, f64::min);
+    max - min
+}
+
 /// Classify one window of bytes (any alignment). `None`: not tensor-shaped.
 pub fn classify(window: &[u8]) -> Option<TensorDtype> {
     classify_features(window).map(|(d, _)| d)
@@ -345,7 +359,11 @@ pub fn classify_features(window: &[u8]) -> Option<(TensorDtype, Features)> {
     if text * 10 > n * 9 {
         return None;
     }
+    let one_byte_ok = lane_entropy_spread(window) < 0.25;
     for d in TensorDtype::ALL {
+        if matches!(d, TensorDtype::F8E4M3 | TensorDtype::I8) && !one_byte_ok {
+            continue;
+        }
         let phases = match d {
             TensorDtype::F32 => 4,
             TensorDtype::BF16 | TensorDtype::F16 => 2,

@@ -1,0 +1,170 @@
+//! Known weights: a registered file is found sent whole, in part (30 %), at
+//! an offset inside another stream, inside uncompressed tar and zip, in
+//! random chunkings; unregistered weights are not; the index file round-trips
+//! and rejects damage.
+
+use crate::detect_common::{meta, raw_midstream, run_object};
+use capture::detect::DetectConfig;
+use capture::detect::known::{ChunkParams, Index, KnownWeightsDetector};
+use eve::AlertCategory;
+use fixtures::weights::{DType, Format, ModelSpec, Rng, WeightFile, archive};
+use std::path::Path;
+use std::sync::Arc;
+
+struct Setup {
+    det: KnownWeightsDetector,
+    files: Vec<WeightFile>,
+    index: Arc<Index>,
+}
+
+fn setup(sample: u32) -> Setup {
+    let spec = ModelSpec::tiny();
+    let files = vec![
+        Format::Safetensors.write(&spec, DType::F32, 100),
+        Format::Gguf.write(&spec, DType::BF16, 101),
+        Format::PytorchZip.write(&spec, DType::F16, 102),
+    ];
+    let mut index = Index::new(ChunkParams::default(), sample).expect("valid params");
+    for f in &files {
+        index
+            .add(&format!("/models/tiny/{}", f.name), f.bytes.as_slice())
+            .expect("in-memory read");
+    }
+    let index = Arc::new(index);
+    let det = KnownWeightsDetector::new(index.clone(), Arc::new(DetectConfig::default()));
+    Setup { det, files, index }
+}
+
+fn matched(s: &Setup, bytes: &[u8], seed: u64) -> Option<(String, u64, f64)> {
+    let (f, _) = run_object(&s.det, &raw_midstream(), bytes, 0, seed, 20_000);
+    let f = f?;
+    assert_eq!(f.category, AlertCategory::WeightsKnown);
+    Some((
+        f.evidence["known_file"].as_str()?.to_string(),
+        f.evidence["matched_bytes"].as_u64()?,
+        f.evidence["coverage"].as_f64()?,
+    ))
+}
+
+#[test]
+fn whole_file_is_found_with_full_coverage() {
+    let s = setup(1);
+    for (i, f) in s.files.iter().enumerate() {
+        let (name, bytes, coverage) = matched(&s, &f.bytes, i as u64).expect("whole file");
+        assert!(name.ends_with(&f.name), "{name} vs {}", f.name);
+        assert!(coverage > 0.9, "{name}: coverage {coverage}");
+        assert!(bytes <= f.bytes.len() as u64);
+    }
+}
+
+#[test]
+fn thirty_percent_from_the_middle_is_found() {
+    let s = setup(1);
+    let f = &s.files[0];
+    let len = f.bytes.len();
+    let part = &f.bytes[len / 3..len / 3 + len * 3 / 10];
+    let (name, bytes, coverage) = matched(&s, part, 5).expect("30% slice");
+    assert!(name.ends_with(&f.name));
+    assert!(bytes > 0 && bytes <= part.len() as u64);
+    assert!((0.05..=0.31).contains(&coverage), "{coverage}");
+}
+
+#[test]
+fn file_inside_another_stream_at_an_odd_offset_is_found() {
+    let s = setup(1);
+    let mut r = Rng::new(9);
+    let mut stream = r.bytes(123_457);
+    stream.extend_from_slice(&s.files[1].bytes);
+    stream.extend(r.bytes(50_001));
+    let (name, _, coverage) = matched(&s, &stream, 6).expect("embedded");
+    assert!(name.ends_with(&s.files[1].name));
+    assert!(coverage > 0.8, "{coverage}");
+}
+
+#[test]
+fn files_inside_tar_and_zip_are_found() {
+    let s = setup(1);
+    let members: Vec<WeightFile> = s
+        .files
+        .iter()
+        .map(|f| WeightFile {
+            name: format!("export/{}", f.name),
+            bytes: f.bytes.clone(),
+        })
+        .collect();
+    for (what, container) in [
+        ("tar", archive::tar(&members)),
+        ("zip", archive::zip(&members)),
+    ] {
+        let (f, _) = run_object(
+            &s.det,
+            &meta("backup", container.len()),
+            &container,
+            0,
+            7,
+            30_000,
+        );
+        let f = f.unwrap_or_else(|| panic!("{what}"));
+        let also = f
+            .evidence
+            .get("also_matched")
+            .and_then(|a| a.as_array())
+            .map(Vec::len)
+            .unwrap_or(0);
+        assert_eq!(also, 2, "{what}: every member named: {:?}", f.evidence);
+    }
+}
+
+#[test]
+fn unregistered_weights_and_random_bytes_do_not_match() {
+    let s = setup(1);
+    let other = Format::Safetensors.write(&ModelSpec::tiny(), DType::F32, 999);
+    assert_eq!(matched(&s, &other.bytes, 1), None);
+    assert_eq!(matched(&s, &Rng::new(4).bytes(2_000_000), 2), None);
+    assert_eq!(matched(&s, &vec![0u8; 2_000_000], 3), None);
+}
+
+#[test]
+fn gaps_resynchronise() {
+    let s = setup(1);
+    let f = &s.files[0].bytes;
+    let mut scan = capture::detect::Detector::begin(&s.det, &raw_midstream()).expect("interested");
+    let half = f.len() / 2;
+    assert!(scan.data(0, &f[..half / 2]).is_none());
+    scan.gap((half / 2) as u64);
+    let _ = scan.data(half as u64, &f[half..]);
+    let done = scan
+        .end(capture::object::ObjectEnd::Truncated)
+        .expect("match after a gap");
+    assert!(done.evidence["coverage"].as_f64().unwrap_or(0.0) > 0.5);
+}
+
+#[test]
+fn sampled_index_is_smaller_and_still_finds_whole_files() {
+    let full = setup(1);
+    let sampled = setup(4);
+    assert!(sampled.index.chunks.len() * 2 < full.index.chunks.len());
+    let (name, _, coverage) = matched(&sampled, &sampled.files[0].bytes, 1).expect("sampled match");
+    assert!(name.ends_with(&sampled.files[0].name));
+    assert!(coverage > 0.3, "{coverage}");
+}
+
+#[test]
+fn index_file_round_trips_and_rejects_damage() {
+    let s = setup(2);
+    let bytes = s.index.to_bytes();
+    let p = Path::new("mem.idx");
+    let back = Index::from_bytes(&bytes, p).expect("round trip");
+    assert_eq!(&back, s.index.as_ref());
+    for i in [0usize, 9, 30, bytes.len() / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x40;
+        assert!(Index::from_bytes(&bad, p).is_err(), "flip at {i} accepted");
+    }
+    assert!(Index::from_bytes(&bytes[..bytes.len() - 9], p).is_err());
+    assert!(Index::from_bytes(b"", p).is_err());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("w.idx");
+    s.index.write(&path).expect("write");
+    assert_eq!(Index::read(&path).expect("read"), back);
+}
