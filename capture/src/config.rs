@@ -1,8 +1,70 @@
 //! The `[capture]` section of `weightwatch.toml`: engine limits and timeouts.
+//!
+//! Every limit that bounds memory lives here; the engine splits sensor-wide
+//! limits (flows, reassembly memory) evenly across its workers so that each
+//! worker enforces its share without locks.
 
 use serde::Deserialize;
 
-/// Engine settings (documented in `docs/configuration.md`).
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Engine settings (documented in `docs/capture.md` and the example config).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct CaptureConfig {}
+pub struct CaptureConfig {
+    /// Worker threads; 0 = the number of cores. `--workers` overrides.
+    pub workers: usize,
+    /// Most flows tracked at once (whole sensor). When full, the least
+    /// recently active flows are evicted (`flow.evicted`, reason `forced`).
+    pub max_flows: usize,
+    /// A TCP flow with no packet for this long ends (reason `timeout`).
+    pub tcp_idle_timeout_secs: u64,
+    /// A UDP flow with no packet for this long ends.
+    pub udp_idle_timeout_secs: u64,
+    /// A flow ends this long after it started, however active (0 = never).
+    pub absolute_timeout_secs: u64,
+    /// After both sides closed (FIN/FIN or RST), late packets are still
+    /// counted to the flow for this long before its `flow` event is written.
+    pub closed_linger_secs: u64,
+    /// Interim `flow` events (reason `update`) for flows still running,
+    /// every this many seconds of their life (0 = none).
+    pub flow_update_interval_secs: u64,
+    /// Flow detectors are called at least every this many bytes of new payload.
+    pub flow_progress_bytes: u64,
+    /// Out-of-order bytes buffered per TCP direction before the hole is
+    /// declared a gap and skipped.
+    pub stream_ooo_max_bytes: usize,
+    /// Out-of-order bytes buffered by all streams together (whole sensor).
+    pub reassembly_memcap_bytes: usize,
+    /// IP fragments held for reassembly at once (whole sensor); beyond it
+    /// pending fragments are dropped and counted.
+    pub max_pending_fragments: usize,
+    /// Incomplete fragmented datagrams are dropped after this long.
+    pub fragment_timeout_secs: u64,
+    /// Batches of packets queued per worker (backpressure offline, drops live).
+    pub queue_batches: usize,
+    /// Live capture: a `stats` event every this many seconds (0 = only at exit).
+    pub stats_interval_secs: u64,
+    /// Live capture: kernel capture buffer in bytes (libpcap `buffer_size`).
+    pub pcap_buffer_bytes: i32,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            workers: 0,
+            max_flows: 1_000_000,
+            tcp_idle_timeout_secs: 600,
+            udp_idle_timeout_secs: 120,
+            absolute_timeout_secs: 0,
+            closed_linger_secs: 5,
+            flow_update_interval_secs: 300,
+            flow_progress_bytes: 1 << 20,
+            stream_ooo_max_bytes: 4 << 20,
+            reassembly_memcap_bytes: 1 << 30,
+            max_pending_fragments: 10_000,
+            fragment_timeout_secs: 30,
+            queue_batches: 64,
+            stats_interval_secs: 60,
+            pcap_buffer_bytes: 64 << 20,
+        }
+    }
+}

@@ -4,12 +4,29 @@
 //! detectors → events → sinks. Each stage lives in its own module and knows
 //! the stage below it through one small type or trait:
 //!
+//! - [`source`]: pcap/pcapng files and live interfaces (libpcap).
+//! - [`decode`]: link layer, VLAN, IPv4/IPv6, fragments, TCP/UDP.
+//! - [`flow`]: canonical 5-tuple keys and the symmetric worker hash.
+//! - [`reassembly`]: per-direction TCP reassembly into in-order bytes.
+//! - `worker`: flow table, timeouts and events of one worker thread.
+//! - `pipeline`: reader, workers and sink threads; [`run_offline`], [`run_live`].
 //! - [`object`]: the seam between app-layer parsers and what consumes objects.
+//! - [`app`]: HTTP/TLS/SSH/raw parsers that cut streams into objects.
 //! - [`detect`]: the detector traits and the detectors themselves.
 
 pub mod app;
 pub mod config;
+pub mod decode;
 pub mod detect;
+pub mod flow;
 pub mod object;
+mod objects;
+mod pipeline;
+pub mod reassembly;
+pub mod source;
+mod worker;
 
 pub use config::CaptureConfig;
+pub use pipeline::{
+    CaptureError, FileReport, LiveOptions, RunSummary, Settings, run_live, run_offline,
+};

@@ -39,6 +39,9 @@ pub enum ObjectEnd {
 }
 
 /// One step of an object's life, as reported by an app-layer parser.
+// `Begin` is large but happens once per object; boxing it would cost an
+// allocation per object for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ObjectEvent<'a> {
     /// A new object starts in this direction.

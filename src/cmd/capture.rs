@@ -2,7 +2,10 @@
 
 use crate::config::Config;
 use crate::sinks::SinkArgs;
+use anyhow::Context;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Arguments of `weightwatch capture`.
 #[derive(clap::Args, Debug)]
@@ -39,6 +42,98 @@ pub struct Args {
 }
 
 /// Run the sensor.
-pub fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
-    super::not_built("capture", 3)
+pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    let mut settings = capture::Settings::new(config.capture.clone());
+    if let Some(n) = args.workers {
+        anyhow::ensure!(n > 0, "--workers must be at least 1");
+        settings.workers = n;
+    }
+    settings.file_hash = !args.no_file_hash;
+    settings.sensor_id = args.sensor_id.clone().unwrap_or_else(|| config.sensor_id());
+    let detectors = capture::detect::build(&config.policy, &config.detect, args.index.as_deref())
+        .context("building the detectors")?;
+    let mut sink = crate::sinks::build(&args.sinks, &config)?;
+    if sink.is_empty() {
+        tracing::warn!("no sink configured (--eve, --dashboard or [sinks]): events are discarded");
+    }
+    let summary = if let Some(interface) = &args.interface {
+        let opts = capture::LiveOptions {
+            interface: interface.clone(),
+            bpf: args.bpf.clone(),
+            snaplen: args.snaplen,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_signal(stop.clone())?;
+        tracing::info!(interface, workers = settings.workers, "capturing live");
+        capture::run_live(&opts, &settings, &detectors, &mut sink, stop)?
+    } else {
+        capture::run_offline(&args.read, &settings, &detectors, &mut sink)?
+    };
+    report(&summary)
+}
+
+/// Log what happened; fail when a file was rejected or the sink failed.
+fn report(summary: &capture::RunSummary) -> anyhow::Result<()> {
+    let mut rejected = 0;
+    for f in &summary.files {
+        if let Some(e) = &f.error {
+            if f.rejected {
+                rejected += 1;
+                tracing::error!("{e}");
+            } else {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+    let s = &summary.stats;
+    tracing::info!(
+        packets = summary.packets(),
+        bytes = summary.bytes(),
+        flows = s.get("flow", "created"),
+        objects = s.get("files", "objects"),
+        alerts = s.get("detect", "object_alerts") + s.get("detect", "flow_alerts"),
+        events = summary.events,
+        secs = summary.elapsed.as_secs_f64(),
+        "capture finished"
+    );
+    if let Some(e) = &summary.sink_error {
+        anyhow::bail!("writing events failed: {e}");
+    }
+    anyhow::ensure!(
+        rejected == 0,
+        "{rejected} of {} input file(s) could not be read (see above)",
+        summary.files.len()
+    );
+    Ok(())
+}
+
+/// Set `stop` on SIGINT or SIGTERM (the capture then ends every flow and
+/// writes its final events).
+fn stop_on_signal(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    std::thread::Builder::new()
+        .name("capture-signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let term = signal(SignalKind::terminate());
+                match term {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            });
+            stop.store(true, Ordering::Relaxed);
+        })
+        .context("starting the signal thread")?;
+    Ok(())
 }

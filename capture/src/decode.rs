@@ -1,0 +1,461 @@
+//! Packet decoding: link layer → IP → TCP/UDP, with IP defragmentation.
+//!
+//! Link headers that etherparse does not slice itself (Linux cooked v2, BSD
+//! NULL/loopback) are peeled here by hand — they are a few fixed bytes each —
+//! and the rest is etherparse's strict slicer (which handles 802.1Q/QinQ,
+//! IPv4 options and IPv6 extension headers). Every packet that does not give
+//! a TCP or UDP payload is reported with a [`Skip`] reason, counted by the
+//! caller as `decoder.<reason>`; nothing here panics on any input.
+
+use etherparse::defrag::IpDefragPool;
+use etherparse::err::packet::SliceError;
+use etherparse::{EtherType, NetSlice, SlicedPacket, TcpSlice, TransportSlice, UdpSlice};
+use std::net::IpAddr;
+
+/// libpcap link types (`LINKTYPE_*`) the decoder understands.
+pub mod linktype {
+    /// BSD loopback: 4-byte address family in the writer's byte order.
+    pub const NULL: i32 = 0;
+    /// Ethernet II (with optional 802.1Q / QinQ tags).
+    pub const ETHERNET: i32 = 1;
+    /// Raw IP on some BSDs (`DLT_RAW` = 12).
+    pub const RAW_BSD: i32 = 12;
+    /// Raw IP on OpenBSD (`DLT_RAW` = 14).
+    pub const RAW_OPENBSD: i32 = 14;
+    /// Raw IPv4 or IPv6.
+    pub const RAW: i32 = 101;
+    /// OpenBSD loopback: 4-byte address family in network byte order.
+    pub const LOOP: i32 = 108;
+    /// Linux cooked capture v1.
+    pub const LINUX_SLL: i32 = 113;
+    /// Raw IPv4.
+    pub const IPV4: i32 = 228;
+    /// Raw IPv6.
+    pub const IPV6: i32 = 229;
+    /// Linux cooked capture v2.
+    pub const LINUX_SLL2: i32 = 276;
+}
+
+/// Transport protocol of a decoded packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP, with its header fields.
+    Tcp(TcpMeta),
+    /// UDP.
+    Udp,
+}
+
+/// The TCP header fields the engine uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct TcpMeta {
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number (meaningful when `ack` is set).
+    pub ack_no: u32,
+    /// SYN flag.
+    pub syn: bool,
+    /// ACK flag.
+    pub ack: bool,
+    /// FIN flag.
+    pub fin: bool,
+    /// RST flag.
+    pub rst: bool,
+    /// Advertised window (unscaled).
+    pub window: u16,
+}
+
+/// A decoded TCP or UDP packet: addresses, ports and transport header; the
+/// payload is returned alongside (it may live in the defragmentation buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Decoded {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// Bytes at the IP layer (header + payload), for flow byte counters.
+    pub ip_len: u32,
+}
+
+/// Why a packet was not decoded to TCP/UDP: the `decoder.<reason>` counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// The capture's link type is not supported.
+    UnsupportedLink,
+    /// Not IP (ARP, LLDP, …).
+    NotIp,
+    /// IP, but neither TCP nor UDP (ICMP, GRE, ESP, …).
+    OtherTransport,
+    /// Cut short (snap length or a corrupt length field).
+    Truncated,
+    /// Malformed link-layer header.
+    BadLink,
+    /// Malformed IPv4/IPv6 header or extension header.
+    BadIp,
+    /// Malformed TCP header.
+    BadTcp,
+    /// Malformed UDP header.
+    BadUdp,
+    /// A fragment held until its datagram is complete (not an error).
+    FragmentHeld,
+    /// A fragment that could not be reassembled (overlap, bad offsets).
+    BadFragment,
+    /// Fragments dropped because the pending-fragment limit was reached.
+    FragmentLimit,
+}
+
+impl Skip {
+    /// Every reason, in counter order.
+    pub const ALL: [Skip; 11] = [
+        Skip::UnsupportedLink,
+        Skip::NotIp,
+        Skip::OtherTransport,
+        Skip::Truncated,
+        Skip::BadLink,
+        Skip::BadIp,
+        Skip::BadTcp,
+        Skip::BadUdp,
+        Skip::FragmentHeld,
+        Skip::BadFragment,
+        Skip::FragmentLimit,
+    ];
+
+    /// The counter name under `decoder.`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::UnsupportedLink => "unsupported_link",
+            Skip::NotIp => "not_ip",
+            Skip::OtherTransport => "other_transport",
+            Skip::Truncated => "truncated",
+            Skip::BadLink => "bad_link",
+            Skip::BadIp => "bad_ip",
+            Skip::BadTcp => "bad_tcp",
+            Skip::BadUdp => "bad_udp",
+            Skip::FragmentHeld => "fragment_held",
+            Skip::BadFragment => "bad_fragment",
+            Skip::FragmentLimit => "fragment_limit",
+        }
+    }
+
+    /// Index into a counter array of [`Skip::ALL`] length.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A stateful decoder (it holds IP fragments until their datagram is whole).
+pub struct Decoder {
+    defrag: IpDefragPool<i64, ()>,
+    /// Scratch for a reassembled datagram's transport bytes.
+    datagram: Vec<u8>,
+    pending_fragments: usize,
+    max_pending_fragments: usize,
+    fragment_timeout_micros: i64,
+    last_sweep: i64,
+    /// Fragmented datagrams reassembled.
+    pub reassembled_datagrams: u64,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("pending_fragments", &self.pending_fragments)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(10_000, 30)
+    }
+}
+
+impl Decoder {
+    /// A decoder holding at most `max_pending_fragments` fragments, each for
+    /// at most `fragment_timeout_secs`.
+    pub fn new(max_pending_fragments: usize, fragment_timeout_secs: u64) -> Self {
+        Decoder {
+            defrag: IpDefragPool::new(),
+            datagram: Vec::new(),
+            pending_fragments: 0,
+            max_pending_fragments,
+            fragment_timeout_micros: (fragment_timeout_secs as i64).saturating_mul(1_000_000),
+            last_sweep: i64::MIN,
+            reassembled_datagrams: 0,
+        }
+    }
+
+    /// Decode one captured frame of link type `link` seen at `ts` (µs).
+    pub fn decode<'a>(
+        &'a mut self,
+        link: i32,
+        ts: i64,
+        frame: &'a [u8],
+    ) -> Result<(Decoded, &'a [u8]), Skip> {
+        let sliced = slice_link(link, frame)?;
+        self.transport(sliced, ts)
+    }
+
+    fn transport<'a>(
+        &'a mut self,
+        p: SlicedPacket<'a>,
+        ts: i64,
+    ) -> Result<(Decoded, &'a [u8]), Skip> {
+        let (src, dst, ip_len, fragmented) = match &p.net {
+            Some(NetSlice::Ipv4(v4)) => {
+                let h = v4.header();
+                (
+                    IpAddr::V4(h.source_addr()),
+                    IpAddr::V4(h.destination_addr()),
+                    u32::from(h.total_len()),
+                    v4.is_payload_fragmented(),
+                )
+            }
+            Some(NetSlice::Ipv6(v6)) => {
+                let h = v6.header();
+                (
+                    IpAddr::V6(h.source_addr()),
+                    IpAddr::V6(h.destination_addr()),
+                    40 + u32::from(h.payload_length()),
+                    v6.is_payload_fragmented(),
+                )
+            }
+            Some(NetSlice::Arp(_)) | None => return Err(Skip::NotIp),
+        };
+        if fragmented {
+            return self.fragment(&p, ts, src, dst, ip_len);
+        }
+        let (transport, sport, dport, payload) = match p.transport {
+            Some(TransportSlice::Tcp(t)) => (
+                Transport::Tcp(tcp_meta(&t)),
+                t.source_port(),
+                t.destination_port(),
+                t.payload(),
+            ),
+            Some(TransportSlice::Udp(u)) => (
+                Transport::Udp,
+                u.source_port(),
+                u.destination_port(),
+                u.payload(),
+            ),
+            Some(_) => return Err(Skip::OtherTransport),
+            None => {
+                // etherparse leaves TCP/UDP unsliced when its header is cut.
+                let number = match &p.net {
+                    Some(NetSlice::Ipv4(v4)) => v4.payload().ip_number,
+                    Some(NetSlice::Ipv6(v6)) => v6.payload().ip_number,
+                    _ => return Err(Skip::NotIp),
+                };
+                return Err(match number {
+                    etherparse::IpNumber::TCP | etherparse::IpNumber::UDP => Skip::Truncated,
+                    _ => Skip::OtherTransport,
+                });
+            }
+        };
+        let d = Decoded {
+            src,
+            dst,
+            sport,
+            dport,
+            transport,
+            ip_len,
+        };
+        Ok((d, payload))
+    }
+
+    fn fragment<'a>(
+        &'a mut self,
+        p: &SlicedPacket<'_>,
+        ts: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        ip_len: u32,
+    ) -> Result<(Decoded, &'a [u8]), Skip> {
+        // Expire stale datagrams at most once a second of packet time.
+        if ts.saturating_sub(self.last_sweep) >= 1_000_000 {
+            self.last_sweep = ts;
+            let oldest = ts.saturating_sub(self.fragment_timeout_micros);
+            self.defrag.retain(|t| *t >= oldest);
+            // The pool does not say how many fragments it still holds; after a
+            // sweep the count restarts (an upper bound, never an undercount
+            // of what may be held since the previous sweep).
+            self.pending_fragments = 0;
+        }
+        if self.pending_fragments >= self.max_pending_fragments {
+            self.defrag.retain(|_| false);
+            self.pending_fragments = 0;
+            return Err(Skip::FragmentLimit);
+        }
+        match self.defrag.process_sliced_packet(p, ts, ()) {
+            Ok(None) => {
+                self.pending_fragments += 1;
+                Err(Skip::FragmentHeld)
+            }
+            Err(_) => Err(Skip::BadFragment),
+            Ok(Some(done)) => {
+                self.reassembled_datagrams += 1;
+                self.datagram.clear();
+                self.datagram.extend_from_slice(&done.payload);
+                let number = done.ip_number;
+                self.defrag.return_buf(done);
+                let bytes = &self.datagram[..];
+                let (transport, sport, dport, payload) = match number {
+                    etherparse::IpNumber::TCP => {
+                        let t = TcpSlice::from_slice(bytes).map_err(|_| Skip::BadTcp)?;
+                        (
+                            Transport::Tcp(tcp_meta(&t)),
+                            t.source_port(),
+                            t.destination_port(),
+                            t.payload(),
+                        )
+                    }
+                    etherparse::IpNumber::UDP => {
+                        let u = UdpSlice::from_slice(bytes).map_err(|_| Skip::BadUdp)?;
+                        (
+                            Transport::Udp,
+                            u.source_port(),
+                            u.destination_port(),
+                            u.payload(),
+                        )
+                    }
+                    _ => return Err(Skip::OtherTransport),
+                };
+                let d = Decoded {
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    transport,
+                    // The reassembled datagram's size, not the last fragment's.
+                    ip_len: ip_len.max(bytes.len() as u32),
+                };
+                Ok((d, payload))
+            }
+        }
+    }
+}
+
+fn tcp_meta(t: &TcpSlice<'_>) -> TcpMeta {
+    TcpMeta {
+        seq: t.sequence_number(),
+        ack_no: t.acknowledgment_number(),
+        syn: t.syn(),
+        ack: t.ack(),
+        fin: t.fin(),
+        rst: t.rst(),
+        window: t.window_size(),
+    }
+}
+
+fn slice_err(e: SliceError) -> Skip {
+    match e {
+        SliceError::Len(_) => Skip::Truncated,
+        SliceError::LinuxSll(_) | SliceError::Macsec(_) => Skip::BadLink,
+        SliceError::Ip(_) | SliceError::Ipv4(_) | SliceError::Ipv6(_) => Skip::BadIp,
+        SliceError::Ipv4Exts(_) | SliceError::Ipv6Exts(_) => Skip::BadIp,
+        SliceError::Tcp(_) => Skip::BadTcp,
+    }
+}
+
+/// Peel the link layer and slice the rest.
+fn slice_link(link: i32, frame: &[u8]) -> Result<SlicedPacket<'_>, Skip> {
+    let p = match link {
+        linktype::ETHERNET => SlicedPacket::from_ethernet(frame),
+        linktype::LINUX_SLL => SlicedPacket::from_linux_sll(frame),
+        linktype::LINUX_SLL2 => {
+            // protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1)
+            // addrlen(1) addr(8): 20 bytes.
+            let proto = frame.get(0..2).ok_or(Skip::Truncated)?;
+            let rest = frame.get(20..).ok_or(Skip::Truncated)?;
+            let et = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
+            SlicedPacket::from_ether_type(et, rest)
+        }
+        linktype::RAW
+        | linktype::RAW_BSD
+        | linktype::RAW_OPENBSD
+        | linktype::IPV4
+        | linktype::IPV6 => SlicedPacket::from_ip(frame),
+        linktype::NULL | linktype::LOOP => {
+            let fam = frame.get(0..4).ok_or(Skip::Truncated)?;
+            let fam = [fam[0], fam[1], fam[2], fam[3]];
+            // NULL is in the writer's byte order, LOOP in network order:
+            // accept either order for both.
+            let family = match (u32::from_le_bytes(fam), u32::from_be_bytes(fam)) {
+                (f, _) if f < 256 => f,
+                (_, f) => f,
+            };
+            match family {
+                // AF_INET everywhere; AF_INET6 on BSDs (24), FreeBSD (28),
+                // macOS (30) and Linux (10).
+                2 | 10 | 24 | 28 | 30 => SlicedPacket::from_ip(&frame[4..]),
+                _ => return Err(Skip::NotIp),
+            }
+        }
+        _ => return Err(Skip::UnsupportedLink),
+    };
+    p.map_err(slice_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn tcp_frame(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(7.try_into().unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 1000, 65535)
+            .syn();
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn decodes_vlan_tcp() {
+        let f = tcp_frame(b"hello");
+        let mut d = Decoder::default();
+        let (p, payload) = d.decode(linktype::ETHERNET, 0, &f).unwrap();
+        assert_eq!(payload, b"hello");
+        assert_eq!(p.sport, 40000);
+        assert_eq!(p.dport, 80);
+        match p.transport {
+            Transport::Tcp(t) => {
+                assert!(t.syn);
+                assert_eq!(t.seq, 1000);
+            }
+            Transport::Udp => panic!("not udp"),
+        }
+    }
+
+    #[test]
+    fn truncated_is_counted_not_fatal() {
+        let f = tcp_frame(b"hello world");
+        let mut d = Decoder::default();
+        for n in 0..f.len() {
+            assert!(d.decode(linktype::ETHERNET, 0, &f[..n]).is_err());
+        }
+        assert_eq!(d.decode(999, 0, &f), Err(Skip::UnsupportedLink));
+    }
+
+    #[test]
+    fn null_loopback_both_orders() {
+        let b = PacketBuilder::ipv6([1; 16], [2; 16], 64).udp(53, 5353);
+        let mut ip = Vec::new();
+        b.write(&mut ip, b"q").unwrap();
+        for fam in [30u32.to_le_bytes(), 30u32.to_be_bytes()] {
+            let mut f = fam.to_vec();
+            f.extend_from_slice(&ip);
+            let mut d = Decoder::default();
+            let (p, payload) = d.decode(linktype::NULL, 0, &f).unwrap();
+            assert_eq!(payload, b"q");
+            assert_eq!(p.transport, Transport::Udp);
+        }
+    }
+}

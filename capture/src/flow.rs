@@ -1,0 +1,144 @@
+//! Flow keys: the canonical (direction-independent) 5-tuple, the symmetric
+//! hash that shards flows onto workers, and who is the client.
+
+use crate::decode::{Decoded, Transport};
+use eve::Proto;
+use std::fmt;
+use std::net::IpAddr;
+
+/// One endpoint: address and port.
+pub type Endpoint = (IpAddr, u16);
+
+/// A flow's 5-tuple with its endpoints in canonical order (`a <= b`), so both
+/// directions of a connection give the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// The lower endpoint.
+    pub a: Endpoint,
+    /// The higher endpoint.
+    pub b: Endpoint,
+    /// TCP or UDP.
+    pub proto: Proto,
+}
+
+impl FlowKey {
+    /// The key of a decoded packet, and whether its sender is endpoint `a`.
+    pub fn of(p: &Decoded) -> (FlowKey, bool) {
+        let proto = match p.transport {
+            Transport::Tcp(_) => Proto::Tcp,
+            Transport::Udp => Proto::Udp,
+        };
+        let s = (p.src, p.sport);
+        let d = (p.dst, p.dport);
+        if s <= d {
+            (FlowKey { a: s, b: d, proto }, true)
+        } else {
+            (FlowKey { a: d, b: s, proto }, false)
+        }
+    }
+
+    /// A total order (for deterministic iteration over flows).
+    pub fn order(&self) -> (Endpoint, Endpoint, u8) {
+        (self.a, self.b, self.proto.number())
+    }
+
+    /// A hash equal for both directions and stable across runs and machines
+    /// (xxh3 of the canonical bytes): it picks the worker.
+    pub fn symmetric_hash(&self) -> u64 {
+        let mut buf = [0u8; 38];
+        let mut n = 0;
+        for (ip, port) in [self.a, self.b] {
+            match ip {
+                IpAddr::V4(v4) => {
+                    buf[n..n + 4].copy_from_slice(&v4.octets());
+                    n += 4;
+                }
+                IpAddr::V6(v6) => {
+                    buf[n..n + 16].copy_from_slice(&v6.octets());
+                    n += 16;
+                }
+            }
+            buf[n..n + 2].copy_from_slice(&port.to_be_bytes());
+            n += 2;
+        }
+        buf[n] = self.proto.number();
+        xxhash_rust::xxh3::xxh3_64(&buf[..=n])
+    }
+}
+
+impl fmt::Display for FlowKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = match self.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        };
+        write!(f, "{p}|{}:{}|{}:{}", self.a.0, self.a.1, self.b.0, self.b.1)
+    }
+}
+
+/// Which endpoint of a new flow is the client (the `src` of its events).
+///
+/// - A SYN without ACK: its sender. A SYN+ACK: its receiver.
+/// - Otherwise (TCP picked up midstream, and UDP): the endpoint with the
+///   higher port is the client — servers listen on well-known or registered
+///   ports, clients use ephemeral ones (32768+ on Linux, 49152+ elsewhere).
+///   Equal ports: the first packet's sender.
+pub fn client_of(p: &Decoded) -> Endpoint {
+    let sender = (p.src, p.sport);
+    let receiver = (p.dst, p.dport);
+    if let Transport::Tcp(t) = p.transport
+        && t.syn
+    {
+        return if t.ack { receiver } else { sender };
+    }
+    match p.sport.cmp(&p.dport) {
+        std::cmp::Ordering::Less => receiver,
+        std::cmp::Ordering::Greater => sender,
+        std::cmp::Ordering::Equal => sender,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpMeta;
+
+    fn pkt(sport: u16, dport: u16, syn: bool, ack: bool) -> Decoded {
+        Decoded {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            sport,
+            dport,
+            transport: Transport::Tcp(TcpMeta {
+                syn,
+                ack,
+                ..TcpMeta::default()
+            }),
+            ip_len: 40,
+        }
+    }
+
+    #[test]
+    fn key_is_symmetric() {
+        let p = pkt(40000, 80, false, true);
+        let mut q = p;
+        std::mem::swap(&mut q.src, &mut q.dst);
+        std::mem::swap(&mut q.sport, &mut q.dport);
+        let (k1, a1) = FlowKey::of(&p);
+        let (k2, a2) = FlowKey::of(&q);
+        assert_eq!(k1, k2);
+        assert_ne!(a1, a2);
+        assert_eq!(k1.symmetric_hash(), k2.symmetric_hash());
+    }
+
+    #[test]
+    fn client_heuristics() {
+        let p = pkt(40000, 80, true, false);
+        assert_eq!(client_of(&p).1, 40000);
+        let p = pkt(80, 40000, true, true);
+        assert_eq!(client_of(&p).1, 40000);
+        // Midstream: the higher port is the client, whoever sends first.
+        assert_eq!(client_of(&pkt(80, 40000, false, true)).1, 40000);
+        assert_eq!(client_of(&pkt(40000, 80, false, true)).1, 40000);
+    }
+}

@@ -1,0 +1,57 @@
+//! Packet sources: pcap/pcapng files (libpcap reads both) and live
+//! interfaces, through the `pcap` crate.
+
+use std::path::{Path, PathBuf};
+
+/// A captured frame as a source hands it over.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// Capture time, µs since the Unix epoch.
+    pub ts: i64,
+    /// libpcap link type of the frame.
+    pub link: i32,
+    /// Captured bytes (up to the snap length).
+    pub data: &'a [u8],
+}
+
+/// Expand directories (their regular files, by name) and order every input
+/// by the time of its first packet, so rotated captures replay in order.
+/// Files whose first packet cannot be read keep their place at the end and
+/// report their error when they are read.
+pub fn ordered_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut keyed: Vec<(i64, usize, PathBuf)> = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (first_packet_time(&f).unwrap_or(i64::MAX), i, f))
+        .collect();
+    keyed.sort();
+    Ok(keyed.into_iter().map(|(_, _, f)| f).collect())
+}
+
+fn first_packet_time(path: &Path) -> Option<i64> {
+    let mut cap = pcap::Capture::from_file(path).ok()?;
+    let p = cap.next_packet().ok()?;
+    Some(header_micros(p.header))
+}
+
+/// µs since the epoch of a packet header.
+// `timeval` fields are i64 here but narrower on 32-bit targets.
+#[allow(clippy::useless_conversion)]
+pub(crate) fn header_micros(h: &pcap::PacketHeader) -> i64 {
+    i64::from(h.ts.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(h.ts.tv_usec))
+}

@@ -1,0 +1,656 @@
+//! One worker's engine: its share of the flow table, the TCP streams and
+//! app-layer state of those flows, and the events they give.
+//!
+//! A worker is single-threaded and sees every packet of its flows in capture
+//! order; time is packet time (offline) or the capture clock (live), passed
+//! in with each packet and each tick.
+
+use crate::app::{AppConnection, AppLimits};
+use crate::config::CaptureConfig;
+use crate::decode::{Decoded, TcpMeta, Transport};
+use crate::detect::{FlowScan, FlowView};
+use crate::flow::{Endpoint, FlowKey, client_of};
+use crate::object::ObjectSink;
+use crate::objects::{EventEnv, ObjectCounters, ObjectEmitter, ObjectTracker};
+use crate::reassembly::{Chunk, Limits, Stream, StreamCounters};
+use eve::{
+    AlertEvent, Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
+    NetworkFields, Proto, Stats, TcpInfo, Timestamp,
+};
+use std::collections::HashMap;
+
+const SEC: i64 = 1_000_000;
+
+/// Worker counters, turned into `stats` sections.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WorkerCounters {
+    pub packets: u64,
+    pub flows_created: u64,
+    pub flows_tcp: u64,
+    pub flows_udp: u64,
+    pub flows_closed: u64,
+    pub flows_timed_out: u64,
+    pub flows_evicted: u64,
+    pub flows_shutdown: u64,
+    pub flow_updates: u64,
+    pub flow_alerts: u64,
+    pub midstream: u64,
+    pub stream: StreamCounters,
+    pub objects: ObjectCounters,
+    pub app: HashMap<&'static str, u64>,
+    pub memcap_peak: usize,
+}
+
+impl WorkerCounters {
+    /// Add these counters into `stats`.
+    pub fn add_to(&self, stats: &mut Stats) {
+        let s = &self.stream;
+        for (section, key, n) in [
+            ("flow", "created", self.flows_created),
+            ("flow", "tcp", self.flows_tcp),
+            ("flow", "udp", self.flows_udp),
+            ("flow", "closed", self.flows_closed),
+            ("flow", "timed_out", self.flows_timed_out),
+            ("flow", "evicted", self.flows_evicted),
+            ("flow", "shutdown", self.flows_shutdown),
+            ("flow", "updates", self.flow_updates),
+            ("tcp", "midstream", self.midstream),
+            ("tcp", "gaps", s.gaps),
+            ("tcp", "gap_bytes", s.gap_bytes),
+            ("tcp", "duplicates", s.duplicates),
+            ("tcp", "overlaps", s.overlaps),
+            ("tcp", "out_of_order", s.out_of_order),
+            ("tcp", "stream_ooo_limit", s.ooo_limit),
+            ("tcp", "reassembly_memcap_drops", s.memcap),
+            ("tcp", "out_of_window", s.out_of_window),
+            ("files", "objects", self.objects.objects),
+            ("files", "bytes", self.objects.object_bytes),
+            ("files", "with_gaps", self.objects.objects_with_gaps),
+            ("files", "truncated", self.objects.truncated),
+            ("detect", "object_alerts", self.objects.alerts),
+            ("detect", "flow_alerts", self.flow_alerts),
+        ] {
+            stats.add(section, key, n);
+        }
+        for (proto, n) in &self.app {
+            stats.add("app", proto, *n);
+        }
+    }
+}
+
+fn add_stream(acc: &mut StreamCounters, s: &StreamCounters) {
+    acc.gaps += s.gaps;
+    acc.gap_bytes += s.gap_bytes;
+    acc.duplicates += s.duplicates;
+    acc.overlaps += s.overlaps;
+    acc.out_of_order += s.out_of_order;
+    acc.ooo_limit += s.ooo_limit;
+    acc.memcap += s.memcap;
+    acc.out_of_window += s.out_of_window;
+}
+
+/// Worker limits derived from the sensor-wide configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkerLimits {
+    pub max_flows: usize,
+    pub tcp_idle: i64,
+    pub udp_idle: i64,
+    pub absolute: i64,
+    pub linger: i64,
+    pub update_interval: i64,
+    pub progress_bytes: u64,
+    pub stream_max: usize,
+    pub memcap: usize,
+}
+
+impl WorkerLimits {
+    /// This worker's share of `cfg` when there are `workers` workers.
+    pub fn new(cfg: &CaptureConfig, workers: usize) -> Self {
+        let w = workers.max(1);
+        let secs = |s: u64| (s as i64).saturating_mul(SEC);
+        WorkerLimits {
+            max_flows: (cfg.max_flows / w).max(16),
+            tcp_idle: secs(cfg.tcp_idle_timeout_secs),
+            udp_idle: secs(cfg.udp_idle_timeout_secs),
+            absolute: secs(cfg.absolute_timeout_secs),
+            linger: secs(cfg.closed_linger_secs),
+            update_interval: secs(cfg.flow_update_interval_secs),
+            progress_bytes: cfg.flow_progress_bytes.max(1),
+            stream_max: cfg.stream_ooo_max_bytes,
+            memcap: (cfg.reassembly_memcap_bytes / w).max(cfg.stream_ooo_max_bytes.min(1 << 20)),
+        }
+    }
+}
+
+struct TcpConn {
+    streams: [Stream; 2],
+    app: AppConnection,
+    objects: ObjectTracker,
+    /// Direction closed (FIN reached or RST).
+    done: [bool; 2],
+    gaps: bool,
+    midstream: bool,
+}
+
+struct FlowSlot {
+    detector: &'static str,
+    scan: Box<dyn FlowScan>,
+    active: bool,
+}
+
+struct Flow {
+    key: FlowKey,
+    id_base: String,
+    net: NetworkFields,
+    client: Endpoint,
+    start: i64,
+    last: i64,
+    pkts: [u64; 2],
+    bytes: [u64; 2],
+    payload: [u64; 2],
+    state: FlowState,
+    closed_at: Option<i64>,
+    next_update: Option<i64>,
+    updates: u32,
+    tcp: Option<Box<TcpConn>>,
+    scans: Vec<FlowSlot>,
+    next_progress: u64,
+    meta_sig: (Option<&'static str>, bool),
+}
+
+impl Flow {
+    fn dir_of(&self, p: &Decoded) -> Direction {
+        if (p.src, p.sport) == self.client {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+}
+
+fn ix(d: Direction) -> usize {
+    match d {
+        Direction::ToServer => 0,
+        Direction::ToClient => 1,
+    }
+}
+
+fn ts(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(micros)
+}
+
+/// One worker.
+pub(crate) struct Worker<'e> {
+    env: EventEnv<'e>,
+    limits: WorkerLimits,
+    app_limits: AppLimits,
+    reasm: Limits,
+    flows: HashMap<FlowKey, Flow>,
+    now: i64,
+    last_sweep: i64,
+    /// Events waiting to be handed to the sink.
+    pub out: Vec<Event>,
+    /// Counters.
+    pub counters: WorkerCounters,
+}
+
+impl<'e> Worker<'e> {
+    /// A worker with `limits`, writing events built with `env`.
+    pub fn new(env: EventEnv<'e>, limits: WorkerLimits) -> Self {
+        let reasm = Limits::new(limits.stream_max, limits.memcap);
+        Worker {
+            env,
+            limits,
+            app_limits: AppLimits::default(),
+            reasm,
+            flows: HashMap::new(),
+            now: i64::MIN,
+            last_sweep: i64::MIN,
+            out: Vec::new(),
+            counters: WorkerCounters::default(),
+        }
+    }
+
+    /// One decoded packet seen at `t` (µs) with its transport payload.
+    pub fn packet(&mut self, t: i64, p: &Decoded, payload: &[u8]) {
+        self.counters.packets += 1;
+        self.now = self.now.max(t);
+        let (key, _) = FlowKey::of(p);
+        // A packet for a flow that has already expired starts a new one.
+        if let Some(reason) = self.flows.get(&key).and_then(|f| self.expired(f, t))
+            && let Some(f) = self.flows.remove(&key)
+        {
+            self.end_flow(f, reason);
+        }
+        if !self.flows.contains_key(&key) {
+            if self.flows.len() >= self.limits.max_flows {
+                self.evict();
+            }
+            let f = self.new_flow(key, t, p);
+            self.flows.insert(key, f);
+        }
+        // The table is moved out while one flow is updated, so the flow and
+        // the rest of the worker can be borrowed at once.
+        let mut flows = std::mem::take(&mut self.flows);
+        if let Some(flow) = flows.get_mut(&key) {
+            self.update_flow(flow, t, p, payload);
+        }
+        self.flows = flows;
+        if self.now.saturating_sub(self.last_sweep) >= SEC {
+            self.sweep(self.now);
+        }
+    }
+
+    /// Time moved on without packets for this worker (live clock, or packets
+    /// of other workers offline).
+    pub fn tick(&mut self, t: i64) {
+        self.now = self.now.max(t);
+        if self.now.saturating_sub(self.last_sweep) >= SEC {
+            self.sweep(self.now);
+        }
+    }
+
+    /// End every flow (reason `shutdown`).
+    pub fn shutdown(&mut self) {
+        let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        flows.sort_by_key(|f| (f.start, f.key.order()));
+        for f in flows {
+            let reason = if f.closed_at.is_some() {
+                FlowReason::Closed
+            } else {
+                FlowReason::Shutdown
+            };
+            self.end_flow(f, reason);
+        }
+        self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
+    }
+
+    fn expired(&self, f: &Flow, t: i64) -> Option<FlowReason> {
+        if let Some(c) = f.closed_at {
+            return (t.saturating_sub(c) >= self.limits.linger).then_some(FlowReason::Closed);
+        }
+        let idle = match f.key.proto {
+            Proto::Tcp => self.limits.tcp_idle,
+            Proto::Udp => self.limits.udp_idle,
+        };
+        if t.saturating_sub(f.last) >= idle {
+            return Some(FlowReason::Timeout);
+        }
+        if self.limits.absolute > 0 && t.saturating_sub(f.start) >= self.limits.absolute {
+            return Some(FlowReason::Timeout);
+        }
+        None
+    }
+
+    fn sweep(&mut self, t: i64) {
+        self.last_sweep = t;
+        let mut ended: Vec<(FlowKey, FlowReason)> = Vec::new();
+        let mut updates: Vec<FlowKey> = Vec::new();
+        for (k, f) in &self.flows {
+            if let Some(r) = self.expired(f, t) {
+                ended.push((*k, r));
+            } else if f.next_update.is_some_and(|u| t >= u) {
+                updates.push(*k);
+            }
+        }
+        ended.sort_by_key(|(k, _)| k.order());
+        updates.sort_by_key(|k| k.order());
+        for (k, r) in ended {
+            if let Some(f) = self.flows.remove(&k) {
+                self.end_flow(f, r);
+            }
+        }
+        let mut flows = std::mem::take(&mut self.flows);
+        for k in updates {
+            if let Some(f) = flows.get_mut(&k) {
+                self.flow_update(f, t);
+            }
+        }
+        self.flows = flows;
+        self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
+    }
+
+    /// The flow table is full: end the least recently active 1/16 of it.
+    fn evict(&mut self) {
+        let mut lasts: Vec<(i64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.last, *k)).collect();
+        let n = (lasts.len() / 16).max(1);
+        lasts.sort_unstable_by_key(|(last, k)| (*last, k.order()));
+        for (_, k) in lasts.into_iter().take(n) {
+            if let Some(f) = self.flows.remove(&k) {
+                self.counters.flows_evicted += 1;
+                self.end_flow(f, FlowReason::Forced);
+            }
+        }
+    }
+
+    fn new_flow(&mut self, key: FlowKey, t: i64, p: &Decoded) -> Flow {
+        let client = client_of(p);
+        let server = if client == key.a { key.b } else { key.a };
+        let id_base = format!("{}|{key}|{t}", self.env.sensor_id);
+        let flow_id = xxhash_rust::xxh3::xxh3_64(id_base.as_bytes()) & ((1 << 52) - 1);
+        let net = NetworkFields::new(
+            flow_id.max(1),
+            client.0,
+            client.1,
+            server.0,
+            server.1,
+            key.proto,
+        );
+        self.counters.flows_created += 1;
+        let tcp = match p.transport {
+            Transport::Tcp(m) => {
+                self.counters.flows_tcp += 1;
+                let midstream = !m.syn;
+                if midstream {
+                    self.counters.midstream += 1;
+                }
+                Some(Box::new(TcpConn {
+                    streams: [Stream::new(), Stream::new()],
+                    app: AppConnection::new(&self.app_limits, midstream),
+                    objects: ObjectTracker::default(),
+                    done: [false; 2],
+                    gaps: false,
+                    midstream,
+                }))
+            }
+            Transport::Udp => {
+                self.counters.flows_udp += 1;
+                None
+            }
+        };
+        let mut flow = Flow {
+            key,
+            id_base,
+            net,
+            client,
+            start: t,
+            last: t,
+            pkts: [0; 2],
+            bytes: [0; 2],
+            payload: [0; 2],
+            state: FlowState::New,
+            closed_at: None,
+            next_update: (self.limits.update_interval > 0)
+                .then(|| t.saturating_add(self.limits.update_interval)),
+            updates: 0,
+            tcp,
+            scans: Vec::new(),
+            next_progress: self.limits.progress_bytes,
+            meta_sig: (None, false),
+        };
+        let detectors = self.env.detectors;
+        if !detectors.flow.is_empty() {
+            let view = view_of(&flow.net, flow.tcp.as_deref(), flow.payload, flow.start, t);
+            let scans: Vec<FlowSlot> = detectors
+                .flow
+                .iter()
+                .filter_map(|d| {
+                    d.begin(&view).map(|scan| FlowSlot {
+                        detector: d.name(),
+                        scan,
+                        active: true,
+                    })
+                })
+                .collect();
+            flow.scans = scans;
+        }
+        flow
+    }
+
+    fn update_flow(&mut self, flow: &mut Flow, t: i64, p: &Decoded, payload: &[u8]) {
+        let dir = flow.dir_of(p);
+        let d = ix(dir);
+        flow.last = flow.last.max(t);
+        flow.pkts[d] += 1;
+        flow.bytes[d] += u64::from(p.ip_len);
+        flow.payload[d] += payload.len() as u64;
+        if flow.state == FlowState::New && flow.pkts[0] > 0 && flow.pkts[1] > 0 {
+            flow.state = FlowState::Established;
+        }
+        if let Transport::Tcp(m) = p.transport
+            && flow.closed_at.is_none()
+        {
+            self.tcp_segment(flow, t, dir, &m, payload);
+        }
+        self.progress(flow, t, false);
+    }
+
+    fn tcp_segment(
+        &mut self,
+        flow: &mut Flow,
+        t: i64,
+        dir: Direction,
+        m: &TcpMeta,
+        payload: &[u8],
+    ) {
+        let Some(conn) = flow.tcp.as_mut() else {
+            return;
+        };
+        let TcpConn {
+            streams,
+            app,
+            objects,
+            done,
+            ..
+        } = &mut **conn;
+        let mut emitter = ObjectEmitter {
+            tracker: objects,
+            env: &self.env,
+            net: &flow.net,
+            id_base: &flow.id_base,
+            ts: ts(t),
+            out: &mut self.out,
+            counters: &mut self.counters.objects,
+        };
+        let d = ix(dir);
+        let o = 1 - d;
+        let reasm = &mut self.reasm;
+        if m.rst {
+            for (i, dd) in [(0, Direction::ToServer), (1, Direction::ToClient)] {
+                if !done[i] {
+                    streams[i].close(reasm, &mut |c| feed(app, dd, c, &mut emitter));
+                    app.close(dd, false, &mut emitter);
+                    done[i] = true;
+                }
+            }
+        } else {
+            if !done[d] {
+                streams[d].segment(m.seq, m.syn, m.fin, payload, reasm, &mut |c| {
+                    feed(app, dir, c, &mut emitter)
+                });
+                if streams[d].finished() {
+                    streams[d].close(reasm, &mut |c| feed(app, dir, c, &mut emitter));
+                    app.close(dir, true, &mut emitter);
+                    done[d] = true;
+                }
+            }
+            if m.ack && !done[o] {
+                let odir = dir.reverse();
+                streams[o].peer_ack(m.ack_no, reasm, &mut |c| feed(app, odir, c, &mut emitter));
+            }
+        }
+        if done[0] && done[1] {
+            flow.state = FlowState::Closed;
+            flow.closed_at = Some(t);
+        }
+        let used = self.reasm.used;
+        self.counters.memcap_peak = self.counters.memcap_peak.max(used);
+    }
+
+    /// Call flow detectors when enough new payload arrived, the app layer
+    /// learned something, or (`end`) the flow ends.
+    fn progress(&mut self, flow: &mut Flow, t: i64, end: bool) {
+        if flow.scans.is_empty() {
+            return;
+        }
+        let total = flow.payload[0] + flow.payload[1];
+        let sig = flow.tcp.as_ref().map_or((None, false), |c| {
+            let m = c.app.meta();
+            (m.app_proto, m.server_name.is_some())
+        });
+        let changed = sig != flow.meta_sig;
+        if !end && !changed && total < flow.next_progress {
+            return;
+        }
+        flow.meta_sig = sig;
+        while flow.next_progress <= total {
+            flow.next_progress += self.limits.progress_bytes;
+        }
+        if let Some(p) = sig.0 {
+            flow.net.app_proto = Some(p.to_string());
+        }
+        let view = view_of(&flow.net, flow.tcp.as_deref(), flow.payload, flow.start, t);
+        let mut findings = Vec::new();
+        for s in flow.scans.iter_mut().filter(|s| s.active) {
+            let f = if end {
+                s.active = false;
+                s.scan.end(&view)
+            } else {
+                s.scan.progress(&view)
+            };
+            if let Some(f) = f {
+                s.active = false;
+                findings.push((s.detector, f));
+            }
+        }
+        for (detector, f) in findings {
+            let mut body = AlertEvent::new(
+                eve::Alert::new(f.signature, f.signature_id, f.category, f.severity),
+                f.evidence,
+            );
+            body.tls = flow.tcp.as_ref().and_then(|c| c.app.meta().tls.clone());
+            let name = format!("{}|flowalert|{detector}", flow.id_base);
+            let ev = Event::with_derived_id(ts(t), EventKind::Alert(Box::new(body)), &name)
+                .sensor(self.env.sensor_id)
+                .network(flow.net.clone());
+            self.counters.flow_alerts += 1;
+            self.out.push(ev);
+        }
+    }
+
+    fn flow_update(&mut self, flow: &mut Flow, t: i64) {
+        flow.updates += 1;
+        flow.next_update = Some(t.saturating_add(self.limits.update_interval));
+        self.counters.flow_updates += 1;
+        let name = format!("flow|update|{}", flow.updates);
+        let ev = self.flow_event(flow, FlowReason::Update, name);
+        self.out.push(ev);
+    }
+
+    fn end_flow(&mut self, mut flow: Flow, reason: FlowReason) {
+        let t = flow.last;
+        match reason {
+            FlowReason::Timeout => self.counters.flows_timed_out += 1,
+            FlowReason::Shutdown => self.counters.flows_shutdown += 1,
+            FlowReason::Closed => self.counters.flows_closed += 1,
+            FlowReason::Forced | FlowReason::Update => {}
+        }
+        if let Some(conn) = flow.tcp.as_mut() {
+            let TcpConn {
+                streams,
+                app,
+                objects,
+                done,
+                gaps,
+                ..
+            } = &mut **conn;
+            let mut emitter = ObjectEmitter {
+                tracker: objects,
+                env: &self.env,
+                net: &flow.net,
+                id_base: &flow.id_base,
+                ts: ts(t),
+                out: &mut self.out,
+                counters: &mut self.counters.objects,
+            };
+            for (i, dd) in [(0, Direction::ToServer), (1, Direction::ToClient)] {
+                if !done[i] {
+                    let reasm = &mut self.reasm;
+                    streams[i].close(reasm, &mut |c| feed(app, dd, c, &mut emitter));
+                    app.close(dd, false, &mut emitter);
+                    done[i] = true;
+                }
+                add_stream(&mut self.counters.stream, &streams[i].counters);
+                *gaps |= streams[i].counters.gaps > 0;
+            }
+            let proto = app.meta().app_proto.unwrap_or("none");
+            *self.counters.app.entry(proto).or_default() += 1;
+        }
+        self.progress(&mut flow, t, true);
+        let ev = self.flow_event(&mut flow, reason, "flow|end".to_string());
+        self.out.push(ev);
+    }
+
+    fn flow_event(&self, flow: &mut Flow, reason: FlowReason, name: String) -> Event {
+        let meta = flow.tcp.as_ref().map(|c| c.app.meta().clone());
+        if let Some(p) = meta.as_ref().and_then(|m| m.app_proto) {
+            flow.net.app_proto = Some(p.to_string());
+        }
+        let plaintext = |n: u64| meta.as_ref().filter(|m| m.encrypted).map(|_| n);
+        let tcp = flow.tcp.as_ref().map(|c| {
+            let gap_bytes = c.streams[0].counters.gap_bytes + c.streams[1].counters.gap_bytes;
+            TcpInfo {
+                gaps: c.gaps || gap_bytes > 0,
+                midstream: c.midstream,
+                gap_bytes,
+            }
+        });
+        let body = FlowEvent {
+            flow: FlowRecord {
+                pkts_toserver: flow.pkts[0],
+                pkts_toclient: flow.pkts[1],
+                bytes_toserver: flow.bytes[0],
+                bytes_toclient: flow.bytes[1],
+                start: ts(flow.start),
+                end: ts(flow.last),
+                state: flow.state,
+                reason,
+                plaintext_toserver: meta.as_ref().and_then(|m| plaintext(m.plaintext_toserver)),
+                plaintext_toclient: meta.as_ref().and_then(|m| plaintext(m.plaintext_toclient)),
+            },
+            tls: meta.as_ref().and_then(|m| m.tls.clone()),
+            ssh: meta.as_ref().and_then(|m| m.ssh.clone()),
+            tcp,
+        };
+        let when = if reason == FlowReason::Update {
+            self.now
+        } else {
+            flow.last
+        };
+        Event::with_derived_id(
+            ts(when),
+            EventKind::Flow(body),
+            &format!("{}|{name}", flow.id_base),
+        )
+        .sensor(self.env.sensor_id)
+        .network(flow.net.clone())
+    }
+}
+
+fn feed(app: &mut AppConnection, dir: Direction, c: Chunk<'_>, out: &mut dyn ObjectSink) {
+    match c {
+        Chunk::Data(b) => app.data(dir, b, out),
+        Chunk::Gap(n) => app.gap(dir, n, out),
+    }
+}
+
+fn view_of<'a>(
+    net: &'a NetworkFields,
+    tcp: Option<&'a TcpConn>,
+    payload: [u64; 2],
+    start: i64,
+    t: i64,
+) -> FlowView<'a> {
+    let meta = tcp.map(|c| c.app.meta());
+    let encrypted = meta.is_some_and(|m| m.encrypted);
+    FlowView {
+        net,
+        server_name: meta.and_then(|m| m.server_name.as_deref()),
+        payload_toserver: payload[0],
+        payload_toclient: payload[1],
+        plaintext_toserver: meta.filter(|m| m.encrypted).map(|m| m.plaintext_toserver),
+        encrypted,
+        start: ts(start),
+        now: ts(t),
+    }
+}

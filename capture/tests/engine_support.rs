@@ -1,0 +1,39 @@
+//! Helpers for engine tests: locating the corpus, running the engine into
+//! memory, and building small captures.
+
+use capture::{RunSummary, Settings, detect::Detectors, run_offline};
+use eve::sink::memory::MemorySink;
+use eve::{Event, EventKind};
+use std::path::{Path, PathBuf};
+
+/// `<workspace>/../shared/corpus/pcap-public`, if present.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcap-public");
+    dir.is_dir().then_some(dir)
+}
+
+/// Replay `files` with `workers` workers into memory.
+pub fn replay(
+    files: &[PathBuf],
+    workers: usize,
+    detectors: &Detectors,
+) -> (RunSummary, Vec<Event>) {
+    let mut settings = Settings::default();
+    settings.workers = workers;
+    settings.sensor_id = "test-sensor".into();
+    let mut sink = MemorySink::default();
+    let summary = run_offline(files, &settings, detectors, &mut sink).expect("run");
+    let events = sink.events().to_vec();
+    (summary, events)
+}
+
+/// The `fileinfo` bodies of `events`.
+pub fn fileinfos(events: &[Event]) -> Vec<&eve::FileInfo> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Fileinfo(f) => Some(&f.fileinfo),
+            _ => None,
+        })
+        .collect()
+}
