@@ -1,9 +1,13 @@
 //! Integration tests (one binary per crate; modules below).
+
+mod engine_corpus;
+mod engine_props;
+mod engine_support;
 mod app_http;
 mod detect_common;
 mod detect_formats;
+mod detect_stats;
 mod app_pcap;
 mod app_tls;
-mod detect_stats;
 mod detect_known;
 mod detect_egress;
