@@ -2,8 +2,8 @@
 //! memory, and building small captures.
 
 use capture::{RunSummary, Settings, detect::Detectors, run_offline};
+use eve::Event;
 use eve::sink::memory::MemorySink;
-use eve::{Event, EventKind};
 use std::path::{Path, PathBuf};
 
 /// `<workspace>/../shared/corpus/pcap-public`, if present.
@@ -25,15 +25,4 @@ pub fn replay(
     let summary = run_offline(files, &settings, detectors, &mut sink).expect("run");
     let events = sink.events().to_vec();
     (summary, events)
-}
-
-/// The `fileinfo` bodies of `events`.
-pub fn fileinfos(events: &[Event]) -> Vec<&eve::FileInfo> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Fileinfo(f) => Some(&f.fileinfo),
-            _ => None,
-        })
-        .collect()
 }

@@ -1,6 +1,7 @@
 //! Integration tests (one binary per crate; modules below).
 
 mod engine_corpus;
+mod engine_fixtures;
 mod engine_props;
 mod engine_support;
 mod app_http;
