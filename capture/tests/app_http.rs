@@ -595,3 +595,29 @@ fn connect_and_upgrade_become_tunnels() {
     assert_eq!(objs[0].data, b"\x16\x03\x01secret");
     assert_eq!(objs[1].data, b"\x16\x03\x03reply");
 }
+
+#[test]
+fn midstream_marks_only_objects_that_may_start_inside_a_file() {
+    let mut conn = AppConnection::new(&AppLimits::default(), true);
+    let mut out = CollectedObjects::default();
+    // Picked up inside an upload body: raw, and marked mid-stream.
+    conn.data(ToServer, b"...middle of a body...", &mut out);
+    conn.data(
+        ToClient,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        &mut out,
+    );
+    assert_eq!(conn.meta().app_proto, Some("raw"));
+    assert!(out.objects.iter().all(|o| o.meta.midstream));
+    // Picked up at a request: the body is whole.
+    let mut conn = AppConnection::new(&AppLimits::default(), true);
+    let mut out = CollectedObjects::default();
+    conn.data(
+        ToServer,
+        b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+        &mut out,
+    );
+    assert_eq!(out.objects.len(), 1);
+    assert!(!out.objects[0].meta.midstream);
+    assert_eq!(out.objects[0].end, Some(ObjectEnd::Complete));
+}

@@ -12,3 +12,5 @@ mod app_pcap;
 mod app_tls;
 mod detect_known;
 mod detect_egress;
+mod app_props;
+mod app_ssh;

@@ -9,18 +9,31 @@ use eve::Direction;
 pub(crate) struct RawStream {
     dir: Direction,
     app_proto: &'static str,
+    /// The stream is known to start at the connection's first byte (a
+    /// detected handshake), so its object is not mid-stream.
+    from_start: bool,
     open: bool,
     done: bool,
 }
 
 impl RawStream {
-    /// A stream object for `dir`, labelled `app_proto`.
+    /// A stream object for `dir`, labelled `app_proto`; mid-stream when the
+    /// connection was picked up mid-stream.
     pub(crate) fn new(dir: Direction, app_proto: &'static str) -> Self {
         RawStream {
             dir,
             app_proto,
+            from_start: false,
             open: false,
             done: false,
+        }
+    }
+
+    /// A stream object that starts with the protocol's first byte (TLS, SSH).
+    pub(crate) fn from_start(dir: Direction, app_proto: &'static str) -> Self {
+        RawStream {
+            from_start: true,
+            ..RawStream::new(dir, app_proto)
         }
     }
 
@@ -33,7 +46,7 @@ impl RawStream {
         self.open = true;
         meta.direction = self.dir;
         meta.app_proto = self.app_proto;
-        meta.midstream = ctx.midstream;
+        meta.midstream = ctx.midstream && !self.from_start;
         ctx.out.object(self.dir, ObjectEvent::Begin(meta));
     }
 

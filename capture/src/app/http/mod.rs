@@ -355,7 +355,8 @@ impl DirParser {
             declared_size: head.content_length,
             http: Some(info),
             tls: None,
-            midstream: ctx.midstream,
+            // The body starts right after its parsed header: never mid-object.
+            midstream: false,
         };
         let coding = match head.encoding {
             Encoding::Identity => None,

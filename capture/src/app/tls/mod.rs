@@ -56,7 +56,7 @@ pub(crate) struct TlsConn {
 impl Default for TlsConn {
     fn default() -> Self {
         let dir = |d| TlsDir {
-            stream: RawStream::new(d, "tls"),
+            stream: RawStream::from_start(d, "tls"),
             header: [0; 5],
             header_len: 0,
             content_type: 0,
