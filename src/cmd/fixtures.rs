@@ -34,6 +34,21 @@ pub enum FixturesCommand {
 }
 
 /// Run a fixtures subcommand.
-pub fn run(_cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
-    super::not_built("fixtures", 3)
+pub fn run(cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
+    match cmd {
+        FixturesCommand::Pcaps { out, large } => pcaps(&out, large),
+        FixturesCommand::Logs { .. } => super::not_built("fixtures logs", 3),
+    }
+}
+
+/// `weightwatch fixtures pcaps`: write every catalog capture and its
+/// `.expect.json` sidecar into `out` (the large ones only with `--large`).
+fn pcaps(out: &std::path::Path, large: bool) -> anyhow::Result<()> {
+    let written = fixtures::catalog::write_all(out, large)
+        .map_err(|e| anyhow::anyhow!("writing fixtures into {}: {e}", out.display()))?;
+    for p in &written {
+        println!("{}", p.display());
+    }
+    eprintln!("{} captures written to {}", written.len(), out.display());
+    Ok(())
 }
