@@ -195,6 +195,15 @@ fn content_length_keep_alive_request_and_responses() {
     assert_eq!(conn.meta().server_name.as_deref(), Some("store.example"));
     assert_eq!(conn.stats().http_requests, 2);
     assert_eq!(conn.stats().http_responses, 2);
+    // Counters reach the `stats` event's `app` section, summed over connections.
+    let mut total = capture::app::AppStats::default();
+    total.merge(&conn.stats());
+    total.merge(&conn.stats());
+    let mut stats = eve::Stats::default();
+    total.add_to(&mut stats);
+    assert_eq!(stats.get("app", "http"), 2);
+    assert_eq!(stats.get("app", "http_requests"), 4);
+    assert_eq!(stats.get("app", "raw"), 0);
 }
 
 #[test]

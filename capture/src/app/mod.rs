@@ -63,14 +63,21 @@ pub struct AppMeta {
 pub(crate) struct Ctx<'a> {
     /// Where objects go.
     pub(crate) out: &'a mut dyn ObjectSink,
-    /// Counters.
-    pub(crate) stats: &'a mut AppStats,
+    /// Counters, allocated on the first count (most connections have none).
+    pub(crate) counters: &'a mut Option<Box<AppStats>>,
     /// Connection metadata being learned.
     pub(crate) meta: &'a mut AppMeta,
     /// Limits.
     pub(crate) limits: &'a AppLimits,
     /// The connection was picked up mid-stream.
     pub(crate) midstream: bool,
+}
+
+impl Ctx<'_> {
+    /// The counters, to increment.
+    pub(crate) fn stats(&mut self) -> &mut AppStats {
+        self.counters.get_or_insert_with(Box::default)
+    }
 }
 
 /// A protocol's handling of a connection's two directions.
@@ -139,7 +146,7 @@ impl State {
 pub struct AppConnection {
     state: State,
     meta: AppMeta,
-    stats: AppStats,
+    counters: Option<Box<AppStats>>,
     limits: AppLimits,
     midstream: bool,
 }
@@ -162,7 +169,7 @@ impl AppConnection {
                 closed: [None, None],
             },
             meta: AppMeta::default(),
-            stats: AppStats::default(),
+            counters: None,
             limits: limits.clone(),
             midstream,
         }
@@ -216,10 +223,19 @@ impl AppConnection {
         &self.meta
     }
 
-    /// Counters of this connection (sum them across connections with
-    /// [`AppStats::merge`]).
-    pub fn stats(&self) -> &AppStats {
-        &self.stats
+    /// Counters of this connection, including one for its protocol (sum
+    /// them across connections with [`AppStats::merge`], e.g. when the flow
+    /// ends).
+    pub fn stats(&self) -> AppStats {
+        let mut s = self.counters.as_deref().cloned().unwrap_or_default();
+        match self.meta.app_proto {
+            Some("http") => s.http += 1,
+            Some("tls") => s.tls += 1,
+            Some("ssh") => s.ssh += 1,
+            Some("raw") => s.raw += 1,
+            _ => {}
+        }
+        s
     }
 
     fn dispatch(
@@ -229,7 +245,7 @@ impl AppConnection {
     ) {
         let mut ctx = Ctx {
             out,
-            stats: &mut self.stats,
+            counters: &mut self.counters,
             meta: &mut self.meta,
             limits: &self.limits,
             midstream: self.midstream,
@@ -243,24 +259,20 @@ impl AppConnection {
     fn decide(&mut self, proto: Detected, out: &mut dyn ObjectSink) {
         let handler = match proto {
             Detected::Http => {
-                self.stats.http += 1;
                 self.meta.app_proto = Some("http");
                 State::Http(Box::new(http::HttpConn::new()))
             }
             Detected::Tls => {
-                self.stats.tls += 1;
                 self.meta.app_proto = Some("tls");
                 self.meta.encrypted = true;
                 State::Tls(Box::default())
             }
             Detected::Ssh => {
-                self.stats.ssh += 1;
                 self.meta.app_proto = Some("ssh");
                 self.meta.encrypted = true;
                 State::Ssh(Box::default())
             }
             Detected::Raw => {
-                self.stats.raw += 1;
                 self.meta.app_proto = Some("raw");
                 State::Raw(RawConn::new("raw"))
             }

@@ -107,7 +107,7 @@ impl SshDir {
         let room = MAX_LINE.saturating_sub(self.line.len());
         if take > room {
             // Line too long: not an SSH identification exchange we can read.
-            ctx.stats.ssh_bad_banners += 1;
+            ctx.stats().ssh_bad_banners += 1;
             self.phase = Phase::Encrypted;
             self.line = Vec::new();
             return &input[room..];
@@ -122,14 +122,14 @@ impl SshDir {
             self.phase = if lines + 1 < MAX_LINES {
                 Phase::Banner { lines: lines + 1 }
             } else {
-                ctx.stats.ssh_bad_banners += 1;
+                ctx.stats().ssh_bad_banners += 1;
                 Phase::Encrypted
             };
             return &input[take..];
         }
         match parse_banner(&line) {
             Some(sw) => {
-                ctx.stats.ssh_banners += 1;
+                ctx.stats().ssh_banners += 1;
                 let v1 = sw.proto_version.starts_with("1.") && sw.proto_version != "1.99";
                 let info = ctx.meta.ssh.get_or_insert_with(SshInfo::default);
                 match dir {
@@ -140,7 +140,7 @@ impl SshDir {
                 self.phase = if v1 { Phase::Encrypted } else { Phase::Clear };
             }
             None => {
-                ctx.stats.ssh_bad_banners += 1;
+                ctx.stats().ssh_bad_banners += 1;
                 self.phase = Phase::Encrypted;
             }
         }

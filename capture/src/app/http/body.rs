@@ -96,7 +96,7 @@ impl Body {
                         }
                         Err(e) => {
                             tracing::debug!(error = %e, "chunked framing broke");
-                            ctx.stats.http_bad_chunk += 1;
+                            ctx.stats().http_bad_chunk += 1;
                             self.sink.finish(false, ctx);
                             return Step::Broken(pos);
                         }
@@ -146,7 +146,7 @@ impl Body {
     pub(crate) fn close(&mut self, clean: bool, ctx: &mut Ctx<'_>) {
         let complete = clean && matches!(self.framing, Framing::UntilClose);
         if !complete {
-            ctx.stats.http_truncated_bodies += 1;
+            ctx.stats().http_truncated_bodies += 1;
         }
         self.sink.finish(complete, ctx);
     }
@@ -186,7 +186,7 @@ impl BodySink {
         self.decoder = Some(decoder);
         if let Err(e) = result {
             tracing::debug!(error = %e, "body did not decode");
-            ctx.stats.decode_errors += 1;
+            ctx.stats().decode_errors += 1;
             self.stop();
         }
     }
@@ -198,7 +198,7 @@ impl BodySink {
         self.decoded += take as u64;
         self.emit(&piece[..take], ctx);
         if take < piece.len() {
-            ctx.stats.decode_bombs += 1;
+            ctx.stats().decode_bombs += 1;
             self.stop();
             return false;
         }
@@ -231,7 +231,7 @@ impl BodySink {
     fn gap(&mut self, n: u64, ctx: &mut Ctx<'_>) {
         if self.decoder.is_some() && !self.stopped {
             // A compressed stream cannot resume after lost bytes.
-            ctx.stats.decode_errors += 1;
+            ctx.stats().decode_errors += 1;
             self.stop();
         }
         match &mut self.multipart {
@@ -254,7 +254,7 @@ impl BodySink {
             if let Err(e) = d.finish(&mut |piece| self.emit_decoded(piece, limit, ctx)) {
                 tracing::debug!(error = %e, "body decoding incomplete");
                 if complete {
-                    ctx.stats.decode_errors += 1;
+                    ctx.stats().decode_errors += 1;
                 }
                 complete = false;
             }

@@ -87,7 +87,7 @@ impl HttpConn {
     fn tunnel(&mut self, ctx: &mut Ctx<'_>) {
         for d in &mut self.dirs {
             if matches!(d.state, State::Head) {
-                ctx.stats.http_tunnels += 1;
+                ctx.stats().http_tunnels += 1;
                 let head = std::mem::take(&mut d.head);
                 d.become_raw(&head, ctx);
             }
@@ -132,14 +132,14 @@ impl Handler for HttpConn {
             State::Raw(r) => r.gap(len, ctx),
             State::Body(b) => {
                 if !b.gap(len, ctx) {
-                    ctx.stats.http_gap_in_framing += 1;
+                    ctx.stats().http_gap_in_framing += 1;
                     d.state = State::Raw(RawStream::new(d.dir, "raw"));
                 } else if b.is_finished() {
                     d.state = State::Head;
                 }
             }
             State::Head => {
-                ctx.stats.http_gap_in_framing += 1;
+                ctx.stats().http_gap_in_framing += 1;
                 let head = std::mem::take(&mut d.head);
                 d.become_raw(&head, ctx);
                 if let State::Raw(r) = &mut d.state {
@@ -206,7 +206,7 @@ impl DirParser {
         self.head.extend_from_slice(&input[..take]);
         let Some(end) = head::find_head_end(&self.head, old.saturating_sub(2)) else {
             if self.head.len() >= max {
-                ctx.stats.http_header_too_large += 1;
+                ctx.stats().http_header_too_large += 1;
                 let head = std::mem::take(&mut self.head);
                 self.become_raw(&head, ctx);
                 return (&input[take..], false);
@@ -228,7 +228,7 @@ impl DirParser {
                 if let Err(e) = other {
                     tracing::debug!(error = %e, dir = ?self.dir, "HTTP header block did not parse");
                 }
-                ctx.stats.http_parse_errors += 1;
+                ctx.stats().http_parse_errors += 1;
                 self.become_raw(block, ctx);
                 return (rest, false);
             }
@@ -242,7 +242,7 @@ impl DirParser {
     }
 
     fn request(&mut self, head: Head, pending: &mut VecDeque<Request>, ctx: &mut Ctx<'_>) -> bool {
-        ctx.stats.http_requests += 1;
+        ctx.stats().http_requests += 1;
         let req = Request {
             method: head.method.clone().unwrap_or_default(),
             url: head.target.clone().unwrap_or_default(),
@@ -253,13 +253,13 @@ impl DirParser {
             ctx.meta.server_name.clone_from(&req.host);
         }
         if pending.len() >= MAX_PENDING {
-            ctx.stats.http_pipeline_overflow += 1;
+            ctx.stats().http_pipeline_overflow += 1;
             pending.pop_front();
         }
         pending.push_back(req.clone());
         if req.method.eq_ignore_ascii_case("CONNECT") {
             // What follows the request is tunnelled; the response is still parsed.
-            ctx.stats.http_tunnels += 1;
+            ctx.stats().http_tunnels += 1;
             self.become_raw(&[], ctx);
             return false;
         }
@@ -268,7 +268,7 @@ impl DirParser {
             Framing::Length(0) | Framing::Unframed => return false,
             Framing::Length(n) => body::Framing::Length(n),
             Framing::BadLength | Framing::OtherTransferEncoding => {
-                ctx.stats.http_bad_length += 1;
+                ctx.stats().http_bad_length += 1;
                 self.become_raw(&[], ctx);
                 return false;
             }
@@ -287,7 +287,7 @@ impl DirParser {
     }
 
     fn response(&mut self, head: Head, pending: &mut VecDeque<Request>, ctx: &mut Ctx<'_>) -> bool {
-        ctx.stats.http_responses += 1;
+        ctx.stats().http_responses += 1;
         let status = head.status.unwrap_or(0);
         if (100..200).contains(&status) && status != 101 {
             // Interim response (100 Continue, 103 Early Hints): no body, and
@@ -296,7 +296,7 @@ impl DirParser {
         }
         let req = pending.pop_front();
         if req.is_none() {
-            ctx.stats.http_unmatched_responses += 1;
+            ctx.stats().http_unmatched_responses += 1;
         }
         let method = req.as_ref().map(|r| r.method.as_str()).unwrap_or("");
         if status == 101 || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status))
@@ -312,7 +312,7 @@ impl DirParser {
             Framing::Length(n) => body::Framing::Length(n),
             Framing::Unframed | Framing::OtherTransferEncoding => body::Framing::UntilClose,
             Framing::BadLength => {
-                ctx.stats.http_bad_length += 1;
+                ctx.stats().http_bad_length += 1;
                 self.become_raw(&[], ctx);
                 return false;
             }
@@ -362,7 +362,7 @@ impl DirParser {
             Encoding::Identity => None,
             Encoding::Decode(c) => Some(c),
             Encoding::Unsupported => {
-                ctx.stats.http_unsupported_encoding += 1;
+                ctx.stats().http_unsupported_encoding += 1;
                 None
             }
         };

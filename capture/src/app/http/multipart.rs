@@ -139,7 +139,7 @@ impl Multipart {
     }
 
     fn break_framing(&mut self, ctx: &mut Ctx<'_>) {
-        ctx.stats.multipart_errors += 1;
+        ctx.stats().multipart_errors += 1;
         self.end(ObjectEnd::Truncated, ctx);
         self.state = State::Broken;
         self.carry.clear();
@@ -293,7 +293,7 @@ impl Multipart {
                 let filename =
                     header_value(hs, "content-disposition").and_then(|v| disposition_filename(&v));
                 let content_type = header_value(hs, "content-type");
-                ctx.stats.multipart_parts += 1;
+                ctx.stats().multipart_parts += 1;
                 self.state = State::Content;
                 self.begin(filename, content_type, ctx);
             }

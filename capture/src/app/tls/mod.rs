@@ -118,11 +118,11 @@ impl TlsConn {
         let buf = std::mem::take(&mut d.hello_buf);
         d.hello_done = true;
         let (kind, body) = (buf[0], &buf[4..]);
-        let info = ctx.meta.tls.get_or_insert_with(TlsInfo::default);
         match (dir, kind) {
             (Direction::ToServer, 1) => match hello::client_hello(body) {
                 Some(ch) => {
-                    ctx.stats.tls_client_hellos += 1;
+                    ctx.stats().tls_client_hellos += 1;
+                    let info = ctx.meta.tls.get_or_insert_with(TlsInfo::default);
                     info.sni.clone_from(&ch.sni);
                     info.alpn = ch
                         .alpn
@@ -138,19 +138,20 @@ impl TlsConn {
                         ctx.meta.server_name.clone_from(&ch.sni);
                     }
                 }
-                None => ctx.stats.tls_parse_errors += 1,
+                None => ctx.stats().tls_parse_errors += 1,
             },
             (Direction::ToClient, 2) => match hello::server_hello(body) {
                 Some(sh) => {
-                    ctx.stats.tls_server_hellos += 1;
+                    ctx.stats().tls_server_hellos += 1;
                     self.negotiated = Some((sh.version, sh.cipher));
                     if let Some(v) = hello::version_name(sh.version) {
+                        let info = ctx.meta.tls.get_or_insert_with(TlsInfo::default);
                         info.version = Some(v.to_string());
                     }
                 }
-                None => ctx.stats.tls_parse_errors += 1,
+                None => ctx.stats().tls_parse_errors += 1,
             },
-            _ => ctx.stats.tls_parse_errors += 1,
+            _ => ctx.stats().tls_parse_errors += 1,
         }
     }
 
@@ -174,7 +175,7 @@ impl TlsConn {
                 let [ct, major, _, hi, lo] = d.header;
                 let len = usize::from(u16::from_be_bytes([hi, lo]));
                 if !(20..=24).contains(&ct) || major != 3 || len > TLS_MAX_RECORD {
-                    ctx.stats.tls_record_desync += 1;
+                    ctx.stats().tls_record_desync += 1;
                     d.desync = true;
                     d.hello_done = true;
                     continue;
@@ -195,7 +196,7 @@ impl TlsConn {
             d.body_left -= take;
             if d.content_type == CONTENT_HANDSHAKE && !d.hello_done {
                 if d.hello_buf.len() + body.len() > MAX_HELLO + 4 {
-                    ctx.stats.tls_handshake_too_large += 1;
+                    ctx.stats().tls_handshake_too_large += 1;
                     d.hello_done = true;
                     d.hello_buf = Vec::new();
                     continue;
@@ -206,7 +207,7 @@ impl TlsConn {
                     let need =
                         4 + (usize::from(b[1]) << 16 | usize::from(b[2]) << 8 | usize::from(b[3]));
                     if need > MAX_HELLO + 4 {
-                        ctx.stats.tls_handshake_too_large += 1;
+                        ctx.stats().tls_handshake_too_large += 1;
                         d.hello_done = true;
                         d.hello_buf = Vec::new();
                     } else if d.hello_buf.len() >= need {
@@ -267,7 +268,7 @@ impl Handler for TlsConn {
             d.body_left -= len as usize;
         } else {
             if !d.desync {
-                ctx.stats.tls_record_desync += 1;
+                ctx.stats().tls_record_desync += 1;
             }
             d.desync = true;
             d.hello_done = true;
