@@ -14,3 +14,4 @@ mod detect_known;
 mod detect_egress;
 mod app_props;
 mod app_ssh;
+mod detect_pcaps;

@@ -11,6 +11,7 @@
 //! Adding a detector is one new module plus one line in the registry that
 //! builds the [`Detectors`] set.
 
+pub mod bench;
 pub mod config;
 pub mod egress;
 pub mod format;
