@@ -1,8 +1,183 @@
-//! The `[analyzer]` section of `weightwatch.toml`.
+//! The `[analyzer]` section of `weightwatch.toml`: every threshold and weight
+//! of the analyzer, with the defaults documented in `docs/analyzer.md`.
 
 use serde::Deserialize;
 
-/// Analyzer thresholds and weights (documented in `docs/configuration.md`).
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Analyzer thresholds and weights.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AnalyzerConfig {}
+pub struct AnalyzerConfig {
+    /// An alert needs at least this many signal families to fire, one of
+    /// which must be a content family (`harvest` or `output_layer`);
+    /// `opportunism` adds to the score but does not count here.
+    pub min_families: usize,
+    /// An alert needs at least this score (0..1).
+    pub score_threshold: f64,
+    /// Entities (accounts, keys, clusters) with fewer requests are not scored.
+    pub min_requests: u64,
+    /// Robust z-score (median/MAD against every account) above which
+    /// a volume feature counts as unusual.
+    pub robust_z: f64,
+    /// `high_volume` also needs at least this many requests per day.
+    pub high_volume_per_day: f64,
+    /// `round_the_clock`: distinct hours of the day with traffic.
+    pub round_the_clock_hours: u32,
+    /// `round_the_clock`: share of all hours in the span with traffic.
+    pub round_the_clock_duty: f64,
+    /// `regular_arrivals`: inter-arrival coefficient of variation at most this.
+    pub regular_cv: f64,
+    /// Automation signals need traffic in at least this many distinct hours.
+    pub min_active_hours: u32,
+    /// `rate_limit_pressure`: share of 429 answers.
+    pub rate_limit_share: f64,
+    /// `rate_limit_pressure`: and at least this many 429s.
+    pub rate_limit_min: u64,
+    /// `reasoning_elicitation`: share of single-turn prompts with a
+    /// reasoning-trace elicitation phrase (any language).
+    pub reasoning_share: f64,
+    /// `reasoning_elicitation`: and at least this many such prompts.
+    pub reasoning_min: u64,
+    /// `identity_probes`: share of prompts probing the model's identity.
+    pub probe_share: f64,
+    /// `identity_probes`: and at least this many.
+    pub probe_min: u64,
+    /// Topic breadth (capability categories with real traffic) that counts
+    /// as broad.
+    pub topic_breadth: usize,
+    /// A category counts toward breadth with at least this share of the
+    /// entity's texted prompts.
+    pub topic_min_share: f64,
+    /// `coverage_growth`: share of covered categories first reached after
+    /// the first quarter of the entity's requests.
+    pub coverage_growth: f64,
+    /// `coverage_growth` needs at least this many on-topic single-turn prompts.
+    pub coverage_min_prompts: u64,
+    /// A template is a harvesting template with at least this many requests…
+    pub template_min_requests: u64,
+    /// …and at least this share of distinct prompts among them (slot diversity).
+    pub slot_diversity: f64,
+    /// `templated_harvest`: share of single-turn prompts in harvesting templates.
+    pub templated_share: f64,
+    /// `templated_harvest`: mean completion tokens of those prompts.
+    pub templated_completion_tokens: f64,
+    /// The largest `top_logprobs` the API allows (requests at it are "at max").
+    pub top_logprobs_max: u32,
+    /// `top_logprobs_at_max`: share of requests.
+    pub logprob_max_share: f64,
+    /// `logit_bias_heavy`: mean biased tokens per biased request.
+    pub logit_bias_keys: f64,
+    /// `logit_bias_heavy`: share of requests with logit_bias.
+    pub logit_bias_share: f64,
+    /// `single_token_probe`: share of requests with max_tokens <= 1 (and top_logprobs at max).
+    pub single_token_share: f64,
+    /// `redacted_harvest` (metadata proxy when prompts are redacted): share of single-turn requests.
+    pub redacted_single_turn: f64,
+    /// `redacted_harvest`: share of distinct prompt hashes.
+    pub redacted_distinct: f64,
+    /// `redacted_harvest`: mean completion tokens.
+    pub redacted_completion_tokens: f64,
+    /// A model is "new" when first seen after this share of the input span.
+    pub new_model_after: f64,
+    /// `new_model_move`: the entity moved within this many hours of the release…
+    pub new_model_lag_hours: f64,
+    /// …with at least this share of its later traffic…
+    pub new_model_share: f64,
+    /// …and at least this overlap of templates before and after.
+    pub new_model_overlap: f64,
+    /// Family weights in the score.
+    pub weight_automation: f64,
+    /// Weight of the `harvest` family.
+    pub weight_harvest: f64,
+    /// Weight of the `output_layer` family.
+    pub weight_output_layer: f64,
+    /// Weight of the `opportunism` family.
+    pub weight_opportunism: f64,
+    /// Window length (hours) for windowed features and time-to-detect replay.
+    pub window_hours: u32,
+    /// MinHash signature length (bands × rows) for template LSH.
+    pub lsh_bands: usize,
+    /// Rows per LSH band.
+    pub lsh_rows: usize,
+    /// Two accounts' template sets this similar (Jaccard) count as shared.
+    pub template_jaccard: f64,
+    /// Hourly activity vectors this similar (cosine) count as synchronized.
+    pub sync_cosine: f64,
+    /// Accounts are linked when their link score reaches this (templates 1,
+    /// synchronized 1, shared /24 or /48 1, same client 0.5).
+    pub link_score: f64,
+    /// Clusters smaller than this are not scored as clusters.
+    pub min_cluster_size: usize,
+    /// Candidate buckets (same block, client, LSH band) larger than this are
+    /// too generic to link by; they are skipped.
+    pub max_bucket: usize,
+    /// Sample prompts per alert.
+    pub sample_prompts: usize,
+    /// Sample prompts are cut to this many characters.
+    pub sample_chars: usize,
+    /// Replace sample prompts with their SHA-256 in alerts.
+    pub redact_samples: bool,
+    /// Bad rows reported with file and line (all are counted).
+    pub bad_row_examples: usize,
+    /// Upper bound on rows held in memory (~64 bytes each); rows beyond it
+    /// are counted and reported, not analysed.
+    pub max_rows: u64,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            min_families: 2,
+            score_threshold: 0.5,
+            min_requests: 50,
+            robust_z: 3.5,
+            high_volume_per_day: 500.0,
+            round_the_clock_hours: 20,
+            round_the_clock_duty: 0.5,
+            regular_cv: 0.5,
+            min_active_hours: 12,
+            rate_limit_share: 0.04,
+            rate_limit_min: 50,
+            reasoning_share: 0.25,
+            reasoning_min: 30,
+            probe_share: 0.005,
+            probe_min: 10,
+            topic_breadth: 8,
+            topic_min_share: 0.01,
+            coverage_growth: 0.3,
+            coverage_min_prompts: 400,
+            template_min_requests: 20,
+            slot_diversity: 0.9,
+            templated_share: 0.5,
+            templated_completion_tokens: 500.0,
+            top_logprobs_max: 20,
+            logprob_max_share: 0.5,
+            logit_bias_keys: 20.0,
+            logit_bias_share: 0.3,
+            single_token_share: 0.5,
+            redacted_single_turn: 0.9,
+            redacted_distinct: 0.8,
+            redacted_completion_tokens: 600.0,
+            new_model_after: 0.1,
+            new_model_lag_hours: 6.0,
+            new_model_share: 0.8,
+            new_model_overlap: 0.5,
+            weight_automation: 1.0,
+            weight_harvest: 1.5,
+            weight_output_layer: 1.5,
+            weight_opportunism: 0.5,
+            window_hours: 6,
+            lsh_bands: 16,
+            lsh_rows: 4,
+            template_jaccard: 0.3,
+            sync_cosine: 0.8,
+            link_score: 2.0,
+            min_cluster_size: 3,
+            max_bucket: 2000,
+            sample_prompts: 3,
+            sample_chars: 160,
+            redact_samples: false,
+            bad_row_examples: 20,
+            max_rows: 100_000_000,
+        }
+    }
+}

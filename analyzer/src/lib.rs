@@ -1,4 +1,219 @@
 //! The weightwatch analyzer: reads LLM API request logs and flags accounts,
 //! and clusters of accounts, whose query patterns look like distillation.
+//!
+//! Data flows one way: [`ingest`] (files → validated rows, bad rows counted)
+//! → [`store`] (compact rows; prompt text reduced by [`text`] to hashes,
+//! flags and topics) → [`features`] (per account, key and cluster) →
+//! [`cluster`] (linking accounts) → [`score`] (signals, families, verdicts) →
+//! [`alerts`] and [`output`]. [`eval`] measures it all against labels.
+//!
+//! Call [`run`] for the whole pipeline.
 
+pub mod alerts;
+pub mod analysis;
+pub mod cluster;
 pub mod config;
+pub mod eval;
+pub mod features;
+pub mod ingest;
+pub mod output;
+pub mod row;
+pub mod score;
+pub mod store;
+pub mod text;
+
+use config::AnalyzerConfig;
+use eve::event::{Event, EventKind, StatsEvent};
+use eve::sink::EventSink;
+use std::path::PathBuf;
+
+/// What to analyse and where the tables go.
+#[derive(Clone, Debug, Default)]
+pub struct AnalyzeOptions {
+    /// Files or directories of request logs.
+    pub logs: Vec<PathBuf>,
+    /// `scores.csv` output.
+    pub scores_out: Option<PathBuf>,
+    /// Feature table (Parquet) output.
+    pub features_out: Option<PathBuf>,
+    /// Labels to evaluate against.
+    pub labels: Option<PathBuf>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// `sensor_id` of the events.
+    pub sensor_id: Option<String>,
+}
+
+/// Why the analysis could not finish. Bad rows are never an error: they
+/// are counted in the [`Report`].
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    /// Listing the inputs failed.
+    #[error("listing inputs: {0}")]
+    Inputs(#[source] std::io::Error),
+    /// No input file was found.
+    #[error("no log files found in the given paths")]
+    NoInput,
+    /// The phrase sets could not be built.
+    #[error(transparent)]
+    Text(#[from] text::PhraseSetError),
+    /// The sink refused an event.
+    #[error("emitting events: {0}")]
+    Sink(#[from] eve::sink::SinkError),
+    /// Writing scores or features failed.
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
+    /// Reading labels failed.
+    #[error(transparent)]
+    Labels(#[from] eval::LabelError),
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct Report {
+    /// Input files, rows, bad rows.
+    pub ingest: ingest::IngestReport,
+    /// The analysis (per account and cluster).
+    pub analysis: analysis::Analysis,
+    /// Alerts emitted.
+    pub alerts: usize,
+    /// The evaluation, when labels were given.
+    pub evaluation: Option<eval::Evaluation>,
+}
+
+impl Report {
+    /// Accounts flagged (alone, by a key or through a cluster).
+    pub fn flagged_accounts(&self) -> usize {
+        self.analysis
+            .accounts
+            .iter()
+            .filter(|a| a.flagged())
+            .count()
+    }
+
+    /// Clusters flagged as a whole.
+    pub fn flagged_clusters(&self) -> usize {
+        self.analysis.clusters.iter().filter(|c| c.flagged).count()
+    }
+
+    /// A few lines for the end of a run.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "analyzed {} rows from {} files ({} bytes); {} bad rows/file problems\n{} accounts, {} flagged; {} clusters, {} flagged; {} alerts",
+            self.ingest.rows,
+            self.ingest.files.len(),
+            self.ingest.bytes,
+            self.ingest.bad_total(),
+            self.analysis.accounts.len(),
+            self.flagged_accounts(),
+            self.analysis.clusters.len(),
+            self.flagged_clusters(),
+            self.alerts
+        );
+        if self.ingest.rows_over_limit > 0 {
+            s.push_str(&format!(
+                "\n{} valid rows beyond max_rows were not analysed",
+                self.ingest.rows_over_limit
+            ));
+        }
+        for (reason, n) in &self.ingest.bad_by_reason {
+            s.push_str(&format!("\n  bad: {reason}: {n}"));
+        }
+        for e in &self.ingest.examples {
+            s.push_str(&format!(
+                "\n  {}:{}: {} {}",
+                e.file.display(),
+                e.line,
+                e.reason,
+                e.excerpt
+            ));
+        }
+        s
+    }
+}
+
+/// Read the logs, analyse, emit alerts to `sink`, write the tables, and
+/// evaluate when labels are given.
+pub fn run(
+    opts: &AnalyzeOptions,
+    cfg: &AnalyzerConfig,
+    sink: &mut dyn EventSink,
+) -> Result<Report, AnalyzeError> {
+    let files = ingest::collect_files(&opts.logs).map_err(AnalyzeError::Inputs)?;
+    if files.is_empty() {
+        return Err(AnalyzeError::NoInput);
+    }
+    let text = text::TextAnalyzer::new()?;
+    let mut store = store::Store::default();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = opts.progress.then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} reading logs {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta}",
+        ) {
+            b.set_style(style);
+        }
+        b
+    });
+    let ingest = ingest::ingest(&files, cfg, &mut store, &text, bar.as_ref());
+    store.finish();
+    if let Some(b) = &bar {
+        b.set_style(indicatif::ProgressStyle::default_spinner());
+        b.set_message("analysing: features, clusters, scores");
+    }
+    let analysis = analysis::analyze(&store, store.reqs.len(), cfg);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let events = alerts::all(&analysis, &store, cfg);
+    let alerts = events.len();
+    for mut e in events {
+        if let Some(id) = &opts.sensor_id {
+            e.sensor_id = Some(id.clone());
+        }
+        sink.emit(&e)?;
+    }
+    let mut stats = StatsEvent::default();
+    stats.stats.add("analyzer", "rows", ingest.rows);
+    stats.stats.add("analyzer", "bad_rows", ingest.bad_total());
+    stats
+        .stats
+        .add("analyzer", "accounts", analysis.accounts.len() as u64);
+    stats.stats.add(
+        "analyzer",
+        "flagged",
+        analysis.accounts.iter().filter(|a| a.flagged()).count() as u64,
+    );
+    stats.stats.add(
+        "analyzer",
+        "clusters_flagged",
+        analysis.clusters.iter().filter(|c| c.flagged).count() as u64,
+    );
+    let mut se = Event::new(eve::Timestamp::now(), EventKind::Stats(stats));
+    se.sensor_id = opts.sensor_id.clone();
+    sink.emit(&se)?;
+    sink.flush()?;
+    if let Some(p) = &opts.scores_out {
+        output::write_scores(&analysis, p)?;
+    }
+    if let Some(p) = &opts.features_out {
+        output::write_features(&analysis, p)?;
+    }
+    let evaluation = match &opts.labels {
+        Some(p) => {
+            let labels = eval::read_labels(p)?;
+            Some(eval::evaluate(&store, &analysis, &labels, cfg))
+        }
+        None => None,
+    };
+    Ok(Report {
+        ingest,
+        analysis,
+        alerts,
+        evaluation,
+    })
+}

@@ -1,1 +1,5 @@
 //! Integration tests (one binary per crate; modules below).
+
+mod bad_input;
+mod detection;
+mod outputs;

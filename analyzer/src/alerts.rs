@@ -1,0 +1,220 @@
+//! EVE `alert` events for flagged accounts (`distillation`) and clusters
+//! (`distillation_cluster`), with the evidence an analyst reads: signals with
+//! values and thresholds, benign explanations ruled out, sample prompts
+//! (truncated, optionally replaced by their hash) and the time range.
+
+use crate::analysis::{AccountResult, Analysis, ClusterResult, Via};
+use crate::config::AnalyzerConfig;
+use crate::features::Features;
+use crate::score::Verdict;
+use crate::store::{Sample, Store};
+use eve::event::{Alert, AlertCategory, AlertEvent, Event, EventKind, Evidence};
+use eve::time::Timestamp;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Signature id of the per-account alert.
+pub const SID_ACCOUNT: u32 = 3_000_001;
+/// Signature id of the cluster alert.
+pub const SID_CLUSTER: u32 = 3_000_002;
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_unix_micros(ms.saturating_mul(1000))
+}
+
+fn verdict_evidence(e: &mut Evidence, v: &Verdict, f: &Features) {
+    e.insert("score".into(), json!((v.score * 1000.0).round() / 1000.0));
+    e.insert(
+        "families".into(),
+        json!(v.families.iter().map(|f| f.name()).collect::<Vec<_>>()),
+    );
+    let fired: Vec<Value> = v
+        .fired()
+        .map(|s| json!({"name": s.name, "family": s.family.name(), "value": (s.value * 1000.0).round() / 1000.0, "threshold": s.threshold, "detail": s.detail}))
+        .collect();
+    e.insert("signals".into(), Value::Array(fired));
+    let not_fired: Vec<&str> = v
+        .signals
+        .iter()
+        .filter(|s| !s.fired)
+        .map(|s| s.name)
+        .collect();
+    e.insert("signals_not_fired".into(), json!(not_fired));
+    let mut ruled_out = serde_json::Map::new();
+    let mut open = serde_json::Map::new();
+    for b in &v.benign {
+        if b.ruled_out {
+            ruled_out.insert(b.name.into(), json!(b.because));
+        } else {
+            open.insert(b.name.into(), json!(b.because));
+        }
+    }
+    e.insert("benign_ruled_out".into(), Value::Object(ruled_out));
+    e.insert("benign_not_ruled_out".into(), Value::Object(open));
+    e.insert(
+        "time_range".into(),
+        json!({"first": ts(f.first_ts).to_string(), "last": ts(f.last_ts).to_string()}),
+    );
+    e.insert(
+        "volume".into(),
+        json!({
+            "requests": f.requests,
+            "requests_per_day": f.requests_per_day.round(),
+            "completion_tokens_mean": f.completion_tokens_mean.round(),
+            "active_hours": f.active_hours,
+            "keys": f.keys,
+            "source_blocks": f.blocks,
+            "user_agents": f.user_agents,
+        }),
+    );
+    e.insert("prompts_redacted".into(), json!(v.redacted));
+    if v.redacted {
+        e.insert(
+            "note".into(),
+            json!(format!(
+                "prompt text redacted for {:.0}% of requests: text signals (templates, topics, phrase sets) unavailable; judged on metadata and prompt_sha256 only",
+                100.0 * f.redacted_share
+            )),
+        );
+    }
+}
+
+fn samples(s: &[Sample], cfg: &AnalyzerConfig) -> Value {
+    Value::Array(
+        s.iter()
+            .take(cfg.sample_prompts.max(1) * 3)
+            .map(|x| {
+                let text = if cfg.redact_samples {
+                    format!("sha256:{:x}", Sha256::digest(x.text.as_bytes()))
+                } else {
+                    x.text.clone()
+                };
+                json!({"ts": ts(x.ts).to_string(), "kind": x.why, "prompt": text})
+            })
+            .collect(),
+    )
+}
+
+fn severity(v: &Verdict) -> u8 {
+    if v.score >= 0.9 { 1 } else { 2 }
+}
+
+/// The `distillation` alert of one flagged account.
+pub fn account_alert(a: &AccountResult, store: &Store, cfg: &AnalyzerConfig) -> Event {
+    let mut e = Evidence::new();
+    verdict_evidence(&mut e, &a.verdict, &a.features);
+    let via = match &a.via {
+        Via::Account => "account".to_string(),
+        Via::ApiKey(k) => format!("api_key:{k}"),
+        Via::Cluster(c) => format!("cluster:{c}"),
+    };
+    e.insert("decided_by".into(), json!(via));
+    let s = store
+        .samples
+        .get(a.index as usize)
+        .map_or(&[][..], |v| v.as_slice());
+    e.insert("sample_prompts".into(), samples(s, cfg));
+    let mut body = AlertEvent::new(
+        Alert::new(
+            "WEIGHTWATCH distillation: account traffic looks like model extraction",
+            SID_ACCOUNT,
+            AlertCategory::Distillation,
+            severity(&a.verdict),
+        ),
+        e,
+    );
+    body.account_id = Some(a.account_id.clone());
+    body.cluster_id = a.cluster_id.clone();
+    let name = format!("distillation|{}|{}", a.account_id, a.features.first_ts);
+    Event::with_derived_id(
+        ts(a.features.last_ts),
+        EventKind::Alert(Box::new(body)),
+        &name,
+    )
+}
+
+/// The `distillation_cluster` alert of one flagged cluster.
+pub fn cluster_alert(
+    c: &ClusterResult,
+    analysis: &Analysis,
+    store: &Store,
+    cfg: &AnalyzerConfig,
+) -> Event {
+    let mut e = Evidence::new();
+    verdict_evidence(&mut e, &c.verdict, &c.features);
+    e.insert("member_count".into(), json!(c.cluster.members.len()));
+    e.insert(
+        "members_with_content_signal".into(),
+        json!(c.members_with_content),
+    );
+    e.insert(
+        "links".into(),
+        serde_json::to_value(&c.cluster.links).unwrap_or(Value::Null),
+    );
+    let per_member_max = c
+        .cluster
+        .members
+        .iter()
+        .filter_map(|&m| analysis.accounts.get(m as usize))
+        .map(|a| a.features.requests_per_day)
+        .fold(0.0, f64::max);
+    e.insert(
+        "note".into(),
+        json!(format!(
+            "scored as one entity: the busiest member sends {:.0} requests/day, the cluster {:.0}",
+            per_member_max, c.features.requests_per_day
+        )),
+    );
+    let mut s: Vec<Sample> = Vec::new();
+    for &m in c.cluster.members.iter().take(cfg.sample_prompts.max(1)) {
+        if let Some(x) = store.samples.get(m as usize).and_then(|v| v.first()) {
+            s.push(x.clone());
+        }
+    }
+    e.insert("sample_prompts".into(), samples(&s, cfg));
+    let mut members: Vec<String> = c
+        .cluster
+        .members
+        .iter()
+        .map(|&m| store.accounts.names[m as usize].clone())
+        .collect();
+    members.sort();
+    let mut body = AlertEvent::new(
+        Alert::new(
+            "WEIGHTWATCH distillation cluster: coordinated accounts extracting the model together",
+            SID_CLUSTER,
+            AlertCategory::DistillationCluster,
+            1,
+        ),
+        e,
+    );
+    body.cluster_id = Some(c.cluster.id.clone());
+    body.members = Some(members);
+    let name = format!(
+        "distillation_cluster|{}|{}",
+        c.cluster.id, c.features.first_ts
+    );
+    Event::with_derived_id(
+        ts(c.features.last_ts),
+        EventKind::Alert(Box::new(body)),
+        &name,
+    )
+}
+
+/// All alerts of an analysis: each flagged cluster once, and each account
+/// flagged on its own (or through a key). Members flagged only through their
+/// cluster are listed in the cluster alert rather than alerted one by one.
+pub fn all(analysis: &Analysis, store: &Store, cfg: &AnalyzerConfig) -> Vec<Event> {
+    let mut out = Vec::new();
+    for c in analysis.clusters.iter().filter(|c| c.flagged) {
+        out.push(cluster_alert(c, analysis, store, cfg));
+    }
+    for a in analysis
+        .accounts
+        .iter()
+        .filter(|a| a.flagged() && !matches!(a.via, Via::Cluster(_)))
+    {
+        out.push(account_alert(a, store, cfg));
+    }
+    out
+}

@@ -1,0 +1,209 @@
+//! The whole analysis over the first `n` requests of a [`Store`]: features and
+//! verdicts per account, per API key and per cluster, combined into one
+//! result per account.
+
+use crate::cluster::{self, Cluster};
+use crate::config::AnalyzerConfig;
+use crate::features::{self, Baselines, Context, Features};
+use crate::score::{self, Verdict};
+use crate::store::{Req, Store};
+use serde::Serialize;
+
+/// What decided an account's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// Its own traffic.
+    Account,
+    /// One of its API keys (e.g. a reseller's extraction key).
+    ApiKey(String),
+    /// The cluster it belongs to.
+    Cluster(String),
+}
+
+/// The result for one account.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountResult {
+    /// Index in the store.
+    pub index: u32,
+    /// Account id.
+    pub account_id: String,
+    /// Features of its whole traffic.
+    pub features: Features,
+    /// The deciding verdict (account, key or cluster).
+    pub verdict: Verdict,
+    /// Which entity decided.
+    pub via: Via,
+    /// The cluster it belongs to, if any.
+    pub cluster_id: Option<String>,
+}
+
+impl AccountResult {
+    /// Alerted on?
+    pub fn flagged(&self) -> bool {
+        self.verdict.flagged
+    }
+}
+
+/// The result for one cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterResult {
+    /// Members and links.
+    pub cluster: Cluster,
+    /// Features of the members' traffic taken together.
+    pub features: Features,
+    /// Verdict on the aggregate.
+    pub verdict: Verdict,
+    /// Members whose own traffic fired a content family.
+    pub members_with_content: usize,
+    /// The cluster is alerted on as a whole.
+    pub flagged: bool,
+}
+
+/// Everything the analysis found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    /// Span and new models.
+    #[serde(skip)]
+    pub context: Option<Context>,
+    /// Peer baselines.
+    pub baselines: Baselines,
+    /// One per account, in store order.
+    pub accounts: Vec<AccountResult>,
+    /// Clusters of at least `min_cluster_size`.
+    pub clusters: Vec<ClusterResult>,
+}
+
+/// The cluster's own automation signal: many accounts acting in step
+/// (synchronized hourly activity on most links) are one operator's machinery.
+fn coordination(c: &Cluster, cfg: &AnalyzerConfig) -> score::Signal {
+    let l = &c.links;
+    let sync = if l.links == 0 {
+        0.0
+    } else {
+        l.synchronized as f64 / l.links as f64
+    };
+    score::signal(
+        "coordinated_accounts",
+        score::Family::Automation,
+        sync,
+        0.5,
+        c.members.len() >= cfg.min_cluster_size && sync >= 0.5,
+        format!(
+            "{} accounts; {} links: {} synchronized (mean cosine {:.2}), {} shared source blocks, {} shared templates (mean Jaccard {:.2}), {} same client",
+            c.members.len(),
+            l.links,
+            l.synchronized,
+            l.mean_sync_cosine,
+            l.shared_blocks,
+            l.shared_templates,
+            l.mean_template_jaccard,
+            l.same_client
+        ),
+    )
+}
+
+fn gather<'a>(store: &'a Store, idx: &[u32]) -> Vec<&'a Req> {
+    idx.iter().map(|&i| &store.reqs[i as usize]).collect()
+}
+
+/// Analyse the first `n` requests (all of them for `store.reqs.len()`).
+pub fn analyze(store: &Store, n: usize, cfg: &AnalyzerConfig) -> Analysis {
+    let n = n.min(store.reqs.len());
+    let ctx = Context::new(&store.reqs[..n], cfg);
+    let per_account = features::by_account(store, n);
+    let feats: Vec<Features> = per_account
+        .iter()
+        .map(|idx| features::compute(&gather(store, idx), &ctx, cfg))
+        .collect();
+    // The peer population is every account that sent anything.
+    let peers: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
+    let baselines = Baselines::of(&peers);
+    let mut accounts: Vec<AccountResult> = feats
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let verdict = score::score(&f, &baselines, cfg);
+            AccountResult {
+                index: i as u32,
+                account_id: store.accounts.names[i].clone(),
+                features: f,
+                verdict,
+                via: Via::Account,
+                cluster_id: None,
+            }
+        })
+        .collect();
+
+    // Keys: an account with several keys is also judged key by key, so
+    // extraction through one key of a busy reseller is not averaged away.
+    let per_key = features::by_key(store, n);
+    for (k, idx) in per_key.iter().enumerate() {
+        let Some(&owner) = store.key_account.get(k) else {
+            continue;
+        };
+        let Some(acct) = accounts.get_mut(owner as usize) else {
+            continue;
+        };
+        if acct.features.keys < 2 || (idx.len() as u64) < cfg.min_requests || acct.verdict.flagged {
+            continue;
+        }
+        // Only the owner's requests through this key.
+        let own: Vec<u32> = idx
+            .iter()
+            .copied()
+            .filter(|&i| store.reqs[i as usize].account == owner)
+            .collect();
+        let f = features::compute(&gather(store, &own), &ctx, cfg);
+        let v = score::score(&f, &baselines, cfg);
+        if v.flagged || v.score > acct.verdict.score {
+            if v.flagged {
+                acct.via = Via::ApiKey(store.keys.names[k].clone());
+            }
+            acct.verdict = v;
+        }
+    }
+
+    let found = cluster::clusters(store, &per_account, &ctx, cfg);
+    let mut clusters = Vec::new();
+    for c in found {
+        let mut idx: Vec<u32> = c
+            .members
+            .iter()
+            .flat_map(|&m| per_account[m as usize].iter().copied())
+            .collect();
+        idx.sort_unstable();
+        let f = features::compute(&gather(store, &idx), &ctx, cfg);
+        let v = score::score_with(&f, &baselines, cfg, vec![coordination(&c, cfg)]);
+        let members_with_content = c
+            .members
+            .iter()
+            .filter(|&&m| accounts[m as usize].verdict.has_content())
+            .count();
+        // A cluster is flagged as a whole when its aggregate is and the
+        // content signals come from most members, not from one bad apple
+        // (who is flagged on its own) among benign look-alikes.
+        let flagged = v.flagged && members_with_content * 2 >= c.members.len();
+        for &m in &c.members {
+            let a = &mut accounts[m as usize];
+            a.cluster_id = Some(c.id.clone());
+            if flagged && !a.verdict.flagged {
+                a.verdict = v.clone();
+                a.via = Via::Cluster(c.id.clone());
+            }
+        }
+        clusters.push(ClusterResult {
+            cluster: c,
+            features: f,
+            verdict: v,
+            members_with_content,
+            flagged,
+        });
+    }
+    Analysis {
+        context: Some(ctx),
+        baselines,
+        accounts,
+        clusters,
+    }
+}

@@ -1,0 +1,259 @@
+//! Cross-account clustering: accounts linked by shared templates (MinHash
+//! LSH over each account's template set), shared source blocks (/24, /48),
+//! the same client and synchronized activity. Candidate pairs come only from
+//! LSH bands and shared blocks (never all pairs), so the cost grows with the
+//! accounts that actually share something; buckets larger than `max_bucket`
+//! are too generic to link by and are skipped.
+
+use crate::config::AnalyzerConfig;
+use crate::features::{Context, HOUR_MS};
+use crate::store::{Req, Store, flag};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// What an account brings to linking.
+struct Profile {
+    minhash: Vec<u64>,
+    has_templates: bool,
+    blocks: Vec<u32>,
+    ua: u32,
+    activity: HashMap<i64, f64>,
+    norm: f64,
+}
+
+/// Why two accounts were linked.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LinkStats {
+    /// Links with similar template sets.
+    pub shared_templates: u64,
+    /// Links sharing a source block.
+    pub shared_blocks: u64,
+    /// Links with the same main client.
+    pub same_client: u64,
+    /// Links with synchronized hourly activity.
+    pub synchronized: u64,
+    /// All links.
+    pub links: u64,
+    /// Mean estimated template Jaccard over links.
+    pub mean_template_jaccard: f64,
+    /// Mean hourly-activity cosine over links.
+    pub mean_sync_cosine: f64,
+}
+
+/// A connected group of linked accounts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cluster {
+    /// Stable id derived from the members.
+    pub id: String,
+    /// Member account indices.
+    pub members: Vec<u32>,
+    /// Why they are linked.
+    pub links: LinkStats,
+}
+
+fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
+    let k = cfg.lsh_bands * cfg.lsh_rows;
+    let mut counts: HashMap<u64, u32> = HashMap::new();
+    let mut blocks: HashMap<u32, u32> = HashMap::new();
+    let mut uas: HashMap<u32, u32> = HashMap::new();
+    let mut activity: HashMap<i64, f64> = HashMap::new();
+    // Long inputs fold onto the hour of the week so vectors stay small.
+    let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
+    for r in reqs {
+        if r.template != 0 && r.has(flag::SINGLE_TURN) {
+            *counts.entry(r.template).or_default() += 1;
+        }
+        *blocks.entry(r.block).or_default() += 1;
+        *uas.entry(r.ua).or_default() += 1;
+        let h = (r.ts - ctx.start) / HOUR_MS;
+        *activity.entry(if fold { h % 168 } else { h }).or_default() += 1.0;
+    }
+    let templates: Vec<u64> = counts
+        .into_iter()
+        .filter(|(_, c)| *c >= 2)
+        .map(|(t, _)| t)
+        .collect();
+    let minhash = (0..k as u64)
+        .map(|seed| {
+            templates
+                .iter()
+                .map(|t| xxh3_64_with_seed(&t.to_le_bytes(), seed))
+                .min()
+                .unwrap_or(u64::MAX)
+        })
+        .collect();
+    let n = reqs.len().max(1) as u32;
+    let mut main_blocks: Vec<(u32, u32)> =
+        blocks.into_iter().filter(|(_, c)| c * 10 >= n).collect();
+    main_blocks.sort_by_key(|b| std::cmp::Reverse(b.1));
+    main_blocks.truncate(5);
+    let ua = uas
+        .into_iter()
+        .max_by_key(|(u, c)| (*c, u32::MAX - u))
+        .map_or(0, |x| x.0);
+    let norm = activity.values().map(|v| v * v).sum::<f64>().sqrt();
+    Profile {
+        minhash,
+        has_templates: !templates.is_empty(),
+        blocks: main_blocks.into_iter().map(|b| b.0).collect(),
+        ua,
+        activity,
+        norm,
+    }
+}
+
+fn cosine(a: &Profile, b: &Profile) -> f64 {
+    if a.norm == 0.0 || b.norm == 0.0 {
+        return 0.0;
+    }
+    let (small, big) = if a.activity.len() <= b.activity.len() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let dot: f64 = small
+        .activity
+        .iter()
+        .map(|(h, v)| v * big.activity.get(h).copied().unwrap_or(0.0))
+        .sum();
+    dot / (a.norm * b.norm)
+}
+
+fn jaccard(a: &Profile, b: &Profile) -> f64 {
+    if !a.has_templates || !b.has_templates {
+        return 0.0;
+    }
+    let same = a
+        .minhash
+        .iter()
+        .zip(&b.minhash)
+        .filter(|(x, y)| x == y)
+        .count();
+    same as f64 / a.minhash.len().max(1) as f64
+}
+
+fn find(parent: &mut [u32], mut x: u32) -> u32 {
+    while parent[x as usize] != x {
+        parent[x as usize] = parent[parent[x as usize] as usize];
+        x = parent[x as usize];
+    }
+    x
+}
+
+/// Link accounts and return the clusters of at least `min_cluster_size`.
+/// `accounts[i]` are account i's request indices into `store.reqs`.
+pub fn clusters(
+    store: &Store,
+    accounts: &[Vec<u32>],
+    ctx: &Context,
+    cfg: &AnalyzerConfig,
+) -> Vec<Cluster> {
+    let profiles: Vec<Option<Profile>> = accounts
+        .iter()
+        .map(|idx| {
+            (idx.len() >= 5).then(|| {
+                let reqs: Vec<&Req> = idx.iter().map(|&i| &store.reqs[i as usize]).collect();
+                profile(&reqs, ctx, cfg)
+            })
+        })
+        .collect();
+    // Candidate pairs from LSH bands and shared blocks.
+    let mut buckets: HashMap<(u8, u64), Vec<u32>> = HashMap::new();
+    for (a, p) in profiles.iter().enumerate() {
+        let Some(p) = p else { continue };
+        if p.has_templates {
+            for (band, rows) in p.minhash.chunks(cfg.lsh_rows.max(1)).enumerate() {
+                let mut bytes = Vec::with_capacity(rows.len() * 8);
+                rows.iter()
+                    .for_each(|r| bytes.extend_from_slice(&r.to_le_bytes()));
+                buckets
+                    .entry((1, xxh3_64_with_seed(&bytes, band as u64)))
+                    .or_default()
+                    .push(a as u32);
+            }
+        }
+        for &b in &p.blocks {
+            buckets.entry((2, u64::from(b))).or_default().push(a as u32);
+        }
+    }
+    let mut pairs: HashSet<(u32, u32)> = HashSet::new();
+    for members in buckets.values() {
+        if members.len() < 2 || members.len() > cfg.max_bucket {
+            continue;
+        }
+        for (i, &x) in members.iter().enumerate() {
+            for &y in &members[i + 1..] {
+                pairs.insert((x.min(y), x.max(y)));
+            }
+        }
+    }
+    let mut parent: Vec<u32> = (0..accounts.len() as u32).collect();
+    let mut edges: Vec<(u32, u32, f64, f64, [bool; 4])> = Vec::new();
+    let mut pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
+    pairs.sort_unstable();
+    for (x, y) in pairs {
+        let (Some(a), Some(b)) = (&profiles[x as usize], &profiles[y as usize]) else {
+            continue;
+        };
+        let j = jaccard(a, b);
+        let c = cosine(a, b);
+        let kinds = [
+            j >= cfg.template_jaccard,
+            a.blocks.iter().any(|blk| b.blocks.contains(blk)),
+            a.ua == b.ua,
+            c >= cfg.sync_cosine,
+        ];
+        let score = f64::from(u8::from(kinds[0]))
+            + f64::from(u8::from(kinds[1]))
+            + 0.5 * f64::from(u8::from(kinds[2]))
+            + f64::from(u8::from(kinds[3]));
+        if score >= cfg.link_score {
+            let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
+            if rx != ry {
+                parent[rx.max(ry) as usize] = rx.min(ry);
+            }
+            edges.push((x, y, j, c, kinds));
+        }
+    }
+    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+    for a in 0..accounts.len() as u32 {
+        let r = find(&mut parent, a);
+        groups.entry(r).or_default().push(a);
+    }
+    let mut stats: HashMap<u32, LinkStats> = HashMap::new();
+    for (x, _, j, c, kinds) in &edges {
+        let r = find(&mut parent, *x);
+        let s = stats.entry(r).or_default();
+        s.links += 1;
+        s.shared_templates += u64::from(kinds[0]);
+        s.shared_blocks += u64::from(kinds[1]);
+        s.same_client += u64::from(kinds[2]);
+        s.synchronized += u64::from(kinds[3]);
+        s.mean_template_jaccard += j;
+        s.mean_sync_cosine += c;
+    }
+    let mut out: Vec<Cluster> = groups
+        .into_iter()
+        .filter(|(_, m)| m.len() >= cfg.min_cluster_size.max(2))
+        .map(|(root, members)| {
+            let mut links = stats.remove(&root).unwrap_or_default();
+            if links.links > 0 {
+                links.mean_template_jaccard /= links.links as f64;
+                links.mean_sync_cosine /= links.links as f64;
+            }
+            let mut names: Vec<&str> = members
+                .iter()
+                .map(|&m| store.accounts.names[m as usize].as_str())
+                .collect();
+            names.sort_unstable();
+            let id = format!(
+                "cl-{:012x}",
+                xxhash_rust::xxh3::xxh3_64(names.join("\n").as_bytes()) >> 16
+            );
+            Cluster { id, members, links }
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}

@@ -1,0 +1,281 @@
+//! Evaluation against labels (`account_id,label,scenario`): account-level
+//! precision and recall, false-positive rate per benign style, recall per
+//! attack style, and time to detect — the requests an attacker had sent
+//! before the first alert when the logs are replayed in time order (the
+//! analysis re-run on growing prefixes, one per `window_hours`).
+
+use crate::analysis::{self, Analysis};
+use crate::config::AnalyzerConfig;
+use crate::features::HOUR_MS;
+use crate::store::Store;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+/// Reading labels failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    /// File I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line that is not `account_id,label,scenario`.
+    #[error("{path}:{line}: expected account_id,label,scenario with label benign|distill")]
+    Format {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+    },
+}
+
+/// Ground truth per account: (is an attack, scenario).
+pub type Labels = HashMap<String, (bool, String)>;
+
+/// Read a labels CSV (header optional).
+pub fn read_labels(path: &Path) -> Result<Labels, LabelError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut out = Labels::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (i == 0 && line.starts_with("account_id")) {
+            continue;
+        }
+        let mut parts = line.split(',');
+        let (Some(a), Some(l), s) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(LabelError::Format {
+                path: path.display().to_string(),
+                line: i + 1,
+            });
+        };
+        let attack = match l.trim() {
+            "distill" => true,
+            "benign" => false,
+            _ => {
+                return Err(LabelError::Format {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                });
+            }
+        };
+        out.insert(
+            a.trim().to_string(),
+            (attack, s.unwrap_or("").trim().to_string()),
+        );
+    }
+    Ok(out)
+}
+
+/// Numbers for one scenario.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StyleRow {
+    /// Scenario name.
+    pub scenario: String,
+    /// Labelled accounts seen in the logs.
+    pub accounts: usize,
+    /// Of them flagged.
+    pub flagged: usize,
+    /// Median requests sent before the first alert (attacks).
+    pub ttd_requests_median: Option<u64>,
+    /// Median hours from the account's first request to the first alert (attacks).
+    pub ttd_hours_median: Option<f64>,
+}
+
+/// The evaluation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evaluation {
+    /// Attack accounts flagged.
+    pub true_positives: usize,
+    /// Benign accounts flagged.
+    pub false_positives: usize,
+    /// Attack accounts missed.
+    pub false_negatives: usize,
+    /// Benign accounts not flagged.
+    pub true_negatives: usize,
+    /// Accounts in the logs without a label (not counted above).
+    pub unlabelled: usize,
+    /// Flagged accounts whose verdict lists no fired signal (must be 0).
+    pub unexplained: usize,
+    /// Per benign style.
+    pub benign: Vec<StyleRow>,
+    /// Per attack style.
+    pub attacks: Vec<StyleRow>,
+}
+
+impl Evaluation {
+    /// TP / (TP + FP).
+    pub fn precision(&self) -> f64 {
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
+    }
+    /// TP / (TP + FN).
+    pub fn recall(&self) -> f64 {
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
+    }
+    /// FP / benign accounts.
+    pub fn fp_rate(&self) -> f64 {
+        ratio(
+            self.false_positives,
+            self.false_positives + self.true_negatives,
+        )
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn median_u64(mut v: Vec<u64>) -> Option<u64> {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+/// Compare `analysis` (of the whole store) with `labels`, replaying prefixes
+/// for time to detect.
+pub fn evaluate(
+    store: &Store,
+    analysis: &Analysis,
+    labels: &Labels,
+    cfg: &AnalyzerConfig,
+) -> Evaluation {
+    let mut ev = Evaluation::default();
+    let mut styles: BTreeMap<(bool, String), StyleRow> = BTreeMap::new();
+    for a in &analysis.accounts {
+        let Some((attack, scenario)) = labels.get(&a.account_id) else {
+            ev.unlabelled += 1;
+            continue;
+        };
+        let flagged = a.flagged();
+        if flagged && a.verdict.fired().next().is_none() {
+            ev.unexplained += 1;
+        }
+        match (attack, flagged) {
+            (true, true) => ev.true_positives += 1,
+            (true, false) => ev.false_negatives += 1,
+            (false, true) => ev.false_positives += 1,
+            (false, false) => ev.true_negatives += 1,
+        }
+        let row = styles.entry((*attack, scenario.clone())).or_default();
+        row.scenario = scenario.clone();
+        row.accounts += 1;
+        row.flagged += usize::from(flagged);
+    }
+
+    // Time to detect: replay growing prefixes.
+    let mut detected: HashMap<u32, (u64, f64)> = HashMap::new();
+    if let (Some(first), Some(last)) = (store.reqs.first(), store.reqs.last()) {
+        let step = HOUR_MS * i64::from(cfg.window_hours.max(1));
+        let mut cut = first.ts + step;
+        loop {
+            let n = store.reqs.partition_point(|r| r.ts < cut);
+            let partial = analysis::analyze(store, n, cfg);
+            for a in partial.accounts.iter().filter(|a| a.flagged()) {
+                if detected.contains_key(&a.index) {
+                    continue;
+                }
+                if labels.get(&a.account_id).is_some_and(|l| l.0) {
+                    let hours = (cut - a.features.first_ts) as f64 / HOUR_MS as f64;
+                    detected.insert(a.index, (a.features.requests, hours));
+                }
+            }
+            if cut > last.ts {
+                break;
+            }
+            cut += step;
+        }
+    }
+    for ((attack, scenario), row) in styles.iter_mut() {
+        if !*attack {
+            continue;
+        }
+        let mut reqs = Vec::new();
+        let mut hours = Vec::new();
+        for a in &analysis.accounts {
+            if labels.get(&a.account_id).is_some_and(|l| &l.1 == scenario)
+                && let Some((r, h)) = detected.get(&a.index)
+            {
+                reqs.push(*r);
+                hours.push((*h * 10.0) as u64);
+            }
+        }
+        row.ttd_requests_median = median_u64(reqs);
+        row.ttd_hours_median = median_u64(hours).map(|h| h as f64 / 10.0);
+    }
+    for ((attack, _), row) in styles {
+        if attack {
+            ev.attacks.push(row)
+        } else {
+            ev.benign.push(row)
+        }
+    }
+    ev
+}
+
+impl fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "accounts: {} attack, {} benign ({} unlabelled)",
+            self.true_positives + self.false_negatives,
+            self.false_positives + self.true_negatives,
+            self.unlabelled
+        )?;
+        writeln!(
+            f,
+            "precision {:.3}  recall {:.3}  false-positive rate {:.4} ({} of {} benign)  unexplained verdicts {}",
+            self.precision(),
+            self.recall(),
+            self.fp_rate(),
+            self.false_positives,
+            self.false_positives + self.true_negatives,
+            self.unexplained
+        )?;
+        writeln!(
+            f,
+            "\n{:<24} {:>8} {:>8} {:>8}",
+            "benign style", "accounts", "flagged", "FP rate"
+        )?;
+        for r in &self.benign {
+            writeln!(
+                f,
+                "{:<24} {:>8} {:>8} {:>8.3}",
+                r.scenario,
+                r.accounts,
+                r.flagged,
+                ratio(r.flagged, r.accounts)
+            )?;
+        }
+        writeln!(
+            f,
+            "\n{:<24} {:>8} {:>8} {:>8} {:>14} {:>10}",
+            "attack style", "accounts", "flagged", "recall", "ttd requests", "ttd hours"
+        )?;
+        for r in &self.attacks {
+            writeln!(
+                f,
+                "{:<24} {:>8} {:>8} {:>8.3} {:>14} {:>10}",
+                r.scenario,
+                r.accounts,
+                r.flagged,
+                ratio(r.flagged, r.accounts),
+                r.ttd_requests_median.map_or("-".into(), |x| x.to_string()),
+                r.ttd_hours_median.map_or("-".into(), |x| format!("{x:.1}"))
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,493 @@
+//! Features of an entity — an account, an API key or a cluster of accounts —
+//! over a time-ordered set of its requests, and the global context they are
+//! measured against (the input's span, newly released models).
+
+use crate::config::AnalyzerConfig;
+use crate::store::{Req, Store, flag};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+/// ms per hour.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// What all entities share: the span of the input and the models released
+/// inside it.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// First request (ms).
+    pub start: i64,
+    /// Last request (ms).
+    pub end: i64,
+    /// Models first seen after `new_model_after` of the span: (model index, first seen).
+    pub new_models: Vec<(u16, i64)>,
+}
+
+impl Context {
+    /// Measure the span and find new models over the first `n` requests.
+    pub fn new(reqs: &[Req], cfg: &AnalyzerConfig) -> Self {
+        let start = reqs.first().map_or(0, |r| r.ts);
+        let end = reqs.last().map_or(0, |r| r.ts);
+        let mut first: HashMap<u16, i64> = HashMap::new();
+        for r in reqs.iter().filter(|r| !r.has(flag::EMBED)) {
+            first.entry(r.model).or_insert(r.ts);
+        }
+        let cut = start + ((end - start) as f64 * cfg.new_model_after) as i64;
+        let mut new_models: Vec<(u16, i64)> = first.into_iter().filter(|&(_, t)| t > cut).collect();
+        new_models.sort();
+        Context {
+            start,
+            end,
+            new_models,
+        }
+    }
+
+    /// Days spanned (at least one).
+    pub fn days(&self) -> f64 {
+        ((self.end - self.start) as f64 / (24.0 * HOUR_MS as f64)).max(1.0)
+    }
+
+    /// Hours spanned (at least one).
+    pub fn hours(&self) -> f64 {
+        ((self.end - self.start) as f64 / HOUR_MS as f64)
+            .ceil()
+            .max(1.0)
+    }
+}
+
+/// The per-entity feature table (one row of `--features-out`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Features {
+    /// Requests.
+    pub requests: u64,
+    /// Requests per day of the input span.
+    pub requests_per_day: f64,
+    /// Distinct clock hours with traffic.
+    pub active_hours: u32,
+    /// Distinct hours of the day (0–23) with traffic.
+    pub hours_of_day: u32,
+    /// Share of the span's hours with traffic.
+    pub duty_cycle: f64,
+    /// Distinct days with traffic.
+    pub active_days: u32,
+    /// Coefficient of variation of inter-arrival gaps (low = machine-regular).
+    pub interarrival_cv: f64,
+    /// Most requests in one window of `window_hours`.
+    pub peak_window_requests: u64,
+    /// Mean input tokens.
+    pub prompt_tokens_mean: f64,
+    /// Mean output tokens.
+    pub completion_tokens_mean: f64,
+    /// Output tokens per input token.
+    pub completion_prompt_ratio: f64,
+    /// Share with `conversation_turns == 0` (or absent).
+    pub single_turn_share: f64,
+    /// Share with logprobs.
+    pub logprobs_share: f64,
+    /// Share with top_logprobs at the maximum.
+    pub top_logprobs_max_share: f64,
+    /// Share at temperature 0.
+    pub temp0_share: f64,
+    /// Share with n > 1.
+    pub n_gt1_share: f64,
+    /// Share with max_tokens <= 1.
+    pub max_tokens1_share: f64,
+    /// Share with logit_bias.
+    pub logit_bias_share: f64,
+    /// Mean biased tokens of requests with logit_bias.
+    pub logit_bias_keys_mean: f64,
+    /// Share of embeddings requests.
+    pub embeddings_share: f64,
+    /// Share of requests with only `prompt_sha256`.
+    pub redacted_share: f64,
+    /// Distinct prompts (text or hash) per request.
+    pub distinct_prompt_ratio: f64,
+    /// Single-turn texted completion requests (the pool of text signals).
+    pub text_pool: u64,
+    /// Distinct template skeletons in the pool.
+    pub templates: u64,
+    /// Share of the pool in the 10 largest templates.
+    pub top_template_share: f64,
+    /// Share of the pool in harvesting templates (large, every slot new).
+    pub harvest_template_share: f64,
+    /// Capability categories among harvesting-template prompts.
+    pub harvest_breadth: u32,
+    /// Mean output tokens of harvesting-template prompts.
+    pub harvest_completion_mean: f64,
+    /// Capability categories with real traffic in the pool.
+    pub topic_breadth: u32,
+    /// Normalised entropy of the pool's categories.
+    pub topic_entropy: f64,
+    /// Share of covered categories first reached after the first quarter
+    /// of the on-topic prompts.
+    pub coverage_growth: f64,
+    /// Prompts of the pool that matched a capability category.
+    pub topic_prompts: u64,
+    /// Share of the pool eliciting reasoning traces.
+    pub reasoning_share: f64,
+    /// Prompts eliciting reasoning traces.
+    pub reasoning_count: u64,
+    /// Languages of the elicitation phrases (bit mask of `text::LANGUAGES`).
+    pub reasoning_languages: u8,
+    /// Identity probes.
+    pub probe_count: u64,
+    /// Identity probes per texted request.
+    pub probe_share: f64,
+    /// Share of 429 answers.
+    pub rate_429_share: f64,
+    /// 429 answers.
+    pub rate_429_count: u64,
+    /// Share of other errors.
+    pub error_share: f64,
+    /// Share of traffic after the move on the newly released model.
+    pub new_model_share: f64,
+    /// Hours from the model's release to this entity's first use of it.
+    pub new_model_lag_hours: f64,
+    /// Similarity of the prompt distribution before and after the move.
+    pub new_model_overlap: f64,
+    /// Distinct source blocks (/24, /48).
+    pub blocks: u32,
+    /// Distinct user agents.
+    pub user_agents: u32,
+    /// Distinct API keys.
+    pub keys: u32,
+    /// First request (ms).
+    pub first_ts: i64,
+    /// Last request (ms).
+    pub last_ts: i64,
+}
+
+fn share(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+/// Compute the features of one entity from its requests (time-ordered).
+pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
+    let mut f = Features {
+        requests: reqs.len() as u64,
+        ..Features::default()
+    };
+    if reqs.is_empty() {
+        return f;
+    }
+    let n = reqs.len() as u64;
+    f.first_ts = reqs[0].ts;
+    f.last_ts = reqs[reqs.len() - 1].ts;
+    f.requests_per_day = n as f64 / ctx.days();
+
+    let mut hours = HashSet::new();
+    let mut hod = [false; 24];
+    let mut days = HashSet::new();
+    let mut windows: HashMap<i64, u64> = HashMap::new();
+    let win = HOUR_MS * i64::from(cfg.window_hours.max(1));
+    let (mut sum_pt, mut sum_ct, mut nonembed) = (0u64, 0u64, 0u64);
+    let mut counts = [0u64; 16];
+    let mut lb_keys = 0u64;
+    let mut prompts = HashSet::new();
+    let mut hashed = 0u64;
+    let mut blocks = HashSet::new();
+    let mut uas = HashSet::new();
+    let mut keys = HashSet::new();
+    let mut texted = 0u64;
+    for r in reqs {
+        let h = r.ts.div_euclid(HOUR_MS);
+        hours.insert(h);
+        hod[h.rem_euclid(24) as usize] = true;
+        days.insert(h.div_euclid(24));
+        *windows.entry(r.ts.div_euclid(win)).or_default() += 1;
+        for (bit, c) in counts.iter_mut().enumerate() {
+            if r.flags & (1 << bit) != 0 {
+                *c += 1;
+            }
+        }
+        if !r.has(flag::EMBED) {
+            sum_pt += u64::from(r.prompt_tokens);
+            sum_ct += u64::from(r.completion_tokens);
+            nonembed += 1;
+            if !r.has(flag::NO_PROMPT) {
+                prompts.insert(r.prompt_hash);
+                hashed += 1;
+            }
+            if r.has(flag::TEXT) {
+                texted += 1;
+            }
+        }
+        if r.has(flag::LOGIT_BIAS) {
+            lb_keys += u64::from(r.logit_bias_keys);
+        }
+        blocks.insert(r.block);
+        uas.insert(r.ua);
+        keys.insert(r.key);
+    }
+    let c = |f: u16| counts[f.trailing_zeros() as usize];
+    f.active_hours = hours.len() as u32;
+    f.hours_of_day = hod.iter().filter(|x| **x).count() as u32;
+    f.duty_cycle = f.active_hours as f64 / ctx.hours();
+    f.active_days = days.len() as u32;
+    f.peak_window_requests = windows.values().copied().max().unwrap_or(0);
+    f.prompt_tokens_mean = share(sum_pt, nonembed);
+    f.completion_tokens_mean = share(sum_ct, nonembed);
+    f.completion_prompt_ratio = share(sum_ct, sum_pt);
+    f.single_turn_share = share(c(flag::SINGLE_TURN), n);
+    f.logprobs_share = share(c(flag::LOGPROBS), n);
+    f.top_logprobs_max_share = share(c(flag::TOPLP_MAX), n);
+    f.temp0_share = share(c(flag::TEMP0), n);
+    f.n_gt1_share = share(c(flag::N_GT1), n);
+    f.max_tokens1_share = share(c(flag::MAX1), n);
+    f.logit_bias_share = share(c(flag::LOGIT_BIAS), n);
+    f.logit_bias_keys_mean = share(lb_keys, c(flag::LOGIT_BIAS));
+    f.embeddings_share = share(c(flag::EMBED), n);
+    f.redacted_share = share(c(flag::REDACTED), n);
+    f.distinct_prompt_ratio = share(prompts.len() as u64, hashed);
+    f.probe_count = c(flag::PROBE);
+    f.probe_share = share(f.probe_count, texted);
+    f.rate_429_count = c(flag::S429);
+    f.rate_429_share = share(f.rate_429_count, n);
+    f.error_share = share(c(flag::ERROR), n);
+    f.blocks = blocks.len() as u32;
+    f.user_agents = uas.len() as u32;
+    f.keys = keys.len() as u32;
+    f.interarrival_cv = interarrival_cv(reqs);
+    text_features(&mut f, reqs, cfg);
+    new_model(&mut f, reqs, ctx);
+    f
+}
+
+fn interarrival_cv(reqs: &[&Req]) -> f64 {
+    if reqs.len() < 3 {
+        return f64::NAN;
+    }
+    let gaps: Vec<f64> = reqs
+        .windows(2)
+        .map(|w| (w[1].ts - w[0].ts) as f64)
+        .collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    if mean <= 0.0 {
+        return 0.0;
+    }
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+    var.sqrt() / mean
+}
+
+/// Topic breadth and normalised entropy of category counts.
+fn breadth(counts: &[u64], total: u64, min_share: f64) -> (u32, f64) {
+    let floor = ((total as f64 * min_share).ceil() as u64).max(2);
+    let b = counts.iter().skip(1).filter(|&&c| c >= floor).count() as u32;
+    let named: u64 = counts.iter().skip(1).sum();
+    let mut h = 0.0;
+    for &c in counts.iter().skip(1) {
+        if c > 0 && named > 0 {
+            let p = c as f64 / named as f64;
+            h -= p * p.ln();
+        }
+    }
+    let k = (counts.len() - 1) as f64;
+    (b, if k > 1.0 { h / k.ln() } else { 0.0 })
+}
+
+/// Text signals over the pool: single-turn completion requests with text.
+fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
+    let pool: Vec<&Req> = reqs
+        .iter()
+        .copied()
+        .filter(|r| r.has(flag::TEXT) && r.has(flag::SINGLE_TURN) && !r.has(flag::EMBED))
+        .collect();
+    let n = pool.len() as u64;
+    f.text_pool = n;
+    if n == 0 {
+        return;
+    }
+    let cats = crate::text::TAXONOMY.len() + 1;
+    let mut topics = vec![0u64; cats];
+    let mut first_seen = vec![u64::MAX; cats];
+    let mut templates: HashMap<u64, (u64, HashSet<u64>)> = HashMap::new();
+    let mut on_topic = 0u64;
+    for r in &pool {
+        let t = r.topic as usize % cats;
+        topics[t] += 1;
+        if t != 0 {
+            if first_seen[t] == u64::MAX {
+                first_seen[t] = on_topic;
+            }
+            on_topic += 1;
+        }
+        if r.reasoning_langs != 0 {
+            f.reasoning_count += 1;
+            f.reasoning_languages |= r.reasoning_langs;
+        }
+        if r.template != 0 {
+            let e = templates.entry(r.template).or_default();
+            e.0 += 1;
+            e.1.insert(r.prompt_hash);
+        }
+    }
+    f.reasoning_share = share(f.reasoning_count, n);
+    let (b, h) = breadth(&topics, n, cfg.topic_min_share);
+    f.topic_breadth = b;
+    f.topic_entropy = h;
+    let floor = ((n as f64 * cfg.topic_min_share).ceil() as u64).max(2);
+    let covered: Vec<usize> = (1..cats).filter(|&t| topics[t] >= floor).collect();
+    f.topic_prompts = n - topics[0];
+    let late = covered
+        .iter()
+        .filter(|&&t| first_seen[t] > f.topic_prompts / 4)
+        .count();
+    f.coverage_growth = share(late as u64, covered.len() as u64);
+    f.templates = templates.len() as u64;
+    let mut sizes: Vec<u64> = templates.values().map(|v| v.0).collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    f.top_template_share = share(sizes.iter().take(10).sum(), n);
+    let harvest: HashSet<u64> = templates
+        .iter()
+        .filter(|(_, (c, d))| {
+            *c >= cfg.template_min_requests && share(d.len() as u64, *c) >= cfg.slot_diversity
+        })
+        .map(|(t, _)| *t)
+        .collect();
+    let mut h_topics = vec![0u64; cats];
+    let (mut h_n, mut h_ct) = (0u64, 0u64);
+    for r in pool.iter().filter(|r| harvest.contains(&r.template)) {
+        h_n += 1;
+        h_ct += u64::from(r.completion_tokens);
+        h_topics[r.topic as usize % cats] += 1;
+    }
+    f.harvest_template_share = share(h_n, n);
+    f.harvest_completion_mean = share(h_ct, h_n);
+    f.harvest_breadth = breadth(&h_topics, h_n, cfg.topic_min_share).0;
+}
+
+/// Histogram of log2 prompt sizes: the prompt distribution when text is redacted.
+fn size_hist(reqs: &[&Req]) -> [f64; 24] {
+    let mut h = [0.0; 24];
+    for r in reqs {
+        h[(32 - r.prompt_tokens.leading_zeros()).min(23) as usize] += 1.0;
+    }
+    let s: f64 = h.iter().sum();
+    if s > 0.0 {
+        h.iter_mut().for_each(|x| *x /= s);
+    }
+    h
+}
+
+/// The entity's move onto a newly released model, if any.
+fn new_model(f: &mut Features, reqs: &[&Req], ctx: &Context) {
+    for &(model, release) in &ctx.new_models {
+        let Some(first) = reqs.iter().find(|r| r.model == model).map(|r| r.ts) else {
+            continue;
+        };
+        let (before, after): (Vec<&Req>, Vec<&Req>) = reqs
+            .iter()
+            .copied()
+            .filter(|r| !r.has(flag::EMBED))
+            .partition(|r| r.ts < first);
+        let on_new = after.iter().filter(|r| r.model == model).count() as u64;
+        let s = share(on_new, after.len() as u64);
+        if s < f.new_model_share || before.is_empty() {
+            continue;
+        }
+        let moved: Vec<&Req> = after.iter().copied().filter(|r| r.model == model).collect();
+        let t_before: HashSet<u64> = before
+            .iter()
+            .filter(|r| r.template != 0)
+            .map(|r| r.template)
+            .collect();
+        let t_after: HashSet<u64> = moved
+            .iter()
+            .filter(|r| r.template != 0)
+            .map(|r| r.template)
+            .collect();
+        let overlap = if t_before.is_empty() || t_after.is_empty() {
+            // No templates (redacted or free text): compare prompt-size distributions.
+            let (a, b) = (size_hist(&before), size_hist(&moved));
+            a.iter().zip(b.iter()).map(|(x, y)| x.min(*y)).sum()
+        } else {
+            share(
+                t_before.intersection(&t_after).count() as u64,
+                t_before.union(&t_after).count() as u64,
+            )
+        };
+        f.new_model_share = s;
+        f.new_model_lag_hours = (first - release) as f64 / HOUR_MS as f64;
+        f.new_model_overlap = overlap;
+    }
+}
+
+/// Median and median absolute deviation of a peer population.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Baseline {
+    /// Median.
+    pub median: f64,
+    /// MAD (scaled by 1.4826 to match a standard deviation for normal data).
+    pub mad: f64,
+}
+
+impl Baseline {
+    /// From values (NaN ignored).
+    pub fn of(values: impl Iterator<Item = f64>) -> Self {
+        let mut v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return Baseline::default();
+        }
+        let med = median(&mut v);
+        let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+        Baseline {
+            median: med,
+            mad: 1.4826 * median(&mut dev),
+        }
+    }
+
+    /// Robust z-score of `x`.
+    pub fn z(&self, x: f64) -> f64 {
+        let scale = self.mad.max(self.median.abs() * 0.05).max(1e-9);
+        (x - self.median) / scale
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// The peer baselines features are scored against.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Baselines {
+    /// Requests per day.
+    pub requests_per_day: Baseline,
+    /// Active hours.
+    pub active_hours: Baseline,
+    /// Output tokens per request.
+    pub completion_tokens_mean: Baseline,
+}
+
+impl Baselines {
+    /// Over the scored accounts.
+    pub fn of(features: &[&Features]) -> Self {
+        Baselines {
+            requests_per_day: Baseline::of(features.iter().map(|f| f.requests_per_day)),
+            active_hours: Baseline::of(features.iter().map(|f| f64::from(f.active_hours))),
+            completion_tokens_mean: Baseline::of(features.iter().map(|f| f.completion_tokens_mean)),
+        }
+    }
+}
+
+/// Indices of each account's requests among the first `n` of `store`.
+pub fn by_account(store: &Store, n: usize) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); store.accounts.len()];
+    for (i, r) in store.reqs.iter().take(n).enumerate() {
+        out[r.account as usize].push(i as u32);
+    }
+    out
+}
+
+/// Indices of each key's requests among the first `n` of `store`.
+pub fn by_key(store: &Store, n: usize) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); store.keys.len()];
+    for (i, r) in store.reqs.iter().take(n).enumerate() {
+        out[r.key as usize].push(i as u32);
+    }
+    out
+}

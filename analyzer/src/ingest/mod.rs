@@ -1,0 +1,394 @@
+//! Reading the input: files or directories of JSON Lines, Parquet or CSV,
+//! plain, gzip or zstd (detected by magic bytes, not by name). Every valid
+//! row goes to the [`Store`]; every bad one is counted by reason, and the
+//! first few are reported with file and line. Nothing here ends the run.
+
+mod table;
+
+use crate::config::AnalyzerConfig;
+use crate::row::{self, BadRow};
+use crate::store::Store;
+use crate::text::TextAnalyzer;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Input formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON Lines.
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+    /// CSV with a header.
+    Csv,
+}
+
+/// Compression of an input file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// None.
+    None,
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+/// One bad row (or file problem) reported with its place.
+#[derive(Clone, Debug, Serialize)]
+pub struct BadExample {
+    /// The file.
+    pub file: PathBuf,
+    /// Line (JSONL) or data row (CSV/Parquet, 1-based); 0 for a whole-file problem.
+    pub line: u64,
+    /// Reason, e.g. `missing_field:account_id`.
+    pub reason: String,
+    /// The start of the offending text.
+    pub excerpt: String,
+}
+
+/// What one file gave.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Detected format.
+    pub format: Format,
+    /// Detected compression.
+    pub compression: Compression,
+    /// Valid rows.
+    pub rows: u64,
+    /// Bad rows.
+    pub bad_rows: u64,
+    /// A problem that stopped reading the rest of the file, if any.
+    pub error: Option<String>,
+}
+
+/// The ingestion report.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IngestReport {
+    /// Per file.
+    pub files: Vec<FileReport>,
+    /// Valid rows analysed.
+    pub rows: u64,
+    /// Bad rows (and file problems) by reason.
+    pub bad_by_reason: BTreeMap<String, u64>,
+    /// The first few, with file and line.
+    pub examples: Vec<BadExample>,
+    /// Valid rows beyond `max_rows`, counted but not analysed.
+    pub rows_over_limit: u64,
+    /// Compressed or plain bytes read.
+    pub bytes: u64,
+}
+
+impl IngestReport {
+    /// All bad rows and file problems.
+    pub fn bad_total(&self) -> u64 {
+        self.bad_by_reason.values().sum()
+    }
+
+    fn bad(&mut self, limit: usize, file: &Path, line: u64, reason: String, excerpt: &str) {
+        *self.bad_by_reason.entry(reason.clone()).or_default() += 1;
+        if self.examples.len() < limit {
+            self.examples.push(BadExample {
+                file: file.to_path_buf(),
+                line,
+                reason,
+                excerpt: excerpt.chars().take(120).collect(),
+            });
+        }
+    }
+}
+
+/// Input files named by `paths`: files as given, directories walked
+/// (sorted; hidden entries skipped; only names that look like logs).
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn looks_like_log(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let base = name.trim_end_matches(".gz").trim_end_matches(".zst");
+    [".jsonl", ".ndjson", ".json", ".csv", ".parquet"]
+        .iter()
+        .any(|e| base.ends_with(e))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if looks_like_log(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Advances the progress bar by the bytes read from the underlying file.
+struct Counting<R> {
+    inner: R,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        if let Some(p) = &self.progress {
+            p.inc(k as u64);
+        }
+        Ok(k)
+    }
+}
+
+fn detect_format(path: &Path, first: &[u8]) -> Format {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let base = name.trim_end_matches(".gz").trim_end_matches(".zst");
+    if first.starts_with(b"PAR1") || base.ends_with(".parquet") {
+        Format::Parquet
+    } else if base.ends_with(".csv") {
+        Format::Csv
+    } else {
+        Format::Jsonl
+    }
+}
+
+/// Reads every file into `store`. `progress` advances by input bytes.
+pub fn ingest(
+    paths: &[PathBuf],
+    cfg: &AnalyzerConfig,
+    store: &mut Store,
+    text: &TextAnalyzer,
+    progress: Option<&indicatif::ProgressBar>,
+) -> IngestReport {
+    let mut report = IngestReport::default();
+    for path in paths {
+        let before_rows = report.rows + report.rows_over_limit;
+        let before_bad = report.bad_total();
+        let (format, compression, error, bytes) =
+            read_file(path, cfg, store, text, progress, &mut report);
+        report.bytes += bytes;
+        let rows = report.rows + report.rows_over_limit - before_rows;
+        let bad_rows = report.bad_total() - before_bad;
+        if rows == 0 && bad_rows == 0 && error.is_none() {
+            report.bad(cfg.bad_row_examples, path, 0, "empty_file".into(), "");
+        }
+        report.files.push(FileReport {
+            path: path.clone(),
+            format,
+            compression,
+            rows,
+            bad_rows: report.bad_total() - before_bad,
+            error,
+        });
+    }
+    report
+}
+
+/// Where valid rows go: the store, up to `max_rows`.
+pub(crate) struct Sink<'a> {
+    pub(crate) cfg: &'a AnalyzerConfig,
+    pub(crate) store: &'a mut Store,
+    pub(crate) text: &'a TextAnalyzer,
+    pub(crate) report: &'a mut IngestReport,
+}
+
+impl Sink<'_> {
+    pub(crate) fn row(&mut self, r: &row::Row<'_>) {
+        if self.report.rows >= self.cfg.max_rows {
+            self.report.rows_over_limit += 1;
+        } else {
+            self.report.rows += 1;
+            self.store.push(r, self.text, self.cfg);
+        }
+    }
+
+    pub(crate) fn bad(&mut self, file: &Path, line: u64, reason: &BadRow, excerpt: &str) {
+        self.report.bad(
+            self.cfg.bad_row_examples,
+            file,
+            line,
+            reason.to_string(),
+            excerpt,
+        );
+    }
+
+    pub(crate) fn file_error(&mut self, file: &Path, line: u64, reason: &str, detail: &str) {
+        self.report.bad(
+            self.cfg.bad_row_examples,
+            file,
+            line,
+            reason.to_string(),
+            detail,
+        );
+    }
+}
+
+fn read_file(
+    path: &Path,
+    cfg: &AnalyzerConfig,
+    store: &mut Store,
+    text: &TextAnalyzer,
+    progress: Option<&indicatif::ProgressBar>,
+    report: &mut IngestReport,
+) -> (Format, Compression, Option<String>, u64) {
+    let mut sink = Sink {
+        cfg,
+        store,
+        text,
+        report,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            sink.file_error(path, 0, "unreadable_file", &e.to_string());
+            return (Format::Jsonl, Compression::None, Some(e.to_string()), 0);
+        }
+    };
+    let mut raw = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: file,
+            progress: progress.cloned(),
+        },
+    );
+    let magic: Vec<u8> = raw
+        .fill_buf()
+        .map(|b| b.iter().take(4).copied().collect())
+        .unwrap_or_default();
+    let compression = if magic.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let mut reader: Box<dyn BufRead> = match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        )),
+        Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(raw) {
+            Ok(d) => Box::new(BufReader::with_capacity(1 << 20, d)),
+            Err(e) => {
+                sink.file_error(path, 0, "decompress_error", &e.to_string());
+                return (Format::Jsonl, compression, Some(e.to_string()), 0);
+            }
+        },
+    };
+    let first: Vec<u8> = match reader.fill_buf() {
+        Ok(b) => b.iter().take(4).copied().collect(),
+        Err(e) => {
+            let reason = if compression == Compression::None {
+                "io_error"
+            } else {
+                "decompress_error"
+            };
+            sink.file_error(path, 1, reason, &e.to_string());
+            return (
+                detect_format(path, &[]),
+                compression,
+                Some(e.to_string()),
+                std::fs::metadata(path).map_or(0, |m| m.len()),
+            );
+        }
+    };
+    let format = detect_format(path, &first);
+    let error = match format {
+        Format::Jsonl => read_jsonl(path, &mut reader, &mut sink, compression),
+        Format::Csv | Format::Parquet => {
+            let mut bytes = Vec::new();
+            match reader.read_to_end(&mut bytes) {
+                Ok(_) => table::read(path, format, bytes, &mut sink),
+                Err(e) => {
+                    let reason = if compression == Compression::None {
+                        "io_error"
+                    } else {
+                        "decompress_error"
+                    };
+                    sink.file_error(path, 0, reason, &e.to_string());
+                    Some(e.to_string())
+                }
+            }
+        }
+    };
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    (format, compression, error, bytes)
+}
+
+fn read_jsonl(
+    path: &Path,
+    reader: &mut Box<dyn BufRead>,
+    sink: &mut Sink<'_>,
+    compression: Compression,
+) -> Option<String> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                let reason = if compression == Compression::None {
+                    "io_error"
+                } else {
+                    "decompress_error"
+                };
+                sink.file_error(path, line_no + 1, reason, &e.to_string());
+                return Some(format!("line {}: {e}", line_no + 1));
+            }
+        }
+        line_no += 1;
+        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            buf.pop();
+        }
+        if buf.iter().all(|b| b.is_ascii_whitespace()) {
+            sink.bad(path, line_no, &BadRow::BlankLine, "");
+            continue;
+        }
+        let line = match std::str::from_utf8(&buf) {
+            Ok(s) => s,
+            Err(_) => {
+                sink.bad(
+                    path,
+                    line_no,
+                    &BadRow::InvalidUtf8,
+                    &String::from_utf8_lossy(&buf),
+                );
+                continue;
+            }
+        };
+        match row::from_json_line(line) {
+            Ok(r) => sink.row(&r),
+            Err(reason) => sink.bad(path, line_no, &reason, line),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The analysed requests, compact: one 64-byte [`Req`] per valid row with
+//! strings interned and prompt text reduced to hashes and flags (prompts are
+//! not kept, except a few samples per account for alerts).
+
+use crate::row::Row;
+use crate::text::{TextAnalyzer, TextFeatures};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Flag bits of [`Req::flags`].
+pub mod flag {
+    /// `logprobs: true`.
+    pub const LOGPROBS: u16 = 1;
+    /// `temperature: 0`.
+    pub const TEMP0: u16 = 1 << 1;
+    /// `n > 1`.
+    pub const N_GT1: u16 = 1 << 2;
+    /// `max_tokens <= 1`.
+    pub const MAX1: u16 = 1 << 3;
+    /// Any `logit_bias_keys > 0`.
+    pub const LOGIT_BIAS: u16 = 1 << 4;
+    /// `conversation_turns == 0`.
+    pub const SINGLE_TURN: u16 = 1 << 5;
+    /// Status 429.
+    pub const S429: u16 = 1 << 6;
+    /// Status >= 400 other than 429.
+    pub const ERROR: u16 = 1 << 7;
+    /// A model-identity probe.
+    pub const PROBE: u16 = 1 << 8;
+    /// The prompt was redacted (hash only).
+    pub const REDACTED: u16 = 1 << 9;
+    /// `/v1/embeddings`.
+    pub const EMBED: u16 = 1 << 10;
+    /// Prompt text was available.
+    pub const TEXT: u16 = 1 << 11;
+    /// `top_logprobs` at the configured maximum.
+    pub const TOPLP_MAX: u16 = 1 << 12;
+    /// No prompt and no hash.
+    pub const NO_PROMPT: u16 = 1 << 13;
+}
+
+/// One request, reduced.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Req {
+    /// ms since the epoch.
+    pub ts: i64,
+    /// Template skeleton hash (0: none).
+    pub template: u64,
+    /// Exact prompt hash.
+    pub prompt_hash: u64,
+    /// Account index.
+    pub account: u32,
+    /// API key index.
+    pub key: u32,
+    /// Source /24 (IPv4) or /48 (IPv6) index.
+    pub block: u32,
+    /// User-agent index.
+    pub ua: u32,
+    /// Input tokens (saturated).
+    pub prompt_tokens: u32,
+    /// Output tokens (saturated).
+    pub completion_tokens: u32,
+    /// Model index.
+    pub model: u16,
+    /// [`flag`] bits.
+    pub flags: u16,
+    /// Biased tokens (saturated).
+    pub logit_bias_keys: u16,
+    /// Reasoning-elicitation language mask.
+    pub reasoning_langs: u8,
+    /// Topic (see [`crate::text::TextFeatures::topic`]).
+    pub topic: u8,
+}
+
+impl Req {
+    /// Whether a flag is set.
+    pub fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+}
+
+/// String interning: each distinct string gets a dense index.
+#[derive(Clone, Debug, Default)]
+pub struct Interner {
+    map: HashMap<String, u32>,
+    /// The strings, by index.
+    pub names: Vec<String>,
+}
+
+impl Interner {
+    /// The index of `s`, added when new.
+    pub fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.map.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.map.insert(s.to_string(), i);
+        self.names.push(s.to_string());
+        i
+    }
+
+    /// Number of distinct strings.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether none was added.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// A sample prompt kept for alerts.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When it was sent.
+    pub ts: i64,
+    /// Its text (cut to the configured length).
+    pub text: String,
+    /// Why it was kept: `reasoning`, `probe` or `first`.
+    pub why: &'static str,
+}
+
+/// All valid rows of the input, reduced.
+#[derive(Default)]
+pub struct Store {
+    /// The requests (sorted by time after [`Store::finish`]).
+    pub reqs: Vec<Req>,
+    /// Accounts.
+    pub accounts: Interner,
+    /// API keys.
+    pub keys: Interner,
+    /// Owner account of each key (the first seen).
+    pub key_account: Vec<u32>,
+    /// Source address blocks (`a.b.c.0/24`, `x:y:z::/48`).
+    pub blocks: Interner,
+    /// User agents.
+    pub uas: Interner,
+    /// Models.
+    pub models: Interner,
+    /// Sample prompts per account.
+    pub samples: Vec<Vec<Sample>>,
+    /// Distinct source addresses per account (capped count).
+    pub ips: Vec<HashMap<IpAddr, ()>>,
+    scratch: String,
+}
+
+/// How many distinct IPs per account are remembered (memory bound).
+const MAX_IPS: usize = 256;
+
+/// The /24 or /48 containing an address.
+pub fn block_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+impl Store {
+    /// Reduce and keep one valid row.
+    pub fn push(
+        &mut self,
+        row: &Row<'_>,
+        text: &TextAnalyzer,
+        cfg: &crate::config::AnalyzerConfig,
+    ) {
+        let account = self.accounts.id(&row.account_id);
+        if account as usize >= self.samples.len() {
+            self.samples.push(Vec::new());
+            self.ips.push(HashMap::new());
+        }
+        let key = self.keys.id(&row.api_key_id);
+        if key as usize >= self.key_account.len() {
+            self.key_account.push(account);
+        }
+        let block = self.blocks.id(&block_of(row.src_ip));
+        let ua = self.uas.id(row.user_agent.as_deref().unwrap_or("-"));
+        let model = self.models.id(&row.model).min(u16::MAX as u32) as u16;
+        let ips = &mut self.ips[account as usize];
+        if ips.len() < MAX_IPS {
+            ips.insert(row.src_ip, ());
+        }
+        let mut flags = 0u16;
+        let mut set = |c: bool, f: u16| {
+            if c {
+                flags |= f
+            }
+        };
+        set(row.logprobs == Some(true), flag::LOGPROBS);
+        set(row.temperature == Some(0.0), flag::TEMP0);
+        set(row.n.is_some_and(|n| n > 1), flag::N_GT1);
+        set(row.max_tokens.is_some_and(|m| m <= 1), flag::MAX1);
+        set(row.logit_bias_keys.is_some_and(|k| k > 0), flag::LOGIT_BIAS);
+        set(
+            row.conversation_turns.is_none_or(|t| t == 0),
+            flag::SINGLE_TURN,
+        );
+        set(row.status == 429, flag::S429);
+        set(row.status >= 400 && row.status != 429, flag::ERROR);
+        set(row.endpoint.contains("embeddings"), flag::EMBED);
+        set(
+            row.top_logprobs
+                .is_some_and(|t| t >= u64::from(cfg.top_logprobs_max)),
+            flag::TOPLP_MAX,
+        );
+        let tf = match (&row.prompt, &row.prompt_sha256) {
+            (Some(p), _) => {
+                set(true, flag::TEXT);
+                text.analyze(p, &mut self.scratch)
+            }
+            (None, Some(h)) => {
+                set(true, flag::REDACTED);
+                TextFeatures {
+                    prompt_hash: xxhash_rust::xxh3::xxh3_64(
+                        h.trim().to_ascii_lowercase().as_bytes(),
+                    ),
+                    ..TextFeatures::default()
+                }
+            }
+            (None, None) => {
+                set(true, flag::NO_PROMPT);
+                TextFeatures::default()
+            }
+        };
+        set(tf.probe, flag::PROBE);
+        if let Some(p) = &row.prompt {
+            let samples = &mut self.samples[account as usize];
+            let why = if tf.probe {
+                Some("probe")
+            } else if tf.reasoning_langs != 0 {
+                Some("reasoning")
+            } else {
+                None
+            };
+            let have = |w: &str| samples.iter().filter(|s| s.why == w).count();
+            let keep = match why {
+                Some(w) => have(w) < cfg.sample_prompts.max(1),
+                None => have("first") < cfg.sample_prompts,
+            };
+            if keep {
+                samples.push(Sample {
+                    ts: row.ts_ms,
+                    text: p.chars().take(cfg.sample_chars).collect(),
+                    why: why.unwrap_or("first"),
+                });
+            }
+        }
+        let sat = |v: u64| v.min(u32::MAX as u64) as u32;
+        self.reqs.push(Req {
+            ts: row.ts_ms,
+            template: tf.template,
+            prompt_hash: tf.prompt_hash,
+            account,
+            key,
+            block,
+            ua,
+            prompt_tokens: sat(row.prompt_tokens),
+            completion_tokens: sat(row.completion_tokens),
+            model,
+            flags,
+            logit_bias_keys: row.logit_bias_keys.unwrap_or(0).min(u16::MAX as u64) as u16,
+            reasoning_langs: tf.reasoning_langs,
+            topic: tf.topic,
+        });
+    }
+
+    /// Sort by time (stable: rows "usually" arrive sorted, so this is cheap).
+    pub fn finish(&mut self) {
+        self.reqs.sort_by_key(|r| r.ts);
+    }
+}
