@@ -565,7 +565,9 @@ impl Source for LiveSource {
                     };
                     d.frame(&frame);
                 }
-                Err(pcap::Error::TimeoutExpired) => {}
+                // Non-blocking: nothing waiting. (A blocking read would not
+                // return while the link is silent, so `stop` would go unseen.)
+                Err(pcap::Error::TimeoutExpired) => std::thread::sleep(Duration::from_millis(2)),
                 Err(e) => {
                     self.error = Some(e);
                     break;
@@ -623,8 +625,8 @@ pub fn run_live(
         .snaplen(opts.snaplen)
         .buffer_size(settings.config.pcap_buffer_bytes)
         .timeout(100)
-        .immediate_mode(true)
         .open()
+        .and_then(|c| c.setnonblock())
         .map_err(live_err)?;
     if let Some(bpf) = &opts.bpf {
         cap.filter(bpf, true).map_err(live_err)?;

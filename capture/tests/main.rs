@@ -2,6 +2,7 @@
 
 mod engine_corpus;
 mod engine_fixtures;
+mod engine_live;
 mod engine_props;
 mod engine_support;
 mod app_http;
@@ -15,3 +16,4 @@ mod detect_egress;
 mod app_props;
 mod app_ssh;
 mod detect_pcaps;
+mod detect_bench;
