@@ -24,6 +24,109 @@ pub enum BenchCommand {
 }
 
 /// Run a benchmark.
-pub fn run(_cmd: BenchCommand, _config: Config) -> anyhow::Result<()> {
-    super::not_built("bench", 3)
+pub fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Capture { file, workers } => capture_bench(&file, &workers, &config),
+        BenchCommand::Analyze { .. } => super::not_built("bench analyze", 3),
+    }
+}
+
+/// `weightwatch bench capture`: replay one pcap (read once first so it is in
+/// page cache) through the whole engine — decoding, flows, reassembly, app
+/// layer, SHA-256 and the detectors — into a counting sink, for each worker
+/// count; then the same file through `tcpflow -e http` when it is installed.
+fn capture_bench(file: &std::path::Path, workers: &[usize], config: &Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    struct Count(u64);
+    impl eve::EventSink for Count {
+        fn emit(&mut self, _: &eve::Event) -> Result<(), eve::SinkError> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), eve::SinkError> {
+            Ok(())
+        }
+    }
+    /// Peak resident memory (VmHWM) since the last reset, in bytes.
+    fn peak() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+    /// Reset VmHWM to the current RSS (Linux: `5` into clear_refs).
+    fn reset_peak() {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts: Vec<usize> = if workers.is_empty() {
+        vec![1, cores]
+    } else {
+        workers.to_vec()
+    };
+    counts.dedup();
+    // Warm the page cache.
+    let mut f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = std::io::copy(&mut f, &mut std::io::sink())?;
+    let detectors = capture::detect::build(&config.policy, &config.detect, None)?;
+    println!(
+        "file {} ({:.1} MB), {cores} cores",
+        file.display(),
+        size as f64 / 1e6
+    );
+    println!(
+        "{:<18} {:>10} {:>8} {:>12} {:>9} {:>8} {:>9} {:>8}",
+        "run", "packets", "secs", "packets/s", "MB/s", "Gbit/s", "peak_MB", "events"
+    );
+    for n in counts {
+        let mut settings = capture::Settings::new(config.capture.clone());
+        settings.workers = n.max(1);
+        let mut sink = Count(0);
+        reset_peak();
+        let s = capture::run_offline(&[file.to_path_buf()], &settings, &detectors, &mut sink)?;
+        let secs = s.elapsed.as_secs_f64().max(1e-9);
+        let bytes = s.bytes() as f64;
+        println!(
+            "{:<18} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>9.0} {:>8}",
+            format!("weightwatch w={n}"),
+            s.packets(),
+            secs,
+            s.packets() as f64 / secs,
+            bytes / 1e6 / secs,
+            bytes * 8.0 / 1e9 / secs,
+            peak() as f64 / 1e6,
+            sink.0
+        );
+    }
+    let out =
+        std::env::temp_dir().join(format!("weightwatch-bench-tcpflow-{}", std::process::id()));
+    std::fs::create_dir_all(&out)?;
+    let start = std::time::Instant::now();
+    let status = std::process::Command::new("tcpflow")
+        .args(["-e", "http", "-r"])
+        .arg(file)
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let _ = std::fs::remove_dir_all(&out);
+    match status {
+        Ok(st) if st.success() => println!(
+            "{:<18} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2}",
+            "tcpflow -e http",
+            "-",
+            secs,
+            "-",
+            size as f64 / 1e6 / secs,
+            size as f64 * 8.0 / 1e9 / secs
+        ),
+        Ok(st) => println!("tcpflow failed: {st}"),
+        Err(e) => println!("tcpflow not run ({e}); install Debian's tcpflow to compare"),
+    }
+    Ok(())
 }
