@@ -2,7 +2,57 @@
 
 use serde::Deserialize;
 
-/// Dashboard settings (documented in `docs/configuration.md`).
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Dashboard settings (every key documented in `docs/dashboard.md` and the
+/// commented `weightwatch.example.toml`).
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DashboardConfig {}
+pub struct DashboardConfig {
+    /// Alerts (and the flow, fileinfo and stats events) older than this many
+    /// days are deleted by the retention job; 0 keeps everything.
+    pub retention_days: u32,
+    /// Seconds between two runs of the retention job.
+    pub purge_interval_secs: u64,
+    /// Largest accepted request body in bytes (ingest batches); larger is 413.
+    pub max_body_bytes: usize,
+    /// Most events in one ingest batch; a longer array is rejected with 413.
+    pub max_batch_events: usize,
+    /// Ingest requests per second allowed for one token (sustained).
+    pub ingest_requests_per_second: u32,
+    /// Ingest requests one token may send in a burst above the sustained rate.
+    pub ingest_burst: u32,
+    /// Failed sign-ins allowed per client address per minute.
+    pub login_attempts_per_minute: u32,
+    /// Hours an analyst session lasts.
+    pub session_hours: u32,
+    /// Prompt text in alert evidence (keys containing `prompt`) is cut to
+    /// this many characters before it is stored; 0 stores no prompt text.
+    pub prompt_max_chars: usize,
+    /// Replace all prompt text by its SHA-256 before storing.
+    pub redact_prompts: bool,
+    /// Mark the session cookie `Secure` (set when served behind HTTPS).
+    pub secure_cookie: bool,
+    /// Live-update messages buffered per subscriber before a slow one is cut off.
+    pub stream_buffer: usize,
+    /// Read-only SQLite connections for queries (the writer is separate).
+    pub read_connections: usize,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            retention_days: 90,
+            purge_interval_secs: 3600,
+            max_body_bytes: 16 << 20,
+            max_batch_events: 10_000,
+            ingest_requests_per_second: 100,
+            ingest_burst: 200,
+            login_attempts_per_minute: 10,
+            session_hours: 12,
+            prompt_max_chars: 500,
+            redact_prompts: false,
+            secure_cookie: false,
+            stream_buffer: 1024,
+            read_connections: 4,
+        }
+    }
+}

@@ -1,1 +1,7 @@
-//! Integration tests (one binary per crate; modules below).
+//! Integration tests (one binary per crate; modules below). Every test runs
+//! a real server on 127.0.0.1 port 0 and talks to it over the socket.
+
+mod common;
+
+mod api;
+mod ui;

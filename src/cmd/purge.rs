@@ -15,6 +15,11 @@ pub struct Args {
 }
 
 /// Run the purge.
-pub fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
-    super::not_built("purge", 6)
+pub fn run(args: Args, _config: Config) -> anyhow::Result<()> {
+    let c = dashboard::admin::purge_account(&args.db, &args.account)?;
+    eprintln!(
+        "purged account: {} alerts deleted, {} cluster alerts rewritten",
+        c.alerts, c.clusters_rewritten
+    );
+    Ok(())
 }

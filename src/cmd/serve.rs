@@ -1,6 +1,7 @@
 //! `weightwatch serve`: the dashboard.
 
 use crate::config::Config;
+use anyhow::Context;
 use std::path::PathBuf;
 
 /// Arguments of `weightwatch serve`.
@@ -14,7 +15,8 @@ pub struct Args {
     pub listen: String,
 }
 
-/// Run the dashboard server.
-pub fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
-    super::not_built("serve", 6)
+/// Run the dashboard server until Ctrl-C or SIGTERM.
+pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    dashboard::serve(&config.dashboard, &args.db, &args.listen)
+        .with_context(|| format!("serving {} on {}", args.db.display(), args.listen))
 }

@@ -35,6 +35,41 @@ pub enum TokenCommand {
 }
 
 /// Run a token subcommand.
-pub fn run(_cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
-    super::not_built("token", 6)
+pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { scope, name, db } => {
+            let scope: dashboard::Scope = scope.parse().map_err(anyhow::Error::msg)?;
+            let name = name.unwrap_or_else(|| format!("{scope} token"));
+            let secret = dashboard::admin::create_token(&db, scope, &name)?;
+            eprintln!("created {scope} token {name:?}; it is shown only this once:");
+            println!("{secret}");
+        }
+        TokenCommand::List { db } => {
+            println!(
+                "{:>4}  {:<7}  {:<27}  {:<8}  name",
+                "id", "scope", "created", "state"
+            );
+            for t in dashboard::admin::list_tokens(&db)? {
+                println!(
+                    "{:>4}  {:<7}  {:<27}  {:<8}  {}",
+                    t.id,
+                    t.scope.as_str(),
+                    eve::Timestamp::from_unix_micros(t.created).to_string(),
+                    if t.revoked.is_some() {
+                        "revoked"
+                    } else {
+                        "live"
+                    },
+                    t.name
+                );
+            }
+        }
+        TokenCommand::Revoke { id, db } => {
+            if !dashboard::admin::revoke_token(&db, id)? {
+                anyhow::bail!("no live token with id {id}");
+            }
+            eprintln!("token {id} revoked");
+        }
+    }
+    Ok(())
 }

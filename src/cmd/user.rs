@@ -18,6 +18,23 @@ pub enum UserCommand {
 }
 
 /// Run a user subcommand.
-pub fn run(_cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
-    super::not_built("user", 6)
+pub fn run(cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { name, db } => {
+            let password = match std::env::var("WEIGHTWATCH_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let p = dashboard::admin::prompt_password(&format!("password for {name}: "))?;
+                    let again = dashboard::admin::prompt_password("again: ")?;
+                    if p != again {
+                        anyhow::bail!("the passwords differ");
+                    }
+                    p
+                }
+            };
+            dashboard::admin::add_user(&db, &name, &password)?;
+            eprintln!("user {name} can sign in");
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,150 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+//!
+//! Migration N (1-based) brings the schema from version N-1 to N. Each runs in
+//! its own transaction together with the version bump, so a crash leaves the
+//! database at a whole version. Never edit a released migration; append one.
+
+use super::{StoreError, StoreResult};
+use rusqlite::Connection;
+
+/// The migrations, oldest first.
+const MIGRATIONS: &[&str] = &[
+    // 1: events, alerts and their context; accounts, sensors; audit; auth.
+    r#"
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    event_type TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    sensor_id TEXT,
+    flow_id INTEGER,
+    community_id TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_received ON events(received);
+CREATE INDEX events_flow ON events(flow_id, sensor_id) WHERE flow_id IS NOT NULL;
+CREATE INDEX events_community ON events(community_id) WHERE community_id IS NOT NULL;
+
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY REFERENCES events(id) ON DELETE CASCADE,
+    ts INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    sensor_id TEXT,
+    src_ip TEXT,
+    dest_ip TEXT,
+    account_id TEXT,
+    cluster_id TEXT,
+    members TEXT,
+    search TEXT NOT NULL
+);
+CREATE INDEX alerts_ts ON alerts(ts, id);
+CREATE INDEX alerts_category ON alerts(category, ts, id);
+CREATE INDEX alerts_status ON alerts(status, ts, id);
+CREATE INDEX alerts_severity ON alerts(severity, ts, id);
+CREATE INDEX alerts_sensor ON alerts(sensor_id, ts, id);
+CREATE INDEX alerts_src ON alerts(src_ip, ts, id);
+CREATE INDEX alerts_dest ON alerts(dest_ip, ts, id);
+CREATE INDEX alerts_account ON alerts(account_id, ts, id) WHERE account_id IS NOT NULL;
+
+CREATE TABLE flows (
+    id INTEGER PRIMARY KEY REFERENCES events(id) ON DELETE CASCADE,
+    ts INTEGER NOT NULL,
+    src_ip TEXT NOT NULL,
+    dest_ip TEXT NOT NULL,
+    sni TEXT,
+    bytes_toserver INTEGER NOT NULL,
+    bytes_toclient INTEGER NOT NULL
+);
+CREATE INDEX flows_ts ON flows(ts);
+
+CREATE TABLE accounts (
+    account_id TEXT PRIMARY KEY,
+    score REAL,
+    cluster_id TEXT,
+    last_alert INTEGER,
+    last_ts INTEGER NOT NULL,
+    alert_count INTEGER NOT NULL
+);
+CREATE INDEX accounts_score ON accounts(score);
+
+CREATE TABLE clusters (
+    cluster_id TEXT PRIMARY KEY,
+    members TEXT NOT NULL,
+    last_alert INTEGER,
+    last_ts INTEGER NOT NULL
+);
+
+CREATE TABLE sensors (
+    sensor_id TEXT PRIMARY KEY,
+    last_event_ts INTEGER NOT NULL,
+    last_received INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    stats TEXT,
+    stats_ts INTEGER
+);
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    alert_id INTEGER,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_alert ON audit(alert_id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created INTEGER NOT NULL,
+    revoked INTEGER
+);
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    phc TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+
+CREATE TABLE sessions (
+    hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    expires INTEGER NOT NULL
+);
+"#,
+];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Bring `conn` up to the latest version.
+pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > latest() {
+        return Err(StoreError::TooNew {
+            found,
+            supported: latest(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}

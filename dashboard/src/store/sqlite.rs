@@ -1,0 +1,957 @@
+//! The SQLite store: one writer connection (WAL, `synchronous=FULL`) and a
+//! small pool of read-only connections, so page loads never wait for ingest.
+//!
+//! Durability: a batch is acknowledged after `COMMIT` returns. In WAL mode
+//! with `synchronous=FULL` SQLite fsyncs the WAL on every commit, so an
+//! acknowledged batch survives a process kill *and* a power cut. (`NORMAL`
+//! would survive a kill but could lose the newest commits on power loss,
+//! which would break the promise made to the sensor's spool.)
+
+use super::*;
+use crate::auth::Scope;
+use eve::{EventKind, NetworkFields};
+use rusqlite::types::Value;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Separator around member account ids in `alerts.members`, so that
+/// `instr(members, SEP || id || SEP)` matches whole ids only.
+const SEP: char = '\u{1f}';
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    max_readers: usize,
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating when needed) the database at `path`,
+    /// keeping up to `read_connections` idle read-only connections.
+    pub fn open(path: &Path, read_connections: usize) -> StoreResult<Self> {
+        let mut writer = Connection::open(path)?;
+        writer.busy_timeout(std::time::Duration::from_secs(10))?;
+        // journal_mode answers with a row; query it rather than execute.
+        let _mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        writer.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+        )?;
+        migrations::migrate(&mut writer)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            max_readers: read_connections.max(1),
+        })
+    }
+
+    fn open_reader(&self) -> StoreResult<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(conn)
+    }
+
+    /// Run `f` on an idle read connection (opening one when none is idle).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let idle = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self.open_reader()?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().map_err(|_| StoreError::Poisoned)?;
+        if pool.len() < self.max_readers {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Run `f` in an immediate transaction on the writer and commit.
+    fn write<T>(&self, f: impl FnOnce(&Transaction) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Lower-cased text the free-text filter searches.
+fn search_text(e: &eve::Event, a: &eve::AlertEvent) -> String {
+    let mut parts: Vec<String> = vec![
+        a.alert.signature.clone(),
+        a.alert.category.as_str().to_string(),
+    ];
+    parts.extend(e.sensor_id.clone());
+    if let Some(n) = &e.net {
+        parts.push(n.src_ip.to_string());
+        parts.push(n.dest_ip.to_string());
+        parts.extend(n.app_proto.clone());
+    }
+    if let Some(t) = &a.tls {
+        parts.extend(t.sni.clone());
+    }
+    if let Some(h) = &a.http {
+        parts.extend(h.hostname.clone());
+        parts.extend(h.url.clone());
+        parts.extend(h.http_user_agent.clone());
+    }
+    if let Some(f) = &a.fileinfo {
+        parts.extend(f.filename.clone());
+        parts.extend(f.sha256.clone());
+    }
+    parts.extend(a.account_id.clone());
+    parts.extend(a.cluster_id.clone());
+    parts.extend(a.members.iter().flatten().cloned());
+    parts.join("\n").to_lowercase()
+}
+
+fn members_text(members: &[String]) -> Option<String> {
+    if members.is_empty() {
+        return None;
+    }
+    let mut s = String::from(SEP);
+    for m in members {
+        s.push_str(m);
+        s.push(SEP);
+    }
+    Some(s)
+}
+
+fn net_ips(net: &Option<NetworkFields>) -> (Option<String>, Option<String>) {
+    match net {
+        Some(n) => (Some(n.src_ip.to_string()), Some(n.dest_ip.to_string())),
+        None => (None, None),
+    }
+}
+
+fn insert_alert(
+    tx: &Transaction,
+    id: i64,
+    ts: i64,
+    e: &eve::Event,
+    a: &eve::AlertEvent,
+) -> StoreResult<()> {
+    let (src, dest) = net_ips(&e.net);
+    let members = a.members.clone().unwrap_or_default();
+    tx.prepare_cached(
+        "INSERT INTO alerts (id, ts, category, severity, sensor_id, src_ip, dest_ip,
+                             account_id, cluster_id, members, search)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        id,
+        ts,
+        a.alert.category.as_str(),
+        a.alert.severity,
+        e.sensor_id,
+        src,
+        dest,
+        a.account_id,
+        a.cluster_id,
+        members_text(&members),
+        search_text(e, a),
+    ])?;
+    if let Some(acct) = &a.account_id {
+        let score = a.evidence.get("score").and_then(|v| v.as_f64());
+        tx.prepare_cached(
+            "INSERT INTO accounts (account_id, score, cluster_id, last_alert, last_ts, alert_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1)
+             ON CONFLICT(account_id) DO UPDATE SET
+               alert_count = alert_count + 1,
+               score = CASE WHEN excluded.last_ts >= last_ts OR last_alert IS NULL
+                            THEN excluded.score ELSE score END,
+               cluster_id = CASE WHEN excluded.cluster_id IS NOT NULL
+                                  AND (excluded.last_ts >= last_ts OR cluster_id IS NULL)
+                                 THEN excluded.cluster_id ELSE cluster_id END,
+               last_alert = CASE WHEN excluded.last_ts >= last_ts OR last_alert IS NULL
+                                 THEN excluded.last_alert ELSE last_alert END,
+               last_ts = max(last_ts, excluded.last_ts)",
+        )?
+        .execute(params![acct, score, a.cluster_id, id, ts])?;
+    }
+    if let (Some(cluster), false) = (&a.cluster_id, members.is_empty()) {
+        tx.prepare_cached(
+            "INSERT INTO clusters (cluster_id, members, last_alert, last_ts) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(cluster_id) DO UPDATE SET
+               members = CASE WHEN excluded.last_ts >= last_ts THEN excluded.members ELSE members END,
+               last_alert = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last_alert ELSE last_alert END,
+               last_ts = max(last_ts, excluded.last_ts)",
+        )?
+        .execute(params![cluster, serde_json::to_string(&members)?, id, ts])?;
+        let mut member_stmt = tx.prepare_cached(
+            "INSERT INTO accounts (account_id, score, cluster_id, last_alert, last_ts, alert_count)
+             VALUES (?1, NULL, ?2, NULL, ?3, 0)
+             ON CONFLICT(account_id) DO UPDATE SET cluster_id = excluded.cluster_id",
+        )?;
+        for m in &members {
+            member_stmt.execute(params![m, cluster, ts])?;
+        }
+    }
+    Ok(())
+}
+
+fn row_alert(r: &rusqlite::Row) -> rusqlite::Result<StoredAlert> {
+    Ok(StoredAlert {
+        id: r.get(0)?,
+        status: r.get(1)?,
+        body: r.get(2)?,
+    })
+}
+
+fn row_account(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        account_id: r.get(0)?,
+        score: r.get(1)?,
+        cluster_id: r.get(2)?,
+        alert_count: r.get(3)?,
+        last_ts: r.get(4)?,
+        last_alert: r.get(5)?,
+        status: r.get(6)?,
+        features: r
+            .get::<_, Option<String>>(7)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
+    })
+}
+
+const ACCOUNT_COLS: &str = "ac.account_id, ac.score, ac.cluster_id, ac.alert_count, ac.last_ts,
+     ac.last_alert, al.status, json_extract(ev.body, '$.evidence')
+     FROM accounts ac LEFT JOIN alerts al ON al.id = ac.last_alert
+     LEFT JOIN events ev ON ev.id = ac.last_alert";
+
+fn row_audit(r: &rusqlite::Row) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        ts: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        alert_id: r.get(4)?,
+        detail: r.get(5)?,
+    })
+}
+
+fn query_alerts(conn: &Connection, f: &AlertFilter) -> StoreResult<AlertPage> {
+    let mut sql = String::from(
+        "SELECT a.id, a.status, e.body, a.ts FROM alerts a JOIN events e ON e.id = a.id WHERE 1=1",
+    );
+    let mut args: Vec<Value> = Vec::new();
+    // Appends `clause` with its one `?` numbered after the arguments so far.
+    fn push(sql: &mut String, args: &mut Vec<Value>, clause: &str, v: Value) {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    }
+    if let Some(v) = f.from {
+        push(&mut sql, &mut args, " AND a.ts >= ?", v.into());
+    }
+    if let Some(v) = f.to {
+        push(&mut sql, &mut args, " AND a.ts < ?", v.into());
+    }
+    if let Some(v) = &f.category {
+        push(&mut sql, &mut args, " AND a.category = ?", v.clone().into());
+    }
+    if let Some(v) = f.severity {
+        push(
+            &mut sql,
+            &mut args,
+            " AND a.severity = ?",
+            i64::from(v).into(),
+        );
+    }
+    if let Some(v) = f.status {
+        push(
+            &mut sql,
+            &mut args,
+            " AND a.status = ?",
+            v.as_str().to_string().into(),
+        );
+    }
+    if let Some(v) = &f.sensor {
+        push(
+            &mut sql,
+            &mut args,
+            " AND a.sensor_id = ?",
+            v.clone().into(),
+        );
+    }
+    if let Some(v) = &f.src {
+        push(&mut sql, &mut args, " AND a.src_ip = ?", v.clone().into());
+    }
+    if let Some(v) = &f.dest {
+        push(&mut sql, &mut args, " AND a.dest_ip = ?", v.clone().into());
+    }
+    if let Some(v) = &f.account {
+        args.push(v.clone().into());
+        args.push(format!("{SEP}{v}{SEP}").into());
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (a.account_id = ?{} OR instr(a.members, ?{n}) > 0)",
+            n - 1
+        ));
+    }
+    if let Some(v) = &f.text {
+        push(
+            &mut sql,
+            &mut args,
+            " AND instr(a.search, ?) > 0",
+            v.to_lowercase().into(),
+        );
+    }
+    if let Some(c) = f.cursor {
+        push(&mut sql, &mut args, " AND (a.ts, a.id) < (?", c.ts.into());
+        push(&mut sql, &mut args, ", ?)", c.id.into());
+    }
+    let limit = f.limit.max(1);
+    sql.push_str(&format!(
+        " ORDER BY a.ts DESC, a.id DESC LIMIT {}",
+        limit + 1
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    let mut alerts = Vec::with_capacity(limit.min(1024));
+    let mut last: Option<Cursor> = None;
+    let mut more = false;
+    while let Some(r) = rows.next()? {
+        if alerts.len() == limit {
+            more = true;
+            break;
+        }
+        last = Some(Cursor {
+            ts: r.get(3)?,
+            id: r.get(0)?,
+        });
+        alerts.push(row_alert(r)?);
+    }
+    Ok(AlertPage {
+        alerts,
+        next_cursor: if more { last } else { None },
+    })
+}
+
+impl Store for SqliteStore {
+    fn ingest(&self, events: &[NewEvent], received: i64) -> StoreResult<IngestOutcome> {
+        self.write(|tx| {
+            let mut out = IngestOutcome::default();
+            for ne in events {
+                let e = &ne.event;
+                let ts = e.timestamp.unix_micros();
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO events (event_id, event_type, ts, received, sensor_id,
+                                             flow_id, community_id, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT(event_id) DO NOTHING",
+                    )?
+                    .execute(params![
+                        e.event_id,
+                        e.event_type(),
+                        ts,
+                        received,
+                        e.sensor_id,
+                        // flow ids are u64 on the wire; stored bit-for-bit as i64.
+                        e.net.as_ref().map(|n| n.flow_id as i64),
+                        e.net.as_ref().map(|n| n.community_id.clone()),
+                        ne.body,
+                    ])?;
+                if inserted == 0 {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.accepted += 1;
+                let id = tx.last_insert_rowid();
+                if let Some(sensor) = &e.sensor_id {
+                    tx.prepare_cached(
+                        "INSERT INTO sensors (sensor_id, last_event_ts, last_received, events)
+                         VALUES (?1, ?2, ?3, 1)
+                         ON CONFLICT(sensor_id) DO UPDATE SET
+                           last_event_ts = max(last_event_ts, excluded.last_event_ts),
+                           last_received = max(last_received, excluded.last_received),
+                           events = events + 1",
+                    )?
+                    .execute(params![sensor, ts, received])?;
+                }
+                match &e.kind {
+                    EventKind::Alert(a) => {
+                        insert_alert(tx, id, ts, e, a)?;
+                        out.new_alerts.push(StoredAlert {
+                            id,
+                            status: Status::New.as_str().to_string(),
+                            body: ne.body.clone(),
+                        });
+                    }
+                    EventKind::Flow(f) => {
+                        if let Some(n) = &e.net {
+                            tx.prepare_cached(
+                                "INSERT INTO flows (id, ts, src_ip, dest_ip, sni,
+                                                    bytes_toserver, bytes_toclient)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            )?
+                            .execute(params![
+                                id,
+                                ts,
+                                n.src_ip.to_string(),
+                                n.dest_ip.to_string(),
+                                f.tls.as_ref().and_then(|t| t.sni.clone()),
+                                i64::try_from(f.flow.bytes_toserver).unwrap_or(i64::MAX),
+                                i64::try_from(f.flow.bytes_toclient).unwrap_or(i64::MAX),
+                            ])?;
+                        }
+                    }
+                    EventKind::Stats(s) => {
+                        if let Some(sensor) = &e.sensor_id {
+                            tx.prepare_cached(
+                                "UPDATE sensors SET stats = ?2, stats_ts = ?3
+                                 WHERE sensor_id = ?1 AND (stats_ts IS NULL OR stats_ts <= ?3)",
+                            )?
+                            .execute(params![
+                                sensor,
+                                serde_json::to_string(&s.stats)?,
+                                ts
+                            ])?;
+                        }
+                    }
+                    EventKind::Fileinfo(_) => {}
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn alerts(&self, filter: &AlertFilter) -> StoreResult<AlertPage> {
+        self.read(|c| query_alerts(c, filter))
+    }
+
+    fn alert(&self, id: i64) -> StoreResult<Option<AlertDetail>> {
+        self.read(|c| {
+            let row = c
+                .query_row(
+                    "SELECT a.id, a.status, e.body, e.ts, e.sensor_id, e.flow_id, e.community_id
+                     FROM alerts a JOIN events e ON e.id = a.id WHERE a.id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            row_alert(r)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<i64>>(5)?,
+                            r.get::<_, Option<String>>(6)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((alert, ts, sensor, flow_id, community)) = row else {
+                return Ok(None);
+            };
+            let mut flows = Vec::new();
+            let mut files = Vec::new();
+            if flow_id.is_some() || community.is_some() {
+                // Same sensor and flow id, or the same Community ID within a day
+                // (another sensor saw the same connection).
+                let day = 86_400_000_000i64;
+                let mut stmt = c.prepare_cached(
+                    "SELECT event_type, body FROM events
+                     WHERE event_type IN ('flow', 'fileinfo')
+                       AND ((flow_id = ?1 AND sensor_id IS ?2)
+                            OR (community_id = ?3 AND ts BETWEEN ?4 AND ?5))
+                     ORDER BY ts, id LIMIT 200",
+                )?;
+                let rows = stmt.query_map(
+                    params![flow_id, sensor, community, ts - day, ts + day],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )?;
+                for r in rows {
+                    let (kind, body) = r?;
+                    if kind == "flow" {
+                        flows.push(body);
+                    } else {
+                        files.push(body);
+                    }
+                }
+            }
+            let audit = c
+                .prepare_cached(
+                    "SELECT id, ts, actor, action, alert_id, detail FROM audit
+                     WHERE alert_id = ?1 ORDER BY id",
+                )?
+                .query_map([id], row_audit)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(AlertDetail {
+                alert,
+                flows,
+                files,
+                audit,
+            }))
+        })
+    }
+
+    fn triage(
+        &self,
+        id: i64,
+        status: Status,
+        note: &str,
+        actor: &str,
+        now: i64,
+    ) -> StoreResult<Option<StoredAlert>> {
+        self.write(|tx| {
+            let old: Option<String> = tx
+                .query_row("SELECT status FROM alerts WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            let Some(old) = old else { return Ok(None) };
+            tx.execute(
+                "UPDATE alerts SET status = ?2 WHERE id = ?1",
+                params![id, status.as_str()],
+            )?;
+            let detail = if note.is_empty() {
+                format!("{old} → {status}")
+            } else {
+                format!("{old} → {status}: {note}")
+            };
+            tx.execute(
+                "INSERT INTO audit (ts, actor, action, alert_id, detail) VALUES (?1, ?2, 'status', ?3, ?4)",
+                params![now, actor, id, detail],
+            )?;
+            let body: String =
+                tx.query_row("SELECT body FROM events WHERE id = ?1", [id], |r| r.get(0))?;
+            Ok(Some(StoredAlert {
+                id,
+                status: status.as_str().to_string(),
+                body,
+            }))
+        })
+    }
+
+    fn audit_append(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO audit (ts, actor, action, alert_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![entry.ts, entry.actor, entry.action, entry.alert_id, entry.detail],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, ts, actor, action, alert_id, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([limit as i64], row_audit)?
+            .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn accounts(&self, limit: usize) -> StoreResult<Vec<AccountRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLS}
+                 ORDER BY ac.score IS NULL, ac.score DESC, ac.last_ts DESC LIMIT ?1"
+            ))?
+            .query_map([limit as i64], row_account)?
+            .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn account(&self, id: &str) -> StoreResult<Option<AccountDetail>> {
+        self.read(|c| {
+            let account = c
+                .query_row(
+                    &format!("SELECT {ACCOUNT_COLS} WHERE ac.account_id = ?1"),
+                    [id],
+                    row_account,
+                )
+                .optional()?;
+            let Some(account) = account else {
+                return Ok(None);
+            };
+            let latest = match account.last_alert {
+                Some(aid) => c
+                    .query_row(
+                        "SELECT a.id, a.status, e.body FROM alerts a JOIN events e ON e.id = a.id
+                         WHERE a.id = ?1",
+                        [aid],
+                        row_alert,
+                    )
+                    .optional()?,
+                None => None,
+            };
+            let page = query_alerts(
+                c,
+                &AlertFilter {
+                    account: Some(id.to_string()),
+                    limit: 200,
+                    ..AlertFilter::default()
+                },
+            )?;
+            let members = match &account.cluster_id {
+                Some(cl) => {
+                    let m: Option<String> = c
+                        .query_row(
+                            "SELECT members FROM clusters WHERE cluster_id = ?1",
+                            [cl],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    match m {
+                        Some(m) => serde_json::from_str(&m)?,
+                        None => Vec::new(),
+                    }
+                }
+                None => Vec::new(),
+            };
+            Ok(Some(AccountDetail {
+                account,
+                latest,
+                alerts: page.alerts,
+                members,
+            }))
+        })
+    }
+
+    fn sensors(&self) -> StoreResult<Vec<SensorRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT sensor_id, last_event_ts, last_received, events, stats FROM sensors
+                 ORDER BY sensor_id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (sensor_id, last_event_ts, last_received, events, stats) = r?;
+                let stats = match stats {
+                    Some(s) => Some(serde_json::from_str(&s)?),
+                    None => None,
+                };
+                out.push(SensorRow {
+                    sensor_id,
+                    last_event_ts,
+                    last_received,
+                    events,
+                    stats,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn overview(&self) -> StoreResult<Overview> {
+        let sensors = self.sensors()?;
+        let top_accounts = self.accounts(10)?;
+        self.read(|c| {
+            let mut o = Overview {
+                sensors,
+                top_accounts,
+                buckets: 48,
+                ..Overview::default()
+            };
+            let range: Option<(i64, i64)> =
+                c.query_row("SELECT min(ts), max(ts) FROM alerts", [], |r| {
+                    Ok(
+                        match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                            (Some(a), Some(b)) => Some((a, b)),
+                            _ => None,
+                        },
+                    )
+                })?;
+            let hour = 3_600_000_000i64;
+            let (start, end) = match range {
+                Some((lo, hi)) => {
+                    let span = (hi - lo).clamp(hour, 7 * 24 * hour);
+                    (hi + 1 - span, hi + 1)
+                }
+                None => (0, hour),
+            };
+            let width = ((end - start) / o.buckets as i64).max(1);
+            o.timeline_start = start;
+            o.bucket_micros = width;
+            let mut stmt = c.prepare_cached(
+                "SELECT category, (ts - ?1) / ?2 AS b, count(*) FROM alerts
+                 WHERE ts >= ?1 GROUP BY category, b",
+            )?;
+            let rows = stmt.query_map(params![start, width], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            for r in rows {
+                let (cat, b, n) = r?;
+                let b = (b.max(0) as usize).min(o.buckets - 1);
+                o.timeline.push((cat, b, n));
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT severity, count(*) FROM alerts
+                 WHERE status IN ('new', 'investigating') GROUP BY severity",
+            )?;
+            for r in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+                let (sev, n) = r?;
+                if (1..=3).contains(&sev) {
+                    o.open_by_severity[(sev - 1) as usize] = n;
+                }
+            }
+            o.total_alerts = c.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))?;
+            o.top_sources = c
+                .prepare_cached(
+                    "SELECT src_ip, sum(bytes_toserver) AS b FROM flows
+                     GROUP BY src_ip ORDER BY b DESC LIMIT 10",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            o.top_destinations = c
+                .prepare_cached(
+                    "SELECT dest_ip, max(sni), sum(bytes_toserver) AS b FROM flows
+                     GROUP BY dest_ip ORDER BY b DESC LIMIT 10",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(o)
+        })
+    }
+
+    fn counts(&self) -> StoreResult<Counts> {
+        self.read(|c| {
+            Ok(Counts {
+                events: c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?,
+                alerts: c.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))?,
+                open_alerts: c.query_row(
+                    "SELECT count(*) FROM alerts WHERE status IN ('new', 'investigating')",
+                    [],
+                    |r| r.get(0),
+                )?,
+            })
+        })
+    }
+
+    fn purge_before(&self, cutoff: i64) -> StoreResult<usize> {
+        let mut total = 0;
+        // Small transactions, so ingest is never blocked for long.
+        loop {
+            let n = self.write(|tx| {
+                Ok(tx.execute(
+                    "DELETE FROM events WHERE id IN
+                       (SELECT id FROM events WHERE received < ?1 LIMIT 5000)",
+                    [cutoff],
+                )?)
+            })?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        if total > 0 {
+            self.write(|tx| {
+                tx.execute(
+                    "DELETE FROM accounts WHERE last_alert IS NOT NULL
+                       AND last_alert NOT IN (SELECT id FROM alerts)",
+                    [],
+                )?;
+                tx.execute(
+                    "DELETE FROM clusters WHERE last_alert IS NOT NULL
+                       AND last_alert NOT IN (SELECT id FROM alerts)",
+                    [],
+                )?;
+                tx.execute(
+                    "DELETE FROM accounts WHERE last_alert IS NULL
+                       AND cluster_id NOT IN (SELECT cluster_id FROM clusters)",
+                    [],
+                )?;
+                Ok(())
+            })?;
+        }
+        Ok(total)
+    }
+
+    fn purge_account(&self, account: &str) -> StoreResult<PurgeCounts> {
+        self.write(|tx| {
+            let mut counts = PurgeCounts::default();
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM alerts WHERE account_id = ?1")?
+                .query_map([account], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in &ids {
+                counts.events += tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
+            }
+            counts.alerts = ids.len();
+            // Cluster alerts naming the account: drop it from their member lists.
+            let needle = format!("{SEP}{account}{SEP}");
+            let clusters: Vec<(i64, String)> = tx
+                .prepare(
+                    "SELECT a.id, e.body FROM alerts a JOIN events e ON e.id = a.id
+                     WHERE instr(a.members, ?1) > 0",
+                )?
+                .query_map([&needle], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, body) in clusters {
+                let mut v: serde_json::Value = serde_json::from_str(&body)?;
+                if let Some(m) = v.get_mut("members").and_then(|m| m.as_array_mut()) {
+                    m.retain(|x| x.as_str() != Some(account));
+                }
+                let new_body = serde_json::to_string(&v)?;
+                let members: Vec<String> = v
+                    .get("members")
+                    .and_then(|m| serde_json::from_value(m.clone()).ok())
+                    .unwrap_or_default();
+                let search = match serde_json::from_value::<eve::Event>(v) {
+                    Ok(ev) => match &ev.kind {
+                        EventKind::Alert(a) => search_text(&ev, a),
+                        _ => String::new(),
+                    },
+                    Err(_) => String::new(),
+                };
+                tx.execute(
+                    "UPDATE events SET body = ?2 WHERE id = ?1",
+                    params![id, new_body],
+                )?;
+                tx.execute(
+                    "UPDATE alerts SET members = ?2, search = ?3 WHERE id = ?1",
+                    params![id, members_text(&members), search],
+                )?;
+                counts.clusters_rewritten += 1;
+            }
+            let cl: Vec<(String, String)> = tx
+                .prepare("SELECT cluster_id, members FROM clusters")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (cid, m) in cl {
+                let mut members: Vec<String> = serde_json::from_str(&m)?;
+                let before = members.len();
+                members.retain(|x| x != account);
+                if members.len() != before {
+                    tx.execute(
+                        "UPDATE clusters SET members = ?2 WHERE cluster_id = ?1",
+                        params![cid, serde_json::to_string(&members)?],
+                    )?;
+                }
+            }
+            tx.execute("DELETE FROM accounts WHERE account_id = ?1", [account])?;
+            Ok(counts)
+        })
+    }
+
+    fn token_insert(&self, name: &str, scope: Scope, hash: &str, now: i64) -> StoreResult<i64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tokens (name, scope, hash, created) VALUES (?1, ?2, ?3, ?4)",
+                params![name, scope.as_str(), hash, now],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn token_lookup(&self, hash: &str) -> StoreResult<Option<(i64, Scope)>> {
+        self.read(|c| {
+            let row: Option<(i64, String)> = c
+                .prepare_cached("SELECT id, scope FROM tokens WHERE hash = ?1 AND revoked IS NULL")?
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            Ok(row.and_then(|(id, s)| s.parse().ok().map(|s| (id, s))))
+        })
+    }
+
+    fn token_list(&self) -> StoreResult<Vec<TokenRow>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT id, name, scope, created, revoked FROM tokens ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (id, name, scope, created, revoked) = r?;
+                if let Ok(scope) = scope.parse() {
+                    out.push(TokenRow {
+                        id,
+                        name,
+                        scope,
+                        created,
+                        revoked,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn token_revoke(&self, id: i64, now: i64) -> StoreResult<bool> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+                params![id, now],
+            )? > 0)
+        })
+    }
+
+    fn user_upsert(&self, name: &str, phc: &str, now: i64) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (name, phc, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET phc = excluded.phc",
+                params![name, phc, now],
+            )?;
+            // A new password ends the user's sessions.
+            tx.execute("DELETE FROM sessions WHERE user_name = ?1", [name])?;
+            Ok(())
+        })
+    }
+
+    fn user_phc(&self, name: &str) -> StoreResult<Option<String>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT phc FROM users WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn session_insert(&self, hash: &str, user: &str, csrf: &str, expires: i64) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO sessions (hash, user_name, csrf, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, user, csrf, expires],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_lookup(&self, hash: &str, now: i64) -> StoreResult<Option<Session>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT user_name, csrf, expires FROM sessions WHERE hash = ?1 AND expires > ?2",
+            )?
+            .query_row(params![hash, now], |r| {
+                Ok(Session {
+                    user: r.get(0)?,
+                    csrf: r.get(1)?,
+                    expires: r.get(2)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    fn session_delete(&self, hash: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM sessions WHERE hash = ?1", [hash])?;
+            Ok(())
+        })
+    }
+}

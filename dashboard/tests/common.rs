@@ -1,0 +1,387 @@
+//! A test server on a loopback socket, an HTTP client, and event builders
+//! that use the real event model.
+
+use dashboard::{DashboardConfig, Scope, Server};
+use eve::{
+    Alert, AlertCategory, AlertEvent, Event, EventKind, FileInfo, FileState, FileinfoEvent,
+    FlowEvent, FlowReason, FlowRecord, FlowState, HttpInfo, NetworkFields, Proto, StatsEvent,
+    Timestamp, TlsInfo,
+};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A dashboard serving a fresh database in a temporary directory.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::with_config(DashboardConfig::default())
+    }
+
+    pub fn with_config(cfg: DashboardConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("weightwatch.db");
+        TestServer::on_db(cfg, db, dir)
+    }
+
+    pub fn on_db(cfg: DashboardConfig, db: PathBuf, dir: tempfile::TempDir) -> TestServer {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let db2 = db.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = Server::bind(&cfg, &db2, "127.0.0.1:0").await.unwrap();
+                addr_tx.send(server.local_addr().unwrap()).unwrap();
+                server
+                    .serve(async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        TestServer {
+            addr,
+            db,
+            _dir: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn token(&self, scope: Scope) -> String {
+        dashboard::admin::create_token(&self.db, scope, "test").unwrap()
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        request("GET", &self.url(path), token, None, &[])
+    }
+
+    pub fn post_json(&self, path: &str, token: Option<&str>, body: &str) -> Resp {
+        request(
+            "POST",
+            &self.url(path),
+            token,
+            Some(body),
+            &[("content-type", "application/json")],
+        )
+    }
+
+    /// POST a batch, asserting 200, returning (accepted, duplicates).
+    pub fn ingest(&self, token: &str, events: &[Value]) -> (u64, u64) {
+        let r = self.post_json(
+            "/api/v1/events",
+            Some(token),
+            &Value::from(events.to_vec()).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        (
+            v["accepted"].as_u64().unwrap(),
+            v["duplicates"].as_u64().unwrap(),
+        )
+    }
+
+    /// Every alert through the paginated API.
+    pub fn all_alerts(&self, token: &str, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/alerts?limit=1000&{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let r = self.get(&path, Some(token));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v = r.json();
+            out.extend(v["alerts"].as_array().unwrap().iter().cloned());
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A response read whole.
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+/// One HTTP request; never follows redirects; 4xx/5xx are not errors.
+pub fn request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let agent = agent();
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(body.unwrap_or("").to_string()).unwrap();
+    let mut resp = agent.run(req).unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_string()
+        .unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn ts(secs: i64) -> Timestamp {
+    Timestamp::from_unix_micros(1_790_000_000_000_000 + secs * 1_000_000)
+}
+
+pub fn net(flow_id: u64, src: &str, dest: &str) -> NetworkFields {
+    let mut n = NetworkFields::new(
+        flow_id,
+        src.parse().unwrap(),
+        40000 + (flow_id % 20000) as u16,
+        dest.parse().unwrap(),
+        443,
+        Proto::Tcp,
+    );
+    n.app_proto = Some("tls".into());
+    n
+}
+
+/// A sensor alert on a flow (the argument list mirrors the fields it sets).
+#[allow(clippy::too_many_arguments)]
+pub fn sensor_alert(
+    id: &str,
+    secs: i64,
+    category: AlertCategory,
+    severity: u8,
+    flow_id: u64,
+    src: &str,
+    dest: &str,
+    sni: &str,
+) -> Value {
+    let mut evidence = serde_json::Map::new();
+    evidence.insert("bytes".into(), json!(1_234_567_890u64));
+    evidence.insert("format".into(), json!("safetensors"));
+    evidence.insert("tensors".into(), json!(291));
+    let mut a = AlertEvent::new(
+        Alert::new(
+            format!("weights upload {id}"),
+            1000 + severity as u32,
+            category,
+            severity,
+        ),
+        evidence,
+    );
+    a.tls = Some(TlsInfo {
+        sni: Some(sni.into()),
+        ..TlsInfo::default()
+    });
+    let mut e = Event::new(ts(secs), EventKind::Alert(Box::new(a)))
+        .sensor("sensor-a")
+        .network(net(flow_id, src, dest));
+    e.event_id = id.to_string();
+    serde_json::to_value(e).unwrap()
+}
+
+/// An analyzer alert about an account.
+pub fn account_alert(
+    id: &str,
+    secs: i64,
+    account: &str,
+    score: f64,
+    cluster: Option<&str>,
+) -> Value {
+    let evidence = json!({
+        "score": score,
+        "threshold": 0.7,
+        "signals": {"prompt_diversity": {"value": 0.93, "threshold": 0.8},
+                    "logprobs_rate": {"value": 0.4, "threshold": 0.5}},
+        "requests_per_hour": [10, 50, 400, 900, 850],
+        "sample_prompts": ["Explain step by step: 17*23", "Translate to French: hello"],
+    });
+    let mut a = AlertEvent::new(
+        Alert::new(
+            "distillation suspected",
+            2001,
+            AlertCategory::Distillation,
+            1,
+        ),
+        evidence.as_object().unwrap().clone(),
+    );
+    a.account_id = Some(account.into());
+    a.cluster_id = cluster.map(String::from);
+    let mut e = Event::new(ts(secs), EventKind::Alert(Box::new(a))).sensor("analyzer-1");
+    e.event_id = id.to_string();
+    serde_json::to_value(e).unwrap()
+}
+
+/// An analyzer cluster alert.
+pub fn cluster_alert(id: &str, secs: i64, cluster: &str, members: &[&str]) -> Value {
+    let mut a = AlertEvent::new(
+        Alert::new(
+            "distillation cluster",
+            2002,
+            AlertCategory::DistillationCluster,
+            1,
+        ),
+        json!({"accounts": members.len()})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    a.cluster_id = Some(cluster.into());
+    a.members = Some(members.iter().map(|m| m.to_string()).collect());
+    let mut e = Event::new(ts(secs), EventKind::Alert(Box::new(a))).sensor("analyzer-1");
+    e.event_id = id.to_string();
+    serde_json::to_value(e).unwrap()
+}
+
+/// A finished flow.
+pub fn flow(id: &str, secs: i64, flow_id: u64, src: &str, dest: &str, up: u64) -> Value {
+    let f = FlowEvent {
+        flow: FlowRecord {
+            pkts_toserver: up / 1400 + 1,
+            pkts_toclient: 10,
+            bytes_toserver: up,
+            bytes_toclient: 5000,
+            start: ts(secs - 10),
+            end: ts(secs),
+            state: FlowState::Closed,
+            reason: FlowReason::Closed,
+            plaintext_toserver: None,
+            plaintext_toclient: None,
+        },
+        tls: Some(TlsInfo {
+            sni: Some("upload.example.net".into()),
+            ..TlsInfo::default()
+        }),
+        ssh: None,
+        tcp: None,
+    };
+    let mut e = Event::new(ts(secs), EventKind::Flow(f))
+        .sensor("sensor-a")
+        .network(net(flow_id, src, dest));
+    e.event_id = id.to_string();
+    serde_json::to_value(e).unwrap()
+}
+
+/// A fileinfo of an HTTP upload.
+pub fn fileinfo(
+    id: &str,
+    secs: i64,
+    flow_id: u64,
+    src: &str,
+    dest: &str,
+    filename: &str,
+    url: &str,
+) -> Value {
+    let f = FileinfoEvent {
+        fileinfo: FileInfo {
+            filename: Some(filename.into()),
+            size: 4096,
+            sha256: Some("ab".repeat(32)),
+            state: FileState::Closed,
+            gaps: false,
+            direction: eve::Direction::ToServer,
+            format: Some(eve::WeightFormat::Safetensors),
+            content_type: None,
+        },
+        http: Some(HttpInfo {
+            hostname: Some("upload.example.net".into()),
+            url: Some(url.into()),
+            http_method: Some("PUT".into()),
+            ..HttpInfo::default()
+        }),
+        tls: None,
+    };
+    let mut e = Event::new(ts(secs), EventKind::Fileinfo(f))
+        .sensor("sensor-a")
+        .network(net(flow_id, src, dest));
+    e.event_id = id.to_string();
+    serde_json::to_value(e).unwrap()
+}
+
+/// Sensor counters.
+pub fn stats(id: &str, secs: i64, sensor: &str, packets: u64, drops: u64) -> Value {
+    let mut s = StatsEvent::default();
+    s.stats.uptime = 60;
+    s.stats.add("capture", "packets", packets);
+    s.stats.add("capture", "kernel_drops", drops);
+    let mut e = Event::new(ts(secs), EventKind::Stats(s)).sensor(sensor);
+    e.event_id = id.to_string();
+    serde_json::to_value(e).unwrap()
+}
+
+/// The alert as the API shows it, minus the two fields the store adds.
+pub fn strip_store_fields(mut v: Value) -> Value {
+    let m = v.as_object_mut().unwrap();
+    m.remove("id");
+    m.remove("status");
+    v
+}
