@@ -217,7 +217,13 @@ impl<'e> Worker<'e> {
         self.now = self.now.max(t);
         let (key, _) = FlowKey::of(p);
         // A packet for a flow that has already expired starts a new one.
-        if let Some(reason) = self.flows.get(&key).and_then(|f| self.expired(f, t))
+        // So does a new SYN on a closed connection's 5-tuple (port reuse).
+        let fresh_syn = matches!(p.transport, Transport::Tcp(m) if m.syn && !m.ack);
+        let ended = self.flows.get(&key).and_then(|f| {
+            self.expired(f, t)
+                .or((fresh_syn && f.closed_at.is_some()).then_some(FlowReason::Closed))
+        });
+        if let Some(reason) = ended
             && let Some(f) = self.flows.remove(&key)
         {
             self.end_flow(f, reason);
