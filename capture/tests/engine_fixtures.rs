@@ -6,7 +6,7 @@
 //! `midstream` and `gaps` flags. Replays are deterministic: the same event
 //! ids with one worker and with two.
 
-use crate::engine_support::replay;
+use crate::engine_support::{replay, replay_with};
 use capture::detect::Detectors;
 use eve::{Event, EventKind, FileState};
 use fixtures::catalog::read_expected;
@@ -199,4 +199,32 @@ fn replay_is_deterministic_across_worker_counts() {
     // Event ids are unique.
     let n = one.iter().filter(|e| e.event_type() != "stats").count();
     assert_eq!(ids(&one).len(), n);
+}
+
+#[test]
+fn limits_bite_are_counted_and_nothing_breaks() {
+    let files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();
+    let (_, normal) = replay(&files, 1, &Detectors::none());
+    let mut settings = capture::Settings::default();
+    settings.workers = 1;
+    settings.config.max_flows = 16;
+    settings.config.stream_ooo_max_bytes = 3000;
+    settings.config.reassembly_memcap_bytes = 8000;
+    let (s, tight) = replay_with(&files, settings, &Detectors::none());
+    let count = |ev: &[Event], t: &str| ev.iter().filter(|e| e.event_type() == t).count();
+    assert!(s.stats.get("flow", "evicted") > 0, "{:?}", s.stats);
+    assert!(
+        s.stats.get("tcp", "stream_ooo_limit") + s.stats.get("tcp", "reassembly_memcap_drops") > 0,
+        "{:?}",
+        s.stats
+    );
+    assert!(s.stats.get("tcp", "gaps") > 0);
+    // Every object still ends in a fileinfo; some now have gaps.
+    assert!(count(&tight, "fileinfo") >= count(&normal, "fileinfo"));
+    let gappy = |ev: &[Event]| {
+        ev.iter()
+            .filter(|e| matches!(&e.kind, EventKind::Fileinfo(f) if f.fileinfo.gaps))
+            .count()
+    };
+    assert!(gappy(&tight) > gappy(&normal));
 }

@@ -20,6 +20,15 @@ pub fn replay(
 ) -> (RunSummary, Vec<Event>) {
     let mut settings = Settings::default();
     settings.workers = workers;
+    replay_with(files, settings, detectors)
+}
+
+/// Replay `files` with `settings` (sensor id `test-sensor`) into memory.
+pub fn replay_with(
+    files: &[PathBuf],
+    mut settings: Settings,
+    detectors: &Detectors,
+) -> (RunSummary, Vec<Event>) {
     settings.sensor_id = "test-sensor".into();
     let mut sink = MemorySink::default();
     let summary = run_offline(files, &settings, detectors, &mut sink).expect("run");
