@@ -630,3 +630,24 @@ fn midstream_marks_only_objects_that_may_start_inside_a_file() {
     assert!(!out.objects[0].meta.midstream);
     assert_eq!(out.objects[0].end, Some(ObjectEnd::Complete));
 }
+
+#[test]
+fn filenames_from_content_disposition_and_proxy_urls() {
+    let (objs, _) = run_all(&[
+        Data(
+            ToServer,
+            b"GET http://cdn.example/dl?id=7 HTTP/1.1\r\nHost: cdn.example\r\n\r\nGET http://cdn.example/a/b/llama.gguf?sig=x HTTP/1.1\r\n\r\n",
+        ),
+        Data(
+            ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename=\"w.safetensors\"\r\nContent-Length: 1\r\n\r\nA\
+              HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB",
+        ),
+    ]);
+    assert_eq!(objs[0].meta.filename.as_deref(), Some("w.safetensors"));
+    assert_eq!(objs[1].meta.filename.as_deref(), Some("llama.gguf"));
+    assert_eq!(
+        objs[1].meta.http.as_ref().unwrap().url.as_deref(),
+        Some("http://cdn.example/a/b/llama.gguf?sig=x")
+    );
+}

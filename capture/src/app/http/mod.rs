@@ -213,7 +213,7 @@ impl DirParser {
             }
             return (&[], false);
         };
-        let rest = &input[end - old..];
+        let rest = &input[end.saturating_sub(old)..];
         let block = std::mem::take(&mut self.head);
         let block = &block[..end];
         let parsed = head::parse(block);

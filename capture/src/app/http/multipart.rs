@@ -284,7 +284,7 @@ impl Multipart {
             }
             return &[];
         };
-        let consumed = end - old;
+        let consumed = end.saturating_sub(old);
         let block = std::mem::take(&mut self.line);
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let parsed = httparse::parse_headers(&block[..end], &mut headers);
