@@ -651,3 +651,17 @@ fn filenames_from_content_disposition_and_proxy_urls() {
         Some("http://cdn.example/a/b/llama.gguf?sig=x")
     );
 }
+
+#[test]
+fn long_presigned_urls_are_still_http() {
+    let url = format!(
+        "/bucket/model.safetensors?X-Amz-Signature={}",
+        "a".repeat(9_000)
+    );
+    let req = format!("PUT {url} HTTP/1.1\r\nHost: s3.example\r\nContent-Length: 3\r\n\r\nabc");
+    let (objs, conn) = run_all(&[Data(ToServer, req.as_bytes())]);
+    assert_eq!(conn.meta().app_proto, Some("http"));
+    assert_eq!(objs.len(), 1);
+    assert_eq!(objs[0].data, b"abc");
+    assert_eq!(objs[0].meta.filename.as_deref(), Some("model.safetensors"));
+}

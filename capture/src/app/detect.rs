@@ -1,9 +1,23 @@
 //! Protocol detection by content, on any port, from the first bytes of a
 //! direction.
 
-/// Most bytes of one direction buffered before giving up and calling it raw.
-/// Enough for any sane HTTP request line; longer request lines are raw.
-pub(crate) const DETECT_MAX: usize = 2048;
+/// Most bytes of one direction buffered before deciding. Request lines with
+/// long (presigned) URLs still fit; a longer one is HTTP only when its method
+/// is a well-known one.
+pub(crate) const DETECT_MAX: usize = 8192;
+
+/// Methods trusted without seeing the end of the request line.
+const KNOWN_METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"PATCH ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PROPFIND ",
+    b"MKCOL ",
+];
 
 /// Largest TLS record length (2^14 plus the largest permitted expansion).
 pub(crate) const TLS_MAX_RECORD: usize = 16384 + 2048;
@@ -40,6 +54,12 @@ pub(crate) fn detect(buf: &[u8]) -> Option<Detected> {
     ];
     if let Some((_, d)) = checks.iter().find(|(v, _)| *v == Verdict::Yes) {
         return Some(*d);
+    }
+    if buf.len() >= DETECT_MAX
+        && checks[3].0 == Verdict::Maybe
+        && KNOWN_METHODS.iter().any(|m| buf.starts_with(m))
+    {
+        return Some(Detected::Http);
     }
     if checks.iter().all(|(v, _)| *v == Verdict::No) || buf.len() >= DETECT_MAX {
         return Some(Detected::Raw);
@@ -124,14 +144,12 @@ fn http_request(buf: &[u8]) -> Verdict {
         return Verdict::No;
     }
     let rest = &buf[method_len + 1..];
-    let target_len = rest
-        .iter()
-        .take_while(|b| **b > b' ' && **b != 0x7f)
-        .count();
-    let Some(&sp) = rest.get(target_len) else {
+    // SIMD search for the target's end: this runs again on every segment of
+    // an undecided prefix, so it must stay cheap.
+    let Some(target_len) = memchr::memchr3(b' ', b'\r', b'\n', rest) else {
         return Verdict::Maybe;
     };
-    if target_len == 0 || sp != b' ' {
+    if target_len == 0 || rest[target_len] != b' ' {
         return Verdict::No;
     }
     http_response(&rest[target_len + 1..])
@@ -156,6 +174,8 @@ mod tests {
         assert_eq!(detect(b"\x00\x01binary"), Some(Detected::Raw));
         assert_eq!(detect(b"get / HTTP/1.1"), Some(Detected::Raw));
         let long = [b"GET /".as_slice(), &[b'a'; DETECT_MAX]].concat();
+        assert_eq!(detect(&long), Some(Detected::Http));
+        let long = [b"FOO /".as_slice(), &[b'a'; DETECT_MAX]].concat();
         assert_eq!(detect(&long), Some(Detected::Raw));
     }
 }
