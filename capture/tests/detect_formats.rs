@@ -229,3 +229,29 @@ fn model_archive_without_a_declared_size_alerts_once_big_enough() {
             .is_some_and(|a| !a.is_empty())
     );
 }
+
+#[test]
+fn damaged_and_truncated_files_never_panic() {
+    let spec = ModelSpec::tiny();
+    let mut r = fixtures::weights::Rng::new(42);
+    for format in Format::ALL {
+        let f = format.write(&spec, DType::F16, 3);
+        let head = &f.bytes[..f.bytes.len().min(300_000)];
+        for round in 0..40 {
+            let mut b = head.to_vec();
+            // Flip a few bytes in the first KiB (headers), sometimes truncate.
+            for _ in 0..(1 + round % 6) {
+                let i = r.below(b.len().min(1024) as u64) as usize;
+                b[i] = r.next_u64() as u8;
+            }
+            if round % 3 == 0 {
+                b.truncate(r.below(b.len() as u64) as usize);
+            }
+            let _ = identify(&b, round % 2 == 0);
+        }
+    }
+    for _ in 0..200 {
+        let n = r.below(5000) as usize;
+        let _ = identify(&r.bytes(n), true);
+    }
+}

@@ -16,3 +16,4 @@ mod detect_egress;
 mod app_props;
 mod app_ssh;
 mod detect_pcaps;
+mod detect_bench;

@@ -285,8 +285,10 @@ pub(crate) fn tar_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
             }
             _ => names.push(name),
         }
-        let Some(next) = usize::try_from(size.div_ceil(512) * 512)
-            .ok()
+        let Some(next) = size
+            .div_ceil(512)
+            .checked_mul(512)
+            .and_then(|s| usize::try_from(s).ok())
             .and_then(|s| data.checked_add(s))
         else {
             break;

@@ -148,7 +148,10 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
             let (tname, bsize, belems) = ggml_type(ty).ok_or(Fail::Bad)?;
             id.dtypes.insert(tname.to_string());
             let off = c.u64()?;
-            Ok((numel, off.saturating_add(numel / belems * bsize)))
+            Ok((
+                numel,
+                off.saturating_add((numel / belems).saturating_mul(bsize)),
+            ))
         })();
         match step {
             Ok((n, end)) => {
@@ -164,6 +167,6 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
     }
     id.params = params;
     let data_start = (c.pos() as u64).div_ceil(alignment) * alignment;
-    id.declared_bytes = Some(data_start + data_end);
+    id.declared_bytes = Some(data_start.saturating_add(data_end));
     Ok(id)
 }

@@ -83,6 +83,6 @@ pub(crate) fn parse_npy(buf: &[u8]) -> PResult<Identified> {
     id.dtypes.insert(dtype.to_string());
     id.tensors = 1;
     id.params = numel;
-    id.declared_bytes = Some(c.pos() as u64 + numel.saturating_mul(size));
+    id.declared_bytes = Some((c.pos() as u64).saturating_add(numel.saturating_mul(size)));
     Ok(id)
 }

@@ -55,7 +55,9 @@ fn tensor(b: &[u8]) -> PResult<(u64, u64, bool)> {
             (1, 0) => numel = numel.saturating_mul(c.varint()?),
             (1, 2) => {
                 let n = c.varint()?;
-                let end = c.pos() + n as usize;
+                let end = c
+                    .pos()
+                    .saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
                 while c.pos() < end {
                     numel = numel.saturating_mul(c.varint()?);
                 }
@@ -107,7 +109,7 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
             }
             (7, 2) => {
                 let n = c.varint()?;
-                id.declared_bytes = Some(c.pos() as u64 + n);
+                id.declared_bytes = Some((c.pos() as u64).saturating_add(n));
                 return graph(&mut c, n, id);
             }
             (8 | 14 | 20 | 25, 2) => {
@@ -120,7 +122,7 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
 }
 
 fn graph(c: &mut Cursor<'_>, len: u64, mut id: Identified) -> PResult<Identified> {
-    let end = c.pos() as u64 + len;
+    let end = (c.pos() as u64).saturating_add(len);
     let mut fields = 0;
     while (c.pos() as u64) < end {
         let parsed: PResult<()> = (|| {

@@ -93,6 +93,6 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
     if id.tensors == 0 {
         return Err(Fail::Bad);
     }
-    id.declared_bytes = Some(8 + n + end);
+    id.declared_bytes = Some((8 + n).saturating_add(end));
     Ok(id)
 }

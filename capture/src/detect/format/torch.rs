@@ -59,7 +59,8 @@ pub(crate) fn parse_legacy(buf: &[u8]) -> PResult<Identified> {
     id.detail = Some("legacy");
     if let Some(b) = id.declared_bytes {
         // Each storage is preceded by its u64 element count.
-        id.declared_bytes = Some(b + 8 * s.storages.len() as u64 + buf.len().min(used + 64) as u64);
+        id.declared_bytes =
+            Some(b.saturating_add(8 * s.storages.len() as u64 + buf.len().min(used + 64) as u64));
     }
     Ok(id)
 }
