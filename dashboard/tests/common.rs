@@ -167,6 +167,17 @@ pub fn request(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Resp {
+    try_request(method, url, token, body, headers).unwrap()
+}
+
+/// [`request`], with transport errors (refused, reset) returned.
+pub fn try_request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<Resp, ureq::Error> {
     let agent = agent();
     let mut b = ureq::http::Request::builder().method(method).uri(url);
     if let Some(t) = token {
@@ -176,7 +187,7 @@ pub fn request(
         b = b.header(*k, *v);
     }
     let req = b.body(body.unwrap_or("").to_string()).unwrap();
-    let mut resp = agent.run(req).unwrap();
+    let mut resp = agent.run(req)?;
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -189,11 +200,11 @@ pub fn request(
         .limit(256 << 20)
         .read_to_string()
         .unwrap_or_default();
-    Resp {
+    Ok(Resp {
         status,
         headers,
         body,
-    }
+    })
 }
 
 pub fn ts(secs: i64) -> Timestamp {

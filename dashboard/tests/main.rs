@@ -4,4 +4,6 @@
 mod common;
 
 mod api;
+mod browser;
+mod durability;
 mod ui;

@@ -1,0 +1,178 @@
+//! Load tool behind `docs/performance-dashboard.md`.
+//!
+//! ```text
+//! dashboard_bench seed  DB N            # store N alerts (+ N/10 flows) directly, report events/s
+//! dashboard_bench serve DB ADDR         # run the server (Ctrl-C to stop)
+//! dashboard_bench token DB SCOPE        # print a new token
+//! dashboard_bench ingest URL TOKEN N BATCH THREADS   # HTTP ingest load, report events/s and batch latency
+//! ```
+
+use dashboard::store::{NewEvent, SqliteStore, Store};
+use dashboard::{DashboardConfig, Scope, Server};
+use eve::{Alert, AlertCategory, AlertEvent, Event, EventKind, NetworkFields, Proto, Timestamp};
+use std::path::Path;
+use std::time::Instant;
+
+const CATS: [AlertCategory; 5] = [
+    AlertCategory::WeightsFormat,
+    AlertCategory::EgressVolume,
+    AlertCategory::WeightsTensor,
+    AlertCategory::EncryptedSizeMatch,
+    AlertCategory::Distillation,
+];
+
+fn alert(prefix: &str, i: u64) -> Event {
+    let cat = CATS[(i % CATS.len() as u64) as usize];
+    let mut ev = serde_json::Map::new();
+    ev.insert("bytes".into(), (1_000_000 + i * 7).into());
+    ev.insert("format".into(), "safetensors".into());
+    ev.insert("tensors".into(), (i % 500).into());
+    let mut a = AlertEvent::new(
+        Alert::new(
+            format!("synthetic alert {}", i % 97),
+            1000 + (i % 50) as u32,
+            cat,
+            (i % 3 + 1) as u8,
+        ),
+        ev,
+    );
+    let mut e;
+    if cat == AlertCategory::Distillation {
+        a.account_id = Some(format!("acct-{}", i % 5000));
+        e = Event::new(ts(i), EventKind::Alert(Box::new(a))).sensor("analyzer-1");
+    } else {
+        a.tls = Some(eve::TlsInfo {
+            sni: Some(format!("host{}.example", i % 1000)),
+            ..Default::default()
+        });
+        let net = NetworkFields::new(
+            i,
+            format!("10.0.{}.{}", (i / 250) % 250, i % 250)
+                .parse()
+                .unwrap(),
+            40000,
+            format!("198.51.100.{}", i % 200).parse().unwrap(),
+            443,
+            Proto::Tcp,
+        );
+        e = Event::new(ts(i), EventKind::Alert(Box::new(a)))
+            .sensor(format!("sensor-{}", i % 4))
+            .network(net);
+    }
+    e.event_id = format!("{prefix}-{i}");
+    e
+}
+
+fn ts(i: u64) -> Timestamp {
+    // One alert every 0.6 s: a million alerts span a week.
+    Timestamp::from_unix_micros(1_790_000_000_000_000 + i as i64 * 600_000)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| usage());
+    match arg(1).as_str() {
+        "seed" => {
+            let store = SqliteStore::open(Path::new(&arg(2)), 1).expect("open db");
+            let n: u64 = arg(3).parse().expect("N");
+            let started = Instant::now();
+            let mut i = 0;
+            while i < n {
+                let batch: Vec<NewEvent> = (i..(i + 5000).min(n))
+                    .map(|k| {
+                        let event = alert("seed", k);
+                        let body = serde_json::to_string(&event).expect("json");
+                        NewEvent { event, body }
+                    })
+                    .collect();
+                store.ingest(&batch, 0).expect("ingest");
+                i += batch.len() as u64;
+            }
+            let s = started.elapsed().as_secs_f64();
+            println!(
+                "seeded {n} alerts in {s:.1} s: {:.0} events/s (store, batches of 5000)",
+                n as f64 / s
+            );
+        }
+        "serve" => {
+            let cfg = DashboardConfig {
+                ingest_requests_per_second: 1_000_000,
+                ingest_burst: 1_000_000,
+                retention_days: 0,
+                ..DashboardConfig::default()
+            };
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let server = Server::bind(&cfg, Path::new(&arg(2)), &arg(3))
+                    .await
+                    .expect("bind");
+                server
+                    .serve(dashboard::shutdown_signal())
+                    .await
+                    .expect("serve");
+            });
+        }
+        "token" => {
+            let scope: Scope = arg(3).parse().expect("scope");
+            println!(
+                "{}",
+                dashboard::admin::create_token(Path::new(&arg(2)), scope, "bench").expect("token")
+            );
+        }
+        "ingest" => {
+            let (url, token) = (arg(2), arg(3));
+            let n: u64 = arg(4).parse().expect("N");
+            let batch: u64 = arg(5).parse().expect("BATCH");
+            let threads: u64 = arg(6).parse().expect("THREADS");
+            let run = format!("{}", std::process::id());
+            let started = Instant::now();
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (url, token, run) = (url.clone(), token.clone(), run.clone());
+                    std::thread::spawn(move || {
+                        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+                        let mut lat = Vec::new();
+                        let mut k = t * batch;
+                        while k < n {
+                            let events: Vec<Event> =
+                                (k..(k + batch).min(n)).map(|i| alert(&run, i)).collect();
+                            let body = serde_json::to_string(&events).expect("json");
+                            let t0 = Instant::now();
+                            let r = agent
+                                .post(format!("{url}/api/v1/events"))
+                                .header("authorization", format!("Bearer {token}"))
+                                .content_type("application/json")
+                                .send(body)
+                                .expect("post");
+                            assert_eq!(r.status().as_u16(), 200);
+                            lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                            k += batch * threads;
+                        }
+                        lat
+                    })
+                })
+                .collect();
+            let mut lat: Vec<f64> = handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("thread"))
+                .collect();
+            let s = started.elapsed().as_secs_f64();
+            lat.sort_by(f64::total_cmp);
+            let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+            println!(
+                "ingested {n} events in {s:.1} s: {:.0} events/s; batch of {batch} latency p50 {:.1} ms, p99 {:.1} ms ({threads} threads)",
+                n as f64 / s,
+                p(0.5),
+                p(0.99)
+            );
+        }
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: dashboard_bench seed DB N | serve DB ADDR | token DB SCOPE | ingest URL TOKEN N BATCH THREADS"
+    );
+    std::process::exit(2)
+}
