@@ -41,7 +41,10 @@ pub fn community_id_v1(
         h.update(bp.to_be_bytes());
     }
     let digest = h.finalize();
-    format!("1:{}", base64::engine::general_purpose::STANDARD.encode(digest))
+    format!(
+        "1:{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
 }
 
 fn octets(ip: IpAddr) -> Vec<u8> {

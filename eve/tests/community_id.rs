@@ -6,7 +6,14 @@ use eve::community_id_v1;
 use std::net::IpAddr;
 
 fn cid(proto: u8, s: &str, sp: u16, d: &str, dp: u16) -> String {
-    community_id_v1(0, s.parse::<IpAddr>().unwrap(), sp, d.parse::<IpAddr>().unwrap(), dp, proto)
+    community_id_v1(
+        0,
+        s.parse::<IpAddr>().unwrap(),
+        sp,
+        d.parse::<IpAddr>().unwrap(),
+        dp,
+        proto,
+    )
 }
 
 #[test]
@@ -51,13 +58,22 @@ fn sctp_and_portless_baseline() {
 
 #[test]
 fn zeek_btest_vectors() {
-    assert_eq!(cid(6, "1.2.3.4", 1122, "5.6.7.8", 3344), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
-    assert_eq!(cid(17, "1.2.3.4", 1122, "5.6.7.8", 3344), "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=");
+    assert_eq!(
+        cid(6, "1.2.3.4", 1122, "5.6.7.8", 3344),
+        "1:wCb3OG7yAFWelaUydu0D+125CLM="
+    );
+    assert_eq!(
+        cid(17, "1.2.3.4", 1122, "5.6.7.8", 3344),
+        "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="
+    );
 }
 
 #[test]
 fn seed_changes_the_hash() {
     let a: IpAddr = "1.2.3.4".parse().unwrap();
     let b: IpAddr = "5.6.7.8".parse().unwrap();
-    assert_ne!(community_id_v1(1, a, 1122, b, 3344, 6), community_id_v1(0, a, 1122, b, 3344, 6));
+    assert_ne!(
+        community_id_v1(1, a, 1122, b, 3344, 6),
+        community_id_v1(0, a, 1122, b, 3344, 6)
+    );
 }

@@ -36,7 +36,10 @@ fn writes_lines_and_rotates() {
     assert_eq!(read(&path), ids[9..].to_vec());
     assert_eq!(read(&dir.path().join("eve.json.1")), ids[6..9].to_vec());
     assert_eq!(read(&dir.path().join("eve.json.2")), ids[3..6].to_vec());
-    assert!(!dir.path().join("eve.json.3").exists(), "only `keep` rotated files");
+    assert!(
+        !dir.path().join("eve.json.3").exists(),
+        "only `keep` rotated files"
+    );
 }
 
 #[test]

@@ -174,7 +174,8 @@ fn spooled_events_survive_a_sink_restart() {
     let store = Arc::new(Mutex::new(Store::default()));
     let rx = Receiver::start(&addr, store.clone());
     let mut sink = HttpSink::start(config(&addr, spool.path())).unwrap();
-    sink.close().expect("the spool drains once the dashboard is up");
+    sink.close()
+        .expect("the spool drains once the dashboard is up");
     rx.stop();
     assert_eq!(store.lock().unwrap().ids, sent);
 }
@@ -217,7 +218,10 @@ fn a_full_spool_drops_and_counts() {
     let spooled = sink.stats().spooled.load(Ordering::Relaxed);
     let dropped = sink.stats().dropped_full.load(Ordering::Relaxed);
     assert_eq!(spooled + dropped, 100);
-    assert!(dropped > 0 && spooled > 0, "spooled {spooled}, dropped {dropped}");
+    assert!(
+        dropped > 0 && spooled > 0,
+        "spooled {spooled}, dropped {dropped}"
+    );
     assert!(sink.close().is_err());
 }
 

@@ -31,16 +31,24 @@ fn alert_has_spec_fields() {
     ev.insert("format".into(), json!("safetensors"));
     ev.insert("tensor_count".into(), json!(291));
     let mut body = AlertEvent::new(
-        Alert::new("safetensors weights", 1_000_001, AlertCategory::WeightsFormat, 1),
+        Alert::new(
+            "safetensors weights",
+            1_000_001,
+            AlertCategory::WeightsFormat,
+            1,
+        ),
         ev,
     );
     body.tls = Some(TlsInfo {
         sni: Some("evil.example".into()),
         ..Default::default()
     });
-    let e = Event::new(Timestamp::from_unix_micros(1_700_000_000_000_001), EventKind::Alert(Box::new(body)))
-        .sensor("s1")
-        .network(net());
+    let e = Event::new(
+        Timestamp::from_unix_micros(1_700_000_000_000_001),
+        EventKind::Alert(Box::new(body)),
+    )
+    .sensor("s1")
+    .network(net());
     let v = roundtrip(&e);
     assert_eq!(v["event_type"], "alert");
     assert_eq!(v["timestamp"], "2023-11-14T22:13:20.000001+00:00");
@@ -127,20 +135,34 @@ fn fileinfo_and_flow_have_spec_fields() {
 #[test]
 fn analyzer_alert_and_stats() {
     let mut body = AlertEvent::new(
-        Alert::new("distillation cluster", 2_000_002, AlertCategory::DistillationCluster, 1),
+        Alert::new(
+            "distillation cluster",
+            2_000_002,
+            AlertCategory::DistillationCluster,
+            1,
+        ),
         Evidence::new(),
     );
     body.cluster_id = Some("c-1".into());
     body.members = Some(vec!["a1".into(), "a2".into()]);
-    let v = roundtrip(&Event::new(Timestamp::now(), EventKind::Alert(Box::new(body))));
+    let v = roundtrip(&Event::new(
+        Timestamp::now(),
+        EventKind::Alert(Box::new(body)),
+    ));
     assert_eq!(v["alert"]["category"], "distillation_cluster");
     assert_eq!(v["members"][1], "a2");
-    assert!(v.get("flow_id").is_none(), "analyzer alerts carry no flow fields");
+    assert!(
+        v.get("flow_id").is_none(),
+        "analyzer alerts carry no flow fields"
+    );
 
     let mut s = Stats::default();
     s.add("capture", "packets", 10);
     s.add("decoder", "truncated_ipv4", 2);
-    let v = roundtrip(&Event::new(Timestamp::now(), EventKind::Stats(StatsEvent { stats: s })));
+    let v = roundtrip(&Event::new(
+        Timestamp::now(),
+        EventKind::Stats(StatsEvent { stats: s }),
+    ));
     assert_eq!(v["event_type"], "stats");
     assert_eq!(v["stats"]["capture"]["packets"], 10);
     assert_eq!(v["stats"]["decoder"]["truncated_ipv4"], 2);
@@ -148,8 +170,16 @@ fn analyzer_alert_and_stats() {
 
 #[test]
 fn derived_ids_are_stable() {
-    let a = Event::with_derived_id(Timestamp::now(), EventKind::Stats(StatsEvent::default()), "x");
-    let b = Event::with_derived_id(Timestamp::now(), EventKind::Stats(StatsEvent::default()), "x");
+    let a = Event::with_derived_id(
+        Timestamp::now(),
+        EventKind::Stats(StatsEvent::default()),
+        "x",
+    );
+    let b = Event::with_derived_id(
+        Timestamp::now(),
+        EventKind::Stats(StatsEvent::default()),
+        "x",
+    );
     assert_eq!(a.event_id, b.event_id);
     assert_ne!(a.event_id, derived_event_id("y"));
 }

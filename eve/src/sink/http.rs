@@ -359,7 +359,9 @@ impl Delivery {
             200..=299 | 422 => {
                 let reply: IngestReply = serde_json::from_str(&text).unwrap_or_default();
                 stats.delivered.fetch_add(reply.accepted, Ordering::Relaxed);
-                stats.duplicates.fetch_add(reply.duplicates, Ordering::Relaxed);
+                stats
+                    .duplicates
+                    .fetch_add(reply.duplicates, Ordering::Relaxed);
                 if !reply.rejected.is_empty() {
                     stats
                         .rejected

@@ -273,7 +273,10 @@ mod tests {
                 assert!(s.append(&format!("{{\"i\":{i}}}")).unwrap());
             }
             let b = s.read_batch(4).unwrap();
-            assert_eq!(b.lines, vec![r#"{"i":0}"#, r#"{"i":1}"#, r#"{"i":2}"#, r#"{"i":3}"#]);
+            assert_eq!(
+                b.lines,
+                vec![r#"{"i":0}"#, r#"{"i":1}"#, r#"{"i":2}"#, r#"{"i":3}"#]
+            );
             s.ack(b.next.unwrap()).unwrap();
         }
         let mut s = Spool::open(dir.path(), 40, 1 << 20).unwrap();
@@ -284,7 +287,11 @@ mod tests {
         assert_eq!(got[5], r#"{"i":9}"#);
         s.ack(b.next.unwrap()).unwrap();
         assert!(s.is_drained());
-        assert_eq!(list_segments(dir.path()).unwrap().len(), 1, "acked segments are deleted");
+        assert_eq!(
+            list_segments(dir.path()).unwrap().len(),
+            1,
+            "acked segments are deleted"
+        );
     }
 
     #[test]
