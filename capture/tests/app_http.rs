@@ -665,3 +665,42 @@ fn long_presigned_urls_are_still_http() {
     assert_eq!(objs[0].data, b"abc");
     assert_eq!(objs[0].meta.filename.as_deref(), Some("model.safetensors"));
 }
+
+#[test]
+fn refused_hundred_continue_upload_skips_the_body() {
+    let head = b"PUT /m.bin HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    // Refused: the client skips the body and retries with credentials.
+    let (objs, _) = run_all(&[
+        Data(ToServer, head),
+        Data(
+            ToClient,
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope",
+        ),
+        Data(
+            ToServer,
+            b"PUT /m.bin HTTP/1.1\r\nAuthorization: t\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+        Data(
+            ToClient,
+            b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ]);
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0].data, b"nope");
+    assert_eq!(objs[1].data, b"hello");
+    assert_eq!(objs[1].end, Some(ObjectEnd::Complete));
+    assert_eq!(
+        objs[1].meta.http.as_ref().unwrap().http_method.as_deref(),
+        Some("PUT")
+    );
+    // An early final response, but the client sends the body anyway.
+    let (objs, _) = run_all(&[
+        Data(ToServer, head),
+        Data(ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        Data(ToServer, b"hello"),
+        Close(ToServer, true),
+    ]);
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[1].data, b"hello");
+    assert_eq!(objs[1].end, Some(ObjectEnd::Complete));
+}

@@ -126,6 +126,15 @@ fn http_response(buf: &[u8]) -> Verdict {
     }
 }
 
+/// Whether `buf` starts with an HTTP request line: `None` while undecided.
+pub(crate) fn starts_request(buf: &[u8]) -> Option<bool> {
+    match http_request(buf) {
+        Verdict::Yes => Some(true),
+        Verdict::No => Some(false),
+        Verdict::Maybe => None,
+    }
+}
+
 /// Method token, SP, request target, SP, `HTTP/1.` and a digit.
 fn http_request(buf: &[u8]) -> Verdict {
     const MAX_METHOD: usize = 24;

@@ -141,6 +141,8 @@ pub(crate) struct Head {
     pub(crate) filename: Option<String>,
     pub(crate) host: Option<String>,
     pub(crate) user_agent: Option<String>,
+    /// `Expect: 100-continue` (requests).
+    pub(crate) expect_continue: bool,
 }
 
 /// The header block did not parse.
@@ -250,6 +252,8 @@ fn fields(headers: &[httparse::Header<'_>], minor: u8) -> Head {
             .map(|h| host_without_port(&h))
             .filter(|h| !h.is_empty()),
         user_agent: header_value(headers, "user-agent"),
+        expect_continue: header_value(headers, "expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
     }
 }
 

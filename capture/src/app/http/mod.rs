@@ -14,6 +14,7 @@ mod encoding;
 pub(crate) mod head;
 mod multipart;
 
+use super::detect;
 use super::raw::RawStream;
 use super::{Ctx, Handler, slot};
 use crate::object::ObjectMeta;
@@ -32,6 +33,21 @@ struct Request {
     url: String,
     host: Option<String>,
     user_agent: Option<String>,
+    expect_continue: bool,
+}
+
+/// What a parsed header block means for the other direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Nothing.
+    None,
+    /// Both directions become an opaque tunnel.
+    Tunnel,
+    /// `100 Continue`: the awaited request body follows.
+    Continue,
+    /// A final response to a request that sent `Expect: 100-continue`: its
+    /// body may never be sent.
+    FinalAfterExpect,
 }
 
 /// Which messages a direction carries, decided by its first header block.
@@ -59,6 +75,11 @@ struct DirParser {
     state: State,
     /// Header bytes collected so far.
     head: Vec<u8>,
+    /// A request body that waits for `100 Continue` has not started yet.
+    awaiting_continue: bool,
+    /// The final response came before that body: the next bytes are looked
+    /// at (bounded) to tell the body from the next request.
+    peek: Option<Vec<u8>>,
 }
 
 /// Both directions of an HTTP connection.
@@ -76,10 +97,20 @@ impl HttpConn {
             role: None,
             state: State::Head,
             head: Vec::new(),
+            awaiting_continue: false,
+            peek: None,
         };
         HttpConn {
             dirs: [dir(Direction::ToServer), dir(Direction::ToClient)],
             pending: VecDeque::new(),
+        }
+    }
+
+    /// Bytes held while deciding whether a 100-continue body was skipped are
+    /// body bytes after all (a gap or the end came first).
+    fn flush_peek(&mut self, dir: Direction, ctx: &mut Ctx<'_>) {
+        if let Some(peek) = self.dirs[slot(dir)].peek.take() {
+            self.data(dir, &peek, ctx);
         }
     }
 
@@ -104,22 +135,50 @@ impl Handler for HttpConn {
                     r.data(input, ctx);
                     return;
                 }
-                State::Body(b) => match b.feed(input, ctx) {
-                    Step::More => return,
-                    Step::Done(n) => {
-                        d.state = State::Head;
-                        input = &input[n..];
+                State::Body(_) if d.peek.is_some() => {
+                    // Body or next request? Decide on the request line.
+                    let mut peek = d.peek.take().unwrap_or_default();
+                    peek.extend_from_slice(input);
+                    match detect::starts_request(&peek) {
+                        None if peek.len() < detect::DETECT_MAX => d.peek = Some(peek),
+                        Some(true) => {
+                            // The client skipped the body (RFC 9110 10.1.1).
+                            d.state = State::Head;
+                            self.data(dir, &peek, ctx);
+                        }
+                        _ => self.data(dir, &peek, ctx),
                     }
-                    Step::Broken(n) => {
-                        d.become_raw(&input[n..], ctx);
-                        return;
+                    return;
+                }
+                State::Body(b) => {
+                    d.awaiting_continue = false;
+                    match b.feed(input, ctx) {
+                        Step::More => return,
+                        Step::Done(n) => {
+                            d.state = State::Head;
+                            input = &input[n..];
+                        }
+                        Step::Broken(n) => {
+                            d.become_raw(&input[n..], ctx);
+                            return;
+                        }
                     }
-                },
+                }
                 State::Head => {
-                    let (rest, tunnel) = d.head_data(input, &mut self.pending, ctx);
+                    let (rest, outcome) = d.head_data(input, &mut self.pending, ctx);
                     input = rest;
-                    if tunnel {
-                        self.tunnel(ctx);
+                    let other = &mut self.dirs[1 - slot(dir)];
+                    match outcome {
+                        Outcome::None => {}
+                        Outcome::Tunnel => self.tunnel(ctx),
+                        Outcome::Continue => other.awaiting_continue = false,
+                        Outcome::FinalAfterExpect => {
+                            if std::mem::take(&mut other.awaiting_continue)
+                                && matches!(other.state, State::Body(_))
+                            {
+                                other.peek = Some(Vec::new());
+                            }
+                        }
                     }
                 }
             }
@@ -127,6 +186,7 @@ impl Handler for HttpConn {
     }
 
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
+        self.flush_peek(dir, ctx);
         let d = &mut self.dirs[slot(dir)];
         match &mut d.state {
             State::Raw(r) => r.gap(len, ctx),
@@ -150,6 +210,7 @@ impl Handler for HttpConn {
     }
 
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
+        self.flush_peek(dir, ctx);
         let d = &mut self.dirs[slot(dir)];
         match &mut d.state {
             State::Raw(r) => r.close(clean, ctx),
@@ -188,7 +249,7 @@ impl DirParser {
         mut input: &'a [u8],
         pending: &mut VecDeque<Request>,
         ctx: &mut Ctx<'_>,
-    ) -> (&'a [u8], bool) {
+    ) -> (&'a [u8], Outcome) {
         if self.head.is_empty() {
             // Blank lines between messages are tolerated (RFC 9112 2.2).
             let skip = input
@@ -197,7 +258,7 @@ impl DirParser {
                 .count();
             input = &input[skip..];
             if input.is_empty() {
-                return (input, false);
+                return (input, Outcome::None);
             }
         }
         let max = ctx.limits.max_header_bytes;
@@ -209,9 +270,9 @@ impl DirParser {
                 ctx.stats().http_header_too_large += 1;
                 let head = std::mem::take(&mut self.head);
                 self.become_raw(&head, ctx);
-                return (&input[take..], false);
+                return (&input[take..], Outcome::None);
             }
-            return (&[], false);
+            return (&[], Outcome::None);
         };
         let rest = &input[end.saturating_sub(old)..];
         let block = std::mem::take(&mut self.head);
@@ -230,24 +291,30 @@ impl DirParser {
                 }
                 ctx.stats().http_parse_errors += 1;
                 self.become_raw(block, ctx);
-                return (rest, false);
+                return (rest, Outcome::None);
             }
         };
         self.role = Some(role);
-        let tunnel = match role {
+        let outcome = match role {
             Role::Requests => self.request(head, pending, ctx),
             Role::Responses => self.response(head, pending, ctx),
         };
-        (rest, tunnel)
+        (rest, outcome)
     }
 
-    fn request(&mut self, head: Head, pending: &mut VecDeque<Request>, ctx: &mut Ctx<'_>) -> bool {
+    fn request(
+        &mut self,
+        head: Head,
+        pending: &mut VecDeque<Request>,
+        ctx: &mut Ctx<'_>,
+    ) -> Outcome {
         ctx.stats().http_requests += 1;
         let req = Request {
             method: head.method.clone().unwrap_or_default(),
             url: head.target.clone().unwrap_or_default(),
             host: head.host.clone(),
             user_agent: head.user_agent.clone(),
+            expect_continue: head.expect_continue,
         };
         if ctx.meta.server_name.is_none() {
             ctx.meta.server_name.clone_from(&req.host);
@@ -261,18 +328,19 @@ impl DirParser {
             // What follows the request is tunnelled; the response is still parsed.
             ctx.stats().http_tunnels += 1;
             self.become_raw(&[], ctx);
-            return false;
+            return Outcome::None;
         }
         let framing = match head.framing {
             Framing::Chunked => body::Framing::Chunked(Default::default()),
-            Framing::Length(0) | Framing::Unframed => return false,
+            Framing::Length(0) | Framing::Unframed => return Outcome::None,
             Framing::Length(n) => body::Framing::Length(n),
             Framing::BadLength | Framing::OtherTransferEncoding => {
                 ctx.stats().http_bad_length += 1;
                 self.become_raw(&[], ctx);
-                return false;
+                return Outcome::None;
             }
         };
+        self.awaiting_continue = req.expect_continue;
         let info = HttpInfo {
             hostname: req.host.clone(),
             url: Some(req.url.clone()),
@@ -283,16 +351,25 @@ impl DirParser {
             protocol: Some(protocol(head.minor)),
         };
         self.start_body(framing, &head, &req, info, ctx);
-        false
+        Outcome::None
     }
 
-    fn response(&mut self, head: Head, pending: &mut VecDeque<Request>, ctx: &mut Ctx<'_>) -> bool {
+    fn response(
+        &mut self,
+        head: Head,
+        pending: &mut VecDeque<Request>,
+        ctx: &mut Ctx<'_>,
+    ) -> Outcome {
         ctx.stats().http_responses += 1;
         let status = head.status.unwrap_or(0);
         if (100..200).contains(&status) && status != 101 {
             // Interim response (100 Continue, 103 Early Hints): no body, and
             // the request still waits for its final response.
-            return false;
+            return if status == 100 {
+                Outcome::Continue
+            } else {
+                Outcome::None
+            };
         }
         let req = pending.pop_front();
         if req.is_none() {
@@ -301,20 +378,25 @@ impl DirParser {
         let method = req.as_ref().map(|r| r.method.as_str()).unwrap_or("");
         if status == 101 || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status))
         {
-            return true;
+            return Outcome::Tunnel;
         }
+        let outcome = if req.as_ref().is_some_and(|r| r.expect_continue) {
+            Outcome::FinalAfterExpect
+        } else {
+            Outcome::None
+        };
         if method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 {
-            return false;
+            return outcome;
         }
         let framing = match head.framing {
             Framing::Chunked => body::Framing::Chunked(Default::default()),
-            Framing::Length(0) => return false,
+            Framing::Length(0) => return outcome,
             Framing::Length(n) => body::Framing::Length(n),
             Framing::Unframed | Framing::OtherTransferEncoding => body::Framing::UntilClose,
             Framing::BadLength => {
                 ctx.stats().http_bad_length += 1;
                 self.become_raw(&[], ctx);
-                return false;
+                return outcome;
             }
         };
         let req = req.unwrap_or(Request {
@@ -322,6 +404,7 @@ impl DirParser {
             url: String::new(),
             host: None,
             user_agent: None,
+            expect_continue: false,
         });
         let info = HttpInfo {
             hostname: req.host.clone(),
@@ -333,7 +416,7 @@ impl DirParser {
             protocol: Some(protocol(head.minor)),
         };
         self.start_body(framing, &head, &req, info, ctx);
-        false
+        outcome
     }
 
     fn start_body(
