@@ -226,10 +226,10 @@ impl Handler for HttpConn {
                 }
             }
         }
-        d.state = State::Raw(RawStream::new(d.dir, "raw"));
-        if let State::Raw(r) = &mut d.state {
-            r.close(clean, ctx);
-        }
+        // Whatever arrives after the end is ignored.
+        let mut done = RawStream::new(d.dir, "raw");
+        done.close(clean, ctx);
+        d.state = State::Raw(done);
     }
 }
 
