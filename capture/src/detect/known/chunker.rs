@@ -44,7 +44,7 @@ impl ChunkParams {
     }
 }
 
-/// Incremental chunker; memory is bounded by `max` plus the largest input slice.
+/// Incremental chunker; memory is bounded by twice `max` plus the largest input slice.
 #[derive(Debug)]
 pub struct Chunker {
     p: ChunkParams,
@@ -87,7 +87,9 @@ impl Chunker {
             emit(&self.pending[self.start..self.start + n]);
             self.start += n;
         }
-        if self.start > 0 {
+        // Compact only once a whole `max` of consumed bytes has piled up, so
+        // the move is amortised over many packets.
+        if self.start >= self.p.max as usize {
             self.pending.drain(..self.start);
             self.start = 0;
         }
