@@ -205,8 +205,10 @@ fn replay_is_deterministic_across_worker_counts() {
 fn limits_bite_are_counted_and_nothing_breaks() {
     let files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();
     let (_, normal) = replay(&files, 1, &Detectors::none());
-    let mut settings = capture::Settings::default();
-    settings.workers = 1;
+    let mut settings = capture::Settings {
+        workers: 1,
+        ..Default::default()
+    };
     settings.config.max_flows = 16;
     settings.config.stream_ooo_max_bytes = 3000;
     settings.config.reassembly_memcap_bytes = 8000;

@@ -148,8 +148,10 @@ fn live_capture_and_tcpdump_give_the_served_files_sha256() {
         bpf: Some("tcp port 8000".into()),
         snaplen: 65535,
     };
-    let mut settings = Settings::default();
-    settings.workers = 2;
+    let settings = Settings {
+        workers: 2,
+        ..Default::default()
+    };
     let stop2 = stop.clone();
     let live = std::thread::spawn(move || {
         run_live(&opts, &settings, &Detectors::none(), &mut sink, stop2)

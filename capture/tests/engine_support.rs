@@ -18,8 +18,10 @@ pub fn replay(
     workers: usize,
     detectors: &Detectors,
 ) -> (RunSummary, Vec<Event>) {
-    let mut settings = Settings::default();
-    settings.workers = workers;
+    let settings = Settings {
+        workers,
+        ..Default::default()
+    };
     replay_with(files, settings, detectors)
 }
 

@@ -1,0 +1,128 @@
+//! `cargo bench -p capture --bench engine [-- FILE [WORKERS...]]`: the same
+//! measurement as `weightwatch bench capture`, without building the whole
+//! binary. Without FILE it writes (or reuses, in `$WEIGHTWATCH_BENCH_DIR`) the fixtures catalog's
+//! `large_mixed_1g` capture (1 GiB: two HTTP GETs, an HTTP PUT and a raw TCP
+//! upload of 256 MiB each) to a temporary directory first.
+//!
+//! Engine with SHA-256 on and the default detectors, into a counting sink;
+//! packets/s, MB/s, Gbit/s and peak RSS (VmHWM, reset between runs).
+
+use capture::detect::{DetectConfig, PolicyConfig, build};
+use capture::{Settings, run_offline};
+use std::path::PathBuf;
+
+struct Count(u64);
+impl eve::EventSink for Count {
+    fn emit(&mut self, _: &eve::Event) -> Result<(), eve::SinkError> {
+        self.0 += 1;
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), eve::SinkError> {
+        Ok(())
+    }
+}
+
+fn peak_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = match args.first() {
+        Some(f) => PathBuf::from(f),
+        None => {
+            // WEIGHTWATCH_BENCH_DIR keeps (and reuses) the generated capture.
+            let dir = std::env::var_os("WEIGHTWATCH_BENCH_DIR")
+                .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+            let entry = fixtures::catalog::find("large_mixed_1g").expect("catalog entry");
+            let path = dir.join(entry.file_name());
+            if !path.is_file() {
+                eprintln!("writing {} …", path.display());
+                std::fs::create_dir_all(&dir).expect("bench dir");
+                entry.write_files(&dir).expect("write capture");
+            }
+            path
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    if counts.is_empty() {
+        counts = vec![1, cores];
+    }
+    // Warm the page cache.
+    let size = std::fs::read(&file).map(|v| v.len()).unwrap_or(0);
+    let detectors =
+        build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
+    println!(
+        "file {} ({:.1} MB), {cores} cores",
+        file.display(),
+        size as f64 / 1e6
+    );
+    println!(
+        "{:<18} {:>10} {:>8} {:>12} {:>9} {:>8} {:>9} {:>8}",
+        "run", "packets", "secs", "packets/s", "MB/s", "Gbit/s", "peak_MB", "events"
+    );
+    for n in counts {
+        let settings = Settings {
+            workers: n.max(1),
+            ..Default::default()
+        };
+        let mut sink = Count(0);
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let s = run_offline(
+            std::slice::from_ref(&file),
+            &settings,
+            &detectors,
+            &mut sink,
+        )
+        .expect("run");
+        let secs = s.elapsed.as_secs_f64().max(1e-9);
+        let bytes = s.bytes() as f64;
+        println!(
+            "{:<18} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>9.0} {:>8}",
+            format!("weightwatch w={n}"),
+            s.packets(),
+            secs,
+            s.packets() as f64 / secs,
+            bytes / 1e6 / secs,
+            bytes * 8.0 / 1e9 / secs,
+            peak_bytes() as f64 / 1e6,
+            sink.0
+        );
+    }
+    let out = tmp.path().join("tcpflow-out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let start = std::time::Instant::now();
+    let st = std::process::Command::new("tcpflow")
+        .args(["-e", "http", "-r"])
+        .arg(&file)
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    match st {
+        Ok(st) if st.success() => println!(
+            "{:<18} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2}",
+            "tcpflow -e http",
+            "-",
+            secs,
+            "-",
+            size as f64 / 1e6 / secs,
+            size as f64 * 8.0 / 1e9 / secs
+        ),
+        Ok(st) => println!("tcpflow failed: {st}"),
+        Err(e) => println!("tcpflow not run ({e})"),
+    }
+}
