@@ -60,7 +60,9 @@ fn main() {
         counts = vec![1, cores];
     }
     // Warm the page cache.
-    let size = std::fs::read(&file).map(|v| v.len()).unwrap_or(0);
+    let size = std::fs::File::open(&file)
+        .and_then(|mut f| std::io::copy(&mut f, &mut std::io::sink()))
+        .unwrap_or(0);
     let detectors =
         build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
     println!(
