@@ -275,7 +275,7 @@ fn at_result(buf: &[u8], at: usize, f: Parser) -> Verdict {
 }
 
 /// The format detector: buffers an object's first `format_scan_bytes` and
-/// tries to recognise them as the buffer grows past 4 KiB, 64 KiB, 256 KiB,
+/// tries to recognise them as the buffer grows past 4 KiB, 16 KiB, 64 KiB, 256 KiB,
 /// 1 MiB and at the object's end.
 pub struct FormatDetector {
     cfg: Arc<DetectConfig>,
