@@ -83,11 +83,17 @@ pub fn measure(bytes: usize) -> Throughput {
     let cfg = Arc::new(DetectConfig::default());
 
     let t = Instant::now();
-    let hits = tensor.chunks_exact(64 * 1024).filter(|w| stats::classify(w).is_some()).count();
+    let hits = tensor
+        .chunks_exact(64 * 1024)
+        .filter(|w| stats::classify(w).is_some())
+        .count();
     let classifier_tensor_mb_s = mb_s(bytes, t);
     std::hint::black_box(hits);
     let t = Instant::now();
-    let hits = noise.chunks_exact(64 * 1024).filter(|w| stats::classify(w).is_some()).count();
+    let hits = noise
+        .chunks_exact(64 * 1024)
+        .filter(|w| stats::classify(w).is_some())
+        .count();
     let classifier_random_mb_s = mb_s(bytes, t);
     std::hint::black_box(hits);
 
@@ -97,12 +103,20 @@ pub fn measure(bytes: usize) -> Throughput {
     feed(&det, &noise);
     let stats_scan_mb_s = mb_s(bytes, t);
 
-    let mut index = Index { params: ChunkParams::default(), sample: 1, files: Vec::new(), chunks: Vec::new() };
+    let mut index = Index {
+        params: ChunkParams::default(),
+        sample: 1,
+        files: Vec::new(),
+        chunks: Vec::new(),
+    };
     let _ = index.add("bench.bin", tensor.as_slice());
-    let det = KnownWeightsDetector::new(Arc::new(index), Arc::new(DetectConfig {
-        known_early_alert_bytes: u64::MAX,
-        ..DetectConfig::default()
-    }));
+    let det = KnownWeightsDetector::new(
+        Arc::new(index),
+        Arc::new(DetectConfig {
+            known_early_alert_bytes: u64::MAX,
+            ..DetectConfig::default()
+        }),
+    );
     let t = Instant::now();
     feed(&det, &tensor);
     let matcher_mb_s = mb_s(bytes, t);
