@@ -14,9 +14,23 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
-/// Expand directories (their regular files, by name) and order every input
-/// by the time of its first packet, so rotated captures replay in order.
-/// Files whose first packet cannot be read keep their place at the end and
+/// Whether a file starts like a pcap (either byte order, µs or ns) or a
+/// pcapng section.
+fn has_capture_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic));
+    read.is_ok()
+        && matches!(
+            u32::from_be_bytes(magic),
+            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0x0a0d_0d0a
+        )
+}
+
+/// Expand directories (their regular pcap/pcapng files, by name; other
+/// files are skipped with a warning; files named explicitly are always
+/// read) and order every input by the time of its first packet, so rotated
+/// captures replay in order. Files whose first packet cannot be read keep their place at the end and
 /// report their error when they are read.
 pub fn ordered_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -25,6 +39,13 @@ pub fn ordered_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file())
+                .filter(|p| {
+                    let ok = has_capture_magic(p);
+                    if !ok {
+                        tracing::warn!("skipping {}: not a pcap/pcapng file", p.display());
+                    }
+                    ok
+                })
                 .collect();
             entries.sort();
             files.extend(entries);

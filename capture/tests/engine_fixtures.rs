@@ -230,3 +230,21 @@ fn limits_bite_are_counted_and_nothing_breaks() {
     };
     assert!(gappy(&tight) > gappy(&normal));
 }
+
+#[test]
+fn a_directory_replays_its_captures_and_skips_other_files() {
+    // fixtures/pcaps holds captures and their .expect.json sidecars.
+    let (summary, events) = replay(&[fixture_dir()], 2, &Detectors::none());
+    let n = fixtures().len();
+    assert_eq!(summary.files.len(), n);
+    assert!(summary.files.iter().all(|f| f.error.is_none()));
+    let expected: usize = fixtures().iter().map(|(_, e)| e.objects.len()).sum();
+    let fileinfos = events
+        .iter()
+        .filter(|e| e.event_type() == "fileinfo")
+        .count();
+    assert!(
+        fileinfos >= expected,
+        "{fileinfos} fileinfo events for {expected} objects"
+    );
+}
