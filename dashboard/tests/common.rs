@@ -268,13 +268,20 @@ pub fn account_alert(
     score: f64,
     cluster: Option<&str>,
 ) -> Value {
+    // The analyzer's evidence shape (analyzer/src/alerts.rs) plus a timeline.
     let evidence = json!({
         "score": score,
-        "threshold": 0.7,
-        "signals": {"prompt_diversity": {"value": 0.93, "threshold": 0.8},
-                    "logprobs_rate": {"value": 0.4, "threshold": 0.5}},
+        "families": ["harvest", "output_layer"],
+        "signals": [
+            {"name": "prompt_diversity", "family": "harvest", "value": 0.93, "threshold": 0.8, "detail": "distinct topics"},
+            {"name": "logprobs_rate", "family": "output_layer", "value": 0.4, "threshold": 0.5, "detail": ""}
+        ],
+        "volume": {"requests": 12000, "requests_per_day": 4000.0, "active_hours": 22},
         "requests_per_hour": [10, 50, 400, 900, 850],
-        "sample_prompts": ["Explain step by step: 17*23", "Translate to French: hello"],
+        "sample_prompts": [
+            {"ts": "2026-09-21T10:00:00.000000+00:00", "kind": "reasoning", "prompt": "Explain step by step: 17*23"},
+            {"ts": "2026-09-21T10:01:00.000000+00:00", "kind": "template", "prompt": "Translate to French: hello"}
+        ],
     });
     let mut a = AlertEvent::new(
         Alert::new(

@@ -227,7 +227,11 @@ fn attacker_strings_render_inert() {
     alert["evidence"][XSS[0]] = json!(XSS[2]);
     let file = fileinfo("x-2", 10, 9, "10.0.0.9", "203.0.113.66", XSS[2], XSS[0]);
     let mut acct = account_alert("x-3", 11, "acct-x", 0.9, Some(XSS[0]));
-    acct["evidence"]["sample_prompts"] = json!(XSS);
+    acct["evidence"]["sample_prompts"] = json!(
+        XSS.iter()
+            .map(|x| json!({"kind": "x", "prompt": x}))
+            .collect::<Vec<_>>()
+    );
     let cluster = cluster_alert("x-4", 12, "c-x", &["acct-x", XSS[1]]);
     s.ingest(&ingest, &[alert, file, acct, cluster]);
     let cookie = sign_in(&s, "eve");

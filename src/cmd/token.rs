@@ -50,11 +50,12 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
                 "id", "scope", "created", "state"
             );
             for t in dashboard::admin::list_tokens(&db)? {
+                let created = eve::Timestamp::from_unix_micros(t.created).to_string();
                 println!(
                     "{:>4}  {:<7}  {:<27}  {:<8}  {}",
                     t.id,
                     t.scope.as_str(),
-                    eve::Timestamp::from_unix_micros(t.created).to_string(),
+                    created,
                     if t.revoked.is_some() {
                         "revoked"
                     } else {

@@ -331,12 +331,29 @@ impl Signal {
 }
 
 /// Signals with thresholds found in distillation evidence. Understood shapes:
+/// `signals: [{name, family, value, threshold}]` (what the analyzer writes),
 /// `signals: {name: {value, threshold}}`, `signals: {name: n}` with
 /// `thresholds: {name: t}`, flat `name` + `name_threshold`, and `score` +
 /// `threshold`.
 pub fn signals(ev: &Map<String, Value>) -> Vec<Signal> {
     let mut out = Vec::new();
     let thresholds = ev.get("thresholds").and_then(Value::as_object);
+    // The analyzer's form: `signals: [{name, family, value, threshold, detail}]`.
+    for s in ev
+        .get("signals")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = s.get("name").and_then(Value::as_str).unwrap_or("signal");
+        if let (Some(v), Some(t)) = (num(s.get("value")), num(s.get("threshold"))) {
+            let mut sig = Signal::new(name, v, t);
+            if let Some(f) = s.get("family").and_then(Value::as_str) {
+                sig.name = format!("{} ({f})", sig.name);
+            }
+            out.push(sig);
+        }
+    }
     if let Some(sig) = ev.get("signals").and_then(Value::as_object) {
         for (k, v) in sig {
             let (val, thr) = match v {
@@ -383,7 +400,7 @@ fn collect_prompts(m: &Map<String, Value>, out: &mut Vec<String>) {
         let is_prompt = lk.contains("prompt") && !lk.contains("sha256") && !lk.contains("hash");
         match v {
             Value::String(s) if is_prompt => out.push(s.clone()),
-            Value::Array(a) if is_prompt => {
+            Value::Array(a) if is_prompt && a.iter().any(Value::is_string) => {
                 out.extend(a.iter().filter_map(Value::as_str).map(String::from))
             }
             Value::Array(a) => {
@@ -487,6 +504,16 @@ mod tests {
             pts,
             vec![("10:00".to_string(), 5.0), ("11:00".to_string(), 7.0)]
         );
+        // The analyzer's shapes: signals as an array, samples as objects.
+        let ev = json!({"score": 0.93,
+            "signals": [{"name": "reasoning_share", "family": "harvest", "value": 0.4, "threshold": 0.25, "detail": "x"}],
+            "sample_prompts": [{"ts": "t", "kind": "reasoning", "prompt": "Think step by step"}]});
+        let ev = ev.as_object().unwrap();
+        let s = signals(ev);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].name, "Reasoning share (harvest)");
+        assert!(s[0].over);
+        assert_eq!(prompts(ev), vec!["Think step by step"]);
         let r = rows(
             &json!({"a": {"b": 1}, "c": [{"d": 2}]})
                 .as_object()

@@ -625,6 +625,7 @@ struct AccountPage {
     timeline_name: String,
     timeline: Vec<Bar>,
     timeline_max: String,
+    volume: Vec<Row>,
     prompts: Vec<String>,
     members: Vec<String>,
     features: Vec<Row>,
@@ -683,6 +684,11 @@ pub async fn account(
         timeline_name,
         timeline,
         timeline_max: format::float(tmax),
+        volume: ev
+            .get("volume")
+            .and_then(Value::as_object)
+            .map(format::rows)
+            .unwrap_or_default(),
         prompts: format::prompts(&ev),
         members: d.members,
         features: format::rows(&ev),
