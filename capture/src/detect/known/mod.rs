@@ -7,7 +7,7 @@
 //! the sensor samples identically without coordination). The index file is
 //! versioned, its header checked, its body protected by an xxh3 checksum.
 //! Each kept chunk costs 16 bytes: with 32 KiB average chunks that is
-//! 488 MiB per TiB of weights unsampled, 61 MiB at `--sample 8`.
+//! 512 MiB per TiB of weights unsampled, 64 MiB at `--sample 8`.
 
 pub mod chunker;
 pub mod matcher;
