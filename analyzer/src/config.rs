@@ -118,6 +118,8 @@ pub struct AnalyzerConfig {
     pub redact_samples: bool,
     /// Bad rows reported with file and line (all are counted).
     pub bad_row_examples: usize,
+    /// Threads parsing JSON Lines (0: one per core; 1: no worker threads).
+    pub threads: usize,
     /// Upper bound on rows held in memory (~64 bytes each); rows beyond it
     /// are counted and reported, not analysed.
     pub max_rows: u64,
@@ -177,6 +179,7 @@ impl Default for AnalyzerConfig {
             sample_chars: 160,
             redact_samples: false,
             bad_row_examples: 20,
+            threads: 0,
             max_rows: 100_000_000,
         }
     }

@@ -170,6 +170,27 @@ impl Store {
         text: &TextAnalyzer,
         cfg: &crate::config::AnalyzerConfig,
     ) {
+        let tf = match &row.prompt {
+            Some(p) => text.analyze(p, &mut self.scratch),
+            None => TextFeatures::default(),
+        };
+        let sample: Option<String> = row
+            .prompt
+            .as_ref()
+            .map(|p| p.chars().take(cfg.sample_chars).collect());
+        self.push_reduced(row, tf, sample.as_deref(), cfg);
+    }
+
+    /// Keep one valid row whose text features were already computed
+    /// (`prompt` is ignored; `sample` is the start of the prompt when the
+    /// row had text).
+    pub fn push_reduced(
+        &mut self,
+        row: &Row<'_>,
+        text_features: TextFeatures,
+        sample: Option<&str>,
+        cfg: &crate::config::AnalyzerConfig,
+    ) {
         let account = self.accounts.id(&row.account_id);
         if account as usize >= self.samples.len() {
             self.samples.push(Vec::new());
@@ -209,10 +230,10 @@ impl Store {
                 .is_some_and(|t| t >= u64::from(cfg.top_logprobs_max)),
             flag::TOPLP_MAX,
         );
-        let tf = match (&row.prompt, &row.prompt_sha256) {
-            (Some(p), _) => {
+        let tf = match (sample, &row.prompt_sha256) {
+            (Some(_), _) => {
                 set(true, flag::TEXT);
-                text.analyze(p, &mut self.scratch)
+                text_features
             }
             (None, Some(h)) => {
                 set(true, flag::REDACTED);
@@ -229,7 +250,7 @@ impl Store {
             }
         };
         set(tf.probe, flag::PROBE);
-        if let Some(p) = &row.prompt {
+        if let Some(p) = sample {
             let samples = &mut self.samples[account as usize];
             let why = if tf.probe {
                 Some("probe")
@@ -246,7 +267,7 @@ impl Store {
             if keep {
                 samples.push(Sample {
                     ts: row.ts_ms,
-                    text: p.chars().take(cfg.sample_chars).collect(),
+                    text: p.to_string(),
                     why: why.unwrap_or("first"),
                 });
             }

@@ -74,13 +74,33 @@ fn bad_rows_are_counted_reported_and_never_fatal() {
     // A Parquet file that is not one.
     write(d, "broken.parquet", b"PAR1 this is not a parquet file PAR1");
 
-    let cfg = AnalyzerConfig::default();
+    // Four parsing threads (the block-parallel reader) and one (sequential)
+    // must report exactly the same.
+    let cfg = AnalyzerConfig {
+        threads: 4,
+        ..AnalyzerConfig::default()
+    };
     let opts = AnalyzeOptions {
         logs: vec![d.to_path_buf()],
         ..AnalyzeOptions::default()
     };
     let mut sink = MemorySink::new();
     let report = run(&opts, &cfg, &mut sink).expect("bad input never fails the run");
+    let sequential = AnalyzerConfig {
+        threads: 1,
+        ..AnalyzerConfig::default()
+    };
+    let one = run(&opts, &sequential, &mut MemorySink::new()).unwrap();
+    assert_eq!(one.ingest.bad_by_reason, report.ingest.bad_by_reason);
+    assert_eq!(one.ingest.rows, report.ingest.rows);
+    let places = |r: &analyzer::Report| -> Vec<(String, u64, String)> {
+        r.ingest
+            .examples
+            .iter()
+            .map(|e| (e.file.display().to_string(), e.line, e.reason.clone()))
+            .collect()
+    };
+    assert_eq!(places(&one), places(&report));
     let bad = &report.ingest.bad_by_reason;
     eprintln!("{}", report.summary());
     let get = |k: &str| bad.get(k).copied().unwrap_or(0);

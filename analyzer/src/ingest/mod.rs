@@ -3,6 +3,7 @@
 //! row goes to the [`Store`]; every bad one is counted by reason, and the
 //! first few are reported with file and line. Nothing here ends the run.
 
+mod parallel;
 mod table;
 
 use crate::config::AnalyzerConfig;
@@ -229,6 +230,20 @@ impl Sink<'_> {
         }
     }
 
+    pub(crate) fn reduced(
+        &mut self,
+        r: &row::Row<'_>,
+        tf: crate::text::TextFeatures,
+        sample: Option<&str>,
+    ) {
+        if self.report.rows >= self.cfg.max_rows {
+            self.report.rows_over_limit += 1;
+        } else {
+            self.report.rows += 1;
+            self.store.push_reduced(r, tf, sample, self.cfg);
+        }
+    }
+
     pub(crate) fn bad(&mut self, file: &Path, line: u64, reason: &BadRow, excerpt: &str) {
         self.report.bad(
             self.cfg.bad_row_examples,
@@ -289,7 +304,7 @@ fn read_file(
     } else {
         Compression::None
     };
-    let mut reader: Box<dyn BufRead> = match compression {
+    let mut reader: Box<dyn BufRead + Send> = match compression {
         Compression::None => Box::new(raw),
         Compression::Gzip => Box::new(BufReader::with_capacity(
             1 << 20,
@@ -322,7 +337,23 @@ fn read_file(
     };
     let format = detect_format(path, &first);
     let error = match format {
-        Format::Jsonl => read_jsonl(path, &mut reader, &mut sink, compression),
+        Format::Jsonl => {
+            let threads = match cfg.threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            };
+            if threads > 1 {
+                parallel::read_jsonl(
+                    path,
+                    reader.as_mut(),
+                    &mut sink,
+                    threads,
+                    compression != Compression::None,
+                )
+            } else {
+                read_jsonl(path, &mut reader, &mut sink, compression)
+            }
+        }
         Format::Csv | Format::Parquet => {
             let mut bytes = Vec::new();
             match reader.read_to_end(&mut bytes) {
@@ -345,7 +376,7 @@ fn read_file(
 
 fn read_jsonl(
     path: &Path,
-    reader: &mut Box<dyn BufRead>,
+    reader: &mut Box<dyn BufRead + Send>,
     sink: &mut Sink<'_>,
     compression: Compression,
 ) -> Option<String> {
