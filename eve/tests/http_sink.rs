@@ -65,7 +65,7 @@ impl Receiver {
                         dups += 1;
                     }
                 }
-                let lose = st.lose_ack_every > 0 && st.posts % st.lose_ack_every == 0;
+                let lose = st.lose_ack_every > 0 && st.posts.is_multiple_of(st.lose_ack_every);
                 drop(st);
                 let status = if lose {
                     500
