@@ -1,6 +1,7 @@
 //! Detection quality on generated, labelled logs: the done-when criteria of
 //! the analyzer issue, on a small set (so the debug-mode test stays fast)
-//! for the tuning seed and for a seed never looked at while tuning.
+//! for the tuning seed (1) and a second seed (7; it was inspected once,
+//! before the thresholds settled — see docs/analyzer.md).
 
 use analyzer::config::AnalyzerConfig;
 use analyzer::{AnalyzeOptions, run};
@@ -110,6 +111,6 @@ fn detects_every_attack_style_without_false_positives_tuning_seed() {
 }
 
 #[test]
-fn detects_every_attack_style_without_false_positives_unseen_seed() {
+fn detects_every_attack_style_without_false_positives_second_seed() {
     check(7);
 }
