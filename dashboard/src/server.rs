@@ -4,7 +4,7 @@
 use crate::auth::{self, Principal};
 use crate::config::DashboardConfig;
 use crate::error::{ApiError, DashboardError};
-use crate::store::{SqliteStore, Store, StoreResult};
+use crate::store::{Overview, SqliteStore, Store, StoreResult};
 use crate::{api, exporter, stream, ui};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -51,7 +51,13 @@ pub struct AppState {
     pub ingest_limiter: DefaultKeyedRateLimiter<String>,
     /// Sign-in attempts per client address and per user name.
     pub login_limiter: DefaultKeyedRateLimiter<String>,
+    /// The overview's aggregates, reused for [`OVERVIEW_TTL`] (they scan
+    /// the week's alerts, so many open dashboards must not recompute them).
+    overview: Mutex<Option<(std::time::Instant, Arc<Overview>)>>,
 }
+
+/// How long the overview's aggregates are reused.
+pub const OVERVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppState {
     fn new(store: Arc<dyn Store>, cfg: DashboardConfig) -> Self {
@@ -68,7 +74,23 @@ impl AppState {
             store,
             cfg,
             live: Mutex::new(Some(tx)),
+            overview: Mutex::new(None),
         }
+    }
+
+    /// The overview aggregates, at most [`OVERVIEW_TTL`] old.
+    pub async fn overview(self: &Arc<Self>) -> Result<Arc<Overview>, ApiError> {
+        if let Ok(g) = self.overview.lock()
+            && let Some((at, o)) = g.as_ref()
+            && at.elapsed() < OVERVIEW_TTL
+        {
+            return Ok(o.clone());
+        }
+        let o = Arc::new(self.db(|s| s.overview()).await?);
+        if let Ok(mut g) = self.overview.lock() {
+            *g = Some((std::time::Instant::now(), o.clone()));
+        }
+        Ok(o)
     }
 
     /// Publish a live update (dropped when nobody listens).

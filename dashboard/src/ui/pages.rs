@@ -194,7 +194,7 @@ pub async fn overview(
     Extension(p): Extension<Principal>,
 ) -> Result<Response, ApiError> {
     require(&p, Need::Read)?;
-    let o = st.db(|s| s.overview()).await?;
+    let o = st.overview().await?;
     let now = now_micros();
     // Stack the categories per bucket.
     let mut per_bucket = vec![vec![0i64; eve::AlertCategory::ALL.len()]; o.buckets];
