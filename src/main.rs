@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod demo_data;
 mod sinks;
 
 use clap::Parser;

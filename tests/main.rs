@@ -1,3 +1,4 @@
 //! End-to-end tests of the `weightwatch` binary (one test binary; a module per area).
 
 mod cli;
+mod demo;

@@ -84,8 +84,3 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fixtures(c) => fixtures::run(c, config),
     }
 }
-
-/// The error of a subcommand whose issue has not landed yet.
-fn not_built(what: &str, issue: u32) -> anyhow::Result<()> {
-    anyhow::bail!("`weightwatch {what}` is not built yet (issue #{issue})")
-}
