@@ -88,7 +88,11 @@ impl Config {
     pub fn sensor_id(&self) -> String {
         self.sensor_id
             .clone()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "weightwatch".to_string())
     }

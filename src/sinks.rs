@@ -18,7 +18,12 @@ pub struct SinkArgs {
     #[arg(long, value_name = "URL")]
     pub dashboard: Option<String>,
     /// Ingest token for the dashboard.
-    #[arg(long, value_name = "TOKEN", env = "WEIGHTWATCH_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WEIGHTWATCH_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Spool directory for events the dashboard has not acknowledged.
     #[arg(long, value_name = "DIR")]
@@ -43,7 +48,10 @@ pub fn build(args: &SinkArgs, config: &Config) -> anyhow::Result<Fanout> {
             .as_ref()
             .or(cfg.dashboard_token.as_ref())
             .context("--dashboard needs an ingest token: --token or WEIGHTWATCH_TOKEN")?;
-        let spool_dir = args.spool_dir.clone().unwrap_or_else(|| cfg.spool_dir.clone());
+        let spool_dir = args
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| cfg.spool_dir.clone());
         let mut http = HttpSinkConfig::new(url.clone(), token.clone(), spool_dir);
         http.spool_max_bytes = cfg.spool_max_bytes;
         http.batch_events = cfg.batch_events;
