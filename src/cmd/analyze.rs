@@ -30,6 +30,24 @@ pub struct Args {
 }
 
 /// Run the analyzer.
-pub fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
-    super::not_built("analyze", 5)
+pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    let mut sink = crate::sinks::build(&args.sinks, &config)?;
+    let opts = analyzer::AnalyzeOptions {
+        logs: args.logs,
+        scores_out: args.scores_out,
+        features_out: args.features_out,
+        labels: args.labels,
+        progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        sensor_id: Some(config.sensor_id()),
+    };
+    let report = analyzer::run(&opts, &config.analyzer, &mut sink);
+    // Deliver what was emitted even when the run failed part-way.
+    let closed = eve::EventSink::close(&mut sink);
+    let report = report?;
+    closed?;
+    eprintln!("{}", report.summary());
+    if let Some(ev) = &report.evaluation {
+        println!("{ev}");
+    }
+    Ok(())
 }

@@ -27,8 +27,56 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Capture { file, workers } => capture_bench(&file, &workers, &config),
-        BenchCommand::Analyze { .. } => super::not_built("bench analyze", 3),
+        BenchCommand::Analyze { logs } => analyze(logs, &config),
     }
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// `weightwatch bench analyze`: the whole analysis (ingest, features,
+/// templates, clusters, scores; alerts to a null sink) on the given logs.
+fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
+    struct Null(usize);
+    impl eve::EventSink for Null {
+        fn emit(&mut self, _: &eve::Event) -> Result<(), eve::SinkError> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), eve::SinkError> {
+            Ok(())
+        }
+    }
+    let opts = analyzer::AnalyzeOptions {
+        logs,
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let mut sink = Null(0);
+    let report = analyzer::run(&opts, &config.analyzer, &mut sink)?;
+    let secs = start.elapsed().as_secs_f64();
+    let rows = report.ingest.rows + report.ingest.bad_total();
+    println!("rows          {rows}");
+    println!("bytes         {}", report.ingest.bytes);
+    println!("seconds       {secs:.2}");
+    println!("rows/s        {:.0}", rows as f64 / secs.max(1e-9));
+    println!(
+        "MB/s          {:.1}",
+        report.ingest.bytes as f64 / 1e6 / secs.max(1e-9)
+    );
+    println!("peak_rss_MB   {:.0}", peak_rss().unwrap_or(0) as f64 / 1e6);
+    println!(
+        "accounts      {} ({} flagged, {} events)",
+        report.analysis.accounts.len(),
+        report.flagged_accounts(),
+        sink.0
+    );
+    Ok(())
 }
 
 /// `weightwatch bench capture`: replay one pcap (read once first so it is in

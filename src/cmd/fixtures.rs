@@ -30,6 +30,12 @@ pub enum FixturesCommand {
         /// Output directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Write requests.jsonl.gz instead of requests.jsonl.
+        #[arg(long)]
+        gzip: bool,
+        /// Multiply every account's request rate (large benchmark sets).
+        #[arg(long, default_value_t = 1.0, value_name = "X")]
+        volume_scale: f64,
     },
 }
 
@@ -37,7 +43,24 @@ pub enum FixturesCommand {
 pub fn run(cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
     match cmd {
         FixturesCommand::Pcaps { out, large } => pcaps(&out, large),
-        FixturesCommand::Logs { .. } => super::not_built("fixtures logs", 3),
+        FixturesCommand::Logs {
+            seed,
+            accounts,
+            days,
+            out,
+            gzip,
+            volume_scale,
+        } => logs(
+            fixtures::logs::LogSpec {
+                seed,
+                accounts,
+                days,
+                gzip,
+                volume_scale,
+                ..fixtures::logs::LogSpec::default()
+            },
+            &out,
+        ),
     }
 }
 
@@ -50,5 +73,19 @@ fn pcaps(out: &std::path::Path, large: bool) -> anyhow::Result<()> {
         println!("{}", p.display());
     }
     eprintln!("{} captures written to {}", written.len(), out.display());
+    Ok(())
+}
+
+/// `weightwatch fixtures logs`: labelled synthetic API request logs
+/// (`requests.jsonl` + `labels.csv`) covering every benign and attack style.
+fn logs(spec: fixtures::logs::LogSpec, out: &std::path::Path) -> anyhow::Result<()> {
+    let summary = fixtures::logs::generate(&spec, out)
+        .map_err(|e| anyhow::anyhow!("writing logs into {}: {e}", out.display()))?;
+    println!("{}", summary.requests.display());
+    println!("{}", summary.labels.display());
+    eprintln!("{} rows, {} accounts:", summary.rows, spec.accounts);
+    for (scenario, n) in &summary.accounts {
+        eprintln!("  {:<24} {n}", scenario.name());
+    }
     Ok(())
 }
