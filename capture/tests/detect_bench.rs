@@ -1,6 +1,6 @@
 //! Detector throughput, printed (a benchmark, not a test: ignored by default).
-//! Run: `cargo test -p capture --profile demo --test main detect_bench -- --ignored --nocapture`.
-//! Results go into docs/performance-detectors.md.
+//! Run: `cargo test -p capture --profile perf --test main detect_bench -- --ignored --nocapture`.
+//! Results go into docs/performance.md.
 
 use capture::detect::bench::measure;
 use capture::detect::known::{ChunkParams, Index};

@@ -1,4 +1,4 @@
-//! Load tool behind `docs/performance-dashboard.md`.
+//! Load tool behind `docs/performance.md`.
 //!
 //! ```text
 //! dashboard_bench seed  DB N            # store N alerts (+ N/10 flows) directly, report events/s
