@@ -9,18 +9,8 @@
 
 use capture::detect::{DetectConfig, PolicyConfig, build};
 use capture::{Settings, run_offline};
+use eve::sink::memory::CountingSink;
 use std::path::PathBuf;
-
-struct Count(u64);
-impl eve::EventSink for Count {
-    fn emit(&mut self, _: &eve::Event) -> Result<(), eve::SinkError> {
-        self.0 += 1;
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<(), eve::SinkError> {
-        Ok(())
-    }
-}
 
 fn peak_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -79,7 +69,7 @@ fn main() {
             workers: n.max(1),
             ..Default::default()
         };
-        let mut sink = Count(0);
+        let mut sink = CountingSink::default();
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let s = run_offline(
             std::slice::from_ref(&file),
@@ -99,7 +89,7 @@ fn main() {
             bytes / 1e6 / secs,
             bytes * 8.0 / 1e9 / secs,
             peak_bytes() as f64 / 1e6,
-            sink.0
+            sink.events
         );
     }
     let out = tmp.path().join("tcpflow-out");

@@ -1,6 +1,7 @@
 //! `weightwatch bench`: throughput measurements (benchmarks, never tests).
 
 use crate::config::Config;
+use eve::sink::memory::CountingSink;
 use std::path::PathBuf;
 
 /// `weightwatch bench …`
@@ -31,7 +32,7 @@ pub fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// Peak resident memory of this process (VmHWM), in bytes.
+/// Peak resident memory (VmHWM) of this process since the last reset, in bytes.
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -42,22 +43,12 @@ fn peak_rss() -> Option<u64> {
 /// `weightwatch bench analyze`: the whole analysis (ingest, features,
 /// templates, clusters, scores; alerts to a null sink) on the given logs.
 fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
-    struct Null(usize);
-    impl eve::EventSink for Null {
-        fn emit(&mut self, _: &eve::Event) -> Result<(), eve::SinkError> {
-            self.0 += 1;
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<(), eve::SinkError> {
-            Ok(())
-        }
-    }
     let opts = analyzer::AnalyzeOptions {
         logs,
         ..Default::default()
     };
     let start = std::time::Instant::now();
-    let mut sink = Null(0);
+    let mut sink = CountingSink::default();
     let report = analyzer::run(&opts, &config.analyzer, &mut sink)?;
     let secs = start.elapsed().as_secs_f64();
     let rows = report.ingest.rows + report.ingest.bad_total();
@@ -74,7 +65,7 @@ fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
         "accounts      {} ({} flagged, {} events)",
         report.analysis.accounts.len(),
         report.flagged_accounts(),
-        sink.0
+        sink.events
     );
     Ok(())
 }
@@ -85,26 +76,6 @@ fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
 /// count; then the same file through `tcpflow -e http` when it is installed.
 fn capture_bench(file: &std::path::Path, workers: &[usize], config: &Config) -> anyhow::Result<()> {
     use anyhow::Context;
-    struct Count(u64);
-    impl eve::EventSink for Count {
-        fn emit(&mut self, _: &eve::Event) -> Result<(), eve::SinkError> {
-            self.0 += 1;
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<(), eve::SinkError> {
-            Ok(())
-        }
-    }
-    /// Peak resident memory (VmHWM) since the last reset, in bytes.
-    fn peak() -> u64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-                line.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .map_or(0, |kb| kb * 1024)
-    }
     /// Reset VmHWM to the current RSS (Linux: `5` into clear_refs).
     fn reset_peak() {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -132,7 +103,7 @@ fn capture_bench(file: &std::path::Path, workers: &[usize], config: &Config) -> 
     for n in counts {
         let mut settings = capture::Settings::new(config.capture.clone());
         settings.workers = n.max(1);
-        let mut sink = Count(0);
+        let mut sink = CountingSink::default();
         reset_peak();
         let s = capture::run_offline(&[file.to_path_buf()], &settings, &detectors, &mut sink)?;
         let secs = s.elapsed.as_secs_f64().max(1e-9);
@@ -145,8 +116,8 @@ fn capture_bench(file: &std::path::Path, workers: &[usize], config: &Config) -> 
             s.packets() as f64 / secs,
             bytes / 1e6 / secs,
             bytes * 8.0 / 1e9 / secs,
-            peak() as f64 / 1e6,
-            sink.0
+            peak_rss().unwrap_or(0) as f64 / 1e6,
+            sink.events
         );
     }
     let out =
