@@ -4,7 +4,7 @@
 use crate::auth::{self, Principal};
 use crate::config::DashboardConfig;
 use crate::error::{ApiError, DashboardError};
-use crate::store::{Overview, SqliteStore, Store, StoreResult};
+use crate::store::{ChartSpan, Overview, SqliteStore, Store, StoreResult};
 use crate::{api, exporter, stream, ui};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -53,7 +53,7 @@ pub struct AppState {
     pub login_limiter: DefaultKeyedRateLimiter<String>,
     /// The overview's aggregates, reused for [`OVERVIEW_TTL`] (they scan
     /// the week's alerts, so many open dashboards must not recompute them).
-    overview: Mutex<Option<(std::time::Instant, Arc<Overview>)>>,
+    overview: Mutex<Option<(std::time::Instant, ChartSpan, Arc<Overview>)>>,
 }
 
 /// How long the overview's aggregates are reused.
@@ -78,17 +78,19 @@ impl AppState {
         }
     }
 
-    /// The overview aggregates, at most [`OVERVIEW_TTL`] old.
-    pub async fn overview(self: &Arc<Self>) -> Result<Arc<Overview>, ApiError> {
+    /// The overview aggregates for a chart span, at most [`OVERVIEW_TTL`]
+    /// old.
+    pub async fn overview(self: &Arc<Self>, span: ChartSpan) -> Result<Arc<Overview>, ApiError> {
         if let Ok(g) = self.overview.lock()
-            && let Some((at, o)) = g.as_ref()
+            && let Some((at, cached_span, o)) = g.as_ref()
+            && *cached_span == span
             && at.elapsed() < OVERVIEW_TTL
         {
             return Ok(o.clone());
         }
-        let o = Arc::new(self.db(|s| s.overview()).await?);
+        let o = Arc::new(self.db(move |s| s.overview(span)).await?);
         if let Ok(mut g) = self.overview.lock() {
-            *g = Some((std::time::Instant::now(), o.clone()));
+            *g = Some((std::time::Instant::now(), span, o.clone()));
         }
         Ok(o)
     }

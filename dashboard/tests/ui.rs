@@ -331,3 +331,65 @@ fn static_assets_are_embedded() {
     assert_eq!(s.get("/static/nope.js", None).status, 404);
     assert_eq!(s.get("/static/../Cargo.toml", None).status, 404);
 }
+
+#[test]
+fn overview_chart_span_is_chosen_and_older_alerts_are_counted() {
+    let s = TestServer::start();
+    let ingest = s.token(Scope::Ingest);
+    let read = s.token(Scope::Read);
+    let day = 86_400;
+    // A sensor alert two years before the analyzer's alerts (a pcap replay
+    // next to fresh API logs, as in the demo).
+    let t0 = 1_717_200_000; // 2024-06-01
+    let t1 = t0 + 2 * 365 * day;
+    s.ingest(
+        &ingest,
+        &[
+            sensor_alert(
+                "old-1",
+                t0,
+                AlertCategory::WeightsFormat,
+                1,
+                1,
+                "10.0.0.5",
+                "198.51.100.7",
+                "upload.example",
+            ),
+            account_alert("new-1", t1, "acct-1", 0.9, None),
+            account_alert("new-2", t1 - day, "acct-2", 0.8, None),
+        ],
+    );
+    // Default: the 7 days before the newest alert; the old one is counted.
+    let r = s.get("/", Some(&read));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("cat-distillation"), "{}", r.body);
+    assert!(!r.body.contains("<rect class=\"cat-weights_format\""));
+    assert!(
+        r.body.contains("1 older alerts are before this chart"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("href=\"/?span=7d\" class=\"current\""));
+    // All of the data: both categories, nothing before the chart.
+    let r = s.get("/?span=all", Some(&read));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("<rect class=\"cat-weights_format\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<rect class=\"cat-distillation\""));
+    assert!(!r.body.contains("older alerts are before this chart"));
+    assert!(r.body.contains("href=\"/?span=all\" class=\"current\""));
+    // 24 hours: only the newest alert; two are older.
+    let r = s.get("/?span=24h", Some(&read));
+    assert!(
+        r.body.contains("2 older alerts are before this chart"),
+        "{}",
+        r.body
+    );
+    // A span the page does not offer is a clear error, not a default.
+    let r = s.get("/?span=forever", Some(&read));
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("span must be one of"), "{}", r.body);
+}

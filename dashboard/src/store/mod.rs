@@ -288,6 +288,56 @@ pub struct SensorRow {
     pub stats: Option<serde_json::Value>,
 }
 
+/// How much time the overview's chart spans, ending at the newest alert.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ChartSpan {
+    /// The last 24 hours.
+    Day,
+    /// The last 7 days (the default).
+    #[default]
+    Week,
+    /// The last 30 days.
+    Month,
+    /// From the oldest alert to the newest.
+    All,
+}
+
+impl ChartSpan {
+    /// Every span, in the order the page offers them.
+    pub const ALL: [ChartSpan; 4] = [
+        ChartSpan::Day,
+        ChartSpan::Week,
+        ChartSpan::Month,
+        ChartSpan::All,
+    ];
+
+    /// The span named in a query string (`24h`, `7d`, `30d`, `all`).
+    pub fn parse(s: &str) -> Option<ChartSpan> {
+        ChartSpan::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Its name in a query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChartSpan::Day => "24h",
+            ChartSpan::Week => "7d",
+            ChartSpan::Month => "30d",
+            ChartSpan::All => "all",
+        }
+    }
+
+    /// Its length in microseconds (`None`: all of the data).
+    pub fn micros(self) -> Option<i64> {
+        const HOUR: i64 = 3_600_000_000;
+        match self {
+            ChartSpan::Day => Some(24 * HOUR),
+            ChartSpan::Week => Some(7 * 24 * HOUR),
+            ChartSpan::Month => Some(30 * 24 * HOUR),
+            ChartSpan::All => None,
+        }
+    }
+}
+
 /// Aggregates for the overview page.
 #[derive(Clone, Debug, Default)]
 pub struct Overview {
@@ -299,6 +349,8 @@ pub struct Overview {
     pub buckets: usize,
     /// (category, bucket index, count).
     pub timeline: Vec<(String, usize, i64)>,
+    /// Alerts older than the chart's start.
+    pub before_chart: i64,
     /// Open (new or investigating) alerts per severity 1..=3.
     pub open_by_severity: [i64; 3],
     /// Total alerts stored.
@@ -390,8 +442,8 @@ pub trait Store: Send + Sync + 'static {
     fn account(&self, id: &str) -> StoreResult<Option<AccountDetail>>;
     /// Every sensor.
     fn sensors(&self) -> StoreResult<Vec<SensorRow>>;
-    /// Aggregates for the overview page.
-    fn overview(&self) -> StoreResult<Overview>;
+    /// Aggregates for the overview page, the chart spanning `span`.
+    fn overview(&self, span: ChartSpan) -> StoreResult<Overview>;
     /// Counters for metrics.
     fn counts(&self) -> StoreResult<Counts>;
     /// Delete events received before `cutoff` (Unix microseconds); returns events deleted.

@@ -653,7 +653,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn overview(&self) -> StoreResult<Overview> {
+    fn overview(&self, span: ChartSpan) -> StoreResult<Overview> {
         let sensors = self.sensors()?;
         let top_accounts = self.accounts(10)?;
         self.read(|c| {
@@ -675,8 +675,8 @@ impl Store for SqliteStore {
             let hour = 3_600_000_000i64;
             let (start, end) = match range {
                 Some((lo, hi)) => {
-                    let span = (hi - lo).clamp(hour, 7 * 24 * hour);
-                    (hi + 1 - span, hi + 1)
+                    let width = span.micros().unwrap_or(hi - lo + 1).max(hour);
+                    (hi + 1 - width, hi + 1)
                 }
                 None => (0, hour),
             };
@@ -699,6 +699,11 @@ impl Store for SqliteStore {
                 let b = (b.max(0) as usize).min(o.buckets - 1);
                 o.timeline.push((cat, b, n));
             }
+            o.before_chart = c.query_row(
+                "SELECT count(*) FROM alerts WHERE ts < ?1",
+                params![start],
+                |r| r.get(0),
+            )?;
             let mut stmt = c.prepare_cached(
                 "SELECT severity, count(*) FROM alerts
                  WHERE status IN ('new', 'investigating') GROUP BY severity",

@@ -6,7 +6,7 @@ use crate::api::{AlertQuery, do_triage, packet_stats, require};
 use crate::auth::{Need, Principal};
 use crate::error::ApiError;
 use crate::server::{AppState, now_micros};
-use crate::store::{AccountRow, AuditEntry, Status, StoredAlert};
+use crate::store::{AccountRow, AuditEntry, ChartSpan, Status, StoredAlert};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, Path, Query, State};
@@ -177,12 +177,29 @@ struct OverviewPage {
     chart_from: String,
     chart_to: String,
     chart_max: String,
+    spans: Vec<SpanLink>,
+    before_chart: String,
     open: [String; 3],
     total: String,
     sources: Vec<Ranked>,
     destinations: Vec<Ranked>,
     accounts: Vec<AccountView>,
     sensors: Vec<SensorView>,
+}
+
+/// One choice of chart span on the overview.
+pub struct SpanLink {
+    /// Query value (`24h`, `7d`, `30d`, `all`).
+    value: &'static str,
+    /// Whether it is the span shown.
+    current: bool,
+}
+
+/// Query of the overview page.
+#[derive(Debug, Default, Deserialize)]
+pub struct OverviewQuery {
+    /// Chart span: `24h`, `7d` (default), `30d` or `all`.
+    span: Option<String>,
 }
 
 const CHART_W: f64 = 960.0;
@@ -192,9 +209,15 @@ const CHART_H: f64 = 220.0;
 pub async fn overview(
     State(st): State<Arc<AppState>>,
     Extension(p): Extension<Principal>,
+    Query(q): Query<OverviewQuery>,
 ) -> Result<Response, ApiError> {
     require(&p, Need::Read)?;
-    let o = st.overview().await?;
+    let span = match q.span.as_deref() {
+        None | Some("") => ChartSpan::default(),
+        Some(s) => ChartSpan::parse(s)
+            .ok_or_else(|| ApiError::bad_request("span must be one of 24h, 7d, 30d, all"))?,
+    };
+    let o = st.overview(span).await?;
     let now = now_micros();
     // Stack the categories per bucket.
     let mut per_bucket = vec![vec![0i64; eve::AlertCategory::ALL.len()]; o.buckets];
@@ -258,6 +281,18 @@ pub async fn overview(
         chart_from: format::time(o.timeline_start),
         chart_to: format::time(o.timeline_start + o.bucket_micros * o.buckets as i64),
         chart_max: format::int(max),
+        spans: ChartSpan::ALL
+            .into_iter()
+            .map(|c| SpanLink {
+                value: c.as_str(),
+                current: c == span,
+            })
+            .collect(),
+        before_chart: if o.before_chart > 0 {
+            format::int(o.before_chart)
+        } else {
+            String::new()
+        },
         open: o.open_by_severity.map(format::int),
         total: format::int(o.total_alerts),
         sources: o
