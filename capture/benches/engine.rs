@@ -1,11 +1,14 @@
 //! `cargo bench -p capture --bench engine [-- FILE [WORKERS...]]`: the same
 //! measurement as `weightwatch bench capture`, without building the whole
-//! binary. Without FILE it writes (or reuses, in `$WEIGHTWATCH_BENCH_DIR`) the fixtures catalog's
-//! `large_mixed_1g` capture (1 GiB: two HTTP GETs, an HTTP PUT and a raw TCP
-//! upload of 256 MiB each) to a temporary directory first.
+//! binary. Without FILE it writes (or reuses, in `$WEIGHTWATCH_BENCH_DIR`)
+//! the fixtures catalog's `large_fanout_1g` capture (1 GiB in sixteen
+//! 64 MiB transfers: HTTP GETs, PUTs and raw TCP uploads, on 16 5-tuples so
+//! that flows spread over workers) to a temporary directory first.
 //!
 //! Engine with SHA-256 on and the default detectors, into a counting sink;
-//! packets/s, MB/s, Gbit/s and peak RSS (VmHWM, reset between runs).
+//! packets/s, MB/s, Gbit/s, CPU seconds (user + system, all threads: less
+//! sensitive than wall time to a busy machine) and peak RSS (VmHWM, reset
+//! between runs).
 
 use capture::detect::{DetectConfig, PolicyConfig, build};
 use capture::{Settings, run_offline};
@@ -22,6 +25,24 @@ fn peak_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU seconds (user + system) so far of this process (all threads), or
+/// of its waited-for children.
+fn cpu_secs(children: bool) -> f64 {
+    // Fields 14-15 (self) or 16-17 (children) of /proc/self/stat, in
+    // USER_HZ (100 on Linux); the command name (field 2) may hold spaces,
+    // so count after its ')'.
+    let at = if children { 13 } else { 11 };
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(at)?.parse::<u64>().ok()? + f.get(at + 1)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -34,7 +55,7 @@ fn main() {
             // WEIGHTWATCH_BENCH_DIR keeps (and reuses) the generated capture.
             let dir = std::env::var_os("WEIGHTWATCH_BENCH_DIR")
                 .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
-            let entry = fixtures::catalog::find("large_mixed_1g").expect("catalog entry");
+            let entry = fixtures::catalog::find("large_fanout_1g").expect("catalog entry");
             let path = dir.join(entry.file_name());
             if !path.is_file() {
                 eprintln!("writing {} …", path.display());
@@ -61,8 +82,17 @@ fn main() {
         size as f64 / 1e6
     );
     println!(
-        "{:<18} {:>10} {:>8} {:>12} {:>9} {:>8} {:>9} {:>8}",
-        "run", "packets", "secs", "packets/s", "MB/s", "Gbit/s", "peak_MB", "events"
+        "{:<18} {:>10} {:>8} {:>12} {:>9} {:>8} {:>7} {:>9} {:>9} {:>8}",
+        "run",
+        "packets",
+        "secs",
+        "packets/s",
+        "MB/s",
+        "Gbit/s",
+        "cpu_s",
+        "MB/cpu_s",
+        "peak_MB",
+        "events"
     );
     for n in counts {
         let settings = Settings {
@@ -71,6 +101,7 @@ fn main() {
         };
         let mut sink = CountingSink::default();
         let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let cpu0 = cpu_secs(false);
         let s = run_offline(
             std::slice::from_ref(&file),
             &settings,
@@ -78,16 +109,19 @@ fn main() {
             &mut sink,
         )
         .expect("run");
+        let cpu = (cpu_secs(false) - cpu0).max(1e-9);
         let secs = s.elapsed.as_secs_f64().max(1e-9);
         let bytes = s.bytes() as f64;
         println!(
-            "{:<18} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>9.0} {:>8}",
+            "{:<18} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>7.2} {:>9.1} {:>9.0} {:>8}",
             format!("weightwatch w={n}"),
             s.packets(),
             secs,
             s.packets() as f64 / secs,
             bytes / 1e6 / secs,
             bytes * 8.0 / 1e9 / secs,
+            cpu,
+            bytes / 1e6 / cpu,
             peak_bytes() as f64 / 1e6,
             sink.events
         );
@@ -95,6 +129,7 @@ fn main() {
     let out = tmp.path().join("tcpflow-out");
     std::fs::create_dir_all(&out).expect("mkdir");
     let start = std::time::Instant::now();
+    let cpu0 = cpu_secs(true);
     let st = std::process::Command::new("tcpflow")
         .args(["-e", "http", "-r"])
         .arg(&file)
@@ -104,15 +139,18 @@ fn main() {
         .stderr(std::process::Stdio::null())
         .status();
     let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu = (cpu_secs(true) - cpu0).max(1e-9);
     match st {
         Ok(st) if st.success() => println!(
-            "{:<18} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2}",
+            "{:<18} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2} {:>7.2} {:>9.1}",
             "tcpflow -e http",
             "-",
             secs,
             "-",
             size as f64 / 1e6 / secs,
-            size as f64 * 8.0 / 1e9 / secs
+            size as f64 * 8.0 / 1e9 / secs,
+            cpu,
+            size as f64 / 1e6 / cpu
         ),
         Ok(st) => println!("tcpflow failed: {st}"),
         Err(e) => println!("tcpflow not run ({e})"),

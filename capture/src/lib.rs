@@ -4,12 +4,14 @@
 //! detectors → events → sinks. Each stage lives in its own module and knows
 //! the stage below it through one small type or trait:
 //!
-//! - [`source`]: pcap/pcapng files and live interfaces (libpcap).
+//! - [`source`]: frames, input ordering, live interfaces (libpcap).
+//! - [`pcapfile`]: pcap/pcapng files parsed in place from a memory map.
 //! - [`decode`]: link layer, VLAN, IPv4/IPv6, fragments, TCP/UDP.
 //! - [`flow`]: canonical 5-tuple keys and the symmetric worker hash.
 //! - [`reassembly`]: per-direction TCP reassembly into in-order bytes.
 //! - `worker`: flow table, timeouts and events of one worker thread.
-//! - `pipeline`: reader, workers and sink threads; [`run_offline`], [`run_live`].
+//! - `pipeline`: worker and sink threads (offline every worker reads the
+//!   files itself; live a reader feeds them); [`run_offline`], [`run_live`].
 //! - [`object`]: the seam between app-layer parsers and what consumes objects.
 //! - [`app`]: HTTP/TLS/SSH/raw parsers that cut streams into objects.
 //! - [`detect`]: the detector traits and the detectors themselves.
@@ -21,6 +23,7 @@ pub mod detect;
 pub mod flow;
 pub mod object;
 mod objects;
+pub mod pcapfile;
 mod pipeline;
 pub mod reassembly;
 pub mod source;

@@ -1,23 +1,33 @@
-//! The threads of a run: one reader (source + decoder + dispatch), N workers
-//! (flows sharded by a symmetric 5-tuple hash), one sink thread.
+//! The threads of a run.
 //!
-//! Packets travel in batches through bounded queues. Offline, a full queue
-//! blocks the reader (backpressure: replay is lossless and deterministic);
-//! live, a full queue drops the batch and counts `capture.queue_drops`.
-//! Every worker receives a batch (possibly empty) at least once per second
-//! of capture time, carrying the reader's clock, so idle workers still
-//! expire their flows in step with packet time.
+//! Offline (`run_offline`): every worker maps the capture files itself,
+//! walks every record, decodes it and keeps the packets whose symmetric
+//! 5-tuple hash picks it (flows are sharded onto workers); the packets of
+//! other workers only move its clock. No reader thread, no queues and no
+//! payload copy: the bytes go from the page cache to reassembly and
+//! SHA-256. Each worker sees the whole file in order, so timeouts run on
+//! packet time exactly as with one worker, replay is lossless and
+//! deterministic, and worker 0 alone counts the reader-side statistics.
+//!
+//! Live (`run_live`): one reader (libpcap + decoder + dispatch) hands
+//! packets in batches through bounded queues to N workers; a full queue
+//! drops the batch and counts `capture.queue_drops`. Every worker receives
+//! a batch (possibly empty) at least every half second, carrying the
+//! capture clock, so idle workers still expire their flows.
+//!
+//! Either way one sink thread writes the events.
 
 use crate::config::CaptureConfig;
 use crate::decode::{Decoded, Decoder, Skip};
 use crate::detect::Detectors;
 use crate::flow::FlowKey;
 use crate::objects::EventEnv;
+use crate::pcapfile::{MappedFile, Packets, Window};
 use crate::source::{Frame, header_micros, ordered_inputs};
 use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use eve::{Event, EventKind, EventSink, Stats, StatsEvent, Timestamp};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -176,6 +186,14 @@ struct ReaderCounters {
 }
 
 impl ReaderCounters {
+    /// Count one frame read.
+    fn frame(&mut self, f: &Frame<'_>) {
+        self.packets += 1;
+        self.bytes += f.data.len() as u64;
+        self.first_ts.get_or_insert(f.ts);
+        self.last_ts = self.last_ts.max(f.ts);
+    }
+
     fn add_to(&self, stats: &mut Stats, reassembled: u64) {
         stats.add("capture", "packets", self.packets);
         stats.add("capture", "bytes", self.bytes);
@@ -203,7 +221,6 @@ struct Dispatcher {
     batches: Vec<Batch>,
     queues: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
-    lossless: bool,
     c: ReaderCounters,
     now: i64,
     last_flush: i64,
@@ -211,10 +228,7 @@ struct Dispatcher {
 
 impl Dispatcher {
     fn frame(&mut self, f: &Frame<'_>) {
-        self.c.packets += 1;
-        self.c.bytes += f.data.len() as u64;
-        self.c.first_ts.get_or_insert(f.ts);
-        self.c.last_ts = self.c.last_ts.max(f.ts);
+        self.c.frame(f);
         self.now = self.now.max(f.ts);
         match self.decoder.decode(f.link, f.ts, f.data) {
             Ok((d, payload)) => {
@@ -254,16 +268,10 @@ impl Dispatcher {
         let fresh = self.pool.try_recv().unwrap_or_default();
         let mut b = std::mem::replace(&mut self.batches[w], fresh);
         b.now = self.now;
-        if self.lossless {
-            // A closed queue means the worker is gone (it panicked); the
-            // run reports that when the worker is joined.
-            let _ = self.queues[w].send(b);
-        } else {
-            match self.queues[w].try_send(b) {
-                Ok(()) => {}
-                Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
-                    self.c.queue_drops += b.pkts.len() as u64;
-                }
+        match self.queues[w].try_send(b) {
+            Ok(()) => {}
+            Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                self.c.queue_drops += b.pkts.len() as u64;
             }
         }
     }
@@ -356,15 +364,10 @@ fn stats_event(settings: &Settings, stats: Stats, at: i64, seq: u64) -> Event {
     .sensor(settings.sensor_id.clone())
 }
 
-/// The source side of a run: feeds the dispatcher until done, returns
-/// file reports.
-trait Source {
-    fn run(&mut self, d: &mut Dispatcher, events: &Sender<Vec<Event>>) -> Vec<FileReport>;
-}
-
+/// The live run: `source` feeds the dispatcher (reader thread: this one)
+/// until stopped; workers and the sink run on their own threads.
 fn run_with(
-    source: &mut dyn Source,
-    lossless: bool,
+    source: &mut LiveSource,
     settings: &Settings,
     detectors: &Detectors,
     sink: &mut dyn EventSink,
@@ -394,7 +397,6 @@ fn run_with(
         batches: (0..workers).map(|_| Batch::default()).collect(),
         queues,
         pool: pool_rx,
-        lossless,
         c: ReaderCounters::default(),
         now: i64::MIN,
         last_flush: i64::MIN,
@@ -452,59 +454,123 @@ fn run_with(
     })
 }
 
-struct FileSource {
-    files: Vec<PathBuf>,
+/// What one offline worker gives back.
+struct OfflineResult {
+    worker: WorkerCounters,
+    reader: ReaderCounters,
+    reassembled: u64,
+    files: Vec<FileReport>,
 }
 
-impl Source for FileSource {
-    fn run(&mut self, d: &mut Dispatcher, _events: &Sender<Vec<Event>>) -> Vec<FileReport> {
-        self.files.iter().map(|f| read_file(f, d)).collect()
-    }
+/// Which worker a flow belongs to.
+fn shard(key: &FlowKey, workers: usize) -> usize {
+    (key.symmetric_hash() % workers as u64) as usize
 }
 
-fn read_file(path: &Path, d: &mut Dispatcher) -> FileReport {
-    let mut report = FileReport {
-        path: path.to_path_buf(),
-        packets: 0,
-        linktype: None,
-        error: None,
-        rejected: false,
+/// One offline worker: walk every input, keep the packets of worker
+/// `index`'s flows. Every worker reads the same records and runs the same
+/// decoder (IP fragments included), so they agree on what each file holds;
+/// worker 0's reader counters and file reports are the run's.
+fn offline_worker(
+    shared: &Shared<'_>,
+    index: usize,
+    inputs: &[PathBuf],
+    events: &Sender<Vec<Event>>,
+) -> OfflineResult {
+    let settings = shared.settings;
+    let workers = settings.workers.max(1);
+    let env = EventEnv {
+        sensor_id: &settings.sensor_id,
+        detectors: shared.detectors,
+        file_hash: settings.file_hash,
     };
-    let mut cap = match pcap::Capture::from_file(path) {
-        Ok(c) => c,
-        Err(e) => {
-            report.error = Some(format!("{}: {e}", path.display()));
-            report.rejected = true;
-            d.c.read_errors += 1;
-            return report;
-        }
-    };
-    let link = cap.get_datalink().0;
-    report.linktype = Some(link);
-    loop {
-        match cap.next_packet() {
-            Ok(p) => {
-                report.packets += 1;
-                let frame = Frame {
-                    ts: header_micros(p.header),
-                    link,
-                    data: p.data,
-                };
-                d.frame(&frame);
-            }
-            Err(pcap::Error::NoMorePackets) => break,
+    let mut w = Worker::new(env, WorkerLimits::new(&settings.config, workers));
+    let mut decoder = Decoder::new(
+        settings.config.max_pending_fragments,
+        settings.config.fragment_timeout_secs,
+    );
+    let mut c = ReaderCounters::default();
+    let mut files = Vec::with_capacity(inputs.len());
+    for path in inputs {
+        let mut report = FileReport {
+            path: path.clone(),
+            packets: 0,
+            linktype: None,
+            error: None,
+            rejected: false,
+        };
+        // Each worker maps the file itself: its window of resident pages
+        // follows its own progress.
+        let map = match MappedFile::open(path) {
+            Ok(m) => m,
             Err(e) => {
-                report.error = Some(format!(
-                    "{}: {e} (after {} packets)",
-                    path.display(),
-                    report.packets
-                ));
-                d.c.read_errors += 1;
-                break;
+                report.error = Some(format!("{}: {e}", path.display()));
+                report.rejected = true;
+                c.read_errors += 1;
+                files.push(report);
+                continue;
+            }
+        };
+        let mut window = Window::default();
+        let mut packets = match Packets::new(map.bytes()) {
+            Ok(p) => p,
+            Err(e) => {
+                report.error = Some(format!("{}: {e}", path.display()));
+                report.rejected = true;
+                c.read_errors += 1;
+                files.push(report);
+                continue;
+            }
+        };
+        while let Some(r) = packets.next() {
+            map.advance(&mut window, packets.offset());
+            let f = match r {
+                Ok(f) => f,
+                Err(e) => {
+                    report.error = Some(format!(
+                        "{}: {e} (after {} packets)",
+                        path.display(),
+                        report.packets
+                    ));
+                    report.rejected = report.packets == 0;
+                    c.read_errors += 1;
+                    break;
+                }
+            };
+            report.packets += 1;
+            c.frame(&f);
+            match decoder.decode(f.link, f.ts, f.data) {
+                Ok((d, payload)) => {
+                    c.decoded += 1;
+                    let (key, _) = FlowKey::of(&d);
+                    if workers == 1 || shard(&key, workers) == index {
+                        w.packet(f.ts, &d, payload);
+                    } else {
+                        w.tick(f.ts);
+                    }
+                }
+                Err(s) => {
+                    c.skips[s.index()] += 1;
+                    w.tick(f.ts);
+                }
+            }
+            if !w.out.is_empty() {
+                let _ = events.send(std::mem::take(&mut w.out));
             }
         }
+        report.linktype = packets.linktype();
+        files.push(report);
     }
-    report
+    w.shutdown();
+    if !w.out.is_empty() {
+        let _ = events.send(std::mem::take(&mut w.out));
+    }
+    OfflineResult {
+        worker: w.counters.clone(),
+        reader: c,
+        reassembled: decoder.reassembled_datagrams,
+        files,
+    }
 }
 
 /// Replay pcap/pcapng files (directories are expanded; inputs are read in
@@ -528,12 +594,68 @@ pub fn run_offline(
             source,
         })?;
     }
+    let started = Instant::now();
     let files = ordered_inputs(inputs).map_err(|source| CaptureError::List {
         path: inputs[0].clone(),
         source,
     })?;
-    let mut source = FileSource { files };
-    run_with(&mut source, true, settings, detectors, sink, None)
+    let workers = settings.workers.max(1);
+    let shared = Shared {
+        settings,
+        detectors,
+    };
+    let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024);
+    std::thread::scope(|scope| {
+        let sink_handle = scope.spawn(move || sink_loop(sink, ev_rx));
+        let shared = &shared;
+        let inputs = &files[..];
+        let handles: Vec<_> = (0..workers)
+            .map(|i| {
+                let events = ev_tx.clone();
+                std::thread::Builder::new()
+                    .name(format!("capture-worker-{i}"))
+                    .spawn_scoped(scope, move || offline_worker(shared, i, inputs, &events))
+            })
+            .collect();
+        let mut stats = Stats::default();
+        let mut failure = None;
+        let mut first = None;
+        for h in handles {
+            match h.map_err(|e| e.to_string()).and_then(|h| {
+                h.join()
+                    .map_err(|_| "a capture worker panicked".to_string())
+            }) {
+                Ok(r) => {
+                    r.worker.add_to(&mut stats);
+                    first.get_or_insert(r);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        let (reader, files) = match first {
+            Some(r) => {
+                r.reader.add_to(&mut stats, r.reassembled);
+                (r.reader, r.files)
+            }
+            None => (ReaderCounters::default(), Vec::new()),
+        };
+        let at = reader.first_ts.map_or(0, |_| reader.last_ts);
+        let _ = ev_tx.send(vec![stats_event(settings, stats.clone(), at, u64::MAX)]);
+        drop(ev_tx);
+        let sink_result = sink_handle
+            .join()
+            .map_err(|_| CaptureError::Thread("the sink thread panicked".into()))?;
+        if let Some(e) = failure {
+            return Err(CaptureError::Thread(e));
+        }
+        Ok(RunSummary {
+            stats,
+            files,
+            events: sink_result.events,
+            sink_error: sink_result.error,
+            elapsed: started.elapsed(),
+        })
+    })
 }
 
 struct LiveSource {
@@ -548,7 +670,7 @@ fn wall_micros() -> i64 {
     Timestamp::now().unix_micros()
 }
 
-impl Source for LiveSource {
+impl LiveSource {
     fn run(&mut self, d: &mut Dispatcher, events: &Sender<Vec<Event>>) -> Vec<FileReport> {
         let link = self.cap.get_datalink().0;
         let interval = self.settings.config.stats_interval_secs;
@@ -641,14 +763,7 @@ pub fn run_live(
         snapshots: snapshots.clone(),
         error: None,
     };
-    let summary = run_with(
-        &mut source,
-        false,
-        settings,
-        detectors,
-        sink,
-        Some(&snapshots[..]),
-    )?;
+    let summary = run_with(&mut source, settings, detectors, sink, Some(&snapshots[..]))?;
     match source.error {
         Some(e) => Err(live_err(e)),
         None => Ok(summary),

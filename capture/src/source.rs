@@ -1,5 +1,6 @@
-//! Packet sources: pcap/pcapng files (libpcap reads both) and live
-//! interfaces, through the `pcap` crate.
+//! Packet sources: the frame type they hand over, the ordering of input
+//! files, and libpcap's packet clock for live interfaces (files are read
+//! by [`crate::pcapfile`]).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 pub struct Frame<'a> {
     /// Capture time, µs since the Unix epoch.
     pub ts: i64,
-    /// libpcap link type of the frame.
+    /// Link type (`LINKTYPE_*`) of the frame.
     pub link: i32,
     /// Captured bytes (up to the snap length).
     pub data: &'a [u8],
@@ -63,9 +64,9 @@ pub fn ordered_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn first_packet_time(path: &Path) -> Option<i64> {
-    let mut cap = pcap::Capture::from_file(path).ok()?;
-    let p = cap.next_packet().ok()?;
-    Some(header_micros(p.header))
+    let map = crate::pcapfile::MappedFile::open(path).ok()?;
+    let mut packets = crate::pcapfile::Packets::new(map.bytes()).ok()?;
+    Some(packets.next()?.ok()?.ts)
 }
 
 /// µs since the epoch of a packet header.

@@ -18,6 +18,18 @@ use eve::{
     NetworkFields, Proto, Stats, TcpInfo, Timestamp,
 };
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+/// The flow table's hasher: foldhash with a seed drawn once per worker (so
+/// crafted 5-tuples cannot aim at one bucket); a clone is a copy of the
+/// seed, so the table can be swapped out and back cheaply.
+type FlowHasher = foldhash::fast::FixedState;
+type FlowTable = HashMap<FlowKey, Flow, FlowHasher>;
+
+fn random_hasher() -> FlowHasher {
+    use std::hash::BuildHasher;
+    FlowHasher::with_seed(std::collections::hash_map::RandomState::new().hash_one(0u64))
+}
 
 const SEC: i64 = 1_000_000;
 
@@ -156,6 +168,8 @@ struct Flow {
     scans: Vec<FlowSlot>,
     next_progress: u64,
     meta_sig: (Option<&'static str>, bool),
+    /// Direction (0 to server, 1 to client) of the last packet with payload.
+    payload_dir: Option<usize>,
 }
 
 impl Flow {
@@ -185,7 +199,8 @@ pub(crate) struct Worker<'e> {
     limits: WorkerLimits,
     app_limits: AppLimits,
     reasm: Limits,
-    flows: HashMap<FlowKey, Flow>,
+    flows: FlowTable,
+    hasher: FlowHasher,
     now: i64,
     last_sweep: i64,
     /// Events waiting to be handed to the sink.
@@ -198,12 +213,14 @@ impl<'e> Worker<'e> {
     /// A worker with `limits`, writing events built with `env`.
     pub fn new(env: EventEnv<'e>, limits: WorkerLimits) -> Self {
         let reasm = Limits::new(limits.stream_max, limits.memcap);
+        let hasher = random_hasher();
         Worker {
             env,
             limits,
             app_limits: AppLimits::default(),
             reasm,
-            flows: HashMap::new(),
+            flows: HashMap::with_hasher(hasher.clone()),
+            hasher,
             now: i64::MIN,
             last_sweep: i64::MIN,
             out: Vec::new(),
@@ -219,28 +236,30 @@ impl<'e> Worker<'e> {
         // A packet for a flow that has already expired starts a new one.
         // So does a new SYN on a closed connection's 5-tuple (port reuse).
         let fresh_syn = matches!(p.transport, Transport::Tcp(m) if m.syn && !m.ack);
-        let ended = self.flows.get(&key).and_then(|f| {
-            self.expired(f, t)
-                .or((fresh_syn && f.closed_at.is_some()).then_some(FlowReason::Closed))
-        });
-        if let Some(reason) = ended
-            && let Some(f) = self.flows.remove(&key)
-        {
-            self.end_flow(f, reason);
-        }
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.limits.max_flows {
-                self.evict();
-            }
-            let f = self.new_flow(key, t, p);
-            self.flows.insert(key, f);
+        // A full table makes room before a new flow (the extra probe only
+        // happens while the table is full).
+        if self.flows.len() >= self.limits.max_flows && !self.flows.contains_key(&key) {
+            self.evict();
         }
         // The table is moved out while one flow is updated, so the flow and
-        // the rest of the worker can be borrowed at once.
-        let mut flows = std::mem::take(&mut self.flows);
-        if let Some(flow) = flows.get_mut(&key) {
-            self.update_flow(flow, t, p, payload);
-        }
+        // the rest of the worker can be borrowed at once; one probe finds,
+        // replaces or inserts the flow.
+        let mut flows = self.take_flows();
+        let flow = match flows.entry(key) {
+            Entry::Occupied(mut o) => {
+                let f = o.get();
+                let ended = self
+                    .expired(f, t)
+                    .or((fresh_syn && f.closed_at.is_some()).then_some(FlowReason::Closed));
+                if let Some(reason) = ended {
+                    let old = std::mem::replace(o.get_mut(), self.new_flow(key, t, p));
+                    self.end_flow(old, reason);
+                }
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(self.new_flow(key, t, p)),
+        };
+        self.update_flow(flow, t, p, payload);
         self.flows = flows;
         if self.now.saturating_sub(self.last_sweep) >= SEC {
             self.sweep(self.now);
@@ -269,6 +288,11 @@ impl<'e> Worker<'e> {
             self.end_flow(f, reason);
         }
         self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
+    }
+
+    /// The flow table, leaving an empty one (no allocation) in its place.
+    fn take_flows(&mut self) -> FlowTable {
+        std::mem::replace(&mut self.flows, HashMap::with_hasher(self.hasher.clone()))
     }
 
     fn expired(&self, f: &Flow, t: i64) -> Option<FlowReason> {
@@ -306,7 +330,7 @@ impl<'e> Worker<'e> {
                 self.end_flow(f, r);
             }
         }
-        let mut flows = std::mem::take(&mut self.flows);
+        let mut flows = self.take_flows();
         for k in updates {
             if let Some(f) = flows.get_mut(&k) {
                 self.flow_update(f, t);
@@ -383,6 +407,7 @@ impl<'e> Worker<'e> {
             scans: Vec::new(),
             next_progress: self.limits.progress_bytes,
             meta_sig: (None, false),
+            payload_dir: None,
         };
         let detectors = self.env.detectors;
         if !detectors.flow.is_empty() {
@@ -410,6 +435,14 @@ impl<'e> Worker<'e> {
         flow.pkts[d] += 1;
         flow.bytes[d] += u64::from(p.ip_len);
         flow.payload[d] += payload.len() as u64;
+        if !payload.is_empty() {
+            // A reply (payload after payload the other way) is when flow
+            // detectors can tell that an upload stopped: call them now.
+            if flow.payload_dir.is_some_and(|p| p != d) {
+                flow.next_progress = flow.next_progress.min(flow.payload[0] + flow.payload[1]);
+            }
+            flow.payload_dir = Some(d);
+        }
         if flow.state == FlowState::New && flow.pkts[0] > 0 && flow.pkts[1] > 0 {
             flow.state = FlowState::Established;
         }

@@ -73,6 +73,12 @@ fn corpus_replays_without_panic_or_weight_alerts() {
         if skips > 0 {
             with_skips += 1;
         }
+        eprintln!(
+            "file      {name}: {} packets, {} decoded, {skips} skipped, {} flows",
+            report.packets,
+            summary.stats.get("decoder", "decoded"),
+            summary.stats.get("flow", "created")
+        );
         // The stats event is last and counts what was read.
         let last = events.last().expect("a stats event");
         match &last.kind {
