@@ -39,12 +39,18 @@ pub struct CaptureConfig {
     pub max_pending_fragments: usize,
     /// Incomplete fragmented datagrams are dropped after this long.
     pub fragment_timeout_secs: u64,
-    /// Batches of packets queued per worker (backpressure offline, drops live).
+    /// Live capture: batches of packets queued per worker (a full queue
+    /// drops the batch). Offline replay has no queues.
     pub queue_batches: usize,
     /// Live capture: a `stats` event every this many seconds (0 = only at exit).
     pub stats_interval_secs: u64,
     /// Live capture: kernel capture buffer in bytes (libpcap `buffer_size`).
     pub pcap_buffer_bytes: i32,
+    /// 802.1Q/QinQ VLAN ids are part of the flow key (Suricata's
+    /// `vlan.use-for-tracking`): the same 5-tuple on two VLANs is two flows,
+    /// and events carry `vlan`. Turn off when the two directions of a
+    /// connection arrive with different tags (asymmetric mirror setups).
+    pub vlan_tracking: bool,
 }
 
 impl Default for CaptureConfig {
@@ -65,6 +71,7 @@ impl Default for CaptureConfig {
             queue_batches: 64,
             stats_interval_secs: 60,
             pcap_buffer_bytes: 64 << 20,
+            vlan_tracking: true,
         }
     }
 }

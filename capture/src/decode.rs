@@ -80,6 +80,9 @@ pub struct Decoded {
     pub transport: Transport,
     /// Bytes at the IP layer (header + payload), for flow byte counters.
     pub ip_len: u32,
+    /// 802.1Q VLAN ids, outer then inner (QinQ); 0 = no tag (a third tag
+    /// is not kept). All zero when VLAN tracking is off.
+    pub vlan: [u16; 2],
 }
 
 /// Why a packet was not decoded to TCP/UDP: the `decoder.<reason>` counter.
@@ -157,6 +160,7 @@ pub struct Decoder {
     max_pending_fragments: usize,
     fragment_timeout_micros: i64,
     last_sweep: i64,
+    track_vlan: bool,
     /// Fragmented datagrams reassembled.
     pub reassembled_datagrams: u64,
 }
@@ -186,8 +190,26 @@ impl Decoder {
             max_pending_fragments,
             fragment_timeout_micros: (fragment_timeout_secs as i64).saturating_mul(1_000_000),
             last_sweep: i64::MIN,
+            track_vlan: true,
             reassembled_datagrams: 0,
         }
+    }
+
+    /// Whether VLAN ids are reported in [`Decoded::vlan`] (and so become
+    /// part of the flow key); on by default.
+    pub fn track_vlan(mut self, on: bool) -> Self {
+        self.track_vlan = on;
+        self
+    }
+
+    fn vlan_of(&self, p: &SlicedPacket<'_>) -> [u16; 2] {
+        let mut ids = [0u16; 2];
+        if self.track_vlan {
+            for (slot, id) in ids.iter_mut().zip(p.vlan_ids()) {
+                *slot = id.value();
+            }
+        }
+        ids
     }
 
     /// Decode one captured frame of link type `link` seen at `ts` (µs).
@@ -227,8 +249,9 @@ impl Decoder {
             }
             Some(NetSlice::Arp(_)) | None => return Err(Skip::NotIp),
         };
+        let vlan = self.vlan_of(&p);
         if fragmented {
-            return self.fragment(&p, ts, src, dst, ip_len);
+            return self.fragment(&p, ts, src, dst, ip_len, vlan);
         }
         let (transport, sport, dport, payload) = match p.transport {
             Some(TransportSlice::Tcp(t)) => (
@@ -264,6 +287,7 @@ impl Decoder {
             dport,
             transport,
             ip_len,
+            vlan,
         };
         Ok((d, payload))
     }
@@ -275,6 +299,7 @@ impl Decoder {
         src: IpAddr,
         dst: IpAddr,
         ip_len: u32,
+        vlan: [u16; 2],
     ) -> Result<(Decoded, &'a [u8]), Skip> {
         // Expire stale datagrams at most once a second of packet time.
         if ts.saturating_sub(self.last_sweep) >= 1_000_000 {
@@ -333,6 +358,7 @@ impl Decoder {
                     transport,
                     // The reassembled datagram's size, not the last fragment's.
                     ip_len: ip_len.max(bytes.len() as u32),
+                    vlan,
                 };
                 Ok((d, payload))
             }
@@ -432,6 +458,30 @@ mod tests {
             }
             Transport::Udp => panic!("not udp"),
         }
+    }
+
+    #[test]
+    fn vlan_ids_outer_then_inner_unless_off() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .double_vlan(200.try_into().unwrap(), 300.try_into().unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(5000, 53);
+        let mut f = Vec::new();
+        b.write(&mut f, b"q").unwrap();
+        let (p, _) = Decoder::default()
+            .decode(linktype::ETHERNET, 0, &f)
+            .unwrap();
+        assert_eq!(p.vlan, [200, 300]);
+        let (p, _) = Decoder::default()
+            .track_vlan(false)
+            .decode(linktype::ETHERNET, 0, &f)
+            .unwrap();
+        assert_eq!(p.vlan, [0, 0]);
+        let f = tcp_frame(b"x");
+        let (p, _) = Decoder::default()
+            .decode(linktype::ETHERNET, 0, &f)
+            .unwrap();
+        assert_eq!(p.vlan, [7, 0]);
     }
 
     #[test]

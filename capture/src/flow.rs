@@ -1,5 +1,5 @@
-//! Flow keys: the canonical (direction-independent) 5-tuple, the symmetric
-//! hash that shards flows onto workers, and who is the client.
+//! Flow keys: the canonical (direction-independent) 5-tuple plus VLAN ids,
+//! the symmetric hash that shards flows onto workers, and who is the client.
 
 use crate::decode::{Decoded, Transport};
 use eve::Proto;
@@ -10,7 +10,9 @@ use std::net::IpAddr;
 pub type Endpoint = (IpAddr, u16);
 
 /// A flow's 5-tuple with its endpoints in canonical order (`a <= b`), so both
-/// directions of a connection give the same key.
+/// directions of a connection give the same key, and its VLAN ids (as
+/// Suricata's VLAN tracking: the same addresses on two VLANs are two
+/// flows — overlapping address spaces stay apart).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// The lower endpoint.
@@ -19,6 +21,8 @@ pub struct FlowKey {
     pub b: Endpoint,
     /// TCP or UDP.
     pub proto: Proto,
+    /// Outer and inner 802.1Q VLAN id (0 = none).
+    pub vlan: [u16; 2],
 }
 
 impl FlowKey {
@@ -30,22 +34,48 @@ impl FlowKey {
         };
         let s = (p.src, p.sport);
         let d = (p.dst, p.dport);
+        let vlan = p.vlan;
         if s <= d {
-            (FlowKey { a: s, b: d, proto }, true)
+            (
+                FlowKey {
+                    a: s,
+                    b: d,
+                    proto,
+                    vlan,
+                },
+                true,
+            )
         } else {
-            (FlowKey { a: d, b: s, proto }, false)
+            (
+                FlowKey {
+                    a: d,
+                    b: s,
+                    proto,
+                    vlan,
+                },
+                false,
+            )
         }
     }
 
     /// A total order (for deterministic iteration over flows).
-    pub fn order(&self) -> (Endpoint, Endpoint, u8) {
-        (self.a, self.b, self.proto.number())
+    pub fn order(&self) -> (Endpoint, Endpoint, u8, [u16; 2]) {
+        (self.a, self.b, self.proto.number(), self.vlan)
+    }
+
+    /// The VLAN ids for events (outer first), `None` when untagged.
+    pub fn vlan_ids(&self) -> Option<Vec<u16>> {
+        match self.vlan {
+            [0, 0] => None,
+            [o, 0] => Some(vec![o]),
+            [o, i] => Some(vec![o, i]),
+        }
     }
 
     /// A hash equal for both directions and stable across runs and machines
     /// (xxh3 of the canonical bytes): it picks the worker.
     pub fn symmetric_hash(&self) -> u64 {
-        let mut buf = [0u8; 38];
+        let mut buf = [0u8; 42];
         let mut n = 0;
         for (ip, port) in [self.a, self.b] {
             match ip {
@@ -62,7 +92,14 @@ impl FlowKey {
             n += 2;
         }
         buf[n] = self.proto.number();
-        xxhash_rust::xxh3::xxh3_64(&buf[..=n])
+        n += 1;
+        // Untagged keys hash as before VLANs were part of the key.
+        if self.vlan != [0, 0] {
+            buf[n..n + 2].copy_from_slice(&self.vlan[0].to_be_bytes());
+            buf[n + 2..n + 4].copy_from_slice(&self.vlan[1].to_be_bytes());
+            n += 4;
+        }
+        xxhash_rust::xxh3::xxh3_64(&buf[..n])
     }
 }
 
@@ -72,7 +109,12 @@ impl fmt::Display for FlowKey {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
         };
-        write!(f, "{p}|{}:{}|{}:{}", self.a.0, self.a.1, self.b.0, self.b.1)
+        write!(f, "{p}|{}:{}|{}:{}", self.a.0, self.a.1, self.b.0, self.b.1)?;
+        // Untagged keys print (and so derive event ids) as before.
+        match self.vlan {
+            [0, 0] => Ok(()),
+            [o, i] => write!(f, "|vlan:{o}.{i}"),
+        }
     }
 }
 
@@ -115,6 +157,7 @@ mod tests {
                 ..TcpMeta::default()
             }),
             ip_len: 40,
+            vlan: [0, 0],
         }
     }
 
@@ -129,6 +172,11 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(a1, a2);
         assert_eq!(k1.symmetric_hash(), k2.symmetric_hash());
+        let mut v = p;
+        v.vlan = [100, 0];
+        let (k3, _) = FlowKey::of(&v);
+        assert_ne!(k1, k3);
+        assert_eq!(k3.to_string(), format!("{k1}|vlan:100.0"));
     }
 
     #[test]

@@ -393,7 +393,8 @@ fn run_with(
         decoder: Decoder::new(
             settings.config.max_pending_fragments,
             settings.config.fragment_timeout_secs,
-        ),
+        )
+        .track_vlan(settings.config.vlan_tracking),
         batches: (0..workers).map(|_| Batch::default()).collect(),
         queues,
         pool: pool_rx,
@@ -488,7 +489,8 @@ fn offline_worker(
     let mut decoder = Decoder::new(
         settings.config.max_pending_fragments,
         settings.config.fragment_timeout_secs,
-    );
+    )
+    .track_vlan(settings.config.vlan_tracking);
     let mut c = ReaderCounters::default();
     let mut files = Vec::with_capacity(inputs.len());
     for path in inputs {

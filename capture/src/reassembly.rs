@@ -16,7 +16,10 @@
 //!   worker-wide memcap. A hole becomes a gap (skipped, counted, reported)
 //!   when the peer has acknowledged past it while later data is waiting
 //!   (the sender will never resend it: the sensor lost it), when the stream's
-//!   buffer or the memcap is full, or when the stream ends.
+//!   buffer is full, when the stream ends, or when the worker's memcap is
+//!   exceeded and this stream holds the most buffered bytes (the worker
+//!   picks the victims with [`Limits::over_memcap`] and
+//!   [`Stream::evict_buffer`]).
 //! - Midstream pickup: without a SYN, the first segment's sequence number is
 //!   the stream's start.
 //! - Memory does not grow with the stream: in-order bytes are passed through
@@ -52,7 +55,8 @@ pub struct StreamCounters {
     pub out_of_order: u64,
     /// Gaps forced by the per-stream buffer limit.
     pub ooo_limit: u64,
-    /// Gaps forced by the worker memcap.
+    /// Buffers evicted (their holes skipped) to bring the worker back
+    /// under its memcap.
     pub memcap: u64,
     /// Segments ignored as too far outside the stream.
     pub out_of_window: u64,
@@ -70,6 +74,11 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Whether the streams together hold more than the memcap.
+    pub fn over_memcap(&self) -> bool {
+        self.used > self.memcap
+    }
+
     /// Limits with nothing used yet.
     pub fn new(stream_max: usize, memcap: usize) -> Self {
         Limits {
@@ -218,9 +227,6 @@ impl Stream {
         if self.ooo_bytes > limits.stream_max {
             self.counters.ooo_limit += 1;
             self.skip_to_buffered(limits, out);
-        } else if limits.used > limits.memcap {
-            self.counters.memcap += 1;
-            self.skip_to_buffered(limits, out);
         }
     }
 
@@ -338,6 +344,19 @@ impl Stream {
             self.gap(f - self.next, out);
         }
         self.closed = true;
+    }
+
+    /// The worker is over its memcap and this stream holds the most: every
+    /// hole before buffered data becomes a gap and the buffered bytes are
+    /// delivered, freeing the whole buffer (counted in `memcap`).
+    pub fn evict_buffer(&mut self, limits: &mut Limits, out: &mut dyn FnMut(Chunk<'_>)) {
+        if self.ooo.is_empty() {
+            return;
+        }
+        self.counters.memcap += 1;
+        while !self.ooo.is_empty() {
+            self.skip_to_buffered(limits, out);
+        }
     }
 
     /// Release buffered bytes without delivering them (flow eviction when

@@ -261,6 +261,9 @@ impl<'e> Worker<'e> {
         };
         self.update_flow(flow, t, p, payload);
         self.flows = flows;
+        if self.reasm.over_memcap() {
+            self.relieve_memcap();
+        }
         if self.now.saturating_sub(self.last_sweep) >= SEC {
             self.sweep(self.now);
         }
@@ -288,6 +291,70 @@ impl<'e> Worker<'e> {
             self.end_flow(f, reason);
         }
         self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
+    }
+
+    /// The worker holds more out-of-order bytes than its memcap: evict the
+    /// largest buffers first (ties: flow order, client side first) — each
+    /// victim's holes become gaps and its bytes are delivered — until at
+    /// most 3/4 of the memcap is held. Not the stream whose segment crossed
+    /// the limit: a small buffer waiting for one retransmission survives a
+    /// large one that pins memory. The margin makes the (whole-table) search
+    /// rare under sustained pressure.
+    fn relieve_memcap(&mut self) {
+        let mut held: Vec<(usize, FlowKey, usize)> = Vec::new();
+        for (k, f) in &self.flows {
+            if let Some(c) = f.tcp.as_ref() {
+                for (i, s) in c.streams.iter().enumerate() {
+                    if s.buffered() > 0 {
+                        held.push((s.buffered(), *k, i));
+                    }
+                }
+            }
+        }
+        held.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.order().cmp(&b.1.order()))
+                .then(a.2.cmp(&b.2))
+        });
+        let target = self.reasm.memcap / 4 * 3;
+        let mut flows = self.take_flows();
+        for (_, key, i) in held {
+            if self.reasm.used <= target {
+                break;
+            }
+            if let Some(flow) = flows.get_mut(&key) {
+                self.evict_buffer(flow, i);
+            }
+        }
+        self.flows = flows;
+    }
+
+    /// Evict the out-of-order buffer of direction `d` of `flow`.
+    fn evict_buffer(&mut self, flow: &mut Flow, d: usize) {
+        let Some(conn) = flow.tcp.as_mut() else {
+            return;
+        };
+        let TcpConn {
+            streams,
+            app,
+            objects,
+            ..
+        } = &mut **conn;
+        let mut emitter = ObjectEmitter {
+            tracker: objects,
+            env: &self.env,
+            net: &flow.net,
+            id_base: &flow.id_base,
+            ts: ts(self.now),
+            out: &mut self.out,
+            counters: &mut self.counters.objects,
+        };
+        let dir = if d == 0 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        streams[d].evict_buffer(&mut self.reasm, &mut |c| feed(app, dir, c, &mut emitter));
     }
 
     /// The flow table, leaving an empty one (no allocation) in its place.
@@ -358,7 +425,7 @@ impl<'e> Worker<'e> {
         let server = if client == key.a { key.b } else { key.a };
         let id_base = format!("{}|{key}|{t}", self.env.sensor_id);
         let flow_id = xxhash_rust::xxh3::xxh3_64(id_base.as_bytes()) & ((1 << 52) - 1);
-        let net = NetworkFields::new(
+        let mut net = NetworkFields::new(
             flow_id.max(1),
             client.0,
             client.1,
@@ -366,6 +433,7 @@ impl<'e> Worker<'e> {
             server.1,
             key.proto,
         );
+        net.vlan = key.vlan_ids();
         self.counters.flows_created += 1;
         let tcp = match p.transport {
             Transport::Tcp(m) => {

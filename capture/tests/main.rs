@@ -14,6 +14,7 @@ mod detect_pcaps;
 mod detect_stats;
 mod engine_corpus;
 mod engine_fixtures;
+mod engine_flows;
 mod engine_live;
 mod engine_props;
 mod engine_support;

@@ -122,6 +122,10 @@ pub struct NetworkFields {
     /// Application protocol: `http`, `tls`, `ssh`, `raw`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_proto: Option<String>,
+    /// 802.1Q VLAN ids of the flow, outer first (as Suricata's `vlan`);
+    /// absent when untagged or when the sensor does not track VLANs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<Vec<u16>>,
 }
 
 impl NetworkFields {
@@ -145,6 +149,7 @@ impl NetworkFields {
             dest_port,
             proto,
             app_proto: None,
+            vlan: None,
         }
     }
 }
