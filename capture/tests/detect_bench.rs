@@ -11,17 +11,27 @@ use eve::sink::memory::MemorySink;
 #[test]
 #[ignore = "benchmark: run explicitly with --ignored in an optimised profile"]
 fn detector_throughput() {
-    let t = measure(64 << 20);
+    let t = measure(128 << 20, &DetectConfig::default());
     println!("{t:#?}");
-    assert_eq!(t.bytes, 64 << 20);
+    assert_eq!(t.bytes, 128 << 20);
 }
 
+/// Engine alone, all detectors without an index, all detectors with one, on
+/// the same pcap, one worker. `WW_BENCH_PCAP=FILE` replays that file instead
+/// of generating `large_http_download_256m`; `WW_BENCH_ONLY=engine|noindex|index`
+/// runs one variant (for `valgrind --tool=callgrind`, one process per variant).
 #[test]
 #[ignore = "benchmark: run explicitly with --ignored in an optimised profile"]
 fn engine_with_and_without_detectors() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let entry = fixtures::catalog::find("large_http_download_256m").expect("catalog entry");
-    let pcap = entry.write_files(dir.path()).expect("generate");
+    let pcap = match std::env::var_os("WW_BENCH_PCAP") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => {
+            let entry = fixtures::catalog::find("large_http_download_256m").expect("catalog entry");
+            entry.write_files(dir.path()).expect("generate")
+        }
+    };
+    let only = std::env::var("WW_BENCH_ONLY").ok();
     let size = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
     let mut idx = Index::new(ChunkParams::default(), 1).expect("params");
     let f = fixtures::weights::pcaps::known_file();
@@ -29,20 +39,23 @@ fn engine_with_and_without_detectors() {
         .expect("add");
     let ip = dir.path().join("w.idx");
     idx.write(&ip).expect("write");
-    let all = build(
-        &PolicyConfig::default(),
-        &DetectConfig::default(),
-        Some(&ip),
-    )
-    .expect("build");
-    for (name, det) in [
-        ("engine alone", Detectors::none()),
-        (
-            "all detectors, no index",
-            build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("build"),
-        ),
-        ("all detectors + index", all),
-    ] {
+    let mut cfg = DetectConfig::default();
+    if std::env::var_os("WW_BENCH_EVERY_BYTE").is_some() {
+        cfg.known_window_stride_bytes = cfg.known_window_bytes;
+    }
+    let variants = [
+        ("engine", "engine alone", None),
+        ("noindex", "all detectors, no index", Some(None)),
+        ("index", "all detectors + index", Some(Some(ip.as_path()))),
+    ];
+    for (key, name, det) in variants {
+        if only.as_deref().is_some_and(|o| o != key) {
+            continue;
+        }
+        let det = match det {
+            None => Detectors::none(),
+            Some(index) => build(&PolicyConfig::default(), &cfg, index).expect("build"),
+        };
         let settings = Settings {
             workers: 1,
             ..Settings::default()

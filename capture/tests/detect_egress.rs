@@ -221,3 +221,66 @@ fn build_wires_every_detector_and_names_bad_config() {
     );
     assert!(missing.is_err());
 }
+
+/// A progress call: (plaintext to server, payload to client, seconds).
+type Step = (u64, u64, f64);
+/// Steps, and the step at which the alert must leave with its reason.
+type Case<'a> = (&'a [Step], Option<(usize, &'a str)>);
+
+/// The size match leaves once the upload stopped at a matching size — the
+/// peer answered, or the total stayed put for `size_match_quiet_secs` — not
+/// only at the flow's end; an upload passing through a registered size on
+/// its way up does not match.
+#[test]
+fn size_match_leaves_when_the_upload_stops_not_while_it_passes_by() {
+    let idx = index_with(&[3_000_000]);
+    let det = SizeMatchDetector::new(&idx, policy(100 * MB), Arc::new(DetectConfig::default()));
+    let n = net("10.3.3.3", "198.51.100.20", 22, "ssh", 11);
+    let at = |plain: u64, toclient: u64, secs: f64| {
+        let mut v = view(&n, None, plain + plain / 50, Some(plain), secs);
+        v.payload_toclient = toclient;
+        v
+    };
+    let near = 3_000_000 - 2000;
+    // (plaintext, bytes to client, seconds) per progress call; the step at
+    // which the alert must leave, and why.
+    let cases: [Case<'_>; 4] = [
+        (
+            &[(1_000_000, 4096, 1.0), (near, 5000, 2.0), (near, 6000, 2.1)],
+            Some((2, "peer_answered")),
+        ),
+        (
+            &[(near, 5000, 2.0), (near, 5000, 4.0), (near, 5000, 7.5)],
+            Some((2, "upload_quiet")),
+        ),
+        // Still growing: through the size and beyond, the server answering
+        // all along (SSH window adjustments).
+        (
+            &[
+                (near, 5000, 2.0),
+                (3_000_500, 6000, 2.1),
+                (3_900_000, 7000, 3.0),
+            ],
+            None,
+        ),
+        // Another size entirely.
+        (&[(5_000_000, 4096, 1.0), (5_000_000, 9000, 2.0)], None),
+    ];
+    for (steps, expect) in cases {
+        let mut scan = det.begin(&at(0, 0, 0.0)).expect("upload flow");
+        let got = steps.iter().enumerate().find_map(|(i, (p, c, s))| {
+            scan.progress(&at(*p, *c, *s))
+                .map(|f| (i, f.evidence["decided"].as_str().unwrap_or("").to_string()))
+        });
+        assert_eq!(
+            got.as_ref().map(|(i, w)| (*i, w.as_str())),
+            expect,
+            "{steps:?}"
+        );
+        if got.is_none() {
+            let last = steps.last().expect("steps");
+            let f = scan.end(&at(last.0, last.1, last.2 + 1.0));
+            assert!(f.is_none(), "{steps:?}: {f:?}");
+        }
+    }
+}

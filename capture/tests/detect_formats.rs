@@ -113,6 +113,24 @@ fn evidence_counts_tensors_params_and_names() {
     }
     let k = identified(&Format::Keras.write(&spec, DType::F32, 9).bytes);
     assert_eq!((k.format, k.detail), (WeightFormat::Zip, Some("keras")));
+
+    // HDF5: datasets counted and typed by walking the root group's B-tree.
+    for (d, name) in [
+        (DType::BF16, "bf16"),
+        (DType::F16, "f16"),
+        (DType::F32, "f32"),
+    ] {
+        let h = identified(&Format::Hdf5.write(&spec, d, 10).bytes);
+        assert_eq!(h.format, WeightFormat::Hdf5);
+        assert_eq!((h.tensors, h.params), (n_tensors, params), "{d:?}");
+        assert_eq!(h.dtypes.iter().collect::<Vec<_>>(), [name], "{d:?}");
+    }
+    // A damaged B-tree address leaves the file recognised, without a count.
+    let mut h = Format::Hdf5.write(&spec, DType::F32, 10).bytes;
+    let tree = h.windows(4).position(|w| w == b"TREE").expect("B-tree");
+    h[tree] = b'X';
+    let d = identified(&h);
+    assert_eq!((d.format, d.tensors), (WeightFormat::Hdf5, 0));
 }
 
 #[test]

@@ -168,3 +168,135 @@ fn index_file_round_trips_and_rejects_damage() {
     s.index.write(&path).expect("write");
     assert_eq!(Index::read(&path).expect("read"), back);
 }
+
+/// A registered file of ~7.4 MB (bf16, four layers) and a detector that
+/// chunks the first 1 MiB in full, then 256 KiB windows every 1 MiB.
+fn sampled_setup() -> (KnownWeightsDetector, WeightFile) {
+    let spec = ModelSpec {
+        name: "ww-sampled".into(),
+        arch: "llama".into(),
+        hidden: 256,
+        intermediate: 688,
+        vocab: 1024,
+        layers: 4,
+    };
+    let file = Format::Safetensors.write(&spec, DType::BF16, 31);
+    let mut index = Index::new(ChunkParams::default(), 1).expect("valid params");
+    index
+        .add("/models/sampled.safetensors", file.bytes.as_slice())
+        .expect("in-memory read");
+    let cfg = DetectConfig {
+        known_full_scan_bytes: 1 << 20,
+        known_window_bytes: 256 << 10,
+        known_window_stride_bytes: 1 << 20,
+        ..DetectConfig::default()
+    };
+    (
+        KnownWeightsDetector::new(Arc::new(index), Arc::new(cfg)),
+        file,
+    )
+}
+
+fn sampled_match(det: &KnownWeightsDetector, bytes: &[u8], seed: u64) -> capture::detect::Finding {
+    let (f, _) = run_object(det, &raw_midstream(), bytes, 0, seed, 20_000);
+    let f = f.expect("sampled scan finds the file");
+    assert!(
+        f.evidence["known_file"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("sampled.safetensors"))
+    );
+    f
+}
+
+fn num(f: &capture::detect::Finding, key: &str) -> f64 {
+    f.evidence[key].as_f64().unwrap_or(-1.0)
+}
+
+#[test]
+fn sampled_scan_reads_a_fraction_and_estimates_coverage_of_a_whole_file() {
+    let (det, file) = sampled_setup();
+    assert!(file.bytes.len() > 7_000_000, "{}", file.bytes.len());
+    let f = sampled_match(&det, &file.bytes, 1);
+    let (seen, scanned) = (
+        num(&f, "object_bytes_seen"),
+        num(&f, "object_bytes_scanned"),
+    );
+    assert_eq!(seen, file.bytes.len() as f64);
+    // 1 MiB in full, then a quarter of the rest.
+    assert!(scanned < seen * 0.45, "scanned {scanned} of {seen}");
+    assert_eq!(f.evidence["coverage_estimated"], true);
+    let cov = num(&f, "coverage");
+    assert!((0.75..=1.0).contains(&cov), "estimated coverage {cov}");
+    assert!(num(&f, "matched_bytes") < num(&f, "estimated_bytes"));
+}
+
+#[test]
+fn sampled_scan_finds_a_thirty_percent_part_and_a_file_deep_inside_a_stream() {
+    let (det, file) = sampled_setup();
+    let len = file.bytes.len();
+    let part = &file.bytes[len / 2..len / 2 + len * 3 / 10];
+    let f = sampled_match(&det, part, 2);
+    let cov = num(&f, "coverage");
+    assert!((0.2..=0.32).contains(&cov), "30% part: coverage {cov}");
+
+    // Behind 3.3 MB of other bytes: only sampled windows see the file.
+    let mut r = Rng::new(12);
+    let mut stream = r.bytes(3_300_001);
+    stream.extend_from_slice(&file.bytes);
+    stream.extend(r.bytes(777_777));
+    let f = sampled_match(&det, &stream, 3);
+    let cov = num(&f, "coverage");
+    assert!((0.6..=1.0).contains(&cov), "embedded: coverage {cov}");
+}
+
+#[test]
+fn sampled_scan_finds_a_member_deep_inside_tar_and_zip() {
+    let (det, file) = sampled_setup();
+    let members = vec![
+        WeightFile {
+            name: "export/optimizer.bin".into(),
+            bytes: Rng::new(5).bytes(2_500_000),
+        },
+        WeightFile {
+            name: "export/model.safetensors".into(),
+            bytes: file.bytes.clone(),
+        },
+    ];
+    for (what, container) in [
+        ("tar", archive::tar(&members)),
+        ("zip", archive::zip(&members)),
+    ] {
+        let (f, _) = run_object(
+            &det,
+            &meta("backup", container.len()),
+            &container,
+            0,
+            8,
+            30_000,
+        );
+        let f = f.unwrap_or_else(|| panic!("{what}: member found"));
+        assert!(num(&f, "coverage") > 0.6, "{what}: {:?}", f.evidence);
+    }
+}
+
+#[test]
+fn a_long_transfer_is_reported_while_it_runs() {
+    let (_, file) = sampled_setup();
+    let mut index = Index::new(ChunkParams::default(), 1).expect("valid params");
+    index
+        .add("/models/sampled.safetensors", file.bytes.as_slice())
+        .expect("in-memory read");
+    let cfg = DetectConfig {
+        known_early_alert_bytes: 2 << 20,
+        ..DetectConfig::default()
+    };
+    let det = KnownWeightsDetector::new(Arc::new(index), Arc::new(cfg));
+    let f = sampled_match(&det, &file.bytes, 4);
+    assert_eq!(f.evidence["object_complete"], false);
+    let seen = num(&f, "object_bytes_seen");
+    assert!(
+        seen >= 2.0 * 1024.0 * 1024.0 && seen < file.bytes.len() as f64 / 2.0,
+        "alert after {seen} of {} bytes",
+        file.bytes.len()
+    );
+}

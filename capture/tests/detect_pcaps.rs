@@ -190,11 +190,48 @@ fn encrypted_upload_to_an_outside_host_alerts_egress_and_size() {
         .find(|a| a.evidence["app_proto"] == "tls")
         .expect("tls egress");
     assert_eq!(tls_egress.evidence["destination_name"], pcaps::TLS_SNI);
+    // Egress alerts leave while the upload runs, before the flow's end. The
+    // TLS size match leaves when the server answers after the upload and
+    // the client speaks again (HTTP response, then close_notify): before the
+    // end. The SSH session here ends right after the server's one reply (the
+    // client's FIN follows), so its size match is decided at the flow's end.
+    let flow_end = |id: u64| {
+        run.events.iter().find_map(|e| match &e.kind {
+            EventKind::Flow(f) if e.net.as_ref().map(|n| n.flow_id) == Some(id) => Some(f.flow.end),
+            _ => None,
+        })
+    };
+    let mut early = 0;
+    for e in &run.events {
+        let (EventKind::Alert(a), Some(n)) = (&e.kind, &e.net) else {
+            continue;
+        };
+        let end = flow_end(n.flow_id).expect("flow event of the alert's flow");
+        let proto = a.evidence["app_proto"].as_str().unwrap_or("");
+        match a.alert.category {
+            AlertCategory::EgressVolume => assert!(e.timestamp < end, "{a:?}"),
+            AlertCategory::EncryptedSizeMatch if proto == "tls" => {
+                assert_eq!(a.evidence["decided"], "peer_answered", "{a:?}");
+                assert!(e.timestamp < end, "{a:?}");
+            }
+            AlertCategory::EncryptedSizeMatch => {
+                assert_eq!(proto, "ssh");
+                assert_eq!(a.evidence["decided"], "flow_end", "{a:?}");
+                assert_eq!(e.timestamp, end, "{a:?}");
+            }
+            _ => continue,
+        }
+        early += 1;
+    }
+    assert_eq!(early, egress.len() + 2);
     let size_match = of(&run, AlertCategory::EncryptedSizeMatch);
-    assert!(
-        size_match.iter().any(|a| a.evidence["app_proto"] == "tls"),
-        "TLS upload of {size} bytes: {size_match:?}"
-    );
+    for proto in ["tls", "ssh"] {
+        assert!(
+            size_match.iter().any(|a| a.evidence["app_proto"] == proto),
+            "{proto} upload of {size} bytes: {size_match:?}"
+        );
+    }
+    assert_eq!(size_match.len(), 2, "{size_match:?}");
     for a in &size_match {
         assert_eq!(a.evidence["known_size"], size);
     }
@@ -211,4 +248,68 @@ fn negative_traps_raise_no_weights_alert() {
     let td = of(&run, AlertCategory::TensorData);
     assert_eq!(td.len(), 1, "the uint8 image .npy");
     assert_eq!(td[0].alert.severity, 3);
+}
+
+/// Every capture of the public corpus (`../shared/corpus/pcap-public`,
+/// skipped with a message when absent) replayed with every detector and a
+/// known-weights index of the fixtures' weight files: no weights alert and no
+/// size match on this ordinary traffic.
+#[test]
+fn corpus_with_an_index_raises_no_weights_alert() {
+    let Some(dir) = crate::engine_support::corpus_dir() else {
+        eprintln!("SKIP: corpus not found at ../shared/corpus/pcap-public");
+        return;
+    };
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("corpus dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut idx = Index::new(ChunkParams::default(), 1).expect("params");
+    let known = pcaps::known_file();
+    idx.add(&known.name, known.bytes.as_slice()).expect("add");
+    for (_, f) in pcaps::format_files() {
+        idx.add(&f.name, f.bytes.as_slice()).expect("add");
+    }
+    let ip = tmp.path().join("weights.idx");
+    idx.write(&ip).expect("write index");
+    let det = build(
+        &PolicyConfig::default(),
+        &DetectConfig::default(),
+        Some(&ip),
+    )
+    .expect("build");
+    let mut packets = 0;
+    for f in &files {
+        let (summary, events) = crate::engine_support::replay(std::slice::from_ref(f), 2, &det);
+        packets += summary.packets();
+        for e in &events {
+            if let EventKind::Alert(a) = &e.kind {
+                assert!(
+                    !a.alert.category.is_weights()
+                        && a.alert.category != AlertCategory::EncryptedSizeMatch,
+                    "{}: {:?}",
+                    f.display(),
+                    a
+                );
+            }
+        }
+    }
+    assert!(
+        files.len() > 100 && packets > 1000,
+        "{} files, {packets} packets",
+        files.len()
+    );
 }

@@ -1,7 +1,8 @@
-//! Detector micro-benchmarks for `weightwatch bench`: how many MB/s the
-//! tensor classifier, the known-weights chunk matcher and the format
-//! fingerprinter sustain on generated data (bf16 N(0, 0.02) tensors and
-//! random bytes), single-threaded. Timings belong here, never in tests.
+//! Detector micro-benchmarks for `weightwatch bench capture`: how many MB/s
+//! the tensor classifier, the known-weights chunk matcher (every byte, and as
+//! configured: sampled beyond the first 4 MiB) and the format fingerprinter
+//! sustain on generated data (bf16 N(0, 0.02) tensors and random bytes), one
+//! object of `bytes` bytes, single-threaded. Timings belong here, never in tests.
 
 use super::config::DetectConfig;
 use super::known::{ChunkParams, Index, KnownWeightsDetector};
@@ -22,7 +23,11 @@ pub struct Throughput {
     pub classifier_random_mb_s: f64,
     /// The tensor-statistics scan as the engine drives it (sampled windows).
     pub stats_scan_mb_s: f64,
-    /// Known-weights matcher (FastCDC + xxh3 + lookup) over a registered file.
+    /// Known-weights matcher chunking every byte (FastCDC + xxh3 + lookup)
+    /// of one object of unregistered tensor bytes: the worst case.
+    pub matcher_every_byte_mb_s: f64,
+    /// Known-weights matcher as configured by default (first 4 MiB in full,
+    /// then sampled windows) over the same object: its cost on unknown traffic.
     pub matcher_mb_s: f64,
     /// Format fingerprint scan of a whole object (buffers its first MiB).
     pub format_scan_mb_s: f64,
@@ -75,12 +80,13 @@ fn feed(det: &dyn Detector, data: &[u8]) {
     }
 }
 
-/// Measure every detector on `bytes` bytes of generated data.
-pub fn measure(bytes: usize) -> Throughput {
+/// Measure every detector, configured by `cfg`, on `bytes` bytes of
+/// generated data.
+pub fn measure(bytes: usize, cfg: &DetectConfig) -> Throughput {
     let bytes = bytes.max(1 << 20);
     let tensor = bf16_tensor(bytes, 7);
     let noise = random(bytes);
-    let cfg = Arc::new(DetectConfig::default());
+    let cfg = Arc::new(cfg.clone());
 
     let t = Instant::now();
     let hits = tensor
@@ -103,20 +109,25 @@ pub fn measure(bytes: usize) -> Throughput {
     feed(&det, &noise);
     let stats_scan_mb_s = mb_s(bytes, t);
 
+    // A registered file of other tensor bytes: every lookup misses, as on
+    // unknown traffic.
     let mut index = Index {
         params: ChunkParams::default(),
         sample: 1,
         files: Vec::new(),
         chunks: Vec::new(),
     };
-    let _ = index.add("bench.bin", tensor.as_slice());
-    let det = KnownWeightsDetector::new(
-        Arc::new(index),
-        Arc::new(DetectConfig {
-            known_early_alert_bytes: u64::MAX,
-            ..DetectConfig::default()
-        }),
-    );
+    let _ = index.add("bench.bin", bf16_tensor(4 << 20, 8).as_slice());
+    let index = Arc::new(index);
+    let every_byte = DetectConfig {
+        known_window_stride_bytes: cfg.known_window_bytes,
+        ..cfg.as_ref().clone()
+    };
+    let det = KnownWeightsDetector::new(index.clone(), Arc::new(every_byte));
+    let t = Instant::now();
+    feed(&det, &tensor);
+    let matcher_every_byte_mb_s = mb_s(bytes, t);
+    let det = KnownWeightsDetector::new(index, cfg.clone());
     let t = Instant::now();
     feed(&det, &tensor);
     let matcher_mb_s = mb_s(bytes, t);
@@ -131,6 +142,7 @@ pub fn measure(bytes: usize) -> Throughput {
         classifier_tensor_mb_s,
         classifier_random_mb_s,
         stats_scan_mb_s,
+        matcher_every_byte_mb_s,
         matcher_mb_s,
         format_scan_mb_s,
     }

@@ -65,12 +65,24 @@ pub struct DetectConfig {
     /// Known weights: alert while the object is still running once this many
     /// bytes matched (otherwise at its end, with the final coverage).
     pub known_early_alert_bytes: u64,
+    /// Known weights: every byte of an object's first this-many bytes is
+    /// chunked and looked up; beyond it only sampled windows are.
+    pub known_full_scan_bytes: u64,
+    /// Known weights: bytes per sampled window beyond the full-scan prefix.
+    pub known_window_bytes: u64,
+    /// Known weights: distance between the starts of consecutive sampled
+    /// windows (equal to `known_window_bytes`: every byte is scanned).
+    pub known_window_stride_bytes: u64,
     /// Size match: absolute tolerance in bytes (HTTP headers, framing).
     pub size_match_tolerance_bytes: u64,
     /// Size match: relative tolerance (record-overhead estimation error).
     pub size_match_tolerance_ratio: f64,
     /// Size match: registered files smaller than this are not compared.
     pub size_match_min_bytes: u64,
+    /// Size match: an upload whose plaintext total stayed within tolerance of
+    /// a registered size for this long (seen by two progress calls) is
+    /// reported before the flow ends, even if the peer did not answer.
+    pub size_match_quiet_secs: u64,
 }
 
 impl Default for DetectConfig {
@@ -86,9 +98,13 @@ impl Default for DetectConfig {
             stats_max_windows: 16,
             known_min_chunks: 2,
             known_early_alert_bytes: 64 * 1024 * 1024,
+            known_full_scan_bytes: 4 * 1024 * 1024,
+            known_window_bytes: 512 * 1024,
+            known_window_stride_bytes: 8 * 1024 * 1024,
             size_match_tolerance_bytes: 16 * 1024,
             size_match_tolerance_ratio: 0.002,
             size_match_min_bytes: 1024 * 1024,
+            size_match_quiet_secs: 5,
         }
     }
 }
@@ -130,6 +146,14 @@ impl DetectConfig {
         }
         if self.known_min_chunks == 0 {
             return Err("detect.known_min_chunks must be at least 1".into());
+        }
+        if !(256 << 10..=1 << 30).contains(&self.known_window_bytes) {
+            return Err("detect.known_window_bytes must be between 256 KiB and 1 GiB".into());
+        }
+        if self.known_window_stride_bytes < self.known_window_bytes {
+            return Err(
+                "detect.known_window_stride_bytes must be at least known_window_bytes".into(),
+            );
         }
         if !(0.0..0.5).contains(&self.size_match_tolerance_ratio) {
             return Err("detect.size_match_tolerance_ratio must be in [0, 0.5)".into());
