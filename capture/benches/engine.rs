@@ -5,12 +5,13 @@
 //! 64 MiB transfers: HTTP GETs, PUTs and raw TCP uploads, on 16 5-tuples so
 //! that flows spread over workers) to a temporary directory first.
 //!
-//! Engine with SHA-256 on and the default detectors, into a counting sink;
+//! For each worker count: the engine alone (decoding, flows, reassembly,
+//! app layer, SHA-256), then with the default detectors, into a counting sink;
 //! packets/s, MB/s, Gbit/s, CPU seconds (user + system, all threads: less
 //! sensitive than wall time to a busy machine) and peak RSS (VmHWM, reset
 //! between runs).
 
-use capture::detect::{DetectConfig, PolicyConfig, build};
+use capture::detect::{DetectConfig, Detectors, PolicyConfig, build};
 use capture::{Settings, run_offline};
 use eve::sink::memory::CountingSink;
 use std::path::PathBuf;
@@ -76,13 +77,14 @@ fn main() {
         .unwrap_or(0);
     let detectors =
         build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
+    let none = Detectors::none();
     println!(
         "file {} ({:.1} MB), {cores} cores",
         file.display(),
         size as f64 / 1e6
     );
     println!(
-        "{:<18} {:>10} {:>8} {:>12} {:>9} {:>8} {:>7} {:>9} {:>9} {:>8}",
+        "{:<22} {:>10} {:>8} {:>12} {:>9} {:>8} {:>7} {:>9} {:>9} {:>8}",
         "run",
         "packets",
         "secs",
@@ -94,7 +96,12 @@ fn main() {
         "peak_MB",
         "events"
     );
-    for n in counts {
+    // The engine alone (decode, flows, reassembly, app layer, SHA-256),
+    // then with the default detector set.
+    let runs = counts
+        .iter()
+        .flat_map(|&n| [(n, "engine", &none), (n, "engine+detect", &detectors)]);
+    for (n, label, detectors) in runs {
         let settings = Settings {
             workers: n.max(1),
             ..Default::default()
@@ -102,19 +109,14 @@ fn main() {
         let mut sink = CountingSink::default();
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let cpu0 = cpu_secs(false);
-        let s = run_offline(
-            std::slice::from_ref(&file),
-            &settings,
-            &detectors,
-            &mut sink,
-        )
-        .expect("run");
+        let s =
+            run_offline(std::slice::from_ref(&file), &settings, detectors, &mut sink).expect("run");
         let cpu = (cpu_secs(false) - cpu0).max(1e-9);
         let secs = s.elapsed.as_secs_f64().max(1e-9);
         let bytes = s.bytes() as f64;
         println!(
-            "{:<18} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>7.2} {:>9.1} {:>9.0} {:>8}",
-            format!("weightwatch w={n}"),
+            "{:<22} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>7.2} {:>9.1} {:>9.0} {:>8}",
+            format!("{label} w={n}"),
             s.packets(),
             secs,
             s.packets() as f64 / secs,
@@ -142,7 +144,7 @@ fn main() {
     let cpu = (cpu_secs(true) - cpu0).max(1e-9);
     match st {
         Ok(st) if st.success() => println!(
-            "{:<18} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2} {:>7.2} {:>9.1}",
+            "{:<22} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2} {:>7.2} {:>9.1}",
             "tcpflow -e http",
             "-",
             secs,

@@ -50,32 +50,18 @@ impl MappedFile {
         &self.map
     }
 
-    /// A sequential reader reached `pos`: map the next [`WINDOW`] bytes in
-    /// one call (one batch of page-table work instead of a fault per few
-    /// pages) and drop the pages more than a window behind from this
-    /// process's resident set (they stay in the page cache), so resident
-    /// memory stays about two windows whatever the file's size.
+    /// A sequential reader reached `pos`: drop the pages more than a
+    /// [`WINDOW`] behind it from this process's resident set (they stay in
+    /// the page cache), so resident memory stays about one window whatever
+    /// the file's size. (Mapping ahead with `MADV_POPULATE_READ` was
+    /// measured and did not beat the kernel's fault-around here.)
     /// `state` is the reader's progress; start from the default.
     pub fn advance(&self, state: &mut Window, pos: usize) {
         if pos < state.next {
             return;
         }
-        let len = self.map.len();
         let here = pos / WINDOW * WINDOW;
         state.next = here + WINDOW / 2;
-        #[cfg(target_os = "linux")]
-        {
-            let ahead_end = (here + 2 * WINDOW).min(len);
-            if ahead_end > state.populated {
-                let from = state.populated.max(here);
-                // Advisory: a kernel without MADV_POPULATE_READ faults the
-                // pages in on access instead.
-                let _ =
-                    self.map
-                        .advise_range(memmap2::Advice::PopulateRead, from, ahead_end - from);
-                state.populated = ahead_end;
-            }
-        }
         #[cfg(unix)]
         {
             let behind = here.saturating_sub(WINDOW);
@@ -97,8 +83,8 @@ impl MappedFile {
     }
 }
 
-/// Bytes a sequential reader maps ahead and keeps behind (a multiple of
-/// every page size, so window edges are page-aligned).
+/// Bytes a sequential reader keeps mapped behind it (a multiple of every
+/// page size, so window edges are page-aligned).
 pub const WINDOW: usize = 8 << 20;
 
 /// A sequential reader's progress through a [`MappedFile`] (see
@@ -106,7 +92,6 @@ pub const WINDOW: usize = 8 << 20;
 #[derive(Debug, Default)]
 pub struct Window {
     next: usize,
-    populated: usize,
     released: usize,
 }
 
