@@ -1,8 +1,10 @@
-//! Property tests: the decoder never panics on arbitrary bytes; the
+//! Property tests: the decoder and the capture-file reader never panic on
+//! arbitrary bytes; the
 //! reassembler yields the original bytes under any segmentation, order and
 //! duplication of a stream (and across sequence-number wrap-around).
 
 use capture::decode::{Decoder, linktype};
+use capture::pcapfile::Packets;
 use capture::reassembly::{Chunk, Limits, Stream};
 use proptest::prelude::*;
 
@@ -25,6 +27,47 @@ proptest! {
     fn decoder_never_panics(link in 0usize..LINKS.len(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut d = Decoder::new(8, 1);
         let _ = d.decode(LINKS[link], 0, &bytes);
+    }
+
+    /// A pcap or pcapng header followed by random bytes: every record read
+    /// lies inside the input, and reading ends (with or without an error).
+    #[test]
+    fn file_reader_never_panics(ng in any::<bool>(), be in any::<bool>(), tail in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let mut file: Vec<u8> = if ng {
+            // Section header block: type, length 28, byte-order magic,
+            // version 1.0, section length -1, length again.
+            let u32b = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+            let mut h = Vec::new();
+            h.extend_from_slice(&0x0a0d_0d0au32.to_le_bytes());
+            h.extend_from_slice(&u32b(28));
+            h.extend_from_slice(&u32b(0x1a2b_3c4d));
+            h.extend_from_slice(&(if be { 1u16.to_be_bytes() } else { 1u16.to_le_bytes() }));
+            h.extend_from_slice(&[0, 0]);
+            h.extend_from_slice(&[0xff; 8]);
+            h.extend_from_slice(&u32b(28));
+            h
+        } else {
+            let magic: u32 = if be { 0xd4c3_b2a1 } else { 0xa1b2_c3d4 };
+            let mut h = magic.to_le_bytes().to_vec();
+            h.extend_from_slice(&[2, 0, 4, 0]);
+            if be {
+                h[4..8].copy_from_slice(&[0, 2, 0, 4]);
+            }
+            h.extend_from_slice(&[0; 8]);
+            h.extend_from_slice(&[0, 0, 1, 0]);
+            h.extend_from_slice(&[1, 0, 0, 0]);
+            h
+        };
+        file.extend_from_slice(&tail);
+        let mut p = Packets::new(&file).expect("valid header");
+        let mut n = 0;
+        while let Some(r) = p.next() {
+            if let Ok(f) = r {
+                prop_assert!(f.data.len() <= file.len());
+            }
+            n += 1;
+            prop_assert!(n <= file.len());
+        }
     }
 
     /// Plausible headers with random tails reach deeper decoder paths.
