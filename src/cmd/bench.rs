@@ -15,6 +15,10 @@ pub enum BenchCommand {
         /// Worker counts to measure (default: 1 and the number of cores).
         #[arg(long, value_name = "N", num_args = 1..)]
         workers: Vec<usize>,
+        /// Known-weights index loaded for the detector runs (default: one
+        /// built from the fixtures' registered file, so the chunk matcher runs).
+        #[arg(long, value_name = "FILE")]
+        index: Option<PathBuf>,
     },
     /// Analyzer: rows/s and peak memory of the whole analysis.
     Analyze {
@@ -27,7 +31,23 @@ pub enum BenchCommand {
 /// Run a benchmark.
 pub fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Capture { file, workers } => capture_bench(&file, &workers, &config),
+        BenchCommand::Capture {
+            file,
+            workers,
+            index,
+        } => {
+            let generated = index.is_none();
+            let index = match index {
+                Some(p) => p,
+                None => bench_index()?,
+            };
+            let res = capture_bench(&file, &workers, &index, &config)
+                .and_then(|()| detector_bench(&file, &index, &config));
+            if generated {
+                let _ = std::fs::remove_file(&index);
+            }
+            res
+        }
         BenchCommand::Analyze { logs } => analyze(logs, &config),
     }
 }
@@ -74,7 +94,12 @@ fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
 /// page cache) through the whole engine — decoding, flows, reassembly, app
 /// layer, SHA-256 and the detectors — into a counting sink, for each worker
 /// count; then the same file through `tcpflow -e http` when it is installed.
-fn capture_bench(file: &std::path::Path, workers: &[usize], config: &Config) -> anyhow::Result<()> {
+fn capture_bench(
+    file: &std::path::Path,
+    workers: &[usize],
+    index: &std::path::Path,
+    config: &Config,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     /// Reset VmHWM to the current RSS (Linux: `5` into clear_refs).
     fn reset_peak() {
@@ -90,7 +115,7 @@ fn capture_bench(file: &std::path::Path, workers: &[usize], config: &Config) -> 
     // Warm the page cache.
     let mut f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = std::io::copy(&mut f, &mut std::io::sink())?;
-    let detectors = capture::detect::build(&config.policy, &config.detect, None)?;
+    let detectors = capture::detect::build(&config.policy, &config.detect, Some(index))?;
     println!(
         "file {} ({:.1} MB), {cores} cores",
         file.display(),
@@ -147,5 +172,73 @@ fn capture_bench(file: &std::path::Path, workers: &[usize], config: &Config) -> 
         Ok(st) => println!("tcpflow failed: {st}"),
         Err(e) => println!("tcpflow not run ({e}); install Debian's tcpflow to compare"),
     }
+    Ok(())
+}
+
+/// A known-weights index of the fixtures' registered file, written to a
+/// temporary path, for benchmarks run without `--index`.
+fn bench_index() -> anyhow::Result<PathBuf> {
+    use capture::detect::known::{ChunkParams, Index};
+    let file = fixtures::weights::pcaps::known_file();
+    let mut index = Index::new(ChunkParams::default(), 1)?;
+    index.add(&file.name, file.bytes.as_slice())?;
+    let path = std::env::temp_dir().join(format!("weightwatch-bench-{}.idx", std::process::id()));
+    index.write(&path)?;
+    Ok(path)
+}
+
+/// Detector costs: each detector's own MB/s on 128 MiB of generated data,
+/// then the same pcap through one worker with no detectors and with every
+/// detector plus the index, alternated (A B A B A B) so load changes hit both
+/// alike; best run of each.
+fn detector_bench(
+    file: &std::path::Path,
+    index: &std::path::Path,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let t = capture::detect::bench::measure(128 << 20, &config.detect);
+    let d = &config.detect;
+    println!(
+        "detectors, single thread, one {:.0} MB object of generated data:",
+        t.bytes as f64 / 1e6
+    );
+    println!(
+        "  tensor classifier     {:>8.1} MB/s bf16 windows, {:.1} MB/s random windows, {:.1} MB/s as driven (sampled windows)",
+        t.classifier_tensor_mb_s, t.classifier_random_mb_s, t.stats_scan_mb_s
+    );
+    println!(
+        "  chunk matcher         {:>8.1} MB/s every byte, {:.1} MB/s as configured (first {} MiB, then {} KiB every {} MiB), unknown bytes",
+        t.matcher_every_byte_mb_s,
+        t.matcher_mb_s,
+        d.known_full_scan_bytes >> 20,
+        d.known_window_bytes >> 10,
+        d.known_window_stride_bytes >> 20
+    );
+    println!("  format scan           {:>8.1} MB/s", t.format_scan_mb_s);
+    let all = capture::detect::build(&config.policy, &config.detect, Some(index))?;
+    let none = capture::detect::Detectors::none();
+    let mut best = [f64::INFINITY; 2];
+    let mut bytes = 0u64;
+    for _ in 0..3 {
+        for (i, det) in [&none, &all].into_iter().enumerate() {
+            let mut settings = capture::Settings::new(config.capture.clone());
+            settings.workers = 1;
+            let mut sink = CountingSink::default();
+            let s = capture::run_offline(&[file.to_path_buf()], &settings, det, &mut sink)?;
+            bytes = s.bytes();
+            best[i] = best[i].min(s.elapsed.as_secs_f64().max(1e-9));
+        }
+    }
+    let mb_s = |secs: f64| bytes as f64 / 1e6 / secs;
+    println!(
+        "same pcap, 1 worker, best of 3 alternated runs, index {}:",
+        index.display()
+    );
+    println!("  engine alone          {:>8.1} MB/s", mb_s(best[0]));
+    println!("  all detectors + index {:>8.1} MB/s", mb_s(best[1]));
+    println!(
+        "  all detectors / engine alone: {:.1} % (target >= 80 %)",
+        100.0 * best[0] / best[1]
+    );
     Ok(())
 }
