@@ -313,3 +313,51 @@ fn corpus_with_an_index_raises_no_weights_alert() {
         files.len()
     );
 }
+
+/// Every weight file of the format captures registered: each one sent whole
+/// over HTTP PUT and over raw TCP is found by the chunk matcher and named.
+#[test]
+fn registered_files_sent_whole_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut idx = Index::new(ChunkParams::default(), 1).expect("params");
+    let files = pcaps::format_files();
+    for (_, f) in &files {
+        idx.add(&format!("/lab/{}", f.name), f.bytes.as_slice())
+            .expect("add");
+    }
+    // Files with fewer than `known_min_chunks` identifying chunks cannot alert.
+    let min = DetectConfig::default().known_min_chunks as usize;
+    let findable: Vec<String> = (0..files.len())
+        .filter(|i| idx.chunks.iter().filter(|c| c.file == *i as u32).count() >= min)
+        .map(|i| idx.files[i].name.clone())
+        .collect();
+    assert!(findable.len() >= files.len() / 2, "{findable:?}");
+    let ip = dir.path().join("weights.idx");
+    idx.write(&ip).expect("write index");
+    let det = build(
+        &PolicyConfig::default(),
+        &DetectConfig::default(),
+        Some(&ip),
+    )
+    .expect("build");
+    for entry in ["weights_http_put", "weights_raw_tcp"] {
+        let e = catalog::find(entry).expect("catalog entry");
+        let pcap = e.write_files(dir.path()).expect("generate capture");
+        let mut sink = MemorySink::new();
+        run_offline(&[pcap], &Settings::default(), &det, &mut sink).expect("replay");
+        let events = sink.events();
+        let mut named: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Alert(a) if a.alert.category == AlertCategory::WeightsKnown => {
+                    a.evidence["known_file"].as_str().map(str::to_string)
+                }
+                _ => None,
+            })
+            .collect();
+        named.sort();
+        let mut want = findable.clone();
+        want.sort();
+        assert_eq!(named, want, "{entry}");
+    }
+}
