@@ -227,8 +227,23 @@ fn browse(demo: &Demo, alert_id: &str, account: &str) {
             .at_most(wait)
             .for_element(Locator::Css("svg.chart"))
             .await?;
+        // The sensor's alerts carry the captures' packet time, long before
+        // the API logs': the default week shows the analyzer's alerts and
+        // counts the older ones; "all" charts both.
+        c.find(Locator::Css("nav.spans a[href='/?span=all']"))
+            .await?
+            .click()
+            .await?;
+        c.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("svg.chart rect.cat-weights_format"))
+            .await?;
         std::fs::write(shots.join("demo-overview.png"), c.screenshot().await?).unwrap();
         let overview = c.source().await?;
+        assert!(
+            overview.contains("<rect class=\"cat-distillation\""),
+            "the whole-span chart without distillation"
+        );
         // The analyzer's accounts and the sensor's upload destination are both there.
         assert!(
             overview.contains("Distillation"),
