@@ -101,7 +101,8 @@ pub trait FlowDetector: Send + Sync {
 /// Per-flow detector state.
 pub trait FlowScan: Send {
     /// Called as the flow's payload grows (at least at every `progress_bytes`
-    /// of new payload and on each app-layer metadata change).
+    /// of new payload, on each app-layer metadata change, and when payload
+    /// changes direction: a reply).
     fn progress(&mut self, flow: &FlowView<'_>) -> Option<Finding>;
     /// Called once when the flow ends or expires.
     fn end(&mut self, flow: &FlowView<'_>) -> Option<Finding>;
