@@ -5,7 +5,7 @@
 //! order; time is packet time (offline) or the capture clock (live), passed
 //! in with each packet and each tick.
 
-use crate::app::{AppConnection, AppLimits};
+use crate::app::{AppConnection, AppLimits, AppStats};
 use crate::config::CaptureConfig;
 use crate::decode::{Decoded, TcpMeta, Transport};
 use crate::detect::{FlowScan, FlowView};
@@ -49,7 +49,11 @@ pub(crate) struct WorkerCounters {
     pub midstream: u64,
     pub stream: StreamCounters,
     pub objects: ObjectCounters,
-    pub app: HashMap<&'static str, u64>,
+    /// App-layer counters of ended TCP flows (flows by protocol, parser
+    /// fallbacks, resyncs…).
+    pub app: AppStats,
+    /// Ended TCP flows whose protocol was never decided (no payload).
+    pub app_none: u64,
     pub memcap_peak: usize,
 }
 
@@ -84,8 +88,11 @@ impl WorkerCounters {
         ] {
             stats.add(section, key, n);
         }
-        for (proto, n) in &self.app {
-            stats.add("app", proto, *n);
+        for (name, n) in self.app.counters().filter(|(_, n)| *n > 0) {
+            stats.add("app", name, n);
+        }
+        if self.app_none > 0 {
+            stats.add("app", "none", self.app_none);
         }
     }
 }
@@ -680,8 +687,10 @@ impl<'e> Worker<'e> {
                 add_stream(&mut self.counters.stream, &streams[i].counters);
                 *gaps |= streams[i].counters.gaps > 0;
             }
-            let proto = app.meta().app_proto.unwrap_or("none");
-            *self.counters.app.entry(proto).or_default() += 1;
+            if app.meta().app_proto.is_none() {
+                self.counters.app_none += 1;
+            }
+            self.counters.app.merge(&app.stats());
         }
         self.progress(&mut flow, t, true);
         let ev = self.flow_event(&mut flow, reason, "flow|end".to_string());

@@ -609,15 +609,25 @@ fn connect_and_upgrade_become_tunnels() {
 fn midstream_marks_only_objects_that_may_start_inside_a_file() {
     let mut conn = AppConnection::new(&AppLimits::default(), true);
     let mut out = CollectedObjects::default();
-    // Picked up inside an upload body: raw, and marked mid-stream.
+    // Picked up inside an upload body: that direction is raw and marked
+    // mid-stream; the response that follows is found (resync) and its body
+    // is a whole HTTP object.
     conn.data(ToServer, b"...middle of a body...", &mut out);
     conn.data(
         ToClient,
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         &mut out,
     );
-    assert_eq!(conn.meta().app_proto, Some("raw"));
-    assert!(out.objects.iter().all(|o| o.meta.midstream));
+    conn.close(ToServer, false, &mut out);
+    assert_eq!(conn.meta().app_proto, Some("http"));
+    assert_eq!(out.objects.len(), 2);
+    let (body, resp): (Vec<_>, Vec<_>) = out
+        .objects
+        .iter()
+        .partition(|o| o.meta.direction == ToServer);
+    assert!(body[0].meta.midstream);
+    assert_eq!(resp[0].data, b"ok");
+    assert!(!resp[0].meta.midstream);
     // Picked up at a request: the body is whole.
     let mut conn = AppConnection::new(&AppLimits::default(), true);
     let mut out = CollectedObjects::default();

@@ -102,12 +102,6 @@ fn check(cap: &Path, exp: &Expected, events: &[Event]) -> Vec<String> {
                     ));
                 }
             }
-            // Cutting HTTP messages out of a stream joined midway needs the
-            // app layer to resynchronise on a message start; until it does
-            // such objects are reported here, not failed.
-            None if flow.midstream && o.app == "http" => eprintln!(
-                "NOTE {name}: object {i} of a midstream HTTP flow not cut out (app-layer resync)"
-            ),
             None => problems.push(format!(
                 "{name} ({}): object {i} ({:?}, {} bytes, {}) not found among {:?}",
                 cap.display(),

@@ -317,3 +317,31 @@ fn long_flow_gives_growing_update_events_then_its_end() {
     assert!(final_bytes >= 6 * chunk.len() as u64);
     assert_eq!(fl.len(), updates.len() + 1);
 }
+
+#[test]
+fn midstream_keepalive_resyncs_on_the_next_message() {
+    // Picked up 20 KiB into the first response body; the second request and
+    // response follow on the same connection.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/pcaps/http_keepalive_midstream.pcap");
+    let (s, events) = replay_with(&[path], settings(|_| {}), &Detectors::none());
+    // Both directions found a message start.
+    assert_eq!(s.stats.get("app", "http_resyncs"), 2, "{:?}", s.stats);
+    assert_eq!(s.stats.get("app", "http"), 1);
+    let infos = fileinfos(&events);
+    let second = infos
+        .iter()
+        .find(|(_, f)| f.filename.as_deref() == Some("b.bin"))
+        .unwrap_or_else(|| panic!("second body not cut out: {infos:?}"));
+    assert_eq!(second.1.size, 48 * 1024);
+    assert_eq!(second.1.state, eve::FileState::Closed);
+    // The first body's captured tail is an object of its own, before it.
+    let tail = infos
+        .iter()
+        .find(|(_, f)| f.direction == EveDirection::ToClient && f.filename.is_none())
+        .unwrap_or_else(|| panic!("no tail object: {infos:?}"));
+    assert_eq!(tail.1.state, eve::FileState::Truncated);
+    assert!(tail.1.size < 64 * 1024);
+    let flow = flows(&events);
+    assert_eq!(flow[0].0.app_proto.as_deref(), Some("http"));
+}

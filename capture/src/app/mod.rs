@@ -5,11 +5,14 @@
 //! The engine owns one [`AppConnection`] per TCP flow and feeds it
 //! reassembled bytes; the connection reports objects to an [`ObjectSink`].
 //! The protocol is decided by content on the first bytes of either direction
-//! (any port): HTTP/1.x, TLS, SSH, else raw.
+//! (any port): HTTP/1.x, TLS, SSH, else raw. A connection picked up
+//! mid-stream that is not TLS or SSH is raw per direction until an HTTP
+//! message starts in it (`resync`).
 
 mod detect;
 mod http;
 mod raw;
+mod resync;
 mod ssh;
 mod stats;
 mod tls;
@@ -127,6 +130,7 @@ enum State {
     Tls(Box<tls::TlsConn>),
     Ssh(Box<ssh::SshConn>),
     Raw(RawConn),
+    Resync(Box<resync::ResyncConn>),
 }
 
 impl State {
@@ -137,6 +141,7 @@ impl State {
             State::Tls(h) => Some(h.as_mut()),
             State::Ssh(h) => Some(h.as_mut()),
             State::Raw(h) => Some(h),
+            State::Resync(h) => Some(h.as_mut()),
         }
     }
 }
@@ -258,6 +263,16 @@ impl AppConnection {
     /// Fix the protocol and replay what was buffered while deciding.
     fn decide(&mut self, proto: Detected, out: &mut dyn ObjectSink) {
         let handler = match proto {
+            // Picked up mid-stream: the first bytes may be the middle of a
+            // message; find the next message start in each direction.
+            Detected::Http | Detected::Raw if self.midstream => {
+                self.meta.app_proto = Some(if proto == Detected::Http {
+                    "http"
+                } else {
+                    "raw"
+                });
+                State::Resync(Box::new(resync::ResyncConn::new()))
+            }
             Detected::Http => {
                 self.meta.app_proto = Some("http");
                 State::Http(Box::new(http::HttpConn::new()))

@@ -58,6 +58,9 @@ app_stats! {
     http_truncated_bodies,
     /// Directions switched to an opaque tunnel (CONNECT, 101 Switching Protocols).
     http_tunnels,
+    /// Directions of connections picked up mid-stream that found an HTTP
+    /// message start and were parsed as HTTP from there.
+    http_resyncs,
     /// Content-Encodings other than gzip/deflate (body delivered encoded).
     http_unsupported_encoding,
     /// gzip/deflate bodies that failed to decode (object truncated).
