@@ -56,6 +56,14 @@ fn verdict_evidence(e: &mut Evidence, v: &Verdict, f: &Features) {
         json!({"first": ts(f.first_ts).to_string(), "last": ts(f.last_ts).to_string()}),
     );
     e.insert(
+        "requests_per_hour".into(),
+        json!({
+            "start": ts(f.series.start_ms).to_string(),
+            "step_hours": f.series.step_hours,
+            "counts": f.series.counts,
+        }),
+    );
+    e.insert(
         "volume".into(),
         json!({
             "requests": f.requests,

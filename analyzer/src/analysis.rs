@@ -5,9 +5,11 @@
 use crate::cluster::{self, Cluster};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
+use crate::par;
 use crate::score::{self, Verdict};
 use crate::store::{Req, Store};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What decided an account's verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,19 +105,23 @@ fn coordination(c: &Cluster, cfg: &AnalyzerConfig) -> score::Signal {
     )
 }
 
-fn gather<'a>(store: &'a Store, idx: &[u32]) -> Vec<&'a Req> {
-    idx.iter().map(|&i| &store.reqs[i as usize]).collect()
+fn refs(reqs: &[Req]) -> Vec<&Req> {
+    reqs.iter().collect()
 }
 
-/// Analyse the first `n` requests (all of them for `store.reqs.len()`).
-pub fn analyze(store: &Store, n: usize, cfg: &AnalyzerConfig) -> Analysis {
-    let n = n.min(store.reqs.len());
-    let ctx = Context::new(&store.reqs[..n], cfg);
-    let per_account = features::by_account(store, n);
-    let feats: Vec<Features> = per_account
-        .iter()
-        .map(|idx| features::compute(&gather(store, idx), &ctx, cfg))
+/// Analyse the requests sent before `until` (ms; `i64::MAX` for all).
+pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
+    let ctx = Context::new(&store.reqs, until, cfg);
+    let per_account: Vec<&[Req]> = (0..store.accounts.len())
+        .map(|a| {
+            let reqs = store.account_reqs(a);
+            &reqs[..reqs.partition_point(|r| r.ts < until)]
+        })
         .collect();
+    let threads = par::threads(cfg.threads);
+    let feats: Vec<Features> = par::map(&per_account, threads, |reqs| {
+        features::compute(&refs(reqs), &ctx, cfg)
+    });
     // The peer population is every account that sent anything.
     let peers: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
     let baselines = Baselines::of(&peers);
@@ -135,46 +141,60 @@ pub fn analyze(store: &Store, n: usize, cfg: &AnalyzerConfig) -> Analysis {
         })
         .collect();
 
-    // Keys: an account with several keys is also judged key by key, so
-    // extraction through one key of a busy reseller is not averaged away.
-    let per_key = features::by_key(store, n);
-    for (k, idx) in per_key.iter().enumerate() {
-        let Some(&owner) = store.key_account.get(k) else {
-            continue;
-        };
-        let Some(acct) = accounts.get_mut(owner as usize) else {
-            continue;
-        };
-        if acct.features.keys < 2 || (idx.len() as u64) < cfg.min_requests || acct.verdict.flagged {
-            continue;
-        }
-        // Only the owner's requests through this key.
-        let own: Vec<u32> = idx
-            .iter()
-            .copied()
-            .filter(|&i| store.reqs[i as usize].account == owner)
-            .collect();
-        let f = features::compute(&gather(store, &own), &ctx, cfg);
-        let v = score::score(&f, &baselines, cfg);
-        if v.flagged || v.score > acct.verdict.score {
-            if v.flagged {
-                acct.via = Via::ApiKey(store.keys.names[k].clone());
+    // Keys: an account with several keys is also judged key by key (only
+    // its own requests through each of its keys), so extraction through
+    // one key of a busy reseller is not averaged away.
+    let multi_key: Vec<usize> = accounts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.features.keys >= 2 && !a.verdict.flagged)
+        .map(|(i, _)| i)
+        .collect();
+    let key_verdicts = par::map(&multi_key, threads, |&a| {
+        let mut by_key: BTreeMap<u32, Vec<&Req>> = BTreeMap::new();
+        for r in per_account[a] {
+            if store.key_account.get(r.key as usize) == Some(&(a as u32)) {
+                by_key.entry(r.key).or_default().push(r);
             }
-            acct.verdict = v;
+        }
+        by_key
+            .into_iter()
+            .filter(|(_, reqs)| reqs.len() as u64 >= cfg.min_requests)
+            .map(|(k, reqs)| {
+                let f = features::compute(&reqs, &ctx, cfg);
+                (k, score::score(&f, &baselines, cfg))
+            })
+            .collect::<Vec<_>>()
+    });
+    for (&a, verdicts) in multi_key.iter().zip(key_verdicts) {
+        let acct = &mut accounts[a];
+        for (k, v) in verdicts {
+            if acct.verdict.flagged {
+                break;
+            }
+            if v.flagged || v.score > acct.verdict.score {
+                if v.flagged {
+                    acct.via = Via::ApiKey(store.keys.names[k as usize].clone());
+                }
+                acct.verdict = v;
+            }
         }
     }
 
     let found = cluster::clusters(store, &per_account, &ctx, cfg);
-    let mut clusters = Vec::new();
-    for c in found {
-        let mut idx: Vec<u32> = c
+    let judged = par::map(&found, threads, |c| {
+        let mut reqs: Vec<&Req> = c
             .members
             .iter()
-            .flat_map(|&m| per_account[m as usize].iter().copied())
+            .flat_map(|&m| per_account[m as usize].iter())
             .collect();
-        idx.sort_unstable();
-        let f = features::compute(&gather(store, &idx), &ctx, cfg);
-        let v = score::score_with(&f, &baselines, cfg, vec![coordination(&c, cfg)]);
+        reqs.sort_by_key(|r| r.ts);
+        let f = features::compute(&reqs, &ctx, cfg);
+        let v = score::score_with(&f, &baselines, cfg, vec![coordination(c, cfg)]);
+        (f, v)
+    });
+    let mut clusters = Vec::new();
+    for (c, (f, v)) in found.into_iter().zip(judged) {
         let members_with_content = c
             .members
             .iter()

@@ -8,8 +8,8 @@
 use crate::config::AnalyzerConfig;
 use crate::features::{Context, HOUR_MS};
 use crate::store::{Req, Store, flag};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// What an account brings to linking.
@@ -54,10 +54,10 @@ pub struct Cluster {
 
 fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     let k = cfg.lsh_bands * cfg.lsh_rows;
-    let mut counts: HashMap<u64, u32> = HashMap::new();
-    let mut blocks: HashMap<u32, u32> = HashMap::new();
-    let mut uas: HashMap<u32, u32> = HashMap::new();
-    let mut activity: HashMap<i64, f64> = HashMap::new();
+    let mut counts: HashMap<u64, u32> = HashMap::default();
+    let mut blocks: HashMap<u32, u32> = HashMap::default();
+    let mut uas: HashMap<u32, u32> = HashMap::default();
+    let mut activity: HashMap<i64, f64> = HashMap::default();
     // Long inputs fold onto the hour of the week so vectors stay small.
     let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
     for r in reqs {
@@ -142,24 +142,19 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
 }
 
 /// Link accounts and return the clusters of at least `min_cluster_size`.
-/// `accounts[i]` are account i's request indices into `store.reqs`.
+/// `accounts[i]` are account i's requests, time-ordered.
 pub fn clusters(
     store: &Store,
-    accounts: &[Vec<u32>],
+    accounts: &[&[Req]],
     ctx: &Context,
     cfg: &AnalyzerConfig,
 ) -> Vec<Cluster> {
-    let profiles: Vec<Option<Profile>> = accounts
-        .iter()
-        .map(|idx| {
-            (idx.len() >= 5).then(|| {
-                let reqs: Vec<&Req> = idx.iter().map(|&i| &store.reqs[i as usize]).collect();
-                profile(&reqs, ctx, cfg)
-            })
-        })
-        .collect();
+    let profiles: Vec<Option<Profile>> =
+        crate::par::map(accounts, crate::par::threads(cfg.threads), |reqs| {
+            (reqs.len() >= 5).then(|| profile(&reqs.iter().collect::<Vec<_>>(), ctx, cfg))
+        });
     // Candidate pairs from LSH bands and shared blocks.
-    let mut buckets: HashMap<(u8, u64), Vec<u32>> = HashMap::new();
+    let mut buckets: HashMap<(u8, u64), Vec<u32>> = HashMap::default();
     for (a, p) in profiles.iter().enumerate() {
         let Some(p) = p else { continue };
         if p.has_templates {
@@ -177,7 +172,7 @@ pub fn clusters(
             buckets.entry((2, u64::from(b))).or_default().push(a as u32);
         }
     }
-    let mut pairs: HashSet<(u32, u32)> = HashSet::new();
+    let mut pairs: HashSet<(u32, u32)> = HashSet::default();
     for members in buckets.values() {
         if members.len() < 2 || members.len() > cfg.max_bucket {
             continue;
@@ -216,12 +211,12 @@ pub fn clusters(
             edges.push((x, y, j, c, kinds));
         }
     }
-    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut groups: HashMap<u32, Vec<u32>> = HashMap::default();
     for a in 0..accounts.len() as u32 {
         let r = find(&mut parent, a);
         groups.entry(r).or_default().push(a);
     }
-    let mut stats: HashMap<u32, LinkStats> = HashMap::new();
+    let mut stats: HashMap<u32, LinkStats> = HashMap::default();
     for (x, _, j, c, kinds) in &edges {
         let r = find(&mut parent, *x);
         let s = stats.entry(r).or_default();

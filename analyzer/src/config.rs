@@ -94,6 +94,13 @@ pub struct AnalyzerConfig {
     pub weight_opportunism: f64,
     /// Window length (hours) for windowed features and time-to-detect replay.
     pub window_hours: u32,
+    /// `--features-out` also holds one row per account and window of this
+    /// many hours (aligned to the Unix epoch, so 24 = UTC days); 0: whole
+    /// input only.
+    pub feature_window_hours: u32,
+    /// Alert evidence `requests_per_hour` holds at most this many points;
+    /// longer time ranges are summed into steps of several hours.
+    pub series_points: usize,
     /// MinHash signature length (bands × rows) for template LSH.
     pub lsh_bands: usize,
     /// Rows per LSH band.
@@ -168,6 +175,8 @@ impl Default for AnalyzerConfig {
             weight_output_layer: 1.5,
             weight_opportunism: 0.5,
             window_hours: 6,
+            feature_window_hours: 24,
+            series_points: 168,
             lsh_bands: 16,
             lsh_rows: 4,
             template_jaccard: 0.3,

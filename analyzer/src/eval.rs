@@ -177,12 +177,11 @@ pub fn evaluate(
 
     // Time to detect: replay growing prefixes.
     let mut detected: HashMap<u32, (u64, f64)> = HashMap::new();
-    if let (Some(first), Some(last)) = (store.reqs.first(), store.reqs.last()) {
+    if let Some((first, last)) = store.time_range() {
         let step = HOUR_MS * i64::from(cfg.window_hours.max(1));
-        let mut cut = first.ts + step;
+        let mut cut = first + step;
         loop {
-            let n = store.reqs.partition_point(|r| r.ts < cut);
-            let partial = analysis::analyze(store, n, cfg);
+            let partial = analysis::analyze(store, cut, cfg);
             for a in partial.accounts.iter().filter(|a| a.flagged()) {
                 if detected.contains_key(&a.index) {
                     continue;
@@ -192,7 +191,7 @@ pub fn evaluate(
                     detected.insert(a.index, (a.features.requests, hours));
                 }
             }
-            if cut > last.ts {
+            if cut > last {
                 break;
             }
             cut += step;

@@ -3,9 +3,9 @@
 //! measured against (the input's span, newly released models).
 
 use crate::config::AnalyzerConfig;
-use crate::store::{Req, Store, flag};
+use crate::store::{Req, flag};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
 
 /// ms per hour.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -23,13 +23,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// Measure the span and find new models over the first `n` requests.
-    pub fn new(reqs: &[Req], cfg: &AnalyzerConfig) -> Self {
-        let start = reqs.first().map_or(0, |r| r.ts);
-        let end = reqs.last().map_or(0, |r| r.ts);
-        let mut first: HashMap<u16, i64> = HashMap::new();
-        for r in reqs.iter().filter(|r| !r.has(flag::EMBED)) {
-            first.entry(r.model).or_insert(r.ts);
+    /// Measure the span and find new models over the requests before
+    /// `until` (ms; `i64::MAX` for all), in any order.
+    pub fn new(reqs: &[Req], until: i64, cfg: &AnalyzerConfig) -> Self {
+        let (mut start, mut end) = (i64::MAX, i64::MIN);
+        let mut first: HashMap<u16, i64> = HashMap::default();
+        for r in reqs.iter().filter(|r| r.ts < until) {
+            start = start.min(r.ts);
+            end = end.max(r.ts);
+            if !r.has(flag::EMBED) {
+                let t = first.entry(r.model).or_insert(r.ts);
+                *t = (*t).min(r.ts);
+            }
+        }
+        if start > end {
+            (start, end) = (0, 0);
         }
         let cut = start + ((end - start) as f64 * cfg.new_model_after) as i64;
         let mut new_models: Vec<(u16, i64)> = first.into_iter().filter(|&(_, t)| t > cut).collect();
@@ -154,6 +162,44 @@ pub struct Features {
     pub first_ts: i64,
     /// Last request (ms).
     pub last_ts: i64,
+    /// Requests over time (alert evidence `requests_per_hour`; not a
+    /// column of the feature table).
+    #[serde(skip)]
+    pub series: Series,
+}
+
+/// Request counts per step of whole hours from the entity's first hour to
+/// its last, at most `series_points` of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Series {
+    /// First hour (ms since the epoch, a whole UTC hour).
+    pub start_ms: i64,
+    /// Hours per point (1 unless the time range is longer than
+    /// `series_points` hours).
+    pub step_hours: u32,
+    /// Requests in `[start + i·step, start + (i+1)·step)` hours.
+    pub counts: Vec<u32>,
+}
+
+impl Series {
+    /// Counts of `reqs` (time-ordered) from `first_ts` to `last_ts`.
+    fn of(reqs: &[&Req], first_ts: i64, last_ts: i64, max_points: usize) -> Series {
+        let h0 = first_ts.div_euclid(HOUR_MS);
+        let span = (last_ts.div_euclid(HOUR_MS) - h0 + 1).max(1) as usize;
+        let step = span.div_ceil(max_points.max(1)).max(1);
+        let mut counts = vec![0u32; span.div_ceil(step)];
+        for r in reqs {
+            let i = (r.ts.div_euclid(HOUR_MS) - h0).max(0) as usize / step;
+            if let Some(c) = counts.get_mut(i) {
+                *c = c.saturating_add(1);
+            }
+        }
+        Series {
+            start_ms: h0 * HOUR_MS,
+            step_hours: step as u32,
+            counts,
+        }
+    }
 }
 
 fn share(n: u64, d: u64) -> f64 {
@@ -174,26 +220,41 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.last_ts = reqs[reqs.len() - 1].ts;
     f.requests_per_day = n as f64 / ctx.days();
 
-    let mut hours = HashSet::new();
+    // Requests are time-ordered, so distinct hours, days and windows are
+    // runs: counted without sets.
+    let (mut active_hours, mut active_days) = (0u32, 0u32);
+    let (mut last_hour, mut last_day) = (i64::MIN, i64::MIN);
     let mut hod = [false; 24];
-    let mut days = HashSet::new();
-    let mut windows: HashMap<i64, u64> = HashMap::new();
     let win = HOUR_MS * i64::from(cfg.window_hours.max(1));
+    let (mut last_win, mut in_win, mut peak_win) = (i64::MIN, 0u64, 0u64);
     let (mut sum_pt, mut sum_ct, mut nonembed) = (0u64, 0u64, 0u64);
     let mut counts = [0u64; 16];
     let mut lb_keys = 0u64;
-    let mut prompts = HashSet::new();
+    let mut prompts = HashSet::default();
     let mut hashed = 0u64;
-    let mut blocks = HashSet::new();
-    let mut uas = HashSet::new();
-    let mut keys = HashSet::new();
+    let mut blocks = HashSet::default();
+    let mut uas = HashSet::default();
+    let mut keys = HashSet::default();
     let mut texted = 0u64;
     for r in reqs {
         let h = r.ts.div_euclid(HOUR_MS);
-        hours.insert(h);
-        hod[h.rem_euclid(24) as usize] = true;
-        days.insert(h.div_euclid(24));
-        *windows.entry(r.ts.div_euclid(win)).or_default() += 1;
+        if h != last_hour {
+            last_hour = h;
+            active_hours += 1;
+            hod[h.rem_euclid(24) as usize] = true;
+            let d = h.div_euclid(24);
+            if d != last_day {
+                last_day = d;
+                active_days += 1;
+            }
+        }
+        let w = r.ts.div_euclid(win);
+        if w != last_win {
+            last_win = w;
+            in_win = 0;
+        }
+        in_win += 1;
+        peak_win = peak_win.max(in_win);
         for (bit, c) in counts.iter_mut().enumerate() {
             if r.flags & (1 << bit) != 0 {
                 *c += 1;
@@ -219,11 +280,11 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         keys.insert(r.key);
     }
     let c = |f: u16| counts[f.trailing_zeros() as usize];
-    f.active_hours = hours.len() as u32;
+    f.active_hours = active_hours;
     f.hours_of_day = hod.iter().filter(|x| **x).count() as u32;
     f.duty_cycle = f.active_hours as f64 / ctx.hours();
-    f.active_days = days.len() as u32;
-    f.peak_window_requests = windows.values().copied().max().unwrap_or(0);
+    f.active_days = active_days;
+    f.peak_window_requests = peak_win;
     f.prompt_tokens_mean = share(sum_pt, nonembed);
     f.completion_tokens_mean = share(sum_ct, nonembed);
     f.completion_prompt_ratio = share(sum_ct, sum_pt);
@@ -247,6 +308,7 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.user_agents = uas.len() as u32;
     f.keys = keys.len() as u32;
     f.interarrival_cv = interarrival_cv(reqs);
+    f.series = Series::of(reqs, f.first_ts, f.last_ts, cfg.series_points);
     text_features(&mut f, reqs, cfg);
     new_model(&mut f, reqs, ctx);
     f
@@ -256,15 +318,13 @@ fn interarrival_cv(reqs: &[&Req]) -> f64 {
     if reqs.len() < 3 {
         return f64::NAN;
     }
-    let gaps: Vec<f64> = reqs
-        .windows(2)
-        .map(|w| (w[1].ts - w[0].ts) as f64)
-        .collect();
-    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let gaps = || reqs.windows(2).map(|w| (w[1].ts - w[0].ts) as f64);
+    let n = (reqs.len() - 1) as f64;
+    let mean = gaps().sum::<f64>() / n;
     if mean <= 0.0 {
         return 0.0;
     }
-    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+    let var = gaps().map(|g| (g - mean).powi(2)).sum::<f64>() / n;
     var.sqrt() / mean
 }
 
@@ -299,7 +359,7 @@ fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
     let cats = crate::text::TAXONOMY.len() + 1;
     let mut topics = vec![0u64; cats];
     let mut first_seen = vec![u64::MAX; cats];
-    let mut templates: HashMap<u64, (u64, HashSet<u64>)> = HashMap::new();
+    let mut templates: HashMap<u64, (u64, HashSet<u64>)> = HashMap::default();
     let mut on_topic = 0u64;
     for r in &pool {
         let t = r.topic as usize % cats;
@@ -472,22 +532,4 @@ impl Baselines {
             completion_tokens_mean: Baseline::of(features.iter().map(|f| f.completion_tokens_mean)),
         }
     }
-}
-
-/// Indices of each account's requests among the first `n` of `store`.
-pub fn by_account(store: &Store, n: usize) -> Vec<Vec<u32>> {
-    let mut out = vec![Vec::new(); store.accounts.len()];
-    for (i, r) in store.reqs.iter().take(n).enumerate() {
-        out[r.account as usize].push(i as u32);
-    }
-    out
-}
-
-/// Indices of each key's requests among the first `n` of `store`.
-pub fn by_key(store: &Store, n: usize) -> Vec<Vec<u32>> {
-    let mut out = vec![Vec::new(); store.keys.len()];
-    for (i, r) in store.reqs.iter().take(n).enumerate() {
-        out[r.key as usize].push(i as u32);
-    }
-    out
 }

@@ -17,6 +17,7 @@ pub mod eval;
 pub mod features;
 pub mod ingest;
 pub mod output;
+mod par;
 pub mod row;
 pub mod score;
 pub mod store;
@@ -79,6 +80,22 @@ pub struct Report {
     pub alerts: usize,
     /// The evaluation, when labels were given.
     pub evaluation: Option<eval::Evaluation>,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Seconds spent in each phase of a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Reading, parsing, validating and reducing the rows (text features
+    /// included), and sorting them by time.
+    pub ingest: f64,
+    /// Features, clusters and verdicts.
+    pub analysis: f64,
+    /// Alerts to the sink, scores and feature tables.
+    pub output: f64,
+    /// The evaluation against labels (with the time-to-detect replay).
+    pub evaluation: f64,
 }
 
 impl Report {
@@ -143,6 +160,8 @@ pub fn run(
     if files.is_empty() {
         return Err(AnalyzeError::NoInput);
     }
+    let t0 = std::time::Instant::now();
+    let mut timings = Timings::default();
     let text = text::TextAnalyzer::new()?;
     let mut store = store::Store::default();
     let total: u64 = files
@@ -161,11 +180,13 @@ pub fn run(
     });
     let ingest = ingest::ingest(&files, cfg, &mut store, &text, bar.as_ref());
     store.finish();
+    timings.ingest = t0.elapsed().as_secs_f64();
     if let Some(b) = &bar {
         b.set_style(indicatif::ProgressStyle::default_spinner());
         b.set_message("analysing: features, clusters, scores");
     }
-    let analysis = analysis::analyze(&store, store.reqs.len(), cfg);
+    let analysis = analysis::analyze(&store, i64::MAX, cfg);
+    timings.analysis = t0.elapsed().as_secs_f64() - timings.ingest;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -201,8 +222,9 @@ pub fn run(
         output::write_scores(&analysis, p)?;
     }
     if let Some(p) = &opts.features_out {
-        output::write_features(&analysis, p)?;
+        output::write_features(&analysis, &store, cfg, p)?;
     }
+    timings.output = t0.elapsed().as_secs_f64() - timings.ingest - timings.analysis;
     let evaluation = match &opts.labels {
         Some(p) => {
             let labels = eval::read_labels(p)?;
@@ -210,10 +232,13 @@ pub fn run(
         }
         None => None,
     };
+    timings.evaluation =
+        t0.elapsed().as_secs_f64() - timings.ingest - timings.analysis - timings.output;
     Ok(Report {
         ingest,
         analysis,
         alerts,
         evaluation,
+        timings,
     })
 }

@@ -1,7 +1,11 @@
 //! Tables for analysts: `scores.csv` (one row per account) and the
-//! per-account feature table as Parquet (polars writer).
+//! feature table as Parquet (polars writer): per account over the whole
+//! input and per account and window.
 
 use crate::analysis::Analysis;
+use crate::config::AnalyzerConfig;
+use crate::features::{self, Context, Features, HOUR_MS};
+use crate::store::{Req, Store};
 use polars::prelude::*;
 use serde_json::Value;
 use std::io::Write;
@@ -79,73 +83,147 @@ pub fn write_scores(analysis: &Analysis, path: &Path) -> Result<(), OutputError>
     w.flush().map_err(err)
 }
 
-/// Write the feature table: identity and verdict columns, then one column
-/// per feature (see [`crate::features::Features`]).
-pub fn write_features(analysis: &Analysis, path: &Path) -> Result<(), OutputError> {
+/// One row of the feature table: an account over the whole input or over
+/// one window.
+struct FeatureRow<'a> {
+    account: &'a crate::analysis::AccountResult,
+    /// `None`: the whole input.
+    window: Option<(i64, i64)>,
+    features: std::borrow::Cow<'a, Features>,
+}
+
+/// Per-account features of each window of `feature_window_hours` with
+/// traffic (windows aligned to the epoch), in account then time order.
+fn window_rows<'a>(
+    analysis: &'a Analysis,
+    store: &Store,
+    cfg: &AnalyzerConfig,
+    ctx: &Context,
+) -> Vec<FeatureRow<'a>> {
+    let mut out = Vec::new();
+    if cfg.feature_window_hours == 0 {
+        return out;
+    }
+    let win = HOUR_MS * i64::from(cfg.feature_window_hours);
+    for (i, a) in analysis.accounts.iter().enumerate() {
+        let reqs: Vec<&Req> = store.account_reqs(i).iter().collect();
+        for chunk in reqs.chunk_by(|x, y| x.ts.div_euclid(win) == y.ts.div_euclid(win)) {
+            let start = chunk[0].ts.div_euclid(win) * win;
+            let wctx = Context {
+                start,
+                end: start + win,
+                new_models: ctx.new_models.clone(),
+            };
+            out.push(FeatureRow {
+                account: a,
+                window: Some((start, start + win)),
+                features: std::borrow::Cow::Owned(features::compute(chunk, &wctx, cfg)),
+            });
+        }
+    }
+    out
+}
+
+fn rfc3339(ms: i64) -> String {
+    eve::time::Timestamp::from_unix_micros(ms.saturating_mul(1000)).to_string()
+}
+
+/// Write the feature table: one row per account over the whole input
+/// (`scope` = `all`) and one per account and window with traffic (`scope` =
+/// `window`; see `feature_window_hours`). Identity and verdict columns (the
+/// verdict only on `all` rows), then one column per feature (see
+/// [`crate::features::Features`]).
+pub fn write_features(
+    analysis: &Analysis,
+    store: &Store,
+    cfg: &AnalyzerConfig,
+    path: &Path,
+) -> Result<(), OutputError> {
     let perr = |source| OutputError::Parquet {
         path: path.display().to_string(),
         source,
     };
-    let rows: Vec<serde_json::Map<String, Value>> = analysis
+    let ctx = analysis
+        .context
+        .clone()
+        .unwrap_or_else(|| Context::new(&store.reqs, i64::MAX, cfg));
+    let mut rows: Vec<FeatureRow<'_>> = analysis
         .accounts
         .iter()
-        .map(|a| match serde_json::to_value(&a.features) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
+        .map(|a| FeatureRow {
+            account: a,
+            window: None,
+            features: std::borrow::Cow::Borrowed(&a.features),
         })
         .collect();
-    let names: Vec<String> = rows
-        .first()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    rows.extend(window_rows(analysis, store, cfg, &ctx));
+    let names: Vec<String> = match serde_json::to_value(Features::default()) {
+        Ok(Value::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let mut values: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(rows.len()); names.len()];
+    for r in &rows {
+        let m = match serde_json::to_value(r.features.as_ref()) {
+            Ok(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        for (name, col) in names.iter().zip(values.iter_mut()) {
+            col.push(m.get(name).and_then(Value::as_f64));
+        }
+    }
+    let all = |r: &FeatureRow<'_>| r.window.is_none();
     let mut cols: Vec<Column> = vec![
         Column::new(
             "account_id".into(),
-            analysis
-                .accounts
-                .iter()
-                .map(|a| a.account_id.as_str())
+            rows.iter()
+                .map(|r| r.account.account_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "scope".into(),
+            rows.iter()
+                .map(|r| if all(r) { "all" } else { "window" })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "window_start".into(),
+            rows.iter()
+                .map(|r| rfc3339(r.window.map_or(ctx.start, |w| w.0)))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "window_end".into(),
+            rows.iter()
+                .map(|r| rfc3339(r.window.map_or(ctx.end, |w| w.1)))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "score".into(),
-            analysis
-                .accounts
-                .iter()
-                .map(|a| a.verdict.score)
+            rows.iter()
+                .map(|r| all(r).then_some(r.account.verdict.score))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "flagged".into(),
-            analysis
-                .accounts
-                .iter()
-                .map(|a| a.flagged())
+            rows.iter()
+                .map(|r| all(r).then_some(r.account.flagged()))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "cluster_id".into(),
-            analysis
-                .accounts
-                .iter()
-                .map(|a| a.cluster_id.clone())
+            rows.iter()
+                .map(|r| r.account.cluster_id.clone())
                 .collect::<Vec<Option<String>>>(),
         ),
         Column::new(
             "top_signals".into(),
-            analysis
-                .accounts
-                .iter()
-                .map(top_signals)
+            rows.iter()
+                .map(|r| all(r).then(|| top_signals(r.account)))
                 .collect::<Vec<_>>(),
         ),
     ];
-    for name in &names {
-        let values: Vec<Option<f64>> = rows
-            .iter()
-            .map(|m| m.get(name).and_then(Value::as_f64))
-            .collect();
-        cols.push(Column::new(name.as_str().into(), values));
+    for (name, v) in names.iter().zip(values) {
+        cols.push(Column::new(name.as_str().into(), v));
     }
     let mut df = DataFrame::new_infer_height(cols).map_err(perr)?;
     let file = std::fs::File::create(path).map_err(|source| OutputError::Io {

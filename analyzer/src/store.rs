@@ -4,7 +4,7 @@
 
 use crate::row::Row;
 use crate::text::{TextAnalyzer, TextFeatures};
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
 
 /// Flag bits of [`Req::flags`].
@@ -82,7 +82,7 @@ impl Req {
 /// String interning: each distinct string gets a dense index.
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    map: HashMap<String, u32>,
+    map: FxHashMap<String, u32>,
     /// The strings, by index.
     pub names: Vec<String>,
 }
@@ -124,8 +124,14 @@ pub struct Sample {
 /// All valid rows of the input, reduced.
 #[derive(Default)]
 pub struct Store {
-    /// The requests (sorted by time after [`Store::finish`]).
+    /// The requests: in input order while reading; after
+    /// [`Store::finish`] grouped by account (in account index order) and
+    /// time-ordered within each account, so an account's requests are one
+    /// contiguous slice ([`Store::account_reqs`]).
     pub reqs: Vec<Req>,
+    /// Where each account's requests start in `reqs` (after `finish`; one
+    /// more entry than accounts).
+    account_start: Vec<usize>,
     /// Accounts.
     pub accounts: Interner,
     /// API keys.
@@ -141,8 +147,33 @@ pub struct Store {
     /// Sample prompts per account.
     pub samples: Vec<Vec<Sample>>,
     /// Distinct source addresses per account (capped count).
-    pub ips: Vec<HashMap<IpAddr, ()>>,
+    pub ips: Vec<FxHashSet<IpAddr>>,
+    /// Source block (by address prefix) → index in `blocks`, so a row's
+    /// block is found without formatting its name.
+    block_ids: FxHashMap<BlockKey, u32>,
     scratch: String,
+}
+
+/// An address prefix: /24 of IPv4 or /48 of IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum BlockKey {
+    V4([u8; 3]),
+    V6([u16; 3]),
+}
+
+impl BlockKey {
+    fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                BlockKey::V4([o[0], o[1], o[2]])
+            }
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                BlockKey::V6([s[0], s[1], s[2]])
+            }
+        }
+    }
 }
 
 /// How many distinct IPs per account are remembered (memory bound).
@@ -174,38 +205,37 @@ impl Store {
             Some(p) => text.analyze(p, &mut self.scratch),
             None => TextFeatures::default(),
         };
-        let sample: Option<String> = row
-            .prompt
-            .as_ref()
-            .map(|p| p.chars().take(cfg.sample_chars).collect());
-        self.push_reduced(row, tf, sample.as_deref(), cfg);
+        self.push_reduced(row, tf, cfg);
     }
 
-    /// Keep one valid row whose text features were already computed
-    /// (`prompt` is ignored; `sample` is the start of the prompt when the
-    /// row had text).
+    /// Keep one valid row whose text features were already computed. The
+    /// prompt text, if any, only marks the row as texted and may be kept
+    /// (cut to `sample_chars`) as a sample.
     pub fn push_reduced(
         &mut self,
         row: &Row<'_>,
         text_features: TextFeatures,
-        sample: Option<&str>,
         cfg: &crate::config::AnalyzerConfig,
     ) {
         let account = self.accounts.id(&row.account_id);
         if account as usize >= self.samples.len() {
             self.samples.push(Vec::new());
-            self.ips.push(HashMap::new());
+            self.ips.push(FxHashSet::default());
         }
         let key = self.keys.id(&row.api_key_id);
         if key as usize >= self.key_account.len() {
             self.key_account.push(account);
         }
-        let block = self.blocks.id(&block_of(row.src_ip));
+        let blocks = &mut self.blocks;
+        let block = *self
+            .block_ids
+            .entry(BlockKey::of(row.src_ip))
+            .or_insert_with(|| blocks.id(&block_of(row.src_ip)));
         let ua = self.uas.id(row.user_agent.as_deref().unwrap_or("-"));
         let model = self.models.id(&row.model).min(u16::MAX as u32) as u16;
         let ips = &mut self.ips[account as usize];
         if ips.len() < MAX_IPS {
-            ips.insert(row.src_ip, ());
+            ips.insert(row.src_ip);
         }
         let mut flags = 0u16;
         let mut set = |c: bool, f: u16| {
@@ -230,6 +260,7 @@ impl Store {
                 .is_some_and(|t| t >= u64::from(cfg.top_logprobs_max)),
             flag::TOPLP_MAX,
         );
+        let sample = row.prompt.as_deref();
         let tf = match (sample, &row.prompt_sha256) {
             (Some(_), _) => {
                 set(true, flag::TEXT);
@@ -267,7 +298,7 @@ impl Store {
             if keep {
                 samples.push(Sample {
                     ts: row.ts_ms,
-                    text: p.to_string(),
+                    text: p.chars().take(cfg.sample_chars).collect(),
                     why: why.unwrap_or("first"),
                 });
             }
@@ -291,8 +322,45 @@ impl Store {
         });
     }
 
-    /// Sort by time (stable: rows "usually" arrive sorted, so this is cheap).
+    /// Group the requests by account (a stable counting sort) and order
+    /// each account's requests by time (stable; logs arrive nearly sorted,
+    /// so this is cheap). Per-account passes then read memory in order
+    /// instead of chasing one cache line per request across the input.
     pub fn finish(&mut self) {
-        self.reqs.sort_by_key(|r| r.ts);
+        let n = self.accounts.len();
+        let mut start = vec![0usize; n + 1];
+        for r in &self.reqs {
+            start[r.account as usize + 1] += 1;
+        }
+        for a in 0..n {
+            start[a + 1] += start[a];
+        }
+        let mut at = start.clone();
+        let mut grouped = vec![Req::default(); self.reqs.len()];
+        for r in &self.reqs {
+            let slot = &mut at[r.account as usize];
+            grouped[*slot] = *r;
+            *slot += 1;
+        }
+        for a in 0..n {
+            grouped[start[a]..start[a + 1]].sort_by_key(|r| r.ts);
+        }
+        self.reqs = grouped;
+        self.account_start = start;
+    }
+
+    /// Account `a`'s requests, time-ordered (after [`Store::finish`]).
+    pub fn account_reqs(&self, a: usize) -> &[Req] {
+        match (self.account_start.get(a), self.account_start.get(a + 1)) {
+            (Some(&s), Some(&e)) => self.reqs.get(s..e).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// First and last request time (ms), if any.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let first = self.reqs.iter().map(|r| r.ts).min()?;
+        let last = self.reqs.iter().map(|r| r.ts).max()?;
+        Some((first, last))
     }
 }

@@ -3,8 +3,8 @@
 //! model-identity probes in several languages, and a capability-taxonomy topic —
 //! all from one Aho-Corasick pass over the prompt.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use std::collections::HashSet;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use rustc_hash::FxHashSet;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Languages of the reasoning-elicitation phrase sets (bit i of a mask).
@@ -460,7 +460,9 @@ enum Kind {
 pub struct TextAnalyzer {
     ac: AhoCorasick,
     kinds: Vec<Kind>,
-    function_words: HashSet<&'static str>,
+    function_words: FxHashSet<&'static str>,
+    /// Longest function word in bytes (longer words are slots without a lookup).
+    max_function_word: usize,
 }
 
 /// Building the automaton failed (only with absurd pattern sets).
@@ -492,7 +494,10 @@ impl TextAnalyzer {
                 kinds.push(Kind::Topic(i as u8));
             }
         }
+        // A DFA: a few hundred short patterns make a small one, and it
+        // scans several times faster than the default NFA here.
         let ac = AhoCorasickBuilder::new()
+            .kind(Some(AhoCorasickKind::DFA))
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)?;
@@ -500,6 +505,7 @@ impl TextAnalyzer {
             ac,
             kinds,
             function_words: FUNCTION_WORDS.iter().copied().collect(),
+            max_function_word: FUNCTION_WORDS.iter().map(|w| w.len()).max().unwrap_or(0),
         })
     }
 
@@ -545,33 +551,42 @@ impl TextAnalyzer {
     /// Template mining by masking: function words and punctuation are kept,
     /// every run of other words (and numbers) becomes one `*` slot. Prompts
     /// made from one template with different slot values share a skeleton.
+    /// Each word is lower-cased straight into `out` and taken back out when
+    /// it is a slot: no allocation per word.
     fn skeleton(&self, prompt: &str, out: &mut String) -> u64 {
         out.clear();
         let mut fixed = 0usize;
         let mut last_slot = false;
-        let mut word = String::new();
-        let flush =
-            |word: &mut String, out: &mut String, fixed: &mut usize, last_slot: &mut bool| {
-                if word.is_empty() {
-                    return;
-                }
-                let lw = word.to_lowercase();
-                if self.function_words.contains(lw.as_str()) {
-                    out.push_str(&lw);
-                    out.push(' ');
-                    *fixed += 1;
-                    *last_slot = false;
-                } else if !*last_slot {
+        // Start of the word being read in `out`, if any.
+        let mut word: Option<usize> = None;
+        let end_word = |out: &mut String,
+                        word: &mut Option<usize>,
+                        fixed: &mut usize,
+                        last_slot: &mut bool| {
+            let Some(at) = word.take() else { return };
+            if out.len() - at <= self.max_function_word && self.function_words.contains(&out[at..])
+            {
+                out.push(' ');
+                *fixed += 1;
+                *last_slot = false;
+            } else {
+                out.truncate(at);
+                if !*last_slot {
                     out.push_str("* ");
                     *last_slot = true;
                 }
-                word.clear();
-            };
+            }
+        };
         for c in prompt.chars() {
             if c.is_alphanumeric() || c == '\'' || c == '_' {
-                word.push(c);
+                word.get_or_insert(out.len());
+                if c.is_ascii() {
+                    out.push(c.to_ascii_lowercase());
+                } else {
+                    out.extend(c.to_lowercase());
+                }
             } else {
-                flush(&mut word, out, &mut fixed, &mut last_slot);
+                end_word(out, &mut word, &mut fixed, &mut last_slot);
                 if !c.is_whitespace() {
                     out.push(c);
                     out.push(' ');
@@ -580,7 +595,7 @@ impl TextAnalyzer {
                 }
             }
         }
-        flush(&mut word, out, &mut fixed, &mut last_slot);
+        end_word(out, &mut word, &mut fixed, &mut last_slot);
         if fixed < MIN_FIXED_TOKENS {
             0
         } else {

@@ -90,6 +90,14 @@ fn check(seed: u64) {
                 .is_some_and(|m| !m.is_empty())
         );
         assert!(a.evidence["time_range"]["first"].is_string());
+        // The hourly series covers every request of the entity, bounded.
+        let series = &a.evidence["requests_per_hour"];
+        let counts = series["counts"].as_array().unwrap();
+        assert!(!counts.is_empty() && counts.len() <= AnalyzerConfig::default().series_points);
+        assert_eq!(series["step_hours"], 1, "two days fit in hourly points");
+        assert!(series["start"].is_string());
+        let total: u64 = counts.iter().map(|c| c.as_u64().unwrap()).sum();
+        assert_eq!(total, a.evidence["volume"]["requests"].as_u64().unwrap());
         match a.alert.category {
             AlertCategory::Distillation => assert!(a.account_id.is_some()),
             AlertCategory::DistillationCluster => {

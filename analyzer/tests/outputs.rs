@@ -7,7 +7,7 @@ use analyzer::{AnalyzeOptions, run};
 use eve::sink::memory::MemorySink;
 use fixtures::logs::{LogSpec, generate};
 use polars::prelude::*;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 fn scores(paths: Vec<PathBuf>, out: &Path) -> (u64, String) {
@@ -129,7 +129,7 @@ fn every_format_and_compression_gives_the_same_verdicts() {
 }
 
 #[test]
-fn feature_table_is_parquet_with_one_row_per_account() {
+fn feature_table_has_a_row_per_account_and_per_account_day() {
     let dir = tempfile::tempdir().unwrap();
     let spec = LogSpec {
         seed: 4,
@@ -151,9 +151,11 @@ fn feature_table_is_parquet_with_one_row_per_account() {
     let df = ParquetReader::new(std::fs::File::open(&out).unwrap())
         .finish()
         .unwrap();
-    assert_eq!(df.height(), 50);
     for c in [
         "account_id",
+        "scope",
+        "window_start",
+        "window_end",
         "score",
         "flagged",
         "cluster_id",
@@ -164,11 +166,42 @@ fn feature_table_is_parquet_with_one_row_per_account() {
     ] {
         assert!(df.column(c).is_ok(), "column {c}");
     }
-    let total: f64 = df
-        .column("requests")
-        .unwrap()
-        .as_materialized_series()
-        .sum()
+    let scope = df.column("scope").unwrap().str().unwrap().clone();
+    let all = df.filter(&scope.equal("all")).unwrap();
+    let windows = df.filter(&scope.equal("window")).unwrap();
+    assert_eq!(all.height(), 50, "one whole-input row per account");
+    // One window row per account and UTC day with traffic, counted from
+    // the generated file itself.
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&summary.requests).unwrap())
+        .read_to_string(&mut text)
         .unwrap();
-    assert_eq!(total as u64, summary.rows);
+    let days: std::collections::HashSet<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let day = v["ts"].as_str().unwrap()[..10].to_string();
+            (v["account_id"].as_str().unwrap().to_string(), day)
+        })
+        .collect();
+    assert_eq!(windows.height(), days.len());
+    let requests = |d: &DataFrame| -> u64 {
+        d.column("requests")
+            .unwrap()
+            .as_materialized_series()
+            .sum::<f64>()
+            .unwrap() as u64
+    };
+    assert_eq!(requests(&all), summary.rows);
+    assert_eq!(
+        requests(&windows),
+        summary.rows,
+        "windows partition the rows"
+    );
+    // The verdict belongs to the whole input only.
+    assert_eq!(
+        windows.column("score").unwrap().null_count(),
+        windows.height()
+    );
+    assert_eq!(all.column("score").unwrap().null_count(), 0);
 }

@@ -230,17 +230,12 @@ impl Sink<'_> {
         }
     }
 
-    pub(crate) fn reduced(
-        &mut self,
-        r: &row::Row<'_>,
-        tf: crate::text::TextFeatures,
-        sample: Option<&str>,
-    ) {
+    pub(crate) fn reduced(&mut self, r: &row::Row<'_>, tf: crate::text::TextFeatures) {
         if self.report.rows >= self.cfg.max_rows {
             self.report.rows_over_limit += 1;
         } else {
             self.report.rows += 1;
-            self.store.push_reduced(r, tf, sample, self.cfg);
+            self.store.push_reduced(r, tf, self.cfg);
         }
     }
 
@@ -338,10 +333,7 @@ fn read_file(
     let format = detect_format(path, &first);
     let error = match format {
         Format::Jsonl => {
-            let threads = match cfg.threads {
-                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                n => n,
-            };
+            let threads = crate::par::threads(cfg.threads);
             if threads > 1 {
                 parallel::read_jsonl(
                     path,

@@ -7,6 +7,7 @@
 use super::Sink;
 use crate::row::{self, BadRow, Row};
 use crate::text::{TextAnalyzer, TextFeatures};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
@@ -14,62 +15,142 @@ use std::path::Path;
 /// Bytes per block handed to a worker.
 const BLOCK: usize = 4 << 20;
 
-/// One line's outcome.
-pub(crate) enum Item {
-    /// A valid row (prompt text dropped), its text features and, when it
-    /// had text, the start of the prompt for samples.
-    Row(Box<Row<'static>>, TextFeatures, Option<String>),
-    /// A rejected line.
-    Bad(u64, BadRow, String),
+/// Where one string of a parsed row is: a byte range of its block, or —
+/// when JSON escapes made the parser copy it — an entry of the block's
+/// side table.
+#[derive(Clone, Copy, Debug)]
+enum Span {
+    Block(u32, u32),
+    Side(u32),
 }
 
-/// Reduce one valid row: text features computed, prompt text dropped.
-pub(crate) fn reduce(
-    mut r: Row<'_>,
-    text: &TextAnalyzer,
-    scratch: &mut String,
-    sample_chars: usize,
-) -> Item {
-    let (tf, sample) = match r.prompt.take() {
-        Some(p) => (
-            text.analyze(&p, scratch),
-            Some(p.chars().take(sample_chars).collect()),
-        ),
-        None => (TextFeatures::default(), None),
-    };
-    Item::Row(Box::new(r.into_owned()), tf, sample)
+/// A valid row detached from its block without copying its strings: the
+/// numbers and flags in `row` (whose strings are left empty), the strings
+/// as [`Span`]s. [`Detached::attach`] borrows them back from the block.
+pub(crate) struct Detached {
+    row: Row<'static>,
+    account_id: Span,
+    api_key_id: Span,
+    endpoint: Span,
+    model: Span,
+    user_agent: Option<Span>,
+    prompt: Option<Span>,
+    prompt_sha256: Option<Span>,
+}
+
+/// The strings behind a block's spans.
+struct Strings<'b> {
+    block: &'b [u8],
+    side: Vec<String>,
+}
+
+impl<'b> Strings<'b> {
+    fn span(&mut self, s: Cow<'_, str>) -> Span {
+        let base = self.block.as_ptr() as usize;
+        if let Cow::Borrowed(b) = &s {
+            let at = (b.as_ptr() as usize).wrapping_sub(base);
+            if at <= self.block.len()
+                && b.len() <= self.block.len() - at
+                && let (Ok(at), Ok(len)) = (u32::try_from(at), u32::try_from(b.len()))
+            {
+                return Span::Block(at, len);
+            }
+        }
+        self.side.push(s.into_owned());
+        Span::Side(self.side.len() as u32 - 1)
+    }
+
+    fn detach(&mut self, r: Row<'_>) -> Detached {
+        let empty = || Cow::Borrowed("");
+        Detached {
+            account_id: self.span(r.account_id),
+            api_key_id: self.span(r.api_key_id),
+            endpoint: self.span(r.endpoint),
+            model: self.span(r.model),
+            user_agent: r.user_agent.map(|s| self.span(s)),
+            prompt: r.prompt.map(|s| self.span(s)),
+            prompt_sha256: r.prompt_sha256.map(|s| self.span(s)),
+            row: Row {
+                account_id: empty(),
+                api_key_id: empty(),
+                endpoint: empty(),
+                model: empty(),
+                user_agent: None,
+                prompt: None,
+                prompt_sha256: None,
+                ..r
+            },
+        }
+    }
+}
+
+impl Detached {
+    /// The row with its strings borrowed from `block` and `side`.
+    fn attach<'b>(&self, block: &'b [u8], side: &'b [String]) -> Row<'b> {
+        let get = |s: Span| -> Cow<'b, str> {
+            Cow::Borrowed(match s {
+                Span::Block(at, len) => block
+                    .get(at as usize..at as usize + len as usize)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .unwrap_or(""),
+                Span::Side(i) => side.get(i as usize).map_or("", |x| x.as_str()),
+            })
+        };
+        Row {
+            account_id: get(self.account_id),
+            api_key_id: get(self.api_key_id),
+            endpoint: get(self.endpoint),
+            model: get(self.model),
+            user_agent: self.user_agent.map(get),
+            prompt: self.prompt.map(get),
+            prompt_sha256: self.prompt_sha256.map(get),
+            ..self.row.clone()
+        }
+    }
+}
+
+/// A parsed block: its bytes (which the rows' spans point into), the
+/// strings that had to be copied, the valid rows with their text features
+/// and the rejected lines (line, reason, excerpt), each in input order.
+/// (Whether a bad line comes before or after a valid one changes nothing
+/// in the store or the report.)
+struct Parsed {
+    block: Vec<u8>,
+    side: Vec<String>,
+    rows: Vec<(Detached, TextFeatures)>,
+    bad: Vec<(u64, BadRow, String)>,
 }
 
 /// Lines in a block of whole lines (its final newline ends the last line).
 fn lines_in(block: &[u8]) -> u64 {
-    match block.strip_suffix(b"\n") {
-        _ if block.is_empty() => 0,
-        Some(body) => body.iter().filter(|b| **b == b'\n').count() as u64 + 1,
-        None => block.iter().filter(|b| **b == b'\n').count() as u64 + 1,
-    }
+    let newlines = memchr::memchr_iter(b'\n', block).count() as u64;
+    newlines + u64::from(!block.is_empty() && !block.ends_with(b"\n"))
 }
 
-fn parse_block(
-    block: &[u8],
-    first_line: u64,
-    text: &TextAnalyzer,
-    sample_chars: usize,
-) -> Vec<Item> {
-    let mut out = Vec::with_capacity(block.len() / 400 + 1);
+fn parse_block(block: Vec<u8>, first_line: u64, text: &TextAnalyzer) -> Parsed {
+    let mut rows = Vec::with_capacity(block.len() / 400 + 1);
+    let mut bad = Vec::new();
     let mut scratch = String::new();
-    let body = block.strip_suffix(b"\n").unwrap_or(block);
-    for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
+    let mut strings = Strings {
+        block: &block,
+        side: Vec::new(),
+    };
+    let body = block.strip_suffix(b"\n").unwrap_or(&block);
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
         let line_no = first_line + i as u64;
-        let mut line = raw;
+        let mut line = &body[start..end];
+        start = end + 1;
         while let [rest @ .., b'\r'] = line {
             line = rest;
         }
         if line.iter().all(|b| b.is_ascii_whitespace()) {
-            out.push(Item::Bad(line_no, BadRow::BlankLine, String::new()));
+            bad.push((line_no, BadRow::BlankLine, String::new()));
             continue;
         }
         let Ok(s) = std::str::from_utf8(line) else {
-            out.push(Item::Bad(
+            bad.push((
                 line_no,
                 BadRow::InvalidUtf8,
                 String::from_utf8_lossy(line).chars().take(120).collect(),
@@ -77,11 +158,23 @@ fn parse_block(
             continue;
         };
         match row::from_json_line(s) {
-            Ok(r) => out.push(reduce(r, text, &mut scratch, sample_chars)),
-            Err(reason) => out.push(Item::Bad(line_no, reason, s.chars().take(120).collect())),
+            Ok(r) => {
+                let tf = match &r.prompt {
+                    Some(p) => text.analyze(p, &mut scratch),
+                    None => TextFeatures::default(),
+                };
+                rows.push((strings.detach(r), tf));
+            }
+            Err(reason) => bad.push((line_no, reason, s.chars().take(120).collect())),
         }
     }
-    out
+    let side = strings.side;
+    Parsed {
+        block,
+        side,
+        rows,
+        bad,
+    }
 }
 
 /// Read JSON Lines from `reader` with `threads` workers into `sink`.
@@ -94,9 +187,10 @@ pub(crate) fn read_jsonl(
     decompress: bool,
 ) -> Option<String> {
     let text = sink.text;
-    let sample_chars = sink.cfg.sample_chars;
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, u64, Vec<u8>)>(threads * 2);
-    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Item>)>(threads * 2);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Parsed)>(threads * 2);
+    // Used blocks go back to the producer.
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     // Workers take turns at the one receiver.
     let work_rx = std::sync::Mutex::new(work_rx);
     std::thread::scope(|s| {
@@ -113,7 +207,7 @@ pub(crate) fn read_jsonl(
                         break;
                     };
                     if done_tx
-                        .send((seq, parse_block(&block, first_line, text, sample_chars)))
+                        .send((seq, parse_block(block, first_line, text)))
                         .is_err()
                     {
                         break;
@@ -127,42 +221,54 @@ pub(crate) fn read_jsonl(
             let mut line = 1u64;
             let mut carry: Vec<u8> = Vec::new();
             loop {
-                let mut block = std::mem::take(&mut carry);
-                let want = block.len() + BLOCK;
+                // Blocks come back after use: no fresh allocation (and page
+                // faults) per block. A carried line longer than half a block
+                // becomes the block itself rather than being copied again.
+                let mut block = if carry.len() > BLOCK / 2 {
+                    std::mem::take(&mut carry)
+                } else {
+                    let mut b = free_rx.try_recv().unwrap_or_default();
+                    b.clear();
+                    b.extend_from_slice(&carry);
+                    carry.clear();
+                    b
+                };
+                let mut filled = block.len();
+                let want = filled + BLOCK;
+                block.resize(want, 0);
                 let (mut eof, mut err) = (false, None);
-                while block.len() < want {
-                    match reader.fill_buf() {
-                        Ok([]) => {
+                // Straight into the block (BufReader skips its own buffer
+                // for reads this large).
+                while filled < want {
+                    match reader.read(&mut block[filled..]) {
+                        Ok(0) => {
                             eof = true;
                             break;
                         }
-                        Ok(buf) => {
-                            let n = buf.len();
-                            block.extend_from_slice(buf);
-                            reader.consume(n);
-                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => {
                             err = Some(e.to_string());
                             break;
                         }
                     }
                 }
+                block.truncate(filled);
                 // Whole lines only: the tail waits for the next block, or is
                 // dropped with the error when the stream broke.
                 let cut = if eof {
                     block.len()
                 } else {
-                    block.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1)
+                    memchr::memrchr(b'\n', &block).map_or(0, |p| p + 1)
                 };
                 if cut == 0 && err.is_none() && !eof {
                     carry = block; // a line longer than a block: read on
                     continue;
                 }
                 if err.is_none() {
-                    carry = block.split_off(cut);
-                } else {
-                    block.truncate(cut);
+                    carry.extend_from_slice(&block[cut..]);
                 }
+                block.truncate(cut);
                 let lines = lines_in(&block);
                 if !block.is_empty() {
                     if work_tx.send((seq, line, block)).is_err() {
@@ -180,12 +286,13 @@ pub(crate) fn read_jsonl(
             }
         });
         // Apply in order.
-        let mut pending: BTreeMap<u64, Vec<Item>> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
         let mut next = 0u64;
-        for (seq, items) in done_rx {
-            pending.insert(seq, items);
-            while let Some(items) = pending.remove(&next) {
-                apply(path, items, sink);
+        for (seq, parsed) in done_rx {
+            pending.insert(seq, parsed);
+            while let Some(parsed) = pending.remove(&next) {
+                // The producer may be gone (error or end): then the block is dropped.
+                let _ = free_tx.send(apply(path, parsed, sink));
                 next += 1;
             }
         }
@@ -204,11 +311,13 @@ pub(crate) fn read_jsonl(
     })
 }
 
-fn apply(path: &Path, items: Vec<Item>, sink: &mut Sink<'_>) {
-    for item in items {
-        match item {
-            Item::Row(r, tf, sample) => sink.reduced(&r, tf, sample.as_deref()),
-            Item::Bad(line, reason, excerpt) => sink.bad(path, line, &reason, &excerpt),
-        }
+/// Apply a parsed block to the sink; returns the block for reuse.
+fn apply(path: &Path, parsed: Parsed, sink: &mut Sink<'_>) -> Vec<u8> {
+    for (d, tf) in parsed.rows {
+        sink.reduced(&d.attach(&parsed.block, &parsed.side), tf);
     }
+    for (line, reason, excerpt) in parsed.bad {
+        sink.bad(path, line, &reason, &excerpt);
+    }
+    parsed.block
 }
