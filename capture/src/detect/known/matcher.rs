@@ -77,7 +77,7 @@ impl Plan {
         let rel = off - self.full;
         let base = self.full + rel / self.stride * self.stride;
         if rel % self.stride < self.window {
-            Region::Window(base + self.window)
+            Region::Window(base.saturating_add(self.window))
         } else {
             Region::Skip(base.saturating_add(self.stride))
         }
