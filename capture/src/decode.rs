@@ -9,7 +9,9 @@
 
 use etherparse::defrag::IpDefragPool;
 use etherparse::err::packet::SliceError;
-use etherparse::{EtherType, NetSlice, SlicedPacket, TcpSlice, TransportSlice, UdpSlice};
+use etherparse::{
+    EtherType, LinkExtSlice, NetSlice, SlicedPacket, TcpSlice, TransportSlice, UdpSlice,
+};
 use std::net::IpAddr;
 
 /// libpcap link types (`LINKTYPE_*`) the decoder understands.
@@ -204,9 +206,13 @@ impl Decoder {
 
     fn vlan_of(&self, p: &SlicedPacket<'_>) -> [u16; 2] {
         let mut ids = [0u16; 2];
-        if self.track_vlan {
-            for (slot, id) in ids.iter_mut().zip(p.vlan_ids()) {
-                *slot = id.value();
+        if self.track_vlan && !p.link_exts.is_empty() {
+            let tags = p.link_exts.iter().filter_map(|e| match e {
+                LinkExtSlice::Vlan(v) => Some(v.vlan_identifier().value()),
+                _ => None,
+            });
+            for (slot, id) in ids.iter_mut().zip(tags) {
+                *slot = id;
             }
         }
         ids

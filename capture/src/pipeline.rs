@@ -546,7 +546,7 @@ fn offline_worker(
                     c.decoded += 1;
                     let (key, _) = FlowKey::of(&d);
                     if workers == 1 || shard(&key, workers) == index {
-                        w.packet(f.ts, &d, payload);
+                        w.packet_of(key, f.ts, &d, payload);
                     } else {
                         w.tick(f.ts);
                     }

@@ -200,6 +200,33 @@ fn ts(micros: i64) -> Timestamp {
     Timestamp::from_unix_micros(micros)
 }
 
+/// Packet time to [`Timestamp`] on the per-packet path: the calendar
+/// conversion runs once per second of packet time, the microseconds are
+/// set on the cached second.
+#[derive(Default)]
+struct Stamps {
+    second: Option<(i64, Timestamp)>,
+}
+
+impl Stamps {
+    fn at(&mut self, micros: i64) -> Timestamp {
+        use chrono::Timelike;
+        let sec = micros.div_euclid(SEC);
+        let base = match self.second {
+            Some((s, b)) if s == sec => b,
+            _ => {
+                let b = ts(sec.saturating_mul(SEC));
+                self.second = Some((sec, b));
+                b
+            }
+        };
+        let nanos = (micros.rem_euclid(SEC) * 1000) as u32;
+        base.0
+            .with_nanosecond(nanos)
+            .map_or_else(|| ts(micros), Timestamp)
+    }
+}
+
 /// One worker.
 pub(crate) struct Worker<'e> {
     env: EventEnv<'e>,
@@ -208,6 +235,7 @@ pub(crate) struct Worker<'e> {
     reasm: Limits,
     flows: FlowTable,
     hasher: FlowHasher,
+    stamps: Stamps,
     now: i64,
     last_sweep: i64,
     /// Events waiting to be handed to the sink.
@@ -228,6 +256,7 @@ impl<'e> Worker<'e> {
             reasm,
             flows: HashMap::with_hasher(hasher.clone()),
             hasher,
+            stamps: Stamps::default(),
             now: i64::MIN,
             last_sweep: i64::MIN,
             out: Vec::new(),
@@ -237,9 +266,13 @@ impl<'e> Worker<'e> {
 
     /// One decoded packet seen at `t` (µs) with its transport payload.
     pub fn packet(&mut self, t: i64, p: &Decoded, payload: &[u8]) {
+        self.packet_of(FlowKey::of(p).0, t, p, payload);
+    }
+
+    /// [`Worker::packet`] when the caller already has the packet's key.
+    pub fn packet_of(&mut self, key: FlowKey, t: i64, p: &Decoded, payload: &[u8]) {
         self.counters.packets += 1;
         self.now = self.now.max(t);
-        let (key, _) = FlowKey::of(p);
         // A packet for a flow that has already expired starts a new one.
         // So does a new SYN on a closed connection's 5-tuple (port reuse).
         let fresh_syn = matches!(p.transport, Transport::Tcp(m) if m.syn && !m.ack);
@@ -552,7 +585,7 @@ impl<'e> Worker<'e> {
             env: &self.env,
             net: &flow.net,
             id_base: &flow.id_base,
-            ts: ts(t),
+            ts: self.stamps.at(t),
             out: &mut self.out,
             counters: &mut self.counters.objects,
         };
@@ -768,5 +801,27 @@ fn view_of<'a>(
         encrypted,
         start: ts(start),
         now: ts(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_stamps_equal_direct_conversion() {
+        let mut s = Stamps::default();
+        for t in [
+            1_714_564_800_000_000i64,
+            1_714_564_800_000_001,
+            1_714_564_800_999_999,
+            1_714_564_801_000_000,
+            1_714_564_800_500_000,
+            0,
+            -1,
+            -1_000_001,
+        ] {
+            assert_eq!(s.at(t), ts(t), "{t}");
+        }
     }
 }
