@@ -80,6 +80,11 @@ fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
         "MB/s          {:.1}",
         report.ingest.bytes as f64 / 1e6 / secs.max(1e-9)
     );
+    let t = report.timings;
+    println!(
+        "phases_s      ingest {:.2}  analysis {:.2}  output {:.2}",
+        t.ingest, t.analysis, t.output
+    );
     println!("peak_rss_MB   {:.0}", peak_rss().unwrap_or(0) as f64 / 1e6);
     println!(
         "accounts      {} ({} flagged, {} events)",
