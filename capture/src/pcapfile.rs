@@ -32,6 +32,13 @@ impl fmt::Debug for MappedFile {
 impl MappedFile {
     /// Map `path` read-only.
     pub fn open(path: &Path) -> std::io::Result<MappedFile> {
+        // Checked before opening: opening a FIFO would block for a writer.
+        if !std::fs::metadata(path)?.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file (captures are memory-mapped: write a pipe's capture to a file first)",
+            ));
+        }
         let file = std::fs::File::open(path)?;
         // SAFETY: the map is read-only and private to this process. If
         // another process truncates the file while it is mapped, reading the

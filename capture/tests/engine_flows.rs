@@ -1,7 +1,9 @@
 //! Flow-level behaviour on captures built for the purpose: VLAN ids are
 //! part of the flow key, the reassembly memcap evicts the largest buffer
-//! (not the stream that crossed the limit), and long flows give interim
-//! `flow` update events with growing counters before their final event.
+//! (not the stream that crossed the limit), long flows give interim `flow`
+//! update events with growing counters before their final event, a
+//! keep-alive connection joined mid-body resynchronises on the next HTTP
+//! message, and a FIFO input is rejected without blocking.
 
 use crate::engine_support::replay_with;
 use capture::Settings;
@@ -344,4 +346,28 @@ fn midstream_keepalive_resyncs_on_the_next_message() {
     assert!(tail.1.size < 64 * 1024);
     let flow = flows(&events);
     assert_eq!(flow[0].0.app_proto.as_deref(), Some("http"));
+}
+
+#[test]
+fn a_fifo_is_rejected_clearly_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fifo = dir.path().join("capture.pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP: mkfifo not available");
+        return;
+    }
+    let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/pcaps/http_download.pcap");
+    // No writer: opening the FIFO would block; it must not be opened.
+    let (s, _) = replay_with(&[fifo.clone(), good], settings(|_| {}), &Detectors::none());
+    let report = s
+        .files
+        .iter()
+        .find(|f| f.path == fifo)
+        .expect("fifo report");
+    assert!(report.rejected);
+    let err = report.error.as_deref().unwrap_or_default();
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(s.packets() > 0);
 }
