@@ -41,7 +41,8 @@ fn start_demo() -> Demo {
         .expect("start weightwatch demo");
     let stdout = child.stdout.take().unwrap();
     let (mut url, mut password) = (None, None);
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         println!("demo: {line}");
         if let Some(u) = line.trim().strip_prefix("dashboard:") {
@@ -52,6 +53,12 @@ fn start_demo() -> Demo {
             break;
         }
     }
+    // Keep reading: a closed pipe would make the demo's next write fail.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            println!("demo: {line}");
+        }
+    });
     Demo {
         child,
         url: url.expect("the demo prints its URL"),

@@ -132,7 +132,7 @@ pub fn run(args: Args, _config: Config) -> anyhow::Result<()> {
     if args.no_serve {
         let _ = stop_tx.send(());
     } else {
-        println!("  serving until interrupted (Ctrl-C)");
+        eprintln!("  serving until interrupted (Ctrl-C)");
     }
     rt.block_on(serving)
         .context("dashboard task")?
