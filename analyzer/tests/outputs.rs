@@ -205,3 +205,52 @@ fn feature_table_has_a_row_per_account_and_per_account_day() {
     );
     assert_eq!(all.column("score").unwrap().null_count(), 0);
 }
+
+#[test]
+fn hourly_series_in_alerts_is_bounded_and_counts_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = LogSpec {
+        seed: 5,
+        accounts: 60,
+        days: 1,
+        ..LogSpec::default()
+    };
+    let summary = generate(&spec, dir.path()).unwrap();
+    // A day of traffic in at most 5 points: steps of several hours.
+    let cfg = AnalyzerConfig {
+        series_points: 5,
+        ..AnalyzerConfig::default()
+    };
+    let opts = AnalyzeOptions {
+        logs: vec![summary.requests.clone()],
+        ..AnalyzeOptions::default()
+    };
+    let mut sink = MemorySink::new();
+    let report = run(&opts, &cfg, &mut sink).unwrap();
+    assert!(report.alerts > 0, "{}", report.summary());
+    let mut seen = 0;
+    for e in sink.events() {
+        let eve::event::EventKind::Alert(a) = &e.kind else {
+            continue;
+        };
+        let s = &a.evidence["requests_per_hour"];
+        let counts = s["counts"].as_array().unwrap();
+        let step = s["step_hours"].as_u64().unwrap();
+        assert!(!counts.is_empty() && counts.len() <= 5, "{s}");
+        // The points cover the time range, first hour to last.
+        let first =
+            eve::time::Timestamp::parse(a.evidence["time_range"]["first"].as_str().unwrap())
+                .unwrap();
+        let last = eve::time::Timestamp::parse(a.evidence["time_range"]["last"].as_str().unwrap())
+            .unwrap();
+        let start = eve::time::Timestamp::parse(s["start"].as_str().unwrap()).unwrap();
+        let hour = 3_600_000_000i64;
+        assert!(start <= first && first.unix_micros() - start.unix_micros() < hour);
+        let hours = (last.unix_micros() - start.unix_micros()) / hour + 1;
+        assert_eq!(counts.len() as i64, (hours + step as i64 - 1) / step as i64);
+        let total: u64 = counts.iter().map(|c| c.as_u64().unwrap()).sum();
+        assert_eq!(total, a.evidence["volume"]["requests"].as_u64().unwrap());
+        seen += 1;
+    }
+    assert_eq!(seen, report.alerts);
+}

@@ -332,6 +332,12 @@ fn read_file(
     };
     let format = detect_format(path, &first);
     let error = match format {
+        // JSON Lines go through our own block-parallel serde reader, not
+        // polars' NDJSON reader: every row needs the per-row text pass
+        // anyway, every bad line must be counted by reason with its line
+        // number (polars fails or nulls instead), it is as fast as polars
+        // on the benchmark, and polars' json/lazy features would add
+        // minutes to every build (docs/analyzer.md, Input).
         Format::Jsonl => {
             let threads = crate::par::threads(cfg.threads);
             if threads > 1 {
