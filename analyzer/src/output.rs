@@ -83,13 +83,54 @@ pub fn write_scores(analysis: &Analysis, path: &Path) -> Result<(), OutputError>
     w.flush().map_err(err)
 }
 
-/// One row of the feature table: an account over the whole input or over
-/// one window.
+/// One row of the feature table: an account over the whole input, over
+/// one window, or its requests through one of its API keys.
 struct FeatureRow<'a> {
     account: &'a crate::analysis::AccountResult,
     /// `None`: the whole input.
     window: Option<(i64, i64)>,
+    /// The API key (index), for a per-key row.
+    key: Option<u32>,
     features: std::borrow::Cow<'a, Features>,
+}
+
+impl FeatureRow<'_> {
+    fn scope(&self) -> &'static str {
+        match (self.window, self.key) {
+            (Some(_), _) => "window",
+            (None, Some(_)) => "key",
+            (None, None) => "all",
+        }
+    }
+}
+
+/// Per-key features of accounts with several API keys: each key over the
+/// account's own requests through it, whole input, in account then key order.
+fn key_rows<'a>(
+    analysis: &'a Analysis,
+    store: &Store,
+    cfg: &AnalyzerConfig,
+    ctx: &Context,
+) -> Vec<FeatureRow<'a>> {
+    let mut out = Vec::new();
+    for (i, a) in analysis.accounts.iter().enumerate() {
+        if a.features.keys < 2 {
+            continue;
+        }
+        let mut by_key: std::collections::BTreeMap<u32, Vec<&Req>> = Default::default();
+        for r in store.account_reqs(i) {
+            by_key.entry(r.key).or_default().push(r);
+        }
+        for (k, reqs) in by_key {
+            out.push(FeatureRow {
+                account: a,
+                window: None,
+                key: Some(k),
+                features: std::borrow::Cow::Owned(features::compute(&reqs, ctx, cfg)),
+            });
+        }
+    }
+    out
 }
 
 /// Per-account features of each window of `feature_window_hours` with
@@ -117,6 +158,7 @@ fn window_rows<'a>(
             out.push(FeatureRow {
                 account: a,
                 window: Some((start, start + win)),
+                key: None,
                 features: std::borrow::Cow::Owned(features::compute(chunk, &wctx, cfg)),
             });
         }
@@ -129,10 +171,11 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Write the feature table: one row per account over the whole input
-/// (`scope` = `all`) and one per account and window with traffic (`scope` =
-/// `window`; see `feature_window_hours`). Identity and verdict columns (the
-/// verdict only on `all` rows), then one column per feature (see
-/// [`crate::features::Features`]).
+/// (`scope` = `all`), one per key of accounts with several keys (`scope` =
+/// `key`, with `api_key_id`), and one per account and window with traffic
+/// (`scope` = `window`; see `feature_window_hours`). Identity and verdict
+/// columns (the verdict only on `all` rows), then one column per feature
+/// (see [`crate::features::Features`]).
 pub fn write_features(
     analysis: &Analysis,
     store: &Store,
@@ -153,9 +196,11 @@ pub fn write_features(
         .map(|a| FeatureRow {
             account: a,
             window: None,
+            key: None,
             features: std::borrow::Cow::Borrowed(&a.features),
         })
         .collect();
+    rows.extend(key_rows(analysis, store, cfg, &ctx));
     rows.extend(window_rows(analysis, store, cfg, &ctx));
     let names: Vec<String> = match serde_json::to_value(Features::default()) {
         Ok(Value::Object(m)) => m.keys().cloned().collect(),
@@ -171,7 +216,7 @@ pub fn write_features(
             col.push(m.get(name).and_then(Value::as_f64));
         }
     }
-    let all = |r: &FeatureRow<'_>| r.window.is_none();
+    let all = |r: &FeatureRow<'_>| r.scope() == "all";
     let mut cols: Vec<Column> = vec![
         Column::new(
             "account_id".into(),
@@ -181,9 +226,17 @@ pub fn write_features(
         ),
         Column::new(
             "scope".into(),
+            rows.iter().map(FeatureRow::scope).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "api_key_id".into(),
             rows.iter()
-                .map(|r| if all(r) { "all" } else { "window" })
-                .collect::<Vec<_>>(),
+                .map(|r| {
+                    r.key
+                        .and_then(|k| store.keys.names.get(k as usize))
+                        .map(String::as_str)
+                })
+                .collect::<Vec<Option<&str>>>(),
         ),
         Column::new(
             "window_start".into(),

@@ -129,7 +129,7 @@ fn every_format_and_compression_gives_the_same_verdicts() {
 }
 
 #[test]
-fn feature_table_has_a_row_per_account_and_per_account_day() {
+fn feature_table_has_rows_per_account_per_key_and_per_day() {
     let dir = tempfile::tempdir().unwrap();
     let spec = LogSpec {
         seed: 4,
@@ -154,6 +154,7 @@ fn feature_table_has_a_row_per_account_and_per_account_day() {
     for c in [
         "account_id",
         "scope",
+        "api_key_id",
         "window_start",
         "window_end",
         "score",
@@ -176,15 +177,31 @@ fn feature_table_has_a_row_per_account_and_per_account_day() {
     flate2::read::MultiGzDecoder::new(std::fs::File::open(&summary.requests).unwrap())
         .read_to_string(&mut text)
         .unwrap();
-    let days: std::collections::HashSet<(String, String)> = text
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let day = v["ts"].as_str().unwrap()[..10].to_string();
-            (v["account_id"].as_str().unwrap().to_string(), day)
-        })
-        .collect();
+    let mut days = std::collections::HashSet::new();
+    let mut keys: std::collections::HashMap<String, std::collections::HashMap<String, u64>> =
+        Default::default();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let account = v["account_id"].as_str().unwrap().to_string();
+        days.insert((account.clone(), v["ts"].as_str().unwrap()[..10].to_string()));
+        *keys
+            .entry(account)
+            .or_default()
+            .entry(v["api_key_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
     assert_eq!(windows.height(), days.len());
+    // One key row per key of each account with several keys, over the
+    // account's requests through it.
+    let multi: Vec<_> = keys.values().filter(|k| k.len() >= 2).collect();
+    assert!(!multi.is_empty(), "the set has multi-key accounts");
+    let by_key = df.filter(&scope.equal("key")).unwrap();
+    assert_eq!(
+        by_key.height(),
+        multi.iter().map(|k| k.len()).sum::<usize>()
+    );
+    assert_eq!(by_key.column("api_key_id").unwrap().null_count(), 0);
+    assert_eq!(all.column("api_key_id").unwrap().null_count(), all.height());
     let requests = |d: &DataFrame| -> u64 {
         d.column("requests")
             .unwrap()
