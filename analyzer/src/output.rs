@@ -112,25 +112,25 @@ fn key_rows<'a>(
     cfg: &AnalyzerConfig,
     ctx: &Context,
 ) -> Vec<FeatureRow<'a>> {
-    let mut out = Vec::new();
-    for (i, a) in analysis.accounts.iter().enumerate() {
-        if a.features.keys < 2 {
-            continue;
-        }
+    let multi: Vec<usize> = (0..analysis.accounts.len())
+        .filter(|&i| analysis.accounts[i].features.keys >= 2)
+        .collect();
+    let per_account = crate::par::map(&multi, crate::par::threads(cfg.threads), |&i| {
         let mut by_key: std::collections::BTreeMap<u32, Vec<&Req>> = Default::default();
         for r in store.account_reqs(i) {
             by_key.entry(r.key).or_default().push(r);
         }
-        for (k, reqs) in by_key {
-            out.push(FeatureRow {
-                account: a,
+        by_key
+            .into_iter()
+            .map(|(k, reqs)| FeatureRow {
+                account: &analysis.accounts[i],
                 window: None,
                 key: Some(k),
                 features: std::borrow::Cow::Owned(features::compute(&reqs, ctx, cfg)),
-            });
-        }
-    }
-    out
+            })
+            .collect::<Vec<_>>()
+    });
+    per_account.into_iter().flatten().collect()
 }
 
 /// Per-account features of each window of `feature_window_hours` with
@@ -141,29 +141,31 @@ fn window_rows<'a>(
     cfg: &AnalyzerConfig,
     ctx: &Context,
 ) -> Vec<FeatureRow<'a>> {
-    let mut out = Vec::new();
     if cfg.feature_window_hours == 0 {
-        return out;
+        return Vec::new();
     }
     let win = HOUR_MS * i64::from(cfg.feature_window_hours);
-    for (i, a) in analysis.accounts.iter().enumerate() {
+    let all: Vec<usize> = (0..analysis.accounts.len()).collect();
+    let per_account = crate::par::map(&all, crate::par::threads(cfg.threads), |&i| {
         let reqs: Vec<&Req> = store.account_reqs(i).iter().collect();
-        for chunk in reqs.chunk_by(|x, y| x.ts.div_euclid(win) == y.ts.div_euclid(win)) {
-            let start = chunk[0].ts.div_euclid(win) * win;
-            let wctx = Context {
-                start,
-                end: start + win,
-                new_models: ctx.new_models.clone(),
-            };
-            out.push(FeatureRow {
-                account: a,
-                window: Some((start, start + win)),
-                key: None,
-                features: std::borrow::Cow::Owned(features::compute(chunk, &wctx, cfg)),
-            });
-        }
-    }
-    out
+        reqs.chunk_by(|x, y| x.ts.div_euclid(win) == y.ts.div_euclid(win))
+            .map(|chunk| {
+                let start = chunk[0].ts.div_euclid(win) * win;
+                let wctx = Context {
+                    start,
+                    end: start + win,
+                    new_models: ctx.new_models.clone(),
+                };
+                FeatureRow {
+                    account: &analysis.accounts[i],
+                    window: Some((start, start + win)),
+                    key: None,
+                    features: std::borrow::Cow::Owned(features::compute(chunk, &wctx, cfg)),
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    per_account.into_iter().flatten().collect()
 }
 
 fn rfc3339(ms: i64) -> String {
