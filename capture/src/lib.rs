@@ -10,8 +10,9 @@
 //! - [`flow`]: canonical 5-tuple keys and the symmetric worker hash.
 //! - [`reassembly`]: per-direction TCP reassembly into in-order bytes.
 //! - `worker`: flow table, timeouts and events of one worker thread.
-//! - `pipeline`: worker and sink threads (offline every worker reads the
-//!   files itself; live a reader feeds them); [`run_offline`], [`run_live`].
+//! - `offline`: [`run_offline`], every worker reads the files itself.
+//! - `live`: [`run_live`], a reader thread feeds the workers.
+//! - `pipeline`: what both share (settings, summaries, the sink thread).
 //! - [`object`]: the seam between app-layer parsers and what consumes objects.
 //! - [`app`]: HTTP/TLS/SSH/raw parsers that cut streams into objects.
 //! - [`detect`]: the detector traits and the detectors themselves.
@@ -21,8 +22,10 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
+mod live;
 pub mod object;
 mod objects;
+mod offline;
 pub mod pcapfile;
 mod pipeline;
 pub mod reassembly;
@@ -30,6 +33,6 @@ pub mod source;
 mod worker;
 
 pub use config::CaptureConfig;
-pub use pipeline::{
-    CaptureError, FileReport, LiveOptions, RunSummary, Settings, run_live, run_offline,
-};
+pub use live::{LiveOptions, run_live};
+pub use offline::run_offline;
+pub use pipeline::{CaptureError, FileReport, RunSummary, Settings};
