@@ -9,8 +9,8 @@ use crate::detect::Detectors;
 use crate::flow::FlowKey;
 use crate::objects::EventEnv;
 use crate::pipeline::{
-    CaptureError, FileReport, ReaderCounters, RunSummary, Settings, Shared, shard, sink_loop,
-    stats_event,
+    CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
+    shard, sink_loop, stats_event,
 };
 use crate::source::{Frame, header_micros};
 use crate::worker::{Worker, WorkerCounters, WorkerLimits};
@@ -226,22 +226,15 @@ fn run_with(
             }
         }
         reader.add_to(&mut stats, reassembled);
-        let at = reader.first_ts.map_or(0, |_| reader.last_ts);
-        let _ = ev_tx.send(vec![stats_event(settings, stats.clone(), at, u64::MAX)]);
-        drop(ev_tx);
-        let sink_result = sink_handle
-            .join()
-            .map_err(|_| CaptureError::Thread("the sink thread panicked".into()))?;
-        if let Some(e) = failure {
-            return Err(CaptureError::Thread(e));
-        }
-        Ok(RunSummary {
+        let end = RunEnd {
             stats,
+            reader,
             files,
-            events: sink_result.events,
-            sink_error: sink_result.error,
-            elapsed: started.elapsed(),
-        })
+            failure,
+            sink: sink_handle,
+            started,
+        };
+        finish_run(settings, ev_tx, end)
     })
 }
 

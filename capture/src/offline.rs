@@ -15,8 +15,8 @@ use crate::flow::FlowKey;
 use crate::objects::EventEnv;
 use crate::pcapfile::{MappedFile, Packets, Window};
 use crate::pipeline::{
-    CaptureError, FileReport, ReaderCounters, RunSummary, Settings, Shared, shard, sink_loop,
-    stats_event,
+    CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
+    shard, sink_loop,
 };
 use crate::source::ordered_inputs;
 use crate::worker::{Worker, WorkerCounters, WorkerLimits};
@@ -206,21 +206,14 @@ pub fn run_offline(
             }
             None => (ReaderCounters::default(), Vec::new()),
         };
-        let at = reader.first_ts.map_or(0, |_| reader.last_ts);
-        let _ = ev_tx.send(vec![stats_event(settings, stats.clone(), at, u64::MAX)]);
-        drop(ev_tx);
-        let sink_result = sink_handle
-            .join()
-            .map_err(|_| CaptureError::Thread("the sink thread panicked".into()))?;
-        if let Some(e) = failure {
-            return Err(CaptureError::Thread(e));
-        }
-        Ok(RunSummary {
+        let end = RunEnd {
             stats,
+            reader,
             files,
-            events: sink_result.events,
-            sink_error: sink_result.error,
-            elapsed: started.elapsed(),
-        })
+            failure,
+            sink: sink_handle,
+            started,
+        };
+        finish_run(settings, ev_tx, end)
     })
 }

@@ -219,6 +219,48 @@ pub(crate) fn stats_event(settings: &Settings, stats: Stats, at: i64, seq: u64) 
     .sensor(settings.sensor_id.clone())
 }
 
+/// How a run's threads ended, gathered for [`finish_run`].
+pub(crate) struct RunEnd<'s> {
+    /// Every counter (workers' and reader's).
+    pub(crate) stats: Stats,
+    /// The reader's counters (for the final `stats` event's time).
+    pub(crate) reader: ReaderCounters,
+    /// Per-file reports (offline).
+    pub(crate) files: Vec<FileReport>,
+    /// The first worker failure, if one panicked.
+    pub(crate) failure: Option<String>,
+    /// The sink thread.
+    pub(crate) sink: std::thread::ScopedJoinHandle<'s, SinkResult>,
+    /// When the run started.
+    pub(crate) started: std::time::Instant,
+}
+
+/// The end of every run: write the final `stats` event, close the event
+/// channel (the sink thread then closes the sink), and sum up.
+pub(crate) fn finish_run(
+    settings: &Settings,
+    events: crossbeam_channel::Sender<Vec<Event>>,
+    end: RunEnd<'_>,
+) -> Result<RunSummary, CaptureError> {
+    let at = end.reader.first_ts.map_or(0, |_| end.reader.last_ts);
+    let _ = events.send(vec![stats_event(settings, end.stats.clone(), at, u64::MAX)]);
+    drop(events);
+    let sink_result = end
+        .sink
+        .join()
+        .map_err(|_| CaptureError::Thread("the sink thread panicked".into()))?;
+    if let Some(e) = end.failure {
+        return Err(CaptureError::Thread(e));
+    }
+    Ok(RunSummary {
+        stats: end.stats,
+        files: end.files,
+        events: sink_result.events,
+        sink_error: sink_result.error,
+        elapsed: end.started.elapsed(),
+    })
+}
+
 /// Which worker a flow belongs to.
 pub(crate) fn shard(key: &FlowKey, workers: usize) -> usize {
     (key.symmetric_hash() % workers as u64) as usize

@@ -255,22 +255,7 @@ fn corpus_with_an_index_raises_no_weights_alert() {
         eprintln!("SKIP: corpus not found at ../shared/corpus/pcap-public");
         return;
     };
-    let mut files = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("corpus dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .extension()
-                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
-            {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = crate::engine_support::corpus_files(&dir);
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut idx = Index::new(ChunkParams::default(), 1).expect("params");
     let known = pcaps::known_file();

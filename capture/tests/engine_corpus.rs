@@ -2,30 +2,9 @@
 //! read without a panic; malformed files give a clear per-file error or
 //! counted decoder skips; no weight alert is raised on this ordinary traffic.
 
-use crate::engine_support::{corpus_dir, replay};
+use crate::engine_support::{corpus_dir, corpus_files, replay};
 use capture::detect::{DetectConfig, PolicyConfig, build};
 use eve::EventKind;
-use std::path::PathBuf;
-
-fn corpus_files(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("corpus dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .extension()
-                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn corpus_replays_without_panic_or_weight_alerts() {
