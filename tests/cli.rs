@@ -33,3 +33,45 @@ fn unknown_config_key_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not_a_key"), "{err}");
 }
+
+/// `tcpdump -w - | weightwatch capture --read -`: a capture on standard
+/// input gives the same objects as the file.
+#[test]
+fn capture_reads_standard_input() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let pcap =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pcaps/http_multipart.pcap");
+    let hashes = |eve: &[u8]| {
+        let mut v: Vec<String> = String::from_utf8_lossy(eve)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event_type"] == "fileinfo")
+            .map(|e| format!("{} {}", e["fileinfo"]["sha256"], e["fileinfo"]["size"]))
+            .collect();
+        v.sort();
+        v
+    };
+    let from_file = weightwatch()
+        .args(["capture", "--eve", "-", "--read"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(from_file.status.success(), "{from_file:?}");
+    let mut child = weightwatch()
+        .args(["capture", "--eve", "-", "--read", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&pcap).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(&bytes));
+    let from_stdin = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(from_stdin.status.success(), "{from_stdin:?}");
+    let expected = hashes(&from_file.stdout);
+    assert!(expected.len() >= 2, "{expected:?}");
+    assert_eq!(hashes(&from_stdin.stdout), expected);
+}

@@ -1,8 +1,11 @@
-//! Live capture: one reader thread (libpcap + decoder + dispatch) hands
-//! packets in batches through bounded queues to N workers; a full queue
-//! drops the batch and counts `capture.queue_drops`. Every worker receives
-//! a batch (possibly empty) at least every half second, carrying the
-//! capture clock, so idle workers still expire their flows.
+//! Streamed input — a live interface, or a capture read from a pipe or
+//! standard input: one reader thread (libpcap + decoder + dispatch) hands
+//! packets in batches through bounded queues to N workers. Live, a full
+//! queue drops the batch and counts `capture.queue_drops`; from a pipe, a
+//! full queue blocks the reader (a replay is lossless). Every worker
+//! receives a batch (possibly empty) at least every second of capture time
+//! (live: every half second of wall time too), carrying the capture clock,
+//! so idle workers still expire their flows.
 
 use crate::decode::{Decoded, Decoder};
 use crate::detect::Detectors;
@@ -16,6 +19,7 @@ use crate::source::{Frame, header_micros};
 use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use eve::{Event, EventSink, Stats, Timestamp};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +59,8 @@ struct Dispatcher {
     batches: Vec<Batch>,
     queues: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
+    /// Block on a full queue (replay) rather than drop (live).
+    lossless: bool,
     c: ReaderCounters,
     now: i64,
     last_flush: i64,
@@ -102,6 +108,12 @@ impl Dispatcher {
         let fresh = self.pool.try_recv().unwrap_or_default();
         let mut b = std::mem::replace(&mut self.batches[w], fresh);
         b.now = self.now;
+        if self.lossless {
+            // A closed queue means the worker is gone (it panicked); the
+            // run reports that when the worker is joined.
+            let _ = self.queues[w].send(b);
+            return;
+        }
         match self.queues[w].try_send(b) {
             Ok(()) => {}
             Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
@@ -154,10 +166,19 @@ fn worker_loop(
     w.counters.clone()
 }
 
-/// The live run: `source` feeds the dispatcher (reader thread: this one)
-/// until stopped; workers and the sink run on their own threads.
+/// A streamed source: feeds the dispatcher until it ends or is stopped.
+trait Source {
+    /// Whether a full queue blocks (replay) rather than drops (live).
+    fn lossless(&self) -> bool;
+    /// Read until done; the reports of the files read (none live).
+    fn run(&mut self, d: &mut Dispatcher, events: &Sender<Vec<Event>>) -> Vec<FileReport>;
+}
+
+/// A streamed run: `source` feeds the dispatcher (reader thread: this one)
+/// until it ends or is stopped; workers and the sink run on their own
+/// threads.
 fn run_with(
-    source: &mut LiveSource,
+    source: &mut dyn Source,
     settings: &Settings,
     detectors: &Detectors,
     sink: &mut dyn EventSink,
@@ -188,6 +209,7 @@ fn run_with(
         batches: (0..workers).map(|_| Batch::default()).collect(),
         queues,
         pool: pool_rx,
+        lossless: source.lossless(),
         c: ReaderCounters::default(),
         now: i64::MIN,
         last_flush: i64::MIN,
@@ -250,7 +272,11 @@ fn wall_micros() -> i64 {
     Timestamp::now().unix_micros()
 }
 
-impl LiveSource {
+impl Source for LiveSource {
+    fn lossless(&self) -> bool {
+        false
+    }
+
     fn run(&mut self, d: &mut Dispatcher, events: &Sender<Vec<Event>>) -> Vec<FileReport> {
         let link = self.cap.get_datalink().0;
         let interval = self.settings.config.stats_interval_secs;
@@ -348,4 +374,78 @@ pub fn run_live(
         Some(e) => Err(live_err(e)),
         None => Ok(summary),
     }
+}
+
+/// A capture read as a stream (a pipe, a FIFO or standard input), through
+/// libpcap, which reads pcap and pcapng from any descriptor.
+struct PipeSource {
+    path: PathBuf,
+}
+
+impl Source for PipeSource {
+    fn lossless(&self) -> bool {
+        true
+    }
+
+    fn run(&mut self, d: &mut Dispatcher, _events: &Sender<Vec<Event>>) -> Vec<FileReport> {
+        let mut report = FileReport {
+            path: self.path.clone(),
+            packets: 0,
+            linktype: None,
+            error: None,
+            rejected: false,
+        };
+        // libpcap reads standard input for "-" and opens a FIFO (waiting
+        // for its writer) like a file.
+        let mut cap = match pcap::Capture::from_file(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                report.error = Some(format!("{}: {e}", self.path.display()));
+                report.rejected = true;
+                d.c.read_errors += 1;
+                return vec![report];
+            }
+        };
+        let link = cap.get_datalink().0;
+        report.linktype = Some(link);
+        loop {
+            match cap.next_packet() {
+                Ok(p) => {
+                    report.packets += 1;
+                    d.frame(&Frame {
+                        ts: header_micros(p.header),
+                        link,
+                        data: p.data,
+                    });
+                }
+                Err(pcap::Error::NoMorePackets) => break,
+                Err(e) => {
+                    report.error = Some(format!(
+                        "{}: {e} (after {} packets)",
+                        self.path.display(),
+                        report.packets
+                    ));
+                    d.c.read_errors += 1;
+                    break;
+                }
+            }
+        }
+        vec![report]
+    }
+}
+
+/// Replay a capture from a pipe, a FIFO or standard input (`-`): the
+/// memory-mapped replay needs a regular file, a stream goes through the
+/// reader thread and queues instead, losslessly, with packet time driving
+/// every timeout as in any replay.
+pub(crate) fn run_pipe(
+    path: &Path,
+    settings: &Settings,
+    detectors: &Detectors,
+    sink: &mut dyn EventSink,
+) -> Result<RunSummary, CaptureError> {
+    let mut source = PipeSource {
+        path: path.to_path_buf(),
+    };
+    run_with(&mut source, settings, detectors, sink, None)
 }

@@ -22,7 +22,7 @@ use crate::source::ordered_inputs;
 use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Sender, bounded};
 use eve::{Event, EventSink, Stats};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What one offline worker gives back.
@@ -140,8 +140,17 @@ fn offline_worker(
     }
 }
 
+/// Whether `path` is read as a stream: `-` (standard input), a pipe or a
+/// FIFO (anything that exists and is neither a regular file nor a
+/// directory).
+fn is_stream(path: &Path) -> bool {
+    path.as_os_str() == "-" || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Replay pcap/pcapng files (directories are expanded; inputs are read in
-/// order of their first packet) through the engine into `sink`.
+/// order of their first packet) through the engine into `sink`. A single
+/// input that is `-` (standard input), a pipe or a FIFO is read as a
+/// stream instead (reader thread and queues; still lossless).
 ///
 /// A file that cannot be opened, or that ends in a truncated or corrupt
 /// record, is reported in [`RunSummary::files`] and the run goes on with
@@ -154,6 +163,14 @@ pub fn run_offline(
 ) -> Result<RunSummary, CaptureError> {
     if inputs.is_empty() {
         return Err(CaptureError::NoInput);
+    }
+    if let Some(stream) = inputs.iter().find(|p| is_stream(p)) {
+        if inputs.len() > 1 {
+            return Err(CaptureError::PipeNotAlone {
+                path: stream.clone(),
+            });
+        }
+        return crate::live::run_pipe(stream, settings, detectors, sink);
     }
     for p in inputs.iter().filter(|p| p.is_dir()) {
         std::fs::read_dir(p).map_err(|source| CaptureError::List {

@@ -36,7 +36,7 @@ impl MappedFile {
         if !std::fs::metadata(path)?.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                "not a regular file (captures are memory-mapped: write a pipe's capture to a file first)",
+                "not a regular file",
             ));
         }
         let file = std::fs::File::open(path)?;

@@ -59,6 +59,13 @@ pub enum CaptureError {
     /// No input was given.
     #[error("no input files")]
     NoInput,
+    /// A pipe or standard input was given among other inputs (a stream
+    /// cannot be ordered by its first packet without consuming it).
+    #[error("{path}: a pipe or standard input must be the only input")]
+    PipeNotAlone {
+        /// The stream.
+        path: PathBuf,
+    },
     /// A directory of captures could not be listed.
     #[error("listing {path}: {source}")]
     List {

@@ -3,7 +3,7 @@
 //! (not the stream that crossed the limit), long flows give interim `flow`
 //! update events with growing counters before their final event, a
 //! keep-alive connection joined mid-body resynchronises on the next HTTP
-//! message, and a FIFO input is rejected without blocking.
+//! message, and a FIFO input replays as a stream like its file.
 
 use crate::engine_support::replay_with;
 use capture::Settings;
@@ -349,7 +349,7 @@ fn midstream_keepalive_resyncs_on_the_next_message() {
 }
 
 #[test]
-fn a_fifo_is_rejected_clearly_and_the_run_goes_on() {
+fn a_fifo_replays_as_a_stream_like_its_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let fifo = dir.path().join("capture.pipe");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
@@ -359,15 +359,44 @@ fn a_fifo_is_rejected_clearly_and_the_run_goes_on() {
     }
     let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/pcaps/http_download.pcap");
-    // No writer: opening the FIFO would block; it must not be opened.
-    let (s, _) = replay_with(&[fifo.clone(), good], settings(|_| {}), &Detectors::none());
-    let report = s
-        .files
-        .iter()
-        .find(|f| f.path == fifo)
-        .expect("fifo report");
-    assert!(report.rejected);
-    let err = report.error.as_deref().unwrap_or_default();
-    assert!(err.contains("not a regular file"), "{err}");
-    assert!(s.packets() > 0);
+    // A pipe among other inputs cannot be ordered by its first packet
+    // without consuming it: a clear error, and the FIFO is never opened
+    // (no writer: opening it would block).
+    let mut sink = eve::sink::memory::MemorySink::default();
+    let err = capture::run_offline(
+        &[fifo.clone(), good.clone()],
+        &settings(|_| {}),
+        &Detectors::none(),
+        &mut sink,
+    )
+    .expect_err("a pipe among files");
+    assert!(err.to_string().contains("must be the only input"), "{err}");
+    // Alone, the FIFO is read as a stream (a writer feeds it the file),
+    // with two workers, and gives the file's objects.
+    let bytes = std::fs::read(&good).expect("fixture");
+    let writer = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::write(fifo, bytes).expect("write the fifo")
+    });
+    let (piped, piped_events) = replay_with(
+        std::slice::from_ref(&fifo),
+        settings(|s| s.workers = 2),
+        &Detectors::none(),
+    );
+    writer.join().expect("writer");
+    let (file, file_events) = replay_with(&[good], settings(|_| {}), &Detectors::none());
+    assert_eq!(piped.files.len(), 1);
+    assert_eq!(piped.files[0].error, None);
+    assert_eq!(piped.packets(), file.packets());
+    assert!(piped.packets() > 0);
+    let hashes = |events: &[Event]| {
+        let mut v: Vec<(String, u64)> = fileinfos(events)
+            .into_iter()
+            .map(|(_, f)| (f.sha256.clone().unwrap_or_default(), f.size))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(!hashes(&file_events).is_empty());
+    assert_eq!(hashes(&piped_events), hashes(&file_events));
 }

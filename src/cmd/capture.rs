@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[command(group(clap::ArgGroup::new("input").required(true).args(["read", "interface"])))]
 pub struct Args {
     /// Replay pcap/pcapng files (or directories of rotated captures), in time
-    /// order. Packet time drives every timeout.
-    #[arg(long, short = 'r', value_name = "FILE|DIR", num_args = 1..)]
+    /// order. Packet time drives every timeout. `-` (standard input), a
+    /// pipe or a FIFO is read as a stream, and must be the only input.
+    #[arg(long, short = 'r', value_name = "FILE|DIR|-", num_args = 1..)]
     pub read: Vec<PathBuf>,
     /// Capture live from this interface (needs CAP_NET_RAW).
     #[arg(long, short = 'i', value_name = "IFACE")]
