@@ -6,7 +6,7 @@
 
 use super::Sink;
 use crate::row::{self, BadRow, Row};
-use crate::text::{TextAnalyzer, TextFeatures};
+use crate::text::{TextAnalyzer, TextCache, TextFeatures};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -127,7 +127,12 @@ fn lines_in(block: &[u8]) -> u64 {
     newlines + u64::from(!block.is_empty() && !block.ends_with(b"\n"))
 }
 
-fn parse_block(block: Vec<u8>, first_line: u64, text: &TextAnalyzer) -> Parsed {
+fn parse_block(
+    block: Vec<u8>,
+    first_line: u64,
+    text: &TextAnalyzer,
+    cache: &mut TextCache,
+) -> Parsed {
     let mut rows = Vec::with_capacity(block.len() / 400 + 1);
     let mut bad = Vec::new();
     let mut scratch = String::new();
@@ -160,7 +165,7 @@ fn parse_block(block: Vec<u8>, first_line: u64, text: &TextAnalyzer) -> Parsed {
         match row::from_json_line(s) {
             Ok(r) => {
                 let tf = match &r.prompt {
-                    Some(p) => text.analyze(p, &mut scratch),
+                    Some(p) => text.analyze_cached(p, &mut scratch, cache),
                     None => TextFeatures::default(),
                 };
                 rows.push((strings.detach(r), tf));
@@ -198,6 +203,7 @@ pub(crate) fn read_jsonl(
             let work_rx = &work_rx;
             let done_tx = done_tx.clone();
             s.spawn(move || {
+                let mut cache = TextCache::default();
                 loop {
                     let next = match work_rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -207,7 +213,7 @@ pub(crate) fn read_jsonl(
                         break;
                     };
                     if done_tx
-                        .send((seq, parse_block(block, first_line, text)))
+                        .send((seq, parse_block(block, first_line, text, &mut cache)))
                         .is_err()
                     {
                         break;
