@@ -1,8 +1,10 @@
-//! Parallel JSON Lines parsing. A reader thread cuts the (decompressed)
-//! stream into blocks of whole lines; workers parse, validate and reduce each
-//! line (JSON, text features); the calling thread applies the results to the
-//! store strictly in input order, so interning, kept samples and the bad-row
-//! report are exactly those of a sequential read.
+//! Parallel JSON Lines parsing. A reader thread reads the (decompressed)
+//! stream into blocks of whole lines (buffers are recycled); workers parse,
+//! validate and reduce each line (JSON, text features), keeping each row's
+//! strings as byte ranges into its block rather than copies; the calling
+//! thread applies the results to the store strictly in input order, so
+//! interning, kept samples and the bad-row report are exactly those of a
+//! sequential read.
 
 use super::Sink;
 use crate::row::{self, BadRow, Row};
