@@ -37,6 +37,10 @@ pub struct AnalyzerConfig {
     pub reasoning_share: f64,
     /// `reasoning_elicitation`: and at least this many such prompts.
     pub reasoning_min: u64,
+    /// `reasoning_elicitation`: and at least this share of them distinct
+    /// (harvesting needs new prompts; an evaluation harness re-sends the
+    /// same benchmark items run after run).
+    pub reasoning_distinct: f64,
     /// `identity_probes`: share of prompts probing the model's identity.
     pub probe_share: f64,
     /// `identity_probes`: and at least this many.
@@ -148,6 +152,7 @@ impl Default for AnalyzerConfig {
             rate_limit_min: 50,
             reasoning_share: 0.25,
             reasoning_min: 30,
+            reasoning_distinct: 0.5,
             probe_share: 0.005,
             probe_min: 10,
             topic_breadth: 8,

@@ -83,9 +83,10 @@ pub struct Features {
     pub peak_window_requests: u64,
     /// Mean input tokens.
     pub prompt_tokens_mean: f64,
-    /// Mean output tokens.
+    /// Mean output tokens of answered requests (429s and errors carry no
+    /// output, so counting them would measure rate limiting, not output).
     pub completion_tokens_mean: f64,
-    /// Output tokens per input token.
+    /// Output tokens per input token, over answered requests.
     pub completion_prompt_ratio: f64,
     /// Share with `conversation_turns == 0` (or absent).
     pub single_turn_share: f64,
@@ -119,7 +120,7 @@ pub struct Features {
     pub harvest_template_share: f64,
     /// Capability categories among harvesting-template prompts.
     pub harvest_breadth: u32,
-    /// Mean output tokens of harvesting-template prompts.
+    /// Mean output tokens of answered harvesting-template prompts.
     pub harvest_completion_mean: f64,
     /// Capability categories with real traffic in the pool.
     pub topic_breadth: u32,
@@ -134,6 +135,9 @@ pub struct Features {
     pub reasoning_share: f64,
     /// Prompts eliciting reasoning traces.
     pub reasoning_count: u64,
+    /// Share of distinct prompts among them (re-sent benchmark items
+    /// harvest nothing new).
+    pub reasoning_distinct: f64,
     /// Languages of the elicitation phrases (bit mask of `text::LANGUAGES`).
     pub reasoning_languages: u8,
     /// Identity probes.
@@ -227,7 +231,8 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let mut hod = [false; 24];
     let win = HOUR_MS * i64::from(cfg.window_hours.max(1));
     let (mut last_win, mut in_win, mut peak_win) = (i64::MIN, 0u64, 0u64);
-    let (mut sum_pt, mut sum_ct, mut nonembed) = (0u64, 0u64, 0u64);
+    let (mut sum_pt, mut nonembed) = (0u64, 0u64);
+    let (mut ans_pt, mut ans_ct, mut answered) = (0u64, 0u64, 0u64);
     let mut counts = [0u64; 16];
     let mut lb_keys = 0u64;
     let mut prompts = HashSet::default();
@@ -262,8 +267,12 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         }
         if !r.has(flag::EMBED) {
             sum_pt += u64::from(r.prompt_tokens);
-            sum_ct += u64::from(r.completion_tokens);
             nonembed += 1;
+            if !r.has(flag::S429) && !r.has(flag::ERROR) {
+                ans_pt += u64::from(r.prompt_tokens);
+                ans_ct += u64::from(r.completion_tokens);
+                answered += 1;
+            }
             if !r.has(flag::NO_PROMPT) {
                 prompts.insert(r.prompt_hash);
                 hashed += 1;
@@ -286,8 +295,8 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.active_days = active_days;
     f.peak_window_requests = peak_win;
     f.prompt_tokens_mean = share(sum_pt, nonembed);
-    f.completion_tokens_mean = share(sum_ct, nonembed);
-    f.completion_prompt_ratio = share(sum_ct, sum_pt);
+    f.completion_tokens_mean = share(ans_ct, answered);
+    f.completion_prompt_ratio = share(ans_ct, ans_pt);
     f.single_turn_share = share(c(flag::SINGLE_TURN), n);
     f.logprobs_share = share(c(flag::LOGPROBS), n);
     f.top_logprobs_max_share = share(c(flag::TOPLP_MAX), n);
@@ -361,6 +370,7 @@ fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
     let mut first_seen = vec![u64::MAX; cats];
     let mut templates: HashMap<u64, (u64, HashSet<u64>)> = HashMap::default();
     let mut on_topic = 0u64;
+    let mut reasoning_prompts: HashSet<u64> = HashSet::default();
     for r in &pool {
         let t = r.topic as usize % cats;
         topics[t] += 1;
@@ -373,6 +383,7 @@ fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
         if r.reasoning_langs != 0 {
             f.reasoning_count += 1;
             f.reasoning_languages |= r.reasoning_langs;
+            reasoning_prompts.insert(r.prompt_hash);
         }
         if r.template != 0 {
             let e = templates.entry(r.template).or_default();
@@ -381,6 +392,7 @@ fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
         }
     }
     f.reasoning_share = share(f.reasoning_count, n);
+    f.reasoning_distinct = share(reasoning_prompts.len() as u64, f.reasoning_count);
     let (b, h) = breadth(&topics, n, cfg.topic_min_share);
     f.topic_breadth = b;
     f.topic_entropy = h;
@@ -404,14 +416,17 @@ fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
         .map(|(t, _)| *t)
         .collect();
     let mut h_topics = vec![0u64; cats];
-    let (mut h_n, mut h_ct) = (0u64, 0u64);
+    let (mut h_n, mut h_ct, mut h_answered) = (0u64, 0u64, 0u64);
     for r in pool.iter().filter(|r| harvest.contains(&r.template)) {
         h_n += 1;
-        h_ct += u64::from(r.completion_tokens);
+        if !r.has(flag::S429) && !r.has(flag::ERROR) {
+            h_ct += u64::from(r.completion_tokens);
+            h_answered += 1;
+        }
         h_topics[r.topic as usize % cats] += 1;
     }
     f.harvest_template_share = share(h_n, n);
-    f.harvest_completion_mean = share(h_ct, h_n);
+    f.harvest_completion_mean = share(h_ct, h_answered);
     f.harvest_breadth = breadth(&h_topics, h_n, cfg.topic_min_share).0;
 }
 

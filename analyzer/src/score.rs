@@ -198,11 +198,15 @@ pub fn score_with(
         Family::Harvest,
         f.reasoning_share,
         cfg.reasoning_share,
-        f.reasoning_share >= cfg.reasoning_share && f.reasoning_count >= cfg.reasoning_min,
+        f.reasoning_share >= cfg.reasoning_share
+            && f.reasoning_count >= cfg.reasoning_min
+            && f.reasoning_distinct >= cfg.reasoning_distinct,
         format!(
-            "{} of {} single-turn prompts ask for the reasoning trace; languages: {}",
+            "{} of {} single-turn prompts ask for the reasoning trace, {:.0}% of them distinct (needs {:.0}%); languages: {}",
             f.reasoning_count,
             f.text_pool,
+            100.0 * f.reasoning_distinct,
+            100.0 * cfg.reasoning_distinct,
             languages(f.reasoning_languages)
         ),
     ));
