@@ -277,7 +277,7 @@ pub fn account_alert(
             {"name": "logprobs_rate", "family": "output_layer", "value": 0.4, "threshold": 0.5, "detail": ""}
         ],
         "volume": {"requests": 12000, "requests_per_day": 4000.0, "active_hours": 22},
-        "requests_per_hour": [10, 50, 400, 900, 850],
+        "requests_per_hour": {"start": "2026-09-21T10:00:00Z", "step_hours": 1, "counts": [10, 50, 400, 900, 850]},
         "sample_prompts": [
             {"ts": "2026-09-21T10:00:00.000000+00:00", "kind": "reasoning", "prompt": "Explain step by step: 17*23"},
             {"ts": "2026-09-21T10:01:00.000000+00:00", "kind": "template", "prompt": "Translate to French: hello"}

@@ -100,6 +100,10 @@ fn sign_in_then_browse_triage_and_sign_out() {
     );
     assert!(acct.contains("acct-8"), "cluster members shown");
     assert!(acct.contains("Requests per hour"));
+    // The analyzer's hourly series: one bar per hour, labelled by its start.
+    assert_eq!(acct.matches("<rect class=\"cat-distillation\"").count(), 5);
+    assert!(acct.contains("2026-09-21 13:00:00 UTC: 900"), "{acct}");
+    assert!(acct.contains(">2026-09-21 14:00:00 UTC</text>"), "{acct}");
 
     // Triage needs the CSRF token of this session.
     let detail = page(&s, "/alerts/1", &cookie).body;

@@ -416,28 +416,76 @@ fn collect_prompts(m: &Map<String, Value>, out: &mut Vec<String>) {
     }
 }
 
-/// A request-volume series from evidence: the first array under a key that
-/// names a rate or timeline (`requests_per_hour`, `hourly_requests`,
-/// `request_timeline`, …). Elements may be numbers, `[label, n]` pairs or
-/// objects with `count`/`requests`/`n` and an optional `t`/`ts`/`hour`.
-pub fn timeline(ev: &Map<String, Value>) -> Option<(String, Vec<(String, f64)>)> {
-    let (k, arr) = ev.iter().find_map(|(k, v)| {
-        let lk = k.to_ascii_lowercase();
-        let named = [
-            "per_hour",
-            "per_minute",
-            "per_day",
-            "hourly",
-            "daily",
-            "timeline",
-            "volume",
-        ]
+/// Whether an evidence key names a rate or a timeline.
+fn names_series(k: &str) -> bool {
+    let lk = k.to_ascii_lowercase();
+    [
+        "per_hour",
+        "per_minute",
+        "per_day",
+        "hourly",
+        "daily",
+        "timeline",
+        "volume",
+    ]
+    .iter()
+    .any(|w| lk.contains(w))
+}
+
+/// `{"start", "step_hours", "counts"}`: labelled by each point's start time
+/// (its index when `start` is missing or not a time).
+fn regular_series(k: &str, o: &Map<String, Value>) -> Option<(String, Vec<(String, f64)>)> {
+    let counts = o.get("counts")?.as_array()?;
+    let start = o
+        .get("start")
+        .and_then(Value::as_str)
+        .and_then(|s| eve::Timestamp::parse(s).ok())
+        .map(|t| t.unix_micros());
+    let step = o
+        .get("step_hours")
+        .and_then(Value::as_f64)
+        .filter(|h| h.is_finite() && *h > 0.0)
+        .unwrap_or(1.0);
+    let points: Vec<(String, f64)> = counts
         .iter()
-        .any(|w| lk.contains(w));
-        match v {
-            Value::Array(a) if named && !a.is_empty() => Some((k, a)),
-            _ => None,
-        }
+        .take(1000)
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let label = match start {
+                Some(s) => time(s.saturating_add((i as f64 * step * 3.6e9) as i64)),
+                None => format!("{}", i + 1),
+            };
+            n.as_f64().map(|n| (label, n))
+        })
+        .collect();
+    if points.is_empty() {
+        return None;
+    }
+    let name = if step == 1.0 {
+        key(k)
+    } else {
+        format!("{} (one bar per {step} h)", key(k))
+    };
+    Some((name, points))
+}
+
+/// A request-volume series from evidence: the first series under a key that
+/// names a rate or timeline (`requests_per_hour`, `hourly_requests`,
+/// `request_timeline`, …). Either the analyzer's regular series
+/// (`{"start": RFC 3339, "step_hours": h, "counts": [n, …]}`: point `i`
+/// covers `start + i·h` hours), or an array whose elements are numbers,
+/// `[label, n]` pairs or objects with `count`/`requests`/`n` and an
+/// optional `t`/`ts`/`hour`.
+pub fn timeline(ev: &Map<String, Value>) -> Option<(String, Vec<(String, f64)>)> {
+    if let Some(series) = ev.iter().find_map(|(k, v)| match v {
+        Value::Object(o) if names_series(k) => regular_series(k, o),
+        _ => None,
+    }) {
+        return Some(series);
+    }
+    let (k, arr) = ev.iter().find_map(|(k, v)| match v {
+        Value::Array(a) if names_series(k) && !a.is_empty() => Some((k, a)),
+        _ => None,
     })?;
     let mut points = Vec::new();
     for (i, item) in arr.iter().enumerate().take(1000) {
@@ -504,6 +552,21 @@ mod tests {
             pts,
             vec![("10:00".to_string(), 5.0), ("11:00".to_string(), 7.0)]
         );
+        // The analyzer's regular series.
+        let ev = json!({"requests_per_hour": {"start": "2026-11-01T10:00:00Z",
+            "step_hours": 2, "counts": [3, 0, 9]}, "volume": {"requests": 12}});
+        let (k, pts) = timeline(ev.as_object().unwrap()).unwrap();
+        assert_eq!(k, "Requests per hour (one bar per 2 h)");
+        let labels: Vec<&str> = pts.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "2026-11-01 10:00:00 UTC",
+                "2026-11-01 12:00:00 UTC",
+                "2026-11-01 14:00:00 UTC"
+            ]
+        );
+        assert_eq!(pts.iter().map(|p| p.1).sum::<f64>(), 12.0);
         // The analyzer's shapes: signals as an array, samples as objects.
         let ev = json!({"score": 0.93,
             "signals": [{"name": "reasoning_share", "family": "harvest", "value": 0.4, "threshold": 0.25, "detail": "x"}],

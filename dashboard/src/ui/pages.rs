@@ -660,6 +660,8 @@ struct AccountPage {
     timeline_name: String,
     timeline: Vec<Bar>,
     timeline_max: String,
+    timeline_from: String,
+    timeline_to: String,
     volume: Vec<Row>,
     prompts: Vec<String>,
     members: Vec<String>,
@@ -719,6 +721,8 @@ pub async fn account(
         timeline_name,
         timeline,
         timeline_max: format::float(tmax),
+        timeline_from: points.first().map(|p| p.0.clone()).unwrap_or_default(),
+        timeline_to: points.last().map(|p| p.0.clone()).unwrap_or_default(),
         volume: ev
             .get("volume")
             .and_then(Value::as_object)
