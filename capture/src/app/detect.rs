@@ -7,7 +7,7 @@
 pub(crate) const DETECT_MAX: usize = 8192;
 
 /// Methods trusted without seeing the end of the request line.
-const KNOWN_METHODS: [&[u8]; 9] = [
+pub(crate) const KNOWN_METHODS: [&[u8]; 9] = [
     b"GET ",
     b"POST ",
     b"PUT ",

@@ -11,27 +11,13 @@
 //! (mid-stream, ended `TRUNCATED`). A gap or the end of a direction before it
 //! synchronised leaves that direction raw until the next start.
 
+use super::detect::KNOWN_METHODS;
 use super::http::HttpConn;
 use super::raw::RawStream;
 use super::{Ctx, Handler, slot};
 use aho_corasick::AhoCorasick;
 use eve::Direction;
 use std::sync::LazyLock;
-
-/// The starts searched for: a status line and the request methods trusted
-/// by detection.
-const STARTS: [&[u8]; 10] = [
-    b"HTTP/1.",
-    b"GET ",
-    b"POST ",
-    b"PUT ",
-    b"HEAD ",
-    b"PATCH ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"PROPFIND ",
-    b"MKCOL ",
-];
 
 /// Longest start pattern minus one: bytes held back at a chunk's end in case
 /// a start straddles two chunks.
@@ -40,7 +26,12 @@ const HOLD: usize = 8;
 /// Most header bytes collected to confirm a start.
 const MAX_HEAD: usize = 16 * 1024;
 
-static FINDER: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| AhoCorasick::new(STARTS).ok());
+/// The starts searched for: a status line and the request methods trusted
+/// by detection.
+static FINDER: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    let starts = std::iter::once(&b"HTTP/1."[..]).chain(KNOWN_METHODS.iter().copied());
+    AhoCorasick::new(starts).ok()
+});
 
 fn find_start(bytes: &[u8]) -> Option<usize> {
     FINDER.as_ref()?.find(bytes).map(|m| m.start())
