@@ -40,7 +40,8 @@ pub struct CaptureConfig {
     /// Incomplete fragmented datagrams are dropped after this long.
     pub fragment_timeout_secs: u64,
     /// Live capture: batches of packets queued per worker (a full queue
-    /// drops the batch). Offline replay has no queues.
+    /// drops the batch). Offline replay has no queues (see
+    /// `replay_lookahead_bytes`).
     pub queue_batches: usize,
     /// Live capture: a `stats` event every this many seconds (0 = only at exit).
     pub stats_interval_secs: u64,
@@ -51,6 +52,12 @@ pub struct CaptureConfig {
     /// and events carry `vlan`. Turn off when the two directions of a
     /// connection arrive with different tags (asymmetric mirror setups).
     pub vlan_tracking: bool,
+    /// Offline replay with several workers: file bytes read ahead of the
+    /// slowest worker at most (1 MiB chunks; their pages stay mapped and
+    /// their records described until every worker is through them). More
+    /// lets workers run further apart, which long transfers one after
+    /// another in a file need to keep every worker busy.
+    pub replay_lookahead_bytes: usize,
 }
 
 impl Default for CaptureConfig {
@@ -72,6 +79,7 @@ impl Default for CaptureConfig {
             stats_interval_secs: 60,
             pcap_buffer_bytes: 64 << 20,
             vlan_tracking: true,
+            replay_lookahead_bytes: 256 << 20,
         }
     }
 }

@@ -153,6 +153,27 @@ impl Skip {
     }
 }
 
+/// What [`Decoder::peek`] found in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek<'a> {
+    /// An unfragmented TCP or UDP packet, and its payload.
+    Packet(Decoded, &'a [u8]),
+    /// An IP fragment: what it belongs to is known once its datagram is
+    /// reassembled ([`Decoder::decode`]).
+    Fragment,
+}
+
+/// An unfragmented packet, or the addresses of a fragment.
+enum Split<'a> {
+    Whole(Decoded, &'a [u8]),
+    Fragment {
+        src: IpAddr,
+        dst: IpAddr,
+        ip_len: u32,
+        vlan: [u16; 2],
+    },
+}
+
 /// A stateful decoder (it holds IP fragments until their datagram is whole).
 pub struct Decoder {
     defrag: IpDefragPool<i64, ()>,
@@ -229,11 +250,35 @@ impl Decoder {
         self.transport(sliced, ts)
     }
 
+    /// What `frame` holds, without reassembling IP fragments: the decoder's
+    /// state is left alone, so any thread may ask. An unfragmented packet
+    /// decodes exactly as [`Decoder::decode`] would decode it.
+    pub fn peek<'a>(&self, link: i32, frame: &'a [u8]) -> Result<Peek<'a>, Skip> {
+        let sliced = slice_link(link, frame)?;
+        Ok(match self.split(&sliced)? {
+            Split::Whole(d, payload) => Peek::Packet(d, payload),
+            Split::Fragment { .. } => Peek::Fragment,
+        })
+    }
+
     fn transport<'a>(
         &'a mut self,
         p: SlicedPacket<'a>,
         ts: i64,
     ) -> Result<(Decoded, &'a [u8]), Skip> {
+        match self.split(&p)? {
+            Split::Whole(d, payload) => Ok((d, payload)),
+            Split::Fragment {
+                src,
+                dst,
+                ip_len,
+                vlan,
+            } => self.fragment(&p, ts, src, dst, ip_len, vlan),
+        }
+    }
+
+    /// Decode an unfragmented packet; a fragment is left to the caller.
+    fn split<'a>(&self, p: &SlicedPacket<'a>) -> Result<Split<'a>, Skip> {
         let (src, dst, ip_len, fragmented) = match &p.net {
             Some(NetSlice::Ipv4(v4)) => {
                 let h = v4.header();
@@ -255,13 +300,18 @@ impl Decoder {
             }
             Some(NetSlice::Arp(_)) | None => return Err(Skip::NotIp),
         };
-        let vlan = self.vlan_of(&p);
+        let vlan = self.vlan_of(p);
         if fragmented {
-            return self.fragment(&p, ts, src, dst, ip_len, vlan);
+            return Ok(Split::Fragment {
+                src,
+                dst,
+                ip_len,
+                vlan,
+            });
         }
-        let (transport, sport, dport, payload) = match p.transport {
+        let (transport, sport, dport, payload) = match &p.transport {
             Some(TransportSlice::Tcp(t)) => (
-                Transport::Tcp(tcp_meta(&t)),
+                Transport::Tcp(tcp_meta(t)),
                 t.source_port(),
                 t.destination_port(),
                 t.payload(),
@@ -295,7 +345,7 @@ impl Decoder {
             ip_len,
             vlan,
         };
-        Ok((d, payload))
+        Ok(Split::Whole(d, payload))
     }
 
     fn fragment<'a>(

@@ -23,6 +23,7 @@ pub mod decode;
 pub mod detect;
 pub mod flow;
 mod live;
+pub mod measure;
 pub mod object;
 mod objects;
 mod offline;

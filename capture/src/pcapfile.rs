@@ -88,6 +88,24 @@ impl MappedFile {
             }
         }
     }
+
+    /// The reader is done with the file: every page still mapped leaves
+    /// this process's resident set (see [`MappedFile::advance`]).
+    pub fn release(&self, state: &mut Window) {
+        #[cfg(unix)]
+        if self.map.len() > state.released {
+            // SAFETY: as in `advance`.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    state.released,
+                    self.map.len() - state.released,
+                )
+            };
+        }
+        state.released = self.map.len();
+        state.next = usize::MAX;
+    }
 }
 
 /// Bytes a sequential reader keeps mapped behind it (a multiple of every

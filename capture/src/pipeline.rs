@@ -132,7 +132,7 @@ impl RunSummary {
 }
 
 /// Reader-side counters.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct ReaderCounters {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
@@ -153,6 +153,24 @@ impl ReaderCounters {
         self.bytes += f.data.len() as u64;
         self.first_ts.get_or_insert(f.ts);
         self.last_ts = self.last_ts.max(f.ts);
+    }
+
+    /// Add `other`'s counts (a later stretch of the same input) to these.
+    pub(crate) fn absorb(&mut self, other: &ReaderCounters) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.decoded += other.decoded;
+        for (a, b) in self.skips.iter_mut().zip(other.skips) {
+            *a += b;
+        }
+        self.queue_drops += other.queue_drops;
+        self.read_errors += other.read_errors;
+        self.kernel_packets += other.kernel_packets;
+        self.kernel_drops += other.kernel_drops;
+        if let Some(t) = other.first_ts {
+            self.first_ts.get_or_insert(t);
+            self.last_ts = self.last_ts.max(other.last_ts);
+        }
     }
 
     /// Add these counters into `stats` (`reassembled`: IP datagrams

@@ -195,6 +195,61 @@ fn replay_is_deterministic_across_worker_counts() {
     assert_eq!(ids(&one).len(), n);
 }
 
+/// The events of a run but its `stats`, as sorted JSON lines.
+fn lines(events: &[Event]) -> Vec<String> {
+    let mut out: Vec<String> = events
+        .iter()
+        .filter(|e| e.event_type() != "stats")
+        .map(|e| serde_json::to_string(e).expect("json"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn shared_reading_gives_every_worker_count_the_same_events_and_counts() {
+    // Several workers share one walk of the files in chunks (the IPv4
+    // fragments fixture included: fragments are decoded by every worker).
+    // A lookahead of one byte holds one chunk at a time, so workers wait
+    // for each other and pass the reading token at every chunk.
+    let files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("fragments")),
+        "a fixture with IP fragments"
+    );
+    let (base, one) = replay(&files, 1, &Detectors::none());
+    let reader_counts = |s: &capture::RunSummary| {
+        let mut sections = s.stats.sections.clone();
+        sections.retain(|name, _| matches!(name.as_str(), "capture" | "decoder"));
+        (sections, s.stats.uptime)
+    };
+    assert!(base.stats.get("decoder", "ip_reassembled") > 0);
+    for (workers, lookahead) in [(2, usize::MAX), (2, 1), (3, 1), (3, 200_000)] {
+        let mut settings = capture::Settings {
+            workers,
+            ..Default::default()
+        };
+        settings.config.replay_lookahead_bytes = lookahead;
+        let (s, events) = replay_with(&files, settings, &Detectors::none());
+        let what = format!("{workers} workers, lookahead {lookahead}");
+        assert_eq!(lines(&one), lines(&events), "{what}");
+        assert_eq!(reader_counts(&base), reader_counts(&s), "{what}");
+        assert_eq!(
+            base.files
+                .iter()
+                .map(|f| (&f.path, f.packets))
+                .collect::<Vec<_>>(),
+            s.files
+                .iter()
+                .map(|f| (&f.path, f.packets))
+                .collect::<Vec<_>>(),
+            "{what}"
+        );
+    }
+}
+
 #[test]
 fn limits_bite_are_counted_and_nothing_breaks() {
     let files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();

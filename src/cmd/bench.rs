@@ -52,34 +52,6 @@ pub fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// Peak resident memory (VmHWM) of this process since the last reset, in bytes.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// CPU seconds (user + system) so far of this process (all threads), or of
-/// its waited-for children: less sensitive than wall time to a busy machine.
-fn cpu_secs(children: bool) -> f64 {
-    // Fields 14-15 (self) or 16-17 (children) of /proc/self/stat, in USER_HZ
-    // (100 on Linux); the command name may hold spaces: count after ')'.
-    let at = if children { 13 } else { 11 };
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let f: Vec<u64> = s
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .map(|x| x.parse().unwrap_or(0))
-                .collect();
-            Some((f.get(at)? + f.get(at + 1)?) as f64 / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
 /// `weightwatch bench analyze`: the whole analysis (ingest, features,
 /// templates, clusters, scores; alerts to a null sink) on the given logs.
 fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
@@ -105,7 +77,10 @@ fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
         "phases_s      ingest {:.2}  analysis {:.2}  output {:.2}",
         t.ingest, t.analysis, t.output
     );
-    println!("peak_rss_MB   {:.0}", peak_rss().unwrap_or(0) as f64 / 1e6);
+    println!(
+        "peak_rss_MB   {:.0}",
+        capture::measure::peak_rss() as f64 / 1e6
+    );
     println!(
         "accounts      {} ({} flagged, {} events)",
         report.analysis.accounts.len(),
@@ -126,10 +101,7 @@ fn capture_bench(
     config: &Config,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    /// Reset VmHWM to the current RSS (Linux: `5` into clear_refs).
-    fn reset_peak() {
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
-    }
+    use capture::measure;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut counts: Vec<usize> = if workers.is_empty() {
         vec![1, cores]
@@ -146,74 +118,15 @@ fn capture_bench(
         file.display(),
         size as f64 / 1e6
     );
-    println!(
-        "{:<18} {:>10} {:>8} {:>12} {:>9} {:>8} {:>7} {:>9} {:>9} {:>8}",
-        "run",
-        "packets",
-        "secs",
-        "packets/s",
-        "MB/s",
-        "Gbit/s",
-        "cpu_s",
-        "MB/cpu_s",
-        "peak_MB",
-        "events"
-    );
+    const WIDTH: usize = 18;
+    println!("{}", measure::header(WIDTH));
     for n in counts {
         let mut settings = capture::Settings::new(config.capture.clone());
         settings.workers = n.max(1);
-        let mut sink = CountingSink::default();
-        reset_peak();
-        let cpu0 = cpu_secs(false);
-        let s = capture::run_offline(&[file.to_path_buf()], &settings, &detectors, &mut sink)?;
-        let cpu = (cpu_secs(false) - cpu0).max(1e-9);
-        let secs = s.elapsed.as_secs_f64().max(1e-9);
-        let bytes = s.bytes() as f64;
-        println!(
-            "{:<18} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>7.2} {:>9.1} {:>9.0} {:>8}",
-            format!("weightwatch w={n}"),
-            s.packets(),
-            secs,
-            s.packets() as f64 / secs,
-            bytes / 1e6 / secs,
-            bytes * 8.0 / 1e9 / secs,
-            cpu,
-            bytes / 1e6 / cpu,
-            peak_rss().unwrap_or(0) as f64 / 1e6,
-            sink.events
-        );
+        let m = measure::replay(file, &settings, &detectors)?;
+        println!("{}", measure::row(&format!("weightwatch w={n}"), WIDTH, &m));
     }
-    let out =
-        std::env::temp_dir().join(format!("weightwatch-bench-tcpflow-{}", std::process::id()));
-    std::fs::create_dir_all(&out)?;
-    let start = std::time::Instant::now();
-    let cpu0 = cpu_secs(true);
-    let status = std::process::Command::new("tcpflow")
-        .args(["-e", "http", "-r"])
-        .arg(file)
-        .arg("-o")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    let secs = start.elapsed().as_secs_f64().max(1e-9);
-    let cpu = (cpu_secs(true) - cpu0).max(1e-9);
-    let _ = std::fs::remove_dir_all(&out);
-    match status {
-        Ok(st) if st.success() => println!(
-            "{:<18} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2} {:>7.2} {:>9.1}",
-            "tcpflow -e http",
-            "-",
-            secs,
-            "-",
-            size as f64 / 1e6 / secs,
-            size as f64 * 8.0 / 1e9 / secs,
-            cpu,
-            size as f64 / 1e6 / cpu
-        ),
-        Ok(st) => println!("tcpflow failed: {st}"),
-        Err(e) => println!("tcpflow not run ({e}); install Debian's tcpflow to compare"),
-    }
+    println!("{}", measure::tcpflow(file, WIDTH));
     Ok(())
 }
 

@@ -1,13 +1,23 @@
-//! Replaying capture files: every worker maps the files itself, walks every
-//! record, decodes it and keeps the packets whose symmetric 5-tuple hash
-//! picks it (flows are sharded onto workers); the packets of other workers
-//! only move its clock. No reader thread, no queues and no payload copy:
-//! the bytes go from the page cache to reassembly and SHA-256, and workers
-//! never wait for each other (large transfers that follow each other in a
-//! file keep every worker busy). Each worker sees the whole file in order,
-//! so timeouts run on packet time exactly as with one worker, replay is
-//! lossless and deterministic, and worker 0 alone counts the reader-side
-//! statistics.
+//! Replaying capture files, lossless and deterministic: timeouts run on
+//! packet time, and every worker sees the time of every record, so a
+//! replay gives the same events with any number of workers.
+//!
+//! - One worker maps each file and walks its records itself: the bytes go
+//!   from the page cache to reassembly and SHA-256, with no reader thread,
+//!   queue or copy.
+//! - Several workers share the reading (`chunks`): each record is walked
+//!   once, by whichever worker holds the reading token, into compact
+//!   descriptors (place, time, owning worker); every worker then goes
+//!   through every chunk in order, decodes and processes its own records
+//!   (flows are sharded by the symmetric hash of their 5-tuple), runs every
+//!   IP fragment through its own decoder, and only moves its clock for the
+//!   rest. One mapping of each file serves all workers, so each page is
+//!   mapped once, and at most `replay_lookahead_bytes` are walked ahead of
+//!   the slowest worker. (Each worker walking the whole file itself was
+//!   measured first: the second worker's walk cost a third of a core per
+//!   GB; see `docs/performance.md`.)
+
+mod chunks;
 
 use crate::decode::Decoder;
 use crate::detect::Detectors;
@@ -23,39 +33,46 @@ use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Sender, bounded};
 use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// What one offline worker gives back.
 struct OfflineResult {
     worker: WorkerCounters,
+    /// Reader-side counters (worker 0's are the run's).
     reader: ReaderCounters,
     reassembled: u64,
+    /// The inputs' reports (a lone worker's; shared reading keeps its own).
     files: Vec<FileReport>,
 }
 
-/// One offline worker: walk every input, keep the packets of worker
-/// `index`'s flows. Every worker reads the same records and runs the same
-/// decoder (IP fragments included), so they agree on what each file holds;
-/// worker 0's reader counters and file reports are the run's.
-fn offline_worker(
-    shared: &Shared<'_>,
-    index: usize,
-    inputs: &[PathBuf],
-    events: &Sender<Vec<Event>>,
-) -> OfflineResult {
+/// A worker and its decoder, as configured.
+fn worker_parts<'s>(shared: &Shared<'s>) -> (Worker<'s>, Decoder) {
     let settings = shared.settings;
-    let workers = settings.workers.max(1);
     let env = EventEnv {
         sensor_id: &settings.sensor_id,
         detectors: shared.detectors,
         file_hash: settings.file_hash,
     };
-    let mut w = Worker::new(env, WorkerLimits::new(&settings.config, workers));
-    let mut decoder = Decoder::new(
+    let w = Worker::new(
+        env,
+        WorkerLimits::new(&settings.config, settings.workers.max(1)),
+    );
+    let decoder = Decoder::new(
         settings.config.max_pending_fragments,
         settings.config.fragment_timeout_secs,
     )
     .track_vlan(settings.config.vlan_tracking);
+    (w, decoder)
+}
+
+/// The only worker: walk every input and process every record.
+fn walk_alone(
+    shared: &Shared<'_>,
+    inputs: &[PathBuf],
+    events: &Sender<Vec<Event>>,
+) -> OfflineResult {
+    let (mut w, mut decoder) = worker_parts(shared);
     let mut c = ReaderCounters::default();
     let mut files = Vec::with_capacity(inputs.len());
     for path in inputs {
@@ -66,8 +83,6 @@ fn offline_worker(
             error: None,
             rejected: false,
         };
-        // Each worker maps the file itself: its window of resident pages
-        // follows its own progress.
         let map = match MappedFile::open(path) {
             Ok(m) => m,
             Err(e) => {
@@ -78,7 +93,6 @@ fn offline_worker(
                 continue;
             }
         };
-        let mut window = Window::default();
         let mut packets = match Packets::new(map.bytes()) {
             Ok(p) => p,
             Err(e) => {
@@ -89,6 +103,7 @@ fn offline_worker(
                 continue;
             }
         };
+        let mut window = Window::default();
         while let Some(r) = packets.next() {
             map.advance(&mut window, packets.offset());
             let f = match r {
@@ -110,11 +125,7 @@ fn offline_worker(
                 Ok((d, payload)) => {
                     c.decoded += 1;
                     let (key, _) = FlowKey::of(&d);
-                    if workers == 1 || shard(&key, workers) == index {
-                        w.packet_of(key, f.ts, &d, payload);
-                    } else {
-                        w.tick(f.ts);
-                    }
+                    w.packet_of(key, f.ts, &d, payload);
                 }
                 Err(s) => {
                     c.skips[s.index()] += 1;
@@ -137,6 +148,94 @@ fn offline_worker(
         reader: c,
         reassembled: decoder.reassembled_datagrams,
         files,
+    }
+}
+
+/// Worker `index` of several: walk chunks when its turn comes, and go
+/// through every chunk in order, processing the records of its own flows.
+fn share(
+    shared: &Shared<'_>,
+    index: usize,
+    reader: &chunks::SharedReader<'_>,
+    events: &Sender<Vec<Event>>,
+) -> OfflineResult {
+    let workers = shared.settings.workers.max(1);
+    let _guard = reader.guard();
+    let (mut w, mut decoder) = worker_parts(shared);
+    let mut c = ReaderCounters::default();
+    let me = index as u32;
+    let mut next = 0u64;
+    let mut size = 1024;
+    loop {
+        let chunk = match reader.next_job(next) {
+            chunks::Job::Done => break,
+            chunks::Job::Walk(r) => {
+                let (chunk, r) = reader.walk(r, &decoder, size);
+                size = chunk.recs.len().max(16);
+                reader.walked(chunk, r);
+                continue;
+            }
+            chunks::Job::Process(chunk) => chunk,
+        };
+        // Worker 0 counts for the run.
+        let counting = index == 0;
+        if counting {
+            c.absorb(&chunk.counters);
+        }
+        let bytes = reader.bytes(chunk.file);
+        for r in &chunk.recs {
+            if r.owner != me && r.owner != chunks::FRAGMENT {
+                w.tick(r.ts);
+                continue;
+            }
+            match chunk.held[r.held as usize] {
+                chunks::Held::Packet {
+                    decoded,
+                    payload,
+                    len,
+                } => {
+                    let payload = bytes
+                        .get(payload..payload + len as usize)
+                        .unwrap_or_default();
+                    w.packet_of(FlowKey::of(&decoded).0, r.ts, &decoded, payload);
+                }
+                chunks::Held::Fragment { frame, len, link } => {
+                    let frame = bytes.get(frame..frame + len as usize).unwrap_or_default();
+                    match decoder.decode(link, r.ts, frame) {
+                        Ok((d, payload)) => {
+                            c.decoded += u64::from(counting);
+                            let (key, _) = FlowKey::of(&d);
+                            if shard(&key, workers) == index {
+                                w.packet_of(key, r.ts, &d, payload);
+                            } else {
+                                w.tick(r.ts);
+                            }
+                        }
+                        Err(s) => {
+                            if counting {
+                                c.skips[s.index()] += 1;
+                            }
+                            w.tick(r.ts);
+                        }
+                    }
+                }
+            }
+        }
+        reader.processed(next);
+        next += 1;
+        if !w.out.is_empty() {
+            let _ = events.send(std::mem::take(&mut w.out));
+        }
+    }
+    w.shutdown();
+    if !w.out.is_empty() {
+        let _ = events.send(std::mem::take(&mut w.out));
+    }
+    OfflineResult {
+        worker: w.counters.clone(),
+        reader: c,
+        reassembled: decoder.reassembled_datagrams,
+        files: Vec::new(),
     }
 }
 
@@ -189,16 +288,31 @@ pub fn run_offline(
         detectors,
     };
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024);
+    let maps: Vec<OnceLock<MappedFile>> = files.iter().map(|_| OnceLock::new()).collect();
+
+    let reader = chunks::SharedReader::new(
+        &files,
+        &maps,
+        workers,
+        settings.config.replay_lookahead_bytes,
+    );
     std::thread::scope(|scope| {
         let sink_handle = scope.spawn(move || sink_loop(sink, ev_rx));
         let shared = &shared;
         let inputs = &files[..];
+        let reader = &reader;
         let handles: Vec<_> = (0..workers)
             .map(|i| {
                 let events = ev_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("capture-worker-{i}"))
-                    .spawn_scoped(scope, move || offline_worker(shared, i, inputs, &events))
+                    .spawn_scoped(scope, move || {
+                        if workers == 1 {
+                            walk_alone(shared, inputs, &events)
+                        } else {
+                            share(shared, i, reader, &events)
+                        }
+                    })
             })
             .collect();
         let mut stats = Stats::default();
@@ -219,7 +333,12 @@ pub fn run_offline(
         let (reader, files) = match first {
             Some(r) => {
                 r.reader.add_to(&mut stats, r.reassembled);
-                (r.reader, r.files)
+                let files = if workers == 1 {
+                    r.files
+                } else {
+                    reader.take_reports()
+                };
+                (r.reader, files)
             }
             None => (ReaderCounters::default(), Vec::new()),
         };

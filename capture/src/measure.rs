@@ -1,0 +1,184 @@
+//! Replay measurements, shared by `weightwatch bench capture` and
+//! `cargo bench -p capture --bench engine` (benchmarks, never tests):
+//! throughput, CPU seconds (user + system, all threads: less sensitive than
+//! wall time to a busy machine) and peak memory of one replay, and the same
+//! file through Debian's `tcpflow -e http` for comparison. Linux only (the
+//! figures come from `/proc/self`); elsewhere they read as zero.
+
+use crate::detect::Detectors;
+use crate::pipeline::{CaptureError, Settings};
+use eve::sink::memory::CountingSink;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What one replay measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    /// Packets read.
+    pub packets: u64,
+    /// Captured bytes read.
+    pub bytes: u64,
+    /// Wall-clock seconds.
+    pub secs: f64,
+    /// CPU seconds of the whole process.
+    pub cpu_secs: f64,
+    /// Peak resident memory (VmHWM), bytes: the engine's own memory plus
+    /// the capture file's pages mapped at the time.
+    pub peak_rss: u64,
+    /// Peak anonymous resident memory (RssAnon, sampled every 2 ms), bytes:
+    /// the engine's own memory without mapped file pages.
+    pub peak_anon: u64,
+    /// Events written.
+    pub events: u64,
+}
+
+/// Replay `file` with `settings` and `detectors` into a counting sink.
+pub fn replay(
+    file: &Path,
+    settings: &Settings,
+    detectors: &Detectors,
+) -> Result<Measured, CaptureError> {
+    let mut sink = CountingSink::default();
+    // Linux: `5` into clear_refs resets VmHWM to the current RSS.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let done = AtomicBool::new(false);
+    let cpu0 = cpu_secs(false);
+    let (summary, peak_anon) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = status_kb("RssAnon:");
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(2));
+                peak = peak.max(status_kb("RssAnon:"));
+            }
+            peak
+        });
+        let summary = crate::run_offline(
+            std::slice::from_ref(&file.to_path_buf()),
+            settings,
+            detectors,
+            &mut sink,
+        );
+        done.store(true, Ordering::Relaxed);
+        (summary, sampler.join().unwrap_or(0))
+    });
+    let summary = summary?;
+    Ok(Measured {
+        packets: summary.packets(),
+        bytes: summary.bytes(),
+        secs: summary.elapsed.as_secs_f64().max(1e-9),
+        cpu_secs: (cpu_secs(false) - cpu0).max(1e-9),
+        peak_rss: peak_rss(),
+        peak_anon: peak_anon * 1024,
+        events: sink.events,
+    })
+}
+
+/// The table's header, for rows labelled in `width` columns.
+pub fn header(width: usize) -> String {
+    format!(
+        "{:<width$} {:>10} {:>8} {:>12} {:>9} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8}",
+        "run",
+        "packets",
+        "secs",
+        "packets/s",
+        "MB/s",
+        "Gbit/s",
+        "cpu_s",
+        "MB/cpu_s",
+        "peak_MB",
+        "anon_MB",
+        "events"
+    )
+}
+
+/// One row of the table.
+pub fn row(label: &str, width: usize, m: &Measured) -> String {
+    let bytes = m.bytes as f64;
+    format!(
+        "{label:<width$} {:>10} {:>8.2} {:>12.0} {:>9.1} {:>8.2} {:>7.2} {:>9.1} {:>8.0} {:>8.0} {:>8}",
+        m.packets,
+        m.secs,
+        m.packets as f64 / m.secs,
+        bytes / 1e6 / m.secs,
+        bytes * 8.0 / 1e9 / m.secs,
+        m.cpu_secs,
+        bytes / 1e6 / m.cpu_secs,
+        m.peak_rss as f64 / 1e6,
+        m.peak_anon as f64 / 1e6,
+        m.events
+    )
+}
+
+/// `tcpflow -e http -r FILE -o DIR` (into a temporary directory, removed
+/// after) as a row of the table, or why it did not run.
+pub fn tcpflow(file: &Path, width: usize) -> String {
+    let size = std::fs::metadata(file).map_or(0, |m| m.len()) as f64;
+    let out = std::env::temp_dir().join(format!("weightwatch-tcpflow-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        return format!("tcpflow not run ({}: {e})", out.display());
+    }
+    let start = Instant::now();
+    let cpu0 = cpu_secs(true);
+    let status = std::process::Command::new("tcpflow")
+        .args(["-e", "http", "-r"])
+        .arg(file)
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu = (cpu_secs(true) - cpu0).max(1e-9);
+    let _ = std::fs::remove_dir_all(&out);
+    match status {
+        Ok(st) if st.success() => format!(
+            "{:<width$} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2} {:>7.2} {:>9.1}",
+            "tcpflow -e http",
+            "-",
+            secs,
+            "-",
+            size / 1e6 / secs,
+            size * 8.0 / 1e9 / secs,
+            cpu,
+            size / 1e6 / cpu
+        ),
+        Ok(st) => format!("tcpflow failed: {st}"),
+        Err(e) => format!("tcpflow not run ({e}); install Debian's tcpflow to compare"),
+    }
+}
+
+/// A `kB` line of `/proc/self/status`.
+fn status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with(key))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) so far of this process (all threads), or of
+/// its waited-for children.
+pub fn cpu_secs(children: bool) -> f64 {
+    // Fields 14-15 (self) or 16-17 (children) of /proc/self/stat, in
+    // USER_HZ (100 on Linux); the command name (field 2) may hold spaces,
+    // so count after its ')'.
+    let at = if children { 13 } else { 11 };
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(at)?.parse::<u64>().ok()? + f.get(at + 1)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// Peak resident memory (VmHWM) of this process since the last reset, in
+/// bytes.
+pub fn peak_rss() -> u64 {
+    status_kb("VmHWM:") * 1024
+}

@@ -1,0 +1,442 @@
+//! Reading shared by several offline workers: the files' records are walked
+//! once, in chunks, by whichever worker holds the reading token, and every
+//! worker then goes through every chunk in order (see the module above).
+//!
+//! A chunk is a stretch of one file — at most [`CHUNK_BYTES`] or
+//! [`CHUNK_RECORDS`] — as compact descriptors: where each record lies, its
+//! link type and time, and which worker owns it (the shard of its flow's
+//! symmetric hash), found by a stateless decode. The token passes between
+//! workers (only one walks at a time: where a record starts is known only
+//! from the one before), and a worker whose walked chunks run low walks
+//! the next one itself. Chunks live until every worker has been through
+//! them, and the file pages they cover stay mapped until then (one mapping
+//! of each file serves every worker, so each page is mapped once). The
+//! chunks held — their file bytes plus their descriptors — are bounded by
+//! a budget (`replay_lookahead_bytes`): that is how far the walk may run
+//! ahead of the slowest worker.
+//!
+//! Hand-written: the sharing is specific to this engine (shards, the
+//! packet-time clock), and the pieces it needs are the standard library's.
+
+use crate::decode::{Decoded, Decoder, Peek};
+use crate::flow::FlowKey;
+use crate::pcapfile::{MappedFile, Packets, Window};
+use crate::pipeline::{FileReport, ReaderCounters, shard};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+/// File bytes one chunk covers at most.
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
+/// Records one chunk holds at most.
+const CHUNK_RECORDS: usize = 8192;
+/// A worker with fewer walked chunks ahead of it than this walks the next
+/// one itself when it can, rather than go on processing.
+const WALK_AHEAD: u64 = 4;
+
+/// Owner of an IP fragment: every worker runs it through its own decoder
+/// (the datagram's flow is known once it is whole).
+pub(super) const FRAGMENT: u32 = u32::MAX;
+/// Owner of a record that did not decode: it only moves the clocks.
+pub(super) const NOBODY: u32 = u32::MAX - 1;
+
+/// One walked record.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rec {
+    /// Packet time (µs).
+    pub(super) ts: i64,
+    /// The owning worker, [`FRAGMENT`] or [`NOBODY`].
+    pub(super) owner: u32,
+    /// Index of its [`Held`] in [`Chunk::held`] (owned records and
+    /// fragments).
+    pub(super) held: u32,
+}
+
+/// What a record's processing needs, kept for owned records and fragments.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Held {
+    /// An unfragmented packet, decoded by the walk (decoding is the same
+    /// whichever thread does it).
+    Packet {
+        /// The packet.
+        decoded: Decoded,
+        /// File offset of its payload.
+        payload: usize,
+        /// Payload length.
+        len: u32,
+    },
+    /// An IP fragment, for every worker's own decoder.
+    Fragment {
+        /// File offset of the captured frame.
+        frame: usize,
+        /// Captured length.
+        len: u32,
+        /// Link type.
+        link: i32,
+    },
+}
+
+/// A walked stretch of one file.
+#[derive(Debug)]
+pub(super) struct Chunk {
+    /// Index of its file among the inputs.
+    pub(super) file: usize,
+    /// File offset of its first record.
+    start: usize,
+    /// File offset just past its last record.
+    end: usize,
+    /// Its records, in file order.
+    pub(super) recs: Vec<Rec>,
+    /// The owned records' packets and the fragments.
+    pub(super) held: Vec<Held>,
+    /// What reading them counted (fragments' decoding aside: the
+    /// processing workers count that).
+    pub(super) counters: ReaderCounters,
+}
+
+impl Chunk {
+    /// What holding it costs: the file bytes it keeps mapped and its
+    /// descriptors.
+    fn cost(&self) -> usize {
+        (self.end - self.start)
+            + self.recs.capacity() * std::mem::size_of::<Rec>()
+            + self.held.capacity() * std::mem::size_of::<Held>()
+    }
+}
+
+/// See [`SharedReader::guard`].
+pub(super) struct PanicGuard<'r, 'm>(&'r SharedReader<'m>);
+
+impl Drop for PanicGuard<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().failed = true;
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+/// The reading token: a file open for walking.
+pub(super) struct Reading<'m> {
+    file: usize,
+    packets: Packets<'m>,
+    report: FileReport,
+}
+
+/// What a worker does next.
+pub(super) enum Job<'m> {
+    /// Go through this chunk (the worker's next).
+    Process(Arc<Chunk>),
+    /// Walk the next chunk, then hand the token back with
+    /// [`SharedReader::walked`].
+    Walk(Reading<'m>),
+    /// Every chunk has been through this worker.
+    Done,
+}
+
+struct State<'m> {
+    /// Chunks not yet through every worker, each with how many workers are
+    /// through it.
+    chunks: VecDeque<(Arc<Chunk>, usize)>,
+    /// The chunks' total [`Chunk::cost`].
+    held: usize,
+    /// Sequence number of `chunks[0]`.
+    base: u64,
+    /// The token, when no worker walks and a file is open.
+    reading: Option<Reading<'m>>,
+    /// A worker walks (it holds the token).
+    walking: bool,
+    /// Index of the next input to open.
+    next_file: usize,
+    /// Reports of the inputs read so far, in order.
+    reports: Vec<FileReport>,
+    /// The file whose pages are released behind the slowest worker.
+    releasing: Option<(usize, Window)>,
+    /// A worker panicked: the others stop (the run reports it).
+    failed: bool,
+}
+
+/// The replay's shared reading.
+pub(super) struct SharedReader<'m> {
+    inputs: &'m [PathBuf],
+    maps: &'m [OnceLock<MappedFile>],
+    workers: usize,
+    /// Most bytes held at once (see [`Chunk::cost`]).
+    budget: usize,
+    state: Mutex<State<'m>>,
+    changed: Condvar,
+}
+
+impl<'m> SharedReader<'m> {
+    /// Reading of `inputs` (their maps, filled as they are opened, in
+    /// `maps`) for `workers` workers, holding chunks of at most `budget`
+    /// bytes (one chunk at least).
+    pub(super) fn new(
+        inputs: &'m [PathBuf],
+        maps: &'m [OnceLock<MappedFile>],
+        workers: usize,
+        budget: usize,
+    ) -> Self {
+        SharedReader {
+            inputs,
+            maps,
+            workers,
+            budget,
+            state: Mutex::new(State {
+                chunks: VecDeque::new(),
+                held: 0,
+                base: 0,
+                reading: None,
+                walking: false,
+                next_file: 0,
+                reports: Vec::with_capacity(inputs.len()),
+                releasing: None,
+                failed: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<'m>> {
+        // A worker that panicked is reported by the run; the state itself
+        // is consistent between calls.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bytes of input `file` (opened: it has chunks).
+    pub(super) fn bytes(&self, file: usize) -> &'m [u8] {
+        self.maps
+            .get(file)
+            .and_then(OnceLock::get)
+            .map_or(&[], MappedFile::bytes)
+    }
+
+    /// The next job of the worker whose next chunk is `next`; waits while
+    /// there is none yet.
+    pub(super) fn next_job(&self, next: u64) -> Job<'m> {
+        let mut st = self.lock();
+        loop {
+            if st.failed {
+                return Job::Done;
+            }
+            let walked = st.base + st.chunks.len() as u64;
+            let have = next < walked;
+            if !st.walking
+                && (st.held < self.budget || st.chunks.is_empty())
+                && (!have || walked - next < WALK_AHEAD)
+            {
+                if st.reading.is_none() {
+                    self.open_next(&mut st);
+                }
+                if let Some(r) = st.reading.take() {
+                    st.walking = true;
+                    return Job::Walk(r);
+                }
+            }
+            if have {
+                let (chunk, _) = &st.chunks[(next - st.base) as usize];
+                return Job::Process(Arc::clone(chunk));
+            }
+            if !st.walking && st.reading.is_none() && st.next_file >= self.inputs.len() {
+                return Job::Done;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Open inputs until one reads or none is left; one that cannot be
+    /// read leaves its report and an empty chunk counting the error.
+    fn open_next(&self, st: &mut State<'m>) {
+        while st.reading.is_none() && st.next_file < self.inputs.len() {
+            let file = st.next_file;
+            st.next_file += 1;
+            let path = &self.inputs[file];
+            let mut report = FileReport {
+                path: path.clone(),
+                packets: 0,
+                linktype: None,
+                error: None,
+                rejected: false,
+            };
+            let opened = MappedFile::open(path)
+                .map(|m| self.maps[file].get_or_init(move || m))
+                .map_err(|e| e.to_string())
+                .and_then(|m| Packets::new(m.bytes()).map_err(|e| e.to_string()));
+            match opened {
+                Ok(packets) => {
+                    st.reading = Some(Reading {
+                        file,
+                        packets,
+                        report,
+                    })
+                }
+                Err(e) => {
+                    report.error = Some(format!("{}: {e}", path.display()));
+                    report.rejected = true;
+                    st.reports.push(report);
+                    let counters = ReaderCounters {
+                        read_errors: 1,
+                        ..ReaderCounters::default()
+                    };
+                    st.chunks.push_back((
+                        Arc::new(Chunk {
+                            file,
+                            start: 0,
+                            end: 0,
+                            recs: Vec::new(),
+                            held: Vec::new(),
+                            counters,
+                        }),
+                        0,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Walk the next chunk of `r`'s file: each record decoded by `peeker`
+    /// (statelessly) to find its owner. `size` is a guess of its records.
+    pub(super) fn walk(
+        &self,
+        mut r: Reading<'m>,
+        peeker: &Decoder,
+        size: usize,
+    ) -> (Chunk, Option<Reading<'m>>) {
+        let origin = self.bytes(r.file).as_ptr() as usize;
+        let start = r.packets.offset();
+        let mut chunk = Chunk {
+            file: r.file,
+            start,
+            end: start,
+            recs: Vec::with_capacity(size.min(CHUNK_RECORDS)),
+            held: Vec::with_capacity(size.min(CHUNK_RECORDS)),
+            counters: ReaderCounters::default(),
+        };
+        let workers = self.workers;
+        let more = loop {
+            if chunk.recs.len() >= CHUNK_RECORDS || r.packets.offset() - start >= CHUNK_BYTES {
+                break true;
+            }
+            let f = match r.packets.next() {
+                None => break false,
+                Some(Ok(f)) => f,
+                Some(Err(e)) => {
+                    r.report.error = Some(format!(
+                        "{}: {e} (after {} packets)",
+                        r.report.path.display(),
+                        r.report.packets
+                    ));
+                    r.report.rejected = r.report.packets == 0;
+                    chunk.counters.read_errors += 1;
+                    break false;
+                }
+            };
+            r.report.packets += 1;
+            chunk.counters.frame(&f);
+            // Frames and payloads borrow the file's map: their place in
+            // it is their address less the map's.
+            let (owner, held) = match peeker.peek(f.link, f.data) {
+                Ok(Peek::Packet(decoded, payload)) => {
+                    chunk.counters.decoded += 1;
+                    let owner = shard(&FlowKey::of(&decoded).0, workers) as u32;
+                    let held = Held::Packet {
+                        decoded,
+                        payload: payload.as_ptr() as usize - origin,
+                        len: payload.len() as u32,
+                    };
+                    (owner, Some(held))
+                }
+                Ok(Peek::Fragment) => {
+                    let held = Held::Fragment {
+                        frame: f.data.as_ptr() as usize - origin,
+                        len: f.data.len() as u32,
+                        link: f.link,
+                    };
+                    (FRAGMENT, Some(held))
+                }
+                Err(s) => {
+                    chunk.counters.skips[s.index()] += 1;
+                    (NOBODY, None)
+                }
+            };
+            let at = chunk.held.len() as u32;
+            if let Some(h) = held {
+                chunk.held.push(h);
+            }
+            chunk.recs.push(Rec {
+                ts: f.ts,
+                owner,
+                held: at,
+            });
+        };
+        chunk.end = r.packets.offset();
+        if more {
+            (chunk, Some(r))
+        } else {
+            r.report.linktype = r.packets.linktype();
+            self.lock().reports.push(r.report);
+            (chunk, None)
+        }
+    }
+
+    /// Hand back the token after a walk, with the chunk walked (`reading`:
+    /// `None` once the file ended).
+    pub(super) fn walked(&self, chunk: Chunk, reading: Option<Reading<'m>>) {
+        let mut st = self.lock();
+        st.held += chunk.cost();
+        st.chunks.push_back((Arc::new(chunk), 0));
+        st.reading = reading;
+        st.walking = false;
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// A worker is through chunk `seq`. Chunks every worker is through are
+    /// dropped, and their file's pages released behind them.
+    pub(super) fn processed(&self, seq: u64) {
+        let mut st = self.lock();
+        let i = (seq - st.base) as usize;
+        st.chunks[i].1 += 1;
+        let mut freed = false;
+        while st.chunks.front().is_some_and(|(_, n)| *n == self.workers) {
+            let Some((chunk, _)) = st.chunks.pop_front() else {
+                break;
+            };
+            st.base += 1;
+            st.held -= chunk.cost();
+            freed = true;
+            // Pages behind the slowest worker leave the resident set; a
+            // file every worker has left leaves it whole.
+            if st.releasing.as_ref().is_none_or(|(f, _)| *f != chunk.file) {
+                if let Some((f, mut w)) = st.releasing.take()
+                    && let Some(map) = self.maps.get(f).and_then(OnceLock::get)
+                {
+                    map.release(&mut w);
+                }
+                st.releasing = Some((chunk.file, Window::default()));
+            }
+            if let (Some(map), Some((_, w))) = (
+                self.maps.get(chunk.file).and_then(OnceLock::get),
+                &mut st.releasing,
+            ) {
+                map.advance(w, chunk.end);
+            }
+        }
+        drop(st);
+        if freed {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Stop every worker if the calling one is unwinding from a panic (it
+    /// may hold the token, or chunks only it has yet to go through):
+    /// without this the others would wait for it forever.
+    pub(super) fn guard(&self) -> PanicGuard<'_, 'm> {
+        PanicGuard(self)
+    }
+
+    /// The inputs' reports, in order (once every worker is done).
+    pub(super) fn take_reports(&self) -> Vec<FileReport> {
+        std::mem::take(&mut self.lock().reports)
+    }
+}
