@@ -251,6 +251,61 @@ fn shared_reading_gives_every_worker_count_the_same_events_and_counts() {
 }
 
 #[test]
+fn bad_inputs_among_good_ones_are_reported_alike_with_any_worker_count() {
+    // A good capture, the same cut in the middle of a record, a file that
+    // is no capture and an empty one, in one run: the shared reading (two
+    // and three workers) reports each file as one worker does and loses
+    // nothing read before an error.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();
+    let good = files
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .expect("a fixture");
+    let bytes = std::fs::read(good).expect("read");
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 7]).expect("write");
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").expect("write");
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").expect("write");
+    let inputs = vec![good.clone(), cut.clone(), junk, empty];
+    let (one, one_events) = replay(&inputs, 1, &Detectors::none());
+    let reports = |s: &capture::RunSummary| {
+        s.files
+            .iter()
+            .map(|f| (f.path.clone(), f.packets, f.error.clone(), f.rejected))
+            .collect::<Vec<_>>()
+    };
+    let r = reports(&one);
+    assert_eq!(r.len(), 4);
+    assert_eq!(r.iter().filter(|f| f.3).count(), 2, "{r:?}");
+    let cut_report = r.iter().find(|f| f.0 == cut).expect("cut reported");
+    assert!(
+        cut_report
+            .2
+            .as_deref()
+            .is_some_and(|e| e.contains("truncated")),
+        "{r:?}"
+    );
+    assert!(cut_report.1 > 0 && !cut_report.3, "{r:?}");
+    assert_eq!(one.stats.get("capture", "read_errors"), 3);
+    for workers in [2, 3] {
+        let (s, events) = replay(&inputs, workers, &Detectors::none());
+        assert_eq!(reports(&s), r, "{workers} workers");
+        assert_eq!(
+            s.stats.sections.get("capture"),
+            one.stats.sections.get("capture")
+        );
+        assert_eq!(
+            s.stats.sections.get("decoder"),
+            one.stats.sections.get("decoder")
+        );
+        assert_eq!(lines(&events), lines(&one_events), "{workers} workers");
+    }
+}
+
+#[test]
 fn limits_bite_are_counted_and_nothing_breaks() {
     let files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();
     let (_, normal) = replay(&files, 1, &Detectors::none());
