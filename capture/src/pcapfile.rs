@@ -182,6 +182,22 @@ enum Format {
     },
 }
 
+/// Where a [`Packets`] reader stands in its file, without borrowing the
+/// file: put away between stretches of reading by [`Packets::pause`], taken
+/// up again by [`Packets::resume`].
+pub struct Paused {
+    pos: usize,
+    format: Format,
+    last_ts: i64,
+    done: bool,
+}
+
+impl fmt::Debug for Paused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Paused").field("pos", &self.pos).finish()
+    }
+}
+
 /// The packets of one capture file, in file order.
 pub struct Packets<'a> {
     data: &'a [u8],
@@ -276,6 +292,28 @@ impl<'a> Packets<'a> {
             last_ts: 0,
             done: false,
         })
+    }
+
+    /// Put the reader away (see [`Paused`]).
+    pub fn pause(self) -> Paused {
+        Paused {
+            pos: self.pos,
+            format: self.format,
+            last_ts: self.last_ts,
+            done: self.done,
+        }
+    }
+
+    /// Take up reading `data` where `paused` stood; `data` must be the
+    /// bytes it was reading.
+    pub fn resume(data: &'a [u8], paused: Paused) -> Packets<'a> {
+        Packets {
+            data,
+            pos: paused.pos,
+            format: paused.format,
+            last_ts: paused.last_ts,
+            done: paused.done,
+        }
     }
 
     /// File offset of the next record.

@@ -10,7 +10,8 @@
 //! from the one before), and a worker whose walked chunks run low walks
 //! the next one itself. Chunks live until every worker has been through
 //! them, and the file pages they cover stay mapped until then (one mapping
-//! of each file serves every worker, so each page is mapped once). The
+//! of each file serves every worker, so each page is mapped once; it is
+//! unmapped when the last chunk of the file goes). The
 //! chunks held — their file bytes plus their descriptors — are bounded by
 //! a budget (`replay_lookahead_bytes`): that is how far the walk may run
 //! ahead of the slowest worker.
@@ -20,11 +21,11 @@
 
 use crate::decode::{Decoded, Decoder, Peek};
 use crate::flow::FlowKey;
-use crate::pcapfile::{MappedFile, Packets, Window};
+use crate::pcapfile::{MappedFile, Packets, Paused, Window};
 use crate::pipeline::{FileReport, ReaderCounters, shard};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// File bytes one chunk covers at most.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
@@ -79,8 +80,9 @@ pub(super) enum Held {
 /// A walked stretch of one file.
 #[derive(Debug)]
 pub(super) struct Chunk {
-    /// Index of its file among the inputs.
-    pub(super) file: usize,
+    /// Its file's mapping (`None`: a file that could not be read, whose
+    /// chunk only carries the error's count).
+    map: Option<Arc<MappedFile>>,
     /// File offset of its first record.
     start: usize,
     /// File offset just past its last record.
@@ -95,6 +97,11 @@ pub(super) struct Chunk {
 }
 
 impl Chunk {
+    /// The bytes of its file (offsets in [`Held`] are into them).
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.map.as_deref().map_or(&[], MappedFile::bytes)
+    }
+
     /// What holding it costs: the file bytes it keeps mapped and its
     /// descriptors.
     fn cost(&self) -> usize {
@@ -105,7 +112,7 @@ impl Chunk {
 }
 
 /// See [`SharedReader::guard`].
-pub(super) struct PanicGuard<'r, 'm>(&'r SharedReader<'m>);
+pub(super) struct PanicGuard<'r, 'i>(&'r SharedReader<'i>);
 
 impl Drop for PanicGuard<'_, '_> {
     fn drop(&mut self) {
@@ -117,24 +124,24 @@ impl Drop for PanicGuard<'_, '_> {
 }
 
 /// The reading token: a file open for walking.
-pub(super) struct Reading<'m> {
-    file: usize,
-    packets: Packets<'m>,
+pub(super) struct Reading {
+    map: Arc<MappedFile>,
+    packets: Paused,
     report: FileReport,
 }
 
 /// What a worker does next.
-pub(super) enum Job<'m> {
+pub(super) enum Job {
     /// Go through this chunk (the worker's next).
     Process(Arc<Chunk>),
     /// Walk the next chunk, then hand the token back with
     /// [`SharedReader::walked`].
-    Walk(Reading<'m>),
+    Walk(Reading),
     /// Every chunk has been through this worker.
     Done,
 }
 
-struct State<'m> {
+struct State {
     /// Chunks not yet through every worker, each with how many workers are
     /// through it.
     chunks: VecDeque<(Arc<Chunk>, usize)>,
@@ -143,7 +150,7 @@ struct State<'m> {
     /// Sequence number of `chunks[0]`.
     base: u64,
     /// The token, when no worker walks and a file is open.
-    reading: Option<Reading<'m>>,
+    reading: Option<Reading>,
     /// A worker walks (it holds the token).
     walking: bool,
     /// Index of the next input to open.
@@ -151,35 +158,27 @@ struct State<'m> {
     /// Reports of the inputs read so far, in order.
     reports: Vec<FileReport>,
     /// The file whose pages are released behind the slowest worker.
-    releasing: Option<(usize, Window)>,
+    releasing: Option<(Arc<MappedFile>, Window)>,
     /// A worker panicked: the others stop (the run reports it).
     failed: bool,
 }
 
 /// The replay's shared reading.
-pub(super) struct SharedReader<'m> {
-    inputs: &'m [PathBuf],
-    maps: &'m [OnceLock<MappedFile>],
+pub(super) struct SharedReader<'i> {
+    inputs: &'i [PathBuf],
     workers: usize,
     /// Most bytes held at once (see [`Chunk::cost`]).
     budget: usize,
-    state: Mutex<State<'m>>,
+    state: Mutex<State>,
     changed: Condvar,
 }
 
-impl<'m> SharedReader<'m> {
-    /// Reading of `inputs` (their maps, filled as they are opened, in
-    /// `maps`) for `workers` workers, holding chunks of at most `budget`
-    /// bytes (one chunk at least).
-    pub(super) fn new(
-        inputs: &'m [PathBuf],
-        maps: &'m [OnceLock<MappedFile>],
-        workers: usize,
-        budget: usize,
-    ) -> Self {
+impl<'i> SharedReader<'i> {
+    /// Reading of `inputs` for `workers` workers, holding chunks of at most
+    /// `budget` bytes (one chunk at least).
+    pub(super) fn new(inputs: &'i [PathBuf], workers: usize, budget: usize) -> Self {
         SharedReader {
             inputs,
-            maps,
             workers,
             budget,
             state: Mutex::new(State {
@@ -197,23 +196,15 @@ impl<'m> SharedReader<'m> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<'m>> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A worker that panicked is reported by the run; the state itself
         // is consistent between calls.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The bytes of input `file` (opened: it has chunks).
-    pub(super) fn bytes(&self, file: usize) -> &'m [u8] {
-        self.maps
-            .get(file)
-            .and_then(OnceLock::get)
-            .map_or(&[], MappedFile::bytes)
-    }
-
     /// The next job of the worker whose next chunk is `next`; waits while
     /// there is none yet.
-    pub(super) fn next_job(&self, next: u64) -> Job<'m> {
+    pub(super) fn next_job(&self, next: u64) -> Job {
         let mut st = self.lock();
         loop {
             if st.failed {
@@ -246,11 +237,10 @@ impl<'m> SharedReader<'m> {
 
     /// Open inputs until one reads or none is left; one that cannot be
     /// read leaves its report and an empty chunk counting the error.
-    fn open_next(&self, st: &mut State<'m>) {
+    fn open_next(&self, st: &mut State) {
         while st.reading.is_none() && st.next_file < self.inputs.len() {
-            let file = st.next_file;
+            let path = &self.inputs[st.next_file];
             st.next_file += 1;
-            let path = &self.inputs[file];
             let mut report = FileReport {
                 path: path.clone(),
                 packets: 0,
@@ -259,13 +249,18 @@ impl<'m> SharedReader<'m> {
                 rejected: false,
             };
             let opened = MappedFile::open(path)
-                .map(|m| self.maps[file].get_or_init(move || m))
                 .map_err(|e| e.to_string())
-                .and_then(|m| Packets::new(m.bytes()).map_err(|e| e.to_string()));
+                .and_then(|m| {
+                    match Packets::new(m.bytes()) {
+                        Ok(p) => Ok(p.pause()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                    .map(|p| (m, p))
+                });
             match opened {
-                Ok(packets) => {
+                Ok((map, packets)) => {
                     st.reading = Some(Reading {
-                        file,
+                        map: Arc::new(map),
                         packets,
                         report,
                     })
@@ -280,7 +275,7 @@ impl<'m> SharedReader<'m> {
                     };
                     st.chunks.push_back((
                         Arc::new(Chunk {
-                            file,
+                            map: None,
                             start: 0,
                             end: 0,
                             recs: Vec::new(),
@@ -298,90 +293,107 @@ impl<'m> SharedReader<'m> {
     /// (statelessly) to find its owner. `size` is a guess of its records.
     pub(super) fn walk(
         &self,
-        mut r: Reading<'m>,
+        r: Reading,
         peeker: &Decoder,
         size: usize,
-    ) -> (Chunk, Option<Reading<'m>>) {
-        let origin = self.bytes(r.file).as_ptr() as usize;
-        let start = r.packets.offset();
-        let mut chunk = Chunk {
-            file: r.file,
-            start,
-            end: start,
-            recs: Vec::with_capacity(size.min(CHUNK_RECORDS)),
-            held: Vec::with_capacity(size.min(CHUNK_RECORDS)),
-            counters: ReaderCounters::default(),
-        };
+    ) -> (Chunk, Option<Reading>) {
+        let Reading {
+            map,
+            packets,
+            mut report,
+        } = r;
+        let bytes = map.bytes();
+        let origin = bytes.as_ptr() as usize;
+        let mut packets = Packets::resume(bytes, packets);
+        let start = packets.offset();
+        let mut recs = Vec::with_capacity(size.min(CHUNK_RECORDS));
+        let mut held = Vec::with_capacity(size.min(CHUNK_RECORDS));
+        let mut counters = ReaderCounters::default();
         let workers = self.workers;
         let more = loop {
-            if chunk.recs.len() >= CHUNK_RECORDS || r.packets.offset() - start >= CHUNK_BYTES {
+            if recs.len() >= CHUNK_RECORDS || packets.offset() - start >= CHUNK_BYTES {
                 break true;
             }
-            let f = match r.packets.next() {
+            let f = match packets.next() {
                 None => break false,
                 Some(Ok(f)) => f,
                 Some(Err(e)) => {
-                    r.report.error = Some(format!(
+                    report.error = Some(format!(
                         "{}: {e} (after {} packets)",
-                        r.report.path.display(),
-                        r.report.packets
+                        report.path.display(),
+                        report.packets
                     ));
-                    r.report.rejected = r.report.packets == 0;
-                    chunk.counters.read_errors += 1;
+                    report.rejected = report.packets == 0;
+                    counters.read_errors += 1;
                     break false;
                 }
             };
-            r.report.packets += 1;
-            chunk.counters.frame(&f);
+            report.packets += 1;
+            counters.frame(&f);
             // Frames and payloads borrow the file's map: their place in
             // it is their address less the map's.
-            let (owner, held) = match peeker.peek(f.link, f.data) {
+            let (owner, h) = match peeker.peek(f.link, f.data) {
                 Ok(Peek::Packet(decoded, payload)) => {
-                    chunk.counters.decoded += 1;
+                    counters.decoded += 1;
                     let owner = shard(&FlowKey::of(&decoded).0, workers) as u32;
-                    let held = Held::Packet {
+                    let h = Held::Packet {
                         decoded,
                         payload: payload.as_ptr() as usize - origin,
                         len: payload.len() as u32,
                     };
-                    (owner, Some(held))
+                    (owner, Some(h))
                 }
                 Ok(Peek::Fragment) => {
-                    let held = Held::Fragment {
+                    let h = Held::Fragment {
                         frame: f.data.as_ptr() as usize - origin,
                         len: f.data.len() as u32,
                         link: f.link,
                     };
-                    (FRAGMENT, Some(held))
+                    (FRAGMENT, Some(h))
                 }
                 Err(s) => {
-                    chunk.counters.skips[s.index()] += 1;
+                    counters.skips[s.index()] += 1;
                     (NOBODY, None)
                 }
             };
-            let at = chunk.held.len() as u32;
-            if let Some(h) = held {
-                chunk.held.push(h);
+            let at = held.len() as u32;
+            if let Some(h) = h {
+                held.push(h);
             }
-            chunk.recs.push(Rec {
+            recs.push(Rec {
                 ts: f.ts,
                 owner,
                 held: at,
             });
         };
-        chunk.end = r.packets.offset();
+        let end = packets.offset();
+        let linktype = packets.linktype();
+        let packets = packets.pause();
+        let chunk = Chunk {
+            map: Some(Arc::clone(&map)),
+            start,
+            end,
+            recs,
+            held,
+            counters,
+        };
         if more {
-            (chunk, Some(r))
+            let reading = Reading {
+                map,
+                packets,
+                report,
+            };
+            (chunk, Some(reading))
         } else {
-            r.report.linktype = r.packets.linktype();
-            self.lock().reports.push(r.report);
+            report.linktype = linktype;
+            self.lock().reports.push(report);
             (chunk, None)
         }
     }
 
     /// Hand back the token after a walk, with the chunk walked (`reading`:
     /// `None` once the file ended).
-    pub(super) fn walked(&self, chunk: Chunk, reading: Option<Reading<'m>>) {
+    pub(super) fn walked(&self, chunk: Chunk, reading: Option<Reading>) {
         let mut st = self.lock();
         st.held += chunk.cost();
         st.chunks.push_back((Arc::new(chunk), 0));
@@ -405,21 +417,23 @@ impl<'m> SharedReader<'m> {
             st.base += 1;
             st.held -= chunk.cost();
             freed = true;
+            let Some(map) = &chunk.map else {
+                continue;
+            };
             // Pages behind the slowest worker leave the resident set; a
             // file every worker has left leaves it whole.
-            if st.releasing.as_ref().is_none_or(|(f, _)| *f != chunk.file) {
-                if let Some((f, mut w)) = st.releasing.take()
-                    && let Some(map) = self.maps.get(f).and_then(OnceLock::get)
-                {
-                    map.release(&mut w);
+            if !st
+                .releasing
+                .as_ref()
+                .is_some_and(|(m, _)| Arc::ptr_eq(m, map))
+            {
+                if let Some((old, mut w)) = st.releasing.take() {
+                    old.release(&mut w);
                 }
-                st.releasing = Some((chunk.file, Window::default()));
+                st.releasing = Some((Arc::clone(map), Window::default()));
             }
-            if let (Some(map), Some((_, w))) = (
-                self.maps.get(chunk.file).and_then(OnceLock::get),
-                &mut st.releasing,
-            ) {
-                map.advance(w, chunk.end);
+            if let Some((m, w)) = &mut st.releasing {
+                m.advance(w, chunk.end);
             }
         }
         drop(st);
@@ -431,7 +445,7 @@ impl<'m> SharedReader<'m> {
     /// Stop every worker if the calling one is unwinding from a panic (it
     /// may hold the token, or chunks only it has yet to go through):
     /// without this the others would wait for it forever.
-    pub(super) fn guard(&self) -> PanicGuard<'_, 'm> {
+    pub(super) fn guard(&self) -> PanicGuard<'_, 'i> {
         PanicGuard(self)
     }
 

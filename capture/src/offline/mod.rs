@@ -33,7 +33,6 @@ use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Sender, bounded};
 use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 /// What one offline worker gives back.
@@ -182,7 +181,7 @@ fn share(
         if counting {
             c.absorb(&chunk.counters);
         }
-        let bytes = reader.bytes(chunk.file);
+        let bytes = chunk.bytes();
         for r in &chunk.recs {
             if r.owner != me && r.owner != chunks::FRAGMENT {
                 w.tick(r.ts);
@@ -288,14 +287,8 @@ pub fn run_offline(
         detectors,
     };
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024);
-    let maps: Vec<OnceLock<MappedFile>> = files.iter().map(|_| OnceLock::new()).collect();
 
-    let reader = chunks::SharedReader::new(
-        &files,
-        &maps,
-        workers,
-        settings.config.replay_lookahead_bytes,
-    );
+    let reader = chunks::SharedReader::new(&files, workers, settings.config.replay_lookahead_bytes);
     std::thread::scope(|scope| {
         let sink_handle = scope.spawn(move || sink_loop(sink, ev_rx));
         let shared = &shared;
