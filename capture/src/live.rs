@@ -388,13 +388,7 @@ impl Source for PipeSource {
     }
 
     fn run(&mut self, d: &mut Dispatcher, _events: &Sender<Vec<Event>>) -> Vec<FileReport> {
-        let mut report = FileReport {
-            path: self.path.clone(),
-            packets: 0,
-            linktype: None,
-            error: None,
-            rejected: false,
-        };
+        let mut report = FileReport::new(&self.path);
         // libpcap reads standard input for "-" and opens a FIFO (waiting
         // for its writer) like a file.
         let mut cap = match pcap::Capture::from_file(&self.path) {

@@ -105,6 +105,19 @@ pub struct FileReport {
     pub rejected: bool,
 }
 
+impl FileReport {
+    /// The report of `path` before it is read.
+    pub(crate) fn new(path: &std::path::Path) -> Self {
+        FileReport {
+            path: path.to_path_buf(),
+            packets: 0,
+            linktype: None,
+            error: None,
+            rejected: false,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Clone, Debug, Default)]
 pub struct RunSummary {

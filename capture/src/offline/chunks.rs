@@ -241,13 +241,7 @@ impl<'i> SharedReader<'i> {
         while st.reading.is_none() && st.next_file < self.inputs.len() {
             let path = &self.inputs[st.next_file];
             st.next_file += 1;
-            let mut report = FileReport {
-                path: path.clone(),
-                packets: 0,
-                linktype: None,
-                error: None,
-                rejected: false,
-            };
+            let mut report = FileReport::new(path);
             let opened = MappedFile::open(path)
                 .map_err(|e| e.to_string())
                 .and_then(|m| {

@@ -65,6 +65,26 @@ fn worker_parts<'s>(shared: &Shared<'s>) -> (Worker<'s>, Decoder) {
     (w, decoder)
 }
 
+/// End a worker's flows and say what it did.
+fn finish_worker(
+    mut w: Worker<'_>,
+    decoder: &Decoder,
+    reader: ReaderCounters,
+    files: Vec<FileReport>,
+    events: &Sender<Vec<Event>>,
+) -> OfflineResult {
+    w.shutdown();
+    if !w.out.is_empty() {
+        let _ = events.send(std::mem::take(&mut w.out));
+    }
+    OfflineResult {
+        worker: w.counters.clone(),
+        reader,
+        reassembled: decoder.reassembled_datagrams,
+        files,
+    }
+}
+
 /// The only worker: walk every input and process every record.
 fn walk_alone(
     shared: &Shared<'_>,
@@ -75,13 +95,7 @@ fn walk_alone(
     let mut c = ReaderCounters::default();
     let mut files = Vec::with_capacity(inputs.len());
     for path in inputs {
-        let mut report = FileReport {
-            path: path.clone(),
-            packets: 0,
-            linktype: None,
-            error: None,
-            rejected: false,
-        };
+        let mut report = FileReport::new(path);
         let map = match MappedFile::open(path) {
             Ok(m) => m,
             Err(e) => {
@@ -138,16 +152,7 @@ fn walk_alone(
         report.linktype = packets.linktype();
         files.push(report);
     }
-    w.shutdown();
-    if !w.out.is_empty() {
-        let _ = events.send(std::mem::take(&mut w.out));
-    }
-    OfflineResult {
-        worker: w.counters.clone(),
-        reader: c,
-        reassembled: decoder.reassembled_datagrams,
-        files,
-    }
+    finish_worker(w, &decoder, c, files, events)
 }
 
 /// Worker `index` of several: walk chunks when its turn comes, and go
@@ -226,16 +231,7 @@ fn share(
             let _ = events.send(std::mem::take(&mut w.out));
         }
     }
-    w.shutdown();
-    if !w.out.is_empty() {
-        let _ = events.send(std::mem::take(&mut w.out));
-    }
-    OfflineResult {
-        worker: w.counters.clone(),
-        reader: c,
-        reassembled: decoder.reassembled_datagrams,
-        files: Vec::new(),
-    }
+    finish_worker(w, &decoder, c, Vec::new(), events)
 }
 
 /// Whether `path` is read as a stream: `-` (standard input), a pipe or a
