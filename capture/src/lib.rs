@@ -36,4 +36,4 @@ mod worker;
 pub use config::CaptureConfig;
 pub use live::{LiveOptions, run_live};
 pub use offline::run_offline;
-pub use pipeline::{CaptureError, FileReport, RunSummary, Settings};
+pub use pipeline::{CaptureError, FileReport, RunControl, RunSummary, Settings};

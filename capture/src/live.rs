@@ -255,6 +255,7 @@ fn run_with(
             failure,
             sink: sink_handle,
             started,
+            interrupted: false,
         };
         finish_run(settings, ev_tx, end)
     })

@@ -1,8 +1,8 @@
 //! What every run shares: settings, errors and summaries, the reader-side
 //! counters, the sink thread, the final `stats` event and the shard a flow
-//! belongs to. The runs themselves: `offline` (files: every worker
-//! walks the memory-mapped captures itself) and `live` (an
-//! interface: one reader thread feeds the workers through bounded queues).
+//! belongs to. The runs themselves: `offline` (files: memory-mapped, walked
+//! by the one worker or shared by several) and `live` (an interface: one
+//! reader thread feeds the workers through bounded queues).
 //! Either way one sink thread writes the events.
 
 use crate::config::CaptureConfig;
@@ -13,6 +13,8 @@ use crate::source::Frame;
 use crossbeam_channel::Receiver;
 use eve::{Event, EventKind, EventSink, Stats, StatsEvent, Timestamp};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Run-time settings of the engine: the `[capture]` config plus what the
@@ -27,6 +29,40 @@ pub struct Settings {
     pub sensor_id: String,
     /// Compute SHA-256 of every object.
     pub file_hash: bool,
+    /// Shared with an offline replay while it runs (progress, early stop).
+    pub control: Arc<RunControl>,
+}
+
+/// What others see of, and may do to, an offline replay while it runs.
+#[derive(Debug, Default)]
+pub struct RunControl {
+    read: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl RunControl {
+    /// Bytes of the input files read so far (a file read to its end or
+    /// given up on counts whole), updated every MiB or so.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// End the replay early: reading stops, flows end as at the end of the
+    /// input and the final events are written (the summary says
+    /// `interrupted`).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a stop was requested.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// `n` more bytes read.
+    pub(crate) fn advance(&self, n: u64) {
+        self.read.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl Settings {
@@ -43,6 +79,7 @@ impl Settings {
             workers,
             sensor_id: "weightwatch".to_string(),
             file_hash: true,
+            control: Arc::default(),
         }
     }
 }
@@ -131,6 +168,9 @@ pub struct RunSummary {
     pub sink_error: Option<String>,
     /// Wall-clock duration of the run.
     pub elapsed: Duration,
+    /// An offline replay was stopped early ([`RunControl::request_stop`]):
+    /// the inputs were not all read.
+    pub interrupted: bool,
 }
 
 impl RunSummary {
@@ -271,6 +311,8 @@ pub(crate) struct RunEnd<'s> {
     pub(crate) sink: std::thread::ScopedJoinHandle<'s, SinkResult>,
     /// When the run started.
     pub(crate) started: std::time::Instant,
+    /// Input was left unread because a stop was requested.
+    pub(crate) interrupted: bool,
 }
 
 /// The end of every run: write the final `stats` event, close the event
@@ -296,6 +338,7 @@ pub(crate) fn finish_run(
         events: sink_result.events,
         sink_error: sink_result.error,
         elapsed: end.started.elapsed(),
+        interrupted: end.interrupted,
     })
 }
 

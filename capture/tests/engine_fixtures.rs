@@ -306,6 +306,47 @@ fn bad_inputs_among_good_ones_are_reported_alike_with_any_worker_count() {
 }
 
 #[test]
+fn progress_counts_every_input_byte_and_a_stop_reads_no_further() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"not a capture").expect("write");
+    let mut files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();
+    let bytes = std::fs::read(&files[0]).expect("read");
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    files.extend([junk, cut]);
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).expect("size").len())
+        .sum();
+    for workers in [1, 2] {
+        // Read to the end: progress reaches every byte of every input,
+        // readable or not.
+        let settings = capture::Settings {
+            workers,
+            ..Default::default()
+        };
+        let control = settings.control.clone();
+        let (s, _) = replay_with(&files, settings, &Detectors::none());
+        assert!(!s.interrupted);
+        assert_eq!(control.bytes_read(), total, "{workers} workers");
+        // A stop requested before the run: nothing is read, the run still
+        // ends with its stats event and says it was interrupted.
+        let settings = capture::Settings {
+            workers,
+            ..Default::default()
+        };
+        settings.control.request_stop();
+        let (s, events) = replay_with(&files, settings, &Detectors::none());
+        assert!(s.interrupted, "{workers} workers");
+        assert_eq!(s.packets(), 0);
+        assert!(s.files.is_empty(), "{:?}", s.files);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type(), "stats");
+    }
+}
+
+#[test]
 fn limits_bite_are_counted_and_nothing_breaks() {
     let files: Vec<PathBuf> = fixtures().into_iter().map(|(p, _)| p).collect();
     let (_, normal) = replay(&files, 1, &Detectors::none());

@@ -22,7 +22,7 @@
 use crate::decode::{Decoded, Decoder, Peek};
 use crate::flow::FlowKey;
 use crate::pcapfile::{MappedFile, Packets, Paused, Window};
-use crate::pipeline::{FileReport, ReaderCounters, shard};
+use crate::pipeline::{FileReport, ReaderCounters, RunControl, shard};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -161,11 +161,14 @@ struct State {
     releasing: Option<(Arc<MappedFile>, Window)>,
     /// A worker panicked: the others stop (the run reports it).
     failed: bool,
+    /// A stop was requested with input left unread.
+    interrupted: bool,
 }
 
 /// The replay's shared reading.
 pub(super) struct SharedReader<'i> {
     inputs: &'i [PathBuf],
+    control: &'i RunControl,
     workers: usize,
     /// Most bytes held at once (see [`Chunk::cost`]).
     budget: usize,
@@ -175,10 +178,17 @@ pub(super) struct SharedReader<'i> {
 
 impl<'i> SharedReader<'i> {
     /// Reading of `inputs` for `workers` workers, holding chunks of at most
-    /// `budget` bytes (one chunk at least).
-    pub(super) fn new(inputs: &'i [PathBuf], workers: usize, budget: usize) -> Self {
+    /// `budget` bytes (one chunk at least), telling `control` its progress
+    /// and stopping early when it asks.
+    pub(super) fn new(
+        inputs: &'i [PathBuf],
+        workers: usize,
+        budget: usize,
+        control: &'i RunControl,
+    ) -> Self {
         SharedReader {
             inputs,
+            control,
             workers,
             budget,
             state: Mutex::new(State {
@@ -191,6 +201,7 @@ impl<'i> SharedReader<'i> {
                 reports: Vec::with_capacity(inputs.len()),
                 releasing: None,
                 failed: false,
+                interrupted: false,
             }),
             changed: Condvar::new(),
         }
@@ -209,6 +220,17 @@ impl<'i> SharedReader<'i> {
         loop {
             if st.failed {
                 return Job::Done;
+            }
+            if self.control.stopping()
+                && !st.walking
+                && (st.reading.is_some() || st.next_file < self.inputs.len())
+            {
+                // Read no further: what is walked is still processed.
+                if let Some(r) = st.reading.take() {
+                    st.reports.push(r.report);
+                }
+                st.next_file = self.inputs.len();
+                st.interrupted = true;
             }
             let walked = st.base + st.chunks.len() as u64;
             let have = next < walked;
@@ -246,7 +268,11 @@ impl<'i> SharedReader<'i> {
                 .map_err(|e| e.to_string())
                 .and_then(|m| {
                     match Packets::new(m.bytes()) {
-                        Ok(p) => Ok(p.pause()),
+                        Ok(p) => {
+                            // The file header counts as read.
+                            self.control.advance(p.offset() as u64);
+                            Ok(p.pause())
+                        }
                         Err(e) => Err(e.to_string()),
                     }
                     .map(|p| (m, p))
@@ -263,6 +289,8 @@ impl<'i> SharedReader<'i> {
                     report.error = Some(format!("{}: {e}", path.display()));
                     report.rejected = true;
                     st.reports.push(report);
+                    self.control
+                        .advance(std::fs::metadata(path).map_or(0, |m| m.len()));
                     let counters = ReaderCounters {
                         read_errors: 1,
                         ..ReaderCounters::default()
@@ -361,6 +389,7 @@ impl<'i> SharedReader<'i> {
             });
         };
         let end = packets.offset();
+        self.control.advance((end - start) as u64);
         let linktype = packets.linktype();
         let packets = packets.pause();
         let chunk = Chunk {
@@ -379,6 +408,8 @@ impl<'i> SharedReader<'i> {
             };
             (chunk, Some(reading))
         } else {
+            // The rest of the file (a cut-short one is done too).
+            self.control.advance((bytes.len() - end) as u64);
             report.linktype = linktype;
             self.lock().reports.push(report);
             (chunk, None)
@@ -441,6 +472,11 @@ impl<'i> SharedReader<'i> {
     /// without this the others would wait for it forever.
     pub(super) fn guard(&self) -> PanicGuard<'_, 'i> {
         PanicGuard(self)
+    }
+
+    /// Whether input was left unread because a stop was requested.
+    pub(super) fn interrupted(&self) -> bool {
+        self.lock().interrupted
     }
 
     /// The inputs' reports, in order (once every worker is done).

@@ -43,6 +43,8 @@ struct OfflineResult {
     reassembled: u64,
     /// The inputs' reports (a lone worker's; shared reading keeps its own).
     files: Vec<FileReport>,
+    /// A lone worker left input unread because a stop was requested.
+    interrupted: bool,
 }
 
 /// A worker and its decoder, as configured.
@@ -82,6 +84,7 @@ fn finish_worker(
         reader,
         reassembled: decoder.reassembled_datagrams,
         files,
+        interrupted: false,
     }
 }
 
@@ -92,9 +95,15 @@ fn walk_alone(
     events: &Sender<Vec<Event>>,
 ) -> OfflineResult {
     let (mut w, mut decoder) = worker_parts(shared);
+    let control = &shared.settings.control;
     let mut c = ReaderCounters::default();
     let mut files = Vec::with_capacity(inputs.len());
+    let mut interrupted = false;
     for path in inputs {
+        if control.stopping() {
+            interrupted = true;
+            break;
+        }
         let mut report = FileReport::new(path);
         let map = match MappedFile::open(path) {
             Ok(m) => m,
@@ -103,9 +112,12 @@ fn walk_alone(
                 report.rejected = true;
                 c.read_errors += 1;
                 files.push(report);
+                control.advance(std::fs::metadata(path).map_or(0, |m| m.len()));
                 continue;
             }
         };
+        // Progress is told every MiB, and the whole file once it is done.
+        let mut told = 0;
         let mut packets = match Packets::new(map.bytes()) {
             Ok(p) => p,
             Err(e) => {
@@ -113,12 +125,22 @@ fn walk_alone(
                 report.rejected = true;
                 c.read_errors += 1;
                 files.push(report);
+                control.advance(map.bytes().len() as u64);
                 continue;
             }
         };
         let mut window = Window::default();
         while let Some(r) = packets.next() {
-            map.advance(&mut window, packets.offset());
+            let at = packets.offset();
+            map.advance(&mut window, at);
+            if at - told >= 1 << 20 {
+                control.advance((at - told) as u64);
+                told = at;
+                if control.stopping() {
+                    interrupted = true;
+                    break;
+                }
+            }
             let f = match r {
                 Ok(f) => f,
                 Err(e) => {
@@ -151,8 +173,14 @@ fn walk_alone(
         }
         report.linktype = packets.linktype();
         files.push(report);
+        control.advance((map.bytes().len() - told) as u64);
+        if interrupted {
+            break;
+        }
     }
-    finish_worker(w, &decoder, c, files, events)
+    let mut r = finish_worker(w, &decoder, c, files, events);
+    r.interrupted = interrupted;
+    r
 }
 
 /// Worker `index` of several: walk chunks when its turn comes, and go
@@ -284,7 +312,12 @@ pub fn run_offline(
     };
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024);
 
-    let reader = chunks::SharedReader::new(&files, workers, settings.config.replay_lookahead_bytes);
+    let reader = chunks::SharedReader::new(
+        &files,
+        workers,
+        settings.config.replay_lookahead_bytes,
+        &settings.control,
+    );
     std::thread::scope(|scope| {
         let sink_handle = scope.spawn(move || sink_loop(sink, ev_rx));
         let shared = &shared;
@@ -319,17 +352,17 @@ pub fn run_offline(
                 Err(e) => failure = Some(e),
             }
         }
-        let (reader, files) = match first {
+        let (reader, files, interrupted) = match first {
             Some(r) => {
                 r.reader.add_to(&mut stats, r.reassembled);
-                let files = if workers == 1 {
-                    r.files
+                let (files, interrupted) = if workers == 1 {
+                    (r.files, r.interrupted)
                 } else {
-                    reader.take_reports()
+                    (reader.take_reports(), reader.interrupted())
                 };
-                (r.reader, files)
+                (r.reader, files, interrupted)
             }
-            None => (ReaderCounters::default(), Vec::new()),
+            None => (ReaderCounters::default(), Vec::new(), false),
         };
         let end = RunEnd {
             stats,
@@ -338,6 +371,7 @@ pub fn run_offline(
             failure,
             sink: sink_handle,
             started,
+            interrupted,
         };
         finish_run(settings, ev_tx, end)
     })
