@@ -38,6 +38,10 @@ pub struct Args {
     /// Sensor id written into every event (default from config, else hostname).
     #[arg(long, value_name = "ID")]
     pub sensor_id: Option<String>,
+    /// No progress bar when replaying files (it is shown only when stderr
+    /// is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
     #[command(flatten)]
     pub sinks: SinkArgs,
 }
@@ -64,13 +68,70 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
             snaplen: args.snaplen,
         };
         let stop = Arc::new(AtomicBool::new(false));
-        stop_on_signal(stop.clone())?;
+        let flag = stop.clone();
+        stop_on_signal(move || flag.store(true, Ordering::Relaxed))?;
         tracing::info!(interface, workers = settings.workers, "capturing live");
         capture::run_live(&opts, &settings, &detectors, &mut sink, stop)?
     } else {
-        capture::run_offline(&args.read, &settings, &detectors, &mut sink)?
+        // Files and directories (not a pipe or standard input, which end
+        // with their writer and whose size is unknown): Ctrl-C or SIGTERM
+        // read no further, end the flows and write the final events; a
+        // progress bar shows on a terminal.
+        let files = args.read.iter().all(|p| p.is_file() || p.is_dir());
+        if files {
+            let control = settings.control.clone();
+            stop_on_signal(move || control.request_stop())?;
+        }
+        let show =
+            files && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let progress = show.then(|| Progress::start(&args.read, &settings.control));
+        let summary = capture::run_offline(&args.read, &settings, &detectors, &mut sink);
+        if let Some(p) = progress {
+            p.finish();
+        }
+        summary?
     };
     report(&summary)
+}
+
+/// A progress bar on stderr over the bytes of the input files, fed from
+/// the replay's [`capture::RunControl`] by a thread of its own.
+struct Progress {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(inputs: &[PathBuf], control: &Arc<capture::RunControl>) -> Progress {
+        // Directories count with the captures in them.
+        let total: u64 = capture::source::ordered_inputs(inputs)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} replaying {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let (stop, control) = (done.clone(), control.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                bar.set_position(control.bytes_read());
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        Progress { done, thread }
+    }
+
+    fn finish(self) {
+        self.done.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 /// Log what happened; fail when a file was rejected or the sink failed.
@@ -101,6 +162,10 @@ fn report(summary: &capture::RunSummary) -> anyhow::Result<()> {
         anyhow::bail!("writing events failed: {e}");
     }
     anyhow::ensure!(
+        !summary.interrupted,
+        "stopped by a signal before the end of the input (the events of what was read are written)"
+    );
+    anyhow::ensure!(
         rejected == 0,
         "{rejected} of {} input file(s) could not be read (see above)",
         summary.files.len()
@@ -108,9 +173,9 @@ fn report(summary: &capture::RunSummary) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Set `stop` on SIGINT or SIGTERM (the capture then ends every flow and
+/// Call `stop` on SIGINT or SIGTERM (the capture then ends every flow and
 /// writes its final events).
-fn stop_on_signal(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+fn stop_on_signal(stop: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,7 +198,7 @@ fn stop_on_signal(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                     }
                 }
             });
-            stop.store(true, Ordering::Relaxed);
+            stop();
         })
         .context("starting the signal thread")?;
     Ok(())
