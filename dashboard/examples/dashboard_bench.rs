@@ -5,7 +5,15 @@
 //! dashboard_bench serve DB ADDR         # run the server (Ctrl-C to stop)
 //! dashboard_bench token DB SCOPE        # print a new token
 //! dashboard_bench ingest URL TOKEN N BATCH THREADS   # HTTP ingest load, report events/s and batch latency
+//! dashboard_bench search URL TOKEN ROUNDS QUERY...    # free-text search latency (GET /alerts?QUERY)
+//! dashboard_bench size DB                            # bytes per table and index (dbstat)
 //! ```
+//!
+//! `search` takes each QUERY as a URL query string (`q=host998.example`,
+//! `q=acct-42&category=distillation`), requests `/alerts?QUERY` (the HTML
+//! page analysts use) ROUNDS times, and prints min/median/max and the number
+//! of alerts on the first JSON page (`/api/v1/alerts?limit=100&QUERY`).
+//! Several URLs separated by commas are queried in turn (A/B interleaved).
 
 use dashboard::store::{NewEvent, SqliteStore, Store};
 use dashboard::{DashboardConfig, Scope, Server};
@@ -166,13 +174,96 @@ fn main() {
                 p(0.99)
             );
         }
+        "search" => {
+            let urls: Vec<String> = arg(2).split(',').map(String::from).collect();
+            let token = arg(3);
+            let rounds: usize = arg(4).parse().expect("ROUNDS");
+            let queries = args.get(5..).unwrap_or_else(|| usage());
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let get = |url: &str| {
+                let mut r = agent
+                    .get(url)
+                    .header("authorization", format!("Bearer {token}"))
+                    .call()
+                    .expect("get");
+                assert_eq!(r.status().as_u16(), 200, "{url}");
+                r.body_mut()
+                    .with_config()
+                    .limit(1 << 30)
+                    .read_to_string()
+                    .expect("body")
+            };
+            for q in queries {
+                let mut times: Vec<Vec<f64>> = vec![Vec::new(); urls.len()];
+                for _ in 0..rounds {
+                    for (u, url) in urls.iter().enumerate() {
+                        let t0 = Instant::now();
+                        get(&format!("{url}/alerts?{q}"));
+                        times[u].push(t0.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                for (u, url) in urls.iter().enumerate() {
+                    let page: serde_json::Value =
+                        serde_json::from_str(&get(&format!("{url}/api/v1/alerts?limit=100&{q}")))
+                            .expect("json");
+                    let found = page["alerts"].as_array().map_or(0, Vec::len);
+                    let t = &mut times[u];
+                    t.sort_by(f64::total_cmp);
+                    println!(
+                        "{url} /alerts?{q}: min {:.1} ms, median {:.1} ms, max {:.1} ms ({rounds} runs; first page {found}{} alerts)",
+                        t[0],
+                        t[t.len() / 2],
+                        t[t.len() - 1],
+                        if page["next_cursor"].is_string() {
+                            "+"
+                        } else {
+                            ""
+                        },
+                    );
+                }
+            }
+        }
+        "size" => {
+            let conn = rusqlite::Connection::open_with_flags(
+                arg(2),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .expect("open db");
+            let mut stmt = conn
+                .prepare(
+                    "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY sum(pgsize) DESC",
+                )
+                .expect("dbstat");
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .expect("dbstat")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("dbstat");
+            let total: i64 = rows.iter().map(|r| r.1).sum();
+            let fts: i64 = rows
+                .iter()
+                .filter(|r| r.0.starts_with("alerts_fts"))
+                .map(|r| r.1)
+                .sum();
+            for (name, bytes) in &rows {
+                println!("{name:<24} {:>10.1} MiB", *bytes as f64 / 1048576.0);
+            }
+            println!(
+                "total {:.1} MiB, of which the text index (alerts_fts*) {:.1} MiB",
+                total as f64 / 1048576.0,
+                fts as f64 / 1048576.0
+            );
+        }
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: dashboard_bench seed DB N | serve DB ADDR | token DB SCOPE | ingest URL TOKEN N BATCH THREADS"
+        "usage: dashboard_bench seed DB N | serve DB ADDR | token DB SCOPE | ingest URL TOKEN N BATCH THREADS | search URL[,URL…] TOKEN ROUNDS QUERY… | size DB"
     );
     std::process::exit(2)
 }

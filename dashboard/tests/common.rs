@@ -62,6 +62,19 @@ impl TestServer {
         }
     }
 
+    /// Stop the server, keeping its database.
+    pub fn stop(mut self) -> Stopped {
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let db = self.db.clone();
+        drop(self);
+        Stopped { db, dir }
+    }
+
+    /// Stop and start again on the same database with `cfg`.
+    pub fn restart(self, cfg: DashboardConfig) -> TestServer {
+        self.stop().start_again(cfg)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -117,6 +130,18 @@ impl TestServer {
                 None => return out,
             }
         }
+    }
+}
+
+/// A stopped [`TestServer`]'s database.
+pub struct Stopped {
+    db: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Stopped {
+    pub fn start_again(self, cfg: DashboardConfig) -> TestServer {
+        TestServer::on_db(cfg, self.db, self.dir)
     }
 }
 

@@ -123,6 +123,33 @@ CREATE TABLE sessions (
     expires INTEGER NOT NULL
 );
 "#,
+    // 2: trigram index for free-text search (store/search.rs). External
+    // content (alerts.search), so the text is not stored twice; `detail=none`
+    // and `columnsize=0` keep only which rows hold each trigram. Triggers keep
+    // it in step with every insert, delete (including the cascade from
+    // `events`) and rewrite of the search text; `rebuild` indexes the alerts
+    // an older version stored.
+    r#"
+CREATE VIRTUAL TABLE alerts_fts USING fts5(
+    search,
+    content = 'alerts',
+    content_rowid = 'id',
+    tokenize = 'trigram case_sensitive 1',
+    detail = none,
+    columnsize = 0
+);
+CREATE TRIGGER alerts_fts_insert AFTER INSERT ON alerts BEGIN
+    INSERT INTO alerts_fts (rowid, search) VALUES (new.id, new.search);
+END;
+CREATE TRIGGER alerts_fts_delete AFTER DELETE ON alerts BEGIN
+    INSERT INTO alerts_fts (alerts_fts, rowid, search) VALUES ('delete', old.id, old.search);
+END;
+CREATE TRIGGER alerts_fts_update AFTER UPDATE OF id, search ON alerts BEGIN
+    INSERT INTO alerts_fts (alerts_fts, rowid, search) VALUES ('delete', old.id, old.search);
+    INSERT INTO alerts_fts (rowid, search) VALUES (new.id, new.search);
+END;
+INSERT INTO alerts_fts (alerts_fts) VALUES ('rebuild');
+"#,
 ];
 
 /// The schema version this build writes.

@@ -3,6 +3,7 @@
 //! implement the same trait and pass the same tests.
 
 pub mod migrations;
+pub mod search;
 pub mod sqlite;
 
 use crate::auth::Scope;

@@ -11,10 +11,12 @@ use super::*;
 use crate::auth::Scope;
 use eve::{EventKind, NetworkFields};
 use rusqlite::types::Value;
+use rusqlite::vtab::array::Array;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Mutex;
 
 /// Separator around member account ids in `alerts.members`, so that
@@ -58,6 +60,8 @@ impl SqliteStore {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch("PRAGMA cache_size=-16384;")?;
+        // `rarray(?)`: the free-text search passes its candidate ids as one array.
+        rusqlite::vtab::array::load_module(&conn)?;
         Ok(conn)
     }
 
@@ -240,16 +244,16 @@ fn row_audit(r: &rusqlite::Row) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-fn query_alerts(conn: &Connection, f: &AlertFilter) -> StoreResult<AlertPage> {
-    let mut sql = String::from(
-        "SELECT a.id, a.status, e.body, a.ts FROM alerts a JOIN events e ON e.id = a.id WHERE 1=1",
-    );
+/// The `WHERE` conditions on `alerts a` for every filter but the free text
+/// (`AND …` clauses) and their arguments, numbered from `?{first}`.
+fn filter_clauses(f: &AlertFilter, first: usize) -> (String, Vec<Value>) {
+    let mut sql = String::new();
     let mut args: Vec<Value> = Vec::new();
     // Appends `clause` with its one `?` numbered after the arguments so far.
-    fn push(sql: &mut String, args: &mut Vec<Value>, clause: &str, v: Value) {
+    let push = |sql: &mut String, args: &mut Vec<Value>, clause: &str, v: Value| {
         args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    }
+        sql.push_str(&clause.replace('?', &format!("?{}", first + args.len() - 1)));
+    };
     if let Some(v) = f.from {
         push(&mut sql, &mut args, " AND a.ts >= ?", v.into());
     }
@@ -292,7 +296,7 @@ fn query_alerts(conn: &Connection, f: &AlertFilter) -> StoreResult<AlertPage> {
     if let Some(v) = &f.account {
         args.push(v.clone().into());
         args.push(format!("{SEP}{v}{SEP}").into());
-        let n = args.len();
+        let n = first + args.len() - 1;
         // Both arms of the OR are indexable (account index; category index
         // for the few cluster alerts), so SQLite need not scan every alert.
         sql.push_str(&format!(
@@ -301,25 +305,87 @@ fn query_alerts(conn: &Connection, f: &AlertFilter) -> StoreResult<AlertPage> {
             n - 1
         ));
     }
-    if let Some(v) = &f.text {
-        push(
-            &mut sql,
-            &mut args,
-            " AND instr(a.search, ?) > 0",
-            v.to_lowercase().into(),
-        );
-    }
     if let Some(c) = f.cursor {
         push(&mut sql, &mut args, " AND (a.ts, a.id) < (?", c.ts.into());
         push(&mut sql, &mut args, ", ?)", c.id.into());
     }
+    (sql, args)
+}
+
+/// The ids of the alerts whose search text holds every trigram of `needle`,
+/// or `None` when the index cannot answer (needle too short) or more than
+/// `cap` rows match (then walking newest first is cheaper; see
+/// [`search::candidate_cap`]).
+fn text_candidates(conn: &Connection, needle: &str, cap: usize) -> StoreResult<Option<Vec<i64>>> {
+    let Some(query) = search::fts_query(needle) else {
+        return Ok(None);
+    };
+    let mut stmt =
+        conn.prepare_cached("SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?1 LIMIT ?2")?;
+    let ids = stmt
+        .query_map(
+            params![
+                query,
+                i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX)
+            ],
+            |r| r.get::<_, i64>(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ids.len() <= cap).then_some(ids))
+}
+
+fn query_alerts(conn: &Connection, f: &AlertFilter) -> StoreResult<AlertPage> {
+    query_alerts_with(conn, f, Some(search::candidate_cap(f.limit.max(1))))
+}
+
+/// [`query_alerts`] taking at most `index_cap` candidates from the text
+/// index (`None`: never use it; the tests compare both ways).
+fn query_alerts_with(
+    conn: &Connection,
+    f: &AlertFilter,
+    index_cap: Option<usize>,
+) -> StoreResult<AlertPage> {
     let limit = f.limit.max(1);
-    sql.push_str(&format!(
-        " ORDER BY a.ts DESC, a.id DESC LIMIT {}",
-        limit + 1
-    ));
+    let needle = f.text.as_ref().map(|t| t.to_lowercase());
+    let candidates = match (&needle, index_cap) {
+        (Some(n), Some(cap)) => text_candidates(conn, n, cap)?,
+        _ => None,
+    };
+    // ?1 is the candidate id array (or unused), the filters follow.
+    let (mut filters, mut args) = filter_clauses(f, 2);
+    if let Some(n) = needle {
+        // The exact test, on candidates or on every row walked.
+        filters.push_str(&format!(" AND instr(a.search, ?{}) > 0", args.len() + 2));
+        args.push(n.into());
+    }
+    let sql = match &candidates {
+        // Few candidates: sort them (before reading any event body), then
+        // join the page's bodies.
+        Some(_) => format!(
+            "SELECT a.id, a.status, e.body, a.ts FROM
+               (SELECT a.id, a.status, a.ts FROM rarray(?1) m
+                  CROSS JOIN alerts a ON a.id = m.value
+                WHERE 1=1{filters} ORDER BY a.ts DESC, a.id DESC LIMIT {n}) a
+             JOIN events e ON e.id = a.id ORDER BY a.ts DESC, a.id DESC",
+            n = limit + 1
+        ),
+        // No free text, a query too short for the index, or a common term:
+        // walk the newest-first index of the most selective filter.
+        None => format!(
+            "SELECT a.id, a.status, e.body, a.ts FROM alerts a JOIN events e ON e.id = a.id
+             WHERE 1=1{filters} ORDER BY a.ts DESC, a.id DESC LIMIT {n}",
+            n = limit + 1
+        ),
+    };
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    if let Some(ids) = candidates {
+        let ids: Array = Rc::new(ids.into_iter().map(Value::from).collect());
+        stmt.raw_bind_parameter(1, &ids)?;
+    }
+    for (i, v) in args.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 2, v)?;
+    }
+    let mut rows = stmt.raw_query();
     let mut alerts = Vec::with_capacity(limit.min(1024));
     let mut last: Option<Cursor> = None;
     let mut more = false;
@@ -964,5 +1030,142 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM sessions WHERE hash = ?1", [hash])?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eve::{Alert, AlertCategory, AlertEvent, Event, HttpInfo, Proto, TlsInfo};
+
+    /// Attacker-controlled strings: FTS5 syntax, quotes, case folding that
+    /// changes length, characters outside the BMP, NUL, field boundaries.
+    const NASTY: &[&str] = &[
+        "say \"hello\" OR goodbye",
+        "a* NEAR(b c) -d ^e f:g (h) AND NOT i",
+        "QUOTE\"\"\"END",
+        "ΣΊΣΥΦΟΣ ΟΔΟΣ",
+        "İstanbul KELVIN \u{212a}",
+        "emoji 🦀🦀🦀 crab",
+        "nul\u{0}inside\u{0}text",
+        "tab\tand\nnewline",
+        "percent%_under_score\\back",
+        "'single' `tick` ;--",
+    ];
+
+    fn alert(i: usize, text: &str) -> NewEvent {
+        let mut a = AlertEvent::new(
+            Alert::new(
+                format!("sig {i} {text}"),
+                1,
+                AlertCategory::WeightsFormat,
+                2,
+            ),
+            serde_json::Map::new(),
+        );
+        a.tls = Some(TlsInfo {
+            sni: Some(format!("Host{i}.Example")),
+            ..TlsInfo::default()
+        });
+        a.http = Some(HttpInfo {
+            url: Some(format!("/up/{text}/{i}")),
+            http_user_agent: Some(text.to_uppercase()),
+            ..HttpInfo::default()
+        });
+        let net = NetworkFields::new(
+            i as u64,
+            "10.0.0.1".parse().expect("ip"),
+            1,
+            "192.0.2.1".parse().expect("ip"),
+            443,
+            Proto::Tcp,
+        );
+        let mut e = Event::new(
+            eve::Timestamp::from_unix_micros(1_000_000 * i as i64),
+            EventKind::Alert(Box::new(a)),
+        )
+        .sensor("s")
+        .network(net);
+        e.event_id = format!("e{i}");
+        let body = serde_json::to_string(&e).expect("json");
+        NewEvent { event: e, body }
+    }
+
+    fn expected(events: &[NewEvent], q: &str) -> Vec<i64> {
+        let needle = q.to_lowercase();
+        let mut ids: Vec<i64> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, ne)| match &ne.event.kind {
+                EventKind::Alert(a) => search_text(&ne.event, a).contains(&needle),
+                _ => false,
+            })
+            .map(|(i, _)| i as i64 + 1)
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        ids
+    }
+
+    #[test]
+    fn index_and_scan_find_exactly_the_substring_matches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db"), 1).expect("open");
+        let events: Vec<NewEvent> = NASTY
+            .iter()
+            .chain(NASTY.iter())
+            .enumerate()
+            .map(|(i, t)| alert(i, t))
+            .collect();
+        store.ingest(&events, 0).expect("ingest");
+        let mut queries: Vec<String> = Vec::new();
+        for t in NASTY {
+            let chars: Vec<char> = t.chars().collect();
+            queries.push(t.to_string());
+            queries.push(t.to_uppercase());
+            for w in [1, 2, 3, 4, 7] {
+                for start in (0..chars.len().saturating_sub(w)).step_by(3) {
+                    queries.push(chars[start..start + w].iter().collect());
+                }
+            }
+        }
+        queries.extend(
+            [
+                "\"",
+                "\"\"",
+                "*",
+                "NEAR",
+                "-",
+                "OR",
+                "AND",
+                "^",
+                "\"*\"",
+                "sig 1\nweights",
+                "host1",
+                "HOST1.EXAMPLE",
+                "/up/",
+                "not present anywhere",
+                "ός ο",
+                "σ ο",
+            ]
+            .map(String::from),
+        );
+        store
+            .read(|c| {
+                for q in &queries {
+                    let f = AlertFilter {
+                        text: Some(q.clone()),
+                        limit: 1000,
+                        ..AlertFilter::default()
+                    };
+                    let ids = |p: AlertPage| p.alerts.iter().map(|a| a.id).collect::<Vec<_>>();
+                    let want = expected(&events, q);
+                    let indexed = ids(query_alerts_with(c, &f, Some(1_000_000))?);
+                    let scanned = ids(query_alerts_with(c, &f, None)?);
+                    assert_eq!(indexed, want, "index, query {q:?}");
+                    assert_eq!(scanned, want, "scan, query {q:?}");
+                }
+                Ok(())
+            })
+            .expect("queries");
     }
 }

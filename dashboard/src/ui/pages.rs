@@ -353,6 +353,8 @@ struct AlertsPage {
     categories: Vec<(&'static str, &'static str)>,
     statuses: Vec<(&'static str, &'static str)>,
     live: bool,
+    /// Text too short for the search index (the page says it scans).
+    short_text: bool,
 }
 
 /// `GET /alerts`: the filterable list; updates live through `app.js`.
@@ -378,6 +380,9 @@ pub async fn alerts(
         && [&q.from, &q.to, &q.src, &q.dest, &q.account, &q.q]
             .iter()
             .all(|v| v.as_deref().unwrap_or("").is_empty());
+    let short_text =
+        q.q.as_deref()
+            .is_some_and(|t| !t.trim().is_empty() && !crate::store::search::uses_index(t));
     let page = AlertsPage {
         chrome: chrome(&p, "Alerts", "alerts"),
         rows: page.alerts.iter().map(alert_row).collect(),
@@ -392,6 +397,7 @@ pub async fn alerts(
             .map(|s| (s.as_str(), s.label()))
             .collect(),
         live,
+        short_text,
     };
     Ok(render(&page))
 }
