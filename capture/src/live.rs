@@ -20,7 +20,6 @@ use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use eve::{Event, EventSink, Stats, Timestamp};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -263,7 +262,6 @@ fn run_with(
 
 struct LiveSource {
     cap: pcap::Capture<pcap::Active>,
-    stop: Arc<AtomicBool>,
     settings: Settings,
     snapshots: Arc<Vec<Mutex<WorkerCounters>>>,
     error: Option<pcap::Error>,
@@ -284,7 +282,7 @@ impl Source for LiveSource {
         let mut last_stats = Instant::now();
         let mut last_flush = Instant::now();
         let mut seq = 0u64;
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.settings.control.stopping() {
             match self.cap.next_packet() {
                 Ok(p) => {
                     let frame = Frame {
@@ -295,7 +293,7 @@ impl Source for LiveSource {
                     d.frame(&frame);
                 }
                 // Non-blocking: nothing waiting. (A blocking read would not
-                // return while the link is silent, so `stop` would go unseen.)
+                // return while the link is silent, so a stop would go unseen.)
                 Err(pcap::Error::TimeoutExpired) => std::thread::sleep(Duration::from_millis(2)),
                 Err(e) => {
                     self.error = Some(e);
@@ -335,14 +333,14 @@ impl LiveSource {
     }
 }
 
-/// Capture live from an interface until `stop` is set, then end every flow
-/// and write the final `stats` event. Timeouts follow the capture clock.
+/// Capture live from an interface until a stop is requested
+/// (`settings.control.request_stop()`), then end every flow and write the
+/// final `stats` event. Timeouts follow the capture clock.
 pub fn run_live(
     opts: &LiveOptions,
     settings: &Settings,
     detectors: &Detectors,
     sink: &mut dyn EventSink,
-    stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, CaptureError> {
     let live_err = |source| CaptureError::Live {
         interface: opts.interface.clone(),
@@ -365,7 +363,6 @@ pub fn run_live(
         Arc::new((0..workers).map(|_| Mutex::default()).collect());
     let mut source = LiveSource {
         cap,
-        stop,
         settings: settings.clone(),
         snapshots: snapshots.clone(),
         error: None,

@@ -29,11 +29,13 @@ pub struct Settings {
     pub sensor_id: String,
     /// Compute SHA-256 of every object.
     pub file_hash: bool,
-    /// Shared with an offline replay while it runs (progress, early stop).
+    /// Shared with a run while it goes (a replay's progress; a stop).
     pub control: Arc<RunControl>,
 }
 
-/// What others see of, and may do to, an offline replay while it runs.
+/// What others see of, and may do to, a run while it goes: how far a
+/// replay has read, and a request to stop (the end of a live capture; an
+/// early end of a replay).
 #[derive(Debug, Default)]
 pub struct RunControl {
     read: AtomicU64,
@@ -47,9 +49,9 @@ impl RunControl {
         self.read.load(Ordering::Relaxed)
     }
 
-    /// End the replay early: reading stops, flows end as at the end of the
-    /// input and the final events are written (the summary says
-    /// `interrupted`).
+    /// Stop: reading stops, flows end as at the end of the input and the
+    /// final events are written. A live capture ends so; a replay that had
+    /// input left says `interrupted` in its summary.
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }

@@ -18,8 +18,6 @@ use eve::EventKind;
 use eve::sink::memory::MemorySink;
 use sha2::{Digest, Sha256};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 fn is_root() -> bool {
@@ -140,7 +138,6 @@ fn live_capture_and_tcpdump_give_the_served_files_sha256() {
         .expect("tcpdump");
     lab.children.push(tcpdump);
     // The engine, live, in a thread.
-    let stop = Arc::new(AtomicBool::new(false));
     let mut sink = MemorySink::new();
     let events = sink.clone();
     let opts = LiveOptions {
@@ -152,10 +149,9 @@ fn live_capture_and_tcpdump_give_the_served_files_sha256() {
         workers: 2,
         ..Default::default()
     };
-    let stop2 = stop.clone();
-    let live = std::thread::spawn(move || {
-        run_live(&opts, &settings, &Detectors::none(), &mut sink, stop2)
-    });
+    let control = settings.control.clone();
+    let live =
+        std::thread::spawn(move || run_live(&opts, &settings, &Detectors::none(), &mut sink));
     // Setup waits (not assertions): the server, tcpdump and libpcap start.
     let url = format!("http://{srv_ip}:8000/weights.bin");
     let mut fetched = false;
@@ -173,7 +169,7 @@ fn live_capture_and_tcpdump_give_the_served_files_sha256() {
     let got = std::fs::read(dir.path().join("got.bin")).expect("fetched file");
     assert_eq!(format!("{:x}", Sha256::digest(&got)), want);
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, Ordering::Relaxed);
+    control.request_stop();
     let summary = live.join().expect("live thread").expect("live capture");
     // Stop tcpdump cleanly (SIGINT flushes its file).
     if let Some(t) = lab.children.get_mut(1) {

@@ -67,11 +67,10 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
             bpf: args.bpf.clone(),
             snaplen: args.snaplen,
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        stop_on_signal(move || flag.store(true, Ordering::Relaxed))?;
+        let control = settings.control.clone();
+        stop_on_signal(move || control.request_stop())?;
         tracing::info!(interface, workers = settings.workers, "capturing live");
-        capture::run_live(&opts, &settings, &detectors, &mut sink, stop)?
+        capture::run_live(&opts, &settings, &detectors, &mut sink)?
     } else {
         // Files and directories (not a pipe or standard input, which end
         // with their writer and whose size is unknown): Ctrl-C or SIGTERM
