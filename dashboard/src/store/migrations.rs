@@ -126,9 +126,9 @@ CREATE TABLE sessions (
     // 2: trigram index for free-text search (store/search.rs). External
     // content (alerts.search), so the text is not stored twice; `detail=none`
     // and `columnsize=0` keep only which rows hold each trigram. Triggers keep
-    // it in step with every insert, delete (including the cascade from
-    // `events`) and rewrite of the search text; `rebuild` indexes the alerts
-    // an older version stored.
+    // it in step with every delete (including the cascade from `events`) and
+    // rewrite of the search text (the insert trigger is replaced by migration
+    // 3); `rebuild` indexes the alerts an older version stored.
     r#"
 CREATE VIRTUAL TABLE alerts_fts USING fts5(
     search,
@@ -149,6 +149,12 @@ CREATE TRIGGER alerts_fts_update AFTER UPDATE OF id, search ON alerts BEGIN
     INSERT INTO alerts_fts (rowid, search) VALUES (new.id, new.search);
 END;
 INSERT INTO alerts_fts (alerts_fts) VALUES ('rebuild');
+"#,
+    // 3: new alerts are indexed by the ingest transaction in one statement
+    // (sqlite.rs `index_text`): the per-row trigger flushed one FTS5 segment
+    // per alert.
+    r#"
+DROP TRIGGER alerts_fts_insert;
 "#,
 ];
 

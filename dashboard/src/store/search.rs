@@ -6,16 +6,24 @@
 //! index never changes that answer, it only narrows the rows that test runs on:
 //!
 //! - `alerts_fts` is an FTS5 table with the `trigram` tokenizer over
-//!   `alerts.search` (external content, kept in step by triggers: see
-//!   migration 2). It is built with `detail=none`, which stores only which
+//!   `alerts.search` (external content). The ingest transaction indexes its
+//!   new alerts (`sqlite::index_text`); triggers handle deletes and rewrites
+//!   (migrations 2 and 3). It is built with `detail=none`, which stores only which
 //!   rows hold each 3-character sequence (a third of the size of positional
 //!   lists) and so answers "rows containing all these trigrams".
-//! - A query of at least [`TRIGRAM`] characters becomes the AND of its
-//!   distinct trigrams, each an FTS5 string literal (`"…"` with `"` doubled),
-//!   so nothing the user types is ever read as FTS5 syntax (`*`, `-`, `OR`,
-//!   `NEAR`, `^`, column filters, parentheses are all plain text inside a
-//!   string). The rows found are candidates; the exact `instr` test still
-//!   decides, so a row with the trigrams in another order is not returned.
+//! - A query of at least [`TRIGRAM`] characters is covered by trigrams: the
+//!   ones starting at every third character, and the last one (`host998.ex`
+//!   → `hos`, `t99`, `8.e`, `.ex`). Each is an FTS5 string literal (`"…"`
+//!   with `"` doubled), so nothing the user types is ever read as FTS5
+//!   syntax (`*`, `-`, `OR`, `NEAR`, `^`, column filters, parentheses are all
+//!   plain text inside a string). The rows holding all of them are
+//!   candidates; the exact `instr` test still decides, so a row with the
+//!   trigrams in another order is not returned.
+//! - Every covering trigram is first counted (up to the cap below; cheap),
+//!   and when one is rare the candidates are the rows holding the two rarest
+//!   ones. Each further AND term costs a seek per candidate and narrows
+//!   little, so this beats intersecting all of them (measured:
+//!   docs/performance-dashboard.md).
 //! - Queries shorter than [`TRIGRAM`] characters hold no trigram: the index
 //!   cannot help and the search scans (newest first, stopping when the page
 //!   is full), as it always did.
@@ -23,42 +31,44 @@
 /// Characters in one indexed sequence; shorter queries cannot use the index.
 pub const TRIGRAM: usize = 3;
 
-/// At most this many trigrams go into one index query. The `instr` test
-/// decides anyway, so a long query (a URL, a SHA-256) need not send all of
-/// them: a spread subset is already selective.
-const MAX_TRIGRAMS: usize = 16;
+/// At most this many covering trigrams are used (a long URL or SHA-256 is
+/// selective long before its last character).
+const MAX_TERMS: usize = 8;
 
-/// The FTS5 query for the lower-cased `needle`, or `None` when the needle is
-/// too short for the trigram index.
-pub(crate) fn fts_query(needle: &str) -> Option<String> {
+/// The covering trigrams of the lower-cased `needle` as FTS5 string
+/// literals, in order and without repeats; empty when the needle is too
+/// short for the trigram index.
+pub(crate) fn cover_terms(needle: &str) -> Vec<String> {
     let chars: Vec<char> = needle.chars().collect();
     if chars.len() < TRIGRAM {
-        return None;
+        return Vec::new();
     }
-    let mut grams: Vec<String> = Vec::new();
-    for w in chars.windows(TRIGRAM) {
+    let last = chars.len() - TRIGRAM;
+    let mut starts: Vec<usize> = (0..=last).step_by(TRIGRAM).collect();
+    if starts.last() != Some(&last) {
+        starts.push(last);
+    }
+    let mut terms: Vec<String> = Vec::new();
+    for i in starts {
+        let w = &chars[i..i + TRIGRAM];
         // FTS5 reads its query as a C string: a NUL would end it. Such
         // trigrams are left out (the exact test still sees the NUL).
         if w.contains(&'\0') {
             continue;
         }
-        let g: String = w.iter().collect();
-        if !grams.contains(&g) {
-            grams.push(g);
+        let t = quote(&w.iter().collect::<String>());
+        if !terms.contains(&t) {
+            terms.push(t);
         }
     }
-    if grams.is_empty() {
-        return None;
-    }
-    if grams.len() > MAX_TRIGRAMS {
-        // Evenly spread, always keeping the first and the last.
-        let n = grams.len();
-        grams = (0..MAX_TRIGRAMS)
-            .map(|i| grams[i * (n - 1) / (MAX_TRIGRAMS - 1)].clone())
+    if terms.len() > MAX_TERMS {
+        // Evenly spread, keeping the first and the last.
+        let n = terms.len();
+        terms = (0..MAX_TERMS)
+            .map(|i| terms[i * (n - 1) / (MAX_TERMS - 1)].clone())
             .collect();
     }
-    let terms: Vec<String> = grams.iter().map(|g| quote(g)).collect();
-    Some(terms.join(" AND "))
+    terms
 }
 
 /// An FTS5 string literal: everything inside is text, `"` is doubled.
@@ -70,7 +80,7 @@ fn quote(s: &str) -> String {
 /// [`TRIGRAM`] characters once lower-cased. Shorter text is searched by
 /// reading the alerts one by one.
 pub fn uses_index(text: &str) -> bool {
-    text.trim().to_lowercase().chars().count() >= TRIGRAM
+    !cover_terms(&text.trim().to_lowercase()).is_empty()
 }
 
 /// How many index candidates a page of `limit` alerts may take before the
@@ -89,43 +99,57 @@ pub(crate) fn candidate_cap(limit: usize) -> usize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn short_needles_have_no_query() {
-        assert_eq!(fts_query(""), None);
-        assert_eq!(fts_query("ab"), None);
-        assert_eq!(fts_query("é"), None);
-        assert_eq!(fts_query("éé"), None);
-        assert_eq!(fts_query("ééé").as_deref(), Some("\"ééé\""));
+    fn cover(needle: &str) -> String {
+        cover_terms(needle).join(" ")
     }
 
     #[test]
-    fn every_trigram_is_a_quoted_string() {
-        assert_eq!(fts_query("abcd").as_deref(), Some("\"abc\" AND \"bcd\""));
-        assert_eq!(fts_query("aaaa").as_deref(), Some("\"aaa\""));
+    fn short_needles_have_no_terms() {
+        assert_eq!(cover(""), "");
+        assert_eq!(cover("ab"), "");
+        assert_eq!(cover("é"), "");
+        assert_eq!(cover("éé"), "");
+        assert_eq!(cover("ééé"), "\"ééé\"");
+        assert!(!uses_index(" ab "));
+        assert!(uses_index(" abc "));
+    }
+
+    #[test]
+    fn trigrams_cover_the_needle() {
+        assert_eq!(cover("abcd"), "\"abc\" \"bcd\"");
+        assert_eq!(cover("abcdef"), "\"abc\" \"def\"");
+        assert_eq!(cover("abcdefg"), "\"abc\" \"def\" \"efg\"");
+        assert_eq!(cover("aaaaaaa"), "\"aaa\"");
         assert_eq!(
-            fts_query("a\"b").as_deref(),
-            Some("\"a\"\"b\""),
-            "a quote is doubled inside the literal"
+            cover("host998.example"),
+            "\"hos\" \"t99\" \"8.e\" \"xam\" \"ple\""
         );
+    }
+
+    #[test]
+    fn user_text_is_always_inside_a_string_literal() {
+        assert_eq!(cover("a\"b"), "\"a\"\"b\"", "a quote is doubled");
+        assert_eq!(cover("\"\"\"\""), "\"\"\"\"\"\"\"\"");
         assert_eq!(
-            fts_query("x or y").as_deref(),
-            Some("\"x o\" AND \" or\" AND \"or \" AND \"r y\""),
+            cover("or near* -x"),
+            "\"or \" \"nea\" \"r* \" \" -x\"",
             "operators are text"
         );
     }
 
     #[test]
     fn long_needles_are_capped() {
-        let q = fts_query("the quick brown fox jumps over the lazy dog").unwrap();
-        assert_eq!(q.matches(" AND ").count(), MAX_TRIGRAMS - 1);
-        assert!(q.starts_with("\"the\" AND "));
-        assert!(q.ends_with(" AND \"dog\""));
+        let terms = cover_terms("the quick brown fox jumps over the lazy dog");
+        assert_eq!(terms.len(), MAX_TERMS);
+        assert_eq!(terms[0], "\"the\"");
+        assert_eq!(terms[MAX_TERMS - 1], "\"dog\"");
     }
 
     #[test]
     fn nul_never_reaches_the_index_query() {
-        assert_eq!(fts_query("a\0b"), None);
-        assert_eq!(fts_query("ab\0cd"), None);
-        assert_eq!(fts_query("abc\0de").as_deref(), Some("\"abc\""));
+        assert_eq!(cover("a\0b"), "");
+        assert_eq!(cover("ab\0cd"), "");
+        assert_eq!(cover("a\0bcd"), "\"bcd\"");
+        assert_eq!(cover("abc\0de"), "\"abc\"");
     }
 }
