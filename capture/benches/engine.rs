@@ -60,6 +60,7 @@ fn main() {
     let runs = counts
         .iter()
         .flat_map(|&n| [(n, "engine", &none), (n, "engine+detect", &detectors)]);
+    let (mut engine, mut detect) = (Vec::new(), Vec::new());
     for (n, label, detectors) in runs {
         let settings = Settings {
             workers: n.max(1),
@@ -67,6 +68,18 @@ fn main() {
         };
         let m = measure::replay(&file, &settings, detectors).expect("run");
         println!("{}", measure::row(&format!("{label} w={n}"), WIDTH, &m));
+        if label == "engine" {
+            &mut engine
+        } else {
+            &mut detect
+        }
+        .push((n, m));
     }
     println!("{}", measure::tcpflow(&file, WIDTH));
+    for line in measure::speedups("engine", &engine)
+        .into_iter()
+        .chain(measure::speedups("engine+detect", &detect))
+    {
+        println!("{line}");
+    }
 }

@@ -110,6 +110,19 @@ pub fn row(label: &str, width: usize, m: &Measured) -> String {
     )
 }
 
+/// "`label`: N workers X.XX× one" lines: each run's MB/s against the
+/// one-worker run's, from `(workers, measured)` pairs of one kind of run.
+pub fn speedups(label: &str, runs: &[(usize, Measured)]) -> Vec<String> {
+    let rate = |m: &Measured| m.bytes as f64 / m.secs;
+    let Some((_, one)) = runs.iter().find(|(n, _)| *n == 1) else {
+        return Vec::new();
+    };
+    runs.iter()
+        .filter(|(n, _)| *n > 1)
+        .map(|(n, m)| format!("  {label}: {n} workers {:.2}x one", rate(m) / rate(one)))
+        .collect()
+}
+
 /// `tcpflow -e http -r FILE -o DIR` (into a temporary directory, removed
 /// after) as a row of the table, or why it did not run.
 pub fn tcpflow(file: &Path, width: usize) -> String {

@@ -120,13 +120,18 @@ fn capture_bench(
     );
     const WIDTH: usize = 18;
     println!("{}", measure::header(WIDTH));
+    let mut runs = Vec::new();
     for n in counts {
         let mut settings = capture::Settings::new(config.capture.clone());
         settings.workers = n.max(1);
         let m = measure::replay(file, &settings, &detectors)?;
         println!("{}", measure::row(&format!("weightwatch w={n}"), WIDTH, &m));
+        runs.push((n, m));
     }
     println!("{}", measure::tcpflow(file, WIDTH));
+    for line in measure::speedups("weightwatch", &runs) {
+        println!("{line}");
+    }
     Ok(())
 }
 
