@@ -78,7 +78,11 @@ pub struct Analysis {
 
 /// The cluster's own automation signal: many accounts acting in step
 /// (synchronized hourly activity on most links) are one operator's machinery.
-fn coordination(c: &Cluster, cfg: &AnalyzerConfig) -> score::Signal {
+/// Like every automation signal but 429s it needs `min_active_hours`
+/// distinct hours of the members' merged traffic: hourly activity vectors
+/// that cover an hour or two are "synchronized" by coincidence (benchmark
+/// runs started in the same hour), not by a shared operator.
+fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> score::Signal {
     let l = &c.links;
     let sync = if l.links == 0 {
         0.0
@@ -90,10 +94,14 @@ fn coordination(c: &Cluster, cfg: &AnalyzerConfig) -> score::Signal {
         score::Family::Automation,
         sync,
         0.5,
-        c.members.len() >= cfg.min_cluster_size && sync >= 0.5,
+        c.members.len() >= cfg.min_cluster_size
+            && sync >= 0.5
+            && f.active_hours >= cfg.min_active_hours,
         format!(
-            "{} accounts; {} links: {} synchronized (mean cosine {:.2}), {} shared source blocks, {} shared templates (mean Jaccard {:.2}), {} same client",
+            "{} accounts active in {} distinct hours (needs >= {}); {} links: {} synchronized (mean cosine {:.2}), {} shared source blocks, {} shared templates (mean Jaccard {:.2}), {} same client",
             c.members.len(),
+            f.active_hours,
+            cfg.min_active_hours,
             l.links,
             l.synchronized,
             l.mean_sync_cosine,
@@ -190,7 +198,7 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
             .collect();
         reqs.sort_by_key(|r| r.ts);
         let f = features::compute(&reqs, &ctx, cfg);
-        let v = score::score_with(&f, &baselines, cfg, vec![coordination(c, cfg)]);
+        let v = score::score_with(&f, &baselines, cfg, vec![coordination(c, &f, cfg)]);
         (f, v)
     });
     let mut clusters = Vec::new();

@@ -76,8 +76,13 @@ pub struct AnalyzerConfig {
     pub single_token_share: f64,
     /// `redacted_harvest` (metadata proxy when prompts are redacted): share of single-turn requests.
     pub redacted_single_turn: f64,
-    /// `redacted_harvest`: share of distinct prompt hashes.
+    /// `redacted_harvest`: share of distinct prompt hashes…
     pub redacted_distinct: f64,
+    /// …or at least this many prompt hashes never sent before, per day
+    /// after the entity's first day (`new_prompts_per_day`): at high volume
+    /// even a harvester re-sends some prompts, so the share falls while the
+    /// stream of new ones does not.
+    pub redacted_new_per_day: f64,
     /// `redacted_harvest`: mean completion tokens.
     pub redacted_completion_tokens: f64,
     /// A model is "new" when first seen after this share of the input span.
@@ -170,6 +175,7 @@ impl Default for AnalyzerConfig {
             single_token_share: 0.5,
             redacted_single_turn: 0.9,
             redacted_distinct: 0.8,
+            redacted_new_per_day: 500.0,
             redacted_completion_tokens: 600.0,
             new_model_after: 0.1,
             new_model_lag_hours: 6.0,

@@ -10,6 +10,9 @@ use serde::Serialize;
 /// ms per hour.
 pub const HOUR_MS: i64 = 3_600_000;
 
+/// ms per day.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
 /// What all entities share: the span of the input and the models released
 /// inside it.
 #[derive(Clone, Debug)]
@@ -110,6 +113,13 @@ pub struct Features {
     pub redacted_share: f64,
     /// Distinct prompts (text or hash) per request.
     pub distinct_prompt_ratio: f64,
+    /// Prompts never sent before by the entity, per day, counted after its
+    /// first 24 hours (0 when it spans less). Volume-aware novelty: a
+    /// harvester keeps sending new prompts day after day, while a fixed
+    /// set (benchmark items, a batch re-run) is used up in its first pass,
+    /// and unlike `distinct_prompt_ratio` it does not fall merely because
+    /// the volume is high.
+    pub new_prompts_per_day: f64,
     /// Single-turn texted completion requests (the pool of text signals).
     pub text_pool: u64,
     /// Distinct template skeletons in the pool.
@@ -237,6 +247,9 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let mut lb_keys = 0u64;
     let mut prompts = HashSet::default();
     let mut hashed = 0u64;
+    // New prompts after the entity's first day (see `new_prompts_per_day`).
+    let late = f.first_ts.saturating_add(DAY_MS);
+    let mut late_new = 0u64;
     let mut blocks = HashSet::default();
     let mut uas = HashSet::default();
     let mut keys = HashSet::default();
@@ -274,7 +287,9 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
                 answered += 1;
             }
             if !r.has(flag::NO_PROMPT) {
-                prompts.insert(r.prompt_hash);
+                if prompts.insert(r.prompt_hash) && r.ts >= late {
+                    late_new += 1;
+                }
                 hashed += 1;
             }
             if r.has(flag::TEXT) {
@@ -308,6 +323,12 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.embeddings_share = share(c(flag::EMBED), n);
     f.redacted_share = share(c(flag::REDACTED), n);
     f.distinct_prompt_ratio = share(prompts.len() as u64, hashed);
+    if f.last_ts >= late {
+        // Per day after the first, at least one (a short tail is not
+        // extrapolated into a rate).
+        let days = ((f.last_ts - late) as f64 / DAY_MS as f64).max(1.0);
+        f.new_prompts_per_day = late_new as f64 / days;
+    }
     f.probe_count = c(flag::PROBE);
     f.probe_share = share(f.probe_count, texted);
     f.rate_429_count = c(flag::S429);

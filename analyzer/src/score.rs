@@ -265,15 +265,17 @@ pub fn score_with(
             cfg.redacted_completion_tokens,
             enough
                 && f.single_turn_share >= cfg.redacted_single_turn
-                && f.distinct_prompt_ratio >= cfg.redacted_distinct
+                && novel_prompts(f, cfg)
                 && f.completion_tokens_mean >= cfg.redacted_completion_tokens,
             format!(
-                "prompts redacted ({:.0}%): metadata proxy — single-turn {:.2} (needs {:.2}), distinct prompt hashes {:.2} (needs {:.2}), {:.0} output tokens per request",
+                "prompts redacted ({:.0}%): metadata proxy — single-turn {:.2} (needs {:.2}), distinct prompt hashes {:.2} (needs {:.2}) or {:.0} new prompts per day after the first day (needs {:.0}), {:.0} output tokens per request",
                 100.0 * f.redacted_share,
                 f.single_turn_share,
                 cfg.redacted_single_turn,
                 f.distinct_prompt_ratio,
                 cfg.redacted_distinct,
+                f.new_prompts_per_day,
+                cfg.redacted_new_per_day,
                 f.completion_tokens_mean
             ),
         ));
@@ -366,6 +368,15 @@ pub fn score_with(
     }
 }
 
+/// Whether the entity keeps sending prompts it has not sent before: most of
+/// them distinct, or — at volumes where even a harvester repeats some — a
+/// sustained stream of new ones after its first day. A fixed set re-sent
+/// (benchmark runs, a batch re-run) fails both.
+fn novel_prompts(f: &Features, cfg: &AnalyzerConfig) -> bool {
+    f.distinct_prompt_ratio >= cfg.redacted_distinct
+        || f.new_prompts_per_day >= cfg.redacted_new_per_day
+}
+
 /// Names of the languages in a mask.
 pub fn languages(mask: u8) -> String {
     let v: Vec<&str> = crate::text::LANGUAGES
@@ -418,11 +429,12 @@ fn benign(f: &Features, cfg: &AnalyzerConfig) -> Vec<Benign> {
         ),
         b(
             "evaluation_harness_burst",
-            f.active_hours >= cfg.min_active_hours && f.distinct_prompt_ratio >= 0.8,
+            f.active_hours >= cfg.min_active_hours && novel_prompts(f, cfg),
             format!(
-                "active in {} distinct hours; {:.0}% of prompts distinct",
+                "active in {} distinct hours; {:.0}% of prompts distinct, {:.0} new prompts per day after the first day",
                 f.active_hours,
-                100.0 * f.distinct_prompt_ratio
+                100.0 * f.distinct_prompt_ratio,
+                f.new_prompts_per_day
             ),
         ),
         b(

@@ -2,4 +2,5 @@
 
 mod bad_input;
 mod detection;
+mod novelty;
 mod outputs;
