@@ -24,6 +24,10 @@
 //!   ones. Each further AND term costs a seek per candidate and narrows
 //!   little, so this beats intersecting all of them (measured:
 //!   docs/performance-dashboard.md).
+//! - Before any of that, the newest `10 × (limit + 1)` alerts (after the other
+//!   filters) are tested directly: a term in one alert in ten or more fills
+//!   its page there, cheaper than counting trigrams. Only when they do not
+//!   fill the page is the index asked.
 //! - Queries shorter than [`TRIGRAM`] characters hold no trigram: the index
 //!   cannot help and the search scans (newest first, stopping when the page
 //!   is full), as it always did.
@@ -81,6 +85,14 @@ fn quote(s: &str) -> String {
 /// reading the alerts one by one.
 pub fn uses_index(text: &str) -> bool {
     !cover_terms(&text.trim().to_lowercase()).is_empty()
+}
+
+/// How many of the newest alerts (after the other filters) a search reads
+/// before it asks the index: a term in at least one alert in ten fills its
+/// page there, faster than counting its trigrams (measured:
+/// docs/performance-dashboard.md).
+pub(crate) fn glance_rows(limit: usize) -> usize {
+    limit.saturating_add(1).saturating_mul(10)
 }
 
 /// How many index candidates a page of `limit` alerts may take before the

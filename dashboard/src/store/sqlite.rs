@@ -385,39 +385,70 @@ fn query_alerts_with(
     index_cap: Option<usize>,
 ) -> StoreResult<AlertPage> {
     let limit = f.limit.max(1);
-    let needle = f.text.as_ref().map(|t| t.to_lowercase());
-    let candidates = match (&needle, index_cap) {
-        (Some(n), Some(cap)) => text_candidates(conn, n, cap)?,
-        _ => None,
-    };
+    let n = limit + 1;
     // ?1 is the candidate id array (or unused), the filters follow.
-    let (mut filters, mut args) = filter_clauses(f, 2);
-    if let Some(n) = needle {
-        // The exact test, on candidates or on every row walked.
-        filters.push_str(&format!(" AND instr(a.search, ?{}) > 0", args.len() + 2));
-        args.push(n.into());
+    let (filters, mut args) = filter_clauses(f, 2);
+    let walk = |filters: &str| {
+        format!(
+            "SELECT a.id, a.status, e.body, a.ts FROM alerts a JOIN events e ON e.id = a.id
+             WHERE 1=1{filters} ORDER BY a.ts DESC, a.id DESC LIMIT {n}"
+        )
+    };
+    let Some(needle) = f.text.as_ref().map(|t| t.to_lowercase()) else {
+        return run_page(conn, &walk(&filters), None, &args, limit);
+    };
+    // The exact test, on every row walked or every candidate.
+    let text = format!(" AND instr(a.search, ?{}) > 0", args.len() + 2);
+    args.push(needle.clone().into());
+    let indexed = index_cap.filter(|_| !search::cover_terms(&needle).is_empty());
+    let Some(cap) = indexed else {
+        // No index (or text too short for it): walk newest first.
+        return run_page(conn, &walk(&format!("{filters}{text}")), None, &args, limit);
+    };
+    // A glance at the newest rows first: a common term fills its page there,
+    // cheaper than asking the index. Matches among the first rows in order
+    // are the first matches overall, so a full page found here is exact.
+    let glance = format!(
+        "SELECT a.id, a.status, e.body, a.ts FROM
+           (SELECT a.id, a.status, a.ts, a.search FROM alerts a
+            WHERE 1=1{filters} ORDER BY a.ts DESC, a.id DESC LIMIT {rows}) a
+         JOIN events e ON e.id = a.id
+         WHERE 1=1{text} ORDER BY a.ts DESC, a.id DESC LIMIT {n}",
+        rows = search::glance_rows(limit)
+    );
+    let page = run_page(conn, &glance, None, &args, limit)?;
+    if page.next_cursor.is_some() {
+        return Ok(page);
     }
-    let sql = match &candidates {
+    match text_candidates(conn, &needle, cap)? {
         // Few candidates: sort them (before reading any event body), then
         // join the page's bodies.
-        Some(_) => format!(
-            "SELECT a.id, a.status, e.body, a.ts FROM
-               (SELECT a.id, a.status, a.ts FROM rarray(?1) m
-                  CROSS JOIN alerts a ON a.id = m.value
-                WHERE 1=1{filters} ORDER BY a.ts DESC, a.id DESC LIMIT {n}) a
-             JOIN events e ON e.id = a.id ORDER BY a.ts DESC, a.id DESC",
-            n = limit + 1
-        ),
-        // No free text, a query too short for the index, or a common term:
-        // walk the newest-first index of the most selective filter.
-        None => format!(
-            "SELECT a.id, a.status, e.body, a.ts FROM alerts a JOIN events e ON e.id = a.id
-             WHERE 1=1{filters} ORDER BY a.ts DESC, a.id DESC LIMIT {n}",
-            n = limit + 1
-        ),
-    };
-    let mut stmt = conn.prepare_cached(&sql)?;
-    if let Some(ids) = candidates {
+        Some(ids) => {
+            let sql = format!(
+                "SELECT a.id, a.status, e.body, a.ts FROM
+                   (SELECT a.id, a.status, a.ts FROM rarray(?1) m
+                      CROSS JOIN alerts a ON a.id = m.value
+                    WHERE 1=1{filters}{text} ORDER BY a.ts DESC, a.id DESC LIMIT {n}) a
+                 JOIN events e ON e.id = a.id ORDER BY a.ts DESC, a.id DESC"
+            );
+            run_page(conn, &sql, Some(ids), &args, limit)
+        }
+        // A common term: walk the newest-first index of the most selective filter.
+        None => run_page(conn, &walk(&format!("{filters}{text}")), None, &args, limit),
+    }
+}
+
+/// Run one page query: `ids` bound to `?1` (as `rarray`), `args` from `?2`;
+/// the query returns up to `limit + 1` rows `(id, status, body, ts)`.
+fn run_page(
+    conn: &Connection,
+    sql: &str,
+    ids: Option<Vec<i64>>,
+    args: &[Value],
+    limit: usize,
+) -> StoreResult<AlertPage> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    if let Some(ids) = ids {
         let ids: Array = Rc::new(ids.into_iter().map(Value::from).collect());
         stmt.raw_bind_parameter(1, &ids)?;
     }
@@ -1207,6 +1238,28 @@ mod tests {
                     }
                     let scanned = ids(query_alerts_with(c, &f, None)?);
                     assert_eq!(scanned, want, "scan, query {q:?}");
+                    // Small pages: the glance at the newest rows answers
+                    // some of them, the index the rest.
+                    for limit in [1, 2] {
+                        let mut paged = Vec::new();
+                        let mut cursor = None;
+                        loop {
+                            let page = query_alerts(
+                                c,
+                                &AlertFilter {
+                                    limit,
+                                    cursor,
+                                    ..f.clone()
+                                },
+                            )?;
+                            cursor = page.next_cursor;
+                            paged.extend(ids(page));
+                            if cursor.is_none() {
+                                break;
+                            }
+                        }
+                        assert_eq!(paged, want, "pages of {limit}, query {q:?}");
+                    }
                 }
                 Ok(())
             })
