@@ -261,16 +261,21 @@ fn common_and_rare_terms_page_the_same_under_filters_and_triage() {
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let triage = s.token(Scope::Triage);
-    // 400 alerts share "bulk"; every 50th also holds "needle". With pages of
-    // 2 the index may hand over 300 candidates, so "bulk" walks newest first
-    // and "needle" sorts its candidates: both plans run over HTTP.
+    // 400 alerts share "bulk"; every 50th also holds "needle"; the oldest
+    // 350 hold "early". With pages of 2, the newest 30 alerts are tested
+    // first (a page of "bulk" is found there), then the index may hand over
+    // 300 candidates: "needle" sorts its candidates, "early" has too many and
+    // walks newest first. All plans run over HTTP.
     let events: Vec<Value> = (0..400)
         .map(|i| {
-            let text = if i % 50 == 0 {
+            let mut text = if i % 50 == 0 {
                 format!("bulk Needle-{i}")
             } else {
                 format!("bulk item-{i}")
             };
+            if i < 350 {
+                text.push_str(" early");
+            }
             text_alert(&format!("b-{i}"), i, &text)
         })
         .collect();
@@ -280,6 +285,7 @@ fn common_and_rare_terms_page_the_same_under_filters_and_triage() {
         ("needle", 8),
         ("needle-35", 1),
         ("item-39", 11),
+        ("early", 350),
     ] {
         let want = expect(&events, q);
         assert_eq!(want.len(), n, "{q}");
