@@ -78,10 +78,13 @@ pub struct Analysis {
 
 /// The cluster's own automation signal: many accounts acting in step
 /// (synchronized hourly activity on most links) are one operator's machinery.
-/// Like every automation signal but 429s it needs `min_active_hours`
-/// distinct hours of the members' merged traffic: hourly activity vectors
-/// that cover an hour or two are "synchronized" by coincidence (benchmark
-/// runs started in the same hour), not by a shared operator.
+/// It needs the members' merged traffic in `coordination_hours_of_day`
+/// distinct hours of the day: activity vectors that cover an hour or two of
+/// the day are "synchronized" by a shared schedule (benchmark runs started
+/// in the same clock hour, daily jobs), not by a shared operator, however
+/// many days they run; an operator's machinery spreads over the day, so a
+/// campaign is judged within hours of its start rather than after half a
+/// day of merged traffic.
 fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> score::Signal {
     let l = &c.links;
     let sync = if l.links == 0 {
@@ -96,12 +99,12 @@ fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> score::Signa
         0.5,
         c.members.len() >= cfg.min_cluster_size
             && sync >= 0.5
-            && f.active_hours >= cfg.min_active_hours,
+            && f.hours_of_day >= cfg.coordination_hours_of_day,
         format!(
-            "{} accounts active in {} distinct hours (needs >= {}); {} links: {} synchronized (mean cosine {:.2}), {} shared source blocks, {} shared templates (mean Jaccard {:.2}), {} same client",
+            "{} accounts active in {} distinct hours of the day (needs >= {}); {} links: {} synchronized (mean cosine {:.2}), {} shared source blocks, {} shared templates (mean Jaccard {:.2}), {} same client",
             c.members.len(),
-            f.active_hours,
-            cfg.min_active_hours,
+            f.hours_of_day,
+            cfg.coordination_hours_of_day,
             l.links,
             l.synchronized,
             l.mean_sync_cosine,

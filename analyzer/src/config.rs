@@ -28,6 +28,10 @@ pub struct AnalyzerConfig {
     pub regular_cv: f64,
     /// Automation signals need traffic in at least this many distinct hours.
     pub min_active_hours: u32,
+    /// `coordinated_accounts`: the members' merged traffic must cover at
+    /// least this many distinct hours of the day (a shared schedule covers
+    /// one or two, an operator's machinery spreads over the day).
+    pub coordination_hours_of_day: u32,
     /// `rate_limit_pressure`: share of 429 answers.
     pub rate_limit_share: f64,
     /// `rate_limit_pressure`: and at least this many 429s.
@@ -153,6 +157,7 @@ impl Default for AnalyzerConfig {
             round_the_clock_duty: 0.5,
             regular_cv: 0.5,
             min_active_hours: 12,
+            coordination_hours_of_day: 6,
             rate_limit_share: 0.04,
             rate_limit_min: 50,
             reasoning_share: 0.25,

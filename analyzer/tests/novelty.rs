@@ -1,5 +1,5 @@
 //! Volume-aware novelty of redacted prompts (`new_prompts_per_day`) and
-//! the sustained-hours rule of a cluster's `coordinated_accounts`, on
+//! the hours-of-the-day rule of a cluster's `coordinated_accounts`, on
 //! hand-written request logs: what each rule must tell apart, not the
 //! generator's styles.
 
@@ -188,15 +188,15 @@ fn new_prompts_per_day_needs_more_than_a_day() {
 }
 
 /// Three accounts from one /24 with one client, each asking for reasoning
-/// traces with new prompts, active in `hours` hours (the same hours), at
-/// scattered times within each hour (not machine-regular, so no account
+/// traces with new prompts, active in the same `hours` (hours after `T0`),
+/// at scattered times within each hour (not machine-regular, so no account
 /// fires an automation signal of its own).
-fn cluster_rows(hours: i64, per_hour: i64) -> Vec<Row<'static>> {
+fn cluster_rows(hours: &[i64], per_hour: i64) -> Vec<Row<'static>> {
     let mut rows = Vec::new();
     for (k, account) in ["acct_a", "acct_b", "acct_c"].into_iter().enumerate() {
-        for h in 0..hours {
+        for (j, &h) in hours.iter().enumerate() {
             for i in 0..per_hour {
-                let n = h * per_hour + i;
+                let n = j as i64 * per_hour + i;
                 let scatter = (n * 2_654_435_761 + k as i64 * 40_503) % HOUR;
                 rows.push(Row {
                     ms: T0 + h * HOUR + scatter,
@@ -222,17 +222,26 @@ fn coordination_fired(report: &Report) -> bool {
 }
 
 #[test]
-fn coordination_needs_sustained_hours_of_merged_traffic() {
+fn coordination_needs_merged_traffic_spread_over_the_day() {
     let cfg = AnalyzerConfig::default();
     // One burst in the same hour (benchmark runs started together):
-    // synchronized, but not sustained — no coordination, no cluster alert.
-    let burst = analyze(&cluster_rows(1, 300), &cfg);
+    // synchronized, but a shared start time — no coordination, no alert.
+    let burst = analyze(&cluster_rows(&[0], 300), &cfg);
     assert!(fired(&burst, "acct_a", "reasoning_elicitation"));
     assert!(!coordination_fired(&burst));
     assert!(!burst.analysis.clusters[0].flagged);
     assert!(burst.analysis.accounts.iter().all(|a| !a.flagged()));
-    // The same accounts in step for 14 hours: coordinated, flagged.
-    let campaign = analyze(&cluster_rows(14, 25), &cfg);
+    // A daily job in the same clock hour for five days: five active hours
+    // but one hour of the day — a shared schedule, still no coordination.
+    let daily: Vec<i64> = (0..5).map(|d| d * 24 + 2).collect();
+    let schedule = analyze(&cluster_rows(&daily, 60), &cfg);
+    assert!(!coordination_fired(&schedule));
+    assert!(schedule.analysis.accounts.iter().all(|a| !a.flagged()));
+    // The same accounts in step for eight hours of one day (fewer than the
+    // 12 active hours every per-account automation signal needs):
+    // coordinated, flagged through the cluster within hours of the start.
+    let hours: Vec<i64> = (0..8).collect();
+    let campaign = analyze(&cluster_rows(&hours, 40), &cfg);
     assert!(coordination_fired(&campaign));
     assert!(campaign.analysis.clusters[0].flagged);
     assert!(
