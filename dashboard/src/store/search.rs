@@ -23,7 +23,7 @@
 //!   and when one is rare the candidates are the rows holding the two rarest
 //!   ones. Each further AND term costs a seek per candidate and narrows
 //!   little, so this beats intersecting all of them (measured:
-//!   docs/performance-dashboard.md).
+//!   docs/performance.md, "Free-text search index").
 //! - Before any of that, the newest `10 × (limit + 1)` alerts (after the other
 //!   filters) are tested directly: a term in one alert in ten or more fills
 //!   its page there, cheaper than counting trigrams. Only when they do not
@@ -90,7 +90,7 @@ pub fn uses_index(text: &str) -> bool {
 /// How many of the newest alerts (after the other filters) a search reads
 /// before it asks the index: a term in at least one alert in ten fills its
 /// page there, faster than counting its trigrams (measured:
-/// docs/performance-dashboard.md).
+/// docs/performance.md, "Free-text search index").
 pub(crate) fn glance_rows(limit: usize) -> usize {
     limit.saturating_add(1).saturating_mul(10)
 }
