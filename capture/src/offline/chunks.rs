@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// File bytes one chunk covers at most.
-pub(crate) const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 1 << 20;
 /// Records one chunk holds at most.
 const CHUNK_RECORDS: usize = 8192;
 /// A worker with fewer walked chunks ahead of it than this walks the next
