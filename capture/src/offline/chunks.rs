@@ -111,6 +111,17 @@ impl Chunk {
     }
 }
 
+/// Where `part`, a sub-slice of `whole`, starts in it. An empty `part`
+/// need not point into `whole` (any offset serves it), so it gets 0.
+fn place(whole: &[u8], part: &[u8]) -> usize {
+    if part.is_empty() {
+        return 0;
+    }
+    let at = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    debug_assert!(at + part.len() <= whole.len(), "not a sub-slice of the map");
+    at
+}
+
 /// See [`SharedReader::guard`].
 pub(super) struct PanicGuard<'r, 'i>(&'r SharedReader<'i>);
 
@@ -325,7 +336,6 @@ impl<'i> SharedReader<'i> {
             mut report,
         } = r;
         let bytes = map.bytes();
-        let origin = bytes.as_ptr() as usize;
         let mut packets = Packets::resume(bytes, packets);
         let start = packets.offset();
         let mut recs = Vec::with_capacity(size.min(CHUNK_RECORDS));
@@ -352,22 +362,22 @@ impl<'i> SharedReader<'i> {
             };
             report.packets += 1;
             counters.frame(&f);
-            // Frames and payloads borrow the file's map: their place in
-            // it is their address less the map's.
+            // Frames and payloads borrow the file's map: they are kept as
+            // their place in it.
             let (owner, h) = match peeker.peek(f.link, f.data) {
                 Ok(Peek::Packet(decoded, payload)) => {
                     counters.decoded += 1;
                     let owner = shard(&FlowKey::of(&decoded).0, workers) as u32;
                     let h = Held::Packet {
                         decoded,
-                        payload: payload.as_ptr() as usize - origin,
+                        payload: place(bytes, payload),
                         len: payload.len() as u32,
                     };
                     (owner, Some(h))
                 }
                 Ok(Peek::Fragment) => {
                     let h = Held::Fragment {
-                        frame: f.data.as_ptr() as usize - origin,
+                        frame: place(bytes, f.data),
                         len: f.data.len() as u32,
                         link: f.link,
                     };
