@@ -1,6 +1,8 @@
 //! EVE `alert` events for flagged accounts (`distillation`) and clusters
-//! (`distillation_cluster`), with the evidence an analyst reads: signals with
-//! values and thresholds, benign explanations ruled out, sample prompts
+//! (`distillation_cluster`), with the evidence an analyst reads: the model's
+//! score, threshold and largest contributions (input, value, peer
+//! baseline, part of the log-odds), signals with values and thresholds,
+//! benign explanations ruled out, sample prompts
 //! (truncated, optionally replaced by their hash) and the time range.
 
 use crate::analysis::{AccountResult, Analysis, ClusterResult, Via};
@@ -23,7 +25,23 @@ fn ts(ms: i64) -> Timestamp {
 }
 
 fn verdict_evidence(e: &mut Evidence, v: &Verdict, f: &Features) {
-    e.insert("score".into(), json!((v.score * 1000.0).round() / 1000.0));
+    let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    e.insert("score".into(), json!(r3(v.score)));
+    e.insert("threshold".into(), json!(r3(v.threshold)));
+    let contributions: Vec<Value> = v
+        .contributions
+        .iter()
+        .map(|c| {
+            json!({
+                "input": c.input,
+                "family": c.family.name(),
+                "value": r3(c.value),
+                "baseline": r3(c.baseline),
+                "contribution": r3(c.contribution),
+            })
+        })
+        .collect();
+    e.insert("contributions".into(), Value::Array(contributions));
     e.insert(
         "families".into(),
         json!(v.families.iter().map(|f| f.name()).collect::<Vec<_>>()),

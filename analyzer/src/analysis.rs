@@ -5,8 +5,10 @@
 use crate::cluster::{self, Cluster};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
+use crate::model::Model;
+use crate::model::inputs::Peers;
 use crate::par;
-use crate::score::{self, Verdict};
+use crate::score::{self, Judge, Verdict};
 use crate::store::{Req, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -56,7 +58,7 @@ pub struct ClusterResult {
     pub features: Features,
     /// Verdict on the aggregate.
     pub verdict: Verdict,
-    /// Members whose own traffic fired a content family.
+    /// Members whose own traffic scores at least `cluster_member_score`.
     pub members_with_content: usize,
     /// The cluster is alerted on as a whole.
     pub flagged: bool,
@@ -70,6 +72,9 @@ pub struct Analysis {
     pub context: Option<Context>,
     /// Peer baselines.
     pub baselines: Baselines,
+    /// The peer groups of the model's peer-relative inputs.
+    #[serde(skip)]
+    pub peers: Peers,
     /// One per account, in store order.
     pub accounts: Vec<AccountResult>,
     /// Clusters of at least `min_cluster_size`.
@@ -101,7 +106,7 @@ fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> score::Signa
             && sync >= 0.5
             && f.hours_of_day >= cfg.coordination_hours_of_day,
         format!(
-            "{} accounts active in {} distinct hours of the day (needs >= {}); {} links: {} synchronized (mean cosine {:.2}), {} shared source blocks, {} shared templates (mean Jaccard {:.2}), {} same client",
+            "{} accounts active in {} distinct hours of the day (needs >= {}); {} links: {} synchronized (mean cosine {:.2}), {} shared source blocks, {} shared templates (mean Jaccard {:.2}), {} same request shape, {} same client",
             c.members.len(),
             f.hours_of_day,
             cfg.coordination_hours_of_day,
@@ -111,6 +116,7 @@ fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> score::Signa
             l.shared_blocks,
             l.shared_templates,
             l.mean_template_jaccard,
+            l.same_shape,
             l.same_client
         ),
     )
@@ -120,8 +126,9 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
     reqs.iter().collect()
 }
 
-/// Analyse the requests sent before `until` (ms; `i64::MAX` for all).
-pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
+/// Analyse the requests sent before `until` (ms; `i64::MAX` for all),
+/// judged by `model`.
+pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig, model: &Model) -> Analysis {
     let ctx = Context::new(&store.reqs, until, cfg);
     let per_account: Vec<&[Req]> = (0..store.accounts.len())
         .map(|a| {
@@ -136,11 +143,19 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
     // The peer population is every account that sent anything.
     let peers: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
     let baselines = Baselines::of(&peers);
+    let peer_groups = Peers::of(&peers, &model.reference_peers());
+    let judge = Judge {
+        cfg,
+        baselines: &baselines,
+        peers: &peer_groups,
+        model,
+    };
+    let judge = &judge;
     let mut accounts: Vec<AccountResult> = feats
         .into_iter()
         .enumerate()
         .map(|(i, f)| {
-            let verdict = score::score(&f, &baselines, cfg);
+            let verdict = score::score(&f, judge);
             AccountResult {
                 index: i as u32,
                 account_id: store.accounts.names[i].clone(),
@@ -173,7 +188,7 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
             .filter(|(_, reqs)| reqs.len() as u64 >= cfg.min_requests)
             .map(|(k, reqs)| {
                 let f = features::compute(&reqs, &ctx, cfg);
-                (k, score::score(&f, &baselines, cfg))
+                (k, score::score(&f, judge))
             })
             .collect::<Vec<_>>()
     });
@@ -201,7 +216,7 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
             .collect();
         reqs.sort_by_key(|r| r.ts);
         let f = features::compute(&reqs, &ctx, cfg);
-        let v = score::score_with(&f, &baselines, cfg, vec![coordination(c, &f, cfg)]);
+        let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);
         (f, v)
     });
     let mut clusters = Vec::new();
@@ -209,11 +224,11 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
         let members_with_content = c
             .members
             .iter()
-            .filter(|&&m| accounts[m as usize].verdict.has_content())
+            .filter(|&&m| accounts[m as usize].verdict.score >= cfg.cluster_member_score)
             .count();
-        // A cluster is flagged as a whole when its aggregate is and the
-        // content signals come from most members, not from one bad apple
-        // (who is flagged on its own) among benign look-alikes.
+        // A cluster is flagged as a whole when its merged traffic is and
+        // most members look like it on their own, not one bad apple (who
+        // is flagged on its own) among benign look-alikes.
         let flagged = v.flagged && members_with_content * 2 >= c.members.len();
         for &m in &c.members {
             let a = &mut accounts[m as usize];
@@ -234,6 +249,7 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig) -> Analysis {
     Analysis {
         context: Some(ctx),
         baselines,
+        peers: peer_groups,
         accounts,
         clusters,
     }

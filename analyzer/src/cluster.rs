@@ -1,9 +1,12 @@
 //! Cross-account clustering: accounts linked by shared templates (MinHash
-//! LSH over each account's template set), shared source blocks (/24, /48),
-//! the same client and synchronized activity. Candidate pairs come only from
-//! LSH bands and shared blocks (never all pairs), so the cost grows with the
-//! accounts that actually share something; buckets larger than `max_bucket`
-//! are too generic to link by and are skipped.
+//! LSH over each account's template set), the same request shape (model,
+//! output cap, system prompt and sampling flags: what a client program
+//! sends, which survives rotating addresses and client strings), shared
+//! source blocks (/24, /48), the same client and synchronized activity.
+//! Candidate pairs come only from LSH bands, main request shapes and shared
+//! blocks (never all pairs), so the cost grows with the accounts that
+//! actually share something; buckets larger than `max_bucket` are too
+//! generic to link by and are skipped.
 
 use crate::config::AnalyzerConfig;
 use crate::features::{Context, HOUR_MS};
@@ -20,6 +23,66 @@ struct Profile {
     ua: u32,
     activity: HashMap<i64, f64>,
     norm: f64,
+    /// Request shapes and their shares, largest first.
+    shapes: Vec<(u64, f64)>,
+    /// Distinct exact source addresses (hashes, sorted; at most
+    /// [`MAX_ADDRESSES`]).
+    addresses: Vec<u32>,
+}
+
+/// Addresses kept per profile: enough to find a shared proxy pool, bounded
+/// whatever the traffic.
+const MAX_ADDRESSES: usize = 512;
+
+/// Distinct exact addresses two accounts share.
+fn shared_addresses(a: &Profile, b: &Profile) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.addresses.len() && j < b.addresses.len() {
+        match a.addresses[i].cmp(&b.addresses[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Flags that belong to a request's shape (what the client program sets).
+const SHAPE_FLAGS: u16 = flag::LOGPROBS
+    | flag::TEMP0
+    | flag::N_GT1
+    | flag::MAX1
+    | flag::SINGLE_TURN
+    | flag::EMBED
+    | flag::TOPLP_MAX
+    | flag::LOGIT_BIAS
+    | flag::SYSTEM_PROMPT;
+
+/// The shape of a request: model, output cap, system prompt, shape flags.
+fn shape(r: &Req) -> u64 {
+    let mut b = [0u8; 7];
+    b[..2].copy_from_slice(&r.model.to_le_bytes());
+    b[2] = r.max_tokens_bits;
+    b[3..5].copy_from_slice(&r.system_prompt.to_le_bytes());
+    b[5..7].copy_from_slice(&(r.flags & SHAPE_FLAGS).to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&b)
+}
+
+/// Histogram intersection of two shape distributions (1: the same mix).
+fn shape_overlap(a: &Profile, b: &Profile) -> f64 {
+    a.shapes
+        .iter()
+        .map(|(s, p)| {
+            b.shapes
+                .iter()
+                .find(|(t, _)| t == s)
+                .map_or(0.0, |(_, q)| p.min(*q))
+        })
+        .sum()
 }
 
 /// Why two accounts were linked.
@@ -27,12 +90,14 @@ struct Profile {
 pub struct LinkStats {
     /// Links with similar template sets.
     pub shared_templates: u64,
-    /// Links sharing a source block.
+    /// Links sharing a main source block or exact addresses.
     pub shared_blocks: u64,
     /// Links with the same main client.
     pub same_client: u64,
     /// Links with synchronized hourly activity.
     pub synchronized: u64,
+    /// Links with the same mix of request shapes.
+    pub same_shape: u64,
     /// All links.
     pub links: u64,
     /// Mean estimated template Jaccard over links.
@@ -58,6 +123,8 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     let mut blocks: HashMap<u32, u32> = HashMap::default();
     let mut uas: HashMap<u32, u32> = HashMap::default();
     let mut activity: HashMap<i64, f64> = HashMap::default();
+    let mut shapes: HashMap<u64, u32> = HashMap::default();
+    let mut addresses: HashSet<u32> = HashSet::default();
     // Long inputs fold onto the hour of the week so vectors stay small.
     let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
     for r in reqs {
@@ -66,6 +133,10 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
         }
         *blocks.entry(r.block).or_default() += 1;
         *uas.entry(r.ua).or_default() += 1;
+        *shapes.entry(shape(r)).or_default() += 1;
+        if addresses.len() < MAX_ADDRESSES {
+            addresses.insert(r.ip);
+        }
         let h = (r.ts - ctx.start) / HOUR_MS;
         *activity.entry(if fold { h % 168 } else { h }).or_default() += 1.0;
     }
@@ -93,7 +164,18 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
         .max_by_key(|(u, c)| (*c, u32::MAX - u))
         .map_or(0, |x| x.0);
     let norm = activity.values().map(|v| v * v).sum::<f64>().sqrt();
+    let mut shapes: Vec<(u64, f64)> = shapes
+        .into_iter()
+        .map(|(s, c)| (s, f64::from(c) / f64::from(n)))
+        .filter(|(_, p)| *p >= 0.02)
+        .collect();
+    shapes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    shapes.truncate(16);
+    let mut addresses: Vec<u32> = addresses.into_iter().collect();
+    addresses.sort_unstable();
     Profile {
+        shapes,
+        addresses,
         minhash,
         has_templates: !templates.is_empty(),
         blocks: main_blocks.into_iter().map(|b| b.0).collect(),
@@ -171,6 +253,17 @@ pub fn clusters(
         for &b in &p.blocks {
             buckets.entry((2, u64::from(b))).or_default().push(a as u32);
         }
+        for &ip in &p.addresses {
+            buckets
+                .entry((4, u64::from(ip)))
+                .or_default()
+                .push(a as u32);
+        }
+        if let Some(&(main, share)) = p.shapes.first()
+            && share >= 0.5
+        {
+            buckets.entry((3, main)).or_default().push(a as u32);
+        }
     }
     let mut pairs: HashSet<(u32, u32)> = HashSet::default();
     for members in buckets.values() {
@@ -184,7 +277,8 @@ pub fn clusters(
         }
     }
     let mut parent: Vec<u32> = (0..accounts.len() as u32).collect();
-    let mut edges: Vec<(u32, u32, f64, f64, [bool; 4])> = Vec::new();
+    let mut edges: Vec<(u32, u32, f64, f64, [bool; 5])> = Vec::new();
+    let mut weak: Vec<(u32, u32, f64, f64, [bool; 5])> = Vec::new();
     let mut pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
     pairs.sort_unstable();
     for (x, y) in pairs {
@@ -193,22 +287,75 @@ pub fn clusters(
         };
         let j = jaccard(a, b);
         let c = cosine(a, b);
+        let addresses = shared_addresses(a, b);
+        let source = if a.blocks.iter().any(|blk| b.blocks.contains(blk))
+            || addresses >= cfg.shared_addresses
+        {
+            1.0
+        } else if addresses > 0 {
+            0.5
+        } else {
+            0.0
+        };
+        let sync = if c >= cfg.sync_cosine {
+            1.0
+        } else if c >= cfg.loose_sync_cosine {
+            0.5
+        } else {
+            0.0
+        };
         let kinds = [
             j >= cfg.template_jaccard,
-            a.blocks.iter().any(|blk| b.blocks.contains(blk)),
+            source > 0.0,
             a.ua == b.ua,
-            c >= cfg.sync_cosine,
+            sync > 0.0,
+            shape_overlap(a, b) >= cfg.shape_overlap,
         ];
         let score = f64::from(u8::from(kinds[0]))
-            + f64::from(u8::from(kinds[1]))
+            + source
             + 0.5 * f64::from(u8::from(kinds[2]))
-            + f64::from(u8::from(kinds[3]));
+            + sync
+            + f64::from(u8::from(kinds[4]));
         if score >= cfg.link_score {
             let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
             if rx != ry {
                 parent[rx.max(ry) as usize] = rx.min(ry);
             }
             edges.push((x, y, j, c, kinds));
+        } else if score >= cfg.link_score - 0.5 {
+            weak.push((x, y, j, c, kinds));
+        }
+    }
+    // An account left alone with near-links (half a point short) to
+    // several members of one cluster joins it: one near-link is chance,
+    // `attach_links` of them into the same group are not (a sparse member
+    // of a large campaign shows only part of its evidence to each peer).
+    let mut size: HashMap<u32, usize> = HashMap::default();
+    for a in 0..accounts.len() as u32 {
+        *size.entry(find(&mut parent, a)).or_default() += 1;
+    }
+    let mut near: HashMap<(u32, u32), Vec<usize>> = HashMap::default();
+    for (i, &(x, y, ..)) in weak.iter().enumerate() {
+        let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
+        if rx == ry {
+            continue;
+        }
+        for (alone, root, other) in [(x, ry, rx), (y, rx, ry)] {
+            if size[&other] == 1 && size[&root] >= cfg.min_cluster_size.max(2) {
+                near.entry((alone, root)).or_default().push(i);
+            }
+        }
+    }
+    let mut near: Vec<((u32, u32), Vec<usize>)> = near
+        .into_iter()
+        .filter(|(_, links)| links.len() >= cfg.attach_links.max(1))
+        .collect();
+    near.sort_unstable();
+    for ((alone, root), links) in near {
+        if find(&mut parent, alone) == alone && size.get(&alone) == Some(&1) {
+            parent[alone as usize] = root;
+            size.insert(alone, 0);
+            edges.extend(links.into_iter().map(|i| weak[i]));
         }
     }
     let mut groups: HashMap<u32, Vec<u32>> = HashMap::default();
@@ -225,6 +372,7 @@ pub fn clusters(
         s.shared_blocks += u64::from(kinds[1]);
         s.same_client += u64::from(kinds[2]);
         s.synchronized += u64::from(kinds[3]);
+        s.same_shape += u64::from(kinds[4]);
         s.mean_template_jaccard += j;
         s.mean_sync_cosine += c;
     }

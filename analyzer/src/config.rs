@@ -1,5 +1,5 @@
-//! The `[analyzer]` section of `weightwatch.toml`: every threshold and weight
-//! of the analyzer, with the defaults documented in `docs/analyzer.md`.
+//! The `[analyzer]` section of `weightwatch.toml`: the model and every
+//! threshold of the analyzer's explanatory signals, with the defaults documented in `docs/analyzer.md`.
 
 use serde::Deserialize;
 
@@ -7,13 +7,15 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalyzerConfig {
-    /// An alert needs at least this many signal families to fire, one of
-    /// which must be a content family (`harvest` or `output_layer`);
-    /// `opportunism` adds to the score but does not count here.
-    pub min_families: usize,
-    /// An alert needs at least this score (0..1).
-    pub score_threshold: f64,
-    /// Entities (accounts, keys, clusters) with fewer requests are not scored.
+    /// The model file (JSON, from `weightwatch model fit` or `analyze
+    /// --fit-labels`); empty: the model bundled with this version.
+    pub model: String,
+    /// Overrides the model's own threshold when set (0..1); the model's
+    /// threshold was chosen for `target_fpr` on its training accounts.
+    pub score_threshold: Option<f64>,
+    /// Entities (accounts, keys, clusters) with fewer requests have their
+    /// log-odds pulled toward "no evidence" by the square of the missing
+    /// fraction (25 of 50 requests: a quarter of the evidence).
     pub min_requests: u64,
     /// Robust z-score (median/MAD against every account) above which
     /// a volume feature counts as unusual.
@@ -97,14 +99,9 @@ pub struct AnalyzerConfig {
     pub new_model_share: f64,
     /// …and at least this overlap of templates before and after.
     pub new_model_overlap: f64,
-    /// Family weights in the score.
-    pub weight_automation: f64,
-    /// Weight of the `harvest` family.
-    pub weight_harvest: f64,
-    /// Weight of the `output_layer` family.
-    pub weight_output_layer: f64,
-    /// Weight of the `opportunism` family.
-    pub weight_opportunism: f64,
+    /// A flagged cluster's merged traffic condemns its members only when at
+    /// least half of them score this much on their own traffic (0..1).
+    pub cluster_member_score: f64,
     /// Window length (hours) for windowed features and time-to-detect replay.
     pub window_hours: u32,
     /// `--features-out` also holds one row per account and window of this
@@ -122,8 +119,25 @@ pub struct AnalyzerConfig {
     pub template_jaccard: f64,
     /// Hourly activity vectors this similar (cosine) count as synchronized.
     pub sync_cosine: f64,
+    /// Hourly activity this similar counts half: low-rate accounts fed by
+    /// one queue share its hours, but too sparsely to reach `sync_cosine`.
+    pub loose_sync_cosine: f64,
+    /// Request-shape mixes (model, output cap, system prompt, sampling
+    /// flags) this similar (histogram intersection) count as the same
+    /// client program.
+    pub shape_overlap: f64,
+    /// Accounts sharing this many exact source addresses share a source
+    /// (a rotating proxy pool spreads over many /24s, but its addresses
+    /// come back across the accounts that use it).
+    pub shared_addresses: usize,
+    /// An account linked to no one, with near-links (link score within 0.5
+    /// of `link_score`) to at least this many members of one cluster,
+    /// joins that cluster.
+    pub attach_links: usize,
     /// Accounts are linked when their link score reaches this (templates 1,
-    /// synchronized 1, shared /24 or /48 1, same client 0.5).
+    /// synchronized 1 (loosely 0.5), same request shape 1, shared /24 or
+    /// /48 or `shared_addresses` exact addresses 1 (one address 0.5), same
+    /// client 0.5).
     pub link_score: f64,
     /// Clusters smaller than this are not scored as clusters.
     pub min_cluster_size: usize,
@@ -148,8 +162,8 @@ pub struct AnalyzerConfig {
 impl Default for AnalyzerConfig {
     fn default() -> Self {
         AnalyzerConfig {
-            min_families: 2,
-            score_threshold: 0.5,
+            model: String::new(),
+            score_threshold: None,
             min_requests: 50,
             robust_z: 3.5,
             high_volume_per_day: 500.0,
@@ -186,10 +200,7 @@ impl Default for AnalyzerConfig {
             new_model_lag_hours: 6.0,
             new_model_share: 0.8,
             new_model_overlap: 0.5,
-            weight_automation: 1.0,
-            weight_harvest: 1.5,
-            weight_output_layer: 1.5,
-            weight_opportunism: 0.5,
+            cluster_member_score: 0.5,
             window_hours: 6,
             feature_window_hours: 24,
             series_points: 168,
@@ -197,6 +208,10 @@ impl Default for AnalyzerConfig {
             lsh_rows: 4,
             template_jaccard: 0.3,
             sync_cosine: 0.8,
+            loose_sync_cosine: 0.45,
+            shape_overlap: 0.8,
+            shared_addresses: 2,
+            attach_links: 3,
             link_score: 2.0,
             min_cluster_size: 3,
             max_bucket: 2000,

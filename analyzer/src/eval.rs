@@ -2,11 +2,13 @@
 //! precision and recall, false-positive rate per benign style, recall per
 //! attack style, and time to detect — the requests an attacker had sent
 //! before the first alert when the logs are replayed in time order (the
-//! analysis re-run on growing prefixes, one per `window_hours`).
+//! analysis re-run on growing prefixes, one per `window_hours`) — and,
+//! since the score ranks, ROC-AUC and recall at fixed false-positive rates.
 
 use crate::analysis::{self, Analysis};
 use crate::config::AnalyzerConfig;
 use crate::features::HOUR_MS;
+use crate::model::Model;
 use crate::store::Store;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -105,6 +107,13 @@ pub struct Evaluation {
     pub unlabelled: usize,
     /// Flagged accounts whose verdict lists no fired signal (must be 0).
     pub unexplained: usize,
+    /// Area under the ROC curve of the account scores (ties count half).
+    pub roc_auc: f64,
+    /// Recall when the threshold is set so that at most 1 % of benign
+    /// accounts score at or above it.
+    pub recall_at_fpr_1pct: f64,
+    /// The same at 0.1 %.
+    pub recall_at_fpr_01pct: f64,
     /// Per benign style.
     pub benign: Vec<StyleRow>,
     /// Per attack style.
@@ -139,20 +148,53 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// Area under the ROC curve: the probability that a random attack account
+/// scores above a random benign one (ties count half).
+pub fn roc_auc(attack: &[f64], benign: &[f64]) -> f64 {
+    if attack.is_empty() || benign.is_empty() {
+        return 0.0;
+    }
+    let mut b = benign.to_vec();
+    b.sort_by(f64::total_cmp);
+    let mut sum = 0.0;
+    for &a in attack {
+        let below = b.partition_point(|x| *x < a);
+        let ties = b[below..].partition_point(|x| *x <= a);
+        sum += below as f64 + 0.5 * ties as f64;
+    }
+    sum / (attack.len() as f64 * b.len() as f64)
+}
+
+/// Recall at a benign false-positive rate: the share of attack scores
+/// strictly above the benign score that at most `fpr` of benign accounts
+/// reach.
+pub fn recall_at_fpr(attack: &[f64], benign: &[f64], fpr: f64) -> f64 {
+    if attack.is_empty() || benign.is_empty() {
+        return 0.0;
+    }
+    let mut b = benign.to_vec();
+    b.sort_by(|x, y| y.total_cmp(x));
+    let allowed = (fpr * b.len() as f64).floor() as usize;
+    let cut = b.get(allowed).copied().unwrap_or(f64::NEG_INFINITY);
+    attack.iter().filter(|a| **a > cut).count() as f64 / attack.len() as f64
+}
+
 fn median_u64(mut v: Vec<u64>) -> Option<u64> {
     v.sort_unstable();
     v.get(v.len() / 2).copied()
 }
 
-/// Compare `analysis` (of the whole store) with `labels`, replaying prefixes
-/// for time to detect.
+/// Compare `analysis` (of the whole store) with `labels`; with `replay`,
+/// also replay growing prefixes under that model for time to detect.
 pub fn evaluate(
     store: &Store,
     analysis: &Analysis,
     labels: &Labels,
     cfg: &AnalyzerConfig,
+    replay: Option<&Model>,
 ) -> Evaluation {
     let mut ev = Evaluation::default();
+    let (mut attack_scores, mut benign_scores) = (Vec::new(), Vec::new());
     let mut styles: BTreeMap<(bool, String), StyleRow> = BTreeMap::new();
     for a in &analysis.accounts {
         let Some((attack, scenario)) = labels.get(&a.account_id) else {
@@ -160,8 +202,13 @@ pub fn evaluate(
             continue;
         };
         let flagged = a.flagged();
-        if flagged && a.verdict.fired().next().is_none() {
+        if flagged && !a.verdict.explained() {
             ev.unexplained += 1;
+        }
+        if *attack {
+            attack_scores.push(a.verdict.score);
+        } else {
+            benign_scores.push(a.verdict.score);
         }
         match (attack, flagged) {
             (true, true) => ev.true_positives += 1,
@@ -175,13 +222,16 @@ pub fn evaluate(
         row.flagged += usize::from(flagged);
     }
 
+    ev.roc_auc = roc_auc(&attack_scores, &benign_scores);
+    ev.recall_at_fpr_1pct = recall_at_fpr(&attack_scores, &benign_scores, 0.01);
+    ev.recall_at_fpr_01pct = recall_at_fpr(&attack_scores, &benign_scores, 0.001);
     // Time to detect: replay growing prefixes.
     let mut detected: HashMap<u32, (u64, f64)> = HashMap::new();
-    if let Some((first, last)) = store.time_range() {
+    if let (Some(model), Some((first, last))) = (replay, store.time_range()) {
         let step = HOUR_MS * i64::from(cfg.window_hours.max(1));
         let mut cut = first + step;
         loop {
-            let partial = analysis::analyze(store, cut, cfg);
+            let partial = analysis::analyze(store, cut, cfg, model);
             for a in partial.accounts.iter().filter(|a| a.flagged()) {
                 if detected.contains_key(&a.index) {
                     continue;
@@ -242,6 +292,11 @@ impl fmt::Display for Evaluation {
             self.false_positives,
             self.false_positives + self.true_negatives,
             self.unexplained
+        )?;
+        writeln!(
+            f,
+            "ROC-AUC {:.3}  recall at FPR 1% {:.3}  at FPR 0.1% {:.3}",
+            self.roc_auc, self.recall_at_fpr_1pct, self.recall_at_fpr_01pct
         )?;
         writeln!(
             f,

@@ -166,6 +166,19 @@ pub struct Features {
     pub new_model_lag_hours: f64,
     /// Similarity of the prompt distribution before and after the move.
     pub new_model_overlap: f64,
+    /// Distinct source addresses per request (near 1: every request from a
+    /// new address, as through rotating proxies).
+    pub ips_per_request: f64,
+    /// Share of completion requests asking for >= 4096 output tokens.
+    pub max_tokens_high_share: f64,
+    /// Share of requests carrying a system prompt.
+    pub system_prompt_share: f64,
+    /// Distinct system prompts (16-bit hashes).
+    pub system_prompts: u32,
+    /// Share of answered completion requests whose output is long (>= 300
+    /// tokens) and at least four times the input: short questions, long
+    /// answers, what a distillation data set is made of.
+    pub long_output_share: f64,
     /// Distinct source blocks (/24, /48).
     pub blocks: u32,
     /// Distinct user agents.
@@ -254,7 +267,14 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let mut uas = HashSet::default();
     let mut keys = HashSet::default();
     let mut texted = 0u64;
+    let mut ips = HashSet::default();
+    let mut sys = HashSet::default();
+    let (mut max_hi, mut long_out) = (0u64, 0u64);
     for r in reqs {
+        ips.insert(r.ip);
+        if r.system_prompt != 0 {
+            sys.insert(r.system_prompt);
+        }
         let h = r.ts.div_euclid(HOUR_MS);
         if h != last_hour {
             last_hour = h;
@@ -285,6 +305,14 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
                 ans_pt += u64::from(r.prompt_tokens);
                 ans_ct += u64::from(r.completion_tokens);
                 answered += 1;
+                if r.completion_tokens >= 300
+                    && u64::from(r.completion_tokens) >= 4 * u64::from(r.prompt_tokens)
+                {
+                    long_out += 1;
+                }
+            }
+            if r.max_tokens_bits >= 13 {
+                max_hi += 1;
             }
             if !r.has(flag::NO_PROMPT) {
                 if prompts.insert(r.prompt_hash) && r.ts >= late {
@@ -334,6 +362,11 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.rate_429_count = c(flag::S429);
     f.rate_429_share = share(f.rate_429_count, n);
     f.error_share = share(c(flag::ERROR), n);
+    f.ips_per_request = share(ips.len() as u64, n);
+    f.max_tokens_high_share = share(max_hi, nonembed);
+    f.system_prompt_share = share(c(flag::SYSTEM_PROMPT), n);
+    f.system_prompts = sys.len() as u32;
+    f.long_output_share = share(long_out, answered);
     f.blocks = blocks.len() as u32;
     f.user_agents = uas.len() as u32;
     f.keys = keys.len() as u32;

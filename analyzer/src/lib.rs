@@ -16,12 +16,14 @@ pub mod config;
 pub mod eval;
 pub mod features;
 pub mod ingest;
+pub mod model;
 pub mod output;
 mod par;
 pub mod row;
 pub mod score;
 pub mod store;
 pub mod text;
+pub mod training;
 
 use config::AnalyzerConfig;
 use eve::event::{Event, EventKind, StatsEvent};
@@ -43,6 +45,16 @@ pub struct AnalyzeOptions {
     pub progress: bool,
     /// `sensor_id` of the events.
     pub sensor_id: Option<String>,
+    /// Labels (`account_id,label,scenario`, e.g. analysts' verdicts
+    /// exported by the dashboard) to refit the model with before scoring;
+    /// the refit shrinks toward the model in use, so a few hundred labels
+    /// adjust it rather than replace it.
+    pub fit_labels: Option<PathBuf>,
+    /// Where to write the refitted model.
+    pub model_out: Option<PathBuf>,
+    /// Skip the time-to-detect replay of an evaluation (it re-analyses
+    /// every prefix of the input).
+    pub no_replay: bool,
 }
 
 /// Why the analysis could not finish. Bad rows are never an error: they
@@ -67,6 +79,60 @@ pub enum AnalyzeError {
     /// Reading labels failed.
     #[error(transparent)]
     Labels(#[from] eval::LabelError),
+    /// The model could not be read, fitted or written.
+    #[error(transparent)]
+    Model(#[from] model::ModelError),
+}
+
+/// The model a configuration asks for: its `model` file or the bundled
+/// one, with `score_threshold` overriding the threshold when set.
+pub fn configured_model(cfg: &AnalyzerConfig) -> Result<model::Model, model::ModelError> {
+    let mut m = if cfg.model.trim().is_empty() {
+        model::Model::bundled()
+    } else {
+        model::Model::load(std::path::Path::new(cfg.model.trim()))?
+    };
+    if let Some(t) = cfg.score_threshold {
+        m.threshold = t;
+    }
+    Ok(m)
+}
+
+/// The model inputs of every labelled account of an analysis, with its
+/// label and scenario: the rows a model is fitted on.
+pub fn labelled_inputs(
+    analysis: &analysis::Analysis,
+    labels: &eval::Labels,
+) -> Vec<(Vec<f64>, bool, String)> {
+    let peers = &analysis.peers;
+    analysis
+        .accounts
+        .iter()
+        .filter(|a| a.features.requests > 0)
+        .filter_map(|a| {
+            labels
+                .get(&a.account_id)
+                .map(|(attack, scenario)| (peers.inputs(&a.features), *attack, scenario.clone()))
+        })
+        .collect()
+}
+
+/// Read and analyse logs (no outputs): the store and the analysis.
+pub fn load_and_analyze(
+    logs: &[PathBuf],
+    cfg: &AnalyzerConfig,
+    model: &model::Model,
+) -> Result<(store::Store, analysis::Analysis, ingest::IngestReport), AnalyzeError> {
+    let files = ingest::collect_files(logs).map_err(AnalyzeError::Inputs)?;
+    if files.is_empty() {
+        return Err(AnalyzeError::NoInput);
+    }
+    let text = text::TextAnalyzer::new()?;
+    let mut store = store::Store::default();
+    let report = ingest::ingest(&files, cfg, &mut store, &text, None);
+    store.finish();
+    let analysis = analysis::analyze(&store, i64::MAX, cfg, model);
+    Ok((store, analysis, report))
 }
 
 /// What a run found.
@@ -185,7 +251,40 @@ pub fn run(
         b.set_style(indicatif::ProgressStyle::default_spinner());
         b.set_message("analysing: features, clusters, scores");
     }
-    let analysis = analysis::analyze(&store, i64::MAX, cfg);
+    let mut model = configured_model(cfg)?;
+    let mut analysis = analysis::analyze(&store, i64::MAX, cfg, &model);
+    if let Some(p) = &opts.fit_labels {
+        let labels = eval::read_labels(p)?;
+        let rows = labelled_inputs(&analysis, &labels);
+        let (x, y): (Vec<Vec<f64>>, Vec<bool>) = rows.into_iter().map(|(x, y, _)| (x, y)).unzip();
+        let n_pos = y.iter().filter(|l| **l).count();
+        let fit = model::FitOptions {
+            prior: Some(model.clone()),
+            target_fpr: model.target_fpr,
+            l2: model.l2,
+            reference: model.reference_peers(),
+            description: format!(
+                "{} refitted on {} ({} distill, {} benign accounts of {})",
+                model.fitted_on,
+                p.display(),
+                n_pos,
+                y.len() - n_pos,
+                opts.logs
+                    .iter()
+                    .map(|l| l.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        model = model::fit(&x, &y, &fit)?;
+        if let Some(t) = cfg.score_threshold {
+            model.threshold = t;
+        }
+        if let Some(out) = &opts.model_out {
+            model.save(out)?;
+        }
+        analysis = analysis::analyze(&store, i64::MAX, cfg, &model);
+    }
     timings.analysis = t0.elapsed().as_secs_f64() - timings.ingest;
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -228,7 +327,13 @@ pub fn run(
     let evaluation = match &opts.labels {
         Some(p) => {
             let labels = eval::read_labels(p)?;
-            Some(eval::evaluate(&store, &analysis, &labels, cfg))
+            Some(eval::evaluate(
+                &store,
+                &analysis,
+                &labels,
+                cfg,
+                (!opts.no_replay).then_some(&model),
+            ))
         }
         None => None,
     };

@@ -42,11 +42,14 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The `top_signals` cell: fired signal names, `;`-separated.
+/// The `top_signals` cell: the model inputs that add most toward
+/// distillation (largest positive contributions first), `;`-separated.
 pub fn top_signals(a: &crate::analysis::AccountResult) -> String {
     a.verdict
-        .fired()
-        .map(|s| s.name)
+        .contributions
+        .iter()
+        .filter(|c| c.contribution > 0.0)
+        .map(|c| c.input)
         .take(6)
         .collect::<Vec<_>>()
         .join(";")

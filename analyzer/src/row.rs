@@ -33,6 +33,9 @@ pub struct Row<'a> {
     pub prompt: Option<Cow<'a, str>>,
     /// Prompt hash, when redacted.
     pub prompt_sha256: Option<Cow<'a, str>>,
+    /// Hash of the system prompt, when one was sent (the text itself is
+    /// not kept: only "same system prompt or not" is used).
+    pub system_prompt_hash: Option<u64>,
     /// Prior messages carried.
     pub conversation_turns: Option<u64>,
     /// Input tokens.
@@ -138,6 +141,13 @@ struct Typed<'a> {
     latency_ms: Option<u64>,
 }
 
+/// The hash of a non-blank system prompt (whitespace at the ends ignored).
+fn system_prompt_hash(s: Option<&str>) -> Option<u64> {
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| xxhash_rust::xxh3::xxh3_64(s.as_bytes()))
+}
+
 /// Parse an RFC 3339 timestamp to ms since the epoch.
 pub fn parse_ts(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -149,13 +159,7 @@ pub fn parse_ts(s: &str) -> Option<i64> {
 pub fn from_json_line(line: &str) -> Result<Row<'_>, BadRow> {
     match serde_json::from_str::<Typed<'_>>(line) {
         Ok(t) => {
-            let _ = (
-                &t.request_id,
-                &t.org_id,
-                &t.system_prompt,
-                t.top_p,
-                t.latency_ms,
-            );
+            let _ = (&t.request_id, &t.org_id, t.top_p, t.latency_ms);
             let ts_ms = parse_ts(&t.ts).ok_or(BadRow::BadValue("ts"))?;
             let src_ip = t
                 .src_ip
@@ -172,6 +176,7 @@ pub fn from_json_line(line: &str) -> Result<Row<'_>, BadRow> {
                 model: t.model,
                 prompt: t.prompt,
                 prompt_sha256: t.prompt_sha256,
+                system_prompt_hash: system_prompt_hash(t.system_prompt.as_deref()),
                 conversation_turns: t.conversation_turns,
                 prompt_tokens: t.prompt_tokens,
                 completion_tokens: t.completion_tokens,
@@ -314,7 +319,7 @@ pub fn from_value(v: &Value, strings: bool) -> Result<Row<'_>, BadRow> {
     let model = req_str(o, "model")?;
     let prompt = opt_str(o, "prompt")?;
     let prompt_sha256 = opt_str(o, "prompt_sha256")?;
-    opt_str(o, "system_prompt")?;
+    let system_prompt = opt_str(o, "system_prompt")?;
     let conversation_turns = opt_u64(o, "conversation_turns", strings)?;
     let prompt_tokens = req_u64(o, "prompt_tokens", strings)?;
     let completion_tokens = req_u64(o, "completion_tokens", strings)?;
@@ -344,6 +349,7 @@ pub fn from_value(v: &Value, strings: bool) -> Result<Row<'_>, BadRow> {
         model: Cow::Borrowed(model),
         prompt: nonempty(prompt, strings).map(Cow::Borrowed),
         prompt_sha256: nonempty(prompt_sha256, strings).map(Cow::Borrowed),
+        system_prompt_hash: system_prompt_hash(nonempty(system_prompt, strings)),
         conversation_turns,
         prompt_tokens,
         completion_tokens,
@@ -371,6 +377,7 @@ impl Row<'_> {
             model: own(self.model),
             prompt: self.prompt.map(own),
             prompt_sha256: self.prompt_sha256.map(own),
+            system_prompt_hash: self.system_prompt_hash,
             conversation_turns: self.conversation_turns,
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,

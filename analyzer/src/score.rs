@@ -1,12 +1,34 @@
-//! From features to a verdict an analyst can read: each signal is a named
-//! test with its value and threshold; signals belong to families; an entity
-//! is flagged only when independent families agree (one of them a content
-//! family: *what* was taken, not only *how*), and every verdict lists the
-//! benign explanations it ruled out.
+//! From features to a verdict an analyst can read. The decision is the
+//! calibrated model's ([`crate::model`]): `score` is its probability and an
+//! entity is flagged exactly when `score >= threshold`. Every verdict
+//! carries each input's contribution (value, peer baseline, part of the
+//! log-odds) and, for the analyst, the named signals (rule-of-thumb tests
+//! with their values and thresholds, in families) and the benign
+//! explanations the numbers rule out. Signals explain; they do not decide.
 
 use crate::config::AnalyzerConfig;
 use crate::features::{Baselines, Features};
+use crate::model::inputs::{INPUTS, Peers, Transform};
+use crate::model::{Contribution, Model};
 use serde::Serialize;
+
+/// What every entity of one analysis is judged with: the configuration,
+/// the population's baselines and peer groups, and the model.
+#[derive(Clone, Copy)]
+pub struct Judge<'a> {
+    /// Thresholds of the explanatory signals, `min_requests`.
+    pub cfg: &'a AnalyzerConfig,
+    /// Population baselines (volume signal).
+    pub baselines: &'a Baselines,
+    /// Peer groups of the model's peer-relative inputs.
+    pub peers: &'a Peers,
+    /// The model.
+    pub model: &'a Model,
+}
+
+/// Contributions listed in a verdict (the rest sum into the score but are
+/// too small to help an analyst).
+pub const CONTRIBUTIONS_SHOWN: usize = 12;
 
 /// Independent groups of evidence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -70,12 +92,17 @@ pub struct Benign {
 /// The verdict on one entity.
 #[derive(Clone, Debug, Serialize)]
 pub struct Verdict {
-    /// 0..1: 1 − Π(1 − weight × family strength).
+    /// 0..1: the model's probability of distillation.
     pub score: f64,
-    /// Whether it is alerted on.
+    /// Exactly `score >= threshold`.
     pub flagged: bool,
-    /// Families with at least one fired signal.
+    /// The model's threshold.
+    pub threshold: f64,
+    /// Families whose inputs add at least [`FAMILY_EVIDENCE`] to the
+    /// log-odds, strongest first.
     pub families: Vec<Family>,
+    /// The largest contributions of the model's inputs, largest first.
+    pub contributions: Vec<Contribution>,
     /// Every signal evaluated (fired or not).
     pub signals: Vec<Signal>,
     /// Benign explanations considered.
@@ -91,11 +118,23 @@ impl Verdict {
         self.signals.iter().filter(|s| s.fired)
     }
 
-    /// Whether a content family fired.
+    /// Whether a content family carries evidence.
     pub fn has_content(&self) -> bool {
         self.families.iter().any(|f| f.is_content())
     }
+
+    /// Whether positive evidence explains the verdict.
+    pub fn explained(&self) -> bool {
+        self.contributions.iter().any(|c| c.contribution > 0.0)
+    }
 }
+
+/// The log-odds of an entity with no evidence (a score of about 0.01).
+pub const NO_EVIDENCE_LOGIT: f64 = -4.6;
+
+/// A family counts as evidence when its inputs add at least this much to
+/// the log-odds (a factor of e in the odds).
+pub const FAMILY_EVIDENCE: f64 = 1.0;
 
 fn sig(
     name: &'static str,
@@ -116,8 +155,8 @@ fn sig(
 }
 
 /// Score one entity.
-pub fn score(f: &Features, base: &Baselines, cfg: &AnalyzerConfig) -> Verdict {
-    score_with(f, base, cfg, Vec::new())
+pub fn score(f: &Features, judge: &Judge<'_>) -> Verdict {
+    score_with(f, judge, Vec::new())
 }
 
 /// A signal measured outside the feature table (e.g. a cluster's
@@ -134,12 +173,8 @@ pub fn signal(
 }
 
 /// Score one entity with extra signals.
-pub fn score_with(
-    f: &Features,
-    base: &Baselines,
-    cfg: &AnalyzerConfig,
-    extra: Vec<Signal>,
-) -> Verdict {
+pub fn score_with(f: &Features, judge: &Judge<'_>, extra: Vec<Signal>) -> Verdict {
+    let (cfg, base) = (judge.cfg, judge.baselines);
     let mut s = extra;
     let enough = f.requests >= cfg.min_requests;
     let sustained = f.active_hours >= cfg.min_active_hours;
@@ -333,35 +368,52 @@ pub fn score_with(
         ),
     ));
 
-    let mut families: Vec<Family> = s.iter().filter(|x| x.fired).map(|x| x.family).collect();
-    families.sort();
-    families.dedup();
-    let weight = |fam: Family| match fam {
-        Family::Automation => cfg.weight_automation,
-        Family::Harvest => cfg.weight_harvest,
-        Family::OutputLayer => cfg.weight_output_layer,
-        Family::Opportunism => cfg.weight_opportunism,
-    };
-    let mut keep = 1.0;
-    for &fam in &families {
-        let n = s.iter().filter(|x| x.fired && x.family == fam).count();
-        let strength = (0.5 + 0.25 * (n as f64 - 1.0)).min(1.0);
-        keep *= 1.0 - (weight(fam) * strength).clamp(0.0, 1.0);
-    }
-    let score = (1.0 - keep).clamp(0.0, 1.0);
-    let content = families.iter().any(|f| f.is_content());
-    // Opportunism corroborates (it adds to the score) but does not count as
-    // an agreeing family: benign products move to new models too.
-    let independent = families
+    let x = judge.peers.inputs(f);
+    let medians: Vec<Option<f64>> = INPUTS
         .iter()
-        .filter(|f| **f != Family::Opportunism)
-        .count();
-    let flagged =
-        enough && content && independent >= cfg.min_families && score >= cfg.score_threshold;
+        .enumerate()
+        .map(|(i, d)| match d.transform {
+            Transform::PeerZ => Some(judge.peers.baseline(f, i).median.exp_m1()),
+            _ => None,
+        })
+        .collect();
+    let mut scored = judge.model.score(&x, &medians);
+    // Few requests, little evidence: below `min_requests` the log-odds
+    // are pulled toward those of an entity with no evidence at all, by
+    // the square of the missing fraction, so a handful of requests never
+    // makes a confident verdict, and `flagged` stays exactly
+    // `score >= threshold`.
+    let weight = (f.requests as f64 / cfg.min_requests.max(1) as f64)
+        .min(1.0)
+        .powi(2);
+    if weight < 1.0 {
+        scored.logit = weight * scored.logit + (1.0 - weight) * NO_EVIDENCE_LOGIT;
+        scored.score = 1.0 / (1.0 + (-scored.logit).exp());
+        for c in &mut scored.contributions {
+            c.contribution *= weight;
+        }
+    }
+    let mut by_family: Vec<(Family, f64)> = Vec::new();
+    for c in scored.contributions.iter().filter(|c| c.contribution > 0.0) {
+        match by_family.iter_mut().find(|(fam, _)| *fam == c.family) {
+            Some((_, sum)) => *sum += c.contribution,
+            None => by_family.push((c.family, c.contribution)),
+        }
+    }
+    by_family.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let families = by_family
+        .into_iter()
+        .filter(|(_, sum)| *sum >= FAMILY_EVIDENCE)
+        .map(|(fam, _)| fam)
+        .collect();
+    let mut contributions = scored.contributions;
+    contributions.truncate(CONTRIBUTIONS_SHOWN);
     Verdict {
-        score,
-        flagged,
+        score: scored.score,
+        flagged: scored.score >= judge.model.threshold,
+        threshold: judge.model.threshold,
         families,
+        contributions,
         signals: s,
         benign: benign(f, cfg),
         redacted,

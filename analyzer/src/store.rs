@@ -37,6 +37,8 @@ pub mod flag {
     pub const TOPLP_MAX: u16 = 1 << 12;
     /// No prompt and no hash.
     pub const NO_PROMPT: u16 = 1 << 13;
+    /// A system prompt was sent.
+    pub const SYSTEM_PROMPT: u16 = 1 << 14;
 }
 
 /// One request, reduced.
@@ -70,13 +72,34 @@ pub struct Req {
     pub reasoning_langs: u8,
     /// Topic (see [`crate::text::TextFeatures::topic`]).
     pub topic: u8,
+    /// Hash of the exact source address (distinct addresses per request
+    /// measure rotation through proxies).
+    pub ip: u32,
+    /// 16-bit hash of the system prompt (0: none): enough to tell one
+    /// shared system prompt from many.
+    pub system_prompt: u16,
+    /// `max_tokens` as bits of its value (`64 - leading_zeros`; 0: absent),
+    /// so 4096 is 13: what output length the client asked for.
+    pub max_tokens_bits: u8,
 }
+
+// The store's memory bound (docs/analyzer.md) assumes one cache line per row.
+const _: () = assert!(std::mem::size_of::<Req>() == 64);
 
 impl Req {
     /// Whether a flag is set.
     pub fn has(&self, f: u16) -> bool {
         self.flags & f != 0
     }
+}
+
+/// A 32-bit hash of an address.
+fn ip_hash(ip: IpAddr) -> u32 {
+    let h = match ip {
+        IpAddr::V4(a) => xxhash_rust::xxh3::xxh3_64(&a.octets()),
+        IpAddr::V6(a) => xxhash_rust::xxh3::xxh3_64(&a.octets()),
+    };
+    h as u32
 }
 
 /// String interning: each distinct string gets a dense index.
@@ -255,6 +278,7 @@ impl Store {
         set(row.status == 429, flag::S429);
         set(row.status >= 400 && row.status != 429, flag::ERROR);
         set(row.endpoint.contains("embeddings"), flag::EMBED);
+        set(row.system_prompt_hash.is_some(), flag::SYSTEM_PROMPT);
         set(
             row.top_logprobs
                 .is_some_and(|t| t >= u64::from(cfg.top_logprobs_max)),
@@ -319,6 +343,9 @@ impl Store {
             logit_bias_keys: row.logit_bias_keys.unwrap_or(0).min(u16::MAX as u64) as u16,
             reasoning_langs: tf.reasoning_langs,
             topic: tf.topic,
+            ip: ip_hash(row.src_ip),
+            system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
+            max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
         });
     }
 

@@ -22,6 +22,22 @@ pub struct Args {
     /// time to detect.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
+    /// Refit the model on these labels (account_id,label,scenario — e.g.
+    /// analysts' verdicts from `weightwatch labels export`) before scoring;
+    /// the refit shrinks toward the model in use.
+    #[arg(long, value_name = "FILE")]
+    pub fit_labels: Option<PathBuf>,
+    /// Write the refitted model here (use it with `[analyzer] model` or
+    /// --model).
+    #[arg(long, value_name = "FILE", requires = "fit_labels")]
+    pub model_out: Option<PathBuf>,
+    /// Use this model file instead of `[analyzer] model` / the bundled one.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// With --labels: skip the time-to-detect replay (it re-analyses every
+    /// prefix of the input).
+    #[arg(long)]
+    pub no_replay: bool,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -30,7 +46,10 @@ pub struct Args {
 }
 
 /// Run the analyzer.
-pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
+pub fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
+    if let Some(m) = &args.model {
+        config.analyzer.model = m.display().to_string();
+    }
     let mut sink = crate::sinks::build(&args.sinks, &config)?;
     let opts = analyzer::AnalyzeOptions {
         logs: args.logs,
@@ -39,6 +58,9 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
         labels: args.labels,
         progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         sensor_id: Some(config.sensor_id()),
+        fit_labels: args.fit_labels,
+        model_out: args.model_out,
+        no_replay: args.no_replay,
     };
     let report = analyzer::run(&opts, &config.analyzer, &mut sink);
     // Deliver what was emitted even when the run failed part-way.

@@ -7,6 +7,7 @@ mod capture;
 mod demo;
 mod fixtures;
 mod index;
+mod model;
 mod purge;
 mod serve;
 mod token;
@@ -47,6 +48,9 @@ pub enum Command {
     /// Analyzer: flag accounts and clusters that distil the model, from API
     /// request logs (JSONL, Parquet, CSV; gzip/zstd).
     Analyze(analyze::Args),
+    /// The analyzer's model: fit it on labelled log sets, show it.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Dashboard: authenticated ingest API, alert store and triage web UI.
     Serve(serve::Args),
     /// Manage dashboard API tokens (printed once; only a hash is stored).
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Capture(a) => capture::run(a, config),
         Command::Index(c) => index::run(c, config),
         Command::Analyze(a) => analyze::run(a, config),
+        Command::Model(c) => model::run(c, config),
         Command::Serve(a) => serve::run(a, config),
         Command::Token(c) => token::run(c, config),
         Command::User(c) => user::run(c, config),

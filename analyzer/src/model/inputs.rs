@@ -1,0 +1,226 @@
+//! The model's inputs: named numbers taken from an entity's [`Features`],
+//! each in one evidence family, some measured against the entity's peer
+//! group rather than on a fixed scale.
+//!
+//! Why peer-relative: volumes, token counts and rates differ by orders of
+//! magnitude between deployments (a lab's API, a reseller's, a generator's),
+//! so a constant such as "500 requests per day" fits the logs it was tuned
+//! on and nothing else. Scale-dependent inputs are therefore robust
+//! z-scores of their logarithm against the entity's peers in the same
+//! input (median and MAD), and shares (0..1) are used as they are.
+
+use crate::features::{Baseline, Features};
+use crate::score::Family;
+
+/// How an input is read from the features.
+#[derive(Clone, Copy, Debug)]
+pub enum Transform {
+    /// A share or a bounded value, used as it is.
+    Raw,
+    /// `ln(1 + x)`.
+    Log,
+    /// Robust z-score of `ln(1 + x)` against the peer group, clipped to
+    /// +/- [`Z_CLIP`].
+    PeerZ,
+}
+
+/// Peer z-scores beyond this say nothing more.
+pub const Z_CLIP: f64 = 6.0;
+
+/// One input of the model.
+#[derive(Clone, Copy, Debug)]
+pub struct InputDef {
+    /// Name (the model file refers to inputs by name).
+    pub name: &'static str,
+    /// The family its evidence belongs to.
+    pub family: Family,
+    /// How it is computed from its feature.
+    pub transform: Transform,
+    /// The feature value it is computed from.
+    pub get: fn(&Features) -> f64,
+}
+
+macro_rules! input {
+    ($name:ident, $fam:ident, $tr:ident) => {
+        InputDef {
+            name: stringify!($name),
+            family: Family::$fam,
+            transform: Transform::$tr,
+            get: |f: &Features| f.$name as f64,
+        }
+    };
+}
+
+/// Every input, in the order of a model's coefficient vector.
+pub const INPUTS: &[InputDef] = &[
+    // How: volume, duty cycle, timing, rotation, rate limits.
+    input!(requests_per_day, Automation, PeerZ),
+    input!(active_hours, Automation, PeerZ),
+    InputDef {
+        name: "hours_of_day",
+        family: Family::Automation,
+        transform: Transform::Raw,
+        get: |f| f64::from(f.hours_of_day) / 24.0,
+    },
+    input!(duty_cycle, Automation, Raw),
+    InputDef {
+        name: "interarrival_cv",
+        family: Family::Automation,
+        transform: Transform::Log,
+        get: |f| {
+            if f.interarrival_cv.is_finite() {
+                f.interarrival_cv.min(50.0)
+            } else {
+                0.0
+            }
+        },
+    },
+    input!(rate_429_share, Automation, Raw),
+    input!(error_share, Automation, Raw),
+    input!(ips_per_request, Automation, Raw),
+    input!(blocks, Automation, Log),
+    input!(user_agents, Automation, Log),
+    input!(keys, Automation, Log),
+    // What: the shape of the harvest.
+    input!(single_turn_share, Harvest, Raw),
+    input!(completion_tokens_mean, Harvest, PeerZ),
+    input!(prompt_tokens_mean, Harvest, PeerZ),
+    input!(completion_prompt_ratio, Harvest, PeerZ),
+    input!(long_output_share, Harvest, Raw),
+    input!(max_tokens_high_share, Harvest, Raw),
+    input!(distinct_prompt_ratio, Harvest, Raw),
+    input!(new_prompts_per_day, Harvest, PeerZ),
+    input!(top_template_share, Harvest, Raw),
+    input!(harvest_template_share, Harvest, Raw),
+    InputDef {
+        name: "topic_breadth",
+        family: Family::Harvest,
+        transform: Transform::Raw,
+        get: |f| f64::from(f.topic_breadth) / crate::text::TAXONOMY.len() as f64,
+    },
+    input!(topic_entropy, Harvest, Raw),
+    input!(coverage_growth, Harvest, Raw),
+    input!(reasoning_share, Harvest, Raw),
+    InputDef {
+        name: "probe_share",
+        family: Family::Harvest,
+        transform: Transform::Raw,
+        get: |f| f.probe_share.min(0.2),
+    },
+    input!(system_prompt_share, Harvest, Raw),
+    input!(n_gt1_share, Harvest, Raw),
+    input!(temp0_share, Harvest, Raw),
+    input!(redacted_share, Harvest, Raw),
+    input!(embeddings_share, Harvest, Raw),
+    // What: the output distribution itself.
+    input!(logprobs_share, OutputLayer, Raw),
+    input!(top_logprobs_max_share, OutputLayer, Raw),
+    input!(max_tokens1_share, OutputLayer, Raw),
+    input!(logit_bias_share, OutputLayer, Raw),
+    // How: onto a new model at once.
+    input!(new_model_share, Opportunism, Raw),
+];
+
+/// The index of an input by name.
+pub fn index(name: &str) -> Option<usize> {
+    INPUTS.iter().position(|d| d.name == name)
+}
+
+/// Peer groups: completion traffic and embeddings traffic are different
+/// populations (an embeddings pipeline sends tiny prompts, gets no output,
+/// at volumes no chat client reaches). Each entity is compared with the
+/// accounts of its own kind in the same input; a kind with fewer than
+/// [`MIN_PEERS`] accounts is compared with the model's reference
+/// population (the training sets' peer groups), since a median of three
+/// accounts is no baseline.
+#[derive(Clone, Debug, Default)]
+pub struct Peers {
+    /// Per kind (0 completions, 1 embeddings), per input (PeerZ inputs
+    /// only; others default): median and MAD of `ln(1 + x)`.
+    pub groups: [Vec<Baseline>; 2],
+}
+
+/// Smallest peer group judged on its own.
+pub const MIN_PEERS: usize = 20;
+
+fn kind(f: &Features) -> usize {
+    usize::from(f.embeddings_share >= 0.5)
+}
+
+impl Peers {
+    /// The peer baselines of a population of accounts; a kind with fewer
+    /// than [`MIN_PEERS`] accounts takes `reference`'s.
+    pub fn of(population: &[&Features], reference: &Peers) -> Self {
+        let baselines = |members: &[&&Features]| -> Vec<Baseline> {
+            INPUTS
+                .iter()
+                .map(|d| match d.transform {
+                    Transform::PeerZ => Baseline::of(members.iter().map(|f| ln1p((d.get)(f)))),
+                    _ => Baseline::default(),
+                })
+                .collect()
+        };
+        let mut groups = reference.groups.clone();
+        for (k, group) in groups.iter_mut().enumerate() {
+            let members: Vec<&&Features> = population.iter().filter(|f| kind(f) == k).collect();
+            if members.len() >= MIN_PEERS || group.len() != INPUTS.len() {
+                *group = baselines(&members);
+            }
+        }
+        Peers { groups }
+    }
+
+    /// The mean of several populations' baselines (the reference a model
+    /// keeps from its training sets).
+    pub fn mean(all: &[Peers]) -> Peers {
+        let mut out = Peers::default();
+        for (k, group) in out.groups.iter_mut().enumerate() {
+            *group = (0..INPUTS.len())
+                .map(|i| {
+                    let v: Vec<&Baseline> = all.iter().filter_map(|p| p.groups[k].get(i)).collect();
+                    let n = v.len().max(1) as f64;
+                    Baseline {
+                        median: v.iter().map(|b| b.median).sum::<f64>() / n,
+                        mad: v.iter().map(|b| b.mad).sum::<f64>() / n,
+                    }
+                })
+                .collect();
+        }
+        out
+    }
+
+    /// The baseline an entity's input `i` is compared with (median and
+    /// MAD of `ln(1 + x)`; default for inputs that are not peer-relative).
+    pub fn baseline(&self, f: &Features, i: usize) -> Baseline {
+        self.groups[kind(f)].get(i).copied().unwrap_or_default()
+    }
+
+    /// The model inputs of an entity.
+    pub fn inputs(&self, f: &Features) -> Vec<f64> {
+        INPUTS
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let x = (d.get)(f);
+                let v = match d.transform {
+                    Transform::Raw => x,
+                    Transform::Log => ln1p(x),
+                    Transform::PeerZ => {
+                        let b = self.baseline(f, i);
+                        let scale = b.mad.max(0.1);
+                        ((ln1p(x) - b.median) / scale).clamp(-Z_CLIP, Z_CLIP)
+                    }
+                };
+                if v.is_finite() { v } else { 0.0 }
+            })
+            .collect()
+    }
+}
+
+fn ln1p(x: f64) -> f64 {
+    if x.is_finite() {
+        x.max(0.0).ln_1p()
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,508 @@
+//! The calibrated model that turns an entity's inputs into a score: a
+//! logistic regression over the standardised inputs of
+//! [`inputs::INPUTS`], with one contribution per input so every verdict
+//! explains itself in numbers, and a threshold chosen on the training
+//! population's benign accounts.
+//!
+//! A model is a small JSON file. The default one ships inside the binary
+//! (`default_model.json`, how it was fitted is in its `fitted_on` and in
+//! docs/analyzer.md); `weightwatch model fit` or `weightwatch analyze
+//! --fit-labels` fit another one from labelled logs or analyst verdicts.
+//!
+//! Fitting is written here rather than taken from a crate: it is a
+//! Newton–Raphson solve of a ~40-parameter ridge logistic regression
+//! (a 40×40 Cholesky factorisation per step), and the available crates
+//! (linfa-logistic, smartcore) would bring ndarray/argmin or their own
+//! matrix stack into a crate that already carries polars, for a few dozen
+//! lines of arithmetic; the penalty toward a prior model (refitting on a
+//! few hundred analyst labels without forgetting the default) is not
+//! offered by them either.
+
+pub mod inputs;
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The model bundled with the analyzer.
+const DEFAULT_MODEL: &str = include_str!("default_model.json");
+
+/// Why a model could not be used or fitted.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a model.
+    #[error("{path}: not a weightwatch model: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Fitting needs both classes.
+    #[error("cannot fit: {0}")]
+    Fit(String),
+}
+
+/// A fitted model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Model {
+    /// File format version (1).
+    pub format: u32,
+    /// What it was fitted on, in words (data sets, label counts).
+    pub fitted_on: String,
+    /// Input names, in coefficient order.
+    pub inputs: Vec<String>,
+    /// Per input: the training mean subtracted before scaling.
+    pub center: Vec<f64>,
+    /// Per input: the training standard deviation divided by.
+    pub scale: Vec<f64>,
+    /// Per input: the weight of its standardised value.
+    pub coef: Vec<f64>,
+    /// The constant term.
+    pub intercept: f64,
+    /// Entities scoring at or above it are flagged.
+    pub threshold: f64,
+    /// The benign false-positive rate the threshold was chosen for, on
+    /// the training accounts.
+    pub target_fpr: f64,
+    /// Ridge penalty used in fitting.
+    pub l2: f64,
+    /// Peer baselines of the training sets (mean over sets), per kind
+    /// (completions, embeddings) and input: `[median, MAD]` of
+    /// `ln(1 + x)`; used for peer groups too small to be their own
+    /// baseline.
+    pub reference: [Vec<[f64; 2]>; 2],
+}
+
+/// One input's part in a score.
+#[derive(Clone, Debug, Serialize)]
+pub struct Contribution {
+    /// Input name.
+    pub input: &'static str,
+    /// Its family.
+    pub family: crate::score::Family,
+    /// The entity's value of the input (a peer z-score for peer-relative
+    /// inputs).
+    pub value: f64,
+    /// What the value is compared with: the peer median of the underlying
+    /// feature for peer-relative inputs, the training mean otherwise.
+    pub baseline: f64,
+    /// Its additive part of the log-odds (positive: toward distillation).
+    pub contribution: f64,
+}
+
+/// A score and its explanation.
+#[derive(Clone, Debug)]
+pub struct Scored {
+    /// 0..1, the model's probability of distillation (with both classes
+    /// weighted equally in fitting, so 0.5 is "as likely as not").
+    pub score: f64,
+    /// Log-odds.
+    pub logit: f64,
+    /// Every input's contribution, largest magnitude first.
+    pub contributions: Vec<Contribution>,
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+impl Model {
+    /// The bundled default.
+    pub fn bundled() -> Model {
+        Model::parse(DEFAULT_MODEL, "default_model.json")
+            .expect("the bundled model matches the inputs (tested)")
+    }
+
+    /// Read a model file.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Model::parse(&text, &path.display().to_string())
+    }
+
+    /// Write the model as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let text = serde_json::to_string_pretty(self).expect("a model serialises");
+        std::fs::write(path, text + "\n").map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Parse and check a model: its inputs must be exactly the known ones,
+    /// in order (a model fitted by another version is refused, not
+    /// silently misread).
+    pub fn parse(text: &str, path: &str) -> Result<Model, ModelError> {
+        let bad = |reason: String| ModelError::Invalid {
+            path: path.to_string(),
+            reason,
+        };
+        let m: Model = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if m.format != 1 {
+            return Err(bad(format!("format {} (this version reads 1)", m.format)));
+        }
+        let known: Vec<&str> = inputs::INPUTS.iter().map(|d| d.name).collect();
+        if m.inputs != known {
+            return Err(bad(format!(
+                "inputs {:?} differ from this version's {:?}; refit the model",
+                m.inputs, known
+            )));
+        }
+        let n = known.len();
+        if m.center.len() != n
+            || m.scale.len() != n
+            || m.coef.len() != n
+            || m.reference.iter().any(|g| g.len() != n)
+        {
+            return Err(bad("vectors of the wrong length".into()));
+        }
+        let all = m
+            .center
+            .iter()
+            .chain(&m.scale)
+            .chain(&m.coef)
+            .chain([&m.intercept, &m.threshold]);
+        if all.into_iter().any(|x| !x.is_finite()) || m.scale.iter().any(|s| *s <= 0.0) {
+            return Err(bad("non-finite numbers or a scale <= 0".into()));
+        }
+        Ok(m)
+    }
+
+    /// The reference peer baselines as [`inputs::Peers`].
+    pub fn reference_peers(&self) -> inputs::Peers {
+        let group = |g: &Vec<[f64; 2]>| {
+            g.iter()
+                .map(|[median, mad]| crate::features::Baseline {
+                    median: *median,
+                    mad: *mad,
+                })
+                .collect()
+        };
+        inputs::Peers {
+            groups: [group(&self.reference[0]), group(&self.reference[1])],
+        }
+    }
+
+    fn standardise(&self, x: &[f64]) -> Vec<f64> {
+        x.iter()
+            .zip(self.center.iter().zip(&self.scale))
+            .map(|(v, (c, s))| (v - c) / s)
+            .collect()
+    }
+
+    /// Score inputs (from [`inputs::Peers::inputs`]); `peer_medians` gives
+    /// the baseline shown for each input.
+    pub fn score(&self, x: &[f64], peer_medians: &[Option<f64>]) -> Scored {
+        let z = self.standardise(x);
+        let mut contributions: Vec<Contribution> = inputs::INPUTS
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Contribution {
+                input: d.name,
+                family: d.family,
+                value: x[i],
+                baseline: peer_medians
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(self.center[i]),
+                contribution: self.coef[i] * z[i],
+            })
+            .collect();
+        let logit = self.intercept + contributions.iter().map(|c| c.contribution).sum::<f64>();
+        contributions.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+        Scored {
+            score: sigmoid(logit),
+            logit,
+            contributions,
+        }
+    }
+}
+
+/// Options of a fit.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    /// Ridge penalty on the standardised coefficients.
+    pub l2: f64,
+    /// Benign false-positive rate the threshold is chosen for.
+    pub target_fpr: f64,
+    /// Shrink toward this model's coefficients instead of toward zero (a
+    /// refit on a few analyst labels keeps what the prior knew); its
+    /// centring and scaling are kept too.
+    pub prior: Option<Model>,
+    /// Recorded in the model's `fitted_on`.
+    pub description: String,
+    /// The training sets' mean peer baselines (kept in the model).
+    pub reference: inputs::Peers,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            l2: 10.0,
+            target_fpr: 0.005,
+            prior: None,
+            description: String::new(),
+            reference: inputs::Peers::default(),
+        }
+    }
+}
+
+// Matrix arithmetic reads best with indices, as in the textbook formulas.
+#[allow(clippy::needless_range_loop)]
+/// Fit a model to input rows and labels (`true`: distillation). Classes
+/// are weighted equally (each sums to half the weight), so a rare attack
+/// class is not drowned by benign accounts.
+pub fn fit(rows: &[Vec<f64>], labels: &[bool], opt: &FitOptions) -> Result<Model, ModelError> {
+    let n = inputs::INPUTS.len();
+    let pos = labels.iter().filter(|l| **l).count();
+    let neg = labels.len() - pos;
+    if pos == 0 || neg == 0 {
+        return Err(ModelError::Fit(format!(
+            "{pos} distill and {neg} benign accounts labelled; both classes are needed"
+        )));
+    }
+    if rows.iter().any(|r| r.len() != n) {
+        return Err(ModelError::Fit("input rows of the wrong length".into()));
+    }
+    let (center, scale) = match &opt.prior {
+        Some(p) => (p.center.clone(), p.scale.clone()),
+        None => {
+            let m = rows.len() as f64;
+            let center: Vec<f64> = (0..n)
+                .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / m)
+                .collect();
+            let scale: Vec<f64> = (0..n)
+                .map(|j| {
+                    let var = rows.iter().map(|r| (r[j] - center[j]).powi(2)).sum::<f64>() / m;
+                    var.sqrt().max(1e-6)
+                })
+                .collect();
+            (center, scale)
+        }
+    };
+    let z: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(center.iter().zip(&scale))
+                .map(|(v, (c, s))| (v - c) / s)
+                .collect()
+        })
+        .collect();
+    let weights: Vec<f64> = labels
+        .iter()
+        .map(|&l| {
+            if l {
+                0.5 / pos as f64
+            } else {
+                0.5 / neg as f64
+            }
+        })
+        .collect();
+    // Parameters: [intercept, coef...]; the intercept is not penalised.
+    let prior: Vec<f64> = match &opt.prior {
+        Some(p) => std::iter::once(p.intercept)
+            .chain(p.coef.iter().copied())
+            .collect(),
+        None => vec![0.0; n + 1],
+    };
+    // The penalty is per unit of total weight (which sums to 1).
+    let l2 = opt.l2 / rows.len() as f64;
+    let mut w = prior.clone();
+    for _ in 0..100 {
+        let mut grad = vec![0.0; n + 1];
+        let mut hess = vec![vec![0.0; n + 1]; n + 1];
+        for ((x, &y), &wt) in z.iter().zip(labels).zip(&weights) {
+            let eta = w[0] + x.iter().zip(&w[1..]).map(|(a, b)| a * b).sum::<f64>();
+            let p = sigmoid(eta);
+            let r = wt * (p - f64::from(u8::from(y)));
+            let h = wt * (p * (1.0 - p)).max(1e-12);
+            let xi = |k: usize| if k == 0 { 1.0 } else { x[k - 1] };
+            for a in 0..=n {
+                grad[a] += r * xi(a);
+                for b in 0..=a {
+                    hess[a][b] += h * xi(a) * xi(b);
+                }
+            }
+        }
+        for a in 1..=n {
+            grad[a] += l2 * (w[a] - prior[a]);
+            hess[a][a] += l2;
+        }
+        for a in 0..=n {
+            for b in 0..a {
+                hess[b][a] = hess[a][b];
+            }
+        }
+        let step = solve_spd(&mut hess, &grad)
+            .ok_or_else(|| ModelError::Fit("the Hessian is singular".into()))?;
+        let mut largest = 0.0f64;
+        for (wi, si) in w.iter_mut().zip(&step) {
+            *wi -= si;
+            largest = largest.max(si.abs());
+        }
+        if largest < 1e-9 {
+            break;
+        }
+    }
+    let mut model = Model {
+        format: 1,
+        fitted_on: opt.description.clone(),
+        inputs: inputs::INPUTS.iter().map(|d| d.name.to_string()).collect(),
+        center,
+        scale,
+        coef: w[1..].to_vec(),
+        intercept: w[0],
+        threshold: 0.5,
+        target_fpr: opt.target_fpr,
+        l2: opt.l2,
+        reference: [0, 1].map(|k| {
+            (0..n)
+                .map(|i| {
+                    opt.reference.groups[k]
+                        .get(i)
+                        .map_or([0.0, 1.0], |b| [b.median, b.mad])
+                })
+                .collect()
+        }),
+    };
+    let mut benign: Vec<f64> = rows
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| !**l)
+        .map(|(r, _)| model.score(r, &[]).score)
+        .collect();
+    model.threshold = threshold_for(&mut benign, opt.target_fpr);
+    Ok(model)
+}
+
+/// The lowest threshold at which at most `fpr` of `benign` scores reach
+/// it (strictly above the highest benign score it must exclude), and never
+/// below 0.5.
+pub fn threshold_for(benign: &mut [f64], fpr: f64) -> f64 {
+    benign.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (fpr * benign.len() as f64).floor() as usize;
+    let t = match benign.get(allowed) {
+        // Just above the first benign score that must stay unflagged.
+        Some(&s) => s + (1.0 - s) * 1e-3,
+        None => 0.5,
+    };
+    t.max(0.5)
+}
+
+#[allow(clippy::needless_range_loop)]
+/// Solve `A x = b` for a symmetric positive-definite `A` (Cholesky; `A`
+/// is overwritten). `None` when `A` is not positive definite.
+fn solve_spd(a: &mut [Vec<f64>], b: &[f64]) -> Option<Vec<f64>> {
+    let n = b.len();
+    for j in 0..n {
+        let mut d = a[j][j];
+        for k in 0..j {
+            d -= a[j][k] * a[j][k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j][j] = d;
+        for i in j + 1..n {
+            let mut s = a[i][j];
+            for k in 0..j {
+                s -= a[i][k] * a[j][k];
+            }
+            a[i][j] = s / d;
+        }
+    }
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i][k] * y[k];
+        }
+        y[i] = s / a[i][i];
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in i + 1..n {
+            s -= a[k][i] * x[k];
+        }
+        x[i] = s / a[i][i];
+    }
+    Some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_model_parses_and_matches_inputs() {
+        let m = Model::bundled();
+        assert_eq!(m.coef.len(), inputs::INPUTS.len());
+        assert!(m.threshold >= 0.5 && m.threshold < 1.0);
+    }
+
+    #[test]
+    fn fit_finds_the_signal_and_keeps_the_fpr() {
+        let n = inputs::INPUTS.len();
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..400 {
+            let attack = i % 10 == 0;
+            let mut r = vec![0.0; n];
+            // Input 0 carries the signal (overlapping classes, so the
+            // fit is finite), input 1 is noise.
+            r[0] = if attack { 1.5 } else { 0.0 } + (i % 7) as f64 * 0.3;
+            r[1] = (i % 13) as f64;
+            rows.push(r);
+            labels.push(attack);
+        }
+        let opt = FitOptions {
+            l2: 1.0,
+            ..FitOptions::default()
+        };
+        let m = fit(&rows, &labels, &opt).unwrap();
+        assert!(m.coef[0] > 1.0, "signal weight {}", m.coef[0]);
+        assert!(m.coef[1].abs() < m.coef[0].abs() / 4.0);
+        let flagged = |want: bool| {
+            rows.iter()
+                .zip(&labels)
+                .filter(|(r, l)| **l == want && m.score(r, &[]).score >= m.threshold)
+                .count()
+        };
+        assert!(flagged(true) >= 20, "{} of 40 flagged", flagged(true));
+        assert!(flagged(false) as f64 <= 0.005 * 360.0);
+        // A refit toward the model as prior with the same data stays close.
+        let again = fit(
+            &rows,
+            &labels,
+            &FitOptions {
+                prior: Some(m.clone()),
+                ..opt.clone()
+            },
+        )
+        .unwrap();
+        assert!((again.coef[0] - m.coef[0]).abs() < 0.5);
+    }
+
+    #[test]
+    fn one_class_is_refused_and_bad_files_are_named() {
+        let n = inputs::INPUTS.len();
+        assert!(fit(&[vec![0.0; n]], &[true], &FitOptions::default()).is_err());
+        let e = Model::parse("{\"format\": 2}", "x.json").unwrap_err();
+        assert!(e.to_string().contains("x.json"));
+    }
+}
