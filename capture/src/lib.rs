@@ -9,10 +9,12 @@
 //! - [`decode`]: link layer, VLAN, IPv4/IPv6, fragments, TCP/UDP.
 //! - [`flow`]: canonical 5-tuple keys and the symmetric worker hash.
 //! - [`reassembly`]: per-direction TCP reassembly into in-order bytes.
-//! - `worker`: flow table, timeouts and events of one worker thread.
-//! - [`object`]: the seam between app-layer parsers and what consumes objects.
 //! - [`app`]: HTTP/TLS/SSH/raw parsers that cut streams into objects.
+//! - [`object`]: the seam between app-layer parsers and what consumes objects.
 //! - [`detect`]: the detector traits and the detectors themselves.
+//! - `engine`: one worker thread's flow table, timeouts and events: it
+//!   drives a packet through the stages above and turns what they find
+//!   into `flow`, `fileinfo` and `alert` events.
 //!
 //! [`run`] drives the stages: [`run_offline`] replays files (every worker
 //! reads them itself), [`run_live`] reads an interface (libpcap) or a pipe
@@ -22,13 +24,12 @@ pub mod app;
 pub mod config;
 pub mod decode;
 pub mod detect;
+mod engine;
 pub mod flow;
 pub mod object;
-mod objects;
 pub mod reassembly;
 pub mod run;
 pub mod source;
-mod worker;
 
 pub use config::CaptureConfig;
 pub use run::{

@@ -81,16 +81,9 @@ pub struct CollectedObject {
     pub end: Option<ObjectEnd>,
 }
 
-fn slot(dir: Direction) -> usize {
-    match dir {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
 impl ObjectSink for CollectedObjects {
     fn object(&mut self, dir: Direction, event: ObjectEvent<'_>) {
-        let s = slot(dir);
+        let s = dir.index();
         match event {
             ObjectEvent::Begin(meta) => {
                 self.objects.push(CollectedObject {

@@ -108,13 +108,13 @@ impl RawConn {
 
 impl Handler for RawConn {
     fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        self.0[slot(dir)].data(bytes, ctx);
+        self.0[dir.index()].data(bytes, ctx);
     }
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
-        self.0[slot(dir)].gap(len, ctx);
+        self.0[dir.index()].gap(len, ctx);
     }
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
-        self.0[slot(dir)].close(clean, ctx);
+        self.0[dir.index()].close(clean, ctx);
     }
 }
 
@@ -156,15 +156,6 @@ pub struct AppConnection {
     midstream: bool,
 }
 
-pub(crate) fn slot(dir: Direction) -> usize {
-    match dir {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
-const DIRS: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
-
 impl AppConnection {
     /// A new connection; `midstream` when its handshake was not seen.
     pub fn new(limits: &AppLimits, midstream: bool) -> Self {
@@ -187,7 +178,7 @@ impl AppConnection {
         }
         let mut rest = bytes;
         if let State::Undecided { prefix, .. } = &mut self.state {
-            let p = &mut prefix[slot(dir)];
+            let p = &mut prefix[dir.index()];
             let take = bytes.len().min(DETECT_MAX.saturating_sub(p.len()));
             p.extend_from_slice(&bytes[..take]);
             let Some(proto) = detect(p) else {
@@ -213,8 +204,8 @@ impl AppConnection {
     /// timeout or shutdown.
     pub fn close(&mut self, dir: Direction, clean: bool, out: &mut dyn ObjectSink) {
         if let State::Undecided { prefix, closed } = &mut self.state {
-            if prefix[slot(dir)].is_empty() {
-                closed[slot(dir)] = Some(clean);
+            if prefix[dir.index()].is_empty() {
+                closed[dir.index()] = Some(clean);
                 return;
             }
             // Too short to tell: whatever it was, it is raw.
@@ -297,12 +288,12 @@ impl AppConnection {
             return;
         };
         // Requests first, so responses find them in the pipelining queue.
-        for dir in DIRS {
-            let bytes = &prefix[slot(dir)];
+        for dir in Direction::BOTH {
+            let bytes = &prefix[dir.index()];
             if !bytes.is_empty() {
                 self.dispatch(out, |h, ctx| h.data(dir, bytes, ctx));
             }
-            if let Some(clean) = closed[slot(dir)] {
+            if let Some(clean) = closed[dir.index()] {
                 self.dispatch(out, |h, ctx| h.close(dir, clean, ctx));
             }
         }

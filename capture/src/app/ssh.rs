@@ -3,7 +3,7 @@
 //! carried once the keys are in use. Each direction's stream is one object.
 
 use super::raw::RawStream;
-use super::{Ctx, Handler, slot};
+use super::{Ctx, Handler};
 use eve::{Direction, SshInfo, SshSoftware};
 
 /// Longest identification (or pre-identification) line accepted; RFC 4253
@@ -196,7 +196,7 @@ impl SshConn {
 
 impl Handler for SshConn {
     fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         let mut rest = bytes;
         while !rest.is_empty() {
             rest = match d.phase {
@@ -213,7 +213,7 @@ impl Handler for SshConn {
     }
 
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         if d.phase == Phase::Clear && d.packet_left >= len && !d.newkeys {
             d.packet_left -= len;
         } else {
@@ -225,7 +225,7 @@ impl Handler for SshConn {
     }
 
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
-        self.dirs[slot(dir)].stream.close(clean, ctx);
+        self.dirs[dir.index()].stream.close(clean, ctx);
     }
 }
 

@@ -9,14 +9,13 @@
 
 use crate::decode::{Decoded, Decoder};
 use crate::detect::Detectors;
+use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
-use crate::objects::EventEnv;
 use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
     shard, sink_loop, stats_event,
 };
 use crate::source::Frame;
-use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use eve::{Event, EventSink, Stats, Timestamp};
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@ mod multipart;
 
 use super::detect;
 use super::raw::RawStream;
-use super::{Ctx, Handler, slot};
+use super::{Ctx, Handler};
 use crate::object::ObjectMeta;
 use body::{Body, Step};
 use eve::{Direction, HttpInfo};
@@ -109,7 +109,7 @@ impl HttpConn {
     /// Bytes held while deciding whether a 100-continue body was skipped are
     /// body bytes after all (a gap or the end came first).
     fn flush_peek(&mut self, dir: Direction, ctx: &mut Ctx<'_>) {
-        if let Some(peek) = self.dirs[slot(dir)].peek.take() {
+        if let Some(peek) = self.dirs[dir.index()].peek.take() {
             self.data(dir, &peek, ctx);
         }
     }
@@ -129,7 +129,7 @@ impl HttpConn {
 impl Handler for HttpConn {
     fn data(&mut self, dir: Direction, mut input: &[u8], ctx: &mut Ctx<'_>) {
         while !input.is_empty() {
-            let d = &mut self.dirs[slot(dir)];
+            let d = &mut self.dirs[dir.index()];
             match &mut d.state {
                 State::Raw(r) => {
                     r.data(input, ctx);
@@ -167,7 +167,7 @@ impl Handler for HttpConn {
                 State::Head => {
                     let (rest, outcome) = d.head_data(input, &mut self.pending, ctx);
                     input = rest;
-                    let other = &mut self.dirs[1 - slot(dir)];
+                    let other = &mut self.dirs[1 - dir.index()];
                     match outcome {
                         Outcome::None => {}
                         Outcome::Tunnel => self.tunnel(ctx),
@@ -187,7 +187,7 @@ impl Handler for HttpConn {
 
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
         self.flush_peek(dir, ctx);
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         match &mut d.state {
             State::Raw(r) => r.gap(len, ctx),
             State::Body(b) => {
@@ -211,7 +211,7 @@ impl Handler for HttpConn {
 
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
         self.flush_peek(dir, ctx);
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         match &mut d.state {
             State::Raw(r) => r.close(clean, ctx),
             State::Body(b) => b.close(clean, ctx),

@@ -21,15 +21,14 @@ mod chunks;
 
 use crate::decode::Decoder;
 use crate::detect::Detectors;
+use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
-use crate::objects::EventEnv;
 use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
     shard, sink_loop,
 };
 use crate::source::ordered_inputs;
 use crate::source::pcapfile::{MappedFile, Packets, Window};
-use crate::worker::{Worker, WorkerCounters, WorkerLimits};
 use crossbeam_channel::{Sender, bounded};
 use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
