@@ -9,19 +9,19 @@
 //! mid-stream that is not TLS or SSH is raw per direction until an HTTP
 //! message starts in it (`resync`).
 
-mod detect;
+mod counters;
 mod http;
+mod probe;
 mod raw;
 mod resync;
 mod ssh;
-mod stats;
 mod tls;
 
-pub use stats::AppStats;
+pub use counters::AppStats;
 
-use crate::object::ObjectSink;
-use detect::{DETECT_MAX, Detected, detect};
+use crate::object::{AppProto, ObjectSink};
 use eve::{Direction, SshInfo, TlsInfo};
+use probe::{DETECT_MAX, detect};
 use raw::RawStream;
 
 /// Limits that bound app-layer memory and work.
@@ -46,8 +46,8 @@ impl Default for AppLimits {
 /// flow detectors.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AppMeta {
-    /// `http`, `tls`, `ssh` or `raw`, once decided.
-    pub app_proto: Option<&'static str>,
+    /// The protocol, once decided.
+    pub app_proto: Option<AppProto>,
     /// TLS handshake metadata.
     pub tls: Option<TlsInfo>,
     /// SSH banners.
@@ -98,7 +98,7 @@ pub(crate) trait Handler {
 struct RawConn([RawStream; 2]);
 
 impl RawConn {
-    fn new(app_proto: &'static str) -> Self {
+    fn new(app_proto: AppProto) -> Self {
         RawConn([
             RawStream::new(Direction::ToServer, app_proto),
             RawStream::new(Direction::ToClient, app_proto),
@@ -195,7 +195,7 @@ impl AppConnection {
     /// `len` bytes of one direction were lost.
     pub fn gap(&mut self, dir: Direction, len: u64, out: &mut dyn ObjectSink) {
         if matches!(self.state, State::Undecided { .. }) {
-            self.decide(Detected::Raw, out);
+            self.decide(AppProto::Raw, out);
         }
         self.dispatch(out, |h, ctx| h.gap(dir, len, ctx));
     }
@@ -209,7 +209,7 @@ impl AppConnection {
                 return;
             }
             // Too short to tell: whatever it was, it is raw.
-            self.decide(Detected::Raw, out);
+            self.decide(AppProto::Raw, out);
         }
         self.dispatch(out, |h, ctx| h.close(dir, clean, ctx));
     }
@@ -225,11 +225,11 @@ impl AppConnection {
     pub fn stats(&self) -> AppStats {
         let mut s = self.counters.as_deref().cloned().unwrap_or_default();
         match self.meta.app_proto {
-            Some("http") => s.http += 1,
-            Some("tls") => s.tls += 1,
-            Some("ssh") => s.ssh += 1,
-            Some("raw") => s.raw += 1,
-            _ => {}
+            Some(AppProto::Http) => s.http += 1,
+            Some(AppProto::Tls) => s.tls += 1,
+            Some(AppProto::Ssh) => s.ssh += 1,
+            Some(AppProto::Raw) => s.raw += 1,
+            None => {}
         }
         s
     }
@@ -252,36 +252,19 @@ impl AppConnection {
     }
 
     /// Fix the protocol and replay what was buffered while deciding.
-    fn decide(&mut self, proto: Detected, out: &mut dyn ObjectSink) {
+    fn decide(&mut self, proto: AppProto, out: &mut dyn ObjectSink) {
+        self.meta.app_proto = Some(proto);
+        self.meta.encrypted = matches!(proto, AppProto::Tls | AppProto::Ssh);
         let handler = match proto {
             // Picked up mid-stream: the first bytes may be the middle of a
             // message; find the next message start in each direction.
-            Detected::Http | Detected::Raw if self.midstream => {
-                self.meta.app_proto = Some(if proto == Detected::Http {
-                    "http"
-                } else {
-                    "raw"
-                });
+            AppProto::Http | AppProto::Raw if self.midstream => {
                 State::Resync(Box::new(resync::ResyncConn::new()))
             }
-            Detected::Http => {
-                self.meta.app_proto = Some("http");
-                State::Http(Box::new(http::HttpConn::new()))
-            }
-            Detected::Tls => {
-                self.meta.app_proto = Some("tls");
-                self.meta.encrypted = true;
-                State::Tls(Box::default())
-            }
-            Detected::Ssh => {
-                self.meta.app_proto = Some("ssh");
-                self.meta.encrypted = true;
-                State::Ssh(Box::default())
-            }
-            Detected::Raw => {
-                self.meta.app_proto = Some("raw");
-                State::Raw(RawConn::new("raw"))
-            }
+            AppProto::Http => State::Http(Box::new(http::HttpConn::new())),
+            AppProto::Tls => State::Tls(Box::default()),
+            AppProto::Ssh => State::Ssh(Box::default()),
+            AppProto::Raw => State::Raw(RawConn::new(AppProto::Raw)),
         };
         let State::Undecided { prefix, closed } = std::mem::replace(&mut self.state, handler)
         else {

@@ -11,10 +11,11 @@
 //! (mid-stream, ended `TRUNCATED`). A gap or the end of a direction before it
 //! synchronised leaves that direction raw until the next start.
 
-use super::detect::KNOWN_METHODS;
 use super::http::HttpConn;
+use super::probe::KNOWN_METHODS;
 use super::raw::RawStream;
 use super::{Ctx, Handler};
+use crate::object::AppProto;
 use aho_corasick::AhoCorasick;
 use eve::Direction;
 use std::sync::LazyLock;
@@ -84,8 +85,8 @@ impl ResyncConn {
     pub(crate) fn new() -> Self {
         ResyncConn {
             raw: [
-                RawStream::new(Direction::ToServer, "raw"),
-                RawStream::new(Direction::ToClient, "raw"),
+                RawStream::new(Direction::ToServer, AppProto::Raw),
+                RawStream::new(Direction::ToClient, AppProto::Raw),
             ],
             scan: [Scan::Raw(Vec::new()), Scan::Raw(Vec::new())],
             http: HttpConn::new(),
@@ -167,7 +168,7 @@ impl ResyncConn {
         let i = dir.index();
         self.raw[i].close(false, ctx);
         self.scan[i] = Scan::Synced;
-        ctx.meta.app_proto = Some("http");
+        ctx.meta.app_proto = Some(AppProto::Http);
         ctx.stats().http_resyncs += 1;
         self.http.data(dir, from, ctx);
     }

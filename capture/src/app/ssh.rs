@@ -4,6 +4,7 @@
 
 use super::raw::RawStream;
 use super::{Ctx, Handler};
+use crate::object::AppProto;
 use eve::{Direction, SshInfo, SshSoftware};
 
 /// Longest identification (or pre-identification) line accepted; RFC 4253
@@ -54,7 +55,7 @@ pub(crate) struct SshConn {
 impl Default for SshConn {
     fn default() -> Self {
         let dir = |d| SshDir {
-            stream: RawStream::from_start(d, "ssh"),
+            stream: RawStream::from_start(d, AppProto::Ssh),
             phase: Phase::Banner { lines: 0 },
             line: Vec::new(),
             header: [0; 6],

@@ -6,7 +6,7 @@ use super::alert::{Subject, alert_event};
 use super::counters::ObjectCounters;
 use super::env::EventEnv;
 use crate::detect::{Finding, ObjectScan};
-use crate::object::{ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink};
+use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink};
 use eve::{
     Direction, Event, EventKind, FileInfo, FileState, FileinfoEvent, NetworkFields, Timestamp,
     WeightFormat,
@@ -101,9 +101,9 @@ impl<'a> ObjectEmitter<'a> {
 
     /// The flow's network fields, with the object's protocol when the flow
     /// has none yet.
-    fn net_of(&self, app_proto: &str) -> NetworkFields {
+    fn net_of(&self, app_proto: AppProto) -> NetworkFields {
         let mut net = self.net.clone();
-        if net.app_proto.is_none() && !app_proto.is_empty() {
+        if net.app_proto.is_none() {
             net.app_proto = Some(app_proto.to_string());
         }
         net

@@ -15,6 +15,7 @@ use crate::config::CaptureConfig;
 use crate::decode::{Decoded, TcpMeta, Transport};
 use crate::detect::{FlowScan, FlowView};
 use crate::flow::{Endpoint, FlowKey, client_of};
+use crate::object::AppProto;
 use crate::reassembly::Limits;
 use eve::{
     Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState, NetworkFields,
@@ -90,7 +91,7 @@ struct Flow {
     tcp: Option<Box<TcpConn>>,
     scans: Vec<FlowSlot>,
     next_progress: u64,
-    meta_sig: (Option<&'static str>, bool),
+    meta_sig: (Option<AppProto>, bool),
     /// Direction (0 to server, 1 to client) of the last packet with payload.
     payload_dir: Option<usize>,
 }

@@ -14,10 +14,10 @@ mod encoding;
 pub(crate) mod head;
 mod multipart;
 
-use super::detect;
+use super::probe;
 use super::raw::RawStream;
 use super::{Ctx, Handler};
-use crate::object::ObjectMeta;
+use crate::object::{AppProto, ObjectMeta};
 use body::{Body, Step};
 use eve::{Direction, HttpInfo};
 use head::{Encoding, Framing, Head};
@@ -139,8 +139,8 @@ impl Handler for HttpConn {
                     // Body or next request? Decide on the request line.
                     let mut peek = d.peek.take().unwrap_or_default();
                     peek.extend_from_slice(input);
-                    match detect::starts_request(&peek) {
-                        None if peek.len() < detect::DETECT_MAX => d.peek = Some(peek),
+                    match probe::starts_request(&peek) {
+                        None if peek.len() < probe::DETECT_MAX => d.peek = Some(peek),
                         Some(true) => {
                             // The client skipped the body (RFC 9110 10.1.1).
                             d.state = State::Head;
@@ -193,7 +193,7 @@ impl Handler for HttpConn {
             State::Body(b) => {
                 if !b.gap(len, ctx) {
                     ctx.stats().http_gap_in_framing += 1;
-                    d.state = State::Raw(RawStream::new(d.dir, "raw"));
+                    d.state = State::Raw(RawStream::new(d.dir, AppProto::Raw));
                 } else if b.is_finished() {
                     d.state = State::Head;
                 }
@@ -227,7 +227,7 @@ impl Handler for HttpConn {
             }
         }
         // Whatever arrives after the end is ignored.
-        let mut done = RawStream::new(d.dir, "raw");
+        let mut done = RawStream::new(d.dir, AppProto::Raw);
         done.close(clean, ctx);
         d.state = State::Raw(done);
     }
@@ -236,7 +236,7 @@ impl Handler for HttpConn {
 impl DirParser {
     /// From here on this direction is a raw stream starting with `first`.
     fn become_raw(&mut self, first: &[u8], ctx: &mut Ctx<'_>) {
-        let mut raw = RawStream::new(self.dir, "raw");
+        let mut raw = RawStream::new(self.dir, AppProto::Raw);
         raw.data(first, ctx);
         self.state = State::Raw(raw);
         self.head = Vec::new();
@@ -429,7 +429,7 @@ impl DirParser {
     ) {
         let meta = ObjectMeta {
             direction: self.dir,
-            app_proto: "http",
+            app_proto: AppProto::Http,
             filename: head
                 .filename
                 .clone()

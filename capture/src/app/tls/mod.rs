@@ -6,10 +6,10 @@
 mod hello;
 mod ja4;
 
-use super::detect::TLS_MAX_RECORD;
+use super::probe::TLS_MAX_RECORD;
 use super::raw::RawStream;
 use super::{Ctx, Handler};
-use crate::object::ObjectMeta;
+use crate::object::{AppProto, ObjectMeta};
 use eve::{Direction, TlsInfo};
 
 /// Largest handshake message collected (a post-quantum ClientHello is ~2 KiB).
@@ -56,7 +56,7 @@ pub(crate) struct TlsConn {
 impl Default for TlsConn {
     fn default() -> Self {
         let dir = |d| TlsDir {
-            stream: RawStream::from_start(d, "tls"),
+            stream: RawStream::from_start(d, AppProto::Tls),
             header: [0; 5],
             header_len: 0,
             content_type: 0,
