@@ -4,7 +4,7 @@
 
 use crate::auth::{self, Scope};
 use crate::error::DashboardError;
-use crate::server::now_micros;
+use crate::state::now_micros;
 use crate::store::{AuditEntry, PurgeCounts, SqliteStore, Store, TokenRow};
 use std::path::Path;
 

@@ -289,6 +289,25 @@ pub struct SensorRow {
     pub stats: Option<serde_json::Value>,
 }
 
+impl SensorRow {
+    /// Packets captured and packets dropped (kernel and queue drops), from
+    /// its newest `stats` counters (0 when not reported).
+    pub fn packets_and_drops(&self) -> (u64, u64) {
+        let get = |k: &str| {
+            self.stats
+                .as_ref()
+                .and_then(|s| s.get("capture"))
+                .and_then(|c| c.get(k))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        (
+            get("packets"),
+            get("kernel_drops").saturating_add(get("queue_drops")),
+        )
+    }
+}
+
 /// How much time the overview's chart spans, ending at the newest alert.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ChartSpan {
