@@ -5,7 +5,9 @@
 use crate::auth::{self, Scope};
 use crate::error::DashboardError;
 use crate::state::now_micros;
-use crate::store::{AuditEntry, PurgeCounts, SqliteStore, Store, TokenRow};
+use crate::store::{
+    AuditEntry, AuditStore, EventStore, PurgeCounts, SqliteStore, TokenRow, TokenStore, UserStore,
+};
 use std::path::Path;
 
 fn open(db: &Path) -> Result<SqliteStore, DashboardError> {
