@@ -84,7 +84,7 @@ impl Ctx<'_> {
 }
 
 /// A protocol's handling of a connection's two directions.
-pub(crate) trait Handler {
+pub(crate) trait Handler: std::fmt::Debug + Send {
     /// In-order bytes of `dir`.
     fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>);
     /// `len` bytes of `dir` lost.
@@ -126,22 +126,15 @@ enum State {
         prefix: [Vec<u8>; 2],
         closed: [Option<bool>; 2],
     },
-    Http(Box<http::HttpConn>),
-    Tls(Box<tls::TlsConn>),
-    Ssh(Box<ssh::SshConn>),
-    Raw(RawConn),
-    Resync(Box<resync::ResyncConn>),
+    /// The protocol's handler.
+    Decided(Box<dyn Handler>),
 }
 
 impl State {
     fn handler(&mut self) -> Option<&mut dyn Handler> {
         match self {
             State::Undecided { .. } => None,
-            State::Http(h) => Some(h.as_mut()),
-            State::Tls(h) => Some(h.as_mut()),
-            State::Ssh(h) => Some(h.as_mut()),
-            State::Raw(h) => Some(h),
-            State::Resync(h) => Some(h.as_mut()),
+            State::Decided(h) => Some(h.as_mut()),
         }
     }
 }
@@ -255,18 +248,17 @@ impl AppConnection {
     fn decide(&mut self, proto: AppProto, out: &mut dyn ObjectSink) {
         self.meta.app_proto = Some(proto);
         self.meta.encrypted = matches!(proto, AppProto::Tls | AppProto::Ssh);
-        let handler = match proto {
+        let handler: Box<dyn Handler> = match proto {
             // Picked up mid-stream: the first bytes may be the middle of a
             // message; find the next message start in each direction.
-            AppProto::Http | AppProto::Raw if self.midstream => {
-                State::Resync(Box::new(resync::ResyncConn::new()))
-            }
-            AppProto::Http => State::Http(Box::new(http::HttpConn::new())),
-            AppProto::Tls => State::Tls(Box::default()),
-            AppProto::Ssh => State::Ssh(Box::default()),
-            AppProto::Raw => State::Raw(RawConn::new(AppProto::Raw)),
+            AppProto::Http | AppProto::Raw if self.midstream => Box::new(resync::ResyncConn::new()),
+            AppProto::Http => Box::new(http::HttpConn::new()),
+            AppProto::Tls => Box::<tls::TlsConn>::default(),
+            AppProto::Ssh => Box::<ssh::SshConn>::default(),
+            AppProto::Raw => Box::new(RawConn::new(AppProto::Raw)),
         };
-        let State::Undecided { prefix, closed } = std::mem::replace(&mut self.state, handler)
+        let State::Undecided { prefix, closed } =
+            std::mem::replace(&mut self.state, State::Decided(handler))
         else {
             return;
         };
