@@ -4,6 +4,7 @@ use crate::access::{Ingester, Reader, Triager};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::ingest;
+use crate::labels;
 use crate::query::{AlertQuery, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::state::{AppState, LiveMsg, now_micros};
 use crate::store::StoredAlert;
@@ -11,7 +12,7 @@ use crate::triage::set_status;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -222,4 +223,22 @@ pub async fn audit(
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let rows = st.db(move |s| s.audit(limit)).await?;
     Ok(Json(json!({ "audit": rows })))
+}
+
+/// `GET /api/v1/labels.csv`: analysts' verdicts on distillation alerts as
+/// the analyzer's labels CSV (`account_id,label,scenario`; see
+/// [`crate::labels`]).
+pub async fn labels(State(st): State<Arc<AppState>>, _: Reader) -> Result<Response, ApiError> {
+    let csv = st.db(|s| labels::export(s)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"labels.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod exporter;
 pub mod ingest;
+pub mod labels;
 pub mod query;
 pub mod server;
 pub mod state;

@@ -163,6 +163,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/accounts/{id}", get(api::account))
         .route("/api/v1/sensors", get(api::sensors))
         .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/labels.csv", get(api::labels))
         .route("/api/v1/stream", get(stream::stream))
         .route("/metrics", get(exporter::render))
         .merge(ui::routes())

@@ -215,6 +215,22 @@ pub struct AlertDetail {
     pub audit: Vec<AuditEntry>,
 }
 
+/// An analyst's verdict on a distillation alert: its status is `resolved`
+/// (a true positive) or `false_positive`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The alert's row id.
+    pub alert_id: i64,
+    /// Its status: [`Status::Resolved`] or [`Status::FalsePositive`].
+    pub status: Status,
+    /// Audit line id of the triage that set that status: later triages have
+    /// larger ids.
+    pub triaged: i64,
+    /// The accounts it is about: the account of a `distillation` alert, the
+    /// members of a `distillation_cluster` alert.
+    pub accounts: Vec<String>,
+}
+
 /// One line of the append-only audit log.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {

@@ -11,7 +11,7 @@ use super::model::*;
 use super::traits::*;
 use super::{migrations, search};
 use crate::auth::Scope;
-use eve::{EventKind, NetworkFields};
+use eve::{AlertCategory, EventKind, NetworkFields};
 use rusqlite::types::Value;
 use rusqlite::vtab::array::Array;
 use rusqlite::{
@@ -776,6 +776,58 @@ impl AlertStore for SqliteStore {
                 status: status.as_str().to_string(),
                 body,
             }))
+        })
+    }
+
+    fn distillation_verdicts(&self) -> StoreResult<Vec<Verdict>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT a.id, a.status, a.account_id, a.members,
+                        (SELECT max(u.id) FROM audit u
+                          WHERE u.alert_id = a.id AND u.action = 'status') AS triaged
+                   FROM alerts a
+                  WHERE a.category IN (?1, ?2) AND a.status IN (?3, ?4)
+                  ORDER BY triaged, a.id",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    AlertCategory::Distillation.as_str(),
+                    AlertCategory::DistillationCluster.as_str(),
+                    Status::Resolved.as_str(),
+                    Status::FalsePositive.as_str(),
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (alert_id, status, account, members, triaged) = row?;
+                let Ok(status) = status.parse::<Status>() else {
+                    continue;
+                };
+                let mut accounts: Vec<String> = account.into_iter().collect();
+                accounts.extend(
+                    members
+                        .iter()
+                        .flat_map(|m| m.split(SEP))
+                        .filter(|m| !m.is_empty())
+                        .map(String::from),
+                );
+                out.push(Verdict {
+                    alert_id,
+                    status,
+                    triaged: triaged.unwrap_or(0),
+                    accounts,
+                });
+            }
+            Ok(out)
         })
     }
 }

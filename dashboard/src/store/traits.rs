@@ -6,7 +6,7 @@
 use super::model::{
     AccountDetail, AccountRow, AlertDetail, AlertFilter, AlertPage, AuditEntry, ChartSpan, Counts,
     IngestOutcome, NewEvent, Overview, PurgeCounts, SensorRow, Session, Status, StoreResult,
-    StoredAlert, TokenRow,
+    StoredAlert, TokenRow, Verdict,
 };
 use crate::auth::Scope;
 
@@ -36,6 +36,10 @@ pub trait AlertStore {
         actor: &str,
         now: i64,
     ) -> StoreResult<Option<StoredAlert>>;
+    /// Every `distillation` and `distillation_cluster` alert whose status is
+    /// a verdict (resolved or false positive), in the order of the triages
+    /// that set those statuses.
+    fn distillation_verdicts(&self) -> StoreResult<Vec<Verdict>>;
 }
 
 /// The audit log.
