@@ -75,3 +75,37 @@ fn capture_reads_standard_input() {
     assert!(expected.len() >= 2, "{expected:?}");
     assert_eq!(hashes(&from_stdin.stdout), expected);
 }
+
+/// `weightwatch labels export` writes the labels CSV of a database (with no
+/// verdicts: the header) and refuses a database that does not exist.
+#[test]
+fn labels_export_writes_csv_and_needs_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let created = weightwatch()
+        .args(["token", "list", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let out = dir.path().join("labels.csv");
+    let r = weightwatch()
+        .args(["labels", "export", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "account_id,label,scenario\n"
+    );
+    let r = weightwatch()
+        .args(["labels", "export", "--db"])
+        .arg(dir.path().join("missing.db"))
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no such database"));
+}

@@ -8,10 +8,11 @@
 //! For each worker count: the engine alone (decoding, flows, reassembly,
 //! app layer, SHA-256), then with the default detectors, into a counting sink;
 //! packets/s, MB/s, Gbit/s, CPU seconds and peak memory (see
-//! `capture::measure`).
+//! `capture::run::measure`).
 
+use capture::Settings;
 use capture::detect::{DetectConfig, Detectors, PolicyConfig, build};
-use capture::{Settings, measure};
+use capture::run::measure;
 use std::path::PathBuf;
 
 fn main() {

@@ -6,14 +6,48 @@
 //! `End`, per direction; at most one object is open per direction at a time.
 
 use eve::{Direction, HttpInfo, TlsInfo};
+use std::fmt;
+
+/// The application protocol a connection is parsed as, decided by content
+/// on its first bytes (any port).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AppProto {
+    /// HTTP/1.x.
+    Http,
+    /// TLS.
+    Tls,
+    /// SSH.
+    Ssh,
+    /// Anything else: a raw byte stream.
+    #[default]
+    Raw,
+}
+
+impl AppProto {
+    /// The name events carry in `app_proto`: `http`, `tls`, `ssh`, `raw`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProto::Http => "http",
+            AppProto::Tls => "tls",
+            AppProto::Ssh => "ssh",
+            AppProto::Raw => "raw",
+        }
+    }
+}
+
+impl fmt::Display for AppProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What is known about an object when it begins.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObjectMeta {
     /// Which way the object travels.
     pub direction: Direction,
-    /// Application protocol that framed it: `http`, `tls`, `ssh`, `raw`.
-    pub app_proto: &'static str,
+    /// Application protocol that framed it.
+    pub app_proto: AppProto,
     /// URL path or Content-Disposition filename.
     pub filename: Option<String>,
     /// Declared content type.
@@ -81,16 +115,9 @@ pub struct CollectedObject {
     pub end: Option<ObjectEnd>,
 }
 
-fn slot(dir: Direction) -> usize {
-    match dir {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
 impl ObjectSink for CollectedObjects {
     fn object(&mut self, dir: Direction, event: ObjectEvent<'_>) {
-        let s = slot(dir);
+        let s = dir.index();
         match event {
             ObjectEvent::Begin(meta) => {
                 self.objects.push(CollectedObject {

@@ -358,15 +358,6 @@ impl Stream {
             self.skip_to_buffered(limits, out);
         }
     }
-
-    /// Release buffered bytes without delivering them (flow eviction when
-    /// the consumer is gone).
-    pub fn discard(&mut self, limits: &mut Limits) {
-        limits.used = limits.used.saturating_sub(self.ooo_bytes);
-        self.ooo.clear();
-        self.ooo_bytes = 0;
-        self.closed = true;
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! byte at a time and in random splits must give the same objects.
 
 use capture::app::{AppConnection, AppLimits};
-use capture::object::{CollectedObject, CollectedObjects, ObjectEnd};
+use capture::object::{AppProto, CollectedObject, CollectedObjects, ObjectEnd};
 use eve::Direction::{self, ToClient, ToServer};
 use std::io::Write;
 
@@ -167,7 +167,7 @@ fn content_length_keep_alive_request_and_responses() {
     assert_eq!(u.data, up);
     assert_eq!(u.end, Some(ObjectEnd::Complete));
     assert_eq!(u.meta.direction, ToServer);
-    assert_eq!(u.meta.app_proto, "http");
+    assert_eq!(u.meta.app_proto, AppProto::Http);
     assert_eq!(u.meta.filename.as_deref(), Some("w.safetensors"));
     assert_eq!(u.meta.declared_size, Some(3000));
     let h = u.meta.http.as_ref().unwrap();
@@ -191,7 +191,7 @@ fn content_length_keep_alive_request_and_responses() {
         d2.meta.http.as_ref().unwrap().url.as_deref(),
         Some("/b/second.txt")
     );
-    assert_eq!(conn.meta().app_proto, Some("http"));
+    assert_eq!(conn.meta().app_proto, Some(AppProto::Http));
     assert_eq!(conn.meta().server_name.as_deref(), Some("store.example"));
     assert_eq!(conn.stats().http_requests, 2);
     assert_eq!(conn.stats().http_responses, 2);
@@ -484,10 +484,10 @@ fn raw_and_midstream_streams_are_one_object_per_direction() {
         Close(ToServer, true),
         Close(ToClient, false),
     ]);
-    assert_eq!(conn.meta().app_proto, Some("raw"));
+    assert_eq!(conn.meta().app_proto, Some(AppProto::Raw));
     assert_eq!(objs.len(), 2);
     assert_eq!(objs[0].data, up);
-    assert_eq!(objs[0].meta.app_proto, "raw");
+    assert_eq!(objs[0].meta.app_proto, AppProto::Raw);
     assert_eq!(objs[0].end, Some(ObjectEnd::Complete));
     assert_eq!(objs[1].data, b"220 hello\r\n");
     assert_eq!(objs[1].end, Some(ObjectEnd::Truncated));
@@ -511,7 +511,7 @@ fn hostile_inputs_fall_back_to_raw_and_are_counted() {
     let (objs, conn) = run_all_limits(&[Data(ToServer, &endless), Close(ToServer, true)], &limits);
     assert_eq!(conn.stats().http_header_too_large, 1);
     assert_eq!(objs.len(), 1);
-    assert_eq!(objs[0].meta.app_proto, "raw");
+    assert_eq!(objs[0].meta.app_proto, AppProto::Raw);
     assert_eq!(
         objs[0].data, endless,
         "every byte still reaches the detectors"
@@ -619,7 +619,7 @@ fn midstream_marks_only_objects_that_may_start_inside_a_file() {
         &mut out,
     );
     conn.close(ToServer, false, &mut out);
-    assert_eq!(conn.meta().app_proto, Some("http"));
+    assert_eq!(conn.meta().app_proto, Some(AppProto::Http));
     assert_eq!(out.objects.len(), 2);
     let (body, resp): (Vec<_>, Vec<_>) = out
         .objects
@@ -670,7 +670,7 @@ fn long_presigned_urls_are_still_http() {
     );
     let req = format!("PUT {url} HTTP/1.1\r\nHost: s3.example\r\nContent-Length: 3\r\n\r\nabc");
     let (objs, conn) = run_all(&[Data(ToServer, req.as_bytes())]);
-    assert_eq!(conn.meta().app_proto, Some("http"));
+    assert_eq!(conn.meta().app_proto, Some(AppProto::Http));
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0].data, b"abc");
     assert_eq!(objs[0].meta.filename.as_deref(), Some("model.safetensors"));

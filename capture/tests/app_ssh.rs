@@ -3,7 +3,7 @@
 
 use crate::app_http::{Step, run_all};
 use crate::app_pcap::{corpus, replay, tcp_conns};
-use capture::object::ObjectEnd;
+use capture::object::{AppProto, ObjectEnd};
 use eve::Direction::{ToClient, ToServer};
 
 /// A cleartext SSH binary packet with message type `msg`.
@@ -48,7 +48,7 @@ fn banners_and_encrypted_estimate_in_every_split() {
         Step::Close(ToClient, true),
     ]);
     let m = conn.meta();
-    assert_eq!(m.app_proto, Some("ssh"));
+    assert_eq!(m.app_proto, Some(AppProto::Ssh));
     assert!(m.encrypted);
     let ssh = m.ssh.as_ref().unwrap();
     let c = ssh.client.as_ref().unwrap();
@@ -62,7 +62,7 @@ fn banners_and_encrypted_estimate_in_every_split() {
     assert_eq!(m.plaintext_toserver, 70_000 - 3 * 38);
     assert_eq!(m.plaintext_toclient, 100 - 38);
     assert_eq!(objs.len(), 2);
-    assert_eq!(objs[0].meta.app_proto, "ssh");
+    assert_eq!(objs[0].meta.app_proto, AppProto::Ssh);
     assert_eq!(objs[0].data, client);
     assert_eq!(objs[1].data, server);
     assert!(objs.iter().all(|o| o.end == Some(ObjectEnd::Complete)));
@@ -88,7 +88,7 @@ fn banners_on_a_real_capture() {
     let mut openssh = 0;
     for conn in &conns {
         let (objs, app) = replay(conn);
-        if app.meta().app_proto != Some("ssh") {
+        if app.meta().app_proto != Some(AppProto::Ssh) {
             continue;
         }
         seen += 1;

@@ -4,7 +4,7 @@
 
 use crate::app_http::{Step, run_all};
 use crate::app_pcap::{corpus, replay, tcp_conns};
-use capture::object::ObjectEnd;
+use capture::object::{AppProto, ObjectEnd};
 use eve::Direction;
 
 #[test]
@@ -16,7 +16,7 @@ fn ja4_of_a_browser_client_hello_matches_suricata() {
     let tls: Vec<_> = conns
         .iter()
         .map(replay)
-        .filter(|(_, app)| app.meta().app_proto == Some("tls"))
+        .filter(|(_, app)| app.meta().app_proto == Some(AppProto::Tls))
         .collect();
     assert!(!tls.is_empty());
     // suricata-verify tests/ja4-tls-quic/test.yaml expects exactly this JA4.
@@ -34,7 +34,7 @@ fn ja4_of_a_browser_client_hello_matches_suricata() {
     assert_eq!(app.stats().tls_client_hellos, 1);
     // Each direction's stream is one object, beginning with the TLS metadata.
     for o in objs.objects.iter() {
-        assert_eq!(o.meta.app_proto, "tls");
+        assert_eq!(o.meta.app_proto, AppProto::Tls);
         assert_eq!(
             o.meta.tls.as_ref().and_then(|t| t.ja4.as_deref()),
             info.ja4.as_deref()
@@ -72,7 +72,7 @@ fn plaintext_estimate_is_below_the_byte_count_by_record_overhead() {
         };
         for conn in tcp_conns(&path) {
             let (_, app) = replay(&conn);
-            if app.meta().app_proto != Some("tls") {
+            if app.meta().app_proto != Some(AppProto::Tls) {
                 continue;
             }
             let m = app.meta();
@@ -233,7 +233,7 @@ fn garbage_after_a_tls_start_never_panics() {
         Step::Data(Direction::ToServer, &junk),
         Step::Close(Direction::ToServer, false),
     ]);
-    assert_eq!(conn.meta().app_proto, Some("tls"));
+    assert_eq!(conn.meta().app_proto, Some(AppProto::Tls));
     assert_eq!(objs[0].data, junk);
     assert_eq!(objs[0].end, Some(ObjectEnd::Truncated));
 }

@@ -2,7 +2,7 @@
 //! per-object scan in random chunkings, and build synthetic flow views.
 
 use capture::detect::{Detector, Finding, FlowScan, FlowView};
-use capture::object::{ObjectEnd, ObjectMeta};
+use capture::object::{AppProto, ObjectEnd, ObjectMeta};
 use eve::{NetworkFields, Proto, Timestamp, WeightFormat};
 use fixtures::weights::Rng;
 use std::net::IpAddr;
@@ -41,7 +41,7 @@ pub fn run_object(
 /// Metadata of a download of `name` with a Content-Length.
 pub fn meta(name: &str, len: usize) -> ObjectMeta {
     ObjectMeta {
-        app_proto: "http",
+        app_proto: AppProto::Http,
         filename: Some(name.to_string()),
         declared_size: Some(len as u64),
         ..ObjectMeta::default()
@@ -51,7 +51,7 @@ pub fn meta(name: &str, len: usize) -> ObjectMeta {
 /// Metadata of a mid-stream raw TCP object (no name, no size).
 pub fn raw_midstream() -> ObjectMeta {
     ObjectMeta {
-        app_proto: "raw",
+        app_proto: AppProto::Raw,
         midstream: true,
         ..ObjectMeta::default()
     }

@@ -4,8 +4,8 @@
 //! duplication of a stream (and across sequence-number wrap-around).
 
 use capture::decode::{Decoder, linktype};
-use capture::pcapfile::Packets;
 use capture::reassembly::{Chunk, Limits, Stream};
+use capture::source::pcapfile::Packets;
 use proptest::prelude::*;
 
 const LINKS: [i32; 9] = [

@@ -15,7 +15,7 @@
 //! of alerts on the first JSON page (`/api/v1/alerts?limit=100&QUERY`).
 //! Several URLs separated by commas are queried in turn (A/B interleaved).
 
-use dashboard::store::{NewEvent, SqliteStore, Store};
+use dashboard::store::{EventStore, NewEvent, SqliteStore};
 use dashboard::{DashboardConfig, Scope, Server};
 use eve::{Alert, AlertCategory, AlertEvent, Event, EventKind, NetworkFields, Proto, Timestamp};
 use std::path::Path;

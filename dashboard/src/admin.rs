@@ -1,11 +1,15 @@
-//! Administration without a running server: tokens, users, account purge.
-//! These open the database directly (SQLite allows this next to a running
-//! server) and are what `weightwatch token|user|purge` and the demo call.
+//! Administration without a running server: tokens, users, account purge,
+//! label export. These open the database directly (SQLite allows this next
+//! to a running server) and are what `weightwatch token|user|purge|labels`
+//! and the demo call.
 
 use crate::auth::{self, Scope};
 use crate::error::DashboardError;
-use crate::server::now_micros;
-use crate::store::{AuditEntry, PurgeCounts, SqliteStore, Store, TokenRow};
+use crate::labels;
+use crate::state::now_micros;
+use crate::store::{
+    AuditEntry, AuditStore, EventStore, PurgeCounts, SqliteStore, TokenRow, TokenStore, UserStore,
+};
 use std::path::Path;
 
 fn open(db: &Path) -> Result<SqliteStore, DashboardError> {
@@ -29,6 +33,19 @@ pub fn list_tokens(db: &Path) -> Result<Vec<TokenRow>, DashboardError> {
 /// Revoke a token; false when there was no live token with that id.
 pub fn revoke_token(db: &Path, id: i64) -> Result<bool, DashboardError> {
     Ok(open(db)?.token_revoke(id, now_micros())?)
+}
+
+/// The analysts' verdicts on distillation alerts as a labels CSV for the
+/// analyzer (see [`crate::labels`]). The database must exist.
+pub fn export_labels(db: &Path) -> Result<String, DashboardError> {
+    if !db.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{}: no such database", db.display()),
+        )
+        .into());
+    }
+    Ok(labels::export(&open(db)?)?)
 }
 
 /// Read a password from the terminal without echoing it.

@@ -3,11 +3,10 @@
 //! Counters and histograms are recorded through the `metrics` facade into a
 //! process-wide Prometheus recorder; store-size gauges are read at scrape time.
 
-use crate::api::require;
-use crate::auth::{Need, Principal};
+use crate::access::Reader;
 use crate::error::ApiError;
-use crate::server::AppState;
-use axum::extract::{Extension, State};
+use crate::state::AppState;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -31,9 +30,8 @@ pub fn init() -> &'static PrometheusHandle {
 /// Render the metrics (scope read).
 pub async fn render(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    _: Reader,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&p, Need::Read)?;
     let c = st.db(|s| s.counts()).await?;
     metrics::gauge!("weightwatch_dashboard_events_stored").set(c.events as f64);
     metrics::gauge!("weightwatch_dashboard_alerts_stored").set(c.alerts as f64);

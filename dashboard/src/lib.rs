@@ -3,7 +3,14 @@
 //!
 //! Embed it with [`Server::bind`] + [`Server::serve`] (async) or [`serve`]
 //! (blocking); administer it with [`admin`]. See `docs/dashboard.md`.
+//!
+//! A request goes [`server`] (router, security headers) → [`access`] (who
+//! is asking, what they may do) → a handler in [`api`] (JSON), [`stream`]
+//! (server-sent events), [`exporter`] (metrics) or [`ui`] (pages) → the
+//! modules both API and pages use ([`query`], [`triage`], [`ingest`]) →
+//! [`store`] (no HTTP below this line). Every handler shares [`state`].
 
+pub mod access;
 pub mod admin;
 pub mod api;
 pub mod auth;
@@ -11,9 +18,13 @@ pub mod config;
 pub mod error;
 pub mod exporter;
 pub mod ingest;
+pub mod labels;
+pub mod query;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod stream;
+pub mod triage;
 pub mod ui;
 
 pub use auth::Scope;

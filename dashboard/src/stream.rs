@@ -4,11 +4,10 @@
 //! `status` (`{"id", "status"}` after a triage) and `lagged` (the client was
 //! too slow and missed this many messages; it should reload).
 
-use crate::api::require;
-use crate::auth::{Need, Principal};
+use crate::access::Reader;
 use crate::error::ApiError;
-use crate::server::AppState;
-use axum::extract::{Extension, State};
+use crate::state::AppState;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use std::convert::Infallible;
@@ -20,9 +19,8 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 /// Subscribe to live updates.
 pub async fn stream(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    _: Reader,
 ) -> Result<Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    require(&p, Need::Read)?;
     let rx = st
         .subscribe()
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;

@@ -6,5 +6,6 @@ mod common;
 mod api;
 mod browser;
 mod durability;
+mod labels;
 mod search;
 mod ui;

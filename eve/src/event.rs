@@ -365,6 +365,18 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Both directions, client → server first (in [`Direction::index`] order).
+    pub const BOTH: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
+
+    /// The index of this direction in per-direction arrays: 0 client →
+    /// server, 1 server → client.
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+
     /// The other direction.
     pub fn reverse(self) -> Self {
         match self {

@@ -79,7 +79,7 @@ fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
     );
     println!(
         "peak_rss_MB   {:.0}",
-        capture::measure::peak_rss() as f64 / 1e6
+        capture::run::measure::peak_rss() as f64 / 1e6
     );
     println!(
         "accounts      {} ({} flagged, {} events)",
@@ -101,7 +101,7 @@ fn capture_bench(
     config: &Config,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    use capture::measure;
+    use capture::run::measure;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut counts: Vec<usize> = if workers.is_empty() {
         vec![1, cores]

@@ -7,6 +7,7 @@ mod capture;
 mod demo;
 mod fixtures;
 mod index;
+mod labels;
 mod model;
 mod purge;
 mod serve;
@@ -61,6 +62,9 @@ pub enum Command {
     User(user::UserCommand),
     /// Delete an account's data from the dashboard store.
     Purge(purge::Args),
+    /// Export analysts' triage verdicts as labels for the analyzer.
+    #[command(subcommand)]
+    Labels(labels::LabelsCommand),
     /// The whole loop on the bundled fixtures: capture + analyze into a fresh
     /// store, then serve the dashboard.
     Demo(demo::Args),
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => token::run(c, config),
         Command::User(c) => user::run(c, config),
         Command::Purge(a) => purge::run(a, config),
+        Command::Labels(c) => labels::run(c, config),
         Command::Demo(a) => demo::run(a, config),
         Command::Bench(c) => bench::run(c, config),
         Command::Fixtures(c) => fixtures::run(c, config),

@@ -9,19 +9,19 @@
 //! mid-stream that is not TLS or SSH is raw per direction until an HTTP
 //! message starts in it (`resync`).
 
-mod detect;
+mod counters;
 mod http;
+mod probe;
 mod raw;
 mod resync;
 mod ssh;
-mod stats;
 mod tls;
 
-pub use stats::AppStats;
+pub use counters::AppStats;
 
-use crate::object::ObjectSink;
-use detect::{DETECT_MAX, Detected, detect};
+use crate::object::{AppProto, ObjectSink};
 use eve::{Direction, SshInfo, TlsInfo};
+use probe::{DETECT_MAX, detect};
 use raw::RawStream;
 
 /// Limits that bound app-layer memory and work.
@@ -46,8 +46,8 @@ impl Default for AppLimits {
 /// flow detectors.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AppMeta {
-    /// `http`, `tls`, `ssh` or `raw`, once decided.
-    pub app_proto: Option<&'static str>,
+    /// The protocol, once decided.
+    pub app_proto: Option<AppProto>,
     /// TLS handshake metadata.
     pub tls: Option<TlsInfo>,
     /// SSH banners.
@@ -84,7 +84,7 @@ impl Ctx<'_> {
 }
 
 /// A protocol's handling of a connection's two directions.
-pub(crate) trait Handler {
+pub(crate) trait Handler: std::fmt::Debug + Send {
     /// In-order bytes of `dir`.
     fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>);
     /// `len` bytes of `dir` lost.
@@ -98,7 +98,7 @@ pub(crate) trait Handler {
 struct RawConn([RawStream; 2]);
 
 impl RawConn {
-    fn new(app_proto: &'static str) -> Self {
+    fn new(app_proto: AppProto) -> Self {
         RawConn([
             RawStream::new(Direction::ToServer, app_proto),
             RawStream::new(Direction::ToClient, app_proto),
@@ -108,13 +108,13 @@ impl RawConn {
 
 impl Handler for RawConn {
     fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        self.0[slot(dir)].data(bytes, ctx);
+        self.0[dir.index()].data(bytes, ctx);
     }
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
-        self.0[slot(dir)].gap(len, ctx);
+        self.0[dir.index()].gap(len, ctx);
     }
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
-        self.0[slot(dir)].close(clean, ctx);
+        self.0[dir.index()].close(clean, ctx);
     }
 }
 
@@ -126,22 +126,15 @@ enum State {
         prefix: [Vec<u8>; 2],
         closed: [Option<bool>; 2],
     },
-    Http(Box<http::HttpConn>),
-    Tls(Box<tls::TlsConn>),
-    Ssh(Box<ssh::SshConn>),
-    Raw(RawConn),
-    Resync(Box<resync::ResyncConn>),
+    /// The protocol's handler.
+    Decided(Box<dyn Handler>),
 }
 
 impl State {
     fn handler(&mut self) -> Option<&mut dyn Handler> {
         match self {
             State::Undecided { .. } => None,
-            State::Http(h) => Some(h.as_mut()),
-            State::Tls(h) => Some(h.as_mut()),
-            State::Ssh(h) => Some(h.as_mut()),
-            State::Raw(h) => Some(h),
-            State::Resync(h) => Some(h.as_mut()),
+            State::Decided(h) => Some(h.as_mut()),
         }
     }
 }
@@ -155,15 +148,6 @@ pub struct AppConnection {
     limits: AppLimits,
     midstream: bool,
 }
-
-pub(crate) fn slot(dir: Direction) -> usize {
-    match dir {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
-const DIRS: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
 
 impl AppConnection {
     /// A new connection; `midstream` when its handshake was not seen.
@@ -187,7 +171,7 @@ impl AppConnection {
         }
         let mut rest = bytes;
         if let State::Undecided { prefix, .. } = &mut self.state {
-            let p = &mut prefix[slot(dir)];
+            let p = &mut prefix[dir.index()];
             let take = bytes.len().min(DETECT_MAX.saturating_sub(p.len()));
             p.extend_from_slice(&bytes[..take]);
             let Some(proto) = detect(p) else {
@@ -204,7 +188,7 @@ impl AppConnection {
     /// `len` bytes of one direction were lost.
     pub fn gap(&mut self, dir: Direction, len: u64, out: &mut dyn ObjectSink) {
         if matches!(self.state, State::Undecided { .. }) {
-            self.decide(Detected::Raw, out);
+            self.decide(AppProto::Raw, out);
         }
         self.dispatch(out, |h, ctx| h.gap(dir, len, ctx));
     }
@@ -213,12 +197,12 @@ impl AppConnection {
     /// timeout or shutdown.
     pub fn close(&mut self, dir: Direction, clean: bool, out: &mut dyn ObjectSink) {
         if let State::Undecided { prefix, closed } = &mut self.state {
-            if prefix[slot(dir)].is_empty() {
-                closed[slot(dir)] = Some(clean);
+            if prefix[dir.index()].is_empty() {
+                closed[dir.index()] = Some(clean);
                 return;
             }
             // Too short to tell: whatever it was, it is raw.
-            self.decide(Detected::Raw, out);
+            self.decide(AppProto::Raw, out);
         }
         self.dispatch(out, |h, ctx| h.close(dir, clean, ctx));
     }
@@ -234,11 +218,11 @@ impl AppConnection {
     pub fn stats(&self) -> AppStats {
         let mut s = self.counters.as_deref().cloned().unwrap_or_default();
         match self.meta.app_proto {
-            Some("http") => s.http += 1,
-            Some("tls") => s.tls += 1,
-            Some("ssh") => s.ssh += 1,
-            Some("raw") => s.raw += 1,
-            _ => {}
+            Some(AppProto::Http) => s.http += 1,
+            Some(AppProto::Tls) => s.tls += 1,
+            Some(AppProto::Ssh) => s.ssh += 1,
+            Some(AppProto::Raw) => s.raw += 1,
+            None => {}
         }
         s
     }
@@ -261,48 +245,30 @@ impl AppConnection {
     }
 
     /// Fix the protocol and replay what was buffered while deciding.
-    fn decide(&mut self, proto: Detected, out: &mut dyn ObjectSink) {
-        let handler = match proto {
+    fn decide(&mut self, proto: AppProto, out: &mut dyn ObjectSink) {
+        self.meta.app_proto = Some(proto);
+        self.meta.encrypted = matches!(proto, AppProto::Tls | AppProto::Ssh);
+        let handler: Box<dyn Handler> = match proto {
             // Picked up mid-stream: the first bytes may be the middle of a
             // message; find the next message start in each direction.
-            Detected::Http | Detected::Raw if self.midstream => {
-                self.meta.app_proto = Some(if proto == Detected::Http {
-                    "http"
-                } else {
-                    "raw"
-                });
-                State::Resync(Box::new(resync::ResyncConn::new()))
-            }
-            Detected::Http => {
-                self.meta.app_proto = Some("http");
-                State::Http(Box::new(http::HttpConn::new()))
-            }
-            Detected::Tls => {
-                self.meta.app_proto = Some("tls");
-                self.meta.encrypted = true;
-                State::Tls(Box::default())
-            }
-            Detected::Ssh => {
-                self.meta.app_proto = Some("ssh");
-                self.meta.encrypted = true;
-                State::Ssh(Box::default())
-            }
-            Detected::Raw => {
-                self.meta.app_proto = Some("raw");
-                State::Raw(RawConn::new("raw"))
-            }
+            AppProto::Http | AppProto::Raw if self.midstream => Box::new(resync::ResyncConn::new()),
+            AppProto::Http => Box::new(http::HttpConn::new()),
+            AppProto::Tls => Box::<tls::TlsConn>::default(),
+            AppProto::Ssh => Box::<ssh::SshConn>::default(),
+            AppProto::Raw => Box::new(RawConn::new(AppProto::Raw)),
         };
-        let State::Undecided { prefix, closed } = std::mem::replace(&mut self.state, handler)
+        let State::Undecided { prefix, closed } =
+            std::mem::replace(&mut self.state, State::Decided(handler))
         else {
             return;
         };
         // Requests first, so responses find them in the pipelining queue.
-        for dir in DIRS {
-            let bytes = &prefix[slot(dir)];
+        for dir in Direction::BOTH {
+            let bytes = &prefix[dir.index()];
             if !bytes.is_empty() {
                 self.dispatch(out, |h, ctx| h.data(dir, bytes, ctx));
             }
-            if let Some(clean) = closed[slot(dir)] {
+            if let Some(clean) = closed[dir.index()] {
                 self.dispatch(out, |h, ctx| h.close(dir, clean, ctx));
             }
         }

@@ -1,14 +1,14 @@
 //! A direction's byte stream as one object (raw, and the TLS/SSH streams).
 
 use super::Ctx;
-use crate::object::{ObjectEnd, ObjectEvent, ObjectMeta};
+use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta};
 use eve::Direction;
 
 /// One direction delivered whole as a single object.
 #[derive(Debug)]
 pub(crate) struct RawStream {
     dir: Direction,
-    app_proto: &'static str,
+    app_proto: AppProto,
     /// The stream is known to start at the connection's first byte (a
     /// detected handshake), so its object is not mid-stream.
     from_start: bool,
@@ -19,7 +19,7 @@ pub(crate) struct RawStream {
 impl RawStream {
     /// A stream object for `dir`, labelled `app_proto`; mid-stream when the
     /// connection was picked up mid-stream.
-    pub(crate) fn new(dir: Direction, app_proto: &'static str) -> Self {
+    pub(crate) fn new(dir: Direction, app_proto: AppProto) -> Self {
         RawStream {
             dir,
             app_proto,
@@ -30,7 +30,7 @@ impl RawStream {
     }
 
     /// A stream object that starts with the protocol's first byte (TLS, SSH).
-    pub(crate) fn from_start(dir: Direction, app_proto: &'static str) -> Self {
+    pub(crate) fn from_start(dir: Direction, app_proto: AppProto) -> Self {
         RawStream {
             from_start: true,
             ..RawStream::new(dir, app_proto)

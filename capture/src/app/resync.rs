@@ -11,10 +11,11 @@
 //! (mid-stream, ended `TRUNCATED`). A gap or the end of a direction before it
 //! synchronised leaves that direction raw until the next start.
 
-use super::detect::KNOWN_METHODS;
 use super::http::HttpConn;
+use super::probe::KNOWN_METHODS;
 use super::raw::RawStream;
-use super::{Ctx, Handler, slot};
+use super::{Ctx, Handler};
+use crate::object::AppProto;
 use aho_corasick::AhoCorasick;
 use eve::Direction;
 use std::sync::LazyLock;
@@ -84,8 +85,8 @@ impl ResyncConn {
     pub(crate) fn new() -> Self {
         ResyncConn {
             raw: [
-                RawStream::new(Direction::ToServer, "raw"),
-                RawStream::new(Direction::ToClient, "raw"),
+                RawStream::new(Direction::ToServer, AppProto::Raw),
+                RawStream::new(Direction::ToClient, AppProto::Raw),
             ],
             scan: [Scan::Raw(Vec::new()), Scan::Raw(Vec::new())],
             http: HttpConn::new(),
@@ -94,7 +95,7 @@ impl ResyncConn {
 
     /// Raw bytes of `dir`, after any bytes held back from the last chunk.
     fn raw_data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        let i = slot(dir);
+        let i = dir.index();
         let held = match &mut self.scan[i] {
             Scan::Raw(h) => std::mem::take(h),
             _ => Vec::new(),
@@ -120,7 +121,7 @@ impl ResyncConn {
     /// many false starts); what precedes it is raw; a partial pattern at the
     /// end is held back.
     fn scan_slice(&mut self, dir: Direction, mut bytes: &[u8], ctx: &mut Ctx<'_>) {
-        let i = slot(dir);
+        let i = dir.index();
         loop {
             let Some(p) = find_start(bytes) else {
                 let keep = HOLD.min(bytes.len());
@@ -149,7 +150,7 @@ impl ResyncConn {
     /// `buf` starts with a possible message start whose header block was
     /// incomplete so far.
     fn candidate(&mut self, dir: Direction, buf: Vec<u8>, ctx: &mut Ctx<'_>) {
-        let i = slot(dir);
+        let i = dir.index();
         match verify(&buf) {
             Verdict::NeedMore => self.scan[i] = Scan::Candidate(buf),
             Verdict::Complete => self.sync(dir, &buf, ctx),
@@ -164,17 +165,17 @@ impl ResyncConn {
     /// A message starts at `from`: the raw part was the tail of a message
     /// begun before the capture and ends here, incomplete; HTTP from here.
     fn sync(&mut self, dir: Direction, from: &[u8], ctx: &mut Ctx<'_>) {
-        let i = slot(dir);
+        let i = dir.index();
         self.raw[i].close(false, ctx);
         self.scan[i] = Scan::Synced;
-        ctx.meta.app_proto = Some("http");
+        ctx.meta.app_proto = Some(AppProto::Http);
         ctx.stats().http_resyncs += 1;
         self.http.data(dir, from, ctx);
     }
 
     /// Give held or candidate bytes to the raw object (a gap or the end).
     fn flush(&mut self, dir: Direction, ctx: &mut Ctx<'_>) {
-        let i = slot(dir);
+        let i = dir.index();
         if let Scan::Raw(b) | Scan::Candidate(b) = &mut self.scan[i] {
             let b = std::mem::take(b);
             self.scan[i] = Scan::Raw(Vec::new());
@@ -185,7 +186,7 @@ impl ResyncConn {
 
 impl Handler for ResyncConn {
     fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        let i = slot(dir);
+        let i = dir.index();
         match &mut self.scan[i] {
             Scan::Synced => self.http.data(dir, bytes, ctx),
             Scan::Candidate(buf) => {
@@ -198,21 +199,21 @@ impl Handler for ResyncConn {
     }
 
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
-        match self.scan[slot(dir)] {
+        match self.scan[dir.index()] {
             Scan::Synced => self.http.gap(dir, len, ctx),
             _ => {
                 self.flush(dir, ctx);
-                self.raw[slot(dir)].gap(len, ctx);
+                self.raw[dir.index()].gap(len, ctx);
             }
         }
     }
 
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
-        match self.scan[slot(dir)] {
+        match self.scan[dir.index()] {
             Scan::Synced => self.http.close(dir, clean, ctx),
             _ => {
                 self.flush(dir, ctx);
-                self.raw[slot(dir)].close(clean, ctx);
+                self.raw[dir.index()].close(clean, ctx);
             }
         }
     }

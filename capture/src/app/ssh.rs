@@ -3,7 +3,8 @@
 //! carried once the keys are in use. Each direction's stream is one object.
 
 use super::raw::RawStream;
-use super::{Ctx, Handler, slot};
+use super::{Ctx, Handler};
+use crate::object::AppProto;
 use eve::{Direction, SshInfo, SshSoftware};
 
 /// Longest identification (or pre-identification) line accepted; RFC 4253
@@ -54,7 +55,7 @@ pub(crate) struct SshConn {
 impl Default for SshConn {
     fn default() -> Self {
         let dir = |d| SshDir {
-            stream: RawStream::from_start(d, "ssh"),
+            stream: RawStream::from_start(d, AppProto::Ssh),
             phase: Phase::Banner { lines: 0 },
             line: Vec::new(),
             header: [0; 6],
@@ -196,7 +197,7 @@ impl SshConn {
 
 impl Handler for SshConn {
     fn data(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         let mut rest = bytes;
         while !rest.is_empty() {
             rest = match d.phase {
@@ -213,7 +214,7 @@ impl Handler for SshConn {
     }
 
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         if d.phase == Phase::Clear && d.packet_left >= len && !d.newkeys {
             d.packet_left -= len;
         } else {
@@ -225,7 +226,7 @@ impl Handler for SshConn {
     }
 
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
-        self.dirs[slot(dir)].stream.close(clean, ctx);
+        self.dirs[dir.index()].stream.close(clean, ctx);
     }
 }
 

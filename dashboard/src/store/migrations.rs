@@ -4,7 +4,7 @@
 //! its own transaction together with the version bump, so a crash leaves the
 //! database at a whole version. Never edit a released migration; append one.
 
-use super::{StoreError, StoreResult};
+use super::model::{StoreError, StoreResult};
 use rusqlite::Connection;
 
 /// The migrations, oldest first.

@@ -7,9 +7,11 @@
 //! would survive a kill but could lose the newest commits on power loss,
 //! which would break the promise made to the sensor's spool.)
 
-use super::*;
+use super::model::*;
+use super::traits::*;
+use super::{migrations, search};
 use crate::auth::Scope;
-use eve::{EventKind, NetworkFields};
+use eve::{AlertCategory, EventKind, NetworkFields};
 use rusqlite::types::Value;
 use rusqlite::vtab::array::Array;
 use rusqlite::{
@@ -476,7 +478,7 @@ fn run_page(
     })
 }
 
-impl Store for SqliteStore {
+impl EventStore for SqliteStore {
     fn ingest(&self, events: &[NewEvent], received: i64) -> StoreResult<IngestOutcome> {
         self.write(|tx| {
             let mut out = IngestOutcome::default();
@@ -566,6 +568,114 @@ impl Store for SqliteStore {
         })
     }
 
+    fn purge_before(&self, cutoff: i64) -> StoreResult<usize> {
+        let mut total = 0;
+        // Small transactions, so ingest is never blocked for long.
+        loop {
+            let n = self.write(|tx| {
+                Ok(tx.execute(
+                    "DELETE FROM events WHERE id IN
+                       (SELECT id FROM events WHERE received < ?1 LIMIT 5000)",
+                    [cutoff],
+                )?)
+            })?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        if total > 0 {
+            self.write(|tx| {
+                tx.execute(
+                    "DELETE FROM accounts WHERE last_alert IS NOT NULL
+                       AND last_alert NOT IN (SELECT id FROM alerts)",
+                    [],
+                )?;
+                tx.execute(
+                    "DELETE FROM clusters WHERE last_alert IS NOT NULL
+                       AND last_alert NOT IN (SELECT id FROM alerts)",
+                    [],
+                )?;
+                tx.execute(
+                    "DELETE FROM accounts WHERE last_alert IS NULL
+                       AND cluster_id NOT IN (SELECT cluster_id FROM clusters)",
+                    [],
+                )?;
+                Ok(())
+            })?;
+        }
+        Ok(total)
+    }
+
+    fn purge_account(&self, account: &str) -> StoreResult<PurgeCounts> {
+        self.write(|tx| {
+            let mut counts = PurgeCounts::default();
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM alerts WHERE account_id = ?1")?
+                .query_map([account], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in &ids {
+                counts.events += tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
+            }
+            counts.alerts = ids.len();
+            // Cluster alerts naming the account: drop it from their member lists.
+            let needle = format!("{SEP}{account}{SEP}");
+            let clusters: Vec<(i64, String)> = tx
+                .prepare(
+                    "SELECT a.id, e.body FROM alerts a JOIN events e ON e.id = a.id
+                     WHERE instr(a.members, ?1) > 0",
+                )?
+                .query_map([&needle], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, body) in clusters {
+                let mut v: serde_json::Value = serde_json::from_str(&body)?;
+                if let Some(m) = v.get_mut("members").and_then(|m| m.as_array_mut()) {
+                    m.retain(|x| x.as_str() != Some(account));
+                }
+                let new_body = serde_json::to_string(&v)?;
+                let members: Vec<String> = v
+                    .get("members")
+                    .and_then(|m| serde_json::from_value(m.clone()).ok())
+                    .unwrap_or_default();
+                let search = match serde_json::from_value::<eve::Event>(v) {
+                    Ok(ev) => match &ev.kind {
+                        EventKind::Alert(a) => search_text(&ev, a),
+                        _ => String::new(),
+                    },
+                    Err(_) => String::new(),
+                };
+                tx.execute(
+                    "UPDATE events SET body = ?2 WHERE id = ?1",
+                    params![id, new_body],
+                )?;
+                tx.execute(
+                    "UPDATE alerts SET members = ?2, search = ?3 WHERE id = ?1",
+                    params![id, members_text(&members), search],
+                )?;
+                counts.clusters_rewritten += 1;
+            }
+            let cl: Vec<(String, String)> = tx
+                .prepare("SELECT cluster_id, members FROM clusters")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (cid, m) in cl {
+                let mut members: Vec<String> = serde_json::from_str(&m)?;
+                let before = members.len();
+                members.retain(|x| x != account);
+                if members.len() != before {
+                    tx.execute(
+                        "UPDATE clusters SET members = ?2 WHERE cluster_id = ?1",
+                        params![cid, serde_json::to_string(&members)?],
+                    )?;
+                }
+            }
+            tx.execute("DELETE FROM accounts WHERE account_id = ?1", [account])?;
+            Ok(counts)
+        })
+    }
+}
+
+impl AlertStore for SqliteStore {
     fn alerts(&self, filter: &AlertFilter) -> StoreResult<AlertPage> {
         self.read(|c| query_alerts(c, filter))
     }
@@ -669,6 +779,60 @@ impl Store for SqliteStore {
         })
     }
 
+    fn distillation_verdicts(&self) -> StoreResult<Vec<Verdict>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT a.id, a.status, a.account_id, a.members,
+                        (SELECT max(u.id) FROM audit u
+                          WHERE u.alert_id = a.id AND u.action = 'status') AS triaged
+                   FROM alerts a
+                  WHERE a.category IN (?1, ?2) AND a.status IN (?3, ?4)
+                  ORDER BY triaged, a.id",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    AlertCategory::Distillation.as_str(),
+                    AlertCategory::DistillationCluster.as_str(),
+                    Status::Resolved.as_str(),
+                    Status::FalsePositive.as_str(),
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (alert_id, status, account, members, triaged) = row?;
+                let Ok(status) = status.parse::<Status>() else {
+                    continue;
+                };
+                let mut accounts: Vec<String> = account.into_iter().collect();
+                accounts.extend(
+                    members
+                        .iter()
+                        .flat_map(|m| m.split(SEP))
+                        .filter(|m| !m.is_empty())
+                        .map(String::from),
+                );
+                out.push(Verdict {
+                    alert_id,
+                    status,
+                    triaged: triaged.unwrap_or(0),
+                    accounts,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl AuditStore for SqliteStore {
     fn audit_append(&self, entry: &AuditEntry) -> StoreResult<()> {
         self.write(|tx| {
             tx.execute(
@@ -688,7 +852,9 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?)
         })
     }
+}
 
+impl AccountStore for SqliteStore {
     fn accounts(&self, limit: usize) -> StoreResult<Vec<AccountRow>> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(
@@ -755,7 +921,9 @@ impl Store for SqliteStore {
             }))
         })
     }
+}
 
+impl SummaryStore for SqliteStore {
     fn sensors(&self) -> StoreResult<Vec<SensorRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
@@ -883,113 +1051,9 @@ impl Store for SqliteStore {
             })
         })
     }
+}
 
-    fn purge_before(&self, cutoff: i64) -> StoreResult<usize> {
-        let mut total = 0;
-        // Small transactions, so ingest is never blocked for long.
-        loop {
-            let n = self.write(|tx| {
-                Ok(tx.execute(
-                    "DELETE FROM events WHERE id IN
-                       (SELECT id FROM events WHERE received < ?1 LIMIT 5000)",
-                    [cutoff],
-                )?)
-            })?;
-            total += n;
-            if n == 0 {
-                break;
-            }
-        }
-        if total > 0 {
-            self.write(|tx| {
-                tx.execute(
-                    "DELETE FROM accounts WHERE last_alert IS NOT NULL
-                       AND last_alert NOT IN (SELECT id FROM alerts)",
-                    [],
-                )?;
-                tx.execute(
-                    "DELETE FROM clusters WHERE last_alert IS NOT NULL
-                       AND last_alert NOT IN (SELECT id FROM alerts)",
-                    [],
-                )?;
-                tx.execute(
-                    "DELETE FROM accounts WHERE last_alert IS NULL
-                       AND cluster_id NOT IN (SELECT cluster_id FROM clusters)",
-                    [],
-                )?;
-                Ok(())
-            })?;
-        }
-        Ok(total)
-    }
-
-    fn purge_account(&self, account: &str) -> StoreResult<PurgeCounts> {
-        self.write(|tx| {
-            let mut counts = PurgeCounts::default();
-            let ids: Vec<i64> = tx
-                .prepare("SELECT id FROM alerts WHERE account_id = ?1")?
-                .query_map([account], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for id in &ids {
-                counts.events += tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
-            }
-            counts.alerts = ids.len();
-            // Cluster alerts naming the account: drop it from their member lists.
-            let needle = format!("{SEP}{account}{SEP}");
-            let clusters: Vec<(i64, String)> = tx
-                .prepare(
-                    "SELECT a.id, e.body FROM alerts a JOIN events e ON e.id = a.id
-                     WHERE instr(a.members, ?1) > 0",
-                )?
-                .query_map([&needle], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (id, body) in clusters {
-                let mut v: serde_json::Value = serde_json::from_str(&body)?;
-                if let Some(m) = v.get_mut("members").and_then(|m| m.as_array_mut()) {
-                    m.retain(|x| x.as_str() != Some(account));
-                }
-                let new_body = serde_json::to_string(&v)?;
-                let members: Vec<String> = v
-                    .get("members")
-                    .and_then(|m| serde_json::from_value(m.clone()).ok())
-                    .unwrap_or_default();
-                let search = match serde_json::from_value::<eve::Event>(v) {
-                    Ok(ev) => match &ev.kind {
-                        EventKind::Alert(a) => search_text(&ev, a),
-                        _ => String::new(),
-                    },
-                    Err(_) => String::new(),
-                };
-                tx.execute(
-                    "UPDATE events SET body = ?2 WHERE id = ?1",
-                    params![id, new_body],
-                )?;
-                tx.execute(
-                    "UPDATE alerts SET members = ?2, search = ?3 WHERE id = ?1",
-                    params![id, members_text(&members), search],
-                )?;
-                counts.clusters_rewritten += 1;
-            }
-            let cl: Vec<(String, String)> = tx
-                .prepare("SELECT cluster_id, members FROM clusters")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (cid, m) in cl {
-                let mut members: Vec<String> = serde_json::from_str(&m)?;
-                let before = members.len();
-                members.retain(|x| x != account);
-                if members.len() != before {
-                    tx.execute(
-                        "UPDATE clusters SET members = ?2 WHERE cluster_id = ?1",
-                        params![cid, serde_json::to_string(&members)?],
-                    )?;
-                }
-            }
-            tx.execute("DELETE FROM accounts WHERE account_id = ?1", [account])?;
-            Ok(counts)
-        })
-    }
-
+impl TokenStore for SqliteStore {
     fn token_insert(&self, name: &str, scope: Scope, hash: &str, now: i64) -> StoreResult<i64> {
         self.write(|tx| {
             tx.execute(
@@ -1048,7 +1112,9 @@ impl Store for SqliteStore {
             )? > 0)
         })
     }
+}
 
+impl UserStore for SqliteStore {
     fn user_upsert(&self, name: &str, phc: &str, now: i64) -> StoreResult<()> {
         self.write(|tx| {
             tx.execute(

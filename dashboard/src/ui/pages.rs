@@ -1,15 +1,18 @@
 //! The pages: overview, alerts, alert, accounts, account, audit log.
 
 use super::format::{self, Row, Signal};
-use super::{check_csrf, render};
-use crate::api::{AlertQuery, do_triage, packet_stats, require};
+use super::render::render;
+use super::session::check_csrf;
+use crate::access::{Reader, Triager};
 use crate::auth::{Need, Principal};
 use crate::error::ApiError;
-use crate::server::{AppState, now_micros};
+use crate::query::AlertQuery;
+use crate::state::{AppState, now_micros};
 use crate::store::{AccountRow, AuditEntry, ChartSpan, Status, StoredAlert};
+use crate::triage::set_status;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -208,10 +211,9 @@ const CHART_H: f64 = 220.0;
 /// `GET /`.
 pub async fn overview(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    Reader(p): Reader,
     Query(q): Query<OverviewQuery>,
 ) -> Result<Response, ApiError> {
-    require(&p, Need::Read)?;
     let span = match q.span.as_deref() {
         None | Some("") => ChartSpan::default(),
         Some(s) => ChartSpan::parse(s)
@@ -322,7 +324,7 @@ pub async fn overview(
             .sensors
             .iter()
             .map(|s| {
-                let (packets, drops) = packet_stats(s.stats.as_ref());
+                let (packets, drops) = s.packets_and_drops();
                 SensorView {
                     id: s.sensor_id.clone(),
                     last_seen: format::ago(s.last_received, now),
@@ -360,10 +362,9 @@ struct AlertsPage {
 /// `GET /alerts`: the filterable list; updates live through `app.js`.
 pub async fn alerts(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    Reader(p): Reader,
     Query(q): Query<AlertQuery>,
 ) -> Result<Response, ApiError> {
-    require(&p, Need::Read)?;
     let mut filter = q.to_filter()?;
     if q.limit.is_none() {
         filter.limit = 100;
@@ -519,10 +520,9 @@ fn related(v: &Value) -> Related {
 /// `GET /alerts/{id}`.
 pub async fn alert(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    Reader(p): Reader,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    require(&p, Need::Read)?;
     let d = st
         .db(move |s| s.alert(id))
         .await?
@@ -624,15 +624,14 @@ pub struct TriageForm {
 /// `POST /alerts/{id}/triage` (form; CSRF-checked), back to the alert.
 pub async fn triage(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    who: Triager,
     Path(id): Path<i64>,
     headers: HeaderMap,
     form: Result<Form<TriageForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
-    require(&p, Need::Triage)?;
     let Form(f) = form.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    check_csrf(&p, &headers, &f.csrf)?;
-    do_triage(&st, &p, id, &f.status, &f.note).await?;
+    check_csrf(&who.0, &headers, &f.csrf)?;
+    set_status(&st, &who, id, &f.status, &f.note).await?;
     Ok(Redirect::to(&format!("/alerts/{id}")).into_response())
 }
 
@@ -646,9 +645,8 @@ struct AccountsPage {
 /// `GET /accounts`: accounts by distillation score.
 pub async fn accounts(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    Reader(p): Reader,
 ) -> Result<Response, ApiError> {
-    require(&p, Need::Read)?;
     let rows = st.db(|s| s.accounts(1000)).await?;
     Ok(render(&AccountsPage {
         chrome: chrome(&p, "Accounts", "accounts"),
@@ -678,10 +676,9 @@ struct AccountPage {
 /// `GET /accounts/{id}`.
 pub async fn account(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    Reader(p): Reader,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require(&p, Need::Read)?;
     let d = st
         .db(move |s| s.account(&id))
         .await?
@@ -752,9 +749,8 @@ struct AuditPage {
 /// `GET /audit`: the newest analyst actions.
 pub async fn audit(
     State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
+    Reader(p): Reader,
 ) -> Result<Response, ApiError> {
-    require(&p, Need::Read)?;
     let rows = st.db(|s| s.audit(1000)).await?;
     Ok(render(&AuditPage {
         chrome: chrome(&p, "Audit log", "audit"),

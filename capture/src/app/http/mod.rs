@@ -14,10 +14,10 @@ mod encoding;
 pub(crate) mod head;
 mod multipart;
 
-use super::detect;
+use super::probe;
 use super::raw::RawStream;
-use super::{Ctx, Handler, slot};
-use crate::object::ObjectMeta;
+use super::{Ctx, Handler};
+use crate::object::{AppProto, ObjectMeta};
 use body::{Body, Step};
 use eve::{Direction, HttpInfo};
 use head::{Encoding, Framing, Head};
@@ -109,7 +109,7 @@ impl HttpConn {
     /// Bytes held while deciding whether a 100-continue body was skipped are
     /// body bytes after all (a gap or the end came first).
     fn flush_peek(&mut self, dir: Direction, ctx: &mut Ctx<'_>) {
-        if let Some(peek) = self.dirs[slot(dir)].peek.take() {
+        if let Some(peek) = self.dirs[dir.index()].peek.take() {
             self.data(dir, &peek, ctx);
         }
     }
@@ -129,7 +129,7 @@ impl HttpConn {
 impl Handler for HttpConn {
     fn data(&mut self, dir: Direction, mut input: &[u8], ctx: &mut Ctx<'_>) {
         while !input.is_empty() {
-            let d = &mut self.dirs[slot(dir)];
+            let d = &mut self.dirs[dir.index()];
             match &mut d.state {
                 State::Raw(r) => {
                     r.data(input, ctx);
@@ -139,8 +139,8 @@ impl Handler for HttpConn {
                     // Body or next request? Decide on the request line.
                     let mut peek = d.peek.take().unwrap_or_default();
                     peek.extend_from_slice(input);
-                    match detect::starts_request(&peek) {
-                        None if peek.len() < detect::DETECT_MAX => d.peek = Some(peek),
+                    match probe::starts_request(&peek) {
+                        None if peek.len() < probe::DETECT_MAX => d.peek = Some(peek),
                         Some(true) => {
                             // The client skipped the body (RFC 9110 10.1.1).
                             d.state = State::Head;
@@ -167,7 +167,7 @@ impl Handler for HttpConn {
                 State::Head => {
                     let (rest, outcome) = d.head_data(input, &mut self.pending, ctx);
                     input = rest;
-                    let other = &mut self.dirs[1 - slot(dir)];
+                    let other = &mut self.dirs[1 - dir.index()];
                     match outcome {
                         Outcome::None => {}
                         Outcome::Tunnel => self.tunnel(ctx),
@@ -187,13 +187,13 @@ impl Handler for HttpConn {
 
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
         self.flush_peek(dir, ctx);
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         match &mut d.state {
             State::Raw(r) => r.gap(len, ctx),
             State::Body(b) => {
                 if !b.gap(len, ctx) {
                     ctx.stats().http_gap_in_framing += 1;
-                    d.state = State::Raw(RawStream::new(d.dir, "raw"));
+                    d.state = State::Raw(RawStream::new(d.dir, AppProto::Raw));
                 } else if b.is_finished() {
                     d.state = State::Head;
                 }
@@ -211,7 +211,7 @@ impl Handler for HttpConn {
 
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
         self.flush_peek(dir, ctx);
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         match &mut d.state {
             State::Raw(r) => r.close(clean, ctx),
             State::Body(b) => b.close(clean, ctx),
@@ -227,7 +227,7 @@ impl Handler for HttpConn {
             }
         }
         // Whatever arrives after the end is ignored.
-        let mut done = RawStream::new(d.dir, "raw");
+        let mut done = RawStream::new(d.dir, AppProto::Raw);
         done.close(clean, ctx);
         d.state = State::Raw(done);
     }
@@ -236,7 +236,7 @@ impl Handler for HttpConn {
 impl DirParser {
     /// From here on this direction is a raw stream starting with `first`.
     fn become_raw(&mut self, first: &[u8], ctx: &mut Ctx<'_>) {
-        let mut raw = RawStream::new(self.dir, "raw");
+        let mut raw = RawStream::new(self.dir, AppProto::Raw);
         raw.data(first, ctx);
         self.state = State::Raw(raw);
         self.head = Vec::new();
@@ -429,7 +429,7 @@ impl DirParser {
     ) {
         let meta = ObjectMeta {
             direction: self.dir,
-            app_proto: "http",
+            app_proto: AppProto::Http,
             filename: head
                 .filename
                 .clone()

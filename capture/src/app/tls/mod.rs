@@ -6,10 +6,10 @@
 mod hello;
 mod ja4;
 
-use super::detect::TLS_MAX_RECORD;
+use super::probe::TLS_MAX_RECORD;
 use super::raw::RawStream;
-use super::{Ctx, Handler, slot};
-use crate::object::ObjectMeta;
+use super::{Ctx, Handler};
+use crate::object::{AppProto, ObjectMeta};
 use eve::{Direction, TlsInfo};
 
 /// Largest handshake message collected (a post-quantum ClientHello is ~2 KiB).
@@ -56,7 +56,7 @@ pub(crate) struct TlsConn {
 impl Default for TlsConn {
     fn default() -> Self {
         let dir = |d| TlsDir {
-            stream: RawStream::from_start(d, "tls"),
+            stream: RawStream::from_start(d, AppProto::Tls),
             header: [0; 5],
             header_len: 0,
             content_type: 0,
@@ -114,7 +114,7 @@ impl TlsConn {
 
     /// A complete handshake message of `dir` is in its hello buffer.
     fn hello(&mut self, dir: Direction, ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         let buf = std::mem::take(&mut d.hello_buf);
         d.hello_done = true;
         let (kind, body) = (buf[0], &buf[4..]);
@@ -158,7 +158,7 @@ impl TlsConn {
     /// Frame records in `bytes`, collecting the hello and counting plaintext.
     fn frame(&mut self, dir: Direction, mut bytes: &[u8], ctx: &mut Ctx<'_>) {
         while !bytes.is_empty() {
-            let d = &mut self.dirs[slot(dir)];
+            let d = &mut self.dirs[dir.index()];
             if d.desync {
                 d.unframed_bytes += bytes.len() as u64;
                 return;
@@ -226,18 +226,18 @@ impl TlsConn {
     /// Deliver object bytes: held back until the hello is done (bounded),
     /// so the object begins with the TLS metadata.
     fn deliver(&mut self, dir: Direction, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         if !d.hello_done && d.held.len() + bytes.len() <= MAX_HELD {
             d.held.extend_from_slice(bytes);
             return;
         }
         self.flush(dir, true, ctx);
-        self.dirs[slot(dir)].stream.data(bytes, ctx);
+        self.dirs[dir.index()].stream.data(bytes, ctx);
     }
 
     /// Begin the object (when `force` or bytes are held) and release held bytes.
     fn flush(&mut self, dir: Direction, force: bool, ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         if !force && d.held.is_empty() {
             return;
         }
@@ -259,7 +259,7 @@ impl Handler for TlsConn {
     }
 
     fn gap(&mut self, dir: Direction, len: u64, ctx: &mut Ctx<'_>) {
-        let d = &mut self.dirs[slot(dir)];
+        let d = &mut self.dirs[dir.index()];
         if !d.desync
             && d.body_left as u64 >= len
             && (d.hello_done || d.content_type != CONTENT_HANDSHAKE)
@@ -276,11 +276,11 @@ impl Handler for TlsConn {
         }
         self.plaintext_total(ctx);
         self.flush(dir, true, ctx);
-        self.dirs[slot(dir)].stream.gap(len, ctx);
+        self.dirs[dir.index()].stream.gap(len, ctx);
     }
 
     fn close(&mut self, dir: Direction, clean: bool, ctx: &mut Ctx<'_>) {
         self.flush(dir, false, ctx);
-        self.dirs[slot(dir)].stream.close(clean, ctx);
+        self.dirs[dir.index()].stream.close(clean, ctx);
     }
 }

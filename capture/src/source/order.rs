@@ -1,19 +1,8 @@
-//! Packet sources: the frame type they hand over, the ordering of input
-//! files, and libpcap's packet clock for live interfaces (files are read
-//! by [`crate::pcapfile`]).
+//! The order input files are read in: directories expanded, every file
+//! ordered by the time of its first packet.
 
+use super::pcapfile::{MappedFile, Packets};
 use std::path::{Path, PathBuf};
-
-/// A captured frame as a source hands it over.
-#[derive(Debug)]
-pub struct Frame<'a> {
-    /// Capture time, µs since the Unix epoch.
-    pub ts: i64,
-    /// Link type (`LINKTYPE_*`) of the frame.
-    pub link: i32,
-    /// Captured bytes (up to the snap length).
-    pub data: &'a [u8],
-}
 
 /// Whether a file starts like a pcap (either byte order, µs or ns) or a
 /// pcapng section.
@@ -64,16 +53,7 @@ pub fn ordered_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn first_packet_time(path: &Path) -> Option<i64> {
-    let map = crate::pcapfile::MappedFile::open(path).ok()?;
-    let mut packets = crate::pcapfile::Packets::new(map.bytes()).ok()?;
+    let map = MappedFile::open(path).ok()?;
+    let mut packets = Packets::new(map.bytes()).ok()?;
     Some(packets.next()?.ok()?.ts)
-}
-
-/// µs since the epoch of a packet header.
-// `timeval` fields are i64 here but narrower on 32-bit targets.
-#[allow(clippy::useless_conversion)]
-pub(crate) fn header_micros(h: &pcap::PacketHeader) -> i64 {
-    i64::from(h.ts.tv_sec)
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(h.ts.tv_usec))
 }

@@ -9,7 +9,7 @@
 //! cannot be right (bad lengths, undefined interface) is
 //! [`FileError::Corrupt`]; both stop that file after the packets before it.
 
-use crate::source::Frame;
+use super::frame::Frame;
 use pcap_parser::nom;
 use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
 use pcap_parser::{PcapError, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};

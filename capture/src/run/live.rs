@@ -9,14 +9,13 @@
 
 use crate::decode::{Decoded, Decoder};
 use crate::detect::Detectors;
+use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
-use crate::objects::EventEnv;
-use crate::pipeline::{
+use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
     shard, sink_loop, stats_event,
 };
-use crate::source::{Frame, header_micros};
-use crate::worker::{Worker, WorkerCounters, WorkerLimits};
+use crate::source::Frame;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use eve::{Event, EventSink, Stats, Timestamp};
 use std::path::{Path, PathBuf};
@@ -440,4 +439,13 @@ pub(crate) fn run_pipe(
         path: path.to_path_buf(),
     };
     run_with(&mut source, settings, detectors, sink, None)
+}
+
+/// µs since the epoch of a packet header.
+// `timeval` fields are i64 here but narrower on 32-bit targets.
+#[allow(clippy::useless_conversion)]
+fn header_micros(h: &pcap::PacketHeader) -> i64 {
+    i64::from(h.ts.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(h.ts.tv_usec))
 }

@@ -5,17 +5,21 @@
 //! order; time is packet time (offline) or the capture clock (live), passed
 //! in with each packet and each tick.
 
-use crate::app::{AppConnection, AppLimits, AppStats};
+use super::alert::{Subject, alert_event};
+use super::counters::{WorkerCounters, add_stream};
+use super::emitter::ObjectEmitter;
+use super::env::{EventEnv, SEC, ts};
+use super::tcp::{OpenConn, TcpConn};
+use crate::app::AppLimits;
 use crate::config::CaptureConfig;
 use crate::decode::{Decoded, TcpMeta, Transport};
 use crate::detect::{FlowScan, FlowView};
 use crate::flow::{Endpoint, FlowKey, client_of};
-use crate::object::ObjectSink;
-use crate::objects::{EventEnv, ObjectCounters, ObjectEmitter, ObjectTracker};
-use crate::reassembly::{Chunk, Limits, Stream, StreamCounters};
+use crate::object::AppProto;
+use crate::reassembly::Limits;
 use eve::{
-    AlertEvent, Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
-    NetworkFields, Proto, Stats, TcpInfo, Timestamp,
+    Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState, NetworkFields,
+    Proto, TcpInfo, Timestamp,
 };
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -29,83 +33,6 @@ type FlowTable = HashMap<FlowKey, Flow, FlowHasher>;
 fn random_hasher() -> FlowHasher {
     use std::hash::BuildHasher;
     FlowHasher::with_seed(std::collections::hash_map::RandomState::new().hash_one(0u64))
-}
-
-const SEC: i64 = 1_000_000;
-
-/// Worker counters, turned into `stats` sections.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct WorkerCounters {
-    pub packets: u64,
-    pub flows_created: u64,
-    pub flows_tcp: u64,
-    pub flows_udp: u64,
-    pub flows_closed: u64,
-    pub flows_timed_out: u64,
-    pub flows_evicted: u64,
-    pub flows_shutdown: u64,
-    pub flow_updates: u64,
-    pub flow_alerts: u64,
-    pub midstream: u64,
-    pub stream: StreamCounters,
-    pub objects: ObjectCounters,
-    /// App-layer counters of ended TCP flows (flows by protocol, parser
-    /// fallbacks, resyncs…).
-    pub app: AppStats,
-    /// Ended TCP flows whose protocol was never decided (no payload).
-    pub app_none: u64,
-    pub memcap_peak: usize,
-}
-
-impl WorkerCounters {
-    /// Add these counters into `stats`.
-    pub fn add_to(&self, stats: &mut Stats) {
-        let s = &self.stream;
-        for (section, key, n) in [
-            ("flow", "created", self.flows_created),
-            ("flow", "tcp", self.flows_tcp),
-            ("flow", "udp", self.flows_udp),
-            ("flow", "closed", self.flows_closed),
-            ("flow", "timed_out", self.flows_timed_out),
-            ("flow", "evicted", self.flows_evicted),
-            ("flow", "shutdown", self.flows_shutdown),
-            ("flow", "updates", self.flow_updates),
-            ("tcp", "midstream", self.midstream),
-            ("tcp", "gaps", s.gaps),
-            ("tcp", "gap_bytes", s.gap_bytes),
-            ("tcp", "duplicates", s.duplicates),
-            ("tcp", "overlaps", s.overlaps),
-            ("tcp", "out_of_order", s.out_of_order),
-            ("tcp", "stream_ooo_limit", s.ooo_limit),
-            ("tcp", "reassembly_memcap_drops", s.memcap),
-            ("tcp", "out_of_window", s.out_of_window),
-            ("files", "objects", self.objects.objects),
-            ("files", "bytes", self.objects.object_bytes),
-            ("files", "with_gaps", self.objects.objects_with_gaps),
-            ("files", "truncated", self.objects.truncated),
-            ("detect", "object_alerts", self.objects.alerts),
-            ("detect", "flow_alerts", self.flow_alerts),
-        ] {
-            stats.add(section, key, n);
-        }
-        for (name, n) in self.app.counters().filter(|(_, n)| *n > 0) {
-            stats.add("app", name, n);
-        }
-        if self.app_none > 0 {
-            stats.add("app", "none", self.app_none);
-        }
-    }
-}
-
-fn add_stream(acc: &mut StreamCounters, s: &StreamCounters) {
-    acc.gaps += s.gaps;
-    acc.gap_bytes += s.gap_bytes;
-    acc.duplicates += s.duplicates;
-    acc.overlaps += s.overlaps;
-    acc.out_of_order += s.out_of_order;
-    acc.ooo_limit += s.ooo_limit;
-    acc.memcap += s.memcap;
-    acc.out_of_window += s.out_of_window;
 }
 
 /// Worker limits derived from the sensor-wide configuration.
@@ -141,16 +68,6 @@ impl WorkerLimits {
     }
 }
 
-struct TcpConn {
-    streams: [Stream; 2],
-    app: AppConnection,
-    objects: ObjectTracker,
-    /// Direction closed (FIN reached or RST).
-    done: [bool; 2],
-    gaps: bool,
-    midstream: bool,
-}
-
 struct FlowSlot {
     detector: &'static str,
     scan: Box<dyn FlowScan>,
@@ -174,7 +91,7 @@ struct Flow {
     tcp: Option<Box<TcpConn>>,
     scans: Vec<FlowSlot>,
     next_progress: u64,
-    meta_sig: (Option<&'static str>, bool),
+    meta_sig: (Option<AppProto>, bool),
     /// Direction (0 to server, 1 to client) of the last packet with payload.
     payload_dir: Option<usize>,
 }
@@ -187,17 +104,6 @@ impl Flow {
             Direction::ToClient
         }
     }
-}
-
-fn ix(d: Direction) -> usize {
-    match d {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
-fn ts(micros: i64) -> Timestamp {
-    Timestamp::from_unix_micros(micros)
 }
 
 /// Packet time to [`Timestamp`] on the per-packet path: the calendar
@@ -371,30 +277,37 @@ impl<'e> Worker<'e> {
 
     /// Evict the out-of-order buffer of direction `d` of `flow`.
     fn evict_buffer(&mut self, flow: &mut Flow, d: usize) {
-        let Some(conn) = flow.tcp.as_mut() else {
-            return;
-        };
+        let at = ts(self.now);
+        if let Some(mut conn) = self.open_conn(flow, at) {
+            conn.evict_buffer(Direction::BOTH[d]);
+        }
+    }
+
+    /// `flow`'s TCP connection opened for one call into it, its objects'
+    /// events stamped `at`; `None` for a UDP flow.
+    fn open_conn<'w>(&'w mut self, flow: &'w mut Flow, at: Timestamp) -> Option<OpenConn<'w>> {
         let TcpConn {
             streams,
             app,
             objects,
+            done,
             ..
-        } = &mut **conn;
-        let mut emitter = ObjectEmitter {
-            tracker: objects,
-            env: &self.env,
-            net: &flow.net,
-            id_base: &flow.id_base,
-            ts: ts(self.now),
-            out: &mut self.out,
-            counters: &mut self.counters.objects,
-        };
-        let dir = if d == 0 {
-            Direction::ToServer
-        } else {
-            Direction::ToClient
-        };
-        streams[d].evict_buffer(&mut self.reasm, &mut |c| feed(app, dir, c, &mut emitter));
+        } = flow.tcp.as_deref_mut()?;
+        Some(OpenConn {
+            streams,
+            app,
+            done,
+            reasm: &mut self.reasm,
+            emitter: ObjectEmitter::new(
+                objects,
+                &self.env,
+                &flow.net,
+                &flow.id_base,
+                at,
+                &mut self.out,
+                &mut self.counters.objects,
+            ),
+        })
     }
 
     /// The flow table, leaving an empty one (no allocation) in its place.
@@ -482,14 +395,7 @@ impl<'e> Worker<'e> {
                 if midstream {
                     self.counters.midstream += 1;
                 }
-                Some(Box::new(TcpConn {
-                    streams: [Stream::new(), Stream::new()],
-                    app: AppConnection::new(&self.app_limits, midstream),
-                    objects: ObjectTracker::default(),
-                    done: [false; 2],
-                    gaps: false,
-                    midstream,
-                }))
+                Some(Box::new(TcpConn::new(&self.app_limits, midstream)))
             }
             Transport::Udp => {
                 self.counters.flows_udp += 1;
@@ -538,7 +444,7 @@ impl<'e> Worker<'e> {
 
     fn update_flow(&mut self, flow: &mut Flow, t: i64, p: &Decoded, payload: &[u8]) {
         let dir = flow.dir_of(p);
-        let d = ix(dir);
+        let d = dir.index();
         flow.last = flow.last.max(t);
         flow.pkts[d] += 1;
         flow.bytes[d] += u64::from(p.ip_len);
@@ -570,53 +476,12 @@ impl<'e> Worker<'e> {
         m: &TcpMeta,
         payload: &[u8],
     ) {
-        let Some(conn) = flow.tcp.as_mut() else {
+        let at = self.stamps.at(t);
+        let Some(mut conn) = self.open_conn(flow, at) else {
             return;
         };
-        let TcpConn {
-            streams,
-            app,
-            objects,
-            done,
-            ..
-        } = &mut **conn;
-        let mut emitter = ObjectEmitter {
-            tracker: objects,
-            env: &self.env,
-            net: &flow.net,
-            id_base: &flow.id_base,
-            ts: self.stamps.at(t),
-            out: &mut self.out,
-            counters: &mut self.counters.objects,
-        };
-        let d = ix(dir);
-        let o = 1 - d;
-        let reasm = &mut self.reasm;
-        if m.rst {
-            for (i, dd) in [(0, Direction::ToServer), (1, Direction::ToClient)] {
-                if !done[i] {
-                    streams[i].close(reasm, &mut |c| feed(app, dd, c, &mut emitter));
-                    app.close(dd, false, &mut emitter);
-                    done[i] = true;
-                }
-            }
-        } else {
-            if !done[d] {
-                streams[d].segment(m.seq, m.syn, m.fin, payload, reasm, &mut |c| {
-                    feed(app, dir, c, &mut emitter)
-                });
-                if streams[d].finished() {
-                    streams[d].close(reasm, &mut |c| feed(app, dir, c, &mut emitter));
-                    app.close(dir, true, &mut emitter);
-                    done[d] = true;
-                }
-            }
-            if m.ack && !done[o] {
-                let odir = dir.reverse();
-                streams[o].peer_ack(m.ack_no, reasm, &mut |c| feed(app, odir, c, &mut emitter));
-            }
-        }
-        if done[0] && done[1] {
+        conn.segment(dir, m, payload);
+        if conn.closed() {
             flow.state = FlowState::Closed;
             flow.closed_at = Some(t);
         }
@@ -661,15 +526,18 @@ impl<'e> Worker<'e> {
             }
         }
         for (detector, f) in findings {
-            let mut body = AlertEvent::new(
-                eve::Alert::new(f.signature, f.signature_id, f.category, f.severity),
-                f.evidence,
+            let subject = Subject::Flow {
+                tls: flow.tcp.as_ref().and_then(|c| c.app.meta().tls.clone()),
+            };
+            let ev = alert_event(
+                &self.env,
+                ts(t),
+                flow.net.clone(),
+                &flow.id_base,
+                detector,
+                f,
+                subject,
             );
-            body.tls = flow.tcp.as_ref().and_then(|c| c.app.meta().tls.clone());
-            let name = format!("{}|flowalert|{detector}", flow.id_base);
-            let ev = Event::with_derived_id(ts(t), EventKind::Alert(Box::new(body)), &name)
-                .sensor(self.env.sensor_id)
-                .network(flow.net.clone());
             self.counters.flow_alerts += 1;
             self.out.push(ev);
         }
@@ -692,38 +560,18 @@ impl<'e> Worker<'e> {
             FlowReason::Closed => self.counters.flows_closed += 1,
             FlowReason::Forced | FlowReason::Update => {}
         }
+        if let Some(mut conn) = self.open_conn(&mut flow, ts(t)) {
+            conn.close_unfinished();
+        }
         if let Some(conn) = flow.tcp.as_mut() {
-            let TcpConn {
-                streams,
-                app,
-                objects,
-                done,
-                gaps,
-                ..
-            } = &mut **conn;
-            let mut emitter = ObjectEmitter {
-                tracker: objects,
-                env: &self.env,
-                net: &flow.net,
-                id_base: &flow.id_base,
-                ts: ts(t),
-                out: &mut self.out,
-                counters: &mut self.counters.objects,
-            };
-            for (i, dd) in [(0, Direction::ToServer), (1, Direction::ToClient)] {
-                if !done[i] {
-                    let reasm = &mut self.reasm;
-                    streams[i].close(reasm, &mut |c| feed(app, dd, c, &mut emitter));
-                    app.close(dd, false, &mut emitter);
-                    done[i] = true;
-                }
-                add_stream(&mut self.counters.stream, &streams[i].counters);
-                *gaps |= streams[i].counters.gaps > 0;
+            for s in &conn.streams {
+                add_stream(&mut self.counters.stream, &s.counters);
+                conn.gaps |= s.counters.gaps > 0;
             }
-            if app.meta().app_proto.is_none() {
+            if conn.app.meta().app_proto.is_none() {
                 self.counters.app_none += 1;
             }
-            self.counters.app.merge(&app.stats());
+            self.counters.app.merge(&conn.app.stats());
         }
         self.progress(&mut flow, t, true);
         let ev = self.flow_event(&mut flow, reason, "flow|end".to_string());
@@ -773,13 +621,6 @@ impl<'e> Worker<'e> {
         )
         .sensor(self.env.sensor_id)
         .network(flow.net.clone())
-    }
-}
-
-fn feed(app: &mut AppConnection, dir: Direction, c: Chunk<'_>, out: &mut dyn ObjectSink) {
-    match c {
-        Chunk::Data(b) => app.data(dir, b, out),
-        Chunk::Gap(n) => app.gap(dir, n, out),
     }
 }
 

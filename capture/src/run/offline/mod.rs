@@ -21,15 +21,14 @@ mod chunks;
 
 use crate::decode::Decoder;
 use crate::detect::Detectors;
+use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
-use crate::objects::EventEnv;
-use crate::pcapfile::{MappedFile, Packets, Window};
-use crate::pipeline::{
+use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
     shard, sink_loop,
 };
 use crate::source::ordered_inputs;
-use crate::worker::{Worker, WorkerCounters, WorkerLimits};
+use crate::source::pcapfile::{MappedFile, Packets, Window};
 use crossbeam_channel::{Sender, bounded};
 use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
@@ -292,7 +291,7 @@ pub fn run_offline(
                 path: stream.clone(),
             });
         }
-        return crate::live::run_pipe(stream, settings, detectors, sink);
+        return crate::run::live::run_pipe(stream, settings, detectors, sink);
     }
     for p in inputs.iter().filter(|p| p.is_dir()) {
         std::fs::read_dir(p).map_err(|source| CaptureError::List {

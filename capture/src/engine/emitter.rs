@@ -1,34 +1,17 @@
 //! The engine's [`ObjectSink`]: hashes each object, feeds it to the
-//! detectors, and turns it into `fileinfo` (and `alert`) events.
+//! object detectors, and turns it into a `fileinfo` event (and their
+//! findings into `alert` events, through [`super::alert`]).
 
-use crate::detect::{Detectors, Finding, ObjectScan};
-use crate::object::{ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink};
+use super::alert::{Subject, alert_event};
+use super::counters::ObjectCounters;
+use super::env::EventEnv;
+use crate::detect::{Finding, ObjectScan};
+use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink};
 use eve::{
-    AlertEvent, Direction, Event, EventKind, FileInfo, FileState, FileinfoEvent, NetworkFields,
-    Timestamp, WeightFormat,
+    Direction, Event, EventKind, FileInfo, FileState, FileinfoEvent, NetworkFields, Timestamp,
+    WeightFormat,
 };
 use sha2::{Digest, Sha256};
-
-/// What every worker shares to build events.
-#[derive(Clone)]
-pub(crate) struct EventEnv<'a> {
-    /// Written into every event.
-    pub sensor_id: &'a str,
-    /// The detector set.
-    pub detectors: &'a Detectors,
-    /// Whether to compute SHA-256 of objects.
-    pub file_hash: bool,
-}
-
-/// Object counters of a worker (`files.*` in stats).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ObjectCounters {
-    pub objects: u64,
-    pub object_bytes: u64,
-    pub objects_with_gaps: u64,
-    pub truncated: u64,
-    pub alerts: u64,
-}
 
 struct ScanSlot {
     detector: &'static str,
@@ -76,66 +59,83 @@ impl OpenObject {
 
 /// The objects open in one TCP connection (at most one per direction).
 #[derive(Default)]
-pub(crate) struct ObjectTracker {
+pub(super) struct ObjectTracker {
     open: [Option<OpenObject>; 2],
     next_index: u32,
 }
 
-fn slot(dir: Direction) -> usize {
-    match dir {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
 /// An [`ObjectSink`] for one call into the app layer: the tracker plus what
 /// is needed to write events.
-pub(crate) struct ObjectEmitter<'a> {
-    pub tracker: &'a mut ObjectTracker,
-    pub env: &'a EventEnv<'a>,
-    pub net: &'a NetworkFields,
-    pub id_base: &'a str,
-    pub ts: Timestamp,
-    pub out: &'a mut Vec<Event>,
-    pub counters: &'a mut ObjectCounters,
+pub(super) struct ObjectEmitter<'a> {
+    tracker: &'a mut ObjectTracker,
+    env: &'a EventEnv<'a>,
+    net: &'a NetworkFields,
+    id_base: &'a str,
+    ts: Timestamp,
+    out: &'a mut Vec<Event>,
+    counters: &'a mut ObjectCounters,
 }
 
-impl ObjectEmitter<'_> {
-    fn event(&self, kind: EventKind, name: String, app_proto: &str) -> Event {
+impl<'a> ObjectEmitter<'a> {
+    /// The emitter of one flow's objects: events at `ts` on the flow `net`,
+    /// with ids derived from `id_base`, pushed to `out`.
+    pub fn new(
+        tracker: &'a mut ObjectTracker,
+        env: &'a EventEnv<'a>,
+        net: &'a NetworkFields,
+        id_base: &'a str,
+        ts: Timestamp,
+        out: &'a mut Vec<Event>,
+        counters: &'a mut ObjectCounters,
+    ) -> Self {
+        ObjectEmitter {
+            tracker,
+            env,
+            net,
+            id_base,
+            ts,
+            out,
+            counters,
+        }
+    }
+
+    /// The flow's network fields, with the object's protocol when the flow
+    /// has none yet.
+    fn net_of(&self, app_proto: AppProto) -> NetworkFields {
         let mut net = self.net.clone();
-        if net.app_proto.is_none() && !app_proto.is_empty() {
+        if net.app_proto.is_none() {
             net.app_proto = Some(app_proto.to_string());
         }
-        Event::with_derived_id(self.ts, kind, &format!("{}|{name}", self.id_base))
-            .sensor(self.env.sensor_id)
-            .network(net)
+        net
     }
 
     fn alert(&mut self, dir: Direction, detector: &str, finding: Finding) {
-        let Some(o) = self.tracker.open[slot(dir)].as_ref() else {
+        let Some(o) = self.tracker.open[dir.index()].as_ref() else {
             return;
         };
-        let mut body = AlertEvent::new(
-            eve::Alert::new(
-                finding.signature,
-                finding.signature_id,
-                finding.category,
-                finding.severity,
-            ),
-            finding.evidence,
+        let subject = Subject::Object {
+            index: o.index,
+            // A snapshot: the object may still be running (size so far, no hash).
+            fileinfo: o.info(dir, FileState::Truncated, None),
+            http: o.meta.http.clone(),
+            tls: o.meta.tls.clone(),
+        };
+        let net = self.net_of(o.meta.app_proto);
+        let ev = alert_event(
+            self.env,
+            self.ts,
+            net,
+            self.id_base,
+            detector,
+            finding,
+            subject,
         );
-        // A snapshot: the object may still be running (size so far, no hash).
-        body.fileinfo = Some(o.info(dir, FileState::Truncated, None));
-        body.http = o.meta.http.clone();
-        body.tls = o.meta.tls.clone();
-        let name = format!("alert|{}|{detector}", o.index);
-        let ev = self.event(EventKind::Alert(Box::new(body)), name, o.meta.app_proto);
         self.counters.alerts += 1;
         self.out.push(ev);
     }
 
     fn begin(&mut self, dir: Direction, meta: ObjectMeta) {
-        if self.tracker.open[slot(dir)].is_some() {
+        if self.tracker.open[dir.index()].is_some() {
             self.end(dir, ObjectEnd::Truncated);
         }
         let index = self.tracker.next_index;
@@ -154,7 +154,7 @@ impl ObjectEmitter<'_> {
             })
             .collect();
         self.counters.objects += 1;
-        self.tracker.open[slot(dir)] = Some(OpenObject {
+        self.tracker.open[dir.index()] = Some(OpenObject {
             meta,
             index,
             size: 0,
@@ -165,7 +165,7 @@ impl ObjectEmitter<'_> {
     }
 
     fn data(&mut self, dir: Direction, bytes: &[u8]) {
-        let Some(o) = self.tracker.open[slot(dir)].as_mut() else {
+        let Some(o) = self.tracker.open[dir.index()].as_mut() else {
             return;
         };
         let offset = o.size + o.gap_bytes;
@@ -189,7 +189,7 @@ impl ObjectEmitter<'_> {
     }
 
     fn gap(&mut self, dir: Direction, len: u64) {
-        let Some(o) = self.tracker.open[slot(dir)].as_mut() else {
+        let Some(o) = self.tracker.open[dir.index()].as_mut() else {
             return;
         };
         o.gap_bytes += len;
@@ -199,7 +199,7 @@ impl ObjectEmitter<'_> {
     }
 
     fn end(&mut self, dir: Direction, end: ObjectEnd) {
-        let Some(o) = self.tracker.open[slot(dir)].as_mut() else {
+        let Some(o) = self.tracker.open[dir.index()].as_mut() else {
             return;
         };
         let mut findings = Vec::new();
@@ -212,7 +212,7 @@ impl ObjectEmitter<'_> {
         for (d, f) in findings {
             self.alert(dir, d, f);
         }
-        let Some(mut o) = self.tracker.open[slot(dir)].take() else {
+        let Some(mut o) = self.tracker.open[dir.index()].take() else {
             return;
         };
         let state = match end {
@@ -231,8 +231,10 @@ impl ObjectEmitter<'_> {
             http: o.meta.http.clone(),
             tls: o.meta.tls.clone(),
         };
-        let name = format!("fileinfo|{}", o.index);
-        let ev = self.event(EventKind::Fileinfo(body), name, o.meta.app_proto);
+        let name = format!("{}|fileinfo|{}", self.id_base, o.index);
+        let ev = Event::with_derived_id(self.ts, EventKind::Fileinfo(body), &name)
+            .sensor(self.env.sensor_id)
+            .network(self.net_of(o.meta.app_proto));
         self.out.push(ev);
     }
 }
@@ -249,7 +251,7 @@ impl ObjectSink for ObjectEmitter<'_> {
 }
 
 /// Lower-case hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

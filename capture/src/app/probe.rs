@@ -1,6 +1,8 @@
 //! Protocol detection by content, on any port, from the first bytes of a
 //! direction.
 
+use crate::object::AppProto;
+
 /// Most bytes of one direction buffered before deciding. Request lines with
 /// long (presigned) URLs still fit; a longer one is HTTP only when its method
 /// is a well-known one.
@@ -22,19 +24,6 @@ pub(crate) const KNOWN_METHODS: [&[u8]; 9] = [
 /// Largest TLS record length (2^14 plus the largest permitted expansion).
 pub(crate) const TLS_MAX_RECORD: usize = 16384 + 2048;
 
-/// What a direction's first bytes look like.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Detected {
-    /// An HTTP/1.x request or response.
-    Http,
-    /// A TLS handshake record.
-    Tls,
-    /// An SSH identification string.
-    Ssh,
-    /// Anything else.
-    Raw,
-}
-
 /// Whether a prefix matches a protocol, cannot, or needs more bytes to say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
@@ -43,14 +32,15 @@ enum Verdict {
     Maybe,
 }
 
-/// Decide the protocol of a direction from its first bytes; `None` means
-/// "need more". At `DETECT_MAX` bytes the answer is always decided.
-pub(crate) fn detect(buf: &[u8]) -> Option<Detected> {
-    let checks: [(Verdict, Detected); 4] = [
-        (tls(buf), Detected::Tls),
-        (ssh(buf), Detected::Ssh),
-        (http_response(buf), Detected::Http),
-        (http_request(buf), Detected::Http),
+/// Decide the protocol of a direction from its first bytes (an HTTP/1.x
+/// request or response, a TLS handshake record, an SSH identification
+/// string, else raw); `None` means "need more". At `DETECT_MAX` bytes the answer is always decided.
+pub(crate) fn detect(buf: &[u8]) -> Option<AppProto> {
+    let checks: [(Verdict, AppProto); 4] = [
+        (tls(buf), AppProto::Tls),
+        (ssh(buf), AppProto::Ssh),
+        (http_response(buf), AppProto::Http),
+        (http_request(buf), AppProto::Http),
     ];
     if let Some((_, d)) = checks.iter().find(|(v, _)| *v == Verdict::Yes) {
         return Some(*d);
@@ -59,10 +49,10 @@ pub(crate) fn detect(buf: &[u8]) -> Option<Detected> {
         && checks[3].0 == Verdict::Maybe
         && KNOWN_METHODS.iter().any(|m| buf.starts_with(m))
     {
-        return Some(Detected::Http);
+        return Some(AppProto::Http);
     }
     if checks.iter().all(|(v, _)| *v == Verdict::No) || buf.len() >= DETECT_MAX {
-        return Some(Detected::Raw);
+        return Some(AppProto::Raw);
     }
     None
 }
@@ -170,21 +160,21 @@ mod tests {
 
     #[test]
     fn decides_each_protocol_and_waits_for_more() {
-        assert_eq!(detect(b"GET / HTTP/1.1\r\n"), Some(Detected::Http));
-        assert_eq!(detect(b"M-SEARCH * HTTP/1.1\r\n"), Some(Detected::Http));
+        assert_eq!(detect(b"GET / HTTP/1.1\r\n"), Some(AppProto::Http));
+        assert_eq!(detect(b"M-SEARCH * HTTP/1.1\r\n"), Some(AppProto::Http));
         assert_eq!(detect(b"GET /a"), None);
-        assert_eq!(detect(b"GET /a HTTP/2"), Some(Detected::Raw));
-        assert_eq!(detect(b"HTTP/1.0 200 OK"), Some(Detected::Http));
+        assert_eq!(detect(b"GET /a HTTP/2"), Some(AppProto::Raw));
+        assert_eq!(detect(b"HTTP/1.0 200 OK"), Some(AppProto::Http));
         assert_eq!(detect(b"HTT"), None);
-        assert_eq!(detect(b"SSH-2.0-x"), Some(Detected::Ssh));
-        assert_eq!(detect(&[0x16, 3, 1, 0, 200, 1]), Some(Detected::Tls));
-        assert_eq!(detect(&[0x16, 3, 1, 0xff, 0xff, 1]), Some(Detected::Raw));
+        assert_eq!(detect(b"SSH-2.0-x"), Some(AppProto::Ssh));
+        assert_eq!(detect(&[0x16, 3, 1, 0, 200, 1]), Some(AppProto::Tls));
+        assert_eq!(detect(&[0x16, 3, 1, 0xff, 0xff, 1]), Some(AppProto::Raw));
         assert_eq!(detect(&[0x16, 3]), None);
-        assert_eq!(detect(b"\x00\x01binary"), Some(Detected::Raw));
-        assert_eq!(detect(b"get / HTTP/1.1"), Some(Detected::Raw));
+        assert_eq!(detect(b"\x00\x01binary"), Some(AppProto::Raw));
+        assert_eq!(detect(b"get / HTTP/1.1"), Some(AppProto::Raw));
         let long = [b"GET /".as_slice(), &[b'a'; DETECT_MAX]].concat();
-        assert_eq!(detect(&long), Some(Detected::Http));
+        assert_eq!(detect(&long), Some(AppProto::Http));
         let long = [b"FOO /".as_slice(), &[b'a'; DETECT_MAX]].concat();
-        assert_eq!(detect(&long), Some(Detected::Raw));
+        assert_eq!(detect(&long), Some(AppProto::Raw));
     }
 }

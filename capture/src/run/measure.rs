@@ -6,7 +6,7 @@
 //! figures come from `/proc/self`); elsewhere they read as zero.
 
 use crate::detect::Detectors;
-use crate::pipeline::{CaptureError, Settings};
+use crate::run::pipeline::{CaptureError, Settings};
 use eve::sink::memory::CountingSink;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,7 +53,7 @@ pub fn replay(
             }
             peak
         });
-        let summary = crate::run_offline(
+        let summary = crate::run::offline::run_offline(
             std::slice::from_ref(&file.to_path_buf()),
             settings,
             detectors,

@@ -21,8 +21,8 @@
 
 use crate::decode::{Decoded, Decoder, Peek};
 use crate::flow::FlowKey;
-use crate::pcapfile::{MappedFile, Packets, Paused, Window};
-use crate::pipeline::{FileReport, ReaderCounters, RunControl, shard};
+use crate::run::pipeline::{FileReport, ReaderCounters, RunControl, shard};
+use crate::source::pcapfile::{MappedFile, Packets, Paused, Window};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -1,0 +1,72 @@
+//! The one place where a detector's finding becomes an `alert` event: the
+//! alert body, what it is attached to, and its derived id.
+
+use super::env::EventEnv;
+use crate::detect::Finding;
+use eve::{AlertEvent, Event, EventKind, FileInfo, HttpInfo, NetworkFields, Timestamp, TlsInfo};
+
+/// What an alert is about, besides its flow.
+// Built once per alert and moved straight into it: boxing the large
+// variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Subject {
+    /// A flow detector's finding on the whole flow.
+    Flow {
+        /// The flow's TLS metadata, if any.
+        tls: Option<TlsInfo>,
+    },
+    /// An object detector's finding on the object with this index in its
+    /// connection.
+    Object {
+        /// The object's index in its connection.
+        index: u32,
+        /// A snapshot of the object (it may still be running).
+        fileinfo: FileInfo,
+        /// The HTTP transaction that carried it.
+        http: Option<HttpInfo>,
+        /// The TLS metadata of its direction.
+        tls: Option<TlsInfo>,
+    },
+}
+
+/// The `alert` event of `finding` by `detector` about `subject`, at `at`,
+/// on the flow `net` whose event ids derive from `id_base`.
+pub(super) fn alert_event(
+    env: &EventEnv<'_>,
+    at: Timestamp,
+    net: NetworkFields,
+    id_base: &str,
+    detector: &str,
+    finding: Finding,
+    subject: Subject,
+) -> Event {
+    let mut body = AlertEvent::new(
+        eve::Alert::new(
+            finding.signature,
+            finding.signature_id,
+            finding.category,
+            finding.severity,
+        ),
+        finding.evidence,
+    );
+    let name = match subject {
+        Subject::Flow { tls } => {
+            body.tls = tls;
+            format!("{id_base}|flowalert|{detector}")
+        }
+        Subject::Object {
+            index,
+            fileinfo,
+            http,
+            tls,
+        } => {
+            body.fileinfo = Some(fileinfo);
+            body.http = http;
+            body.tls = tls;
+            format!("{id_base}|alert|{index}|{detector}")
+        }
+    };
+    Event::with_derived_id(at, EventKind::Alert(Box::new(body)), &name)
+        .sensor(env.sensor_id)
+        .network(net)
+}

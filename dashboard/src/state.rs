@@ -1,0 +1,123 @@
+//! What every handler shares: the store, the settings, live updates to
+//! stream subscribers, the rate limiters, and the clock.
+
+use crate::config::DashboardConfig;
+use crate::error::ApiError;
+use crate::store::{ChartSpan, Overview, Store, StoreResult};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// A live update for `/api/v1/stream` subscribers.
+#[derive(Clone, Debug)]
+pub struct LiveMsg {
+    /// SSE event name: `alert` or `status`.
+    pub kind: &'static str,
+    /// JSON payload.
+    pub data: Arc<str>,
+}
+
+/// State shared by all handlers.
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Settings.
+    pub cfg: DashboardConfig,
+    /// Live updates; `None` once shutting down (which ends every stream).
+    live: Mutex<Option<broadcast::Sender<LiveMsg>>>,
+    /// Ingest requests per token.
+    pub ingest_limiter: DefaultKeyedRateLimiter<String>,
+    /// Sign-in attempts per client address and per user name.
+    pub login_limiter: DefaultKeyedRateLimiter<String>,
+    /// The overview's aggregates, reused for [`OVERVIEW_TTL`] (they scan
+    /// the week's alerts, so many open dashboards must not recompute them).
+    overview: Mutex<Option<(std::time::Instant, ChartSpan, Arc<Overview>)>>,
+}
+
+/// How long the overview's aggregates are reused.
+pub const OVERVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl AppState {
+    pub(crate) fn new(store: Arc<dyn Store>, cfg: DashboardConfig) -> Self {
+        let nz = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        let (tx, _) = broadcast::channel(cfg.stream_buffer.max(16));
+        AppState {
+            ingest_limiter: DefaultKeyedRateLimiter::keyed(
+                Quota::per_second(nz(cfg.ingest_requests_per_second))
+                    .allow_burst(nz(cfg.ingest_burst)),
+            ),
+            login_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(nz(
+                cfg.login_attempts_per_minute
+            ))),
+            store,
+            cfg,
+            live: Mutex::new(Some(tx)),
+            overview: Mutex::new(None),
+        }
+    }
+
+    /// The overview aggregates for a chart span, at most [`OVERVIEW_TTL`]
+    /// old.
+    pub async fn overview(self: &Arc<Self>, span: ChartSpan) -> Result<Arc<Overview>, ApiError> {
+        if let Ok(g) = self.overview.lock()
+            && let Some((at, cached_span, o)) = g.as_ref()
+            && *cached_span == span
+            && at.elapsed() < OVERVIEW_TTL
+        {
+            return Ok(o.clone());
+        }
+        let o = Arc::new(self.db(move |s| s.overview(span)).await?);
+        if let Ok(mut g) = self.overview.lock() {
+            *g = Some((std::time::Instant::now(), span, o.clone()));
+        }
+        Ok(o)
+    }
+
+    /// Publish a live update (dropped when nobody listens).
+    pub fn publish(&self, msg: LiveMsg) {
+        if let Ok(guard) = self.live.lock()
+            && let Some(tx) = guard.as_ref()
+        {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Subscribe to live updates; `None` when shutting down.
+    pub fn subscribe(&self) -> Option<broadcast::Receiver<LiveMsg>> {
+        self.live.lock().ok()?.as_ref().map(|tx| tx.subscribe())
+    }
+
+    /// Subscribers connected now.
+    pub fn subscribers(&self) -> usize {
+        self.live
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|tx| tx.receiver_count()))
+            .unwrap_or(0)
+    }
+
+    /// End every live stream (at shutdown).
+    pub(crate) fn close_streams(&self) {
+        if let Ok(mut g) = self.live.lock() {
+            g.take();
+        }
+    }
+
+    /// Run a store call on the blocking pool.
+    pub async fn db<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

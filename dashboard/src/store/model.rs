@@ -1,0 +1,442 @@
+//! The store's value types: what goes in, what comes out, and its errors.
+
+use crate::auth::Scope;
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON document did not parse (corruption or a foreign writer).
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The database was written by a newer weightwatch.
+    #[error("database schema version {found} is newer than this program's {supported}")]
+    TooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// A lock was poisoned by a panic in another thread.
+    #[error("store lock poisoned")]
+    Poisoned,
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One validated event ready to be stored.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// The parsed event (for the indexed columns).
+    pub event: eve::Event,
+    /// The JSON document as ingested (after prompt truncation/redaction).
+    pub body: String,
+}
+
+/// What one ingest batch did.
+#[derive(Clone, Debug, Default)]
+pub struct IngestOutcome {
+    /// Events stored for the first time.
+    pub accepted: usize,
+    /// Events whose `event_id` was already stored (or repeated in the batch).
+    pub duplicates: usize,
+    /// The alerts among the accepted events, as stored (for live updates).
+    pub new_alerts: Vec<StoredAlert>,
+}
+
+/// Triage state of an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not looked at yet.
+    New,
+    /// An analyst is on it.
+    Investigating,
+    /// Dealt with.
+    Resolved,
+    /// Not a real problem.
+    FalsePositive,
+}
+
+impl Status {
+    /// Every status, in workflow order.
+    pub const ALL: [Status; 4] = [
+        Status::New,
+        Status::Investigating,
+        Status::Resolved,
+        Status::FalsePositive,
+    ];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Investigating => "investigating",
+            Status::Resolved => "resolved",
+            Status::FalsePositive => "false_positive",
+        }
+    }
+
+    /// Words for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::New => "New",
+            Status::Investigating => "Investigating",
+            Status::Resolved => "Resolved",
+            Status::FalsePositive => "False positive",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown status {s:?} (new, investigating, resolved, false_positive)")
+            })
+    }
+}
+
+/// An alert as stored: its row id, triage status and the event as ingested.
+#[derive(Clone, Debug)]
+pub struct StoredAlert {
+    /// Row id (stable, used in URLs).
+    pub id: i64,
+    /// Triage status.
+    pub status: String,
+    /// The event JSON as ingested.
+    pub body: String,
+}
+
+impl StoredAlert {
+    /// The event as ingested plus `id` and `status`, as the read API answers.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("id".into(), self.id.into());
+            m.insert("status".into(), self.status.clone().into());
+        }
+        v
+    }
+}
+
+/// Filters of the alert list (all optional; combined with AND).
+#[derive(Clone, Debug, Default)]
+pub struct AlertFilter {
+    /// Alerts at or after this time (Unix microseconds).
+    pub from: Option<i64>,
+    /// Alerts before this time (Unix microseconds).
+    pub to: Option<i64>,
+    /// Alert category (`weights_format`, …).
+    pub category: Option<String>,
+    /// Severity 1..=3.
+    pub severity: Option<u8>,
+    /// Triage status.
+    pub status: Option<Status>,
+    /// Sensor id.
+    pub sensor: Option<String>,
+    /// Source address.
+    pub src: Option<String>,
+    /// Destination address.
+    pub dest: Option<String>,
+    /// Account id (analyzer alerts, and cluster members).
+    pub account: Option<String>,
+    /// Free text, matched case-insensitively against signature, names, URLs,
+    /// file names, accounts.
+    pub text: Option<String>,
+    /// Continue after this position (from a previous page's `next_cursor`).
+    pub cursor: Option<Cursor>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// A position in the newest-first alert order: (timestamp, id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// Alert timestamp, Unix microseconds.
+    pub ts: i64,
+    /// Alert row id.
+    pub id: i64,
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.ts, self.id)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("malformed cursor {s:?}");
+        let (ts, id) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Cursor {
+            ts: ts.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One page of alerts.
+#[derive(Clone, Debug, Default)]
+pub struct AlertPage {
+    /// Newest first.
+    pub alerts: Vec<StoredAlert>,
+    /// Where the next page starts, when there may be one.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// An alert with the events of its flow.
+#[derive(Clone, Debug)]
+pub struct AlertDetail {
+    /// The alert.
+    pub alert: StoredAlert,
+    /// `flow` events of the same flow (same sensor and flow id, or same Community ID).
+    pub flows: Vec<String>,
+    /// `fileinfo` events of the same flow.
+    pub files: Vec<String>,
+    /// Analyst actions on this alert, oldest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// An analyst's verdict on a distillation alert: its status is `resolved`
+/// (a true positive) or `false_positive`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The alert's row id.
+    pub alert_id: i64,
+    /// Its status: [`Status::Resolved`] or [`Status::FalsePositive`].
+    pub status: Status,
+    /// Audit line id of the triage that set that status: later triages have
+    /// larger ids.
+    pub triaged: i64,
+    /// The accounts it is about: the account of a `distillation` alert, the
+    /// members of a `distillation_cluster` alert.
+    pub accounts: Vec<String>,
+}
+
+/// One line of the append-only audit log.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: i64,
+    /// When (Unix microseconds).
+    pub ts: i64,
+    /// Who: `user:NAME` or `token:ID`.
+    pub actor: String,
+    /// What: `status`, `purge_account`, `login`, …
+    pub action: String,
+    /// The alert acted on, if any.
+    pub alert_id: Option<i64>,
+    /// Free text: old → new status and the note, counts, …
+    pub detail: String,
+}
+
+/// An account seen in analyzer alerts.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountRow {
+    /// The account id.
+    pub account_id: String,
+    /// Distillation score from the newest alert's evidence (`score`).
+    pub score: Option<f64>,
+    /// Cluster the account belongs to.
+    pub cluster_id: Option<String>,
+    /// Distillation alerts stored for it.
+    pub alert_count: i64,
+    /// Newest alert time (Unix microseconds).
+    pub last_ts: i64,
+    /// Row id of the newest distillation alert.
+    pub last_alert: Option<i64>,
+    /// Status of that alert.
+    pub status: Option<String>,
+    /// The distillation features: the `evidence` of the newest alert.
+    pub features: Option<serde_json::Value>,
+}
+
+/// An account with its alerts and cluster.
+#[derive(Clone, Debug)]
+pub struct AccountDetail {
+    /// The account.
+    pub account: AccountRow,
+    /// Its newest distillation alert (features are in the evidence).
+    pub latest: Option<StoredAlert>,
+    /// All its alerts, newest first (bounded).
+    pub alerts: Vec<StoredAlert>,
+    /// Its cluster's members, when it belongs to one.
+    pub members: Vec<String>,
+}
+
+/// A sensor (or analyzer) that sent events.
+#[derive(Clone, Debug, Serialize)]
+pub struct SensorRow {
+    /// The sensor id.
+    pub sensor_id: String,
+    /// Newest event time it reported (Unix microseconds).
+    pub last_event_ts: i64,
+    /// When the dashboard last received from it (Unix microseconds, wall clock).
+    pub last_received: i64,
+    /// Events received from it.
+    pub events: i64,
+    /// Its newest `stats` counters (the `stats` object), if any.
+    pub stats: Option<serde_json::Value>,
+}
+
+impl SensorRow {
+    /// Packets captured and packets dropped (kernel and queue drops), from
+    /// its newest `stats` counters (0 when not reported).
+    pub fn packets_and_drops(&self) -> (u64, u64) {
+        let get = |k: &str| {
+            self.stats
+                .as_ref()
+                .and_then(|s| s.get("capture"))
+                .and_then(|c| c.get(k))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        (
+            get("packets"),
+            get("kernel_drops").saturating_add(get("queue_drops")),
+        )
+    }
+}
+
+/// How much time the overview's chart spans, ending at the newest alert.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ChartSpan {
+    /// The last 24 hours.
+    Day,
+    /// The last 7 days (the default).
+    #[default]
+    Week,
+    /// The last 30 days.
+    Month,
+    /// From the oldest alert to the newest.
+    All,
+}
+
+impl ChartSpan {
+    /// Every span, in the order the page offers them.
+    pub const ALL: [ChartSpan; 4] = [
+        ChartSpan::Day,
+        ChartSpan::Week,
+        ChartSpan::Month,
+        ChartSpan::All,
+    ];
+
+    /// The span named in a query string (`24h`, `7d`, `30d`, `all`).
+    pub fn parse(s: &str) -> Option<ChartSpan> {
+        ChartSpan::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Its name in a query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChartSpan::Day => "24h",
+            ChartSpan::Week => "7d",
+            ChartSpan::Month => "30d",
+            ChartSpan::All => "all",
+        }
+    }
+
+    /// Its length in microseconds (`None`: all of the data).
+    pub fn micros(self) -> Option<i64> {
+        const HOUR: i64 = 3_600_000_000;
+        match self {
+            ChartSpan::Day => Some(24 * HOUR),
+            ChartSpan::Week => Some(7 * 24 * HOUR),
+            ChartSpan::Month => Some(30 * 24 * HOUR),
+            ChartSpan::All => None,
+        }
+    }
+}
+
+/// Aggregates for the overview page.
+#[derive(Clone, Debug, Default)]
+pub struct Overview {
+    /// Start of the timeline (Unix microseconds).
+    pub timeline_start: i64,
+    /// Width of one timeline bucket (microseconds).
+    pub bucket_micros: i64,
+    /// Number of buckets.
+    pub buckets: usize,
+    /// (category, bucket index, count).
+    pub timeline: Vec<(String, usize, i64)>,
+    /// Alerts older than the chart's start.
+    pub before_chart: i64,
+    /// Open (new or investigating) alerts per severity 1..=3.
+    pub open_by_severity: [i64; 3],
+    /// Total alerts stored.
+    pub total_alerts: i64,
+    /// Source hosts by bytes sent (address, bytes).
+    pub top_sources: Vec<(String, i64)>,
+    /// Destinations by bytes received (address, SNI if seen, bytes).
+    pub top_destinations: Vec<(String, Option<String>, i64)>,
+    /// Accounts by distillation score.
+    pub top_accounts: Vec<AccountRow>,
+    /// Every sensor.
+    pub sensors: Vec<SensorRow>,
+}
+
+/// What a purge deleted.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PurgeCounts {
+    /// Events deleted (alerts included).
+    pub events: usize,
+    /// Alerts deleted.
+    pub alerts: usize,
+    /// Cluster alerts whose member list was rewritten.
+    pub clusters_rewritten: usize,
+}
+
+/// An API token (never the secret).
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenRow {
+    /// Row id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// Scope.
+    pub scope: Scope,
+    /// Created (Unix microseconds).
+    pub created: i64,
+    /// Revoked (Unix microseconds), if revoked.
+    pub revoked: Option<i64>,
+}
+
+/// A signed-in analyst's session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// User name.
+    pub user: String,
+    /// CSRF token bound to the session.
+    pub csrf: String,
+    /// Expiry (Unix microseconds).
+    pub expires: i64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    /// Events stored.
+    pub events: i64,
+    /// Alerts stored.
+    pub alerts: i64,
+    /// Alerts with status new or investigating.
+    pub open_alerts: i64,
+}

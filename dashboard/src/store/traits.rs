@@ -1,0 +1,124 @@
+//! The storage traits, one per domain, so a second implementation (or a
+//! test double) can be written and checked a domain at a time; [`Store`]
+//! is all of them, what the server holds. Methods are blocking; the server
+//! calls them on tokio's blocking pool.
+
+use super::model::{
+    AccountDetail, AccountRow, AlertDetail, AlertFilter, AlertPage, AuditEntry, ChartSpan, Counts,
+    IngestOutcome, NewEvent, Overview, PurgeCounts, SensorRow, Session, Status, StoreResult,
+    StoredAlert, TokenRow, Verdict,
+};
+use crate::auth::Scope;
+
+/// Events: ingest and deletion.
+pub trait EventStore {
+    /// Store a batch in one transaction; returns after it is durable.
+    fn ingest(&self, events: &[NewEvent], received: i64) -> StoreResult<IngestOutcome>;
+    /// Delete events received before `cutoff` (Unix microseconds); returns events deleted.
+    fn purge_before(&self, cutoff: i64) -> StoreResult<usize>;
+    /// Delete everything about one account.
+    fn purge_account(&self, account: &str) -> StoreResult<PurgeCounts>;
+}
+
+/// Alerts: listing, detail and triage.
+pub trait AlertStore {
+    /// One page of alerts, newest first.
+    fn alerts(&self, filter: &AlertFilter) -> StoreResult<AlertPage>;
+    /// One alert with its flow context and audit trail.
+    fn alert(&self, id: i64) -> StoreResult<Option<AlertDetail>>;
+    /// Set an alert's status and write the audit line in one transaction.
+    /// Returns the alert as updated, or `None` when there is no such alert.
+    fn triage(
+        &self,
+        id: i64,
+        status: Status,
+        note: &str,
+        actor: &str,
+        now: i64,
+    ) -> StoreResult<Option<StoredAlert>>;
+    /// Every `distillation` and `distillation_cluster` alert whose status is
+    /// a verdict (resolved or false positive), in the order of the triages
+    /// that set those statuses.
+    fn distillation_verdicts(&self) -> StoreResult<Vec<Verdict>>;
+}
+
+/// The audit log.
+pub trait AuditStore {
+    /// Append an audit line not tied to a triage (e.g. purge).
+    fn audit_append(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The newest audit lines.
+    fn audit(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Accounts scored by the analyzer.
+pub trait AccountStore {
+    /// Accounts by score, highest first.
+    fn accounts(&self, limit: usize) -> StoreResult<Vec<AccountRow>>;
+    /// One account.
+    fn account(&self, id: &str) -> StoreResult<Option<AccountDetail>>;
+}
+
+/// Summaries: sensors, the overview's aggregates, metrics counters.
+pub trait SummaryStore {
+    /// Every sensor.
+    fn sensors(&self) -> StoreResult<Vec<SensorRow>>;
+    /// Aggregates for the overview page, the chart spanning `span`.
+    fn overview(&self, span: ChartSpan) -> StoreResult<Overview>;
+    /// Counters for metrics.
+    fn counts(&self) -> StoreResult<Counts>;
+}
+
+/// API tokens (only their hashes).
+pub trait TokenStore {
+    /// Store a token hash; returns its id.
+    fn token_insert(&self, name: &str, scope: Scope, hash: &str, now: i64) -> StoreResult<i64>;
+    /// The live (not revoked) token with this hash: (id, scope).
+    fn token_lookup(&self, hash: &str) -> StoreResult<Option<(i64, Scope)>>;
+    /// Every token.
+    fn token_list(&self) -> StoreResult<Vec<TokenRow>>;
+    /// Revoke a token; false when there is no such live token.
+    fn token_revoke(&self, id: i64, now: i64) -> StoreResult<bool>;
+}
+
+/// Analysts and their sessions.
+pub trait UserStore {
+    /// Create or update a user's password hash (PHC string).
+    fn user_upsert(&self, name: &str, phc: &str, now: i64) -> StoreResult<()>;
+    /// A user's password hash.
+    fn user_phc(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Store a session (by the hash of its cookie value).
+    fn session_insert(&self, hash: &str, user: &str, csrf: &str, expires: i64) -> StoreResult<()>;
+    /// A live session by cookie hash.
+    fn session_lookup(&self, hash: &str, now: i64) -> StoreResult<Option<Session>>;
+    /// End a session.
+    fn session_delete(&self, hash: &str) -> StoreResult<()>;
+}
+
+/// The dashboard's storage: every domain, shareable across threads.
+pub trait Store:
+    EventStore
+    + AlertStore
+    + AuditStore
+    + AccountStore
+    + SummaryStore
+    + TokenStore
+    + UserStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: EventStore
+        + AlertStore
+        + AuditStore
+        + AccountStore
+        + SummaryStore
+        + TokenStore
+        + UserStore
+        + Send
+        + Sync
+        + 'static
+{
+}

@@ -1,0 +1,178 @@
+//! Signing in and out, and the checks every state-changing form passes
+//! (same origin, the session's CSRF token).
+
+use super::render::render;
+use crate::access::SESSION_COOKIE;
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+use crate::state::{AppState, now_micros};
+use crate::store::AuditEntry;
+use askama::Template;
+use axum::extract::{ConnectInfo, Extension, Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    error: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn login_page() -> Response {
+    render(&LoginPage { error: None })
+}
+
+/// Sign-in form fields.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+/// A state-changing request must come from our own pages: when the browser
+/// says where it comes from (`Origin`), that must be this host.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .map(|(_, h)| h == host)
+        .unwrap_or(false)
+}
+
+fn login_error(status: StatusCode, msg: &str) -> Response {
+    let mut r = render(&LoginPage {
+        error: Some(msg.to_string()),
+    });
+    *r.status_mut() = status;
+    r
+}
+
+/// `POST /login`: rate-limited per client address and per name; on success
+/// sets an HttpOnly, SameSite=Strict session cookie.
+pub async fn login_submit(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return login_error(StatusCode::FORBIDDEN, "Cross-site sign-in refused.");
+    }
+    let keys = [format!("ip:{}", peer.ip()), format!("name:{}", f.username)];
+    if keys.iter().any(|k| st.login_limiter.check_key(k).is_err()) {
+        metrics::counter!("weightwatch_dashboard_logins_total", "result" => "throttled")
+            .increment(1);
+        let mut r = login_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts. Wait a minute and try again.",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return r;
+    }
+    let name = f.username.clone();
+    let phc = match st.db(move |s| s.user_phc(&name)).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let password = f.password;
+    let ok = tokio::task::spawn_blocking(move || match phc {
+        Some(phc) => auth::verify_password(&phc, &password),
+        None => {
+            // Same work as a real check, so response time does not say
+            // whether the name exists.
+            let _ = auth::verify_password(auth::dummy_phc(), &password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        metrics::counter!("weightwatch_dashboard_logins_total", "result" => "failed").increment(1);
+        return login_error(StatusCode::UNAUTHORIZED, "Wrong name or password.");
+    }
+    metrics::counter!("weightwatch_dashboard_logins_total", "result" => "ok").increment(1);
+    let secret = auth::new_secret("");
+    let csrf = auth::new_secret("");
+    let hash = auth::hash_secret(&secret);
+    let hours = i64::from(st.cfg.session_hours.max(1));
+    let expires = now_micros() + hours * 3_600_000_000;
+    let user = f.username.clone();
+    let entry = AuditEntry {
+        id: 0,
+        ts: now_micros(),
+        actor: format!("user:{}", f.username),
+        action: "sign_in".into(),
+        alert_id: None,
+        detail: format!("from {}", peer.ip()),
+    };
+    let stored = st
+        .db(move |s| {
+            s.session_insert(&hash, &user, &csrf, expires)?;
+            s.audit_append(&entry)
+        })
+        .await;
+    if let Err(e) = stored {
+        return e.into_response();
+    }
+    let cookie = format!(
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        hours * 3600,
+        if st.cfg.secure_cookie { "; Secure" } else { "" }
+    );
+    let mut r = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// A form carrying only the CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+/// Check a form's CSRF token against the session's (tokens need none: they
+/// are not sent by browsers on their own).
+pub fn check_csrf(p: &Principal, headers: &HeaderMap, sent: &str) -> Result<(), ApiError> {
+    if !same_origin(headers) {
+        return Err(ApiError::forbidden("cross-site request refused"));
+    }
+    match p {
+        Principal::User { csrf, .. } if !auth::constant_time_eq(csrf, sent) => {
+            Err(ApiError::forbidden("missing or wrong CSRF token"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    check_csrf(&p, &headers, &f.csrf)?;
+    if let Principal::User { session_hash, .. } = p {
+        st.db(move |s| s.session_delete(&session_hash)).await?;
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("ww_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(r)
+}
