@@ -40,38 +40,55 @@ pub enum LabelError {
 /// Ground truth per account: (is an attack, scenario).
 pub type Labels = HashMap<String, (bool, String)>;
 
-/// Read a labels CSV (header optional).
+/// Read a labels CSV (header optional; quoted fields as in RFC 4180, so an
+/// account id may hold commas: the dashboard's export quotes them).
 pub fn read_labels(path: &Path) -> Result<Labels, LabelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io {
+    use polars::prelude::*;
+    let text = std::fs::read(path).map_err(|source| LabelError::Io {
         path: path.display().to_string(),
         source,
     })?;
+    let format = |line: usize| LabelError::Format {
+        path: path.display().to_string(),
+        line,
+    };
     let mut out = Labels::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || (i == 0 && line.starts_with("account_id")) {
-            continue;
+    if text.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(out);
+    }
+    let header = text.starts_with(b"account_id");
+    let df = CsvReadOptions::default()
+        .with_has_header(header)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(std::io::Cursor::new(text))
+        .finish()
+        .map_err(|_| format(1))?;
+    let columns = df.columns();
+    if columns.len() < 2 {
+        return Err(format(1));
+    }
+    let cell = |c: usize, i: usize| -> Option<String> {
+        let col = columns.get(c)?;
+        match col.get(i).ok()? {
+            AnyValue::String(s) => Some(s.to_string()),
+            AnyValue::StringOwned(s) => Some(s.to_string()),
+            _ => None,
         }
-        let mut parts = line.split(',');
-        let (Some(a), Some(l), s) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(LabelError::Format {
-                path: path.display().to_string(),
-                line: i + 1,
-            });
+    };
+    for i in 0..df.height() {
+        let line = i + 1 + usize::from(header);
+        let (Some(account), Some(label)) = (cell(0, i), cell(1, i)) else {
+            return Err(format(line));
         };
-        let attack = match l.trim() {
+        let attack = match label.trim() {
             "distill" => true,
             "benign" => false,
-            _ => {
-                return Err(LabelError::Format {
-                    path: path.display().to_string(),
-                    line: i + 1,
-                });
-            }
+            _ => return Err(format(line)),
         };
+        let scenario = cell(2, i).unwrap_or_default();
         out.insert(
-            a.trim().to_string(),
-            (attack, s.unwrap_or("").trim().to_string()),
+            account.trim().to_string(),
+            (attack, scenario.trim().to_string()),
         );
     }
     Ok(out)
@@ -331,5 +348,45 @@ impl fmt::Display for Evaluation {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(text: &str) -> Result<Labels, LabelError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("labels.csv");
+        std::fs::write(&p, text).unwrap();
+        read_labels(&p)
+    }
+
+    #[test]
+    fn labels_with_and_without_header_and_quoted_ids() {
+        let l =
+            labels("account_id,label,scenario\n\"acct,1\",distill,analyst_tp\nacct2,benign,x\n")
+                .unwrap();
+        assert_eq!(l["acct,1"], (true, "analyst_tp".to_string()));
+        assert_eq!(l["acct2"], (false, "x".to_string()));
+        let l = labels("a1,distill,s\na2,benign,t\n").unwrap();
+        assert_eq!(l.len(), 2);
+        assert!(l["a1"].0 && !l["a2"].0);
+        assert!(labels("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_label_names_its_line() {
+        let e = labels("account_id,label,scenario\na1,distill,s\na2,maybe,s\n").unwrap_err();
+        assert!(e.to_string().contains(":3:"), "{e}");
+    }
+
+    #[test]
+    fn auc_and_recall_at_fpr() {
+        assert_eq!(roc_auc(&[0.9, 0.8], &[0.1, 0.2]), 1.0);
+        assert_eq!(roc_auc(&[0.5], &[0.5]), 0.5);
+        let benign: Vec<f64> = (0..1000).map(|i| i as f64 / 1000.0).collect();
+        // 1 % of benign reach 0.99: attacks must score above it.
+        assert_eq!(recall_at_fpr(&[0.995, 0.98], &benign, 0.01), 0.5);
     }
 }

@@ -4,3 +4,4 @@ mod bad_input;
 mod detection;
 mod novelty;
 mod outputs;
+mod refit;
