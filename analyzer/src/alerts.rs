@@ -132,6 +132,7 @@ pub fn account_alert(a: &AccountResult, store: &Store, cfg: &AnalyzerConfig) -> 
     let via = match &a.via {
         Via::Account => "account".to_string(),
         Via::ApiKey(k) => format!("api_key:{k}"),
+        Via::Client(c) => format!("client:{c}"),
         Via::Cluster(c) => format!("cluster:{c}"),
     };
     e.insert("decided_by".into(), json!(via));

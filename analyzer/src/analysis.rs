@@ -21,6 +21,9 @@ pub enum Via {
     Account,
     /// One of its API keys (e.g. a reseller's extraction key).
     ApiKey(String),
+    /// One of its client programs: user agent and system prompt (a
+    /// harvesting script run beside a product's traffic).
+    Client(String),
     /// The cluster it belongs to.
     Cluster(String),
 }
@@ -167,43 +170,65 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig, model: &Model) -
         })
         .collect();
 
-    // Keys: an account with several keys is also judged key by key (only
-    // its own requests through each of its keys), so extraction through
-    // one key of a busy reseller is not averaged away.
-    let multi_key: Vec<usize> = accounts
+    // Facets: an account with several API keys, or several client
+    // programs (user agent and system prompt), is also judged facet by
+    // facet, so a harvesting job run as a fraction of a real product's
+    // traffic — through its own key, or its own script on a shared key —
+    // is not averaged away by the product's honest traffic.
+    let candidates: Vec<usize> = accounts
         .iter()
         .enumerate()
-        .filter(|(_, a)| a.features.keys >= 2 && !a.verdict.flagged)
+        .filter(|(_, a)| !a.verdict.flagged && a.features.requests >= 2 * cfg.min_requests)
         .map(|(i, _)| i)
         .collect();
-    let key_verdicts = par::map(&multi_key, threads, |&a| {
-        let mut by_key: BTreeMap<u32, Vec<&Req>> = BTreeMap::new();
+    let facet_verdicts = par::map(&candidates, threads, |&a| {
+        let mut facets: BTreeMap<(u8, u64), Vec<&Req>> = BTreeMap::new();
         for r in per_account[a] {
             if store.key_account.get(r.key as usize) == Some(&(a as u32)) {
-                by_key.entry(r.key).or_default().push(r);
+                facets.entry((0, u64::from(r.key))).or_default().push(r);
             }
+            let client = (u64::from(r.ua) << 16) | u64::from(r.system_prompt);
+            facets.entry((1, client)).or_default().push(r);
         }
-        by_key
+        let kinds = |k: u8| facets.keys().filter(|f| f.0 == k).count();
+        let (keys, clients) = (kinds(0), kinds(1));
+        let scored: Vec<_> = facets
             .into_iter()
-            .filter(|(_, reqs)| reqs.len() as u64 >= cfg.min_requests)
-            .map(|(k, reqs)| {
-                let f = features::compute(&reqs, &ctx, cfg);
-                (k, score::score(&f, judge))
+            .filter(|((kind, _), reqs)| {
+                (if *kind == 0 { keys } else { clients }) >= 2
+                    && reqs.len() as u64 >= cfg.min_requests
             })
-            .collect::<Vec<_>>()
+            .map(|(facet, reqs)| {
+                let f = features::compute(&reqs, &ctx, cfg);
+                (facet, score::score(&f, judge))
+            })
+            .collect();
+        // The best of m facets is the maximum of m tries: its odds are
+        // divided by m (a Bonferroni correction in odds), so an account
+        // with many clients is not flagged by chance.
+        let tries = scored.len();
+        scored
+            .into_iter()
+            .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
+            .map(|(facet, v)| (facet, v.with_odds_divided_by(tries as f64)))
     });
-    for (&a, verdicts) in multi_key.iter().zip(key_verdicts) {
+    for (&a, best) in candidates.iter().zip(facet_verdicts) {
         let acct = &mut accounts[a];
-        for (k, v) in verdicts {
-            if acct.verdict.flagged {
-                break;
-            }
-            if v.flagged || v.score > acct.verdict.score {
-                if v.flagged {
-                    acct.via = Via::ApiKey(store.keys.names[k as usize].clone());
-                }
-                acct.verdict = v;
-            }
+        let Some(((kind, id), v)) = best else {
+            continue;
+        };
+        if v.score > acct.verdict.score {
+            acct.via = if kind == 0 {
+                Via::ApiKey(store.keys.names[id as usize].clone())
+            } else {
+                let ua = store
+                    .uas
+                    .names
+                    .get((id >> 16) as usize)
+                    .map_or("-", |s| s.as_str());
+                Via::Client(format!("{ua} (system prompt #{:04x})", id & 0xffff))
+            };
+            acct.verdict = v;
         }
     }
 

@@ -51,18 +51,6 @@ impl Context {
             new_models,
         }
     }
-
-    /// Days spanned (at least one).
-    pub fn days(&self) -> f64 {
-        ((self.end - self.start) as f64 / (24.0 * HOUR_MS as f64)).max(1.0)
-    }
-
-    /// Hours spanned (at least one).
-    pub fn hours(&self) -> f64 {
-        ((self.end - self.start) as f64 / HOUR_MS as f64)
-            .ceil()
-            .max(1.0)
-    }
 }
 
 /// The per-entity feature table (one row of `--features-out`).
@@ -70,13 +58,15 @@ impl Context {
 pub struct Features {
     /// Requests.
     pub requests: u64,
-    /// Requests per day of the input span.
+    /// Requests per day of the entity's own span (first to last request,
+    /// at least one day).
     pub requests_per_day: f64,
     /// Distinct clock hours with traffic.
     pub active_hours: u32,
     /// Distinct hours of the day (0–23) with traffic.
     pub hours_of_day: u32,
-    /// Share of the span's hours with traffic.
+    /// Share of the hours of the entity's own span (at least a day) with
+    /// traffic.
     pub duty_cycle: f64,
     /// Distinct days with traffic.
     pub active_days: u32,
@@ -245,7 +235,10 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let n = reqs.len() as u64;
     f.first_ts = reqs[0].ts;
     f.last_ts = reqs[reqs.len() - 1].ts;
-    f.requests_per_day = n as f64 / ctx.days();
+    // Rates over the entity's own span (at least a day), not the input's:
+    // one far-off row elsewhere in the input must not change them.
+    let span_ms = (f.last_ts - f.first_ts).max(DAY_MS);
+    f.requests_per_day = n as f64 * DAY_MS as f64 / span_ms as f64;
 
     // Requests are time-ordered, so distinct hours, days and windows are
     // runs: counted without sets.
@@ -334,7 +327,7 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let c = |f: u16| counts[f.trailing_zeros() as usize];
     f.active_hours = active_hours;
     f.hours_of_day = hod.iter().filter(|x| **x).count() as u32;
-    f.duty_cycle = f.active_hours as f64 / ctx.hours();
+    f.duty_cycle = f.active_hours as f64 / (span_ms as f64 / HOUR_MS as f64).ceil();
     f.active_days = active_days;
     f.peak_window_requests = peak_win;
     f.prompt_tokens_mean = share(sum_pt, nonembed);

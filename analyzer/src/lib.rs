@@ -129,7 +129,9 @@ pub fn load_and_analyze(
     }
     let text = text::TextAnalyzer::new()?;
     let mut store = store::Store::default();
-    let report = ingest::ingest(&files, cfg, &mut store, &text, None);
+    let mut report = ingest::ingest(&files, cfg, &mut store, &text, None);
+    report.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
+    report.rows -= report.far_timestamps;
     store.finish();
     let analysis = analysis::analyze(&store, i64::MAX, cfg, model);
     Ok((store, analysis, report))
@@ -193,6 +195,12 @@ impl Report {
             self.flagged_clusters(),
             self.alerts
         );
+        if self.ingest.far_timestamps > 0 {
+            s.push_str(&format!(
+                "\n{} valid rows dated far outside the bulk of the input were not analysed",
+                self.ingest.far_timestamps
+            ));
+        }
         if self.ingest.rows_over_limit > 0 {
             s.push_str(&format!(
                 "\n{} valid rows beyond max_rows were not analysed",
@@ -244,7 +252,9 @@ pub fn run(
         }
         b
     });
-    let ingest = ingest::ingest(&files, cfg, &mut store, &text, bar.as_ref());
+    let mut ingest = ingest::ingest(&files, cfg, &mut store, &text, bar.as_ref());
+    ingest.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
+    ingest.rows -= ingest.far_timestamps;
     store.finish();
     timings.ingest = t0.elapsed().as_secs_f64();
     if let Some(b) = &bar {
@@ -300,6 +310,9 @@ pub fn run(
     let mut stats = StatsEvent::default();
     stats.stats.add("analyzer", "rows", ingest.rows);
     stats.stats.add("analyzer", "bad_rows", ingest.bad_total());
+    stats
+        .stats
+        .add("analyzer", "far_timestamps", ingest.far_timestamps);
     stats
         .stats
         .add("analyzer", "accounts", analysis.accounts.len() as u64);

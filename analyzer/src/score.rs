@@ -123,6 +123,17 @@ impl Verdict {
         self.families.iter().any(|f| f.is_content())
     }
 
+    /// The verdict with its odds divided by `m` (the best of `m` tries;
+    /// see the facets in [`crate::analysis`]); `flagged` follows.
+    pub fn with_odds_divided_by(mut self, m: f64) -> Verdict {
+        if m > 1.0 && self.score > 0.0 && self.score < 1.0 {
+            let logit = (self.score / (1.0 - self.score)).ln() - m.ln();
+            self.score = 1.0 / (1.0 + (-logit).exp());
+            self.flagged = self.score >= self.threshold;
+        }
+        self
+    }
+
     /// Whether positive evidence explains the verdict.
     pub fn explained(&self) -> bool {
         self.contributions.iter().any(|c| c.contribution > 0.0)

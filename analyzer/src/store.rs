@@ -349,6 +349,28 @@ impl Store {
         });
     }
 
+    /// Remove rows dated far outside the bulk of the input (a row from
+    /// 1970 or 9999 in a week of logs: a clock error or a forged field)
+    /// and return how many. The bulk is the interquartile range of the
+    /// times; a row more than three interquartile ranges (at least
+    /// `min_margin_ms`) before the first quartile or after the third is
+    /// far. Such rows would stretch the input's span, its windows and the
+    /// time-to-detect replay for every other account.
+    pub fn drop_far_timestamps(&mut self, min_margin_ms: i64) -> u64 {
+        let n = self.reqs.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut ts: Vec<i64> = self.reqs.iter().map(|r| r.ts).collect();
+        let q1 = *ts.select_nth_unstable(n / 4).1;
+        let q3 = *ts.select_nth_unstable((3 * n) / 4).1;
+        let margin = (q3 - q1).saturating_mul(3).max(min_margin_ms);
+        let (lo, hi) = (q1.saturating_sub(margin), q3.saturating_add(margin));
+        let before = self.reqs.len();
+        self.reqs.retain(|r| (lo..=hi).contains(&r.ts));
+        (before - self.reqs.len()) as u64
+    }
+
     /// Group the requests by account (a stable counting sort) and order
     /// each account's requests by time (stable; logs arrive nearly sorted,
     /// so this is cheap). Per-account passes then read memory in order

@@ -183,3 +183,61 @@ fn example_limit_bounds_the_report_not_the_counts() {
     assert_eq!(report.ingest.examples.len(), 3);
     assert_eq!(report.ingest.rows, 0);
 }
+
+/// Generated logs plus one row dated `ts` from an account of its own.
+fn with_far_row(dir: &Path, ts: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let logs = fixtures::logs::generate(
+        &fixtures::logs::LogSpec {
+            seed: 9,
+            accounts: 40,
+            days: 2,
+            ..fixtures::logs::LogSpec::default()
+        },
+        dir,
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&logs.requests).unwrap();
+    text.push_str(&row(1, "acct_far").replace("2026-11-21T10:00:01.000Z", ts));
+    text.push('\n');
+    let far = dir.join("with_far.jsonl");
+    std::fs::write(&far, text).unwrap();
+    (logs.requests, far)
+}
+
+#[test]
+fn a_row_dated_far_away_changes_no_other_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_on = |p: &Path, labels: Option<std::path::PathBuf>| {
+        let opts = AnalyzeOptions {
+            logs: vec![p.to_path_buf()],
+            labels,
+            ..AnalyzeOptions::default()
+        };
+        run(&opts, &AnalyzerConfig::default(), &mut MemorySink::new()).unwrap()
+    };
+    for ts in [
+        "1970-01-01T00:00:01.000Z",
+        "2099-06-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.000Z",
+    ] {
+        let sub = dir.path().join(&ts[..4]);
+        std::fs::create_dir_all(&sub).unwrap();
+        let (clean, far) = with_far_row(&sub, ts);
+        let a = run_on(&clean, None);
+        // With labels, so the time-to-detect replay runs too: it must
+        // step over the input's real span, not to the year 9999.
+        let b = run_on(&far, Some(sub.join("labels.csv")));
+        assert_eq!(b.ingest.far_timestamps, 1, "{ts}");
+        assert_eq!(b.ingest.rows, a.ingest.rows);
+        assert!(b.summary().contains("far outside"), "{}", b.summary());
+        let scores = |r: &analyzer::Report| {
+            r.analysis
+                .accounts
+                .iter()
+                .filter(|x| x.features.requests > 0)
+                .map(|x| (x.account_id.clone(), x.verdict.score, x.verdict.flagged))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(scores(&a), scores(&b), "{ts}");
+    }
+}

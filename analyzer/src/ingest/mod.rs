@@ -83,6 +83,9 @@ pub struct IngestReport {
     pub examples: Vec<BadExample>,
     /// Valid rows beyond `max_rows`, counted but not analysed.
     pub rows_over_limit: u64,
+    /// Valid rows dated far outside the bulk of the input, counted but
+    /// not analysed (see [`crate::store::Store::drop_far_timestamps`]).
+    pub far_timestamps: u64,
     /// Compressed or plain bytes read.
     pub bytes: u64,
 }
