@@ -154,6 +154,10 @@ pub struct AnalyzerConfig {
     pub bad_row_examples: usize,
     /// Threads parsing JSON Lines (0: one per core; 1: no worker threads).
     pub threads: usize,
+    /// Longest input line (JSON Lines) or CSV record kept; a longer one is
+    /// skipped to its end and reported (`line_too_long`,
+    /// `unbalanced_quote`), so one hostile line cannot take the memory.
+    pub max_line_bytes: usize,
     /// Upper bound on rows held in memory (~64 bytes each); rows beyond it
     /// are counted and reported, not analysed.
     pub max_rows: u64,
@@ -221,6 +225,7 @@ impl Default for AnalyzerConfig {
             bad_row_examples: 20,
             threads: 0,
             max_rows: 100_000_000,
+            max_line_bytes: 8 << 20,
         }
     }
 }

@@ -43,53 +43,36 @@ pub type Labels = HashMap<String, (bool, String)>;
 /// Read a labels CSV (header optional; quoted fields as in RFC 4180, so an
 /// account id may hold commas: the dashboard's export quotes them).
 pub fn read_labels(path: &Path) -> Result<Labels, LabelError> {
-    use polars::prelude::*;
     let text = std::fs::read(path).map_err(|source| LabelError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let format = |line: usize| LabelError::Format {
+    let format = |line: u64| LabelError::Format {
         path: path.display().to_string(),
-        line,
+        line: line as usize,
     };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_slice());
     let mut out = Labels::new();
-    if text.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(out);
-    }
-    let header = text.starts_with(b"account_id");
-    let df = CsvReadOptions::default()
-        .with_has_header(header)
-        .with_infer_schema_length(Some(0))
-        .into_reader_with_file_handle(std::io::Cursor::new(text))
-        .finish()
-        .map_err(|_| format(1))?;
-    let columns = df.columns();
-    if columns.len() < 2 {
-        return Err(format(1));
-    }
-    let cell = |c: usize, i: usize| -> Option<String> {
-        let col = columns.get(c)?;
-        match col.get(i).ok()? {
-            AnyValue::String(s) => Some(s.to_string()),
-            AnyValue::StringOwned(s) => Some(s.to_string()),
-            _ => None,
+    for (i, record) in reader.records().enumerate() {
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(i as u64 + 1, |p| p.line());
+        let record = record.map_err(|_| format(line))?;
+        let cell = |k: usize| record.get(k).map(str::trim).unwrap_or("");
+        if record.iter().all(|c| c.trim().is_empty()) || (i == 0 && cell(0) == "account_id") {
+            continue;
         }
-    };
-    for i in 0..df.height() {
-        let line = i + 1 + usize::from(header);
-        let (Some(account), Some(label)) = (cell(0, i), cell(1, i)) else {
-            return Err(format(line));
-        };
-        let attack = match label.trim() {
+        let attack = match cell(1) {
             "distill" => true,
             "benign" => false,
             _ => return Err(format(line)),
         };
-        let scenario = cell(2, i).unwrap_or_default();
-        out.insert(
-            account.trim().to_string(),
-            (attack, scenario.trim().to_string()),
-        );
+        out.insert(cell(0).to_string(), (attack, cell(2).to_string()));
     }
     Ok(out)
 }

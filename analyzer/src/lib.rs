@@ -123,13 +123,14 @@ pub fn load_and_analyze(
     cfg: &AnalyzerConfig,
     model: &model::Model,
 ) -> Result<(store::Store, analysis::Analysis, ingest::IngestReport), AnalyzeError> {
-    let files = ingest::collect_files(logs).map_err(AnalyzeError::Inputs)?;
-    if files.is_empty() {
+    let inputs = ingest::collect_files(logs).map_err(AnalyzeError::Inputs)?;
+    if inputs.files.is_empty() {
         return Err(AnalyzeError::NoInput);
     }
     let text = text::TextAnalyzer::new()?;
     let mut store = store::Store::default();
-    let mut report = ingest::ingest(&files, cfg, &mut store, &text, None);
+    let mut report = ingest::ingest(&inputs.files, cfg, &mut store, &text, None);
+    report.note_skipped(&inputs.skipped, cfg.bad_row_examples);
     report.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
     report.rows -= report.far_timestamps;
     store.finish();
@@ -230,7 +231,8 @@ pub fn run(
     cfg: &AnalyzerConfig,
     sink: &mut dyn EventSink,
 ) -> Result<Report, AnalyzeError> {
-    let files = ingest::collect_files(&opts.logs).map_err(AnalyzeError::Inputs)?;
+    let inputs = ingest::collect_files(&opts.logs).map_err(AnalyzeError::Inputs)?;
+    let files = inputs.files;
     if files.is_empty() {
         return Err(AnalyzeError::NoInput);
     }
@@ -253,6 +255,7 @@ pub fn run(
         b
     });
     let mut ingest = ingest::ingest(&files, cfg, &mut store, &text, bar.as_ref());
+    ingest.note_skipped(&inputs.skipped, cfg.bad_row_examples);
     ingest.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
     ingest.rows -= ingest.far_timestamps;
     store.finish();

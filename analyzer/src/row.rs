@@ -69,6 +69,13 @@ pub enum BadRow {
     InvalidUtf8,
     /// A line with nothing on it.
     BlankLine,
+    /// A line longer than `max_line_bytes` (skipped unread to its end).
+    LineTooLong,
+    /// A CSV row with more or fewer cells than the header.
+    RaggedRow,
+    /// A CSV quote never closed within `max_line_bytes` (the row is
+    /// skipped and reading goes on at the next line).
+    UnbalancedQuote,
     /// A required field is absent or null.
     MissingField(&'static str),
     /// A field has the wrong JSON type.
@@ -84,6 +91,9 @@ impl std::fmt::Display for BadRow {
             BadRow::NotAnObject => f.write_str("not_an_object"),
             BadRow::InvalidUtf8 => f.write_str("invalid_utf8"),
             BadRow::BlankLine => f.write_str("blank_line"),
+            BadRow::LineTooLong => f.write_str("line_too_long"),
+            BadRow::RaggedRow => f.write_str("ragged_row"),
+            BadRow::UnbalancedQuote => f.write_str("unbalanced_quote"),
             BadRow::MissingField(x) => write!(f, "missing_field:{x}"),
             BadRow::WrongType(x) => write!(f, "wrong_type:{x}"),
             BadRow::BadValue(x) => write!(f, "bad_value:{x}"),

@@ -150,7 +150,10 @@ fn bad_rows_are_counted_reported_and_never_fatal() {
         .iter()
         .find(|e| e.reason == "wrong_type:prompt_tokens" && e.file.ends_with("rows.csv"))
         .unwrap();
-    assert_eq!(ex.line, 2);
+    assert_eq!(
+        ex.line, 3,
+        "CSV rows are named by their line, header included"
+    );
     // The run finished and counted everything in its stats event.
     let stats = sink.events().into_iter().find_map(|e| match e.kind {
         eve::event::EventKind::Stats(s) => Some(s),
@@ -240,4 +243,108 @@ fn a_row_dated_far_away_changes_no_other_verdict() {
         };
         assert_eq!(scores(&a), scores(&b), "{ts}");
     }
+}
+
+fn bad(report: &analyzer::Report, reason: &str) -> u64 {
+    report
+        .ingest
+        .bad_by_reason
+        .get(reason)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn analyze_dir(d: &Path, cfg: &AnalyzerConfig) -> analyzer::Report {
+    let opts = AnalyzeOptions {
+        logs: vec![d.to_path_buf()],
+        ..AnalyzeOptions::default()
+    };
+    run(&opts, cfg, &mut MemorySink::new()).unwrap()
+}
+
+#[test]
+fn a_ragged_row_or_an_open_quote_costs_one_csv_row_not_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let header = "ts,request_id,account_id,api_key_id,src_ip,endpoint,model,prompt,prompt_tokens,completion_tokens,status";
+    let good = |i: usize| {
+        format!(
+            "2026-11-21T10:00:{i:02}.000Z,r{i},a1,k1,203.0.113.9,/v1/chat/completions,atlas-2,\"hello, number {i}\",12,40,200"
+        )
+    };
+    let mut lines = vec![header.to_string(), good(0), good(1)];
+    lines.push(format!("{},EXTRA", good(2))); // ragged: one cell too many
+    lines.push("2026-11-21T10:00:03.000Z,r3,a1".into()); // ragged: too few
+    lines.push(good(4).replace("\"hello, number 4\"", "\"never closed, 4")); // open quote
+    lines.push(good(5));
+    // A quoted field over two lines is one valid record.
+    lines.push(good(6).replace("\"hello, number 6\"", "\"two\nlines\""));
+    lines.push(good(7));
+    write(d, "t.csv", lines.join("\n").as_bytes());
+    let r = analyze_dir(d, &AnalyzerConfig::default());
+    assert_eq!(r.ingest.rows, 5, "{}", r.summary());
+    assert_eq!(bad(&r, "ragged_row"), 2, "{}", r.summary());
+    assert_eq!(bad(&r, "unbalanced_quote"), 1, "{}", r.summary());
+    assert_eq!(r.ingest.bad_total(), 3);
+}
+
+#[test]
+fn long_lines_and_runs_of_blank_lines_are_bounded_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = AnalyzerConfig {
+        max_line_bytes: 64 << 10,
+        ..AnalyzerConfig::default()
+    };
+    // One 20 MiB line (gzip: 20 KiB on disk) between good rows, then a
+    // million newlines, then a good row.
+    let mut text = Vec::new();
+    text.extend_from_slice(row(0, "a1").as_bytes());
+    text.push(b'\n');
+    text.extend_from_slice(b"{\"prompt\":\"");
+    text.resize(text.len() + (20 << 20), b'x');
+    text.extend_from_slice(b"\"}\n");
+    text.extend_from_slice(row(1, "a1").as_bytes());
+    text.push(b'\n');
+    text.resize(text.len() + 1_000_000, b'\n');
+    text.extend_from_slice(row(2, "a1").as_bytes());
+    text.push(b'\n');
+    write(d, "big.jsonl.gz", &gz(&text));
+    for threads in [1, 2] {
+        let cfg = AnalyzerConfig {
+            threads,
+            ..cfg.clone()
+        };
+        let r = analyze_dir(d, &cfg);
+        assert_eq!(r.ingest.rows, 3, "threads {threads}: {}", r.summary());
+        assert_eq!(bad(&r, "line_too_long"), 1, "threads {threads}");
+        assert_eq!(bad(&r, "blank_line"), 1_000_000, "threads {threads}");
+        let long = r
+            .ingest
+            .examples
+            .iter()
+            .find(|e| e.reason == "line_too_long")
+            .unwrap();
+        assert_eq!(long.line, 2, "the long line is named by its number");
+        assert!(r.ingest.examples.len() <= cfg.bad_row_examples);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_a_logs_directory_is_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a.jsonl", format!("{}\n", row(0, "a1")).as_bytes());
+    let fifo = d.join("pipe.jsonl");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    // Nothing ever writes to the FIFO: opening it would block forever.
+    let r = analyze_dir(d, &AnalyzerConfig::default());
+    assert_eq!(r.ingest.rows, 1);
+    assert_eq!(bad(&r, "not_a_regular_file"), 1);
+    assert!(r.summary().contains("pipe.jsonl"), "{}", r.summary());
 }

@@ -57,6 +57,67 @@ fn to_csv(jsonl: &str) -> String {
     out
 }
 
+/// The rows of `jsonl` as a typed polars frame (the schema's types).
+fn typed_frame(jsonl: &str) -> DataFrame {
+    let rows: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ints = [
+        "conversation_turns",
+        "prompt_tokens",
+        "completion_tokens",
+        "n",
+        "max_tokens",
+        "top_logprobs",
+        "logit_bias_keys",
+        "status",
+        "latency_ms",
+    ];
+    let floats = ["temperature", "top_p"];
+    let mut names: Vec<String> = Vec::new();
+    for r in &rows {
+        for k in r.as_object().unwrap().keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let columns: Vec<Column> = names
+        .iter()
+        .map(|n| {
+            let get = |r: &serde_json::Value| r.get(n.as_str()).filter(|v| !v.is_null()).cloned();
+            let name = PlSmallStr::from(n.as_str());
+            if ints.contains(&n.as_str()) {
+                let v: Vec<Option<i64>> = rows
+                    .iter()
+                    .map(|r| get(r).and_then(|v| v.as_i64()))
+                    .collect();
+                Column::new(name, v)
+            } else if floats.contains(&n.as_str()) {
+                let v: Vec<Option<f64>> = rows
+                    .iter()
+                    .map(|r| get(r).and_then(|v| v.as_f64()))
+                    .collect();
+                Column::new(name, v)
+            } else if n == "logprobs" {
+                let v: Vec<Option<bool>> = rows
+                    .iter()
+                    .map(|r| get(r).and_then(|v| v.as_bool()))
+                    .collect();
+                Column::new(name, v)
+            } else {
+                let v: Vec<Option<String>> = rows
+                    .iter()
+                    .map(|r| get(r).and_then(|v| v.as_str().map(str::to_string)))
+                    .collect();
+                Column::new(name, v)
+            }
+        })
+        .collect();
+    DataFrame::new_infer_height(columns).unwrap()
+}
+
 #[test]
 fn every_format_and_compression_gives_the_same_verdicts() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,13 +155,8 @@ fn every_format_and_compression_gives_the_same_verdicts() {
     .unwrap();
     let csv = to_csv(&jsonl);
     std::fs::write(d.join("r.csv"), &csv).unwrap();
-    // Parquet with real types, written by polars from the CSV.
-    let mut df = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .into_reader_with_file_handle(std::io::Cursor::new(csv.into_bytes()))
-        .finish()
-        .unwrap();
+    // Parquet with real types, written by polars from the JSON rows.
+    let mut df = typed_frame(&jsonl);
     ParquetWriter::new(std::fs::File::create(d.join("r.parquet")).unwrap())
         .finish(&mut df)
         .unwrap();

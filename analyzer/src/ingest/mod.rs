@@ -3,6 +3,7 @@
 //! row goes to the [`Store`]; every bad one is counted by reason, and the
 //! first few are reported with file and line. Nothing here ends the run.
 
+mod csv_rows;
 mod parallel;
 mod table;
 
@@ -97,7 +98,21 @@ impl IngestReport {
     }
 
     fn bad(&mut self, limit: usize, file: &Path, line: u64, reason: String, excerpt: &str) {
-        *self.bad_by_reason.entry(reason.clone()).or_default() += 1;
+        self.bad_n(limit, file, line, 1, reason, excerpt);
+    }
+
+    /// `n` bad lines of one reason from `line` on (a run of blank lines
+    /// is one entry, not one allocation per line).
+    fn bad_n(
+        &mut self,
+        limit: usize,
+        file: &Path,
+        line: u64,
+        n: u64,
+        reason: String,
+        excerpt: &str,
+    ) {
+        *self.bad_by_reason.entry(reason.clone()).or_default() += n;
         if self.examples.len() < limit {
             self.examples.push(BadExample {
                 file: file.to_path_buf(),
@@ -109,15 +124,43 @@ impl IngestReport {
     }
 }
 
+/// The inputs found under the paths given.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// Files to read, in order.
+    pub files: Vec<PathBuf>,
+    /// Entries in the directories walked that are not regular files
+    /// (FIFOs, sockets, devices): reading one could block forever, so they
+    /// are skipped and reported (`not_a_regular_file`). A path named on
+    /// the command line is always read, whatever it is.
+    pub skipped: Vec<PathBuf>,
+}
+
+impl IngestReport {
+    /// Report the special files skipped while walking directories.
+    pub fn note_skipped(&mut self, skipped: &[PathBuf], limit: usize) {
+        for p in skipped {
+            self.bad(
+                limit,
+                p,
+                0,
+                "not_a_regular_file".into(),
+                "skipped: not a regular file",
+            );
+        }
+    }
+}
+
 /// Input files named by `paths`: files as given, directories walked
-/// (sorted; hidden entries skipped; only names that look like logs).
-pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
-    let mut out = Vec::new();
+/// (sorted; hidden entries skipped; only regular files whose names look
+/// like logs).
+pub fn collect_files(paths: &[PathBuf]) -> Result<Inputs, std::io::Error> {
+    let mut out = Inputs::default();
     for p in paths {
         if p.is_dir() {
             walk(p, &mut out)?;
         } else {
-            out.push(p.clone());
+            out.files.push(p.clone());
         }
     }
     Ok(out)
@@ -131,7 +174,7 @@ fn looks_like_log(p: &Path) -> bool {
         .any(|e| base.ends_with(e))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
+fn walk(dir: &Path, out: &mut Inputs) -> Result<(), std::io::Error> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -145,7 +188,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), std::io::Error> {
         if p.is_dir() {
             walk(&p, out)?;
         } else if looks_like_log(&p) {
-            out.push(p);
+            // Symbolic links are followed; what they lead to must be a
+            // regular file.
+            if std::fs::metadata(&p).is_ok_and(|m| m.file_type().is_file()) {
+                out.files.push(p);
+            } else {
+                out.skipped.push(p);
+            }
         }
     }
     Ok(())
@@ -243,10 +292,15 @@ impl Sink<'_> {
     }
 
     pub(crate) fn bad(&mut self, file: &Path, line: u64, reason: &BadRow, excerpt: &str) {
-        self.report.bad(
+        self.bad_n(file, line, 1, reason, excerpt);
+    }
+
+    pub(crate) fn bad_n(&mut self, file: &Path, line: u64, n: u64, reason: &BadRow, excerpt: &str) {
+        self.report.bad_n(
             self.cfg.bad_row_examples,
             file,
             line,
+            n,
             reason.to_string(),
             excerpt,
         );
@@ -355,10 +409,11 @@ fn read_file(
                 read_jsonl(path, &mut reader, &mut sink, compression)
             }
         }
-        Format::Csv | Format::Parquet => {
+        Format::Csv => csv_rows::read(path, reader.as_mut(), &mut sink),
+        Format::Parquet => {
             let mut bytes = Vec::new();
             match reader.read_to_end(&mut bytes) {
-                Ok(_) => table::read(path, format, bytes, &mut sink),
+                Ok(_) => table::read(path, bytes, &mut sink),
                 Err(e) => {
                     let reason = if compression == Compression::None {
                         "io_error"
@@ -375,6 +430,60 @@ fn read_file(
     (format, compression, error, bytes)
 }
 
+/// What [`read_line_bounded`] read.
+pub(crate) enum Line {
+    /// A line (its newline, if any, included).
+    Whole,
+    /// A line longer than the bound: skipped to its end, not kept.
+    TooLong,
+    /// Nothing left.
+    End,
+}
+
+/// Read one line into `buf` (cleared by the caller), keeping at most `max`
+/// bytes: a longer line is read to its end without being kept, so memory
+/// stays bounded whatever the input.
+pub(crate) fn read_line_bounded(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        any = true;
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !too_long {
+            if buf.len() + take > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&chunk[..take]);
+            }
+        }
+        reader.consume(take);
+        if done {
+            break;
+        }
+    }
+    Ok(match (any, too_long) {
+        (false, _) => Line::End,
+        (true, true) => Line::TooLong,
+        (true, false) => Line::Whole,
+    })
+}
+
 fn read_jsonl(
     path: &Path,
     reader: &mut Box<dyn BufRead + Send>,
@@ -383,11 +492,17 @@ fn read_jsonl(
 ) -> Option<String> {
     let mut buf = Vec::with_capacity(4096);
     let mut line_no = 0u64;
+    let max = sink.cfg.max_line_bytes.max(1);
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => return None,
-            Ok(_) => {}
+        match read_line_bounded(reader.as_mut(), &mut buf, max) {
+            Ok(Line::End) => return None,
+            Ok(Line::Whole) => {}
+            Ok(Line::TooLong) => {
+                line_no += 1;
+                sink.bad(path, line_no, &BadRow::LineTooLong, "");
+                continue;
+            }
             Err(e) => {
                 let reason = if compression == Compression::None {
                     "io_error"

@@ -120,7 +120,9 @@ struct Parsed {
     block: Vec<u8>,
     side: Vec<String>,
     rows: Vec<(Detached, TextFeatures)>,
-    bad: Vec<(u64, BadRow, String)>,
+    /// (first line, lines, reason, excerpt): a run of blank lines is one
+    /// entry.
+    bad: Vec<(u64, u64, BadRow, String)>,
 }
 
 /// Lines in a block of whole lines (its final newline ends the last line).
@@ -132,6 +134,7 @@ fn lines_in(block: &[u8]) -> u64 {
 fn parse_block(
     block: Vec<u8>,
     first_line: u64,
+    max_line: usize,
     text: &TextAnalyzer,
     cache: &mut TextCache,
 ) -> Parsed {
@@ -152,13 +155,21 @@ fn parse_block(
         while let [rest @ .., b'\r'] = line {
             line = rest;
         }
+        if line.len() > max_line {
+            bad.push((line_no, 1, BadRow::LineTooLong, String::new()));
+            continue;
+        }
         if line.iter().all(|b| b.is_ascii_whitespace()) {
-            bad.push((line_no, BadRow::BlankLine, String::new()));
+            match bad.last_mut() {
+                Some((first, n, BadRow::BlankLine, _)) if *first + *n == line_no => *n += 1,
+                _ => bad.push((line_no, 1, BadRow::BlankLine, String::new())),
+            }
             continue;
         }
         let Ok(s) = std::str::from_utf8(line) else {
             bad.push((
                 line_no,
+                1,
                 BadRow::InvalidUtf8,
                 String::from_utf8_lossy(line).chars().take(120).collect(),
             ));
@@ -172,7 +183,7 @@ fn parse_block(
                 };
                 rows.push((strings.detach(r), tf));
             }
-            Err(reason) => bad.push((line_no, reason, s.chars().take(120).collect())),
+            Err(reason) => bad.push((line_no, 1, reason, s.chars().take(120).collect())),
         }
     }
     let side = strings.side;
@@ -194,6 +205,7 @@ pub(crate) fn read_jsonl(
     decompress: bool,
 ) -> Option<String> {
     let text = sink.text;
+    let max_line = sink.cfg.max_line_bytes.max(1);
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, u64, Vec<u8>)>(threads * 2);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Parsed)>(threads * 2);
     // Used blocks go back to the producer.
@@ -215,7 +227,10 @@ pub(crate) fn read_jsonl(
                         break;
                     };
                     if done_tx
-                        .send((seq, parse_block(block, first_line, text, &mut cache)))
+                        .send((
+                            seq,
+                            parse_block(block, first_line, max_line, text, &mut cache),
+                        ))
                         .is_err()
                     {
                         break;
@@ -224,10 +239,14 @@ pub(crate) fn read_jsonl(
             });
         }
         drop(done_tx);
-        let producer = s.spawn(move || -> Option<(u64, String)> {
+        let producer = s.spawn(move || -> (Option<(u64, String)>, Vec<u64>) {
             let mut seq = 0u64;
             let mut line = 1u64;
             let mut carry: Vec<u8> = Vec::new();
+            // Lines longer than `max_line` are skipped to their end, never
+            // held: their numbers are reported after the file.
+            let mut long_lines = Vec::new();
+            let mut skipping = false;
             loop {
                 // Blocks come back after use: no fresh allocation (and page
                 // faults) per block. A carried line longer than half a block
@@ -262,6 +281,25 @@ pub(crate) fn read_jsonl(
                     }
                 }
                 block.truncate(filled);
+                if skipping {
+                    match memchr::memchr(b'\n', &block) {
+                        Some(p) => {
+                            block.drain(..=p);
+                            skipping = false;
+                            long_lines.push(line);
+                            line += 1;
+                        }
+                        None => {
+                            block.clear();
+                            if eof || err.is_some() {
+                                long_lines.push(line);
+                                return (err.map(|e| (line, e)), long_lines);
+                            }
+                            carry = block;
+                            continue;
+                        }
+                    }
+                }
                 // Whole lines only: the tail waits for the next block, or is
                 // dropped with the error when the stream broke.
                 let cut = if eof {
@@ -270,6 +308,11 @@ pub(crate) fn read_jsonl(
                     memchr::memrchr(b'\n', &block).map_or(0, |p| p + 1)
                 };
                 if cut == 0 && err.is_none() && !eof {
+                    if block.len() > max_line {
+                        // Too long to keep: skip to its end.
+                        skipping = true;
+                        block.clear();
+                    }
                     carry = block; // a line longer than a block: read on
                     continue;
                 }
@@ -280,16 +323,16 @@ pub(crate) fn read_jsonl(
                 let lines = lines_in(&block);
                 if !block.is_empty() {
                     if work_tx.send((seq, line, block)).is_err() {
-                        return None;
+                        return (None, long_lines);
                     }
                     seq += 1;
                 }
                 line += lines;
                 if let Some(e) = err {
-                    return Some((line, e));
+                    return (Some((line, e)), long_lines);
                 }
                 if eof {
-                    return None;
+                    return (None, long_lines);
                 }
             }
         });
@@ -304,9 +347,12 @@ pub(crate) fn read_jsonl(
                 next += 1;
             }
         }
-        let err = producer
+        let (err, long_lines) = producer
             .join()
-            .unwrap_or(Some((0, "reader thread panicked".into())));
+            .unwrap_or((Some((0, "reader thread panicked".into())), Vec::new()));
+        for l in long_lines {
+            sink.bad(path, l, &BadRow::LineTooLong, "");
+        }
         err.map(|(line, e)| {
             let reason = if decompress {
                 "decompress_error"
@@ -324,8 +370,8 @@ fn apply(path: &Path, parsed: Parsed, sink: &mut Sink<'_>) -> Vec<u8> {
     for (d, tf) in parsed.rows {
         sink.reduced(&d.attach(&parsed.block, &parsed.side), tf);
     }
-    for (line, reason, excerpt) in parsed.bad {
-        sink.bad(path, line, &reason, &excerpt);
+    for (line, n, reason, excerpt) in parsed.bad {
+        sink.bad_n(path, line, n, &reason, &excerpt);
     }
     parsed.block
 }

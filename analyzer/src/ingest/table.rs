@@ -1,8 +1,7 @@
-//! CSV and Parquet input through polars' readers. Each row is checked by the
-//! same rules as a JSON line (CSV cells are strings, so numbers and booleans
-//! may be given as text there).
+//! Parquet input through polars' reader. Each row is checked by the same
+//! rules as a JSON line. (CSV is read record by record in `csv_rows`.)
 
-use super::{Format, Sink};
+use super::Sink;
 use crate::row;
 use polars::prelude::*;
 use serde_json::{Map, Number, Value};
@@ -29,36 +28,16 @@ fn to_json(v: AnyValue<'_>) -> Value {
     }
 }
 
-/// Read a whole CSV or Parquet file (already decompressed) into the sink.
-pub(super) fn read(
-    path: &Path,
-    format: Format,
-    bytes: Vec<u8>,
-    sink: &mut Sink<'_>,
-) -> Option<String> {
+/// Read a whole Parquet file (already decompressed) into the sink.
+pub(super) fn read(path: &Path, bytes: Vec<u8>, sink: &mut Sink<'_>) -> Option<String> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return None; // empty: reported by the caller
     }
     let cursor = Cursor::new(bytes);
-    let df = match format {
-        Format::Parquet => ParquetReader::new(cursor).finish(),
-        _ => CsvReadOptions::default()
-            .with_has_header(true)
-            // Every column as text: types are checked per row, so one bad
-            // cell makes one bad row, not a failed file.
-            .with_infer_schema_length(Some(0))
-            .with_ignore_errors(true)
-            .into_reader_with_file_handle(cursor)
-            .finish(),
-    };
-    let df = match df {
+    let df = match ParquetReader::new(cursor).finish() {
         Ok(df) => df,
         Err(e) => {
-            let reason = match format {
-                Format::Parquet => "unreadable_parquet",
-                _ => "unreadable_csv",
-            };
-            sink.file_error(path, 0, reason, &e.to_string());
+            sink.file_error(path, 0, "unreadable_parquet", &e.to_string());
             return Some(e.to_string());
         }
     };
@@ -70,7 +49,6 @@ pub(super) fn read(
         sink.file_error(path, 0, "not_a_request_log", &detail);
         return Some(detail);
     }
-    let strings = format == Format::Csv;
     let columns: Vec<(String, &Column)> = df
         .columns()
         .iter()
@@ -83,7 +61,7 @@ pub(super) fn read(
             obj.insert(name.clone(), v);
         }
         let value = Value::Object(obj);
-        match row::from_value(&value, strings) {
+        match row::from_value(&value, false) {
             Ok(r) => sink.row(&r),
             Err(reason) => {
                 let excerpt = value.to_string();
