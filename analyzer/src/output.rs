@@ -77,7 +77,7 @@ pub fn write_scores(analysis: &Analysis, path: &Path) -> Result<(), OutputError>
             "{},{:.4},{},{},{}",
             csv_field(&a.account_id),
             a.verdict.score,
-            u8::from(a.flagged()),
+            a.flagged(),
             csv_field(a.cluster_id.as_deref().unwrap_or("")),
             csv_field(&top_signals(a))
         )
@@ -171,8 +171,13 @@ fn window_rows<'a>(
     per_account.into_iter().flatten().collect()
 }
 
-fn rfc3339(ms: i64) -> String {
-    eve::time::Timestamp::from_unix_micros(ms.saturating_mul(1000)).to_string()
+/// A column of UTC instants (Parquet `TIMESTAMP(MILLIS, UTC)`), so readers
+/// get times, not strings to parse.
+fn instants(name: &str, ms: Vec<i64>) -> Result<Column, PolarsError> {
+    Column::new(name.into(), ms).cast(&DataType::Datetime(
+        TimeUnit::Milliseconds,
+        Some(TimeZone::UTC),
+    ))
 }
 
 /// Write the feature table: one row per account over the whole input
@@ -243,18 +248,20 @@ pub fn write_features(
                 })
                 .collect::<Vec<Option<&str>>>(),
         ),
-        Column::new(
-            "window_start".into(),
+        instants(
+            "window_start",
             rows.iter()
-                .map(|r| rfc3339(r.window.map_or(ctx.start, |w| w.0)))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "window_end".into(),
+                .map(|r| r.window.map_or(ctx.start, |w| w.0))
+                .collect(),
+        )
+        .map_err(perr)?,
+        instants(
+            "window_end",
             rows.iter()
-                .map(|r| rfc3339(r.window.map_or(ctx.end, |w| w.1)))
-                .collect::<Vec<_>>(),
-        ),
+                .map(|r| r.window.map_or(ctx.end, |w| w.1))
+                .collect(),
+        )
+        .map_err(perr)?,
         Column::new(
             "score".into(),
             rows.iter()

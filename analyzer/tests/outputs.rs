@@ -172,7 +172,8 @@ fn every_format_and_compression_gives_the_same_verdicts() {
         assert_eq!(s, reference, "{name} gives the same scores");
     }
 
-    // scores.csv: header, one row per account, score in [0,1], flagged 0/1.
+    // scores.csv: header, one row per account, score in [0,1], flagged
+    // true/false (the same form as the Parquet table's boolean).
     let lines: Vec<&str> = reference.lines().collect();
     assert_eq!(lines[0], "account_id,score,flagged,cluster_id,top_signals");
     assert_eq!(lines.len() - 1, 60);
@@ -180,7 +181,11 @@ fn every_format_and_compression_gives_the_same_verdicts() {
         let cells: Vec<&str> = l.split(',').collect();
         let score: f64 = cells[1].parse().unwrap();
         assert!((0.0..=1.0).contains(&score));
-        assert!(cells[2] == "0" || cells[2] == "1");
+        assert!(cells[2] == "true" || cells[2] == "false");
+        assert_eq!(
+            cells[2] == "true",
+            score >= analyzer::model::Model::bundled().threshold
+        );
     }
 }
 
@@ -223,6 +228,15 @@ fn feature_table_has_rows_per_account_per_key_and_per_day() {
     ] {
         assert!(df.column(c).is_ok(), "column {c}");
     }
+    // Window bounds are UTC instants, not strings; `flagged` is boolean.
+    for c in ["window_start", "window_end"] {
+        let dtype = df.column(c).unwrap().dtype();
+        assert!(
+            matches!(dtype, DataType::Datetime(TimeUnit::Milliseconds, _)),
+            "{c}: {dtype:?}"
+        );
+    }
+    assert_eq!(df.column("flagged").unwrap().dtype(), &DataType::Boolean);
     let scope = df.column("scope").unwrap().str().unwrap().clone();
     let all = df.filter(&scope.equal("all")).unwrap();
     let windows = df.filter(&scope.equal("window")).unwrap();
