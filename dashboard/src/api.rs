@@ -46,13 +46,30 @@ pub async fn ingest(
             ),
         ));
     }
-    let (valid, rejected) = ingest::validate_batch(items, &st.cfg);
+    let checks = ingest::Checks {
+        now: now_micros(),
+        sensors: p.sensors(),
+    };
+    let ingest::Validated {
+        events,
+        positions,
+        mut rejected,
+    } = ingest::validate_batch(items, &st.cfg, &checks);
     let started = std::time::Instant::now();
-    let outcome = if valid.is_empty() {
+    let (outcome, conflicts) = if events.is_empty() {
         Default::default()
     } else {
         let received = now_micros();
-        st.db(move |s| s.ingest(&valid, received)).await?
+        st.db(move |s| {
+            let o = s.ingest(&events, received)?;
+            let ids: Vec<(usize, String)> = o
+                .conflicts
+                .iter()
+                .map(|&i| (positions[i], events[i].event.event_id.clone()))
+                .collect();
+            Ok((o, ids))
+        })
+        .await?
     };
     metrics::histogram!("weightwatch_dashboard_ingest_commit_seconds")
         .record(started.elapsed().as_secs_f64());
@@ -60,8 +77,16 @@ pub async fn ingest(
         .increment(outcome.accepted as u64);
     metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "duplicate")
         .increment(outcome.duplicates as u64);
+    metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "conflict")
+        .increment(conflicts.len() as u64);
     metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "rejected")
         .increment(rejected.len() as u64);
+    rejected.extend(conflicts.into_iter().map(|(index, id)| ingest::Rejection {
+        index,
+        event_id: Some(id),
+        error: "conflict: this event_id is already stored with other content".into(),
+    }));
+    rejected.sort_by_key(|r| r.index);
     for a in &outcome.new_alerts {
         st.publish(LiveMsg {
             kind: "alert",

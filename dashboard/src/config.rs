@@ -35,6 +35,9 @@ pub struct DashboardConfig {
     pub stream_buffer: usize,
     /// Read-only SQLite connections for queries (the writer is separate).
     pub read_connections: usize,
+    /// Events dated more than this many seconds after the server's clock
+    /// are rejected.
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for DashboardConfig {
@@ -53,6 +56,7 @@ impl Default for DashboardConfig {
             secure_cookie: false,
             stream_buffer: 1024,
             read_connections: 4,
+            max_clock_skew_secs: 3600,
         }
     }
 }

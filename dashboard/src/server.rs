@@ -8,8 +8,8 @@ use crate::state::{AppState, now_micros};
 use crate::store::{SqliteStore, Store};
 use crate::{api, exporter, stream, ui};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::routing::{get, post};
 use std::future::Future;
@@ -194,8 +194,17 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `GET /healthz`: `ok` while the store takes writes, else 503 (the cause
+/// is logged, not told to the unauthenticated caller).
+async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match state.db(|s| s.check_writable()).await {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        // The cause is logged (ApiError::internal).
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ok: the store cannot be written\n",
+        ),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -6,6 +6,8 @@ mod common;
 mod api;
 mod browser;
 mod durability;
+mod health;
+mod hostile_events;
 mod labels;
 mod search;
 mod ui;
