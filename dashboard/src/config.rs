@@ -38,6 +38,14 @@ pub struct DashboardConfig {
     /// Events dated more than this many seconds after the server's clock
     /// are rejected.
     pub max_clock_skew_secs: u64,
+    /// Seconds a client has to send a request's headers (from the moment
+    /// the server waits for them, including between keep-alive requests).
+    pub header_read_timeout_secs: u64,
+    /// A connection that neither sends nor receives a byte for this many
+    /// seconds is closed (a stalled body upload, a client that reads nothing).
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen queue.
+    pub max_connections: usize,
 }
 
 impl Default for DashboardConfig {
@@ -57,6 +65,9 @@ impl Default for DashboardConfig {
             stream_buffer: 1024,
             read_connections: 4,
             max_clock_skew_secs: 3600,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 512,
         }
     }
 }

@@ -219,6 +219,49 @@ fn check_event(e: &eve::Event, cfg: &DashboardConfig, checks: &Checks) -> Result
     Ok(())
 }
 
+/// Counts the elements of a JSON array as its bytes arrive, so a batch with
+/// too many events is refused before the rest of the body is read. Counts
+/// the commas at the array's top level (outside strings and nested
+/// values): a lower bound on the elements whatever the rest holds, exact
+/// for a well-formed array.
+#[derive(Clone, Debug, Default)]
+pub struct BatchScan {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    commas: usize,
+}
+
+impl BatchScan {
+    /// Feed the next bytes of the body.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => self.depth = self.depth.saturating_add(1),
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                b',' if self.depth == 1 => self.commas += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Events seen so far, at least (a comma separates two).
+    pub fn at_least(&self) -> usize {
+        if self.commas == 0 { 0 } else { self.commas + 1 }
+    }
+}
+
 /// Truncate or redact prompt text anywhere under `v`: string values (or
 /// arrays of strings) of object keys that contain `prompt` (hash-valued keys
 /// such as `prompt_sha256` are left alone).
@@ -285,6 +328,20 @@ mod tests {
                 .starts_with("[redacted sha256:")
         );
         assert!(!v.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn batch_scan_counts_top_level_elements_only() {
+        let mut scan = BatchScan::default();
+        scan.feed(br#"[{"a": [1, 2, {"b": "x,y"}], "s": "q\"],"}, "#);
+        assert_eq!(scan.at_least(), 2);
+        scan.feed(br#"3, "4,5""#);
+        assert_eq!(scan.at_least(), 3);
+        scan.feed(b"]");
+        assert_eq!(scan.at_least(), 3);
+        let mut one = BatchScan::default();
+        one.feed(b"[{\"a\": 1}]");
+        assert_eq!(one.at_least(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::state::{AppState, now_micros};
 use crate::store::{SqliteStore, Store};
 use crate::{api, exporter, stream, ui};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::routing::{get, post};
@@ -66,7 +66,8 @@ impl Server {
     }
 
     /// Serve until `shutdown` completes, then finish in-flight requests
-    /// (live streams are closed) and return.
+    /// (live streams are closed) and return. Connections are limited as
+    /// [`crate::conn`] says.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -76,17 +77,12 @@ impl Server {
         let app = router(state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "dashboard listening");
         let closer = state.clone();
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closer.close_streams();
+        crate::conn::serve(self.listener, app, &state.cfg, shutdown, move || {
+            closer.close_streams()
         })
         .await;
         retention.abort();
-        result.map_err(DashboardError::from)
+        Ok(())
     }
 }
 
@@ -152,10 +148,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(ui::login_page).post(ui::login_submit))
         .route("/static/{*path}", get(ui::static_file));
     let protected = Router::new()
-        .route(
-            "/api/v1/events",
-            post(api::ingest).layer(DefaultBodyLimit::max(state.cfg.max_body_bytes)),
-        )
+        // The ingest handler limits its body itself (bytes and events, as
+        // they arrive).
+        .route("/api/v1/events", post(api::ingest))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/alerts/{id}/triage", post(api::triage))

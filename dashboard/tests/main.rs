@@ -5,6 +5,7 @@ mod common;
 
 mod api;
 mod browser;
+mod connections;
 mod durability;
 mod health;
 mod hostile_events;
