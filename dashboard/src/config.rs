@@ -20,8 +20,16 @@ pub struct DashboardConfig {
     pub ingest_requests_per_second: u32,
     /// Ingest requests one token may send in a burst above the sustained rate.
     pub ingest_burst: u32,
-    /// Failed sign-ins allowed per client address per minute.
+    /// Failed sign-ins allowed per client address per minute (then 429
+    /// for that address, whatever the name).
     pub login_attempts_per_minute: u32,
+    /// Longest wait imposed on one name from one address after failed
+    /// sign-ins (the wait doubles with each failure from 1 second).
+    pub login_backoff_max_secs: u64,
+    /// Password hashes (argon2, about 19 MiB each) computed at once.
+    pub password_hash_concurrency: usize,
+    /// Sign-ins that may wait for a hashing slot; beyond that 503 at once.
+    pub password_hash_queue: usize,
     /// Hours an analyst session lasts.
     pub session_hours: u32,
     /// Prompt text in alert evidence (keys containing `prompt`) is cut to
@@ -58,6 +66,9 @@ impl Default for DashboardConfig {
             ingest_requests_per_second: 100,
             ingest_burst: 200,
             login_attempts_per_minute: 10,
+            login_backoff_max_secs: 900,
+            password_hash_concurrency: 2,
+            password_hash_queue: 16,
             session_hours: 12,
             prompt_max_chars: 500,
             redact_prompts: false,

@@ -26,6 +26,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod throttle;
 pub mod triage;
 pub mod ui;
 

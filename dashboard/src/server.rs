@@ -127,8 +127,7 @@ async fn retention_loop(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         state.ingest_limiter.retain_recent();
-        state.login_limiter.retain_recent();
-        state.login_limiter.shrink_to_fit();
+        state.login.prune();
         let days = state.cfg.retention_days;
         if days == 0 {
             continue;

@@ -10,5 +10,6 @@ mod durability;
 mod health;
 mod hostile_events;
 mod labels;
+mod login_limits;
 mod search;
 mod ui;
