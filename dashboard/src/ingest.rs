@@ -227,6 +227,8 @@ fn check_event(e: &eve::Event, cfg: &DashboardConfig, checks: &Checks) -> Result
 #[derive(Clone, Debug, Default)]
 pub struct BatchScan {
     depth: u32,
+    /// The body's top-level value is an array (only its commas count).
+    array: bool,
     in_string: bool,
     escaped: bool,
     commas: usize,
@@ -248,9 +250,14 @@ impl BatchScan {
             }
             match b {
                 b'"' => self.in_string = true,
-                b'[' | b'{' => self.depth = self.depth.saturating_add(1),
+                b'[' | b'{' => {
+                    if self.depth == 0 {
+                        self.array = b == b'[';
+                    }
+                    self.depth = self.depth.saturating_add(1);
+                }
                 b']' | b'}' => self.depth = self.depth.saturating_sub(1),
-                b',' if self.depth == 1 => self.commas += 1,
+                b',' if self.depth == 1 && self.array => self.commas += 1,
                 _ => {}
             }
         }
@@ -342,6 +349,9 @@ mod tests {
         let mut one = BatchScan::default();
         one.feed(b"[{\"a\": 1}]");
         assert_eq!(one.at_least(), 0);
+        let mut object = BatchScan::default();
+        object.feed(b"{\"a\": 1, \"b\": 2}");
+        assert_eq!(object.at_least(), 0);
     }
 
     #[test]
