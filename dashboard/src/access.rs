@@ -107,7 +107,11 @@ async fn identify(
             })?;
         let hash = auth::hash_secret(token);
         return match state.db(move |s| s.token_lookup(&hash)).await? {
-            Some((id, scope)) => Ok(Some(Principal::Token { id, scope })),
+            Some(g) => Ok(Some(Principal::Token {
+                id: g.id,
+                scope: g.scope,
+                sensors: g.sensors.map(Into::into),
+            })),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unknown or revoked token",

@@ -19,9 +19,34 @@ fn open(db: &Path) -> Result<SqliteStore, DashboardError> {
 /// Create a token with `scope` and label `name`; returns the secret, which
 /// is not stored (only its SHA-256 is) and cannot be shown again.
 pub fn create_token(db: &Path, scope: Scope, name: &str) -> Result<String, DashboardError> {
+    create_token_for(db, scope, name, &[])
+}
+
+/// [`create_token`], bound to the sensor ids in `sensors` when there are
+/// any: events it submits must name one of them as `sensor_id` (the rest
+/// of the batch is rejected event by event).
+pub fn create_token_for(
+    db: &Path,
+    scope: Scope,
+    name: &str,
+    sensors: &[String],
+) -> Result<String, DashboardError> {
+    if let Some(bad) = sensors
+        .iter()
+        .find(|s| s.is_empty() || s.chars().count() > crate::ingest::MAX_ID_CHARS)
+    {
+        return Err(DashboardError::BadSensorId(bad.clone()));
+    }
     let store = open(db)?;
     let secret = auth::new_secret("ww_");
-    store.token_insert(name, scope, &auth::hash_secret(&secret), now_micros())?;
+    let bound = (!sensors.is_empty()).then_some(sensors);
+    store.token_insert(
+        name,
+        scope,
+        &auth::hash_secret(&secret),
+        bound,
+        now_micros(),
+    )?;
     Ok(secret)
 }
 

@@ -2,6 +2,7 @@
 
 use crate::access::{Ingester, Reader, Triager};
 use crate::auth::Principal;
+use crate::config::DashboardConfig;
 use crate::error::ApiError;
 use crate::ingest;
 use crate::labels;
@@ -10,19 +11,25 @@ use crate::state::{AppState, LiveMsg, now_micros};
 use crate::store::StoredAlert;
 use crate::triage::set_status;
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tokio_stream::StreamExt;
 
 /// `POST /api/v1/events`: a JSON array of EVE events, stored in one transaction.
+///
+/// The body is read as it arrives, counting the array's elements: too many
+/// (or too many bytes) is 413 before the rest is read. Parsing and checking
+/// run on the blocking pool, never on the threads that serve requests.
 pub async fn ingest(
     State(st): State<Arc<AppState>>,
     Ingester(p): Ingester,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
     if let Err(not_until) = st.ingest_limiter.check_key(&p.rate_key()) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -31,28 +38,57 @@ pub async fn ingest(
         metrics::counter!("weightwatch_dashboard_ingest_throttled_total").increment(1);
         return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
     }
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
-    let Value::Array(items) = value else {
-        return Err(ApiError::bad_request("body must be a JSON array of events"));
-    };
-    if items.len() > st.cfg.max_batch_events {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "batch of {} events exceeds max_batch_events = {}",
-                items.len(),
-                st.cfg.max_batch_events
-            ),
-        ));
-    }
-    let (valid, rejected) = ingest::validate_batch(items, &st.cfg);
+    let body = read_batch(&headers, body, &st.cfg).await?;
+    let cfg = st.cfg.clone();
+    let sensors = p.sensors().map(<[String]>::to_vec);
+    let ingest::Validated {
+        events,
+        positions,
+        mut rejected,
+    } = tokio::task::spawn_blocking(move || -> Result<ingest::Validated, ApiError> {
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
+        drop(body);
+        let Value::Array(items) = value else {
+            return Err(ApiError::bad_request("body must be a JSON array of events"));
+        };
+        if items.len() > cfg.max_batch_events {
+            return Err(too_many(items.len(), cfg.max_batch_events));
+        }
+        let checks = ingest::Checks {
+            now: now_micros(),
+            sensors: sensors.as_deref(),
+        };
+        Ok(ingest::validate_batch(items, &cfg, &checks))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let started = std::time::Instant::now();
-    let outcome = if valid.is_empty() {
+    // The live messages are rendered here too: an alert's JSON can be as
+    // large as the batch, and the async threads must stay free.
+    let live = st.subscribers() > 0;
+    let (outcome, conflicts, messages) = if events.is_empty() {
         Default::default()
     } else {
         let received = now_micros();
-        st.db(move |s| s.ingest(&valid, received)).await?
+        st.db(move |s| {
+            let o = s.ingest(&events, received)?;
+            let ids: Vec<(usize, String)> = o
+                .conflicts
+                .iter()
+                .map(|&i| (positions[i], events[i].event.event_id.clone()))
+                .collect();
+            let messages: Vec<Arc<str>> = if live {
+                o.new_alerts
+                    .iter()
+                    .map(|a| a.to_json().to_string().into())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok((o, ids, messages))
+        })
+        .await?
     };
     metrics::histogram!("weightwatch_dashboard_ingest_commit_seconds")
         .record(started.elapsed().as_secs_f64());
@@ -60,12 +96,20 @@ pub async fn ingest(
         .increment(outcome.accepted as u64);
     metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "duplicate")
         .increment(outcome.duplicates as u64);
+    metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "conflict")
+        .increment(conflicts.len() as u64);
     metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "rejected")
         .increment(rejected.len() as u64);
-    for a in &outcome.new_alerts {
+    rejected.extend(conflicts.into_iter().map(|(index, id)| ingest::Rejection {
+        index,
+        event_id: Some(id),
+        error: "conflict: this event_id is already stored with other content".into(),
+    }));
+    rejected.sort_by_key(|r| r.index);
+    for data in messages {
         st.publish(LiveMsg {
             kind: "alert",
-            data: a.to_json().to_string().into(),
+            data,
         });
     }
     let status = if rejected.is_empty() {
@@ -82,6 +126,50 @@ pub async fn ingest(
         })),
     )
         .into_response())
+}
+
+fn too_many(events: usize, max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("batch of {events} events exceeds max_batch_events = {max}"),
+    )
+}
+
+/// Read an ingest body, refusing it (413) as soon as it is longer than
+/// `max_body_bytes` or holds more than `max_batch_events` events.
+async fn read_batch(
+    headers: &HeaderMap,
+    body: Body,
+    cfg: &DashboardConfig,
+) -> Result<Vec<u8>, ApiError> {
+    let too_long = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds max_body_bytes = {}", cfg.max_body_bytes),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > cfg.max_body_bytes) {
+        return Err(too_long());
+    }
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    let mut scan = ingest::BatchScan::default();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+        if out.len() + chunk.len() > cfg.max_body_bytes {
+            return Err(too_long());
+        }
+        scan.feed(&chunk);
+        if scan.at_least() > cfg.max_batch_events {
+            return Err(too_many(scan.at_least(), cfg.max_batch_events));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// `GET /api/v1/alerts`.

@@ -92,6 +92,8 @@ pub enum Principal {
         id: i64,
         /// Its scope.
         scope: Scope,
+        /// The sensor ids it may submit events for (`None`: any).
+        sensors: Option<std::sync::Arc<[String]>>,
     },
     /// A signed-in analyst (may read and triage).
     User {
@@ -116,8 +118,16 @@ impl Principal {
     /// How the audit log names this principal.
     pub fn actor(&self) -> String {
         match self {
-            Principal::Token { id, scope } => format!("token:{id} ({scope})"),
+            Principal::Token { id, scope, .. } => format!("token:{id} ({scope})"),
             Principal::User { name, .. } => format!("user:{name}"),
+        }
+    }
+
+    /// The sensor ids this principal may submit events for (`None`: any).
+    pub fn sensors(&self) -> Option<&[String]> {
+        match self {
+            Principal::Token { sensors, .. } => sensors.as_deref(),
+            Principal::User { .. } => None,
         }
     }
 

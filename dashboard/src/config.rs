@@ -20,8 +20,16 @@ pub struct DashboardConfig {
     pub ingest_requests_per_second: u32,
     /// Ingest requests one token may send in a burst above the sustained rate.
     pub ingest_burst: u32,
-    /// Failed sign-ins allowed per client address per minute.
+    /// Failed sign-ins allowed per client address per minute (then 429
+    /// for that address, whatever the name).
     pub login_attempts_per_minute: u32,
+    /// Longest wait imposed on one name from one address after failed
+    /// sign-ins (the wait doubles with each failure from 1 second).
+    pub login_backoff_max_secs: u64,
+    /// Password hashes (argon2, about 19 MiB each) computed at once.
+    pub password_hash_concurrency: usize,
+    /// Sign-ins that may wait for a hashing slot; beyond that 503 at once.
+    pub password_hash_queue: usize,
     /// Hours an analyst session lasts.
     pub session_hours: u32,
     /// Prompt text in alert evidence (keys containing `prompt`) is cut to
@@ -35,6 +43,17 @@ pub struct DashboardConfig {
     pub stream_buffer: usize,
     /// Read-only SQLite connections for queries (the writer is separate).
     pub read_connections: usize,
+    /// Events dated more than this many seconds after the server's clock
+    /// are rejected.
+    pub max_clock_skew_secs: u64,
+    /// Seconds a client has to send a request's headers (from the moment
+    /// the server waits for them, including between keep-alive requests).
+    pub header_read_timeout_secs: u64,
+    /// A connection that neither sends nor receives a byte for this many
+    /// seconds is closed (a stalled body upload, a client that reads nothing).
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen queue.
+    pub max_connections: usize,
 }
 
 impl Default for DashboardConfig {
@@ -47,12 +66,19 @@ impl Default for DashboardConfig {
             ingest_requests_per_second: 100,
             ingest_burst: 200,
             login_attempts_per_minute: 10,
+            login_backoff_max_secs: 900,
+            password_hash_concurrency: 2,
+            password_hash_queue: 16,
             session_hours: 12,
             prompt_max_chars: 500,
             redact_prompts: false,
             secure_cookie: false,
             stream_buffer: 1024,
             read_connections: 4,
+            max_clock_skew_secs: 3600,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 512,
         }
     }
 }

@@ -19,6 +19,9 @@ pub enum DashboardError {
     /// A user name is unusable.
     #[error("invalid user name {0:?}: use 1-64 letters, digits, '.', '-', '_' or '@'")]
     BadUserName(String),
+    /// A sensor id a token is bound to is unusable.
+    #[error("invalid sensor id {0:?}: use 1-200 characters")]
+    BadSensorId(String),
 }
 
 /// An error answered to an HTTP client as `{"error": "..."}`.

@@ -2,12 +2,18 @@
 
 use crate::config::DashboardConfig;
 use crate::store::NewEvent;
+use eve::EventKind;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 
-/// Longest accepted `event_id`.
-pub const MAX_EVENT_ID_CHARS: usize = 200;
+/// Longest accepted `event_id` and `sensor_id` (characters).
+pub const MAX_ID_CHARS: usize = 200;
+
+/// Largest accepted counter (bytes, packets, sizes, stats): the store's
+/// signed 64-bit integers hold no more.
+pub const MAX_COUNTER: u64 = i64::MAX as u64;
 
 /// Why one event of a batch was refused.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -20,25 +26,57 @@ pub struct Rejection {
     pub error: String,
 }
 
+/// What an event is checked against besides its own shape.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks<'a> {
+    /// The server's clock, Unix microseconds: events dated more than
+    /// `max_clock_skew_secs` after it are refused.
+    pub now: i64,
+    /// The sensor ids the submitting token may speak for (`None`: any).
+    pub sensors: Option<&'a [String]>,
+}
+
+/// A batch split into storable events and rejections.
+#[derive(Debug, Default)]
+pub struct Validated {
+    /// The valid events, in batch order.
+    pub events: Vec<NewEvent>,
+    /// The batch position of each valid event.
+    pub positions: Vec<usize>,
+    /// The refused events.
+    pub rejected: Vec<Rejection>,
+}
+
 /// Split a batch into storable events and rejections.
-pub fn validate_batch(items: Vec<Value>, cfg: &DashboardConfig) -> (Vec<NewEvent>, Vec<Rejection>) {
-    let mut ok = Vec::with_capacity(items.len());
-    let mut bad = Vec::new();
+pub fn validate_batch(items: Vec<Value>, cfg: &DashboardConfig, checks: &Checks) -> Validated {
+    let mut out = Validated {
+        events: Vec::with_capacity(items.len()),
+        positions: Vec::with_capacity(items.len()),
+        rejected: Vec::new(),
+    };
     for (index, item) in items.into_iter().enumerate() {
-        match validate(item, cfg) {
-            Ok(e) => ok.push(e),
-            Err((event_id, error)) => bad.push(Rejection {
+        match validate(item, cfg, checks) {
+            Ok(e) => {
+                out.events.push(e);
+                out.positions.push(index);
+            }
+            Err((event_id, error)) => out.rejected.push(Rejection {
                 index,
                 event_id,
                 error,
             }),
         }
     }
-    (ok, bad)
+    out
 }
 
-/// Check one event against the event model and apply the prompt policy.
-fn validate(mut item: Value, cfg: &DashboardConfig) -> Result<NewEvent, (Option<String>, String)> {
+/// Check one event against the event model and the field rules, and apply
+/// the prompt policy.
+fn validate(
+    mut item: Value,
+    cfg: &DashboardConfig,
+    checks: &Checks,
+) -> Result<NewEvent, (Option<String>, String)> {
     let Some(obj) = item.as_object() else {
         return Err((None, "event is not a JSON object".into()));
     };
@@ -46,24 +84,189 @@ fn validate(mut item: Value, cfg: &DashboardConfig) -> Result<NewEvent, (Option<
         Some(Value::String(s)) if s.is_empty() => {
             return Err((None, "event_id is empty".into()));
         }
-        Some(Value::String(s)) if s.chars().count() > MAX_EVENT_ID_CHARS => {
+        Some(Value::String(s)) if s.chars().count() > MAX_ID_CHARS => {
             return Err((
                 None,
-                format!("event_id is longer than {MAX_EVENT_ID_CHARS} characters"),
+                format!("event_id is longer than {MAX_ID_CHARS} characters"),
             ));
         }
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err((None, "event_id is not a string".into())),
         None => return Err((None, "event_id is missing".into())),
     };
+    let fail = |error: String| (Some(event_id.clone()), error);
+    check_fields(obj).map_err(fail)?;
     let event: eve::Event = serde_json::from_value(item.clone())
-        .map_err(|e| (Some(event_id.clone()), format!("not a valid event: {e}")))?;
+        .map_err(|e| fail(format!("not a valid event: {e}")))?;
+    check_event(&event, cfg, checks).map_err(fail)?;
     if let Some(evidence) = item.get_mut("evidence") {
         apply_prompt_policy(evidence, cfg, false);
     }
-    let body = serde_json::to_string(&item)
-        .map_err(|e| (Some(event_id.clone()), format!("re-encoding: {e}")))?;
+    let body = serde_json::to_string(&item).map_err(|e| fail(format!("re-encoding: {e}")))?;
     Ok(NewEvent { event, body })
+}
+
+/// Rules on the JSON fields the event model's types would refuse with a
+/// message that does not name the field.
+fn check_fields(obj: &serde_json::Map<String, Value>) -> Result<(), String> {
+    match obj.get("timestamp") {
+        Some(Value::String(s)) if eve::Timestamp::parse(s).is_ok() => {}
+        Some(_) => return Err("timestamp is not an RFC 3339 time".into()),
+        None => return Err("timestamp is missing".into()),
+    }
+    for key in ["src_ip", "dest_ip"] {
+        if let Some(v) = obj.get(key)
+            && v.as_str().and_then(|s| s.parse::<IpAddr>().ok()).is_none()
+        {
+            return Err(format!("{key} is not an IP address"));
+        }
+    }
+    for key in ["src_port", "dest_port"] {
+        if let Some(v) = obj.get(key)
+            && v.as_u64().is_none_or(|p| p > u64::from(u16::MAX))
+        {
+            return Err(format!("{key} is not a port number (0-65535)"));
+        }
+    }
+    match obj.get("sensor_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ID_CHARS => {}
+        Some(_) => {
+            return Err(format!(
+                "sensor_id is not a string of 1-{MAX_ID_CHARS} characters"
+            ));
+        }
+    }
+    if let Some(sev) = obj.get("alert").and_then(|a| a.get("severity"))
+        && sev.as_u64().is_none_or(|s| !(1..=3).contains(&s))
+    {
+        return Err("alert.severity must be 1, 2 or 3".into());
+    }
+    Ok(())
+}
+
+/// Rules on the parsed event: counters in range, times in order and not in
+/// the future, the sensor one the token may speak for.
+fn check_event(e: &eve::Event, cfg: &DashboardConfig, checks: &Checks) -> Result<(), String> {
+    let skew = i64::try_from(cfg.max_clock_skew_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    let latest = checks.now.saturating_add(skew);
+    let not_future = |what: &str, t: &eve::Timestamp| {
+        if t.unix_micros() > latest {
+            Err(format!(
+                "{what} {t} is more than {} s ahead of the server's clock",
+                cfg.max_clock_skew_secs
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    not_future("timestamp", &e.timestamp)?;
+    if let Some(allowed) = checks.sensors {
+        match &e.sensor_id {
+            Some(id) if allowed.contains(id) => {}
+            Some(id) => {
+                return Err(format!(
+                    "sensor_id {id:?} is not one this token may submit events for"
+                ));
+            }
+            None => return Err("sensor_id is missing (this token is bound to sensors)".into()),
+        }
+    }
+    let counter = |what: &str, n: u64| {
+        if n > MAX_COUNTER {
+            Err(format!(
+                "{what} {n} is out of range (at most {MAX_COUNTER})"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match &e.kind {
+        EventKind::Alert(a) => {
+            if let Some(f) = &a.fileinfo {
+                counter("fileinfo.size", f.size)?;
+            }
+        }
+        EventKind::Flow(f) => {
+            let r = &f.flow;
+            counter("flow.pkts_toserver", r.pkts_toserver)?;
+            counter("flow.pkts_toclient", r.pkts_toclient)?;
+            counter("flow.bytes_toserver", r.bytes_toserver)?;
+            counter("flow.bytes_toclient", r.bytes_toclient)?;
+            counter("flow.plaintext_toserver", r.plaintext_toserver.unwrap_or(0))?;
+            counter("flow.plaintext_toclient", r.plaintext_toclient.unwrap_or(0))?;
+            if let Some(t) = &f.tcp {
+                counter("tcp.gap_bytes", t.gap_bytes)?;
+            }
+            if r.start > r.end {
+                return Err(format!(
+                    "flow.start {} is after flow.end {}",
+                    r.start, r.end
+                ));
+            }
+            not_future("flow.end", &r.end)?;
+        }
+        EventKind::Fileinfo(f) => counter("fileinfo.size", f.fileinfo.size)?,
+        EventKind::Stats(s) => {
+            counter("stats.uptime", s.stats.uptime)?;
+            for (section, keys) in &s.stats.sections {
+                for (key, n) in keys {
+                    counter(&format!("stats.{section}.{key}"), *n)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts the elements of a JSON array as its bytes arrive, so a batch with
+/// too many events is refused before the rest of the body is read. Counts
+/// the commas at the array's top level (outside strings and nested
+/// values): a lower bound on the elements whatever the rest holds, exact
+/// for a well-formed array.
+#[derive(Clone, Debug, Default)]
+pub struct BatchScan {
+    depth: u32,
+    /// The body's top-level value is an array (only its commas count).
+    array: bool,
+    in_string: bool,
+    escaped: bool,
+    commas: usize,
+}
+
+impl BatchScan {
+    /// Feed the next bytes of the body.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    if self.depth == 0 {
+                        self.array = b == b'[';
+                    }
+                    self.depth = self.depth.saturating_add(1);
+                }
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                b',' if self.depth == 1 && self.array => self.commas += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Events seen so far, at least (a comma separates two).
+    pub fn at_least(&self) -> usize {
+        if self.commas == 0 { 0 } else { self.commas + 1 }
+    }
 }
 
 /// Truncate or redact prompt text anywhere under `v`: string values (or
@@ -135,13 +338,40 @@ mod tests {
     }
 
     #[test]
+    fn batch_scan_counts_top_level_elements_only() {
+        let mut scan = BatchScan::default();
+        scan.feed(br#"[{"a": [1, 2, {"b": "x,y"}], "s": "q\"],"}, "#);
+        assert_eq!(scan.at_least(), 2);
+        scan.feed(br#"3, "4,5""#);
+        assert_eq!(scan.at_least(), 3);
+        scan.feed(b"]");
+        assert_eq!(scan.at_least(), 3);
+        let mut one = BatchScan::default();
+        one.feed(b"[{\"a\": 1}]");
+        assert_eq!(one.at_least(), 0);
+        let mut object = BatchScan::default();
+        object.feed(b"{\"a\": 1, \"b\": 2}");
+        assert_eq!(object.at_least(), 0);
+    }
+
+    #[test]
     fn rejections_say_why() {
         let cfg = DashboardConfig::default();
-        let (ok, bad) = validate_batch(
-            vec![json!(1), json!({"event_id": 5}), json!({"event_id": "x"})],
+        let checks = Checks {
+            now: 0,
+            sensors: None,
+        };
+        let v = validate_batch(
+            vec![
+                json!(1),
+                json!({"event_id": 5}),
+                json!({"event_id": "x", "timestamp": "2026-01-01T00:00:00Z"}),
+            ],
             &cfg,
+            &checks,
         );
-        assert!(ok.is_empty());
+        assert!(v.events.is_empty());
+        let bad = v.rejected;
         assert_eq!(bad.len(), 3);
         assert_eq!(bad[2].event_id.as_deref(), Some("x"));
         assert!(

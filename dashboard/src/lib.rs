@@ -4,7 +4,8 @@
 //! Embed it with [`Server::bind`] + [`Server::serve`] (async) or [`serve`]
 //! (blocking); administer it with [`admin`]. See `docs/dashboard.md`.
 //!
-//! A request goes [`server`] (router, security headers) → [`access`] (who
+//! A connection is accepted and limited by [`conn`]; a request goes
+//! [`server`] (router, security headers) → [`access`] (who
 //! is asking, what they may do) → a handler in [`api`] (JSON), [`stream`]
 //! (server-sent events), [`exporter`] (metrics) or [`ui`] (pages) → the
 //! modules both API and pages use ([`query`], [`triage`], [`ingest`]) →
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod exporter;
 pub mod ingest;
@@ -24,6 +26,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod throttle;
 pub mod triage;
 pub mod ui;
 

@@ -8,8 +8,8 @@ use crate::state::{AppState, now_micros};
 use crate::store::{SqliteStore, Store};
 use crate::{api, exporter, stream, ui};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::routing::{get, post};
 use std::future::Future;
@@ -66,7 +66,8 @@ impl Server {
     }
 
     /// Serve until `shutdown` completes, then finish in-flight requests
-    /// (live streams are closed) and return.
+    /// (live streams are closed) and return. Connections are limited as
+    /// [`crate::conn`] says.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -76,17 +77,12 @@ impl Server {
         let app = router(state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "dashboard listening");
         let closer = state.clone();
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closer.close_streams();
+        crate::conn::serve(self.listener, app, &state.cfg, shutdown, move || {
+            closer.close_streams()
         })
         .await;
         retention.abort();
-        result.map_err(DashboardError::from)
+        Ok(())
     }
 }
 
@@ -131,8 +127,7 @@ async fn retention_loop(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         state.ingest_limiter.retain_recent();
-        state.login_limiter.retain_recent();
-        state.login_limiter.shrink_to_fit();
+        state.login.prune();
         let days = state.cfg.retention_days;
         if days == 0 {
             continue;
@@ -152,10 +147,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(ui::login_page).post(ui::login_submit))
         .route("/static/{*path}", get(ui::static_file));
     let protected = Router::new()
-        .route(
-            "/api/v1/events",
-            post(api::ingest).layer(DefaultBodyLimit::max(state.cfg.max_body_bytes)),
-        )
+        // The ingest handler limits its body itself (bytes and events, as
+        // they arrive).
+        .route("/api/v1/events", post(api::ingest))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/alerts/{id}/triage", post(api::triage))
@@ -194,8 +188,17 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `GET /healthz`: `ok` while the store takes writes, else 503 (the cause
+/// is logged, not told to the unauthenticated caller).
+async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match state.db(|s| s.check_writable()).await {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        // The cause is logged (ApiError::internal).
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ok: the store cannot be written\n",
+        ),
+    }
 }
 
 async fn not_found() -> ApiError {

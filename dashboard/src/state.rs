@@ -1,9 +1,10 @@
 //! What every handler shares: the store, the settings, live updates to
-//! stream subscribers, the rate limiters, and the clock.
+//! stream subscribers, the rate limiters and sign-in limits, and the clock.
 
 use crate::config::DashboardConfig;
 use crate::error::ApiError;
 use crate::store::{ChartSpan, Overview, Store, StoreResult};
+use crate::throttle::LoginGuard;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -28,8 +29,9 @@ pub struct AppState {
     live: Mutex<Option<broadcast::Sender<LiveMsg>>>,
     /// Ingest requests per token.
     pub ingest_limiter: DefaultKeyedRateLimiter<String>,
-    /// Sign-in attempts per client address and per user name.
-    pub login_limiter: DefaultKeyedRateLimiter<String>,
+    /// Sign-in limits: failures per address, backoff per name and
+    /// address, the password-hashing budget.
+    pub login: LoginGuard,
     /// The overview's aggregates, reused for [`OVERVIEW_TTL`] (they scan
     /// the week's alerts, so many open dashboards must not recompute them).
     overview: Mutex<Option<(std::time::Instant, ChartSpan, Arc<Overview>)>>,
@@ -47,9 +49,12 @@ impl AppState {
                 Quota::per_second(nz(cfg.ingest_requests_per_second))
                     .allow_burst(nz(cfg.ingest_burst)),
             ),
-            login_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(nz(
-                cfg.login_attempts_per_minute
-            ))),
+            login: LoginGuard::new(
+                cfg.login_attempts_per_minute,
+                std::time::Duration::from_secs(cfg.login_backoff_max_secs),
+                cfg.password_hash_concurrency,
+                cfg.password_hash_queue,
+            ),
             store,
             cfg,
             live: Mutex::new(Some(tx)),

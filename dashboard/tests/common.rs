@@ -140,6 +140,10 @@ pub struct Stopped {
 }
 
 impl Stopped {
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.db
+    }
+
     pub fn start_again(self, cfg: DashboardConfig) -> TestServer {
         TestServer::on_db(cfg, self.db, self.dir)
     }

@@ -5,7 +5,11 @@ mod common;
 
 mod api;
 mod browser;
+mod connections;
 mod durability;
+mod health;
+mod hostile_events;
 mod labels;
+mod login_limits;
 mod search;
 mod ui;

@@ -411,14 +411,16 @@ fn an_older_database_gets_the_index_built_on_open() {
         .collect();
     s.ingest(&ingest, &events);
     // Take the file back to schema version 1: what the previous release
-    // wrote (everything but the index and its triggers).
+    // wrote (everything but the index and its triggers, and the tokens'
+    // sensor binding of version 4).
     let db = s.db.clone();
     let s = s.stop();
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch(
             "DROP TRIGGER alerts_fts_delete; DROP TRIGGER alerts_fts_update;
-             DROP TABLE alerts_fts; PRAGMA user_version = 1;",
+             DROP TABLE alerts_fts; ALTER TABLE tokens DROP COLUMN sensors;
+             PRAGMA user_version = 1;",
         )
         .unwrap();
         let fts: i64 = conn
@@ -436,7 +438,7 @@ fn an_older_database_gets_the_index_built_on_open() {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         // The index itself (not the scan) finds the old rows.
         let n: i64 = conn
             .query_row(

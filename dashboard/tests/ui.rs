@@ -344,8 +344,10 @@ fn overview_chart_span_is_chosen_and_older_alerts_are_counted() {
     let day = 86_400;
     // A sensor alert two years before the analyzer's alerts (a pcap replay
     // next to fresh API logs, as in the demo).
-    let t0 = 1_717_200_000; // 2024-06-01
-    let t1 = t0 + 2 * 365 * day;
+    // (`ts` counts seconds from 2026-09-21; event times must not be in the
+    // future.)
+    let t1 = 0;
+    let t0 = t1 - 2 * 365 * day;
     s.ingest(
         &ingest,
         &[

@@ -14,6 +14,11 @@ pub enum TokenCommand {
         /// A label to recognise the token by.
         #[arg(long, value_name = "TEXT")]
         name: Option<String>,
+        /// Bind the token to this sensor id (repeat for several): events it
+        /// submits must carry one of them as `sensor_id`. Unbound tokens
+        /// may submit for any sensor.
+        #[arg(long = "sensor", value_name = "ID")]
+        sensors: Vec<String>,
         /// The dashboard's database.
         #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
         db: PathBuf,
@@ -37,11 +42,23 @@ pub enum TokenCommand {
 /// Run a token subcommand.
 pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { scope, name, db } => {
+        TokenCommand::Create {
+            scope,
+            name,
+            sensors,
+            db,
+        } => {
             let scope: dashboard::Scope = scope.parse().map_err(anyhow::Error::msg)?;
             let name = name.unwrap_or_else(|| format!("{scope} token"));
-            let secret = dashboard::admin::create_token(&db, scope, &name)?;
-            eprintln!("created {scope} token {name:?}; it is shown only this once:");
+            let secret = dashboard::admin::create_token_for(&db, scope, &name, &sensors)?;
+            if sensors.is_empty() {
+                eprintln!("created {scope} token {name:?}; it is shown only this once:");
+            } else {
+                eprintln!(
+                    "created {scope} token {name:?} for sensors {}; it is shown only this once:",
+                    sensors.join(", ")
+                );
+            }
             println!("{secret}");
         }
         TokenCommand::List { db } => {
@@ -51,8 +68,12 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
             );
             for t in dashboard::admin::list_tokens(&db)? {
                 let created = eve::Timestamp::from_unix_micros(t.created).to_string();
+                let bound = match &t.sensors {
+                    Some(s) => format!("  (sensors: {})", s.join(", ")),
+                    None => String::new(),
+                };
                 println!(
-                    "{:>4}  {:<7}  {:<27}  {:<8}  {}",
+                    "{:>4}  {:<7}  {:<27}  {:<8}  {}{bound}",
                     t.id,
                     t.scope.as_str(),
                     created,

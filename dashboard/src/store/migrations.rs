@@ -156,6 +156,11 @@ INSERT INTO alerts_fts (alerts_fts) VALUES ('rebuild');
     r#"
 DROP TRIGGER alerts_fts_insert;
 "#,
+    // 4: a token may be bound to the sensor ids it speaks for (a JSON array
+    // of strings; NULL: any sensor).
+    r#"
+ALTER TABLE tokens ADD COLUMN sensors TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

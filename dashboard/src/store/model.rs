@@ -25,6 +25,9 @@ pub enum StoreError {
     /// A lock was poisoned by a panic in another thread.
     #[error("store lock poisoned")]
     Poisoned,
+    /// The database cannot be written (read-only, full, failing I/O).
+    #[error("database is not writable: {0}")]
+    NotWritable(&'static str),
 }
 
 /// Result of store operations.
@@ -44,8 +47,12 @@ pub struct NewEvent {
 pub struct IngestOutcome {
     /// Events stored for the first time.
     pub accepted: usize,
-    /// Events whose `event_id` was already stored (or repeated in the batch).
+    /// Events whose `event_id` was already stored (or repeated in the batch)
+    /// with the same content.
     pub duplicates: usize,
+    /// Positions (in the slice given to `ingest`) of events whose
+    /// `event_id` was already stored with other content; not stored.
+    pub conflicts: Vec<usize>,
     /// The alerts among the accepted events, as stored (for live updates).
     pub new_alerts: Vec<StoredAlert>,
 }
@@ -417,6 +424,19 @@ pub struct TokenRow {
     pub created: i64,
     /// Revoked (Unix microseconds), if revoked.
     pub revoked: Option<i64>,
+    /// The sensor ids it may submit events for (`None`: any).
+    pub sensors: Option<Vec<String>>,
+}
+
+/// A live token as authentication sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// Row id.
+    pub id: i64,
+    /// Scope.
+    pub scope: Scope,
+    /// The sensor ids it may submit events for (`None`: any).
+    pub sensors: Option<Vec<String>>,
 }
 
 /// A signed-in analyst's session.

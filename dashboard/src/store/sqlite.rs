@@ -19,7 +19,8 @@ use rusqlite::{
 };
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, TryLockError};
 
 /// Separator around member account ids in `alerts.members`, so that
 /// `instr(members, SEP || id || SEP)` matches whole ids only.
@@ -31,6 +32,9 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     max_readers: usize,
+    /// The last write transaction failed because the database could not be
+    /// written (read-only, full, I/O error); cleared by the next success.
+    write_failed: AtomicBool,
 }
 
 impl SqliteStore {
@@ -53,6 +57,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             max_readers: read_connections.max(1),
+            write_failed: AtomicBool::new(false),
         })
     }
 
@@ -86,11 +91,31 @@ impl SqliteStore {
     /// Run `f` in an immediate transaction on the writer and commit.
     fn write<T>(&self, f: impl FnOnce(&Transaction) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        match &result {
+            Ok(_) => self.write_failed.store(false, Ordering::Relaxed),
+            Err(StoreError::Sqlite(e)) if cannot_write(e) => {
+                self.write_failed.store(true, Ordering::Relaxed)
+            }
+            Err(_) => {}
+        }
+        result
     }
+}
+
+/// Whether an error means the database cannot be written at all (as
+/// opposed to a bad statement or a constraint).
+fn cannot_write(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(ReadOnly | DiskFull | SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase)
+    )
 }
 
 /// Lower-cased text the free-text filter searches.
@@ -482,7 +507,7 @@ impl EventStore for SqliteStore {
     fn ingest(&self, events: &[NewEvent], received: i64) -> StoreResult<IngestOutcome> {
         self.write(|tx| {
             let mut out = IngestOutcome::default();
-            for ne in events {
+            for (pos, ne) in events.iter().enumerate() {
                 let e = &ne.event;
                 let ts = e.timestamp.unix_micros();
                 let inserted = tx
@@ -504,7 +529,16 @@ impl EventStore for SqliteStore {
                         ne.body,
                     ])?;
                 if inserted == 0 {
-                    out.duplicates += 1;
+                    // The same content is a resend; other content under the
+                    // same id is a conflict, reported and not stored.
+                    let same: bool = tx
+                        .prepare_cached("SELECT body = ?2 FROM events WHERE event_id = ?1")?
+                        .query_row(params![e.event_id, ne.body], |r| r.get(0))?;
+                    if same {
+                        out.duplicates += 1;
+                    } else {
+                        out.conflicts.push(pos);
+                    }
                     continue;
                 }
                 out.accepted += 1;
@@ -672,6 +706,25 @@ impl EventStore for SqliteStore {
             tx.execute("DELETE FROM accounts WHERE account_id = ?1", [account])?;
             Ok(counts)
         })
+    }
+
+    fn check_writable(&self) -> StoreResult<()> {
+        if self.write_failed.load(Ordering::Relaxed) {
+            return Err(StoreError::NotWritable("the last write failed"));
+        }
+        let conn = match self.writer.try_lock() {
+            Ok(c) => c,
+            // A write is running right now: the database takes writes.
+            Err(TryLockError::WouldBlock) => return Ok(()),
+            Err(TryLockError::Poisoned(_)) => return Err(StoreError::Poisoned),
+        };
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::NotWritable("opened read-only"));
+        }
+        // Takes the write lock (and opens the WAL for writing) without
+        // writing anything.
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        Ok(())
     }
 }
 
@@ -1022,14 +1075,14 @@ impl SummaryStore for SqliteStore {
             o.total_alerts = c.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))?;
             o.top_sources = c
                 .prepare_cached(
-                    "SELECT src_ip, sum(bytes_toserver) AS b FROM flows
+                    "SELECT src_ip, CAST(total(bytes_toserver) AS INTEGER) AS b FROM flows
                      GROUP BY src_ip ORDER BY b DESC LIMIT 10",
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             o.top_destinations = c
                 .prepare_cached(
-                    "SELECT dest_ip, max(sni), sum(bytes_toserver) AS b FROM flows
+                    "SELECT dest_ip, max(sni), CAST(total(bytes_toserver) AS INTEGER) AS b FROM flows
                      GROUP BY dest_ip ORDER BY b DESC LIMIT 10",
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -1054,30 +1107,52 @@ impl SummaryStore for SqliteStore {
 }
 
 impl TokenStore for SqliteStore {
-    fn token_insert(&self, name: &str, scope: Scope, hash: &str, now: i64) -> StoreResult<i64> {
+    fn token_insert(
+        &self,
+        name: &str,
+        scope: Scope,
+        hash: &str,
+        sensors: Option<&[String]>,
+        now: i64,
+    ) -> StoreResult<i64> {
+        let sensors = sensors.map(serde_json::to_string).transpose()?;
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO tokens (name, scope, hash, created) VALUES (?1, ?2, ?3, ?4)",
-                params![name, scope.as_str(), hash, now],
+                "INSERT INTO tokens (name, scope, hash, created, sensors)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, scope.as_str(), hash, now, sensors],
             )?;
             Ok(tx.last_insert_rowid())
         })
     }
 
-    fn token_lookup(&self, hash: &str) -> StoreResult<Option<(i64, Scope)>> {
+    fn token_lookup(&self, hash: &str) -> StoreResult<Option<TokenGrant>> {
         self.read(|c| {
-            let row: Option<(i64, String)> = c
-                .prepare_cached("SELECT id, scope FROM tokens WHERE hash = ?1 AND revoked IS NULL")?
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            let row: Option<(i64, String, Option<String>)> = c
+                .prepare_cached(
+                    "SELECT id, scope, sensors FROM tokens WHERE hash = ?1 AND revoked IS NULL",
+                )?
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            Ok(row.and_then(|(id, s)| s.parse().ok().map(|s| (id, s))))
+            let Some((id, scope, sensors)) = row else {
+                return Ok(None);
+            };
+            let Ok(scope) = scope.parse() else {
+                return Ok(None);
+            };
+            Ok(Some(TokenGrant {
+                id,
+                scope,
+                sensors: sensors.map(|s| serde_json::from_str(&s)).transpose()?,
+            }))
         })
     }
 
     fn token_list(&self) -> StoreResult<Vec<TokenRow>> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT id, name, scope, created, revoked FROM tokens ORDER BY id")?;
+            let mut stmt = c.prepare(
+                "SELECT id, name, scope, created, revoked, sensors FROM tokens ORDER BY id",
+            )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -1085,11 +1160,12 @@ impl TokenStore for SqliteStore {
                     r.get::<_, String>(2)?,
                     r.get::<_, i64>(3)?,
                     r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })?;
             let mut out = Vec::new();
             for r in rows {
-                let (id, name, scope, created, revoked) = r?;
+                let (id, name, scope, created, revoked, sensors) = r?;
                 if let Ok(scope) = scope.parse() {
                     out.push(TokenRow {
                         id,
@@ -1097,6 +1173,7 @@ impl TokenStore for SqliteStore {
                         scope,
                         created,
                         revoked,
+                        sensors: sensors.map(|s| serde_json::from_str(&s)).transpose()?,
                     });
                 }
             }

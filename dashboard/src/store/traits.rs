@@ -6,7 +6,7 @@
 use super::model::{
     AccountDetail, AccountRow, AlertDetail, AlertFilter, AlertPage, AuditEntry, ChartSpan, Counts,
     IngestOutcome, NewEvent, Overview, PurgeCounts, SensorRow, Session, Status, StoreResult,
-    StoredAlert, TokenRow, Verdict,
+    StoredAlert, TokenGrant, TokenRow, Verdict,
 };
 use crate::auth::Scope;
 
@@ -18,6 +18,9 @@ pub trait EventStore {
     fn purge_before(&self, cutoff: i64) -> StoreResult<usize>;
     /// Delete everything about one account.
     fn purge_account(&self, account: &str) -> StoreResult<PurgeCounts>;
+    /// `Ok` when events can be written now; an error when the database is
+    /// read-only or the last write failed for want of space or I/O.
+    fn check_writable(&self) -> StoreResult<()>;
 }
 
 /// Alerts: listing, detail and triage.
@@ -70,10 +73,17 @@ pub trait SummaryStore {
 
 /// API tokens (only their hashes).
 pub trait TokenStore {
-    /// Store a token hash; returns its id.
-    fn token_insert(&self, name: &str, scope: Scope, hash: &str, now: i64) -> StoreResult<i64>;
-    /// The live (not revoked) token with this hash: (id, scope).
-    fn token_lookup(&self, hash: &str) -> StoreResult<Option<(i64, Scope)>>;
+    /// Store a token hash, bound to `sensors` when given; returns its id.
+    fn token_insert(
+        &self,
+        name: &str,
+        scope: Scope,
+        hash: &str,
+        sensors: Option<&[String]>,
+        now: i64,
+    ) -> StoreResult<i64>;
+    /// The live (not revoked) token with this hash.
+    fn token_lookup(&self, hash: &str) -> StoreResult<Option<TokenGrant>>;
     /// Every token.
     fn token_list(&self) -> StoreResult<Vec<TokenRow>>;
     /// Revoke a token; false when there is no such live token.

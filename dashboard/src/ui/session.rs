@@ -7,6 +7,7 @@ use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::state::{AppState, now_micros};
 use crate::store::AuditEntry;
+use crate::throttle::Refusal;
 use askama::Template;
 use axum::extract::{ConnectInfo, Extension, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -57,8 +58,33 @@ fn login_error(status: StatusCode, msg: &str) -> Response {
     r
 }
 
-/// `POST /login`: rate-limited per client address and per name; on success
-/// sets an HttpOnly, SameSite=Strict session cookie.
+/// The answer to a sign-in that may not be tried now: 429 (throttled) or
+/// 503 (no hashing slot), both with `Retry-After`.
+fn refused(refusal: Refusal) -> Response {
+    let (status, result, msg, wait) = match refusal {
+        Refusal::Throttled(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            "Too many attempts. Wait a while and try again.",
+            wait.as_secs() + 1,
+        ),
+        Refusal::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Too many sign-ins at once. Try again in a moment.",
+            1,
+        ),
+    };
+    metrics::counter!("weightwatch_dashboard_logins_total", "result" => result).increment(1);
+    let mut r = login_error(status, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    r
+}
+
+/// `POST /login`: failed sign-ins are limited per client address, and back
+/// off per name and address; password hashing is bounded (503 beyond). On
+/// success sets an HttpOnly, SameSite=Strict session cookie.
 pub async fn login_submit(
     State(st): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -68,39 +94,42 @@ pub async fn login_submit(
     if !same_origin(&headers) {
         return login_error(StatusCode::FORBIDDEN, "Cross-site sign-in refused.");
     }
-    let keys = [format!("ip:{}", peer.ip()), format!("name:{}", f.username)];
-    if keys.iter().any(|k| st.login_limiter.check_key(k).is_err()) {
-        metrics::counter!("weightwatch_dashboard_logins_total", "result" => "throttled")
-            .increment(1);
-        let mut r = login_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts. Wait a minute and try again.",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        return r;
+    let ip = peer.ip();
+    if let Err(refusal) = st.login.check(ip, &f.username) {
+        return refused(refusal);
     }
     let name = f.username.clone();
     let phc = match st.db(move |s| s.user_phc(&name)).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    let slot = match st.login.hash_slot().await {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(refusal),
+    };
     let password = f.password;
-    let ok = tokio::task::spawn_blocking(move || match phc {
-        Some(phc) => auth::verify_password(&phc, &password),
-        None => {
-            // Same work as a real check, so response time does not say
-            // whether the name exists.
-            let _ = auth::verify_password(auth::dummy_phc(), &password);
-            false
+    // The slot goes with the hash: it is released when hashing ends, even
+    // if this request is abandoned first.
+    let ok = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        match phc {
+            Some(phc) => auth::verify_password(&phc, &password),
+            None => {
+                // Same work as a real check, so response time does not say
+                // whether the name exists.
+                let _ = auth::verify_password(auth::dummy_phc(), &password);
+                false
+            }
         }
     })
     .await
     .unwrap_or(false);
     if !ok {
+        st.login.failed(ip, &f.username);
         metrics::counter!("weightwatch_dashboard_logins_total", "result" => "failed").increment(1);
         return login_error(StatusCode::UNAUTHORIZED, "Wrong name or password.");
     }
+    st.login.succeeded(ip, &f.username);
     metrics::counter!("weightwatch_dashboard_logins_total", "result" => "ok").increment(1);
     let secret = auth::new_secret("");
     let csrf = auth::new_secret("");
