@@ -8,8 +8,8 @@
 use crate::analysis::{AccountResult, Analysis, ClusterResult, Via};
 use crate::config::AnalyzerConfig;
 use crate::features::Features;
+use crate::requests::{Requests, Sample};
 use crate::score::Verdict;
-use crate::store::{Sample, Store};
 use eve::event::{Alert, AlertCategory, AlertEvent, Event, EventKind, Evidence};
 use eve::time::Timestamp;
 use serde_json::{Value, json};
@@ -126,7 +126,7 @@ fn severity(v: &Verdict) -> u8 {
 }
 
 /// The `distillation` alert of one flagged account.
-pub fn account_alert(a: &AccountResult, store: &Store, cfg: &AnalyzerConfig) -> Event {
+pub fn account_alert(a: &AccountResult, store: &Requests, cfg: &AnalyzerConfig) -> Event {
     let mut e = Evidence::new();
     verdict_evidence(&mut e, &a.verdict, &a.features);
     let via = match &a.via {
@@ -164,7 +164,7 @@ pub fn account_alert(a: &AccountResult, store: &Store, cfg: &AnalyzerConfig) -> 
 pub fn cluster_alert(
     c: &ClusterResult,
     analysis: &Analysis,
-    store: &Store,
+    store: &Requests,
     cfg: &AnalyzerConfig,
 ) -> Event {
     let mut e = Evidence::new();
@@ -231,7 +231,7 @@ pub fn cluster_alert(
 /// All alerts of an analysis: each flagged cluster once, and each account
 /// flagged on its own (or through a key). Members flagged only through their
 /// cluster are listed in the cluster alert rather than alerted one by one.
-pub fn all(analysis: &Analysis, store: &Store, cfg: &AnalyzerConfig) -> Vec<Event> {
+pub fn all(analysis: &Analysis, store: &Requests, cfg: &AnalyzerConfig) -> Vec<Event> {
     let mut out = Vec::new();
     for c in analysis.clusters.iter().filter(|c| c.flagged) {
         out.push(cluster_alert(c, analysis, store, cfg));

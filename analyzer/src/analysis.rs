@@ -1,4 +1,4 @@
-//! The whole analysis over the first `n` requests of a [`Store`]: features and
+//! The whole analysis over the first `n` requests of a [`Requests`]: features and
 //! verdicts per account, per API key and per cluster, combined into one
 //! result per account.
 
@@ -8,8 +8,8 @@ use crate::features::{self, Baselines, Context, Features};
 use crate::model::Model;
 use crate::model::inputs::Peers;
 use crate::par;
+use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
-use crate::store::{Req, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -43,6 +43,10 @@ pub struct AccountResult {
     pub via: Via,
     /// The cluster it belongs to, if any.
     pub cluster_id: Option<String>,
+    /// For an account with several API keys: the features of its own
+    /// requests through each key (key index, features), in key order —
+    /// the facets judged and the feature table's `key` rows.
+    pub keys: Vec<(u32, Features)>,
 }
 
 impl AccountResult {
@@ -131,7 +135,7 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
 
 /// Analyse the requests sent before `until` (ms; `i64::MAX` for all),
 /// judged by `model`.
-pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig, model: &Model) -> Analysis {
+pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model) -> Analysis {
     let ctx = Context::new(&store.reqs, until, cfg);
     let per_account: Vec<&[Req]> = (0..store.accounts.len())
         .map(|a| {
@@ -166,6 +170,7 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig, model: &Model) -
                 verdict,
                 via: Via::Account,
                 cluster_id: None,
+                keys: Vec::new(),
             }
         })
         .collect();
@@ -175,6 +180,27 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig, model: &Model) -
     // facet, so a harvesting job run as a fraction of a real product's
     // traffic — through its own key, or its own script on a shared key —
     // is not averaged away by the product's honest traffic.
+    let multi_key: Vec<usize> = accounts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.features.keys >= 2)
+        .map(|(i, _)| i)
+        .collect();
+    let key_features = par::map(&multi_key, threads, |&a| {
+        let mut by_key: BTreeMap<u32, Vec<&Req>> = BTreeMap::new();
+        for r in per_account[a] {
+            if store.key_account.get(r.key as usize) == Some(&(a as u32)) {
+                by_key.entry(r.key).or_default().push(r);
+            }
+        }
+        by_key
+            .into_iter()
+            .map(|(k, reqs)| (k, features::compute(&reqs, &ctx, cfg)))
+            .collect::<Vec<_>>()
+    });
+    for (&a, keys) in multi_key.iter().zip(key_features) {
+        accounts[a].keys = keys;
+    }
     let candidates: Vec<usize> = accounts
         .iter()
         .enumerate()
@@ -182,27 +208,31 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig, model: &Model) -
         .map(|(i, _)| i)
         .collect();
     let facet_verdicts = par::map(&candidates, threads, |&a| {
-        let mut facets: BTreeMap<(u8, u64), Vec<&Req>> = BTreeMap::new();
+        let mut clients: BTreeMap<u64, Vec<&Req>> = BTreeMap::new();
         for r in per_account[a] {
-            if store.key_account.get(r.key as usize) == Some(&(a as u32)) {
-                facets.entry((0, u64::from(r.key))).or_default().push(r);
-            }
             let client = (u64::from(r.ua) << 16) | u64::from(r.system_prompt);
-            facets.entry((1, client)).or_default().push(r);
+            clients.entry(client).or_default().push(r);
         }
-        let kinds = |k: u8| facets.keys().filter(|f| f.0 == k).count();
-        let (keys, clients) = (kinds(0), kinds(1));
-        let scored: Vec<_> = facets
-            .into_iter()
-            .filter(|((kind, _), reqs)| {
-                (if *kind == 0 { keys } else { clients }) >= 2
-                    && reqs.len() as u64 >= cfg.min_requests
-            })
-            .map(|(facet, reqs)| {
-                let f = features::compute(&reqs, &ctx, cfg);
-                (facet, score::score(&f, judge))
-            })
+        let enough = |n: u64| n >= cfg.min_requests;
+        let mut scored: Vec<((u8, u64), Verdict)> = accounts[a]
+            .keys
+            .iter()
+            .filter(|(_, f)| enough(f.requests))
+            .map(|(k, f)| ((0, u64::from(*k)), score::score(f, judge)))
             .collect();
+        if clients.len() >= 2 {
+            scored.extend(
+                clients
+                    .into_iter()
+                    .filter(|(_, reqs)| enough(reqs.len() as u64))
+                    .map(|(c, reqs)| {
+                        (
+                            (1, c),
+                            score::score(&features::compute(&reqs, &ctx, cfg), judge),
+                        )
+                    }),
+            );
+        }
         // The best of m facets is the maximum of m tries: its odds are
         // divided by m (a Bonferroni correction in odds), so an account
         // with many clients is not flagged by chance.
@@ -278,4 +308,48 @@ pub fn analyze(store: &Store, until: i64, cfg: &AnalyzerConfig, model: &Model) -
         accounts,
         clusters,
     }
+}
+
+/// An account's features over one window of `feature_window_hours`.
+#[derive(Clone, Debug)]
+pub struct WindowFeatures {
+    /// Index of the account in [`Analysis::accounts`].
+    pub account: usize,
+    /// Window start and end (ms; aligned to the epoch).
+    pub window: (i64, i64),
+    /// Features of the account's requests in the window alone.
+    pub features: Features,
+}
+
+/// Per-account features of each window of `feature_window_hours` with
+/// traffic, in account then time order (the feature table's `window` rows;
+/// computed only when that table is asked for).
+pub fn windows(store: &Requests, analysis: &Analysis, cfg: &AnalyzerConfig) -> Vec<WindowFeatures> {
+    let Some(ctx) = &analysis.context else {
+        return Vec::new();
+    };
+    if cfg.feature_window_hours == 0 {
+        return Vec::new();
+    }
+    let win = features::HOUR_MS * i64::from(cfg.feature_window_hours);
+    let all: Vec<usize> = (0..analysis.accounts.len()).collect();
+    let per_account = par::map(&all, par::threads(cfg.threads), |&i| {
+        let reqs: Vec<&Req> = store.account_reqs(i).iter().collect();
+        reqs.chunk_by(|x, y| x.ts.div_euclid(win) == y.ts.div_euclid(win))
+            .map(|chunk| {
+                let start = chunk[0].ts.div_euclid(win) * win;
+                let wctx = Context {
+                    start,
+                    end: start + win,
+                    new_models: ctx.new_models.clone(),
+                };
+                WindowFeatures {
+                    account: i,
+                    window: (start, start + win),
+                    features: features::compute(chunk, &wctx, cfg),
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    per_account.into_iter().flatten().collect()
 }

@@ -10,7 +10,7 @@
 
 use crate::config::AnalyzerConfig;
 use crate::features::{Context, HOUR_MS};
-use crate::store::{Req, Store, flag};
+use crate::requests::{Req, Requests, flag};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -226,7 +226,7 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
 /// Link accounts and return the clusters of at least `min_cluster_size`.
 /// `accounts[i]` are account i's requests, time-ordered.
 pub fn clusters(
-    store: &Store,
+    store: &Requests,
     accounts: &[&[Req]],
     ctx: &Context,
     cfg: &AnalyzerConfig,

@@ -9,7 +9,7 @@ use crate::analysis::{self, Analysis};
 use crate::config::AnalyzerConfig;
 use crate::features::HOUR_MS;
 use crate::model::Model;
-use crate::store::Store;
+use crate::requests::Requests;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -187,7 +187,7 @@ fn median_u64(mut v: Vec<u64>) -> Option<u64> {
 /// Compare `analysis` (of the whole store) with `labels`; with `replay`,
 /// also replay growing prefixes under that model for time to detect.
 pub fn evaluate(
-    store: &Store,
+    store: &Requests,
     analysis: &Analysis,
     labels: &Labels,
     cfg: &AnalyzerConfig,

@@ -3,7 +3,7 @@
 //! measured against (the input's span, newly released models).
 
 use crate::config::AnalyzerConfig;
-use crate::store::{Req, flag};
+use crate::requests::{Req, flag};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 

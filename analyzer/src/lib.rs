@@ -19,9 +19,9 @@ pub mod ingest;
 pub mod model;
 pub mod output;
 mod par;
+pub mod requests;
 pub mod row;
 pub mod score;
-pub mod store;
 pub mod text;
 pub mod training;
 
@@ -122,13 +122,13 @@ pub fn load_and_analyze(
     logs: &[PathBuf],
     cfg: &AnalyzerConfig,
     model: &model::Model,
-) -> Result<(store::Store, analysis::Analysis, ingest::IngestReport), AnalyzeError> {
+) -> Result<(requests::Requests, analysis::Analysis, ingest::IngestReport), AnalyzeError> {
     let inputs = ingest::collect_files(logs).map_err(AnalyzeError::Inputs)?;
     if inputs.files.is_empty() {
         return Err(AnalyzeError::NoInput);
     }
     let text = text::TextAnalyzer::new()?;
-    let mut store = store::Store::default();
+    let mut store = requests::Requests::default();
     let mut report = ingest::ingest(&inputs.files, cfg, &mut store, &text, None);
     report.note_skipped(&inputs.skipped, cfg.bad_row_examples);
     report.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
@@ -239,7 +239,7 @@ pub fn run(
     let t0 = std::time::Instant::now();
     let mut timings = Timings::default();
     let text = text::TextAnalyzer::new()?;
-    let mut store = store::Store::default();
+    let mut store = requests::Requests::default();
     let total: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
@@ -337,7 +337,8 @@ pub fn run(
         output::write_scores(&analysis, p)?;
     }
     if let Some(p) = &opts.features_out {
-        output::write_features(&analysis, &store, cfg, p)?;
+        let windows = analysis::windows(&store, &analysis, cfg);
+        output::write_features(&analysis, &windows, &store, cfg, p)?;
     }
     timings.output = t0.elapsed().as_secs_f64() - timings.ingest - timings.analysis;
     let evaluation = match &opts.labels {

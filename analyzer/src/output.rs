@@ -4,8 +4,8 @@
 
 use crate::analysis::Analysis;
 use crate::config::AnalyzerConfig;
-use crate::features::{self, Context, Features, HOUR_MS};
-use crate::store::{Req, Store};
+use crate::features::{Context, Features};
+use crate::requests::Requests;
 use polars::prelude::*;
 use serde_json::Value;
 use std::io::Write;
@@ -94,7 +94,7 @@ struct FeatureRow<'a> {
     window: Option<(i64, i64)>,
     /// The API key (index), for a per-key row.
     key: Option<u32>,
-    features: std::borrow::Cow<'a, Features>,
+    features: &'a Features,
 }
 
 impl FeatureRow<'_> {
@@ -105,70 +105,6 @@ impl FeatureRow<'_> {
             (None, None) => "all",
         }
     }
-}
-
-/// Per-key features of accounts with several API keys: each key over the
-/// account's own requests through it, whole input, in account then key order.
-fn key_rows<'a>(
-    analysis: &'a Analysis,
-    store: &Store,
-    cfg: &AnalyzerConfig,
-    ctx: &Context,
-) -> Vec<FeatureRow<'a>> {
-    let multi: Vec<usize> = (0..analysis.accounts.len())
-        .filter(|&i| analysis.accounts[i].features.keys >= 2)
-        .collect();
-    let per_account = crate::par::map(&multi, crate::par::threads(cfg.threads), |&i| {
-        let mut by_key: std::collections::BTreeMap<u32, Vec<&Req>> = Default::default();
-        for r in store.account_reqs(i) {
-            by_key.entry(r.key).or_default().push(r);
-        }
-        by_key
-            .into_iter()
-            .map(|(k, reqs)| FeatureRow {
-                account: &analysis.accounts[i],
-                window: None,
-                key: Some(k),
-                features: std::borrow::Cow::Owned(features::compute(&reqs, ctx, cfg)),
-            })
-            .collect::<Vec<_>>()
-    });
-    per_account.into_iter().flatten().collect()
-}
-
-/// Per-account features of each window of `feature_window_hours` with
-/// traffic (windows aligned to the epoch), in account then time order.
-fn window_rows<'a>(
-    analysis: &'a Analysis,
-    store: &Store,
-    cfg: &AnalyzerConfig,
-    ctx: &Context,
-) -> Vec<FeatureRow<'a>> {
-    if cfg.feature_window_hours == 0 {
-        return Vec::new();
-    }
-    let win = HOUR_MS * i64::from(cfg.feature_window_hours);
-    let all: Vec<usize> = (0..analysis.accounts.len()).collect();
-    let per_account = crate::par::map(&all, crate::par::threads(cfg.threads), |&i| {
-        let reqs: Vec<&Req> = store.account_reqs(i).iter().collect();
-        reqs.chunk_by(|x, y| x.ts.div_euclid(win) == y.ts.div_euclid(win))
-            .map(|chunk| {
-                let start = chunk[0].ts.div_euclid(win) * win;
-                let wctx = Context {
-                    start,
-                    end: start + win,
-                    new_models: ctx.new_models.clone(),
-                };
-                FeatureRow {
-                    account: &analysis.accounts[i],
-                    window: Some((start, start + win)),
-                    key: None,
-                    features: std::borrow::Cow::Owned(features::compute(chunk, &wctx, cfg)),
-                }
-            })
-            .collect::<Vec<_>>()
-    });
-    per_account.into_iter().flatten().collect()
 }
 
 /// A column of UTC instants (Parquet `TIMESTAMP(MILLIS, UTC)`), so readers
@@ -188,7 +124,8 @@ fn instants(name: &str, ms: Vec<i64>) -> Result<Column, PolarsError> {
 /// (see [`crate::features::Features`]).
 pub fn write_features(
     analysis: &Analysis,
-    store: &Store,
+    windows: &[crate::analysis::WindowFeatures],
+    store: &Requests,
     cfg: &AnalyzerConfig,
     path: &Path,
 ) -> Result<(), OutputError> {
@@ -207,18 +144,30 @@ pub fn write_features(
             account: a,
             window: None,
             key: None,
-            features: std::borrow::Cow::Borrowed(&a.features),
+            features: &a.features,
         })
         .collect();
-    rows.extend(key_rows(analysis, store, cfg, &ctx));
-    rows.extend(window_rows(analysis, store, cfg, &ctx));
+    rows.extend(analysis.accounts.iter().flat_map(|a| {
+        a.keys.iter().map(move |(k, f)| FeatureRow {
+            account: a,
+            window: None,
+            key: Some(*k),
+            features: f,
+        })
+    }));
+    rows.extend(windows.iter().map(|w| FeatureRow {
+        account: &analysis.accounts[w.account],
+        window: Some(w.window),
+        key: None,
+        features: &w.features,
+    }));
     let names: Vec<String> = match serde_json::to_value(Features::default()) {
         Ok(Value::Object(m)) => m.keys().cloned().collect(),
         _ => Vec::new(),
     };
     let mut values: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(rows.len()); names.len()];
     for r in &rows {
-        let m = match serde_json::to_value(r.features.as_ref()) {
+        let m = match serde_json::to_value(r.features) {
             Ok(Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };

@@ -186,199 +186,23 @@ pub fn signal(
 /// Score one entity with extra signals.
 pub fn score_with(f: &Features, judge: &Judge<'_>, extra: Vec<Signal>) -> Verdict {
     let (cfg, base) = (judge.cfg, judge.baselines);
-    let mut s = extra;
-    let enough = f.requests >= cfg.min_requests;
-    let sustained = f.active_hours >= cfg.min_active_hours;
-    let z = base.requests_per_day.z(f.requests_per_day);
-    s.push(sig(
-        "high_volume",
-        Family::Automation,
-        z,
-        cfg.robust_z,
-        enough && sustained && z >= cfg.robust_z && f.requests_per_day >= cfg.high_volume_per_day,
-        format!(
-            "{:.0} requests/day vs peer median {:.0} (MAD {:.0}); needs >= {:.0}/day and >= {} active hours (has {})",
-            f.requests_per_day, base.requests_per_day.median, base.requests_per_day.mad, cfg.high_volume_per_day, cfg.min_active_hours, f.active_hours
-        ),
-    ));
-    s.push(sig(
-        "round_the_clock",
-        Family::Automation,
-        f64::from(f.hours_of_day),
-        f64::from(cfg.round_the_clock_hours),
-        enough
-            && sustained
-            && f.hours_of_day >= cfg.round_the_clock_hours
-            && f.duty_cycle >= cfg.round_the_clock_duty,
-        format!(
-            "{} of 24 hours of the day; duty cycle {:.2} (needs {:.2})",
-            f.hours_of_day, f.duty_cycle, cfg.round_the_clock_duty
-        ),
-    ));
-    s.push(sig(
-        "regular_arrivals",
-        Family::Automation,
-        f.interarrival_cv,
-        cfg.regular_cv,
-        enough && sustained && f.interarrival_cv.is_finite() && f.interarrival_cv <= cfg.regular_cv,
-        format!(
-            "inter-arrival coefficient of variation {:.2} (<= {:.2} is machine-regular)",
-            f.interarrival_cv, cfg.regular_cv
-        ),
-    ));
-    s.push(sig(
-        "rate_limit_pressure",
-        Family::Automation,
-        f.rate_429_share,
-        cfg.rate_limit_share,
-        f.rate_429_share >= cfg.rate_limit_share && f.rate_429_count >= cfg.rate_limit_min,
-        format!(
-            "{} answers 429 ({:.1}%); needs >= {}",
-            f.rate_429_count,
-            100.0 * f.rate_429_share,
-            cfg.rate_limit_min
-        ),
-    ));
-    s.push(sig(
-        "reasoning_elicitation",
-        Family::Harvest,
-        f.reasoning_share,
-        cfg.reasoning_share,
-        f.reasoning_share >= cfg.reasoning_share
-            && f.reasoning_count >= cfg.reasoning_min
-            && f.reasoning_distinct >= cfg.reasoning_distinct,
-        format!(
-            "{} of {} single-turn prompts ask for the reasoning trace, {:.0}% of them distinct (needs {:.0}%); languages: {}",
-            f.reasoning_count,
-            f.text_pool,
-            100.0 * f.reasoning_distinct,
-            100.0 * cfg.reasoning_distinct,
-            languages(f.reasoning_languages)
-        ),
-    ));
-    s.push(sig(
-        "identity_probes",
-        Family::Harvest,
-        f.probe_share,
-        cfg.probe_share,
-        f.probe_share >= cfg.probe_share && f.probe_count >= cfg.probe_min,
-        format!(
-            "{} model-identity probes; needs >= {}",
-            f.probe_count, cfg.probe_min
-        ),
-    ));
-    s.push(sig(
-        "coverage_growth",
-        Family::Harvest,
-        f.coverage_growth,
-        cfg.coverage_growth,
-        f.topic_prompts >= cfg.coverage_min_prompts
-            && f.topic_breadth as usize >= cfg.topic_breadth
-            && f.coverage_growth >= cfg.coverage_growth,
-        format!(
-            "{} capability categories (needs {}), {:.0}% of them first reached after the first quarter of {} on-topic prompts (needs {})",
-            f.topic_breadth,
-            cfg.topic_breadth,
-            100.0 * f.coverage_growth,
-            f.topic_prompts,
-            cfg.coverage_min_prompts
-        ),
-    ));
-    s.push(sig(
-        "templated_harvest",
-        Family::Harvest,
-        f.harvest_template_share,
-        cfg.templated_share,
-        f.harvest_template_share >= cfg.templated_share
-            && f.harvest_breadth as usize >= cfg.topic_breadth
-            && f.harvest_completion_mean >= cfg.templated_completion_tokens,
-        format!(
-            "{:.0}% of single-turn prompts in {} templates with new slot values each time, across {} categories (needs {}), {:.0} output tokens each (needs {:.0})",
-            100.0 * f.harvest_template_share,
-            f.templates,
-            f.harvest_breadth,
-            cfg.topic_breadth,
-            f.harvest_completion_mean,
-            cfg.templated_completion_tokens
-        ),
-    ));
     let redacted = f.redacted_share >= 0.5;
-    if redacted {
-        s.push(sig(
-            "redacted_harvest",
-            Family::Harvest,
-            f.completion_tokens_mean,
-            cfg.redacted_completion_tokens,
-            enough
-                && f.single_turn_share >= cfg.redacted_single_turn
-                && novel_prompts(f, cfg)
-                && f.completion_tokens_mean >= cfg.redacted_completion_tokens,
-            format!(
-                "prompts redacted ({:.0}%): metadata proxy — single-turn {:.2} (needs {:.2}), distinct prompt hashes {:.2} (needs {:.2}) or {:.0} new prompts per day after the first day (needs {:.0}), {:.0} output tokens per request",
-                100.0 * f.redacted_share,
-                f.single_turn_share,
-                cfg.redacted_single_turn,
-                f.distinct_prompt_ratio,
-                cfg.redacted_distinct,
-                f.new_prompts_per_day,
-                cfg.redacted_new_per_day,
-                f.completion_tokens_mean
-            ),
-        ));
-    }
-    s.push(sig(
-        "top_logprobs_at_max",
-        Family::OutputLayer,
-        f.top_logprobs_max_share,
-        cfg.logprob_max_share,
-        enough && f.top_logprobs_max_share >= cfg.logprob_max_share,
-        format!(
-            "share of requests asking for top_logprobs >= {}",
-            cfg.top_logprobs_max
-        ),
-    ));
-    s.push(sig(
-        "logit_bias_heavy",
-        Family::OutputLayer,
-        f.logit_bias_share,
-        cfg.logit_bias_share,
-        enough
-            && f.logit_bias_share >= cfg.logit_bias_share
-            && f.logit_bias_keys_mean >= cfg.logit_bias_keys,
-        format!(
-            "{:.0} biased tokens per biased request (needs {:.0})",
-            f.logit_bias_keys_mean, cfg.logit_bias_keys
-        ),
-    ));
-    s.push(sig(
-        "single_token_probe",
-        Family::OutputLayer,
-        f.max_tokens1_share,
-        cfg.single_token_share,
-        enough && f.max_tokens1_share >= cfg.single_token_share && f.top_logprobs_max_share >= cfg.logprob_max_share,
-        format!(
-            "max_tokens <= 1 with top_logprobs at max; {:.0}% of prompts in the 10 largest templates",
-            100.0 * f.top_template_share
-        ),
-    ));
-    s.push(sig(
-        "new_model_move",
-        Family::Opportunism,
-        f.new_model_lag_hours,
-        cfg.new_model_lag_hours,
-        enough
-            && f.new_model_share >= cfg.new_model_share
-            && f.new_model_lag_hours <= cfg.new_model_lag_hours
-            && f.new_model_overlap >= cfg.new_model_overlap,
-        format!(
-            "moved {:.0}% of traffic to a newly released model {:.1} h after release; prompt distribution overlap {:.2} (needs {:.2})",
-            100.0 * f.new_model_share,
-            f.new_model_lag_hours,
-            f.new_model_overlap,
-            cfg.new_model_overlap
-        ),
-    ));
-
+    let mut s = extra;
+    s.extend(
+        SIGNALS
+            .iter()
+            .filter(|d| !d.only_redacted || redacted)
+            .map(|d| {
+                sig(
+                    d.name,
+                    d.family,
+                    (d.value)(f, cfg, base),
+                    (d.threshold)(cfg),
+                    (d.fires)(f, cfg, base),
+                    (d.detail)(f, cfg, base),
+                )
+            }),
+    );
     let x = judge.peers.inputs(f);
     let medians: Vec<Option<f64>> = INPUTS
         .iter()
@@ -430,6 +254,284 @@ pub fn score_with(f: &Features, judge: &Judge<'_>, extra: Vec<Signal>) -> Verdic
         redacted,
     }
 }
+
+/// One explanatory signal: a named test of the features, as data.
+struct SignalDef {
+    name: &'static str,
+    family: Family,
+    /// Computed only when prompts are mostly redacted (a metadata proxy).
+    only_redacted: bool,
+    value: fn(&Features, &AnalyzerConfig, &Baselines) -> f64,
+    threshold: fn(&AnalyzerConfig) -> f64,
+    fires: fn(&Features, &AnalyzerConfig, &Baselines) -> bool,
+    detail: fn(&Features, &AnalyzerConfig, &Baselines) -> String,
+}
+
+fn enough(f: &Features, cfg: &AnalyzerConfig) -> bool {
+    f.requests >= cfg.min_requests
+}
+
+fn sustained(f: &Features, cfg: &AnalyzerConfig) -> bool {
+    enough(f, cfg) && f.active_hours >= cfg.min_active_hours
+}
+
+/// Every explanatory signal (docs/analyzer.md, "Explanatory signals").
+const SIGNALS: &[SignalDef] = &[
+    SignalDef {
+        name: "high_volume",
+        family: Family::Automation,
+        only_redacted: false,
+        value: |f, _, b| b.requests_per_day.z(f.requests_per_day),
+        threshold: |c| c.robust_z,
+        fires: |f, c, b| {
+            sustained(f, c)
+                && b.requests_per_day.z(f.requests_per_day) >= c.robust_z
+                && f.requests_per_day >= c.high_volume_per_day
+        },
+        detail: |f, c, b| {
+            format!(
+                "{:.0} requests/day vs peer median {:.0} (MAD {:.0}); needs >= {:.0}/day and >= {} active hours (has {})",
+                f.requests_per_day,
+                b.requests_per_day.median,
+                b.requests_per_day.mad,
+                c.high_volume_per_day,
+                c.min_active_hours,
+                f.active_hours
+            )
+        },
+    },
+    SignalDef {
+        name: "round_the_clock",
+        family: Family::Automation,
+        only_redacted: false,
+        value: |f, _, _| f64::from(f.hours_of_day),
+        threshold: |c| f64::from(c.round_the_clock_hours),
+        fires: |f, c, _| {
+            sustained(f, c)
+                && f.hours_of_day >= c.round_the_clock_hours
+                && f.duty_cycle >= c.round_the_clock_duty
+        },
+        detail: |f, c, _| {
+            format!(
+                "{} of 24 hours of the day; duty cycle {:.2} (needs {:.2})",
+                f.hours_of_day, f.duty_cycle, c.round_the_clock_duty
+            )
+        },
+    },
+    SignalDef {
+        name: "regular_arrivals",
+        family: Family::Automation,
+        only_redacted: false,
+        value: |f, _, _| f.interarrival_cv,
+        threshold: |c| c.regular_cv,
+        fires: |f, c, _| {
+            sustained(f, c) && f.interarrival_cv.is_finite() && f.interarrival_cv <= c.regular_cv
+        },
+        detail: |f, c, _| {
+            format!(
+                "inter-arrival coefficient of variation {:.2} (<= {:.2} is machine-regular)",
+                f.interarrival_cv, c.regular_cv
+            )
+        },
+    },
+    SignalDef {
+        name: "rate_limit_pressure",
+        family: Family::Automation,
+        only_redacted: false,
+        value: |f, _, _| f.rate_429_share,
+        threshold: |c| c.rate_limit_share,
+        fires: |f, c, _| {
+            f.rate_429_share >= c.rate_limit_share && f.rate_429_count >= c.rate_limit_min
+        },
+        detail: |f, c, _| {
+            format!(
+                "{} answers 429 ({:.1}%); needs >= {}",
+                f.rate_429_count,
+                100.0 * f.rate_429_share,
+                c.rate_limit_min
+            )
+        },
+    },
+    SignalDef {
+        name: "reasoning_elicitation",
+        family: Family::Harvest,
+        only_redacted: false,
+        value: |f, _, _| f.reasoning_share,
+        threshold: |c| c.reasoning_share,
+        fires: |f, c, _| {
+            f.reasoning_share >= c.reasoning_share
+                && f.reasoning_count >= c.reasoning_min
+                && f.reasoning_distinct >= c.reasoning_distinct
+        },
+        detail: |f, c, _| {
+            format!(
+                "{} of {} single-turn prompts ask for the reasoning trace, {:.0}% of them distinct (needs {:.0}%); languages: {}",
+                f.reasoning_count,
+                f.text_pool,
+                100.0 * f.reasoning_distinct,
+                100.0 * c.reasoning_distinct,
+                languages(f.reasoning_languages)
+            )
+        },
+    },
+    SignalDef {
+        name: "identity_probes",
+        family: Family::Harvest,
+        only_redacted: false,
+        value: |f, _, _| f.probe_share,
+        threshold: |c| c.probe_share,
+        fires: |f, c, _| f.probe_share >= c.probe_share && f.probe_count >= c.probe_min,
+        detail: |f, c, _| {
+            format!(
+                "{} model-identity probes; needs >= {}",
+                f.probe_count, c.probe_min
+            )
+        },
+    },
+    SignalDef {
+        name: "coverage_growth",
+        family: Family::Harvest,
+        only_redacted: false,
+        value: |f, _, _| f.coverage_growth,
+        threshold: |c| c.coverage_growth,
+        fires: |f, c, _| {
+            f.topic_prompts >= c.coverage_min_prompts
+                && f.topic_breadth as usize >= c.topic_breadth
+                && f.coverage_growth >= c.coverage_growth
+        },
+        detail: |f, c, _| {
+            format!(
+                "{} capability categories (needs {}), {:.0}% of them first reached after the first quarter of {} on-topic prompts (needs {})",
+                f.topic_breadth,
+                c.topic_breadth,
+                100.0 * f.coverage_growth,
+                f.topic_prompts,
+                c.coverage_min_prompts
+            )
+        },
+    },
+    SignalDef {
+        name: "templated_harvest",
+        family: Family::Harvest,
+        only_redacted: false,
+        value: |f, _, _| f.harvest_template_share,
+        threshold: |c| c.templated_share,
+        fires: |f, c, _| {
+            f.harvest_template_share >= c.templated_share
+                && f.harvest_breadth as usize >= c.topic_breadth
+                && f.harvest_completion_mean >= c.templated_completion_tokens
+        },
+        detail: |f, c, _| {
+            format!(
+                "{:.0}% of single-turn prompts in {} templates with new slot values each time, across {} categories (needs {}), {:.0} output tokens each (needs {:.0})",
+                100.0 * f.harvest_template_share,
+                f.templates,
+                f.harvest_breadth,
+                c.topic_breadth,
+                f.harvest_completion_mean,
+                c.templated_completion_tokens
+            )
+        },
+    },
+    SignalDef {
+        name: "redacted_harvest",
+        family: Family::Harvest,
+        only_redacted: true,
+        value: |f, _, _| f.completion_tokens_mean,
+        threshold: |c| c.redacted_completion_tokens,
+        fires: |f, c, _| {
+            enough(f, c)
+                && f.single_turn_share >= c.redacted_single_turn
+                && novel_prompts(f, c)
+                && f.completion_tokens_mean >= c.redacted_completion_tokens
+        },
+        detail: |f, c, _| {
+            format!(
+                "prompts redacted ({:.0}%): metadata proxy — single-turn {:.2} (needs {:.2}), distinct prompt hashes {:.2} (needs {:.2}) or {:.0} new prompts per day after the first day (needs {:.0}), {:.0} output tokens per request",
+                100.0 * f.redacted_share,
+                f.single_turn_share,
+                c.redacted_single_turn,
+                f.distinct_prompt_ratio,
+                c.redacted_distinct,
+                f.new_prompts_per_day,
+                c.redacted_new_per_day,
+                f.completion_tokens_mean
+            )
+        },
+    },
+    SignalDef {
+        name: "top_logprobs_at_max",
+        family: Family::OutputLayer,
+        only_redacted: false,
+        value: |f, _, _| f.top_logprobs_max_share,
+        threshold: |c| c.logprob_max_share,
+        fires: |f, c, _| enough(f, c) && f.top_logprobs_max_share >= c.logprob_max_share,
+        detail: |_, c, _| {
+            format!(
+                "share of requests asking for top_logprobs >= {}",
+                c.top_logprobs_max
+            )
+        },
+    },
+    SignalDef {
+        name: "logit_bias_heavy",
+        family: Family::OutputLayer,
+        only_redacted: false,
+        value: |f, _, _| f.logit_bias_share,
+        threshold: |c| c.logit_bias_share,
+        fires: |f, c, _| {
+            enough(f, c)
+                && f.logit_bias_share >= c.logit_bias_share
+                && f.logit_bias_keys_mean >= c.logit_bias_keys
+        },
+        detail: |f, c, _| {
+            format!(
+                "{:.0} biased tokens per biased request (needs {:.0})",
+                f.logit_bias_keys_mean, c.logit_bias_keys
+            )
+        },
+    },
+    SignalDef {
+        name: "single_token_probe",
+        family: Family::OutputLayer,
+        only_redacted: false,
+        value: |f, _, _| f.max_tokens1_share,
+        threshold: |c| c.single_token_share,
+        fires: |f, c, _| {
+            enough(f, c)
+                && f.max_tokens1_share >= c.single_token_share
+                && f.top_logprobs_max_share >= c.logprob_max_share
+        },
+        detail: |f, _, _| {
+            format!(
+                "max_tokens <= 1 with top_logprobs at max; {:.0}% of prompts in the 10 largest templates",
+                100.0 * f.top_template_share
+            )
+        },
+    },
+    SignalDef {
+        name: "new_model_move",
+        family: Family::Opportunism,
+        only_redacted: false,
+        value: |f, _, _| f.new_model_lag_hours,
+        threshold: |c| c.new_model_lag_hours,
+        fires: |f, c, _| {
+            enough(f, c)
+                && f.new_model_share >= c.new_model_share
+                && f.new_model_lag_hours <= c.new_model_lag_hours
+                && f.new_model_overlap >= c.new_model_overlap
+        },
+        detail: |f, c, _| {
+            format!(
+                "moved {:.0}% of traffic to a newly released model {:.1} h after release; prompt distribution overlap {:.2} (needs {:.2})",
+                100.0 * f.new_model_share,
+                f.new_model_lag_hours,
+                f.new_model_overlap,
+                c.new_model_overlap
+            )
+        },
+    },
+];
 
 /// Whether the entity keeps sending prompts it has not sent before: most of
 /// them distinct, or — at volumes where even a harvester repeats some — a

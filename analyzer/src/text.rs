@@ -651,11 +651,3 @@ fn starts_word(hay: &str, at: usize) -> bool {
         .and_then(|s| s.chars().next_back())
         .is_none_or(|c| !c.is_alphanumeric())
 }
-
-/// Name of a topic index as stored in [`TextFeatures::topic`].
-pub fn topic_name(topic: u8) -> &'static str {
-    match topic {
-        0 => "none",
-        t => TAXONOMY.get(t as usize - 1).map_or("none", |x| x.0),
-    }
-}

@@ -1,6 +1,6 @@
 //! Reading the input: files or directories of JSON Lines, Parquet or CSV,
 //! plain, gzip or zstd (detected by magic bytes, not by name). Every valid
-//! row goes to the [`Store`]; every bad one is counted by reason, and the
+//! row goes to the [`Requests`]; every bad one is counted by reason, and the
 //! first few are reported with file and line. Nothing here ends the run.
 
 mod csv_rows;
@@ -8,8 +8,8 @@ mod parallel;
 mod table;
 
 use crate::config::AnalyzerConfig;
+use crate::requests::Requests;
 use crate::row::{self, BadRow};
-use crate::store::Store;
 use crate::text::TextAnalyzer;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -85,7 +85,7 @@ pub struct IngestReport {
     /// Valid rows beyond `max_rows`, counted but not analysed.
     pub rows_over_limit: u64,
     /// Valid rows dated far outside the bulk of the input, counted but
-    /// not analysed (see [`crate::store::Store::drop_far_timestamps`]).
+    /// not analysed (see [`crate::requests::Requests::drop_far_timestamps`]).
     pub far_timestamps: u64,
     /// Compressed or plain bytes read.
     pub bytes: u64,
@@ -236,7 +236,7 @@ fn detect_format(path: &Path, first: &[u8]) -> Format {
 pub fn ingest(
     paths: &[PathBuf],
     cfg: &AnalyzerConfig,
-    store: &mut Store,
+    store: &mut Requests,
     text: &TextAnalyzer,
     progress: Option<&indicatif::ProgressBar>,
 ) -> IngestReport {
@@ -267,7 +267,7 @@ pub fn ingest(
 /// Where valid rows go: the store, up to `max_rows`.
 pub(crate) struct Sink<'a> {
     pub(crate) cfg: &'a AnalyzerConfig,
-    pub(crate) store: &'a mut Store,
+    pub(crate) store: &'a mut Requests,
     pub(crate) text: &'a TextAnalyzer,
     pub(crate) report: &'a mut IngestReport,
 }
@@ -320,7 +320,7 @@ impl Sink<'_> {
 fn read_file(
     path: &Path,
     cfg: &AnalyzerConfig,
-    store: &mut Store,
+    store: &mut Requests,
     text: &TextAnalyzer,
     progress: Option<&indicatif::ProgressBar>,
     report: &mut IngestReport,

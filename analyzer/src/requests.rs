@@ -146,11 +146,11 @@ pub struct Sample {
 
 /// All valid rows of the input, reduced.
 #[derive(Default)]
-pub struct Store {
+pub struct Requests {
     /// The requests: in input order while reading; after
-    /// [`Store::finish`] grouped by account (in account index order) and
+    /// [`Requests::finish`] grouped by account (in account index order) and
     /// time-ordered within each account, so an account's requests are one
-    /// contiguous slice ([`Store::account_reqs`]).
+    /// contiguous slice ([`Requests::account_reqs`]).
     pub reqs: Vec<Req>,
     /// Where each account's requests start in `reqs` (after `finish`; one
     /// more entry than accounts).
@@ -216,7 +216,7 @@ pub fn block_of(ip: IpAddr) -> String {
     }
 }
 
-impl Store {
+impl Requests {
     /// Reduce and keep one valid row.
     pub fn push(
         &mut self,
@@ -398,7 +398,7 @@ impl Store {
         self.account_start = start;
     }
 
-    /// Account `a`'s requests, time-ordered (after [`Store::finish`]).
+    /// Account `a`'s requests, time-ordered (after [`Requests::finish`]).
     pub fn account_reqs(&self, a: usize) -> &[Req] {
         match (self.account_start.get(a), self.account_start.get(a + 1)) {
             (Some(&s), Some(&e)) => self.reqs.get(s..e).unwrap_or(&[]),
