@@ -4,6 +4,7 @@
 //! limits (flows, reassembly memory) evenly across its workers so that each
 //! worker enforces its share without locks.
 
+use crate::decode::ChecksumMode;
 use serde::Deserialize;
 
 /// Engine settings (documented in `docs/capture.md` and the example config).
@@ -58,6 +59,12 @@ pub struct CaptureConfig {
     /// lets workers run further apart, which long transfers one after
     /// another in a file need to keep every worker busy.
     pub replay_lookahead_bytes: usize,
+    /// IPv4 header, TCP and UDP checksums: `yes` drops every packet with a
+    /// wrong one (the host dropped it too), `no` trusts the capture, `auto`
+    /// (default) validates except for senders whose packets at the start
+    /// of a capture all have wrong checksums (checksum offload on the
+    /// capturing host). See `docs/capture.md`.
+    pub checksum_validation: ChecksumMode,
 }
 
 impl Default for CaptureConfig {
@@ -80,6 +87,7 @@ impl Default for CaptureConfig {
             pcap_buffer_bytes: 64 << 20,
             vlan_tracking: true,
             replay_lookahead_bytes: 256 << 20,
+            checksum_validation: ChecksumMode::Auto,
         }
     }
 }

@@ -158,6 +158,8 @@ mod tests {
             }),
             ip_len: 40,
             vlan: [0, 0],
+            ttl: 64,
+            offloaded_checksum: false,
         }
     }
 

@@ -13,6 +13,7 @@ mod detect_known;
 mod detect_pcaps;
 mod detect_stats;
 mod engine_corpus;
+mod engine_evasion;
 mod engine_fixtures;
 mod engine_flows;
 mod engine_live;

@@ -7,7 +7,7 @@
 //! (live: every half second of wall time too), carrying the capture clock,
 //! so idle workers still expire their flows.
 
-use crate::decode::{Decoded, Decoder};
+use crate::decode::{Checksums, Decoded, Decoder};
 use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
@@ -70,7 +70,7 @@ impl Dispatcher {
         self.now = self.now.max(f.ts);
         match self.decoder.decode(f.link, f.ts, f.data) {
             Ok((d, payload)) => {
-                self.c.decoded += 1;
+                self.c.decoded(&d);
                 let (key, _) = FlowKey::of(&d);
                 let w = shard(&key, self.queues.len());
                 let b = &mut self.batches[w];
@@ -203,7 +203,8 @@ fn run_with(
             settings.config.max_pending_fragments,
             settings.config.fragment_timeout_secs,
         )
-        .track_vlan(settings.config.vlan_tracking),
+        .track_vlan(settings.config.vlan_tracking)
+        .checksums(Checksums::new(settings.config.checksum_validation)),
         batches: (0..workers).map(|_| Batch::default()).collect(),
         queues,
         pool: pool_rx,

@@ -19,7 +19,7 @@
 
 mod chunks;
 
-use crate::decode::Decoder;
+use crate::decode::{ChecksumMode, Checksums, Decoder, SAMPLE_PACKETS, sample_checksums};
 use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
@@ -64,6 +64,19 @@ fn worker_parts<'s>(shared: &Shared<'s>) -> (Worker<'s>, Decoder) {
     )
     .track_vlan(settings.config.vlan_tracking);
     (w, decoder)
+}
+
+/// The checksum policy of the capture mapped at `bytes`: `auto` is decided
+/// on its first packets before it is replayed (at most eight records per
+/// packet of the sample are looked at).
+pub(super) fn file_checksums(mode: ChecksumMode, bytes: &[u8]) -> Checksums {
+    let Ok(mut packets) = Packets::new(bytes) else {
+        return Checksums::new(mode);
+    };
+    let frames = std::iter::from_fn(move || packets.next()?.ok())
+        .take(SAMPLE_PACKETS as usize * 8)
+        .map(|f| (f.link, f.data));
+    sample_checksums(mode, frames)
 }
 
 /// End a worker's flows and say what it did.
@@ -128,6 +141,10 @@ fn walk_alone(
                 continue;
             }
         };
+        decoder.set_checksums(file_checksums(
+            shared.settings.config.checksum_validation,
+            map.bytes(),
+        ));
         let mut window = Window::default();
         while let Some(r) = packets.next() {
             let at = packets.offset();
@@ -157,7 +174,7 @@ fn walk_alone(
             c.frame(&f);
             match decoder.decode(f.link, f.ts, f.data) {
                 Ok((d, payload)) => {
-                    c.decoded += 1;
+                    c.decoded(&d);
                     let (key, _) = FlowKey::of(&d);
                     w.packet_of(key, f.ts, &d, payload);
                 }
@@ -208,6 +225,7 @@ fn share(
             }
             chunks::Job::Process(chunk) => chunk,
         };
+        decoder.set_checksums(chunk.checksums.clone());
         // Worker 0 counts for the run.
         let counting = index == 0;
         if counting {
@@ -234,7 +252,9 @@ fn share(
                     let frame = bytes.get(frame..frame + len as usize).unwrap_or_default();
                     match decoder.decode(link, r.ts, frame) {
                         Ok((d, payload)) => {
-                            c.decoded += u64::from(counting);
+                            if counting {
+                                c.decoded(&d);
+                            }
                             let (key, _) = FlowKey::of(&d);
                             if shard(&key, workers) == index {
                                 w.packet_of(key, r.ts, &d, payload);
@@ -315,6 +335,7 @@ pub fn run_offline(
         &files,
         workers,
         settings.config.replay_lookahead_bytes,
+        settings.config.checksum_validation,
         &settings.control,
     );
     std::thread::scope(|scope| {
