@@ -65,6 +65,14 @@ pub struct CaptureConfig {
     /// of a capture all have wrong checksums (checksum offload on the
     /// capturing host). See `docs/capture.md`.
     pub checksum_validation: ChecksumMode,
+    /// Largest decompressed size of one HTTP body with a Content-Encoding
+    /// (gzip, deflate): decoding stops there (`app.decode_bombs`).
+    pub max_decoded_bytes: u64,
+    /// Decompression bomb guard: decoding of a body stops once it has given
+    /// more than 1 MiB and more than this many bytes per compressed byte
+    /// (`app.decode_bombs`; real compressed weights expand about 1.1:1,
+    /// text 3–10:1, zeros 1000:1). 0 = no ratio limit.
+    pub max_inflate_ratio: u64,
 }
 
 impl Default for CaptureConfig {
@@ -88,6 +96,8 @@ impl Default for CaptureConfig {
             vlan_tracking: true,
             replay_lookahead_bytes: 256 << 20,
             checksum_validation: ChecksumMode::Auto,
+            max_decoded_bytes: 64 << 30,
+            max_inflate_ratio: 100,
         }
     }
 }

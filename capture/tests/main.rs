@@ -1,5 +1,6 @@
 //! Integration tests (one binary per crate; modules below).
 
+mod app_bomb;
 mod app_http;
 mod app_pcap;
 mod app_props;

@@ -47,6 +47,7 @@ pub(crate) struct WorkerLimits {
     pub progress_bytes: u64,
     pub stream_max: usize,
     pub memcap: usize,
+    pub app: AppLimits,
 }
 
 impl WorkerLimits {
@@ -64,6 +65,11 @@ impl WorkerLimits {
             progress_bytes: cfg.flow_progress_bytes.max(1),
             stream_max: cfg.stream_ooo_max_bytes,
             memcap: (cfg.reassembly_memcap_bytes / w).max(cfg.stream_ooo_max_bytes.min(1 << 20)),
+            app: AppLimits {
+                max_decoded_bytes: cfg.max_decoded_bytes,
+                max_inflate_ratio: cfg.max_inflate_ratio,
+                ..AppLimits::default()
+            },
         }
     }
 }
@@ -137,7 +143,6 @@ impl Stamps {
 pub(crate) struct Worker<'e> {
     env: EventEnv<'e>,
     limits: WorkerLimits,
-    app_limits: AppLimits,
     reasm: Limits,
     flows: FlowTable,
     hasher: FlowHasher,
@@ -158,7 +163,6 @@ impl<'e> Worker<'e> {
         Worker {
             env,
             limits,
-            app_limits: AppLimits::default(),
             reasm,
             flows: HashMap::with_hasher(hasher.clone()),
             hasher,
@@ -395,7 +399,7 @@ impl<'e> Worker<'e> {
                 if midstream {
                     self.counters.midstream += 1;
                 }
-                Some(Box::new(TcpConn::new(&self.app_limits, midstream)))
+                Some(Box::new(TcpConn::new(&self.limits.app, midstream)))
             }
             Transport::Udp => {
                 self.counters.flows_udp += 1;
