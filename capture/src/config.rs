@@ -5,7 +5,11 @@
 //! worker enforces its share without locks.
 
 use crate::decode::ChecksumMode;
+use crate::reassembly::OsPolicy;
+use ipnet::IpNet;
 use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// Engine settings (documented in `docs/capture.md` and the example config).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -73,6 +77,51 @@ pub struct CaptureConfig {
     /// (`app.decode_bombs`; real compressed weights expand about 1.1:1,
     /// text 3–10:1, zeros 1000:1). 0 = no ratio limit.
     pub max_inflate_ratio: u64,
+    /// Whose bytes stay where TCP segments overlap with buffered ones, for
+    /// receiving hosts not listed in `host_os_policy` (Suricata's
+    /// `host-os-policy`; default `bsd`, Suricata's default).
+    pub os_policy: OsPolicy,
+    /// The overlap policy of receiving hosts by network: policy name →
+    /// CIDRs (`linux = ["10.2.0.0/16"]`); the longest matching prefix wins.
+    pub host_os_policy: BTreeMap<OsPolicy, Vec<IpNet>>,
+    /// Delivered bytes of a TCP direction kept, until the peer acknowledges
+    /// them, to compare retransmissions with (an overlap with different
+    /// data raises an alert). Counted in `reassembly_memcap_bytes`; 0 = no
+    /// comparison with delivered bytes.
+    pub stream_retain_bytes: usize,
+}
+
+/// The overlap policy of each receiving host, from `os_policy` and
+/// `host_os_policy`: the longest matching prefix wins.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OsPolicies {
+    default: OsPolicy,
+    /// By network, longest prefix first.
+    networks: Vec<(IpNet, OsPolicy)>,
+}
+
+impl OsPolicies {
+    /// The table of `cfg`.
+    pub(crate) fn new(cfg: &CaptureConfig) -> Self {
+        let mut networks: Vec<(IpNet, OsPolicy)> = cfg
+            .host_os_policy
+            .iter()
+            .flat_map(|(p, nets)| nets.iter().map(move |n| (*n, *p)))
+            .collect();
+        networks.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        OsPolicies {
+            default: cfg.os_policy,
+            networks,
+        }
+    }
+
+    /// The policy of receiving host `ip`.
+    pub(crate) fn of(&self, ip: IpAddr) -> OsPolicy {
+        self.networks
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map_or(self.default, |(_, p)| *p)
+    }
 }
 
 impl Default for CaptureConfig {
@@ -98,6 +147,28 @@ impl Default for CaptureConfig {
             checksum_validation: ChecksumMode::Auto,
             max_decoded_bytes: 64 << 30,
             max_inflate_ratio: 100,
+            os_policy: OsPolicy::Bsd,
+            host_os_policy: BTreeMap::new(),
+            stream_retain_bytes: 64 << 10,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_picks_the_policy() {
+        let cfg: CaptureConfig = serde_json::from_str(
+            r#"{"os_policy": "windows",
+                "host_os_policy": {"linux": ["10.0.0.0/8"], "first": ["10.2.0.0/16", "fd00::/8"]}}"#,
+        )
+        .expect("config");
+        let t = OsPolicies::new(&cfg);
+        assert_eq!(t.of("10.1.0.1".parse().unwrap()), OsPolicy::Linux);
+        assert_eq!(t.of("10.2.0.1".parse().unwrap()), OsPolicy::First);
+        assert_eq!(t.of("fd00::1".parse().unwrap()), OsPolicy::First);
+        assert_eq!(t.of("192.0.2.1".parse().unwrap()), OsPolicy::Windows);
     }
 }

@@ -229,3 +229,160 @@ fn offloaded_capture_still_works_in_auto_mode() {
         packets
     );
 }
+
+/// Make frame `f` consistent again after its payload or IPv4 header
+/// changed: IPv4 total length, header checksum and TCP checksum.
+fn refresh(f: &mut [u8]) {
+    let ip = 14;
+    let total = u16::try_from(f.len() - ip).expect("fits");
+    f[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+    let sum = Ipv4HeaderSlice::from_slice(&f[ip..])
+        .expect("ipv4")
+        .to_header()
+        .calc_header_checksum();
+    f[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+    set_tcp_checksum(f, None);
+}
+
+/// The sequence number of TCP frame `f`.
+fn seq(f: &[u8]) -> u32 {
+    let (_, tcp, _) = offsets(f);
+    u32::from_be_bytes([f[tcp + 4], f[tcp + 5], f[tcp + 6], f[tcp + 7]])
+}
+
+/// The protocol-anomaly alerts of `events`: their evidence.
+fn anomalies(events: &[Event]) -> Vec<eve::Evidence> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Alert(a) if a.alert.category == AlertCategory::ProtocolAnomaly => {
+                Some(a.evidence.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Out-of-order junk that the receiving host replaces: before each pair of
+/// the upload's data segments (k, k+1), a copy of k+1 with zeros arrives
+/// first (buffered), then one real segment covering both — it starts
+/// before the junk, so a BSD, Linux or Windows host keeps its bytes. The
+/// sensor follows the receiver's policy: the default (`bsd`) and a
+/// per-network `linux` give the clean alerts; `first` (the old rule), as
+/// the default or for the server's network, keeps the junk and loses the
+/// registered file. Every run raises one `protocol_anomaly` alert per flow.
+#[test]
+fn overlaps_follow_the_receivers_os_policy_and_raise_an_anomaly() {
+    use capture::reassembly::OsPolicy;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = weights();
+    let det = detectors(dir.path(), &file);
+    let clean = upload(&file);
+    let (_, events) = replay_with(
+        &write(dir.path(), "clean.pcap", clean.clone()),
+        settings(1, ChecksumMode::Yes),
+        &det,
+    );
+    let want = weight_alerts(&events);
+    assert!(anomalies(&events).is_empty());
+    let mut attack = Vec::new();
+    let mut pending: Option<(Micros, Vec<u8>)> = None;
+    for (ts, f) in clean {
+        if !client_data(&f) {
+            attack.push((ts, f));
+            continue;
+        }
+        match pending.take() {
+            None => pending = Some((ts, f)),
+            Some((t0, first)) => {
+                let mut junk = f.clone();
+                let (_, _, p) = offsets(&junk);
+                junk[p..].fill(0);
+                refresh(&mut junk);
+                let mut both = first.clone();
+                both.extend_from_slice(&f[offsets(&f).2..]);
+                refresh(&mut both);
+                assert!(seq(&junk) > seq(&both));
+                attack.push((t0, junk));
+                attack.push((t0, both));
+            }
+        }
+    }
+    if let Some(last) = pending {
+        attack.push(last);
+    }
+    let files = write(dir.path(), "overlaps.pcap", attack);
+    let server: ipnet::IpNet = "10.2.0.0/16".parse().expect("net");
+    let runs: [(&str, OsPolicy, Option<OsPolicy>, bool); 4] = [
+        ("default bsd", OsPolicy::Bsd, None, true),
+        ("first", OsPolicy::First, None, false),
+        (
+            "first for the server's network",
+            OsPolicy::Bsd,
+            Some(OsPolicy::First),
+            false,
+        ),
+        (
+            "linux for the server's network",
+            OsPolicy::First,
+            Some(OsPolicy::Linux),
+            true,
+        ),
+    ];
+    for (what, default, net, whole) in runs {
+        let mut s = settings(1, ChecksumMode::Yes);
+        s.config.os_policy = default;
+        if let Some(p) = net {
+            s.config.host_os_policy.insert(p, vec![server]);
+        }
+        let (stats, events) = replay_with(&files, s, &det);
+        let got = weight_alerts(&events);
+        if whole {
+            assert_eq!(got, want, "{what}");
+        } else {
+            assert!(
+                !got.iter()
+                    .any(|(c, _, _)| *c == AlertCategory::WeightsKnown),
+                "{what}: {got:?}"
+            );
+        }
+        let a = anomalies(&events);
+        assert_eq!(a.len(), 1, "{what}: {a:?}");
+        assert_eq!(a[0]["event"], "stream.reassembly_overlap_different_data");
+        assert_eq!(a[0]["direction"], "toserver");
+        assert_eq!(
+            a[0]["kept"],
+            if whole { "later_copy" } else { "earlier_copy" }
+        );
+        assert!(stats.stats.get("tcp", "overlap_diff_data") > 100, "{what}");
+    }
+}
+
+/// A junk copy with a right checksum delivered in order before the real
+/// segment: the sensor cannot take back what it delivered (neither can
+/// the host, had it received it), but the real copy differs from the
+/// delivered bytes it overlaps, and the flow raises the anomaly.
+#[test]
+fn in_order_junk_then_real_bytes_raise_the_anomaly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = weights();
+    let det = detectors(dir.path(), &file);
+    let mut attack = Vec::new();
+    for (ts, f) in upload(&file) {
+        if client_data(&f) && attack.len() == 40 {
+            let mut junk = f.clone();
+            let (_, _, p) = offsets(&junk);
+            junk[p..].fill(0);
+            refresh(&mut junk);
+            attack.push((ts, junk));
+        }
+        attack.push((ts, f));
+    }
+    let files = write(dir.path(), "junk_first.pcap", attack);
+    let (stats, events) = replay_with(&files, settings(1, ChecksumMode::Yes), &det);
+    let a = anomalies(&events);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["kept"], "earlier_copy");
+    assert_eq!(a[0]["os_policy"], "bsd");
+    assert_eq!(stats.stats.get("tcp", "overlap_diff_data"), 1);
+}

@@ -60,6 +60,7 @@ impl WorkerCounters {
             ("tcp", "stream_ooo_limit", s.ooo_limit),
             ("tcp", "reassembly_memcap_drops", s.memcap),
             ("tcp", "out_of_window", s.out_of_window),
+            ("tcp", "overlap_diff_data", s.overlap_diff),
             ("files", "objects", self.objects.objects),
             ("files", "bytes", self.objects.object_bytes),
             ("files", "with_gaps", self.objects.objects_with_gaps),
@@ -87,4 +88,5 @@ pub(super) fn add_stream(acc: &mut StreamCounters, s: &StreamCounters) {
     acc.ooo_limit += s.ooo_limit;
     acc.memcap += s.memcap;
     acc.out_of_window += s.out_of_window;
+    acc.overlap_diff += s.overlap_diff;
 }

@@ -5,7 +5,7 @@ use super::emitter::{ObjectEmitter, ObjectTracker};
 use crate::app::{AppConnection, AppLimits};
 use crate::decode::TcpMeta;
 use crate::object::ObjectSink;
-use crate::reassembly::{Chunk, Limits, Stream};
+use crate::reassembly::{Chunk, Limits, OsPolicy, Stream};
 use eve::Direction;
 
 /// One TCP connection's state.
@@ -25,10 +25,11 @@ pub(super) struct TcpConn {
 }
 
 impl TcpConn {
-    /// A new connection; `midstream` when its handshake was not seen.
-    pub fn new(limits: &AppLimits, midstream: bool) -> Self {
+    /// A new connection; `midstream` when its handshake was not seen;
+    /// `policies`: the overlap policy of each direction's receiver.
+    pub fn new(limits: &AppLimits, midstream: bool, policies: [OsPolicy; 2]) -> Self {
         TcpConn {
-            streams: [Stream::new(), Stream::new()],
+            streams: policies.map(Stream::with_policy),
             app: AppConnection::new(limits, midstream),
             objects: ObjectTracker::default(),
             done: [false; 2],

@@ -11,15 +11,15 @@ use super::emitter::ObjectEmitter;
 use super::env::{EventEnv, SEC, ts};
 use super::tcp::{OpenConn, TcpConn};
 use crate::app::AppLimits;
-use crate::config::CaptureConfig;
+use crate::config::{CaptureConfig, OsPolicies};
 use crate::decode::{Decoded, TcpMeta, Transport};
-use crate::detect::{FlowScan, FlowView};
+use crate::detect::{Finding, FlowScan, FlowView, sig};
 use crate::flow::{Endpoint, FlowKey, client_of};
 use crate::object::AppProto;
 use crate::reassembly::Limits;
 use eve::{
-    Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState, NetworkFields,
-    Proto, TcpInfo, Timestamp,
+    AlertCategory, Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
+    NetworkFields, Proto, TcpInfo, Timestamp,
 };
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -47,6 +47,8 @@ pub(crate) struct WorkerLimits {
     pub progress_bytes: u64,
     pub stream_max: usize,
     pub memcap: usize,
+    pub retain: usize,
+    pub os_policies: OsPolicies,
     pub app: AppLimits,
 }
 
@@ -65,6 +67,8 @@ impl WorkerLimits {
             progress_bytes: cfg.flow_progress_bytes.max(1),
             stream_max: cfg.stream_ooo_max_bytes,
             memcap: (cfg.reassembly_memcap_bytes / w).max(cfg.stream_ooo_max_bytes.min(1 << 20)),
+            retain: cfg.stream_retain_bytes,
+            os_policies: OsPolicies::new(cfg),
             app: AppLimits {
                 max_decoded_bytes: cfg.max_decoded_bytes,
                 max_inflate_ratio: cfg.max_inflate_ratio,
@@ -100,6 +104,8 @@ struct Flow {
     meta_sig: (Option<AppProto>, bool),
     /// Direction (0 to server, 1 to client) of the last packet with payload.
     payload_dir: Option<usize>,
+    /// The overlap-with-different-data alert was raised.
+    overlap_alerted: bool,
 }
 
 impl Flow {
@@ -158,7 +164,8 @@ pub(crate) struct Worker<'e> {
 impl<'e> Worker<'e> {
     /// A worker with `limits`, writing events built with `env`.
     pub fn new(env: EventEnv<'e>, limits: WorkerLimits) -> Self {
-        let reasm = Limits::new(limits.stream_max, limits.memcap);
+        let mut reasm = Limits::new(limits.stream_max, limits.memcap);
+        reasm.retain_max = limits.retain;
         let hasher = random_hasher();
         Worker {
             env,
@@ -251,6 +258,31 @@ impl<'e> Worker<'e> {
     /// large one that pins memory. The margin makes the (whole-table) search
     /// rare under sustained pressure.
     fn relieve_memcap(&mut self) {
+        let target = self.reasm.memcap / 4 * 3;
+        // Delivered bytes kept for comparison go first: they cost no gap.
+        let mut kept: Vec<(usize, FlowKey, usize)> = Vec::new();
+        for (k, f) in &self.flows {
+            if let Some(c) = f.tcp.as_ref() {
+                for (i, s) in c.streams.iter().enumerate() {
+                    if s.retained() > 0 {
+                        kept.push((s.retained(), *k, i));
+                    }
+                }
+            }
+        }
+        kept.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.order().cmp(&b.1.order()))
+                .then(a.2.cmp(&b.2))
+        });
+        for (_, key, i) in kept {
+            if self.reasm.used <= target {
+                return;
+            }
+            if let Some(c) = self.flows.get_mut(&key).and_then(|f| f.tcp.as_mut()) {
+                c.streams[i].drop_retained(&mut self.reasm);
+            }
+        }
         let mut held: Vec<(usize, FlowKey, usize)> = Vec::new();
         for (k, f) in &self.flows {
             if let Some(c) = f.tcp.as_ref() {
@@ -266,7 +298,6 @@ impl<'e> Worker<'e> {
                 .then_with(|| a.1.order().cmp(&b.1.order()))
                 .then(a.2.cmp(&b.2))
         });
-        let target = self.reasm.memcap / 4 * 3;
         let mut flows = self.take_flows();
         for (_, key, i) in held {
             if self.reasm.used <= target {
@@ -399,7 +430,16 @@ impl<'e> Worker<'e> {
                 if midstream {
                     self.counters.midstream += 1;
                 }
-                Some(Box::new(TcpConn::new(&self.limits.app, midstream)))
+                // Each direction overlaps as its receiving host does.
+                let policies = [
+                    self.limits.os_policies.of(server.0),
+                    self.limits.os_policies.of(client.0),
+                ];
+                Some(Box::new(TcpConn::new(
+                    &self.limits.app,
+                    midstream,
+                    policies,
+                )))
             }
             Transport::Udp => {
                 self.counters.flows_udp += 1;
@@ -426,6 +466,7 @@ impl<'e> Worker<'e> {
             next_progress: self.limits.progress_bytes,
             meta_sig: (None, false),
             payload_dir: None,
+            overlap_alerted: false,
         };
         let detectors = self.env.detectors;
         if !detectors.flow.is_empty() {
@@ -491,6 +532,65 @@ impl<'e> Worker<'e> {
         }
         let used = self.reasm.used;
         self.counters.memcap_peak = self.counters.memcap_peak.max(used);
+        if !flow.overlap_alerted {
+            self.overlap_alert(flow, t);
+        }
+    }
+
+    /// Raise the flow's alert for segments that overlapped earlier bytes
+    /// with different data (Suricata's
+    /// `stream-event:reassembly_overlap_different_data`), once per flow.
+    fn overlap_alert(&mut self, flow: &mut Flow, t: i64) {
+        let Some(c) = flow.tcp.as_ref() else { return };
+        let Some((dir, s, (offset, new_won))) = Direction::BOTH
+            .into_iter()
+            .zip(&c.streams)
+            .find_map(|(d, s)| s.first_difference.map(|f| (d, s, f)))
+        else {
+            return;
+        };
+        flow.overlap_alerted = true;
+        let mut evidence = eve::Evidence::new();
+        evidence.insert(
+            "event".into(),
+            "stream.reassembly_overlap_different_data".into(),
+        );
+        evidence.insert(
+            "direction".into(),
+            serde_json::to_value(dir).unwrap_or_default(),
+        );
+        evidence.insert("stream_offset".into(), offset.into());
+        evidence.insert("os_policy".into(), s.policy().as_str().into());
+        evidence.insert(
+            "kept".into(),
+            if new_won {
+                "later_copy"
+            } else {
+                "earlier_copy"
+            }
+            .into(),
+        );
+        let finding = Finding {
+            category: AlertCategory::ProtocolAnomaly,
+            signature: "STREAM reassembly overlap with different data".into(),
+            signature_id: sig::STREAM_OVERLAP_DIFFERENT_DATA,
+            severity: 3,
+            evidence,
+        };
+        let subject = Subject::Flow {
+            tls: c.app.meta().tls.clone(),
+        };
+        let ev = alert_event(
+            &self.env,
+            ts(t),
+            flow.net.clone(),
+            &flow.id_base,
+            "stream",
+            finding,
+            subject,
+        );
+        self.counters.flow_alerts += 1;
+        self.out.push(ev);
     }
 
     /// Call flow detectors when enough new payload arrived, the app layer
