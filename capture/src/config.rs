@@ -89,6 +89,27 @@ pub struct CaptureConfig {
     /// data raises an alert). Counted in `reassembly_memcap_bytes`; 0 = no
     /// comparison with delivered bytes.
     pub stream_retain_bytes: usize,
+    /// A TCP segment whose TTL (hop limit) is more than this below its
+    /// direction's first packet's may expire before the host (the
+    /// TTL-limited evasion): its bytes are held back until the peer
+    /// acknowledges them or a copy with the flow's TTL replaces them
+    /// (`tcp.held`). 0 = off.
+    pub stream_ttl_tolerance: u8,
+    /// TCP urgent data: `oob` (default) takes the urgent byte out of the
+    /// stream, as a host's socket does without `SO_OOBINLINE`; `inline`
+    /// leaves it in (Suricata's `stream.reassembly.urgent.policy`).
+    pub urgent_policy: UrgentPolicy,
+}
+
+/// What becomes of TCP urgent data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrgentPolicy {
+    /// The urgent byte stays in the stream.
+    Inline,
+    /// The urgent byte is taken out of the stream (out of band).
+    #[default]
+    Oob,
 }
 
 /// The overlap policy of each receiving host, from `os_policy` and
@@ -150,6 +171,8 @@ impl Default for CaptureConfig {
             os_policy: OsPolicy::Bsd,
             host_os_policy: BTreeMap::new(),
             stream_retain_bytes: 64 << 10,
+            stream_ttl_tolerance: 5,
+            urgent_policy: UrgentPolicy::Oob,
         }
     }
 }

@@ -70,6 +70,15 @@ pub struct StreamCounters {
     /// Segments whose bytes differ from bytes already seen at the same
     /// offsets (buffered, or delivered and kept for comparison).
     pub overlap_diff: u64,
+    /// Segments held back (TTL below the flow's) until acknowledged or
+    /// replaced.
+    pub held: u64,
+    /// Urgent bytes taken out of the stream (out of band).
+    pub urgent_oob: u64,
+    /// Resets ignored: their sequence number was not the expected one.
+    pub rst_invalid: u64,
+    /// SYN payloads dropped: the SYN-ACK did not acknowledge them.
+    pub syn_data_ignored: u64,
 }
 
 /// Reassembly limits, and the worker-wide memory account they share.
@@ -191,7 +200,12 @@ impl OsPolicy {
 struct Piece {
     data: Vec<u8>,
     seg: (u64, u64),
+    /// Held back until acknowledged or replaced by a segment not held.
+    held: bool,
 }
+
+/// Urgent (out-of-band) byte offsets remembered at once per stream.
+const MAX_URGENT: usize = 8;
 
 /// One direction of a TCP connection.
 #[derive(Debug, Default)]
@@ -211,6 +225,10 @@ pub struct Stream {
     sent: VecDeque<u8>,
     /// Whose bytes stay in overlaps with buffered bytes.
     policy: OsPolicy,
+    /// Highest offset the peer acknowledged.
+    acked: u64,
+    /// Offsets of urgent bytes not delivered yet, taken out of the stream.
+    urgent: Vec<u64>,
     /// Started without a SYN.
     pub midstream: bool,
     /// Counters.
@@ -270,9 +288,12 @@ impl Stream {
         self.sent.len()
     }
 
-    /// The sequence number of stream offset `offset`, once started.
-    pub fn seq_of(&self, offset: u64) -> Option<u32> {
-        self.base.map(|b| b.wrapping_add(offset as u32))
+    /// The sequence number the sender uses next by the sensor's account:
+    /// after the last byte delivered, and after the FIN once reached.
+    pub fn next_seq(&self) -> Option<u32> {
+        let fin = u32::from(self.finished());
+        self.base
+            .map(|b| b.wrapping_add(self.next as u32).wrapping_add(fin))
     }
 
     /// Stream offset of sequence number `seq`, unwrapped near `next`.
@@ -280,11 +301,6 @@ impl Stream {
         let next_seq = base.wrapping_add(self.next as u32);
         let delta = i64::from(seq.wrapping_sub(next_seq) as i32);
         self.next as i64 + delta
-    }
-
-    /// Stream offset of `seq` relative to the next byte, once started.
-    pub fn relative(&self, seq: u32) -> Option<i64> {
-        self.base.map(|b| self.offset_of(b, seq) - self.next as i64)
     }
 
     /// One segment of this direction: its sequence number, SYN and FIN flags
@@ -321,14 +337,60 @@ impl Stream {
             self.fin = Some(end as u64);
         }
         if !payload.is_empty() {
-            self.data(start, payload, limits, out);
+            self.data(start, payload, false, limits, out);
         }
+    }
+
+    /// A segment whose bytes are held back, not delivered, until the peer
+    /// acknowledges them or a segment not held replaces them (whatever the
+    /// policy): its TTL is well below the flow's, so it may expire before
+    /// the host. Held bytes never replace bytes not held.
+    pub fn segment_held(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        limits: &mut Limits,
+        out: &mut dyn FnMut(Chunk<'_>),
+    ) {
+        if self.closed || payload.is_empty() {
+            return;
+        }
+        let base = *self.base.get_or_insert_with(|| {
+            self.midstream = true;
+            seq
+        });
+        let start = self.offset_of(base, seq);
+        self.counters.held += 1;
+        self.data(start, payload, true, limits, out);
+    }
+
+    /// The urgent pointer `ptr` of a segment at `seq` (not a SYN): the byte
+    /// before it (RFC 6093: where BSD and Linux put the urgent byte) is
+    /// taken out of the stream, as the host's socket does without
+    /// `SO_OOBINLINE`.
+    pub fn urgent(&mut self, seq: u32, ptr: u16) {
+        let Some(p) = ptr.checked_sub(1) else {
+            return;
+        };
+        let base = *self.base.get_or_insert_with(|| {
+            self.midstream = true;
+            seq
+        });
+        let at = self.offset_of(base, seq.wrapping_add(u32::from(p)));
+        if at < self.next as i64 || self.urgent.contains(&(at as u64)) {
+            return;
+        }
+        if self.urgent.len() >= MAX_URGENT {
+            self.urgent.remove(0);
+        }
+        self.urgent.push(at as u64);
     }
 
     fn data(
         &mut self,
         start: i64,
         payload: &[u8],
+        held: bool,
         limits: &mut Limits,
         out: &mut dyn FnMut(Chunk<'_>),
     ) {
@@ -358,7 +420,7 @@ impl Stream {
             .ooo
             .first_key_value()
             .is_some_and(|(&k, _)| k < start + payload.len() as u64);
-        if start == self.next && !reaches_buffer {
+        if start == self.next && !reaches_buffer && !held {
             // In order, nothing buffered in its way: pass through.
             self.deliver(payload, limits, out);
             return;
@@ -366,20 +428,46 @@ impl Stream {
         if start != self.next {
             self.counters.out_of_order += 1;
         }
-        self.buffer(start, payload, seg, limits);
+        self.buffer(start, payload, seg, held, limits);
         if start == self.next {
-            self.drain(limits, out);
-        } else if self.ooo_bytes > limits.stream_max {
+            self.drain(false, limits, out);
+        }
+        if self.ooo_bytes > limits.stream_max {
             self.counters.ooo_limit += 1;
-            self.skip_to_buffered(limits, out);
+            self.skip_to_buffered(true, limits, out);
         }
     }
 
-    /// Hand in-order bytes to `out`, keeping the last of them for
-    /// comparison.
+    /// Hand in-order bytes to `out` (less urgent bytes), keeping the last
+    /// of them for comparison.
     fn deliver(&mut self, bytes: &[u8], limits: &mut Limits, out: &mut dyn FnMut(Chunk<'_>)) {
-        out(Chunk::Data(bytes));
-        self.next += bytes.len() as u64;
+        let end = self.next + bytes.len() as u64;
+        if self.urgent.iter().any(|u| (self.next..end).contains(u)) {
+            let mut from = 0usize;
+            let mut oob: Vec<u64> = Vec::new();
+            self.urgent.retain(|u| {
+                let inside = (self.next..end).contains(u);
+                if inside {
+                    oob.push(*u);
+                }
+                !inside && *u >= end
+            });
+            oob.sort_unstable();
+            for u in oob {
+                let at = (u - self.next) as usize;
+                if at > from {
+                    out(Chunk::Data(&bytes[from..at]));
+                }
+                from = at + 1;
+                self.counters.urgent_oob += 1;
+            }
+            if from < bytes.len() {
+                out(Chunk::Data(&bytes[from..]));
+            }
+        } else {
+            out(Chunk::Data(bytes));
+        }
+        self.next = end;
         if limits.retain_max == 0 {
             return;
         }
@@ -429,37 +517,43 @@ impl Stream {
         self.first_difference.get_or_insert((offset, new_won));
     }
 
-    /// Buffer `payload` at `start` (from the segment `seg`): where it
-    /// overlaps buffered bytes the policy decides, per buffered segment,
-    /// whose bytes stay; the rest is added.
-    fn buffer(&mut self, start: u64, payload: &[u8], seg: (u64, u64), limits: &mut Limits) {
+    /// Buffer `payload` at `start` (from the segment `seg`; `held`: held
+    /// back): where it overlaps buffered bytes the policy decides, per
+    /// buffered segment, whose bytes stay — except that bytes not held
+    /// always replace held ones, and held ones never replace others; the
+    /// rest is added.
+    fn buffer(
+        &mut self,
+        start: u64,
+        payload: &[u8],
+        seg: (u64, u64),
+        held: bool,
+        limits: &mut Limits,
+    ) {
         let end = start + payload.len() as u64;
+        // Pieces straddling either end are cut there, so that every piece
+        // overlapped lies inside; each keeps its segment's bounds.
+        self.split_at(start);
+        self.split_at(end);
         let policy = self.policy;
         let mut difference: Option<(u64, bool)> = None;
         let mut covered: Vec<(u64, u64)> = Vec::new();
-        // A buffered piece that begins before `start` may cover its head.
-        let first = self
-            .ooo
-            .range(..start)
-            .next_back()
-            .filter(|(k, p)| **k + p.data.len() as u64 > start)
-            .map_or(start, |(k, _)| *k);
-        for (&k, piece) in self.ooo.range_mut(first..end) {
-            let a = k.max(start);
-            let b = (k + piece.data.len() as u64).min(end);
-            covered.push((a, b));
-            let old = &mut piece.data[(a - k) as usize..(b - k) as usize];
-            let new = &payload[(a - start) as usize..(b - start) as usize];
-            if old == new {
-                continue;
-            }
-            let wins = policy.new_wins(seg, piece.seg);
-            if difference.is_none() {
-                let i = old.iter().zip(new).position(|(x, y)| x != y).unwrap_or(0);
-                difference = Some((a + i as u64, wins));
+        for (&k, piece) in self.ooo.range_mut(start..end) {
+            let b = k + piece.data.len() as u64;
+            covered.push((k, b));
+            let new = &payload[(k - start) as usize..(b - start) as usize];
+            let wins = match (held, piece.held) {
+                (false, true) => true,
+                (true, false) => false,
+                _ => policy.new_wins(seg, piece.seg),
+            };
+            if piece.data != new && difference.is_none() {
+                let i = piece.data.iter().zip(new).position(|(x, y)| x != y);
+                difference = Some((k + i.unwrap_or(0) as u64, wins));
             }
             if wins {
-                old.copy_from_slice(new);
+                piece.data.copy_from_slice(new);
+                piece.held = held;
             }
         }
         if let Some((at, wins)) = difference {
@@ -483,15 +577,40 @@ impl Stream {
             let data = payload[(a - start) as usize..(b - start) as usize].to_vec();
             self.ooo_bytes += data.len();
             limits.used += data.len();
-            self.ooo.insert(a, Piece { data, seg });
+            self.ooo.insert(a, Piece { data, seg, held });
         }
     }
 
-    /// Deliver buffered segments that are now contiguous.
-    fn drain(&mut self, limits: &mut Limits, out: &mut dyn FnMut(Chunk<'_>)) {
+    /// Cut the buffered piece that spans offset `at`, if any, in two there.
+    fn split_at(&mut self, at: u64) {
+        let Some((&k, piece)) = self.ooo.range_mut(..at).next_back() else {
+            return;
+        };
+        if k + piece.data.len() as u64 <= at {
+            return;
+        }
+        let tail = piece.data.split_off((at - k) as usize);
+        let (seg, held) = (piece.seg, piece.held);
+        self.ooo.insert(
+            at,
+            Piece {
+                data: tail,
+                seg,
+                held,
+            },
+        );
+    }
+
+    /// Deliver buffered segments that are now contiguous; held ones only
+    /// once acknowledged, or when `force`d.
+    fn drain(&mut self, force: bool, limits: &mut Limits, out: &mut dyn FnMut(Chunk<'_>)) {
         while let Some(entry) = self.ooo.first_entry() {
             let k = *entry.key();
             if k > self.next {
+                break;
+            }
+            let p = entry.get();
+            if p.held && !force && self.acked < k + p.data.len() as u64 {
                 break;
             }
             let piece = entry.remove();
@@ -506,14 +625,19 @@ impl Stream {
     }
 
     /// Declare the hole before the first buffered segment a gap, then
-    /// deliver what follows.
-    fn skip_to_buffered(&mut self, limits: &mut Limits, out: &mut dyn FnMut(Chunk<'_>)) {
+    /// deliver what follows (held bytes too when `force`d).
+    fn skip_to_buffered(
+        &mut self,
+        force: bool,
+        limits: &mut Limits,
+        out: &mut dyn FnMut(Chunk<'_>),
+    ) {
         if let Some((&k, _)) = self.ooo.first_key_value()
             && k > self.next
         {
             self.gap(k - self.next, limits, out);
         }
-        self.drain(limits, out);
+        self.drain(force, limits, out);
     }
 
     fn gap(&mut self, len: u64, limits: &mut Limits, out: &mut dyn FnMut(Chunk<'_>)) {
@@ -539,6 +663,9 @@ impl Stream {
             let n = (acked.min(next) - (next - self.sent.len() as i64)) as usize;
             self.forget_sent(n, limits);
         }
+        if acked > self.acked as i64 && acked <= next + MAX_AHEAD as i64 {
+            self.acked = acked as u64;
+        }
         if self.ooo.is_empty() || acked <= next {
             return;
         }
@@ -546,7 +673,7 @@ impl Stream {
             return;
         };
         if (k as i64) <= acked {
-            self.skip_to_buffered(limits, out);
+            self.skip_to_buffered(false, limits, out);
         }
     }
 
@@ -558,7 +685,7 @@ impl Stream {
             return;
         }
         while !self.ooo.is_empty() {
-            self.skip_to_buffered(limits, out);
+            self.skip_to_buffered(true, limits, out);
         }
         if let Some(f) = self.fin
             && f > self.next
@@ -585,7 +712,7 @@ impl Stream {
         }
         self.counters.memcap += 1;
         while !self.ooo.is_empty() {
-            self.skip_to_buffered(limits, out);
+            self.skip_to_buffered(true, limits, out);
         }
         self.drop_retained(limits);
     }

@@ -119,6 +119,50 @@ fn weight_alerts(events: &[Event]) -> Vec<(AlertCategory, u32, Option<String>)> 
     v
 }
 
+/// What most tests start from: a temporary directory, the registered
+/// file, the detectors, the clean upload and its weights alerts.
+struct Case {
+    dir: tempfile::TempDir,
+    file: WeightFile,
+    det: Detectors,
+    clean: Vec<(Micros, Vec<u8>)>,
+    want: Vec<(AlertCategory, u32, Option<String>)>,
+}
+
+fn case() -> Case {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = weights();
+    let det = detectors(dir.path(), &file);
+    let clean = upload(&file);
+    let want = clean_alerts(dir.path(), &det, &clean);
+    Case {
+        dir,
+        file,
+        det,
+        clean,
+        want,
+    }
+}
+
+/// A copy of data frame `f` with zeros for payload (checksums right).
+fn zeroed(f: &[u8]) -> Vec<u8> {
+    let mut j = f.to_vec();
+    let (_, _, p) = offsets(&j);
+    j[p..].fill(0);
+    refresh(&mut j);
+    j
+}
+
+/// The weights alerts of the clean capture `clean`.
+fn clean_alerts(
+    dir: &Path,
+    det: &Detectors,
+    clean: &[(Micros, Vec<u8>)],
+) -> Vec<(AlertCategory, u32, Option<String>)> {
+    let files = write(dir, "clean.pcap", clean.to_vec());
+    weight_alerts(&replay_with(&files, settings(1, ChecksumMode::Yes), det).1)
+}
+
 fn settings(workers: usize, checksums: ChecksumMode) -> Settings {
     let mut s = Settings {
         workers,
@@ -195,14 +239,7 @@ fn offloaded_capture_still_works_in_auto_mode() {
     let det = detectors(dir.path(), &file);
     let clean = upload(&file);
     let packets = clean.len() as u64;
-    let want = weight_alerts(
-        &replay_with(
-            &write(dir.path(), "clean.pcap", clean.clone()),
-            settings(1, ChecksumMode::Yes),
-            &det,
-        )
-        .1,
-    );
+    let want = clean_alerts(dir.path(), &det, &clean);
     let offloaded: Vec<_> = clean
         .into_iter()
         .map(|(ts, mut f)| {
@@ -295,10 +332,7 @@ fn overlaps_follow_the_receivers_os_policy_and_raise_an_anomaly() {
         match pending.take() {
             None => pending = Some((ts, f)),
             Some((t0, first)) => {
-                let mut junk = f.clone();
-                let (_, _, p) = offsets(&junk);
-                junk[p..].fill(0);
-                refresh(&mut junk);
+                let junk = zeroed(&f);
                 let mut both = first.clone();
                 both.extend_from_slice(&f[offsets(&f).2..]);
                 refresh(&mut both);
@@ -370,10 +404,7 @@ fn in_order_junk_then_real_bytes_raise_the_anomaly() {
     let mut attack = Vec::new();
     for (ts, f) in upload(&file) {
         if client_data(&f) && attack.len() == 40 {
-            let mut junk = f.clone();
-            let (_, _, p) = offsets(&junk);
-            junk[p..].fill(0);
-            refresh(&mut junk);
+            let junk = zeroed(&f);
             attack.push((ts, junk));
         }
         attack.push((ts, f));
@@ -385,4 +416,314 @@ fn in_order_junk_then_real_bytes_raise_the_anomaly() {
     assert_eq!(a[0]["kept"], "earlier_copy");
     assert_eq!(a[0]["os_policy"], "bsd");
     assert_eq!(stats.stats.get("tcp", "overlap_diff_data"), 1);
+}
+
+/// The upload's fileinfo: size and SHA-256 must be the file's.
+fn uploaded(events: &[Event]) -> (u64, Option<String>, eve::FileState) {
+    events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Fileinfo(f) if f.fileinfo.direction == eve::Direction::ToServer => {
+                Some((f.fileinfo.size, f.fileinfo.sha256.clone(), f.fileinfo.state))
+            }
+            _ => None,
+        })
+        .expect("the upload's fileinfo")
+}
+
+fn sha_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Set the IPv4 TTL of frame `f` (checksums fixed).
+fn set_ttl(f: &mut [u8], ttl: u8) {
+    f[14 + 8] = ttl;
+    refresh(f);
+}
+
+/// Resets from either side with a sequence number far from the expected
+/// one, in the middle of the upload: the host ignores them, so must the
+/// sensor (before, any reset tore the flow down and truncated the upload).
+#[test]
+fn resets_with_a_bad_sequence_number_do_not_end_the_flow() {
+    let Case {
+        dir,
+        file,
+        det,
+        clean,
+        want,
+    } = case();
+    let mut attack = Vec::new();
+    let mut data = 0;
+    for (ts, f) in clean {
+        if client_data(&f) {
+            data += 1;
+            if data == 100 || data == 400 {
+                for from_client in [true, false] {
+                    let mut rst = f[..offsets(&f).2].to_vec();
+                    let (ip, tcp, _) = offsets(&rst);
+                    if !from_client {
+                        // Swap addresses and ports: the server "resets".
+                        let (s, d) = (
+                            rst[ip + 12..ip + 16].to_vec(),
+                            rst[ip + 16..ip + 20].to_vec(),
+                        );
+                        rst[ip + 12..ip + 16].copy_from_slice(&d);
+                        rst[ip + 16..ip + 20].copy_from_slice(&s);
+                        let (sp, dp) = (rst[tcp..tcp + 2].to_vec(), rst[tcp + 2..tcp + 4].to_vec());
+                        rst[tcp..tcp + 2].copy_from_slice(&dp);
+                        rst[tcp + 2..tcp + 4].copy_from_slice(&sp);
+                    }
+                    let bad = seq(&rst).wrapping_add(7_000_000);
+                    rst[tcp + 4..tcp + 8].copy_from_slice(&bad.to_be_bytes());
+                    rst[tcp + 13] = 0x04; // RST only
+                    refresh(&mut rst);
+                    attack.push((ts, rst));
+                }
+            }
+        }
+        attack.push((ts, f));
+    }
+    let (s, events) = replay_with(
+        &write(dir.path(), "resets.pcap", attack),
+        settings(1, ChecksumMode::Yes),
+        &det,
+    );
+    assert_eq!(weight_alerts(&events), want);
+    assert_eq!(s.stats.get("tcp", "rst_invalid"), 4);
+    let (size, sha, state) = uploaded(&events);
+    assert_eq!(size, file.bytes.len() as u64);
+    assert_eq!(sha.as_deref(), Some(sha_hex(&file.bytes).as_str()));
+    assert_eq!(state, eve::FileState::Closed);
+}
+
+/// TTL-limited junk: a zeroed copy of every data segment with a TTL that
+/// expires before the host (1), then the real one (64). The junk is held
+/// back, the real copy replaces it: the clean alerts, every copy counted in
+/// `tcp.held`, and the flow's anomaly alert keeps the later copy. A SYN with
+/// a TTL far above the data's (an attempt to get every real segment held)
+/// only delays the bytes until acknowledged.
+#[test]
+fn ttl_limited_junk_is_held_and_replaced() {
+    let Case {
+        dir,
+        file,
+        det,
+        clean,
+        want,
+    } = case();
+    let mut attack = Vec::new();
+    let mut junk = 0u64;
+    for (ts, f) in &clean {
+        if client_data(f) {
+            let mut j = zeroed(f);
+            set_ttl(&mut j, 1);
+            attack.push((*ts, j));
+            junk += 1;
+        }
+        attack.push((*ts, f.clone()));
+    }
+    let files = write(dir.path(), "ttl.pcap", attack);
+    for workers in [1, 2] {
+        let (s, events) = replay_with(&files, settings(workers, ChecksumMode::Yes), &det);
+        assert_eq!(weight_alerts(&events), want, "{workers} workers");
+        assert_eq!(s.stats.get("tcp", "held"), junk);
+        let a = anomalies(&events);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0]["kept"], "later_copy");
+        let (_, sha, _) = uploaded(&events);
+        assert_eq!(sha.as_deref(), Some(sha_hex(&file.bytes).as_str()));
+    }
+    // Off, the junk is reassembled first and the registered file is lost.
+    let mut off = settings(1, ChecksumMode::Yes);
+    off.config.stream_ttl_tolerance = 0;
+    let (_, events) = replay_with(&files, off, &det);
+    assert!(
+        !weight_alerts(&events)
+            .iter()
+            .any(|(c, _, _)| *c == AlertCategory::WeightsKnown)
+    );
+
+    let mut high_syn = clean;
+    set_ttl(&mut high_syn[0].1, 255);
+    let (s, events) = replay_with(
+        &write(dir.path(), "high_syn.pcap", high_syn),
+        settings(1, ChecksumMode::Yes),
+        &det,
+    );
+    assert_eq!(weight_alerts(&events), want);
+    assert!(s.stats.get("tcp", "held") > 500);
+    let (_, sha, _) = uploaded(&events);
+    assert_eq!(sha.as_deref(), Some(sha_hex(&file.bytes).as_str()));
+}
+
+/// The first 64 KiB of the upload (request head and safetensors header
+/// included) sent one byte per segment: reassembled and detected as the
+/// clean capture is.
+#[test]
+fn one_byte_segments_still_reassemble_and_detect() {
+    let Case {
+        dir,
+        file,
+        det,
+        clean,
+        want,
+    } = case();
+    let mut tiny = Vec::new();
+    let mut sent = 0usize;
+    for (ts, f) in clean {
+        if client_data(&f) && sent < 64 << 10 {
+            let (_, tcp, p) = offsets(&f);
+            for i in 0..f.len() - p {
+                let mut one = f[..p + 1].to_vec();
+                one[p] = f[p + i];
+                let s = seq(&f).wrapping_add(i as u32);
+                one[tcp + 4..tcp + 8].copy_from_slice(&s.to_be_bytes());
+                refresh(&mut one);
+                tiny.push((ts, one));
+            }
+            sent += f.len() - p;
+            continue;
+        }
+        tiny.push((ts, f));
+    }
+    let (s, events) = replay_with(
+        &write(dir.path(), "tiny.pcap", tiny),
+        settings(1, ChecksumMode::Yes),
+        &det,
+    );
+    assert_eq!(weight_alerts(&events), want);
+    assert!(s.packets() > 64_000);
+    let (_, sha, _) = uploaded(&events);
+    assert_eq!(sha.as_deref(), Some(sha_hex(&file.bytes).as_str()));
+}
+
+/// One hand-built TCP connection 10.0.0.1:40400 → 10.0.0.2:9000 (a port
+/// no parser claims: each direction is one raw object).
+struct Hand {
+    frames: Vec<(Micros, Vec<u8>)>,
+}
+
+const C_ISN: u32 = 1_000;
+const S_ISN: u32 = 50_000;
+
+impl Hand {
+    /// A segment; `flags` of "SAFR", `ack`: the acknowledgment number
+    /// when "A", `urg`: the urgent pointer.
+    fn push(
+        &mut self,
+        to_server: bool,
+        seq: u32,
+        flags: &str,
+        ack: u32,
+        urg: Option<u16>,
+        payload: &[u8],
+    ) {
+        let (src, dst, sp, dp) = if to_server {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 40400, 9000)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 9000, 40400)
+        };
+        let mut b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(src, dst, 64)
+            .tcp(sp, dp, seq, 65535);
+        for (c, on) in [('S', true), ('F', true), ('R', true)] {
+            if on && flags.contains(c) {
+                b = match c {
+                    'S' => b.syn(),
+                    'F' => b.fin(),
+                    _ => b.rst(),
+                };
+            }
+        }
+        if flags.contains('A') {
+            b = b.ack(ack);
+        }
+        if let Some(u) = urg {
+            b = b.urg(u);
+        }
+        let mut v = Vec::new();
+        b.write(&mut v, payload).expect("frame");
+        let ts = 1_714_564_800_000_000 + self.frames.len() as u64 * 1000;
+        self.frames.push((ts, v));
+    }
+
+    /// The client's raw object after replaying with `f` applied to the
+    /// settings: its bytes' SHA-256 and size, and the stats.
+    fn replay(
+        self,
+        dir: &Path,
+        name: &str,
+        f: impl FnOnce(&mut Settings),
+    ) -> ((Option<String>, u64), eve::Stats) {
+        let mut s = settings(1, ChecksumMode::Yes);
+        f(&mut s);
+        let (summary, events) = replay_with(&write(dir, name, self.frames), s, &Detectors::none());
+        let (size, sha, _) = uploaded(&events);
+        ((sha, size), summary.stats)
+    }
+}
+
+/// SYN payloads: junk on a SYN the server does not acknowledge is dropped
+/// (the real bytes follow at the same sequence numbers); a SYN payload the
+/// SYN-ACK acknowledges (TCP Fast Open) is kept.
+#[test]
+fn syn_data_counts_only_when_the_syn_ack_takes_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let real = b"HELLOWORLD";
+    // Junk on the SYN, acknowledged only up to the SYN.
+    let mut h = Hand { frames: Vec::new() };
+    h.push(true, C_ISN, "S", 0, None, b"JUNK!");
+    h.push(false, S_ISN, "SA", C_ISN + 1, None, b"");
+    h.push(true, C_ISN + 1, "A", S_ISN + 1, None, real);
+    h.push(true, C_ISN + 11, "FA", S_ISN + 1, None, b"");
+    h.push(false, S_ISN + 1, "FA", C_ISN + 12, None, b"");
+    let ((sha, size), stats) = h.replay(dir.path(), "syn_junk.pcap", |_| {});
+    assert_eq!((sha.as_deref(), size), (Some(sha_hex(real).as_str()), 10));
+    assert_eq!(stats.get("tcp", "syn_data_ignored"), 1);
+    // Fast Open: the SYN-ACK acknowledges the SYN's five bytes.
+    let mut h = Hand { frames: Vec::new() };
+    h.push(true, C_ISN, "S", 0, None, b"HELLO");
+    h.push(false, S_ISN, "SA", C_ISN + 6, None, b"");
+    h.push(true, C_ISN + 6, "A", S_ISN + 1, None, b"WORLD");
+    h.push(true, C_ISN + 11, "FA", S_ISN + 1, None, b"");
+    h.push(false, S_ISN + 1, "FA", C_ISN + 12, None, b"");
+    let ((sha, size), stats) = h.replay(dir.path(), "tfo.pcap", |_| {});
+    assert_eq!((sha.as_deref(), size), (Some(sha_hex(real).as_str()), 10));
+    assert_eq!(stats.get("tcp", "syn_data_ignored"), 0);
+}
+
+/// Urgent data: "W!ORLD" with the urgent pointer after "!" — the host's
+/// socket takes "!" out of band, so the stream is "HELLOWORLD" (`oob`,
+/// default); `inline` keeps it.
+#[test]
+fn urgent_byte_is_taken_out_of_band() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let build = || {
+        let mut h = Hand { frames: Vec::new() };
+        h.push(true, C_ISN, "S", 0, None, b"");
+        h.push(false, S_ISN, "SA", C_ISN + 1, None, b"");
+        h.push(true, C_ISN + 1, "A", S_ISN + 1, None, b"HELLO");
+        h.push(true, C_ISN + 6, "A", S_ISN + 1, Some(2), b"W!ORLD");
+        h.push(true, C_ISN + 12, "FA", S_ISN + 1, None, b"");
+        h.push(false, S_ISN + 1, "FA", C_ISN + 13, None, b"");
+        h
+    };
+    let ((sha, size), stats) = build().replay(dir.path(), "urg.pcap", |_| {});
+    assert_eq!(
+        (sha.as_deref(), size),
+        (Some(sha_hex(b"HELLOWORLD").as_str()), 10)
+    );
+    assert_eq!(stats.get("tcp", "urgent_oob"), 1);
+    let ((sha, size), _) = build().replay(dir.path(), "urg_inline.pcap", |s| {
+        s.config.urgent_policy = capture::config::UrgentPolicy::Inline;
+    });
+    assert_eq!(
+        (sha.as_deref(), size),
+        (Some(sha_hex(b"HELLOW!ORLD").as_str()), 11)
+    );
 }

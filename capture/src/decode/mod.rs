@@ -71,6 +71,10 @@ pub struct TcpMeta {
     pub rst: bool,
     /// Advertised window (unscaled).
     pub window: u16,
+    /// URG flag.
+    pub urg: bool,
+    /// Urgent pointer (meaningful when `urg` is set).
+    pub urgent_ptr: u16,
 }
 
 /// A decoded TCP or UDP packet: addresses, ports and transport header; the
@@ -569,6 +573,8 @@ fn tcp_meta(t: &TcpSlice<'_>) -> TcpMeta {
         fin: t.fin(),
         rst: t.rst(),
         window: t.window_size(),
+        urg: t.urg(),
+        urgent_ptr: t.urgent_pointer(),
     }
 }
 

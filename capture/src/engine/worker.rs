@@ -9,9 +9,9 @@ use super::alert::{Subject, alert_event};
 use super::counters::{WorkerCounters, add_stream};
 use super::emitter::ObjectEmitter;
 use super::env::{EventEnv, SEC, ts};
-use super::tcp::{OpenConn, TcpConn};
+use super::tcp::{EvasionPolicy, OpenConn, TcpConn};
 use crate::app::AppLimits;
-use crate::config::{CaptureConfig, OsPolicies};
+use crate::config::{CaptureConfig, OsPolicies, UrgentPolicy};
 use crate::decode::{Decoded, TcpMeta, Transport};
 use crate::detect::{Finding, FlowScan, FlowView, sig};
 use crate::flow::{Endpoint, FlowKey, client_of};
@@ -49,6 +49,7 @@ pub(crate) struct WorkerLimits {
     pub memcap: usize,
     pub retain: usize,
     pub os_policies: OsPolicies,
+    pub evasion: EvasionPolicy,
     pub app: AppLimits,
 }
 
@@ -69,6 +70,10 @@ impl WorkerLimits {
             memcap: (cfg.reassembly_memcap_bytes / w).max(cfg.stream_ooo_max_bytes.min(1 << 20)),
             retain: cfg.stream_retain_bytes,
             os_policies: OsPolicies::new(cfg),
+            evasion: EvasionPolicy {
+                ttl_tolerance: (cfg.stream_ttl_tolerance > 0).then_some(cfg.stream_ttl_tolerance),
+                urgent_oob: cfg.urgent_policy == UrgentPolicy::Oob,
+            },
             app: AppLimits {
                 max_decoded_bytes: cfg.max_decoded_bytes,
                 max_inflate_ratio: cfg.max_inflate_ratio,
@@ -326,6 +331,7 @@ impl<'e> Worker<'e> {
             app,
             objects,
             done,
+            watch,
             ..
         } = flow.tcp.as_deref_mut()?;
         Some(OpenConn {
@@ -333,6 +339,8 @@ impl<'e> Worker<'e> {
             app,
             done,
             reasm: &mut self.reasm,
+            watch,
+            policy: self.limits.evasion,
             emitter: ObjectEmitter::new(
                 objects,
                 &self.env,
@@ -508,7 +516,7 @@ impl<'e> Worker<'e> {
         if let Transport::Tcp(m) = p.transport
             && flow.closed_at.is_none()
         {
-            self.tcp_segment(flow, t, dir, &m, payload);
+            self.tcp_segment(flow, t, dir, &m, p.ttl, payload);
         }
         self.progress(flow, t, false);
     }
@@ -519,13 +527,14 @@ impl<'e> Worker<'e> {
         t: i64,
         dir: Direction,
         m: &TcpMeta,
+        ttl: u8,
         payload: &[u8],
     ) {
         let at = self.stamps.at(t);
         let Some(mut conn) = self.open_conn(flow, at) else {
             return;
         };
-        conn.segment(dir, m, payload);
+        conn.segment(dir, m, ttl, payload);
         if conn.closed() {
             flow.state = FlowState::Closed;
             flow.closed_at = Some(t);
