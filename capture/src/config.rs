@@ -77,9 +77,10 @@ pub struct CaptureConfig {
     /// (`app.decode_bombs`; real compressed weights expand about 1.1:1,
     /// text 3–10:1, zeros 1000:1). 0 = no ratio limit.
     pub max_inflate_ratio: u64,
-    /// Whose bytes stay where TCP segments overlap with buffered ones, for
-    /// receiving hosts not listed in `host_os_policy` (Suricata's
-    /// `host-os-policy`; default `bsd`, Suricata's default).
+    /// Whose bytes stay where TCP segments overlap with buffered ones, or
+    /// IP fragments overlap, for receiving hosts not listed in
+    /// `host_os_policy` (Suricata's `host-os-policy`; default `bsd`,
+    /// Suricata's default).
     pub os_policy: OsPolicy,
     /// The overlap policy of receiving hosts by network: policy name →
     /// CIDRs (`linux = ["10.2.0.0/16"]`); the longest matching prefix wins.

@@ -727,3 +727,79 @@ fn urgent_byte_is_taken_out_of_band() {
         (Some(sha_hex(b"HELLOW!ORLD").as_str()), 11)
     );
 }
+
+/// The upload over IPv4 fragments of at most 600 bytes; before the second
+/// fragment of every client datagram, a shorter zeroed copy that starts 8
+/// bytes into it. The real fragment starts before the junk, so a BSD host
+/// (the default policy) keeps the real bytes: the clean alerts, every
+/// datagram with junk counted in `decoder.fragment_overlap_diff`, and one
+/// `protocol_anomaly` alert (`ipv4.frag_overlap`). Under `first` the junk
+/// stays, the datagrams fail their TCP checksum and the file is lost
+/// (before, etherparse let the later fragment win silently).
+#[test]
+fn overlapping_fragments_follow_the_policy_and_raise_an_anomaly() {
+    use capture::reassembly::OsPolicy;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = weights();
+    let det = detectors(dir.path(), &file);
+    let mut o = SessionOptions::ipv4(41_300, 80);
+    o.fragment_mtu = Some(600);
+    let mut frames = Frames::default();
+    scenario::http_upload_put(
+        &mut frames,
+        &o,
+        "/upload/model.safetensors",
+        &Payload::Bytes(&file.bytes),
+    )
+    .expect("session");
+    let clean = frames.0;
+    let want = clean_alerts(dir.path(), &det, &clean);
+    assert!(!want.is_empty());
+    let ip = 14;
+    let frag_offset = |f: &[u8]| u16::from_be_bytes([f[ip + 6], f[ip + 7]]) & 0x1fff;
+    let mut attack = Vec::new();
+    let mut junk = 0u64;
+    let mut datagrams = std::collections::HashSet::new();
+    for (ts, f) in clean {
+        let from_client = f[ip + 12..ip + 16] == [10, 1, 0, 10];
+        if from_client && frag_offset(&f) > 0 && f.len() > ip + 20 + 16 {
+            let mut j = f.clone();
+            j.drain(ip + 20..ip + 28);
+            j[ip + 20..].fill(0);
+            let off = (frag_offset(&f) + 1) | (u16::from_be_bytes([f[ip + 6], f[ip + 7]]) & 0xe000);
+            j[ip + 6..ip + 8].copy_from_slice(&off.to_be_bytes());
+            let total = u16::try_from(j.len() - ip).expect("fits");
+            j[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+            let sum = Ipv4HeaderSlice::from_slice(&j[ip..])
+                .expect("ipv4")
+                .to_header()
+                .calc_header_checksum();
+            j[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+            attack.push((ts, j));
+            junk += 1;
+            datagrams.insert([f[ip + 4], f[ip + 5]]);
+        }
+        attack.push((ts, f));
+    }
+    let datagrams = datagrams.len() as u64;
+    assert!(junk > 1000 && datagrams > 800, "{junk} {datagrams}");
+    let files = write(dir.path(), "fragments.pcap", attack);
+    for workers in [1, 2] {
+        let (s, events) = replay_with(&files, settings(workers, ChecksumMode::Yes), &det);
+        assert_eq!(weight_alerts(&events), want, "{workers} workers");
+        assert_eq!(s.stats.get("decoder", "fragment_overlap_diff"), datagrams);
+        let a = anomalies(&events);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0]["event"], "ipv4.frag_overlap");
+        assert_eq!(a[0]["os_policy"], "bsd");
+    }
+    let mut first = settings(1, ChecksumMode::Yes);
+    first.config.os_policy = OsPolicy::First;
+    let (s, events) = replay_with(&files, first, &det);
+    assert!(
+        !weight_alerts(&events)
+            .iter()
+            .any(|(c, _, _)| *c == AlertCategory::WeightsKnown)
+    );
+    assert_eq!(s.stats.get("decoder", "invalid_tcp_checksum"), datagrams);
+}

@@ -10,14 +10,17 @@
 //! have dropped is dropped before it reaches a flow.
 
 mod checksum;
+mod defrag;
 
 pub use checksum::{ChecksumMode, Checksums, SAMPLE_PACKETS, Sample};
 
+use crate::config::OsPolicies;
 use checksum::Verdict;
-use etherparse::defrag::IpDefragPool;
+use defrag::{Defrag, Key};
 use etherparse::err::packet::SliceError;
 use etherparse::{
-    EtherType, LinkExtSlice, NetSlice, SlicedPacket, TcpSlice, TransportSlice, UdpSlice,
+    EtherType, Ipv6ExtensionSlice, LinkExtSlice, NetSlice, SlicedPacket, TcpSlice, TransportSlice,
+    UdpSlice,
 };
 use std::net::IpAddr;
 
@@ -99,6 +102,9 @@ pub struct Decoded {
     /// IPv4 TTL or IPv6 hop limit as captured (for a reassembled
     /// datagram, that of the fragment that completed it).
     pub ttl: u8,
+    /// Reassembled from IP fragments that overlapped with different bytes
+    /// (Suricata's `ipv4.frag_overlap` / `ipv6.frag_overlap`).
+    pub fragment_overlap: bool,
     /// A checksum was wrong but accepted: its sender looks like a host with
     /// checksum offload (`checksum_validation = auto`).
     pub offloaded_checksum: bool,
@@ -125,7 +131,7 @@ pub enum Skip {
     BadUdp,
     /// A fragment held until its datagram is complete (not an error).
     FragmentHeld,
-    /// A fragment that could not be reassembled (overlap, bad offsets).
+    /// A fragment that could not be reassembled (bad offsets or lengths).
     BadFragment,
     /// Fragments dropped because the pending-fragment limit was reached.
     FragmentLimit,
@@ -207,10 +213,11 @@ enum Split<'a> {
 
 /// A stateful decoder (it holds IP fragments until their datagram is whole).
 pub struct Decoder {
-    defrag: IpDefragPool<i64, ()>,
+    defrag: Defrag,
+    /// Receiving hosts' overlap policies (for overlapping fragments).
+    policies: OsPolicies,
     /// Scratch for a reassembled datagram's transport bytes.
     datagram: Vec<u8>,
-    pending_fragments: usize,
     max_pending_fragments: usize,
     fragment_timeout_micros: i64,
     last_sweep: i64,
@@ -218,12 +225,14 @@ pub struct Decoder {
     checksums: Checksums,
     /// Fragmented datagrams reassembled.
     pub reassembled_datagrams: u64,
+    /// Of those, datagrams whose fragments overlapped with different bytes.
+    pub overlapping_datagrams: u64,
 }
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decoder")
-            .field("pending_fragments", &self.pending_fragments)
+            .field("pending_fragments", &self.defrag.held)
             .finish_non_exhaustive()
     }
 }
@@ -239,15 +248,16 @@ impl Decoder {
     /// at most `fragment_timeout_secs`; it validates every checksum.
     pub fn new(max_pending_fragments: usize, fragment_timeout_secs: u64) -> Self {
         Decoder {
-            defrag: IpDefragPool::new(),
+            defrag: Defrag::default(),
+            policies: OsPolicies::default(),
             datagram: Vec::new(),
-            pending_fragments: 0,
             max_pending_fragments,
             fragment_timeout_micros: (fragment_timeout_secs as i64).saturating_mul(1_000_000),
             last_sweep: i64::MIN,
             track_vlan: true,
             checksums: Checksums::default(),
             reassembled_datagrams: 0,
+            overlapping_datagrams: 0,
         }
     }
 
@@ -261,6 +271,13 @@ impl Decoder {
     /// The checksum policy (builder style).
     pub fn checksums(mut self, c: Checksums) -> Self {
         self.checksums = c;
+        self
+    }
+
+    /// The receiving hosts' overlap policies, for overlapping IP fragments
+    /// (builder style; default `bsd` for every host).
+    pub(crate) fn os_policies(mut self, p: OsPolicies) -> Self {
+        self.policies = p;
         self
     }
 
@@ -437,6 +454,7 @@ impl Decoder {
             ip_len,
             vlan,
             ttl,
+            fragment_overlap: false,
             offloaded_checksum: false,
         };
         Ok(Split::Whole(d, payload, verdict))
@@ -454,30 +472,24 @@ impl Decoder {
         // Expire stale datagrams at most once a second of packet time.
         if ts.saturating_sub(self.last_sweep) >= 1_000_000 {
             self.last_sweep = ts;
-            let oldest = ts.saturating_sub(self.fragment_timeout_micros);
-            self.defrag.retain(|t| *t >= oldest);
-            // The pool does not say how many fragments it still holds; after a
-            // sweep the count restarts (an upper bound, never an undercount
-            // of what may be held since the previous sweep).
-            self.pending_fragments = 0;
+            self.defrag
+                .expire(ts.saturating_sub(self.fragment_timeout_micros));
         }
-        if self.pending_fragments >= self.max_pending_fragments {
-            self.defrag.retain(|_| false);
-            self.pending_fragments = 0;
+        if self.defrag.held >= self.max_pending_fragments {
+            self.defrag.clear();
             return Err(Skip::FragmentLimit);
         }
-        match self.defrag.process_sliced_packet(p, ts, ()) {
-            Ok(None) => {
-                self.pending_fragments += 1;
-                Err(Skip::FragmentHeld)
-            }
+        let (key, offset, more, data) = fragment_of(p, src, dst, vlan).ok_or(Skip::BadFragment)?;
+        let policy = self.policies.of(dst);
+        match self.defrag.add(key, ts, offset, more, data, policy) {
+            Ok(None) => Err(Skip::FragmentHeld),
             Err(_) => Err(Skip::BadFragment),
-            Ok(Some(done)) => {
+            Ok(Some(whole)) => {
                 self.reassembled_datagrams += 1;
-                self.datagram.clear();
-                self.datagram.extend_from_slice(&done.payload);
-                let number = done.ip_number;
-                self.defrag.return_buf(done);
+                self.overlapping_datagrams += u64::from(whole.overlap_diff);
+                let fragment_overlap = whole.overlap_diff;
+                self.datagram = whole.bytes;
+                let number = etherparse::IpNumber(key.proto);
                 let bytes = &self.datagram[..];
                 let check = self.checksums.validates();
                 let (transport, sport, dport, payload, verdict) = match number {
@@ -518,6 +530,7 @@ impl Decoder {
                     ip_len: ip_len.max(bytes.len() as u32),
                     vlan,
                     ttl: 0,
+                    fragment_overlap,
                     offloaded_checksum,
                 };
                 Ok((d, payload))
@@ -549,6 +562,48 @@ pub fn sample_checksums<'f>(
         }
     }
     sample.decide()
+}
+
+/// The datagram key, byte offset, more-fragments flag and bytes of IP
+/// fragment `p` from `src` to `dst`.
+fn fragment_of<'p>(
+    p: &SlicedPacket<'p>,
+    src: IpAddr,
+    dst: IpAddr,
+    vlan: [u16; 2],
+) -> Option<(Key, u32, bool, &'p [u8])> {
+    let (id, offset, more, payload) = match &p.net {
+        Some(NetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            (
+                u32::from(h.identification()),
+                h.fragments_offset(),
+                h.more_fragments(),
+                v4.payload(),
+            )
+        }
+        Some(NetSlice::Ipv6(v6)) => {
+            let f = v6.extensions().clone().into_iter().find_map(|e| match e {
+                Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                _ => None,
+            })?;
+            (
+                f.identification(),
+                f.fragment_offset(),
+                f.more_fragments(),
+                v6.payload(),
+            )
+        }
+        _ => return None,
+    };
+    let key = Key {
+        src,
+        dst,
+        id,
+        proto: payload.ip_number.0,
+        vlan,
+    };
+    Some((key, u32::from(offset.byte_offset()), more, payload.payload))
 }
 
 /// Whether a packet of `src` with checksum `verdict` goes on: `Ok(false)`

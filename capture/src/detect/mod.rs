@@ -213,6 +213,9 @@ pub mod sig {
     /// data (Suricata's `stream-event:reassembly_overlap_different_data`,
     /// sid 2210050).
     pub const STREAM_OVERLAP_DIFFERENT_DATA: u32 = 4_100_600;
+    /// IP fragments overlapping with different data (Suricata's
+    /// `ipv4.frag_overlap` / `ipv6.frag_overlap`, sids 2200070/2200072).
+    pub const FRAGMENT_OVERLAP_DIFFERENT_DATA: u32 = 4_100_601;
 
     /// The signature id of a weights-format alert for `f`.
     pub fn format_sid(f: WeightFormat) -> u32 {

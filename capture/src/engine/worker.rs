@@ -111,6 +111,8 @@ struct Flow {
     payload_dir: Option<usize>,
     /// The overlap-with-different-data alert was raised.
     overlap_alerted: bool,
+    /// The overlapping-fragments alert was raised.
+    fragment_alerted: bool,
 }
 
 impl Flow {
@@ -475,6 +477,7 @@ impl<'e> Worker<'e> {
             meta_sig: (None, false),
             payload_dir: None,
             overlap_alerted: false,
+            fragment_alerted: false,
         };
         let detectors = self.env.detectors;
         if !detectors.flow.is_empty() {
@@ -509,6 +512,9 @@ impl<'e> Worker<'e> {
                 flow.next_progress = flow.next_progress.min(flow.payload[0] + flow.payload[1]);
             }
             flow.payload_dir = Some(d);
+        }
+        if p.fragment_overlap && !flow.fragment_alerted {
+            self.fragment_alert(flow, t, p);
         }
         if flow.state == FlowState::New && flow.pkts[0] > 0 && flow.pkts[1] > 0 {
             flow.state = FlowState::Established;
@@ -559,15 +565,7 @@ impl<'e> Worker<'e> {
             return;
         };
         flow.overlap_alerted = true;
-        let mut evidence = eve::Evidence::new();
-        evidence.insert(
-            "event".into(),
-            "stream.reassembly_overlap_different_data".into(),
-        );
-        evidence.insert(
-            "direction".into(),
-            serde_json::to_value(dir).unwrap_or_default(),
-        );
+        let mut evidence = anomaly_evidence("stream.reassembly_overlap_different_data", dir);
         evidence.insert("stream_offset".into(), offset.into());
         evidence.insert("os_policy".into(), s.policy().as_str().into());
         evidence.insert(
@@ -586,15 +584,45 @@ impl<'e> Worker<'e> {
             severity: 3,
             evidence,
         };
+        self.anomaly_alert(flow, t, "stream", finding);
+    }
+
+    /// Raise the flow's alert for a datagram whose IP fragments overlapped
+    /// with different bytes (Suricata's `ipv4.frag_overlap` /
+    /// `ipv6.frag_overlap`), once per flow; `p` is the datagram.
+    fn fragment_alert(&mut self, flow: &mut Flow, t: i64, p: &Decoded) {
+        flow.fragment_alerted = true;
+        let event = if p.dst.is_ipv4() {
+            "ipv4.frag_overlap"
+        } else {
+            "ipv6.frag_overlap"
+        };
+        let mut evidence = anomaly_evidence(event, flow.dir_of(p));
+        evidence.insert(
+            "os_policy".into(),
+            self.limits.os_policies.of(p.dst).as_str().into(),
+        );
+        let finding = Finding {
+            category: AlertCategory::ProtocolAnomaly,
+            signature: "FRAG overlap with different data".into(),
+            signature_id: sig::FRAGMENT_OVERLAP_DIFFERENT_DATA,
+            severity: 3,
+            evidence,
+        };
+        self.anomaly_alert(flow, t, "defrag", finding);
+    }
+
+    /// The flow-level alert of the engine's own `finding` (named `name`).
+    fn anomaly_alert(&mut self, flow: &Flow, t: i64, name: &str, finding: Finding) {
         let subject = Subject::Flow {
-            tls: c.app.meta().tls.clone(),
+            tls: flow.tcp.as_ref().and_then(|c| c.app.meta().tls.clone()),
         };
         let ev = alert_event(
             &self.env,
             ts(t),
             flow.net.clone(),
             &flow.id_base,
-            "stream",
+            name,
             finding,
             subject,
         );
@@ -735,6 +763,18 @@ impl<'e> Worker<'e> {
         .sensor(self.env.sensor_id)
         .network(flow.net.clone())
     }
+}
+
+/// The evidence every anomaly alert starts with: Suricata's event name and
+/// the direction.
+fn anomaly_evidence(event: &str, dir: Direction) -> eve::Evidence {
+    let mut evidence = eve::Evidence::new();
+    evidence.insert("event".into(), event.into());
+    evidence.insert(
+        "direction".into(),
+        serde_json::to_value(dir).unwrap_or_default(),
+    );
+    evidence
 }
 
 fn view_of<'a>(

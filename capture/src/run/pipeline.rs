@@ -238,8 +238,10 @@ impl ReaderCounters {
     }
 
     /// Add these counters into `stats` (`reassembled`: IP datagrams
-    /// reassembled by the decoder).
-    pub(crate) fn add_to(&self, stats: &mut Stats, reassembled: u64) {
+    /// reassembled by the decoder, and of those whose fragments overlapped
+    /// with different bytes).
+    pub(crate) fn add_to(&self, stats: &mut Stats, reassembled: (u64, u64)) {
+        let (reassembled, overlapping) = reassembled;
         stats.add("capture", "packets", self.packets);
         stats.add("capture", "bytes", self.bytes);
         stats.add("capture", "queue_drops", self.queue_drops);
@@ -248,6 +250,7 @@ impl ReaderCounters {
         stats.add("capture", "read_errors", self.read_errors);
         stats.add("decoder", "decoded", self.decoded);
         stats.add("decoder", "ip_reassembled", reassembled);
+        stats.add("decoder", "fragment_overlap_diff", overlapping);
         stats.add("decoder", "checksum_offloaded", self.checksum_offloaded);
         for s in Skip::ALL {
             let n = self.skips[s.index()];

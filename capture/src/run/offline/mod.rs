@@ -19,6 +19,7 @@
 
 mod chunks;
 
+use crate::config::OsPolicies;
 use crate::decode::{ChecksumMode, Checksums, Decoder, SAMPLE_PACKETS, sample_checksums};
 use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
@@ -39,7 +40,7 @@ struct OfflineResult {
     worker: WorkerCounters,
     /// Reader-side counters (worker 0's are the run's).
     reader: ReaderCounters,
-    reassembled: u64,
+    reassembled: (u64, u64),
     /// The inputs' reports (a lone worker's; shared reading keeps its own).
     files: Vec<FileReport>,
     /// A lone worker left input unread because a stop was requested.
@@ -62,7 +63,8 @@ fn worker_parts<'s>(shared: &Shared<'s>) -> (Worker<'s>, Decoder) {
         settings.config.max_pending_fragments,
         settings.config.fragment_timeout_secs,
     )
-    .track_vlan(settings.config.vlan_tracking);
+    .track_vlan(settings.config.vlan_tracking)
+    .os_policies(OsPolicies::new(&settings.config));
     (w, decoder)
 }
 
@@ -94,7 +96,7 @@ fn finish_worker(
     OfflineResult {
         worker: w.counters.clone(),
         reader,
-        reassembled: decoder.reassembled_datagrams,
+        reassembled: (decoder.reassembled_datagrams, decoder.overlapping_datagrams),
         files,
         interrupted: false,
     }
