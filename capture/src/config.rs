@@ -4,7 +4,12 @@
 //! limits (flows, reassembly memory) evenly across its workers so that each
 //! worker enforces its share without locks.
 
+use crate::decode::ChecksumMode;
+use crate::reassembly::OsPolicy;
+use ipnet::IpNet;
 use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// Engine settings (documented in `docs/capture.md` and the example config).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -58,6 +63,87 @@ pub struct CaptureConfig {
     /// lets workers run further apart, which long transfers one after
     /// another in a file need to keep every worker busy.
     pub replay_lookahead_bytes: usize,
+    /// IPv4 header, TCP and UDP checksums: `yes` drops every packet with a
+    /// wrong one (the host dropped it too), `no` trusts the capture, `auto`
+    /// (default) validates except for senders whose packets at the start
+    /// of a capture all have wrong checksums (checksum offload on the
+    /// capturing host). See `docs/capture.md`.
+    pub checksum_validation: ChecksumMode,
+    /// Largest decompressed size of one HTTP body with a Content-Encoding
+    /// (gzip, deflate): decoding stops there (`app.decode_bombs`).
+    pub max_decoded_bytes: u64,
+    /// Decompression bomb guard: decoding of a body stops once it has given
+    /// more than 1 MiB and more than this many bytes per compressed byte
+    /// (`app.decode_bombs`; real compressed weights expand about 1.1:1,
+    /// text 3–10:1, zeros 1000:1). 0 = no ratio limit.
+    pub max_inflate_ratio: u64,
+    /// Whose bytes stay where TCP segments overlap with buffered ones, or
+    /// IP fragments overlap, for receiving hosts not listed in
+    /// `host_os_policy` (Suricata's `host-os-policy`; default `bsd`,
+    /// Suricata's default).
+    pub os_policy: OsPolicy,
+    /// The overlap policy of receiving hosts by network: policy name →
+    /// CIDRs (`linux = ["10.2.0.0/16"]`); the longest matching prefix wins.
+    pub host_os_policy: BTreeMap<OsPolicy, Vec<IpNet>>,
+    /// Delivered bytes of a TCP direction kept, until the peer acknowledges
+    /// them, to compare retransmissions with (an overlap with different
+    /// data raises an alert). Counted in `reassembly_memcap_bytes`; 0 = no
+    /// comparison with delivered bytes.
+    pub stream_retain_bytes: usize,
+    /// A TCP segment whose TTL (hop limit) is more than this below its
+    /// direction's first packet's may expire before the host (the
+    /// TTL-limited evasion): its bytes are held back until the peer
+    /// acknowledges them or a copy with the flow's TTL replaces them
+    /// (`tcp.held`). 0 = off.
+    pub stream_ttl_tolerance: u8,
+    /// TCP urgent data: `oob` (default) takes the urgent byte out of the
+    /// stream, as a host's socket does without `SO_OOBINLINE`; `inline`
+    /// leaves it in (Suricata's `stream.reassembly.urgent.policy`).
+    pub urgent_policy: UrgentPolicy,
+}
+
+/// What becomes of TCP urgent data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrgentPolicy {
+    /// The urgent byte stays in the stream.
+    Inline,
+    /// The urgent byte is taken out of the stream (out of band).
+    #[default]
+    Oob,
+}
+
+/// The overlap policy of each receiving host, from `os_policy` and
+/// `host_os_policy`: the longest matching prefix wins.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OsPolicies {
+    default: OsPolicy,
+    /// By network, longest prefix first.
+    networks: Vec<(IpNet, OsPolicy)>,
+}
+
+impl OsPolicies {
+    /// The table of `cfg`.
+    pub(crate) fn new(cfg: &CaptureConfig) -> Self {
+        let mut networks: Vec<(IpNet, OsPolicy)> = cfg
+            .host_os_policy
+            .iter()
+            .flat_map(|(p, nets)| nets.iter().map(move |n| (*n, *p)))
+            .collect();
+        networks.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        OsPolicies {
+            default: cfg.os_policy,
+            networks,
+        }
+    }
+
+    /// The policy of receiving host `ip`.
+    pub(crate) fn of(&self, ip: IpAddr) -> OsPolicy {
+        self.networks
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map_or(self.default, |(_, p)| *p)
+    }
 }
 
 impl Default for CaptureConfig {
@@ -80,6 +166,33 @@ impl Default for CaptureConfig {
             pcap_buffer_bytes: 64 << 20,
             vlan_tracking: true,
             replay_lookahead_bytes: 256 << 20,
+            checksum_validation: ChecksumMode::Auto,
+            max_decoded_bytes: 64 << 30,
+            max_inflate_ratio: 100,
+            os_policy: OsPolicy::Bsd,
+            host_os_policy: BTreeMap::new(),
+            stream_retain_bytes: 64 << 10,
+            stream_ttl_tolerance: 5,
+            urgent_policy: UrgentPolicy::Oob,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_picks_the_policy() {
+        let cfg: CaptureConfig = serde_json::from_str(
+            r#"{"os_policy": "windows",
+                "host_os_policy": {"linux": ["10.0.0.0/8"], "first": ["10.2.0.0/16", "fd00::/8"]}}"#,
+        )
+        .expect("config");
+        let t = OsPolicies::new(&cfg);
+        assert_eq!(t.of("10.1.0.1".parse().unwrap()), OsPolicy::Linux);
+        assert_eq!(t.of("10.2.0.1".parse().unwrap()), OsPolicy::First);
+        assert_eq!(t.of("fd00::1".parse().unwrap()), OsPolicy::First);
+        assert_eq!(t.of("192.0.2.1".parse().unwrap()), OsPolicy::Windows);
     }
 }

@@ -158,6 +158,9 @@ mod tests {
             }),
             ip_len: 40,
             vlan: [0, 0],
+            ttl: 64,
+            fragment_overlap: false,
+            offloaded_checksum: false,
         }
     }
 

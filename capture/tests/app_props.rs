@@ -135,7 +135,7 @@ proptest! {
         b in proptest::collection::vec(any::<u8>(), 0..2000),
         cuts in proptest::collection::vec(0usize..512, 0..16),
     ) {
-        let limits = AppLimits { max_header_bytes: 512, max_decoded_bytes: 4096 };
+        let limits = AppLimits { max_header_bytes: 512, max_decoded_bytes: 4096, max_inflate_ratio: 100 };
         let up = [prefix.clone(), a].concat();
         let down = [prefix, b].concat();
         let pieces = vec![(ToServer, up.clone()), (ToClient, down), (ToServer, up)];

@@ -43,7 +43,10 @@ fn corpus_replays_without_panic_or_weight_alerts() {
             .map(|s| {
                 s.iter()
                     .filter(|(k, _)| {
-                        !matches!(k.as_str(), "decoded" | "ip_reassembled" | "fragment_held")
+                        !matches!(
+                            k.as_str(),
+                            "decoded" | "ip_reassembled" | "fragment_held" | "checksum_offloaded"
+                        )
                     })
                     .map(|(_, n)| n)
                     .sum()
@@ -52,10 +55,19 @@ fn corpus_replays_without_panic_or_weight_alerts() {
         if skips > 0 {
             with_skips += 1;
         }
+        let bad_sums: u64 = ["ipv4", "tcp", "udp"]
+            .iter()
+            .map(|p| {
+                summary
+                    .stats
+                    .get("decoder", &format!("invalid_{p}_checksum"))
+            })
+            .sum();
         eprintln!(
-            "file      {name}: {} packets, {} decoded, {skips} skipped, {} flows",
+            "file      {name}: {} packets, {} decoded, {skips} skipped ({bad_sums} bad checksums, {} offloaded), {} flows",
             report.packets,
             summary.stats.get("decoder", "decoded"),
+            summary.stats.get("decoder", "checksum_offloaded"),
             summary.stats.get("flow", "created")
         );
         // The stats event is last and counts what was read.

@@ -5,46 +5,17 @@
 //! keep-alive connection joined mid-body resynchronises on the next HTTP
 //! message, and a FIFO input replays as a stream like its file.
 
-use crate::engine_support::replay_with;
+use crate::engine_support::{Frames, replay_with, write_pcap};
 use capture::Settings;
 use capture::detect::Detectors;
 use etherparse::PacketBuilder;
 use eve::{Direction as EveDirection, Event, EventKind, FlowReason};
 use fixtures::packet::LinkLayer;
 use fixtures::payload::Payload;
-use fixtures::pcap::{LinkType, Micros, PacketSink, PcapWriter};
+use fixtures::pcap::{LinkType, Micros, PcapWriter};
 use fixtures::scenario;
 use fixtures::tcp::{Close, Direction, Session, SessionOptions};
 use sha2::{Digest, Sha256};
-use std::path::Path;
-
-/// Frames kept in memory, so several sessions can be interleaved by time.
-#[derive(Default)]
-struct Frames(Vec<(Micros, Vec<u8>)>);
-
-impl PacketSink for Frames {
-    fn link_type(&self) -> LinkType {
-        LinkType::Ethernet
-    }
-    fn write_packet(&mut self, ts: Micros, frame: &[u8]) -> fixtures::Result<()> {
-        self.0.push((ts, frame.to_vec()));
-        Ok(())
-    }
-    fn packets(&self) -> u64 {
-        self.0.len() as u64
-    }
-}
-
-/// Write `frames` (stable-sorted by time) as an Ethernet pcap.
-fn write_pcap(path: &Path, mut frames: Vec<(Micros, Vec<u8>)>) {
-    frames.sort_by_key(|(ts, _)| *ts);
-    let file = std::fs::File::create(path).expect("create pcap");
-    let mut w = PcapWriter::new(std::io::BufWriter::new(file), LinkType::Ethernet).expect("pcap");
-    for (ts, f) in &frames {
-        w.write_packet(*ts, f).expect("write");
-    }
-    w.finish().expect("finish");
-}
 
 fn sha_hex(data: &[u8]) -> String {
     Sha256::digest(data)

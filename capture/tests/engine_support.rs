@@ -4,7 +4,37 @@
 use capture::{RunSummary, Settings, detect::Detectors, run_offline};
 use eve::Event;
 use eve::sink::memory::MemorySink;
+use fixtures::pcap::{LinkType, Micros, PacketSink, PcapWriter};
 use std::path::{Path, PathBuf};
+
+/// Ethernet frames kept in memory, so several sessions can be interleaved
+/// by time (or rewritten) before they are written.
+#[derive(Default)]
+pub struct Frames(pub Vec<(Micros, Vec<u8>)>);
+
+impl PacketSink for Frames {
+    fn link_type(&self) -> LinkType {
+        LinkType::Ethernet
+    }
+    fn write_packet(&mut self, ts: Micros, frame: &[u8]) -> fixtures::Result<()> {
+        self.0.push((ts, frame.to_vec()));
+        Ok(())
+    }
+    fn packets(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+/// Write `frames` (stable-sorted by time) as an Ethernet pcap.
+pub fn write_pcap(path: &Path, mut frames: Vec<(Micros, Vec<u8>)>) {
+    frames.sort_by_key(|(ts, _)| *ts);
+    let file = std::fs::File::create(path).expect("create pcap");
+    let mut w = PcapWriter::new(std::io::BufWriter::new(file), LinkType::Ethernet).expect("pcap");
+    for (ts, f) in &frames {
+        w.write_packet(*ts, f).expect("write");
+    }
+    w.finish().expect("finish");
+}
 
 /// `<workspace>/../shared/corpus/pcap-public`, if present.
 pub fn corpus_dir() -> Option<PathBuf> {

@@ -1,5 +1,6 @@
 //! Integration tests (one binary per crate; modules below).
 
+mod app_bomb;
 mod app_http;
 mod app_pcap;
 mod app_props;
@@ -13,6 +14,7 @@ mod detect_known;
 mod detect_pcaps;
 mod detect_stats;
 mod engine_corpus;
+mod engine_evasion;
 mod engine_fixtures;
 mod engine_flows;
 mod engine_live;

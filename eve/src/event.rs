@@ -568,6 +568,11 @@ pub enum AlertCategory {
     /// A tensor container without weights (e.g. a uint8 image `.npy`);
     /// low severity, an extension (`docs/eve.md`).
     TensorData,
+    /// Traffic the sensor and the receiving host may read differently: an
+    /// evasion attempt or a broken stack (Suricata's stream and decoder
+    /// events, e.g. overlapping TCP segments with different data); severity
+    /// 3, an extension (`docs/eve.md`).
+    ProtocolAnomaly,
     /// An account whose queries look like distillation.
     Distillation,
     /// A cluster of accounts that distils together.
@@ -584,19 +589,21 @@ impl AlertCategory {
             AlertCategory::EgressVolume => "egress_volume",
             AlertCategory::EncryptedSizeMatch => "encrypted_size_match",
             AlertCategory::TensorData => "tensor_data",
+            AlertCategory::ProtocolAnomaly => "protocol_anomaly",
             AlertCategory::Distillation => "distillation",
             AlertCategory::DistillationCluster => "distillation_cluster",
         }
     }
 
     /// Every category, in display order.
-    pub const ALL: [AlertCategory; 8] = [
+    pub const ALL: [AlertCategory; 9] = [
         AlertCategory::WeightsFormat,
         AlertCategory::WeightsTensor,
         AlertCategory::WeightsKnown,
         AlertCategory::EgressVolume,
         AlertCategory::EncryptedSizeMatch,
         AlertCategory::TensorData,
+        AlertCategory::ProtocolAnomaly,
         AlertCategory::Distillation,
         AlertCategory::DistillationCluster,
     ];

@@ -31,13 +31,22 @@ pub struct AppLimits {
     pub max_header_bytes: usize,
     /// Largest decompressed size of one Content-Encoded body (bomb guard).
     pub max_decoded_bytes: u64,
+    /// Decoding of a Content-Encoded body stops once it has given more than
+    /// [`INFLATE_RATIO_FLOOR`] bytes and more than this many bytes per
+    /// compressed byte (bomb guard; 0 = no ratio limit).
+    pub max_inflate_ratio: u64,
 }
+
+/// Decoded bytes of a body before its inflate ratio is judged (libhtp's
+/// compression-bomb limit): small bodies of very compressible text pass.
+pub const INFLATE_RATIO_FLOOR: u64 = 1 << 20;
 
 impl Default for AppLimits {
     fn default() -> Self {
         AppLimits {
             max_header_bytes: 64 * 1024,
             max_decoded_bytes: 64 << 30,
+            max_inflate_ratio: 100,
         }
     }
 }

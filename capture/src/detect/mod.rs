@@ -209,6 +209,13 @@ pub mod sig {
     pub const EGRESS_WINDOW: u32 = 4_100_401;
     /// Encrypted upload the size of a registered weight file.
     pub const SIZE_MATCH: u32 = 4_100_500;
+    /// TCP segments overlapping earlier bytes of the flow with different
+    /// data (Suricata's `stream-event:reassembly_overlap_different_data`,
+    /// sid 2210050).
+    pub const STREAM_OVERLAP_DIFFERENT_DATA: u32 = 4_100_600;
+    /// IP fragments overlapping with different data (Suricata's
+    /// `ipv4.frag_overlap` / `ipv6.frag_overlap`, sids 2200070/2200072).
+    pub const FRAGMENT_OVERLAP_DIFFERENT_DATA: u32 = 4_100_601;
 
     /// The signature id of a weights-format alert for `f`.
     pub fn format_sid(f: WeightFormat) -> u32 {

@@ -60,6 +60,11 @@ impl WorkerCounters {
             ("tcp", "stream_ooo_limit", s.ooo_limit),
             ("tcp", "reassembly_memcap_drops", s.memcap),
             ("tcp", "out_of_window", s.out_of_window),
+            ("tcp", "overlap_diff_data", s.overlap_diff),
+            ("tcp", "held", s.held),
+            ("tcp", "urgent_oob", s.urgent_oob),
+            ("tcp", "rst_invalid", s.rst_invalid),
+            ("tcp", "syn_data_ignored", s.syn_data_ignored),
             ("files", "objects", self.objects.objects),
             ("files", "bytes", self.objects.object_bytes),
             ("files", "with_gaps", self.objects.objects_with_gaps),
@@ -87,4 +92,9 @@ pub(super) fn add_stream(acc: &mut StreamCounters, s: &StreamCounters) {
     acc.ooo_limit += s.ooo_limit;
     acc.memcap += s.memcap;
     acc.out_of_window += s.out_of_window;
+    acc.overlap_diff += s.overlap_diff;
+    acc.held += s.held;
+    acc.urgent_oob += s.urgent_oob;
+    acc.rst_invalid += s.rst_invalid;
+    acc.syn_data_ignored += s.syn_data_ignored;
 }

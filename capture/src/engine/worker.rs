@@ -9,17 +9,17 @@ use super::alert::{Subject, alert_event};
 use super::counters::{WorkerCounters, add_stream};
 use super::emitter::ObjectEmitter;
 use super::env::{EventEnv, SEC, ts};
-use super::tcp::{OpenConn, TcpConn};
+use super::tcp::{EvasionPolicy, OpenConn, TcpConn};
 use crate::app::AppLimits;
-use crate::config::CaptureConfig;
+use crate::config::{CaptureConfig, OsPolicies, UrgentPolicy};
 use crate::decode::{Decoded, TcpMeta, Transport};
-use crate::detect::{FlowScan, FlowView};
+use crate::detect::{Finding, FlowScan, FlowView, sig};
 use crate::flow::{Endpoint, FlowKey, client_of};
 use crate::object::AppProto;
 use crate::reassembly::Limits;
 use eve::{
-    Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState, NetworkFields,
-    Proto, TcpInfo, Timestamp,
+    AlertCategory, Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
+    NetworkFields, Proto, TcpInfo, Timestamp,
 };
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -47,6 +47,10 @@ pub(crate) struct WorkerLimits {
     pub progress_bytes: u64,
     pub stream_max: usize,
     pub memcap: usize,
+    pub retain: usize,
+    pub os_policies: OsPolicies,
+    pub evasion: EvasionPolicy,
+    pub app: AppLimits,
 }
 
 impl WorkerLimits {
@@ -64,6 +68,17 @@ impl WorkerLimits {
             progress_bytes: cfg.flow_progress_bytes.max(1),
             stream_max: cfg.stream_ooo_max_bytes,
             memcap: (cfg.reassembly_memcap_bytes / w).max(cfg.stream_ooo_max_bytes.min(1 << 20)),
+            retain: cfg.stream_retain_bytes,
+            os_policies: OsPolicies::new(cfg),
+            evasion: EvasionPolicy {
+                ttl_tolerance: (cfg.stream_ttl_tolerance > 0).then_some(cfg.stream_ttl_tolerance),
+                urgent_oob: cfg.urgent_policy == UrgentPolicy::Oob,
+            },
+            app: AppLimits {
+                max_decoded_bytes: cfg.max_decoded_bytes,
+                max_inflate_ratio: cfg.max_inflate_ratio,
+                ..AppLimits::default()
+            },
         }
     }
 }
@@ -94,6 +109,10 @@ struct Flow {
     meta_sig: (Option<AppProto>, bool),
     /// Direction (0 to server, 1 to client) of the last packet with payload.
     payload_dir: Option<usize>,
+    /// The overlap-with-different-data alert was raised.
+    overlap_alerted: bool,
+    /// The overlapping-fragments alert was raised.
+    fragment_alerted: bool,
 }
 
 impl Flow {
@@ -137,7 +156,6 @@ impl Stamps {
 pub(crate) struct Worker<'e> {
     env: EventEnv<'e>,
     limits: WorkerLimits,
-    app_limits: AppLimits,
     reasm: Limits,
     flows: FlowTable,
     hasher: FlowHasher,
@@ -153,12 +171,12 @@ pub(crate) struct Worker<'e> {
 impl<'e> Worker<'e> {
     /// A worker with `limits`, writing events built with `env`.
     pub fn new(env: EventEnv<'e>, limits: WorkerLimits) -> Self {
-        let reasm = Limits::new(limits.stream_max, limits.memcap);
+        let mut reasm = Limits::new(limits.stream_max, limits.memcap);
+        reasm.retain_max = limits.retain;
         let hasher = random_hasher();
         Worker {
             env,
             limits,
-            app_limits: AppLimits::default(),
             reasm,
             flows: HashMap::with_hasher(hasher.clone()),
             hasher,
@@ -247,6 +265,31 @@ impl<'e> Worker<'e> {
     /// large one that pins memory. The margin makes the (whole-table) search
     /// rare under sustained pressure.
     fn relieve_memcap(&mut self) {
+        let target = self.reasm.memcap / 4 * 3;
+        // Delivered bytes kept for comparison go first: they cost no gap.
+        let mut kept: Vec<(usize, FlowKey, usize)> = Vec::new();
+        for (k, f) in &self.flows {
+            if let Some(c) = f.tcp.as_ref() {
+                for (i, s) in c.streams.iter().enumerate() {
+                    if s.retained() > 0 {
+                        kept.push((s.retained(), *k, i));
+                    }
+                }
+            }
+        }
+        kept.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.order().cmp(&b.1.order()))
+                .then(a.2.cmp(&b.2))
+        });
+        for (_, key, i) in kept {
+            if self.reasm.used <= target {
+                return;
+            }
+            if let Some(c) = self.flows.get_mut(&key).and_then(|f| f.tcp.as_mut()) {
+                c.streams[i].drop_retained(&mut self.reasm);
+            }
+        }
         let mut held: Vec<(usize, FlowKey, usize)> = Vec::new();
         for (k, f) in &self.flows {
             if let Some(c) = f.tcp.as_ref() {
@@ -262,7 +305,6 @@ impl<'e> Worker<'e> {
                 .then_with(|| a.1.order().cmp(&b.1.order()))
                 .then(a.2.cmp(&b.2))
         });
-        let target = self.reasm.memcap / 4 * 3;
         let mut flows = self.take_flows();
         for (_, key, i) in held {
             if self.reasm.used <= target {
@@ -291,6 +333,7 @@ impl<'e> Worker<'e> {
             app,
             objects,
             done,
+            watch,
             ..
         } = flow.tcp.as_deref_mut()?;
         Some(OpenConn {
@@ -298,6 +341,8 @@ impl<'e> Worker<'e> {
             app,
             done,
             reasm: &mut self.reasm,
+            watch,
+            policy: self.limits.evasion,
             emitter: ObjectEmitter::new(
                 objects,
                 &self.env,
@@ -395,7 +440,16 @@ impl<'e> Worker<'e> {
                 if midstream {
                     self.counters.midstream += 1;
                 }
-                Some(Box::new(TcpConn::new(&self.app_limits, midstream)))
+                // Each direction overlaps as its receiving host does.
+                let policies = [
+                    self.limits.os_policies.of(server.0),
+                    self.limits.os_policies.of(client.0),
+                ];
+                Some(Box::new(TcpConn::new(
+                    &self.limits.app,
+                    midstream,
+                    policies,
+                )))
             }
             Transport::Udp => {
                 self.counters.flows_udp += 1;
@@ -422,6 +476,8 @@ impl<'e> Worker<'e> {
             next_progress: self.limits.progress_bytes,
             meta_sig: (None, false),
             payload_dir: None,
+            overlap_alerted: false,
+            fragment_alerted: false,
         };
         let detectors = self.env.detectors;
         if !detectors.flow.is_empty() {
@@ -457,13 +513,16 @@ impl<'e> Worker<'e> {
             }
             flow.payload_dir = Some(d);
         }
+        if p.fragment_overlap && !flow.fragment_alerted {
+            self.fragment_alert(flow, t, p);
+        }
         if flow.state == FlowState::New && flow.pkts[0] > 0 && flow.pkts[1] > 0 {
             flow.state = FlowState::Established;
         }
         if let Transport::Tcp(m) = p.transport
             && flow.closed_at.is_none()
         {
-            self.tcp_segment(flow, t, dir, &m, payload);
+            self.tcp_segment(flow, t, dir, &m, p.ttl, payload);
         }
         self.progress(flow, t, false);
     }
@@ -474,19 +533,101 @@ impl<'e> Worker<'e> {
         t: i64,
         dir: Direction,
         m: &TcpMeta,
+        ttl: u8,
         payload: &[u8],
     ) {
         let at = self.stamps.at(t);
         let Some(mut conn) = self.open_conn(flow, at) else {
             return;
         };
-        conn.segment(dir, m, payload);
+        conn.segment(dir, m, ttl, payload);
         if conn.closed() {
             flow.state = FlowState::Closed;
             flow.closed_at = Some(t);
         }
         let used = self.reasm.used;
         self.counters.memcap_peak = self.counters.memcap_peak.max(used);
+        if !flow.overlap_alerted {
+            self.overlap_alert(flow, t);
+        }
+    }
+
+    /// Raise the flow's alert for segments that overlapped earlier bytes
+    /// with different data (Suricata's
+    /// `stream-event:reassembly_overlap_different_data`), once per flow.
+    fn overlap_alert(&mut self, flow: &mut Flow, t: i64) {
+        let Some(c) = flow.tcp.as_ref() else { return };
+        let Some((dir, s, (offset, new_won))) = Direction::BOTH
+            .into_iter()
+            .zip(&c.streams)
+            .find_map(|(d, s)| s.first_difference.map(|f| (d, s, f)))
+        else {
+            return;
+        };
+        flow.overlap_alerted = true;
+        let mut evidence = anomaly_evidence("stream.reassembly_overlap_different_data", dir);
+        evidence.insert("stream_offset".into(), offset.into());
+        evidence.insert("os_policy".into(), s.policy().as_str().into());
+        evidence.insert(
+            "kept".into(),
+            if new_won {
+                "later_copy"
+            } else {
+                "earlier_copy"
+            }
+            .into(),
+        );
+        let finding = Finding {
+            category: AlertCategory::ProtocolAnomaly,
+            signature: "STREAM reassembly overlap with different data".into(),
+            signature_id: sig::STREAM_OVERLAP_DIFFERENT_DATA,
+            severity: 3,
+            evidence,
+        };
+        self.anomaly_alert(flow, t, "stream", finding);
+    }
+
+    /// Raise the flow's alert for a datagram whose IP fragments overlapped
+    /// with different bytes (Suricata's `ipv4.frag_overlap` /
+    /// `ipv6.frag_overlap`), once per flow; `p` is the datagram.
+    fn fragment_alert(&mut self, flow: &mut Flow, t: i64, p: &Decoded) {
+        flow.fragment_alerted = true;
+        let event = if p.dst.is_ipv4() {
+            "ipv4.frag_overlap"
+        } else {
+            "ipv6.frag_overlap"
+        };
+        let mut evidence = anomaly_evidence(event, flow.dir_of(p));
+        evidence.insert(
+            "os_policy".into(),
+            self.limits.os_policies.of(p.dst).as_str().into(),
+        );
+        let finding = Finding {
+            category: AlertCategory::ProtocolAnomaly,
+            signature: "FRAG overlap with different data".into(),
+            signature_id: sig::FRAGMENT_OVERLAP_DIFFERENT_DATA,
+            severity: 3,
+            evidence,
+        };
+        self.anomaly_alert(flow, t, "defrag", finding);
+    }
+
+    /// The flow-level alert of the engine's own `finding` (named `name`).
+    fn anomaly_alert(&mut self, flow: &Flow, t: i64, name: &str, finding: Finding) {
+        let subject = Subject::Flow {
+            tls: flow.tcp.as_ref().and_then(|c| c.app.meta().tls.clone()),
+        };
+        let ev = alert_event(
+            &self.env,
+            ts(t),
+            flow.net.clone(),
+            &flow.id_base,
+            name,
+            finding,
+            subject,
+        );
+        self.counters.flow_alerts += 1;
+        self.out.push(ev);
     }
 
     /// Call flow detectors when enough new payload arrived, the app layer
@@ -622,6 +763,18 @@ impl<'e> Worker<'e> {
         .sensor(self.env.sensor_id)
         .network(flow.net.clone())
     }
+}
+
+/// The evidence every anomaly alert starts with: Suricata's event name and
+/// the direction.
+fn anomaly_evidence(event: &str, dir: Direction) -> eve::Evidence {
+    let mut evidence = eve::Evidence::new();
+    evidence.insert("event".into(), event.into());
+    evidence.insert(
+        "direction".into(),
+        serde_json::to_value(dir).unwrap_or_default(),
+    );
+    evidence
 }
 
 fn view_of<'a>(

@@ -7,7 +7,8 @@
 //! (live: every half second of wall time too), carrying the capture clock,
 //! so idle workers still expire their flows.
 
-use crate::decode::{Decoded, Decoder};
+use crate::config::OsPolicies;
+use crate::decode::{Checksums, Decoded, Decoder};
 use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
@@ -70,7 +71,7 @@ impl Dispatcher {
         self.now = self.now.max(f.ts);
         match self.decoder.decode(f.link, f.ts, f.data) {
             Ok((d, payload)) => {
-                self.c.decoded += 1;
+                self.c.decoded(&d);
                 let (key, _) = FlowKey::of(&d);
                 let w = shard(&key, self.queues.len());
                 let b = &mut self.batches[w];
@@ -203,7 +204,9 @@ fn run_with(
             settings.config.max_pending_fragments,
             settings.config.fragment_timeout_secs,
         )
-        .track_vlan(settings.config.vlan_tracking),
+        .track_vlan(settings.config.vlan_tracking)
+        .checksums(Checksums::new(settings.config.checksum_validation))
+        .os_policies(OsPolicies::new(&settings.config)),
         batches: (0..workers).map(|_| Batch::default()).collect(),
         queues,
         pool: pool_rx,
@@ -231,7 +234,10 @@ fn run_with(
         let files = source.run(&mut dispatcher, &ev_tx);
         let now = dispatcher.now;
         dispatcher.flush_all(now);
-        let reassembled = dispatcher.decoder.reassembled_datagrams;
+        let reassembled = (
+            dispatcher.decoder.reassembled_datagrams,
+            dispatcher.decoder.overlapping_datagrams,
+        );
         let reader = std::mem::take(&mut dispatcher.c);
         drop(dispatcher);
         let mut stats = Stats::default();
@@ -312,7 +318,13 @@ impl Source for LiveSource {
                         g.add_to(&mut stats);
                     }
                 }
-                d.c.add_to(&mut stats, d.decoder.reassembled_datagrams);
+                d.c.add_to(
+                    &mut stats,
+                    (
+                        d.decoder.reassembled_datagrams,
+                        d.decoder.overlapping_datagrams,
+                    ),
+                );
                 seq += 1;
                 let ev = stats_event(&self.settings, stats, wall_micros(), seq);
                 let _ = events.try_send(vec![ev]);

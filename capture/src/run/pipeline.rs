@@ -6,7 +6,7 @@
 //! Either way one sink thread writes the events.
 
 use crate::config::CaptureConfig;
-use crate::decode::Skip;
+use crate::decode::{Decoded, Skip};
 use crate::detect::Detectors;
 use crate::flow::FlowKey;
 use crate::source::Frame;
@@ -192,6 +192,8 @@ pub(crate) struct ReaderCounters {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
     pub(crate) decoded: u64,
+    /// Packets accepted with a wrong checksum from an offloading sender.
+    pub(crate) checksum_offloaded: u64,
     pub(crate) skips: [u64; Skip::ALL.len()],
     pub(crate) queue_drops: u64,
     pub(crate) read_errors: u64,
@@ -210,11 +212,18 @@ impl ReaderCounters {
         self.last_ts = self.last_ts.max(f.ts);
     }
 
+    /// Count one decoded packet.
+    pub(crate) fn decoded(&mut self, d: &Decoded) {
+        self.decoded += 1;
+        self.checksum_offloaded += u64::from(d.offloaded_checksum);
+    }
+
     /// Add `other`'s counts (a later stretch of the same input) to these.
     pub(crate) fn absorb(&mut self, other: &ReaderCounters) {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.decoded += other.decoded;
+        self.checksum_offloaded += other.checksum_offloaded;
         for (a, b) in self.skips.iter_mut().zip(other.skips) {
             *a += b;
         }
@@ -229,8 +238,10 @@ impl ReaderCounters {
     }
 
     /// Add these counters into `stats` (`reassembled`: IP datagrams
-    /// reassembled by the decoder).
-    pub(crate) fn add_to(&self, stats: &mut Stats, reassembled: u64) {
+    /// reassembled by the decoder, and of those whose fragments overlapped
+    /// with different bytes).
+    pub(crate) fn add_to(&self, stats: &mut Stats, reassembled: (u64, u64)) {
+        let (reassembled, overlapping) = reassembled;
         stats.add("capture", "packets", self.packets);
         stats.add("capture", "bytes", self.bytes);
         stats.add("capture", "queue_drops", self.queue_drops);
@@ -239,6 +250,8 @@ impl ReaderCounters {
         stats.add("capture", "read_errors", self.read_errors);
         stats.add("decoder", "decoded", self.decoded);
         stats.add("decoder", "ip_reassembled", reassembled);
+        stats.add("decoder", "fragment_overlap_diff", overlapping);
+        stats.add("decoder", "checksum_offloaded", self.checksum_offloaded);
         for s in Skip::ALL {
             let n = self.skips[s.index()];
             if n > 0 {

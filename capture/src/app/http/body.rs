@@ -5,7 +5,7 @@
 use super::chunked::Chunked;
 use super::encoding::{Coding, Decoder};
 use super::multipart::Multipart;
-use crate::app::Ctx;
+use crate::app::{Ctx, INFLATE_RATIO_FLOOR};
 use crate::object::{ObjectEnd, ObjectEvent, ObjectMeta};
 use eve::Direction;
 
@@ -181,8 +181,9 @@ impl BodySink {
             self.emit(bytes, ctx);
             return;
         };
-        let limit = ctx.limits.max_decoded_bytes;
-        let result = decoder.decode(bytes, &mut |piece| self.emit_decoded(piece, limit, ctx));
+        let result = decoder.decode(bytes, &mut |piece, consumed| {
+            self.emit_decoded(piece, consumed, ctx)
+        });
         self.decoder = Some(decoder);
         if let Err(e) = result {
             tracing::debug!(error = %e, "body did not decode");
@@ -191,9 +192,21 @@ impl BodySink {
         }
     }
 
-    /// Emit decoded bytes within the bomb limit; false once it is reached.
-    fn emit_decoded(&mut self, piece: &[u8], limit: u64, ctx: &mut Ctx<'_>) -> bool {
-        let room = limit.saturating_sub(self.decoded);
+    /// Emit decoded bytes (`consumed`: compressed bytes taken so far)
+    /// within the bomb limits — `max_decoded_bytes` in all, and past
+    /// [`INFLATE_RATIO_FLOOR`] at most `max_inflate_ratio` bytes per
+    /// compressed byte; false once one is reached (the body then ends
+    /// truncated, and `app.decode_bombs` counts it).
+    fn emit_decoded(&mut self, piece: &[u8], consumed: u64, ctx: &mut Ctx<'_>) -> bool {
+        let limits = ctx.limits;
+        let mut room = limits.max_decoded_bytes.saturating_sub(self.decoded);
+        if limits.max_inflate_ratio > 0 {
+            let by_ratio = limits
+                .max_inflate_ratio
+                .saturating_mul(consumed)
+                .max(INFLATE_RATIO_FLOOR);
+            room = room.min(by_ratio.saturating_sub(self.decoded));
+        }
         let take = (piece.len() as u64).min(room) as usize;
         self.decoded += take as u64;
         self.emit(&piece[..take], ctx);
@@ -249,15 +262,13 @@ impl BodySink {
         let mut complete = complete;
         if let Some(mut d) = self.decoder.take()
             && !self.stopped
+            && let Err(e) = d.finish(&mut |piece, consumed| self.emit_decoded(piece, consumed, ctx))
         {
-            let limit = ctx.limits.max_decoded_bytes;
-            if let Err(e) = d.finish(&mut |piece| self.emit_decoded(piece, limit, ctx)) {
-                tracing::debug!(error = %e, "body decoding incomplete");
-                if complete {
-                    ctx.stats().decode_errors += 1;
-                }
-                complete = false;
+            tracing::debug!(error = %e, "body decoding incomplete");
+            if complete {
+                ctx.stats().decode_errors += 1;
             }
+            complete = false;
         }
         let complete = complete && !self.truncated;
         if let Some(m) = &mut self.multipart {

@@ -37,6 +37,8 @@ pub(crate) struct Decoder {
     inner: Inner,
     /// The compressed stream ended; later bytes are ignored.
     finished: bool,
+    /// Compressed bytes taken so far.
+    consumed: u64,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -64,6 +66,7 @@ impl Decoder {
             coding,
             inner,
             finished: false,
+            consumed: 0,
         }
     }
 
@@ -71,12 +74,13 @@ impl Decoder {
         DecodeError(self.coding, e)
     }
 
-    /// Decode `input`, passing decoded pieces to `emit`; `emit` returns
-    /// false to stop (the rest of the input is then dropped).
+    /// Decode `input`, passing decoded pieces to `emit` with the
+    /// compressed bytes taken so far; `emit` returns false to stop (the
+    /// rest of the input is then dropped).
     pub(crate) fn decode(
         &mut self,
         mut input: &[u8],
-        emit: &mut dyn FnMut(&[u8]) -> bool,
+        emit: &mut dyn FnMut(&[u8], u64) -> bool,
     ) -> Result<(), DecodeError> {
         if let Inner::Sniff(head) = &mut self.inner {
             let take = (2 - head.len()).min(input.len());
@@ -103,13 +107,14 @@ impl Decoder {
     fn feed(
         &mut self,
         mut input: &[u8],
-        emit: &mut dyn FnMut(&[u8]) -> bool,
+        emit: &mut dyn FnMut(&[u8], u64) -> bool,
     ) -> Result<bool, DecodeError> {
         while !input.is_empty() && !self.finished {
             let n = match self.write(input) {
                 Ok(n) => n,
                 Err(e) => return Err(self.err(e)),
             };
+            self.consumed += n as u64;
             if !self.drain(emit) {
                 return Ok(false);
             }
@@ -128,7 +133,7 @@ impl Decoder {
     /// The body ended: flush what is left. Err if the stream was incomplete.
     pub(crate) fn finish(
         &mut self,
-        emit: &mut dyn FnMut(&[u8]) -> bool,
+        emit: &mut dyn FnMut(&[u8], u64) -> bool,
     ) -> Result<(), DecodeError> {
         let r = match &mut self.inner {
             Inner::Sniff(head) if head.is_empty() => Ok(()),
@@ -160,7 +165,8 @@ impl Decoder {
     }
 
     /// Hand decoded bytes to `emit` and clear them; false if `emit` said stop.
-    fn drain(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    fn drain(&mut self, emit: &mut dyn FnMut(&[u8], u64) -> bool) -> bool {
+        let consumed = self.consumed;
         let out = match &mut self.inner {
             Inner::Sniff(_) => return true,
             Inner::Gzip(d) => d.get_mut(),
@@ -170,7 +176,7 @@ impl Decoder {
         if out.is_empty() {
             return true;
         }
-        let go_on = emit(out);
+        let go_on = emit(out, consumed);
         out.clear();
         go_on
     }

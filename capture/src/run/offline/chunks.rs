@@ -19,7 +19,7 @@
 //! Hand-written: the sharing is specific to this engine (shards, the
 //! packet-time clock), and the pieces it needs are the standard library's.
 
-use crate::decode::{Decoded, Decoder, Peek};
+use crate::decode::{ChecksumMode, Checksums, Decoded, Decoder, Peek};
 use crate::flow::FlowKey;
 use crate::run::pipeline::{FileReport, ReaderCounters, RunControl, shard};
 use crate::source::pcapfile::{MappedFile, Packets, Paused, Window};
@@ -94,6 +94,8 @@ pub(super) struct Chunk {
     /// What reading them counted (fragments' decoding aside: the
     /// processing workers count that).
     pub(super) counters: ReaderCounters,
+    /// Its file's checksum policy (fragments are checked under it).
+    pub(super) checksums: Checksums,
 }
 
 impl Chunk {
@@ -137,6 +139,7 @@ impl Drop for PanicGuard<'_, '_> {
 /// The reading token: a file open for walking.
 pub(super) struct Reading {
     map: Arc<MappedFile>,
+    checksums: Checksums,
     packets: Paused,
     report: FileReport,
 }
@@ -181,6 +184,8 @@ pub(super) struct SharedReader<'i> {
     inputs: &'i [PathBuf],
     control: &'i RunControl,
     workers: usize,
+    /// The checksum setting each file's policy is sampled with.
+    mode: ChecksumMode,
     /// Most bytes held at once (see [`Chunk::cost`]).
     budget: usize,
     state: Mutex<State>,
@@ -195,12 +200,14 @@ impl<'i> SharedReader<'i> {
         inputs: &'i [PathBuf],
         workers: usize,
         budget: usize,
+        mode: ChecksumMode,
         control: &'i RunControl,
     ) -> Self {
         SharedReader {
             inputs,
             control,
             workers,
+            mode,
             budget,
             state: Mutex::new(State {
                 chunks: VecDeque::new(),
@@ -291,6 +298,7 @@ impl<'i> SharedReader<'i> {
             match opened {
                 Ok((map, packets)) => {
                     st.reading = Some(Reading {
+                        checksums: super::file_checksums(self.mode, map.bytes()),
                         map: Arc::new(map),
                         packets,
                         report,
@@ -314,6 +322,7 @@ impl<'i> SharedReader<'i> {
                             recs: Vec::new(),
                             held: Vec::new(),
                             counters,
+                            checksums: Checksums::default(),
                         }),
                         0,
                     ));
@@ -332,6 +341,7 @@ impl<'i> SharedReader<'i> {
     ) -> (Chunk, Option<Reading>) {
         let Reading {
             map,
+            checksums,
             packets,
             mut report,
         } = r;
@@ -364,9 +374,9 @@ impl<'i> SharedReader<'i> {
             counters.frame(&f);
             // Frames and payloads borrow the file's map: they are kept as
             // their place in it.
-            let (owner, h) = match peeker.peek(f.link, f.data) {
+            let (owner, h) = match peeker.peek_with(&checksums, f.link, f.data) {
                 Ok(Peek::Packet(decoded, payload)) => {
-                    counters.decoded += 1;
+                    counters.decoded(&decoded);
                     let owner = shard(&FlowKey::of(&decoded).0, workers) as u32;
                     let h = Held::Packet {
                         decoded,
@@ -409,10 +419,12 @@ impl<'i> SharedReader<'i> {
             recs,
             held,
             counters,
+            checksums: checksums.clone(),
         };
         if more {
             let reading = Reading {
                 map,
+                checksums,
                 packets,
                 report,
             };

@@ -19,7 +19,8 @@
 
 mod chunks;
 
-use crate::decode::Decoder;
+use crate::config::OsPolicies;
+use crate::decode::{ChecksumMode, Checksums, Decoder, SAMPLE_PACKETS, sample_checksums};
 use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
@@ -39,7 +40,7 @@ struct OfflineResult {
     worker: WorkerCounters,
     /// Reader-side counters (worker 0's are the run's).
     reader: ReaderCounters,
-    reassembled: u64,
+    reassembled: (u64, u64),
     /// The inputs' reports (a lone worker's; shared reading keeps its own).
     files: Vec<FileReport>,
     /// A lone worker left input unread because a stop was requested.
@@ -62,8 +63,22 @@ fn worker_parts<'s>(shared: &Shared<'s>) -> (Worker<'s>, Decoder) {
         settings.config.max_pending_fragments,
         settings.config.fragment_timeout_secs,
     )
-    .track_vlan(settings.config.vlan_tracking);
+    .track_vlan(settings.config.vlan_tracking)
+    .os_policies(OsPolicies::new(&settings.config));
     (w, decoder)
+}
+
+/// The checksum policy of the capture mapped at `bytes`: `auto` is decided
+/// on its first packets before it is replayed (at most eight records per
+/// packet of the sample are looked at).
+pub(super) fn file_checksums(mode: ChecksumMode, bytes: &[u8]) -> Checksums {
+    let Ok(mut packets) = Packets::new(bytes) else {
+        return Checksums::new(mode);
+    };
+    let frames = std::iter::from_fn(move || packets.next()?.ok())
+        .take(SAMPLE_PACKETS as usize * 8)
+        .map(|f| (f.link, f.data));
+    sample_checksums(mode, frames)
 }
 
 /// End a worker's flows and say what it did.
@@ -81,7 +96,7 @@ fn finish_worker(
     OfflineResult {
         worker: w.counters.clone(),
         reader,
-        reassembled: decoder.reassembled_datagrams,
+        reassembled: (decoder.reassembled_datagrams, decoder.overlapping_datagrams),
         files,
         interrupted: false,
     }
@@ -128,6 +143,10 @@ fn walk_alone(
                 continue;
             }
         };
+        decoder.set_checksums(file_checksums(
+            shared.settings.config.checksum_validation,
+            map.bytes(),
+        ));
         let mut window = Window::default();
         while let Some(r) = packets.next() {
             let at = packets.offset();
@@ -157,7 +176,7 @@ fn walk_alone(
             c.frame(&f);
             match decoder.decode(f.link, f.ts, f.data) {
                 Ok((d, payload)) => {
-                    c.decoded += 1;
+                    c.decoded(&d);
                     let (key, _) = FlowKey::of(&d);
                     w.packet_of(key, f.ts, &d, payload);
                 }
@@ -208,6 +227,7 @@ fn share(
             }
             chunks::Job::Process(chunk) => chunk,
         };
+        decoder.set_checksums(chunk.checksums.clone());
         // Worker 0 counts for the run.
         let counting = index == 0;
         if counting {
@@ -234,7 +254,9 @@ fn share(
                     let frame = bytes.get(frame..frame + len as usize).unwrap_or_default();
                     match decoder.decode(link, r.ts, frame) {
                         Ok((d, payload)) => {
-                            c.decoded += u64::from(counting);
+                            if counting {
+                                c.decoded(&d);
+                            }
                             let (key, _) = FlowKey::of(&d);
                             if shard(&key, workers) == index {
                                 w.packet_of(key, r.ts, &d, payload);
@@ -315,6 +337,7 @@ pub fn run_offline(
         &files,
         workers,
         settings.config.replay_lookahead_bytes,
+        settings.config.checksum_validation,
         &settings.control,
     );
     std::thread::scope(|scope| {

@@ -6,11 +6,21 @@
 //! IPv4 options and IPv6 extension headers). Every packet that does not give
 //! a TCP or UDP payload is reported with a [`Skip`] reason, counted by the
 //! caller as `decoder.<reason>`; nothing here panics on any input.
+//! Checksums are validated here too (`checksum`): a packet the host would
+//! have dropped is dropped before it reaches a flow.
 
-use etherparse::defrag::IpDefragPool;
+mod checksum;
+mod defrag;
+
+pub use checksum::{ChecksumMode, Checksums, SAMPLE_PACKETS, Sample};
+
+use crate::config::OsPolicies;
+use checksum::Verdict;
+use defrag::{Defrag, Key};
 use etherparse::err::packet::SliceError;
 use etherparse::{
-    EtherType, LinkExtSlice, NetSlice, SlicedPacket, TcpSlice, TransportSlice, UdpSlice,
+    EtherType, Ipv6ExtensionSlice, LinkExtSlice, NetSlice, SlicedPacket, TcpSlice, TransportSlice,
+    UdpSlice,
 };
 use std::net::IpAddr;
 
@@ -64,6 +74,10 @@ pub struct TcpMeta {
     pub rst: bool,
     /// Advertised window (unscaled).
     pub window: u16,
+    /// URG flag.
+    pub urg: bool,
+    /// Urgent pointer (meaningful when `urg` is set).
+    pub urgent_ptr: u16,
 }
 
 /// A decoded TCP or UDP packet: addresses, ports and transport header; the
@@ -85,6 +99,15 @@ pub struct Decoded {
     /// 802.1Q VLAN ids, outer then inner (QinQ); 0 = no tag (a third tag
     /// is not kept). All zero when VLAN tracking is off.
     pub vlan: [u16; 2],
+    /// IPv4 TTL or IPv6 hop limit as captured (for a reassembled
+    /// datagram, that of the fragment that completed it).
+    pub ttl: u8,
+    /// Reassembled from IP fragments that overlapped with different bytes
+    /// (Suricata's `ipv4.frag_overlap` / `ipv6.frag_overlap`).
+    pub fragment_overlap: bool,
+    /// A checksum was wrong but accepted: its sender looks like a host with
+    /// checksum offload (`checksum_validation = auto`).
+    pub offloaded_checksum: bool,
 }
 
 /// Why a packet was not decoded to TCP/UDP: the `decoder.<reason>` counter.
@@ -108,15 +131,21 @@ pub enum Skip {
     BadUdp,
     /// A fragment held until its datagram is complete (not an error).
     FragmentHeld,
-    /// A fragment that could not be reassembled (overlap, bad offsets).
+    /// A fragment that could not be reassembled (bad offsets or lengths).
     BadFragment,
     /// Fragments dropped because the pending-fragment limit was reached.
     FragmentLimit,
+    /// Wrong IPv4 header checksum.
+    InvalidIpv4Checksum,
+    /// Wrong TCP checksum.
+    InvalidTcpChecksum,
+    /// Wrong UDP checksum.
+    InvalidUdpChecksum,
 }
 
 impl Skip {
     /// Every reason, in counter order.
-    pub const ALL: [Skip; 11] = [
+    pub const ALL: [Skip; 14] = [
         Skip::UnsupportedLink,
         Skip::NotIp,
         Skip::OtherTransport,
@@ -128,6 +157,9 @@ impl Skip {
         Skip::FragmentHeld,
         Skip::BadFragment,
         Skip::FragmentLimit,
+        Skip::InvalidIpv4Checksum,
+        Skip::InvalidTcpChecksum,
+        Skip::InvalidUdpChecksum,
     ];
 
     /// The counter name under `decoder.`.
@@ -144,6 +176,9 @@ impl Skip {
             Skip::FragmentHeld => "fragment_held",
             Skip::BadFragment => "bad_fragment",
             Skip::FragmentLimit => "fragment_limit",
+            Skip::InvalidIpv4Checksum => "invalid_ipv4_checksum",
+            Skip::InvalidTcpChecksum => "invalid_tcp_checksum",
+            Skip::InvalidUdpChecksum => "invalid_udp_checksum",
         }
     }
 
@@ -165,33 +200,39 @@ pub enum Peek<'a> {
 
 /// An unfragmented packet, or the addresses of a fragment.
 enum Split<'a> {
-    Whole(Decoded, &'a [u8]),
+    Whole(Decoded, &'a [u8], Verdict),
     Fragment {
         src: IpAddr,
         dst: IpAddr,
         ip_len: u32,
+        ttl: u8,
         vlan: [u16; 2],
+        verdict: Verdict,
     },
 }
 
 /// A stateful decoder (it holds IP fragments until their datagram is whole).
 pub struct Decoder {
-    defrag: IpDefragPool<i64, ()>,
+    defrag: Defrag,
+    /// Receiving hosts' overlap policies (for overlapping fragments).
+    policies: OsPolicies,
     /// Scratch for a reassembled datagram's transport bytes.
     datagram: Vec<u8>,
-    pending_fragments: usize,
     max_pending_fragments: usize,
     fragment_timeout_micros: i64,
     last_sweep: i64,
     track_vlan: bool,
+    checksums: Checksums,
     /// Fragmented datagrams reassembled.
     pub reassembled_datagrams: u64,
+    /// Of those, datagrams whose fragments overlapped with different bytes.
+    pub overlapping_datagrams: u64,
 }
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decoder")
-            .field("pending_fragments", &self.pending_fragments)
+            .field("pending_fragments", &self.defrag.held)
             .finish_non_exhaustive()
     }
 }
@@ -204,17 +245,19 @@ impl Default for Decoder {
 
 impl Decoder {
     /// A decoder holding at most `max_pending_fragments` fragments, each for
-    /// at most `fragment_timeout_secs`.
+    /// at most `fragment_timeout_secs`; it validates every checksum.
     pub fn new(max_pending_fragments: usize, fragment_timeout_secs: u64) -> Self {
         Decoder {
-            defrag: IpDefragPool::new(),
+            defrag: Defrag::default(),
+            policies: OsPolicies::default(),
             datagram: Vec::new(),
-            pending_fragments: 0,
             max_pending_fragments,
             fragment_timeout_micros: (fragment_timeout_secs as i64).saturating_mul(1_000_000),
             last_sweep: i64::MIN,
             track_vlan: true,
+            checksums: Checksums::default(),
             reassembled_datagrams: 0,
+            overlapping_datagrams: 0,
         }
     }
 
@@ -223,6 +266,24 @@ impl Decoder {
     pub fn track_vlan(mut self, on: bool) -> Self {
         self.track_vlan = on;
         self
+    }
+
+    /// The checksum policy (builder style).
+    pub fn checksums(mut self, c: Checksums) -> Self {
+        self.checksums = c;
+        self
+    }
+
+    /// The receiving hosts' overlap policies, for overlapping IP fragments
+    /// (builder style; default `bsd` for every host).
+    pub(crate) fn os_policies(mut self, p: OsPolicies) -> Self {
+        self.policies = p;
+        self
+    }
+
+    /// Replace the checksum policy (a new input begins).
+    pub fn set_checksums(&mut self, c: Checksums) {
+        self.checksums = c;
     }
 
     fn vlan_of(&self, p: &SlicedPacket<'_>) -> [u16; 2] {
@@ -252,11 +313,26 @@ impl Decoder {
 
     /// What `frame` holds, without reassembling IP fragments: the decoder's
     /// state is left alone, so any thread may ask. An unfragmented packet
-    /// decodes exactly as [`Decoder::decode`] would decode it.
+    /// decodes exactly as [`Decoder::decode`] would decode it (once the
+    /// checksum policy is no longer learning).
     pub fn peek<'a>(&self, link: i32, frame: &'a [u8]) -> Result<Peek<'a>, Skip> {
+        self.peek_with(&self.checksums, link, frame)
+    }
+
+    /// [`Decoder::peek`] under the checksum policy `checksums` (that of the
+    /// input the frame comes from) rather than the decoder's own.
+    pub fn peek_with<'a>(
+        &self,
+        checksums: &Checksums,
+        link: i32,
+        frame: &'a [u8],
+    ) -> Result<Peek<'a>, Skip> {
         let sliced = slice_link(link, frame)?;
-        Ok(match self.split(&sliced)? {
-            Split::Whole(d, payload) => Peek::Packet(d, payload),
+        Ok(match self.split(&sliced, checksums.validates())? {
+            Split::Whole(mut d, payload, verdict) => {
+                d.offloaded_checksum = judge(checksums, d.src, verdict)?;
+                Peek::Packet(d, payload)
+            }
             Split::Fragment { .. } => Peek::Fragment,
         })
     }
@@ -266,27 +342,42 @@ impl Decoder {
         p: SlicedPacket<'a>,
         ts: i64,
     ) -> Result<(Decoded, &'a [u8]), Skip> {
-        match self.split(&p)? {
-            Split::Whole(d, payload) => Ok((d, payload)),
+        match self.split(&p, self.checksums.validates())? {
+            Split::Whole(mut d, payload, verdict) => {
+                self.checksums.learn(d.src, verdict, !payload.is_empty());
+                d.offloaded_checksum = judge(&self.checksums, d.src, verdict)?;
+                Ok((d, payload))
+            }
             Split::Fragment {
                 src,
                 dst,
                 ip_len,
+                ttl,
                 vlan,
-            } => self.fragment(&p, ts, src, dst, ip_len, vlan),
+                verdict,
+            } => {
+                let offloaded = judge(&self.checksums, src, verdict)?;
+                let (mut d, payload) = self.fragment(&p, ts, src, dst, ip_len, vlan)?;
+                d.offloaded_checksum |= offloaded;
+                d.ttl = ttl;
+                Ok((d, payload))
+            }
         }
     }
 
-    /// Decode an unfragmented packet; a fragment is left to the caller.
-    fn split<'a>(&self, p: &SlicedPacket<'a>) -> Result<Split<'a>, Skip> {
-        let (src, dst, ip_len, fragmented) = match &p.net {
+    /// Decode an unfragmented packet (its checksums checked when `check`);
+    /// a fragment is left to the caller (its IPv4 header checksum checked).
+    fn split<'a>(&self, p: &SlicedPacket<'a>, check: bool) -> Result<Split<'a>, Skip> {
+        let (src, dst, ip_len, ttl, fragmented, header_ok) = match &p.net {
             Some(NetSlice::Ipv4(v4)) => {
                 let h = v4.header();
                 (
                     IpAddr::V4(h.source_addr()),
                     IpAddr::V4(h.destination_addr()),
                     u32::from(h.total_len()),
+                    h.ttl(),
                     v4.is_payload_fragmented(),
+                    !check || checksum::ipv4_header_ok(h.slice()),
                 )
             }
             Some(NetSlice::Ipv6(v6)) => {
@@ -295,7 +386,9 @@ impl Decoder {
                     IpAddr::V6(h.source_addr()),
                     IpAddr::V6(h.destination_addr()),
                     40 + u32::from(h.payload_length()),
+                    h.hop_limit(),
                     v6.is_payload_fragmented(),
+                    true,
                 )
             }
             Some(NetSlice::Arp(_)) | None => return Err(Skip::NotIp),
@@ -306,21 +399,31 @@ impl Decoder {
                 src,
                 dst,
                 ip_len,
+                ttl,
                 vlan,
+                verdict: if header_ok {
+                    Verdict::Good
+                } else {
+                    Verdict::BadIpv4
+                },
             });
         }
-        let (transport, sport, dport, payload) = match &p.transport {
+        let (transport, sport, dport, payload, l4_ok) = match &p.transport {
             Some(TransportSlice::Tcp(t)) => (
                 Transport::Tcp(tcp_meta(t)),
                 t.source_port(),
                 t.destination_port(),
                 t.payload(),
+                !check || checksum::l4_ok(src, dst, 6, t.slice()),
             ),
             Some(TransportSlice::Udp(u)) => (
                 Transport::Udp,
                 u.source_port(),
                 u.destination_port(),
                 u.payload(),
+                !check
+                    || !checksum::udp_has_checksum(src.is_ipv6(), u.slice())
+                    || checksum::l4_ok(src, dst, 17, u.slice()),
             ),
             Some(_) => return Err(Skip::OtherTransport),
             None => {
@@ -336,6 +439,12 @@ impl Decoder {
                 });
             }
         };
+        let verdict = match (header_ok, l4_ok, transport) {
+            (false, _, _) => Verdict::BadIpv4,
+            (true, true, _) => Verdict::Good,
+            (true, false, Transport::Tcp(_)) => Verdict::BadTcp,
+            (true, false, Transport::Udp) => Verdict::BadUdp,
+        };
         let d = Decoded {
             src,
             dst,
@@ -344,8 +453,11 @@ impl Decoder {
             transport,
             ip_len,
             vlan,
+            ttl,
+            fragment_overlap: false,
+            offloaded_checksum: false,
         };
-        Ok(Split::Whole(d, payload))
+        Ok(Split::Whole(d, payload, verdict))
     }
 
     fn fragment<'a>(
@@ -360,52 +472,54 @@ impl Decoder {
         // Expire stale datagrams at most once a second of packet time.
         if ts.saturating_sub(self.last_sweep) >= 1_000_000 {
             self.last_sweep = ts;
-            let oldest = ts.saturating_sub(self.fragment_timeout_micros);
-            self.defrag.retain(|t| *t >= oldest);
-            // The pool does not say how many fragments it still holds; after a
-            // sweep the count restarts (an upper bound, never an undercount
-            // of what may be held since the previous sweep).
-            self.pending_fragments = 0;
+            self.defrag
+                .expire(ts.saturating_sub(self.fragment_timeout_micros));
         }
-        if self.pending_fragments >= self.max_pending_fragments {
-            self.defrag.retain(|_| false);
-            self.pending_fragments = 0;
+        if self.defrag.held >= self.max_pending_fragments {
+            self.defrag.clear();
             return Err(Skip::FragmentLimit);
         }
-        match self.defrag.process_sliced_packet(p, ts, ()) {
-            Ok(None) => {
-                self.pending_fragments += 1;
-                Err(Skip::FragmentHeld)
-            }
+        let (key, offset, more, data) = fragment_of(p, src, dst, vlan).ok_or(Skip::BadFragment)?;
+        let policy = self.policies.of(dst);
+        match self.defrag.add(key, ts, offset, more, data, policy) {
+            Ok(None) => Err(Skip::FragmentHeld),
             Err(_) => Err(Skip::BadFragment),
-            Ok(Some(done)) => {
+            Ok(Some(whole)) => {
                 self.reassembled_datagrams += 1;
-                self.datagram.clear();
-                self.datagram.extend_from_slice(&done.payload);
-                let number = done.ip_number;
-                self.defrag.return_buf(done);
+                self.overlapping_datagrams += u64::from(whole.overlap_diff);
+                let fragment_overlap = whole.overlap_diff;
+                self.datagram = whole.bytes;
+                let number = etherparse::IpNumber(key.proto);
                 let bytes = &self.datagram[..];
-                let (transport, sport, dport, payload) = match number {
+                let check = self.checksums.validates();
+                let (transport, sport, dport, payload, verdict) = match number {
                     etherparse::IpNumber::TCP => {
                         let t = TcpSlice::from_slice(bytes).map_err(|_| Skip::BadTcp)?;
+                        let ok = !check || checksum::l4_ok(src, dst, 6, bytes);
                         (
                             Transport::Tcp(tcp_meta(&t)),
                             t.source_port(),
                             t.destination_port(),
                             t.payload(),
+                            if ok { Verdict::Good } else { Verdict::BadTcp },
                         )
                     }
                     etherparse::IpNumber::UDP => {
                         let u = UdpSlice::from_slice(bytes).map_err(|_| Skip::BadUdp)?;
+                        let ok = !check
+                            || !checksum::udp_has_checksum(src.is_ipv6(), bytes)
+                            || checksum::l4_ok(src, dst, 17, bytes);
                         (
                             Transport::Udp,
                             u.source_port(),
                             u.destination_port(),
                             u.payload(),
+                            if ok { Verdict::Good } else { Verdict::BadUdp },
                         )
                     }
                     _ => return Err(Skip::OtherTransport),
                 };
+                let offloaded_checksum = judge(&self.checksums, src, verdict)?;
                 let d = Decoded {
                     src,
                     dst,
@@ -415,10 +529,93 @@ impl Decoder {
                     // The reassembled datagram's size, not the last fragment's.
                     ip_len: ip_len.max(bytes.len() as u32),
                     vlan,
+                    ttl: 0,
+                    fragment_overlap,
+                    offloaded_checksum,
                 };
                 Ok((d, payload))
             }
         }
+    }
+}
+
+/// The checksum policy `mode` gives for a capture whose first frames are
+/// `frames` (link type, bytes): `auto` is decided on the first
+/// [`SAMPLE_PACKETS`] packets with a checksum among them.
+pub fn sample_checksums<'f>(
+    mode: ChecksumMode,
+    frames: impl Iterator<Item = (i32, &'f [u8])>,
+) -> Checksums {
+    if mode != ChecksumMode::Auto {
+        return Checksums::new(mode);
+    }
+    let decoder = Decoder::default();
+    let mut sample = Sample::default();
+    for (link, frame) in frames {
+        let Ok(sliced) = slice_link(link, frame) else {
+            continue;
+        };
+        if let Ok(Split::Whole(d, payload, verdict)) = decoder.split(&sliced, true)
+            && !sample.add(d.src, verdict == Verdict::Good, !payload.is_empty())
+        {
+            break;
+        }
+    }
+    sample.decide()
+}
+
+/// The datagram key, byte offset, more-fragments flag and bytes of IP
+/// fragment `p` from `src` to `dst`.
+fn fragment_of<'p>(
+    p: &SlicedPacket<'p>,
+    src: IpAddr,
+    dst: IpAddr,
+    vlan: [u16; 2],
+) -> Option<(Key, u32, bool, &'p [u8])> {
+    let (id, offset, more, payload) = match &p.net {
+        Some(NetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            (
+                u32::from(h.identification()),
+                h.fragments_offset(),
+                h.more_fragments(),
+                v4.payload(),
+            )
+        }
+        Some(NetSlice::Ipv6(v6)) => {
+            let f = v6.extensions().clone().into_iter().find_map(|e| match e {
+                Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                _ => None,
+            })?;
+            (
+                f.identification(),
+                f.fragment_offset(),
+                f.more_fragments(),
+                v6.payload(),
+            )
+        }
+        _ => return None,
+    };
+    let key = Key {
+        src,
+        dst,
+        id,
+        proto: payload.ip_number.0,
+        vlan,
+    };
+    Some((key, u32::from(offset.byte_offset()), more, payload.payload))
+}
+
+/// Whether a packet of `src` with checksum `verdict` goes on: `Ok(false)`
+/// when its checksums are right (or not checked), `Ok(true)` when wrong but
+/// its sender is offloaded, else the skip reason.
+fn judge(checksums: &Checksums, src: IpAddr, verdict: Verdict) -> Result<bool, Skip> {
+    match verdict {
+        Verdict::Good => Ok(false),
+        _ if checksums.offloaded(src) => Ok(true),
+        Verdict::BadIpv4 => Err(Skip::InvalidIpv4Checksum),
+        Verdict::BadTcp => Err(Skip::InvalidTcpChecksum),
+        Verdict::BadUdp => Err(Skip::InvalidUdpChecksum),
     }
 }
 
@@ -431,6 +628,8 @@ fn tcp_meta(t: &TcpSlice<'_>) -> TcpMeta {
         fin: t.fin(),
         rst: t.rst(),
         window: t.window_size(),
+        urg: t.urg(),
+        urgent_ptr: t.urgent_pointer(),
     }
 }
 
