@@ -7,6 +7,15 @@
 //! blocks (never all pairs), so the cost grows with the accounts that
 //! actually share something; buckets larger than `max_bucket` are too
 //! generic to link by and are skipped.
+//!
+//! What accounts ask is compared twice: template sets (MinHash) and, more
+//! loosely and paraphrase-proof, their mix of capability categories (half
+//! a link). Timing is compared by hour; a minute-scale interleaving test
+//! was tried and dropped: when a load balancer spreads one queue over many
+//! keys at random, each key's requests are a thinning of the queue, so how
+//! often two keys' requests fall in the same minute is exactly what their
+//! rates while active predict — the information is in sharing the active
+//! hours, which the hourly vectors already measure.
 
 use crate::config::AnalyzerConfig;
 use crate::features::{Context, HOUR_MS};
@@ -28,6 +37,26 @@ struct Profile {
     /// Distinct exact source addresses (hashes, sorted; at most
     /// [`MAX_ADDRESSES`]).
     addresses: Vec<u32>,
+    /// Share of on-topic single-turn prompts per capability category.
+    topics: Vec<f64>,
+    /// On-topic single-turn prompts.
+    topic_prompts: u32,
+}
+
+/// Cosine similarity of two topic mixes (0 when either has too few
+/// on-topic prompts to have a mix).
+fn topic_similarity(a: &Profile, b: &Profile, min_prompts: u32) -> f64 {
+    if a.topic_prompts < min_prompts || b.topic_prompts < min_prompts {
+        return 0.0;
+    }
+    let dot: f64 = a.topics.iter().zip(&b.topics).map(|(x, y)| x * y).sum();
+    let na: f64 = a.topics.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb: f64 = b.topics.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
 }
 
 /// Addresses kept per profile: enough to find a shared proxy pool, bounded
@@ -98,6 +127,8 @@ pub struct LinkStats {
     pub synchronized: u64,
     /// Links with the same mix of request shapes.
     pub same_shape: u64,
+    /// Links asking about the same mix of capability categories.
+    pub same_topic_mix: u64,
     /// All links.
     pub links: u64,
     /// Mean estimated template Jaccard over links.
@@ -125,6 +156,8 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     let mut activity: HashMap<i64, f64> = HashMap::default();
     let mut shapes: HashMap<u64, u32> = HashMap::default();
     let mut addresses: HashSet<u32> = HashSet::default();
+    let mut topics = vec![0.0f64; crate::text::TAXONOMY.len()];
+    let mut topic_prompts = 0u32;
     // Long inputs fold onto the hour of the week so vectors stay small.
     let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
     for r in reqs {
@@ -136,6 +169,13 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
         *shapes.entry(shape(r)).or_default() += 1;
         if addresses.len() < MAX_ADDRESSES {
             addresses.insert(r.ip);
+        }
+        if r.topic != 0
+            && r.has(flag::SINGLE_TURN)
+            && let Some(t) = topics.get_mut(usize::from(r.topic) - 1)
+        {
+            *t += 1.0;
+            topic_prompts += 1;
         }
         let h = (r.ts - ctx.start) / HOUR_MS;
         *activity.entry(if fold { h % 168 } else { h }).or_default() += 1.0;
@@ -173,7 +213,14 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     shapes.truncate(16);
     let mut addresses: Vec<u32> = addresses.into_iter().collect();
     addresses.sort_unstable();
+    if topic_prompts > 0 {
+        topics
+            .iter_mut()
+            .for_each(|t| *t /= f64::from(topic_prompts));
+    }
     Profile {
+        topics,
+        topic_prompts,
         shapes,
         addresses,
         minhash,
@@ -277,8 +324,8 @@ pub fn clusters(
         }
     }
     let mut parent: Vec<u32> = (0..accounts.len() as u32).collect();
-    let mut edges: Vec<(u32, u32, f64, f64, [bool; 5])> = Vec::new();
-    let mut weak: Vec<(u32, u32, f64, f64, [bool; 5])> = Vec::new();
+    let mut edges: Vec<(u32, u32, f64, f64, [bool; 6])> = Vec::new();
+    let mut weak: Vec<(u32, u32, f64, f64, [bool; 6])> = Vec::new();
     let mut pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
     pairs.sort_unstable();
     for (x, y) in pairs {
@@ -310,12 +357,14 @@ pub fn clusters(
             a.ua == b.ua,
             sync > 0.0,
             shape_overlap(a, b) >= cfg.shape_overlap,
+            topic_similarity(a, b, cfg.topic_mix_min_prompts) >= cfg.topic_mix_cosine,
         ];
         let score = f64::from(u8::from(kinds[0]))
             + source
             + 0.5 * f64::from(u8::from(kinds[2]))
             + sync
-            + f64::from(u8::from(kinds[4]));
+            + f64::from(u8::from(kinds[4]))
+            + 0.5 * f64::from(u8::from(kinds[5]));
         if score >= cfg.link_score {
             let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
             if rx != ry {
@@ -373,6 +422,7 @@ pub fn clusters(
         s.same_client += u64::from(kinds[2]);
         s.synchronized += u64::from(kinds[3]);
         s.same_shape += u64::from(kinds[4]);
+        s.same_topic_mix += u64::from(kinds[5]);
         s.mean_template_jaccard += j;
         s.mean_sync_cosine += c;
     }

@@ -130,6 +130,11 @@ pub struct AnalyzerConfig {
     /// (a rotating proxy pool spreads over many /24s, but its addresses
     /// come back across the accounts that use it).
     pub shared_addresses: usize,
+    /// Topic mixes this similar (cosine over the capability categories)
+    /// count half a link…
+    pub topic_mix_cosine: f64,
+    /// …when each account has at least this many on-topic prompts.
+    pub topic_mix_min_prompts: u32,
     /// An account linked to no one, with near-links (link score within 0.5
     /// of `link_score`) to at least this many members of one cluster,
     /// joins that cluster.
@@ -215,6 +220,8 @@ impl Default for AnalyzerConfig {
             loose_sync_cosine: 0.45,
             shape_overlap: 0.8,
             shared_addresses: 2,
+            topic_mix_cosine: 0.9,
+            topic_mix_min_prompts: 20,
             attach_links: 3,
             link_score: 2.0,
             min_cluster_size: 3,
