@@ -111,7 +111,12 @@ fn validate(
 fn check_fields(obj: &serde_json::Map<String, Value>) -> Result<(), String> {
     match obj.get("timestamp") {
         Some(Value::String(s)) if eve::Timestamp::parse(s).is_ok() => {}
-        Some(_) => return Err("timestamp is not an RFC 3339 time".into()),
+        Some(_) => {
+            return Err(
+                "timestamp is not a time (Suricata's 2026-11-21T10:00:00.123456+0000 or RFC 3339)"
+                    .into(),
+            );
+        }
         None => return Err("timestamp is missing".into()),
     }
     for key in ["src_ip", "dest_ip"] {

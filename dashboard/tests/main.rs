@@ -7,6 +7,7 @@ mod api;
 mod browser;
 mod connections;
 mod durability;
+mod eve_input;
 mod health;
 mod hostile_events;
 mod labels;
