@@ -18,3 +18,4 @@ mod engine_flows;
 mod engine_live;
 mod engine_props;
 mod engine_support;
+mod eve_schema;

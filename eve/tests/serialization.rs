@@ -61,6 +61,8 @@ fn alert_has_spec_fields() {
     assert_eq!(v["alert"]["category"], "weights_format");
     assert_eq!(v["alert"]["severity"], 1);
     assert_eq!(v["alert"]["signature_id"], 1_000_001);
+    assert_eq!(v["alert"]["gid"], 1);
+    assert_eq!(v["alert"]["rev"], 1);
     assert_eq!(v["evidence"]["tensor_count"], 291);
     assert_eq!(v["tls"]["sni"], "evil.example");
     assert_eq!(v["sensor_id"], "s1");
