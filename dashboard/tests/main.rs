@@ -12,5 +12,6 @@ mod health;
 mod hostile_events;
 mod labels;
 mod login_limits;
+mod metrics;
 mod search;
 mod ui;
