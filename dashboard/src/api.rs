@@ -77,7 +77,7 @@ pub async fn ingest(
             let ids: Vec<(usize, String)> = o
                 .conflicts
                 .iter()
-                .map(|&i| (positions[i], events[i].event.event_id.clone()))
+                .map(|&i| (positions[i], events[i].event_id.clone()))
                 .collect();
             let messages: Vec<Arc<str>> = if live {
                 o.new_alerts

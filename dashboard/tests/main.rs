@@ -14,4 +14,5 @@ mod labels;
 mod login_limits;
 mod metrics;
 mod search;
+mod suricata;
 mod ui;
