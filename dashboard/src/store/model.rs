@@ -447,19 +447,25 @@ pub struct SensorRow {
 
 impl SensorRow {
     /// Packets captured and packets dropped (kernel and queue drops), from
-    /// its newest `stats` counters (0 when not reported).
+    /// its newest `stats` counters (0 when not reported). A Suricata
+    /// sensor's packets are its `capture.kernel_packets` (live) or
+    /// `decoder.pkts` (a replayed file).
     pub fn packets_and_drops(&self) -> (u64, u64) {
-        let get = |k: &str| {
+        let get = |section: &str, k: &str| {
             self.stats
                 .as_ref()
-                .and_then(|s| s.get("capture"))
+                .and_then(|s| s.get(section))
                 .and_then(|c| c.get(k))
                 .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0)
         };
+        let packets = get("capture", "packets")
+            .or_else(|| get("capture", "kernel_packets"))
+            .or_else(|| get("decoder", "pkts"))
+            .unwrap_or(0);
+        let drop = |k: &str| get("capture", k).unwrap_or(0);
         (
-            get("packets"),
-            get("kernel_drops").saturating_add(get("queue_drops")),
+            packets,
+            drop("kernel_drops").saturating_add(drop("queue_drops")),
         )
     }
 }
