@@ -176,26 +176,32 @@ fn suricatas_own_eve_is_stored_and_shown() {
         r.body
     );
 
-    // Another sensor's events through the bound token, and a type the
-    // dashboard does not take: refused one by one (422), the rest kept.
+    // Another sensor's events through the bound token, a type the
+    // dashboard does not take, a far-future time, a mistyped Suricata
+    // field: refused one by one (422), naming the problem.
     let mut other = events[0].clone();
     other["host"] = "elsewhere".into();
     let dns = json!({"timestamp": events[0]["timestamp"], "event_type": "dns", "host": SENSOR, "dns": {}});
+    let mut future = events[0].clone();
+    future["timestamp"] = "2099-01-01T00:00:00.000000+0000".into();
+    let mut mistyped = events[0].clone();
+    mistyped["alert"]["signature_id"] = "9000001".into();
     let r = s.post_json(
         "/api/v1/events",
         Some(&bound),
-        &json!([other, dns]).to_string(),
+        &json!([other, dns, future, mistyped]).to_string(),
     );
     assert_eq!(r.status, 422, "{}", r.body);
     let rejected = r.json()["rejected"].clone();
+    let error = |i: usize| rejected[i]["error"].as_str().unwrap().to_string();
+    assert!(error(0).contains("elsewhere"), "{rejected}");
+    assert!(error(1).contains("\"dns\""), "{rejected}");
     assert!(
-        rejected[0]["error"].as_str().unwrap().contains("elsewhere"),
+        error(2).contains("ahead of the server's clock"),
         "{rejected}"
     );
-    assert!(
-        rejected[1]["error"].as_str().unwrap().contains("\"dns\""),
-        "{rejected}"
-    );
+    assert!(error(3).contains("alert.signature_id"), "{rejected}");
+    assert!(rejected[3]["event_id"].is_string(), "{rejected}");
 
     // The API: Suricata's alerts with its rule fields, the sensor by name.
     let alerts = s.all_alerts(&read, "");
