@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what weightwatch needs on a fresh Debian machine that has Rust:
 # libpcap (build), and for the tests chromium + chromedriver (browser test),
-# tcpdump, curl and iproute2 (live-capture test), tcpflow (benchmark only).
+# tcpdump, curl and iproute2 (live-capture test), tcpflow (benchmark only),
+# promtool (package prometheus) and the OpenMetrics parser of
+# python3-prometheus-client (the metrics format tests), Suricata 7 (the
+# test that ingests Suricata's own EVE), which comes from Debian's backports
+# suite: the suite is added for that one install and removed again.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
 want=(libpcap-dev pkg-config)
 if [[ "${1:-}" == "--tests" ]]; then
-  want+=(chromium chromium-driver tcpdump curl iproute2 python3)
+  want+=(chromium chromium-driver tcpdump curl iproute2 python3 prometheus python3-prometheus-client)
 fi
 
 missing=()
@@ -22,6 +26,31 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Suricata 7 (tests only): from the backports suite of this Debian release,
+# which is listed only for the install. A failure here is reported, not fatal:
+# the test that needs Suricata says it was skipped and why.
+if [[ "${1:-}" == "--tests" ]] && ! command -v suricata >/dev/null 2>&1; then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  list=/etc/apt/sources.list.d/weightwatch-backports.list
+  if [[ -n "$codename" ]]; then
+    echo "setup: installing suricata from ${codename}-backports" >&2
+    echo "deb http://deb.debian.org/debian ${codename}-backports main" | $sudo tee "$list" >/dev/null
+    if $sudo apt-get update -qq &&
+      $sudo apt-get install -y -qq --no-install-recommends -t "${codename}-backports" suricata >/dev/null; then
+      :
+    else
+      echo "setup: suricata could not be installed from ${codename}-backports" >&2
+    fi
+    $sudo rm -f "$list"
+    $sudo apt-get update -qq || true
+  else
+    echo "setup: unknown Debian release, suricata not installed" >&2
+  fi
 fi
 
 for c in rustfmt clippy; do

@@ -316,10 +316,17 @@ fn hourly_series_in_alerts_is_bounded_and_counts_every_request() {
     let report = run(&opts, &cfg, &mut sink).unwrap();
     assert!(report.alerts > 0, "{}", report.summary());
     let mut seen = 0;
+    let mut texts = std::collections::BTreeMap::<u32, std::collections::BTreeSet<String>>::new();
     for e in sink.events() {
         let eve::event::EventKind::Alert(a) = &e.kind else {
             continue;
         };
+        // Suricata's rule fields: generator 1, a revision, one text per id.
+        assert_eq!((a.alert.gid, a.alert.rev), (1, 1));
+        texts
+            .entry(a.alert.signature_id)
+            .or_default()
+            .insert(a.alert.signature.clone());
         let s = &a.evidence["requests_per_hour"];
         let counts = s["counts"].as_array().unwrap();
         let step = s["step_hours"].as_u64().unwrap();
@@ -340,4 +347,16 @@ fn hourly_series_in_alerts_is_bounded_and_counts_every_request() {
         seen += 1;
     }
     assert_eq!(seen, report.alerts);
+    // Each id's one text is the one in docs/eve.md's signature table.
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/eve.md"))
+        .unwrap();
+    for (sid, seen) in &texts {
+        assert!(
+            [analyzer::alerts::SID_ACCOUNT, analyzer::alerts::SID_CLUSTER].contains(sid),
+            "{sid}"
+        );
+        assert_eq!(seen.len(), 1, "sid {sid}: {seen:?}");
+        let row = format!("| {sid} | 1 | {} |", seen.first().unwrap());
+        assert!(doc.contains(&row), "docs/eve.md lacks {row}");
+    }
 }

@@ -20,3 +20,4 @@ mod engine_flows;
 mod engine_live;
 mod engine_props;
 mod engine_support;
+mod eve_schema;

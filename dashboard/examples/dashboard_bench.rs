@@ -90,7 +90,7 @@ fn main() {
                     .map(|k| {
                         let event = alert("seed", k);
                         let body = serde_json::to_string(&event).expect("json");
-                        NewEvent { event, body }
+                        NewEvent::from_eve(&event, body)
                     })
                     .collect();
                 store.ingest(&batch, 0).expect("ingest");

@@ -4,6 +4,7 @@ use crate::access::{Ingester, Reader, Triager};
 use crate::auth::Principal;
 use crate::config::DashboardConfig;
 use crate::error::ApiError;
+use crate::exporter;
 use crate::ingest;
 use crate::labels;
 use crate::query::{AlertQuery, DEFAULT_LIMIT, MAX_LIMIT};
@@ -35,7 +36,7 @@ pub async fn ingest(
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         ));
-        metrics::counter!("weightwatch_dashboard_ingest_throttled_total").increment(1);
+        metrics::counter!(exporter::INGEST_THROTTLED).increment(1);
         return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
     }
     let body = read_batch(&headers, body, &st.cfg).await?;
@@ -76,7 +77,7 @@ pub async fn ingest(
             let ids: Vec<(usize, String)> = o
                 .conflicts
                 .iter()
-                .map(|&i| (positions[i], events[i].event.event_id.clone()))
+                .map(|&i| (positions[i], events[i].event_id.clone()))
                 .collect();
             let messages: Vec<Arc<str>> = if live {
                 o.new_alerts
@@ -90,15 +91,14 @@ pub async fn ingest(
         })
         .await?
     };
-    metrics::histogram!("weightwatch_dashboard_ingest_commit_seconds")
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "accepted")
+    metrics::histogram!(exporter::INGEST_COMMIT).record(started.elapsed().as_secs_f64());
+    metrics::counter!(exporter::INGEST_EVENTS, "result" => "accepted")
         .increment(outcome.accepted as u64);
-    metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "duplicate")
+    metrics::counter!(exporter::INGEST_EVENTS, "result" => "duplicate")
         .increment(outcome.duplicates as u64);
-    metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "conflict")
+    metrics::counter!(exporter::INGEST_EVENTS, "result" => "conflict")
         .increment(conflicts.len() as u64);
-    metrics::counter!("weightwatch_dashboard_ingest_events_total", "result" => "rejected")
+    metrics::counter!(exporter::INGEST_EVENTS, "result" => "rejected")
         .increment(rejected.len() as u64);
     rejected.extend(conflicts.into_iter().map(|(index, id)| ingest::Rejection {
         index,

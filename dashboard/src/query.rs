@@ -13,7 +13,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Query string of `GET /api/v1/alerts` (and the alert list page).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct AlertQuery {
-    /// Start of the time range: RFC 3339 or Unix seconds.
+    /// Start of the time range: RFC 3339, Suricata's form (`+0000`) or Unix seconds.
     pub from: Option<String>,
     /// End of the time range (exclusive).
     pub to: Option<String>,
@@ -54,7 +54,11 @@ fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
     }
     eve::Timestamp::parse(v)
         .map(|t| t.unix_micros())
-        .map_err(|e| ApiError::bad_request(format!("{name}: not RFC 3339 or Unix seconds: {e}")))
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "{name}: not a time (RFC 3339, Suricata's +0000 form) or Unix seconds: {e}"
+            ))
+        })
 }
 
 impl AlertQuery {

@@ -31,8 +31,7 @@ pub async fn set_status(
         .db(move |s| s.triage(id, status, &note, &actor, now_micros()))
         .await?
         .ok_or_else(ApiError::not_found)?;
-    metrics::counter!("weightwatch_dashboard_triage_total", "status" => status.as_str())
-        .increment(1);
+    metrics::counter!(crate::exporter::TRIAGE, "status" => status.as_str()).increment(1);
     st.publish(LiveMsg {
         kind: "status",
         data: json!({"id": id, "status": status.as_str()})

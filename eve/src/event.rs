@@ -513,13 +513,22 @@ impl AlertEvent {
     }
 }
 
-/// `alert.*`.
+/// `alert.*`, with Suricata's fields and meanings: `gid`, `signature_id`
+/// and `rev` name the rule, `signature` is the rule's fixed message (one
+/// text per id; what varies is in the alert's `evidence`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
-    /// Human-readable rule name.
+    /// Generator id: [`Alert::GID`] for every weightwatch rule (Suricata's
+    /// rules are generator 1 too).
+    #[serde(default = "gid")]
+    pub gid: u32,
+    /// The rule's fixed message (Suricata's `msg`).
     pub signature: String,
     /// Stable numeric rule id (see `docs/eve.md` for the table).
     pub signature_id: u32,
+    /// Revision of the rule.
+    #[serde(default = "first_rev")]
+    pub rev: u32,
     /// What kind of detection.
     pub category: AlertCategory,
     /// 1 high … 3 low.
@@ -533,8 +542,25 @@ fn allowed() -> String {
     "allowed".to_string()
 }
 
+fn gid() -> u32 {
+    Alert::GID
+}
+
+fn first_rev() -> u32 {
+    1
+}
+
 impl Alert {
-    /// An alert; severity is clamped into 1..=3.
+    /// The generator id of weightwatch's rules.
+    pub const GID: u32 = 1;
+
+    /// Set the rule's revision (builder style; 1 unless set).
+    pub fn rev(mut self, rev: u32) -> Self {
+        self.rev = rev;
+        self
+    }
+
+    /// An alert of revision 1; severity is clamped into 1..=3.
     pub fn new(
         signature: impl Into<String>,
         signature_id: u32,
@@ -542,8 +568,10 @@ impl Alert {
         severity: u8,
     ) -> Self {
         Alert {
+            gid: Alert::GID,
             signature: signature.into(),
             signature_id,
+            rev: first_rev(),
             category,
             severity: severity.clamp(1, 3),
             action: allowed(),

@@ -51,7 +51,7 @@ fn alert_has_spec_fields() {
     .network(net());
     let v = roundtrip(&e);
     assert_eq!(v["event_type"], "alert");
-    assert_eq!(v["timestamp"], "2023-11-14T22:13:20.000001+00:00");
+    assert_eq!(v["timestamp"], "2023-11-14T22:13:20.000001+0000");
     assert_eq!(v["flow_id"], 42);
     assert_eq!(v["src_ip"], "10.0.0.5");
     assert_eq!(v["dest_port"], 443);
@@ -61,6 +61,8 @@ fn alert_has_spec_fields() {
     assert_eq!(v["alert"]["category"], "weights_format");
     assert_eq!(v["alert"]["severity"], 1);
     assert_eq!(v["alert"]["signature_id"], 1_000_001);
+    assert_eq!(v["alert"]["gid"], 1);
+    assert_eq!(v["alert"]["rev"], 1);
     assert_eq!(v["evidence"]["tensor_count"], 291);
     assert_eq!(v["tls"]["sni"], "evil.example");
     assert_eq!(v["sensor_id"], "s1");
@@ -189,4 +191,28 @@ fn foreign_fields_are_tolerated() {
     let line = r#"{"timestamp":"2026-11-21T10:00:00.000000+00:00","event_id":"x","event_type":"stats","stats":{"uptime":3},"extra":{"a":1}}"#;
     let e: Event = serde_json::from_str(line).unwrap();
     assert_eq!(e.event_type(), "stats");
+}
+
+#[test]
+fn every_timestamp_form_reads_back_as_the_same_event() {
+    let forms = [
+        "2026-11-21T10:00:00.123456+0000",
+        "2026-11-21T10:00:00.123456+00:00",
+        "2026-11-21T10:00:00.123456Z",
+        "2026-11-21T11:00:00.123456+0100",
+    ];
+    let events: Vec<Event> = forms
+        .iter()
+        .map(|ts| {
+            let line = format!(
+                r#"{{"timestamp":"{ts}","event_id":"x","event_type":"flow","flow_id":1,"community_id":"1:x","src_ip":"10.0.0.1","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"proto":"TCP","flow":{{"pkts_toserver":1,"pkts_toclient":0,"bytes_toserver":60,"bytes_toclient":0,"start":"{ts}","end":"{ts}","state":"new","reason":"timeout"}}}}"#
+            );
+            serde_json::from_str(&line).unwrap()
+        })
+        .collect();
+    assert!(events.windows(2).all(|w| w[0] == w[1]));
+    // Written back in Suricata's form only.
+    let v: serde_json::Value = serde_json::from_str(&events[1].to_json_line()).unwrap();
+    assert_eq!(v["timestamp"], "2026-11-21T10:00:00.123456+0000");
+    assert_eq!(v["flow"]["start"], "2026-11-21T10:00:00.123456+0000");
 }

@@ -220,13 +220,13 @@ impl FlowScan for EgressFlowScan {
         };
         Some(Finding {
             category: AlertCategory::EgressVolume,
-            signature: format!(
-                "WEIGHTWATCH egress volume: {} MiB in one flow to {}",
+            sig: &sig::EGRESS_FLOW,
+            detail: format!(
+                "{} MiB in one flow to {}",
                 bytes >> 20,
                 name.map(str::to_string)
                     .unwrap_or_else(|| external.to_string())
             ),
-            signature_id: sig::EGRESS_FLOW,
             severity,
             evidence: e,
         })
@@ -363,15 +363,15 @@ impl FlowScan for EgressWindowScan {
         e.insert("window_flow_ids".into(), json!(flows));
         Some(Finding {
             category: AlertCategory::EgressVolume,
-            signature: format!(
-                "WEIGHTWATCH egress volume: {} MiB from {} to {} within {} s",
+            sig: &sig::EGRESS_WINDOW,
+            detail: format!(
+                "{} MiB from {} to {} within {} s",
                 total >> 20,
                 internal,
                 name.map(str::to_string)
                     .unwrap_or_else(|| external.to_string()),
                 self.policy.window_us / 1_000_000
             ),
-            signature_id: sig::EGRESS_WINDOW,
             severity: 2,
             evidence: e,
         })

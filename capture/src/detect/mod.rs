@@ -31,10 +31,13 @@ use std::sync::Arc;
 pub struct Finding {
     /// Alert category.
     pub category: AlertCategory,
-    /// Human-readable signature.
-    pub signature: String,
-    /// Stable signature id (table in `docs/eve.md`).
-    pub signature_id: u32,
+    /// The signature: its id, revision and fixed message (table in
+    /// `docs/eve.md`).
+    pub sig: &'static sig::Signature,
+    /// The variable part of the message (what, how much, where), written
+    /// to the alert's `evidence.detail`: `alert.signature` is fixed per id,
+    /// as Suricata's rule message is.
+    pub detail: String,
     /// 1 high … 3 low: reflects certainty and size.
     pub severity: u8,
     /// Why, in numbers.
@@ -191,50 +194,111 @@ pub fn build(
     Ok(d)
 }
 
-/// Stable signature ids of the sensor's alerts (listed in `docs/detectors.md`).
+/// The sensor's signatures: ids, revisions and fixed messages (the table in
+/// `docs/eve.md`). Every alert's `alert.signature` is its id's message, as a
+/// Suricata rule's `msg` is; what varies goes to `evidence.detail`.
 pub mod sig {
     use eve::WeightFormat;
 
-    /// Weights format: `4100001 + n`, one per format (see [`format_sid`]).
-    pub const FORMAT_BASE: u32 = 4_100_001;
+    /// One signature, as Suricata logs a rule: generator id 1 (the
+    /// `alert.gid` of every weightwatch alert, [`eve::Alert::GID`]), this
+    /// id, its revision and its message.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Signature {
+        /// `alert.signature_id`.
+        pub sid: u32,
+        /// `alert.rev`: raised when the signature's meaning changes.
+        pub rev: u32,
+        /// `alert.signature`: fixed for the id.
+        pub msg: &'static str,
+    }
+
+    const fn s(sid: u32, msg: &'static str) -> Signature {
+        Signature { sid, rev: 1, msg }
+    }
+
+    /// Weights formats, `4100001 + n` in [`WeightFormat`] order (see [`format`]).
+    static FORMATS: [Signature; 14] = [
+        s(4_100_001, "WEIGHTWATCH model weights: safetensors"),
+        s(4_100_002, "WEIGHTWATCH model weights: gguf"),
+        s(4_100_003, "WEIGHTWATCH model weights: pytorch_zip"),
+        s(4_100_004, "WEIGHTWATCH model weights: pytorch_pickle"),
+        s(4_100_005, "WEIGHTWATCH model weights: onnx"),
+        s(4_100_006, "WEIGHTWATCH model weights: npy"),
+        s(4_100_007, "WEIGHTWATCH model weights: npz"),
+        s(4_100_008, "WEIGHTWATCH model weights: hdf5"),
+        s(4_100_009, "WEIGHTWATCH model weights: tflite"),
+        s(4_100_010, "WEIGHTWATCH model weights: tf_checkpoint"),
+        s(4_100_011, "WEIGHTWATCH model weights: tar"),
+        s(4_100_012, "WEIGHTWATCH model weights: zip"),
+        s(4_100_013, "WEIGHTWATCH model weights: raw_tensor"),
+        s(4_100_014, "WEIGHTWATCH model weights: unknown container"),
+    ];
     /// A tensor container that is not weights (`tensor_data`).
-    pub const TENSOR_DATA: u32 = 4_100_100;
+    pub static TENSOR_DATA: Signature = s(4_100_100, "WEIGHTWATCH tensor data, not model weights");
     /// Headerless tensor data recognised by its statistics.
-    pub const TENSOR_STATS: u32 = 4_100_200;
+    pub static TENSOR_STATS: Signature = s(4_100_200, "WEIGHTWATCH headerless tensor data");
     /// Chunks of a registered weight file.
-    pub const KNOWN_WEIGHTS: u32 = 4_100_300;
+    pub static KNOWN_WEIGHTS: Signature = s(
+        4_100_300,
+        "WEIGHTWATCH known weights: chunks of a registered weight file",
+    );
     /// One flow's upload over the threshold.
-    pub const EGRESS_FLOW: u32 = 4_100_400;
+    pub static EGRESS_FLOW: Signature = s(
+        4_100_400,
+        "WEIGHTWATCH egress volume: one flow uploaded over the threshold to a destination not allowed",
+    );
     /// A (host, destination) pair's upload within the window over the threshold.
-    pub const EGRESS_WINDOW: u32 = 4_100_401;
+    pub static EGRESS_WINDOW: Signature = s(
+        4_100_401,
+        "WEIGHTWATCH egress volume: one host uploaded over the threshold to a destination not allowed within the window",
+    );
     /// Encrypted upload the size of a registered weight file.
-    pub const SIZE_MATCH: u32 = 4_100_500;
+    pub static SIZE_MATCH: Signature = s(
+        4_100_500,
+        "WEIGHTWATCH encrypted upload the size of a registered weight file",
+    );
     /// TCP segments overlapping earlier bytes of the flow with different
     /// data (Suricata's `stream-event:reassembly_overlap_different_data`,
     /// sid 2210050).
-    pub const STREAM_OVERLAP_DIFFERENT_DATA: u32 = 4_100_600;
+    pub static STREAM_OVERLAP_DIFFERENT_DATA: Signature =
+        s(4_100_600, "STREAM reassembly overlap with different data");
     /// IP fragments overlapping with different data (Suricata's
     /// `ipv4.frag_overlap` / `ipv6.frag_overlap`, sids 2200070/2200072).
-    pub const FRAGMENT_OVERLAP_DIFFERENT_DATA: u32 = 4_100_601;
+    pub static FRAGMENT_OVERLAP_DIFFERENT_DATA: Signature =
+        s(4_100_601, "FRAG overlap with different data");
 
-    /// The signature id of a weights-format alert for `f`.
-    pub fn format_sid(f: WeightFormat) -> u32 {
-        FORMAT_BASE
-            + match f {
-                WeightFormat::Safetensors => 0,
-                WeightFormat::Gguf => 1,
-                WeightFormat::PytorchZip => 2,
-                WeightFormat::PytorchPickle => 3,
-                WeightFormat::Onnx => 4,
-                WeightFormat::Npy => 5,
-                WeightFormat::Npz => 6,
-                WeightFormat::Hdf5 => 7,
-                WeightFormat::Tflite => 8,
-                WeightFormat::TfCheckpoint => 9,
-                WeightFormat::Tar => 10,
-                WeightFormat::Zip => 11,
-                WeightFormat::RawTensor => 12,
-                WeightFormat::Unknown => 13,
-            }
+    /// The signature of a weights-format alert for `f`.
+    pub fn format(f: WeightFormat) -> &'static Signature {
+        &FORMATS[match f {
+            WeightFormat::Safetensors => 0,
+            WeightFormat::Gguf => 1,
+            WeightFormat::PytorchZip => 2,
+            WeightFormat::PytorchPickle => 3,
+            WeightFormat::Onnx => 4,
+            WeightFormat::Npy => 5,
+            WeightFormat::Npz => 6,
+            WeightFormat::Hdf5 => 7,
+            WeightFormat::Tflite => 8,
+            WeightFormat::TfCheckpoint => 9,
+            WeightFormat::Tar => 10,
+            WeightFormat::Zip => 11,
+            WeightFormat::RawTensor => 12,
+            WeightFormat::Unknown => 13,
+        }]
+    }
+
+    /// Every signature of the sensor, by id.
+    pub fn all() -> impl Iterator<Item = &'static Signature> {
+        FORMATS.iter().chain([
+            &TENSOR_DATA,
+            &TENSOR_STATS,
+            &KNOWN_WEIGHTS,
+            &EGRESS_FLOW,
+            &EGRESS_WINDOW,
+            &SIZE_MATCH,
+            &STREAM_OVERLAP_DIFFERENT_DATA,
+            &FRAGMENT_OVERLAP_DIFFERENT_DATA,
+        ])
     }
 }

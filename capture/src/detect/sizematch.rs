@@ -148,14 +148,14 @@ impl SizeMatchScan {
         let severity = if best.size >= 1 << 30 { 1 } else { 2 };
         Finding {
             category: AlertCategory::EncryptedSizeMatch,
-            signature: format!(
-                "WEIGHTWATCH encrypted upload matches size of {}",
+            sig: &sig::SIZE_MATCH,
+            detail: format!(
+                "encrypted upload matches size of {}",
                 best.what
                     .rsplit('/')
                     .find(|s| !s.is_empty())
                     .unwrap_or(&best.what)
             ),
-            signature_id: sig::SIZE_MATCH,
             severity,
             evidence: e,
         }

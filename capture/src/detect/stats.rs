@@ -497,8 +497,8 @@ impl StatsScan {
         };
         Finding {
             category: AlertCategory::WeightsTensor,
-            signature: format!("WEIGHTWATCH headerless {} tensor data", d.name()),
-            signature_id: sig::TENSOR_STATS,
+            sig: &sig::TENSOR_STATS,
+            detail: format!("headerless {} tensor data", d.name()),
             severity,
             evidence: e,
         }

@@ -40,14 +40,17 @@ pub(super) fn alert_event(
     finding: Finding,
     subject: Subject,
 ) -> Event {
+    let mut evidence = finding.evidence;
+    evidence.insert("detail".into(), finding.detail.into());
     let mut body = AlertEvent::new(
         eve::Alert::new(
-            finding.signature,
-            finding.signature_id,
+            finding.sig.msg,
+            finding.sig.sid,
             finding.category,
             finding.severity,
-        ),
-        finding.evidence,
+        )
+        .rev(finding.sig.rev),
+        evidence,
     );
     let name = match subject {
         Subject::Flow { tls } => {

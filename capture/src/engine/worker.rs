@@ -579,8 +579,16 @@ impl<'e> Worker<'e> {
         );
         let finding = Finding {
             category: AlertCategory::ProtocolAnomaly,
-            signature: "STREAM reassembly overlap with different data".into(),
-            signature_id: sig::STREAM_OVERLAP_DIFFERENT_DATA,
+            sig: &sig::STREAM_OVERLAP_DIFFERENT_DATA,
+            detail: format!(
+                "different bytes at stream offset {offset}, {} policy kept the {}",
+                s.policy().as_str(),
+                if new_won {
+                    "later copy"
+                } else {
+                    "earlier copy"
+                }
+            ),
             severity: 3,
             evidence,
         };
@@ -604,8 +612,11 @@ impl<'e> Worker<'e> {
         );
         let finding = Finding {
             category: AlertCategory::ProtocolAnomaly,
-            signature: "FRAG overlap with different data".into(),
-            signature_id: sig::FRAGMENT_OVERLAP_DIFFERENT_DATA,
+            sig: &sig::FRAGMENT_OVERLAP_DIFFERENT_DATA,
+            detail: format!(
+                "{event} under the {} policy",
+                self.limits.os_policies.of(p.dst).as_str()
+            ),
             severity: 3,
             evidence,
         };

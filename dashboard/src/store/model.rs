@@ -33,13 +33,154 @@ pub enum StoreError {
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// One validated event ready to be stored.
+/// One validated event ready to be stored: the columns the store indexes,
+/// and the document as ingested.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
-    /// The parsed event (for the indexed columns).
-    pub event: eve::Event,
+    /// Unique id; a resend of the same content under it is a duplicate.
+    pub event_id: String,
+    /// `event_type` as written (`alert`, `flow`, `fileinfo`, `stats`, and
+    /// from Suricata also `http`, `tls`).
+    pub event_type: String,
+    /// Event time, Unix microseconds.
+    pub ts: i64,
+    /// The sensor that wrote it (`sensor_id`, or Suricata's `host`).
+    pub sensor_id: Option<String>,
+    /// The sensor's flow id, for network events.
+    pub flow_id: Option<u64>,
+    /// Community ID, for network events.
+    pub community_id: Option<String>,
+    /// What the type-specific tables keep.
+    pub index: Indexed,
     /// The JSON document as ingested (after prompt truncation/redaction).
     pub body: String,
+}
+
+/// The type-specific columns of an event.
+#[derive(Clone, Debug)]
+pub enum Indexed {
+    /// An alert's filter columns.
+    Alert(AlertIndex),
+    /// A flow's addresses and byte counts.
+    Flow(FlowIndex),
+    /// A `stats` event's `stats` object (JSON), the sensor's latest health.
+    Stats(String),
+    /// Nothing beyond the event row (`fileinfo`, `http`, `tls`).
+    Nothing,
+}
+
+/// What the alert list filters and searches on.
+#[derive(Clone, Debug)]
+pub struct AlertIndex {
+    /// `alert.category` (weightwatch's names, or Suricata's classification text).
+    pub category: String,
+    /// 1 high … 3 low (Suricata's priorities above 3 count as low).
+    pub severity: u8,
+    /// Source address.
+    pub src_ip: Option<String>,
+    /// Destination address.
+    pub dest_ip: Option<String>,
+    /// Analyzer: the account flagged.
+    pub account_id: Option<String>,
+    /// Analyzer: the cluster.
+    pub cluster_id: Option<String>,
+    /// Analyzer: the cluster's members.
+    pub members: Vec<String>,
+    /// Analyzer: the account's score (`evidence.score`).
+    pub score: Option<f64>,
+    /// Lower-cased text the free-text filter searches.
+    pub search: String,
+}
+
+/// What the overview's top talkers are made of.
+#[derive(Clone, Debug)]
+pub struct FlowIndex {
+    /// Client address.
+    pub src_ip: String,
+    /// Server address.
+    pub dest_ip: String,
+    /// TLS server name, when known.
+    pub sni: Option<String>,
+    /// Bytes client → server.
+    pub bytes_toserver: u64,
+    /// Bytes server → client.
+    pub bytes_toclient: u64,
+}
+
+impl NewEvent {
+    /// Index a weightwatch event (`event`) stored as `body`.
+    pub fn from_eve(event: &eve::Event, body: String) -> NewEvent {
+        use eve::EventKind;
+        let net = event.net.as_ref();
+        let index = match &event.kind {
+            EventKind::Alert(a) => Indexed::Alert(AlertIndex {
+                category: a.alert.category.as_str().to_string(),
+                severity: a.alert.severity,
+                src_ip: net.map(|n| n.src_ip.to_string()),
+                dest_ip: net.map(|n| n.dest_ip.to_string()),
+                account_id: a.account_id.clone(),
+                cluster_id: a.cluster_id.clone(),
+                members: a.members.clone().unwrap_or_default(),
+                score: a.evidence.get("score").and_then(|v| v.as_f64()),
+                search: search_text(event, a),
+            }),
+            EventKind::Flow(f) => match net {
+                Some(n) => Indexed::Flow(FlowIndex {
+                    src_ip: n.src_ip.to_string(),
+                    dest_ip: n.dest_ip.to_string(),
+                    sni: f.tls.as_ref().and_then(|t| t.sni.clone()),
+                    bytes_toserver: f.flow.bytes_toserver,
+                    bytes_toclient: f.flow.bytes_toclient,
+                }),
+                None => Indexed::Nothing,
+            },
+            // Serializing a map of numbers cannot fail.
+            EventKind::Stats(s) => {
+                Indexed::Stats(serde_json::to_string(&s.stats).unwrap_or_default())
+            }
+            EventKind::Fileinfo(_) => Indexed::Nothing,
+        };
+        NewEvent {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type().to_string(),
+            ts: event.timestamp.unix_micros(),
+            sensor_id: event.sensor_id.clone(),
+            flow_id: net.map(|n| n.flow_id),
+            community_id: net.map(|n| n.community_id.clone()),
+            index,
+            body,
+        }
+    }
+}
+
+/// Lower-cased text the free-text filter searches, of a weightwatch alert.
+pub fn search_text(e: &eve::Event, a: &eve::AlertEvent) -> String {
+    let mut parts: Vec<String> = vec![
+        a.alert.signature.clone(),
+        a.alert.category.as_str().to_string(),
+    ];
+    parts.extend(e.sensor_id.clone());
+    if let Some(n) = &e.net {
+        parts.push(n.src_ip.to_string());
+        parts.push(n.dest_ip.to_string());
+        parts.extend(n.app_proto.clone());
+    }
+    if let Some(t) = &a.tls {
+        parts.extend(t.sni.clone());
+    }
+    if let Some(h) = &a.http {
+        parts.extend(h.hostname.clone());
+        parts.extend(h.url.clone());
+        parts.extend(h.http_user_agent.clone());
+    }
+    if let Some(f) = &a.fileinfo {
+        parts.extend(f.filename.clone());
+        parts.extend(f.sha256.clone());
+    }
+    parts.extend(a.account_id.clone());
+    parts.extend(a.cluster_id.clone());
+    parts.extend(a.members.iter().flatten().cloned());
+    parts.join("\n").to_lowercase()
 }
 
 /// What one ingest batch did.
@@ -306,19 +447,25 @@ pub struct SensorRow {
 
 impl SensorRow {
     /// Packets captured and packets dropped (kernel and queue drops), from
-    /// its newest `stats` counters (0 when not reported).
+    /// its newest `stats` counters (0 when not reported). A Suricata
+    /// sensor's packets are its `capture.kernel_packets` (live) or
+    /// `decoder.pkts` (a replayed file).
     pub fn packets_and_drops(&self) -> (u64, u64) {
-        let get = |k: &str| {
+        let get = |section: &str, k: &str| {
             self.stats
                 .as_ref()
-                .and_then(|s| s.get("capture"))
+                .and_then(|s| s.get(section))
                 .and_then(|c| c.get(k))
                 .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0)
         };
+        let packets = get("capture", "packets")
+            .or_else(|| get("capture", "kernel_packets"))
+            .or_else(|| get("decoder", "pkts"))
+            .unwrap_or(0);
+        let drop = |k: &str| get("capture", k).unwrap_or(0);
         (
-            get("packets"),
-            get("kernel_drops").saturating_add(get("queue_drops")),
+            packets,
+            drop("kernel_drops").saturating_add(drop("queue_drops")),
         )
     }
 }

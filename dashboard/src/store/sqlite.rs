@@ -11,7 +11,7 @@ use super::model::*;
 use super::traits::*;
 use super::{migrations, search};
 use crate::auth::Scope;
-use eve::{AlertCategory, EventKind, NetworkFields};
+use eve::{AlertCategory, EventKind};
 use rusqlite::types::Value;
 use rusqlite::vtab::array::Array;
 use rusqlite::{
@@ -118,36 +118,6 @@ fn cannot_write(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Lower-cased text the free-text filter searches.
-fn search_text(e: &eve::Event, a: &eve::AlertEvent) -> String {
-    let mut parts: Vec<String> = vec![
-        a.alert.signature.clone(),
-        a.alert.category.as_str().to_string(),
-    ];
-    parts.extend(e.sensor_id.clone());
-    if let Some(n) = &e.net {
-        parts.push(n.src_ip.to_string());
-        parts.push(n.dest_ip.to_string());
-        parts.extend(n.app_proto.clone());
-    }
-    if let Some(t) = &a.tls {
-        parts.extend(t.sni.clone());
-    }
-    if let Some(h) = &a.http {
-        parts.extend(h.hostname.clone());
-        parts.extend(h.url.clone());
-        parts.extend(h.http_user_agent.clone());
-    }
-    if let Some(f) = &a.fileinfo {
-        parts.extend(f.filename.clone());
-        parts.extend(f.sha256.clone());
-    }
-    parts.extend(a.account_id.clone());
-    parts.extend(a.cluster_id.clone());
-    parts.extend(a.members.iter().flatten().cloned());
-    parts.join("\n").to_lowercase()
-}
-
 fn members_text(members: &[String]) -> Option<String> {
     if members.is_empty() {
         return None;
@@ -160,22 +130,14 @@ fn members_text(members: &[String]) -> Option<String> {
     Some(s)
 }
 
-fn net_ips(net: &Option<NetworkFields>) -> (Option<String>, Option<String>) {
-    match net {
-        Some(n) => (Some(n.src_ip.to_string()), Some(n.dest_ip.to_string())),
-        None => (None, None),
-    }
-}
-
 fn insert_alert(
     tx: &Transaction,
     id: i64,
     ts: i64,
-    e: &eve::Event,
-    a: &eve::AlertEvent,
+    sensor_id: &Option<String>,
+    a: &AlertIndex,
 ) -> StoreResult<()> {
-    let (src, dest) = net_ips(&e.net);
-    let members = a.members.clone().unwrap_or_default();
+    let members = &a.members;
     tx.prepare_cached(
         "INSERT INTO alerts (id, ts, category, severity, sensor_id, src_ip, dest_ip,
                              account_id, cluster_id, members, search)
@@ -184,18 +146,18 @@ fn insert_alert(
     .execute(params![
         id,
         ts,
-        a.alert.category.as_str(),
-        a.alert.severity,
-        e.sensor_id,
-        src,
-        dest,
+        a.category,
+        a.severity,
+        sensor_id,
+        a.src_ip,
+        a.dest_ip,
         a.account_id,
         a.cluster_id,
-        members_text(&members),
-        search_text(e, a),
+        members_text(members),
+        a.search,
     ])?;
     if let Some(acct) = &a.account_id {
-        let score = a.evidence.get("score").and_then(|v| v.as_f64());
+        let score = a.score;
         tx.prepare_cached(
             "INSERT INTO accounts (account_id, score, cluster_id, last_alert, last_ts, alert_count)
              VALUES (?1, ?2, ?3, ?4, ?5, 1)
@@ -220,13 +182,13 @@ fn insert_alert(
                last_alert = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last_alert ELSE last_alert END,
                last_ts = max(last_ts, excluded.last_ts)",
         )?
-        .execute(params![cluster, serde_json::to_string(&members)?, id, ts])?;
+        .execute(params![cluster, serde_json::to_string(members)?, id, ts])?;
         let mut member_stmt = tx.prepare_cached(
             "INSERT INTO accounts (account_id, score, cluster_id, last_alert, last_ts, alert_count)
              VALUES (?1, NULL, ?2, NULL, ?3, 0)
              ON CONFLICT(account_id) DO UPDATE SET cluster_id = excluded.cluster_id",
         )?;
-        for m in &members {
+        for m in members {
             member_stmt.execute(params![m, cluster, ts])?;
         }
     }
@@ -508,8 +470,7 @@ impl EventStore for SqliteStore {
         self.write(|tx| {
             let mut out = IngestOutcome::default();
             for (pos, ne) in events.iter().enumerate() {
-                let e = &ne.event;
-                let ts = e.timestamp.unix_micros();
+                let ts = ne.ts;
                 let inserted = tx
                     .prepare_cached(
                         "INSERT INTO events (event_id, event_type, ts, received, sensor_id,
@@ -518,14 +479,14 @@ impl EventStore for SqliteStore {
                          ON CONFLICT(event_id) DO NOTHING",
                     )?
                     .execute(params![
-                        e.event_id,
-                        e.event_type(),
+                        ne.event_id,
+                        ne.event_type,
                         ts,
                         received,
-                        e.sensor_id,
+                        ne.sensor_id,
                         // flow ids are u64 on the wire; stored bit-for-bit as i64.
-                        e.net.as_ref().map(|n| n.flow_id as i64),
-                        e.net.as_ref().map(|n| n.community_id.clone()),
+                        ne.flow_id.map(|f| f as i64),
+                        ne.community_id,
                         ne.body,
                     ])?;
                 if inserted == 0 {
@@ -533,7 +494,7 @@ impl EventStore for SqliteStore {
                     // same id is a conflict, reported and not stored.
                     let same: bool = tx
                         .prepare_cached("SELECT body = ?2 FROM events WHERE event_id = ?1")?
-                        .query_row(params![e.event_id, ne.body], |r| r.get(0))?;
+                        .query_row(params![ne.event_id, ne.body], |r| r.get(0))?;
                     if same {
                         out.duplicates += 1;
                     } else {
@@ -543,7 +504,7 @@ impl EventStore for SqliteStore {
                 }
                 out.accepted += 1;
                 let id = tx.last_insert_rowid();
-                if let Some(sensor) = &e.sensor_id {
+                if let Some(sensor) = &ne.sensor_id {
                     tx.prepare_cached(
                         "INSERT INTO sensors (sensor_id, last_event_ts, last_received, events)
                          VALUES (?1, ?2, ?3, 1)
@@ -554,47 +515,41 @@ impl EventStore for SqliteStore {
                     )?
                     .execute(params![sensor, ts, received])?;
                 }
-                match &e.kind {
-                    EventKind::Alert(a) => {
-                        insert_alert(tx, id, ts, e, a)?;
+                match &ne.index {
+                    Indexed::Alert(a) => {
+                        insert_alert(tx, id, ts, &ne.sensor_id, a)?;
                         out.new_alerts.push(StoredAlert {
                             id,
                             status: Status::New.as_str().to_string(),
                             body: ne.body.clone(),
                         });
                     }
-                    EventKind::Flow(f) => {
-                        if let Some(n) = &e.net {
-                            tx.prepare_cached(
-                                "INSERT INTO flows (id, ts, src_ip, dest_ip, sni,
-                                                    bytes_toserver, bytes_toclient)
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                            )?
-                            .execute(params![
-                                id,
-                                ts,
-                                n.src_ip.to_string(),
-                                n.dest_ip.to_string(),
-                                f.tls.as_ref().and_then(|t| t.sni.clone()),
-                                i64::try_from(f.flow.bytes_toserver).unwrap_or(i64::MAX),
-                                i64::try_from(f.flow.bytes_toclient).unwrap_or(i64::MAX),
-                            ])?;
-                        }
+                    Indexed::Flow(f) => {
+                        tx.prepare_cached(
+                            "INSERT INTO flows (id, ts, src_ip, dest_ip, sni,
+                                                bytes_toserver, bytes_toclient)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        )?
+                        .execute(params![
+                            id,
+                            ts,
+                            f.src_ip,
+                            f.dest_ip,
+                            f.sni,
+                            i64::try_from(f.bytes_toserver).unwrap_or(i64::MAX),
+                            i64::try_from(f.bytes_toclient).unwrap_or(i64::MAX),
+                        ])?;
                     }
-                    EventKind::Stats(s) => {
-                        if let Some(sensor) = &e.sensor_id {
+                    Indexed::Stats(stats) => {
+                        if let Some(sensor) = &ne.sensor_id {
                             tx.prepare_cached(
                                 "UPDATE sensors SET stats = ?2, stats_ts = ?3
                                  WHERE sensor_id = ?1 AND (stats_ts IS NULL OR stats_ts <= ?3)",
                             )?
-                            .execute(params![
-                                sensor,
-                                serde_json::to_string(&s.stats)?,
-                                ts
-                            ])?;
+                            .execute(params![sensor, stats, ts])?;
                         }
                     }
-                    EventKind::Fileinfo(_) => {}
+                    Indexed::Nothing => {}
                 }
             }
             index_text(tx, &out.new_alerts)?;
@@ -1250,7 +1205,7 @@ impl UserStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eve::{Alert, AlertCategory, AlertEvent, Event, HttpInfo, Proto, TlsInfo};
+    use eve::{Alert, AlertCategory, AlertEvent, Event, HttpInfo, NetworkFields, Proto, TlsInfo};
 
     /// Attacker-controlled strings: FTS5 syntax, quotes, case folding that
     /// changes length, characters outside the BMP, NUL, field boundaries.
@@ -1302,7 +1257,7 @@ mod tests {
         .network(net);
         e.event_id = format!("e{i}");
         let body = serde_json::to_string(&e).expect("json");
-        NewEvent { event: e, body }
+        NewEvent::from_eve(&e, body)
     }
 
     fn expected(events: &[NewEvent], q: &str) -> Vec<i64> {
@@ -1310,8 +1265,8 @@ mod tests {
         let mut ids: Vec<i64> = events
             .iter()
             .enumerate()
-            .filter(|(_, ne)| match &ne.event.kind {
-                EventKind::Alert(a) => search_text(&ne.event, a).contains(&needle),
+            .filter(|(_, ne)| match &ne.index {
+                Indexed::Alert(a) => a.search.contains(&needle),
                 _ => false,
             })
             .map(|(i, _)| i as i64 + 1)

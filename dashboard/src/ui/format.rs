@@ -56,7 +56,7 @@ pub fn time(micros: i64) -> String {
         .to_string()
 }
 
-/// An RFC 3339 string from an event → the same form as [`time`].
+/// An event time (Suricata's form or RFC 3339) → the same form as [`time`].
 pub fn event_time(v: &Value) -> String {
     v.as_str()
         .and_then(|s| eve::Timestamp::parse(s).ok())

@@ -51,7 +51,7 @@ pub struct AlertRow {
     severity: i64,
     severity_label: &'static str,
     category: String,
-    category_label: &'static str,
+    category_label: String,
     signature: String,
     subject: String,
     sensor: String,
@@ -98,7 +98,11 @@ fn alert_row(a: &StoredAlert) -> AlertRow {
         time: format::event_time(&v["timestamp"]),
         severity,
         severity_label: format::severity(severity),
-        category_label: format::category(&category),
+        // Suricata's categories are its classification texts: shown as they are.
+        category_label: match format::category(&category) {
+            "Other" if !category.is_empty() => category.clone(),
+            label => label.to_string(),
+        },
         category,
         signature: s(&["alert", "signature"]),
         subject,
@@ -531,7 +535,7 @@ pub async fn alert(
     let row = alert_row(&d.alert);
     let mut facts = vec![
         ("Time".to_string(), row.time.clone()),
-        ("Category".to_string(), row.category_label.to_string()),
+        ("Category".to_string(), row.category_label.clone()),
         ("Severity".to_string(), row.severity_label.to_string()),
         (
             "Rule".to_string(),

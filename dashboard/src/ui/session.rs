@@ -75,7 +75,7 @@ fn refused(refusal: Refusal) -> Response {
             1,
         ),
     };
-    metrics::counter!("weightwatch_dashboard_logins_total", "result" => result).increment(1);
+    metrics::counter!(crate::exporter::LOGINS, "result" => result).increment(1);
     let mut r = login_error(status, msg);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(wait));
@@ -126,11 +126,11 @@ pub async fn login_submit(
     .unwrap_or(false);
     if !ok {
         st.login.failed(ip, &f.username);
-        metrics::counter!("weightwatch_dashboard_logins_total", "result" => "failed").increment(1);
+        metrics::counter!(crate::exporter::LOGINS, "result" => "failed").increment(1);
         return login_error(StatusCode::UNAUTHORIZED, "Wrong name or password.");
     }
     st.login.succeeded(ip, &f.username);
-    metrics::counter!("weightwatch_dashboard_logins_total", "result" => "ok").increment(1);
+    metrics::counter!(crate::exporter::LOGINS, "result" => "ok").increment(1);
     let secret = auth::new_secret("");
     let csrf = auth::new_secret("");
     let hash = auth::hash_secret(&secret);

@@ -385,13 +385,13 @@ impl FormatScan {
 pub fn finding(id: &Identified, size: u64) -> Finding {
     let mut evidence = id.evidence();
     let format = id.inner.as_ref().map(|i| i.format.as_str());
-    let (category, sid, severity) = match id.kind {
-        Kind::TensorData => (AlertCategory::TensorData, sig::TENSOR_DATA, 3),
+    let (category, sig, severity) = match id.kind {
+        Kind::TensorData => (AlertCategory::TensorData, &sig::TENSOR_DATA, 3),
         Kind::Weights | Kind::ModelArchive => {
             let big = size >= 1 << 30 || id.best_params() >= 500_000_000;
             (
                 AlertCategory::WeightsFormat,
-                sig::format_sid(id.format),
+                sig::format(id.format),
                 if big { 1 } else { 2 },
             )
         }
@@ -414,17 +414,15 @@ pub fn finding(id: &Identified, size: u64) -> Finding {
     if id.best_params() > 0 {
         facts.push(format!("{} params", human(id.best_params())));
     }
-    let signature = match (id.kind, facts.is_empty()) {
-        (Kind::TensorData, _) => {
-            format!("WEIGHTWATCH tensor data in {what} ({})", facts.join(", "))
-        }
-        (_, true) => format!("WEIGHTWATCH model weights: {what}"),
-        (_, false) => format!("WEIGHTWATCH model weights: {what} ({})", facts.join(", ")),
+    let detail = match (id.kind, facts.is_empty()) {
+        (Kind::TensorData, _) => format!("tensor data in {what} ({})", facts.join(", ")),
+        (_, true) => what,
+        (_, false) => format!("{what} ({})", facts.join(", ")),
     };
     Finding {
         category,
-        signature,
-        signature_id: sid,
+        sig,
+        detail,
         severity,
         evidence,
     }

@@ -300,11 +300,8 @@ impl KnownScan {
         let short = f.name.rsplit('/').next().unwrap_or(&f.name);
         Some(Finding {
             category: AlertCategory::WeightsKnown,
-            signature: format!(
-                "WEIGHTWATCH known weights: {short} ({:.0}% of file seen)",
-                coverage * 100.0
-            ),
-            signature_id: sig::KNOWN_WEIGHTS,
+            sig: &sig::KNOWN_WEIGHTS,
+            detail: format!("{short} ({:.0}% of file seen)", coverage * 100.0),
             severity,
             evidence: e,
         })

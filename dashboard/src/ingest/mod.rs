@@ -1,4 +1,11 @@
 //! Validation of ingested events and the prompt policy applied before storage.
+//!
+//! Two kinds of event come in: weightwatch's own (they carry an `event_id`
+//! and are read with the `eve` event model), and Suricata's own EVE as a
+//! Suricata sensor, Vector or Filebeat ships it (no `event_id`; see
+//! [`suricata`]).
+
+mod suricata;
 
 use crate::config::DashboardConfig;
 use crate::store::NewEvent;
@@ -80,6 +87,9 @@ fn validate(
     let Some(obj) = item.as_object() else {
         return Err((None, "event is not a JSON object".into()));
     };
+    if !obj.contains_key("event_id") {
+        return suricata::validate(item, cfg, checks);
+    }
     let event_id = match obj.get("event_id") {
         Some(Value::String(s)) if s.is_empty() => {
             return Err((None, "event_id is empty".into()));
@@ -96,6 +106,11 @@ fn validate(
     };
     let fail = |error: String| (Some(event_id.clone()), error);
     check_fields(obj).map_err(fail)?;
+    if let Some(sev) = obj.get("alert").and_then(|a| a.get("severity"))
+        && sev.as_u64().is_none_or(|s| !(1..=3).contains(&s))
+    {
+        return Err(fail("alert.severity must be 1, 2 or 3".into()));
+    }
     let event: eve::Event = serde_json::from_value(item.clone())
         .map_err(|e| fail(format!("not a valid event: {e}")))?;
     check_event(&event, cfg, checks).map_err(fail)?;
@@ -103,7 +118,7 @@ fn validate(
         apply_prompt_policy(evidence, cfg, false);
     }
     let body = serde_json::to_string(&item).map_err(|e| fail(format!("re-encoding: {e}")))?;
-    Ok(NewEvent { event, body })
+    Ok(NewEvent::from_eve(&event, body))
 }
 
 /// Rules on the JSON fields the event model's types would refuse with a
@@ -111,7 +126,12 @@ fn validate(
 fn check_fields(obj: &serde_json::Map<String, Value>) -> Result<(), String> {
     match obj.get("timestamp") {
         Some(Value::String(s)) if eve::Timestamp::parse(s).is_ok() => {}
-        Some(_) => return Err("timestamp is not an RFC 3339 time".into()),
+        Some(_) => {
+            return Err(
+                "timestamp is not a time (Suricata's 2026-11-21T10:00:00.123456+0000 or RFC 3339)"
+                    .into(),
+            );
+        }
         None => return Err("timestamp is missing".into()),
     }
     for key in ["src_ip", "dest_ip"] {
@@ -137,50 +157,57 @@ fn check_fields(obj: &serde_json::Map<String, Value>) -> Result<(), String> {
             ));
         }
     }
-    if let Some(sev) = obj.get("alert").and_then(|a| a.get("severity"))
-        && sev.as_u64().is_none_or(|s| !(1..=3).contains(&s))
-    {
-        return Err("alert.severity must be 1, 2 or 3".into());
-    }
     Ok(())
+}
+
+/// Refuse a time more than `max_clock_skew_secs` after the server's clock.
+fn not_future(
+    what: &str,
+    t: &eve::Timestamp,
+    cfg: &DashboardConfig,
+    checks: &Checks,
+) -> Result<(), String> {
+    let skew = i64::try_from(cfg.max_clock_skew_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    if t.unix_micros() > checks.now.saturating_add(skew) {
+        Err(format!(
+            "{what} {t} is more than {} s ahead of the server's clock",
+            cfg.max_clock_skew_secs
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuse a sensor the submitting token may not speak for.
+fn sensor_allowed(sensor: Option<&str>, checks: &Checks) -> Result<(), String> {
+    let Some(allowed) = checks.sensors else {
+        return Ok(());
+    };
+    match sensor {
+        Some(id) if allowed.iter().any(|a| a == id) => Ok(()),
+        Some(id) => Err(format!(
+            "sensor_id {id:?} is not one this token may submit events for"
+        )),
+        None => Err("sensor_id is missing (this token is bound to sensors)".into()),
+    }
+}
+
+/// Refuse a counter the store's signed integers cannot hold.
+fn counter(what: &str, n: u64) -> Result<(), String> {
+    if n > MAX_COUNTER {
+        Err(format!(
+            "{what} {n} is out of range (at most {MAX_COUNTER})"
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// Rules on the parsed event: counters in range, times in order and not in
 /// the future, the sensor one the token may speak for.
 fn check_event(e: &eve::Event, cfg: &DashboardConfig, checks: &Checks) -> Result<(), String> {
-    let skew = i64::try_from(cfg.max_clock_skew_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
-    let latest = checks.now.saturating_add(skew);
-    let not_future = |what: &str, t: &eve::Timestamp| {
-        if t.unix_micros() > latest {
-            Err(format!(
-                "{what} {t} is more than {} s ahead of the server's clock",
-                cfg.max_clock_skew_secs
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    not_future("timestamp", &e.timestamp)?;
-    if let Some(allowed) = checks.sensors {
-        match &e.sensor_id {
-            Some(id) if allowed.contains(id) => {}
-            Some(id) => {
-                return Err(format!(
-                    "sensor_id {id:?} is not one this token may submit events for"
-                ));
-            }
-            None => return Err("sensor_id is missing (this token is bound to sensors)".into()),
-        }
-    }
-    let counter = |what: &str, n: u64| {
-        if n > MAX_COUNTER {
-            Err(format!(
-                "{what} {n} is out of range (at most {MAX_COUNTER})"
-            ))
-        } else {
-            Ok(())
-        }
-    };
+    not_future("timestamp", &e.timestamp, cfg, checks)?;
+    sensor_allowed(e.sensor_id.as_deref(), checks)?;
     match &e.kind {
         EventKind::Alert(a) => {
             if let Some(f) = &a.fileinfo {
@@ -204,7 +231,7 @@ fn check_event(e: &eve::Event, cfg: &DashboardConfig, checks: &Checks) -> Result
                     r.start, r.end
                 ));
             }
-            not_future("flow.end", &r.end)?;
+            not_future("flow.end", &r.end, cfg, checks)?;
         }
         EventKind::Fileinfo(f) => counter("fileinfo.size", f.fileinfo.size)?,
         EventKind::Stats(s) => {
