@@ -9,8 +9,8 @@ fn weightwatch() -> Command {
 #[test]
 fn every_subcommand_has_help() {
     for sub in [
-        "capture", "index", "analyze", "serve", "token", "user", "purge", "demo", "bench",
-        "fixtures",
+        "capture", "index", "analyze", "model", "labels", "serve", "token", "user", "purge",
+        "demo", "bench", "fixtures",
     ] {
         let out = weightwatch().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub} --help failed");
@@ -108,4 +108,42 @@ fn labels_export_writes_csv_and_needs_a_database() {
         .unwrap();
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("no such database"));
+}
+
+/// A capture with no output is refused before reading anything; `--eve
+/// /dev/null` discards on purpose.
+#[test]
+fn capture_without_an_output_is_an_error() {
+    let pcap =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pcaps/http_multipart.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    // An empty configuration: no [sinks] from a weightwatch.toml nearby.
+    let cfg = dir.path().join("w.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let out = weightwatch()
+        .current_dir(dir.path())
+        .args(["--config", cfg.to_str().unwrap(), "capture", "--read"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no output") && err.contains("/dev/null"),
+        "{err}"
+    );
+    let out = weightwatch()
+        .current_dir(dir.path())
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "capture",
+            "--eve",
+            "/dev/null",
+            "--read",
+        ])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }

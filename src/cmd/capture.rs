@@ -58,9 +58,12 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let detectors = capture::detect::build(&config.policy, &config.detect, args.index.as_deref())
         .context("building the detectors")?;
     let mut sink = crate::sinks::build(&args.sinks, &config)?;
-    if sink.is_empty() {
-        tracing::warn!("no sink configured (--eve, --dashboard or [sinks]): events are discarded");
-    }
+    // Events with nowhere to go are a mistake, not a mode: say so before
+    // reading anything (`--eve /dev/null` discards on purpose).
+    anyhow::ensure!(
+        !sink.is_empty(),
+        "no output: give --eve FILE (--eve - for standard output, --eve /dev/null to discard), --dashboard URL, or [sinks] in the configuration"
+    );
     let summary = if let Some(interface) = &args.interface {
         let opts = capture::LiveOptions {
             interface: interface.clone(),

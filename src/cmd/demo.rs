@@ -127,11 +127,23 @@ pub fn run(args: Args, _config: Config) -> anyhow::Result<()> {
         println!("    {category:<22} {n}");
     }
     println!("  EVE output: {}", args.work_dir.join("eve.json").display());
-    println!("  dashboard:  {url}/");
-    println!("  sign in as: {ADMIN} / {password}   (one-time password; only its hash is stored)");
     if args.no_serve {
+        // The dashboard served the demo's own ingest and stops now: point
+        // at the command that serves the same database, not at a URL
+        // nobody answers.
+        println!(
+            "  dashboard:  not served (--no-serve); serve it with: weightwatch serve --db {}",
+            args.db.display()
+        );
+        println!(
+            "  sign in as: {ADMIN} / {password}   (one-time password; only its hash is stored)"
+        );
         let _ = stop_tx.send(());
     } else {
+        println!("  dashboard:  {url}/");
+        println!(
+            "  sign in as: {ADMIN} / {password}   (one-time password; only its hash is stored)"
+        );
         eprintln!("  serving until interrupted (Ctrl-C)");
     }
     rt.block_on(serving)
