@@ -172,10 +172,7 @@ pub fn recall_at_fpr(attack: &[f64], benign: &[f64], fpr: f64) -> f64 {
     if attack.is_empty() || benign.is_empty() {
         return 0.0;
     }
-    let mut b = benign.to_vec();
-    b.sort_by(|x, y| y.total_cmp(x));
-    let allowed = (fpr * b.len() as f64).floor() as usize;
-    let cut = b.get(allowed).copied().unwrap_or(f64::NEG_INFINITY);
+    let cut = crate::model::benign_cut(&mut benign.to_vec(), fpr).unwrap_or(f64::NEG_INFINITY);
     attack.iter().filter(|a| **a > cut).count() as f64 / attack.len() as f64
 }
 

@@ -117,23 +117,58 @@ pub fn labelled_inputs(
         .collect()
 }
 
-/// Read and analyse logs (no outputs): the store and the analysis.
-pub fn load_and_analyze(
+/// Read the logs into the request store: files found, rows parsed and
+/// reduced (bad ones counted), far-dated rows dropped, grouped by account.
+/// With `progress`, a bar on stderr advances by input bytes (returned so
+/// the caller can reuse it for the analysis).
+fn read_requests(
     logs: &[PathBuf],
     cfg: &AnalyzerConfig,
-    model: &model::Model,
-) -> Result<(requests::Requests, analysis::Analysis, ingest::IngestReport), AnalyzeError> {
+    progress: bool,
+) -> Result<
+    (
+        requests::Requests,
+        ingest::IngestReport,
+        Option<indicatif::ProgressBar>,
+    ),
+    AnalyzeError,
+> {
     let inputs = ingest::collect_files(logs).map_err(AnalyzeError::Inputs)?;
     if inputs.files.is_empty() {
         return Err(AnalyzeError::NoInput);
     }
     let text = text::TextAnalyzer::new()?;
     let mut store = requests::Requests::default();
-    let mut report = ingest::ingest(&inputs.files, cfg, &mut store, &text, None);
+    let bar = progress.then(|| {
+        let total: u64 = inputs
+            .files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        let b = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} reading logs {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta}",
+        ) {
+            b.set_style(style);
+        }
+        b
+    });
+    let mut report = ingest::ingest(&inputs.files, cfg, &mut store, &text, bar.as_ref());
     report.note_skipped(&inputs.skipped, cfg.bad_row_examples);
     report.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
     report.rows -= report.far_timestamps;
     store.finish();
+    Ok((store, report, bar))
+}
+
+/// Read and analyse logs (no outputs): the store and the analysis.
+pub fn load_and_analyze(
+    logs: &[PathBuf],
+    cfg: &AnalyzerConfig,
+    model: &model::Model,
+) -> Result<(requests::Requests, analysis::Analysis, ingest::IngestReport), AnalyzeError> {
+    let (store, report, _) = read_requests(logs, cfg, false)?;
     let analysis = analysis::analyze(&store, i64::MAX, cfg, model);
     Ok((store, analysis, report))
 }
@@ -231,34 +266,9 @@ pub fn run(
     cfg: &AnalyzerConfig,
     sink: &mut dyn EventSink,
 ) -> Result<Report, AnalyzeError> {
-    let inputs = ingest::collect_files(&opts.logs).map_err(AnalyzeError::Inputs)?;
-    let files = inputs.files;
-    if files.is_empty() {
-        return Err(AnalyzeError::NoInput);
-    }
     let t0 = std::time::Instant::now();
     let mut timings = Timings::default();
-    let text = text::TextAnalyzer::new()?;
-    let mut store = requests::Requests::default();
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = opts.progress.then(|| {
-        let b = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} reading logs {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta}",
-        ) {
-            b.set_style(style);
-        }
-        b
-    });
-    let mut ingest = ingest::ingest(&files, cfg, &mut store, &text, bar.as_ref());
-    ingest.note_skipped(&inputs.skipped, cfg.bad_row_examples);
-    ingest.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
-    ingest.rows -= ingest.far_timestamps;
-    store.finish();
+    let (store, ingest, bar) = read_requests(&opts.logs, cfg, opts.progress)?;
     timings.ingest = t0.elapsed().as_secs_f64();
     if let Some(b) = &bar {
         b.set_style(indicatif::ProgressStyle::default_spinner());

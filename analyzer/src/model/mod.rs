@@ -392,14 +392,21 @@ pub fn fit(rows: &[Vec<f64>], labels: &[bool], opt: &FitOptions) -> Result<Model
 /// it (strictly above the highest benign score it must exclude), and never
 /// below 0.5.
 pub fn threshold_for(benign: &mut [f64], fpr: f64) -> f64 {
-    benign.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (fpr * benign.len() as f64).floor() as usize;
-    let t = match benign.get(allowed) {
+    let t = match benign_cut(benign, fpr) {
         // Just above the first benign score that must stay unflagged.
-        Some(&s) => s + (1.0 - s) * 1e-3,
+        Some(s) => s + (1.0 - s) * 1e-3,
         None => 0.5,
     };
     t.max(0.5)
+}
+
+/// The highest benign score that must stay below a threshold for at most
+/// `fpr` of `benign` to reach it (`benign` is sorted, highest first);
+/// `None` when every benign score may reach it.
+pub fn benign_cut(benign: &mut [f64], fpr: f64) -> Option<f64> {
+    benign.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (fpr * benign.len() as f64).floor() as usize;
+    benign.get(allowed).copied()
 }
 
 #[allow(clippy::needless_range_loop)]
