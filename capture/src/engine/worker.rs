@@ -257,6 +257,31 @@ impl<'e> Worker<'e> {
         self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
     }
 
+    /// Every TCP stream holding some bytes by `size`: (bytes, flow, direction
+    /// index), largest first (ties in flow order, so runs are repeatable).
+    fn largest_streams(
+        &self,
+        size: impl Fn(&crate::reassembly::Stream) -> usize,
+    ) -> Vec<(usize, FlowKey, usize)> {
+        let mut out: Vec<(usize, FlowKey, usize)> = Vec::new();
+        for (k, f) in &self.flows {
+            if let Some(c) = f.tcp.as_ref() {
+                for (i, s) in c.streams.iter().enumerate() {
+                    let n = size(s);
+                    if n > 0 {
+                        out.push((n, *k, i));
+                    }
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.order().cmp(&b.1.order()))
+                .then(a.2.cmp(&b.2))
+        });
+        out
+    }
+
     /// The worker holds more out-of-order bytes than its memcap: evict the
     /// largest buffers first (ties: flow order, client side first) — each
     /// victim's holes become gaps and its bytes are delivered — until at
@@ -267,22 +292,7 @@ impl<'e> Worker<'e> {
     fn relieve_memcap(&mut self) {
         let target = self.reasm.memcap / 4 * 3;
         // Delivered bytes kept for comparison go first: they cost no gap.
-        let mut kept: Vec<(usize, FlowKey, usize)> = Vec::new();
-        for (k, f) in &self.flows {
-            if let Some(c) = f.tcp.as_ref() {
-                for (i, s) in c.streams.iter().enumerate() {
-                    if s.retained() > 0 {
-                        kept.push((s.retained(), *k, i));
-                    }
-                }
-            }
-        }
-        kept.sort_unstable_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then_with(|| a.1.order().cmp(&b.1.order()))
-                .then(a.2.cmp(&b.2))
-        });
-        for (_, key, i) in kept {
+        for (_, key, i) in self.largest_streams(|s| s.retained()) {
             if self.reasm.used <= target {
                 return;
             }
@@ -290,21 +300,7 @@ impl<'e> Worker<'e> {
                 c.streams[i].drop_retained(&mut self.reasm);
             }
         }
-        let mut held: Vec<(usize, FlowKey, usize)> = Vec::new();
-        for (k, f) in &self.flows {
-            if let Some(c) = f.tcp.as_ref() {
-                for (i, s) in c.streams.iter().enumerate() {
-                    if s.buffered() > 0 {
-                        held.push((s.buffered(), *k, i));
-                    }
-                }
-            }
-        }
-        held.sort_unstable_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then_with(|| a.1.order().cmp(&b.1.order()))
-                .then(a.2.cmp(&b.2))
-        });
+        let held = self.largest_streams(|s| s.buffered());
         let mut flows = self.take_flows();
         for (_, key, i) in held {
             if self.reasm.used <= target {
