@@ -33,5 +33,6 @@ pub mod source;
 
 pub use config::CaptureConfig;
 pub use run::{
-    CaptureError, FileReport, LiveOptions, RunControl, RunSummary, Settings, run_live, run_offline,
+    CaptureError, FileReport, LiveOptions, Retime, RunControl, RunSummary, Settings, run_live,
+    run_offline,
 };

@@ -19,5 +19,6 @@ mod engine_fixtures;
 mod engine_flows;
 mod engine_live;
 mod engine_props;
+mod engine_retime;
 mod engine_support;
 mod eve_schema;

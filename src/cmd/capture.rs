@@ -42,6 +42,16 @@ pub struct Args {
     /// is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Move every packet's time by DURATION before anything reads it
+    /// (`36h`, `2years 3days`, `-90d`: earlier): events, flow timeouts and
+    /// durations stay consistent.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_shift, conflicts_with = "rebase_time")]
+    pub time_shift: Option<i64>,
+    /// Place the first packet of the replay (or of the live capture) at
+    /// TIME (RFC 3339, e.g. `2026-11-04T12:00:00Z`, or `now`); every other
+    /// packet keeps its distance to it.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub rebase_time: Option<i64>,
     #[command(flatten)]
     pub sinks: SinkArgs,
 }
@@ -54,6 +64,11 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
         settings.workers = n;
     }
     settings.file_hash = !args.no_file_hash;
+    settings.retime = match (args.time_shift, args.rebase_time) {
+        (Some(d), _) => capture::Retime::Shift(d),
+        (None, Some(at)) => capture::Retime::FirstAt(at),
+        (None, None) => capture::Retime::AsCaptured,
+    };
     settings.sensor_id = args.sensor_id.clone().unwrap_or_else(|| config.sensor_id());
     let detectors = capture::detect::build(&config.policy, &config.detect, args.index.as_deref())
         .context("building the detectors")?;
@@ -94,6 +109,27 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
         summary?
     };
     report(&summary)
+}
+
+/// `--time-shift`: a duration in words (humantime), optionally signed, in µs.
+fn parse_shift(s: &str) -> Result<i64, String> {
+    let (sign, rest) = match s.trim().strip_prefix('-') {
+        Some(r) => (-1, r),
+        None => (1, s.trim().trim_start_matches('+')),
+    };
+    let d = humantime::parse_duration(rest.trim()).map_err(|e| format!("{s:?}: {e}"))?;
+    let micros = i64::try_from(d.as_micros()).map_err(|_| format!("{s:?}: too long"))?;
+    Ok(sign * micros)
+}
+
+/// `--rebase-time`: RFC 3339 or `now`, in µs since the epoch.
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
+    if s.trim().eq_ignore_ascii_case("now") {
+        return Ok(eve::Timestamp::now().unix_micros());
+    }
+    eve::Timestamp::parse(s.trim())
+        .map(|t| t.unix_micros())
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time (2026-11-04T12:00:00Z) or `now`: {e}"))
 }
 
 /// A progress bar on stderr over the bytes of the input files, fed from

@@ -13,8 +13,8 @@ use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
 use crate::run::pipeline::{
-    CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
-    shard, sink_loop, stats_event,
+    CaptureError, FileReport, ReaderCounters, Retime, RunEnd, RunSummary, Settings, Shared,
+    finish_run, shard, sink_loop, stats_event,
 };
 use crate::source::Frame;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -63,10 +63,32 @@ struct Dispatcher {
     c: ReaderCounters,
     now: i64,
     last_flush: i64,
+    /// How packet times are moved ([`Settings::retime`]).
+    retime: Retime,
+    /// The µs added to every packet's time, once the first packet fixed it.
+    shift: Option<i64>,
 }
 
 impl Dispatcher {
+    /// The wall clock on the run's (possibly moved) packet time; `None`
+    /// before the first packet of a run placed by its first packet.
+    fn wall_now(&self) -> Option<i64> {
+        let shift = match (self.shift, self.retime) {
+            (Some(s), _) => s,
+            (None, Retime::FirstAt(_)) => return None,
+            (None, r) => r.shift(None),
+        };
+        Some(wall_micros().saturating_add(shift))
+    }
+
     fn frame(&mut self, f: &Frame<'_>) {
+        let retime = self.retime;
+        let shift = *self.shift.get_or_insert_with(|| retime.shift(Some(f.ts)));
+        let f = &Frame {
+            ts: f.ts.saturating_add(shift),
+            link: f.link,
+            data: f.data,
+        };
         self.c.frame(f);
         self.now = self.now.max(f.ts);
         match self.decoder.decode(f.link, f.ts, f.data) {
@@ -214,6 +236,8 @@ fn run_with(
         c: ReaderCounters::default(),
         now: i64::MIN,
         last_flush: i64::MIN,
+        retime: settings.retime,
+        shift: None,
     };
     std::thread::scope(|scope| {
         let sink_handle = scope.spawn(move || sink_loop(sink, ev_rx));
@@ -307,7 +331,9 @@ impl Source for LiveSource {
             }
             if last_flush.elapsed() >= Duration::from_millis(500) {
                 last_flush = Instant::now();
-                d.flush_all(wall_micros());
+                if let Some(now) = d.wall_now() {
+                    d.flush_all(now);
+                }
             }
             if interval > 0 && last_stats.elapsed() >= Duration::from_secs(interval) {
                 last_stats = Instant::now();
@@ -326,7 +352,8 @@ impl Source for LiveSource {
                     ),
                 );
                 seq += 1;
-                let ev = stats_event(&self.settings, stats, wall_micros(), seq);
+                let at = d.wall_now().unwrap_or_else(wall_micros);
+                let ev = stats_event(&self.settings, stats, at, seq);
                 let _ = events.try_send(vec![ev]);
             }
         }

@@ -31,6 +31,37 @@ pub struct Settings {
     pub file_hash: bool,
     /// Shared with a run while it goes (a replay's progress; a stop).
     pub control: Arc<RunControl>,
+    /// How packet times are moved before anything reads them (none by
+    /// default).
+    pub retime: Retime,
+}
+
+/// Re-timing of a run's packets: every packet's time is moved by the same
+/// amount as it is read, before the decoder, the flow table or any event
+/// sees it, so timeouts, durations and event times stay consistent with
+/// each other (`weightwatch capture --time-shift / --rebase-time`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Retime {
+    /// Packet times as captured.
+    #[default]
+    AsCaptured,
+    /// Add this many µs (negative: earlier) to every packet's time.
+    Shift(i64),
+    /// Place the run's first packet at this time (µs since the epoch); the
+    /// others keep their distance to it.
+    FirstAt(i64),
+}
+
+impl Retime {
+    /// The µs to add to every packet's time, given the time of the run's
+    /// first packet as captured (`None`: not known yet, or no packet).
+    pub fn shift(self, first: Option<i64>) -> i64 {
+        match (self, first) {
+            (Retime::AsCaptured, _) | (Retime::FirstAt(_), None) => 0,
+            (Retime::Shift(d), _) => d,
+            (Retime::FirstAt(at), Some(first)) => at.saturating_sub(first),
+        }
+    }
 }
 
 /// What others see of, and may do to, a run while it goes: how far a
@@ -82,6 +113,7 @@ impl Settings {
             sensor_id: "weightwatch".to_string(),
             file_hash: true,
             control: Arc::default(),
+            retime: Retime::AsCaptured,
         }
     }
 }

@@ -8,4 +8,4 @@ mod order;
 pub mod pcapfile;
 
 pub use frame::Frame;
-pub use order::ordered_inputs;
+pub use order::{first_packet_time, ordered_inputs};

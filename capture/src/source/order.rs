@@ -52,7 +52,9 @@ pub fn ordered_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     Ok(keyed.into_iter().map(|(_, _, f)| f).collect())
 }
 
-fn first_packet_time(path: &Path) -> Option<i64> {
+/// The time of the first packet of a capture file (µs since the epoch),
+/// as captured; `None` when it cannot be read.
+pub fn first_packet_time(path: &Path) -> Option<i64> {
     let map = MappedFile::open(path).ok()?;
     let mut packets = Packets::new(map.bytes()).ok()?;
     Some(packets.next()?.ok()?.ts)

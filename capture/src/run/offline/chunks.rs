@@ -188,6 +188,8 @@ pub(super) struct SharedReader<'i> {
     mode: ChecksumMode,
     /// Most bytes held at once (see [`Chunk::cost`]).
     budget: usize,
+    /// µs added to every record's time as it is walked.
+    shift: i64,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -209,6 +211,7 @@ impl<'i> SharedReader<'i> {
             workers,
             mode,
             budget,
+            shift: 0,
             state: Mutex::new(State {
                 chunks: VecDeque::new(),
                 held: 0,
@@ -223,6 +226,12 @@ impl<'i> SharedReader<'i> {
             }),
             changed: Condvar::new(),
         }
+    }
+
+    /// The same reading with `shift` µs added to every record's time.
+    pub(super) fn shifted(mut self, shift: i64) -> Self {
+        self.shift = shift;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -358,7 +367,10 @@ impl<'i> SharedReader<'i> {
             }
             let f = match packets.next() {
                 None => break false,
-                Some(Ok(f)) => f,
+                Some(Ok(mut f)) => {
+                    f.ts = f.ts.saturating_add(self.shift);
+                    f
+                }
                 Some(Err(e)) => {
                     report.error = Some(format!(
                         "{}: {e} (after {} packets)",

@@ -28,8 +28,8 @@ use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
     shard, sink_loop,
 };
-use crate::source::ordered_inputs;
 use crate::source::pcapfile::{MappedFile, Packets, Window};
+use crate::source::{first_packet_time, ordered_inputs};
 use crossbeam_channel::{Sender, bounded};
 use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
@@ -102,10 +102,12 @@ fn finish_worker(
     }
 }
 
-/// The only worker: walk every input and process every record.
+/// The only worker: walk every input and process every record, each
+/// record's time moved by `shift` µs.
 fn walk_alone(
     shared: &Shared<'_>,
     inputs: &[PathBuf],
+    shift: i64,
     events: &Sender<Vec<Event>>,
 ) -> OfflineResult {
     let (mut w, mut decoder) = worker_parts(shared);
@@ -159,7 +161,7 @@ fn walk_alone(
                     break;
                 }
             }
-            let f = match r {
+            let mut f = match r {
                 Ok(f) => f,
                 Err(e) => {
                     report.error = Some(format!(
@@ -173,6 +175,7 @@ fn walk_alone(
                 }
             };
             report.packets += 1;
+            f.ts = f.ts.saturating_add(shift);
             c.frame(&f);
             match decoder.decode(f.link, f.ts, f.data) {
                 Ok((d, payload)) => {
@@ -327,6 +330,13 @@ pub fn run_offline(
         source,
     })?;
     let workers = settings.workers.max(1);
+    // Inputs are in order of their first packet: the first file's first
+    // packet is the run's.
+    let first = match settings.retime {
+        crate::run::Retime::FirstAt(_) => files.first().and_then(|f| first_packet_time(f)),
+        _ => None,
+    };
+    let shift = settings.retime.shift(first);
     let shared = Shared {
         settings,
         detectors,
@@ -339,7 +349,8 @@ pub fn run_offline(
         settings.config.replay_lookahead_bytes,
         settings.config.checksum_validation,
         &settings.control,
-    );
+    )
+    .shifted(shift);
     std::thread::scope(|scope| {
         let sink_handle = scope.spawn(move || sink_loop(sink, ev_rx));
         let shared = &shared;
@@ -352,7 +363,7 @@ pub fn run_offline(
                     .name(format!("capture-worker-{i}"))
                     .spawn_scoped(scope, move || {
                         if workers == 1 {
-                            walk_alone(shared, inputs, &events)
+                            walk_alone(shared, inputs, shift, &events)
                         } else {
                             share(shared, i, reader, &events)
                         }
