@@ -3,11 +3,16 @@
 //! score, threshold and largest contributions (input, value, peer
 //! baseline, part of the log-odds), signals with values and thresholds,
 //! benign explanations ruled out, sample prompts
-//! (truncated, optionally replaced by their hash) and the time range.
+//! (truncated, optionally replaced by their hash) and the time range. An
+//! alert is stamped at the moment its verdict first held ([`crate::onset`]),
+//! with that moment, the end of the window analysed and the time to detect
+//! in its evidence.
 
 use crate::analysis::{AccountResult, Analysis, ClusterResult, Via};
 use crate::config::AnalyzerConfig;
-use crate::features::Features;
+use crate::features::{Features, HOUR_MS};
+use crate::model::Model;
+use crate::onset::{Onset, Replay};
 use crate::requests::{Requests, Sample};
 use crate::score::Verdict;
 use eve::event::{Alert, AlertCategory, AlertEvent, Event, EventKind, Evidence};
@@ -105,6 +110,26 @@ fn verdict_evidence(e: &mut Evidence, v: &Verdict, f: &Features) {
     }
 }
 
+/// When the verdict first held, the end of the window analysed, and the
+/// time to detect (hours and requests from the entity's first request).
+fn onset_evidence(e: &mut Evidence, o: &Onset, f: &Features, window_end: i64) {
+    e.insert("detected_at".into(), json!(ts(o.at).to_string()));
+    e.insert("window_end".into(), json!(ts(window_end).to_string()));
+    let hours = (o.at - f.first_ts).max(0) as f64 / HOUR_MS as f64;
+    e.insert(
+        "time_to_detect".into(),
+        json!({
+            "hours": (hours * 10.0).round() / 10.0,
+            "requests": o.requests,
+            "method": if o.replayed {
+                "first request at which the entity's cumulative traffic scored over the threshold (checkpoints every window_hours, then bisection)"
+            } else {
+                "held only on the whole input: stamped at the window end"
+            },
+        }),
+    );
+}
+
 fn samples(s: &[Sample], cfg: &AnalyzerConfig) -> Value {
     Value::Array(
         s.iter()
@@ -125,10 +150,18 @@ fn severity(v: &Verdict) -> u8 {
     if v.score >= 0.9 { 1 } else { 2 }
 }
 
-/// The `distillation` alert of one flagged account.
-pub fn account_alert(a: &AccountResult, store: &Requests, cfg: &AnalyzerConfig) -> Event {
+/// The `distillation` alert of one flagged account, stamped when its
+/// verdict first held.
+pub fn account_alert(
+    a: &AccountResult,
+    store: &Requests,
+    cfg: &AnalyzerConfig,
+    replay: &Replay<'_>,
+) -> Event {
     let mut e = Evidence::new();
     verdict_evidence(&mut e, &a.verdict, &a.features);
+    let onset = replay.account(a);
+    onset_evidence(&mut e, &onset, &a.features, replay.window_end());
     let via = match &a.via {
         Via::Account => "account".to_string(),
         Via::ApiKey(k) => format!("api_key:{k}"),
@@ -153,22 +186,22 @@ pub fn account_alert(a: &AccountResult, store: &Requests, cfg: &AnalyzerConfig) 
     body.account_id = Some(a.account_id.clone());
     body.cluster_id = a.cluster_id.clone();
     let name = format!("distillation|{}|{}", a.account_id, a.features.first_ts);
-    Event::with_derived_id(
-        ts(a.features.last_ts),
-        EventKind::Alert(Box::new(body)),
-        &name,
-    )
+    Event::with_derived_id(ts(onset.at), EventKind::Alert(Box::new(body)), &name)
 }
 
-/// The `distillation_cluster` alert of one flagged cluster.
+/// The `distillation_cluster` alert of one flagged cluster, stamped when
+/// its verdict first held.
 pub fn cluster_alert(
     c: &ClusterResult,
     analysis: &Analysis,
     store: &Requests,
     cfg: &AnalyzerConfig,
+    replay: &Replay<'_>,
 ) -> Event {
     let mut e = Evidence::new();
     verdict_evidence(&mut e, &c.verdict, &c.features);
+    let onset = replay.cluster(c);
+    onset_evidence(&mut e, &onset, &c.features, replay.window_end());
     e.insert("member_count".into(), json!(c.cluster.members.len()));
     e.insert(
         "members_with_content_signal".into(),
@@ -221,27 +254,34 @@ pub fn cluster_alert(
         "distillation_cluster|{}|{}",
         c.cluster.id, c.features.first_ts
     );
-    Event::with_derived_id(
-        ts(c.features.last_ts),
-        EventKind::Alert(Box::new(body)),
-        &name,
-    )
+    Event::with_derived_id(ts(onset.at), EventKind::Alert(Box::new(body)), &name)
 }
 
 /// All alerts of an analysis: each flagged cluster once, and each account
 /// flagged on its own (or through a key). Members flagged only through their
 /// cluster are listed in the cluster alert rather than alerted one by one.
-pub fn all(analysis: &Analysis, store: &Requests, cfg: &AnalyzerConfig) -> Vec<Event> {
-    let mut out = Vec::new();
-    for c in analysis.clusters.iter().filter(|c| c.flagged) {
-        out.push(cluster_alert(c, analysis, store, cfg));
-    }
-    for a in analysis
+/// `model` is the one the analysis was judged by (the replays that find
+/// when each verdict first held judge by it too).
+pub fn all(
+    analysis: &Analysis,
+    store: &Requests,
+    cfg: &AnalyzerConfig,
+    model: &Model,
+) -> Vec<Event> {
+    let replay = Replay::new(store, analysis, cfg, model);
+    let clusters: Vec<&ClusterResult> = analysis.clusters.iter().filter(|c| c.flagged).collect();
+    let accounts: Vec<&AccountResult> = analysis
         .accounts
         .iter()
         .filter(|a| a.flagged() && !matches!(a.via, Via::Cluster(_)))
-    {
-        out.push(account_alert(a, store, cfg));
-    }
+        .collect();
+    // Each alert replays its own entity's traffic: in parallel.
+    let threads = crate::par::threads(cfg.threads);
+    let mut out = crate::par::map(&clusters, threads, |c| {
+        cluster_alert(c, analysis, store, cfg, &replay)
+    });
+    out.extend(crate::par::map(&accounts, threads, |a| {
+        account_alert(a, store, cfg, &replay)
+    }));
     out
 }

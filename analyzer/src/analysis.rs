@@ -97,7 +97,7 @@ pub struct Analysis {
 /// many days they run; an operator's machinery spreads over the day, so a
 /// campaign is judged within hours of its start rather than after half a
 /// day of merged traffic.
-fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> score::Signal {
+pub(crate) fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> score::Signal {
     let l = &c.links;
     let sync = if l.links == 0 {
         0.0
@@ -187,16 +187,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         .map(|(i, _)| i)
         .collect();
     let key_features = par::map(&multi_key, threads, |&a| {
-        let mut by_key: BTreeMap<u32, Vec<&Req>> = BTreeMap::new();
-        for r in per_account[a] {
-            if store.key_account.get(r.key as usize) == Some(&(a as u32)) {
-                by_key.entry(r.key).or_default().push(r);
-            }
-        }
-        by_key
-            .into_iter()
-            .map(|(k, reqs)| (k, features::compute(&reqs, &ctx, cfg)))
-            .collect::<Vec<_>>()
+        key_facets(store, a, per_account[a], &ctx, cfg)
     });
     for (&a, keys) in multi_key.iter().zip(key_features) {
         accounts[a].keys = keys;
@@ -208,39 +199,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         .map(|(i, _)| i)
         .collect();
     let facet_verdicts = par::map(&candidates, threads, |&a| {
-        let mut clients: BTreeMap<u64, Vec<&Req>> = BTreeMap::new();
-        for r in per_account[a] {
-            let client = (u64::from(r.ua) << 16) | u64::from(r.system_prompt);
-            clients.entry(client).or_default().push(r);
-        }
-        let enough = |n: u64| n >= cfg.min_requests;
-        let mut scored: Vec<((u8, u64), Verdict)> = accounts[a]
-            .keys
-            .iter()
-            .filter(|(_, f)| enough(f.requests))
-            .map(|(k, f)| ((0, u64::from(*k)), score::score(f, judge)))
-            .collect();
-        if clients.len() >= 2 {
-            scored.extend(
-                clients
-                    .into_iter()
-                    .filter(|(_, reqs)| enough(reqs.len() as u64))
-                    .map(|(c, reqs)| {
-                        (
-                            (1, c),
-                            score::score(&features::compute(&reqs, &ctx, cfg), judge),
-                        )
-                    }),
-            );
-        }
-        // The best of m facets is the maximum of m tries: its odds are
-        // divided by m (a Bonferroni correction in odds), so an account
-        // with many clients is not flagged by chance.
-        let tries = scored.len();
-        scored
-            .into_iter()
-            .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
-            .map(|(facet, v)| (facet, v.with_odds_divided_by(tries as f64)))
+        best_facet(&accounts[a].keys, per_account[a], judge, &ctx)
     });
     for (&a, best) in candidates.iter().zip(facet_verdicts) {
         let acct = &mut accounts[a];
@@ -308,6 +267,72 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         accounts,
         clusters,
     }
+}
+
+/// The features of account `a`'s own requests (of `reqs`, its requests)
+/// through each of its API keys, in key order: its key facets.
+pub(crate) fn key_facets(
+    store: &Requests,
+    a: usize,
+    reqs: &[Req],
+    ctx: &Context,
+    cfg: &AnalyzerConfig,
+) -> Vec<(u32, Features)> {
+    let mut by_key: BTreeMap<u32, Vec<&Req>> = BTreeMap::new();
+    for r in reqs {
+        if store.key_account.get(r.key as usize) == Some(&(a as u32)) {
+            by_key.entry(r.key).or_default().push(r);
+        }
+    }
+    by_key
+        .into_iter()
+        .map(|(k, reqs)| (k, features::compute(&reqs, ctx, cfg)))
+        .collect()
+}
+
+/// The best facet of an account with requests `reqs` and key facets
+/// `keys`: each key with enough requests, and each client program (user
+/// agent and system prompt) when it has several, scored; the best, its odds
+/// divided by the number of facets tried. `((0, key) | (1, client), verdict)`.
+pub(crate) fn best_facet(
+    keys: &[(u32, Features)],
+    reqs: &[Req],
+    judge: &Judge<'_>,
+    ctx: &Context,
+) -> Option<((u8, u64), Verdict)> {
+    let cfg = judge.cfg;
+    let mut clients: BTreeMap<u64, Vec<&Req>> = BTreeMap::new();
+    for r in reqs {
+        let client = (u64::from(r.ua) << 16) | u64::from(r.system_prompt);
+        clients.entry(client).or_default().push(r);
+    }
+    let enough = |n: u64| n >= cfg.min_requests;
+    let mut scored: Vec<((u8, u64), Verdict)> = keys
+        .iter()
+        .filter(|(_, f)| enough(f.requests))
+        .map(|(k, f)| ((0, u64::from(*k)), score::score(f, judge)))
+        .collect();
+    if clients.len() >= 2 {
+        scored.extend(
+            clients
+                .into_iter()
+                .filter(|(_, reqs)| enough(reqs.len() as u64))
+                .map(|(c, reqs)| {
+                    (
+                        (1, c),
+                        score::score(&features::compute(&reqs, ctx, cfg), judge),
+                    )
+                }),
+        );
+    }
+    // The best of m facets is the maximum of m tries: its odds are
+    // divided by m (a Bonferroni correction in odds), so an account
+    // with many clients is not flagged by chance.
+    let tries = scored.len();
+    scored
+        .into_iter()
+        .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
+        .map(|(facet, v)| (facet, v.with_odds_divided_by(tries as f64)))
 }
 
 /// An account's features over one window of `feature_window_hours`.

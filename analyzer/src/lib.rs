@@ -17,6 +17,7 @@ pub mod eval;
 pub mod features;
 pub mod ingest;
 pub mod model;
+pub mod onset;
 pub mod output;
 mod par;
 pub mod requests;
@@ -312,7 +313,7 @@ pub fn run(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let events = alerts::all(&analysis, &store, cfg);
+    let events = alerts::all(&analysis, &store, cfg, &model);
     let alerts = events.len();
     for mut e in events {
         if let Some(id) = &opts.sensor_id {

@@ -3,5 +3,6 @@
 mod bad_input;
 mod detection;
 mod novelty;
+mod onset;
 mod outputs;
 mod refit;
