@@ -337,7 +337,7 @@ fn static_assets_are_embedded() {
 }
 
 #[test]
-fn overview_chart_span_is_chosen_and_older_alerts_are_counted() {
+fn overview_chart_span_fits_old_data_is_chosen_and_older_alerts_are_counted() {
     let s = TestServer::start();
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
@@ -365,9 +365,25 @@ fn overview_chart_span_is_chosen_and_older_alerts_are_counted() {
             account_alert("new-2", t1 - day, "acct-2", 0.8, None),
         ],
     );
-    // Default: the 7 days before the newest alert; the old one is counted.
+    // Default: the newest alert is older than a week (before now), so the
+    // chart fits the data: all of it, both categories, and says why.
     let r = s.get("/", Some(&read));
     assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<rect class=\"cat-distillation\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<rect class=\"cat-weights_format\""));
+    assert!(!r.body.contains("older alerts are before this chart"));
+    assert!(r.body.contains("href=\"/?span=all\" class=\"current\""));
+    assert!(
+        r.body.contains("older than a week: the chart spans all"),
+        "{}",
+        r.body
+    );
+    // Asked for: the 7 days before the newest alert; the old one is counted.
+    let r = s.get("/?span=7d", Some(&read));
     assert!(r.body.contains("cat-distillation"), "{}", r.body);
     assert!(!r.body.contains("<rect class=\"cat-weights_format\""));
     assert!(
@@ -376,6 +392,7 @@ fn overview_chart_span_is_chosen_and_older_alerts_are_counted() {
         r.body
     );
     assert!(r.body.contains("href=\"/?span=7d\" class=\"current\""));
+    assert!(!r.body.contains("span-note"));
     // All of the data: both categories, nothing before the chart.
     let r = s.get("/?span=all", Some(&read));
     assert_eq!(r.status, 200);
@@ -394,6 +411,37 @@ fn overview_chart_span_is_chosen_and_older_alerts_are_counted() {
         "{}",
         r.body
     );
+    // The data replayed into one recent-looking window (three days, ending
+    // long before now): the shortest span that holds it, a week.
+    let s2 = TestServer::start();
+    let ingest2 = s2.token(Scope::Ingest);
+    s2.ingest(
+        &ingest2,
+        &[
+            account_alert("w-1", t1, "acct-1", 0.9, None),
+            account_alert("w-2", t1 - 3 * day, "acct-2", 0.8, None),
+        ],
+    );
+    let r = s2.get("/", Some(&s2.token(Scope::Read)));
+    assert!(
+        r.body.contains("href=\"/?span=7d\" class=\"current\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("the chart spans 7d"), "{}", r.body);
+    // Live data (the newest alert an hour old): the default week, no note.
+    let now_secs = (eve::Timestamp::now().unix_micros() - ts(0).unix_micros()) / 1_000_000;
+    s2.ingest(
+        &ingest2,
+        &[account_alert("w-3", now_secs - 3600, "acct-3", 0.9, None)],
+    );
+    let r = s2.get("/", Some(&s2.token(Scope::Read)));
+    assert!(
+        r.body.contains("href=\"/?span=7d\" class=\"current\""),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("span-note"), "{}", r.body);
     // A span the page does not offer is a clear error, not a default.
     let r = s.get("/?span=forever", Some(&read));
     assert_eq!(r.status, 400);

@@ -508,6 +508,23 @@ impl ChartSpan {
         }
     }
 
+    /// The span shown when none is asked for, if not the default week:
+    /// when the newest alert is older than a week before `now` (µs;
+    /// replayed captures, imported or old logs, where "the week before the
+    /// newest alert" is wherever the data happens to end), the shortest
+    /// span that holds every alert, from `range` (oldest, newest alert,
+    /// µs). `None`: the newest alert is recent, or there is none.
+    pub fn fitting(range: Option<(i64, i64)>, now: i64) -> Option<ChartSpan> {
+        let (lo, hi) = range?;
+        let week = ChartSpan::Week.micros()?;
+        if hi >= now.saturating_sub(week) {
+            return None;
+        }
+        ChartSpan::ALL
+            .into_iter()
+            .find(|s| s.micros().is_none_or(|w| hi - lo < w))
+    }
+
     /// Its length in microseconds (`None`: all of the data).
     pub fn micros(self) -> Option<i64> {
         const HOUR: i64 = 3_600_000_000;
@@ -533,6 +550,8 @@ pub struct Overview {
     pub timeline: Vec<(String, usize, i64)>,
     /// Alerts older than the chart's start.
     pub before_chart: i64,
+    /// The oldest and the newest alert's time (µs), if any alert is stored.
+    pub alert_range: Option<(i64, i64)>,
     /// Open (new or investigating) alerts per severity 1..=3.
     pub open_by_severity: [i64; 3],
     /// Total alerts stored.

@@ -985,6 +985,7 @@ impl SummaryStore for SqliteStore {
                         },
                     )
                 })?;
+            o.alert_range = range;
             let hour = 3_600_000_000i64;
             let (start, end) = match range {
                 Some((lo, hi)) => {

@@ -156,6 +156,68 @@ pub struct Row {
     pub value: String,
     /// Whether this row heads a nested table.
     pub header: bool,
+    /// A series drawn as a small chart beside `value` (which then says
+    /// what it holds).
+    pub chart: Option<Spark>,
+}
+
+/// A small inline bar chart of a series (every number is computed here;
+/// the labels are escaped by the template like any other text).
+#[derive(Clone, Debug)]
+pub struct Spark {
+    /// One bar per point.
+    pub bars: Vec<SparkBar>,
+}
+
+/// One bar of a [`Spark`], in its 240 × 40 view box.
+#[derive(Clone, Debug)]
+pub struct SparkBar {
+    /// Left edge.
+    pub x: String,
+    /// Top edge.
+    pub y: String,
+    /// Width.
+    pub w: String,
+    /// Height.
+    pub h: String,
+    /// `label: value`.
+    pub title: String,
+}
+
+/// Width and height of a [`Spark`]'s view box.
+const SPARK_W: f64 = 240.0;
+const SPARK_H: f64 = 40.0;
+
+/// A series as a [`Spark`] and the words beside it (`72 points, max 340`).
+fn spark(points: &[(String, f64)]) -> (Spark, String) {
+    let max = points.iter().map(|p| p.1).fold(0.0f64, f64::max);
+    let scale = if max > 0.0 { SPARK_H / max } else { 0.0 };
+    let bw = SPARK_W / points.len().max(1) as f64;
+    let bars = points
+        .iter()
+        .enumerate()
+        .map(|(i, (label, n))| {
+            let h = (n.max(0.0) * scale).max(if *n > 0.0 { 0.5 } else { 0.0 });
+            SparkBar {
+                x: format!("{:.2}", i as f64 * bw),
+                y: format!("{:.2}", SPARK_H - h),
+                w: format!("{:.2}", (bw * 0.85).max(0.3)),
+                h: format!("{:.2}", h),
+                title: format!("{label}: {}", float(*n)),
+            }
+        })
+        .collect();
+    let words = match (points.first(), points.last()) {
+        (Some(a), Some(b)) if points.len() > 1 => format!(
+            "{} points, {} to {}, max {}",
+            points.len(),
+            a.0,
+            b.0,
+            float(max)
+        ),
+        _ => format!("{} points, max {}", points.len(), float(max)),
+    };
+    (Spark { bars }, words)
 }
 
 /// Most rows one table shows (an attacker-sized evidence map stays bounded).
@@ -173,6 +235,17 @@ fn flatten(m: &Map<String, Value>, depth: usize, out: &mut Vec<Row>) {
         if out.len() >= MAX_ROWS {
             return;
         }
+        if let Some((name, points)) = series(k, v) {
+            let (chart, words) = spark(&points);
+            out.push(Row {
+                depth,
+                key: name,
+                value: words,
+                header: false,
+                chart: Some(chart),
+            });
+            continue;
+        }
         match v {
             Value::Object(child) if depth < 6 => {
                 out.push(Row {
@@ -180,6 +253,7 @@ fn flatten(m: &Map<String, Value>, depth: usize, out: &mut Vec<Row>) {
                     key: key(k),
                     value: String::new(),
                     header: true,
+                    chart: None,
                 });
                 flatten(child, depth + 1, out);
             }
@@ -189,6 +263,7 @@ fn flatten(m: &Map<String, Value>, depth: usize, out: &mut Vec<Row>) {
                     key: key(k),
                     value: format!("{} items", items.len()),
                     header: true,
+                    chart: None,
                 });
                 for (i, item) in items.iter().enumerate() {
                     match item {
@@ -198,6 +273,7 @@ fn flatten(m: &Map<String, Value>, depth: usize, out: &mut Vec<Row>) {
                                 key: format!("#{}", i + 1),
                                 value: String::new(),
                                 header: true,
+                                chart: None,
                             });
                             flatten(child, depth + 2, out);
                         }
@@ -206,6 +282,7 @@ fn flatten(m: &Map<String, Value>, depth: usize, out: &mut Vec<Row>) {
                             key: format!("#{}", i + 1),
                             value: value(k, other),
                             header: false,
+                            chart: None,
                         }),
                     }
                 }
@@ -215,6 +292,7 @@ fn flatten(m: &Map<String, Value>, depth: usize, out: &mut Vec<Row>) {
                 key: key(k),
                 value: value(k, other),
                 header: false,
+                chart: None,
             }),
         }
     }
@@ -483,10 +561,33 @@ pub fn timeline(ev: &Map<String, Value>) -> Option<(String, Vec<(String, f64)>)>
     }) {
         return Some(series);
     }
-    let (k, arr) = ev.iter().find_map(|(k, v)| match v {
-        Value::Array(a) if names_series(k) && !a.is_empty() => Some((k, a)),
+    ev.iter().find_map(|(k, v)| match v {
+        Value::Array(a) if names_series(k) => array_series(k, a),
         _ => None,
-    })?;
+    })
+}
+
+/// The series `v` under key `k` holds, if it is one: a regular series
+/// (`{"start", "step_hours", "counts"}`), an array under a key that names
+/// a rate or timeline (see [`timeline`]), or any array of at least
+/// [`SERIES_MIN`] numbers — drawn, not listed.
+fn series(k: &str, v: &Value) -> Option<(String, Vec<(String, f64)>)> {
+    match v {
+        Value::Object(o) if o.get("counts").is_some_and(Value::is_array) => regular_series(k, o),
+        Value::Array(a) if names_series(k) && a.len() >= 2 => array_series(k, a),
+        Value::Array(a) if a.len() >= SERIES_MIN && a.iter().all(Value::is_number) => {
+            array_series(k, a)
+        }
+        _ => None,
+    }
+}
+
+/// Fewest numbers an array under any key needs to be drawn as a series.
+const SERIES_MIN: usize = 8;
+
+/// An array series: numbers, `[label, n]` pairs or objects with
+/// `count`/`requests`/`n`/`value` and an optional `t`/`ts`/`hour`.
+fn array_series(k: &str, arr: &[Value]) -> Option<(String, Vec<(String, f64)>)> {
     let mut points = Vec::new();
     for (i, item) in arr.iter().enumerate().take(1000) {
         let p = match item {

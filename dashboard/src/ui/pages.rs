@@ -185,6 +185,9 @@ struct OverviewPage {
     chart_to: String,
     chart_max: String,
     spans: Vec<SpanLink>,
+    /// Why the span shown is not the default one (empty when it is, or
+    /// when it was asked for).
+    span_note: String,
     before_chart: String,
     open: [String; 3],
     total: String,
@@ -205,7 +208,9 @@ pub struct SpanLink {
 /// Query of the overview page.
 #[derive(Debug, Default, Deserialize)]
 pub struct OverviewQuery {
-    /// Chart span: `24h`, `7d` (default), `30d` or `all`.
+    /// Chart span: `24h`, `7d`, `30d` or `all`; by default a week, or the
+    /// span that fits the data when its newest alert is older than a week
+    /// ([`ChartSpan::fitting`]).
     span: Option<String>,
 }
 
@@ -218,13 +223,33 @@ pub async fn overview(
     Reader(p): Reader,
     Query(q): Query<OverviewQuery>,
 ) -> Result<Response, ApiError> {
-    let span = match q.span.as_deref() {
-        None | Some("") => ChartSpan::default(),
-        Some(s) => ChartSpan::parse(s)
-            .ok_or_else(|| ApiError::bad_request("span must be one of 24h, 7d, 30d, all"))?,
+    let asked = match q.span.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            ChartSpan::parse(s)
+                .ok_or_else(|| ApiError::bad_request("span must be one of 24h, 7d, 30d, all"))?,
+        ),
     };
-    let o = st.overview(span).await?;
     let now = now_micros();
+    let mut span = asked.unwrap_or_default();
+    let mut o = st.overview(span).await?;
+    let mut span_note = String::new();
+    if asked.is_none()
+        && let Some(fitted) = ChartSpan::fitting(o.alert_range, now)
+    {
+        if fitted != span {
+            span = fitted;
+            o = st.overview(span).await?;
+        }
+        if let Some((_, newest)) = o.alert_range {
+            span_note = format!(
+                "The newest alert is from {} ({}), older than a week: the chart spans {} to hold the data.",
+                format::time(newest),
+                format::ago(newest, now),
+                span.as_str()
+            );
+        }
+    }
     // Stack the categories per bucket.
     let mut per_bucket = vec![vec![0i64; eve::AlertCategory::ALL.len()]; o.buckets];
     for (cat, b, n) in &o.timeline {
@@ -294,6 +319,7 @@ pub async fn overview(
                 current: c == span,
             })
             .collect(),
+        span_note,
         before_chart: if o.before_chart > 0 {
             format::int(o.before_chart)
         } else {
