@@ -73,6 +73,22 @@ pub fn api_logs(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(requests)
 }
 
+/// The time span of the demo's API logs (ms since the epoch, first day's
+/// midnight to the last day's end).
+pub fn log_window() -> (i64, i64) {
+    let spec = fixtures::logs::LogSpec::default();
+    let day = 86_400_000;
+    (spec.start_ms, spec.start_ms + i64::from(spec.days) * day)
+}
+
+/// Where the demo places its replayed captures' first packet (µs since the
+/// epoch): 09:00 UTC on the last day of the API logs, so the sensor's
+/// alerts and the analyzer's fall in the same week of the overview.
+pub fn replay_start() -> i64 {
+    let (_, end) = log_window();
+    (end - 15 * 3_600_000) * 1000
+}
+
 /// The capture files (`.pcap`, `.pcapng`) in `dirs`, leaving out the
 /// fixtures' `.expect.json` sidecars.
 pub fn captures_in(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {

@@ -1,8 +1,12 @@
 //! `weightwatch demo` end to end: the real binary replays the bundled
-//! captures and logs into a fresh database on a free port; the API then
-//! shows every alert kind the demo promises, each with its evidence, and a
-//! headless Chromium walks the overview, an alert and an account page
-//! (screenshots in `<target>/screenshots/demo-*.png`).
+//! captures (re-timed into the API logs' window) and logs into a fresh
+//! database on a free port and prints a guided tour; the API then shows
+//! every alert kind the demo promises, each with its evidence, the
+//! analyzer's alerts stamped at distinct moments inside the log window,
+//! and a headless Chromium walks the default overview (both stories on
+//! it), an alert, an analyzer alert with its series drawn, and an account
+//! page (screenshots in `<target>/screenshots/demo-*.png`, copied to
+//! `docs/img/` for the user guide).
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -15,6 +19,8 @@ struct Demo {
     child: Child,
     url: String,
     password: String,
+    /// What the demo printed before its login line (the tour among it).
+    printed: String,
     db: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -41,10 +47,13 @@ fn start_demo() -> Demo {
         .expect("start weightwatch demo");
     let stdout = child.stdout.take().unwrap();
     let (mut url, mut password) = (None, None);
+    let mut printed = String::new();
     let mut lines = BufReader::new(stdout).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         println!("demo: {line}");
+        printed.push_str(&line);
+        printed.push('\n');
         if let Some(u) = line.trim().strip_prefix("dashboard:") {
             url = Some(u.trim().trim_end_matches('/').to_string());
         }
@@ -63,6 +72,7 @@ fn start_demo() -> Demo {
         child,
         url: url.expect("the demo prints its URL"),
         password: password.expect("the demo prints a login"),
+        printed,
         db,
         _dir: dir,
     }
@@ -139,9 +149,66 @@ fn demo_serves_every_promised_alert_with_evidence() {
         "a hydra cluster: {clusters:#?}"
     );
 
+    // Each analyzer alert is stamped when its verdict first held: inside
+    // the log window, and not all at one moment.
+    let (start_ms, end_ms) = log_window();
+    let mut times: Vec<i64> = accounts
+        .iter()
+        .chain(&clusters)
+        .map(|a| {
+            let t = eve::Timestamp::parse(a["timestamp"].as_str().unwrap()).unwrap();
+            let ms = t.unix_micros() / 1000;
+            assert!(
+                (start_ms..end_ms).contains(&ms),
+                "{} outside the log window: {a:#}",
+                a["timestamp"]
+            );
+            assert!(
+                a["evidence"]["time_to_detect"]["hours"].is_number()
+                    && a["evidence"]["window_end"].is_string(),
+                "{a:#}"
+            );
+            ms
+        })
+        .collect();
+    let n = times.len();
+    times.sort_unstable();
+    times.dedup();
+    assert_eq!(times.len(), n, "analyzer alerts share a time");
+
+    // The sensor's alerts were re-timed into the same window.
+    for a in &formats {
+        let t = eve::Timestamp::parse(a["timestamp"].as_str().unwrap()).unwrap();
+        assert!(
+            (start_ms..end_ms).contains(&(t.unix_micros() / 1000)),
+            "{a:#}"
+        );
+    }
+
+    // The tour names the pages to open first.
+    let tour = demo.printed.split("Guided tour").nth(1).unwrap_or_default();
+    for page in [
+        "/alerts?category=weights_known",
+        "/alerts?category=distillation_cluster",
+        "/accounts/",
+        "/audit",
+    ] {
+        assert!(tour.contains(page), "tour without {page}: {}", demo.printed);
+    }
+
     let account = accounts[0]["account_id"].as_str().unwrap().to_string();
     let alert_id = formats[0]["id"].to_string().trim_matches('"').to_string();
-    browse(&demo, &alert_id, &account);
+    let analyzer_alert = accounts[0]["id"].to_string().trim_matches('"').to_string();
+    browse(&demo, &alert_id, &analyzer_alert, &account);
+}
+
+/// The demo's API log window (ms): what `fixtures::logs` generates for it.
+fn log_window() -> (i64, i64) {
+    let spec = fixtures::logs::LogSpec::default();
+    (
+        spec.start_ms,
+        spec.start_ms + i64::from(spec.days) * 86_400_000,
+    )
 }
 
 fn find_exe(names: &[&str]) -> Option<PathBuf> {
@@ -161,8 +228,9 @@ fn screenshots_dir() -> PathBuf {
     d
 }
 
-/// Sign in and visit the overview, one alert and one account in headless Chromium.
-fn browse(demo: &Demo, alert_id: &str, account: &str) {
+/// Sign in and visit the overview, one sensor alert, one analyzer alert and
+/// one account in headless Chromium.
+fn browse(demo: &Demo, alert_id: &str, analyzer_alert: &str, account: &str) {
     use fantoccini::{ClientBuilder, Locator};
     let (Some(chromium), Some(chromedriver)) = (
         find_exe(&["chromium", "chromium-browser", "google-chrome"]),
@@ -234,22 +302,22 @@ fn browse(demo: &Demo, alert_id: &str, account: &str) {
             .at_most(wait)
             .for_element(Locator::Css("svg.chart"))
             .await?;
-        // The sensor's alerts carry the captures' packet time, long before
-        // the API logs': the default week shows the analyzer's alerts and
-        // counts the older ones; "all" charts both.
-        c.find(Locator::Css("nav.spans a[href='/?span=all']"))
-            .await?
-            .click()
-            .await?;
+        // The default overview (no span asked for) tells both stories: the
+        // weights leaving and the distillation, in one week.
         c.wait()
             .at_most(wait)
-            .for_element(Locator::Css("svg.chart rect.cat-weights_format"))
+            .for_element(Locator::Css("svg.chart rect.cat-distillation"))
             .await?;
         std::fs::write(shots.join("demo-overview.png"), c.screenshot().await?).unwrap();
         let overview = c.source().await?;
         assert!(
-            overview.contains("<rect class=\"cat-distillation\""),
-            "the whole-span chart without distillation"
+            overview.contains("<rect class=\"cat-weights_known\"")
+                || overview.contains("<rect class=\"cat-weights_format\""),
+            "the default chart without weights alerts"
+        );
+        assert!(
+            !overview.contains("older alerts are before this chart"),
+            "alerts left off the default chart"
         );
         // The analyzer's accounts and the sensor's upload destination are both there.
         assert!(
@@ -274,6 +342,21 @@ fn browse(demo: &Demo, alert_id: &str, account: &str) {
             "{body}"
         );
         std::fs::write(shots.join("demo-alert.png"), c.screenshot().await?).unwrap();
+
+        // An analyzer alert: its hourly requests drawn, not listed.
+        c.goto(&format!("{}/alerts/{analyzer_alert}", demo.url))
+            .await?;
+        c.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("table.kv svg.spark rect"))
+            .await?;
+        let body = c.find(Locator::Css("main")).await?.text().await?;
+        assert!(body.contains("Time to detect"), "{body}");
+        std::fs::write(
+            shots.join("demo-distillation-alert.png"),
+            c.screenshot().await?,
+        )
+        .unwrap();
 
         c.goto(&format!("{}/accounts/{account}", demo.url)).await?;
         let body = c

@@ -4,10 +4,15 @@
 //! 2. the dashboard, in this process, on `--listen`;
 //! 3. the registered weights of the demo written from code, and their
 //!    known-weights index built;
-//! 4. every bundled capture replayed through the sensor with the demo policy;
+//! 4. every bundled capture replayed through the sensor with the demo policy,
+//!    re-timed (as `capture --rebase-time` does) into the API logs' last
+//!    day, so both stories share the overview's week;
 //! 5. the bundled API logs (generated on first use) through the analyzer;
 //! 6. everything sent through the real sinks (dashboard spool and an EVE
-//!    file), then the dashboard served until interrupted.
+//!    file), then a guided tour printed and the dashboard served until
+//!    interrupted.
+
+mod tour;
 
 use crate::config::Config;
 use anyhow::Context;
@@ -89,6 +94,7 @@ pub fn run(args: Args, _config: Config) -> anyhow::Result<()> {
     let pcaps = crate::demo_data::captures_in(&[args.fixtures.join("pcaps"), generated])?;
     let mut settings = capture::Settings::new(config.capture.clone());
     settings.sensor_id = "demo-sensor".to_string();
+    settings.retime = capture::Retime::FirstAt(crate::demo_data::replay_start());
     let detectors = capture::detect::build(&config.policy, &config.detect, Some(&index))
         .context("building the detectors")?;
     let summary = capture::run_offline(&pcaps, &settings, &detectors, &mut sink)
@@ -127,6 +133,12 @@ pub fn run(args: Args, _config: Config) -> anyhow::Result<()> {
         println!("    {category:<22} {n}");
     }
     println!("  EVE output: {}", args.work_dir.join("eve.json").display());
+    let base = if args.no_serve {
+        format!("(weightwatch serve --db {})", args.db.display())
+    } else {
+        url.clone()
+    };
+    print!("{}", sink.tour.render(&base));
     if args.no_serve {
         // The dashboard served the demo's own ingest and stops now: point
         // at the command that serves the same database, not at a URL
@@ -200,10 +212,12 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Forwards events to the demo's sinks and counts alerts by category.
+/// Forwards events to the demo's sinks, counts alerts by category and
+/// notes what the guided tour points at.
 struct CountingSink {
     inner: eve::sink::Fanout,
     alerts: BTreeMap<&'static str, u64>,
+    tour: tour::Tour,
 }
 
 impl CountingSink {
@@ -211,6 +225,7 @@ impl CountingSink {
         CountingSink {
             inner,
             alerts: BTreeMap::new(),
+            tour: tour::Tour::default(),
         }
     }
 }
@@ -219,6 +234,7 @@ impl EventSink for CountingSink {
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         if let EventKind::Alert(a) = &event.kind {
             *self.alerts.entry(a.alert.category.as_str()).or_default() += 1;
+            self.tour.note(event, a);
         }
         self.inner.emit(event)
     }
