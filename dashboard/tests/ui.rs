@@ -229,6 +229,9 @@ fn attacker_strings_render_inert() {
     alert["fileinfo"] = json!({"filename": XSS[1], "size": 10, "state": "CLOSED", "gaps": false, "direction": "toserver"});
     alert["alert"]["signature"] = json!(XSS[3]);
     alert["evidence"][XSS[0]] = json!(XSS[2]);
+    // Series are drawn, their labels and keys escaped like any text.
+    alert["evidence"]["hourly_uploads"] = json!([[XSS[0], 3], [XSS[1], 5]]);
+    alert["evidence"][XSS[3]] = json!([1, 2, 3, 4, 5, 6, 7, 8]);
     let file = fileinfo("x-2", 10, 9, "10.0.0.9", "203.0.113.66", XSS[2], XSS[0]);
     let mut acct = account_alert("x-3", 11, "acct-x", 0.9, Some(XSS[0]));
     acct["evidence"]["sample_prompts"] = json!(
@@ -271,6 +274,8 @@ fn attacker_strings_render_inert() {
     }
     // The text is still there, escaped, for the analyst to read.
     let d = page(&s, "/alerts/1", &cookie).body;
+    assert_eq!(d.matches("<svg class=\"spark\"").count(), 2, "{d}");
+    assert!(d.contains(&format!("<title>{}: 3</title>", escaped(XSS[0]))));
     assert!(d.contains(&escaped(XSS[0])), "escaped SNI");
     assert!(d.contains(&escaped(XSS[1])), "escaped filename");
     assert!(
@@ -429,19 +434,27 @@ fn overview_chart_span_fits_old_data_is_chosen_and_older_alerts_are_counted() {
         r.body
     );
     assert!(r.body.contains("the chart spans 7d"), "{}", r.body);
-    // Live data (the newest alert an hour old): the default week, no note.
+    // Live data (the newest alert an hour old, beside a two-year-old one;
+    // a server of its own, as the overview is cached a moment): the
+    // default week, no note.
+    let s3 = TestServer::start();
+    let ingest3 = s3.token(Scope::Ingest);
     let now_secs = (eve::Timestamp::now().unix_micros() - ts(0).unix_micros()) / 1_000_000;
-    s2.ingest(
-        &ingest2,
-        &[account_alert("w-3", now_secs - 3600, "acct-3", 0.9, None)],
+    s3.ingest(
+        &ingest3,
+        &[
+            account_alert("w-3", now_secs - 3600, "acct-3", 0.9, None),
+            account_alert("w-4", t0, "acct-4", 0.9, None),
+        ],
     );
-    let r = s2.get("/", Some(&s2.token(Scope::Read)));
+    let r = s3.get("/", Some(&s3.token(Scope::Read)));
     assert!(
         r.body.contains("href=\"/?span=7d\" class=\"current\""),
         "{}",
         r.body
     );
     assert!(!r.body.contains("span-note"), "{}", r.body);
+    assert!(r.body.contains("1 older alerts are before this chart"));
     // A span the page does not offer is a clear error, not a default.
     let r = s.get("/?span=forever", Some(&read));
     assert_eq!(r.status, 400);
