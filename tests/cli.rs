@@ -147,3 +147,62 @@ fn capture_without_an_output_is_an_error() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// `capture --time-shift` and `--rebase-time` move the replay's times as
+/// asked (`now` included), and bad values are clear errors.
+#[test]
+fn capture_retimes_a_replay() {
+    let pcap =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pcaps/http_multipart.pcap");
+    let earliest = |extra: &[&str]| -> i64 {
+        let out = weightwatch()
+            .args(["capture", "--eve", "-", "--read"])
+            .arg(&pcap)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event_type"] == "flow")
+            .map(|e| {
+                eve::Timestamp::parse(e["flow"]["start"].as_str().unwrap())
+                    .unwrap()
+                    .unix_micros()
+            })
+            .min()
+            .expect("a flow")
+    };
+    let hour = 3_600_000_000;
+    let base = earliest(&[]);
+    assert_eq!(earliest(&["--time-shift", "-36h"]), base - 36 * hour);
+    assert_eq!(earliest(&["--time-shift", "2days 1h"]), base + 49 * hour);
+    let at = "2026-11-04T12:00:00Z";
+    assert_eq!(
+        earliest(&["--rebase-time", at]),
+        eve::Timestamp::parse(at).unwrap().unix_micros()
+    );
+    let before = eve::Timestamp::now().unix_micros();
+    let now = earliest(&["--rebase-time", "now"]);
+    assert!(before <= now && now <= eve::Timestamp::now().unix_micros());
+
+    for (bad, says) in [
+        (&["--rebase-time", "yesterday"][..], "RFC 3339"),
+        (&["--time-shift", "5 parsecs"][..], "parsecs"),
+        (
+            &["--time-shift", "1h", "--rebase-time", "now"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = weightwatch()
+            .args(["capture", "--eve", "/dev/null", "--read"])
+            .arg(&pcap)
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{bad:?}: {err}");
+    }
+}

@@ -133,12 +133,12 @@ pub fn run(args: Args, _config: Config) -> anyhow::Result<()> {
         println!("    {category:<22} {n}");
     }
     println!("  EVE output: {}", args.work_dir.join("eve.json").display());
-    let base = if args.no_serve {
-        format!("(weightwatch serve --db {})", args.db.display())
+    if args.no_serve {
+        let serve = format!("weightwatch serve --db {}", args.db.display());
+        print!("{}", sink.tour.render("", Some(&serve)));
     } else {
-        url.clone()
-    };
-    print!("{}", sink.tour.render(&base));
+        print!("{}", sink.tour.render(&url, None));
+    }
     if args.no_serve {
         // The dashboard served the demo's own ingest and stops now: point
         // at the command that serves the same database, not at a URL

@@ -68,9 +68,10 @@ impl Tour {
             AlertCategory::WeightsKnown if self.known.is_none() => {
                 let net = event.net.as_ref();
                 let dest = net.map_or("?".to_string(), |n| n.dest_ip.to_string());
-                let proto = net
-                    .and_then(|n| n.app_proto.clone())
-                    .unwrap_or_else(|| "tcp".into());
+                let proto = match net.and_then(|n| n.app_proto.as_deref()) {
+                    None | Some("raw") => "raw TCP".to_string(),
+                    Some(p) => p.to_uppercase(),
+                };
                 let file = a
                     .fileinfo
                     .as_ref()
@@ -101,9 +102,13 @@ impl Tour {
         }
     }
 
-    /// The tour, with links under `base` (the dashboard's URL).
-    pub fn render(&self, base: &str) -> String {
+    /// The tour, with links under `base` (the dashboard's URL; empty for
+    /// paths, with `served_by` saying how to serve them).
+    pub fn render(&self, base: &str, served_by: Option<&str>) -> String {
         let mut s = String::from("\nGuided tour (open in this order):\n");
+        if let Some(how) = served_by {
+            let _ = writeln!(s, "  (pages of the dashboard served by: {how})");
+        }
         let mut step = 0;
         let mut line = |s: &mut String, text: String| {
             step += 1;
