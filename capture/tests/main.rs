@@ -8,6 +8,7 @@ mod app_ssh;
 mod app_tls;
 mod detect_bench;
 mod detect_common;
+mod detect_corpus;
 mod detect_egress;
 mod detect_formats;
 mod detect_known;

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod config;
 pub mod egress;
 pub mod format;
+pub mod inspect;
 pub mod known;
 pub mod sizematch;
 pub mod stats;

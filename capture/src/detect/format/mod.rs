@@ -8,6 +8,7 @@ mod archive;
 mod cursor;
 mod gguf;
 mod hdf5;
+mod inflate;
 mod names;
 mod numpy;
 mod onnx;
@@ -274,6 +275,31 @@ fn at_result(buf: &[u8], at: usize, f: Parser) -> Verdict {
     }
 }
 
+/// [`identify`], then what the object's name adds: a TF checkpoint data
+/// shard has no header, so its name and tensor-shaped statistics together
+/// identify it. The one entry point of the sensor and `weightwatch inspect`.
+pub fn recognise(buf: &[u8], complete: bool, filename: Option<&str>) -> Verdict {
+    match identify(buf, complete) {
+        Verdict::Match(id) => Verdict::Match(id),
+        Verdict::NeedMore if !complete => Verdict::NeedMore,
+        other => match filename.and_then(|n| data_shard(buf, n)) {
+            Some(id) => Verdict::Match(id),
+            None => other,
+        },
+    }
+}
+
+fn data_shard(buf: &[u8], name: &str) -> Option<Identified> {
+    if !names::is_tf_data_shard(name) {
+        return None;
+    }
+    let dtype = super::stats::classify(buf)?;
+    let mut id = Identified::new(WeightFormat::TfCheckpoint, Kind::Weights);
+    id.detail = Some("data_shard");
+    id.dtypes.insert(dtype.name().to_string());
+    Some(id)
+}
+
 /// The format detector: buffers an object's first `format_scan_bytes` and
 /// tries to recognise them as the buffer grows past 4 KiB, 16 KiB, 64 KiB, 256 KiB,
 /// 1 MiB and at the object's end.
@@ -329,35 +355,18 @@ impl FormatScan {
     }
 
     fn attempt(&mut self, complete: bool) {
-        match identify(&self.buf, complete) {
+        match recognise(&self.buf, complete, self.filename.as_deref()) {
             Verdict::Match(id) => {
                 self.format = Some(id.format);
                 self.pending = Some(id);
             }
             Verdict::NeedMore if !complete && self.buf.len() < self.limit() => {}
             _ => {
-                if let Some(id) = self.data_shard() {
-                    self.format = Some(id.format);
-                    self.pending = Some(id);
-                } else if complete || self.buf.len() >= self.limit() {
+                if complete || self.buf.len() >= self.limit() {
                     self.done = true;
                 }
             }
         }
-    }
-
-    /// A TF checkpoint data shard has no header: its name and tensor-shaped
-    /// statistics together identify it.
-    fn data_shard(&self) -> Option<Identified> {
-        let name = self.filename.as_deref()?;
-        if !names::is_tf_data_shard(name) {
-            return None;
-        }
-        let dtype = super::stats::classify(&self.buf)?;
-        let mut id = Identified::new(WeightFormat::TfCheckpoint, Kind::Weights);
-        id.detail = Some("data_shard");
-        id.dtypes.insert(dtype.name().to_string());
-        Some(id)
     }
 
     /// Emit the pending identification once the object is known to be big
