@@ -10,6 +10,7 @@ mod detect_bench;
 mod detect_common;
 mod detect_corpus;
 mod detect_egress;
+mod detect_encoded;
 mod detect_formats;
 mod detect_known;
 mod detect_pcaps;
