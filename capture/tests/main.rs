@@ -13,6 +13,7 @@ mod detect_egress;
 mod detect_encoded;
 mod detect_formats;
 mod detect_known;
+mod detect_layouts;
 mod detect_pcaps;
 mod detect_stats;
 mod engine_corpus;

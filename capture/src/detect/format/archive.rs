@@ -246,7 +246,8 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         .iter()
         .filter(|m| is_model_member(&m.name))
         .collect();
-    if model.is_empty() && !keras {
+    let dir_kind = directory_kind(&names);
+    if model.is_empty() && !keras && dir_kind.is_none() {
         return if short && !complete {
             Verdict::NeedMore
         } else {
@@ -255,34 +256,61 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     }
     let mut id = Identified::new(WeightFormat::Zip, Kind::ModelArchive);
     id.offset = at as u64;
-    if keras {
-        id.detail = Some("keras");
-    }
+    id.detail = if keras { Some("keras") } else { dir_kind };
     id.members = model
         .iter()
         .take(MAX_MEMBERS)
         .map(|m| m.name.clone())
         .collect();
-    if let Some(m) = model.first() {
-        let inner = if m.deflated {
-            match identify_file_at(&member_bytes(buf, m, INNER_LIMIT), 0) {
-                Verdict::Match(mut i) => {
-                    i.detail = i.detail.or(Some("deflated"));
-                    Some(i)
-                }
-                _ => None,
-            }
-        } else if m.stored {
-            match identify_file_at(buf, m.data) {
-                Verdict::Match(i) => Some(i),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        id.inner = inner.map(Box::new);
-    }
+    // The first model member (of the first few) whose own header parses.
+    id.inner = model
+        .iter()
+        .take(MAX_MEMBERS)
+        .find_map(|m| inner_file(buf, m))
+        .map(Box::new);
     Verdict::Match(id)
+}
+
+/// What kind of model directory an archive's member names show: a NeMo
+/// checkpoint (`model_config.yaml` + `model_weights.ckpt`), a TensorFlow
+/// SavedModel (`saved_model.pb`, `variables/`), a Core ML package
+/// (`.mlpackage/`), PaddlePaddle (`.pdparams`).
+fn directory_kind(names: &[&str]) -> Option<&'static str> {
+    let base = |n: &&str| n.rsplit('/').next().unwrap_or(n).to_string();
+    let bases: Vec<String> = names.iter().map(base).collect();
+    let has = |b: &str| bases.iter().any(|x| x == b);
+    if has("model_config.yaml") && bases.iter().any(|b| b.ends_with(".ckpt")) {
+        Some("nemo")
+    } else if has("saved_model.pb") {
+        Some("saved_model")
+    } else if names.iter().any(|n| n.contains(".mlpackage/")) {
+        Some("mlpackage")
+    } else if bases.iter().any(|b| b.ends_with(".pdparams")) {
+        Some("paddle")
+    } else {
+        None
+    }
+}
+
+/// A member's own format, when its header is in view (a deflated member is
+/// inflated, bounded, and marked `deflated` unless it has its own variant).
+fn inner_file(buf: &[u8], m: &Member) -> Option<Identified> {
+    if m.deflated {
+        match identify_file_at(&member_bytes(buf, m, INNER_LIMIT), 0) {
+            Verdict::Match(mut i) => {
+                i.detail = i.detail.or(Some("deflated"));
+                Some(i)
+            }
+            _ => None,
+        }
+    } else if m.stored {
+        match identify_file_at(buf, m.data) {
+            Verdict::Match(i) => Some(i),
+            _ => None,
+        }
+    } else {
+        None
+    }
 }
 
 /// A member's bytes as far as they are in view: stored data borrowed,
@@ -504,7 +532,9 @@ pub(crate) fn tar_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         .take(MAX_MEMBERS)
         .cloned()
         .collect();
-    if model.is_empty() {
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let dir_kind = directory_kind(&all);
+    if model.is_empty() && dir_kind.is_none() {
         return if short && !complete {
             Verdict::NeedMore
         } else {
@@ -513,11 +543,19 @@ pub(crate) fn tar_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     }
     let mut id = Identified::new(WeightFormat::Tar, Kind::ModelArchive);
     id.offset = at as u64;
+    id.detail = dir_kind;
     id.members = model;
-    if let Some(d) = first_model_data
-        && let Verdict::Match(inner) = identify_file_at(buf, d)
-    {
-        id.inner = Some(Box::new(inner));
+    if let Some(d) = first_model_data {
+        let inner = match identify_file_at(buf, d) {
+            Verdict::Match(i) => Some(i),
+            // A zip member (a `.nemo`'s `model_weights.ckpt` is a torch zip).
+            _ if buf.get(d..d + 4) == Some(b"PK\x03\x04") => match zip_at(buf, d, complete) {
+                Verdict::Match(i) => Some(i),
+                _ => None,
+            },
+            _ => None,
+        };
+        id.inner = inner.map(Box::new);
     }
     Verdict::Match(id)
 }

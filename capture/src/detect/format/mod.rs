@@ -6,6 +6,7 @@
 
 mod archive;
 mod cursor;
+mod ggml;
 mod gguf;
 mod hdf5;
 mod inflate;
@@ -147,6 +148,7 @@ pub enum Verdict {
 #[derive(Clone, Copy, Debug)]
 enum Magic {
     Gguf,
+    Ggml,
     Hdf5,
     Npy,
     Zip,
@@ -157,8 +159,11 @@ enum Magic {
     Zstd,
 }
 
-const MAGICS: [(&[u8], Magic); 9] = [
+const MAGICS: [(&[u8], Magic); 12] = [
     (b"GGUF", Magic::Gguf),
+    (b"tjgg", Magic::Ggml),
+    (b"fmgg", Magic::Ggml),
+    (b"lmgg", Magic::Ggml),
     (b"\x89HDF\r\n\x1a\n", Magic::Hdf5),
     (b"\x93NUMPY", Magic::Npy),
     (b"PK\x03\x04", Magic::Zip),
@@ -198,10 +203,12 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
     let Some(b) = buf.get(pos..) else {
         return Verdict::No;
     };
-    let tries: [Parser; 8] = [
+    let tries: [Parser; 10] = [
         safetensors::parse,
         gguf::parse,
+        ggml::parse,
         numpy::parse_npy,
+        numpy::parse_pickle,
         hdf5::parse,
         torch::parse_legacy,
         tflite::parse,
@@ -227,7 +234,12 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
 pub fn identify(buf: &[u8], complete: bool) -> Verdict {
     let mut need = false;
     // Formats without a magic are only taken at the object's first byte.
-    for f in [safetensors::parse, onnx::parse, tfckpt::parse_index] {
+    for f in [
+        safetensors::parse,
+        onnx::parse,
+        tfckpt::parse_index,
+        numpy::parse_pickle,
+    ] {
         match f(buf) {
             Ok(id) => return Verdict::Match(id),
             Err(Fail::Short) => need = true,
@@ -239,6 +251,9 @@ pub fn identify(buf: &[u8], complete: bool) -> Verdict {
         let at = m.start();
         let v = match magic {
             Magic::Gguf => at_result(buf, at, gguf::parse),
+            // Short magics: only at the object's start.
+            Magic::Ggml if at == 0 => at_result(buf, 0, ggml::parse),
+            Magic::Ggml => Verdict::No,
             Magic::Hdf5 => at_result(buf, at, hdf5::parse),
             Magic::Npy => at_result(buf, at, numpy::parse_npy),
             Magic::TorchLegacy => at_result(buf, at, torch::parse_legacy),

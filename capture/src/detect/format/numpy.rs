@@ -90,6 +90,17 @@ pub(crate) fn parse_npy(buf: &[u8]) -> PResult<Identified> {
     Ok(id)
 }
 
+/// A bare pickle (protocol 2–5) of NumPy arrays: what `paddle.save` writes
+/// to a `.pdparams` (a dict of layer name → array) and `pickle.dump` of a
+/// dict of weights. Reported as an `.npy` object array is: variant `pickle`.
+pub(crate) fn parse_pickle(buf: &[u8]) -> PResult<Identified> {
+    match buf {
+        [0x80, 2..=5, ..] => object_array(buf),
+        [0x80] | [] => Err(Fail::Short),
+        _ => Err(Fail::Bad),
+    }
+}
+
 /// An object array (`allow_pickle`): the pickle after the header, walked
 /// without running it, must rebuild NumPy arrays (a dict of layer weights
 /// saved with `np.save`). Variant `pickle`; weights when any array is float.
