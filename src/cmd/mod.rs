@@ -7,6 +7,7 @@ mod capture;
 mod demo;
 mod fixtures;
 mod index;
+mod inspect;
 mod labels;
 mod model;
 mod purge;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Register the lab's own weight files: build a known-weights chunk index.
     #[command(subcommand)]
     Index(index::IndexCommand),
+    /// Name the model format of files (the sensor's parsers, one JSON
+    /// object per file): what a file holds before it is registered.
+    Inspect(inspect::Args),
     /// Analyzer: flag accounts and clusters that distil the model, from API
     /// request logs (JSONL, Parquet, CSV; gzip/zstd).
     Analyze(analyze::Args),
@@ -82,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Capture(a) => capture::run(a, config),
         Command::Index(c) => index::run(c, config),
+        Command::Inspect(a) => inspect::run(a, config),
         Command::Analyze(a) => analyze::run(a, config),
         Command::Model(c) => model::run(c, config),
         Command::Serve(a) => serve::run(a, config),

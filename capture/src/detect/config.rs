@@ -110,8 +110,9 @@ impl Default for DetectConfig {
 }
 
 /// Every detector name, for validating `disabled`.
-pub const DETECTOR_NAMES: [&str; 6] = [
+pub const DETECTOR_NAMES: [&str; 7] = [
     "format",
+    "encoded",
     "tensor_stats",
     "known_weights",
     "egress_flow",

@@ -14,7 +14,9 @@
 pub mod bench;
 pub mod config;
 pub mod egress;
+pub mod encoded;
 pub mod format;
+pub mod inspect;
 pub mod known;
 pub mod sizematch;
 pub mod stats;
@@ -158,6 +160,10 @@ pub fn build(
     if cfg.enabled("format") {
         d.object
             .push(Arc::new(format::FormatDetector::new(cfg.clone())));
+    }
+    if cfg.enabled("encoded") {
+        d.object
+            .push(Arc::new(encoded::EncodedDetector::new(cfg.clone())));
     }
     if cfg.enabled("tensor_stats") {
         d.object

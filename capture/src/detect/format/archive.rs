@@ -5,26 +5,82 @@
 
 use super::cursor::{Cursor, Fail, is_name};
 use super::names::is_model_member;
-use super::{Identified, Kind, Verdict, identify_file_at, numpy, pickle, torch};
+use super::{Identified, Kind, Verdict, identify_file_at, inflate, numpy, pickle, torch};
 use eve::WeightFormat;
+use std::borrow::Cow;
 use std::io::Read;
 
 /// Decompressed bytes examined for a compressed tar.
 const DECOMPRESS_LIMIT: usize = 1 << 20;
+/// Output bytes one streamed deflated member may inflate to while its end
+/// is searched for.
+const INFLATE_LIMIT: u64 = 8 << 20;
+/// Inflation work (output bytes) one zip walk may spend finding the ends
+/// of streamed members; past it the listing stops as if the prefix ended.
+const INFLATE_BUDGET: u64 = 16 << 20;
+/// Bytes of a (deflated) `data.pkl` walked.
+const PICKLE_LIMIT: usize = 1 << 20;
+/// Bytes of a deflated model member inflated to parse its header.
+const INNER_LIMIT: usize = 1 << 20;
 /// Model member names kept as evidence.
 const MAX_MEMBERS: usize = 8;
 
 struct Member {
     name: String,
+    /// Offset of the member's (possibly compressed) data in the buffer.
     data: usize,
+    /// Uncompressed size.
     size: u64,
+    /// Compressed size (the bytes the member occupies).
+    csize: u64,
     stored: bool,
+    /// Deflated (method 8).
+    deflated: bool,
+    /// A data descriptor follows the data (flag bit 3).
+    descriptor: bool,
+}
+
+/// Where a streamed member (general-purpose flag bit 3: sizes in a data
+/// descriptor after the data, zeros in the local header, as PyTorch's
+/// writer emits them) ends: `(compressed, uncompressed)` sizes.
+/// Stored data: the first `PK\x07\x08` descriptor whose compressed size
+/// equals its distance from the data start. Deflated data: the end of the
+/// deflate stream, found by inflating (bounded by [`INFLATE_LIMIT`]).
+/// `None`: the end is not in the buffer. The third value is the inflation
+/// work done (output bytes), charged to the walk's budget.
+fn streamed_end(buf: &[u8], data: usize, deflated: bool) -> Option<(u64, u64, u64)> {
+    let rest = buf.get(data..)?;
+    if deflated {
+        let r = inflate::raw(rest, 0, INFLATE_LIMIT);
+        return r
+            .ended
+            .then_some((r.consumed as u64, r.produced, r.produced));
+    }
+    for at in memchr::memmem::find_iter(rest, b"PK\x07\x08").take(4096) {
+        let mut c = Cursor::new(rest, at + 8);
+        let (Ok(csize), Ok(usize_)) = (c.u32(), c.u32()) else {
+            return None;
+        };
+        if u64::from(csize) == at as u64 && csize == usize_ {
+            return Some((at as u64, at as u64, 0));
+        }
+        // Zip64 descriptor: 8-byte sizes.
+        let mut c = Cursor::new(rest, at + 8);
+        if let (Ok(cs), Ok(us)) = (c.u64(), c.u64())
+            && cs == at as u64
+            && cs == us
+        {
+            return Some((cs, us, 0));
+        }
+    }
+    None
 }
 
 /// Walk zip local headers from `at`; stops at the prefix end, a data
 /// descriptor without sizes, or the central directory.
 fn zip_members(buf: &[u8], at: usize) -> (Vec<Member>, bool) {
     let mut out = Vec::new();
+    let inflated = &mut 0u64;
     let mut c = Cursor::new(buf, at);
     let mut short = false;
     while out.len() < 10_000 {
@@ -59,16 +115,31 @@ fn zip_members(buf: &[u8], at: usize) -> (Vec<Member>, bool) {
                     }
                 }
             }
+            let data = c.pos();
+            let descriptor = flags & 8 != 0;
+            if descriptor && csize == 0 {
+                if *inflated > INFLATE_BUDGET {
+                    return Err(Fail::Short);
+                }
+                let (cs, us, work) = streamed_end(buf, data, method == 8).ok_or(Fail::Short)?;
+                *inflated += work;
+                csize = cs;
+                usize_ = us;
+            }
             let m = Member {
                 name: String::from_utf8_lossy(name).into_owned(),
-                data: c.pos(),
+                data,
                 size: usize_,
+                csize,
                 stored: method == 0,
+                deflated: method == 8,
+                descriptor,
             };
-            if flags & 8 != 0 && csize == 0 {
+            let next = next_header(buf, &m).ok_or(Fail::Short)?;
+            c = Cursor::new(buf, next);
+            if next > buf.len() {
                 return Err(Fail::Short);
             }
-            c.skip(csize)?;
             Ok(Some(m))
         })();
         match r {
@@ -91,27 +162,51 @@ fn zip_members(buf: &[u8], at: usize) -> (Vec<Member>, bool) {
 /// runs past the buffer), so it can still be named.
 fn last_partial(buf: &[u8], members: &[Member], at: usize) -> Option<Member> {
     let start = match members.last() {
-        Some(m) => m.data.checked_add(usize::try_from(m.size).ok()?)?,
+        Some(m) => next_header(buf, m)?,
         None => at,
     };
     let mut c = Cursor::new(buf, start);
     if c.u32().ok()? != 0x0403_4b50 {
         return None;
     }
-    c.skip(2 + 2).ok()?;
+    c.skip(2).ok()?;
+    let flags = c.u16().ok()?;
     let method = c.u16().ok()?;
     c.skip(8 + 4).ok()?;
-    let size = u64::from(c.u32().ok()?);
+    let mut size = u64::from(c.u32().ok()?);
     let nlen = c.u16().ok()? as usize;
     let xlen = c.u16().ok()? as usize;
     let name = c.take(nlen).ok()?;
     c.skip(xlen as u64).ok()?;
+    if flags & 8 != 0 && size == 0 {
+        // Streamed: the data runs at least to the end of the view.
+        size = c.remaining() as u64;
+    }
     is_name(name).then(|| Member {
         name: String::from_utf8_lossy(name).into_owned(),
         data: c.pos(),
         size,
+        csize: size,
         stored: method == 0,
+        deflated: method == 8,
+        descriptor: false,
     })
+}
+
+/// Offset of the local header after member `m` (past its data descriptor:
+/// optional signature, crc-32, two sizes of 4 or, in zip64, 8 bytes).
+fn next_header(buf: &[u8], m: &Member) -> Option<usize> {
+    let end = m.data.checked_add(usize::try_from(m.csize).ok()?)?;
+    if !m.descriptor {
+        return Some(end);
+    }
+    let (sig, at) = if buf.get(end..end + 4) == Some(b"PK\x07\x08") {
+        (4, end + 8)
+    } else {
+        (0, end + 4)
+    };
+    let small = Cursor::new(buf, at).u32().ok().map(u64::from) == Some(m.csize & 0xffff_ffff);
+    Some(end + sig + 4 + if small { 8 } else { 16 })
 }
 
 pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
@@ -126,29 +221,8 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
             Verdict::No
         };
     }
-    // torch.save: `<root>/data.pkl` (stored) first, storages in `<root>/data/N`.
-    if let Some(pkl) = members
-        .iter()
-        .find(|m| m.name.ends_with("/data.pkl") && m.stored)
-    {
-        let end = pkl.data.saturating_add(pkl.size as usize).min(buf.len());
-        if let Some(bytes) = buf.get(pkl.data..end)
-            && let Ok((s, _)) = pickle::walk(bytes)
-        {
-            match torch::from_summary(&s, WeightFormat::PytorchZip) {
-                Ok(mut id) => {
-                    id.offset = at as u64;
-                    id.members = members
-                        .iter()
-                        .take(MAX_MEMBERS)
-                        .map(|m| m.name.clone())
-                        .collect();
-                    return Verdict::Match(id);
-                }
-                Err(Fail::Short) if !complete => return Verdict::NeedMore,
-                Err(_) => {}
-            }
-        }
+    if let Some(v) = torch_zip(buf, at, &members, complete) {
+        return v;
     }
     // np.savez: every member an .npy.
     if members.iter().all(|m| m.name.ends_with(".npy")) {
@@ -156,14 +230,12 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         let mut id = Identified::new(WeightFormat::Npz, Kind::TensorData);
         id.tensors = members.len() as u64;
         id.offset = at as u64;
-        if first.stored
-            && let Ok(inner) = numpy::parse_npy(buf.get(first.data..).unwrap_or(&[]))
-        {
+        if let Ok(inner) = numpy::parse_npy(&member_bytes(buf, first, 64 * 1024)) {
             id.kind = inner.kind;
             id.dtypes = inner.dtypes;
             id.params = inner.params;
         } else {
-            // Compressed (savez_compressed): names decide.
+            // Header not in view: names decide.
             id.kind = Kind::Weights;
         }
         return Verdict::Match(id);
@@ -174,7 +246,8 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         .iter()
         .filter(|m| is_model_member(&m.name))
         .collect();
-    if model.is_empty() && !keras {
+    let dir_kind = directory_kind(&names);
+    if model.is_empty() && !keras && dir_kind.is_none() {
         return if short && !complete {
             Verdict::NeedMore
         } else {
@@ -183,20 +256,160 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     }
     let mut id = Identified::new(WeightFormat::Zip, Kind::ModelArchive);
     id.offset = at as u64;
-    if keras {
-        id.detail = Some("keras");
-    }
+    id.detail = if keras { Some("keras") } else { dir_kind };
     id.members = model
         .iter()
         .take(MAX_MEMBERS)
         .map(|m| m.name.clone())
         .collect();
-    if let Some(m) = model.first().filter(|m| m.stored)
-        && let Verdict::Match(inner) = identify_file_at(buf, m.data)
-    {
-        id.inner = Some(Box::new(inner));
-    }
+    // The first model member (of the first few) whose own header parses.
+    id.inner = model
+        .iter()
+        .take(MAX_MEMBERS)
+        .find_map(|m| inner_file(buf, m))
+        .map(Box::new);
     Verdict::Match(id)
+}
+
+/// What kind of model directory an archive's member names show: a NeMo
+/// checkpoint (`model_config.yaml` + `model_weights.ckpt`), a TensorFlow
+/// SavedModel (`saved_model.pb`, `variables/`), a Core ML package
+/// (`.mlpackage/`), PaddlePaddle (`.pdparams`).
+fn directory_kind(names: &[&str]) -> Option<&'static str> {
+    let base = |n: &&str| n.rsplit('/').next().unwrap_or(n).to_string();
+    let bases: Vec<String> = names.iter().map(base).collect();
+    let has = |b: &str| bases.iter().any(|x| x == b);
+    if has("model_config.yaml") && bases.iter().any(|b| b.ends_with(".ckpt")) {
+        Some("nemo")
+    } else if has("saved_model.pb") {
+        Some("saved_model")
+    } else if names.iter().any(|n| n.contains(".mlpackage/")) {
+        Some("mlpackage")
+    } else if bases.iter().any(|b| b.ends_with(".pdparams")) {
+        Some("paddle")
+    } else {
+        None
+    }
+}
+
+/// A member's own format, when its header is in view (a deflated member is
+/// inflated, bounded, and marked `deflated` unless it has its own variant).
+fn inner_file(buf: &[u8], m: &Member) -> Option<Identified> {
+    if m.deflated {
+        match identify_file_at(&member_bytes(buf, m, INNER_LIMIT), 0) {
+            Verdict::Match(mut i) => {
+                i.detail = i.detail.or(Some("deflated"));
+                Some(i)
+            }
+            _ => None,
+        }
+    } else if m.stored {
+        match identify_file_at(buf, m.data) {
+            Verdict::Match(i) => Some(i),
+            _ => None,
+        }
+    } else {
+        None
+    }
+}
+
+/// A member's bytes as far as they are in view: stored data borrowed,
+/// deflated data inflated (bounded by `keep` output bytes).
+fn member_bytes<'a>(buf: &'a [u8], m: &Member, keep: usize) -> Cow<'a, [u8]> {
+    let end = usize::try_from(m.csize)
+        .ok()
+        .and_then(|n| m.data.checked_add(n))
+        .unwrap_or(usize::MAX)
+        .min(buf.len());
+    let raw = buf.get(m.data..end).unwrap_or(&[]);
+    if m.deflated {
+        Cow::Owned(inflate::raw(raw, keep, keep as u64).out)
+    } else {
+        Cow::Borrowed(&raw[..raw.len().min(keep)])
+    }
+}
+
+/// `<root>/data/<n>` (or `<root>/tensors/<n>` in TorchScript archives of
+/// torch 1.0–1.3): a storage of PyTorch's zip layout.
+fn is_storage(name: &str) -> bool {
+    let mut parts = name.rsplit('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(n), Some("data" | "tensors"), Some(_))
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    )
+}
+
+/// PyTorch's zip layout: `torch.save` (1.6 on) and TorchScript archives
+/// (`torch.jit.save`, every serialization version: `data.pkl`,
+/// `constants.pkl`, `code/`, `data/`, `version`; torch 1.0–1.3's
+/// `model.json`, `tensors/`, `attributes.pkl`). `<root>/data.pkl`, stored
+/// or deflated, is walked when in view; otherwise (TorchScript writes the
+/// storages first, so a large model's `data.pkl` lies past the prefix) the
+/// storages `<root>/data/<n>` identify it, by their data aligned to 64
+/// bytes as PyTorch's writer places it, and their first in view is typed by
+/// tensor statistics. `code/` or `constants.pkl` make the variant
+/// `torchscript`. `None`: not this layout.
+fn torch_zip(buf: &[u8], at: usize, members: &[Member], complete: bool) -> Option<Verdict> {
+    let under_root = |m: &Member| m.name.split_once('/').map(|(_, r)| r.to_string());
+    // `torch.save` writes `data.pkl` first; `torch.jit.save` writes the
+    // storages first and its records (`data.pkl`, `code/`, `constants.pkl`)
+    // after them.
+    let script = members.first().is_some_and(|m| is_storage(&m.name))
+        || members.iter().filter_map(under_root).any(|r| {
+            r.starts_with("code/")
+                || r == "constants.pkl"
+                || r == "model.json"
+                || r == "attributes.pkl"
+                || r.ends_with(".debug_pkl")
+        });
+    let marked = members
+        .iter()
+        .filter_map(under_root)
+        .any(|r| r == "version" || r == "byteorder" || r == ".data/version");
+    let storages: Vec<&Member> = members.iter().filter(|m| is_storage(&m.name)).collect();
+    let pkl = members
+        .iter()
+        .find(|m| under_root(m).as_deref() == Some("data.pkl"));
+    let mut found = None;
+    if let Some(p) = pkl
+        && let Ok((s, _)) = pickle::walk(&member_bytes(buf, p, PICKLE_LIMIT))
+    {
+        let cut = p.data.saturating_add(p.csize as usize) > buf.len();
+        match torch::from_summary(&s, WeightFormat::PytorchZip) {
+            Ok(id) => found = Some(id),
+            Err(Fail::Short) if cut && !complete => return Some(Verdict::NeedMore),
+            Err(_) => {}
+        }
+    }
+    if found.is_none() {
+        let aligned = storages.iter().all(|m| m.stored && m.data % 64 == 0);
+        if storages.is_empty() || !aligned || (storages.len() < 2 && !marked && !script) {
+            return None;
+        }
+        let mut id = Identified::new(WeightFormat::PytorchZip, Kind::Weights);
+        id.detail = Some("storages");
+        id.tensors = storages.len() as u64;
+        if let Some(d) = storages.iter().find_map(|m| {
+            let end = m.data.saturating_add(m.size as usize).min(buf.len());
+            super::super::stats::classify(buf.get(m.data..end)?)
+        }) {
+            id.dtypes.insert(d.name().to_string());
+        }
+        found = Some(id);
+    }
+    let mut id = found?;
+    if script {
+        id.detail = Some("torchscript");
+    }
+    id.offset = at as u64;
+    id.members = members
+        .iter()
+        .filter(|m| !is_storage(&m.name))
+        .take(MAX_MEMBERS)
+        .map(|m| m.name.clone())
+        .collect();
+    Some(Verdict::Match(id))
 }
 
 /// Parse octal (or GNU base-256) tar numbers.
@@ -302,13 +515,26 @@ pub(crate) fn tar_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
             Verdict::No
         };
     }
+    // torch.save before 0.1.10: a tar of `sys_info`, `pickle`, `tensors`, `storages`.
+    if ["pickle", "tensors", "storages"]
+        .iter()
+        .all(|l| names.iter().any(|n| n == l))
+    {
+        let mut id = Identified::new(WeightFormat::PytorchPickle, Kind::Weights);
+        id.detail = Some("legacy_tar");
+        id.offset = at as u64;
+        id.members = names.iter().take(MAX_MEMBERS).cloned().collect();
+        return Verdict::Match(id);
+    }
     let model: Vec<String> = names
         .iter()
         .filter(|n| is_model_member(n))
         .take(MAX_MEMBERS)
         .cloned()
         .collect();
-    if model.is_empty() {
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let dir_kind = directory_kind(&all);
+    if model.is_empty() && dir_kind.is_none() {
         return if short && !complete {
             Verdict::NeedMore
         } else {
@@ -317,11 +543,19 @@ pub(crate) fn tar_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     }
     let mut id = Identified::new(WeightFormat::Tar, Kind::ModelArchive);
     id.offset = at as u64;
+    id.detail = dir_kind;
     id.members = model;
-    if let Some(d) = first_model_data
-        && let Verdict::Match(inner) = identify_file_at(buf, d)
-    {
-        id.inner = Some(Box::new(inner));
+    if let Some(d) = first_model_data {
+        let inner = match identify_file_at(buf, d) {
+            Verdict::Match(i) => Some(i),
+            // A zip member (a `.nemo`'s `model_weights.ckpt` is a torch zip).
+            _ if buf.get(d..d + 4) == Some(b"PK\x03\x04") => match zip_at(buf, d, complete) {
+                Verdict::Match(i) => Some(i),
+                _ => None,
+            },
+            _ => None,
+        };
+        id.inner = inner.map(Box::new);
     }
     Verdict::Match(id)
 }

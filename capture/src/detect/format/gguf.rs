@@ -8,7 +8,7 @@ use super::{Identified, Kind};
 use eve::WeightFormat;
 
 /// (name, block bytes, block elements) of GGML types by id.
-fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
+pub(crate) fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
     Some(match t {
         0 => ("f32", 4, 1),
         1 => ("f16", 2, 1),

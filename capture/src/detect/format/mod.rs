@@ -6,8 +6,10 @@
 
 mod archive;
 mod cursor;
+mod ggml;
 mod gguf;
 mod hdf5;
+mod inflate;
 mod names;
 mod numpy;
 mod onnx;
@@ -146,6 +148,7 @@ pub enum Verdict {
 #[derive(Clone, Copy, Debug)]
 enum Magic {
     Gguf,
+    Ggml,
     Hdf5,
     Npy,
     Zip,
@@ -156,8 +159,11 @@ enum Magic {
     Zstd,
 }
 
-const MAGICS: [(&[u8], Magic); 9] = [
+const MAGICS: [(&[u8], Magic); 12] = [
     (b"GGUF", Magic::Gguf),
+    (b"tjgg", Magic::Ggml),
+    (b"fmgg", Magic::Ggml),
+    (b"lmgg", Magic::Ggml),
     (b"\x89HDF\r\n\x1a\n", Magic::Hdf5),
     (b"\x93NUMPY", Magic::Npy),
     (b"PK\x03\x04", Magic::Zip),
@@ -197,10 +203,12 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
     let Some(b) = buf.get(pos..) else {
         return Verdict::No;
     };
-    let tries: [Parser; 8] = [
+    let tries: [Parser; 10] = [
         safetensors::parse,
         gguf::parse,
+        ggml::parse,
         numpy::parse_npy,
+        numpy::parse_pickle,
         hdf5::parse,
         torch::parse_legacy,
         tflite::parse,
@@ -226,7 +234,12 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
 pub fn identify(buf: &[u8], complete: bool) -> Verdict {
     let mut need = false;
     // Formats without a magic are only taken at the object's first byte.
-    for f in [safetensors::parse, onnx::parse, tfckpt::parse_index] {
+    for f in [
+        safetensors::parse,
+        onnx::parse,
+        tfckpt::parse_index,
+        numpy::parse_pickle,
+    ] {
         match f(buf) {
             Ok(id) => return Verdict::Match(id),
             Err(Fail::Short) => need = true,
@@ -238,6 +251,9 @@ pub fn identify(buf: &[u8], complete: bool) -> Verdict {
         let at = m.start();
         let v = match magic {
             Magic::Gguf => at_result(buf, at, gguf::parse),
+            // Short magics: only at the object's start.
+            Magic::Ggml if at == 0 => at_result(buf, 0, ggml::parse),
+            Magic::Ggml => Verdict::No,
             Magic::Hdf5 => at_result(buf, at, hdf5::parse),
             Magic::Npy => at_result(buf, at, numpy::parse_npy),
             Magic::TorchLegacy => at_result(buf, at, torch::parse_legacy),
@@ -272,6 +288,31 @@ fn at_result(buf: &[u8], at: usize, f: Parser) -> Verdict {
         Some(Err(e)) => from_fail(e),
         None => Verdict::No,
     }
+}
+
+/// [`identify`], then what the object's name adds: a TF checkpoint data
+/// shard has no header, so its name and tensor-shaped statistics together
+/// identify it. The one entry point of the sensor and `weightwatch inspect`.
+pub fn recognise(buf: &[u8], complete: bool, filename: Option<&str>) -> Verdict {
+    match identify(buf, complete) {
+        Verdict::Match(id) => Verdict::Match(id),
+        Verdict::NeedMore if !complete => Verdict::NeedMore,
+        other => match filename.and_then(|n| data_shard(buf, n)) {
+            Some(id) => Verdict::Match(id),
+            None => other,
+        },
+    }
+}
+
+fn data_shard(buf: &[u8], name: &str) -> Option<Identified> {
+    if !names::is_tf_data_shard(name) {
+        return None;
+    }
+    let dtype = super::stats::classify(buf)?;
+    let mut id = Identified::new(WeightFormat::TfCheckpoint, Kind::Weights);
+    id.detail = Some("data_shard");
+    id.dtypes.insert(dtype.name().to_string());
+    Some(id)
 }
 
 /// The format detector: buffers an object's first `format_scan_bytes` and
@@ -329,35 +370,18 @@ impl FormatScan {
     }
 
     fn attempt(&mut self, complete: bool) {
-        match identify(&self.buf, complete) {
+        match recognise(&self.buf, complete, self.filename.as_deref()) {
             Verdict::Match(id) => {
                 self.format = Some(id.format);
                 self.pending = Some(id);
             }
             Verdict::NeedMore if !complete && self.buf.len() < self.limit() => {}
             _ => {
-                if let Some(id) = self.data_shard() {
-                    self.format = Some(id.format);
-                    self.pending = Some(id);
-                } else if complete || self.buf.len() >= self.limit() {
+                if complete || self.buf.len() >= self.limit() {
                     self.done = true;
                 }
             }
         }
-    }
-
-    /// A TF checkpoint data shard has no header: its name and tensor-shaped
-    /// statistics together identify it.
-    fn data_shard(&self) -> Option<Identified> {
-        let name = self.filename.as_deref()?;
-        if !names::is_tf_data_shard(name) {
-            return None;
-        }
-        let dtype = super::stats::classify(&self.buf)?;
-        let mut id = Identified::new(WeightFormat::TfCheckpoint, Kind::Weights);
-        id.detail = Some("data_shard");
-        id.dtypes.insert(dtype.name().to_string());
-        Some(id)
     }
 
     /// Emit the pending identification once the object is known to be big

@@ -3,10 +3,14 @@
 /// Whether an archive member's (or URL's) file name looks like a model file:
 /// `*.safetensors`, `*.gguf`, `pytorch_model*.bin`, `*.pt`/`*.pth`/`*.ckpt`,
 /// `*.onnx`, `*.tflite`, `*.h5`/`*.keras`, `consolidated.*.pth`,
-/// `flax_model*.msgpack`, TF checkpoint `.index`/`.data-NNNNN-of-NNNNN`, `*.npz`.
+/// `flax_model*.msgpack`, TF checkpoint
+/// `.index`/`.data-NNNNN-of-NNNNN`, SavedModel `saved_model.pb` and
+/// `variables.index`, `*.npz`, PaddlePaddle `*.pdparams`, Core ML
+/// `*.mlmodel` and an `.mlpackage`'s `weight.bin`, `*.nemo`, `*.llamafile`,
+/// `*.joblib`.
 pub fn is_model_member(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
-    const EXT: [&str; 11] = [
+    const EXT: [&str; 16] = [
         ".safetensors",
         ".gguf",
         ".pt",
@@ -18,6 +22,11 @@ pub fn is_model_member(name: &str) -> bool {
         ".keras",
         ".npz",
         ".ggml",
+        ".pdparams",
+        ".mlmodel",
+        ".nemo",
+        ".llamafile",
+        ".joblib",
     ];
     EXT.iter().any(|e| base.ends_with(e))
         || (base.starts_with("pytorch_model") && base.ends_with(".bin"))
@@ -25,6 +34,9 @@ pub fn is_model_member(name: &str) -> bool {
         || (base.starts_with("model") && base.ends_with(".bin"))
         || is_tf_data_shard(&base)
         || (base.ends_with(".index") && base.contains("ckpt"))
+        || base == "variables.index"
+        || base == "saved_model.pb"
+        || (base == "weight.bin" && name.contains(".mlpackage/"))
 }
 
 /// `….data-00000-of-00001`: a TensorFlow checkpoint data shard.

@@ -64,6 +64,9 @@ pub(crate) fn parse_npy(buf: &[u8]) -> PResult<Identified> {
         return Err(Fail::Bad);
     }
     let descr = descr[1..].split(q).next().ok_or(Fail::Bad)?;
+    if matches!(descr, "|O" | "O") {
+        return object_array(buf.get(c.pos()..).unwrap_or(&[]));
+    }
     let (dtype, size, weights) = descr_info(descr).ok_or(Fail::Bad)?;
     let shape = after(h, "'shape'").ok_or(Fail::Bad)?;
     let shape = shape.strip_prefix('(').ok_or(Fail::Bad)?;
@@ -84,5 +87,42 @@ pub(crate) fn parse_npy(buf: &[u8]) -> PResult<Identified> {
     id.tensors = 1;
     id.params = numel;
     id.declared_bytes = Some((c.pos() as u64).saturating_add(numel.saturating_mul(size)));
+    Ok(id)
+}
+
+/// A bare pickle (protocol 2–5) of NumPy arrays: what `paddle.save` writes
+/// to a `.pdparams` (a dict of layer name → array) and `pickle.dump` of a
+/// dict of weights. Reported as an `.npy` object array is: variant `pickle`.
+pub(crate) fn parse_pickle(buf: &[u8]) -> PResult<Identified> {
+    match buf {
+        [0x80, 2..=5, ..] => object_array(buf),
+        [0x80] | [] => Err(Fail::Short),
+        _ => Err(Fail::Bad),
+    }
+}
+
+/// An object array (`allow_pickle`): the pickle after the header, walked
+/// without running it, must rebuild NumPy arrays (a dict of layer weights
+/// saved with `np.save`). Variant `pickle`; weights when any array is float.
+fn object_array(pickle_bytes: &[u8]) -> PResult<Identified> {
+    let (s, _) = super::pickle::walk(pickle_bytes)?;
+    if s.ndarrays == 0 {
+        return if s.complete {
+            Err(Fail::Bad)
+        } else {
+            Err(Fail::Short)
+        };
+    }
+    let mut id = Identified::new(WeightFormat::Npy, Kind::TensorData);
+    id.detail = Some("pickle");
+    id.tensors = s.ndarrays;
+    for code in &s.np_dtypes {
+        if let Some((name, _, weights)) = descr_info(code) {
+            id.dtypes.insert(name.to_string());
+            if weights {
+                id.kind = Kind::Weights;
+            }
+        }
+    }
     Ok(id)
 }

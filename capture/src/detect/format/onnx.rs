@@ -121,6 +121,73 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
     }
 }
 
+/// Constant tensors of at least this many elements count as weights
+/// (smaller ones are shapes, axes and scalars).
+const MIN_CONSTANT: u64 = 16;
+/// Subgraph nesting followed (`If`/`Loop` bodies).
+const MAX_DEPTH: u8 = 4;
+
+fn add_tensor(b: &[u8], id: &mut Identified) {
+    if let Ok((numel, dt, _)) = tensor(b)
+        && numel >= MIN_CONSTANT
+    {
+        id.tensors += 1;
+        id.params = id.params.saturating_add(numel);
+        if dt != 0 {
+            id.dtypes.insert(dtype(dt).to_string());
+        }
+    }
+}
+
+/// Length-delimited fields `(field, bytes in view)` of a message, until it
+/// ends or breaks.
+fn fields(b: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut c = Cursor::new(b, 0);
+    let mut out = Vec::new();
+    while c.remaining() > 0 && out.len() < 100_000 {
+        let Ok((f, w)) = key(&mut c) else { break };
+        if w != 2 {
+            if skip_value(&mut c, w).is_err() {
+                break;
+            }
+            continue;
+        }
+        let Ok(n) = c.varint() else { break };
+        let start = c.pos();
+        let avail = c.remaining().min(usize::try_from(n).unwrap_or(usize::MAX));
+        out.push((f, c.slice(start, start + avail)));
+        if c.skip(n).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// Tensors held by a NodeProto's attributes (`t`, `tensors`) and, down
+/// to [`MAX_DEPTH`], by its subgraphs (`g`, `graphs`).
+fn node_constants(node: &[u8], depth: u8, id: &mut Identified) {
+    for (f, attr) in fields(node) {
+        if f != 5 {
+            continue;
+        }
+        for (af, v) in fields(attr) {
+            match af {
+                5 | 10 => add_tensor(v, id),
+                6 | 11 if depth < MAX_DEPTH => {
+                    for (gf, gv) in fields(v) {
+                        match gf {
+                            1 => node_constants(gv, depth + 1, id),
+                            5 => add_tensor(gv, id),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 fn graph(c: &mut Cursor<'_>, len: u64, mut id: Identified) -> PResult<Identified> {
     let end = (c.pos() as u64).saturating_add(len);
     let mut fields = 0;
@@ -132,6 +199,13 @@ fn graph(c: &mut Cursor<'_>, len: u64, mut id: Identified) -> PResult<Identified
             }
             let n = c.varint()?;
             let start = c.pos();
+            if f == 1 {
+                // A node: its `Constant` tensors (and subgraphs') are
+                // weights too (exporters that fold initializers into
+                // nodes); best effort, what is in view.
+                let avail = c.remaining().min(n as usize);
+                node_constants(c.slice(start, start + avail), 0, &mut id);
+            }
             if f == 5 {
                 let avail = c.remaining().min(n as usize);
                 let (numel, dt, named) = tensor(c.slice(start, start + avail)).or_else(|e| {

@@ -26,6 +26,10 @@ pub(crate) struct Summary {
     pub storages: Vec<(String, u64)>,
     /// Globals from the `torch` package seen.
     pub torch_globals: u64,
+    /// NumPy arrays rebuilt (`numpy…_reconstruct` reductions).
+    pub ndarrays: u64,
+    /// NumPy dtype codes constructed (`numpy.dtype('f4', …)`).
+    pub np_dtypes: Vec<String>,
     /// `STOP` reached.
     pub complete: bool,
 }
@@ -215,12 +219,20 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                 }
                 b'N' | 0x88 | 0x89 => stack.push(V::Other),
                 b'R' | 0x81 => {
-                    let _args = stack.pop().ok_or(Fail::Bad)?;
+                    let args = stack.pop().ok_or(Fail::Bad)?;
                     let f = stack.pop().ok_or(Fail::Bad)?;
-                    if let V::Global(g) = f
-                        && (g.contains("_rebuild_tensor") || g.contains("_rebuild_parameter"))
-                    {
-                        s.rebuilds += 1;
+                    if let V::Global(g) = f {
+                        if g.contains("_rebuild_tensor") || g.contains("_rebuild_parameter") {
+                            s.rebuilds += 1;
+                        } else if g.starts_with("numpy") && g.ends_with("._reconstruct") {
+                            s.ndarrays += 1;
+                        } else if g == "numpy.dtype"
+                            && let V::Tuple(a) = args
+                            && let Some(V::Str(code)) = a.first()
+                            && s.np_dtypes.len() < 64
+                        {
+                            s.np_dtypes.push(code.clone());
+                        }
                     }
                     stack.push(V::Other);
                 }

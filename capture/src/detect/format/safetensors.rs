@@ -19,6 +19,36 @@ fn dtype_size(d: &str) -> Option<u64> {
     })
 }
 
+/// The quantization (or MLX) layout a header's tensor names and metadata
+/// show: EXL2 (`q_weight`, `q_invperm`, `q_scale`), GPTQ (`qweight`,
+/// `qzeros`, `scales`, `g_idx`), AWQ (the same without `g_idx`),
+/// bitsandbytes (`quant_state.bitsandbytes__nf4|fp4`, `weight_format`),
+/// MLX (`__metadata__.format == "mlx"`).
+fn quantization(map: &serde_json::Map<String, serde_json::Value>) -> Option<&'static str> {
+    let has = |suffix: &str| map.keys().any(|k| k.ends_with(suffix));
+    let meta = map.get("__metadata__").and_then(|m| m.as_object());
+    let meta_is = |k: &str, v: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(|x| x.as_str())
+            .is_some_and(|x| x.eq_ignore_ascii_case(v))
+    };
+    if has(".q_weight") && (has(".q_invperm") || has(".q_scale")) {
+        Some("exl2")
+    } else if has(".qweight") && has(".qzeros") {
+        if meta_is("quant_method", "awq") || !has(".g_idx") {
+            Some("awq")
+        } else {
+            Some("gptq")
+        }
+    } else if map.keys().any(|k| k.contains("quant_state.bitsandbytes")) || has(".SCB") {
+        Some("bitsandbytes")
+    } else if meta_is("format", "mlx") {
+        Some("mlx")
+    } else {
+        None
+    }
+}
+
 pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
     let mut c = Cursor::new(buf, 0);
     let n = c.u64()?;
@@ -46,6 +76,7 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
         serde_json::from_slice(header).map_err(|_| Fail::Bad)?;
     let mut id = Identified::new(WeightFormat::Safetensors, Kind::Weights);
     let mut end = 0u64;
+    id.detail = quantization(&map);
     for (name, v) in &map {
         if name == "__metadata__" {
             if let Some(m) = v.as_object() {

@@ -1,0 +1,340 @@
+//! Weights in disguise: bodies whose bytes are base64 or hex text (JSON
+//! string fields, form fields, multipart text parts, a bare text body).
+//! The first `format_scan_bytes × 4/3` of a text-like object are buffered;
+//! each long run of the base64 (or hex) alphabet is decoded, at most
+//! `format_scan_bytes` decoded bytes per object, and the decoded bytes go
+//! to the same detectors as a binary body: the format parsers
+//! ([`format::recognise`]) and then the tensor-statistics detector. The
+//! alert names the encoding (`evidence.encoding`).
+//!
+//! What a run tolerates: line breaks (MIME base64), JSON's `\/` escape,
+//! URL-encoded `%2B`/`%2F`/`%3D` (form fields), the URL-safe alphabet.
+//! Objects whose first 4 KiB are not mostly printable text are left alone
+//! at once (no buffering).
+
+use super::config::DetectConfig;
+use super::format::{self, Verdict};
+use super::stats::TensorStatsDetector;
+use super::{Detector, Finding, ObjectScan};
+use crate::object::{ObjectEnd, ObjectMeta};
+use base64::Engine;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Shortest run of encoded text decoded (shorter runs are tokens, ids,
+/// hashes: far below any size a weights alert needs).
+const MIN_RUN: usize = 4096;
+/// Bytes looked at to decide whether an object is text.
+const SNIFF: usize = 4096;
+
+/// An encoding of binary as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// RFC 4648 base64 (standard or URL-safe alphabet).
+    Base64,
+    /// Hexadecimal digits, two per byte.
+    Hex,
+}
+
+impl Encoding {
+    /// `evidence.encoding`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Base64 => "base64",
+            Encoding::Hex => "hex",
+        }
+    }
+}
+
+/// One run of encoded text, normalised (escapes removed), and where it
+/// started in the object.
+struct Run {
+    text: Vec<u8>,
+    offset: usize,
+}
+
+fn is_b64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+}
+
+/// The runs of base64-alphabet text at least [`MIN_RUN`] long in `buf`,
+/// normalised, holding at most `budget` characters together.
+fn runs(buf: &[u8], budget: usize) -> Vec<Run> {
+    let mut out = Vec::new();
+    let mut cur = Run {
+        text: Vec::new(),
+        offset: 0,
+    };
+    let mut total = 0usize;
+    let mut i = 0;
+    let flush = |cur: &mut Run, next: usize, out: &mut Vec<Run>, total: &mut usize| {
+        if cur.text.len() >= MIN_RUN && *total < budget {
+            let mut r = std::mem::take(&mut cur.text);
+            r.truncate(budget - *total);
+            *total += r.len();
+            out.push(Run {
+                text: r,
+                offset: cur.offset,
+            });
+        }
+        cur.text.clear();
+        cur.offset = next;
+    };
+    while i < buf.len() {
+        let b = buf[i];
+        let step = if is_b64(b) {
+            cur.text.push(b);
+            1
+        } else if b == b'=' {
+            // Padding ends a run.
+            cur.text.push(b);
+            flush(&mut cur, i + 1, &mut out, &mut total);
+            1
+        } else if b == b'\r' || b == b'\n' {
+            1
+        } else if b == b'\\' && buf.get(i + 1) == Some(&b'/') {
+            cur.text.push(b'/');
+            2
+        } else if b == b'%'
+            && let Some(d) = buf.get(i + 1..i + 3).and_then(|h| match h {
+                b"2B" | b"2b" => Some(b'+'),
+                b"2F" | b"2f" => Some(b'/'),
+                b"3D" | b"3d" => Some(b'='),
+                _ => None,
+            })
+        {
+            if d == b'=' {
+                cur.text.push(d);
+                flush(&mut cur, i + 3, &mut out, &mut total);
+            } else {
+                cur.text.push(d);
+            }
+            3
+        } else {
+            flush(&mut cur, i + 1, &mut out, &mut total);
+            1
+        };
+        i += step;
+    }
+    flush(&mut cur, buf.len(), &mut out, &mut total);
+    out
+}
+
+/// Decode a run: hex when every character is a hex digit, else base64
+/// (standard or URL-safe alphabet) of its whole 4-character groups.
+fn decode(run: &[u8]) -> Option<(Encoding, Vec<u8>)> {
+    let body = run.strip_suffix(b"=").unwrap_or(run);
+    let body = body.strip_suffix(b"=").unwrap_or(body);
+    if body.iter().all(u8::is_ascii_hexdigit) {
+        let n = body.len() / 2 * 2;
+        return hex::decode(&body[..n]).ok().map(|d| (Encoding::Hex, d));
+    }
+    let text = &body[..body.len() / 4 * 4];
+    let engine = if text.iter().any(|b| matches!(b, b'-' | b'_')) {
+        &base64::engine::general_purpose::URL_SAFE
+    } else {
+        &base64::engine::general_purpose::STANDARD
+    };
+    engine.decode(text).ok().map(|d| (Encoding::Base64, d))
+}
+
+/// The encoded-body detector.
+pub struct EncodedDetector {
+    cfg: Arc<DetectConfig>,
+}
+
+impl EncodedDetector {
+    /// A detector with these thresholds.
+    pub fn new(cfg: Arc<DetectConfig>) -> Self {
+        EncodedDetector { cfg }
+    }
+}
+
+impl Detector for EncodedDetector {
+    fn name(&self) -> &'static str {
+        "encoded"
+    }
+
+    fn begin(&self, _meta: &ObjectMeta) -> Option<Box<dyn ObjectScan>> {
+        Some(Box::new(EncodedScan {
+            cfg: self.cfg.clone(),
+            buf: Vec::new(),
+            start: None,
+            next_try: 64 * 1024,
+            done: false,
+        }))
+    }
+}
+
+/// Per-object state of [`EncodedDetector`].
+pub struct EncodedScan {
+    cfg: Arc<DetectConfig>,
+    buf: Vec<u8>,
+    start: Option<u64>,
+    next_try: usize,
+    done: bool,
+}
+
+impl EncodedScan {
+    /// Text bytes buffered: enough to decode `format_scan_bytes`.
+    fn limit(&self) -> usize {
+        (self.cfg.format_scan_bytes as usize).saturating_mul(4) / 3 + SNIFF
+    }
+
+    /// Decode the runs in view and run the detectors on each; the first
+    /// finding wins.
+    fn attempt(&mut self, complete: bool) -> Option<Finding> {
+        let budget = self.cfg.format_scan_bytes as usize * 4 / 3;
+        for run in runs(&self.buf, budget) {
+            let Some((enc, bytes)) = decode(&run.text) else {
+                continue;
+            };
+            // A run reaching the buffer's end may go on: the decoded bytes
+            // are a prefix unless the object is complete.
+            let cut = run.offset + run.text.len() >= self.buf.len().saturating_sub(4);
+            let whole = complete || !cut;
+            if let Some(mut f) = self.detect(&bytes, whole) {
+                f.detail = format!("{}-encoded {}", enc.as_str(), f.detail);
+                f.evidence.insert("encoding".into(), json!(enc.as_str()));
+                f.evidence
+                    .insert("encoded_offset".into(), json!(run.offset));
+                f.evidence
+                    .insert("decoded_bytes".into(), json!(bytes.len()));
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    /// The format parsers, then the tensor-statistics detector, on decoded
+    /// bytes.
+    fn detect(&self, bytes: &[u8], whole: bool) -> Option<Finding> {
+        match format::recognise(bytes, whole, None) {
+            Verdict::Match(id) => {
+                let size = id.declared_bytes.unwrap_or(bytes.len() as u64);
+                if size < self.cfg.min_object_bytes {
+                    return None;
+                }
+                Some(format::finding(&id, size))
+            }
+            Verdict::NeedMore | Verdict::No => {
+                let stats = TensorStatsDetector::new(self.cfg.clone());
+                let mut scan = stats.begin(&ObjectMeta::default())?;
+                let mut found = None;
+                for (i, chunk) in bytes.chunks(64 * 1024).enumerate() {
+                    found = scan.data((i * 64 * 1024) as u64, chunk);
+                    if found.is_some() || scan.done() {
+                        break;
+                    }
+                }
+                if found.is_none() && !scan.done() && whole {
+                    found = scan.end(ObjectEnd::Complete);
+                }
+                found
+            }
+        }
+    }
+}
+
+/// Whether `b` is mostly printable ASCII (text, JSON, forms).
+fn texty(b: &[u8]) -> bool {
+    let printable = b
+        .iter()
+        .filter(|c| c.is_ascii_graphic() || matches!(c, b' ' | b'\r' | b'\n' | b'\t'))
+        .count();
+    printable * 100 >= b.len() * 95
+}
+
+impl ObjectScan for EncodedScan {
+    fn data(&mut self, offset: u64, bytes: &[u8]) -> Option<Finding> {
+        if self.done {
+            return None;
+        }
+        let start = *self.start.get_or_insert(offset);
+        if offset != start + self.buf.len() as u64 {
+            // Only the contiguous start is decoded.
+            self.done = true;
+            return self.attempt(false);
+        }
+        let room = self.limit().saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if self.buf.len() >= SNIFF.min(self.limit())
+            && !texty(&self.buf[..SNIFF.min(self.buf.len())])
+        {
+            self.done = true;
+            self.buf = Vec::new();
+            return None;
+        }
+        let full = self.buf.len() >= self.limit();
+        if self.buf.len() >= self.next_try || full {
+            self.next_try = self.buf.len().saturating_mul(4);
+            let f = self.attempt(false);
+            if f.is_some() || full {
+                self.done = true;
+                self.buf = Vec::new();
+            }
+            return f;
+        }
+        None
+    }
+
+    fn gap(&mut self, _len: u64) {
+        if !self.done && !self.buf.is_empty() {
+            self.next_try = 0;
+        }
+    }
+
+    fn end(&mut self, _state: ObjectEnd) -> Option<Finding> {
+        if self.done {
+            return None;
+        }
+        self.done = true;
+        if self.buf.len() < SNIFF && !texty(&self.buf) {
+            return None;
+        }
+        self.attempt(true)
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_survive_json_escapes_line_breaks_and_url_encoding() {
+        let data: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        let json = format!("{{\"w\": \"{}\"}}", b64.replace('/', "\\/"));
+        let r = runs(json.as_bytes(), usize::MAX);
+        assert_eq!(r.len(), 1);
+        assert_eq!(decode(&r[0].text).map(|d| d.1), Some(data.clone()));
+        let mime: String = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", String::from_utf8_lossy(c)))
+            .collect();
+        let r = runs(mime.as_bytes(), usize::MAX);
+        assert_eq!(decode(&r[0].text).map(|d| d.1), Some(data.clone()));
+        let form = format!(
+            "a=1&w={}",
+            b64.replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        );
+        let r = runs(form.as_bytes(), usize::MAX);
+        assert_eq!(decode(&r[0].text).map(|d| d.1), Some(data.clone()));
+        let hex = hex::encode(&data);
+        let r = runs(hex.as_bytes(), usize::MAX);
+        assert_eq!(decode(&r[0].text), Some((Encoding::Hex, data)));
+    }
+
+    #[test]
+    fn short_runs_and_binary_are_ignored() {
+        assert!(runs(b"{\"token\": \"abcdefABCDEF0123456789\"}", usize::MAX).is_empty());
+        assert!(!texty(&[0u8, 1, 2, 3, 200, 201]));
+    }
+}

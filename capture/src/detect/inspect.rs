@@ -1,0 +1,166 @@
+//! `weightwatch inspect`: a model-aware `file(1)`. Runs the sensor's own
+//! format parsers ([`format::recognise`]) on a file's first window, and,
+//! when no format is recognised, the sensor's tensor-statistics detector on
+//! the bytes it would sample, so what `inspect` says of a file is what the
+//! sensor says of the same bytes on the wire. Reads are bounded: at most
+//! `window` bytes (the sensor's `format_scan_bytes` by default) and the
+//! statistics' sampled span, whatever the file's size.
+
+use super::Detector;
+use super::config::DetectConfig;
+use super::format::{self, Identified, Kind, Verdict};
+use super::stats::TensorStatsDetector;
+use crate::object::{ObjectEnd, ObjectMeta};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What `inspect` found in one file (one JSON object per file).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// The file's path as given.
+    pub file: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// `fileinfo.format` name (`safetensors`, `pytorch_zip`, `raw_tensor`,
+    /// …), or `null` when nothing was recognised.
+    pub format: Option<String>,
+    /// Sub-kind (`torchscript`, `legacy`, `keras`, `deflated`, …).
+    pub variant: Option<String>,
+    /// `weights`, `model_archive` or `tensor_data`.
+    pub kind: Option<&'static str>,
+    /// Element types seen.
+    pub dtypes: BTreeSet<String>,
+    /// Tensors described in the part of the header read.
+    pub tensors: u64,
+    /// Sum of tensor elements in the part of the header read.
+    pub params: u64,
+    /// File size the header declares, when it does.
+    pub declared_size: Option<u64>,
+    /// `general.architecture` and the like.
+    pub architecture: Option<String>,
+    /// `general.name` and the like.
+    pub model_name: Option<String>,
+    /// Archive members (model members, or a PyTorch archive's records).
+    pub members: Vec<String>,
+    /// The first model member's own format, when its header was in view.
+    pub member: Option<Box<Report>>,
+    /// Bytes read from the file's start.
+    pub scanned: u64,
+}
+
+impl Report {
+    fn from_identified(id: &Identified) -> Report {
+        Report {
+            format: Some(id.format.as_str().to_string()),
+            variant: id.detail.map(str::to_string),
+            kind: Some(match id.kind {
+                Kind::Weights => "weights",
+                Kind::ModelArchive => "model_archive",
+                Kind::TensorData => "tensor_data",
+            }),
+            dtypes: id.dtypes.clone(),
+            tensors: id.tensors,
+            params: id.params,
+            declared_size: id.declared_bytes,
+            architecture: id.architecture.clone(),
+            model_name: id.model_name.clone(),
+            members: id.members.clone(),
+            member: id
+                .inner
+                .as_ref()
+                .map(|i| Box::new(Report::from_identified(i))),
+            ..Report::default()
+        }
+    }
+}
+
+/// Why a file could not be inspected.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Inspect the first bytes of one object or file: `head` (the formats look
+/// at its first `window` bytes, the statistics at all of it), `size` its
+/// full length, `name` its file name.
+pub fn inspect_bytes(
+    head: &[u8],
+    size: u64,
+    name: Option<&str>,
+    window: u64,
+    cfg: &DetectConfig,
+) -> Report {
+    let cut = head
+        .len()
+        .min(usize::try_from(window).unwrap_or(usize::MAX));
+    let complete = cut as u64 >= size;
+    let mut r = match format::recognise(&head[..cut], complete, name) {
+        Verdict::Match(id) => Report::from_identified(&id),
+        Verdict::NeedMore | Verdict::No => raw_tensor(head, size, cfg).unwrap_or_default(),
+    };
+    r.size = size;
+    r.scanned = head.len() as u64;
+    r
+}
+
+/// The sensor's tensor-statistics detector over `bytes` (the object's start).
+fn raw_tensor(bytes: &[u8], size: u64, cfg: &DetectConfig) -> Option<Report> {
+    let det = TensorStatsDetector::new(Arc::new(cfg.clone()));
+    let meta = ObjectMeta {
+        declared_size: Some(size),
+        ..ObjectMeta::default()
+    };
+    let mut scan = det.begin(&meta)?;
+    let mut finding = None;
+    for (i, chunk) in bytes.chunks(64 * 1024).enumerate() {
+        finding = scan.data((i * 64 * 1024) as u64, chunk);
+        if finding.is_some() || scan.done() {
+            break;
+        }
+    }
+    if finding.is_none() && !scan.done() && bytes.len() as u64 >= size {
+        finding = scan.end(ObjectEnd::Complete);
+    }
+    let f = finding?;
+    let mut r = Report {
+        format: Some(eve::WeightFormat::RawTensor.as_str().to_string()),
+        kind: Some("weights"),
+        ..Report::default()
+    };
+    if let Some(d) = f.evidence.get("dtype").and_then(|d| d.as_str()) {
+        r.dtypes.insert(d.to_string());
+    }
+    Some(r)
+}
+
+/// Inspect a file, reading at most `window` bytes for the formats and the
+/// statistics detector's sampled span (`stats_stride_bytes ×
+/// stats_max_windows`) for headerless tensors.
+pub fn inspect_file(path: &Path, window: u64, cfg: &DetectConfig) -> Result<Report, InspectError> {
+    let io = |source| InspectError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let span = window.max(
+        cfg.stats_stride_bytes
+            .saturating_mul(u64::from(cfg.stats_max_windows)),
+    );
+    let mut head = Vec::new();
+    file.take(span).read_to_end(&mut head).map_err(io)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut r = inspect_bytes(&head, size, name.as_deref(), window, cfg);
+    r.file = path.display().to_string();
+    Ok(r)
+}

