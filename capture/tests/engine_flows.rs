@@ -279,7 +279,9 @@ fn long_flow_gives_growing_update_events_then_its_end() {
     // All updates share the flow id, and the final event comes last with
     // the whole flow's counters.
     let last = fl.last().expect("final flow event");
-    assert_eq!(last.1.flow.reason, FlowReason::Closed);
+    // Suricata's words: the file ended (`shutdown`) on a closed connection.
+    assert_eq!(last.1.flow.reason, FlowReason::Shutdown);
+    assert_eq!(last.1.flow.state, eve::FlowState::Closed);
     assert!(updates.iter().all(|(n, _)| n.flow_id == last.0.flow_id));
     let final_bytes = last.1.flow.bytes_toserver;
     assert!(
@@ -304,7 +306,7 @@ fn midstream_keepalive_resyncs_on_the_next_message() {
     let infos = fileinfos(&events);
     let second = infos
         .iter()
-        .find(|(_, f)| f.filename.as_deref() == Some("b.bin"))
+        .find(|(_, f)| f.filename.as_deref() == Some("/files/b.bin"))
         .unwrap_or_else(|| panic!("second body not cut out: {infos:?}"));
     assert_eq!(second.1.size, 48 * 1024);
     assert_eq!(second.1.state, eve::FileState::Closed);
