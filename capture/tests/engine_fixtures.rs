@@ -72,7 +72,8 @@ fn check(cap: &Path, exp: &Expected, events: &[Event]) -> Vec<String> {
         let (size, sha) = if whole {
             (o.size, &o.sha256)
         } else {
-            (o.captured_size, &o.captured_sha256)
+            // Gaps count in the size, as Suricata's.
+            (o.captured_size + o.gap_bytes, &o.captured_sha256)
         };
         let found = infos.iter_mut().find(|(c, s, f, used)| {
             !*used

@@ -330,7 +330,8 @@ pub struct FileInfo {
     /// own filename.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
-    /// Decoded bytes seen (after chunked and Content-Encoding decoding).
+    /// Decoded bytes seen (after chunked and Content-Encoding decoding),
+    /// plus the bytes lost in gaps (Suricata's tracked size).
     pub size: u64,
     /// SHA-256 of the decoded bytes (hex), unless hashing is off; never
     /// for a file with gaps. A `TRUNCATED` file without gaps has the hash

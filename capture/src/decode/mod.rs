@@ -751,7 +751,7 @@ fn slice_link(link: i32, frame: &[u8]) -> Result<Sliced<'_>, Skip> {
         }
         if layer.tunnel {
             s.tunnel += 1;
-            s.len = layer.inner.len();
+            s.len = layer.len;
         }
         s.packet = layer.inner.slice()?;
     }
@@ -862,6 +862,57 @@ mod tests {
             assert!(d.decode(linktype::ETHERNET, 0, &f[..n]).is_err());
         }
         assert_eq!(d.decode(999, 0, &f), Err(Skip::UnsupportedLink));
+    }
+
+    /// An Ethernet frame of a UDP packet wrapped in `depth` IPv4-in-IPv4
+    /// tunnels.
+    fn ip_in_ip(depth: usize) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(5000, 53);
+        let mut ip = Vec::new();
+        b.write(&mut ip, b"q").unwrap();
+        for _ in 0..depth {
+            let mut h = etherparse::Ipv4Header::new(
+                ip.len() as u16,
+                64,
+                etherparse::IpNumber::IPV4,
+                [192, 0, 2, 1],
+                [192, 0, 2, 2],
+            )
+            .unwrap();
+            h.header_checksum = h.calc_header_checksum();
+            ip = [h.to_bytes().as_slice(), &ip].concat();
+        }
+        let eth = etherparse::Ethernet2Header {
+            source: [1; 6],
+            destination: [2; 6],
+            ether_type: EtherType::IPV4,
+        };
+        [eth.to_bytes().as_slice(), &ip].concat()
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_counted() {
+        let inner_len = ip_in_ip(0).len() as u32 - 14;
+        for depth in 1..=usize::from(MAX_LAYERS) {
+            let f = ip_in_ip(depth);
+            let mut d = Decoder::default();
+            let (p, payload) = d.decode(linktype::ETHERNET, 0, &f).unwrap();
+            assert_eq!(payload, b"q");
+            assert_eq!(p.src, IpAddr::from([10, 0, 0, 1]));
+            assert_eq!(usize::from(p.tunnel), depth);
+            // Suricata's length of a tunnelled packet: what the innermost
+            // tunnel carries.
+            assert_eq!(p.frame_len, inner_len);
+        }
+        let f = ip_in_ip(usize::from(MAX_LAYERS) + 1);
+        assert_eq!(
+            Decoder::default().decode(linktype::ETHERNET, 0, &f),
+            Err(Skip::TunnelTooDeep)
+        );
+        let (p, _) = Decoder::default()
+            .decode(linktype::ETHERNET, 0, &ip_in_ip(0))
+            .unwrap();
+        assert_eq!((p.tunnel, p.frame_len), (0, inner_len + 14));
     }
 
     #[test]

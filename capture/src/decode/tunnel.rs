@@ -67,12 +67,18 @@ pub(super) struct Layer<'a> {
     pub inner: Inner<'a>,
     /// A tunnel rather than a link layer.
     pub tunnel: bool,
+    /// The length of the packet a tunnel makes, as Suricata counts it:
+    /// what follows the tunnel's header (for ERSPAN, the GRE header: the
+    /// ERSPAN header counts with the mirrored frame; for VXLAN, the inner
+    /// Ethernet header too).
+    pub len: usize,
 }
 
 fn link(inner: Inner<'_>) -> Layer<'_> {
     Layer {
         inner,
         tunnel: false,
+        len: inner.len(),
     }
 }
 
@@ -80,12 +86,13 @@ fn tunnel(inner: Inner<'_>) -> Layer<'_> {
     Layer {
         inner,
         tunnel: true,
+        len: inner.len(),
     }
 }
 
 impl Inner<'_> {
     /// The bytes it holds.
-    pub(super) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         match self {
             Inner::Ethernet(b) | Inner::EtherType(_, b) | Inner::Ip(b) => b.len(),
         }
@@ -108,7 +115,13 @@ pub(super) fn inner<'a>(p: &SlicedPacket<'a>) -> Result<Option<Layer<'a>>, Skip>
     }
     match &p.transport {
         Some(TransportSlice::Udp(u)) => match u.destination_port() {
-            VXLAN_PORT => vxlan(u.payload()).map(|i| Some(tunnel(i))),
+            // Suricata's VXLAN packet starts after the inner Ethernet
+            // header (decode-vxlan.c).
+            VXLAN_PORT => vxlan(u.payload()).map(|i| {
+                let mut layer = tunnel(i);
+                layer.len = layer.len.saturating_sub(14);
+                Some(layer)
+            }),
             GENEVE_PORT => geneve(u.payload()).map(|i| Some(tunnel(i))),
             _ => Ok(None),
         },
@@ -123,7 +136,7 @@ pub(super) fn inner<'a>(p: &SlicedPacket<'a>) -> Result<Option<Layer<'a>>, Skip>
                 return Ok(None);
             }
             match ip.ip_number {
-                IpNumber::GRE => gre(ip.payload).map(|i| Some(tunnel(i))),
+                IpNumber::GRE => gre(ip.payload).map(Some),
                 IpNumber::IPV4 | IpNumber::IPV6 => Ok(Some(tunnel(Inner::Ip(ip.payload)))),
                 _ => Ok(None),
             }
@@ -176,7 +189,7 @@ fn mpls(b: &[u8]) -> Result<Inner<'_>, Skip> {
 /// number words, then the protocol's payload; ERSPAN sessions carry a
 /// mirrored Ethernet frame. Source routing and version 1 (PPTP) are
 /// `decoder.bad_gre`.
-fn gre(b: &[u8]) -> Result<Inner<'_>, Skip> {
+fn gre(b: &[u8]) -> Result<Layer<'_>, Skip> {
     let h = b.get(..4).ok_or(Skip::Truncated)?;
     let flags = u16::from_be_bytes([h[0], h[1]]);
     let proto = u16::from_be_bytes([h[2], h[3]]);
@@ -191,6 +204,17 @@ fn gre(b: &[u8]) -> Result<Inner<'_>, Skip> {
     }
     let at = 4 + 4 * (usize::from(checksum) + usize::from(key) + usize::from(seq));
     let payload = b.get(at..).ok_or(Skip::Truncated)?;
+    let inner = gre_payload(proto, seq, payload)?;
+    Ok(Layer {
+        inner,
+        tunnel: true,
+        len: payload.len(),
+    })
+}
+
+/// What a GRE payload of protocol `proto` holds (`seq`: the GRE header
+/// has a sequence number, which tells ERSPAN type II from type I).
+fn gre_payload(proto: u16, seq: bool, payload: &[u8]) -> Result<Inner<'_>, Skip> {
     match proto {
         ETHERTYPE_TEB => Ok(Inner::Ethernet(payload)),
         // Type I has no ERSPAN header (and no sequence number); type II
@@ -254,12 +278,12 @@ mod tests {
         assert_eq!(mpls(&[0, 0, 0, 64]), Err(Skip::Truncated));
         assert_eq!(mpls(&[0, 0, 1, 64, 0x00]), Err(Skip::MplsUnknown));
         assert_eq!(mpls(&[0, 0, 0, 64].repeat(20)), Err(Skip::TunnelTooDeep));
-        assert_eq!(gre(&[0x40, 0, 8, 0]), Err(Skip::BadGre));
-        assert_eq!(gre(&[0x00, 1, 8, 0]), Err(Skip::BadGre));
-        assert_eq!(gre(&[0x30, 0, 8, 0, 0, 0]), Err(Skip::Truncated));
+        assert_eq!(gre(&[0x40, 0, 8, 0]).err(), Some(Skip::BadGre));
+        assert_eq!(gre(&[0x00, 1, 8, 0]).err(), Some(Skip::BadGre));
+        assert_eq!(gre(&[0x30, 0, 8, 0, 0, 0]).err(), Some(Skip::Truncated));
         assert_eq!(
-            gre(&[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x20]),
-            Err(Skip::Truncated)
+            gre(&[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x20]).err(),
+            Some(Skip::Truncated)
         );
         assert_eq!(vxlan(&[0; 8]), Err(Skip::BadVxlan));
         assert_eq!(
@@ -277,6 +301,8 @@ mod tests {
         let mut b = vec![0xb0, 0, 0x08, 0x00];
         b.extend_from_slice(&[0; 12]);
         b.push(0x45);
-        assert_eq!(gre(&b), Ok(Inner::EtherType(0x0800, &[0x45][..])));
+        let layer = gre(&b).unwrap();
+        assert_eq!(layer.inner, Inner::EtherType(0x0800, &[0x45][..]));
+        assert_eq!(layer.len, 1);
     }
 }

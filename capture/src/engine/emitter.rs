@@ -46,7 +46,8 @@ impl OpenObject {
     fn info(&self, dir: Direction, state: FileState, sha256: Option<String>) -> FileInfo {
         FileInfo {
             filename: self.meta.filename.clone(),
-            size: self.size,
+            // Suricata's tracked size: the bytes seen and the gaps.
+            size: self.size + self.gap_bytes,
             sha256,
             state,
             gaps: self.gap_bytes > 0,

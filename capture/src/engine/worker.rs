@@ -101,6 +101,8 @@ struct Flow {
     payload: [u64; 2],
     state: FlowState,
     closed_at: Option<i64>,
+    /// Each direction sent a FIN (whether or not its stream was whole).
+    fin: [bool; 2],
     next_update: Option<i64>,
     updates: u32,
     tcp: Option<Box<TcpConn>>,
@@ -468,6 +470,7 @@ impl<'e> Worker<'e> {
             meta_sig: (None, false),
             payload_dir: None,
             overlap_alerted: false,
+            fin: [false; 2],
             fragment_alerted: false,
         };
         let detectors = self.env.detectors;
@@ -532,7 +535,11 @@ impl<'e> Worker<'e> {
             return;
         };
         conn.segment(dir, m, ttl, payload);
-        if conn.closed() {
+        let streams_closed = conn.closed();
+        flow.fin[dir.index()] |= m.fin;
+        // Closed as Suricata's TCP state says: both FINs (or a reset), even
+        // when a gap keeps a stream from being read to its FIN.
+        if streams_closed || flow.fin == [true; 2] {
             flow.state = FlowState::Closed;
             flow.closed_at = Some(t);
         }
