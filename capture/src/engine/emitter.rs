@@ -70,6 +70,9 @@ pub(super) struct ObjectTracker {
     open: [Option<OpenObject>; 2],
     next_index: u32,
     held: Vec<(u64, Event)>,
+    /// The last response seen (a body may end after its response came:
+    /// an early `413`, a server that answers before reading).
+    last_reply: Option<Reply>,
 }
 
 /// An [`ObjectSink`] for one call into the app layer: the tracker plus what
@@ -252,8 +255,15 @@ impl<'a> ObjectEmitter<'a> {
         let ev = Event::with_derived_id(self.ts, EventKind::Fileinfo(body), &name)
             .sensor(self.env.sensor_id)
             .network(self.net_of(o.meta.app_proto));
-        match o.meta.tx_id {
-            Some(tx) if o.meta.http.is_some() => {
+        match (o.meta.tx_id, &self.tracker.last_reply) {
+            (Some(tx), Some(r)) if r.tx_id >= tx => {
+                let mut ev = ev;
+                if r.tx_id == tx {
+                    answer(&mut ev, r);
+                }
+                self.out.push(ev);
+            }
+            (Some(tx), _) if o.meta.http.is_some() => {
                 if self.tracker.held.len() >= MAX_HELD {
                     let (_, oldest) = self.tracker.held.remove(0);
                     self.out.push(oldest);
@@ -274,16 +284,13 @@ impl<'a> ObjectEmitter<'a> {
                 self.tracker.held.push((tx, ev));
                 continue;
             }
-            if tx == reply.tx_id
-                && let EventKind::Fileinfo(f) = &mut ev.kind
-                && let Some(http) = f.http.as_mut()
-            {
-                http.status = Some(reply.status);
-                http.http_content_type.clone_from(&reply.content_type);
+            if tx == reply.tx_id {
+                answer(&mut ev, reply);
             }
             ev.timestamp = self.ts;
             self.out.push(ev);
         }
+        self.tracker.last_reply = Some(reply.clone());
     }
 
     /// Write every held request body's event as it is: the connection
@@ -304,6 +311,16 @@ impl ObjectSink for ObjectEmitter<'_> {
             ObjectEvent::End(end) => self.end(dir, end),
             ObjectEvent::Reply(r) => self.reply(&r),
         }
+    }
+}
+
+/// A request body's `fileinfo` takes its response's status and content type.
+fn answer(ev: &mut Event, reply: &Reply) {
+    if let EventKind::Fileinfo(f) = &mut ev.kind
+        && let Some(http) = f.http.as_mut()
+    {
+        http.status = Some(reply.status);
+        http.http_content_type.clone_from(&reply.content_type);
     }
 }
 
