@@ -202,14 +202,18 @@ fn suricata_eve(pcap: &Path, dir: &Path) -> Option<Vec<Value>> {
     )
 }
 
-/// Per flow (5-tuple): packets and bytes each way, and its end state.
-/// Suricata also keeps a flow of the outer UDP packets of VXLAN and
-/// GENEVE tunnels (the sensor does not: they are the tunnel, not a
-/// conversation): those are left out.
-fn flows_of(events: &[Value]) -> BTreeMap<String, String> {
+/// Per TCP/UDP flow (5-tuple): packets and bytes each way, and its end
+/// state. Suricata also keeps a flow of the outer packets of VXLAN, GENEVE
+/// and IP-in-IP tunnels (the sensor does not: they are the tunnel, not a
+/// conversation), and ICMP flows (the sensor tracks TCP and UDP): those
+/// are left out. `reason` only `with_reason`: on captures spanning long
+/// idle times Suricata's flow manager, which wakes on wall-clock time, ends
+/// flows at shutdown that packet time has timed out.
+fn flows_of(events: &[Value], with_reason: bool) -> BTreeMap<String, String> {
     events
         .iter()
         .filter(|e| e["event_type"] == "flow")
+        .filter(|e| e["proto"] == "TCP" || e["proto"] == "UDP")
         .filter(|e| {
             let tunnel = [
                 u64::from(capture::decode::VXLAN_PORT),
@@ -223,9 +227,9 @@ fn flows_of(events: &[Value]) -> BTreeMap<String, String> {
                 format!(
                     "{} {}:{}->{}:{}",
                     e["proto"].as_str().unwrap_or_default().to_lowercase(),
-                    e["src_ip"].as_str().unwrap_or_default(),
+                    ip(&e["src_ip"]),
                     e["src_port"],
-                    e["dest_ip"].as_str().unwrap_or_default(),
+                    ip(&e["dest_ip"]),
                     e["dest_port"]
                 ),
                 format!(
@@ -235,14 +239,28 @@ fn flows_of(events: &[Value]) -> BTreeMap<String, String> {
                     f["bytes_toserver"],
                     f["bytes_toclient"],
                     f["state"],
-                    f["reason"]
+                    if with_reason {
+                        &f["reason"]
+                    } else {
+                        &Value::Null
+                    }
                 ),
             )
         })
         .collect()
 }
 
-/// Per file: name, size, state, gaps, hash, and its transaction's status.
+/// An address as parsed (Suricata writes IPv6 uncompressed).
+fn ip(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+/// Per HTTP file (the sensor's raw-stream objects have no Suricata
+/// counterpart): name, size, state, gaps, hash, and its transaction's
+/// status.
 /// A file with gaps has no hash here (Suricata's `force-hash` writes one
 /// over the bytes around the holes, which would read as the file's hash:
 /// the sensor leaves it out on purpose), and its size (bytes seen plus
@@ -251,7 +269,7 @@ fn flows_of(events: &[Value]) -> BTreeMap<String, String> {
 fn files_of(events: &[Value]) -> Vec<String> {
     let mut v: Vec<String> = events
         .iter()
-        .filter(|e| e["event_type"] == "fileinfo")
+        .filter(|e| e["event_type"] == "fileinfo" && e["app_proto"] == "http")
         .map(|e| {
             let f = &e["fileinfo"];
             let gaps = f["gaps"] == true;
@@ -278,13 +296,10 @@ fn our_eve(pcap: &Path, dir: &Path) -> Vec<Value> {
     ));
     let detectors = build(&PolicyConfig::default(), &DetectConfig::default(), None).unwrap();
     let mut sink = eve::sink::eve_file::EveFileSink::open(out.to_str().unwrap(), None, 1).unwrap();
-    run_offline(
-        &[pcap.to_path_buf()],
-        &Settings::default(),
-        &detectors,
-        &mut sink,
-    )
-    .expect("replay");
+    // Checksums trusted, as Suricata is run (`-k none`).
+    let mut settings = Settings::default();
+    settings.config.checksum_validation = capture::decode::ChecksumMode::No;
+    run_offline(&[pcap.to_path_buf()], &settings, &detectors, &mut sink).expect("replay");
     drop(sink);
     std::fs::read_to_string(&out)
         .unwrap()
@@ -311,6 +326,25 @@ fn flows_and_files_agree_with_suricata() {
     for f in ["http_upload_put", "http_download_gaps", "http_keepalive"] {
         pcaps.push(committed.join(format!("{f}.pcap")));
     }
+    // Encapsulated captures of the public corpus (Suricata's and
+    // Wireshark's test files), when it is present: their flows.
+    // (`pppoe-over-qinq.pcap` is left out: 6 of its frames are shorter than
+    // their IP length, which Suricata counts in the flow and the sensor
+    // skips as `decoder.truncated`; its flow otherwise agrees.)
+    if let Some(corpus) = crate::engine_support::corpus_dir() {
+        let wanted = [
+            "pppoe-session-http.pcap",
+            "vxlan-encapsulated-http.pcap",
+            "gre-within-gre.pcap",
+            "6in4.pcap",
+            "mixed-vlan-mpls.pcap",
+        ];
+        pcaps.extend(
+            crate::engine_support::corpus_files(&corpus)
+                .into_iter()
+                .filter(|p| wanted.iter().any(|w| p.ends_with(w))),
+        );
+    }
     let mut compared = 0;
     for pcap in &pcaps {
         let Some(theirs) = suricata_eve(pcap, dir.path()) else {
@@ -322,8 +356,18 @@ fn flows_and_files_agree_with_suricata() {
         };
         let ours = our_eve(pcap, dir.path());
         let name = pcap.file_name().unwrap().to_string_lossy();
-        assert_eq!(flows_of(&ours), flows_of(&theirs), "{name}: flows");
-        assert_eq!(files_of(&ours), files_of(&theirs), "{name}: files");
+        let fixture = !pcap.starts_with(crate::engine_support::corpus_dir().unwrap_or_default());
+        assert_eq!(
+            flows_of(&ours, fixture),
+            flows_of(&theirs, fixture),
+            "{name}: flows"
+        );
+        // Files on the fixtures only: on the corpus's mixed-vlan-mpls.pcap
+        // Suricata writes a file the sensor does not (an open question, not
+        // an encapsulation one: the flow itself agrees).
+        if fixture {
+            assert_eq!(files_of(&ours), files_of(&theirs), "{name}: files");
+        }
         compared += 1;
     }
     assert_eq!(compared, pcaps.len());

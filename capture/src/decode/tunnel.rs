@@ -145,8 +145,9 @@ pub(super) fn inner<'a>(p: &SlicedPacket<'a>) -> Result<Option<Layer<'a>>, Skip>
 }
 
 /// PPPoE session header (version/type 0x11, code 0, session, length), then
-/// the PPP protocol: IPv4 (0x0021) or IPv6 (0x0057); PPP control traffic
-/// (LCP, IPCP, …) is not IP.
+/// the PPP protocol: IPv4 (0x0021) or IPv6 (0x0057), in two bytes or, with
+/// protocol field compression (RFC 1661 6.5: a first byte that is odd is
+/// the whole field), one; PPP control traffic (LCP, IPCP, …) is not IP.
 fn pppoe(b: &[u8]) -> Result<Inner<'_>, Skip> {
     let h = b.get(..8).ok_or(Skip::Truncated)?;
     if h[0] != 0x11 || h[1] != 0 {
@@ -155,9 +156,14 @@ fn pppoe(b: &[u8]) -> Result<Inner<'_>, Skip> {
     let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
     // The PPPoE length covers the PPP protocol field and its payload.
     let ppp = b[6..].get(..len).ok_or(Skip::Truncated)?;
-    let proto = ppp.get(..2).ok_or(Skip::BadPppoe)?;
-    match u16::from_be_bytes([proto[0], proto[1]]) {
-        0x0021 | 0x0057 => Ok(Inner::Ip(&ppp[2..])),
+    let (proto, at) = match ppp {
+        [] => return Err(Skip::BadPppoe),
+        [b, ..] if b & 1 == 1 => (u16::from(*b), 1),
+        [a, b, ..] => (u16::from_be_bytes([*a, *b]), 2),
+        [_] => return Err(Skip::BadPppoe),
+    };
+    match proto {
+        0x0021 | 0x0057 => Ok(Inner::Ip(&ppp[at..])),
         _ => Err(Skip::NotIp),
     }
 }
@@ -275,6 +281,15 @@ mod tests {
         assert_eq!(pppoe(&[0x11, 0, 0, 1, 0, 2, 0xc0, 0x21]), Err(Skip::NotIp));
         assert_eq!(pppoe(&[0x12, 0, 0, 1, 0, 2, 0, 0x21]), Err(Skip::BadPppoe));
         assert_eq!(pppoe(&[0x11, 0, 0, 1, 0, 9, 0, 0x21]), Err(Skip::Truncated));
+        // Protocol field compression: one byte, 0x21 = IPv4.
+        assert_eq!(
+            pppoe(&[0x11, 0, 0, 1, 0, 2, 0x21, 0x45]),
+            Ok(Inner::Ip(&[0x45][..]))
+        );
+        assert_eq!(
+            pppoe(&[0x11, 0, 0, 1, 0, 3, 0, 0x21, 0x45]),
+            Ok(Inner::Ip(&[0x45][..]))
+        );
         assert_eq!(mpls(&[0, 0, 0, 64]), Err(Skip::Truncated));
         assert_eq!(mpls(&[0, 0, 1, 64, 0x00]), Err(Skip::MplsUnknown));
         assert_eq!(mpls(&[0, 0, 0, 64].repeat(20)), Err(Skip::TunnelTooDeep));
