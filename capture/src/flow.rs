@@ -12,7 +12,10 @@ pub type Endpoint = (IpAddr, u16);
 /// A flow's 5-tuple with its endpoints in canonical order (`a <= b`), so both
 /// directions of a connection give the same key, and its VLAN ids (as
 /// Suricata's VLAN tracking: the same addresses on two VLANs are two
-/// flows — overlapping address spaces stay apart).
+/// flows — overlapping address spaces stay apart), and how many tunnels
+/// deep it is (Suricata's recursion level: a tunnelled flow and a plain
+/// one with the same 5-tuple are two flows; the tunnel's outer endpoints
+/// are not part of the key, as in Suricata).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// The lower endpoint.
@@ -23,6 +26,8 @@ pub struct FlowKey {
     pub proto: Proto,
     /// Outer and inner 802.1Q VLAN id (0 = none).
     pub vlan: [u16; 2],
+    /// Tunnels the flow is inside (0 = none).
+    pub tunnel: u8,
 }
 
 impl FlowKey {
@@ -35,6 +40,7 @@ impl FlowKey {
         let s = (p.src, p.sport);
         let d = (p.dst, p.dport);
         let vlan = p.vlan;
+        let tunnel = p.tunnel;
         if s <= d {
             (
                 FlowKey {
@@ -42,6 +48,7 @@ impl FlowKey {
                     b: d,
                     proto,
                     vlan,
+                    tunnel,
                 },
                 true,
             )
@@ -52,6 +59,7 @@ impl FlowKey {
                     b: s,
                     proto,
                     vlan,
+                    tunnel,
                 },
                 false,
             )
@@ -59,8 +67,8 @@ impl FlowKey {
     }
 
     /// A total order (for deterministic iteration over flows).
-    pub fn order(&self) -> (Endpoint, Endpoint, u8, [u16; 2]) {
-        (self.a, self.b, self.proto.number(), self.vlan)
+    pub fn order(&self) -> (Endpoint, Endpoint, u8, [u16; 2], u8) {
+        (self.a, self.b, self.proto.number(), self.vlan, self.tunnel)
     }
 
     /// The VLAN ids for events (outer first), `None` when untagged.
@@ -75,7 +83,7 @@ impl FlowKey {
     /// A hash equal for both directions and stable across runs and machines
     /// (xxh3 of the canonical bytes): it picks the worker.
     pub fn symmetric_hash(&self) -> u64 {
-        let mut buf = [0u8; 42];
+        let mut buf = [0u8; 43];
         let mut n = 0;
         for (ip, port) in [self.a, self.b] {
             match ip {
@@ -99,6 +107,10 @@ impl FlowKey {
             buf[n + 2..n + 4].copy_from_slice(&self.vlan[1].to_be_bytes());
             n += 4;
         }
+        if self.tunnel != 0 {
+            buf[n] = self.tunnel;
+            n += 1;
+        }
         xxhash_rust::xxh3::xxh3_64(&buf[..n])
     }
 }
@@ -110,11 +122,16 @@ impl fmt::Display for FlowKey {
             Proto::Udp => "udp",
         };
         write!(f, "{p}|{}:{}|{}:{}", self.a.0, self.a.1, self.b.0, self.b.1)?;
-        // Untagged keys print (and so derive event ids) as before.
-        match self.vlan {
-            [0, 0] => Ok(()),
-            [o, i] => write!(f, "|vlan:{o}.{i}"),
+        // Untagged, untunnelled keys print (and so derive event ids) as
+        // before.
+        let [o, i] = self.vlan;
+        if (o, i) != (0, 0) {
+            write!(f, "|vlan:{o}.{i}")?;
         }
+        if self.tunnel != 0 {
+            write!(f, "|tunnel:{}", self.tunnel)?;
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +174,8 @@ mod tests {
                 ..TcpMeta::default()
             }),
             ip_len: 40,
+            frame_len: 54,
+            tunnel: 0,
             vlan: [0, 0],
             ttl: 64,
             fragment_overlap: false,

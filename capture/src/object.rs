@@ -61,6 +61,22 @@ pub struct ObjectMeta {
     /// The stream was picked up mid-connection (no handshake seen), so the
     /// object may start anywhere inside a file.
     pub midstream: bool,
+    /// The HTTP transaction (request number in the connection, from 0) a
+    /// request body belongs to, for pairing it with its [`Reply`].
+    pub tx_id: Option<u64>,
+}
+
+/// The final response to HTTP transaction `tx_id`: what a request body's
+/// `fileinfo` takes from it (Suricata logs a file with its transaction, so
+/// an upload's event carries the response status).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The request it answers.
+    pub tx_id: u64,
+    /// The response status.
+    pub status: u16,
+    /// The response's Content-Type without parameters.
+    pub content_type: Option<String>,
 }
 
 /// How an object ended.
@@ -86,6 +102,9 @@ pub enum ObjectEvent<'a> {
     Gap(u64),
     /// The open object ends.
     End(ObjectEnd),
+    /// A final HTTP response arrived (always reported on
+    /// [`Direction::ToClient`]; no object need be open).
+    Reply(Reply),
 }
 
 /// Consumer of objects (hashing, `fileinfo`, detectors).
@@ -141,6 +160,16 @@ impl ObjectSink for CollectedObjects {
             ObjectEvent::End(end) => {
                 if let Some(i) = self.open[s].take() {
                     self.objects[i].end = Some(end);
+                }
+            }
+            ObjectEvent::Reply(r) => {
+                for o in &mut self.objects {
+                    if o.meta.tx_id == Some(r.tx_id)
+                        && let Some(http) = o.meta.http.as_mut()
+                    {
+                        http.status = Some(r.status);
+                        http.http_content_type.clone_from(&r.content_type);
+                    }
                 }
             }
         }

@@ -148,7 +148,7 @@ fn content_length_keep_alive_request_and_responses() {
     let resp = [
         response(
             &format!(
-                "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                "HTTP/1.1 201 Created\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
                 down1.len()
             ),
             &down1,
@@ -168,7 +168,7 @@ fn content_length_keep_alive_request_and_responses() {
     assert_eq!(u.end, Some(ObjectEnd::Complete));
     assert_eq!(u.meta.direction, ToServer);
     assert_eq!(u.meta.app_proto, AppProto::Http);
-    assert_eq!(u.meta.filename.as_deref(), Some("w.safetensors"));
+    assert_eq!(u.meta.filename.as_deref(), Some("/models/w.safetensors"));
     assert_eq!(u.meta.declared_size, Some(3000));
     let h = u.meta.http.as_ref().unwrap();
     assert_eq!(h.hostname.as_deref(), Some("store.example"));
@@ -176,7 +176,14 @@ fn content_length_keep_alive_request_and_responses() {
     assert_eq!(h.url.as_deref(), Some("/models/w.safetensors?x=1"));
     assert_eq!(h.http_user_agent.as_deref(), Some("curl/8"));
     assert_eq!(h.protocol.as_deref(), Some("HTTP/1.1"));
-    assert_eq!(h.status, None);
+    // The upload takes its transaction's response status and (as
+    // Suricata's `http_content_type`) the response's type, no parameters.
+    assert_eq!(h.status, Some(201));
+    assert_eq!(h.http_content_type.as_deref(), Some("text/plain"));
+    assert_eq!(
+        d1.meta.http.as_ref().unwrap().http_content_type.as_deref(),
+        Some("text/plain")
+    );
     assert_eq!(d1.data, down1);
     assert_eq!(d1.meta.direction, ToClient);
     assert_eq!(d1.meta.http.as_ref().unwrap().status, Some(201));
@@ -184,9 +191,12 @@ fn content_length_keep_alive_request_and_responses() {
         d1.meta.http.as_ref().unwrap().http_method.as_deref(),
         Some("PUT")
     );
-    assert_eq!(d1.meta.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(
+        d1.meta.content_type.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(d2.data, down2);
-    assert_eq!(d2.meta.filename.as_deref(), Some("second.txt"));
+    assert_eq!(d2.meta.filename.as_deref(), Some("/b/second.txt"));
     assert_eq!(
         d2.meta.http.as_ref().unwrap().url.as_deref(),
         Some("/b/second.txt")
@@ -358,7 +368,7 @@ fn multipart_parts_are_objects() {
     ]);
     assert_eq!(objs.len(), 3);
     assert_eq!(objs[0].data, b"hello");
-    assert_eq!(objs[0].meta.filename.as_deref(), Some("form"));
+    assert_eq!(objs[0].meta.filename.as_deref(), Some("/upload/form"));
     assert_eq!(objs[1].data, f1);
     assert_eq!(objs[1].meta.filename.as_deref(), Some("model.gguf"));
     assert_eq!(
@@ -389,9 +399,9 @@ fn pipelined_head_204_304_and_1xx_carry_no_body() {
     let (objs, conn) = run_all(&[Data(ToServer, req), Data(ToClient, &resp)]);
     assert_eq!(objs.len(), 2);
     assert_eq!(objs[0].data, b"A");
-    assert_eq!(objs[0].meta.filename.as_deref(), Some("a"));
+    assert_eq!(objs[0].meta.filename.as_deref(), Some("/a"));
     assert_eq!(objs[1].data, b"E");
-    assert_eq!(objs[1].meta.filename.as_deref(), Some("e"));
+    assert_eq!(objs[1].meta.filename.as_deref(), Some("/e"));
     assert_eq!(conn.stats().http_responses, 6);
     assert_eq!(conn.stats().http_unmatched_responses, 0);
 }
@@ -655,7 +665,7 @@ fn filenames_from_content_disposition_and_proxy_urls() {
         ),
     ]);
     assert_eq!(objs[0].meta.filename.as_deref(), Some("w.safetensors"));
-    assert_eq!(objs[1].meta.filename.as_deref(), Some("llama.gguf"));
+    assert_eq!(objs[1].meta.filename.as_deref(), Some("/a/b/llama.gguf"));
     assert_eq!(
         objs[1].meta.http.as_ref().unwrap().url.as_deref(),
         Some("http://cdn.example/a/b/llama.gguf?sig=x")
@@ -673,7 +683,10 @@ fn long_presigned_urls_are_still_http() {
     assert_eq!(conn.meta().app_proto, Some(AppProto::Http));
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0].data, b"abc");
-    assert_eq!(objs[0].meta.filename.as_deref(), Some("model.safetensors"));
+    assert_eq!(
+        objs[0].meta.filename.as_deref(),
+        Some("/bucket/model.safetensors")
+    );
 }
 
 #[test]

@@ -72,7 +72,8 @@ fn check(cap: &Path, exp: &Expected, events: &[Event]) -> Vec<String> {
         let (size, sha) = if whole {
             (o.size, &o.sha256)
         } else {
-            (o.captured_size, &o.captured_sha256)
+            // Gaps count in the size, as Suricata's.
+            (o.captured_size + o.gap_bytes, &o.captured_sha256)
         };
         let found = infos.iter_mut().find(|(c, s, f, used)| {
             !*used
@@ -80,7 +81,13 @@ fn check(cap: &Path, exp: &Expected, events: &[Event]) -> Vec<String> {
                 && *s == flow.server
                 && f.direction == dir
                 && f.size == size
-                && f.sha256.as_deref() == Some(sha.as_str())
+                // A gapped object has no hash (as Suricata: it would read
+                // as the file's hash).
+                && if o.gap_bytes > 0 {
+                    f.sha256.is_none()
+                } else {
+                    f.sha256.as_deref() == Some(sha.as_str())
+                }
         });
         match found {
             Some(entry) => {
@@ -98,6 +105,13 @@ fn check(cap: &Path, exp: &Expected, events: &[Event]) -> Vec<String> {
                 if whole && o.app == "http" && f.state != FileState::Closed {
                     problems.push(format!(
                         "{name} object {i}: state {:?} for a whole object",
+                        f.state
+                    ));
+                }
+                // A gap makes it TRUNCATED however it ended, as Suricata.
+                if o.gap_bytes > 0 && f.state != FileState::Truncated {
+                    problems.push(format!(
+                        "{name} object {i}: state {:?} for an object with gaps",
                         f.state
                     ));
                 }

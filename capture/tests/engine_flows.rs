@@ -279,7 +279,9 @@ fn long_flow_gives_growing_update_events_then_its_end() {
     // All updates share the flow id, and the final event comes last with
     // the whole flow's counters.
     let last = fl.last().expect("final flow event");
-    assert_eq!(last.1.flow.reason, FlowReason::Closed);
+    // Suricata's words: the file ended (`shutdown`) on a closed connection.
+    assert_eq!(last.1.flow.reason, FlowReason::Shutdown);
+    assert_eq!(last.1.flow.state, eve::FlowState::Closed);
     assert!(updates.iter().all(|(n, _)| n.flow_id == last.0.flow_id));
     let final_bytes = last.1.flow.bytes_toserver;
     assert!(
@@ -304,7 +306,7 @@ fn midstream_keepalive_resyncs_on_the_next_message() {
     let infos = fileinfos(&events);
     let second = infos
         .iter()
-        .find(|(_, f)| f.filename.as_deref() == Some("b.bin"))
+        .find(|(_, f)| f.filename.as_deref() == Some("/files/b.bin"))
         .unwrap_or_else(|| panic!("second body not cut out: {infos:?}"));
     assert_eq!(second.1.size, 48 * 1024);
     assert_eq!(second.1.state, eve::FileState::Closed);
@@ -370,4 +372,76 @@ fn a_fifo_replays_as_a_stream_like_its_file() {
     };
     assert!(!hashes(&file_events).is_empty());
     assert_eq!(hashes(&piped_events), hashes(&file_events));
+}
+
+/// Uploads carry their response's status, as Suricata's: a pipelined PUT
+/// answered `201` after its body, and one answered `413` before its body
+/// has ended (the server did not wait); each upload's `fileinfo` has its
+/// own transaction's status and the response's type without parameters.
+#[test]
+fn uploads_carry_their_own_responses_status() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("uploads.pcap");
+    let file = std::fs::File::create(&path).expect("create");
+    let mut sink =
+        PcapWriter::new(std::io::BufWriter::new(file), LinkType::Ethernet).expect("pcap");
+    let (a, b) = (bytes(7, 30_000), bytes(8, 40_000));
+    {
+        let mut o = SessionOptions::ipv4(40400, 80);
+        o.seed = 0x45;
+        let mut s = Session::new(o, &mut sink).expect("session");
+        s.connect().expect("connect");
+        let put = |name: &str, len: usize| {
+            format!("PUT /up/{name} HTTP/1.1\r\nHost: store\r\nContent-Length: {len}\r\n\r\n")
+        };
+        s.write(Direction::ToServer, put("a.bin", a.len()).as_bytes())
+            .expect("write");
+        s.write(Direction::ToServer, &a).expect("write");
+        s.write(
+            Direction::ToClient,
+            b"HTTP/1.1 201 Created\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nok",
+        )
+        .expect("write");
+        s.write(Direction::ToServer, put("b.bin", b.len()).as_bytes())
+            .expect("write");
+        s.write(Direction::ToServer, &b[..1000]).expect("write");
+        s.write(
+            Direction::ToClient,
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("write");
+        s.write(Direction::ToServer, &b[1000..]).expect("write");
+        s.close(Close::Fin {
+            first: Direction::ToServer,
+        })
+        .expect("close");
+    }
+    sink.finish().expect("finish");
+    let (_, events) = replay_with(&[path], settings(|_| {}), &Detectors::none());
+    let mut uploads: Vec<(String, Option<u16>, Option<String>)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Fileinfo(f) if f.fileinfo.direction == EveDirection::ToServer => {
+                let http = f.http.as_ref()?;
+                Some((
+                    format!("{:?} {}", f.fileinfo.filename, f.fileinfo.size),
+                    http.status,
+                    http.http_content_type.clone(),
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    uploads.sort();
+    assert_eq!(
+        uploads,
+        vec![
+            (
+                format!("Some(\"/up/a.bin\") {}", a.len()),
+                Some(201),
+                Some("text/plain".to_string())
+            ),
+            (format!("Some(\"/up/b.bin\") {}", b.len()), Some(413), None),
+        ]
+    );
 }

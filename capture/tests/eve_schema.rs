@@ -82,12 +82,12 @@ fn every_event_validates_against_suricatas_schema() {
     .unwrap();
     idx.write(&index).unwrap();
 
-    // The committed fixtures, and the weight-transfer captures the catalog
-    // generates on demand (they raise the alerts).
+    // The committed fixtures, and the weight-transfer and tunnelled
+    // captures the catalog generates on demand (they raise the alerts).
     let fixtures_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pcaps");
     let mut captures: Vec<PathBuf> = corpus_files(&fixtures_dir);
     for e in catalog::all() {
-        if e.name.starts_with("weights_") {
+        if e.name.starts_with("weights_") || e.name.starts_with("tunnel_") {
             captures.push(e.write_files(dir.path()).expect("generate capture"));
         }
     }

@@ -6,6 +6,7 @@ mod app_pcap;
 mod app_props;
 mod app_ssh;
 mod app_tls;
+mod decode_tunnels;
 mod detect_bench;
 mod detect_common;
 mod detect_corpus;

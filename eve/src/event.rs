@@ -246,9 +246,13 @@ pub enum FlowReason {
     Forced,
     /// The sensor stopped (end of file or signal).
     Shutdown,
-    /// Ended by FIN/RST on both sides.
+    /// Not written any more (sensors before December 2026 wrote it for a
+    /// connection ended by FIN/RST; Suricata, and now the sensor, write
+    /// `timeout` or `shutdown` with `state: closed`): read so that stored
+    /// and spooled events of older sensors still parse.
     Closed,
-    /// Interim update of a long-lived flow that is still running (extension).
+    /// Interim update of a long-lived flow that is still running (our
+    /// extension: Suricata writes one `flow` event per flow).
     Update,
 }
 
@@ -321,12 +325,18 @@ pub struct FileinfoEvent {
 /// `fileinfo.*`: one transferred object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FileInfo {
-    /// URL path or Content-Disposition filename.
+    /// As Suricata: for HTTP the Content-Disposition filename, else the
+    /// request's URI path (percent-decoded, no query); a multipart part's
+    /// own filename.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
-    /// Decoded bytes seen (after chunked and Content-Encoding decoding).
+    /// Decoded bytes seen (after chunked and Content-Encoding decoding),
+    /// plus the bytes lost in gaps (Suricata's tracked size).
     pub size: u64,
-    /// SHA-256 of the decoded bytes (hex), unless hashing is off.
+    /// SHA-256 of the decoded bytes (hex), unless hashing is off; never
+    /// for a file with gaps. A `TRUNCATED` file without gaps has the hash
+    /// of the bytes seen (a prefix of the file), as Suricata's
+    /// `force-hash` writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Whether the whole object was seen.
@@ -347,9 +357,10 @@ pub struct FileInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum FileState {
-    /// Ended where its framing said it would.
+    /// Ended where its framing said it would, with no gap.
     Closed,
-    /// Cut short (connection ended, limit hit, gap in framing).
+    /// Cut short (connection ended, limit hit, gap in framing), or with a
+    /// gap anywhere inside.
     Truncated,
 }
 

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::sinks::SinkArgs;
 use anyhow::Context;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,17 +14,38 @@ pub struct Args {
     /// Replay pcap/pcapng files (or directories of rotated captures), in time
     /// order. Packet time drives every timeout. `-` (standard input), a
     /// pipe or a FIFO is read as a stream, and must be the only input.
+    /// Words after the files that are not files are a BPF expression
+    /// (`-r day.pcap tcp port 80`, as tcpdump and Suricata take it).
     #[arg(long, short = 'r', value_name = "FILE|DIR|-", num_args = 1..)]
     pub read: Vec<PathBuf>,
     /// Capture live from this interface (needs CAP_NET_RAW).
     #[arg(long, short = 'i', value_name = "IFACE")]
     pub interface: Option<String>,
-    /// BPF filter expression for live capture.
+    /// BPF filter expression (libpcap's syntax), for live capture and
+    /// replays alike; it may also be given as trailing words.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
-    /// Snapshot length for live capture.
-    #[arg(long, value_name = "N", default_value_t = 65535)]
+    /// Snapshot length for live capture (tcpdump's and Suricata's default:
+    /// a smaller one cuts large frames and leaves gaps in files).
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub snaplen: i32,
+    /// Log directory: `eve.json` (unless --eve says otherwise) and
+    /// `stats.json` (the run's final counters) are written there.
+    #[arg(long, short = 'l', value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Write the process id to this file at start and remove it at exit;
+    /// refuse to start while a running process holds it.
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Checksum validation (Suricata's `-k`): `all` drops packets with a
+    /// wrong checksum, `none` trusts the capture, `auto` trusts senders
+    /// whose first packets all had wrong ones (checksum offload). Default:
+    /// `checksum_validation` of the configuration.
+    #[arg(short = 'k', long = "checksum-checks", value_name = "MODE")]
+    pub checksum_checks: Option<ChecksumChecks>,
+    /// BPF expression as trailing words (`… tcp port 80`).
+    #[arg(value_name = "BPF", trailing_var_arg = true, num_args = 0..)]
+    pub filter: Vec<String>,
     /// Worker threads (flows are sharded by a symmetric 5-tuple hash).
     /// Default: the number of cores.
     #[arg(long, value_name = "N")]
@@ -56,9 +77,70 @@ pub struct Args {
     pub sinks: SinkArgs,
 }
 
+/// `-k`: which checksums to validate (Suricata's words).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumChecks {
+    /// Validate every checksum (`checksum_validation = "yes"`).
+    All,
+    /// Validate none (`"no"`).
+    None,
+    /// Trust offloading senders (`"auto"`).
+    Auto,
+}
+
+impl From<ChecksumChecks> for capture::decode::ChecksumMode {
+    fn from(k: ChecksumChecks) -> Self {
+        match k {
+            ChecksumChecks::All => capture::decode::ChecksumMode::Yes,
+            ChecksumChecks::None => capture::decode::ChecksumMode::No,
+            ChecksumChecks::Auto => capture::decode::ChecksumMode::Auto,
+        }
+    }
+}
+
+/// The inputs of `--read`, and the BPF expression: trailing words after
+/// the files (those `--read` took that are not files, and the positional
+/// ones), or `--bpf` (not both).
+fn inputs_and_filter(args: &Args) -> anyhow::Result<(Vec<PathBuf>, Option<String>)> {
+    let is_input = |p: &Path| p == Path::new("-") || p.exists();
+    // The first value is an input even when missing (that error is the
+    // replay's to report).
+    let split = args
+        .read
+        .iter()
+        .skip(1)
+        .position(|p| !is_input(p))
+        .map_or(args.read.len(), |i| i + 1);
+    let words: Vec<String> = args.read[split..]
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .chain(args.filter.iter().cloned())
+        .collect();
+    let trailing = (!words.is_empty()).then(|| words.join(" "));
+    let bpf = match (&args.bpf, trailing) {
+        (Some(_), Some(t)) => anyhow::bail!(
+            "a BPF expression was given both with --bpf and as trailing words ({t:?}): give one"
+        ),
+        (b, t) => b.clone().or(t),
+    };
+    Ok((args.read[..split].to_vec(), bpf))
+}
+
 /// Run the sensor.
-pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
+pub fn run(mut args: Args, config: Config) -> anyhow::Result<()> {
+    let _pidfile = args.pidfile.as_deref().map(PidFile::create).transpose()?;
+    let (inputs, bpf) = inputs_and_filter(&args)?;
     let mut settings = capture::Settings::new(config.capture.clone());
+    if let Some(k) = args.checksum_checks {
+        settings.config.checksum_validation = k.into();
+    }
+    settings.bpf = bpf.clone();
+    if let Some(dir) = &args.log_dir {
+        anyhow::ensure!(dir.is_dir(), "--log-dir {}: not a directory", dir.display());
+        if args.sinks.eve.is_none() {
+            args.sinks.eve = Some(dir.join("eve.json").to_string_lossy().into_owned());
+        }
+    }
     if let Some(n) = args.workers {
         anyhow::ensure!(n > 0, "--workers must be at least 1");
         settings.workers = n;
@@ -82,7 +164,7 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let summary = if let Some(interface) = &args.interface {
         let opts = capture::LiveOptions {
             interface: interface.clone(),
-            bpf: args.bpf.clone(),
+            bpf,
             snaplen: args.snaplen,
         };
         let control = settings.control.clone();
@@ -94,20 +176,23 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
         // with their writer and whose size is unknown): Ctrl-C or SIGTERM
         // read no further, end the flows and write the final events; a
         // progress bar shows on a terminal.
-        let files = args.read.iter().all(|p| p.is_file() || p.is_dir());
+        let files = inputs.iter().all(|p| p.is_file() || p.is_dir());
         if files {
             let control = settings.control.clone();
             stop_on_signal(move || control.request_stop())?;
         }
         let show =
             files && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let progress = show.then(|| Progress::start(&args.read, &settings.control));
-        let summary = capture::run_offline(&args.read, &settings, &detectors, &mut sink);
+        let progress = show.then(|| Progress::start(&inputs, &settings.control));
+        let summary = capture::run_offline(&inputs, &settings, &detectors, &mut sink);
         if let Some(p) = progress {
             p.finish();
         }
         summary?
     };
+    if let Some(dir) = &args.log_dir {
+        write_stats(&dir.join("stats.json"), &summary)?;
+    }
     report(&summary)
 }
 
@@ -130,6 +215,52 @@ pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     eve::Timestamp::parse(s.trim())
         .map(|t| t.unix_micros())
         .map_err(|e| format!("{s:?} is not an RFC 3339 time (2026-11-04T12:00:00Z) or `now`: {e}"))
+}
+
+/// The run's final counters, as the body of the final `stats` event.
+fn write_stats(path: &Path, summary: &capture::RunSummary) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(&serde_json::json!({ "stats": summary.stats }))?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A pid file: written at start, removed when dropped (at exit, whether
+/// the run succeeded or not).
+struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Write our pid to `path`, unless a running process holds it (a file
+    /// left by a process that is gone is taken over).
+    fn create(path: &Path) -> anyhow::Result<PidFile> {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse::<u32>()
+            && pid != std::process::id()
+            && Path::new("/proc").join(pid.to_string()).exists()
+        {
+            anyhow::bail!(
+                "--pidfile {}: held by running process {pid} (another sensor?)",
+                path.display()
+            );
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing --pidfile {}", path.display()))?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // Only our own: another process may have taken a stale file over.
+        let ours = std::fs::read_to_string(&self.path)
+            .is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// A progress bar on stderr over the bytes of the input files, fed from

@@ -3,7 +3,9 @@
 //! Link headers that etherparse does not slice itself (Linux cooked v2, BSD
 //! NULL/loopback) are peeled here by hand — they are a few fixed bytes each —
 //! and the rest is etherparse's strict slicer (which handles 802.1Q/QinQ,
-//! IPv4 options and IPv6 extension headers). Every packet that does not give
+//! IPv4 options and IPv6 extension headers). Encapsulations (PPPoE, MPLS,
+//! GRE/ERSPAN, IP in IP, VXLAN, GENEVE) are peeled in `tunnel`, at most
+//! [`MAX_LAYERS`] deep, and the innermost packet is what is decoded. Every packet that does not give
 //! a TCP or UDP payload is reported with a [`Skip`] reason, counted by the
 //! caller as `decoder.<reason>`; nothing here panics on any input.
 //! Checksums are validated here too (`checksum`): a packet the host would
@@ -11,8 +13,10 @@
 
 mod checksum;
 mod defrag;
+mod tunnel;
 
 pub use checksum::{ChecksumMode, Checksums, SAMPLE_PACKETS, Sample};
+pub use tunnel::{GENEVE_PORT, MAX_DEPTH as MAX_LAYERS, VXLAN_PORT};
 
 use crate::config::OsPolicies;
 use checksum::Verdict;
@@ -94,8 +98,16 @@ pub struct Decoded {
     pub dport: u16,
     /// TCP or UDP.
     pub transport: Transport,
-    /// Bytes at the IP layer (header + payload), for flow byte counters.
+    /// Bytes at the IP layer (header + payload).
     pub ip_len: u32,
+    /// Bytes of the packet as Suricata counts them for `flow.bytes_*`
+    /// (`GET_PKT_LEN`): the captured frame, link layer included; for a
+    /// tunnelled packet, what its innermost tunnel carries.
+    pub frame_len: u32,
+    /// Tunnels it was inside (GRE, IP in IP, VXLAN, GENEVE; 0: none).
+    /// Part of the flow key, as Suricata's recursion level; the outer
+    /// endpoints are not.
+    pub tunnel: u8,
     /// 802.1Q VLAN ids, outer then inner (QinQ); 0 = no tag (a third tag
     /// is not kept). All zero when VLAN tracking is off.
     pub vlan: [u16; 2],
@@ -141,11 +153,26 @@ pub enum Skip {
     InvalidTcpChecksum,
     /// Wrong UDP checksum.
     InvalidUdpChecksum,
+    /// Encapsulated more than [`MAX_LAYERS`] deep.
+    TunnelTooDeep,
+    /// Malformed PPPoE session header.
+    BadPppoe,
+    /// An MPLS payload that is neither IPv4 nor IPv6 (e.g. an Ethernet
+    /// pseudowire).
+    MplsUnknown,
+    /// Malformed or unsupported GRE header (source routing, version 1).
+    BadGre,
+    /// Malformed ERSPAN header.
+    BadErspan,
+    /// Malformed VXLAN header.
+    BadVxlan,
+    /// Malformed or unsupported GENEVE header.
+    BadGeneve,
 }
 
 impl Skip {
     /// Every reason, in counter order.
-    pub const ALL: [Skip; 14] = [
+    pub const ALL: [Skip; 21] = [
         Skip::UnsupportedLink,
         Skip::NotIp,
         Skip::OtherTransport,
@@ -160,6 +187,13 @@ impl Skip {
         Skip::InvalidIpv4Checksum,
         Skip::InvalidTcpChecksum,
         Skip::InvalidUdpChecksum,
+        Skip::TunnelTooDeep,
+        Skip::BadPppoe,
+        Skip::MplsUnknown,
+        Skip::BadGre,
+        Skip::BadErspan,
+        Skip::BadVxlan,
+        Skip::BadGeneve,
     ];
 
     /// The counter name under `decoder.`.
@@ -179,6 +213,13 @@ impl Skip {
             Skip::InvalidIpv4Checksum => "invalid_ipv4_checksum",
             Skip::InvalidTcpChecksum => "invalid_tcp_checksum",
             Skip::InvalidUdpChecksum => "invalid_udp_checksum",
+            Skip::TunnelTooDeep => "tunnel_too_deep",
+            Skip::BadPppoe => "bad_pppoe",
+            Skip::MplsUnknown => "mpls_unknown",
+            Skip::BadGre => "bad_gre",
+            Skip::BadErspan => "bad_erspan",
+            Skip::BadVxlan => "bad_vxlan",
+            Skip::BadGeneve => "bad_geneve",
         }
     }
 
@@ -308,7 +349,10 @@ impl Decoder {
         frame: &'a [u8],
     ) -> Result<(Decoded, &'a [u8]), Skip> {
         let sliced = slice_link(link, frame)?;
-        self.transport(sliced, ts)
+        let stamp = sliced.stamp();
+        let (mut d, payload) = self.transport(sliced.packet, ts)?;
+        stamp.apply(&mut d);
+        Ok((d, payload))
     }
 
     /// What `frame` holds, without reassembling IP fragments: the decoder's
@@ -328,9 +372,10 @@ impl Decoder {
         frame: &'a [u8],
     ) -> Result<Peek<'a>, Skip> {
         let sliced = slice_link(link, frame)?;
-        Ok(match self.split(&sliced, checksums.validates())? {
+        Ok(match self.split(&sliced.packet, checksums.validates())? {
             Split::Whole(mut d, payload, verdict) => {
                 d.offloaded_checksum = judge(checksums, d.src, verdict)?;
+                sliced.stamp().apply(&mut d);
                 Peek::Packet(d, payload)
             }
             Split::Fragment { .. } => Peek::Fragment,
@@ -452,6 +497,8 @@ impl Decoder {
             dport,
             transport,
             ip_len,
+            frame_len: ip_len,
+            tunnel: 0,
             vlan,
             ttl,
             fragment_overlap: false,
@@ -528,6 +575,8 @@ impl Decoder {
                     transport,
                     // The reassembled datagram's size, not the last fragment's.
                     ip_len: ip_len.max(bytes.len() as u32),
+                    frame_len: ip_len.max(bytes.len() as u32),
+                    tunnel: 0,
                     vlan,
                     ttl: 0,
                     fragment_overlap,
@@ -555,7 +604,7 @@ pub fn sample_checksums<'f>(
         let Ok(sliced) = slice_link(link, frame) else {
             continue;
         };
-        if let Ok(Split::Whole(d, payload, verdict)) = decoder.split(&sliced, true)
+        if let Ok(Split::Whole(d, payload, verdict)) = decoder.split(&sliced.packet, true)
             && !sample.add(d.src, verdict == Verdict::Good, !payload.is_empty())
         {
             break;
@@ -643,8 +692,74 @@ fn slice_err(e: SliceError) -> Skip {
     }
 }
 
-/// Peel the link layer and slice the rest.
-fn slice_link(link: i32, frame: &[u8]) -> Result<SlicedPacket<'_>, Skip> {
+/// A frame sliced down to its innermost packet.
+struct Sliced<'a> {
+    packet: SlicedPacket<'a>,
+    /// Tunnels peeled.
+    tunnel: u8,
+    /// The packet's length as Suricata counts it (see [`Decoded::frame_len`]).
+    len: usize,
+}
+
+/// What slicing learnt that a packet decoded from the slices carries.
+#[derive(Clone, Copy)]
+struct Stamp {
+    /// Bytes in front of the IP header (link layers, or a tunnel's inner
+    /// Ethernet header), and any trailer.
+    headers: u32,
+    tunnel: u8,
+}
+
+impl Sliced<'_> {
+    fn stamp(&self) -> Stamp {
+        let ip = match &self.packet.net {
+            Some(NetSlice::Ipv4(v4)) => v4.header().total_len().into(),
+            Some(NetSlice::Ipv6(v6)) => 40 + u32::from(v6.header().payload_length()),
+            _ => 0,
+        };
+        Stamp {
+            headers: u32::try_from(self.len)
+                .unwrap_or(u32::MAX)
+                .saturating_sub(ip),
+            tunnel: self.tunnel,
+        }
+    }
+}
+
+impl Stamp {
+    /// Put it into `d`; a packet reassembled from fragments counts its
+    /// whole datagram as well as the headers in front of its last fragment.
+    fn apply(self, d: &mut Decoded) {
+        d.frame_len = self.headers.saturating_add(d.ip_len);
+        d.tunnel = self.tunnel;
+    }
+}
+
+/// Peel the link layer and every encapsulation (at most [`MAX_LAYERS`]),
+/// and slice the innermost packet.
+fn slice_link(link: i32, frame: &[u8]) -> Result<Sliced<'_>, Skip> {
+    let mut s = Sliced {
+        packet: slice_outer(link, frame)?,
+        tunnel: 0,
+        len: frame.len(),
+    };
+    let mut layers = 0;
+    while let Some(layer) = tunnel::inner(&s.packet)? {
+        layers += 1;
+        if layers > tunnel::MAX_DEPTH {
+            return Err(Skip::TunnelTooDeep);
+        }
+        if layer.tunnel {
+            s.tunnel += 1;
+            s.len = layer.len;
+        }
+        s.packet = layer.inner.slice()?;
+    }
+    Ok(s)
+}
+
+/// Peel the capture's link layer and slice the rest.
+fn slice_outer(link: i32, frame: &[u8]) -> Result<SlicedPacket<'_>, Skip> {
     let p = match link {
         linktype::ETHERNET => SlicedPacket::from_ethernet(frame),
         linktype::LINUX_SLL => SlicedPacket::from_linux_sll(frame),
@@ -747,6 +862,57 @@ mod tests {
             assert!(d.decode(linktype::ETHERNET, 0, &f[..n]).is_err());
         }
         assert_eq!(d.decode(999, 0, &f), Err(Skip::UnsupportedLink));
+    }
+
+    /// An Ethernet frame of a UDP packet wrapped in `depth` IPv4-in-IPv4
+    /// tunnels.
+    fn ip_in_ip(depth: usize) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(5000, 53);
+        let mut ip = Vec::new();
+        b.write(&mut ip, b"q").unwrap();
+        for _ in 0..depth {
+            let mut h = etherparse::Ipv4Header::new(
+                ip.len() as u16,
+                64,
+                etherparse::IpNumber::IPV4,
+                [192, 0, 2, 1],
+                [192, 0, 2, 2],
+            )
+            .unwrap();
+            h.header_checksum = h.calc_header_checksum();
+            ip = [h.to_bytes().as_slice(), &ip].concat();
+        }
+        let eth = etherparse::Ethernet2Header {
+            source: [1; 6],
+            destination: [2; 6],
+            ether_type: EtherType::IPV4,
+        };
+        [eth.to_bytes().as_slice(), &ip].concat()
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_counted() {
+        let inner_len = ip_in_ip(0).len() as u32 - 14;
+        for depth in 1..=usize::from(MAX_LAYERS) {
+            let f = ip_in_ip(depth);
+            let mut d = Decoder::default();
+            let (p, payload) = d.decode(linktype::ETHERNET, 0, &f).unwrap();
+            assert_eq!(payload, b"q");
+            assert_eq!(p.src, IpAddr::from([10, 0, 0, 1]));
+            assert_eq!(usize::from(p.tunnel), depth);
+            // Suricata's length of a tunnelled packet: what the innermost
+            // tunnel carries.
+            assert_eq!(p.frame_len, inner_len);
+        }
+        let f = ip_in_ip(usize::from(MAX_LAYERS) + 1);
+        assert_eq!(
+            Decoder::default().decode(linktype::ETHERNET, 0, &f),
+            Err(Skip::TunnelTooDeep)
+        );
+        let (p, _) = Decoder::default()
+            .decode(linktype::ETHERNET, 0, &ip_in_ip(0))
+            .unwrap();
+        assert_eq!((p.tunnel, p.frame_len), (0, inner_len + 14));
     }
 
     #[test]

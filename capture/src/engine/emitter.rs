@@ -6,7 +6,7 @@ use super::alert::{Subject, alert_event};
 use super::counters::ObjectCounters;
 use super::env::EventEnv;
 use crate::detect::{Finding, ObjectScan};
-use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink};
+use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink, Reply};
 use eve::{
     Direction, Event, EventKind, FileInfo, FileState, FileinfoEvent, NetworkFields, Timestamp,
     WeightFormat,
@@ -46,7 +46,8 @@ impl OpenObject {
     fn info(&self, dir: Direction, state: FileState, sha256: Option<String>) -> FileInfo {
         FileInfo {
             filename: self.meta.filename.clone(),
-            size: self.size,
+            // Suricata's tracked size: the bytes seen and the gaps.
+            size: self.size + self.gap_bytes,
             sha256,
             state,
             gaps: self.gap_bytes > 0,
@@ -57,11 +58,21 @@ impl OpenObject {
     }
 }
 
-/// The objects open in one TCP connection (at most one per direction).
+/// Most finished request bodies held for their responses (beyond: the
+/// oldest is written without one).
+const MAX_HELD: usize = 64;
+
+/// The objects open in one TCP connection (at most one per direction), and
+/// the `fileinfo` events of finished HTTP request bodies waiting for their
+/// transaction's response (its status goes into the event, as Suricata's).
 #[derive(Default)]
 pub(super) struct ObjectTracker {
     open: [Option<OpenObject>; 2],
     next_index: u32,
+    held: Vec<(u64, Event)>,
+    /// The last response seen (a body may end after its response came:
+    /// an early `413`, a server that answers before reading).
+    last_reply: Option<Reply>,
 }
 
 /// An [`ObjectSink`] for one call into the app layer: the tracker plus what
@@ -215,9 +226,14 @@ impl<'a> ObjectEmitter<'a> {
         let Some(mut o) = self.tracker.open[dir.index()].take() else {
             return;
         };
+        // As Suricata (util-file.c): a file with gaps is TRUNCATED however
+        // it ended and has no hash (a hash over bytes with holes would read
+        // as the file's hash, and is not); a file cut short without a gap
+        // keeps the hash of what was seen, as Suricata's `force-hash`
+        // writes it (the sensor always hashes, so is always in that mode).
         let state = match end {
-            ObjectEnd::Complete => FileState::Closed,
-            ObjectEnd::Truncated => FileState::Truncated,
+            ObjectEnd::Complete if o.gap_bytes == 0 => FileState::Closed,
+            _ => FileState::Truncated,
         };
         if state == FileState::Truncated {
             self.counters.truncated += 1;
@@ -225,7 +241,11 @@ impl<'a> ObjectEmitter<'a> {
         if o.gap_bytes > 0 {
             self.counters.objects_with_gaps += 1;
         }
-        let sha = o.hasher.take().map(|h| hex(&h.finalize()));
+        let sha = o
+            .hasher
+            .take()
+            .filter(|_| o.gap_bytes == 0)
+            .map(|h| hex(&h.finalize()));
         let body = FileinfoEvent {
             fileinfo: o.info(dir, state, sha),
             http: o.meta.http.clone(),
@@ -235,7 +255,50 @@ impl<'a> ObjectEmitter<'a> {
         let ev = Event::with_derived_id(self.ts, EventKind::Fileinfo(body), &name)
             .sensor(self.env.sensor_id)
             .network(self.net_of(o.meta.app_proto));
-        self.out.push(ev);
+        match (o.meta.tx_id, &self.tracker.last_reply) {
+            (Some(tx), Some(r)) if r.tx_id >= tx => {
+                let mut ev = ev;
+                if r.tx_id == tx {
+                    answer(&mut ev, r);
+                }
+                self.out.push(ev);
+            }
+            (Some(tx), _) if o.meta.http.is_some() => {
+                if self.tracker.held.len() >= MAX_HELD {
+                    let (_, oldest) = self.tracker.held.remove(0);
+                    self.out.push(oldest);
+                }
+                self.tracker.held.push((tx, ev));
+            }
+            _ => self.out.push(ev),
+        }
+    }
+
+    /// The response to transaction `reply.tx_id` came: its request bodies'
+    /// events take its status and content type and are written (with those
+    /// of earlier transactions, whose responses were never seen).
+    fn reply(&mut self, reply: &Reply) {
+        let held = std::mem::take(&mut self.tracker.held);
+        for (tx, mut ev) in held {
+            if tx > reply.tx_id {
+                self.tracker.held.push((tx, ev));
+                continue;
+            }
+            if tx == reply.tx_id {
+                answer(&mut ev, reply);
+            }
+            ev.timestamp = self.ts;
+            self.out.push(ev);
+        }
+        self.tracker.last_reply = Some(reply.clone());
+    }
+
+    /// Write every held request body's event as it is: the connection
+    /// ended, no response will come.
+    pub fn flush_held(&mut self) {
+        for (_, ev) in self.tracker.held.drain(..) {
+            self.out.push(ev);
+        }
     }
 }
 
@@ -246,7 +309,18 @@ impl ObjectSink for ObjectEmitter<'_> {
             ObjectEvent::Data(b) => self.data(dir, b),
             ObjectEvent::Gap(n) => self.gap(dir, n),
             ObjectEvent::End(end) => self.end(dir, end),
+            ObjectEvent::Reply(r) => self.reply(&r),
         }
+    }
+}
+
+/// A request body's `fileinfo` takes its response's status and content type.
+fn answer(ev: &mut Event, reply: &Reply) {
+    if let EventKind::Fileinfo(f) = &mut ev.kind
+        && let Some(http) = f.http.as_mut()
+    {
+        http.status = Some(reply.status);
+        http.http_content_type.clone_from(&reply.content_type);
     }
 }
 

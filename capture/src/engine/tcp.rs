@@ -142,6 +142,9 @@ impl OpenConn<'_> {
                 s.close(reasm, &mut feed_d);
                 app.close(dir, true, emitter);
                 done[d] = true;
+                if done[o] {
+                    emitter.flush_held();
+                }
             }
         }
         if m.ack && !done[o] {
@@ -246,6 +249,7 @@ impl OpenConn<'_> {
                 done[i] = true;
             }
         }
+        emitter.flush_held();
     }
 
     /// Both directions are closed.

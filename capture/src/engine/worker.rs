@@ -101,6 +101,8 @@ struct Flow {
     payload: [u64; 2],
     state: FlowState,
     closed_at: Option<i64>,
+    /// Each direction sent a FIN (whether or not its stream was whole).
+    fin: [bool; 2],
     next_update: Option<i64>,
     updates: u32,
     tcp: Option<Box<TcpConn>>,
@@ -214,7 +216,7 @@ impl<'e> Worker<'e> {
                 let f = o.get();
                 let ended = self
                     .expired(f, t)
-                    .or((fresh_syn && f.closed_at.is_some()).then_some(FlowReason::Closed));
+                    .or((fresh_syn && f.closed_at.is_some()).then_some(FlowReason::Timeout));
                 if let Some(reason) = ended {
                     let old = std::mem::replace(o.get_mut(), self.new_flow(key, t, p));
                     self.end_flow(old, reason);
@@ -247,12 +249,7 @@ impl<'e> Worker<'e> {
         let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_by_key(|f| (f.start, f.key.order()));
         for f in flows {
-            let reason = if f.closed_at.is_some() {
-                FlowReason::Closed
-            } else {
-                FlowReason::Shutdown
-            };
-            self.end_flow(f, reason);
+            self.end_flow(f, FlowReason::Shutdown);
         }
         self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
     }
@@ -358,7 +355,7 @@ impl<'e> Worker<'e> {
 
     fn expired(&self, f: &Flow, t: i64) -> Option<FlowReason> {
         if let Some(c) = f.closed_at {
-            return (t.saturating_sub(c) >= self.limits.linger).then_some(FlowReason::Closed);
+            return (t.saturating_sub(c) >= self.limits.linger).then_some(FlowReason::Timeout);
         }
         let idle = match f.key.proto {
             Proto::Tcp => self.limits.tcp_idle,
@@ -473,6 +470,7 @@ impl<'e> Worker<'e> {
             meta_sig: (None, false),
             payload_dir: None,
             overlap_alerted: false,
+            fin: [false; 2],
             fragment_alerted: false,
         };
         let detectors = self.env.detectors;
@@ -499,7 +497,7 @@ impl<'e> Worker<'e> {
         let d = dir.index();
         flow.last = flow.last.max(t);
         flow.pkts[d] += 1;
-        flow.bytes[d] += u64::from(p.ip_len);
+        flow.bytes[d] += u64::from(p.frame_len);
         flow.payload[d] += payload.len() as u64;
         if !payload.is_empty() {
             // A reply (payload after payload the other way) is when flow
@@ -537,7 +535,11 @@ impl<'e> Worker<'e> {
             return;
         };
         conn.segment(dir, m, ttl, payload);
-        if conn.closed() {
+        let streams_closed = conn.closed();
+        flow.fin[dir.index()] |= m.fin;
+        // Closed as Suricata's TCP state says: both FINs (or a reset), even
+        // when a gap keeps a stream from being read to its FIN.
+        if streams_closed || flow.fin == [true; 2] {
             flow.state = FlowState::Closed;
             flow.closed_at = Some(t);
         }
@@ -702,11 +704,14 @@ impl<'e> Worker<'e> {
 
     fn end_flow(&mut self, mut flow: Flow, reason: FlowReason) {
         let t = flow.last;
+        // Suricata's reasons: a closed connection ends by `timeout` (its
+        // linger, or a new SYN reusing the 5-tuple) or `shutdown`, and its
+        // `state` says `closed`; the counters keep closed flows apart.
         match reason {
+            FlowReason::Closed | FlowReason::Forced | FlowReason::Update => {}
+            _ if flow.closed_at.is_some() => self.counters.flows_closed += 1,
             FlowReason::Timeout => self.counters.flows_timed_out += 1,
             FlowReason::Shutdown => self.counters.flows_shutdown += 1,
-            FlowReason::Closed => self.counters.flows_closed += 1,
-            FlowReason::Forced | FlowReason::Update => {}
         }
         if let Some(mut conn) = self.open_conn(&mut flow, ts(t)) {
             conn.close_unfinished();

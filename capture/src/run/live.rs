@@ -416,6 +416,8 @@ pub fn run_live(
 /// libpcap, which reads pcap and pcapng from any descriptor.
 struct PipeSource {
     path: PathBuf,
+    /// The BPF expression libpcap applies to the stream.
+    bpf: Option<String>,
 }
 
 impl Source for PipeSource {
@@ -438,6 +440,14 @@ impl Source for PipeSource {
         };
         let link = cap.get_datalink().0;
         report.linktype = Some(link);
+        if let Some(expr) = &self.bpf
+            && let Err(e) = cap.filter(expr, true)
+        {
+            report.error = Some(format!("{}: BPF filter {expr:?}: {e}", self.path.display()));
+            report.rejected = true;
+            d.c.read_errors += 1;
+            return vec![report];
+        }
         loop {
             match cap.next_packet() {
                 Ok(p) => {
@@ -476,6 +486,7 @@ pub(crate) fn run_pipe(
 ) -> Result<RunSummary, CaptureError> {
     let mut source = PipeSource {
         path: path.to_path_buf(),
+        bpf: settings.bpf.clone(),
     };
     run_with(&mut source, settings, detectors, sink, None)
 }

@@ -34,6 +34,9 @@ pub struct Settings {
     /// How packet times are moved before anything reads them (none by
     /// default).
     pub retime: Retime,
+    /// A BPF expression records of a replay must match (live capture sets
+    /// its own on the interface).
+    pub bpf: Option<String>,
 }
 
 /// Re-timing of a run's packets: every packet's time is moved by the same
@@ -114,6 +117,7 @@ impl Settings {
             file_hash: true,
             control: Arc::default(),
             retime: Retime::AsCaptured,
+            bpf: None,
         }
     }
 }
@@ -155,6 +159,9 @@ pub enum CaptureError {
         #[source]
         source: pcap::Error,
     },
+    /// The BPF expression does not compile.
+    #[error(transparent)]
+    Filter(#[from] crate::source::FilterError),
     /// A thread of the engine panicked (a bug; reported, not propagated).
     #[error("engine thread failed: {0}")]
     Thread(String),
@@ -229,6 +236,8 @@ pub(crate) struct ReaderCounters {
     pub(crate) skips: [u64; Skip::ALL.len()],
     pub(crate) queue_drops: u64,
     pub(crate) read_errors: u64,
+    /// Records a BPF filter left out (not counted as packets).
+    pub(crate) bpf_filtered: u64,
     pub(crate) kernel_packets: u64,
     pub(crate) kernel_drops: u64,
     pub(crate) first_ts: Option<i64>,
@@ -261,6 +270,7 @@ impl ReaderCounters {
         }
         self.queue_drops += other.queue_drops;
         self.read_errors += other.read_errors;
+        self.bpf_filtered += other.bpf_filtered;
         self.kernel_packets += other.kernel_packets;
         self.kernel_drops += other.kernel_drops;
         if let Some(t) = other.first_ts {
@@ -280,6 +290,7 @@ impl ReaderCounters {
         stats.add("capture", "kernel_packets", self.kernel_packets);
         stats.add("capture", "kernel_drops", self.kernel_drops);
         stats.add("capture", "read_errors", self.read_errors);
+        stats.add("capture", "bpf_filtered", self.bpf_filtered);
         stats.add("decoder", "decoded", self.decoded);
         stats.add("decoder", "ip_reassembled", reassembled);
         stats.add("decoder", "fragment_overlap_diff", overlapping);

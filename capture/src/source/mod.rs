@@ -3,9 +3,11 @@
 //! ([`ordered_inputs`]). Live interfaces and pipes are read through libpcap
 //! by the live run (`run/live.rs`), which owns its reader thread.
 
+mod filter;
 mod frame;
 mod order;
 pub mod pcapfile;
 
+pub use filter::{BpfFilter, FilterError};
 pub use frame::Frame;
 pub use order::{first_packet_time, ordered_inputs};

@@ -74,19 +74,28 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The last path segment of a request target (absolute-form or
-/// origin-form), without query or fragment; `None` when empty.
-pub(crate) fn url_filename(url: &str) -> Option<String> {
+/// The path of a request target (absolute-form or origin-form), without
+/// query or fragment and percent-decoded: what Suricata logs as
+/// `fileinfo.filename` for an HTTP body (libhtp's normalised
+/// `parsed_uri->path`); `/` when an absolute-form target has no path,
+/// `None` when there is no target at all.
+pub(crate) fn url_path(url: &str) -> Option<String> {
+    if url.is_empty() {
+        return None;
+    }
     let path = match url.find("://") {
         Some(p) => {
             let rest = &url[p + 3..];
-            rest.find('/').map_or("", |s| &rest[s..])
+            rest.find('/').map_or("/", |s| &rest[s..])
         }
         None => url,
     };
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let name = path.rsplit('/').next().unwrap_or("");
-    (!name.is_empty()).then(|| name.to_string())
+    Some(if path.is_empty() {
+        "/".to_string()
+    } else {
+        percent_decode(path)
+    })
 }
 
 /// A Host value without its port (`[v6]` brackets kept).
@@ -269,13 +278,17 @@ mod tests {
         );
         assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\nxyz", 0), Some(21));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
-        assert_eq!(url_filename("/a/b/model.bin?x=1"), Some("model.bin".into()));
         assert_eq!(
-            url_filename("http://h:80/x/y.gguf#f"),
-            Some("y.gguf".into())
+            url_path("/a/b/model.bin?x=1"),
+            Some("/a/b/model.bin".into())
         );
-        assert_eq!(url_filename("http://h"), None);
-        assert_eq!(url_filename("/dir/"), None);
+        assert_eq!(
+            url_path("http://h:80/x/y%20z.gguf#f"),
+            Some("/x/y z.gguf".into())
+        );
+        assert_eq!(url_path("http://h"), Some("/".into()));
+        assert_eq!(url_path("/dir/"), Some("/dir/".into()));
+        assert_eq!(url_path(""), None);
         assert_eq!(
             disposition_filename(r#"attachment; filename="w.safetensors""#),
             Some("w.safetensors".into())

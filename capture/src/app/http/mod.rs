@@ -17,7 +17,7 @@ mod multipart;
 use super::probe;
 use super::raw::RawStream;
 use super::{Ctx, Handler};
-use crate::object::{AppProto, ObjectMeta};
+use crate::object::{AppProto, ObjectEvent, ObjectMeta, Reply};
 use body::{Body, Step};
 use eve::{Direction, HttpInfo};
 use head::{Encoding, Framing, Head};
@@ -34,6 +34,8 @@ struct Request {
     host: Option<String>,
     user_agent: Option<String>,
     expect_continue: bool,
+    /// Its transaction number in the connection (from 0).
+    tx_id: u64,
 }
 
 /// What a parsed header block means for the other direction.
@@ -80,6 +82,8 @@ struct DirParser {
     /// The final response came before that body: the next bytes are looked
     /// at (bounded) to tell the body from the next request.
     peek: Option<Vec<u8>>,
+    /// Requests parsed so far (the next one's transaction number).
+    requests: u64,
 }
 
 /// Both directions of an HTTP connection.
@@ -99,6 +103,7 @@ impl HttpConn {
             head: Vec::new(),
             awaiting_continue: false,
             peek: None,
+            requests: 0,
         };
         HttpConn {
             dirs: [dir(Direction::ToServer), dir(Direction::ToClient)],
@@ -315,7 +320,9 @@ impl DirParser {
             host: head.host.clone(),
             user_agent: head.user_agent.clone(),
             expect_continue: head.expect_continue,
+            tx_id: self.requests,
         };
+        self.requests += 1;
         if ctx.meta.server_name.is_none() {
             ctx.meta.server_name.clone_from(&req.host);
         }
@@ -346,7 +353,8 @@ impl DirParser {
             url: Some(req.url.clone()),
             http_method: Some(req.method.clone()),
             status: None,
-            http_content_type: head.content_type.clone(),
+            // Suricata's is the response's: filled in by its `Reply`.
+            http_content_type: None,
             http_user_agent: req.user_agent.clone(),
             protocol: Some(protocol(head.minor)),
         };
@@ -374,6 +382,16 @@ impl DirParser {
         let req = pending.pop_front();
         if req.is_none() {
             ctx.stats().http_unmatched_responses += 1;
+        }
+        if let Some(r) = &req {
+            ctx.out.object(
+                Direction::ToClient,
+                ObjectEvent::Reply(Reply {
+                    tx_id: r.tx_id,
+                    status,
+                    content_type: head.content_type.as_deref().map(media_type),
+                }),
+            );
         }
         let method = req.as_ref().map(|r| r.method.as_str()).unwrap_or("");
         if status == 101 || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status))
@@ -405,13 +423,14 @@ impl DirParser {
             host: None,
             user_agent: None,
             expect_continue: false,
+            tx_id: 0,
         });
         let info = HttpInfo {
             hostname: req.host.clone(),
             url: (!req.url.is_empty()).then(|| req.url.clone()),
             http_method: (!req.method.is_empty()).then(|| req.method.clone()),
             status: head.status,
-            http_content_type: head.content_type.clone(),
+            http_content_type: head.content_type.as_deref().map(media_type),
             http_user_agent: req.user_agent.clone(),
             protocol: Some(protocol(head.minor)),
         };
@@ -430,16 +449,14 @@ impl DirParser {
         let meta = ObjectMeta {
             direction: self.dir,
             app_proto: AppProto::Http,
-            filename: head
-                .filename
-                .clone()
-                .or_else(|| head::url_filename(&req.url)),
+            filename: head.filename.clone().or_else(|| head::url_path(&req.url)),
             content_type: head.content_type.clone(),
             declared_size: head.content_length,
             http: Some(info),
             tls: None,
             // The body starts right after its parsed header: never mid-object.
             midstream: false,
+            tx_id: (self.role == Some(Role::Requests)).then_some(req.tx_id),
         };
         let coding = match head.encoding {
             Encoding::Identity => None,
@@ -456,6 +473,17 @@ impl DirParser {
         };
         self.state = State::Body(Box::new(Body::new(framing, coding, multipart, meta)));
     }
+}
+
+/// A Content-Type without its parameters, as Suricata writes
+/// `http.http_content_type` (everything before the first `;`).
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn protocol(minor: u8) -> String {

@@ -22,6 +22,7 @@
 use crate::decode::{ChecksumMode, Checksums, Decoded, Decoder, Peek};
 use crate::flow::FlowKey;
 use crate::run::pipeline::{FileReport, ReaderCounters, RunControl, shard};
+use crate::source::BpfFilter;
 use crate::source::pcapfile::{MappedFile, Packets, Paused, Window};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -140,6 +141,9 @@ impl Drop for PanicGuard<'_, '_> {
 pub(super) struct Reading {
     map: Arc<MappedFile>,
     checksums: Checksums,
+    /// The run's BPF filter, compiled for this file's link types (boxed:
+    /// a `Reading` moves between workers).
+    filter: Option<Box<BpfFilter>>,
     packets: Paused,
     report: FileReport,
 }
@@ -190,6 +194,8 @@ pub(super) struct SharedReader<'i> {
     budget: usize,
     /// µs added to every record's time as it is walked.
     shift: i64,
+    /// The BPF expression records must match.
+    bpf: Option<&'i str>,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -203,6 +209,7 @@ impl<'i> SharedReader<'i> {
         workers: usize,
         budget: usize,
         mode: ChecksumMode,
+        bpf: Option<&'i str>,
         control: &'i RunControl,
     ) -> Self {
         SharedReader {
@@ -212,6 +219,7 @@ impl<'i> SharedReader<'i> {
             mode,
             budget,
             shift: 0,
+            bpf,
             state: Mutex::new(State {
                 chunks: VecDeque::new(),
                 held: 0,
@@ -308,6 +316,7 @@ impl<'i> SharedReader<'i> {
                 Ok((map, packets)) => {
                     st.reading = Some(Reading {
                         checksums: super::file_checksums(self.mode, map.bytes()),
+                        filter: self.bpf.and_then(|e| BpfFilter::new(e).ok()).map(Box::new),
                         map: Arc::new(map),
                         packets,
                         report,
@@ -351,6 +360,7 @@ impl<'i> SharedReader<'i> {
         let Reading {
             map,
             checksums,
+            mut filter,
             packets,
             mut report,
         } = r;
@@ -383,6 +393,10 @@ impl<'i> SharedReader<'i> {
                 }
             };
             report.packets += 1;
+            if filter.as_mut().is_some_and(|b| !b.matches(f.link, f.data)) {
+                counters.bpf_filtered += 1;
+                continue;
+            }
             counters.frame(&f);
             // Frames and payloads borrow the file's map: they are kept as
             // their place in it.
@@ -437,6 +451,7 @@ impl<'i> SharedReader<'i> {
             let reading = Reading {
                 map,
                 checksums,
+                filter,
                 packets,
                 report,
             };

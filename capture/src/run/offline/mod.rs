@@ -29,7 +29,7 @@ use crate::run::pipeline::{
     shard, sink_loop,
 };
 use crate::source::pcapfile::{MappedFile, Packets, Window};
-use crate::source::{first_packet_time, ordered_inputs};
+use crate::source::{BpfFilter, first_packet_time, ordered_inputs};
 use crossbeam_channel::{Sender, bounded};
 use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
@@ -112,6 +112,11 @@ fn walk_alone(
 ) -> OfflineResult {
     let (mut w, mut decoder) = worker_parts(shared);
     let control = &shared.settings.control;
+    let mut filter = shared
+        .settings
+        .bpf
+        .as_deref()
+        .and_then(|e| BpfFilter::new(e).ok());
     let mut c = ReaderCounters::default();
     let mut files = Vec::with_capacity(inputs.len());
     let mut interrupted = false;
@@ -176,6 +181,10 @@ fn walk_alone(
             };
             report.packets += 1;
             f.ts = f.ts.saturating_add(shift);
+            if filter.as_mut().is_some_and(|b| !b.matches(f.link, f.data)) {
+                c.bpf_filtered += 1;
+                continue;
+            }
             c.frame(&f);
             match decoder.decode(f.link, f.ts, f.data) {
                 Ok((d, payload)) => {
@@ -310,6 +319,9 @@ pub fn run_offline(
     if inputs.is_empty() {
         return Err(CaptureError::NoInput);
     }
+    if let Some(expr) = &settings.bpf {
+        BpfFilter::new(expr)?;
+    }
     if let Some(stream) = inputs.iter().find(|p| is_stream(p)) {
         if inputs.len() > 1 {
             return Err(CaptureError::PipeNotAlone {
@@ -348,6 +360,7 @@ pub fn run_offline(
         workers,
         settings.config.replay_lookahead_bytes,
         settings.config.checksum_validation,
+        settings.bpf.as_deref(),
         &settings.control,
     )
     .shifted(shift);
