@@ -174,7 +174,7 @@ pub struct Requests {
     /// Source block (by address prefix) → index in `blocks`, so a row's
     /// block is found without formatting its name.
     block_ids: FxHashMap<BlockKey, u32>,
-    scratch: String,
+    scratch: crate::text::TextScratch,
 }
 
 /// An address prefix: /24 of IPv4 or /48 of IPv6.

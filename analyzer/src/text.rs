@@ -3,7 +3,7 @@
 //! model-identity probes in several languages, and a capability-taxonomy topic —
 //! all from one Aho-Corasick pass over the prompt.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use rustc_hash::FxHashSet;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -473,61 +473,127 @@ impl Default for TextCache {
     }
 }
 
+/// Buffers reused between prompts by one thread (no allocation per prompt
+/// for ASCII text).
+#[derive(Default)]
+pub struct TextScratch {
+    /// The prompt lower-cased: what the automaton scans.
+    lower: String,
+    /// The template skeleton being built.
+    skeleton: Vec<u8>,
+}
+
 /// The compiled phrase sets and word lists.
 pub struct TextAnalyzer {
-    ac: AhoCorasick,
-    kinds: Vec<Kind>,
-    function_words: FxHashSet<&'static str>,
+    /// Every phrase: for prompts in other scripts.
+    all: Phrases,
+    /// The ASCII phrases only: for ASCII prompts, where no other phrase can
+    /// match (so the matches are the same), in a much smaller table.
+    ascii: Phrases,
+    function_words: FxHashSet<&'static [u8]>,
     /// Longest function word in bytes (longer words are slots without a lookup).
     max_function_word: usize,
 }
 
 /// Building the automaton failed (only with absurd pattern sets).
 #[derive(Debug, thiserror::Error)]
-#[error("building phrase sets: {0}")]
-pub struct PhraseSetError(#[from] aho_corasick::BuildError);
+pub enum PhraseSetError {
+    /// The automaton could not be built.
+    #[error("building phrase sets: {0}")]
+    Build(#[from] aho_corasick::BuildError),
+    /// A phrase that is not in lower case would never match the
+    /// lower-cased prompts the automaton scans.
+    #[error("phrase {0:?} is not in lower case")]
+    NotLowerCase(&'static str),
+}
+
+/// One automaton over lower-cased text and what each of its patterns means.
+struct Phrases {
+    ac: AhoCorasick,
+    kinds: Vec<Kind>,
+}
+
+impl Phrases {
+    /// A case-sensitive DFA over the lower-cased prompt: the same matches
+    /// as an ASCII-case-insensitive automaton over the prompt (every phrase
+    /// is lower case, and lower-casing ASCII keeps every byte offset), with
+    /// half the transition table. The scan is bound by cache misses in
+    /// that table, hence also the separate ASCII set.
+    fn new(phrases: &[(&str, Kind)]) -> Result<Self, PhraseSetError> {
+        let ac = AhoCorasickBuilder::new()
+            .kind(Some(AhoCorasickKind::DFA))
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(phrases.iter().map(|p| p.0))?;
+        Ok(Phrases {
+            ac,
+            kinds: phrases.iter().map(|p| p.1).collect(),
+        })
+    }
+}
 
 /// Minimum fixed (non-slot) tokens for a skeleton to count as a template.
 const MIN_FIXED_TOKENS: usize = 4;
 
+/// Whether a character belongs to a word of a template skeleton.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '\'' || c == '_'
+}
+
+/// [`is_word_char`] and [`char::is_whitespace`] of every ASCII byte, as a
+/// table: the ASCII skeleton's inner loop is one lookup per byte.
+const ASCII_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8 as char;
+        if c.is_ascii_alphanumeric() || c == '\'' || c == '_' {
+            t[b] = WORD;
+        } else if c.is_whitespace() {
+            t[b] = SPACE;
+        }
+        b += 1;
+    }
+    t
+};
+const WORD: u8 = 1;
+const SPACE: u8 = 2;
+
+/// The [`ASCII_CLASS`] of an ASCII byte.
+fn class(b: u8) -> u8 {
+    ASCII_CLASS.get(b as usize).copied().unwrap_or(0)
+}
+
 impl TextAnalyzer {
     /// Compile the phrase sets.
     pub fn new() -> Result<Self, PhraseSetError> {
-        let mut patterns: Vec<&str> = Vec::new();
-        let mut kinds = Vec::new();
-        for (lang, phrases) in REASONING {
-            for p in *phrases {
-                patterns.push(p);
-                kinds.push(Kind::Reasoning(*lang as u8));
+        let mut phrases: Vec<(&'static str, Kind)> = Vec::new();
+        for (lang, list) in REASONING {
+            for p in *list {
+                phrases.push((p, Kind::Reasoning(*lang as u8)));
             }
         }
         for p in PROBES {
-            patterns.push(p);
-            kinds.push(Kind::Probe);
+            phrases.push((p, Kind::Probe));
         }
         for (i, (_, words)) in TAXONOMY.iter().enumerate() {
             for w in *words {
-                patterns.push(w);
-                kinds.push(Kind::Topic(i as u8));
+                phrases.push((w, Kind::Topic(i as u8)));
             }
         }
-        // The automaton kind is left to the crate: DFA and contiguous NFA
-        // measured the same here (the scan is memory-bound, ~15 % of cycles
-        // for ~4 % of instructions).
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)?;
+        if let Some((p, _)) = phrases.iter().find(|(p, _)| p.to_lowercase() != *p) {
+            return Err(PhraseSetError::NotLowerCase(p));
+        }
+        let ascii: Vec<(&str, Kind)> = phrases.iter().copied().filter(|p| p.0.is_ascii()).collect();
         Ok(TextAnalyzer {
-            ac,
-            kinds,
-            function_words: FUNCTION_WORDS.iter().copied().collect(),
+            all: Phrases::new(&phrases)?,
+            ascii: Phrases::new(&ascii)?,
+            function_words: FUNCTION_WORDS.iter().map(|w| w.as_bytes()).collect(),
             max_function_word: FUNCTION_WORDS.iter().map(|w| w.len()).max().unwrap_or(0),
         })
     }
 
     /// Features of one prompt. `scratch` is reused between calls.
-    pub fn analyze(&self, prompt: &str, scratch: &mut String) -> TextFeatures {
+    pub fn analyze(&self, prompt: &str, scratch: &mut TextScratch) -> TextFeatures {
         self.analyze_hashed(prompt, xxh3_64(prompt.as_bytes()), scratch)
     }
 
@@ -537,7 +603,7 @@ impl TextAnalyzer {
     pub fn analyze_cached(
         &self,
         prompt: &str,
-        scratch: &mut String,
+        scratch: &mut TextScratch,
         cache: &mut TextCache,
     ) -> TextFeatures {
         let hash = xxh3_64(prompt.as_bytes());
@@ -552,22 +618,26 @@ impl TextAnalyzer {
         f
     }
 
-    fn analyze_hashed(&self, prompt: &str, hash: u64, scratch: &mut String) -> TextFeatures {
+    fn analyze_hashed(&self, prompt: &str, hash: u64, scratch: &mut TextScratch) -> TextFeatures {
         let mut f = TextFeatures {
             prompt_hash: hash,
             ..TextFeatures::default()
         };
-        // ASCII case is folded by the automaton; other scripts need a lower-cased copy.
-        let lowered;
-        let hay: &str = if prompt.is_ascii() {
-            prompt
+        let ascii = prompt.is_ascii();
+        let hay: &str = if ascii {
+            scratch.lower.clear();
+            scratch.lower.push_str(prompt);
+            scratch.lower.make_ascii_lowercase();
+            &scratch.lower
         } else {
-            lowered = prompt.to_lowercase();
-            &lowered
+            // Other scripts: Unicode lower case (which may change lengths).
+            scratch.lower = prompt.to_lowercase();
+            &scratch.lower
         };
+        let phrases = if ascii { &self.ascii } else { &self.all };
         let mut topics = [0u16; TAXONOMY.len()];
-        for m in self.ac.find_iter(hay) {
-            match self.kinds.get(m.pattern().as_usize()) {
+        for m in phrases.ac.find_iter(hay) {
+            match phrases.kinds.get(m.pattern().as_usize()) {
                 Some(Kind::Reasoning(l)) => f.reasoning_langs |= 1 << l,
                 Some(Kind::Probe) => f.probe = true,
                 // Keywords must start a word ("rust" is not in "trust").
@@ -586,7 +656,18 @@ impl TextAnalyzer {
         if *n > 0 {
             f.topic = best as u8 + 1;
         }
-        f.template = self.skeleton(prompt, scratch);
+        let out = &mut scratch.skeleton;
+        let fixed = if ascii {
+            // Lower-cased already: words are cut from `hay` directly.
+            self.skeleton_ascii(hay.as_bytes(), out)
+        } else {
+            self.skeleton(prompt, out)
+        };
+        f.template = if fixed < MIN_FIXED_TOKENS {
+            0
+        } else {
+            xxh3_64(out).max(1)
+        };
         f
     }
 
@@ -594,54 +675,96 @@ impl TextAnalyzer {
     /// every run of other words (and numbers) becomes one `*` slot. Prompts
     /// made from one template with different slot values share a skeleton.
     /// Each word is lower-cased straight into `out` and taken back out when
-    /// it is a slot: no allocation per word.
-    fn skeleton(&self, prompt: &str, out: &mut String) -> u64 {
+    /// it is a slot: no allocation per word. Returns the number of fixed
+    /// tokens.
+    fn skeleton(&self, prompt: &str, out: &mut Vec<u8>) -> usize {
         out.clear();
         let mut fixed = 0usize;
         let mut last_slot = false;
         // Start of the word being read in `out`, if any.
         let mut word: Option<usize> = None;
-        let end_word = |out: &mut String,
-                        word: &mut Option<usize>,
-                        fixed: &mut usize,
-                        last_slot: &mut bool| {
-            let Some(at) = word.take() else { return };
-            if out.len() - at <= self.max_function_word && self.function_words.contains(&out[at..])
-            {
-                out.push(' ');
-                *fixed += 1;
-                *last_slot = false;
-            } else {
-                out.truncate(at);
-                if !*last_slot {
-                    out.push_str("* ");
-                    *last_slot = true;
-                }
-            }
-        };
+        let mut utf8 = [0u8; 4];
         for c in prompt.chars() {
-            if c.is_alphanumeric() || c == '\'' || c == '_' {
+            if is_word_char(c) {
                 word.get_or_insert(out.len());
-                if c.is_ascii() {
-                    out.push(c.to_ascii_lowercase());
-                } else {
-                    out.extend(c.to_lowercase());
+                for l in c.to_lowercase() {
+                    out.extend_from_slice(l.encode_utf8(&mut utf8).as_bytes());
                 }
             } else {
-                end_word(out, &mut word, &mut fixed, &mut last_slot);
+                if let Some(at) = word.take() {
+                    let keep = self.is_function_word(&out[at..]);
+                    if !keep {
+                        out.truncate(at);
+                    }
+                    self.end_word(keep, out, &mut fixed, &mut last_slot);
+                }
                 if !c.is_whitespace() {
-                    out.push(c);
-                    out.push(' ');
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                    out.push(b' ');
                     fixed += 1;
                     last_slot = false;
                 }
             }
         }
-        end_word(out, &mut word, &mut fixed, &mut last_slot);
-        if fixed < MIN_FIXED_TOKENS {
-            0
-        } else {
-            xxh3_64(out.as_bytes()).max(1)
+        if let Some(at) = word.take() {
+            let keep = self.is_function_word(&out[at..]);
+            if !keep {
+                out.truncate(at);
+            }
+            self.end_word(keep, out, &mut fixed, &mut last_slot);
+        }
+        fixed
+    }
+
+    /// [`TextAnalyzer::skeleton`] of an ASCII prompt, given lower-cased:
+    /// the same skeleton, but a word is copied only when it is short
+    /// enough to be a function word (most bytes are in slots).
+    fn skeleton_ascii(&self, lower: &[u8], out: &mut Vec<u8>) -> usize {
+        out.clear();
+        let mut fixed = 0usize;
+        let mut last_slot = false;
+        let mut i = 0;
+        while let Some(&b) = lower.get(i) {
+            let c = class(b);
+            if c == WORD {
+                let len = lower[i..]
+                    .iter()
+                    .position(|&b| class(b) != WORD)
+                    .unwrap_or(lower.len() - i);
+                let word = &lower[i..i + len];
+                let keep = self.is_function_word(word);
+                if keep {
+                    out.extend_from_slice(word);
+                }
+                self.end_word(keep, out, &mut fixed, &mut last_slot);
+                i += len;
+            } else {
+                if c != SPACE {
+                    out.push(b);
+                    out.push(b' ');
+                    fixed += 1;
+                    last_slot = false;
+                }
+                i += 1;
+            }
+        }
+        fixed
+    }
+
+    fn is_function_word(&self, word: &[u8]) -> bool {
+        word.len() <= self.max_function_word && self.function_words.contains(word)
+    }
+
+    /// After a word: a function word (already in `out`) is a fixed token;
+    /// any other word joins the slot before it or starts one.
+    fn end_word(&self, keep: bool, out: &mut Vec<u8>, fixed: &mut usize, last_slot: &mut bool) {
+        if keep {
+            out.push(b' ');
+            *fixed += 1;
+            *last_slot = false;
+        } else if !*last_slot {
+            out.extend_from_slice(b"* ");
+            *last_slot = true;
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod detection;
+mod ingest_order;
 mod novelty;
 mod onset;
 mod outputs;

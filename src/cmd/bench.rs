@@ -20,11 +20,17 @@ pub enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         index: Option<PathBuf>,
     },
-    /// Analyzer: rows/s and peak memory of the whole analysis.
+    /// Analyzer: rows/s, CPU seconds and peak memory of the whole
+    /// analysis; then, for one JSON Lines file, the same file through
+    /// Python polars and DuckDB computing plain per-account aggregates
+    /// (analyzer/benches/baseline_*.py), side by side.
     Analyze {
         /// Request logs to analyze.
         #[arg(num_args = 1.., required = true)]
         logs: Vec<PathBuf>,
+        /// Skip the Python polars and DuckDB baselines.
+        #[arg(long)]
+        no_baselines: bool,
     },
 }
 
@@ -48,25 +54,40 @@ pub fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
             }
             res
         }
-        BenchCommand::Analyze { logs } => analyze(logs, &config),
+        BenchCommand::Analyze { logs, no_baselines } => {
+            let one_file = match logs.as_slice() {
+                [f] if f.is_file() && !no_baselines => Some(f.clone()),
+                _ => None,
+            };
+            let (secs, cpu) = analyze(logs, &config)?;
+            if let Some(file) = one_file {
+                baselines(&file, secs, cpu);
+            }
+            Ok(())
+        }
     }
 }
 
 /// `weightwatch bench analyze`: the whole analysis (ingest, features,
 /// templates, clusters, scores; alerts to a null sink) on the given logs.
-fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
+/// Returns its wall and CPU seconds.
+fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<(f64, f64)> {
+    use capture::run::measure::cpu_secs;
     let opts = analyzer::AnalyzeOptions {
         logs,
         ..Default::default()
     };
     let start = std::time::Instant::now();
+    let cpu0 = cpu_secs(false);
     let mut sink = CountingSink::default();
     let report = analyzer::run(&opts, &config.analyzer, &mut sink)?;
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs(false) - cpu0;
     let rows = report.ingest.rows + report.ingest.bad_total();
     println!("rows          {rows}");
     println!("bytes         {}", report.ingest.bytes);
     println!("seconds       {secs:.2}");
+    println!("cpu_seconds   {cpu:.2}");
     println!("rows/s        {:.0}", rows as f64 / secs.max(1e-9));
     println!(
         "MB/s          {:.1}",
@@ -87,7 +108,66 @@ fn analyze(logs: Vec<PathBuf>, config: &Config) -> anyhow::Result<()> {
         report.flagged_accounts(),
         sink.events
     );
-    Ok(())
+    Ok((secs, cpu))
+}
+
+/// The baselines of issue 12: what a user would do instead of the whole
+/// analysis — Python polars, and DuckDB, computing 14 plain per-account
+/// aggregates over the same JSON Lines file.
+const BASELINES: [(&str, &str); 2] = [
+    (
+        "polars",
+        include_str!("../../analyzer/benches/baseline_polars.py"),
+    ),
+    (
+        "duckdb",
+        include_str!("../../analyzer/benches/baseline_duckdb.py"),
+    ),
+];
+
+/// Run each baseline script with `python3` on `file` (its own line: time
+/// inside Python and peak RSS), with its wall and CPU seconds next to the
+/// analyzer's. A missing Python or package is reported, not an error.
+fn baselines(file: &std::path::Path, secs: f64, cpu: f64) {
+    use capture::run::measure::cpu_secs;
+    use std::io::Write;
+    for (name, script) in BASELINES {
+        let start = std::time::Instant::now();
+        let cpu0 = cpu_secs(true);
+        let child = std::process::Command::new("python3")
+            .arg("-")
+            .arg(file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let out = child.and_then(|mut c| {
+            if let Some(mut stdin) = c.stdin.take() {
+                stdin.write_all(script.as_bytes())?;
+            }
+            c.wait_with_output()
+        });
+        let (b_secs, b_cpu) = (start.elapsed().as_secs_f64(), cpu_secs(true) - cpu0);
+        match out {
+            Ok(o) if o.status.success() => {
+                let line = String::from_utf8_lossy(&o.stdout);
+                println!(
+                    "{name:<13} {} (wall {b_secs:.2} s, cpu {b_cpu:.2} s); analyzer/{name}: {:.2}x wall, {:.2}x cpu",
+                    line.trim(),
+                    secs / b_secs.max(1e-9),
+                    cpu / b_cpu.max(1e-9)
+                );
+            }
+            Ok(o) => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                let last = err.lines().last().unwrap_or("").trim();
+                println!(
+                    "{name:<13} not run ({last}); python3 -m pip install polars==2.1.0 duckdb==2.0.0"
+                );
+            }
+            Err(e) => println!("{name:<13} not run (python3: {e})"),
+        }
+    }
 }
 
 /// `weightwatch bench capture`: replay one pcap (read once first so it is in

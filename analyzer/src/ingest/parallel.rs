@@ -8,7 +8,7 @@
 
 use super::Sink;
 use crate::row::{self, BadRow, Row};
-use crate::text::{TextAnalyzer, TextCache, TextFeatures};
+use crate::text::{TextAnalyzer, TextCache, TextFeatures, TextScratch};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -140,7 +140,7 @@ fn parse_block(
 ) -> Parsed {
     let mut rows = Vec::with_capacity(block.len() / 400 + 1);
     let mut bad = Vec::new();
-    let mut scratch = String::new();
+    let mut scratch = TextScratch::default();
     let mut strings = Strings {
         block: &block,
         side: Vec::new(),
