@@ -46,9 +46,10 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 /// Copy the units from `units` into `dir` with their `/usr/bin/weightwatch`
-/// replaced by `binary`, run `systemd-analyze verify` on them (the sensor's
-/// template as an instance) and fail on any complaint, warnings included.
-fn verify_units(units: &Path, binary: &Path, dir: &Path) {
+/// replaced by `binary`, and run `systemd-analyze verify` on them (the
+/// sensor's template as an instance). Any complaint, warnings included, is
+/// an error.
+fn verify_units(units: &Path, binary: &Path, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).unwrap();
     let mut paths = vec![];
     for unit in UNITS {
@@ -64,11 +65,11 @@ fn verify_units(units: &Path, binary: &Path, dir: &Path) {
         .output()
         .expect("run systemd-analyze");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "systemd-analyze verify: {}\n{stderr}",
-        out.status
-    );
+    if out.status.success() && stderr.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("systemd-analyze verify: {}\n{stderr}", out.status))
+    }
 }
 
 #[test]
@@ -80,30 +81,23 @@ fn units_pass_systemd_analyze_verify() {
         );
     }
     let dir = tempfile::tempdir().unwrap();
-    verify_units(
-        &repo().join("packaging/systemd"),
-        Path::new(env!("CARGO_BIN_EXE_weightwatch")),
-        dir.path(),
-    );
-    // The check is real: an unknown option is reported.
+    let binary = Path::new(env!("CARGO_BIN_EXE_weightwatch"));
+    let units = repo().join("packaging/systemd");
+    verify_units(&units, binary, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    // The check is real: a misspelt option is reported.
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     for unit in UNITS {
-        let text = std::fs::read_to_string(repo().join("packaging/systemd").join(unit)).unwrap();
+        let text = std::fs::read_to_string(units.join(unit)).unwrap();
         std::fs::write(
             bad.join(unit),
             text.replace("ProtectSystem=", "ProtectSystm="),
         )
         .unwrap();
     }
-    let caught = std::panic::catch_unwind(|| {
-        verify_units(
-            &bad,
-            Path::new(env!("CARGO_BIN_EXE_weightwatch")),
-            &dir.path().join("bad-out"),
-        )
-    });
-    assert!(caught.is_err(), "a misspelt option went unnoticed");
+    let err = verify_units(&bad, binary, &dir.path().join("bad-out"))
+        .expect_err("a misspelt option went unnoticed");
+    assert!(err.contains("ProtectSystm"), "{err}");
 }
 
 /// `cargo deb` from the debug binary into `dir`; `None` when cargo-deb is missing.
@@ -221,7 +215,8 @@ fn the_debian_package_holds_binary_units_conffiles_and_scripts() {
             &root.join("lib/systemd/system"),
             &binary,
             &dir.path().join("units"),
-        );
+        )
+        .unwrap_or_else(|e| panic!("the packaged units: {e}"));
     }
 }
 
