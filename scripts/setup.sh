@@ -3,7 +3,8 @@
 # libpcap (build), and for the tests chromium + chromedriver (browser test),
 # tcpdump, curl and iproute2 (live-capture test), tcpflow (benchmark only),
 # promtool (package prometheus) and the OpenMetrics parser of
-# python3-prometheus-client (the metrics format tests), Suricata 7 (the
+# python3-prometheus-client (the metrics format tests), systemd-analyze and
+# dpkg-dev (the packaging test, with cargo-deb below), Suricata 7 (the
 # test that ingests Suricata's own EVE), which comes from Debian's backports
 # suite: the suite is added for that one install and removed again.
 # Idempotent: installs only what is missing.
@@ -11,7 +12,7 @@ set -euo pipefail
 
 want=(libpcap-dev pkg-config)
 if [[ "${1:-}" == "--tests" ]]; then
-  want+=(chromium chromium-driver tcpdump curl iproute2 python3 prometheus python3-prometheus-client)
+  want+=(chromium chromium-driver tcpdump curl iproute2 python3 prometheus python3-prometheus-client systemd dpkg-dev)
 fi
 
 missing=()
@@ -51,6 +52,15 @@ if [[ "${1:-}" == "--tests" ]] && ! command -v suricata >/dev/null 2>&1; then
   else
     echo "setup: unknown Debian release, suricata not installed" >&2
   fi
+fi
+
+# cargo-deb (tests only: the packaging test builds the Debian package from
+# the debug binary; it skips, saying so, without it). Pinned: a later
+# cargo-deb means to refuse the dev profile that test uses.
+if [[ "${1:-}" == "--tests" ]] && ! cargo deb --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-deb" >&2
+  cargo install cargo-deb --locked --version 3.8.0 >/dev/null 2>&1 ||
+    echo "setup: cargo-deb could not be installed (the packaging test will skip)" >&2
 fi
 
 for c in rustfmt clippy; do

@@ -115,4 +115,11 @@ mod tests {
         let text = include_str!("../weightwatch.example.toml");
         Config::parse(text).expect("the example config is valid");
     }
+
+    #[test]
+    fn packaged_config_parses() {
+        let text = include_str!("../packaging/weightwatch.toml");
+        let config = Config::parse(text).expect("the packaged config is valid");
+        assert_eq!(config.capture.stats_interval_secs, 60);
+    }
 }

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use anyhow::Context;
 use eve::sink::Fanout;
+use eve::sink::eve_file::{EveFileSink, ReopenFlag};
 use eve::sink::http::{HttpSink, HttpSinkConfig};
 
 /// Where events go (overrides `[sinks]` in the config).
@@ -30,17 +31,22 @@ pub struct SinkArgs {
     pub spool_dir: Option<std::path::PathBuf>,
 }
 
-/// Build the fan-out of every configured sink.
-pub fn build(args: &SinkArgs, config: &Config) -> anyhow::Result<Fanout> {
+/// Build the fan-out of every configured sink. With `reopen`, the EVE file
+/// is reopened whenever it is set (the sensor sets it on SIGHUP).
+pub fn build(
+    args: &SinkArgs,
+    config: &Config,
+    reopen: Option<&ReopenFlag>,
+) -> anyhow::Result<Fanout> {
     let cfg = &config.sinks;
     let mut out = Fanout::new();
     if let Some(path) = args.eve.as_ref().or(cfg.eve.as_ref()) {
         let rotate = args.eve_rotate_bytes.unwrap_or(cfg.eve_rotate_bytes);
-        out.push(Box::new(eve::sink::eve_file::EveFileSink::open(
-            path,
-            Some(rotate),
-            cfg.eve_rotate_keep,
-        )?));
+        let mut eve = EveFileSink::open(path, Some(rotate), cfg.eve_rotate_keep)?;
+        if let Some(flag) = reopen {
+            eve = eve.reopen_on(flag.clone());
+        }
+        out.push(Box::new(eve));
     }
     if let Some(url) = args.dashboard.as_ref().or(cfg.dashboard_url.as_ref()) {
         let token = args

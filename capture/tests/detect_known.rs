@@ -169,6 +169,37 @@ fn index_file_round_trips_and_rejects_damage() {
     assert_eq!(Index::read(&path).expect("read"), back);
 }
 
+#[test]
+fn an_index_of_another_format_version_is_refused_by_name() {
+    use capture::detect::known::{IndexError, VERSION};
+    let s = setup(2);
+    let good = s.index.to_bytes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The same index with only its header's version changed and a valid
+    // checksum, as an older or a newer release would have written it.
+    for found in [0, VERSION + 1, u32::MAX] {
+        let mut b = good.clone();
+        b[8..12].copy_from_slice(&found.to_le_bytes());
+        let body = b.len() - 8;
+        let sum = xxhash_rust::xxh3::xxh3_64(&b[..body]);
+        b[body..].copy_from_slice(&sum.to_le_bytes());
+        let path = dir.path().join(format!("v{found}.idx"));
+        std::fs::write(&path, &b).expect("write");
+        match Index::read(&path) {
+            Err(e @ IndexError::Version { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&format!("format version {found}"))
+                        && msg.contains(&format!("reads version {VERSION}"))
+                        && msg.contains(&path.display().to_string()),
+                    "{msg}"
+                );
+            }
+            other => panic!("version {found}: {other:?}"),
+        }
+    }
+}
+
 /// A registered file of ~7.4 MB (bf16, four layers) and a detector that
 /// chunks the first 1 MiB in full, then 256 KiB windows every 1 MiB.
 fn sampled_setup() -> (KnownWeightsDetector, WeightFile) {

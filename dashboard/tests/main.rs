@@ -16,3 +16,4 @@ mod metrics;
 mod search;
 mod suricata;
 mod ui;
+mod upgrade;

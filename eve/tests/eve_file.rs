@@ -53,3 +53,38 @@ fn appends_to_an_existing_file() {
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
 }
+
+#[test]
+fn reopens_its_path_when_asked_after_an_external_rotation() {
+    use eve::sink::eve_file::ReopenFlag;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eve.json");
+    let rotated = dir.path().join("eve.json.1");
+    let flag = ReopenFlag::new();
+    let mut sink = EveFileSink::open(path.to_str().unwrap(), None, 1)
+        .unwrap()
+        .reopen_on(flag.clone());
+    let (a, b, c) = (event(), event(), event());
+    sink.emit(&a).unwrap();
+    // logrotate renames the file; until the signal the sink still writes
+    // to the renamed file (its open handle).
+    std::fs::rename(&path, &rotated).unwrap();
+    sink.emit(&b).unwrap();
+    assert!(!path.exists(), "no reopen before it is asked for");
+    flag.request();
+    sink.emit(&c).unwrap();
+    sink.close().unwrap();
+    let ids = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap().event_id)
+            .collect()
+    };
+    assert_eq!(ids(&rotated), vec![a.event_id, b.event_id]);
+    assert_eq!(
+        ids(&path),
+        vec![c.event_id],
+        "the new file after the reopen"
+    );
+}

@@ -4,3 +4,4 @@ mod community_id;
 mod eve_file;
 mod http_sink;
 mod serialization;
+mod spool_format;

@@ -50,7 +50,7 @@ pub fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     if let Some(m) = &args.model {
         config.analyzer.model = m.display().to_string();
     }
-    let mut sink = crate::sinks::build(&args.sinks, &config)?;
+    let mut sink = crate::sinks::build(&args.sinks, &config, None)?;
     let opts = analyzer::AnalyzeOptions {
         logs: args.logs,
         scores_out: args.scores_out,

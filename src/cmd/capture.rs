@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::sinks::SinkArgs;
 use anyhow::Context;
+use eve::sink::eve_file::ReopenFlag;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,7 +58,7 @@ pub struct Args {
     #[arg(long)]
     pub no_file_hash: bool,
     /// Sensor id written into every event (default from config, else hostname).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", env = "WEIGHTWATCH_SENSOR_ID")]
     pub sensor_id: Option<String>,
     /// No progress bar when replaying files (it is shown only when stderr
     /// is a terminal).
@@ -154,7 +155,8 @@ pub fn run(mut args: Args, config: Config) -> anyhow::Result<()> {
     settings.sensor_id = args.sensor_id.clone().unwrap_or_else(|| config.sensor_id());
     let detectors = capture::detect::build(&config.policy, &config.detect, args.index.as_deref())
         .context("building the detectors")?;
-    let mut sink = crate::sinks::build(&args.sinks, &config)?;
+    let reopen = ReopenFlag::new();
+    let mut sink = crate::sinks::build(&args.sinks, &config, Some(&reopen))?;
     // Events with nowhere to go are a mistake, not a mode: say so before
     // reading anything (`--eve /dev/null` discards on purpose).
     anyhow::ensure!(
@@ -168,7 +170,7 @@ pub fn run(mut args: Args, config: Config) -> anyhow::Result<()> {
             snaplen: args.snaplen,
         };
         let control = settings.control.clone();
-        stop_on_signal(move || control.request_stop())?;
+        handle_signals(move || control.request_stop(), reopen)?;
         tracing::info!(interface, workers = settings.workers, "capturing live");
         capture::run_live(&opts, &settings, &detectors, &mut sink)?
     } else {
@@ -179,7 +181,7 @@ pub fn run(mut args: Args, config: Config) -> anyhow::Result<()> {
         let files = inputs.iter().all(|p| p.is_file() || p.is_dir());
         if files {
             let control = settings.control.clone();
-            stop_on_signal(move || control.request_stop())?;
+            handle_signals(move || control.request_stop(), reopen)?;
         }
         let show =
             files && !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -343,27 +345,36 @@ fn report(summary: &capture::RunSummary) -> anyhow::Result<()> {
 }
 
 /// Call `stop` on SIGINT or SIGTERM (the capture then ends every flow and
-/// writes its final events).
-fn stop_on_signal(stop: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
+/// writes its final events); on SIGHUP ask the EVE file to be reopened
+/// (logrotate's `postrotate`), and keep running.
+fn handle_signals(stop: impl FnOnce() + Send + 'static, reopen: ReopenFlag) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the signal handler")?;
+    // Registered here, before any packet is read, so that a SIGHUP never
+    // meets the default action (which ends the process).
+    let (mut term, mut hup) = rt
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+            ))
+        })
+        .context("installing the SIGTERM and SIGHUP handlers")?;
     std::thread::Builder::new()
         .name("capture-signals".into())
         .spawn(move || {
             rt.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                let term = signal(SignalKind::terminate());
-                match term {
-                    Ok(mut term) => {
-                        tokio::select! {
-                            _ = tokio::signal::ctrl_c() => {}
-                            _ = term.recv() => {}
+                loop {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => break,
+                        _ = term.recv() => break,
+                        Some(()) = hup.recv() => {
+                            tracing::info!("SIGHUP: reopening the EVE file");
+                            reopen.request();
                         }
-                    }
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
                     }
                 }
             });

@@ -14,8 +14,13 @@ pub enum StoreError {
     /// A stored JSON document did not parse (corruption or a foreign writer).
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
-    /// The database was written by a newer weightwatch.
-    #[error("database schema version {found} is newer than this program's {supported}")]
+    /// The database was written by a newer weightwatch: it is refused
+    /// before any migration runs, and left as it is.
+    #[error(
+        "database schema version {found} is newer than this weightwatch's {supported}: it was \
+         written by a newer release; run that release, or restore a backup made before it \
+         (the database was not changed)"
+    )]
     TooNew {
         /// Version found in the file.
         found: i64,

@@ -1,10 +1,38 @@
-//! EVE JSON Lines to a file or stdout, line-buffered, optionally rotated by size.
+//! EVE JSON Lines to a file or stdout, line-buffered, optionally rotated by
+//! size, and reopened on request (logrotate's `postrotate` sends SIGHUP; the
+//! binary sets the [`ReopenFlag`] and the sink reopens its path before the
+//! next line, as Suricata does).
 
 use super::{EventSink, SinkError};
 use crate::event::Event;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Asks EVE file sinks to close and reopen their path (after an external
+/// rotation renamed the file). Cheap to clone; set from a signal handler's
+/// thread, read by the sink before each line.
+#[derive(Clone, Debug, Default)]
+pub struct ReopenFlag(Arc<AtomicBool>);
+
+impl ReopenFlag {
+    /// A flag that is not set.
+    pub fn new() -> Self {
+        ReopenFlag::default()
+    }
+
+    /// Ask for a reopen before the next line.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether a reopen was asked for since the last call (clears it).
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+}
 
 /// Where EVE lines go.
 enum Target {
@@ -22,6 +50,7 @@ pub struct EveFileSink {
     target: Target,
     rotate_bytes: Option<u64>,
     keep: usize,
+    reopen: Option<ReopenFlag>,
 }
 
 impl EveFileSink {
@@ -44,7 +73,40 @@ impl EveFileSink {
             target,
             rotate_bytes: rotate_bytes.filter(|&b| b > 0),
             keep: keep.max(1),
+            reopen: None,
         })
+    }
+
+    /// Reopen the file's path before the next line whenever `flag` is set
+    /// (standard output ignores it).
+    pub fn reopen_on(mut self, flag: ReopenFlag) -> Self {
+        self.reopen = Some(flag);
+        self
+    }
+
+    /// Close the file and open its path again (a new file when it was
+    /// renamed away). When the path cannot be opened, lines keep going to
+    /// the old file and the failure is logged: a rotation never loses events.
+    fn reopen(&mut self) {
+        let Target::File {
+            path,
+            file,
+            written,
+        } = &mut self.target
+        else {
+            return;
+        };
+        if let Err(e) = file.flush() {
+            tracing::warn!(path = %path.display(), "flushing the EVE file before reopening: {e}");
+        }
+        match open_append(path) {
+            Ok((f, w)) => {
+                *file = f;
+                *written = w;
+                tracing::info!(path = %path.display(), "EVE file reopened");
+            }
+            Err(e) => tracing::error!("{e}; still writing to the file open before"),
+        }
     }
 
     fn rotate(&mut self) -> Result<(), SinkError> {
@@ -91,6 +153,9 @@ fn open_append(path: &Path) -> Result<(io::BufWriter<File>, u64), SinkError> {
 
 impl EventSink for EveFileSink {
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
+        if self.reopen.as_ref().is_some_and(ReopenFlag::take) {
+            self.reopen();
+        }
         let mut line = event.to_json_line();
         line.push('\n');
         if let (Some(limit), Target::File { written, .. }) = (self.rotate_bytes, &self.target)
@@ -121,6 +186,9 @@ impl EventSink for EveFileSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
+        if self.reopen.as_ref().is_some_and(ReopenFlag::take) {
+            self.reopen();
+        }
         match &mut self.target {
             Target::Stdout(out) => out.flush().map_err(|e| SinkError::io("flush stdout", e)),
             Target::File { path, file, .. } => file

@@ -7,7 +7,11 @@
 //! - `NNNNNNNNNNNNNNNNNNNN.jsonl`: segments, oldest first, one event per line;
 //! - `cursor`: `<segment> <byte offset>` of the first unacknowledged line,
 //!   replaced atomically (write + rename);
-//! - `lock`: held (advisory lock) by the one process using the spool.
+//! - `lock`: held (advisory lock) by the one process using the spool;
+//! - `format`: `weightwatch-spool <version>`, the layout's version
+//!   ([`FORMAT_VERSION`]). A spool of a newer version is refused with a
+//!   message that says so (never misread); one without the file predates
+//!   it and has the layout of version 1, so it is read and the file added.
 //!
 //! Hand-written: the queue crates on crates.io either keep everything in
 //! memory or bring a database; this needs ~200 lines of plain files.
@@ -18,6 +22,10 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const SEGMENT_SUFFIX: &str = ".jsonl";
+/// The version of the spool's layout this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_FILE: &str = "format";
+const FORMAT_TAG: &str = "weightwatch-spool";
 
 /// Where reading resumes: a segment number and a byte offset in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +81,7 @@ impl Spool {
                 dir.display()
             ))
         })?;
+        check_format(dir)?;
         let segments = list_segments(dir)?;
         let mut disk_bytes = 0;
         for s in &segments {
@@ -220,6 +229,44 @@ impl Spool {
         }
         self.cursor = pos;
         Ok(())
+    }
+}
+
+/// Refuse a spool whose layout this build does not know; mark a new (or
+/// pre-versioning) one with [`FORMAT_VERSION`].
+fn check_format(dir: &Path) -> Result<(), SinkError> {
+    let path = dir.join(FORMAT_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let version = text
+                .trim()
+                .strip_prefix(FORMAT_TAG)
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .ok_or_else(|| {
+                    SinkError::Config(format!(
+                        "spool {}: {} does not name a weightwatch spool format (found {:?})",
+                        dir.display(),
+                        path.display(),
+                        text.chars().take(40).collect::<String>()
+                    ))
+                })?;
+            if version != FORMAT_VERSION {
+                return Err(SinkError::Config(format!(
+                    "spool {} has format version {version}, this weightwatch reads version \
+                     {FORMAT_VERSION}: let the weightwatch that wrote it deliver it, or move \
+                     the directory aside",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let tmp = dir.join("format.tmp");
+            fs::write(&tmp, format!("{FORMAT_TAG} {FORMAT_VERSION}\n"))
+                .and_then(|_| fs::rename(&tmp, &path))
+                .map_err(|e| SinkError::io(format!("write {}", path.display()), e))
+        }
+        Err(e) => Err(SinkError::io(format!("read {}", path.display()), e)),
     }
 }
 

@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
 const MAGIC: &[u8; 8] = b"WWKNOWN\0";
-const VERSION: u32 = 1;
+/// The index file format this build writes and reads (the `u32` after the
+/// magic). Bump it with any change of the layout below: an index of another
+/// version is refused with [`IndexError::Version`].
+pub const VERSION: u32 = 1;
 /// Files per index at most (names are u16-length, ids u32).
 const MAX_FILES: u32 = 1 << 20;
 /// Longest stored file name.
@@ -45,6 +48,20 @@ pub enum IndexError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The index was written in a format version this build does not read
+    /// (by another weightwatch release): it is refused, never guessed at.
+    #[error(
+        "{path}: weightwatch index format version {found}, this weightwatch reads version \
+         {supported}: build the index again with this release's `weightwatch index build`"
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file's header.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
     },
     /// Bad build parameters.
     #[error("invalid index parameters: {0}")]
@@ -230,9 +247,11 @@ impl Index {
         let mut r = Reader { b: body, pos: 8 };
         let version = r.u32().ok_or_else(|| bad("truncated header"))?;
         if version != VERSION {
-            return Err(bad(&format!(
-                "version {version}, this build reads {VERSION}"
-            )));
+            return Err(IndexError::Version {
+                path: path.to_path_buf(),
+                found: version,
+                supported: VERSION,
+            });
         }
         let stored = u64::from_le_bytes(sum.try_into().map_err(|_| bad("truncated"))?);
         if xxh3_64(body) != stored {
