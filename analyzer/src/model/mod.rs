@@ -671,6 +671,61 @@ mod tests {
     }
 
     #[test]
+    fn monotone_fit_keeps_weights_in_their_directions_and_balance_weighs_styles() {
+        let n = inputs::INPUTS.len();
+        let up = inputs::index("long_output_share").unwrap();
+        assert_eq!(inputs::INPUTS[up].direction, inputs::Direction::Up);
+        let signal = inputs::index("max_tokens_high_share").unwrap();
+        let (mut rows, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..400 {
+            let attack = i % 10 == 0;
+            let mut r = vec![0.0; n];
+            r[signal] = if attack { 1.5 } else { 0.0 } + (i % 7) as f64 * 0.3;
+            // An "Up" input that in this training data is lower for the
+            // attacks: an unconstrained fit uses it against its meaning.
+            r[up] = if attack { 0.0 } else { 1.0 } + (i % 5) as f64 * 0.2;
+            rows.push(r);
+            labels.push(attack);
+        }
+        let free = FitOptions {
+            l2: 1.0,
+            monotone: false,
+            ..FitOptions::default()
+        };
+        assert!(fit(&rows, &labels, &free).unwrap().coef[up] < -0.5);
+        let mono = fit(
+            &rows,
+            &labels,
+            &FitOptions {
+                monotone: true,
+                ..free.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(mono.coef[up], 0.0);
+        assert!(mono.coef[signal] > 1.0);
+        for (d, w) in inputs::INPUTS.iter().zip(&mono.coef) {
+            assert!(!d.direction.contradicts(*w), "{} {w}", d.name);
+        }
+        // Balanced weights: two attack styles of 30 and 3 rows each weigh
+        // a quarter; the benign class a half.
+        let labels = [vec![true; 33], vec![false; 10]].concat();
+        let groups: Vec<&str> = (0..43)
+            .map(|i| match i {
+                0..30 => "big",
+                30..33 => "small",
+                _ => "benign",
+            })
+            .collect();
+        let w = sample_weights(&labels, &groups, Balance::Attacks);
+        assert!((w[0] * 30.0 - 0.25).abs() < 1e-12);
+        assert!((w[31] * 3.0 - 0.25).abs() < 1e-12);
+        assert!((w[40] * 10.0 - 0.5).abs() < 1e-12);
+        let w = sample_weights(&labels, &groups, Balance::None);
+        assert!((w[0] - w[31]).abs() < 1e-12);
+    }
+
+    #[test]
     fn one_class_is_refused_and_bad_files_are_named() {
         let n = inputs::INPUTS.len();
         assert!(fit(&[vec![0.0; n]], &[true], &FitOptions::default()).is_err());
