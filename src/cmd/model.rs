@@ -48,7 +48,7 @@ pub struct FitArgs {
     pub leave_one_out: bool,
     /// Keep each weight's sign as its input's prior direction says
     /// (`weightwatch model show` lists them); `false`: any sign.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub monotone: bool,
     /// Which populations weigh the same in fitting: `none` (every account
     /// of a class the same), `attacks` (every attack style the same), or

@@ -283,7 +283,7 @@ impl Default for FitOptions {
             prior: None,
             description: String::new(),
             reference: inputs::Peers::default(),
-            monotone: true,
+            monotone: false,
             balance: Balance::None,
         }
     }
