@@ -445,9 +445,9 @@ pub fn fit_grouped(
             free[a] = true;
         }
     }
-    for a in 1..=n {
-        if direction(a).contradicts(w[a]) {
-            w[a] = 0.0;
+    for (a, wa) in w.iter_mut().enumerate().skip(1) {
+        if direction(a).contradicts(*wa) {
+            *wa = 0.0;
         }
     }
 
