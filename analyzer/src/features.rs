@@ -534,7 +534,7 @@ fn new_model(f: &mut Features, reqs: &[&Req], ctx: &Context) {
 }
 
 /// Median and median absolute deviation of a peer population.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Baseline {
     /// Median.
     pub median: f64,

@@ -299,6 +299,7 @@ pub fn run(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            ..Default::default()
         };
         model = model::fit(&x, &y, &fit)?;
         if let Some(t) = cfg.score_threshold {

@@ -22,8 +22,9 @@ pub struct LabelledSet {
     pub labels: PathBuf,
 }
 
-/// The model inputs of one set's labelled accounts.
-#[derive(Clone, Debug)]
+/// The model inputs of one set's labelled accounts (serialisable, so a
+/// fitter can keep them between runs instead of re-reading the logs).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SetRows {
     /// The set's name.
     pub name: String,
@@ -70,6 +71,8 @@ pub struct TrainingReport {
     pub model: Model,
     /// Each set in sample.
     pub sets: Vec<SetScore>,
+    /// Each check set (scored, not fitted on).
+    pub checks: Vec<SetScore>,
     /// Leave-one-style-out, when asked for.
     pub left_out: Vec<LeftOut>,
 }
@@ -94,8 +97,13 @@ fn fit_rows<'a>(
     rows: impl Iterator<Item = &'a (Vec<f64>, bool, String)>,
     opt: &FitOptions,
 ) -> Result<Model, model::ModelError> {
-    let (x, y): (Vec<Vec<f64>>, Vec<bool>) = rows.map(|(x, y, _)| (x.clone(), *y)).unzip();
-    model::fit(&x, &y, opt)
+    let (mut x, mut y, mut g) = (Vec::new(), Vec::new(), Vec::new());
+    for (xi, yi, gi) in rows {
+        x.push(xi.clone());
+        y.push(*yi);
+        g.push(gi.as_str());
+    }
+    model::fit_grouped(&x, &y, &g, opt)
 }
 
 /// Score a set's rows under a model. Account-level: cluster evidence is
@@ -126,10 +134,12 @@ pub fn score_set(set: &SetRows, m: &Model) -> SetScore {
     }
 }
 
-/// Fit one model on all sets; report each set in sample and, with
-/// `leave_one_out`, each attack style left out of fitting.
+/// Fit one model on all sets; report each set in sample, each of `checks`
+/// (not fitted on) and, with `leave_one_out`, each attack style left out
+/// of fitting.
 pub fn train(
     sets: &[SetRows],
+    checks: &[SetRows],
     opt: &FitOptions,
     leave_one_out: bool,
 ) -> Result<TrainingReport, model::ModelError> {
@@ -161,6 +171,7 @@ pub fn train(
         }
     }
     Ok(TrainingReport {
+        checks: checks.iter().map(|s| score_set(s, &model)).collect(),
         model,
         sets: scores,
         left_out,
@@ -179,7 +190,10 @@ impl fmt::Display for TrainingReport {
             "{:<28} {:>7} {:>7} {:>8} {:>7} {:>7} {:>12}",
             "set (account scores)", "attack", "benign", "ROC-AUC", "recall", "FPR", "recall@FPR1%"
         )?;
-        for s in &self.sets {
+        for (i, s) in self.sets.iter().chain(&self.checks).enumerate() {
+            if i == self.sets.len() {
+                writeln!(f, "not fitted on:")?;
+            }
             writeln!(
                 f,
                 "{:<28} {:>7} {:>7} {:>8.3} {:>7.3} {:>7.4} {:>12.3}",

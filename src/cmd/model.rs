@@ -2,7 +2,7 @@
 //! show a model.
 
 use crate::config::Config;
-use analyzer::model::{FitOptions, Model};
+use analyzer::model::{Balance, FitOptions, Model};
 use analyzer::training::{self, LabelledSet};
 use anyhow::{Context, bail};
 use std::path::PathBuf;
@@ -29,6 +29,10 @@ pub struct FitArgs {
     /// each set's peer groups are its own accounts.
     #[arg(long = "set", required = true, value_name = "LOGS=LABELS")]
     pub sets: Vec<String>,
+    /// A labelled set only scored, not fitted on (account level), as
+    /// LOGS=LABELS; repeatable.
+    #[arg(long = "check", value_name = "LOGS=LABELS")]
+    pub checks: Vec<String>,
     /// Where to write the model (JSON).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -42,6 +46,29 @@ pub struct FitArgs {
     /// Also fit once per attack style without it and report its recall.
     #[arg(long)]
     pub leave_one_out: bool,
+    /// Keep each weight's sign as its input's prior direction says
+    /// (`weightwatch model show` lists them); `false`: any sign.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub monotone: bool,
+    /// Which populations weigh the same in fitting: `none` (every account
+    /// of a class the same), `attacks` (every attack style the same), or
+    /// `both` (every attack style and every benign population).
+    #[arg(long, default_value = "none")]
+    pub balance: Balance,
+    /// Keep the sets' model inputs in this file: read them from it when it
+    /// was written for the same --set arguments, else read the logs and
+    /// write it (fitting options can then be compared without re-reading).
+    #[arg(long, value_name = "FILE")]
+    pub rows_cache: Option<PathBuf>,
+}
+
+/// What `--rows-cache` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RowsCache {
+    /// The --set arguments the rows were read from.
+    sets: Vec<String>,
+    /// Each set's labelled inputs.
+    rows: Vec<training::SetRows>,
 }
 
 /// Run `weightwatch model …`.
@@ -58,10 +85,15 @@ pub fn run(cmd: ModelCommand, config: Config) -> anyhow::Result<()> {
                 "threshold {:.4}, intercept {:+.3}",
                 m.threshold, m.intercept
             );
-            let mut rows: Vec<_> = m.inputs.iter().zip(&m.coef).collect();
-            rows.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-            for (name, w) in rows {
-                println!("{name:<28} {w:+.3}");
+            let mut rows: Vec<_> = m
+                .inputs
+                .iter()
+                .zip(&m.coef)
+                .zip(analyzer::model::inputs::INPUTS)
+                .collect();
+            rows.sort_by(|a, b| b.0.1.abs().total_cmp(&a.0.1.abs()));
+            for ((name, w), d) in rows {
+                println!("{name:<28} {w:+.3}  (prior direction {:?})", d.direction);
             }
             Ok(())
         }
@@ -70,7 +102,7 @@ pub fn run(cmd: ModelCommand, config: Config) -> anyhow::Result<()> {
 
 fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
     let mut sets = Vec::new();
-    for s in &a.sets {
+    for s in a.sets.iter().chain(&a.checks) {
         let Some((logs, labels)) = s.split_once('=') else {
             bail!("--set {s}: expected LOGS=LABELS");
         };
@@ -80,15 +112,39 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
             labels: PathBuf::from(labels),
         });
     }
-    let current = analyzer::configured_model(&config.analyzer)?;
-    let mut rows = Vec::new();
-    for s in &sets {
-        eprintln!("reading {}", s.logs[0].display());
-        rows.push(
-            training::rows_of(s, &config.analyzer, &current)
-                .with_context(|| format!("set {}", s.name))?,
-        );
-    }
+    let all_args: Vec<String> = a.sets.iter().chain(&a.checks).cloned().collect();
+    let cached = a.rows_cache.as_ref().and_then(|p| {
+        let c: RowsCache = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+        (c.sets == all_args).then_some(c.rows)
+    });
+    let mut rows = match cached {
+        Some(rows) => {
+            eprintln!("inputs from the rows cache");
+            rows
+        }
+        None => {
+            let current = analyzer::configured_model(&config.analyzer)?;
+            let mut rows = Vec::new();
+            for s in &sets {
+                eprintln!("reading {}", s.logs[0].display());
+                rows.push(
+                    training::rows_of(s, &config.analyzer, &current)
+                        .with_context(|| format!("set {}", s.name))?,
+                );
+            }
+            if let Some(p) = &a.rows_cache {
+                let c = RowsCache {
+                    sets: all_args,
+                    rows,
+                };
+                std::fs::write(p, serde_json::to_vec(&c)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
+                rows = c.rows;
+            }
+            rows
+        }
+    };
+    let checks = rows.split_off(a.sets.len());
     let counts: Vec<String> = rows
         .iter()
         .zip(&sets)
@@ -108,8 +164,10 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
         prior: None,
         description: format!("weightwatch model fit on {}", counts.join("; ")),
         reference: Default::default(),
+        monotone: a.monotone,
+        balance: a.balance,
     };
-    let report = training::train(&rows, &opt, a.leave_one_out)?;
+    let report = training::train(&rows, &checks, &opt, a.leave_one_out)?;
     report.model.save(&a.out)?;
     println!("{report}");
     eprintln!("model written to {}", a.out.display());

@@ -27,6 +27,32 @@ pub enum Transform {
 /// Peer z-scores beyond this say nothing more.
 pub const Z_CLIP: f64 = 6.0;
 
+/// The prior direction of an input's weight: which way more of it can
+/// move a score. A sign-constrained fit ([`super::FitOptions::monotone`])
+/// keeps every `Up` weight >= 0 and every `Down` weight <= 0, so an input
+/// is never used against its meaning because one training style needed
+/// it (which is what breaks transfer to behaviours not in training).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// More of it is more like harvesting: weight >= 0.
+    Up,
+    /// Less of it is more like harvesting (regular timing): weight <= 0.
+    Down,
+    /// No prior (what products and harvesters both do): any sign.
+    Free,
+}
+
+impl Direction {
+    /// Whether a weight `w` contradicts the direction.
+    pub fn contradicts(self, w: f64) -> bool {
+        match self {
+            Direction::Up => w < 0.0,
+            Direction::Down => w > 0.0,
+            Direction::Free => false,
+        }
+    }
+}
+
 /// One input of the model.
 #[derive(Clone, Copy, Debug)]
 pub struct InputDef {
@@ -36,16 +62,19 @@ pub struct InputDef {
     pub family: Family,
     /// How it is computed from its feature.
     pub transform: Transform,
+    /// The sign its weight may take when fitting is sign-constrained.
+    pub direction: Direction,
     /// The feature value it is computed from.
     pub get: fn(&Features) -> f64,
 }
 
 macro_rules! input {
-    ($name:ident, $fam:ident, $tr:ident) => {
+    ($name:ident, $fam:ident, $tr:ident, $dir:ident) => {
         InputDef {
             name: stringify!($name),
             family: Family::$fam,
             transform: Transform::$tr,
+            direction: Direction::$dir,
             get: |f: &Features| f.$name as f64,
         }
     };
@@ -54,19 +83,21 @@ macro_rules! input {
 /// Every input, in the order of a model's coefficient vector.
 pub const INPUTS: &[InputDef] = &[
     // How: volume, duty cycle, timing, rotation, rate limits.
-    input!(requests_per_day, Automation, PeerZ),
-    input!(active_hours, Automation, PeerZ),
+    input!(requests_per_day, Automation, PeerZ, Up),
+    input!(active_hours, Automation, PeerZ, Up),
     InputDef {
         name: "hours_of_day",
         family: Family::Automation,
         transform: Transform::Raw,
+        direction: Direction::Up,
         get: |f| f64::from(f.hours_of_day) / 24.0,
     },
-    input!(duty_cycle, Automation, Raw),
+    input!(duty_cycle, Automation, Raw, Up),
     InputDef {
         name: "interarrival_cv",
         family: Family::Automation,
         transform: Transform::Log,
+        direction: Direction::Down,
         get: |f| {
             if f.interarrival_cv.is_finite() {
                 f.interarrival_cv.min(50.0)
@@ -75,50 +106,52 @@ pub const INPUTS: &[InputDef] = &[
             }
         },
     },
-    input!(rate_429_share, Automation, Raw),
-    input!(error_share, Automation, Raw),
-    input!(ips_per_request, Automation, Raw),
-    input!(blocks, Automation, Log),
-    input!(user_agents, Automation, Log),
-    input!(keys, Automation, Log),
+    input!(rate_429_share, Automation, Raw, Up),
+    input!(error_share, Automation, Raw, Free),
+    input!(ips_per_request, Automation, Raw, Up),
+    input!(blocks, Automation, Log, Up),
+    input!(user_agents, Automation, Log, Up),
+    input!(keys, Automation, Log, Up),
     // What: the shape of the harvest.
-    input!(single_turn_share, Harvest, Raw),
-    input!(completion_tokens_mean, Harvest, PeerZ),
-    input!(prompt_tokens_mean, Harvest, PeerZ),
-    input!(completion_prompt_ratio, Harvest, PeerZ),
-    input!(long_output_share, Harvest, Raw),
-    input!(max_tokens_high_share, Harvest, Raw),
-    input!(distinct_prompt_ratio, Harvest, Raw),
-    input!(new_prompts_per_day, Harvest, PeerZ),
-    input!(top_template_share, Harvest, Raw),
-    input!(harvest_template_share, Harvest, Raw),
+    input!(single_turn_share, Harvest, Raw, Up),
+    input!(completion_tokens_mean, Harvest, PeerZ, Up),
+    input!(prompt_tokens_mean, Harvest, PeerZ, Free),
+    input!(completion_prompt_ratio, Harvest, PeerZ, Up),
+    input!(long_output_share, Harvest, Raw, Up),
+    input!(max_tokens_high_share, Harvest, Raw, Up),
+    input!(distinct_prompt_ratio, Harvest, Raw, Up),
+    input!(new_prompts_per_day, Harvest, PeerZ, Up),
+    input!(top_template_share, Harvest, Raw, Free),
+    input!(harvest_template_share, Harvest, Raw, Up),
     InputDef {
         name: "topic_breadth",
         family: Family::Harvest,
         transform: Transform::Raw,
+        direction: Direction::Up,
         get: |f| f64::from(f.topic_breadth) / crate::text::TAXONOMY.len() as f64,
     },
-    input!(topic_entropy, Harvest, Raw),
-    input!(coverage_growth, Harvest, Raw),
-    input!(reasoning_share, Harvest, Raw),
+    input!(topic_entropy, Harvest, Raw, Up),
+    input!(coverage_growth, Harvest, Raw, Up),
+    input!(reasoning_share, Harvest, Raw, Up),
     InputDef {
         name: "probe_share",
         family: Family::Harvest,
         transform: Transform::Raw,
+        direction: Direction::Up,
         get: |f| f.probe_share.min(0.2),
     },
-    input!(system_prompt_share, Harvest, Raw),
-    input!(n_gt1_share, Harvest, Raw),
-    input!(temp0_share, Harvest, Raw),
-    input!(redacted_share, Harvest, Raw),
-    input!(embeddings_share, Harvest, Raw),
+    input!(system_prompt_share, Harvest, Raw, Free),
+    input!(n_gt1_share, Harvest, Raw, Up),
+    input!(temp0_share, Harvest, Raw, Up),
+    input!(redacted_share, Harvest, Raw, Free),
+    input!(embeddings_share, Harvest, Raw, Free),
     // What: the output distribution itself.
-    input!(logprobs_share, OutputLayer, Raw),
-    input!(top_logprobs_max_share, OutputLayer, Raw),
-    input!(max_tokens1_share, OutputLayer, Raw),
-    input!(logit_bias_share, OutputLayer, Raw),
+    input!(logprobs_share, OutputLayer, Raw, Up),
+    input!(top_logprobs_max_share, OutputLayer, Raw, Up),
+    input!(max_tokens1_share, OutputLayer, Raw, Up),
+    input!(logit_bias_share, OutputLayer, Raw, Up),
     // How: onto a new model at once.
-    input!(new_model_share, Opportunism, Raw),
+    input!(new_model_share, Opportunism, Raw, Up),
 ];
 
 /// The index of an input by name.
@@ -133,7 +166,7 @@ pub fn index(name: &str) -> Option<usize> {
 /// [`MIN_PEERS`] accounts is compared with the model's reference
 /// population (the training sets' peer groups), since a median of three
 /// accounts is no baseline.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Peers {
     /// Per kind (0 completions, 1 embeddings), per input (PeerZ inputs
     /// only; others default): median and MAD of `ln(1 + x)`.

@@ -245,6 +245,34 @@ pub struct FitOptions {
     pub description: String,
     /// The training sets' mean peer baselines (kept in the model).
     pub reference: inputs::Peers,
+    /// Keep every weight's sign as its input's [`inputs::Direction`] says.
+    pub monotone: bool,
+    /// Which class's populations (scenarios) weigh the same in fitting.
+    pub balance: Balance,
+}
+
+/// Which class's populations weigh the same in fitting (each class always
+/// weighs half).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// Every account of a class weighs the same.
+    None,
+    /// Every attack style weighs the same; benign accounts each the same.
+    Attacks,
+    /// Every attack style and every benign population weighs the same.
+    Both,
+}
+
+impl std::str::FromStr for Balance {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Balance::None),
+            "attacks" => Ok(Balance::Attacks),
+            "both" => Ok(Balance::Both),
+            _ => Err(format!("{s}: expected none, attacks or both")),
+        }
+    }
 }
 
 impl Default for FitOptions {
@@ -255,16 +283,76 @@ impl Default for FitOptions {
             prior: None,
             description: String::new(),
             reference: inputs::Peers::default(),
+            monotone: false,
+            balance: Balance::None,
         }
     }
 }
 
-// Matrix arithmetic reads best with indices, as in the textbook formulas.
-#[allow(clippy::needless_range_loop)]
-/// Fit a model to input rows and labels (`true`: distillation). Classes
-/// are weighted equally (each sums to half the weight), so a rare attack
-/// class is not drowned by benign accounts.
+/// Fit a model to input rows and labels (`true`: distillation), classes
+/// weighted equally (see [`fit_grouped`]; every row its own population).
 pub fn fit(rows: &[Vec<f64>], labels: &[bool], opt: &FitOptions) -> Result<Model, ModelError> {
+    fit_grouped(rows, labels, &[], opt)
+}
+
+/// Each row's weight in fitting. The classes weigh the same (each sums to
+/// half the weight), so a rare attack class is not drowned by benign
+/// accounts. With `balance` and `groups` (each row's population: its
+/// scenario), a class's half is also split equally among its populations
+/// and then among a population's rows, so 120 accounts of one style do
+/// not outweigh 8 of another.
+fn sample_weights(labels: &[bool], groups: &[&str], balance: Balance) -> Vec<f64> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let balanced = |l: bool| match balance {
+        Balance::None => false,
+        Balance::Attacks => l,
+        Balance::Both => true,
+    };
+    let key = |i: usize| -> (bool, &str) {
+        let l = labels[i];
+        let g = if balanced(l) {
+            groups.get(i).copied().unwrap_or("")
+        } else {
+            ""
+        };
+        (l, g)
+    };
+    let mut count: BTreeMap<(bool, &str), usize> = BTreeMap::new();
+    for i in 0..labels.len() {
+        *count.entry(key(i)).or_default() += 1;
+    }
+    let populations = |l: bool| {
+        count
+            .keys()
+            .filter(|(c, _)| *c == l)
+            .map(|(_, g)| *g)
+            .collect::<BTreeSet<_>>()
+            .len() as f64
+    };
+    let (pop_pos, pop_neg) = (populations(true), populations(false));
+    (0..labels.len())
+        .map(|i| {
+            let k = key(i);
+            let pops = if k.0 { pop_pos } else { pop_neg };
+            0.5 / pops / count[&k] as f64
+        })
+        .collect()
+}
+
+/// Fit a model to input rows, labels (`true`: distillation) and each row's
+/// population (`groups`: its scenario; may be empty), weighted by
+/// [`sample_weights`] under `opt.balance`. With `opt.monotone` the fit is
+/// sign-constrained: a weight whose sign contradicts its input's
+/// [`inputs::Direction`] is fixed at zero and the rest refitted (an active
+/// set: fixed weights whose gradient points into the allowed sign are
+/// released again), until every weight agrees with its direction and the
+/// fixed ones could not improve the fit by moving the allowed way.
+pub fn fit_grouped(
+    rows: &[Vec<f64>],
+    labels: &[bool],
+    groups: &[&str],
+    opt: &FitOptions,
+) -> Result<Model, ModelError> {
     let n = inputs::INPUTS.len();
     let pos = labels.iter().filter(|l| **l).count();
     let neg = labels.len() - pos;
@@ -273,7 +361,7 @@ pub fn fit(rows: &[Vec<f64>], labels: &[bool], opt: &FitOptions) -> Result<Model
             "{pos} distill and {neg} benign accounts labelled; both classes are needed"
         )));
     }
-    if rows.iter().any(|r| r.len() != n) {
+    if rows.iter().any(|r| r.len() != n) || rows.len() != labels.len() {
         return Err(ModelError::Fit("input rows of the wrong length".into()));
     }
     let (center, scale) = match &opt.prior {
@@ -301,62 +389,68 @@ pub fn fit(rows: &[Vec<f64>], labels: &[bool], opt: &FitOptions) -> Result<Model
                 .collect()
         })
         .collect();
-    let weights: Vec<f64> = labels
-        .iter()
-        .map(|&l| {
-            if l {
-                0.5 / pos as f64
-            } else {
-                0.5 / neg as f64
-            }
-        })
-        .collect();
+    let weights = sample_weights(labels, groups, opt.balance);
     // Parameters: [intercept, coef...]; the intercept is not penalised.
-    let prior: Vec<f64> = match &opt.prior {
+    let mut prior: Vec<f64> = match &opt.prior {
         Some(p) => std::iter::once(p.intercept)
             .chain(p.coef.iter().copied())
             .collect(),
         None => vec![0.0; n + 1],
     };
-    // The penalty is per unit of total weight (which sums to 1).
-    let l2 = opt.l2 / rows.len() as f64;
-    let mut w = prior.clone();
-    for _ in 0..100 {
-        let mut grad = vec![0.0; n + 1];
-        let mut hess = vec![vec![0.0; n + 1]; n + 1];
-        for ((x, &y), &wt) in z.iter().zip(labels).zip(&weights) {
-            let eta = w[0] + x.iter().zip(&w[1..]).map(|(a, b)| a * b).sum::<f64>();
-            let p = sigmoid(eta);
-            let r = wt * (p - f64::from(u8::from(y)));
-            let h = wt * (p * (1.0 - p)).max(1e-12);
-            let xi = |k: usize| if k == 0 { 1.0 } else { x[k - 1] };
-            for a in 0..=n {
-                grad[a] += r * xi(a);
-                for b in 0..=a {
-                    hess[a][b] += h * xi(a) * xi(b);
-                }
-            }
+    let direction = |a: usize| {
+        if opt.monotone && a > 0 {
+            inputs::INPUTS[a - 1].direction
+        } else {
+            inputs::Direction::Free
         }
-        for a in 1..=n {
-            grad[a] += l2 * (w[a] - prior[a]);
-            hess[a][a] += l2;
-        }
-        for a in 0..=n {
-            for b in 0..a {
-                hess[b][a] = hess[a][b];
-            }
-        }
-        let step = solve_spd(&mut hess, &grad)
-            .ok_or_else(|| ModelError::Fit("the Hessian is singular".into()))?;
-        let mut largest = 0.0f64;
-        for (wi, si) in w.iter_mut().zip(&step) {
-            *wi -= si;
-            largest = largest.max(si.abs());
-        }
-        if largest < 1e-9 {
-            break;
+    };
+    // A prior weight against its direction is no prior: shrink toward 0.
+    for (a, p) in prior.iter_mut().enumerate() {
+        if direction(a).contradicts(*p) {
+            *p = 0.0;
         }
     }
+    // The penalty is per unit of total weight (which sums to 1).
+    let l2 = opt.l2 / rows.len() as f64;
+    let problem = Problem {
+        z: &z,
+        labels,
+        weights: &weights,
+        prior: &prior,
+        l2,
+    };
+    let mut free = vec![true; n + 1];
+    let mut w = prior.clone();
+    for _ in 0..=2 * n {
+        let grad;
+        (w, grad) = problem.newton(w, &free)?;
+        let wrong: Vec<usize> = (1..=n)
+            .filter(|&a| free[a] && direction(a).contradicts(w[a]))
+            .collect();
+        if !wrong.is_empty() {
+            for a in wrong {
+                free[a] = false;
+                w[a] = 0.0;
+            }
+            continue;
+        }
+        // Fixed weights whose descent direction is the allowed one.
+        let release: Vec<usize> = (1..=n)
+            .filter(|&a| !free[a] && !direction(a).contradicts(-grad[a]) && grad[a].abs() > 1e-9)
+            .collect();
+        if release.is_empty() {
+            break;
+        }
+        for a in release {
+            free[a] = true;
+        }
+    }
+    for (a, wa) in w.iter_mut().enumerate().skip(1) {
+        if direction(a).contradicts(*wa) {
+            *wa = 0.0;
+        }
+    }
+
     let mut model = Model {
         format: 1,
         fitted_on: opt.description.clone(),
@@ -407,6 +501,77 @@ pub fn benign_cut(benign: &mut [f64], fpr: f64) -> Option<f64> {
     benign.sort_by(|a, b| b.total_cmp(a));
     let allowed = (fpr * benign.len() as f64).floor() as usize;
     benign.get(allowed).copied()
+}
+
+/// A penalised, weighted logistic likelihood over standardised rows.
+struct Problem<'a> {
+    z: &'a [Vec<f64>],
+    labels: &'a [bool],
+    weights: &'a [f64],
+    /// `[intercept, coef…]` shrunk toward (the intercept is not penalised).
+    prior: &'a [f64],
+    l2: f64,
+}
+
+impl Problem<'_> {
+    // Matrix arithmetic reads best with indices, as in the textbook formulas.
+    #[allow(clippy::needless_range_loop)]
+    /// Newton–Raphson from `w` over the parameters marked `free` (the
+    /// others stay where they are); returns the solution and the gradient
+    /// of every parameter there.
+    fn newton(&self, mut w: Vec<f64>, free: &[bool]) -> Result<(Vec<f64>, Vec<f64>), ModelError> {
+        let n = w.len() - 1;
+        let mut grad = vec![0.0; n + 1];
+        for _ in 0..100 {
+            grad = vec![0.0; n + 1];
+            let mut hess = vec![vec![0.0; n + 1]; n + 1];
+            for ((x, &y), &wt) in self.z.iter().zip(self.labels).zip(self.weights) {
+                let eta = w[0] + x.iter().zip(&w[1..]).map(|(a, b)| a * b).sum::<f64>();
+                let p = sigmoid(eta);
+                let r = wt * (p - f64::from(u8::from(y)));
+                let h = wt * (p * (1.0 - p)).max(1e-12);
+                let xi = |k: usize| if k == 0 { 1.0 } else { x[k - 1] };
+                for a in 0..=n {
+                    grad[a] += r * xi(a);
+                    for b in 0..=a {
+                        hess[a][b] += h * xi(a) * xi(b);
+                    }
+                }
+            }
+            for a in 1..=n {
+                grad[a] += self.l2 * (w[a] - self.prior[a]);
+                hess[a][a] += self.l2;
+            }
+            // Fixed parameters: no step (identity row and column).
+            let mut g = grad.clone();
+            for a in 0..=n {
+                if !free[a] {
+                    g[a] = 0.0;
+                    for b in 0..=n {
+                        hess[a][b] = 0.0;
+                        hess[b][a] = 0.0;
+                    }
+                    hess[a][a] = 1.0;
+                }
+            }
+            for a in 0..=n {
+                for b in 0..a {
+                    hess[b][a] = hess[a][b];
+                }
+            }
+            let step = solve_spd(&mut hess, &g)
+                .ok_or_else(|| ModelError::Fit("the Hessian is singular".into()))?;
+            let mut largest = 0.0f64;
+            for (wi, si) in w.iter_mut().zip(&step) {
+                *wi -= si;
+                largest = largest.max(si.abs());
+            }
+            if largest < 1e-9 {
+                break;
+            }
+        }
+        Ok((w, grad))
+    }
 }
 
 #[allow(clippy::needless_range_loop)]
@@ -503,6 +668,61 @@ mod tests {
         )
         .unwrap();
         assert!((again.coef[0] - m.coef[0]).abs() < 0.5);
+    }
+
+    #[test]
+    fn monotone_fit_keeps_weights_in_their_directions_and_balance_weighs_styles() {
+        let n = inputs::INPUTS.len();
+        let up = inputs::index("long_output_share").unwrap();
+        assert_eq!(inputs::INPUTS[up].direction, inputs::Direction::Up);
+        let signal = inputs::index("max_tokens_high_share").unwrap();
+        let (mut rows, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..400 {
+            let attack = i % 10 == 0;
+            let mut r = vec![0.0; n];
+            r[signal] = if attack { 1.5 } else { 0.0 } + (i % 7) as f64 * 0.3;
+            // An "Up" input that in this training data is lower for the
+            // attacks: an unconstrained fit uses it against its meaning.
+            r[up] = if attack { 0.0 } else { 1.0 } + (i % 5) as f64 * 0.2;
+            rows.push(r);
+            labels.push(attack);
+        }
+        let free = FitOptions {
+            l2: 1.0,
+            monotone: false,
+            ..FitOptions::default()
+        };
+        assert!(fit(&rows, &labels, &free).unwrap().coef[up] < -0.5);
+        let mono = fit(
+            &rows,
+            &labels,
+            &FitOptions {
+                monotone: true,
+                ..free.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(mono.coef[up], 0.0);
+        assert!(mono.coef[signal] > 1.0);
+        for (d, w) in inputs::INPUTS.iter().zip(&mono.coef) {
+            assert!(!d.direction.contradicts(*w), "{} {w}", d.name);
+        }
+        // Balanced weights: two attack styles of 30 and 3 rows each weigh
+        // a quarter; the benign class a half.
+        let labels = [vec![true; 33], vec![false; 10]].concat();
+        let groups: Vec<&str> = (0..43)
+            .map(|i| match i {
+                0..30 => "big",
+                30..33 => "small",
+                _ => "benign",
+            })
+            .collect();
+        let w = sample_weights(&labels, &groups, Balance::Attacks);
+        assert!((w[0] * 30.0 - 0.25).abs() < 1e-12);
+        assert!((w[31] * 3.0 - 0.25).abs() < 1e-12);
+        assert!((w[40] * 10.0 - 0.5).abs() < 1e-12);
+        let w = sample_weights(&labels, &groups, Balance::None);
+        assert!((w[0] - w[31]).abs() < 1e-12);
     }
 
     #[test]
