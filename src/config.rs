@@ -24,6 +24,9 @@ pub struct Config {
     pub dashboard: dashboard::config::DashboardConfig,
     /// `[sinks]`: where events go.
     pub sinks: SinkConfig,
+    /// `[[actions]]`: what to do with matching alerts (webhooks, programs),
+    /// run where the alert is made and offered to analysts in the dashboard.
+    pub actions: Vec<eve::actions::ActionConfig>,
 }
 
 /// `[sinks]`: where events go (flags `--eve`, `--dashboard`, `--token` override).

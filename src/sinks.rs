@@ -30,7 +30,8 @@ pub struct SinkArgs {
     pub spool_dir: Option<std::path::PathBuf>,
 }
 
-/// Build the fan-out of every configured sink.
+/// Build the fan-out of every configured sink, and the `[[actions]]` (a
+/// sink that acts on matching alerts).
 pub fn build(args: &SinkArgs, config: &Config) -> anyhow::Result<Fanout> {
     let cfg = &config.sinks;
     let mut out = Fanout::new();
@@ -56,6 +57,10 @@ pub fn build(args: &SinkArgs, config: &Config) -> anyhow::Result<Fanout> {
         http.spool_max_bytes = cfg.spool_max_bytes;
         http.batch_events = cfg.batch_events;
         out.push(Box::new(HttpSink::start(http)?));
+    }
+    if !config.actions.is_empty() {
+        let actions = eve::actions::Actions::start(&config.actions, &cfg.spool_dir, None)?;
+        out.push(Box::new(actions));
     }
     Ok(out)
 }

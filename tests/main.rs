@@ -1,5 +1,6 @@
 //! End-to-end tests of the `weightwatch` binary (one test binary; a module per area).
 
+mod actions;
 mod cli;
 mod demo;
 mod index;

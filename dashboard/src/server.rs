@@ -60,6 +60,23 @@ impl Server {
         })
     }
 
+    /// Offer these response actions on every alert (analysts run them; each
+    /// request and outcome is audited). Webhooks without their own spool
+    /// directory spool under `spool_dir`.
+    pub fn with_actions(
+        self,
+        actions: &[eve::actions::ActionConfig],
+        spool_dir: &Path,
+    ) -> Result<Server, DashboardError> {
+        if !actions.is_empty() {
+            let started = crate::respond::start(actions, spool_dir, self.state.store.clone())?;
+            if let Ok(mut g) = self.state.actions.lock() {
+                *g = Some(started);
+            }
+        }
+        Ok(self)
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -82,18 +99,38 @@ impl Server {
         })
         .await;
         retention.abort();
+        // Let running actions finish (bounded by their timeouts).
+        let actions = state.actions.lock().ok().and_then(|mut g| g.take());
+        if let Some(mut a) = actions {
+            let _ = tokio::task::spawn_blocking(move || eve::EventSink::close(&mut a)).await;
+        }
         Ok(())
     }
 }
 
+/// What [`serve`] serves, besides the dashboard's settings.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The SQLite database.
+    pub db: std::path::PathBuf,
+    /// Address to listen on.
+    pub listen: String,
+    /// Response actions offered on alerts.
+    pub actions: Vec<eve::actions::ActionConfig>,
+    /// Default spool directory of webhook actions.
+    pub action_spool_dir: std::path::PathBuf,
+}
+
 /// Serve on the current thread until Ctrl-C or SIGTERM (a blocking wrapper
 /// around [`Server::bind`] and [`Server::serve`] for callers without tokio).
-pub fn serve(cfg: &DashboardConfig, db: &Path, listen: &str) -> Result<(), DashboardError> {
+pub fn serve(cfg: &DashboardConfig, opts: &ServeOptions) -> Result<(), DashboardError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let server = Server::bind(cfg, db, listen).await?;
+        let server = Server::bind(cfg, &opts.db, &opts.listen)
+            .await?
+            .with_actions(&opts.actions, &opts.action_spool_dir)?;
         server.serve(shutdown_signal()).await
     })
 }
@@ -153,6 +190,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/alerts/{id}/triage", post(api::triage))
+        .route("/api/v1/alerts/{id}/actions/{name}", post(api::run_action))
         .route("/api/v1/accounts", get(api::accounts))
         .route("/api/v1/accounts/{id}", get(api::account))
         .route("/api/v1/sensors", get(api::sensors))

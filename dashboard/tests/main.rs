@@ -3,6 +3,7 @@
 
 mod common;
 
+mod actions;
 mod api;
 mod browser;
 mod connections;

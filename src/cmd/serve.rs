@@ -17,6 +17,12 @@ pub struct Args {
 
 /// Run the dashboard server until Ctrl-C or SIGTERM.
 pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
-    dashboard::serve(&config.dashboard, &args.db, &args.listen)
+    let opts = dashboard::ServeOptions {
+        db: args.db.clone(),
+        listen: args.listen.clone(),
+        actions: config.actions.clone(),
+        action_spool_dir: config.sinks.spool_dir.clone(),
+    };
+    dashboard::serve(&config.dashboard, &opts)
         .with_context(|| format!("serving {} on {}", args.db.display(), args.listen))
 }
