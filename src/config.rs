@@ -49,6 +49,9 @@ pub struct SinkConfig {
     pub spool_max_bytes: u64,
     /// Events per POST.
     pub batch_events: usize,
+    /// CA certificate (PEM) trusted for an `https://` dashboard instead of
+    /// the public web roots (flag `--ca-cert`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for SinkConfig {
@@ -62,6 +65,7 @@ impl Default for SinkConfig {
             spool_dir: PathBuf::from("weightwatch-spool"),
             spool_max_bytes: 1 << 30,
             batch_events: 500,
+            ca_cert: None,
         }
     }
 }

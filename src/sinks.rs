@@ -28,6 +28,10 @@ pub struct SinkArgs {
     /// Spool directory for events the dashboard has not acknowledged.
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Trust only this CA certificate (PEM) for an https:// dashboard (a
+    /// private CA) instead of the public web roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Build the fan-out of every configured sink, and the `[[actions]]` (a
@@ -56,6 +60,7 @@ pub fn build(args: &SinkArgs, config: &Config) -> anyhow::Result<Fanout> {
         let mut http = HttpSinkConfig::new(url.clone(), token.clone(), spool_dir);
         http.spool_max_bytes = cfg.spool_max_bytes;
         http.batch_events = cfg.batch_events;
+        http.ca_cert = args.ca_cert.clone().or_else(|| cfg.ca_cert.clone());
         out.push(Box::new(HttpSink::start(http)?));
     }
     if !config.actions.is_empty() {

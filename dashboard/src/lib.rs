@@ -29,6 +29,7 @@ pub mod state;
 pub mod store;
 pub mod stream;
 pub mod throttle;
+pub mod tls;
 pub mod triage;
 pub mod ui;
 

@@ -28,6 +28,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 pub struct Server {
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Arc<crate::tls::TlsFiles>>,
 }
 
 impl Server {
@@ -57,6 +58,7 @@ impl Server {
         Ok(Server {
             listener,
             state: Arc::new(AppState::new(store, cfg.clone())),
+            tls: None,
         })
     }
 
@@ -77,6 +79,21 @@ impl Server {
         Ok(self)
     }
 
+    /// Serve HTTPS with this certificate chain and key (PEM files); the
+    /// session cookie is then always `Secure`. [`Server::tls`] reloads them.
+    pub fn with_tls(mut self, cert: &Path, key: &Path) -> Result<Server, DashboardError> {
+        self.tls = Some(Arc::new(crate::tls::TlsFiles::load(cert, key)?));
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.cfg.secure_cookie = true;
+        }
+        Ok(self)
+    }
+
+    /// The TLS files in use (to reload them), when serving HTTPS.
+    pub fn tls(&self) -> Option<Arc<crate::tls::TlsFiles>> {
+        self.tls.clone()
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -94,9 +111,14 @@ impl Server {
         let app = router(state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "dashboard listening");
         let closer = state.clone();
-        crate::conn::serve(self.listener, app, &state.cfg, shutdown, move || {
-            closer.close_streams()
-        })
+        crate::conn::serve(
+            self.listener,
+            app,
+            &state.cfg,
+            self.tls,
+            shutdown,
+            move || closer.close_streams(),
+        )
         .await;
         retention.abort();
         // Let running actions finish (bounded by their timeouts).
@@ -119,6 +141,8 @@ pub struct ServeOptions {
     pub actions: Vec<eve::actions::ActionConfig>,
     /// Default spool directory of webhook actions.
     pub action_spool_dir: std::path::PathBuf,
+    /// HTTPS: certificate chain and private key (PEM), reloaded on SIGHUP.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Serve on the current thread until Ctrl-C or SIGTERM (a blocking wrapper
@@ -128,9 +152,23 @@ pub fn serve(cfg: &DashboardConfig, opts: &ServeOptions) -> Result<(), Dashboard
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let server = Server::bind(cfg, &opts.db, &opts.listen)
+        let mut server = Server::bind(cfg, &opts.db, &opts.listen)
             .await?
             .with_actions(&opts.actions, &opts.action_spool_dir)?;
+        if let Some((cert, key)) = &opts.tls {
+            server = server.with_tls(cert, key)?;
+        }
+        #[cfg(unix)]
+        if let Some(tls) = server.tls() {
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    if let Err(e) = tls.reload() {
+                        tracing::error!("keeping the current certificate: {e}");
+                    }
+                }
+            });
+        }
         server.serve(shutdown_signal()).await
     })
 }

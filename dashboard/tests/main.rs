@@ -16,4 +16,5 @@ mod login_limits;
 mod metrics;
 mod search;
 mod suricata;
+mod tls;
 mod ui;
