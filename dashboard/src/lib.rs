@@ -22,6 +22,7 @@ pub mod error;
 pub mod exporter;
 pub mod ingest;
 pub mod labels;
+pub mod mfa;
 pub mod query;
 pub mod respond;
 pub mod server;

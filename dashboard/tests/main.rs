@@ -14,6 +14,7 @@ mod hostile_events;
 mod labels;
 mod login_limits;
 mod metrics;
+mod mfa;
 mod search;
 mod suricata;
 mod tls;

@@ -20,10 +20,15 @@ pub struct Args {
     /// The certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Every analyst must give a TOTP code at sign-in (`[dashboard]
+    /// require_mfa`); enrol them with `weightwatch user add NAME --totp`.
+    #[arg(long)]
+    pub require_mfa: bool,
 }
 
 /// Run the dashboard server until Ctrl-C or SIGTERM.
-pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
+pub fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
+    config.dashboard.require_mfa |= args.require_mfa;
     let opts = dashboard::ServeOptions {
         db: args.db.clone(),
         listen: args.listen.clone(),
