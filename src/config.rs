@@ -24,6 +24,8 @@ pub struct Config {
     pub dashboard: dashboard::config::DashboardConfig,
     /// `[sinks]`: where events go.
     pub sinks: SinkConfig,
+    /// `[intel]`: threat-intelligence lists the sensor matches flows against.
+    pub intel: capture::detect::intel::IntelConfig,
     /// `[[actions]]`: what to do with matching alerts (webhooks, programs),
     /// run where the alert is made and offered to analysts in the dashboard.
     pub actions: Vec<eve::actions::ActionConfig>,

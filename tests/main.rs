@@ -4,3 +4,4 @@ mod actions;
 mod cli;
 mod demo;
 mod index;
+mod intel;

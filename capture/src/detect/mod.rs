@@ -15,6 +15,7 @@ pub mod bench;
 pub mod config;
 pub mod egress;
 pub mod format;
+pub mod intel;
 pub mod known;
 pub mod sizematch;
 pub mod stats;
@@ -124,6 +125,12 @@ impl Detectors {
     /// No detectors (engine-only benchmarks).
     pub fn none() -> Self {
         Detectors::default()
+    }
+
+    /// Add the threat-intelligence detector over `intel` (`[intel] lists`).
+    pub fn with_intel(mut self, intel: Arc<intel::Intel>) -> Self {
+        self.flow.push(Arc::new(intel::IntelDetector::new(intel)));
+        self
     }
 }
 
@@ -268,6 +275,12 @@ pub mod sig {
     pub static FRAGMENT_OVERLAP_DIFFERENT_DATA: Signature =
         s(4_100_601, "FRAG overlap with different data");
 
+    /// A flow to a listed address or domain (`intel_match`).
+    pub static INTEL_MATCH: Signature = s(
+        4_100_700,
+        "WEIGHTWATCH threat intelligence: flow to a listed address or domain",
+    );
+
     /// The signature of a weights-format alert for `f`.
     pub fn format(f: WeightFormat) -> &'static Signature {
         &FORMATS[match f {
@@ -299,6 +312,7 @@ pub mod sig {
             &SIZE_MATCH,
             &STREAM_OVERLAP_DIFFERENT_DATA,
             &FRAGMENT_OVERLAP_DIFFERENT_DATA,
+            &INTEL_MATCH,
         ])
     }
 }
