@@ -1,6 +1,7 @@
 //! End-to-end tests of the `weightwatch` binary (one test binary; a module per area).
 
 mod actions;
+mod budgets;
 mod canary;
 mod cli;
 mod demo;

@@ -12,6 +12,7 @@
 //! builds the [`Detectors`] set.
 
 pub mod bench;
+pub mod budget;
 pub mod config;
 pub mod egress;
 pub mod format;
@@ -189,6 +190,12 @@ pub fn build(
             skip_single,
         )));
     }
+    if !policy.budgets.is_empty() && cfg.enabled("egress_budget") {
+        d.flow.push(Arc::new(
+            budget::BudgetDetector::new(pol.clone(), &policy.budgets, policy.max_tracked_pairs)
+                .map_err(BuildError::Config)?,
+        ));
+    }
     if let Some(idx) = &index
         && cfg.enabled("size_match")
     {
@@ -260,6 +267,11 @@ pub mod sig {
         4_100_401,
         "WEIGHTWATCH egress volume: one host uploaded over the threshold to a destination not allowed within the window",
     );
+    /// A host's or (host, destination) pair's bytes over an egress budget.
+    pub static EGRESS_BUDGET: Signature = s(
+        4_100_402,
+        "WEIGHTWATCH egress budget: a host or host-destination pair sent more than its budget within the window",
+    );
     /// Encrypted upload the size of a registered weight file.
     pub static SIZE_MATCH: Signature = s(
         4_100_500,
@@ -309,6 +321,7 @@ pub mod sig {
             &KNOWN_WEIGHTS,
             &EGRESS_FLOW,
             &EGRESS_WINDOW,
+            &EGRESS_BUDGET,
             &SIZE_MATCH,
             &STREAM_OVERLAP_DIFFERENT_DATA,
             &FRAGMENT_OVERLAP_DIFFERENT_DATA,
