@@ -7,3 +7,4 @@ mod cli;
 mod demo;
 mod index;
 mod intel;
+mod tls;
