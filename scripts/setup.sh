@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what weightwatch needs on a fresh Debian machine that has Rust:
 # libpcap (build), and for the tests chromium + chromedriver (browser test),
-# tcpdump, curl and iproute2 (live-capture test), tcpflow (benchmark only),
+# tcpdump, curl and iproute2 (live-capture test), nftables (the response
+# action test blocks an address in a network namespace), tcpflow (benchmark only),
 # promtool (package prometheus) and the OpenMetrics parser of
 # python3-prometheus-client (the metrics format tests), systemd-analyze and
 # dpkg-dev (the packaging test, with cargo-deb below), Suricata 7 (the
@@ -12,7 +13,7 @@ set -euo pipefail
 
 want=(libpcap-dev pkg-config)
 if [[ "${1:-}" == "--tests" ]]; then
-  want+=(chromium chromium-driver tcpdump curl iproute2 python3 prometheus python3-prometheus-client systemd dpkg-dev)
+  want+=(chromium chromium-driver tcpdump curl iproute2 nftables python3 prometheus python3-prometheus-client systemd dpkg-dev)
 fi
 
 missing=()

@@ -24,6 +24,11 @@ pub struct Config {
     pub dashboard: dashboard::config::DashboardConfig,
     /// `[sinks]`: where events go.
     pub sinks: SinkConfig,
+    /// `[intel]`: threat-intelligence lists the sensor matches flows against.
+    pub intel: capture::detect::intel::IntelConfig,
+    /// `[[actions]]`: what to do with matching alerts (webhooks, programs),
+    /// run where the alert is made and offered to analysts in the dashboard.
+    pub actions: Vec<eve::actions::ActionConfig>,
 }
 
 /// `[sinks]`: where events go (flags `--eve`, `--dashboard`, `--token` override).
@@ -46,6 +51,9 @@ pub struct SinkConfig {
     pub spool_max_bytes: u64,
     /// Events per POST.
     pub batch_events: usize,
+    /// CA certificate (PEM) trusted for an `https://` dashboard instead of
+    /// the public web roots (flag `--ca-cert`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for SinkConfig {
@@ -59,6 +67,7 @@ impl Default for SinkConfig {
             spool_dir: PathBuf::from("weightwatch-spool"),
             spool_max_bytes: 1 << 30,
             batch_events: 500,
+            ca_cert: None,
         }
     }
 }

@@ -29,10 +29,15 @@ pub struct SinkArgs {
     /// Spool directory for events the dashboard has not acknowledged.
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Trust only this CA certificate (PEM) for an https:// dashboard (a
+    /// private CA) instead of the public web roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
-/// Build the fan-out of every configured sink. With `reopen`, the EVE file
-/// is reopened whenever it is set (the sensor sets it on SIGHUP).
+/// Build the fan-out of every configured sink, and the `[[actions]]` (a
+/// sink that acts on matching alerts). With `reopen`, the EVE file is
+/// reopened whenever it is set (the sensor sets it on SIGHUP).
 pub fn build(
     args: &SinkArgs,
     config: &Config,
@@ -61,7 +66,12 @@ pub fn build(
         let mut http = HttpSinkConfig::new(url.clone(), token.clone(), spool_dir);
         http.spool_max_bytes = cfg.spool_max_bytes;
         http.batch_events = cfg.batch_events;
+        http.ca_cert = args.ca_cert.clone().or_else(|| cfg.ca_cert.clone());
         out.push(Box::new(HttpSink::start(http)?));
+    }
+    if !config.actions.is_empty() {
+        let actions = eve::actions::Actions::start(&config.actions, &cfg.spool_dir, None)?;
+        out.push(Box::new(actions));
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ fn weightwatch() -> Command {
 fn every_subcommand_has_help() {
     for sub in [
         "capture", "index", "analyze", "model", "labels", "serve", "token", "user", "purge",
-        "demo", "bench", "fixtures",
+        "demo", "bench", "fixtures", "canary",
     ] {
         let out = weightwatch().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub} --help failed");

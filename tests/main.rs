@@ -1,8 +1,13 @@
 //! End-to-end tests of the `weightwatch` binary (one test binary; a module per area).
 
+mod actions;
+mod budgets;
+mod canary;
 mod capture_cli;
 mod cli;
 mod demo;
 mod index;
 mod inspect;
+mod intel;
 mod packaging;
+mod tls;

@@ -90,6 +90,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// How stale a session's last-use time may get before it is rewritten
+/// (microseconds); the idle timeout is thus exact to within a minute.
+const TOUCH_EVERY: i64 = 60_000_000;
+
 /// Who sent this request: a bearer token, or a session cookie.
 /// `Err` when credentials were sent but are not valid.
 async fn identify(
@@ -106,7 +110,8 @@ async fn identify(
                 ApiError::new(StatusCode::UNAUTHORIZED, "malformed Authorization header")
             })?;
         let hash = auth::hash_secret(token);
-        return match state.db(move |s| s.token_lookup(&hash)).await? {
+        let now = now_micros();
+        return match state.db(move |s| s.token_lookup(&hash, now)).await? {
             Some(g) => Ok(Some(Principal::Token {
                 id: g.id,
                 scope: g.scope,
@@ -114,7 +119,7 @@ async fn identify(
             })),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unknown or revoked token",
+                "unknown, revoked or expired token",
             )),
         };
     }
@@ -123,6 +128,18 @@ async fn identify(
         let h = hash.clone();
         let now = now_micros();
         if let Some(sess) = state.db(move |s| s.session_lookup(&h, now)).await? {
+            let idle = i64::from(state.cfg.session_idle_minutes) * 60_000_000;
+            if idle > 0 && now - sess.last_seen > idle {
+                let h = hash.clone();
+                state.db(move |s| s.session_delete(&h)).await?;
+                return Ok(None);
+            }
+            // Record use at most once a minute (a write per request would
+            // contend with ingest for nothing).
+            if now - sess.last_seen > TOUCH_EVERY {
+                let h = hash.clone();
+                state.db(move |s| s.session_touch(&h, now)).await?;
+            }
             return Ok(Some(Principal::User {
                 name: sess.user,
                 csrf: sess.csrf,

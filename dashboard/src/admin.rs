@@ -31,6 +31,17 @@ pub fn create_token_for(
     name: &str,
     sensors: &[String],
 ) -> Result<String, DashboardError> {
+    create_token_expiring(db, scope, name, sensors, None)
+}
+
+/// [`create_token_for`], refused after `expires` (Unix microseconds) when given.
+pub fn create_token_expiring(
+    db: &Path,
+    scope: Scope,
+    name: &str,
+    sensors: &[String],
+    expires: Option<i64>,
+) -> Result<String, DashboardError> {
     if let Some(bad) = sensors
         .iter()
         .find(|s| s.is_empty() || s.chars().count() > crate::ingest::MAX_ID_CHARS)
@@ -45,6 +56,7 @@ pub fn create_token_for(
         scope,
         &auth::hash_secret(&secret),
         bound,
+        expires,
         now_micros(),
     )?;
     Ok(secret)
@@ -94,6 +106,19 @@ pub fn add_user(db: &Path, name: &str, password: &str) -> Result<(), DashboardEr
     let phc = auth::hash_password(password)?;
     open(db)?.user_upsert(name, &phc, now_micros())?;
     Ok(())
+}
+
+/// Add an analyst (or reset their password) with TOTP as a second factor:
+/// a new secret and new recovery codes, returned once to show the user.
+pub fn add_user_totp(
+    db: &Path,
+    name: &str,
+    password: &str,
+) -> Result<crate::mfa::Enrollment, DashboardError> {
+    add_user(db, name, password)?;
+    let (secret, enrollment, hashes) = crate::mfa::enroll(name);
+    open(db)?.user_set_mfa(name, Some(&secret), &hashes)?;
+    Ok(enrollment)
 }
 
 /// Delete an account's alerts and features, remove it from cluster member

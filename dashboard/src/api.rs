@@ -246,6 +246,28 @@ pub async fn triage(
     Ok(Json(a.to_json()))
 }
 
+/// `POST /api/v1/alerts/{id}/actions/{name}`: run response action `name` on
+/// the alert (audited). Session callers send the CSRF token in
+/// `X-CSRF-Token`. Answers `{"action": name, "result": "queued" | …}`.
+pub async fn run_action(
+    State(st): State<Arc<AppState>>,
+    who: Triager,
+    Path((id, name)): Path<(i64, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    if let Principal::User { csrf, .. } = &who.0 {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !crate::auth::constant_time_eq(sent, csrf) {
+            return Err(ApiError::forbidden("missing or wrong CSRF token"));
+        }
+    }
+    let result = crate::respond::run(&st, &who, id, &name).await?;
+    Ok(Json(json!({"action": name, "result": result})))
+}
+
 /// `limit` query parameter of the list endpoints.
 #[derive(Debug, Deserialize)]
 pub struct LimitQuery {

@@ -32,6 +32,11 @@ pub struct DashboardConfig {
     pub password_hash_queue: usize,
     /// Hours an analyst session lasts.
     pub session_hours: u32,
+    /// Minutes a session may go unused before it ends (0: no idle limit).
+    pub session_idle_minutes: u32,
+    /// Every analyst must give a TOTP code (or a recovery code) at sign-in;
+    /// users without one cannot sign in (`serve --require-mfa`).
+    pub require_mfa: bool,
     /// Prompt text in alert evidence (keys containing `prompt`) is cut to
     /// this many characters before it is stored; 0 stores no prompt text.
     pub prompt_max_chars: usize,
@@ -70,6 +75,8 @@ impl Default for DashboardConfig {
             password_hash_concurrency: 2,
             password_hash_queue: 16,
             session_hours: 12,
+            session_idle_minutes: 30,
+            require_mfa: false,
             prompt_max_chars: 500,
             redact_prompts: false,
             secure_cookie: false,

@@ -5,8 +5,9 @@
 //! keep-alive requests), and `idle_timeout_secs` without a byte either way
 //! (a stalled upload, a client that reads nothing).
 //!
-//! HTTP/1.1 only (hyper's HTTP/1 server with its header timer); the
-//! dashboard speaks plain HTTP behind a proxy, which talks HTTP/1.1.
+//! HTTP/1.1 only (hyper's HTTP/1 server with its header timer), plain or
+//! over TLS ([`crate::tls`]); the TLS handshake must finish within the
+//! header-read timeout.
 
 use crate::config::DashboardConfig;
 use axum::Router;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
@@ -35,6 +36,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     cfg: &DashboardConfig,
+    tls: Option<Arc<crate::tls::TlsFiles>>,
     shutdown: impl Future<Output = ()>,
     on_shutdown: impl FnOnce(),
 ) {
@@ -65,31 +67,19 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let app = app.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let mut req = req.map(Body::new);
-                req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(req)
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(IdleTimeout::new(stream, idle)), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
-                }
+            let io = IdleTimeout::new(stream, idle);
+            let Some(acceptor) = acceptor else {
+                return serve_one(io, peer, app, header_timeout, stop).await;
+            };
+            match tokio::time::timeout(header_timeout, acceptor.accept(io)).await {
+                Ok(Ok(tls)) => serve_one(tls, peer, app, header_timeout, stop).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
@@ -98,6 +88,40 @@ pub async fn serve(
     let _ = stop_tx.send(());
     // Every connection holds a slot until it ends.
     let _ = slots.acquire_many(slots_total as u32).await;
+}
+
+/// Serve HTTP/1.1 on one connection until it ends or the server stops.
+async fn serve_one<S>(
+    io: S,
+    peer: std::net::SocketAddr,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.as_mut().await;
+        }
+    }
 }
 
 /// An error accepting a connection: per-connection errors (the client went
@@ -117,14 +141,14 @@ async fn accept_failed(e: io::Error) {
 
 /// A stream that fails with `TimedOut` once neither a read nor a write has
 /// moved a byte for its idle time (checked whenever the server waits on it).
-struct IdleTimeout {
-    io: TcpStream,
+struct IdleTimeout<S> {
+    io: S,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
 }
 
-impl IdleTimeout {
-    fn new(io: TcpStream, idle: Duration) -> Self {
+impl<S> IdleTimeout<S> {
+    fn new(io: S, idle: Duration) -> Self {
         IdleTimeout {
             io,
             idle,
@@ -149,7 +173,7 @@ impl IdleTimeout {
     }
 }
 
-impl AsyncRead for IdleTimeout {
+impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -170,7 +194,7 @@ impl AsyncRead for IdleTimeout {
     }
 }
 
-impl AsyncWrite for IdleTimeout {
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

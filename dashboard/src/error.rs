@@ -22,6 +22,12 @@ pub enum DashboardError {
     /// A sensor id a token is bound to is unusable.
     #[error("invalid sensor id {0:?}: use 1-200 characters")]
     BadSensorId(String),
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A response action could not be started.
+    #[error(transparent)]
+    Action(#[from] eve::actions::ActionError),
 }
 
 /// An error answered to an HTTP client as `{"error": "..."}`.

@@ -8,7 +8,8 @@
 //! [`server`] (router, security headers) → [`access`] (who
 //! is asking, what they may do) → a handler in [`api`] (JSON), [`stream`]
 //! (server-sent events), [`exporter`] (metrics) or [`ui`] (pages) → the
-//! modules both API and pages use ([`query`], [`triage`], [`ingest`]) →
+//! modules both API and pages use ([`query`], [`triage`], [`respond`],
+//! [`ingest`]) →
 //! [`store`] (no HTTP below this line). Every handler shares [`state`].
 
 pub mod access;
@@ -21,16 +22,19 @@ pub mod error;
 pub mod exporter;
 pub mod ingest;
 pub mod labels;
+pub mod mfa;
 pub mod query;
+pub mod respond;
 pub mod server;
 pub mod state;
 pub mod store;
 pub mod stream;
 pub mod throttle;
+pub mod tls;
 pub mod triage;
 pub mod ui;
 
 pub use auth::Scope;
 pub use config::DashboardConfig;
 pub use error::DashboardError;
-pub use server::{Server, serve, shutdown_signal};
+pub use server::{ServeOptions, Server, serve, shutdown_signal};

@@ -28,6 +28,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 pub struct Server {
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Arc<crate::tls::TlsFiles>>,
 }
 
 impl Server {
@@ -57,7 +58,40 @@ impl Server {
         Ok(Server {
             listener,
             state: Arc::new(AppState::new(store, cfg.clone())),
+            tls: None,
         })
+    }
+
+    /// Offer these response actions on every alert (analysts run them; each
+    /// request and outcome is audited). Webhooks without their own spool
+    /// directory spool under `spool_dir`.
+    pub fn with_actions(
+        self,
+        actions: &[eve::actions::ActionConfig],
+        spool_dir: &Path,
+    ) -> Result<Server, DashboardError> {
+        if !actions.is_empty() {
+            let started = crate::respond::start(actions, spool_dir, self.state.store.clone())?;
+            if let Ok(mut g) = self.state.actions.lock() {
+                *g = Some(started);
+            }
+        }
+        Ok(self)
+    }
+
+    /// Serve HTTPS with this certificate chain and key (PEM files); the
+    /// session cookie is then always `Secure`. [`Server::tls`] reloads them.
+    pub fn with_tls(mut self, cert: &Path, key: &Path) -> Result<Server, DashboardError> {
+        self.tls = Some(Arc::new(crate::tls::TlsFiles::load(cert, key)?));
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.cfg.secure_cookie = true;
+        }
+        Ok(self)
+    }
+
+    /// The TLS files in use (to reload them), when serving HTTPS.
+    pub fn tls(&self) -> Option<Arc<crate::tls::TlsFiles>> {
+        self.tls.clone()
     }
 
     /// The address actually bound.
@@ -77,23 +111,64 @@ impl Server {
         let app = router(state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "dashboard listening");
         let closer = state.clone();
-        crate::conn::serve(self.listener, app, &state.cfg, shutdown, move || {
-            closer.close_streams()
-        })
+        crate::conn::serve(
+            self.listener,
+            app,
+            &state.cfg,
+            self.tls,
+            shutdown,
+            move || closer.close_streams(),
+        )
         .await;
         retention.abort();
+        // Let running actions finish (bounded by their timeouts).
+        let actions = state.actions.lock().ok().and_then(|mut g| g.take());
+        if let Some(mut a) = actions {
+            let _ = tokio::task::spawn_blocking(move || eve::EventSink::close(&mut a)).await;
+        }
         Ok(())
     }
 }
 
+/// What [`serve`] serves, besides the dashboard's settings.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The SQLite database.
+    pub db: std::path::PathBuf,
+    /// Address to listen on.
+    pub listen: String,
+    /// Response actions offered on alerts.
+    pub actions: Vec<eve::actions::ActionConfig>,
+    /// Default spool directory of webhook actions.
+    pub action_spool_dir: std::path::PathBuf,
+    /// HTTPS: certificate chain and private key (PEM), reloaded on SIGHUP.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 /// Serve on the current thread until Ctrl-C or SIGTERM (a blocking wrapper
 /// around [`Server::bind`] and [`Server::serve`] for callers without tokio).
-pub fn serve(cfg: &DashboardConfig, db: &Path, listen: &str) -> Result<(), DashboardError> {
+pub fn serve(cfg: &DashboardConfig, opts: &ServeOptions) -> Result<(), DashboardError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let server = Server::bind(cfg, db, listen).await?;
+        let mut server = Server::bind(cfg, &opts.db, &opts.listen)
+            .await?
+            .with_actions(&opts.actions, &opts.action_spool_dir)?;
+        if let Some((cert, key)) = &opts.tls {
+            server = server.with_tls(cert, key)?;
+        }
+        #[cfg(unix)]
+        if let Some(tls) = server.tls() {
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    if let Err(e) = tls.reload() {
+                        tracing::error!("keeping the current certificate: {e}");
+                    }
+                }
+            });
+        }
         server.serve(shutdown_signal()).await
     })
 }
@@ -153,6 +228,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/alerts/{id}/triage", post(api::triage))
+        .route("/api/v1/alerts/{id}/actions/{name}", post(api::run_action))
         .route("/api/v1/accounts", get(api::accounts))
         .route("/api/v1/accounts/{id}", get(api::account))
         .route("/api/v1/sensors", get(api::sensors))

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The overview's aggregates, reused for [`OVERVIEW_TTL`] (they scan
     /// the week's alerts, so many open dashboards must not recompute them).
     overview: Mutex<Option<(std::time::Instant, ChartSpan, Arc<Overview>)>>,
+    /// Response actions analysts may run on an alert (`None`: none configured).
+    pub actions: Mutex<Option<eve::actions::Actions>>,
 }
 
 /// How long the overview's aggregates are reused.
@@ -59,6 +61,7 @@ impl AppState {
             cfg,
             live: Mutex::new(Some(tx)),
             overview: Mutex::new(None),
+            actions: Mutex::new(None),
         }
     }
 
@@ -107,6 +110,15 @@ impl AppState {
         if let Ok(mut g) = self.live.lock() {
             g.take();
         }
+    }
+
+    /// The names of the configured response actions.
+    pub fn action_names(&self) -> Vec<String> {
+        self.actions
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|a| a.names().map(String::from).collect()))
+            .unwrap_or_default()
     }
 
     /// Run a store call on the blocking pool.

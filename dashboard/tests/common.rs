@@ -32,6 +32,23 @@ impl TestServer {
     }
 
     pub fn on_db(cfg: DashboardConfig, db: PathBuf, dir: tempfile::TempDir) -> TestServer {
+        TestServer::launch(cfg, db, dir, Vec::new())
+    }
+
+    /// A fresh server offering these response actions on alerts.
+    pub fn with_actions(actions: Vec<eve::actions::ActionConfig>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("weightwatch.db");
+        TestServer::launch(DashboardConfig::default(), db, dir, actions)
+    }
+
+    fn launch(
+        cfg: DashboardConfig,
+        db: PathBuf,
+        dir: tempfile::TempDir,
+        actions: Vec<eve::actions::ActionConfig>,
+    ) -> TestServer {
+        let spool = dir.path().join("spool");
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let db2 = db.clone();
@@ -42,7 +59,11 @@ impl TestServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let server = Server::bind(&cfg, &db2, "127.0.0.1:0").await.unwrap();
+                let server = Server::bind(&cfg, &db2, "127.0.0.1:0")
+                    .await
+                    .unwrap()
+                    .with_actions(&actions, &spool)
+                    .unwrap();
                 addr_tx.send(server.local_addr().unwrap()).unwrap();
                 server
                     .serve(async move {

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod actions;
 mod api;
 mod browser;
 mod connections;
@@ -13,7 +14,9 @@ mod hostile_events;
 mod labels;
 mod login_limits;
 mod metrics;
+mod mfa;
 mod search;
 mod suricata;
+mod tls;
 mod ui;
 mod upgrade;

@@ -185,7 +185,7 @@ fn wrong_passwords_are_refused_and_rate_limited() {
     let r = try_login("wrong-password");
     assert_eq!(r.status, 401);
     assert!(r.header("set-cookie").is_none());
-    assert!(r.body.contains("Wrong name or password"));
+    assert!(r.body.contains("Wrong name, password or code"));
     let statuses: Vec<u16> = (0..5).map(|_| try_login("wrong-password").status).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
     // Even the right password is refused while throttled.

@@ -612,6 +612,9 @@ pub enum AlertCategory {
     /// events, e.g. overlapping TCP segments with different data); severity
     /// 3, an extension (`docs/eve.md`).
     ProtocolAnomaly,
+    /// A flow to an address or domain on a threat-intelligence list; an
+    /// extension (`docs/eve.md`).
+    IntelMatch,
     /// An account whose queries look like distillation.
     Distillation,
     /// A cluster of accounts that distils together.
@@ -629,13 +632,14 @@ impl AlertCategory {
             AlertCategory::EncryptedSizeMatch => "encrypted_size_match",
             AlertCategory::TensorData => "tensor_data",
             AlertCategory::ProtocolAnomaly => "protocol_anomaly",
+            AlertCategory::IntelMatch => "intel_match",
             AlertCategory::Distillation => "distillation",
             AlertCategory::DistillationCluster => "distillation_cluster",
         }
     }
 
     /// Every category, in display order.
-    pub const ALL: [AlertCategory; 9] = [
+    pub const ALL: [AlertCategory; 10] = [
         AlertCategory::WeightsFormat,
         AlertCategory::WeightsTensor,
         AlertCategory::WeightsKnown,
@@ -643,6 +647,7 @@ impl AlertCategory {
         AlertCategory::EncryptedSizeMatch,
         AlertCategory::TensorData,
         AlertCategory::ProtocolAnomaly,
+        AlertCategory::IntelMatch,
         AlertCategory::Distillation,
         AlertCategory::DistillationCluster,
     ];

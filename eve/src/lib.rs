@@ -6,6 +6,7 @@
 //! Data flows one way: producers build [`Event`]s and hand them to an
 //! [`EventSink`]; the dashboard deserializes the same types on ingest.
 
+pub mod actions;
 pub mod community_id;
 pub mod event;
 pub mod sink;

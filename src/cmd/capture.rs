@@ -153,8 +153,18 @@ pub fn run(mut args: Args, config: Config) -> anyhow::Result<()> {
         (None, None) => capture::Retime::AsCaptured,
     };
     settings.sensor_id = args.sensor_id.clone().unwrap_or_else(|| config.sensor_id());
-    let detectors = capture::detect::build(&config.policy, &config.detect, args.index.as_deref())
-        .context("building the detectors")?;
+    let mut detectors =
+        capture::detect::build(&config.policy, &config.detect, args.index.as_deref())
+            .context("building the detectors")?;
+    if !config.intel.lists.is_empty() {
+        let intel = capture::detect::intel::Intel::load(&config.intel)?;
+        detectors = detectors.with_intel(intel.clone());
+        reload_on_hangup(move || {
+            if let Err(e) = intel.reload() {
+                tracing::error!("keeping the current intel lists: {e}");
+            }
+        })?;
+    }
     let reopen = ReopenFlag::new();
     let mut sink = crate::sinks::build(&args.sinks, &config, Some(&reopen))?;
     // Events with nowhere to go are a mistake, not a mode: say so before
@@ -341,6 +351,29 @@ fn report(summary: &capture::RunSummary) -> anyhow::Result<()> {
         "{rejected} of {} input file(s) could not be read (see above)",
         summary.files.len()
     );
+    Ok(())
+}
+
+/// Call `reload` on every SIGHUP, from a thread of its own.
+fn reload_on_hangup(reload: impl Fn() + Send + 'static) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the SIGHUP handler")?;
+    // Registered here, before capture starts, so an early SIGHUP is not fatal.
+    let mut hup = rt
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) })
+        .context("listening for SIGHUP")?;
+    std::thread::Builder::new()
+        .name("capture-reload".into())
+        .spawn(move || {
+            rt.block_on(async {
+                while hup.recv().await.is_some() {
+                    reload();
+                }
+            })
+        })
+        .context("starting the SIGHUP thread")?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod analyze;
 mod bench;
+mod canary;
 mod capture;
 mod demo;
 mod fixtures;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Measure throughput (capture engine, detectors, analyzer).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Exfiltration test: upload a synthetic weights file through the
+    /// monitored path and check the alert reaches the dashboard in time.
+    Canary(canary::Args),
     /// Generate fixtures: pcaps, weight files, labelled API logs.
     #[command(subcommand)]
     Fixtures(fixtures::FixturesCommand),
@@ -97,5 +101,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a, config),
         Command::Bench(c) => bench::run(c, config),
         Command::Fixtures(c) => fixtures::run(c, config),
+        Command::Canary(a) => canary::run(a, config),
     }
 }

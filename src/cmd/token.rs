@@ -19,6 +19,9 @@ pub enum TokenCommand {
         /// may submit for any sensor.
         #[arg(long = "sensor", value_name = "ID")]
         sensors: Vec<String>,
+        /// The token stops working after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_days: Option<u32>,
         /// The dashboard's database.
         #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
         db: PathBuf,
@@ -46,11 +49,19 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
             scope,
             name,
             sensors,
+            expires_days,
             db,
         } => {
             let scope: dashboard::Scope = scope.parse().map_err(anyhow::Error::msg)?;
             let name = name.unwrap_or_else(|| format!("{scope} token"));
-            let secret = dashboard::admin::create_token_for(&db, scope, &name, &sensors)?;
+            let expires = expires_days.map(|d| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_micros() as i64)
+                    + i64::from(d) * 86_400_000_000
+            });
+            let secret =
+                dashboard::admin::create_token_expiring(&db, scope, &name, &sensors, expires)?;
             if sensors.is_empty() {
                 eprintln!("created {scope} token {name:?}; it is shown only this once:");
             } else {

@@ -14,13 +14,19 @@ pub enum UserCommand {
         /// The dashboard's database.
         #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
         db: PathBuf,
+        /// Also enrol a TOTP second factor (RFC 6238: SHA-1, 6 digits,
+        /// 30 s): prints an otpauth:// URI for an authenticator app and
+        /// one-time recovery codes, shown only this once. Sign-in then
+        /// needs a code. Re-running replaces both.
+        #[arg(long)]
+        totp: bool,
     },
 }
 
 /// Run a user subcommand.
 pub fn run(cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { name, db } => {
+        UserCommand::Add { name, db, totp } => {
             let password = match std::env::var("WEIGHTWATCH_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -32,8 +38,21 @@ pub fn run(cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
                     p
                 }
             };
-            dashboard::admin::add_user(&db, &name, &password)?;
-            eprintln!("user {name} can sign in");
+            if totp {
+                let e = dashboard::admin::add_user_totp(&db, &name, &password)?;
+                eprintln!(
+                    "user {name} can sign in with a code; add this to an authenticator app \
+                     (shown only this once):"
+                );
+                println!("{}", e.uri);
+                eprintln!("one-time recovery codes (keep them offline):");
+                for c in &e.recovery_codes {
+                    println!("{c}");
+                }
+            } else {
+                dashboard::admin::add_user(&db, &name, &password)?;
+                eprintln!("user {name} can sign in");
+            }
         }
     }
     Ok(())

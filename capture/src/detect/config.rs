@@ -22,6 +22,9 @@ pub struct PolicyConfig {
     /// Upper bound on (host, destination) pairs tracked at once; the oldest
     /// idle ones are dropped beyond it.
     pub max_tracked_pairs: usize,
+    /// Egress byte budgets per internal host and per (host, destination)
+    /// over rolling windows (`[[policy.budgets]]`); none by default.
+    pub budgets: Vec<super::budget::BudgetConfig>,
 }
 
 impl Default for PolicyConfig {
@@ -34,6 +37,7 @@ impl Default for PolicyConfig {
             upload_alert_bytes: 100 * 1024 * 1024,
             window_secs: 3600,
             max_tracked_pairs: 100_000,
+            budgets: Vec::new(),
         }
     }
 }
@@ -110,13 +114,14 @@ impl Default for DetectConfig {
 }
 
 /// Every detector name, for validating `disabled`.
-pub const DETECTOR_NAMES: [&str; 7] = [
+pub const DETECTOR_NAMES: [&str; 8] = [
     "format",
     "encoded",
     "tensor_stats",
     "known_weights",
     "egress_flow",
     "egress_window",
+    "egress_budget",
     "size_match",
 ];
 

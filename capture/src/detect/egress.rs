@@ -118,7 +118,10 @@ impl Policy {
 
     /// (internal host, external host, external name, bytes out) of an egress
     /// flow that goes to a destination not allowed; `None` otherwise.
-    fn denied<'a>(&self, flow: &FlowView<'a>) -> Option<(IpAddr, IpAddr, Option<&'a str>, u64)> {
+    pub(super) fn denied<'a>(
+        &self,
+        flow: &FlowView<'a>,
+    ) -> Option<(IpAddr, IpAddr, Option<&'a str>, u64)> {
         match self.egress_direction(flow)? {
             Direction::ToServer => {
                 let name = flow.server_name;

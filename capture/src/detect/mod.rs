@@ -12,11 +12,13 @@
 //! builds the [`Detectors`] set.
 
 pub mod bench;
+pub mod budget;
 pub mod config;
 pub mod egress;
 pub mod encoded;
 pub mod format;
 pub mod inspect;
+pub mod intel;
 pub mod known;
 pub mod sizematch;
 pub mod stats;
@@ -127,6 +129,12 @@ impl Detectors {
     pub fn none() -> Self {
         Detectors::default()
     }
+
+    /// Add the threat-intelligence detector over `intel` (`[intel] lists`).
+    pub fn with_intel(mut self, intel: Arc<intel::Intel>) -> Self {
+        self.flow.push(Arc::new(intel::IntelDetector::new(intel)));
+        self
+    }
 }
 
 /// Why the detector set could not be built (bad policy, unreadable index).
@@ -187,6 +195,12 @@ pub fn build(
             pol.clone(),
             skip_single,
         )));
+    }
+    if !policy.budgets.is_empty() && cfg.enabled("egress_budget") {
+        d.flow.push(Arc::new(
+            budget::BudgetDetector::new(pol.clone(), &policy.budgets, policy.max_tracked_pairs)
+                .map_err(BuildError::Config)?,
+        ));
     }
     if let Some(idx) = &index
         && cfg.enabled("size_match")
@@ -259,6 +273,11 @@ pub mod sig {
         4_100_401,
         "WEIGHTWATCH egress volume: one host uploaded over the threshold to a destination not allowed within the window",
     );
+    /// A host's or (host, destination) pair's bytes over an egress budget.
+    pub static EGRESS_BUDGET: Signature = s(
+        4_100_402,
+        "WEIGHTWATCH egress budget: a host or host-destination pair sent more than its budget within the window",
+    );
     /// Encrypted upload the size of a registered weight file.
     pub static SIZE_MATCH: Signature = s(
         4_100_500,
@@ -273,6 +292,12 @@ pub mod sig {
     /// `ipv4.frag_overlap` / `ipv6.frag_overlap`, sids 2200070/2200072).
     pub static FRAGMENT_OVERLAP_DIFFERENT_DATA: Signature =
         s(4_100_601, "FRAG overlap with different data");
+
+    /// A flow to a listed address or domain (`intel_match`).
+    pub static INTEL_MATCH: Signature = s(
+        4_100_700,
+        "WEIGHTWATCH threat intelligence: flow to a listed address or domain",
+    );
 
     /// The signature of a weights-format alert for `f`.
     pub fn format(f: WeightFormat) -> &'static Signature {
@@ -302,9 +327,11 @@ pub mod sig {
             &KNOWN_WEIGHTS,
             &EGRESS_FLOW,
             &EGRESS_WINDOW,
+            &EGRESS_BUDGET,
             &SIZE_MATCH,
             &STREAM_OVERLAP_DIFFERENT_DATA,
             &FRAGMENT_OVERLAP_DIFFERENT_DATA,
+            &INTEL_MATCH,
         ])
     }
 }

@@ -396,6 +396,9 @@ pub fn run_live(
     if let Some(bpf) = &opts.bpf {
         cap.filter(bpf, true).map_err(live_err)?;
     }
+    // From here on packets are buffered: say so (scripts and tests wait
+    // for this line before sending traffic).
+    tracing::info!(interface = %opts.interface, "capture handle open");
     let workers = settings.workers.max(1);
     let snapshots: Arc<Vec<Mutex<WorkerCounters>>> =
         Arc::new((0..workers).map(|_| Mutex::default()).collect());

@@ -161,6 +161,16 @@ DROP TRIGGER alerts_fts_insert;
     r#"
 ALTER TABLE tokens ADD COLUMN sensors TEXT;
 "#,
+    // 5: zero trust. A user's TOTP secret (base32; NULL: password only) and
+    // one-time recovery codes (JSON array of their SHA-256); when a session
+    // was last used (idle timeout; sessions from before end at once); a
+    // token's expiry (NULL: none).
+    r#"
+ALTER TABLE users ADD COLUMN totp_secret TEXT;
+ALTER TABLE users ADD COLUMN recovery TEXT;
+ALTER TABLE sessions ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN expires INTEGER;
+"#,
 ];
 
 /// The schema version this build writes.

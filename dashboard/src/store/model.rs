@@ -619,6 +619,17 @@ pub struct Session {
     pub csrf: String,
     /// Expiry (Unix microseconds).
     pub expires: i64,
+    /// Last use (Unix microseconds), for the idle timeout.
+    pub last_seen: i64,
+}
+
+/// A user's second factor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserMfa {
+    /// The TOTP secret (base32), when enrolled.
+    pub totp_secret: Option<String>,
+    /// SHA-256 of each unused recovery code.
+    pub recovery: Vec<String>,
 }
 
 /// Counters for `/metrics`.

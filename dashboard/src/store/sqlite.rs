@@ -1069,26 +1069,30 @@ impl TokenStore for SqliteStore {
         scope: Scope,
         hash: &str,
         sensors: Option<&[String]>,
+        expires: Option<i64>,
         now: i64,
     ) -> StoreResult<i64> {
         let sensors = sensors.map(serde_json::to_string).transpose()?;
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO tokens (name, scope, hash, created, sensors)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, scope.as_str(), hash, now, sensors],
+                "INSERT INTO tokens (name, scope, hash, created, sensors, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, scope.as_str(), hash, now, sensors, expires],
             )?;
             Ok(tx.last_insert_rowid())
         })
     }
 
-    fn token_lookup(&self, hash: &str) -> StoreResult<Option<TokenGrant>> {
+    fn token_lookup(&self, hash: &str, now: i64) -> StoreResult<Option<TokenGrant>> {
         self.read(|c| {
             let row: Option<(i64, String, Option<String>)> = c
                 .prepare_cached(
-                    "SELECT id, scope, sensors FROM tokens WHERE hash = ?1 AND revoked IS NULL",
+                    "SELECT id, scope, sensors FROM tokens WHERE hash = ?1 AND revoked IS NULL
+                     AND (expires IS NULL OR expires > ?2)",
                 )?
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_row(params![hash, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .optional()?;
             let Some((id, scope, sensors)) = row else {
                 return Ok(None);
@@ -1169,11 +1173,19 @@ impl UserStore for SqliteStore {
         })
     }
 
-    fn session_insert(&self, hash: &str, user: &str, csrf: &str, expires: i64) -> StoreResult<()> {
+    fn session_insert(
+        &self,
+        hash: &str,
+        user: &str,
+        csrf: &str,
+        expires: i64,
+        now: i64,
+    ) -> StoreResult<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO sessions (hash, user_name, csrf, expires) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, user, csrf, expires],
+                "INSERT INTO sessions (hash, user_name, csrf, expires, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, user, csrf, expires, now],
             )?;
             Ok(())
         })
@@ -1182,13 +1194,15 @@ impl UserStore for SqliteStore {
     fn session_lookup(&self, hash: &str, now: i64) -> StoreResult<Option<Session>> {
         self.read(|c| {
             Ok(c.prepare_cached(
-                "SELECT user_name, csrf, expires FROM sessions WHERE hash = ?1 AND expires > ?2",
+                "SELECT user_name, csrf, expires, last_seen FROM sessions
+                 WHERE hash = ?1 AND expires > ?2",
             )?
             .query_row(params![hash, now], |r| {
                 Ok(Session {
                     user: r.get(0)?,
                     csrf: r.get(1)?,
                     expires: r.get(2)?,
+                    last_seen: r.get(3)?,
                 })
             })
             .optional()?)
@@ -1199,6 +1213,79 @@ impl UserStore for SqliteStore {
         self.write(|tx| {
             tx.execute("DELETE FROM sessions WHERE hash = ?1", [hash])?;
             Ok(())
+        })
+    }
+
+    fn session_touch(&self, hash: &str, now: i64) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE sessions SET last_seen = ?2 WHERE hash = ?1 AND last_seen < ?2",
+                params![hash, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn user_set_mfa(
+        &self,
+        name: &str,
+        totp_secret: Option<&str>,
+        recovery: &[String],
+    ) -> StoreResult<bool> {
+        let recovery = serde_json::to_string(recovery)?;
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE users SET totp_secret = ?2, recovery = ?3 WHERE name = ?1",
+                params![name, totp_secret, recovery],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn user_mfa(&self, name: &str) -> StoreResult<Option<UserMfa>> {
+        let row: Option<(Option<String>, Option<String>)> = self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT totp_secret, recovery FROM users WHERE name = ?1")?
+                    .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            )
+        })?;
+        row.map(|(totp_secret, recovery)| {
+            Ok(UserMfa {
+                totp_secret,
+                recovery: recovery
+                    .map(|r| serde_json::from_str(&r))
+                    .transpose()?
+                    .unwrap_or_default(),
+            })
+        })
+        .transpose()
+    }
+
+    fn user_use_recovery(&self, name: &str, hash: &str) -> StoreResult<bool> {
+        self.write(|tx| {
+            let codes: Option<String> = tx
+                .query_row("SELECT recovery FROM users WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .flatten();
+            let mut codes: Vec<String> = codes
+                .map(|c| serde_json::from_str(&c))
+                .transpose()?
+                .unwrap_or_default();
+            let Some(at) = codes
+                .iter()
+                .position(|c| crate::auth::constant_time_eq(c, hash))
+            else {
+                return Ok(false);
+            };
+            codes.remove(at);
+            tx.execute(
+                "UPDATE users SET recovery = ?2 WHERE name = ?1",
+                params![name, serde_json::to_string(&codes)?],
+            )?;
+            Ok(true)
         })
     }
 }

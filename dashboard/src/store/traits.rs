@@ -6,7 +6,7 @@
 use super::model::{
     AccountDetail, AccountRow, AlertDetail, AlertFilter, AlertPage, AuditEntry, ChartSpan, Counts,
     IngestOutcome, NewEvent, Overview, PurgeCounts, SensorRow, Session, Status, StoreResult,
-    StoredAlert, TokenGrant, TokenRow, Verdict,
+    StoredAlert, TokenGrant, TokenRow, UserMfa, Verdict,
 };
 use crate::auth::Scope;
 
@@ -80,10 +80,11 @@ pub trait TokenStore {
         scope: Scope,
         hash: &str,
         sensors: Option<&[String]>,
+        expires: Option<i64>,
         now: i64,
     ) -> StoreResult<i64>;
-    /// The live (not revoked) token with this hash.
-    fn token_lookup(&self, hash: &str) -> StoreResult<Option<TokenGrant>>;
+    /// The live (not revoked, not expired at `now`) token with this hash.
+    fn token_lookup(&self, hash: &str, now: i64) -> StoreResult<Option<TokenGrant>>;
     /// Every token.
     fn token_list(&self) -> StoreResult<Vec<TokenRow>>;
     /// Revoke a token; false when there is no such live token.
@@ -96,12 +97,34 @@ pub trait UserStore {
     fn user_upsert(&self, name: &str, phc: &str, now: i64) -> StoreResult<()>;
     /// A user's password hash.
     fn user_phc(&self, name: &str) -> StoreResult<Option<String>>;
-    /// Store a session (by the hash of its cookie value).
-    fn session_insert(&self, hash: &str, user: &str, csrf: &str, expires: i64) -> StoreResult<()>;
+    /// Store a session (by the hash of its cookie value), last used `now`.
+    fn session_insert(
+        &self,
+        hash: &str,
+        user: &str,
+        csrf: &str,
+        expires: i64,
+        now: i64,
+    ) -> StoreResult<()>;
     /// A live session by cookie hash.
     fn session_lookup(&self, hash: &str, now: i64) -> StoreResult<Option<Session>>;
     /// End a session.
     fn session_delete(&self, hash: &str) -> StoreResult<()>;
+    /// Record that a session was used at `now`.
+    fn session_touch(&self, hash: &str, now: i64) -> StoreResult<()>;
+    /// Enrol a user in TOTP (or remove it with `None`) with these recovery
+    /// code hashes; false when there is no such user.
+    fn user_set_mfa(
+        &self,
+        name: &str,
+        totp_secret: Option<&str>,
+        recovery: &[String],
+    ) -> StoreResult<bool>;
+    /// A user's second factor (`None`: no such user).
+    fn user_mfa(&self, name: &str) -> StoreResult<Option<UserMfa>>;
+    /// Use up a recovery code by its hash; false when it is not one of the
+    /// user's unused codes.
+    fn user_use_recovery(&self, name: &str, hash: &str) -> StoreResult<bool>;
 }
 
 /// The dashboard's storage: every domain, shareable across threads.

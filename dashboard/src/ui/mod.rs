@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/alerts", get(pages::alerts))
         .route("/alerts/{id}", get(pages::alert))
         .route("/alerts/{id}/triage", post(pages::triage))
+        .route("/alerts/{id}/action", post(pages::run_action))
         .route("/accounts", get(pages::accounts))
         .route("/accounts/{id}", get(pages::account))
         .route("/audit", get(pages::audit))

@@ -515,6 +515,8 @@ struct AlertPage {
     statuses: Vec<(&'static str, &'static str)>,
     audit: Vec<AuditView>,
     can_triage: bool,
+    /// Response actions offered (names).
+    actions: Vec<String>,
 }
 
 fn obj_rows(v: &Value, key: &str) -> Option<Vec<Row>> {
@@ -637,6 +639,7 @@ pub async fn alert(
             .collect(),
         audit: d.audit.iter().map(audit_view).collect(),
         can_triage: p.allows(Need::Triage),
+        actions: st.action_names(),
         row,
     };
     Ok(render(&page))
@@ -662,6 +665,28 @@ pub async fn triage(
     let Form(f) = form.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_csrf(&who.0, &headers, &f.csrf)?;
     set_status(&st, &who, id, &f.status, &f.note).await?;
+    Ok(Redirect::to(&format!("/alerts/{id}")).into_response())
+}
+
+/// The response-action form.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    name: String,
+}
+
+/// `POST /alerts/{id}/action` (form; CSRF-checked): run a response action
+/// (audited), back to the alert.
+pub async fn run_action(
+    State(st): State<Arc<AppState>>,
+    who: Triager,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let Form(f) = form.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    check_csrf(&who.0, &headers, &f.csrf)?;
+    crate::respond::run(&st, &who, id, &f.name).await?;
     Ok(Redirect::to(&format!("/alerts/{id}")).into_response())
 }
 

@@ -32,6 +32,10 @@ pub async fn login_page() -> Response {
 pub struct LoginForm {
     username: String,
     password: String,
+    /// The TOTP code or a recovery code (needed when the user is enrolled,
+    /// or `require_mfa` is set).
+    #[serde(default)]
+    totp: String,
 }
 
 /// A state-changing request must come from our own pages: when the browser
@@ -127,7 +131,23 @@ pub async fn login_submit(
     if !ok {
         st.login.failed(ip, &f.username);
         metrics::counter!(crate::exporter::LOGINS, "result" => "failed").increment(1);
-        return login_error(StatusCode::UNAUTHORIZED, "Wrong name or password.");
+        return login_error(StatusCode::UNAUTHORIZED, "Wrong name, password or code.");
+    }
+    match second_factor(&st, &f.username, &f.totp).await {
+        Ok(SecondFactor::Passed) => {}
+        Ok(SecondFactor::NotEnrolled) => {
+            metrics::counter!(crate::exporter::LOGINS, "result" => "no_mfa").increment(1);
+            return login_error(
+                StatusCode::FORBIDDEN,
+                "A second factor is required: ask an admin to run `weightwatch user add NAME --totp`.",
+            );
+        }
+        Ok(SecondFactor::Failed) => {
+            st.login.failed(ip, &f.username);
+            metrics::counter!(crate::exporter::LOGINS, "result" => "failed").increment(1);
+            return login_error(StatusCode::UNAUTHORIZED, "Wrong name, password or code.");
+        }
+        Err(e) => return e.into_response(),
     }
     st.login.succeeded(ip, &f.username);
     metrics::counter!(crate::exporter::LOGINS, "result" => "ok").increment(1);
@@ -147,7 +167,7 @@ pub async fn login_submit(
     };
     let stored = st
         .db(move |s| {
-            s.session_insert(&hash, &user, &csrf, expires)?;
+            s.session_insert(&hash, &user, &csrf, expires, now_micros())?;
             s.audit_append(&entry)
         })
         .await;
@@ -164,6 +184,64 @@ pub async fn login_submit(
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+/// What the second factor check concluded.
+enum SecondFactor {
+    /// A valid TOTP or unused recovery code, or none needed.
+    Passed,
+    /// MFA is required and the user has no TOTP.
+    NotEnrolled,
+    /// A code was needed and the one given is wrong (or none was given).
+    Failed,
+}
+
+/// Check the `totp` field for `user` (whose password was right): a TOTP
+/// code of the current 30 s step (±1), or one of their recovery codes,
+/// which is then used up (audited).
+async fn second_factor(
+    st: &Arc<AppState>,
+    user: &str,
+    code: &str,
+) -> Result<SecondFactor, ApiError> {
+    let name = user.to_string();
+    let mfa = st.db(move |s| s.user_mfa(&name)).await?.unwrap_or_default();
+    let Some(secret) = mfa.totp_secret else {
+        return Ok(if st.cfg.require_mfa {
+            SecondFactor::NotEnrolled
+        } else {
+            SecondFactor::Passed
+        });
+    };
+    let now_secs = u64::try_from(now_micros() / 1_000_000).unwrap_or(0);
+    if crate::mfa::check(&secret, code, now_secs) {
+        return Ok(SecondFactor::Passed);
+    }
+    if code.trim().is_empty() {
+        return Ok(SecondFactor::Failed);
+    }
+    let (name, hash) = (user.to_string(), crate::mfa::recovery_hash(code));
+    let used = st
+        .db(move |s| {
+            let used = s.user_use_recovery(&name, &hash)?;
+            if used {
+                s.audit_append(&AuditEntry {
+                    id: 0,
+                    ts: now_micros(),
+                    actor: format!("user:{name}"),
+                    action: "recovery_code".into(),
+                    alert_id: None,
+                    detail: "signed in with a one-time recovery code".into(),
+                })?;
+            }
+            Ok(used)
+        })
+        .await?;
+    Ok(if used {
+        SecondFactor::Passed
+    } else {
+        SecondFactor::Failed
+    })
 }
 
 /// A form carrying only the CSRF token.

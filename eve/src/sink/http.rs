@@ -38,6 +38,9 @@ pub struct HttpSinkConfig {
     pub request_timeout: Duration,
     /// How long `close` waits for the spool to drain.
     pub close_timeout: Duration,
+    /// Trust only this CA (PEM) for an `https://` dashboard, instead of the
+    /// public web roots (a lab's private CA).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl HttpSinkConfig {
@@ -54,6 +57,7 @@ impl HttpSinkConfig {
             retry_max: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(60),
+            ca_cert: None,
         }
     }
 }
@@ -120,15 +124,17 @@ impl HttpSink {
             closing: AtomicBool::new(false),
             stats: HttpSinkStats::default(),
         });
+        let mut agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.request_timeout))
+            .http_status_as_error(false);
+        if let Some(ca) = &config.ca_cert {
+            agent = agent.tls_config(private_ca(ca)?);
+        }
         let deliver = Delivery {
             shared: shared.clone(),
             endpoint,
             auth: format!("Bearer {}", config.token),
-            agent: ureq::Agent::config_builder()
-                .timeout_global(Some(config.request_timeout))
-                .http_status_as_error(false)
-                .build()
-                .into(),
+            agent: agent.build().into(),
             batch_events: config.batch_events.max(1),
             retry_min: config.retry_min,
             retry_max: config.retry_max.max(config.retry_min),
@@ -214,6 +220,35 @@ impl Drop for HttpSink {
             let _ = t.join();
         }
     }
+}
+
+/// TLS settings that trust only the CA certificates in the PEM file `path`.
+pub fn private_ca(path: &std::path::Path) -> Result<ureq::tls::TlsConfig, SinkError> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, parse_pem};
+    let pem = std::fs::read(path)
+        .map_err(|e| SinkError::io(format!("read CA certificate {}", path.display()), e))?;
+    let mut roots = Vec::new();
+    for item in parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => roots.push(c),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(SinkError::Config(format!(
+                    "CA certificate {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(SinkError::Config(format!(
+            "no certificate in {}",
+            path.display()
+        )));
+    }
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::Specific(std::sync::Arc::new(roots)))
+        .build())
 }
 
 /// The delivery thread's state.
