@@ -67,7 +67,7 @@ pub async fn ingest(
     let started = std::time::Instant::now();
     // The live messages are rendered here too: an alert's JSON can be as
     // large as the batch, and the async threads must stay free.
-    let live = st.subscribers() > 0;
+    let live = st.subscribers() > 0 || st.replicated();
     let (outcome, conflicts, messages) = if events.is_empty() {
         Default::default()
     } else {
@@ -106,12 +106,16 @@ pub async fn ingest(
         error: "conflict: this event_id is already stored with other content".into(),
     }));
     rejected.sort_by_key(|r| r.index);
-    for data in messages {
-        st.publish(LiveMsg {
-            kind: "alert",
-            data,
-        });
-    }
+    st.publish(
+        messages
+            .into_iter()
+            .map(|data| LiveMsg {
+                kind: "alert",
+                data,
+            })
+            .collect(),
+    )
+    .await;
     let status = if rejected.is_empty() {
         StatusCode::OK
     } else {

@@ -5,7 +5,7 @@ use crate::access::require_auth;
 use crate::config::DashboardConfig;
 use crate::error::{ApiError, DashboardError};
 use crate::state::{AppState, now_micros};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Database, Store};
 use crate::{api, exporter, stream, ui};
 use axum::Router;
 use axum::extract::State;
@@ -14,7 +14,6 @@ use axum::middleware;
 use axum::routing::{get, post};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -31,19 +30,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Open (create, migrate) the SQLite database at `db` and bind `listen`
-    /// (e.g. `127.0.0.1:8080`; port 0 picks a free port).
+    /// Open (create, migrate) the database `db` (a SQLite file path or a
+    /// PostgreSQL URL) and bind `listen` (e.g. `127.0.0.1:8080`; port 0
+    /// picks a free port).
     pub async fn bind(
         cfg: &DashboardConfig,
-        db: &Path,
+        db: impl Into<Database>,
         listen: &str,
     ) -> Result<Server, DashboardError> {
-        let db = db.to_path_buf();
+        let db: Database = db.into();
         let readers = cfg.read_connections;
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db, readers))
+        let store = tokio::task::spawn_blocking(move || db.open(readers))
             .await
             .map_err(std::io::Error::other)??;
-        Server::with_store(cfg, Arc::new(store), listen).await
+        Server::with_store(cfg, store, listen).await
     }
 
     /// Bind `listen` serving an already opened store.
@@ -54,10 +54,9 @@ impl Server {
     ) -> Result<Server, DashboardError> {
         crate::exporter::init();
         let listener = TcpListener::bind(listen).await?;
-        Ok(Server {
-            listener,
-            state: Arc::new(AppState::new(store, cfg.clone())),
-        })
+        let state = Arc::new(AppState::new(store, cfg.clone()));
+        state.join_replicas().await?;
+        Ok(Server { listener, state })
     }
 
     /// The address actually bound.
@@ -88,7 +87,12 @@ impl Server {
 
 /// Serve on the current thread until Ctrl-C or SIGTERM (a blocking wrapper
 /// around [`Server::bind`] and [`Server::serve`] for callers without tokio).
-pub fn serve(cfg: &DashboardConfig, db: &Path, listen: &str) -> Result<(), DashboardError> {
+pub fn serve(
+    cfg: &DashboardConfig,
+    db: impl Into<Database>,
+    listen: &str,
+) -> Result<(), DashboardError> {
+    let db: Database = db.into();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,7 +1,6 @@
 //! `weightwatch token`: API tokens for sensors, analyzers and scripts.
 
 use crate::config::Config;
-use std::path::PathBuf;
 
 /// `weightwatch token …`
 #[derive(clap::Subcommand, Debug)]
@@ -19,28 +18,34 @@ pub enum TokenCommand {
         /// may submit for any sensor.
         #[arg(long = "sensor", value_name = "ID")]
         sensors: Vec<String>,
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
     /// List tokens (label, scope, created; never the secret).
     List {
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
     /// Revoke a token by its id.
     Revoke {
         /// Token id as shown by `token list`.
         id: i64,
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
 }
 
 /// Run a token subcommand.
-pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
+pub fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create {
             scope,
@@ -50,7 +55,12 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
         } => {
             let scope: dashboard::Scope = scope.parse().map_err(anyhow::Error::msg)?;
             let name = name.unwrap_or_else(|| format!("{scope} token"));
-            let secret = dashboard::admin::create_token_for(&db, scope, &name, &sensors)?;
+            let secret = dashboard::admin::create_token_for(
+                config.dashboard.database(db.as_deref()),
+                scope,
+                &name,
+                &sensors,
+            )?;
             if sensors.is_empty() {
                 eprintln!("created {scope} token {name:?}; it is shown only this once:");
             } else {
@@ -66,7 +76,7 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
                 "{:>4}  {:<7}  {:<27}  {:<8}  name",
                 "id", "scope", "created", "state"
             );
-            for t in dashboard::admin::list_tokens(&db)? {
+            for t in dashboard::admin::list_tokens(config.dashboard.database(db.as_deref()))? {
                 let created = eve::Timestamp::from_unix_micros(t.created).to_string();
                 let bound = match &t.sensors {
                     Some(s) => format!("  (sensors: {})", s.join(", ")),
@@ -87,7 +97,7 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id, db } => {
-            if !dashboard::admin::revoke_token(&db, id)? {
+            if !dashboard::admin::revoke_token(config.dashboard.database(db.as_deref()), id)? {
                 anyhow::bail!("no live token with id {id}");
             }
             eprintln!("token {id} revoked");

@@ -1,7 +1,6 @@
 //! `weightwatch user`: analyst logins.
 
 use crate::config::Config;
-use std::path::PathBuf;
 
 /// `weightwatch user …`
 #[derive(clap::Subcommand, Debug)]
@@ -11,14 +10,16 @@ pub enum UserCommand {
     Add {
         /// Login name.
         name: String,
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
 }
 
 /// Run a user subcommand.
-pub fn run(cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
+pub fn run(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add { name, db } => {
             let password = match std::env::var("WEIGHTWATCH_PASSWORD") {
@@ -32,7 +33,7 @@ pub fn run(cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
                     p
                 }
             };
-            dashboard::admin::add_user(&db, &name, &password)?;
+            dashboard::admin::add_user(config.dashboard.database(db.as_deref()), &name, &password)?;
             eprintln!("user {name} can sign in");
         }
     }

@@ -11,6 +11,15 @@ pub enum StoreError {
     /// The database said no.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no (or could not be reached).
+    #[error("postgresql: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("postgresql connection pool: {0}")]
+    Pool(String),
+    /// The PostgreSQL store's runtime could not start.
+    #[error("starting the postgresql driver: {0}")]
+    Runtime(std::io::Error),
     /// A stored JSON document did not parse (corruption or a foreign writer).
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -1146,6 +1146,17 @@ impl TokenStore for SqliteStore {
     }
 }
 
+/// A SQLite file is served by one process: it delivers its own updates.
+impl LiveStore for SqliteStore {
+    fn listen(&self, _deliver: Deliver) -> StoreResult<bool> {
+        Ok(false)
+    }
+
+    fn announce(&self, _updates: &[(&str, &str)]) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
 impl UserStore for SqliteStore {
     fn user_upsert(&self, name: &str, phc: &str, now: i64) -> StoreResult<()> {
         self.write(|tx| {

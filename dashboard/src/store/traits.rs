@@ -104,6 +104,21 @@ pub trait UserStore {
     fn session_delete(&self, hash: &str) -> StoreResult<()>;
 }
 
+/// Where a store hands live updates it receives: `(kind, data)`.
+pub type Deliver = Box<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Live updates shared by every server on one database (replicas).
+pub trait LiveStore {
+    /// Start delivering the updates every server on this database
+    /// announces (this one included) to `deliver`, and return true; false
+    /// when the store has no such channel (a SQLite file is served by one
+    /// process, which delivers its updates itself).
+    fn listen(&self, deliver: Deliver) -> StoreResult<bool>;
+    /// Announce `(kind, data)` updates to every listening server, in order.
+    /// Only called when [`LiveStore::listen`] returned true.
+    fn announce(&self, updates: &[(&str, &str)]) -> StoreResult<()>;
+}
+
 /// The dashboard's storage: every domain, shareable across threads.
 pub trait Store:
     EventStore
@@ -113,6 +128,7 @@ pub trait Store:
     + SummaryStore
     + TokenStore
     + UserStore
+    + LiveStore
     + Send
     + Sync
     + 'static
@@ -127,6 +143,7 @@ impl<T> Store for T where
         + SummaryStore
         + TokenStore
         + UserStore
+        + LiveStore
         + Send
         + Sync
         + 'static
