@@ -1,6 +1,8 @@
 //! Load tool behind `docs/performance.md`.
 //!
 //! ```text
+//! DB is a SQLite file or a postgres:// URL.
+//!
 //! dashboard_bench seed  DB N            # store N alerts (+ N/10 flows) directly, report events/s
 //! dashboard_bench serve DB ADDR         # run the server (Ctrl-C to stop)
 //! dashboard_bench token DB SCOPE        # print a new token
@@ -15,10 +17,9 @@
 //! of alerts on the first JSON page (`/api/v1/alerts?limit=100&QUERY`).
 //! Several URLs separated by commas are queried in turn (A/B interleaved).
 
-use dashboard::store::{EventStore, NewEvent, SqliteStore};
+use dashboard::store::{Database, NewEvent};
 use dashboard::{DashboardConfig, Scope, Server};
 use eve::{Alert, AlertCategory, AlertEvent, Event, EventKind, NetworkFields, Proto, Timestamp};
-use std::path::Path;
 use std::time::Instant;
 
 const CATS: [AlertCategory; 5] = [
@@ -81,7 +82,7 @@ fn main() {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| usage());
     match arg(1).as_str() {
         "seed" => {
-            let store = SqliteStore::open(Path::new(&arg(2)), 1).expect("open db");
+            let store = Database::parse(&arg(2)).open(1).expect("open db");
             let n: u64 = arg(3).parse().expect("N");
             let started = Instant::now();
             let mut i = 0;
@@ -111,7 +112,7 @@ fn main() {
             };
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             rt.block_on(async {
-                let server = Server::bind(&cfg, Path::new(&arg(2)), &arg(3))
+                let server = Server::bind(&cfg, Database::parse(&arg(2)), &arg(3))
                     .await
                     .expect("bind");
                 server
@@ -124,7 +125,8 @@ fn main() {
             let scope: Scope = arg(3).parse().expect("scope");
             println!(
                 "{}",
-                dashboard::admin::create_token(Path::new(&arg(2)), scope, "bench").expect("token")
+                dashboard::admin::create_token(Database::parse(&arg(2)), scope, "bench")
+                    .expect("token")
             );
         }
         "ingest" => {

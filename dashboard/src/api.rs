@@ -285,21 +285,35 @@ pub async fn account(
     })))
 }
 
-/// `GET /api/v1/sensors`: last seen and packet/drop counters.
+/// `GET /api/v1/sensors`: the fleet: every sensor and analyzer, last seen,
+/// counters (total and between its two newest stats reports), alerts per
+/// category, spool counters when reported, and whether it went silent.
 pub async fn sensors(State(st): State<Arc<AppState>>, _: Reader) -> Result<Json<Value>, ApiError> {
     let rows = st.db(|s| s.sensors()).await?;
+    let time = |t: i64| eve::Timestamp::from_unix_micros(t).to_string();
     let out: Vec<Value> = rows
         .into_iter()
         .map(|r| {
             let (packets, drops) = r.packets_and_drops();
+            let by_category: serde_json::Map<String, Value> = r
+                .alerts_by_category
+                .iter()
+                .map(|(c, n)| (c.clone(), json!(n)))
+                .collect();
             json!({
                 "sensor_id": r.sensor_id,
-                "last_event": eve::Timestamp::from_unix_micros(r.last_event_ts).to_string(),
-                "last_seen": eve::Timestamp::from_unix_micros(r.last_received).to_string(),
+                "last_event": time(r.last_event_ts),
+                "last_seen": time(r.last_received),
+                "stale": r.stale_since.is_some(),
+                "stale_since": r.stale_since.map(time),
                 "events": r.events,
                 "packets": packets,
                 "drops": drops,
+                "interval": r.interval(),
+                "alerts_by_category": by_category,
+                "spool": r.spool(),
                 "stats": r.stats,
+                "stats_time": r.stats_ts.map(time),
             })
         })
         .collect();

@@ -60,6 +60,10 @@ pub struct DashboardConfig {
     pub idle_timeout_secs: u64,
     /// Connections served at once; further clients wait in the listen queue.
     pub max_connections: usize,
+    /// A sensor (or analyzer) that sends nothing for this many seconds is
+    /// reported silent once (audit log, live stream, sensors page) until it
+    /// sends again; 0 turns the watch off.
+    pub stale_after_secs: u64,
 }
 
 impl Default for DashboardConfig {
@@ -86,6 +90,7 @@ impl Default for DashboardConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections: 512,
+            stale_after_secs: 600,
         }
     }
 }

@@ -73,6 +73,7 @@ impl Server {
     ) -> Result<(), DashboardError> {
         let state = self.state.clone();
         let retention = tokio::spawn(retention_loop(state.clone()));
+        let fleet = tokio::spawn(fleet_loop(state.clone()));
         let app = router(state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "dashboard listening");
         let closer = state.clone();
@@ -81,6 +82,7 @@ impl Server {
         })
         .await;
         retention.abort();
+        fleet.abort();
         Ok(())
     }
 }
@@ -141,6 +143,44 @@ async fn retention_loop(state: Arc<AppState>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, days, "retention: purged old events"),
             Err(e) => tracing::warn!(error = e.message, "retention purge failed"),
+        }
+    }
+}
+
+/// The stale-sensor watch: a sensor silent for `stale_after_secs` is
+/// reported once (audit line, log line, `sensor` live update), checked four times per
+/// interval (at most once a minute). With several servers on one database
+/// the store hands each silence to one of them.
+async fn fleet_loop(state: Arc<AppState>) {
+    let after = state.cfg.stale_after_secs;
+    if after == 0 {
+        return;
+    }
+    let period = std::time::Duration::from_secs((after / 4).clamp(1, 60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let now = now_micros();
+        let silent_since =
+            now.saturating_sub(i64::try_from(after).unwrap_or(i64::MAX / 2) * 1_000_000);
+        let quiet = match state.db(move |s| s.mark_stale(silent_since, now)).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = e.message, "stale-sensor watch failed");
+                continue;
+            }
+        };
+        for sensor in quiet {
+            // The store wrote the audit line with the mark.
+            tracing::warn!(sensor = %sensor, secs = after, "sensor silent");
+            state
+                .publish(vec![crate::state::LiveMsg {
+                    kind: "sensor",
+                    data: serde_json::json!({"sensor_id": sensor, "stale": true})
+                        .to_string()
+                        .into(),
+                }])
+                .await;
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 /// A live update for `/api/v1/stream` subscribers.
 #[derive(Clone, Debug)]
 pub struct LiveMsg {
-    /// SSE event name: `alert` or `status`.
+    /// SSE event name: `alert`, `status` or `sensor`.
     pub kind: &'static str,
     /// JSON payload.
     pub data: Arc<str>,
@@ -92,6 +92,7 @@ impl AppState {
             let kind = match kind {
                 "alert" => "alert",
                 "status" => "status",
+                "sensor" => "sensor",
                 _ => return,
             };
             if let Some(st) = me.upgrade() {

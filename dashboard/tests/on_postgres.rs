@@ -9,6 +9,8 @@ mod api;
 mod durability;
 #[path = "eve_input.rs"]
 mod eve_input;
+#[path = "fleet.rs"]
+mod fleet;
 #[path = "health.rs"]
 mod health;
 #[path = "hostile_events.rs"]

@@ -18,8 +18,8 @@ fn an_older_database_gets_the_index_built_on_open() {
         .collect();
     s.ingest(&ingest, &events);
     // Take the file back to schema version 1: what the previous release
-    // wrote (everything but the index and its triggers, and the tokens'
-    // sensor binding of version 4).
+    // wrote (everything but the index and its triggers, the tokens'
+    // sensor binding of version 4 and the fleet columns of version 5).
     let Database::Sqlite(db) = s.db.clone() else {
         unreachable!("a SQLite test server")
     };
@@ -29,6 +29,9 @@ fn an_older_database_gets_the_index_built_on_open() {
         conn.execute_batch(
             "DROP TRIGGER alerts_fts_delete; DROP TRIGGER alerts_fts_update;
              DROP TABLE alerts_fts; ALTER TABLE tokens DROP COLUMN sensors;
+             ALTER TABLE sensors DROP COLUMN prev_stats;
+             ALTER TABLE sensors DROP COLUMN prev_stats_ts;
+             ALTER TABLE sensors DROP COLUMN stale_since; DROP TABLE sensor_categories;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -47,7 +50,7 @@ fn an_older_database_gets_the_index_built_on_open() {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, dashboard::store::migrations::latest());
         // The index itself (not the scan) finds the old rows.
         let n: i64 = conn
             .query_row(

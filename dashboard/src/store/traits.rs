@@ -65,6 +65,13 @@ pub trait AccountStore {
 pub trait SummaryStore {
     /// Every sensor.
     fn sensors(&self) -> StoreResult<Vec<SensorRow>>;
+    /// Mark the sensors that have sent nothing since `silent_since` (Unix
+    /// microseconds) and are not marked yet as stale since `now`; returns
+    /// their ids, and append a `sensor_stale` audit line (actor `system`)
+    /// for each in the same transaction. Each silence is returned once (by
+    /// one call, whichever server makes it); a sensor's next event clears
+    /// the mark.
+    fn mark_stale(&self, silent_since: i64, now: i64) -> StoreResult<Vec<String>>;
     /// Aggregates for the overview page, the chart spanning `span`.
     fn overview(&self, span: ChartSpan) -> StoreResult<Overview>;
     /// Counters for metrics.

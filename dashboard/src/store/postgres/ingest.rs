@@ -191,7 +191,10 @@ async fn ingest_batch(
         let ne = &events[pos];
         if let (Indexed::Stats(stats), Some(sensor)) = (&ne.index, &ne.sensor_id) {
             tx.execute(
-                "UPDATE sensors SET stats = $2, stats_ts = $3
+                "UPDATE sensors SET
+                   prev_stats = CASE WHEN stats_ts < $3 THEN stats ELSE prev_stats END,
+                   prev_stats_ts = CASE WHEN stats_ts < $3 THEN stats_ts ELSE prev_stats_ts END,
+                   stats = $2, stats_ts = $3
                  WHERE sensor_id = $1 AND (stats_ts IS NULL OR stats_ts <= $3)",
                 &[&clean(sensor), &clean(stats), &ne.ts],
             )
@@ -226,7 +229,8 @@ async fn store_sensors(
              ON CONFLICT (sensor_id) DO UPDATE SET
                last_event_ts = greatest(sensors.last_event_ts, excluded.last_event_ts),
                last_received = greatest(sensors.last_received, excluded.last_received),
-               events = sensors.events + excluded.events",
+               events = sensors.events + excluded.events,
+               stale_since = NULL",
             &[&sensor, &ts, &received, &n],
         )
         .await?;
@@ -280,6 +284,25 @@ async fn store_alerts(
         ],
     )
     .await?;
+    // Alerts per sensor and category, once per pair, in a fixed order.
+    let mut per: HashMap<(String, String), i64> = HashMap::new();
+    for &(ne, _, a) in &alerts {
+        if let Some(s) = &ne.sensor_id {
+            *per.entry((clean(s).into_owned(), clean(&a.category).into_owned()))
+                .or_default() += 1;
+        }
+    }
+    let mut per: Vec<_> = per.into_iter().collect();
+    per.sort();
+    for ((sensor, category), n) in per {
+        tx.execute(
+            "INSERT INTO sensor_categories AS sc (sensor_id, category, alerts)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (sensor_id, category) DO UPDATE SET alerts = sc.alerts + excluded.alerts",
+            &[&sensor, &category, &n],
+        )
+        .await?;
+    }
     for &(ne, id, a) in &alerts {
         out.new_alerts.push(StoredAlert {
             id,

@@ -420,25 +420,46 @@ impl AccountStore for PgStore {
 }
 
 async fn sensors(c: &Client) -> StoreResult<Vec<SensorRow>> {
-    let mut out = Vec::new();
+    let mut by_category: std::collections::HashMap<String, Vec<(String, i64)>> =
+        std::collections::HashMap::new();
     for r in c
         .query(
-            "SELECT sensor_id, last_event_ts, last_received, events, stats FROM sensors
-             ORDER BY sensor_id",
+            "SELECT sensor_id, category, alerts FROM sensor_categories
+             ORDER BY sensor_id, alerts DESC, category",
             &[],
         )
         .await?
     {
-        let stats = match r.get::<_, Option<String>>(4) {
-            Some(s) => Some(serde_json::from_str(&s)?),
-            None => None,
-        };
+        by_category
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2)));
+    }
+    let json = |t: Option<String>| -> StoreResult<Option<serde_json::Value>> {
+        Ok(t.map(|t| serde_json::from_str(&t)).transpose()?)
+    };
+    let mut out = Vec::new();
+    for r in c
+        .query(
+            "SELECT sensor_id, last_event_ts, last_received, events, stats, stats_ts,
+                    prev_stats, prev_stats_ts, stale_since
+             FROM sensors ORDER BY sensor_id",
+            &[],
+        )
+        .await?
+    {
+        let sensor_id: String = r.get(0);
         out.push(SensorRow {
-            sensor_id: r.get(0),
+            alerts_by_category: by_category.remove(&sensor_id).unwrap_or_default(),
+            sensor_id,
             last_event_ts: r.get(1),
             last_received: r.get(2),
             events: r.get(3),
-            stats,
+            stats: json(r.get(4))?,
+            stats_ts: r.get(5),
+            prev_stats: json(r.get(6))?,
+            prev_stats_ts: r.get(7),
+            stale_since: r.get(8),
         });
     }
     Ok(out)
@@ -447,6 +468,32 @@ async fn sensors(c: &Client) -> StoreResult<Vec<SensorRow>> {
 impl SummaryStore for PgStore {
     fn sensors(&self) -> StoreResult<Vec<SensorRow>> {
         self.run(async { sensors(&*self.conn().await?).await })
+    }
+
+    fn mark_stale(&self, silent_since: i64, now: i64) -> StoreResult<Vec<String>> {
+        // One UPDATE: of two replicas marking at once, the second finds the
+        // rows marked (it waits for the first's row locks, then re-checks).
+        self.write(async |tx| {
+            let quiet: Vec<String> = tx
+                .query(
+                    "UPDATE sensors SET stale_since = $2
+                     WHERE stale_since IS NULL AND last_received < $1 RETURNING sensor_id",
+                    &[&silent_since, &now],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for sensor in &quiet {
+                tx.execute(
+                    "INSERT INTO audit (ts, actor, action, alert_id, detail)
+                     VALUES ($1, 'system', 'sensor_stale', NULL, $2)",
+                    &[&now, &stale_detail(sensor, silent_since, now)],
+                )
+                .await?;
+            }
+            Ok(quiet)
+        })
     }
 
     fn overview(&self, span: ChartSpan) -> StoreResult<Overview> {

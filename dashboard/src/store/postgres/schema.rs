@@ -143,6 +143,21 @@ CREATE TABLE live_messages (
     data TEXT NOT NULL
 );
 "#,
+    // 2: the fleet view (as SQLite's migration 5).
+    r#"
+ALTER TABLE sensors ADD COLUMN prev_stats TEXT;
+ALTER TABLE sensors ADD COLUMN prev_stats_ts BIGINT;
+ALTER TABLE sensors ADD COLUMN stale_since BIGINT;
+CREATE TABLE sensor_categories (
+    sensor_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    alerts BIGINT NOT NULL,
+    PRIMARY KEY (sensor_id, category)
+);
+INSERT INTO sensor_categories (sensor_id, category, alerts)
+    SELECT sensor_id, category, count(*) FROM alerts
+    WHERE sensor_id IS NOT NULL GROUP BY sensor_id, category;
+"#,
 ];
 
 /// The schema version this build writes.
