@@ -13,7 +13,7 @@
 //!
 //! `search` takes each QUERY as a URL query string (`q=host998.example`,
 //! `q=acct-42&category=distillation`), requests `/alerts?QUERY` (the HTML
-//! page analysts use) ROUNDS times, and prints min/median/max and the number
+//! page analysts use) ROUNDS times, and prints min/median/p99/max and the number
 //! of alerts on the first JSON page (`/api/v1/alerts?limit=100&QUERY`).
 //! Several URLs separated by commas are queried in turn (A/B interleaved).
 
@@ -215,9 +215,10 @@ fn main() {
                     let t = &mut times[u];
                     t.sort_by(f64::total_cmp);
                     println!(
-                        "{url} /alerts?{q}: min {:.1} ms, median {:.1} ms, max {:.1} ms ({rounds} runs; first page {found}{} alerts)",
+                        "{url} /alerts?{q}: min {:.1} ms, median {:.1} ms, p99 {:.1} ms, max {:.1} ms ({rounds} runs; first page {found}{} alerts)",
                         t[0],
                         t[t.len() / 2],
+                        t[((t.len() as f64 * 0.99) as usize).min(t.len() - 1)],
                         t[t.len() - 1],
                         if page["next_cursor"].is_string() {
                             "+"
