@@ -303,38 +303,13 @@ async fn store_alerts(
         )
         .await?;
     }
+    store_accounts(tx, &alerts).await?;
     for &(ne, id, a) in &alerts {
         out.new_alerts.push(StoredAlert {
             id,
             status: Status::New.as_str().to_string(),
             body: ne.body.clone(),
         });
-        if let Some(acct) = &a.account_id {
-            // As in SQLite: the newest alert's score, cluster and id win.
-            tx.execute(
-                "INSERT INTO accounts AS ac (account_id, score, cluster_id, last_alert,
-                                             last_ts, alert_count)
-                 VALUES ($1, $2, $3, $4, $5, 1)
-                 ON CONFLICT (account_id) DO UPDATE SET
-                   alert_count = ac.alert_count + 1,
-                   score = CASE WHEN excluded.last_ts >= ac.last_ts OR ac.last_alert IS NULL
-                                THEN excluded.score ELSE ac.score END,
-                   cluster_id = CASE WHEN excluded.cluster_id IS NOT NULL
-                                      AND (excluded.last_ts >= ac.last_ts OR ac.cluster_id IS NULL)
-                                     THEN excluded.cluster_id ELSE ac.cluster_id END,
-                   last_alert = CASE WHEN excluded.last_ts >= ac.last_ts OR ac.last_alert IS NULL
-                                     THEN excluded.last_alert ELSE ac.last_alert END,
-                   last_ts = greatest(ac.last_ts, excluded.last_ts)",
-                &[
-                    &clean(acct),
-                    &a.score,
-                    &clean_opt(&a.cluster_id),
-                    &id,
-                    &ne.ts,
-                ],
-            )
-            .await?;
-        }
         if let (Some(cl), false) = (&a.cluster_id, a.members.is_empty()) {
             let cl = clean(cl);
             let members: Vec<String> = a.members.iter().map(|m| clean(m).into_owned()).collect();
@@ -360,6 +335,79 @@ async fn store_alerts(
             .await?;
         }
     }
+    Ok(())
+}
+
+/// One account's alerts in a batch, folded.
+struct AccountFold {
+    count: i64,
+    /// The newest alert (by time; of equal times the later in the batch):
+    /// its id, time and score.
+    newest: (i64, i64, Option<f64>),
+    /// The cluster named by the newest alert that names one.
+    cluster: Option<(i64, String)>,
+}
+
+/// The accounts of a batch's analyzer alerts, one upsert for all: per
+/// account the alert count grows by its alerts in the batch, and the newest
+/// of them (by time, the later of equal times) sets the score, cluster and
+/// newest alert when it is at least as new as the stored one, as the
+/// SQLite store's row-by-row upserts do. (Within one batch the cluster is
+/// the newest alert's that names one.)
+async fn store_accounts(tx: &Transaction<'_>, alerts: &[NewAlert<'_>]) -> StoreResult<()> {
+    let mut folds: HashMap<String, AccountFold> = HashMap::new();
+    for &(ne, id, a) in alerts {
+        let Some(acct) = &a.account_id else { continue };
+        let f = folds
+            .entry(clean(acct).into_owned())
+            .or_insert(AccountFold {
+                count: 0,
+                newest: (id, ne.ts, a.score),
+                cluster: None,
+            });
+        f.count += 1;
+        if ne.ts >= f.newest.1 {
+            f.newest = (id, ne.ts, a.score);
+        }
+        if let Some(cl) = &a.cluster_id
+            && f.cluster.as_ref().is_none_or(|(ts, _)| ne.ts >= *ts)
+        {
+            f.cluster = Some((ne.ts, clean(cl).into_owned()));
+        }
+    }
+    if folds.is_empty() {
+        return Ok(());
+    }
+    // In a fixed order, so two replicas' batches lock the rows alike.
+    let mut folds: Vec<(String, AccountFold)> = folds.into_iter().collect();
+    folds.sort_by(|a, b| a.0.cmp(&b.0));
+    let ids: Vec<&str> = folds.iter().map(|f| f.0.as_str()).collect();
+    let scores: Vec<Option<f64>> = folds.iter().map(|f| f.1.newest.2).collect();
+    let clusters: Vec<Option<&str>> = folds
+        .iter()
+        .map(|f| f.1.cluster.as_ref().map(|c| c.1.as_str()))
+        .collect();
+    let last: Vec<i64> = folds.iter().map(|f| f.1.newest.0).collect();
+    let ts: Vec<i64> = folds.iter().map(|f| f.1.newest.1).collect();
+    let counts: Vec<i64> = folds.iter().map(|f| f.1.count).collect();
+    tx.execute(
+        "INSERT INTO accounts AS ac (account_id, score, cluster_id, last_alert, last_ts,
+                                     alert_count)
+         SELECT * FROM unnest($1::text[], $2::float8[], $3::text[], $4::int8[], $5::int8[],
+                              $6::int8[])
+         ON CONFLICT (account_id) DO UPDATE SET
+           alert_count = ac.alert_count + excluded.alert_count,
+           score = CASE WHEN excluded.last_ts >= ac.last_ts OR ac.last_alert IS NULL
+                        THEN excluded.score ELSE ac.score END,
+           cluster_id = CASE WHEN excluded.cluster_id IS NOT NULL
+                              AND (excluded.last_ts >= ac.last_ts OR ac.cluster_id IS NULL)
+                             THEN excluded.cluster_id ELSE ac.cluster_id END,
+           last_alert = CASE WHEN excluded.last_ts >= ac.last_ts OR ac.last_alert IS NULL
+                             THEN excluded.last_alert ELSE ac.last_alert END,
+           last_ts = greatest(ac.last_ts, excluded.last_ts)",
+        &[&ids, &scores, &clusters, &last, &ts, &counts],
+    )
+    .await?;
     Ok(())
 }
 
