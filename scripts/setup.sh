@@ -8,6 +8,9 @@
 # dpkg-dev (the packaging test, with cargo-deb below), Suricata 7 (the
 # test that ingests Suricata's own EVE), which comes from Debian's backports
 # suite: the suite is added for that one install and removed again.
+# PostgreSQL (the dashboard tests start their own cluster with initdb and
+# pg_ctl): installed without creating the system's cluster or starting its
+# service.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -28,6 +31,26 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL (tests only): the server binaries, no cluster, no service.
+if [[ "${1:-}" == "--tests" ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  echo "setup: installing postgresql (no cluster, service not started)" >&2
+  $sudo mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  # invoke-rc.d asks policy-rc.d whether to start services: 101 is "no".
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >/dev/null
 fi
 
 # Suricata 7 (tests only): from the backports suite of this Debian release,

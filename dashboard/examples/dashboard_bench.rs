@@ -1,6 +1,8 @@
 //! Load tool behind `docs/performance.md`.
 //!
 //! ```text
+//! DB is a SQLite file or a postgres:// URL.
+//!
 //! dashboard_bench seed  DB N            # store N alerts (+ N/10 flows) directly, report events/s
 //! dashboard_bench serve DB ADDR         # run the server (Ctrl-C to stop)
 //! dashboard_bench token DB SCOPE        # print a new token
@@ -11,14 +13,13 @@
 //!
 //! `search` takes each QUERY as a URL query string (`q=host998.example`,
 //! `q=acct-42&category=distillation`), requests `/alerts?QUERY` (the HTML
-//! page analysts use) ROUNDS times, and prints min/median/max and the number
+//! page analysts use) ROUNDS times, and prints min/median/p99/max and the number
 //! of alerts on the first JSON page (`/api/v1/alerts?limit=100&QUERY`).
 //! Several URLs separated by commas are queried in turn (A/B interleaved).
 
-use dashboard::store::{EventStore, NewEvent, SqliteStore};
+use dashboard::store::{Database, NewEvent};
 use dashboard::{DashboardConfig, Scope, Server};
 use eve::{Alert, AlertCategory, AlertEvent, Event, EventKind, NetworkFields, Proto, Timestamp};
-use std::path::Path;
 use std::time::Instant;
 
 const CATS: [AlertCategory; 5] = [
@@ -81,7 +82,7 @@ fn main() {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| usage());
     match arg(1).as_str() {
         "seed" => {
-            let store = SqliteStore::open(Path::new(&arg(2)), 1).expect("open db");
+            let store = Database::parse(&arg(2)).open(1).expect("open db");
             let n: u64 = arg(3).parse().expect("N");
             let started = Instant::now();
             let mut i = 0;
@@ -111,7 +112,7 @@ fn main() {
             };
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             rt.block_on(async {
-                let server = Server::bind(&cfg, Path::new(&arg(2)), &arg(3))
+                let server = Server::bind(&cfg, Database::parse(&arg(2)), &arg(3))
                     .await
                     .expect("bind");
                 server
@@ -124,7 +125,8 @@ fn main() {
             let scope: Scope = arg(3).parse().expect("scope");
             println!(
                 "{}",
-                dashboard::admin::create_token(Path::new(&arg(2)), scope, "bench").expect("token")
+                dashboard::admin::create_token(Database::parse(&arg(2)), scope, "bench")
+                    .expect("token")
             );
         }
         "ingest" => {
@@ -213,9 +215,10 @@ fn main() {
                     let t = &mut times[u];
                     t.sort_by(f64::total_cmp);
                     println!(
-                        "{url} /alerts?{q}: min {:.1} ms, median {:.1} ms, max {:.1} ms ({rounds} runs; first page {found}{} alerts)",
+                        "{url} /alerts?{q}: min {:.1} ms, median {:.1} ms, p99 {:.1} ms, max {:.1} ms ({rounds} runs; first page {found}{} alerts)",
                         t[0],
                         t[t.len() / 2],
+                        t[((t.len() as f64 * 0.99) as usize).min(t.len() - 1)],
                         t[t.len() - 1],
                         if page["next_cursor"].is_string() {
                             "+"

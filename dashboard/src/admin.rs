@@ -1,24 +1,26 @@
 //! Administration without a running server: tokens, users, account purge,
-//! label export. These open the database directly (SQLite allows this next
-//! to a running server) and are what `weightwatch token|user|purge|labels`
-//! and the demo call.
+//! label export. These open the database directly (a SQLite file or a
+//! PostgreSQL URL; both allow this next to running servers) and are what
+//! `weightwatch token|user|purge|labels` and the demo call.
 
 use crate::auth::{self, Scope};
 use crate::error::DashboardError;
 use crate::labels;
 use crate::state::now_micros;
-use crate::store::{
-    AuditEntry, AuditStore, EventStore, PurgeCounts, SqliteStore, TokenRow, TokenStore, UserStore,
-};
-use std::path::Path;
+use crate::store::{AuditEntry, Database, PurgeCounts, Store, TokenRow};
+use std::sync::Arc;
 
-fn open(db: &Path) -> Result<SqliteStore, DashboardError> {
-    Ok(SqliteStore::open(db, 1)?)
+fn open(db: impl Into<Database>) -> Result<Arc<dyn Store>, DashboardError> {
+    Ok(db.into().open(1)?)
 }
 
 /// Create a token with `scope` and label `name`; returns the secret, which
 /// is not stored (only its SHA-256 is) and cannot be shown again.
-pub fn create_token(db: &Path, scope: Scope, name: &str) -> Result<String, DashboardError> {
+pub fn create_token(
+    db: impl Into<Database>,
+    scope: Scope,
+    name: &str,
+) -> Result<String, DashboardError> {
     create_token_for(db, scope, name, &[])
 }
 
@@ -26,7 +28,7 @@ pub fn create_token(db: &Path, scope: Scope, name: &str) -> Result<String, Dashb
 /// any: events it submits must name one of them as `sensor_id` (the rest
 /// of the batch is rejected event by event).
 pub fn create_token_for(
-    db: &Path,
+    db: impl Into<Database>,
     scope: Scope,
     name: &str,
     sensors: &[String],
@@ -36,7 +38,7 @@ pub fn create_token_for(
 
 /// [`create_token_for`], refused after `expires` (Unix microseconds) when given.
 pub fn create_token_expiring(
-    db: &Path,
+    db: impl Into<Database>,
     scope: Scope,
     name: &str,
     sensors: &[String],
@@ -63,26 +65,29 @@ pub fn create_token_expiring(
 }
 
 /// Every token (never the secrets).
-pub fn list_tokens(db: &Path) -> Result<Vec<TokenRow>, DashboardError> {
+pub fn list_tokens(db: impl Into<Database>) -> Result<Vec<TokenRow>, DashboardError> {
     Ok(open(db)?.token_list()?)
 }
 
 /// Revoke a token; false when there was no live token with that id.
-pub fn revoke_token(db: &Path, id: i64) -> Result<bool, DashboardError> {
+pub fn revoke_token(db: impl Into<Database>, id: i64) -> Result<bool, DashboardError> {
     Ok(open(db)?.token_revoke(id, now_micros())?)
 }
 
 /// The analysts' verdicts on distillation alerts as a labels CSV for the
 /// analyzer (see [`crate::labels`]). The database must exist.
-pub fn export_labels(db: &Path) -> Result<String, DashboardError> {
-    if !db.exists() {
+pub fn export_labels(db: impl Into<Database>) -> Result<String, DashboardError> {
+    let db: Database = db.into();
+    if let Database::Sqlite(path) = &db
+        && !path.exists()
+    {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!("{}: no such database", db.display()),
+            format!("{}: no such database", path.display()),
         )
         .into());
     }
-    Ok(labels::export(&open(db)?)?)
+    Ok(labels::export(open(db)?.as_ref())?)
 }
 
 /// Read a password from the terminal without echoing it.
@@ -99,7 +104,7 @@ fn valid_user_name(name: &str) -> bool {
 }
 
 /// Add an analyst, or set a new password (which ends their sessions).
-pub fn add_user(db: &Path, name: &str, password: &str) -> Result<(), DashboardError> {
+pub fn add_user(db: impl Into<Database>, name: &str, password: &str) -> Result<(), DashboardError> {
     if !valid_user_name(name) {
         return Err(DashboardError::BadUserName(name.to_string()));
     }
@@ -111,11 +116,12 @@ pub fn add_user(db: &Path, name: &str, password: &str) -> Result<(), DashboardEr
 /// Add an analyst (or reset their password) with TOTP as a second factor:
 /// a new secret and new recovery codes, returned once to show the user.
 pub fn add_user_totp(
-    db: &Path,
+    db: impl Into<Database>,
     name: &str,
     password: &str,
 ) -> Result<crate::mfa::Enrollment, DashboardError> {
-    add_user(db, name, password)?;
+    let db: Database = db.into();
+    add_user(&db, name, password)?;
     let (secret, enrollment, hashes) = crate::mfa::enroll(name);
     open(db)?.user_set_mfa(name, Some(&secret), &hashes)?;
     Ok(enrollment)
@@ -124,7 +130,10 @@ pub fn add_user_totp(
 /// Delete an account's alerts and features, remove it from cluster member
 /// lists, and record the purge (by the account id's SHA-256, so the audit
 /// log does not keep the id) in the audit log.
-pub fn purge_account(db: &Path, account: &str) -> Result<PurgeCounts, DashboardError> {
+pub fn purge_account(
+    db: impl Into<Database>,
+    account: &str,
+) -> Result<PurgeCounts, DashboardError> {
     let store = open(db)?;
     let counts = store.purge_account(account)?;
     store.audit_append(&AuditEntry {

@@ -67,7 +67,7 @@ pub async fn ingest(
     let started = std::time::Instant::now();
     // The live messages are rendered here too: an alert's JSON can be as
     // large as the batch, and the async threads must stay free.
-    let live = st.subscribers() > 0;
+    let live = st.subscribers() > 0 || st.replicated();
     let (outcome, conflicts, messages) = if events.is_empty() {
         Default::default()
     } else {
@@ -106,12 +106,16 @@ pub async fn ingest(
         error: "conflict: this event_id is already stored with other content".into(),
     }));
     rejected.sort_by_key(|r| r.index);
-    for data in messages {
-        st.publish(LiveMsg {
-            kind: "alert",
-            data,
-        });
-    }
+    st.publish(
+        messages
+            .into_iter()
+            .map(|data| LiveMsg {
+                kind: "alert",
+                data,
+            })
+            .collect(),
+    )
+    .await;
     let status = if rejected.is_empty() {
         StatusCode::OK
     } else {
@@ -303,21 +307,35 @@ pub async fn account(
     })))
 }
 
-/// `GET /api/v1/sensors`: last seen and packet/drop counters.
+/// `GET /api/v1/sensors`: the fleet: every sensor and analyzer, last seen,
+/// counters (total and between its two newest stats reports), alerts per
+/// category, spool counters when reported, and whether it went silent.
 pub async fn sensors(State(st): State<Arc<AppState>>, _: Reader) -> Result<Json<Value>, ApiError> {
     let rows = st.db(|s| s.sensors()).await?;
+    let time = |t: i64| eve::Timestamp::from_unix_micros(t).to_string();
     let out: Vec<Value> = rows
         .into_iter()
         .map(|r| {
             let (packets, drops) = r.packets_and_drops();
+            let by_category: serde_json::Map<String, Value> = r
+                .alerts_by_category
+                .iter()
+                .map(|(c, n)| (c.clone(), json!(n)))
+                .collect();
             json!({
                 "sensor_id": r.sensor_id,
-                "last_event": eve::Timestamp::from_unix_micros(r.last_event_ts).to_string(),
-                "last_seen": eve::Timestamp::from_unix_micros(r.last_received).to_string(),
+                "last_event": time(r.last_event_ts),
+                "last_seen": time(r.last_received),
+                "stale": r.stale_since.is_some(),
+                "stale_since": r.stale_since.map(time),
                 "events": r.events,
                 "packets": packets,
                 "drops": drops,
+                "interval": r.interval(),
+                "alerts_by_category": by_category,
+                "spool": r.spool(),
                 "stats": r.stats,
+                "stats_time": r.stats_ts.map(time),
             })
         })
         .collect();

@@ -1,5 +1,6 @@
 //! The `[dashboard]` section of `weightwatch.toml`.
 
+use crate::store::Database;
 use serde::Deserialize;
 
 /// Dashboard settings (every key documented in `docs/dashboard.md` and the
@@ -7,6 +8,9 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DashboardConfig {
+    /// The database: a SQLite file path or a `postgres://user@host:port/db`
+    /// URL (`--db` overrides it; default `weightwatch.db`).
+    pub db: Option<String>,
     /// Alerts (and the flow, fileinfo and stats events) older than this many
     /// days are deleted by the retention job; 0 keeps everything.
     pub retention_days: u32,
@@ -46,7 +50,9 @@ pub struct DashboardConfig {
     pub secure_cookie: bool,
     /// Live-update messages buffered per subscriber before a slow one is cut off.
     pub stream_buffer: usize,
-    /// Read-only SQLite connections for queries (the writer is separate).
+    /// Pooled connections for queries: read-only SQLite connections (the
+    /// writer is separate), or PostgreSQL connections (one more listens for
+    /// live updates).
     pub read_connections: usize,
     /// Events dated more than this many seconds after the server's clock
     /// are rejected.
@@ -59,11 +65,16 @@ pub struct DashboardConfig {
     pub idle_timeout_secs: u64,
     /// Connections served at once; further clients wait in the listen queue.
     pub max_connections: usize,
+    /// A sensor (or analyzer) that sends nothing for this many seconds is
+    /// reported silent once (audit log, live stream, sensors page) until it
+    /// sends again; 0 turns the watch off.
+    pub stale_after_secs: u64,
 }
 
 impl Default for DashboardConfig {
     fn default() -> Self {
         DashboardConfig {
+            db: None,
             retention_days: 90,
             purge_interval_secs: 3600,
             max_body_bytes: 16 << 20,
@@ -86,6 +97,15 @@ impl Default for DashboardConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections: 512,
+            stale_after_secs: 600,
         }
+    }
+}
+
+impl DashboardConfig {
+    /// The database to use: `flag` (`--db`) when given, else `db` here,
+    /// else `weightwatch.db`.
+    pub fn database(&self, flag: Option<&str>) -> Database {
+        Database::parse(flag.or(self.db.as_deref()).unwrap_or("weightwatch.db"))
     }
 }

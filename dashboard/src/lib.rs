@@ -1,5 +1,6 @@
 //! The weightwatch dashboard: an axum server with an authenticated ingest API,
-//! a durable SQLite store and a triage web UI.
+//! a durable store (SQLite, or PostgreSQL shared by several servers) and a
+//! triage web UI.
 //!
 //! Embed it with [`Server::bind`] + [`Server::serve`] (async) or [`serve`]
 //! (blocking); administer it with [`admin`]. See `docs/dashboard.md`.

@@ -5,7 +5,7 @@ use crate::access::require_auth;
 use crate::config::DashboardConfig;
 use crate::error::{ApiError, DashboardError};
 use crate::state::{AppState, now_micros};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Database, Store};
 use crate::{api, exporter, stream, ui};
 use axum::Router;
 use axum::extract::State;
@@ -32,19 +32,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Open (create, migrate) the SQLite database at `db` and bind `listen`
-    /// (e.g. `127.0.0.1:8080`; port 0 picks a free port).
+    /// Open (create, migrate) the database `db` (a SQLite file path or a
+    /// PostgreSQL URL) and bind `listen` (e.g. `127.0.0.1:8080`; port 0
+    /// picks a free port).
     pub async fn bind(
         cfg: &DashboardConfig,
-        db: &Path,
+        db: impl Into<Database>,
         listen: &str,
     ) -> Result<Server, DashboardError> {
-        let db = db.to_path_buf();
+        let db: Database = db.into();
         let readers = cfg.read_connections;
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db, readers))
+        let store = tokio::task::spawn_blocking(move || db.open(readers))
             .await
             .map_err(std::io::Error::other)??;
-        Server::with_store(cfg, Arc::new(store), listen).await
+        Server::with_store(cfg, store, listen).await
     }
 
     /// Bind `listen` serving an already opened store.
@@ -107,7 +108,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DashboardError> {
         let state = self.state.clone();
+        // Joined here, not in `with_store`: the replica hook keeps a weak
+        // reference, which would stop `with_tls` from adjusting the state.
+        state.join_replicas().await?;
         let retention = tokio::spawn(retention_loop(state.clone()));
+        let fleet = tokio::spawn(fleet_loop(state.clone()));
         let app = router(state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "dashboard listening");
         let closer = state.clone();
@@ -121,6 +126,7 @@ impl Server {
         )
         .await;
         retention.abort();
+        fleet.abort();
         // Let running actions finish (bounded by their timeouts).
         let actions = state.actions.lock().ok().and_then(|mut g| g.take());
         if let Some(mut a) = actions {
@@ -133,8 +139,8 @@ impl Server {
 /// What [`serve`] serves, besides the dashboard's settings.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    /// The SQLite database.
-    pub db: std::path::PathBuf,
+    /// The database: a SQLite file or a PostgreSQL URL.
+    pub db: Database,
     /// Address to listen on.
     pub listen: String,
     /// Response actions offered on alerts.
@@ -212,6 +218,44 @@ async fn retention_loop(state: Arc<AppState>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, days, "retention: purged old events"),
             Err(e) => tracing::warn!(error = e.message, "retention purge failed"),
+        }
+    }
+}
+
+/// The stale-sensor watch: a sensor silent for `stale_after_secs` is
+/// reported once (audit line, log line, `sensor` live update), checked four times per
+/// interval (at most once a minute). With several servers on one database
+/// the store hands each silence to one of them.
+async fn fleet_loop(state: Arc<AppState>) {
+    let after = state.cfg.stale_after_secs;
+    if after == 0 {
+        return;
+    }
+    let period = std::time::Duration::from_secs((after / 4).clamp(1, 60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let now = now_micros();
+        let silent_since =
+            now.saturating_sub(i64::try_from(after).unwrap_or(i64::MAX / 2) * 1_000_000);
+        let quiet = match state.db(move |s| s.mark_stale(silent_since, now)).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = e.message, "stale-sensor watch failed");
+                continue;
+            }
+        };
+        for sensor in quiet {
+            // The store wrote the audit line with the mark.
+            tracing::warn!(sensor = %sensor, secs = after, "sensor silent");
+            state
+                .publish(vec![crate::state::LiveMsg {
+                    kind: "sensor",
+                    data: serde_json::json!({"sensor_id": sensor, "stale": true})
+                        .to_string()
+                        .into(),
+                }])
+                .await;
         }
     }
 }

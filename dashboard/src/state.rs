@@ -2,18 +2,19 @@
 //! stream subscribers, the rate limiters and sign-in limits, and the clock.
 
 use crate::config::DashboardConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, DashboardError};
 use crate::store::{ChartSpan, Overview, Store, StoreResult};
 use crate::throttle::LoginGuard;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// A live update for `/api/v1/stream` subscribers.
 #[derive(Clone, Debug)]
 pub struct LiveMsg {
-    /// SSE event name: `alert` or `status`.
+    /// SSE event name: `alert`, `status` or `sensor`.
     pub kind: &'static str,
     /// JSON payload.
     pub data: Arc<str>,
@@ -27,6 +28,9 @@ pub struct AppState {
     pub cfg: DashboardConfig,
     /// Live updates; `None` once shutting down (which ends every stream).
     live: Mutex<Option<broadcast::Sender<LiveMsg>>>,
+    /// Live updates go through the store to every server on the database
+    /// (PostgreSQL `LISTEN/NOTIFY`), and come back to this one from there.
+    replicated: AtomicBool,
     /// Ingest requests per token.
     pub ingest_limiter: DefaultKeyedRateLimiter<String>,
     /// Sign-in limits: failures per address, backoff per name and
@@ -60,6 +64,7 @@ impl AppState {
             store,
             cfg,
             live: Mutex::new(Some(tx)),
+            replicated: AtomicBool::new(false),
             overview: Mutex::new(None),
             actions: Mutex::new(None),
         }
@@ -82,8 +87,64 @@ impl AppState {
         Ok(o)
     }
 
-    /// Publish a live update (dropped when nobody listens).
-    pub fn publish(&self, msg: LiveMsg) {
+    /// Receive the live updates of every server on the database, when the
+    /// store shares them (PostgreSQL); otherwise updates stay local.
+    pub(crate) async fn join_replicas(self: &Arc<Self>) -> Result<(), DashboardError> {
+        let me = Arc::downgrade(self);
+        let deliver: crate::store::Deliver = Box::new(move |kind, data| {
+            let kind = match kind {
+                "alert" => "alert",
+                "status" => "status",
+                "sensor" => "sensor",
+                _ => return,
+            };
+            if let Some(st) = me.upgrade() {
+                st.send_local(LiveMsg {
+                    kind,
+                    data: data.into(),
+                });
+            }
+        });
+        let store = self.store.clone();
+        let shared = tokio::task::spawn_blocking(move || store.listen(deliver))
+            .await
+            .map_err(std::io::Error::other)??;
+        self.replicated.store(shared, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether live updates reach the other servers on the database
+    /// through the store (and so must be announced even when nobody
+    /// subscribes here).
+    pub fn replicated(&self) -> bool {
+        self.replicated.load(Ordering::Relaxed)
+    }
+
+    /// Publish live updates to the subscribers of every server on the
+    /// database (dropped when nobody listens).
+    pub async fn publish(self: &Arc<Self>, msgs: Vec<LiveMsg>) {
+        if msgs.is_empty() {
+            return;
+        }
+        if !self.replicated() {
+            for m in msgs {
+                self.send_local(m);
+            }
+            return;
+        }
+        let sent = self
+            .db(move |s| {
+                let updates: Vec<(&str, &str)> = msgs.iter().map(|m| (m.kind, &*m.data)).collect();
+                s.announce(&updates)
+            })
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = e.message, "live update not announced");
+        }
+    }
+
+    /// Hand a live update to this server's subscribers.
+    fn send_local(&self, msg: LiveMsg) {
         if let Ok(guard) = self.live.lock()
             && let Some(tx) = guard.as_ref()
         {

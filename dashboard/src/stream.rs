@@ -1,7 +1,8 @@
 //! `GET /api/v1/stream`: live updates as server-sent events.
 //!
 //! Events: `alert` (a newly stored alert, as the read API shows it),
-//! `status` (`{"id", "status"}` after a triage) and `lagged` (the client was
+//! `status` (`{"id", "status"}` after a triage), `sensor`
+//! (`{"sensor_id", "stale": true}` when a sensor goes silent) and `lagged` (the client was
 //! too slow and missed this many messages; it should reload).
 
 use crate::access::Reader;

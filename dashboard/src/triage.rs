@@ -32,11 +32,12 @@ pub async fn set_status(
         .await?
         .ok_or_else(ApiError::not_found)?;
     metrics::counter!(crate::exporter::TRIAGE, "status" => status.as_str()).increment(1);
-    st.publish(LiveMsg {
+    st.publish(vec![LiveMsg {
         kind: "status",
         data: json!({"id": id, "status": status.as_str()})
             .to_string()
             .into(),
-    });
+    }])
+    .await;
     Ok(updated)
 }

@@ -2,6 +2,7 @@
 //! alert's JSON (with the account id for an analyzer alert), the request and
 //! its outcome are audited, and only triage-capable principals may run one.
 
+use super::STORE;
 use crate::common::{TestServer, account_alert};
 use dashboard::Scope;
 use eve::actions::ActionConfig;
@@ -20,7 +21,7 @@ fn analyst_runs_a_command_on_an_account_alert() {
         out.display().to_string(),
         "{account_id}".into(),
     ]);
-    let srv = TestServer::with_actions(vec![record]);
+    let srv = TestServer::with_actions_on(STORE, vec![record]);
     let ingest = srv.token(Scope::Ingest);
     let triage = srv.token(Scope::Triage);
     let read = srv.token(Scope::Read);

@@ -1,6 +1,7 @@
 //! The JSON API over a real socket: ingest, idempotency, rejections, filters,
 //! pagination, auth scopes, triage, accounts, sensors, stream, metrics.
 
+use super::STORE;
 use crate::common::*;
 use dashboard::{DashboardConfig, Scope};
 use eve::AlertCategory;
@@ -10,7 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 
 #[test]
 fn ingest_stores_events_as_sent_with_flow_context() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let alert = sensor_alert(
@@ -61,7 +62,7 @@ fn ingest_stores_events_as_sent_with_flow_context() {
 
 #[test]
 fn retried_batches_store_nothing_twice() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let batch: Vec<Value> = (0..50)
@@ -114,7 +115,7 @@ fn retried_batches_store_nothing_twice() {
 
 #[test]
 fn mixed_batches_keep_the_valid_events_and_say_what_was_wrong() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let good1 = sensor_alert(
@@ -184,7 +185,7 @@ fn malformed_bodies_and_limits() {
         max_batch_events: 10,
         ..DashboardConfig::default()
     };
-    let s = TestServer::with_config(cfg);
+    let s = TestServer::with_config_on(STORE, cfg);
     let ingest = s.token(Scope::Ingest);
     for body in ["", "{not json", "{\"event_id\": \"x\"}", "42", "null"] {
         let r = s.post_json("/api/v1/events", Some(&ingest), body);
@@ -219,7 +220,7 @@ fn ingest_is_rate_limited_per_token() {
         ingest_burst: 2,
         ..DashboardConfig::default()
     };
-    let s = TestServer::with_config(cfg);
+    let s = TestServer::with_config_on(STORE, cfg);
     let ingest = s.token(Scope::Ingest);
     let statuses: Vec<Resp> = (0..20)
         .map(|_| s.post_json("/api/v1/events", Some(&ingest), "[]"))
@@ -290,7 +291,7 @@ fn expect(events: &[Value], pred: impl Fn(&Value) -> bool) -> BTreeSet<String> {
 
 #[test]
 fn filters_select_exactly_the_matching_alerts() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let read = s.token(Scope::Read);
     let events = seed_varied(&s);
     let secs = |e: &Value| eve::Timestamp::parse(e["timestamp"].as_str().unwrap()).unwrap();
@@ -376,7 +377,7 @@ fn urlenc(s: &str) -> String {
 
 #[test]
 fn cursor_pagination_visits_every_alert_once_newest_first() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     // 250 alerts, many sharing a timestamp, so the cursor must break ties.
@@ -461,7 +462,7 @@ const ROUTES: &[(&str, &str)] = &[
 
 #[test]
 fn every_route_denies_anonymous_and_bad_tokens() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     seed_varied(&s);
     for (method, path) in ROUTES {
         let r = request(method, &s.url(path), None, Some("[]"), &[]);
@@ -499,7 +500,7 @@ fn every_route_denies_anonymous_and_bad_tokens() {
 
 #[test]
 fn scopes_do_not_leak() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     seed_varied(&s);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
@@ -566,7 +567,7 @@ fn scopes_do_not_leak() {
 
 #[test]
 fn triage_is_audited_append_only() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     seed_varied(&s);
     let triage = s.token(Scope::Triage);
     let read = s.token(Scope::Read);
@@ -617,27 +618,16 @@ fn triage_is_audited_append_only() {
     assert!(audit[1]["actor"].as_str().unwrap().starts_with("token:"));
     let all = s.get("/api/v1/audit", Some(&read)).json();
     assert_eq!(all["audit"].as_array().unwrap().len(), 2);
-    // The table refuses edits even from inside the database.
-    let conn = rusqlite_free_check(&s);
-    assert!(conn, "audit rows cannot be deleted");
-}
-
-/// Deleting audit rows through SQLite itself fails (trigger).
-fn rusqlite_free_check(s: &TestServer) -> bool {
-    let out = std::process::Command::new("sqlite3")
-        .arg(&s.db)
-        .arg("DELETE FROM audit;")
-        .output();
-    match out {
-        // No sqlite3 CLI here: the trigger is covered by the store unit test.
-        Err(_) => true,
-        Ok(o) => !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("append-only"),
+    // The table refuses edits even from inside the database (a trigger).
+    for sql in ["DELETE FROM audit", "UPDATE audit SET detail = 'x'"] {
+        let refused = run_sql(&s.db, sql).expect_err("audit rows cannot change");
+        assert!(refused.contains("append-only"), "{refused}");
     }
 }
 
 #[test]
 fn accounts_sensors_and_metrics() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     s.ingest(
@@ -699,7 +689,7 @@ fn accounts_sensors_and_metrics() {
 
 #[test]
 fn security_headers_on_every_response() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let read = s.token(Scope::Read);
     for (path, tok) in [
         ("/healthz", None),
@@ -717,7 +707,7 @@ fn security_headers_on_every_response() {
 
 #[test]
 fn purge_account_removes_its_data() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     seed_varied(&s);
     let read = s.token(Scope::Read);
     let counts = dashboard::admin::purge_account(&s.db, "acct-42").unwrap();
@@ -736,7 +726,7 @@ fn purge_account_removes_its_data() {
 
 #[test]
 fn stream_delivers_new_alerts_live() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let mut sock = std::net::TcpStream::connect(s.addr).unwrap();

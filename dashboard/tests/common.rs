@@ -1,6 +1,8 @@
 //! A test server on a loopback socket, an HTTP client, and event builders
 //! that use the real event model.
 
+use crate::pg_cluster;
+use dashboard::store::Database;
 use dashboard::{DashboardConfig, Scope, Server};
 use eve::{
     Alert, AlertCategory, AlertEvent, Event, EventKind, FileInfo, FileState, FileinfoEvent,
@@ -9,42 +11,88 @@ use eve::{
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 
-/// A dashboard serving a fresh database in a temporary directory.
+/// Which store a test runs on (the store and API tests run on both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the tests' PostgreSQL cluster (`pg_cluster`).
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh, empty database of this kind (files go in `dir`).
+    pub fn fresh(self, dir: &Path) -> Database {
+        match self {
+            Backend::Sqlite => Database::Sqlite(dir.join("weightwatch.db")),
+            Backend::Postgres => Database::Postgres(pg_cluster::fresh_database()),
+        }
+    }
+}
+
+/// Run `sql` in database `db` directly (rusqlite or psql): `Err` with the
+/// database's message when it refuses.
+pub fn run_sql(db: &Database, sql: &str) -> Result<(), String> {
+    match db {
+        Database::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+            conn.execute_batch(sql).map_err(|e| e.to_string())
+        }
+        Database::Postgres(url) => {
+            let name = url.rsplit('/').next().unwrap();
+            pg_cluster::shared().psql(name, sql).map(|_| ())
+        }
+    }
+}
+
+/// A dashboard serving a fresh database.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub db: PathBuf,
+    pub db: Database,
     pub _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestServer {
+    /// On SQLite (tests of what no store changes).
     pub fn start() -> TestServer {
-        TestServer::with_config(DashboardConfig::default())
+        TestServer::start_on(Backend::Sqlite)
     }
 
+    /// On SQLite (tests of what no store changes).
     pub fn with_config(cfg: DashboardConfig) -> TestServer {
+        TestServer::with_config_on(Backend::Sqlite, cfg)
+    }
+
+    pub fn start_on(store: Backend) -> TestServer {
+        TestServer::with_config_on(store, DashboardConfig::default())
+    }
+
+    pub fn with_config_on(store: Backend, cfg: DashboardConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("weightwatch.db");
+        let db = store.fresh(dir.path());
         TestServer::on_db(cfg, db, dir)
     }
 
-    pub fn on_db(cfg: DashboardConfig, db: PathBuf, dir: tempfile::TempDir) -> TestServer {
+    pub fn on_db(cfg: DashboardConfig, db: Database, dir: tempfile::TempDir) -> TestServer {
         TestServer::launch(cfg, db, dir, Vec::new())
     }
 
-    /// A fresh server offering these response actions on alerts.
-    pub fn with_actions(actions: Vec<eve::actions::ActionConfig>) -> TestServer {
+    /// A fresh server on `store` offering these response actions on alerts.
+    pub fn with_actions_on(store: Backend, actions: Vec<eve::actions::ActionConfig>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("weightwatch.db");
+        let db = store.fresh(dir.path());
         TestServer::launch(DashboardConfig::default(), db, dir, actions)
     }
 
     fn launch(
         cfg: DashboardConfig,
-        db: PathBuf,
+        db: Database,
         dir: tempfile::TempDir,
         actions: Vec<eve::actions::ActionConfig>,
     ) -> TestServer {
@@ -156,12 +204,12 @@ impl TestServer {
 
 /// A stopped [`TestServer`]'s database.
 pub struct Stopped {
-    db: PathBuf,
+    db: Database,
     dir: tempfile::TempDir,
 }
 
 impl Stopped {
-    pub fn db_path(&self) -> &std::path::Path {
+    pub fn db(&self) -> &Database {
         &self.db
     }
 

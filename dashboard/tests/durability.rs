@@ -2,10 +2,16 @@
 //! in, restarted, and every acknowledged event must be stored exactly once.
 //!
 //! The server runs in a child process: this test binary re-executes itself
-//! with `--ignored --exact durability::child_server` and the database path in
-//! the environment (no extra binary needed).
+//! with `--ignored --exact …::durability::child_server` and the database in
+//! the environment (no extra binary needed). On PostgreSQL the test has a
+//! cluster of its own, and after each kill of the server PostgreSQL itself
+//! is stopped as a crash would stop it (`pg_ctl stop -m immediate`) and
+//! started again.
 
+use super::STORE;
 use crate::common::*;
+use crate::pg_cluster::Cluster;
+use dashboard::store::Database;
 use dashboard::{DashboardConfig, Scope, Server};
 use eve::AlertCategory;
 use serde_json::Value;
@@ -33,7 +39,7 @@ fn child_server() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let server = Server::bind(&cfg, Path::new(&db), "127.0.0.1:0")
+        let server = Server::bind(&cfg, Database::parse(&db), "127.0.0.1:0")
             .await
             .unwrap();
         let tmp = format!("{addr_file}.tmp");
@@ -55,16 +61,17 @@ impl Drop for Child9 {
     }
 }
 
-fn spawn_server(db: &Path, dir: &Path, round: usize) -> Child9 {
+/// This module's child server test, as `--exact` names it.
+fn child_test() -> String {
+    let module = module_path!().split_once("::").unwrap().1;
+    format!("{module}::child_server")
+}
+
+fn spawn_server(db: &str, dir: &Path, round: usize) -> Child9 {
     let addr_file: PathBuf = dir.join(format!("addr-{round}"));
     let mut srv = Child9 {
         child: Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "durability::child_server",
-                "--nocapture",
-            ])
+            .args(["--ignored", "--exact", &child_test(), "--nocapture"])
             .env(DB_ENV, db)
             .env(ADDR_ENV, &addr_file)
             .stdout(Stdio::null())
@@ -106,15 +113,22 @@ fn batch(round: usize, n: usize, size: usize) -> Vec<Value> {
 #[test]
 fn acknowledged_events_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("durable.db");
+    let (db, cluster) = match STORE {
+        Backend::Sqlite => (dir.path().join("durable.db").display().to_string(), None),
+        Backend::Postgres => {
+            let c = Cluster::start().unwrap();
+            (c.create_database(), Some(c))
+        }
+    };
+    let db = db.as_str();
     // Create the schema and tokens before the first server.
-    let ingest = dashboard::admin::create_token(&db, Scope::Ingest, "sensor").unwrap();
-    let read = dashboard::admin::create_token(&db, Scope::Read, "reader").unwrap();
+    let ingest = dashboard::admin::create_token(db, Scope::Ingest, "sensor").unwrap();
+    let read = dashboard::admin::create_token(db, Scope::Read, "reader").unwrap();
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let mut sent_total = 0usize;
     let mut unacked_retry: Option<Vec<Value>> = None;
     for round in 0..3 {
-        let mut srv = spawn_server(&db, dir.path(), round);
+        let mut srv = spawn_server(db, dir.path(), round);
         let url = format!("http://{}/api/v1/events", srv.addr);
         let stop = Arc::new(AtomicBool::new(false));
         let acked_batches = Arc::new(Mutex::new(0usize));
@@ -170,13 +184,16 @@ fn acknowledged_events_survive_kill_9() {
         }
         srv.child.kill().unwrap(); // SIGKILL
         srv.child.wait().unwrap();
+        if let Some(c) = &cluster {
+            c.crash_and_restart();
+        }
         stop.store(true, Ordering::Relaxed);
         let (retry, sent) = sender.join().unwrap();
         sent_total += sent;
         unacked_retry = retry;
     }
     // Restart once more, resend the last unacknowledged batch, and read everything back.
-    let mut srv = spawn_server(&db, dir.path(), 99);
+    let mut srv = spawn_server(db, dir.path(), 99);
     let url = format!("http://{}", srv.addr);
     if let Some(b) = unacked_retry {
         let r = request(

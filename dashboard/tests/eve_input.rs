@@ -1,6 +1,7 @@
 //! EVE as other writers send it: timestamps in Suricata's form and in RFC
 //! 3339.
 
+use super::STORE;
 use crate::common::*;
 use dashboard::Scope;
 use eve::AlertCategory;
@@ -9,7 +10,7 @@ use eve::AlertCategory;
 /// time filter takes every form too.
 #[test]
 fn every_timestamp_form_is_accepted() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let mut events = Vec::new();

@@ -1,7 +1,9 @@
 //! `/healthz` tells the truth about the store (issue 14, item 14), and the
 //! static assets come from the binary (item 15).
 
+use super::STORE;
 use crate::common::*;
+use dashboard::store::Database;
 use dashboard::{DashboardConfig, Scope};
 use serde_json::json;
 
@@ -43,13 +45,25 @@ impl Drop for ReadOnly {
 
 #[test]
 fn health_says_not_ok_when_the_database_cannot_be_written() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let r = s.get("/healthz", None);
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
     let stopped = s.stop();
-    let db = stopped.db_path().to_path_buf();
-    let _guard = ReadOnly::new(&db);
+    // SQLite: a file nobody may write; PostgreSQL: a database whose
+    // transactions are read-only.
+    let _guard = match stopped.db() {
+        Database::Sqlite(path) => Some(ReadOnly::new(path)),
+        Database::Postgres(url) => {
+            let name = url.rsplit('/').next().unwrap();
+            run_sql(
+                stopped.db(),
+                &format!("ALTER DATABASE {name} SET default_transaction_read_only = on"),
+            )
+            .unwrap();
+            None
+        }
+    };
     let s = stopped.start_again(DashboardConfig::default());
     let r = s.get("/healthz", None);
     assert_eq!(r.status, 503, "{}", r.body);
@@ -64,7 +78,7 @@ fn health_says_not_ok_when_the_database_cannot_be_written() {
 
 #[test]
 fn static_files_come_from_the_binary_not_the_checkout() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     assert_eq!(s.get("/static/app.js", None).status, 200);
     // A file planted in the source tree after the build is not served.
     let name = format!("planted-{}.js", std::process::id());

@@ -2,6 +2,7 @@
 //! counters that would overflow aggregates, sensors speaking for others,
 //! dates in the far future, resends with other content under the same id.
 
+use super::STORE;
 use crate::common::*;
 use dashboard::Scope;
 use serde_json::json;
@@ -10,7 +11,7 @@ use serde_json::json;
 
 #[test]
 fn bad_fields_are_rejected_by_name_and_the_good_events_kept() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let good = flow("good", 0, 1, "10.0.0.5", "203.0.113.9", 1000);
     let mut bad_ip = flow("bad-ip", 1, 2, "10.0.0.5", "203.0.113.9", 1000);
@@ -58,7 +59,7 @@ fn bad_fields_are_rejected_by_name_and_the_good_events_kept() {
 
 #[test]
 fn aggregates_of_the_largest_counters_do_not_overflow() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let most = i64::MAX as u64;
@@ -86,7 +87,7 @@ fn aggregates_of_the_largest_counters_do_not_overflow() {
 
 #[test]
 fn a_bound_token_speaks_only_for_its_sensors() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let bound =
         dashboard::admin::create_token_for(&s.db, Scope::Ingest, "dc1", &["sensor-a".to_string()])
             .unwrap();
@@ -122,7 +123,7 @@ fn a_bound_token_speaks_only_for_its_sensors() {
 
 #[test]
 fn events_from_the_far_future_are_rejected() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let now = chrono::Utc::now().timestamp();
@@ -157,7 +158,7 @@ fn events_from_the_far_future_are_rejected() {
 
 #[test]
 fn the_same_event_id_with_other_content_is_a_conflict() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let first = flow("f-1", 0, 1, "10.0.0.5", "203.0.113.9", 1000);

@@ -2,8 +2,10 @@
 //! ingested and triaged over HTTP, the CSV fetched over HTTP and through the
 //! function `weightwatch labels export` calls.
 
+use super::STORE;
 use crate::common::{self, TestServer, sensor_alert};
 use dashboard::Scope;
+use dashboard::store::Database;
 use eve::AlertCategory;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -24,7 +26,7 @@ fn cluster_alert(id: &str, secs: i64, cluster: &str, members: &[&str]) -> Value 
 
 #[test]
 fn triage_verdicts_export_as_labels_latest_wins() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let triage = s.token(Scope::Triage);
     let read = s.token(Scope::Read);
@@ -103,12 +105,20 @@ fn triage_verdicts_export_as_labels_latest_wins() {
 
 #[test]
 fn no_verdicts_is_a_header_and_a_missing_database_an_error() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let read = s.token(Scope::Read);
     let r = s.get("/api/v1/labels.csv", Some(&read));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "account_id,label,scenario\n");
-    let missing = s.db.with_file_name("missing.db");
-    assert!(dashboard::admin::export_labels(&missing).is_err());
-    assert!(!missing.exists(), "exporting must not create a database");
+    match &s.db {
+        Database::Sqlite(path) => {
+            let missing = path.with_file_name("missing.db");
+            assert!(dashboard::admin::export_labels(&missing).is_err());
+            assert!(!missing.exists(), "exporting must not create a database");
+        }
+        Database::Postgres(url) => {
+            let missing = format!("{url}_missing");
+            assert!(dashboard::admin::export_labels(missing.as_str()).is_err());
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! against the hashing budget, and guessing that must not lock the real
 //! user out from another address.
 
+use super::STORE;
 use crate::common::*;
 use dashboard::DashboardConfig;
 use std::net::SocketAddr;
@@ -58,7 +59,7 @@ fn password_hashing_is_bounded_and_excess_sign_ins_are_told_to_wait() {
         login_attempts_per_minute: 100,
         ..DashboardConfig::default()
     };
-    let s = TestServer::with_config(cfg);
+    let s = TestServer::with_config_on(STORE, cfg);
     dashboard::admin::add_user(&s.db, "ana", PASSWORD).unwrap();
     let start = std::sync::Barrier::new(8);
     let answers: Vec<(u16, String)> = std::thread::scope(|t| {
@@ -97,7 +98,7 @@ fn failed_sign_ins_from_one_address_do_not_lock_the_user_out_elsewhere() {
         login_attempts_per_minute: 5,
         ..DashboardConfig::default()
     };
-    let s = TestServer::with_config(cfg);
+    let s = TestServer::with_config_on(STORE, cfg);
     dashboard::admin::add_user(&s.db, "ana", PASSWORD).unwrap();
     // An attacker at 127.0.0.1 guesses ana's password until refused.
     let statuses: Vec<u16> = (0..8)

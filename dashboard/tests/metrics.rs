@@ -3,6 +3,7 @@
 //! OpenMetrics when asked for (checked by the reference parser of
 //! `prometheus_client`).
 
+use super::STORE;
 use crate::common::*;
 use dashboard::Scope;
 use std::io::Write;
@@ -62,7 +63,7 @@ fn pipe(program: &str, args: &[&str], input: &str) -> Option<(bool, String)> {
 
 #[test]
 fn prometheus_text_is_complete_from_the_start_and_lint_clean() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let read = s.token(Scope::Read);
     // Scraped before anything was ingested, triaged or signed in here.
     let m = s.get("/metrics", Some(&read));
@@ -101,7 +102,7 @@ fn prometheus_text_is_complete_from_the_start_and_lint_clean() {
 
 #[test]
 fn openmetrics_is_served_when_asked_for() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let read = s.token(Scope::Read);
     s.ingest(
         &s.token(Scope::Ingest),

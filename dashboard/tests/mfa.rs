@@ -2,6 +2,7 @@
 //! computed here from the enrolment's otpauth URI (RFC 6238 by hand),
 //! one-time recovery codes, `require_mfa`, and token expiry.
 
+use super::STORE;
 use crate::common::*;
 use dashboard::{DashboardConfig, Scope};
 use hmac::{Hmac, Mac};
@@ -65,7 +66,7 @@ fn sign_in(s: &TestServer, user: &str, code: &str) -> (u16, Option<String>) {
 
 #[test]
 fn totp_and_recovery_codes() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let e = dashboard::admin::add_user_totp(&s.db, "bob", PASSWORD).unwrap();
     assert!(
         e.uri.starts_with("otpauth://totp/weightwatch:bob?"),
@@ -139,7 +140,7 @@ fn require_mfa_refuses_password_only_users() {
         require_mfa: true,
         ..DashboardConfig::default()
     };
-    let s = TestServer::with_config(cfg);
+    let s = TestServer::with_config_on(STORE, cfg);
     dashboard::admin::add_user(&s.db, "carol", PASSWORD).unwrap();
     let (status, cookie) = sign_in(&s, "carol", "");
     assert_eq!(status, 403);
@@ -150,7 +151,7 @@ fn require_mfa_refuses_password_only_users() {
 
 #[test]
 fn expired_tokens_are_refused() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let now = chrono::Utc::now().timestamp_micros();
     let past =
         dashboard::admin::create_token_expiring(&s.db, Scope::Read, "old", &[], Some(now)).unwrap();
@@ -168,10 +169,9 @@ fn expired_tokens_are_refused() {
 
 #[test]
 fn idle_sessions_end() {
-    use dashboard::store::{SqliteStore, UserStore};
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     dashboard::admin::add_user(&s.db, "fay", PASSWORD).unwrap();
-    let store = SqliteStore::open(&s.db, 1).unwrap();
+    let store = s.db.open(1).unwrap();
     let now = chrono::Utc::now().timestamp_micros();
     let minute = 60_000_000;
     // Both sessions are within their 12 h lifetime; one was last used 31

@@ -6,6 +6,7 @@
 //! Skips, saying so, when Suricata is not installed (`scripts/setup.sh
 //! --tests` installs it from Debian's backports suite).
 
+use super::STORE;
 use crate::common::*;
 use dashboard::Scope;
 use serde_json::{Value, json};
@@ -128,7 +129,7 @@ fn suricatas_own_eve_is_stored_and_shown() {
                 && e.get("sensor_id").is_none())
     );
 
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let bound =
         dashboard::admin::create_token_for(&s.db, Scope::Ingest, "lab", &[SENSOR.into()]).unwrap();
     let read = s.token(Scope::Read);

@@ -1,6 +1,7 @@
 //! The web UI over a real socket: sign-in, sessions, CSRF, pages, and
 //! attacker-controlled strings rendered inert.
 
+use super::STORE;
 use crate::common::*;
 use dashboard::{DashboardConfig, Scope};
 use eve::AlertCategory;
@@ -53,7 +54,7 @@ fn post_form(s: &TestServer, path: &str, cookie: &str, body: &str) -> Resp {
 
 #[test]
 fn sign_in_then_browse_triage_and_sign_out() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     s.ingest(
         &ingest,
@@ -171,7 +172,7 @@ fn wrong_passwords_are_refused_and_rate_limited() {
         login_attempts_per_minute: 3,
         ..DashboardConfig::default()
     };
-    let s = TestServer::with_config(cfg);
+    let s = TestServer::with_config_on(STORE, cfg);
     dashboard::admin::add_user(&s.db, "bob", PASSWORD).unwrap();
     let try_login = |pw: &str| {
         request(
@@ -213,7 +214,7 @@ fn escaped(s: &str) -> String {
 
 #[test]
 fn attacker_strings_render_inert() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let mut alert = sensor_alert(
         "x-1",
@@ -288,7 +289,7 @@ fn attacker_strings_render_inert() {
 
 #[test]
 fn tokens_without_triage_see_no_form_and_ui_needs_read() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     s.ingest(
         &ingest,
@@ -322,7 +323,7 @@ fn tokens_without_triage_see_no_form_and_ui_needs_read() {
 
 #[test]
 fn static_assets_are_embedded() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let r = s.get("/static/app.js", None);
     assert_eq!(r.status, 200);
     assert!(
@@ -343,7 +344,7 @@ fn static_assets_are_embedded() {
 
 #[test]
 fn overview_chart_span_fits_old_data_is_chosen_and_older_alerts_are_counted() {
-    let s = TestServer::start();
+    let s = TestServer::start_on(STORE);
     let ingest = s.token(Scope::Ingest);
     let read = s.token(Scope::Read);
     let day = 86_400;

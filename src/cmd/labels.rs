@@ -13,9 +13,9 @@ pub enum LabelsCommand {
     /// (analyst_tp), false positives `benign` (analyst_fp); the latest
     /// triage of an account wins, untriaged alerts are left out.
     Export {
-        /// The dashboard's database.
-        #[arg(long, value_name = "FILE")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file or a `postgres://` URL.
+        #[arg(long, value_name = "PATH|URL")]
+        db: String,
         /// Write the CSV here instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -26,7 +26,7 @@ pub enum LabelsCommand {
 pub fn run(cmd: LabelsCommand, _config: Config) -> anyhow::Result<()> {
     match cmd {
         LabelsCommand::Export { db, out } => {
-            let csv = dashboard::admin::export_labels(&db)?;
+            let csv = dashboard::admin::export_labels(dashboard::store::Database::parse(&db))?;
             let rows = csv.lines().count().saturating_sub(1);
             match out {
                 Some(path) => {

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 /// Arguments of `weightwatch serve`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// SQLite database (created and migrated when missing).
-    #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-    pub db: PathBuf,
+    /// The dashboard's database: a SQLite file (created and migrated when
+    /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+    /// `[dashboard]`, else weightwatch.db].
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -29,13 +31,14 @@ pub struct Args {
 /// Run the dashboard server until Ctrl-C or SIGTERM.
 pub fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     config.dashboard.require_mfa |= args.require_mfa;
+    let db = config.dashboard.database(args.db.as_deref());
     let opts = dashboard::ServeOptions {
-        db: args.db.clone(),
+        db: db.clone(),
         listen: args.listen.clone(),
         actions: config.actions.clone(),
         action_spool_dir: config.sinks.spool_dir.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
     };
     dashboard::serve(&config.dashboard, &opts)
-        .with_context(|| format!("serving {} on {}", args.db.display(), args.listen))
+        .with_context(|| format!("serving {db} on {}", args.listen))
 }

@@ -1,7 +1,6 @@
 //! `weightwatch token`: API tokens for sensors, analyzers and scripts.
 
 use crate::config::Config;
-use std::path::PathBuf;
 
 /// `weightwatch token …`
 #[derive(clap::Subcommand, Debug)]
@@ -22,28 +21,34 @@ pub enum TokenCommand {
         /// The token stops working after this many days (default: never).
         #[arg(long, value_name = "DAYS")]
         expires_days: Option<u32>,
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
     /// List tokens (label, scope, created; never the secret).
     List {
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
     /// Revoke a token by its id.
     Revoke {
         /// Token id as shown by `token list`.
         id: i64,
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
 }
 
 /// Run a token subcommand.
-pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
+pub fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create {
             scope,
@@ -60,8 +65,13 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
                     .map_or(0, |t| t.as_micros() as i64)
                     + i64::from(d) * 86_400_000_000
             });
-            let secret =
-                dashboard::admin::create_token_expiring(&db, scope, &name, &sensors, expires)?;
+            let secret = dashboard::admin::create_token_expiring(
+                config.dashboard.database(db.as_deref()),
+                scope,
+                &name,
+                &sensors,
+                expires,
+            )?;
             if sensors.is_empty() {
                 eprintln!("created {scope} token {name:?}; it is shown only this once:");
             } else {
@@ -77,7 +87,7 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
                 "{:>4}  {:<7}  {:<27}  {:<8}  name",
                 "id", "scope", "created", "state"
             );
-            for t in dashboard::admin::list_tokens(&db)? {
+            for t in dashboard::admin::list_tokens(config.dashboard.database(db.as_deref()))? {
                 let created = eve::Timestamp::from_unix_micros(t.created).to_string();
                 let bound = match &t.sensors {
                     Some(s) => format!("  (sensors: {})", s.join(", ")),
@@ -98,7 +108,7 @@ pub fn run(cmd: TokenCommand, _config: Config) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id, db } => {
-            if !dashboard::admin::revoke_token(&db, id)? {
+            if !dashboard::admin::revoke_token(config.dashboard.database(db.as_deref()), id)? {
                 anyhow::bail!("no live token with id {id}");
             }
             eprintln!("token {id} revoked");

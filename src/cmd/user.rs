@@ -1,7 +1,6 @@
 //! `weightwatch user`: analyst logins.
 
 use crate::config::Config;
-use std::path::PathBuf;
 
 /// `weightwatch user …`
 #[derive(clap::Subcommand, Debug)]
@@ -11,20 +10,22 @@ pub enum UserCommand {
     Add {
         /// Login name.
         name: String,
-        /// The dashboard's database.
-        #[arg(long, value_name = "PATH", default_value = "weightwatch.db")]
-        db: PathBuf,
         /// Also enrol a TOTP second factor (RFC 6238: SHA-1, 6 digits,
         /// 30 s): prints an otpauth:// URI for an authenticator app and
         /// one-time recovery codes, shown only this once. Sign-in then
         /// needs a code. Re-running replaces both.
         #[arg(long)]
         totp: bool,
+        /// The dashboard's database: a SQLite file (created and migrated when
+        /// missing) or a `postgres://user@host:port/db` URL [default: `db` in
+        /// `[dashboard]`, else weightwatch.db].
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
     },
 }
 
 /// Run a user subcommand.
-pub fn run(cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
+pub fn run(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add { name, db, totp } => {
             let password = match std::env::var("WEIGHTWATCH_PASSWORD") {
@@ -38,6 +39,7 @@ pub fn run(cmd: UserCommand, _config: Config) -> anyhow::Result<()> {
                     p
                 }
             };
+            let db = config.dashboard.database(db.as_deref());
             if totp {
                 let e = dashboard::admin::add_user_totp(&db, &name, &password)?;
                 eprintln!(

@@ -171,6 +171,23 @@ ALTER TABLE users ADD COLUMN recovery TEXT;
 ALTER TABLE sessions ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tokens ADD COLUMN expires INTEGER;
 "#,
+    // 6: the fleet view: each sensor's previous stats report (counters per
+    // interval), when it was found silent (the stale-sensor alert), and its
+    // alerts per category (counted at ingest).
+    r#"
+ALTER TABLE sensors ADD COLUMN prev_stats TEXT;
+ALTER TABLE sensors ADD COLUMN prev_stats_ts INTEGER;
+ALTER TABLE sensors ADD COLUMN stale_since INTEGER;
+CREATE TABLE sensor_categories (
+    sensor_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    alerts INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, category)
+);
+INSERT INTO sensor_categories (sensor_id, category, alerts)
+    SELECT sensor_id, category, count(*) FROM alerts
+    WHERE sensor_id IS NOT NULL GROUP BY sensor_id, category;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -11,6 +11,15 @@ pub enum StoreError {
     /// The database said no.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no (or could not be reached).
+    #[error("postgresql: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("postgresql connection pool: {0}")]
+    Pool(String),
+    /// The PostgreSQL store's runtime could not start.
+    #[error("starting the postgresql driver: {0}")]
+    Runtime(std::io::Error),
     /// A stored JSON document did not parse (corruption or a foreign writer).
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -186,6 +195,14 @@ pub fn search_text(e: &eve::Event, a: &eve::AlertEvent) -> String {
     parts.extend(a.cluster_id.clone());
     parts.extend(a.members.iter().flatten().cloned());
     parts.join("\n").to_lowercase()
+}
+
+/// The audit line of a sensor found silent since `silent_since` at `now`.
+pub(crate) fn stale_detail(sensor: &str, silent_since: i64, now: i64) -> String {
+    format!(
+        "{sensor}: nothing received for {} s",
+        now.saturating_sub(silent_since) / 1_000_000
+    )
 }
 
 /// What one ingest batch did.
@@ -448,30 +465,77 @@ pub struct SensorRow {
     pub events: i64,
     /// Its newest `stats` counters (the `stats` object), if any.
     pub stats: Option<serde_json::Value>,
+    /// Event time of those counters (Unix microseconds).
+    pub stats_ts: Option<i64>,
+    /// The counters of the report before (for counts per interval).
+    pub prev_stats: Option<serde_json::Value>,
+    /// Event time of the report before.
+    pub prev_stats_ts: Option<i64>,
+    /// When the fleet watch found it silent (the stale-sensor alert);
+    /// `None` while it reports, cleared by its next event.
+    pub stale_since: Option<i64>,
+    /// Alerts received from it per category, most first.
+    pub alerts_by_category: Vec<(String, i64)>,
+}
+
+/// What a sensor counted between its two newest `stats` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Interval {
+    /// Seconds between the reports (event time).
+    pub secs: u64,
+    /// Packets captured in between.
+    pub packets: u64,
+    /// Packets dropped in between.
+    pub drops: u64,
+}
+
+/// Packets captured and dropped (kernel and queue drops) in a `stats`
+/// object (0 when not reported). A Suricata sensor's packets are its
+/// `capture.kernel_packets` (live) or `decoder.pkts` (a replayed file).
+fn packets_and_drops_of(stats: Option<&serde_json::Value>) -> (u64, u64) {
+    let get = |section: &str, k: &str| {
+        stats
+            .and_then(|s| s.get(section))
+            .and_then(|c| c.get(k))
+            .and_then(serde_json::Value::as_u64)
+    };
+    let packets = get("capture", "packets")
+        .or_else(|| get("capture", "kernel_packets"))
+        .or_else(|| get("decoder", "pkts"))
+        .unwrap_or(0);
+    let drop = |k: &str| get("capture", k).unwrap_or(0);
+    (
+        packets,
+        drop("kernel_drops").saturating_add(drop("queue_drops")),
+    )
 }
 
 impl SensorRow {
-    /// Packets captured and packets dropped (kernel and queue drops), from
-    /// its newest `stats` counters (0 when not reported). A Suricata
-    /// sensor's packets are its `capture.kernel_packets` (live) or
-    /// `decoder.pkts` (a replayed file).
+    /// Packets captured and packets dropped, from its newest `stats`
+    /// counters (0 when not reported).
     pub fn packets_and_drops(&self) -> (u64, u64) {
-        let get = |section: &str, k: &str| {
-            self.stats
-                .as_ref()
-                .and_then(|s| s.get(section))
-                .and_then(|c| c.get(k))
-                .and_then(serde_json::Value::as_u64)
-        };
-        let packets = get("capture", "packets")
-            .or_else(|| get("capture", "kernel_packets"))
-            .or_else(|| get("decoder", "pkts"))
-            .unwrap_or(0);
-        let drop = |k: &str| get("capture", k).unwrap_or(0);
-        (
-            packets,
-            drop("kernel_drops").saturating_add(drop("queue_drops")),
-        )
+        packets_and_drops_of(self.stats.as_ref())
+    }
+
+    /// Packets and drops between its two newest `stats` reports; `None`
+    /// before the second report, or when the counters went down (the
+    /// sensor restarted: its counters begin again at 0).
+    pub fn interval(&self) -> Option<Interval> {
+        let (ts, prev_ts) = (self.stats_ts?, self.prev_stats_ts?);
+        let (p1, d1) = packets_and_drops_of(self.stats.as_ref());
+        let (p0, d0) = packets_and_drops_of(self.prev_stats.as_ref());
+        Some(Interval {
+            secs: u64::try_from(ts.checked_sub(prev_ts)?).ok()? / 1_000_000,
+            packets: p1.checked_sub(p0)?,
+            drops: d1.checked_sub(d0)?,
+        })
+    }
+
+    /// The spool counters it reports (its `stats.spool` section: events
+    /// waiting to be acknowledged, the age of the oldest in seconds, bytes
+    /// on disk), if it reports them.
+    pub fn spool(&self) -> Option<&serde_json::Value> {
+        self.stats.as_ref()?.get("spool")
     }
 }
 

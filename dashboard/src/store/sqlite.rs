@@ -511,13 +511,23 @@ impl EventStore for SqliteStore {
                          ON CONFLICT(sensor_id) DO UPDATE SET
                            last_event_ts = max(last_event_ts, excluded.last_event_ts),
                            last_received = max(last_received, excluded.last_received),
-                           events = events + 1",
+                           events = events + 1,
+                           stale_since = NULL",
                     )?
                     .execute(params![sensor, ts, received])?;
                 }
                 match &ne.index {
                     Indexed::Alert(a) => {
                         insert_alert(tx, id, ts, &ne.sensor_id, a)?;
+                        if let Some(sensor) = &ne.sensor_id {
+                            tx.prepare_cached(
+                                "INSERT INTO sensor_categories (sensor_id, category, alerts)
+                                 VALUES (?1, ?2, 1)
+                                 ON CONFLICT(sensor_id, category) DO UPDATE SET
+                                   alerts = alerts + 1",
+                            )?
+                            .execute(params![sensor, a.category])?;
+                        }
                         out.new_alerts.push(StoredAlert {
                             id,
                             status: Status::New.as_str().to_string(),
@@ -543,7 +553,12 @@ impl EventStore for SqliteStore {
                     Indexed::Stats(stats) => {
                         if let Some(sensor) = &ne.sensor_id {
                             tx.prepare_cached(
-                                "UPDATE sensors SET stats = ?2, stats_ts = ?3
+                                "UPDATE sensors SET
+                                   prev_stats = CASE WHEN stats_ts < ?3 THEN stats
+                                                     ELSE prev_stats END,
+                                   prev_stats_ts = CASE WHEN stats_ts < ?3 THEN stats_ts
+                                                        ELSE prev_stats_ts END,
+                                   stats = ?2, stats_ts = ?3
                                  WHERE sensor_id = ?1 AND (stats_ts IS NULL OR stats_ts <= ?3)",
                             )?
                             .execute(params![sensor, stats, ts])?;
@@ -934,35 +949,64 @@ impl AccountStore for SqliteStore {
 impl SummaryStore for SqliteStore {
     fn sensors(&self) -> StoreResult<Vec<SensorRow>> {
         self.read(|c| {
+            let mut by_category: std::collections::HashMap<String, Vec<(String, i64)>> =
+                std::collections::HashMap::new();
             let mut stmt = c.prepare_cached(
-                "SELECT sensor_id, last_event_ts, last_received, events, stats FROM sensors
-                 ORDER BY sensor_id",
+                "SELECT sensor_id, category, alerts FROM sensor_categories
+                 ORDER BY sensor_id, alerts DESC, category",
             )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })?;
+            for r in stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })? {
+                let (sensor, category, n) = r?;
+                by_category.entry(sensor).or_default().push((category, n));
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT sensor_id, last_event_ts, last_received, events, stats, stats_ts,
+                        prev_stats, prev_stats_ts, stale_since
+                 FROM sensors ORDER BY sensor_id",
+            )?;
+            let mut rows = stmt.query([])?;
             let mut out = Vec::new();
-            for r in rows {
-                let (sensor_id, last_event_ts, last_received, events, stats) = r?;
-                let stats = match stats {
-                    Some(s) => Some(serde_json::from_str(&s)?),
-                    None => None,
-                };
+            let json = |t: Option<String>| -> StoreResult<Option<serde_json::Value>> {
+                Ok(t.map(|t| serde_json::from_str(&t)).transpose()?)
+            };
+            while let Some(r) = rows.next()? {
+                let sensor_id: String = r.get(0)?;
                 out.push(SensorRow {
+                    alerts_by_category: by_category.remove(&sensor_id).unwrap_or_default(),
                     sensor_id,
-                    last_event_ts,
-                    last_received,
-                    events,
-                    stats,
+                    last_event_ts: r.get(1)?,
+                    last_received: r.get(2)?,
+                    events: r.get(3)?,
+                    stats: json(r.get(4)?)?,
+                    stats_ts: r.get(5)?,
+                    prev_stats: json(r.get(6)?)?,
+                    prev_stats_ts: r.get(7)?,
+                    stale_since: r.get(8)?,
                 });
             }
             Ok(out)
+        })
+    }
+
+    fn mark_stale(&self, silent_since: i64, now: i64) -> StoreResult<Vec<String>> {
+        self.write(|tx| {
+            let quiet = tx
+                .prepare_cached(
+                    "UPDATE sensors SET stale_since = ?2
+                     WHERE stale_since IS NULL AND last_received < ?1 RETURNING sensor_id",
+                )?
+                .query_map(params![silent_since, now], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            for sensor in &quiet {
+                tx.execute(
+                    "INSERT INTO audit (ts, actor, action, alert_id, detail)
+                     VALUES (?1, 'system', 'sensor_stale', NULL, ?2)",
+                    params![now, stale_detail(sensor, silent_since, now)],
+                )?;
+            }
+            Ok(quiet)
         })
     }
 
@@ -1148,6 +1192,17 @@ impl TokenStore for SqliteStore {
                 params![id, now],
             )? > 0)
         })
+    }
+}
+
+/// A SQLite file is served by one process: it delivers its own updates.
+impl LiveStore for SqliteStore {
+    fn listen(&self, _deliver: Deliver) -> StoreResult<bool> {
+        Ok(false)
+    }
+
+    fn announce(&self, _updates: &[(&str, &str)]) -> StoreResult<()> {
+        Ok(())
     }
 }
 

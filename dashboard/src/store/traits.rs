@@ -65,6 +65,13 @@ pub trait AccountStore {
 pub trait SummaryStore {
     /// Every sensor.
     fn sensors(&self) -> StoreResult<Vec<SensorRow>>;
+    /// Mark the sensors that have sent nothing since `silent_since` (Unix
+    /// microseconds) and are not marked yet as stale since `now`; returns
+    /// their ids, and append a `sensor_stale` audit line (actor `system`)
+    /// for each in the same transaction. Each silence is returned once (by
+    /// one call, whichever server makes it); a sensor's next event clears
+    /// the mark.
+    fn mark_stale(&self, silent_since: i64, now: i64) -> StoreResult<Vec<String>>;
     /// Aggregates for the overview page, the chart spanning `span`.
     fn overview(&self, span: ChartSpan) -> StoreResult<Overview>;
     /// Counters for metrics.
@@ -127,6 +134,21 @@ pub trait UserStore {
     fn user_use_recovery(&self, name: &str, hash: &str) -> StoreResult<bool>;
 }
 
+/// Where a store hands live updates it receives: `(kind, data)`.
+pub type Deliver = Box<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Live updates shared by every server on one database (replicas).
+pub trait LiveStore {
+    /// Start delivering the updates every server on this database
+    /// announces (this one included) to `deliver`, and return true; false
+    /// when the store has no such channel (a SQLite file is served by one
+    /// process, which delivers its updates itself).
+    fn listen(&self, deliver: Deliver) -> StoreResult<bool>;
+    /// Announce `(kind, data)` updates to every listening server, in order.
+    /// Only called when [`LiveStore::listen`] returned true.
+    fn announce(&self, updates: &[(&str, &str)]) -> StoreResult<()>;
+}
+
 /// The dashboard's storage: every domain, shareable across threads.
 pub trait Store:
     EventStore
@@ -136,6 +158,7 @@ pub trait Store:
     + SummaryStore
     + TokenStore
     + UserStore
+    + LiveStore
     + Send
     + Sync
     + 'static
@@ -150,6 +173,7 @@ impl<T> Store for T where
         + SummaryStore
         + TokenStore
         + UserStore
+        + LiveStore
         + Send
         + Sync
         + 'static

@@ -3,6 +3,7 @@
 //! strict CSP holds), sign-in and CSRF-checked forms.
 
 mod assets;
+mod fleet;
 pub mod format;
 pub mod pages;
 mod render;
@@ -28,5 +29,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/accounts", get(pages::accounts))
         .route("/accounts/{id}", get(pages::account))
         .route("/audit", get(pages::audit))
+        .route("/sensors", get(fleet::sensors))
         .route("/logout", post(logout))
 }

@@ -31,7 +31,7 @@ pub struct Chrome {
     pub nav: &'static str,
 }
 
-fn chrome(p: &Principal, title: impl Into<String>, nav: &'static str) -> Chrome {
+pub(crate) fn chrome(p: &Principal, title: impl Into<String>, nav: &'static str) -> Chrome {
     let (user, csrf) = match p {
         Principal::User { name, csrf, .. } => (name.clone(), csrf.clone()),
         Principal::Token { .. } => (p.actor(), String::new()),

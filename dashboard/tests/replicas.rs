@@ -1,0 +1,267 @@
+//! Replicas: several `serve` processes on one PostgreSQL database behave as
+//! one dashboard. Ingest through one, read, search and triage through the
+//! other; the live stream reaches subscribers of every replica
+//! (`LISTEN/NOTIFY`); retention runs on one replica at a time (advisory
+//! lock); concurrent resends of the same events store each once.
+
+use crate::common::*;
+use crate::pg_cluster;
+use dashboard::store::{Database, EventStore, NewEvent, PgStore};
+use dashboard::{DashboardConfig, Scope};
+use eve::AlertCategory;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Lines, Write};
+use std::net::TcpStream;
+
+/// Two servers on one fresh database.
+fn two_replicas(cfg: DashboardConfig) -> (TestServer, TestServer) {
+    let db = Database::Postgres(pg_cluster::fresh_database());
+    let a = TestServer::on_db(cfg.clone(), db.clone(), tempfile::tempdir().unwrap());
+    let b = TestServer::on_db(cfg, db, tempfile::tempdir().unwrap());
+    (a, b)
+}
+
+/// A live-stream subscription over a raw socket.
+struct Stream(Lines<BufReader<TcpStream>>);
+
+impl Stream {
+    fn open(s: &TestServer, token: &str) -> Stream {
+        let mut sock = TcpStream::connect(s.addr).unwrap();
+        // Bounded, so a lost update fails the test instead of hanging it.
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            sock,
+            "GET /api/v1/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Accept: text/event-stream\r\n\r\n",
+            s.addr
+        )
+        .unwrap();
+        let mut lines = BufReader::new(sock).lines();
+        let status = lines.next().unwrap().unwrap();
+        assert!(status.contains("200"), "{status}");
+        // Headers end with an empty line; the subscription is live by then.
+        for l in lines.by_ref() {
+            if l.unwrap().is_empty() {
+                break;
+            }
+        }
+        Stream(lines)
+    }
+
+    /// The next update: (event name, data as JSON).
+    fn next(&mut self) -> (String, Value) {
+        let mut kind = None;
+        for l in self.0.by_ref() {
+            let l = l.expect("the stream delivers before its read timeout");
+            if let Some(k) = l.strip_prefix("event: ") {
+                kind = Some(k.to_string());
+            } else if let (Some(k), Some(d)) = (&kind, l.strip_prefix("data: ")) {
+                return (k.clone(), serde_json::from_str(d).unwrap());
+            }
+        }
+        panic!("the stream ended");
+    }
+}
+
+fn alert(id: &str, secs: i64, sni: &str) -> Value {
+    sensor_alert(
+        id,
+        secs,
+        AlertCategory::WeightsFormat,
+        1,
+        secs as u64,
+        "10.0.0.7",
+        "203.0.113.7",
+        sni,
+    )
+}
+
+#[test]
+fn ingest_on_one_replica_is_read_searched_triaged_and_streamed_on_the_other() {
+    let (a, b) = two_replicas(DashboardConfig::default());
+    let ingest = a.token(Scope::Ingest);
+    let read = a.token(Scope::Read);
+    let triage = b.token(Scope::Triage);
+    let mut on_a = Stream::open(&a, &read);
+    let mut on_b = Stream::open(&b, &read);
+
+    // Through A, seen live on B (and A), then read and searched on B.
+    a.ingest(&ingest, &[alert("r-1", 1, "weights.replica-test.example")]);
+    for stream in [&mut on_b, &mut on_a] {
+        let (kind, data) = stream.next();
+        assert_eq!(kind, "alert");
+        assert_eq!(data["event_id"], "r-1");
+        assert_eq!(data["status"], "new");
+    }
+    let found = b.all_alerts(&read, "q=REPLICA-TEST");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["event_id"], "r-1");
+    let id = found[0]["id"].as_i64().unwrap();
+
+    // Triage on B: A's subscribers see the new status, A reads it.
+    let r = b.post_json(
+        &format!("/api/v1/alerts/{id}/triage"),
+        Some(&triage),
+        &json!({"status": "investigating", "note": "from replica b"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for stream in [&mut on_a, &mut on_b] {
+        let (kind, data) = stream.next();
+        assert_eq!(kind, "status");
+        assert_eq!(data, json!({"id": id, "status": "investigating"}));
+    }
+    let detail = a.get(&format!("/api/v1/alerts/{id}"), Some(&read)).json();
+    assert_eq!(detail["alert"]["status"], "investigating", "{detail}");
+
+    // An update larger than a NOTIFY payload (8000 bytes) still arrives whole.
+    let mut big = alert("r-big", 2, "big.example");
+    big["alert"]["signature"] = json!(format!("weights upload {}", "x".repeat(20_000)));
+    a.ingest(&ingest, &[big.clone()]);
+    let (kind, data) = on_b.next();
+    assert_eq!(kind, "alert");
+    assert_eq!(strip_store_fields(data), big);
+}
+
+#[test]
+fn concurrent_resends_on_two_replicas_store_each_event_once() {
+    let cfg = DashboardConfig {
+        ingest_requests_per_second: 10_000,
+        ingest_burst: 10_000,
+        ..DashboardConfig::default()
+    };
+    let (a, b) = two_replicas(cfg);
+    let ingest = a.token(Scope::Ingest);
+    let read = a.token(Scope::Read);
+    // The same 20 batches sent to both replicas at once, one replica in
+    // reverse order (the rows of one batch are locked in opposite orders).
+    let batches: Vec<Vec<Value>> = (0..20)
+        .map(|n| {
+            (0..50)
+                .map(|i| alert(&format!("c-{n}-{i}"), n * 50 + i, "c.example"))
+                .collect()
+        })
+        .collect();
+    let send = |s: &TestServer, reverse: bool| {
+        let mut accepted = 0;
+        for batch in &batches {
+            let mut batch = batch.clone();
+            if reverse {
+                batch.reverse();
+            }
+            let (acc, dup) = s.ingest(&ingest, &batch);
+            assert_eq!(acc + dup, batch.len() as u64);
+            accepted += acc;
+        }
+        accepted
+    };
+    let accepted = std::thread::scope(|scope| {
+        let (ra, rb, send) = (&a, &b, &send);
+        let ta = scope.spawn(move || send(ra, false));
+        let tb = scope.spawn(move || send(rb, true));
+        ta.join().unwrap() + tb.join().unwrap()
+    });
+    assert_eq!(
+        accepted,
+        20 * 50,
+        "each event accepted by exactly one replica"
+    );
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for s in [&a, &b] {
+        counts.clear();
+        for v in s.all_alerts(&read, "") {
+            *counts
+                .entry(v["event_id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        assert_eq!(counts.len(), 20 * 50);
+        assert!(counts.values().all(|&n| n == 1), "stored twice");
+    }
+    let sensors = b.get("/api/v1/sensors", Some(&read)).json();
+    assert_eq!(sensors["sensors"][0]["events"], 20 * 50, "{sensors}");
+}
+
+#[test]
+fn retention_runs_on_one_replica_at_a_time() {
+    let url = pg_cluster::fresh_database();
+    let store = PgStore::connect(&url, 1).unwrap();
+    let events: Vec<NewEvent> = (0..30)
+        .map(|i| {
+            let v = alert(&format!("old-{i}"), i, "old.example");
+            let e: eve::Event = serde_json::from_value(v.clone()).unwrap();
+            NewEvent::from_eve(&e, v.to_string())
+        })
+        .collect();
+    store.ingest(&events, 1_000).unwrap();
+    // Another replica is purging: it holds the retention lock.
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let holder = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {} -X -q -h 127.0.0.1 -U postgres -p {} -d {name} \
+             -c 'SELECT pg_advisory_lock({})' -c 'SELECT pg_sleep(600)'",
+            pg_cluster::shared().bin_path("psql").display(),
+            pg_cluster::shared().port(),
+            dashboard::store::postgres::PURGE_LOCK,
+        ))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut holder = Kill(holder);
+    // Wait until the lock is held (bounded: fails instead of hanging).
+    let held = |s: &str| {
+        pg_cluster::shared()
+            .psql(
+                &name,
+                &format!(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {s}"
+                ),
+            )
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let lock = dashboard::store::postgres::PURGE_LOCK;
+    let low = (lock & 0xffff_ffff).to_string();
+    for _ in 0..600 {
+        if held(&low) == "1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(held(&low), "1", "the other replica holds the lock");
+    assert_eq!(
+        store.purge_before(2_000).unwrap(),
+        0,
+        "it leaves the purge to the holder"
+    );
+    // The holder is gone (its session ends, and with it the lock): purging resumes.
+    pg_cluster::shared()
+        .psql(
+            &name,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks \
+                 WHERE locktype = 'advisory' AND objid = {low}"
+            ),
+        )
+        .unwrap();
+    let _ = holder.0.kill();
+    let _ = holder.0.wait();
+    let mut purged = 0;
+    for _ in 0..600 {
+        purged = store.purge_before(2_000).unwrap();
+        if purged > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(purged, 30);
+}
