@@ -48,6 +48,21 @@ pub fn float(f: f64) -> String {
     }
 }
 
+/// A probability-like score as log-odds, `ln(p / (1 - p))`, one decimal:
+/// the analyzer's scores of strong cases all print as 1.0000, while their
+/// log-odds (12.3, 19.8, …) still rank and compare them. Empty outside
+/// (0, 1]; a score that rounded to exactly 1 is "> 36" (the largest
+/// log-odds an f64 probability below 1 can hold).
+pub fn log_odds(p: f64) -> String {
+    if !(p > 0.0 && p <= 1.0) {
+        return String::new();
+    }
+    if p >= 1.0 {
+        return "> 36".into();
+    }
+    format!("{:.1}", (p / (1.0 - p)).ln())
+}
+
 /// Unix microseconds → `2026-11-21 10:00:00 UTC`.
 pub fn time(micros: i64) -> String {
     eve::Timestamp::from_unix_micros(micros)
@@ -620,6 +635,17 @@ fn array_series(k: &str, arr: &[Value]) -> Option<(String, Vec<(String, f64)>)> 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn log_odds_separates_scores_that_print_alike() {
+        assert_eq!(log_odds(0.5), "0.0");
+        assert_eq!(log_odds(0.999_99), "11.5");
+        assert_eq!(log_odds(0.999_999_9), "16.1");
+        assert_eq!(log_odds(1.0), "> 36");
+        assert_eq!(log_odds(0.0), "");
+        assert_eq!(log_odds(f64::NAN), "");
+    }
+
     use super::*;
     use serde_json::json;
 

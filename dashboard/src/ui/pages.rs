@@ -154,6 +154,8 @@ pub struct SensorView {
 pub struct AccountView {
     id: String,
     score: String,
+    /// The score as log-odds (ranks scores that all print as 1.0000).
+    log_odds: String,
     score_raw: f64,
     cluster: String,
     alerts: String,
@@ -166,6 +168,7 @@ fn account_view(a: &AccountRow) -> AccountView {
     AccountView {
         id: a.account_id.clone(),
         score: a.score.map(format::float).unwrap_or_else(|| "—".into()),
+        log_odds: a.score.map(format::log_odds).unwrap_or_default(),
         score_raw: a.score.unwrap_or(0.0).clamp(0.0, 1.0),
         cluster: a.cluster_id.clone().unwrap_or_default(),
         alerts: format::int(a.alert_count),
