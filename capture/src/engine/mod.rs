@@ -7,10 +7,13 @@
 //! - `emitter`: the [`ObjectSink`](crate::object::ObjectSink) that hashes
 //!   objects, feeds them to object detectors and writes `fileinfo` events.
 //! - `alert`: the one place where a detector's finding becomes an `alert`.
+//! - `anomaly`: the engine's own findings (overlaps with different data,
+//!   overlapping fragments).
 //! - `env`: what every worker shares to build events.
 //! - `counters`: the worker's counters, written into `stats` events.
 
 mod alert;
+mod anomaly;
 mod counters;
 mod emitter;
 mod env;

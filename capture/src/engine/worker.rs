@@ -6,20 +6,21 @@
 //! in with each packet and each tick.
 
 use super::alert::{Subject, alert_event};
+use super::anomaly;
 use super::counters::{WorkerCounters, add_stream};
 use super::emitter::ObjectEmitter;
-use super::env::{EventEnv, SEC, ts};
+use super::env::{EventEnv, SEC, Stamps, ts};
 use super::tcp::{EvasionPolicy, OpenConn, TcpConn};
 use crate::app::AppLimits;
 use crate::config::{CaptureConfig, OsPolicies, UrgentPolicy};
 use crate::decode::{Decoded, TcpMeta, Transport};
-use crate::detect::{Finding, FlowScan, FlowView, sig};
+use crate::detect::{Finding, FlowScan, FlowView};
 use crate::flow::{Endpoint, FlowKey, client_of};
 use crate::object::AppProto;
 use crate::reassembly::Limits;
 use eve::{
-    AlertCategory, Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
-    NetworkFields, Proto, TcpInfo, Timestamp,
+    Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState, NetworkFields,
+    Proto, TcpInfo, Timestamp,
 };
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -124,33 +125,6 @@ impl Flow {
         } else {
             Direction::ToClient
         }
-    }
-}
-
-/// Packet time to [`Timestamp`] on the per-packet path: the calendar
-/// conversion runs once per second of packet time, the microseconds are
-/// set on the cached second.
-#[derive(Default)]
-struct Stamps {
-    second: Option<(i64, Timestamp)>,
-}
-
-impl Stamps {
-    fn at(&mut self, micros: i64) -> Timestamp {
-        use chrono::Timelike;
-        let sec = micros.div_euclid(SEC);
-        let base = match self.second {
-            Some((s, b)) if s == sec => b,
-            _ => {
-                let b = ts(sec.saturating_mul(SEC));
-                self.second = Some((sec, b));
-                b
-            }
-        };
-        let nanos = (micros.rem_euclid(SEC) * 1000) as u32;
-        base.0
-            .with_nanosecond(nanos)
-            .map_or_else(|| ts(micros), Timestamp)
     }
 }
 
@@ -551,73 +525,21 @@ impl<'e> Worker<'e> {
     }
 
     /// Raise the flow's alert for segments that overlapped earlier bytes
-    /// with different data (Suricata's
-    /// `stream-event:reassembly_overlap_different_data`), once per flow.
+    /// with different data, once per flow.
     fn overlap_alert(&mut self, flow: &mut Flow, t: i64) {
-        let Some(c) = flow.tcp.as_ref() else { return };
-        let Some((dir, s, (offset, new_won))) = Direction::BOTH
-            .into_iter()
-            .zip(&c.streams)
-            .find_map(|(d, s)| s.first_difference.map(|f| (d, s, f)))
-        else {
+        let Some(finding) = flow.tcp.as_deref().and_then(anomaly::overlap_finding) else {
             return;
         };
         flow.overlap_alerted = true;
-        let mut evidence = anomaly_evidence("stream.reassembly_overlap_different_data", dir);
-        evidence.insert("stream_offset".into(), offset.into());
-        evidence.insert("os_policy".into(), s.policy().as_str().into());
-        evidence.insert(
-            "kept".into(),
-            if new_won {
-                "later_copy"
-            } else {
-                "earlier_copy"
-            }
-            .into(),
-        );
-        let finding = Finding {
-            category: AlertCategory::ProtocolAnomaly,
-            sig: &sig::STREAM_OVERLAP_DIFFERENT_DATA,
-            detail: format!(
-                "different bytes at stream offset {offset}, {} policy kept the {}",
-                s.policy().as_str(),
-                if new_won {
-                    "later copy"
-                } else {
-                    "earlier copy"
-                }
-            ),
-            severity: 3,
-            evidence,
-        };
         self.anomaly_alert(flow, t, "stream", finding);
     }
 
     /// Raise the flow's alert for a datagram whose IP fragments overlapped
-    /// with different bytes (Suricata's `ipv4.frag_overlap` /
-    /// `ipv6.frag_overlap`), once per flow; `p` is the datagram.
+    /// with different bytes, once per flow; `p` is the datagram.
     fn fragment_alert(&mut self, flow: &mut Flow, t: i64, p: &Decoded) {
         flow.fragment_alerted = true;
-        let event = if p.dst.is_ipv4() {
-            "ipv4.frag_overlap"
-        } else {
-            "ipv6.frag_overlap"
-        };
-        let mut evidence = anomaly_evidence(event, flow.dir_of(p));
-        evidence.insert(
-            "os_policy".into(),
-            self.limits.os_policies.of(p.dst).as_str().into(),
-        );
-        let finding = Finding {
-            category: AlertCategory::ProtocolAnomaly,
-            sig: &sig::FRAGMENT_OVERLAP_DIFFERENT_DATA,
-            detail: format!(
-                "{event} under the {} policy",
-                self.limits.os_policies.of(p.dst).as_str()
-            ),
-            severity: 3,
-            evidence,
-        };
+        let policy = self.limits.os_policies.of(p.dst);
+        let finding = anomaly::fragment_finding(flow.dir_of(p), p.dst.is_ipv4(), policy);
         self.anomaly_alert(flow, t, "defrag", finding);
     }
 
@@ -777,18 +699,6 @@ impl<'e> Worker<'e> {
     }
 }
 
-/// The evidence every anomaly alert starts with: Suricata's event name and
-/// the direction.
-fn anomaly_evidence(event: &str, dir: Direction) -> eve::Evidence {
-    let mut evidence = eve::Evidence::new();
-    evidence.insert("event".into(), event.into());
-    evidence.insert(
-        "direction".into(),
-        serde_json::to_value(dir).unwrap_or_default(),
-    );
-    evidence
-}
-
 fn view_of<'a>(
     net: &'a NetworkFields,
     tcp: Option<&'a TcpConn>,
@@ -807,27 +717,5 @@ fn view_of<'a>(
         encrypted,
         start: ts(start),
         now: ts(t),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cached_stamps_equal_direct_conversion() {
-        let mut s = Stamps::default();
-        for t in [
-            1_714_564_800_000_000i64,
-            1_714_564_800_000_001,
-            1_714_564_800_999_999,
-            1_714_564_801_000_000,
-            1_714_564_800_500_000,
-            0,
-            -1,
-            -1_000_001,
-        ] {
-            assert_eq!(s.at(t), ts(t), "{t}");
-        }
     }
 }
