@@ -47,7 +47,10 @@ fn corpus() -> Result<Vec<Row>, String> {
             let c: Vec<&str> = l.split('\t').collect();
             assert_eq!(c.len(), 5, "manifest row {l:?}");
             Row {
-                path: dir.join(format!("{}-{}", c[0], c[1])).join(c[2]),
+                // `sdist:` marks a file of the package's source archive.
+                path: dir
+                    .join(format!("{}-{}", c[0], c[1]))
+                    .join(c[2].trim_start_matches("sdist:")),
                 format: opt(c[3]),
                 variant: opt(c[4]),
             }
