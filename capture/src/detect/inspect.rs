@@ -8,7 +8,7 @@
 
 use super::Detector;
 use super::config::DetectConfig;
-use super::format::{self, Identified, Kind, Verdict};
+use super::format::{self, Identified, Kind, Verdict, llamafile};
 use super::stats::TensorStatsDetector;
 use crate::object::{ObjectEnd, ObjectMeta};
 use serde::Serialize;
@@ -106,6 +106,13 @@ pub fn inspect_bytes(
     let complete = cut as u64 >= size;
     let mut r = match format::recognise(&head[..cut], complete, name) {
         Verdict::Match(id) => Report::from_identified(&id),
+        Verdict::NeedMore | Verdict::No if llamafile::is_executable(head) => {
+            let mut f = llamafile::Finder::new(cut);
+            f.feed(head)
+                .or_else(|| f.finish())
+                .map(|id| Report::from_identified(&id))
+                .unwrap_or_default()
+        }
         Verdict::NeedMore | Verdict::No => raw_tensor(head, size, cfg).unwrap_or_default(),
     };
     r.size = size;
@@ -161,6 +168,34 @@ pub fn inspect_file(path: &Path, window: u64, cfg: &DetectConfig) -> Result<Repo
     file.take(span).read_to_end(&mut head).map_err(io)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut r = inspect_bytes(&head, size, name.as_deref(), window, cfg);
+    if r.format.is_none() && llamafile::is_executable(&head) && size > head.len() as u64 {
+        // A llamafile's model lies past the executable: follow the file
+        // as the sensor follows the stream (bounded by the finder).
+        if let Some(id) = follow_executable(path, window).map_err(io)? {
+            r = Report {
+                size,
+                scanned: r.scanned,
+                ..Report::from_identified(&id)
+            };
+        }
+    }
     r.file = path.display().to_string();
     Ok(r)
+}
+
+/// Read an executable through a llamafile finder, a chunk at a time.
+fn follow_executable(path: &Path, window: u64) -> std::io::Result<Option<Identified>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut f = llamafile::Finder::new(usize::try_from(window).unwrap_or(usize::MAX));
+    let mut chunk = vec![0u8; 1 << 20];
+    while !f.done() {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(f.finish());
+        }
+        if let Some(id) = f.feed(&chunk[..n]) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }

@@ -238,7 +238,7 @@ pub mod sig {
     }
 
     /// Weights formats, `4100001 + n` in [`WeightFormat`] order (see [`format`]).
-    static FORMATS: [Signature; 14] = [
+    static FORMATS: [Signature; 19] = [
         s(4_100_001, "WEIGHTWATCH model weights: safetensors"),
         s(4_100_002, "WEIGHTWATCH model weights: gguf"),
         s(4_100_003, "WEIGHTWATCH model weights: pytorch_zip"),
@@ -253,6 +253,11 @@ pub mod sig {
         s(4_100_012, "WEIGHTWATCH model weights: zip"),
         s(4_100_013, "WEIGHTWATCH model weights: raw_tensor"),
         s(4_100_014, "WEIGHTWATCH model weights: unknown container"),
+        s(4_100_015, "WEIGHTWATCH model weights: joblib"),
+        s(4_100_016, "WEIGHTWATCH model weights: flax_msgpack"),
+        s(4_100_017, "WEIGHTWATCH model weights: openvino"),
+        s(4_100_018, "WEIGHTWATCH model weights: coreml"),
+        s(4_100_019, "WEIGHTWATCH model weights: llamafile"),
     ];
     /// A tensor container that is not weights (`tensor_data`).
     pub static TENSOR_DATA: Signature = s(4_100_100, "WEIGHTWATCH tensor data, not model weights");
@@ -316,6 +321,11 @@ pub mod sig {
             WeightFormat::Zip => 11,
             WeightFormat::RawTensor => 12,
             WeightFormat::Unknown => 13,
+            WeightFormat::Joblib => 14,
+            WeightFormat::FlaxMsgpack => 15,
+            WeightFormat::Openvino => 16,
+            WeightFormat::Coreml => 17,
+            WeightFormat::Llamafile => 18,
         }]
     }
 
