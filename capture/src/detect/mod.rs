@@ -73,6 +73,53 @@ pub trait ObjectScan: Send {
     fn done(&self) -> bool {
         false
     }
+    /// What the scan decoded on the way (read once, when the object ends).
+    fn tally(&self) -> DecodeTally {
+        DecodeTally::default()
+    }
+}
+
+/// What detectors decoded inside objects, counted per object into the
+/// `stats` event's `detect` section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeTally {
+    /// Objects in which deflated zip members were inflated to read a header.
+    pub inflated_objects: u64,
+    /// Members inflated (the most in one attempt of each object).
+    pub inflated_members: u64,
+    /// Objects in which an inflation stopped at a cap (output size or ratio).
+    pub inflate_capped: u64,
+    /// Text bodies whose base64 runs were decoded.
+    pub base64_bodies: u64,
+    /// Text bodies whose hex runs were decoded.
+    pub hex_bodies: u64,
+    /// Text bodies whose decoding stopped at the window (`format_scan_bytes`
+    /// decoded).
+    pub decode_capped: u64,
+}
+
+impl DecodeTally {
+    /// Add `other` into `self`.
+    pub fn merge(&mut self, other: &DecodeTally) {
+        self.inflated_objects += other.inflated_objects;
+        self.inflated_members += other.inflated_members;
+        self.inflate_capped += other.inflate_capped;
+        self.base64_bodies += other.base64_bodies;
+        self.hex_bodies += other.hex_bodies;
+        self.decode_capped += other.decode_capped;
+    }
+
+    /// Every counter with its `stats.detect` key.
+    pub fn counters(&self) -> [(&'static str, u64); 6] {
+        [
+            ("inflated_objects", self.inflated_objects),
+            ("inflated_members", self.inflated_members),
+            ("inflate_capped", self.inflate_capped),
+            ("base64_bodies", self.base64_bodies),
+            ("hex_bodies", self.hex_bodies),
+            ("decode_capped", self.decode_capped),
+        ]
+    }
 }
 
 /// A flow as flow detectors see it.

@@ -25,7 +25,7 @@ mod tflite;
 mod torch;
 
 use super::config::DetectConfig;
-use super::{Detector, Finding, ObjectScan, sig};
+use super::{DecodeTally, Detector, Finding, ObjectScan, sig};
 use crate::object::{ObjectEnd, ObjectMeta};
 use aho_corasick::AhoCorasick;
 use cursor::Fail;
@@ -360,6 +360,7 @@ impl Detector for FormatDetector {
             pending: None,
             format: None,
             exe: None,
+            inflated: (0, false),
             done: false,
         }))
     }
@@ -379,6 +380,9 @@ pub struct FormatScan {
     /// An executable with no format in its prefix: followed for a
     /// llamafile's GGUF member (stream offset expected next, the finder).
     exe: Option<(u64, llamafile::Finder)>,
+    /// Members inflated (the most in one attempt), and whether a cap
+    /// stopped an inflation.
+    inflated: (u64, bool),
     done: bool,
 }
 
@@ -388,7 +392,12 @@ impl FormatScan {
     }
 
     fn attempt(&mut self, complete: bool) {
-        match recognise(&self.buf, complete, self.filename.as_deref()) {
+        let before = inflate::tally();
+        let verdict = recognise(&self.buf, complete, self.filename.as_deref());
+        let after = inflate::tally();
+        self.inflated.0 = self.inflated.0.max(after.0 - before.0);
+        self.inflated.1 |= after.1 > before.1;
+        match verdict {
             Verdict::Match(id) => {
                 self.format = Some(id.format);
                 self.pending = Some(id);
@@ -591,5 +600,14 @@ impl ObjectScan for FormatScan {
 
     fn done(&self) -> bool {
         self.done
+    }
+
+    fn tally(&self) -> DecodeTally {
+        DecodeTally {
+            inflated_objects: u64::from(self.inflated.0 > 0),
+            inflated_members: self.inflated.0,
+            inflate_capped: u64::from(self.inflated.1),
+            ..DecodeTally::default()
+        }
     }
 }
