@@ -47,6 +47,12 @@ pub struct Report {
     pub members: Vec<String>,
     /// The first model member's own format, when its header was in view.
     pub member: Option<Box<Report>>,
+    /// A zip file's members inspected one by one through its central
+    /// directory (a wheel, an archive of a model directory, a llamafile):
+    /// those named like model files and those of at least
+    /// `min_object_bytes` that a format recognises, each with its path in
+    /// the archive as `file`. Only from [`inspect_file`].
+    pub entries: Vec<Report>,
     /// Bytes read from the file's start.
     pub scanned: u64,
 }
@@ -179,8 +185,65 @@ pub fn inspect_file(path: &Path, window: u64, cfg: &DetectConfig) -> Result<Repo
             };
         }
     }
+    if matches!(
+        r.format.as_deref(),
+        None | Some("zip" | "npz" | "llamafile")
+    ) {
+        r.entries = zip_entries(path, window, cfg);
+    }
     r.file = path.display().to_string();
     Ok(r)
+}
+
+/// Entries of a zip's central directory looked at, at most.
+const MAX_ENTRIES: usize = 100_000;
+/// Members inspected, at most (each costs one window of reads).
+const MAX_INSPECTED: usize = 64;
+
+/// The model members of a zip file, each inspected as a file of its own
+/// (deflated members inflated as they are read, at most the window and the
+/// statistics span of each); empty when `path` is not a zip.
+fn zip_entries(path: &Path, window: u64, cfg: &DetectConfig) -> Vec<Report> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let Ok(mut z) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
+        return Vec::new();
+    };
+    let span = window.max(
+        cfg.stats_stride_bytes
+            .saturating_mul(u64::from(cfg.stats_max_windows)),
+    );
+    let mut out = Vec::new();
+    let mut inspected = 0;
+    for i in 0..z.len().min(MAX_ENTRIES) {
+        let Ok(mut m) = z.by_index(i) else {
+            continue;
+        };
+        let Ok(name) = m.name().map(|n| n.into_owned()) else {
+            continue;
+        };
+        let size = m.size();
+        let named = format::is_model_member(&name);
+        if m.is_dir() || !named && size < cfg.min_object_bytes {
+            continue;
+        }
+        if inspected == MAX_INSPECTED {
+            break;
+        }
+        inspected += 1;
+        let mut head = Vec::new();
+        // A member that fails to inflate is inspected on what was read.
+        let _ = (&mut m).take(span).read_to_end(&mut head);
+        let base = name.rsplit('/').next().unwrap_or(&name);
+        let mut r = inspect_bytes(&head, size, Some(base), window, cfg);
+        if r.format.is_none() && !named {
+            continue;
+        }
+        r.file = name;
+        out.push(r);
+    }
+    out
 }
 
 /// Read an executable through a llamafile finder, a chunk at a time.
