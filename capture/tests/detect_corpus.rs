@@ -47,7 +47,10 @@ fn corpus() -> Result<Vec<Row>, String> {
             let c: Vec<&str> = l.split('\t').collect();
             assert_eq!(c.len(), 5, "manifest row {l:?}");
             Row {
-                path: dir.join(format!("{}-{}", c[0], c[1])).join(c[2]),
+                // `sdist:` marks a file of the package's source archive.
+                path: dir
+                    .join(format!("{}-{}", c[0], c[1]))
+                    .join(c[2].trim_start_matches("sdist:")),
                 format: opt(c[3]),
                 variant: opt(c[4]),
             }
@@ -227,4 +230,119 @@ fn deflated_torch_zip_and_legacy_tar_are_named() {
     // A tar of other files with one of those names is not a checkpoint.
     let other = fixtures::weights::archive::tar_of(&[("pickle", b"x"), ("notes.txt", b"y")]);
     assert_eq!(inspect(&other, "x.tar").format, None);
+}
+
+/// `inspect_file` of a corpus wheel lists its model files with their
+/// formats (members inflated as read): every manifest row from a wheel is
+/// among its `entries`, named as the manifest says.
+#[test]
+fn inspect_of_a_wheel_names_its_model_members() {
+    let rows = match corpus() {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIP inspect_of_a_wheel_names_its_model_members: {why}");
+            return;
+        }
+    };
+    let dir = std::env::var_os("WEIGHTWATCH_MODEL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/model-corpus"));
+    let cfg = DetectConfig::default();
+    let mut wheels = 0;
+    for entry in std::fs::read_dir(dir.join("wheels")).expect("wheels") {
+        let wheel = entry.expect("entry").path();
+        let r = inspect_file(&wheel, cfg.format_scan_bytes, &cfg).expect("inspect");
+        // The rows extracted from this wheel: `<pkg>-<ver>/<member>`.
+        let stem = wheel
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_lowercase();
+        let mine: Vec<&Row> = rows
+            .iter()
+            .filter(|row| {
+                let rel = row.path.strip_prefix(&dir).expect("in cache");
+                let top = rel.components().next().expect("top").as_os_str();
+                let top = top.to_string_lossy().to_lowercase().replace('-', "_");
+                stem.starts_with(&format!("{top}-"))
+            })
+            .collect();
+        for row in mine {
+            let rel = row.path.strip_prefix(&dir).expect("in cache");
+            let member: PathBuf = rel.components().skip(1).collect();
+            let member = member.to_string_lossy();
+            let e = r.entries.iter().find(|e| e.file == member);
+            match (&row.format, e) {
+                (Some(f), Some(e)) => check(e, Some(f), None)
+                    .unwrap_or_else(|err| panic!("{}: {err}", wheel.display())),
+                (Some(_), None) => panic!("{}: {member} not listed: {r:?}", wheel.display()),
+                // A negative may be listed only without a format.
+                (None, e) => assert!(e.is_none_or(|e| e.format.is_none()), "{member}: {e:?}"),
+            }
+        }
+        wheels += 1;
+    }
+    assert!(wheels >= 5, "{wheels} wheels");
+}
+
+/// A wheel-like zip written here: its model members (deflated ONNX, a
+/// stored TorchScript archive under a name no list knows) are listed with
+/// their formats; its code and a large text file are not.
+#[test]
+fn inspect_of_a_zip_lists_model_members() {
+    use fixtures::weights::archive::{ZipMember, zip_with};
+    let spec = ModelSpec::tiny();
+    let t = spec.tensors(DType::F32, 70);
+    let m = |name: &str, data: Vec<u8>, deflate: bool| ZipMember {
+        name: name.into(),
+        data,
+        deflate,
+    };
+    let wheel = zip_with(
+        &[
+            m("pkg/__init__.py", b"import os\n".repeat(50), true),
+            m(
+                "pkg/LICENSE.txt",
+                b"Permission is hereby granted. ".repeat(4000),
+                true,
+            ),
+            m(
+                "pkg/data/model.onnx",
+                fixtures::weights::onnx::write(&t, &spec),
+                true,
+            ),
+            m("pkg/data/vad.jit", torch::write_torchscript(&t, 3), false),
+        ],
+        1,
+        false,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pkg-1.0-py3-none-any.whl");
+    std::fs::write(&path, &wheel).expect("write");
+    let cfg = DetectConfig::default();
+    let r = inspect_file(&path, cfg.format_scan_bytes, &cfg).expect("inspect");
+    let got: Vec<(&str, Option<&str>)> = r
+        .entries
+        .iter()
+        .map(|e| (e.file.as_str(), e.format.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("pkg/data/model.onnx", Some("onnx")),
+            ("pkg/data/vad.jit", Some("pytorch_zip")),
+        ],
+        "{r:?}"
+    );
+    // Counted as far as the window goes (the file is over 1 MiB).
+    assert!(r.entries[0].tensors >= 1, "{r:?}");
+    // A file that is not a zip has no entries.
+    let plain = dir.path().join("notes.txt");
+    std::fs::write(&plain, b"PK\x03\x04 is how a zip starts\n".repeat(10)).expect("write");
+    assert!(
+        inspect_file(&plain, cfg.format_scan_bytes, &cfg)
+            .expect("inspect")
+            .entries
+            .is_empty()
+    );
 }

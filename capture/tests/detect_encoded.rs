@@ -1,6 +1,7 @@
 //! Weights in disguise: a weight file base64-encoded in JSON bodies (about
 //! 5 MB in 7 POSTs), hex in a form field, and base64 of non-weights (random
-//! bytes, a PNG-like image) in JSON, through the whole sensor.
+//! bytes, a PNG-like image) in JSON, through the whole sensor; what was
+//! decoded and inflated (and stopped by caps) counted in the `stats` event.
 
 use crate::engine_support::{Frames, replay, write_pcap};
 use base64::Engine;
@@ -14,6 +15,11 @@ use fixtures::weights::{DType, Format, ModelSpec, negative};
 /// The weights alerts (category, evidence) of `bodies`, each PUT over HTTP
 /// on its own connection.
 fn alerts(bodies: &[Vec<u8>]) -> Vec<(AlertCategory, Evidence)> {
+    sent(bodies).1
+}
+
+/// The run's `stats.detect` counters and the weights alerts of `bodies`.
+fn sent(bodies: &[Vec<u8>]) -> (eve::Stats, Vec<(AlertCategory, Evidence)>) {
     let mut frames = Frames::default();
     for (i, body) in bodies.iter().enumerate() {
         scenario::http_upload_put(
@@ -29,8 +35,8 @@ fn alerts(bodies: &[Vec<u8>]) -> Vec<(AlertCategory, Evidence)> {
     write_pcap(&pcap, frames.0);
     let detectors =
         build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
-    let (_, events) = replay(&[pcap], 1, &detectors);
-    events
+    let (summary, events) = replay(&[pcap], 1, &detectors);
+    let alerts = events
         .iter()
         .filter_map(|e| match &e.kind {
             EventKind::Alert(a) if a.alert.category.is_weights() => {
@@ -38,7 +44,8 @@ fn alerts(bodies: &[Vec<u8>]) -> Vec<(AlertCategory, Evidence)> {
             }
             _ => None,
         })
-        .collect()
+        .collect();
+    (summary.stats, alerts)
 }
 
 fn b64(b: &[u8]) -> String {
@@ -113,4 +120,43 @@ fn base64_of_other_bytes_raises_no_weights_alert() {
         .collect();
     let got = alerts(&bodies);
     assert!(got.is_empty(), "{got:?}");
+}
+
+#[test]
+fn decodes_and_inflations_are_counted_in_stats() {
+    use fixtures::weights::archive::{ZipMember, zip_with};
+    let spec = ModelSpec::tiny();
+    let small = Format::Safetensors.write(&spec, DType::BF16, 53).bytes;
+    // Nothing to find: decoded until the window is full.
+    let big = negative::make("random", 54, 1_500_000).expect("random");
+    let member = |name: &str, data: Vec<u8>| ZipMember {
+        name: name.into(),
+        data,
+        deflate: true,
+    };
+    let bodies = vec![
+        // base64 in JSON, whole; then base64 longer than the window.
+        format!("{{\"a\": \"{}\"}}", b64(&small)).into_bytes(),
+        format!("{{\"a\": \"{}\"}}", b64(&big)).into_bytes(),
+        // hex in a form field.
+        format!("blob={}", hex::encode(&small[..200_000])).into_bytes(),
+        // A zip whose deflated member is inflated to read its header, and
+        // one whose member is a bomb (64 MiB of zeros) stopped at a cap.
+        zip_with(&[member("model.safetensors", small.clone())], 1, false),
+        zip_with(
+            &[member("model.safetensors", vec![0u8; 64 << 20])],
+            1,
+            false,
+        ),
+        // Binary bytes: nothing decoded or inflated.
+        small.clone(),
+    ];
+    let (stats, _) = sent(&bodies);
+    let got = |k: &str| stats.get("detect", k);
+    assert_eq!(got("base64_bodies"), 2, "{stats:?}");
+    assert_eq!(got("hex_bodies"), 1, "{stats:?}");
+    assert_eq!(got("decode_capped"), 1, "{stats:?}");
+    assert_eq!(got("inflated_objects"), 2, "{stats:?}");
+    assert!(got("inflated_members") >= 2, "{stats:?}");
+    assert_eq!(got("inflate_capped"), 1, "{stats:?}");
 }

@@ -1,6 +1,7 @@
 //! Bad input never crashes the format parsers: the layouts real files come
 //! in (TorchScript with streamed members, deflated torch zip, legacy tar,
-//! `ggjt`, pickled arrays) with bytes flipped and cut anywhere, through
+//! `ggjt`, pickled arrays, joblib, Flax msgpack, OpenVINO IR, Core ML,
+//! llamafile) with bytes flipped and cut anywhere, through
 //! `inspect` (the sensor's `format::recognise` and tensor statistics) and,
 //! base64-encoded in JSON, through the `encoded` detector.
 
@@ -10,7 +11,9 @@ use capture::detect::DetectConfig;
 use capture::detect::encoded::EncodedDetector;
 use capture::detect::inspect::inspect_bytes;
 use capture::object::ObjectMeta;
-use fixtures::weights::{DType, ModelSpec, ggml, numpy, torch};
+use fixtures::weights::{
+    DType, Format, ModelSpec, coreml, flax, ggml, joblib, llamafile, numpy, openvino, torch,
+};
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +30,15 @@ fn seeds() -> &'static [Vec<u8>] {
             torch::write_legacy_tar(&t),
             ggml::write_ggjt(&spec, true, 6, 3),
             numpy::write_pickled(&t),
+            joblib::write_dict(&t),
+            flax::write(&t),
+            openvino::write("micro", &t).0,
+            coreml::write(&t),
+            llamafile::write(
+                b"\x7fELF\x02\x01\x01\0",
+                "m.gguf",
+                &Format::Gguf.write(&spec, DType::F16, 7).bytes,
+            ),
         ]
     })
 }
@@ -36,7 +48,7 @@ proptest! {
 
     #[test]
     fn mutated_model_files_never_panic(
-        which in 0usize..6,
+        which in 0usize..11,
         flips in proptest::collection::vec((any::<u32>(), any::<u8>()), 0..12),
         cut in any::<u32>(),
     ) {

@@ -15,6 +15,7 @@ mod detect_encoded;
 mod detect_formats;
 mod detect_known;
 mod detect_layouts;
+mod detect_models;
 mod detect_pcaps;
 mod detect_props;
 mod detect_stats;

@@ -429,6 +429,17 @@ pub enum WeightFormat {
     RawTensor,
     /// Not recognised.
     Unknown,
+    /// A `joblib.dump` pickle (scikit-learn estimators and the like) with
+    /// its arrays' raw bytes inline.
+    Joblib,
+    /// `flax.serialization.to_bytes`: msgpack maps of ndarray extensions.
+    FlaxMsgpack,
+    /// OpenVINO IR: the `.xml` graph that names its `.bin` weights.
+    Openvino,
+    /// Core ML `.mlmodel` (protobuf `Model`).
+    Coreml,
+    /// An executable carrying a GGUF model in its zip (llamafile).
+    Llamafile,
 }
 
 impl WeightFormat {
@@ -449,6 +460,11 @@ impl WeightFormat {
             WeightFormat::Zip => "zip",
             WeightFormat::RawTensor => "raw_tensor",
             WeightFormat::Unknown => "unknown",
+            WeightFormat::Joblib => "joblib",
+            WeightFormat::FlaxMsgpack => "flax_msgpack",
+            WeightFormat::Openvino => "openvino",
+            WeightFormat::Coreml => "coreml",
+            WeightFormat::Llamafile => "llamafile",
         }
     }
 }

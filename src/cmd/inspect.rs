@@ -52,9 +52,13 @@ pub fn run(args: Args, config: Config) -> anyhow::Result<()> {
 }
 
 fn write_table(out: &mut impl Write, rows: &[Report]) -> std::io::Result<()> {
+    // A zip's inspected members follow it, indented.
     let cells: Vec<[String; 7]> = rows
         .iter()
-        .map(|r| {
+        .flat_map(|r| {
+            std::iter::once((r, String::new())).chain(r.entries.iter().map(|e| (e, "  ".into())))
+        })
+        .map(|(r, indent)| {
             let mut format = r.format.clone().unwrap_or_else(|| "-".into());
             if let Some(v) = &r.variant {
                 format = format!("{format} ({v})");
@@ -64,7 +68,7 @@ fn write_table(out: &mut impl Write, rows: &[Report]) -> std::io::Result<()> {
             }
             let dtypes: Vec<&str> = r.dtypes.iter().map(String::as_str).collect();
             [
-                r.file.clone(),
+                format!("{indent}{}", r.file),
                 format,
                 if dtypes.is_empty() {
                     "-".into()

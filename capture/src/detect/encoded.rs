@@ -15,7 +15,7 @@
 use super::config::DetectConfig;
 use super::format::{self, Verdict};
 use super::stats::TensorStatsDetector;
-use super::{Detector, Finding, ObjectScan};
+use super::{DecodeTally, Detector, Finding, ObjectScan};
 use crate::object::{ObjectEnd, ObjectMeta};
 use base64::Engine;
 use serde_json::json;
@@ -162,6 +162,7 @@ impl Detector for EncodedDetector {
             start: None,
             next_try: 64 * 1024,
             done: false,
+            tally: DecodeTally::default(),
         }))
     }
 }
@@ -173,6 +174,9 @@ pub struct EncodedScan {
     start: Option<u64>,
     next_try: usize,
     done: bool,
+    /// Which encodings were decoded, and whether the window capped one
+    /// (each 0 or 1: counted per body).
+    tally: DecodeTally,
 }
 
 impl EncodedScan {
@@ -185,13 +189,25 @@ impl EncodedScan {
     /// finding wins.
     fn attempt(&mut self, complete: bool) -> Option<Finding> {
         let budget = self.cfg.format_scan_bytes as usize * 4 / 3;
-        for run in runs(&self.buf, budget) {
+        let runs = runs(&self.buf, budget);
+        if runs.iter().map(|r| r.text.len()).sum::<usize>() >= budget {
+            // Text beyond the decode window is not decoded.
+            self.tally.decode_capped = 1;
+        }
+        for run in runs {
             let Some((enc, bytes)) = decode(&run.text) else {
                 continue;
             };
+            match enc {
+                Encoding::Base64 => self.tally.base64_bodies = 1,
+                Encoding::Hex => self.tally.hex_bodies = 1,
+            }
             // A run reaching the buffer's end may go on: the decoded bytes
             // are a prefix unless the object is complete.
             let cut = run.offset + run.text.len() >= self.buf.len().saturating_sub(4);
+            if cut && self.buf.len() >= self.limit() {
+                self.tally.decode_capped = 1;
+            }
             let whole = complete || !cut;
             if let Some(mut f) = self.detect(&bytes, whole) {
                 f.detail = format!("{}-encoded {}", enc.as_str(), f.detail);
@@ -297,6 +313,10 @@ impl ObjectScan for EncodedScan {
 
     fn done(&self) -> bool {
         self.done
+    }
+
+    fn tally(&self) -> DecodeTally {
+        self.tally
     }
 }
 

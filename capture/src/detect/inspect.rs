@@ -8,7 +8,7 @@
 
 use super::Detector;
 use super::config::DetectConfig;
-use super::format::{self, Identified, Kind, Verdict};
+use super::format::{self, Identified, Kind, Verdict, llamafile};
 use super::stats::TensorStatsDetector;
 use crate::object::{ObjectEnd, ObjectMeta};
 use serde::Serialize;
@@ -47,6 +47,12 @@ pub struct Report {
     pub members: Vec<String>,
     /// The first model member's own format, when its header was in view.
     pub member: Option<Box<Report>>,
+    /// A zip file's members inspected one by one through its central
+    /// directory (a wheel, an archive of a model directory, a llamafile):
+    /// those named like model files and those of at least
+    /// `min_object_bytes` that a format recognises, each with its path in
+    /// the archive as `file`. Only from [`inspect_file`].
+    pub entries: Vec<Report>,
     /// Bytes read from the file's start.
     pub scanned: u64,
 }
@@ -106,6 +112,13 @@ pub fn inspect_bytes(
     let complete = cut as u64 >= size;
     let mut r = match format::recognise(&head[..cut], complete, name) {
         Verdict::Match(id) => Report::from_identified(&id),
+        Verdict::NeedMore | Verdict::No if llamafile::is_executable(head) => {
+            let mut f = llamafile::Finder::new(cut);
+            f.feed(head)
+                .or_else(|| f.finish())
+                .map(|id| Report::from_identified(&id))
+                .unwrap_or_default()
+        }
         Verdict::NeedMore | Verdict::No => raw_tensor(head, size, cfg).unwrap_or_default(),
     };
     r.size = size;
@@ -161,6 +174,91 @@ pub fn inspect_file(path: &Path, window: u64, cfg: &DetectConfig) -> Result<Repo
     file.take(span).read_to_end(&mut head).map_err(io)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut r = inspect_bytes(&head, size, name.as_deref(), window, cfg);
+    if r.format.is_none() && llamafile::is_executable(&head) && size > head.len() as u64 {
+        // A llamafile's model lies past the executable: follow the file
+        // as the sensor follows the stream (bounded by the finder).
+        if let Some(id) = follow_executable(path, window).map_err(io)? {
+            r = Report {
+                size,
+                scanned: r.scanned,
+                ..Report::from_identified(&id)
+            };
+        }
+    }
+    if matches!(
+        r.format.as_deref(),
+        None | Some("zip" | "npz" | "llamafile")
+    ) {
+        r.entries = zip_entries(path, window, cfg);
+    }
     r.file = path.display().to_string();
     Ok(r)
+}
+
+/// Entries of a zip's central directory looked at, at most.
+const MAX_ENTRIES: usize = 100_000;
+/// Members inspected, at most (each costs one window of reads).
+const MAX_INSPECTED: usize = 64;
+
+/// The model members of a zip file, each inspected as a file of its own
+/// (deflated members inflated as they are read, at most the window and the
+/// statistics span of each); empty when `path` is not a zip.
+fn zip_entries(path: &Path, window: u64, cfg: &DetectConfig) -> Vec<Report> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let Ok(mut z) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
+        return Vec::new();
+    };
+    let span = window.max(
+        cfg.stats_stride_bytes
+            .saturating_mul(u64::from(cfg.stats_max_windows)),
+    );
+    let mut out = Vec::new();
+    let mut inspected = 0;
+    for i in 0..z.len().min(MAX_ENTRIES) {
+        let Ok(mut m) = z.by_index(i) else {
+            continue;
+        };
+        let Ok(name) = m.name().map(|n| n.into_owned()) else {
+            continue;
+        };
+        let size = m.size();
+        let named = format::is_model_member(&name);
+        if m.is_dir() || !named && size < cfg.min_object_bytes {
+            continue;
+        }
+        if inspected == MAX_INSPECTED {
+            break;
+        }
+        inspected += 1;
+        let mut head = Vec::new();
+        // A member that fails to inflate is inspected on what was read.
+        let _ = (&mut m).take(span).read_to_end(&mut head);
+        let base = name.rsplit('/').next().unwrap_or(&name);
+        let mut r = inspect_bytes(&head, size, Some(base), window, cfg);
+        if r.format.is_none() && !named {
+            continue;
+        }
+        r.file = name;
+        out.push(r);
+    }
+    out
+}
+
+/// Read an executable through a llamafile finder, a chunk at a time.
+fn follow_executable(path: &Path, window: u64) -> std::io::Result<Option<Identified>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut f = llamafile::Finder::new(usize::try_from(window).unwrap_or(usize::MAX));
+    let mut chunk = vec![0u8; 1 << 20];
+    while !f.done() {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(f.finish());
+        }
+        if let Some(id) = f.feed(&chunk[..n]) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }

@@ -73,6 +73,53 @@ pub trait ObjectScan: Send {
     fn done(&self) -> bool {
         false
     }
+    /// What the scan decoded on the way (read once, when the object ends).
+    fn tally(&self) -> DecodeTally {
+        DecodeTally::default()
+    }
+}
+
+/// What detectors decoded inside objects, counted per object into the
+/// `stats` event's `detect` section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeTally {
+    /// Objects in which deflated zip members were inflated to read a header.
+    pub inflated_objects: u64,
+    /// Members inflated (the most in one attempt of each object).
+    pub inflated_members: u64,
+    /// Objects in which an inflation stopped at a cap (output size or ratio).
+    pub inflate_capped: u64,
+    /// Text bodies whose base64 runs were decoded.
+    pub base64_bodies: u64,
+    /// Text bodies whose hex runs were decoded.
+    pub hex_bodies: u64,
+    /// Text bodies whose decoding stopped at the window (`format_scan_bytes`
+    /// decoded).
+    pub decode_capped: u64,
+}
+
+impl DecodeTally {
+    /// Add `other` into `self`.
+    pub fn merge(&mut self, other: &DecodeTally) {
+        self.inflated_objects += other.inflated_objects;
+        self.inflated_members += other.inflated_members;
+        self.inflate_capped += other.inflate_capped;
+        self.base64_bodies += other.base64_bodies;
+        self.hex_bodies += other.hex_bodies;
+        self.decode_capped += other.decode_capped;
+    }
+
+    /// Every counter with its `stats.detect` key.
+    pub fn counters(&self) -> [(&'static str, u64); 6] {
+        [
+            ("inflated_objects", self.inflated_objects),
+            ("inflated_members", self.inflated_members),
+            ("inflate_capped", self.inflate_capped),
+            ("base64_bodies", self.base64_bodies),
+            ("hex_bodies", self.hex_bodies),
+            ("decode_capped", self.decode_capped),
+        ]
+    }
 }
 
 /// A flow as flow detectors see it.
@@ -238,7 +285,7 @@ pub mod sig {
     }
 
     /// Weights formats, `4100001 + n` in [`WeightFormat`] order (see [`format`]).
-    static FORMATS: [Signature; 14] = [
+    static FORMATS: [Signature; 19] = [
         s(4_100_001, "WEIGHTWATCH model weights: safetensors"),
         s(4_100_002, "WEIGHTWATCH model weights: gguf"),
         s(4_100_003, "WEIGHTWATCH model weights: pytorch_zip"),
@@ -253,6 +300,11 @@ pub mod sig {
         s(4_100_012, "WEIGHTWATCH model weights: zip"),
         s(4_100_013, "WEIGHTWATCH model weights: raw_tensor"),
         s(4_100_014, "WEIGHTWATCH model weights: unknown container"),
+        s(4_100_015, "WEIGHTWATCH model weights: joblib"),
+        s(4_100_016, "WEIGHTWATCH model weights: flax_msgpack"),
+        s(4_100_017, "WEIGHTWATCH model weights: openvino"),
+        s(4_100_018, "WEIGHTWATCH model weights: coreml"),
+        s(4_100_019, "WEIGHTWATCH model weights: llamafile"),
     ];
     /// A tensor container that is not weights (`tensor_data`).
     pub static TENSOR_DATA: Signature = s(4_100_100, "WEIGHTWATCH tensor data, not model weights");
@@ -316,6 +368,11 @@ pub mod sig {
             WeightFormat::Zip => 11,
             WeightFormat::RawTensor => 12,
             WeightFormat::Unknown => 13,
+            WeightFormat::Joblib => 14,
+            WeightFormat::FlaxMsgpack => 15,
+            WeightFormat::Openvino => 16,
+            WeightFormat::Coreml => 17,
+            WeightFormat::Llamafile => 18,
         }]
     }
 

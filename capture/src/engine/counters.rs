@@ -12,6 +12,8 @@ pub(crate) struct ObjectCounters {
     pub objects_with_gaps: u64,
     pub truncated: u64,
     pub alerts: u64,
+    /// What detectors inflated and decoded inside objects.
+    pub decode: crate::detect::DecodeTally,
 }
 
 /// Worker counters, turned into `stats` sections.
@@ -73,6 +75,9 @@ impl WorkerCounters {
             ("detect", "flow_alerts", self.flow_alerts),
         ] {
             stats.add(section, key, n);
+        }
+        for (name, n) in self.objects.decode.counters() {
+            stats.add("detect", name, n);
         }
         for (name, n) in self.app.counters().filter(|(_, n)| *n > 0) {
             stats.add("app", name, n);

@@ -220,6 +220,9 @@ impl<'a> ObjectEmitter<'a> {
                 findings.push((s.detector, f));
             }
         }
+        for s in &o.scans {
+            self.counters.decode.merge(&s.scan.tally());
+        }
         for (d, f) in findings {
             self.alert(dir, d, f);
         }

@@ -96,6 +96,10 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
     }
     let mut id = Identified::new(WeightFormat::Gguf, Kind::Weights);
     id.tensors = n_tensors;
+    if n_tensors == 0 {
+        // A tokenizer vocabulary without tensors (llama.cpp ships these).
+        id.detail = Some("vocab_only");
+    }
     let mut alignment = 32u64;
     let mut kv_ok = 0;
     for _ in 0..n_kv {

@@ -5,6 +5,19 @@
 //! ended); only the first `keep` output bytes are kept.
 
 use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::Cell;
+
+thread_local! {
+    /// (inflations, inflations stopped at a cap) on this thread: the
+    /// parsers are plain functions, so the format detector reads the
+    /// difference around each recognition attempt (see [`tally`]).
+    static TALLY: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// This thread's (inflations, capped inflations) so far.
+pub(crate) fn tally() -> (u64, u64) {
+    TALLY.with(Cell::get)
+}
 
 /// Output bytes allowed per compressed byte (plus [`RATIO_SLACK`]).
 pub(crate) const MAX_RATIO: u64 = 200;
@@ -30,6 +43,7 @@ pub(crate) fn raw(input: &[u8], keep: usize, max_out: u64) -> Inflated {
     let mut out = Vec::new();
     let mut chunk = vec![0u8; 32 * 1024];
     let mut ended = false;
+    let mut capped = false;
     loop {
         let in_before = d.total_in() as usize;
         let out_before = d.total_out();
@@ -58,9 +72,14 @@ pub(crate) fn raw(input: &[u8], keep: usize, max_out: u64) -> Inflated {
                 .saturating_add(RATIO_SLACK),
         );
         if d.total_out() >= cap {
+            capped = true;
             break;
         }
     }
+    TALLY.with(|t| {
+        let (n, c) = t.get();
+        t.set((n + 1, c + u64::from(capped)));
+    });
     Inflated {
         out,
         consumed: d.total_in() as usize,

@@ -5,14 +5,19 @@
 //! architecture and model name.
 
 mod archive;
+mod coreml;
 mod cursor;
+mod flax;
 mod ggml;
 mod gguf;
 mod hdf5;
 mod inflate;
+mod joblib;
+pub mod llamafile;
 mod names;
 mod numpy;
 mod onnx;
+mod openvino;
 mod pickle;
 mod safetensors;
 mod tfckpt;
@@ -20,7 +25,7 @@ mod tflite;
 mod torch;
 
 use super::config::DetectConfig;
-use super::{Detector, Finding, ObjectScan, sig};
+use super::{DecodeTally, Detector, Finding, ObjectScan, sig};
 use crate::object::{ObjectEnd, ObjectMeta};
 use aho_corasick::AhoCorasick;
 use cursor::Fail;
@@ -203,12 +208,16 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
     let Some(b) = buf.get(pos..) else {
         return Verdict::No;
     };
-    let tries: [Parser; 10] = [
+    let tries: [Parser; 14] = [
         safetensors::parse,
         gguf::parse,
         ggml::parse,
         numpy::parse_npy,
+        joblib::parse,
         numpy::parse_pickle,
+        flax::parse,
+        openvino::parse,
+        coreml::parse,
         hdf5::parse,
         torch::parse_legacy,
         tflite::parse,
@@ -234,12 +243,17 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
 pub fn identify(buf: &[u8], complete: bool) -> Verdict {
     let mut need = false;
     // Formats without a magic are only taken at the object's first byte.
-    for f in [
+    let at_start: [Parser; 8] = [
         safetensors::parse,
         onnx::parse,
+        coreml::parse,
         tfckpt::parse_index,
+        joblib::parse,
         numpy::parse_pickle,
-    ] {
+        flax::parse,
+        openvino::parse,
+    ];
+    for f in at_start {
         match f(buf) {
             Ok(id) => return Verdict::Match(id),
             Err(Fail::Short) => need = true,
@@ -345,6 +359,8 @@ impl Detector for FormatDetector {
             next_try: 4096,
             pending: None,
             format: None,
+            exe: None,
+            inflated: (0, false),
             done: false,
         }))
     }
@@ -361,6 +377,12 @@ pub struct FormatScan {
     next_try: usize,
     pending: Option<Identified>,
     format: Option<WeightFormat>,
+    /// An executable with no format in its prefix: followed for a
+    /// llamafile's GGUF member (stream offset expected next, the finder).
+    exe: Option<(u64, llamafile::Finder)>,
+    /// Members inflated (the most in one attempt), and whether a cap
+    /// stopped an inflation.
+    inflated: (u64, bool),
     done: bool,
 }
 
@@ -370,7 +392,12 @@ impl FormatScan {
     }
 
     fn attempt(&mut self, complete: bool) {
-        match recognise(&self.buf, complete, self.filename.as_deref()) {
+        let before = inflate::tally();
+        let verdict = recognise(&self.buf, complete, self.filename.as_deref());
+        let after = inflate::tally();
+        self.inflated.0 = self.inflated.0.max(after.0 - before.0);
+        self.inflated.1 |= after.1 > before.1;
+        match verdict {
             Verdict::Match(id) => {
                 self.format = Some(id.format);
                 self.pending = Some(id);
@@ -378,9 +405,48 @@ impl FormatScan {
             Verdict::NeedMore if !complete && self.buf.len() < self.limit() => {}
             _ => {
                 if complete || self.buf.len() >= self.limit() {
-                    self.done = true;
+                    if llamafile::is_executable(&self.buf) && self.exe.is_none() {
+                        self.follow_executable(complete);
+                    } else {
+                        self.done = true;
+                    }
                 }
             }
+        }
+    }
+
+    /// Hand the prefix to a llamafile finder that follows the rest.
+    fn follow_executable(&mut self, complete: bool) {
+        let mut f = llamafile::Finder::new(self.limit());
+        let buf = std::mem::take(&mut self.buf);
+        let mut found = f.feed(&buf);
+        if complete || found.is_none() && f.done() {
+            found = found.or_else(|| f.finish());
+            self.done = found.is_none();
+        } else {
+            let next = self.buf_start.unwrap_or(0) + buf.len() as u64;
+            self.exe = Some((next, f));
+        }
+        self.take_exe(found);
+    }
+
+    fn take_exe(&mut self, found: Option<Identified>) {
+        if let Some(id) = found {
+            self.format = Some(id.format);
+            self.pending = Some(id);
+            self.exe = None;
+        } else if self.exe.as_ref().is_some_and(|(_, f)| f.done()) {
+            self.exe = None;
+            self.done = true;
+        }
+    }
+
+    /// The followed executable ended or broke: decide on what was seen.
+    fn finish_exe(&mut self) {
+        if let Some((_, mut f)) = self.exe.take() {
+            let found = f.finish();
+            self.done = found.is_none();
+            self.take_exe(found);
         }
     }
 
@@ -468,16 +534,37 @@ impl ObjectScan for FormatScan {
             return None;
         }
         self.seen = self.seen.max(offset + bytes.len() as u64);
+        if let Some((next, f)) = self.exe.as_mut() {
+            if offset != *next {
+                self.finish_exe();
+            } else {
+                *next += bytes.len() as u64;
+                let found = f.feed(bytes);
+                self.take_exe(found);
+            }
+            return self.emit(false);
+        }
         if self.pending.is_none() {
             // Only contiguous bytes from the first one received are buffered.
             let room = self.limit().saturating_sub(self.buf.len());
             let start = *self.buf_start.get_or_insert(offset);
+            let mut taken = None;
             if room > 0 && offset == start + self.buf.len() as u64 {
-                self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                let n = bytes.len().min(room);
+                self.buf.extend_from_slice(&bytes[..n]);
+                taken = Some(n);
             }
             if self.buf.len() >= self.next_try.min(self.limit()) {
                 self.next_try = self.buf.len().saturating_mul(4).max(4096);
                 self.attempt(false);
+                // A followed executable gets the rest of this chunk.
+                if let (Some(n), Some((next, f))) = (taken, self.exe.as_mut())
+                    && n < bytes.len()
+                {
+                    *next += (bytes.len() - n) as u64;
+                    let found = f.feed(&bytes[n..]);
+                    self.take_exe(found);
+                }
             }
         }
         self.emit(false)
@@ -485,6 +572,10 @@ impl ObjectScan for FormatScan {
 
     fn gap(&mut self, len: u64) {
         self.seen += len;
+        if self.exe.is_some() {
+            self.finish_exe();
+            return;
+        }
         if self.pending.is_none() && !self.buf.is_empty() {
             // The prefix is broken: decide on what we have.
             self.attempt(true);
@@ -495,7 +586,9 @@ impl ObjectScan for FormatScan {
         if self.done {
             return None;
         }
-        if self.pending.is_none() {
+        if self.exe.is_some() {
+            self.finish_exe();
+        } else if self.pending.is_none() {
             self.attempt(true);
         }
         self.emit(true)
@@ -507,5 +600,14 @@ impl ObjectScan for FormatScan {
 
     fn done(&self) -> bool {
         self.done
+    }
+
+    fn tally(&self) -> DecodeTally {
+        DecodeTally {
+            inflated_objects: u64::from(self.inflated.0 > 0),
+            inflated_members: self.inflated.0,
+            inflate_capped: u64::from(self.inflated.1),
+            ..DecodeTally::default()
+        }
     }
 }

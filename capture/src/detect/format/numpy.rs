@@ -10,7 +10,7 @@ use super::{Identified, Kind};
 use eve::WeightFormat;
 
 /// dtype name, bytes per element, weights-shaped?
-fn descr_info(d: &str) -> Option<(&'static str, u64, bool)> {
+pub(crate) fn descr_info(d: &str) -> Option<(&'static str, u64, bool)> {
     let code = d.trim_start_matches(['<', '>', '|', '=']);
     Some(match code {
         "f2" | "e" => ("f16", 2, true),

@@ -27,12 +27,12 @@ fn dtype(t: u64) -> &'static str {
 }
 
 /// (field, wire type) of the next key.
-fn key(c: &mut Cursor<'_>) -> PResult<(u64, u8)> {
+pub(crate) fn key(c: &mut Cursor<'_>) -> PResult<(u64, u8)> {
     let k = c.varint()?;
     Ok((k >> 3, (k & 7) as u8))
 }
 
-fn skip_value(c: &mut Cursor<'_>, wire: u8) -> PResult<()> {
+pub(crate) fn skip_value(c: &mut Cursor<'_>, wire: u8) -> PResult<()> {
     match wire {
         0 => c.varint().map(|_| ()),
         1 => c.skip(8),

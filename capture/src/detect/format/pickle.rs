@@ -13,6 +13,12 @@ enum V {
     Str(String),
     Global(String),
     Tuple(Vec<V>),
+    /// A dict's first [`MAX_DICT`] items (joblib's array wrapper state).
+    Dict(Vec<(V, V)>),
+    /// An object made by `NEWOBJ` of this class.
+    Obj(String),
+    /// `numpy.dtype(code)`.
+    Dtype(String),
     Mark,
     Other,
 }
@@ -30,8 +36,57 @@ pub(crate) struct Summary {
     pub ndarrays: u64,
     /// NumPy dtype codes constructed (`numpy.dtype('f4', …)`).
     pub np_dtypes: Vec<String>,
+    /// Arrays joblib wrote raw after a `NumpyArrayWrapper`: (NumPy dtype
+    /// code, elements); their bytes are stepped over.
+    pub joblib_arrays: Vec<(String, u64)>,
+    /// The first class instantiated that is not NumPy's or joblib's (the
+    /// estimator of a `joblib.dump`).
+    pub first_class: Option<String>,
     /// `STOP` reached.
     pub complete: bool,
+}
+
+/// joblib's wrapper of an array whose bytes follow it in the stream.
+const JOBLIB_WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
+/// Items of a dict kept (the wrapper state has six).
+const MAX_DICT: usize = 16;
+/// joblib aligns array data to 16 bytes; more padding is not joblib's.
+const MAX_PADDING: u8 = 64;
+
+/// Step over the array bytes joblib writes after a wrapper's `BUILD`:
+/// a padding-length byte and `0xff` padding when the state asks for
+/// alignment, then elements × item size bytes.
+fn joblib_array(c: &mut Cursor<'_>, state: &[(V, V)], s: &mut Summary) -> PResult<()> {
+    let get = |k: &str| {
+        state
+            .iter()
+            .find(|(key, _)| matches!(key, V::Str(x) if x == k))
+            .map(|(_, v)| v)
+    };
+    let Some(V::Tuple(shape)) = get("shape") else {
+        return Err(Fail::Bad);
+    };
+    let mut numel = 1u64;
+    for d in shape {
+        let V::Int(d) = d else {
+            return Err(Fail::Bad);
+        };
+        numel = numel.saturating_mul(u64::try_from(*d).map_err(|_| Fail::Bad)?);
+    }
+    let Some(V::Dtype(code)) = get("dtype") else {
+        return Err(Fail::Bad);
+    };
+    // Object arrays are pickled inline as a nested pickle: the walk ends
+    // here with what it has.
+    let (_, size, _) = super::numpy::descr_info(code).ok_or(Fail::Short)?;
+    if get("numpy_array_alignment_bytes").is_some() {
+        let pad = c.u8()?;
+        if pad > MAX_PADDING || c.take(usize::from(pad))?.iter().any(|b| *b != 0xff) {
+            return Err(Fail::Bad);
+        }
+    }
+    s.joblib_arrays.push((code.clone(), numel));
+    c.skip(numel.saturating_mul(size))
 }
 
 const MAX_STACK: usize = 100_000;
@@ -144,7 +199,8 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                     let items = stack.split_off(stack.len() - n);
                     stack.push(V::Tuple(items));
                 }
-                b'}' | b']' => stack.push(V::Other),
+                b'}' => stack.push(V::Dict(Vec::new())),
+                b']' => stack.push(V::Other),
                 b'a' => {
                     stack.pop().ok_or(Fail::Bad)?;
                 }
@@ -152,9 +208,27 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                     if stack.len() < 3 {
                         return Err(Fail::Bad);
                     }
-                    stack.truncate(stack.len() - 2);
+                    let v = stack.pop().ok_or(Fail::Bad)?;
+                    let k = stack.pop().ok_or(Fail::Bad)?;
+                    if let Some(V::Dict(d)) = stack.last_mut()
+                        && d.len() < MAX_DICT
+                    {
+                        d.push((k, v));
+                    }
                 }
-                b'e' | b'u' => {
+                b'u' => {
+                    let items = pop_mark(&mut stack)?;
+                    if let Some(V::Dict(d)) = stack.last_mut() {
+                        let mut it = items.into_iter();
+                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                            if d.len() >= MAX_DICT {
+                                break;
+                            }
+                            d.push((k, v));
+                        }
+                    }
+                }
+                b'e' => {
                     pop_mark(&mut stack)?;
                 }
                 b'J' => stack.push(V::Int(i64::from(c.u32()? as i32))),
@@ -221,7 +295,26 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                 b'R' | 0x81 => {
                     let args = stack.pop().ok_or(Fail::Bad)?;
                     let f = stack.pop().ok_or(Fail::Bad)?;
+                    if let V::Global(g) = &f
+                        && s.first_class.is_none()
+                        && ![
+                            "numpy",
+                            "joblib",
+                            "builtins",
+                            "copyreg",
+                            "_codecs",
+                            "collections",
+                        ]
+                        .iter()
+                        .any(|m| g.starts_with(&format!("{m}.")))
+                    {
+                        s.first_class = Some(g.clone());
+                    }
                     if let V::Global(g) = f {
+                        if op == 0x81 {
+                            stack.push(V::Obj(g));
+                            return Ok(());
+                        }
                         if g.contains("_rebuild_tensor") || g.contains("_rebuild_parameter") {
                             s.rebuilds += 1;
                         } else if g.starts_with("numpy") && g.ends_with("._reconstruct") {
@@ -229,15 +322,23 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                         } else if g == "numpy.dtype"
                             && let V::Tuple(a) = args
                             && let Some(V::Str(code)) = a.first()
-                            && s.np_dtypes.len() < 64
                         {
-                            s.np_dtypes.push(code.clone());
+                            if s.np_dtypes.len() < 64 {
+                                s.np_dtypes.push(code.clone());
+                            }
+                            stack.push(V::Dtype(code.clone()));
+                            return Ok(());
                         }
                     }
                     stack.push(V::Other);
                 }
                 b'b' => {
-                    stack.pop().ok_or(Fail::Bad)?;
+                    let state = stack.pop().ok_or(Fail::Bad)?;
+                    if let (Some(V::Obj(class)), V::Dict(d)) = (stack.last(), &state)
+                        && class == JOBLIB_WRAPPER
+                    {
+                        joblib_array(&mut c, d, &mut s)?;
+                    }
                 }
                 b'Q' => {
                     let pid = stack.pop().ok_or(Fail::Bad)?;

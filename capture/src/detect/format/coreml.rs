@@ -1,0 +1,183 @@
+//! Core ML `.mlmodel`: a protobuf `Model` (coremltools' `Model.proto`),
+//! parsed as protobuf: `specificationVersion` (field 1, 1–10) first, then
+//! only `description` (2, a `ModelDescription` whose fields are checked),
+//! `isUpdatable` (10) and one model type (a known field of the `Type`
+//! oneof, 200–3003). Neural networks (`neuralNetwork`, and its classifier
+//! and regressor) are walked: each layer's parameters count a tensor per
+//! `WeightParams` (float, float16, raw or int8 values), as far as the
+//! prefix goes.
+
+use super::cursor::{Cursor, Fail, PResult};
+use super::onnx::{key, skip_value};
+use super::{Identified, Kind};
+use eve::WeightFormat;
+
+/// The variant (the `Type` oneof's field name) of a model type field.
+fn model_type(field: u64) -> Option<&'static str> {
+    Some(match field {
+        200 => "pipelineClassifier",
+        201 => "pipelineRegressor",
+        202 => "pipeline",
+        300 => "glmRegressor",
+        301 => "supportVectorRegressor",
+        302 => "treeEnsembleRegressor",
+        303 => "neuralNetworkRegressor",
+        304 => "bayesianProbitRegressor",
+        400 => "glmClassifier",
+        401 => "supportVectorClassifier",
+        402 => "treeEnsembleClassifier",
+        403 => "neuralNetworkClassifier",
+        404 => "kNearestNeighborsClassifier",
+        500 => "neuralNetwork",
+        501 => "itemSimilarityRecommender",
+        502 => "mlProgram",
+        555 => "customModel",
+        556 => "linkedModel",
+        560 => "classConfidenceThresholding",
+        600..=606 => "featureEngineering",
+        900 => "identity",
+        2000..=2006 => "coreMLModels",
+        3000..=3003 => "visionFeaturePrint",
+        _ => return None,
+    })
+}
+
+/// A length-delimited field's bytes, as far as the prefix holds them, and
+/// whether all of them are there.
+fn len_field<'a>(c: &mut Cursor<'a>) -> PResult<(&'a [u8], bool)> {
+    let n = c.varint()?;
+    let n = usize::try_from(n).map_err(|_| Fail::Bad)?;
+    if c.remaining() >= n {
+        Ok((c.take(n)?, true))
+    } else {
+        let rest = c.remaining();
+        Ok((c.take(rest)?, false))
+    }
+}
+
+/// `ModelDescription`: inputs (1), outputs (10), predicted feature and
+/// probabilities names (11, 12), training inputs (50), metadata (100).
+fn description(b: &[u8]) -> PResult<()> {
+    let mut c = Cursor::new(b, 0);
+    while c.remaining() > 0 {
+        match key(&mut c)? {
+            (1 | 10 | 11 | 12 | 50 | 100, 2) => skip_value(&mut c, 2)?,
+            _ => return Err(Fail::Bad),
+        }
+    }
+    Ok(())
+}
+
+/// Elements and dtype of a `WeightParams` (floatValue 1, float16Value 2,
+/// rawValue 30, int8RawValue 31, quantization 40, isUpdatable 50), or
+/// `None` when `b` is not one with values.
+fn weight_params(b: &[u8]) -> Option<(u64, &'static str)> {
+    let mut c = Cursor::new(b, 0);
+    let mut found = None;
+    while c.remaining() > 0 {
+        let (f, w) = key(&mut c).ok()?;
+        match (f, w) {
+            (1 | 2 | 30 | 31, 2) => {
+                let n = c.varint().ok()?;
+                c.skip(n).ok()?;
+                let (per, dt) = match f {
+                    1 => (4, "f32"),
+                    2 => (2, "f16"),
+                    31 => (1, "i8"),
+                    _ => (1, "u8"),
+                };
+                if n == 0 || found.is_some() {
+                    return None;
+                }
+                found = Some((n / per, dt));
+            }
+            (40, 2) => skip_value(&mut c, 2).ok()?,
+            (50, 0) => skip_value(&mut c, 0).ok()?,
+            _ => return None,
+        }
+    }
+    found
+}
+
+/// Layers of a `NeuralNetwork` (field 1, each a `NeuralNetworkLayer`): the
+/// weights in each layer's parameters (fields ≥ 100).
+fn network(b: &[u8], id: &mut Identified) {
+    let mut c = Cursor::new(b, 0);
+    while let Ok((f, w)) = key(&mut c) {
+        let Ok((layer, _)) = (if w == 2 { len_field(&mut c) } else { break }) else {
+            break;
+        };
+        if f != 1 {
+            continue;
+        }
+        let mut l = Cursor::new(layer, 0);
+        while let Ok((lf, lw)) = key(&mut l) {
+            let Ok((params, whole)) = (if lw == 2 { len_field(&mut l) } else { break }) else {
+                break;
+            };
+            if lf < 100 {
+                continue;
+            }
+            let mut p = Cursor::new(params, 0);
+            while let Ok((_, pw)) = key(&mut p) {
+                if pw != 2 {
+                    if skip_value(&mut p, pw).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                let Ok((sub, full)) = len_field(&mut p) else {
+                    break;
+                };
+                if let Some((n, dt)) = full.then(|| weight_params(sub)).flatten() {
+                    id.tensors += 1;
+                    id.params = id.params.saturating_add(n);
+                    id.dtypes.insert(dt.to_string());
+                }
+            }
+            if !whole {
+                return;
+            }
+        }
+    }
+}
+
+/// A Core ML model at `buf[0]`.
+pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
+    let mut c = Cursor::new(buf, 0);
+    if key(&mut c)? != (1, 0) {
+        return Err(Fail::Bad);
+    }
+    if !(1..=10).contains(&c.varint()?) {
+        return Err(Fail::Bad);
+    }
+    let mut described = false;
+    loop {
+        let (f, w) = key(&mut c)?;
+        match (f, w) {
+            (2, 2) if !described => {
+                let (d, whole) = len_field(&mut c)?;
+                if !whole {
+                    return Err(Fail::Short);
+                }
+                description(d)?;
+                described = true;
+            }
+            (10, 0) => skip_value(&mut c, 0)?,
+            (f, 2) if described => {
+                let variant = model_type(f).ok_or(Fail::Bad)?;
+                let mut id = Identified::new(WeightFormat::Coreml, Kind::Weights);
+                id.detail = Some(variant);
+                let (body, whole) = len_field(&mut c)?;
+                if matches!(f, 303 | 403 | 500) {
+                    network(body, &mut id);
+                }
+                if whole {
+                    id.declared_bytes = Some(c.pos() as u64);
+                }
+                return Ok(id);
+            }
+            _ => return Err(Fail::Bad),
+        }
+    }
+}
