@@ -2,7 +2,7 @@
 # Installs what weightwatch needs on a fresh Debian machine that has Rust:
 # libpcap (build), and for the tests chromium + chromedriver (browser test),
 # tcpdump, curl and iproute2 (live-capture test), nftables (the response
-# action test blocks an address in a network namespace), tcpflow (benchmark only),
+# action test blocks an address in a network namespace),
 # promtool (package prometheus) and the OpenMetrics parser of
 # python3-prometheus-client (the metrics format tests), systemd-analyze and
 # dpkg-dev (the packaging test, with cargo-deb below), Suricata 7 (the
@@ -11,10 +11,16 @@
 # PostgreSQL (the dashboard tests start their own cluster with initdb and
 # pg_ctl): installed without creating the system's cluster or starting its
 # service.
+# With --bench instead: what the capture benchmark runs beside weightwatch
+# (`weightwatch bench capture`): Suricata 7 (backports, as above), tcpflow,
+# and tcpreplay for the live replay.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
 want=(libpcap-dev pkg-config)
+if [[ "${1:-}" == "--bench" ]]; then
+  want+=(tcpflow tcpreplay iproute2)
+fi
 if [[ "${1:-}" == "--tests" ]]; then
   want+=(chromium chromium-driver tcpdump curl iproute2 nftables python3 prometheus python3-prometheus-client systemd dpkg-dev)
 fi
@@ -53,10 +59,11 @@ if [[ "${1:-}" == "--tests" ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >/dev/null
 fi
 
-# Suricata 7 (tests only): from the backports suite of this Debian release,
-# which is listed only for the install. A failure here is reported, not fatal:
-# the test that needs Suricata says it was skipped and why.
-if [[ "${1:-}" == "--tests" ]] && ! command -v suricata >/dev/null 2>&1; then
+# Suricata 7 (tests and benchmarks): from the backports suite of this Debian
+# release, which is listed only for the install. A failure here is reported,
+# not fatal: the test that needs Suricata says it was skipped and why, the
+# benchmark prints why it did not run Suricata.
+if [[ "${1:-}" == "--tests" || "${1:-}" == "--bench" ]] && ! command -v suricata >/dev/null 2>&1; then
   sudo=""
   if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -1,16 +1,20 @@
-//! `cargo bench -p capture --bench engine [-- FILE [WORKERS...]]`: the same
-//! measurement as `weightwatch bench capture`, without building the whole
-//! binary. Without FILE it writes (or reuses, in `$WEIGHTWATCH_BENCH_DIR`)
-//! the fixtures catalog's `large_fanout_1g` capture (1 GiB in sixteen
-//! 64 MiB transfers: HTTP GETs, PUTs and raw TCP uploads, on 16 5-tuples so
-//! that flows spread over workers) to a temporary directory first.
+//! `cargo bench -p capture --bench engine [-- FILE|ENTRY [WORKERS...]]`: the
+//! same measurement as `weightwatch bench capture`, without building the
+//! whole binary. Given a fixtures catalog entry's name instead of a file
+//! (default: `large_fanout_1g`, 1 GiB in sixteen 64 MiB transfers: HTTP
+//! GETs, PUTs and raw TCP uploads, on 16 5-tuples so that flows spread over
+//! workers; or `realistic_300m`, a busy uplink) it writes (or reuses, in
+//! `$WEIGHTWATCH_BENCH_DIR`) that capture first.
 //!
 //! For each worker count: the engine alone (decoding, flows, reassembly,
-//! app layer, SHA-256), then with the default detectors, into a counting sink;
+//! app layer, SHA-256), then with every detector and a known-weights index
+//! (of the fixtures' registered file), into a counting sink;
 //! packets/s, MB/s, Gbit/s, CPU seconds and peak memory (see
-//! `capture::run::measure`).
+//! `capture::run::measure`); then Suricata 7 (`benches/suricata.yaml`) and
+//! `tcpflow -e http` on the same file, and the ratios.
 
 use capture::Settings;
+use capture::detect::known::{ChunkParams, Index};
 use capture::detect::{DetectConfig, Detectors, PolicyConfig, build};
 use capture::run::measure;
 use std::path::PathBuf;
@@ -21,13 +25,17 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let tmp = tempfile::tempdir().expect("tempdir");
+    // FILE, or a catalog entry's name (default `large_fanout_1g`), written
+    // once into $WEIGHTWATCH_BENCH_DIR (kept and reused) or a temporary
+    // directory.
     let file = match args.first() {
-        Some(f) => PathBuf::from(f),
-        None => {
-            // WEIGHTWATCH_BENCH_DIR keeps (and reuses) the generated capture.
+        Some(f) if std::path::Path::new(f).is_file() => PathBuf::from(f),
+        arg => {
             let dir = std::env::var_os("WEIGHTWATCH_BENCH_DIR")
                 .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
-            let entry = fixtures::catalog::find("large_fanout_1g").expect("catalog entry");
+            let name = arg.map_or("large_fanout_1g", String::as_str);
+            let entry = fixtures::catalog::find(name)
+                .unwrap_or_else(|| panic!("{name}: neither a file nor a catalog entry"));
             let path = dir.join(entry.file_name());
             if !path.is_file() {
                 eprintln!("writing {} …", path.display());
@@ -46,8 +54,20 @@ fn main() {
     let size = std::fs::File::open(&file)
         .and_then(|mut f| std::io::copy(&mut f, &mut std::io::sink()))
         .unwrap_or(0);
-    let detectors =
-        build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
+    // Every detector, and a known-weights index of the fixtures' registered
+    // file (as `weightwatch bench capture` loads) so the chunk matcher runs.
+    let index = tmp.path().join("known.idx");
+    let mut idx = Index::new(ChunkParams::default(), 1).expect("index params");
+    let known = fixtures::weights::pcaps::known_file();
+    idx.add(&known.name, known.bytes.as_slice())
+        .expect("index the known file");
+    idx.write(&index).expect("write index");
+    let detectors = build(
+        &PolicyConfig::default(),
+        &DetectConfig::default(),
+        Some(&index),
+    )
+    .expect("detectors");
     let none = Detectors::none();
     println!(
         "file {} ({:.1} MB), {cores} cores",
@@ -57,7 +77,7 @@ fn main() {
     const WIDTH: usize = 22;
     println!("{}", measure::header(WIDTH));
     // The engine alone (decode, flows, reassembly, app layer, SHA-256),
-    // then with the default detector set.
+    // then with every detector and the index.
     let runs = counts
         .iter()
         .flat_map(|&n| [(n, "engine", &none), (n, "engine+detect", &detectors)]);
@@ -76,11 +96,31 @@ fn main() {
         }
         .push((n, m));
     }
-    println!("{}", measure::tcpflow(&file, WIDTH));
+    // `--no-reference`: weightwatch alone (A/B runs of the engine).
+    let suricata = if std::env::args().any(|a| a == "--no-reference") {
+        Err("suricata and tcpflow not run (--no-reference)".to_string())
+    } else {
+        let s = measure::suricata(&file);
+        for (name, r) in [
+            ("suricata", &s),
+            ("tcpflow -e http", &measure::tcpflow(&file)),
+        ] {
+            match r {
+                Ok(r) => println!("{}", r.row(name, WIDTH)),
+                Err(why) => println!("{why}"),
+            }
+        }
+        s
+    };
     for line in measure::speedups("engine", &engine)
         .into_iter()
         .chain(measure::speedups("engine+detect", &detect))
     {
         println!("{line}");
+    }
+    if let Ok(r) = &suricata {
+        for line in measure::versus("engine+detect", &detect, "suricata", r) {
+            println!("{line}");
+        }
     }
 }

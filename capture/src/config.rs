@@ -100,6 +100,14 @@ pub struct CaptureConfig {
     /// stream, as a host's socket does without `SO_OOBINLINE`; `inline`
     /// leaves it in (Suricata's `stream.reassembly.urgent.policy`).
     pub urgent_policy: UrgentPolicy,
+    /// SHA-256 and the object detectors (format, encoded, tensor
+    /// statistics, known weights) also on TLS and SSH direction streams.
+    /// Off (default): their bytes are ciphertext, in which no detector can
+    /// find weights and whose hash names no file (Suricata hashes files,
+    /// not TLS records); their `fileinfo` events keep size and TLS
+    /// metadata without `sha256`, and the flow detectors (egress volume,
+    /// size match) judge them as before.
+    pub inspect_encrypted_streams: bool,
 }
 
 /// What becomes of TCP urgent data.
@@ -174,6 +182,7 @@ impl Default for CaptureConfig {
             stream_retain_bytes: 64 << 10,
             stream_ttl_tolerance: 5,
             urgent_policy: UrgentPolicy::Oob,
+            inspect_encrypted_streams: false,
         }
     }
 }

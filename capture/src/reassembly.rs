@@ -94,7 +94,21 @@ pub struct Limits {
     /// Delivered bytes one stream keeps, until the peer acknowledges them,
     /// to compare retransmissions with (0 = none).
     pub retain_max: usize,
+    /// Emptied retention buffers kept for the next stream that needs one
+    /// (at most [`SPARE_BUFFERS`]): a stream's kept bytes empty at every
+    /// acknowledgment, and allocating its buffer again each time cost more
+    /// than the copying it holds (thousands of connections at once).
+    spare: Vec<VecDeque<u8>>,
 }
+
+/// Most emptied retention buffers a worker keeps for reuse: their memory
+/// (each at most about twice `retain_max`) is bounded by this, not by the
+/// number of streams.
+pub const SPARE_BUFFERS: usize = 64;
+
+/// Capacity a new retention buffer starts with (a few segments: most
+/// streams are acknowledged every two).
+const FIRST_RETAIN_CAPACITY: usize = 8 << 10;
 
 impl Limits {
     /// Whether the streams together hold more than the memcap.
@@ -110,6 +124,23 @@ impl Limits {
             memcap,
             used: 0,
             retain_max: 64 << 10,
+            spare: Vec::new(),
+        }
+    }
+
+    /// An empty retention buffer: a spare one, or a new one with room for
+    /// `want` bytes and at least a few segments.
+    fn retain_buffer(&mut self, want: usize) -> VecDeque<u8> {
+        self.spare.pop().unwrap_or_else(|| {
+            VecDeque::with_capacity(want.max(FIRST_RETAIN_CAPACITY).min(self.retain_max))
+        })
+    }
+
+    /// Keep an emptied retention buffer for reuse, or free it.
+    fn recycle(&mut self, mut buf: VecDeque<u8>) {
+        if buf.capacity() > 0 && self.spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            self.spare.push(buf);
         }
     }
 }
@@ -474,6 +505,9 @@ impl Stream {
         let keep = bytes.len().min(limits.retain_max);
         let over = (self.sent.len() + keep).saturating_sub(limits.retain_max);
         self.forget_sent(over, limits);
+        if self.sent.capacity() == 0 {
+            self.sent = limits.retain_buffer(keep);
+        }
         self.sent.extend(&bytes[bytes.len() - keep..]);
         limits.used += keep;
     }
@@ -484,7 +518,7 @@ impl Stream {
         self.sent.drain(..n);
         limits.used = limits.used.saturating_sub(n);
         if self.sent.is_empty() {
-            self.sent = VecDeque::new();
+            limits.recycle(std::mem::take(&mut self.sent));
         }
     }
 

@@ -19,6 +19,14 @@ pub enum BenchCommand {
         /// built from the fixtures' registered file, so the chunk matcher runs).
         #[arg(long, value_name = "FILE")]
         index: Option<PathBuf>,
+        /// Rounds of weightwatch, Suricata and tcpflow alternated on the
+        /// file (on a shared machine: load changes hit all of them alike).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        rounds: usize,
+        /// Skip the detector breakdown (each detector alone, engine with
+        /// and without detectors).
+        #[arg(long)]
+        no_breakdown: bool,
     },
     /// Analyzer: rows/s, CPU seconds and peak memory of the whole
     /// analysis; then, for one JSON Lines file, the same file through
@@ -41,14 +49,21 @@ pub fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
             file,
             workers,
             index,
+            rounds,
+            no_breakdown,
         } => {
             let generated = index.is_none();
             let index = match index {
                 Some(p) => p,
                 None => bench_index()?,
             };
-            let res = capture_bench(&file, &workers, &index, &config)
-                .and_then(|()| detector_bench(&file, &index, &config));
+            let res = capture_bench(&file, &workers, rounds, &index, &config).and_then(|()| {
+                if no_breakdown {
+                    Ok(())
+                } else {
+                    detector_bench(&file, &index, &config)
+                }
+            });
             if generated {
                 let _ = std::fs::remove_file(&index);
             }
@@ -173,10 +188,14 @@ fn baselines(file: &std::path::Path, secs: f64, cpu: f64) {
 /// `weightwatch bench capture`: replay one pcap (read once first so it is in
 /// page cache) through the whole engine — decoding, flows, reassembly, app
 /// layer, SHA-256 and the detectors — into a counting sink, for each worker
-/// count; then the same file through `tcpflow -e http` when it is installed.
+/// count; then the same file through Suricata 7 (one packet thread, no
+/// rules, unlimited reassembly, SHA-256 of every file) and `tcpflow -e http`
+/// when they are installed; `rounds` times, alternated, with the ratios of
+/// each round.
 fn capture_bench(
     file: &std::path::Path,
     workers: &[usize],
+    rounds: usize,
     index: &std::path::Path,
     config: &Config,
 ) -> anyhow::Result<()> {
@@ -194,25 +213,53 @@ fn capture_bench(
     let size = std::io::copy(&mut f, &mut std::io::sink())?;
     let detectors = capture::detect::build(&config.policy, &config.detect, Some(index))?;
     println!(
-        "file {} ({:.1} MB), {cores} cores",
+        "file {} ({:.1} MB), {cores} cores, load average {}",
         file.display(),
-        size as f64 / 1e6
+        size as f64 / 1e6,
+        load_average()
     );
     const WIDTH: usize = 18;
-    println!("{}", measure::header(WIDTH));
-    let mut runs = Vec::new();
-    for n in counts {
-        let mut settings = capture::Settings::new(config.capture.clone());
-        settings.workers = n.max(1);
-        let m = measure::replay(file, &settings, &detectors)?;
-        println!("{}", measure::row(&format!("weightwatch w={n}"), WIDTH, &m));
-        runs.push((n, m));
-    }
-    println!("{}", measure::tcpflow(file, WIDTH));
-    for line in measure::speedups("weightwatch", &runs) {
-        println!("{line}");
+    for round in 1..=rounds.max(1) {
+        if rounds > 1 {
+            println!("round {round} (load average {})", load_average());
+        }
+        println!("{}", measure::header(WIDTH));
+        let mut runs = Vec::new();
+        for &n in &counts {
+            let mut settings = capture::Settings::new(config.capture.clone());
+            settings.workers = n.max(1);
+            let m = measure::replay(file, &settings, &detectors)?;
+            println!("{}", measure::row(&format!("weightwatch w={n}"), WIDTH, &m));
+            runs.push((n, m));
+        }
+        let suricata = measure::suricata(file);
+        for (name, r) in [
+            ("suricata", &suricata),
+            ("tcpflow -e http", &measure::tcpflow(file)),
+        ] {
+            match r {
+                Ok(r) => println!("{}", r.row(name, WIDTH)),
+                Err(why) => println!("{why}"),
+            }
+        }
+        for line in measure::speedups("weightwatch", &runs) {
+            println!("{line}");
+        }
+        if let Ok(r) = &suricata {
+            for line in measure::versus("weightwatch", &runs, "suricata", r) {
+                println!("{line}");
+            }
+        }
     }
     Ok(())
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "?".to_string(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 /// A known-weights index of the fixtures' registered file, written to a

@@ -16,6 +16,20 @@ pub enum FixturesCommand {
         #[arg(long)]
         large: bool,
     },
+    /// Write the realistic benchmark capture (thousands of concurrent
+    /// interleaved connections, mostly TLS; `realistic_<MB>m_s<SEED>.pcap`
+    /// and its `.expect.json`) at any size and seed.
+    Realistic {
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Approximate size of the capture, MB.
+        #[arg(long, default_value_t = 300, value_name = "MB")]
+        size_mb: u64,
+        /// Seed of every choice in it.
+        #[arg(long, default_value_t = 19)]
+        seed: u64,
+    },
     /// Write labelled synthetic API request logs plus labels.csv.
     Logs {
         /// Random seed.
@@ -43,6 +57,17 @@ pub enum FixturesCommand {
 pub fn run(cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
     match cmd {
         FixturesCommand::Pcaps { out, large } => pcaps(&out, large),
+        FixturesCommand::Realistic { out, size_mb, seed } => {
+            std::fs::create_dir_all(&out)?;
+            let spec = fixtures::realistic::Spec {
+                seed,
+                bytes: size_mb * 1_000_000,
+            };
+            let path = fixtures::realistic::write_files(&spec, &out)
+                .map_err(|e| anyhow::anyhow!("writing into {}: {e}", out.display()))?;
+            println!("{}", path.display());
+            Ok(())
+        }
         FixturesCommand::Logs {
             seed,
             accounts,

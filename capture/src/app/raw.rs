@@ -50,6 +50,11 @@ impl RawStream {
         ctx.out.object(self.dir, ObjectEvent::Begin(meta));
     }
 
+    /// Whether the object was opened (or the direction already ended).
+    pub(crate) fn started(&self) -> bool {
+        self.open || self.done
+    }
+
     /// Bytes of the stream.
     pub(crate) fn data(&mut self, bytes: &[u8], ctx: &mut Ctx<'_>) {
         if bytes.is_empty() || self.done {

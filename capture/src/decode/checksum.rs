@@ -177,20 +177,29 @@ impl Checksums {
 
 /// One's-complement sum of `data` (as big-endian 16-bit words, an odd last
 /// byte padded with zero) added to `acc`, unfolded.
-fn sum(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(4);
+///
+/// Summed in native little-endian 8-byte words and byte-swapped once at the
+/// end (the sum does not depend on byte order: RFC 1071 section 2 (B)),
+/// which is several times faster than big-endian words on every payload
+/// byte of every packet.
+fn sum(acc: u64, data: &[u8]) -> u64 {
+    let mut s = 0u64;
+    let mut words = data.chunks_exact(8);
     for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // Two 32-bit halves: 2^33 per word, far from overflowing for any
+        // packet (the carries are folded below).
+        s += (w & 0xffff_ffff) + (w >> 32);
     }
     let rest = words.remainder();
     let mut pairs = rest.chunks_exact(2);
     for p in &mut pairs {
-        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
+        s += u64::from(u16::from_le_bytes([p[0], p[1]]));
     }
     if let [b] = pairs.remainder() {
-        acc += u64::from(*b) << 8;
+        s += u64::from(*b);
     }
-    acc
+    acc + u64::from(fold(s).swap_bytes())
 }
 
 /// Fold an unfolded sum to 16 bits.

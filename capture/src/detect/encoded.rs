@@ -161,6 +161,7 @@ impl Detector for EncodedDetector {
             buf: Vec::new(),
             start: None,
             next_try: 64 * 1024,
+            sniffed: false,
             done: false,
             tally: DecodeTally::default(),
         }))
@@ -173,6 +174,8 @@ pub struct EncodedScan {
     buf: Vec<u8>,
     start: Option<u64>,
     next_try: usize,
+    /// The first [`SNIFF`] bytes were found to be text (judged once).
+    sniffed: bool,
     done: bool,
     /// Which encodings were decoded, and whether the window capped one
     /// (each 0 or 1: counted per body).
@@ -274,12 +277,13 @@ impl ObjectScan for EncodedScan {
         }
         let room = self.limit().saturating_sub(self.buf.len());
         self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        if self.buf.len() >= SNIFF.min(self.limit())
-            && !texty(&self.buf[..SNIFF.min(self.buf.len())])
-        {
-            self.done = true;
-            self.buf = Vec::new();
-            return None;
+        if !self.sniffed && self.buf.len() >= SNIFF.min(self.limit()) {
+            if !texty(&self.buf[..SNIFF.min(self.buf.len())]) {
+                self.done = true;
+                self.buf = Vec::new();
+                return None;
+            }
+            self.sniffed = true;
         }
         let full = self.buf.len() >= self.limit();
         if self.buf.len() >= self.next_try || full {

@@ -151,26 +151,35 @@ impl<'a> ObjectEmitter<'a> {
         }
         let index = self.tracker.next_index;
         self.tracker.next_index += 1;
-        let scans = self
-            .env
-            .detectors
-            .object
-            .iter()
-            .filter_map(|d| {
-                d.begin(&meta).map(|scan| ScanSlot {
-                    detector: d.name(),
-                    scan,
-                    active: true,
+        // What is hashed and scanned: every plaintext object (HTTP bodies
+        // and parts, raw streams); TLS and SSH streams only when asked —
+        // ciphertext holds no file to name and nothing a content detector
+        // can find, and on busy links most bytes are ciphertext.
+        let content =
+            self.env.inspect_encrypted || !matches!(meta.app_proto, AppProto::Tls | AppProto::Ssh);
+        let scans = if content {
+            self.env
+                .detectors
+                .object
+                .iter()
+                .filter_map(|d| {
+                    d.begin(&meta).map(|scan| ScanSlot {
+                        detector: d.name(),
+                        scan,
+                        active: true,
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.counters.objects += 1;
         self.tracker.open[dir.index()] = Some(OpenObject {
             meta,
             index,
             size: 0,
             gap_bytes: 0,
-            hasher: self.env.file_hash.then(Sha256::new),
+            hasher: (self.env.file_hash && content).then(Sha256::new),
             scans,
         });
     }
@@ -249,10 +258,11 @@ impl<'a> ObjectEmitter<'a> {
             .take()
             .filter(|_| o.gap_bytes == 0)
             .map(|h| hex(&h.finalize()));
+        let is_http = o.meta.http.is_some();
         let body = FileinfoEvent {
             fileinfo: o.info(dir, state, sha),
-            http: o.meta.http.clone(),
-            tls: o.meta.tls.clone(),
+            http: o.meta.http.take(),
+            tls: o.meta.tls.take(),
         };
         let name = format!("{}|fileinfo|{}", self.id_base, o.index);
         let ev = Event::with_derived_id(self.ts, EventKind::Fileinfo(body), &name)
@@ -266,7 +276,7 @@ impl<'a> ObjectEmitter<'a> {
                 }
                 self.out.push(ev);
             }
-            (Some(tx), _) if o.meta.http.is_some() => {
+            (Some(tx), _) if is_http => {
                 if self.tracker.held.len() >= MAX_HELD {
                     let (_, oldest) = self.tracker.held.remove(0);
                     self.out.push(oldest);

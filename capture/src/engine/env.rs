@@ -15,6 +15,8 @@ pub(crate) struct EventEnv<'a> {
     pub detectors: &'a Detectors,
     /// Whether to compute SHA-256 of objects.
     pub file_hash: bool,
+    /// Whether TLS and SSH streams (ciphertext) are hashed and scanned too.
+    pub inspect_encrypted: bool,
 }
 
 /// µs since the epoch as a [`Timestamp`].

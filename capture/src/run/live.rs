@@ -155,6 +155,7 @@ fn worker_loop(
         sensor_id: &shared.settings.sensor_id,
         detectors: shared.detectors,
         file_hash: shared.settings.file_hash,
+        inspect_encrypted: shared.settings.config.inspect_encrypted_streams,
     };
     let limits = WorkerLimits::new(&shared.settings.config, shared.settings.workers);
     let mut w = Worker::new(env, limits);

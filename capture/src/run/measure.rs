@@ -2,8 +2,10 @@
 //! `cargo bench -p capture --bench engine` (benchmarks, never tests):
 //! throughput, CPU seconds (user + system, all threads: less sensitive than
 //! wall time to a busy machine) and peak memory of one replay, and the same
-//! file through Debian's `tcpflow -e http` for comparison. Linux only (the
-//! figures come from `/proc/self`); elsewhere they read as zero.
+//! file through Suricata 7 (`benches/suricata.yaml`: no rules, unlimited
+//! reassembly, SHA-256 of every file) and Debian's `tcpflow -e http` for
+//! comparison. Linux only (the figures come from `/proc/self`); elsewhere
+//! they read as zero.
 
 use crate::detect::Detectors;
 use crate::run::pipeline::{CaptureError, Settings};
@@ -123,41 +125,135 @@ pub fn speedups(label: &str, runs: &[(usize, Measured)]) -> Vec<String> {
         .collect()
 }
 
-/// `tcpflow -e http -r FILE -o DIR` (into a temporary directory, removed
-/// after) as a row of the table, or why it did not run.
-pub fn tcpflow(file: &Path, width: usize) -> String {
-    let size = std::fs::metadata(file).map_or(0, |m| m.len()) as f64;
-    let out = std::env::temp_dir().join(format!("weightwatch-tcpflow-{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&out) {
-        return format!("tcpflow not run ({}: {e})", out.display());
+/// Suricata's configuration for the side-by-side run (see its comments).
+pub const SURICATA_CONFIG: &str = include_str!("../../benches/suricata.yaml");
+
+/// What a reference tool (Suricata, tcpflow) measured on a file.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference {
+    /// File bytes.
+    pub bytes: u64,
+    /// Wall-clock seconds.
+    pub secs: f64,
+    /// CPU seconds of the tool (its waited process, all threads).
+    pub cpu_secs: f64,
+    /// Events it wrote (Suricata: `fileinfo` events), when counted.
+    pub events: Option<u64>,
+}
+
+impl Reference {
+    /// One row of the table, labelled `label`.
+    pub fn row(&self, label: &str, width: usize) -> String {
+        let size = self.bytes as f64;
+        format!(
+            "{label:<width$} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2} {:>7.2} {:>9.1} {:>8} {:>8} {:>8}",
+            "-",
+            self.secs,
+            "-",
+            size / 1e6 / self.secs,
+            size * 8.0 / 1e9 / self.secs,
+            self.cpu_secs,
+            size / 1e6 / self.cpu_secs,
+            "-",
+            "-",
+            self.events
+                .map_or_else(|| "-".to_string(), |e| format!("{e} files")),
+        )
     }
+}
+
+/// "weightwatch w=N / suricata: X.XXx wall, Y.YYx cpu" lines: each run's
+/// speed against the reference's, by wall time and by CPU seconds.
+pub fn versus(label: &str, runs: &[(usize, Measured)], name: &str, r: &Reference) -> Vec<String> {
+    runs.iter()
+        .map(|(n, m)| {
+            format!(
+                "  {label} w={n} / {name}: {:.2}x wall, {:.2}x per cpu second",
+                r.secs / m.secs,
+                (m.bytes as f64 / m.cpu_secs) / (r.bytes as f64 / r.cpu_secs)
+            )
+        })
+        .collect()
+}
+
+/// Run `cmd`, waited, in `dir` (removed after): its wall and CPU seconds.
+fn timed(mut cmd: std::process::Command) -> std::io::Result<(std::process::ExitStatus, f64, f64)> {
     let start = Instant::now();
     let cpu0 = cpu_secs(true);
-    let status = std::process::Command::new("tcpflow")
-        .args(["-e", "http", "-r"])
-        .arg(file)
-        .arg("-o")
-        .arg(&out)
+    let status = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status();
+        .status()?;
     let secs = start.elapsed().as_secs_f64().max(1e-9);
-    let cpu = (cpu_secs(true) - cpu0).max(1e-9);
-    let _ = std::fs::remove_dir_all(&out);
-    match status {
-        Ok(st) if st.success() => format!(
-            "{:<width$} {:>10} {:>8.2} {:>12} {:>9.1} {:>8.2} {:>7.2} {:>9.1}",
-            "tcpflow -e http",
-            "-",
+    Ok((status, secs, (cpu_secs(true) - cpu0).max(1e-9)))
+}
+
+/// Suricata 7 on `file` with [`SURICATA_CONFIG`], one packet thread
+/// (`--runmode single`), no rules, EVE into a temporary directory (removed
+/// after; its `fileinfo` events are counted first). `Err` says why it did
+/// not run.
+pub fn suricata(file: &Path) -> Result<Reference, String> {
+    let bytes = std::fs::metadata(file).map_or(0, |m| m.len());
+    let dir = std::env::temp_dir().join(format!("weightwatch-suricata-{}", std::process::id()));
+    let setup = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("suricata.yaml"), SURICATA_CONFIG)?;
+        std::fs::write(dir.join("empty.rules"), "")
+    };
+    if let Err(e) = setup() {
+        return Err(format!("{}: {e}", dir.display()));
+    }
+    let mut cmd = std::process::Command::new("suricata");
+    cmd.arg("-c")
+        .arg(dir.join("suricata.yaml"))
+        .arg("-S")
+        .arg(dir.join("empty.rules"))
+        .args(["--runmode", "single", "-r"])
+        .arg(file)
+        .arg("-l")
+        .arg(&dir);
+    let res = timed(cmd);
+    let files = std::fs::read_to_string(dir.join("eve.json"))
+        .ok()
+        .map(|t| t.matches("\"event_type\":\"fileinfo\"").count() as u64);
+    let _ = std::fs::remove_dir_all(&dir);
+    match res {
+        Ok((st, secs, cpu_secs)) if st.success() => Ok(Reference {
+            bytes,
             secs,
-            "-",
-            size / 1e6 / secs,
-            size * 8.0 / 1e9 / secs,
-            cpu,
-            size / 1e6 / cpu
-        ),
-        Ok(st) => format!("tcpflow failed: {st}"),
-        Err(e) => format!("tcpflow not run ({e}); install Debian's tcpflow to compare"),
+            cpu_secs,
+            events: files,
+        }),
+        Ok((st, ..)) => Err(format!("suricata failed: {st}")),
+        Err(e) => Err(format!(
+            "suricata not run ({e}); scripts/setup.sh --bench installs Suricata 7 from Debian backports"
+        )),
+    }
+}
+
+/// `tcpflow -e http -r FILE -o DIR` (into a temporary directory, removed
+/// after), or why it did not run.
+pub fn tcpflow(file: &Path) -> Result<Reference, String> {
+    let bytes = std::fs::metadata(file).map_or(0, |m| m.len());
+    let out = std::env::temp_dir().join(format!("weightwatch-tcpflow-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        return Err(format!("tcpflow not run ({}: {e})", out.display()));
+    }
+    let mut cmd = std::process::Command::new("tcpflow");
+    cmd.args(["-e", "http", "-r"]).arg(file).arg("-o").arg(&out);
+    let res = timed(cmd);
+    let _ = std::fs::remove_dir_all(&out);
+    match res {
+        Ok((st, secs, cpu_secs)) if st.success() => Ok(Reference {
+            bytes,
+            secs,
+            cpu_secs,
+            events: None,
+        }),
+        Ok((st, ..)) => Err(format!("tcpflow failed: {st}")),
+        Err(e) => Err(format!(
+            "tcpflow not run ({e}); install Debian's tcpflow to compare"
+        )),
     }
 }
 

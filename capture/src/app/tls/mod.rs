@@ -241,13 +241,18 @@ impl TlsConn {
         if !force && d.held.is_empty() {
             return;
         }
-        let meta = ObjectMeta {
-            tls: ctx.meta.tls.clone(),
-            ..ObjectMeta::default()
-        };
-        d.stream.begin_with(meta, ctx);
-        let held = std::mem::take(&mut d.held);
-        d.stream.data(&held, ctx);
+        // Called for every delivery: the metadata is copied only to begin.
+        if !d.stream.started() {
+            let meta = ObjectMeta {
+                tls: ctx.meta.tls.clone(),
+                ..ObjectMeta::default()
+            };
+            d.stream.begin_with(meta, ctx);
+        }
+        if !d.held.is_empty() {
+            let held = std::mem::take(&mut d.held);
+            d.stream.data(&held, ctx);
+        }
     }
 }
 

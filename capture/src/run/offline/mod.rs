@@ -35,6 +35,9 @@ use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Events a lone worker collects before handing them to the sink's thread.
+const EVENT_BATCH: usize = 256;
+
 /// What one offline worker gives back.
 struct OfflineResult {
     worker: WorkerCounters,
@@ -54,6 +57,7 @@ fn worker_parts<'s>(shared: &Shared<'s>) -> (Worker<'s>, Decoder) {
         sensor_id: &settings.sensor_id,
         detectors: shared.detectors,
         file_hash: settings.file_hash,
+        inspect_encrypted: settings.config.inspect_encrypted_streams,
     };
     let w = Worker::new(
         env,
@@ -197,9 +201,17 @@ fn walk_alone(
                     w.tick(f.ts);
                 }
             }
-            if !w.out.is_empty() {
-                let _ = events.send(std::mem::take(&mut w.out));
+            // Events go to the sink in batches: a send per packet that had
+            // any cost a wake-up of the sink's thread per event.
+            if w.out.len() >= EVENT_BATCH {
+                let _ = events.send(std::mem::replace(
+                    &mut w.out,
+                    Vec::with_capacity(EVENT_BATCH),
+                ));
             }
+        }
+        if !w.out.is_empty() {
+            let _ = events.send(std::mem::take(&mut w.out));
         }
         report.linktype = packets.linktype();
         files.push(report);
