@@ -23,10 +23,10 @@ fn two_replicas(cfg: DashboardConfig) -> (TestServer, TestServer) {
 }
 
 /// A live-stream subscription over a raw socket.
-struct Stream(Lines<BufReader<TcpStream>>);
+pub(super) struct Stream(Lines<BufReader<TcpStream>>);
 
 impl Stream {
-    fn open(s: &TestServer, token: &str) -> Stream {
+    pub(super) fn open(s: &TestServer, token: &str) -> Stream {
         let mut sock = TcpStream::connect(s.addr).unwrap();
         // Bounded, so a lost update fails the test instead of hanging it.
         sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
@@ -51,7 +51,7 @@ impl Stream {
     }
 
     /// The next update: (event name, data as JSON).
-    fn next(&mut self) -> (String, Value) {
+    pub(super) fn next(&mut self) -> (String, Value) {
         let mut kind = None;
         for l in self.0.by_ref() {
             let l = l.expect("the stream delivers before its read timeout");
@@ -65,7 +65,7 @@ impl Stream {
     }
 }
 
-fn alert(id: &str, secs: i64, sni: &str) -> Value {
+pub(super) fn alert(id: &str, secs: i64, sni: &str) -> Value {
     sensor_alert(
         id,
         secs,
@@ -122,6 +122,22 @@ fn ingest_on_one_replica_is_read_searched_triaged_and_streamed_on_the_other() {
     let (kind, data) = on_b.next();
     assert_eq!(kind, "alert");
     assert_eq!(strip_store_fields(data), big);
+
+    // A batch's alerts share notifications (as many as fit one payload;
+    // the large one between them goes through the table): every one
+    // arrives, in the batch's order.
+    let mut batch: Vec<Value> = (0..40)
+        .map(|i| alert(&format!("r-batch-{i}"), 10 + i, "batch.example"))
+        .collect();
+    let mut big = alert("r-batch-big", 9, "big.example");
+    big["alert"]["signature"] = json!(format!("weights upload {}", "y".repeat(9_000)));
+    batch.insert(20, big);
+    a.ingest(&ingest, &batch);
+    for want in &batch {
+        let (kind, data) = on_b.next();
+        assert_eq!(kind, "alert");
+        assert_eq!(data["event_id"], want["event_id"]);
+    }
 }
 
 #[test]
