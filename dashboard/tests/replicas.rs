@@ -281,3 +281,36 @@ fn retention_runs_on_one_replica_at_a_time() {
     }
     assert_eq!(purged, 30);
 }
+
+#[test]
+fn statements_prepared_before_another_replicas_migration_are_prepared_again() {
+    let url = pg_cluster::fresh_database();
+    let store = PgStore::connect(&url, 1).unwrap();
+    let event = |id: &str| {
+        let v = alert(id, 1, "plan.example");
+        let e: eve::Event = serde_json::from_value(v.clone()).unwrap();
+        NewEvent::from_eve(&e, v.to_string())
+    };
+    // Every pooled connection has the ingest statements prepared.
+    for i in 0..3 {
+        assert_eq!(
+            store
+                .ingest(&[event(&format!("p-{i}"))], 1)
+                .unwrap()
+                .accepted,
+            1
+        );
+    }
+    // Another replica's migration changes a column the insert returns.
+    let name = url.rsplit('/').next().unwrap();
+    pg_cluster::shared()
+        .psql(
+            name,
+            "ALTER TABLE events ALTER COLUMN event_id TYPE varchar(500)",
+        )
+        .unwrap();
+    for i in 3..6 {
+        let out = store.ingest(&[event(&format!("p-{i}"))], 1).unwrap();
+        assert_eq!(out.accepted, 1);
+    }
+}

@@ -130,13 +130,17 @@ impl PgStore {
     }
 
     /// Run `f` in a transaction and commit; a deadlock or serialization
-    /// failure (two replicas writing the same rows) is retried a few times.
+    /// failure (two replicas writing the same rows) is retried a few times,
+    /// and so is a statement prepared before another replica's migration
+    /// changed what it returns (the connection's statement cache is
+    /// emptied first).
     fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: AsyncFn(&deadpool_postgres::Transaction<'_>) -> StoreResult<T>,
     {
         let result = self.run(async {
             let mut c = self.conn().await?;
+            let statements = c.statement_cache.clone();
             let mut attempt = 0;
             loop {
                 let tx = c.transaction().await?;
@@ -146,6 +150,10 @@ impl PgStore {
                 };
                 match out {
                     Err(StoreError::Postgres(e)) if retryable(&e) && attempt < 5 => attempt += 1,
+                    Err(StoreError::Postgres(e)) if stale_plan(&e) && attempt < 5 => {
+                        statements.clear();
+                        attempt += 1;
+                    }
                     other => return other,
                 }
             }
@@ -165,6 +173,16 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
         e.code(),
         Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
     )
+}
+
+/// A cached prepared statement whose result columns a migration changed
+/// (PostgreSQL replans it, but refuses a new row type).
+fn stale_plan(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+        && e.as_db_error().is_some_and(|d| {
+            d.message()
+                .contains("cached plan must not change result type")
+        })
 }
 
 /// Whether an error means the database cannot take writes at all (as
