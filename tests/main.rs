@@ -10,4 +10,11 @@ mod index;
 mod inspect;
 mod intel;
 mod packaging;
+#[path = "../dashboard/tests/pg_cluster.rs"]
+#[allow(
+    dead_code,
+    reason = "the dashboard's tests' PostgreSQL cluster; this binary uses part of it"
+)]
+mod pg_cluster;
+mod replicas;
 mod tls;

@@ -323,6 +323,7 @@ pub fn run(
         sink.emit(&e)?;
     }
     let mut stats = StatsEvent::default();
+    stats.stats.version = Some(env!("CARGO_PKG_VERSION").to_string());
     stats.stats.add("analyzer", "rows", ingest.rows);
     stats.stats.add("analyzer", "bad_rows", ingest.bad_total());
     stats

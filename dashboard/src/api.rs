@@ -307,8 +307,8 @@ pub async fn account(
     })))
 }
 
-/// `GET /api/v1/sensors`: the fleet: every sensor and analyzer, last seen,
-/// counters (total and between its two newest stats reports), alerts per
+/// `GET /api/v1/sensors`: the fleet: every sensor and analyzer, its
+/// version, last seen, counters (total and between its two newest stats reports), alerts per
 /// category, spool counters when reported, and whether it went silent.
 pub async fn sensors(State(st): State<Arc<AppState>>, _: Reader) -> Result<Json<Value>, ApiError> {
     let rows = st.db(|s| s.sensors()).await?;
@@ -324,6 +324,7 @@ pub async fn sensors(State(st): State<Arc<AppState>>, _: Reader) -> Result<Json<
                 .collect();
             json!({
                 "sensor_id": r.sensor_id,
+                "version": r.version(),
                 "last_event": time(r.last_event_ts),
                 "last_seen": time(r.last_received),
                 "stale": r.stale_since.is_some(),

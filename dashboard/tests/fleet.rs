@@ -177,3 +177,50 @@ fn a_quiet_sensor_is_reported_once_and_cleared_when_it_reports_again() {
     wait_stale(&s, &read, "sensor-q", true);
     assert_eq!(stale_lines(&s, &read, "sensor-q"), 2);
 }
+
+#[test]
+fn each_sensor_shows_the_version_its_newest_report_names() {
+    let s = TestServer::start_on(STORE);
+    let ingest = s.token(Scope::Ingest);
+    let read = s.token(Scope::Read);
+    let versioned = |id: &str, secs: i64, sensor: &str, version: &str| {
+        let mut v = report(id, secs, sensor, 1, 0, None);
+        v["stats"]["version"] = version.into();
+        v
+    };
+    s.ingest(
+        &ingest,
+        &[
+            versioned("v-1", 0, "sensor-a", "0.3.1"),
+            versioned("v-2", 60, "sensor-a", "0.4.0"),
+            versioned("v-3", 0, "analyzer-1", "<b>0.4.0-rc1</b>"),
+            report("v-4", 0, "sensor-old", 1, 0, None),
+        ],
+    );
+    let v = s.get("/api/v1/sensors", Some(&read)).json();
+    assert_eq!(sensor(&v, "sensor-a")["version"], "0.4.0", "{v}");
+    assert_eq!(sensor(&v, "analyzer-1")["version"], "<b>0.4.0-rc1</b>");
+    assert_eq!(sensor(&v, "sensor-old")["version"], Value::Null);
+
+    let page = s.get("/sensors", Some(&read)).body;
+    assert!(page.contains("<td>0.4.0</td>"), "{page}");
+    assert!(
+        !page.contains("0.3.1"),
+        "the older report's version is gone"
+    );
+    assert!(page.contains("&#60;b&#62;0.4.0-rc1&#60;/b&#62;"), "escaped");
+    assert!(!page.contains("<b>0.4.0-rc1"));
+
+    // A version that is not a short line of text is refused, not stored.
+    for bad in ["9".repeat(65), "1.0\n<script>".to_string()] {
+        let r = s.post_json(
+            "/api/v1/events",
+            Some(&ingest),
+            &serde_json::to_string(&[versioned("v-bad", 120, "sensor-a", &bad)]).unwrap(),
+        );
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(r.body.contains("stats.version"), "{}", r.body);
+    }
+    let v = s.get("/api/v1/sensors", Some(&read)).json();
+    assert_eq!(sensor(&v, "sensor-a")["version"], "0.4.0");
+}

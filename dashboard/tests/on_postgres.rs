@@ -25,6 +25,8 @@ mod login_limits;
 mod metrics;
 #[path = "mfa.rs"]
 mod mfa;
+#[path = "pg_tls.rs"]
+mod pg_tls;
 #[path = "replicas.rs"]
 mod replicas;
 #[path = "search.rs"]

@@ -43,6 +43,46 @@ pub fn fresh_database() -> String {
 impl Cluster {
     /// `initdb` and start a cluster of its own.
     pub fn start() -> Result<Cluster, String> {
+        Cluster::start_with(|_| Ok(()))
+    }
+
+    /// A cluster of its own that accepts TCP connections over TLS only
+    /// (`hostssl`; plain ones are rejected), with this certificate chain
+    /// and key (PEM).
+    pub fn start_tls(cert: &str, key: &str) -> Result<Cluster, String> {
+        Cluster::start_with(|c| {
+            let data = c.data();
+            let write = |name: &str, text: &str| {
+                std::fs::write(data.join(name), text).map_err(|e| format!("{name}: {e}"))
+            };
+            write("server.crt", cert)?;
+            write("server.key", key)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .map_err(|e| e.to_string())?;
+            if let Some(u) = c.user {
+                run(Command::new("chown")
+                    .arg(u)
+                    .arg(data.join("server.crt"))
+                    .arg(data.join("server.key")))?;
+            }
+            let conf =
+                std::fs::read_to_string(data.join("postgresql.conf")).map_err(|e| e.to_string())?;
+            write("postgresql.conf", &format!("{conf}\nssl = on\n"))?;
+            write(
+                "pg_hba.conf",
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 trust\n\
+                 hostnossl all all 127.0.0.1/32 reject\n",
+            )
+        })
+    }
+
+    /// `initdb`, then `setup` on the stopped cluster, then start it.
+    fn start_with(setup: impl FnOnce(&Cluster) -> Result<(), String>) -> Result<Cluster, String> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("ww-pg-")
@@ -73,6 +113,7 @@ impl Cluster {
             .arg("--no-sync")
             .arg("-D")
             .arg(c.data()))?;
+        setup(&c)?;
         c.ctl_start()?;
         Ok(c)
     }

@@ -23,10 +23,10 @@ fn two_replicas(cfg: DashboardConfig) -> (TestServer, TestServer) {
 }
 
 /// A live-stream subscription over a raw socket.
-struct Stream(Lines<BufReader<TcpStream>>);
+pub(super) struct Stream(Lines<BufReader<TcpStream>>);
 
 impl Stream {
-    fn open(s: &TestServer, token: &str) -> Stream {
+    pub(super) fn open(s: &TestServer, token: &str) -> Stream {
         let mut sock = TcpStream::connect(s.addr).unwrap();
         // Bounded, so a lost update fails the test instead of hanging it.
         sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
@@ -51,7 +51,7 @@ impl Stream {
     }
 
     /// The next update: (event name, data as JSON).
-    fn next(&mut self) -> (String, Value) {
+    pub(super) fn next(&mut self) -> (String, Value) {
         let mut kind = None;
         for l in self.0.by_ref() {
             let l = l.expect("the stream delivers before its read timeout");
@@ -65,7 +65,7 @@ impl Stream {
     }
 }
 
-fn alert(id: &str, secs: i64, sni: &str) -> Value {
+pub(super) fn alert(id: &str, secs: i64, sni: &str) -> Value {
     sensor_alert(
         id,
         secs,
@@ -122,6 +122,22 @@ fn ingest_on_one_replica_is_read_searched_triaged_and_streamed_on_the_other() {
     let (kind, data) = on_b.next();
     assert_eq!(kind, "alert");
     assert_eq!(strip_store_fields(data), big);
+
+    // A batch's alerts share notifications (as many as fit one payload;
+    // the large one between them goes through the table): every one
+    // arrives, in the batch's order.
+    let mut batch: Vec<Value> = (0..40)
+        .map(|i| alert(&format!("r-batch-{i}"), 10 + i, "batch.example"))
+        .collect();
+    let mut big = alert("r-batch-big", 9, "big.example");
+    big["alert"]["signature"] = json!(format!("weights upload {}", "y".repeat(9_000)));
+    batch.insert(20, big);
+    a.ingest(&ingest, &batch);
+    for want in &batch {
+        let (kind, data) = on_b.next();
+        assert_eq!(kind, "alert");
+        assert_eq!(data["event_id"], want["event_id"]);
+    }
 }
 
 #[test]
@@ -264,4 +280,37 @@ fn retention_runs_on_one_replica_at_a_time() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(purged, 30);
+}
+
+#[test]
+fn statements_prepared_before_another_replicas_migration_are_prepared_again() {
+    let url = pg_cluster::fresh_database();
+    let store = PgStore::connect(&url, 1).unwrap();
+    let event = |id: &str| {
+        let v = alert(id, 1, "plan.example");
+        let e: eve::Event = serde_json::from_value(v.clone()).unwrap();
+        NewEvent::from_eve(&e, v.to_string())
+    };
+    // Every pooled connection has the ingest statements prepared.
+    for i in 0..3 {
+        assert_eq!(
+            store
+                .ingest(&[event(&format!("p-{i}"))], 1)
+                .unwrap()
+                .accepted,
+            1
+        );
+    }
+    // Another replica's migration changes a column the insert returns.
+    let name = url.rsplit('/').next().unwrap();
+    pg_cluster::shared()
+        .psql(
+            name,
+            "ALTER TABLE events ALTER COLUMN event_id TYPE varchar(500)",
+        )
+        .unwrap();
+    for i in 3..6 {
+        let out = store.ingest(&[event(&format!("p-{i}"))], 1).unwrap();
+        assert_eq!(out.accepted, 1);
+    }
 }

@@ -706,6 +706,11 @@ pub struct Stats {
     /// Seconds since the producer started (packet time for offline replay).
     #[serde(default)]
     pub uptime: u64,
+    /// The producer's software version (`weightwatch` 0.4.0 sends
+    /// `"0.4.0"`), so the fleet view can show what each sensor runs; absent
+    /// in reports of producers from before it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Sections of named counters.
     #[serde(flatten)]
     pub sections: BTreeMap<String, BTreeMap<String, u64>>,
@@ -734,6 +739,9 @@ impl Stats {
     /// Add every counter of `other` into `self`.
     pub fn merge(&mut self, other: &Stats) {
         self.uptime = self.uptime.max(other.uptime);
+        if self.version.is_none() {
+            self.version.clone_from(&other.version);
+        }
         for (section, counters) in &other.sections {
             for (key, n) in counters {
                 self.add(section, key, *n);

@@ -168,6 +168,23 @@ fn analyzer_alert_and_stats() {
     assert_eq!(v["event_type"], "stats");
     assert_eq!(v["stats"]["capture"]["packets"], 10);
     assert_eq!(v["stats"]["decoder"]["truncated_ipv4"], 2);
+    assert!(
+        v["stats"].get("version").is_none(),
+        "no version key unless one is set"
+    );
+
+    // The producer's version travels beside the counter sections.
+    let mut s = Stats {
+        version: Some("9.8.7".into()),
+        ..Stats::default()
+    };
+    s.add("capture", "packets", 1);
+    let v = roundtrip(&Event::new(
+        Timestamp::now(),
+        EventKind::Stats(StatsEvent { stats: s }),
+    ));
+    assert_eq!(v["stats"]["version"], "9.8.7");
+    assert_eq!(v["stats"]["capture"]["packets"], 1);
 }
 
 #[test]

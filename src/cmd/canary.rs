@@ -91,7 +91,10 @@ pub fn run(args: Args, config: crate::config::Config) -> anyhow::Result<()> {
     section.insert("put_status".to_string(), u64::from(put_status));
     section.insert("millis_to_alert".to_string(), (secs * 1000.0) as u64);
     section.insert("deadline_secs".to_string(), args.deadline_secs);
-    let mut stats = eve::Stats::default();
+    let mut stats = eve::Stats {
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        ..eve::Stats::default()
+    };
     stats.sections.insert("canary".to_string(), section);
     let event = eve::Event::new(
         eve::Timestamp::now(),

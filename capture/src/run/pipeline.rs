@@ -344,8 +344,9 @@ pub(crate) fn sink_loop(sink: &mut dyn EventSink, rx: Receiver<Vec<Event>>) -> S
 }
 
 /// The `stats` event with `stats` at capture time `at` (`seq` tells the
-/// periodic ones apart).
-pub(crate) fn stats_event(settings: &Settings, stats: Stats, at: i64, seq: u64) -> Event {
+/// periodic ones apart), stamped with this sensor's version.
+pub(crate) fn stats_event(settings: &Settings, mut stats: Stats, at: i64, seq: u64) -> Event {
+    stats.version = Some(env!("CARGO_PKG_VERSION").to_string());
     let name = format!("{}|stats|{at}|{seq}", settings.sensor_id);
     Event::with_derived_id(
         Timestamp::from_unix_micros(at),

@@ -203,6 +203,24 @@ fn counter(what: &str, n: u64) -> Result<(), String> {
     }
 }
 
+/// Longest producer version a `stats` event may carry.
+const MAX_VERSION: usize = 64;
+
+/// A producer's version as the fleet view shows it: short, no control
+/// characters (it is attacker-controlled text; pages escape it too).
+fn version(v: &str) -> Result<(), String> {
+    if v.len() > MAX_VERSION {
+        Err(format!(
+            "stats.version is {} bytes long (at most {MAX_VERSION})",
+            v.len()
+        ))
+    } else if v.chars().any(char::is_control) {
+        Err("stats.version holds a control character".into())
+    } else {
+        Ok(())
+    }
+}
+
 /// Rules on the parsed event: counters in range, times in order and not in
 /// the future, the sensor one the token may speak for.
 fn check_event(e: &eve::Event, cfg: &DashboardConfig, checks: &Checks) -> Result<(), String> {
@@ -236,6 +254,9 @@ fn check_event(e: &eve::Event, cfg: &DashboardConfig, checks: &Checks) -> Result
         EventKind::Fileinfo(f) => counter("fileinfo.size", f.fileinfo.size)?,
         EventKind::Stats(s) => {
             counter("stats.uptime", s.stats.uptime)?;
+            if let Some(v) = &s.stats.version {
+                version(v)?;
+            }
             for (section, keys) in &s.stats.sections {
                 for (key, n) in keys {
                     counter(&format!("stats.{section}.{key}"), *n)?;

@@ -12,11 +12,15 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL said no (or could not be reached).
-    #[error("postgresql: {0}")]
+    #[error("postgresql: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had from the pool.
     #[error("postgresql connection pool: {0}")]
     Pool(String),
+    /// The PostgreSQL URL's TLS settings are wrong (`sslmode`,
+    /// `sslrootcert`).
+    #[error("postgresql TLS: {0}")]
+    Tls(String),
     /// The PostgreSQL store's runtime could not start.
     #[error("starting the postgresql driver: {0}")]
     Runtime(std::io::Error),
@@ -42,6 +46,20 @@ pub enum StoreError {
     /// The database cannot be written (read-only, full, failing I/O).
     #[error("database is not writable: {0}")]
     NotWritable(&'static str),
+}
+
+/// An error and its causes, `: `-separated: the driver's own text is only
+/// its kind ("db error", "error connecting to server"), the server's
+/// message or the I/O or TLS failure is its cause.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Result of store operations.
@@ -529,6 +547,11 @@ impl SensorRow {
             packets: p1.checked_sub(p0)?,
             drops: d1.checked_sub(d0)?,
         })
+    }
+
+    /// The software version it reports in its `stats` events, if any.
+    pub fn version(&self) -> Option<&str> {
+        self.stats.as_ref()?.get("version")?.as_str()
     }
 
     /// The spool counters it reports (its `stats.spool` section: events

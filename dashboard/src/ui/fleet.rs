@@ -1,5 +1,5 @@
-//! `GET /sensors`: the fleet page: every sensor and analyzer, whether it is
-//! reporting, its counters per interval, its alerts per category and its
+//! `GET /sensors`: the fleet page: every sensor and analyzer, its version,
+//! whether it is reporting, its counters per interval, its alerts per category and its
 //! spool.
 
 use super::format;
@@ -17,6 +17,7 @@ use std::sync::Arc;
 /// One sensor as the page shows it.
 struct FleetRow {
     id: String,
+    version: String,
     silent_since: Option<String>,
     last_seen: String,
     last_event: String,
@@ -59,6 +60,7 @@ fn row(s: &SensorRow, now: i64) -> FleetRow {
         .unwrap_or_default();
     FleetRow {
         id: s.sensor_id.clone(),
+        version: s.version().unwrap_or("—").to_string(),
         silent_since: s.stale_since.map(|t| format::ago(t, now)),
         last_seen: format::ago(s.last_received, now),
         last_event: format::time(s.last_event_ts),

@@ -4,11 +4,12 @@
 use super::{PURGE_LOCK, PgStore, clean, clean_opt, members_text};
 use crate::store::model::*;
 use crate::store::traits::EventStore;
+use deadpool_postgres::Transaction;
 use eve::EventKind;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
-use tokio_postgres::Transaction;
+use tokio_postgres::Statement;
 
 /// Rows deleted per retention transaction, so ingest is never blocked long.
 const PURGE_BATCH: i64 = 5000;
@@ -70,6 +71,13 @@ impl EventStore for PgStore {
     }
 }
 
+/// A statement prepared once per connection (deadpool's statement cache):
+/// each use is then one round trip, where a query string is two (parse,
+/// then bind and execute).
+async fn prepared(tx: &Transaction<'_>, sql: &str) -> StoreResult<Statement> {
+    Ok(tx.prepare_cached(sql).await?)
+}
+
 /// Store one batch: the new events in one `INSERT … ON CONFLICT DO
 /// NOTHING` (a concurrent writer of the same `event_id` on another replica
 /// waits for this one and then finds it stored), then their type-specific
@@ -110,7 +118,9 @@ async fn ingest_batch(
         .collect();
     let rows = tx
         .query(
-            "INSERT INTO events (event_id, event_type, ts, received, sensor_id,
+            &prepared(
+                tx,
+                "INSERT INTO events (event_id, event_type, ts, received, sensor_id,
                                  flow_id, community_id, body)
              SELECT u.event_id, u.event_type, u.ts, $4, u.sensor_id, u.flow_id,
                     u.community_id, u.body
@@ -119,6 +129,8 @@ async fn ingest_batch(
                   AS u(event_id, event_type, ts, sensor_id, flow_id, community_id, body)
              ON CONFLICT (event_id) DO NOTHING
              RETURNING id, event_id",
+            )
+            .await?,
             &[
                 &ids,
                 &types,
@@ -146,7 +158,11 @@ async fn ingest_batch(
     if !missing.is_empty() {
         for r in tx
             .query(
-                "SELECT event_id, body FROM events WHERE event_id = ANY($1)",
+                &prepared(
+                    tx,
+                    "SELECT event_id, body FROM events WHERE event_id = ANY($1)",
+                )
+                .await?,
                 &[&missing],
             )
             .await?
@@ -191,11 +207,15 @@ async fn ingest_batch(
         let ne = &events[pos];
         if let (Indexed::Stats(stats), Some(sensor)) = (&ne.index, &ne.sensor_id) {
             tx.execute(
-                "UPDATE sensors SET
+                &prepared(
+                    tx,
+                    "UPDATE sensors SET
                    prev_stats = CASE WHEN stats_ts < $3 THEN stats ELSE prev_stats END,
                    prev_stats_ts = CASE WHEN stats_ts < $3 THEN stats_ts ELSE prev_stats_ts END,
                    stats = $2, stats_ts = $3
                  WHERE sensor_id = $1 AND (stats_ts IS NULL OR stats_ts <= $3)",
+                )
+                .await?,
                 &[&clean(sensor), &clean(stats), &ne.ts],
             )
             .await?;
@@ -219,22 +239,31 @@ async fn store_sensors(
             e.1 += 1;
         }
     }
-    // In a fixed order, so two replicas' batches lock the rows alike.
+    // In a fixed order, so two replicas' batches lock the rows alike; one
+    // statement for all (unnest keeps the arrays' order).
     let mut per: Vec<_> = per.into_iter().collect();
     per.sort();
-    for (sensor, (ts, n)) in per {
-        tx.execute(
+    if per.is_empty() {
+        return Ok(());
+    }
+    let sensors: Vec<&str> = per.iter().map(|p| p.0.as_str()).collect();
+    let ts: Vec<i64> = per.iter().map(|p| p.1.0).collect();
+    let counts: Vec<i64> = per.iter().map(|p| p.1.1).collect();
+    tx.execute(
+        &prepared(
+            tx,
             "INSERT INTO sensors (sensor_id, last_event_ts, last_received, events)
-             VALUES ($1, $2, $3, $4)
+             SELECT u.s, u.t, $3, u.n FROM unnest($1::text[], $2::int8[], $4::int8[]) AS u(s, t, n)
              ON CONFLICT (sensor_id) DO UPDATE SET
                last_event_ts = greatest(sensors.last_event_ts, excluded.last_event_ts),
                last_received = greatest(sensors.last_received, excluded.last_received),
                events = sensors.events + excluded.events,
                stale_since = NULL",
-            &[&sensor, &ts, &received, &n],
         )
-        .await?;
-    }
+        .await?,
+        &[&sensors, &ts, &received, &counts],
+    )
+    .await?;
     Ok(())
 }
 
@@ -273,11 +302,15 @@ async fn store_alerts(
     let members = text(&|a| members_text(&a.2.members));
     let search = text(&|a| Some(clean(&a.2.search).into_owned()));
     tx.execute(
-        "INSERT INTO alerts (id, ts, category, severity, sensor_id, src_ip, dest_ip,
+        &prepared(
+            tx,
+            "INSERT INTO alerts (id, ts, category, severity, sensor_id, src_ip, dest_ip,
                              account_id, cluster_id, members, search)
          SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[],
                               $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                               $11::text[])",
+        )
+        .await?,
         &[
             &ids, &ts, &category, &severity, &sensor, &src, &dest, &account, &cluster, &members,
             &search,
@@ -294,12 +327,19 @@ async fn store_alerts(
     }
     let mut per: Vec<_> = per.into_iter().collect();
     per.sort();
-    for ((sensor, category), n) in per {
+    if !per.is_empty() {
+        let sensors: Vec<&str> = per.iter().map(|p| p.0.0.as_str()).collect();
+        let categories: Vec<&str> = per.iter().map(|p| p.0.1.as_str()).collect();
+        let counts: Vec<i64> = per.iter().map(|p| p.1).collect();
         tx.execute(
-            "INSERT INTO sensor_categories AS sc (sensor_id, category, alerts)
-             VALUES ($1, $2, $3)
-             ON CONFLICT (sensor_id, category) DO UPDATE SET alerts = sc.alerts + excluded.alerts",
-            &[&sensor, &category, &n],
+            &prepared(
+                tx,
+                "INSERT INTO sensor_categories AS sc (sensor_id, category, alerts)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+                 ON CONFLICT (sensor_id, category) DO UPDATE SET alerts = sc.alerts + excluded.alerts",
+            )
+            .await?,
+            &[&sensors, &categories, &counts],
         )
         .await?;
     }
@@ -314,7 +354,9 @@ async fn store_alerts(
             let cl = clean(cl);
             let members: Vec<String> = a.members.iter().map(|m| clean(m).into_owned()).collect();
             tx.execute(
-                "INSERT INTO clusters AS c (cluster_id, members, last_alert, last_ts)
+                &prepared(
+                    tx,
+                    "INSERT INTO clusters AS c (cluster_id, members, last_alert, last_ts)
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (cluster_id) DO UPDATE SET
                    members = CASE WHEN excluded.last_ts >= c.last_ts
@@ -322,14 +364,20 @@ async fn store_alerts(
                    last_alert = CASE WHEN excluded.last_ts >= c.last_ts
                                      THEN excluded.last_alert ELSE c.last_alert END,
                    last_ts = greatest(c.last_ts, excluded.last_ts)",
+                )
+                .await?,
                 &[&cl, &serde_json::to_string(&members)?, &id, &ne.ts],
             )
             .await?;
             tx.execute(
-                "INSERT INTO accounts (account_id, score, cluster_id, last_alert, last_ts,
+                &prepared(
+                    tx,
+                    "INSERT INTO accounts (account_id, score, cluster_id, last_alert, last_ts,
                                        alert_count)
                  SELECT m, NULL, $2, NULL, $3, 0 FROM unnest($1::text[]) m
                  ON CONFLICT (account_id) DO UPDATE SET cluster_id = excluded.cluster_id",
+                )
+                .await?,
                 &[&members, &cl, &ne.ts],
             )
             .await?;
@@ -391,7 +439,9 @@ async fn store_accounts(tx: &Transaction<'_>, alerts: &[NewAlert<'_>]) -> StoreR
     let ts: Vec<i64> = folds.iter().map(|f| f.1.newest.1).collect();
     let counts: Vec<i64> = folds.iter().map(|f| f.1.count).collect();
     tx.execute(
-        "INSERT INTO accounts AS ac (account_id, score, cluster_id, last_alert, last_ts,
+        &prepared(
+            tx,
+            "INSERT INTO accounts AS ac (account_id, score, cluster_id, last_alert, last_ts,
                                      alert_count)
          SELECT * FROM unnest($1::text[], $2::float8[], $3::text[], $4::int8[], $5::int8[],
                               $6::int8[])
@@ -405,6 +455,8 @@ async fn store_accounts(tx: &Transaction<'_>, alerts: &[NewAlert<'_>]) -> StoreR
            last_alert = CASE WHEN excluded.last_ts >= ac.last_ts OR ac.last_alert IS NULL
                              THEN excluded.last_alert ELSE ac.last_alert END,
            last_ts = greatest(ac.last_ts, excluded.last_ts)",
+        )
+        .await?,
         &[&ids, &scores, &clusters, &last, &ts, &counts],
     )
     .await?;
@@ -447,9 +499,13 @@ async fn store_flows(
         .map(|f| i64::try_from(f.2.bytes_toclient).unwrap_or(i64::MAX))
         .collect();
     tx.execute(
-        "INSERT INTO flows (id, ts, src_ip, dest_ip, sni, bytes_toserver, bytes_toclient)
+        &prepared(
+            tx,
+            "INSERT INTO flows (id, ts, src_ip, dest_ip, sni, bytes_toserver, bytes_toclient)
          SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[],
                               $6::int8[], $7::int8[])",
+        )
+        .await?,
         &[&ids, &ts, &src, &dest, &sni, &up, &down],
     )
     .await?;
@@ -490,7 +546,10 @@ async fn purge_locked(c: &tokio_postgres::Client, cutoff: i64) -> StoreResult<us
 }
 
 /// Delete an account's alerts and drop it from cluster member lists.
-async fn purge_account(tx: &Transaction<'_>, account: &str) -> StoreResult<PurgeCounts> {
+async fn purge_account(
+    tx: &tokio_postgres::Transaction<'_>,
+    account: &str,
+) -> StoreResult<PurgeCounts> {
     let account = clean(account);
     let mut counts = PurgeCounts::default();
     let ids: Vec<i64> = tx

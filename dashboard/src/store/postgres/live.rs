@@ -1,10 +1,13 @@
 //! Live updates shared by every server on one database: `NOTIFY` on the
 //! `weightwatch_live` channel, one `LISTEN`ing connection per server.
 //!
-//! A notification's payload is `kind\ndata`. PostgreSQL refuses payloads
-//! of 8000 bytes or more, and an alert's JSON can be larger: such an update
-//! is written to `live_messages` and the payload is `@id`; listeners read
-//! the row. Rows older than [`KEEP_MICROS`] are deleted by later senders.
+//! A notification's payload is one or more updates, each `kind\ndata`,
+//! joined by `\n` (data is compact JSON, which has no raw newline): an
+//! ingested batch of 500 alerts is a few dozen notifications, not 500.
+//! PostgreSQL refuses payloads of 8000 bytes or more, and an alert's JSON
+//! can be larger: such an update (or one with a raw newline) is written to
+//! `live_messages` and the payload is `@id`; listeners read
+//! the row.
 
 use super::clean;
 use crate::store::model::StoreResult;
@@ -12,7 +15,8 @@ use crate::store::traits::Deliver;
 use deadpool_postgres::Pool;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Client, Notification};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The channel every server listens on.
 const CHANNEL: &str = "weightwatch_live";
@@ -29,13 +33,16 @@ const QUEUE: usize = 1024;
 /// Send `updates` (kind, data) to every listening server, in order.
 pub(super) async fn announce(c: &Client, updates: &[(&str, &str)]) -> StoreResult<()> {
     let now = chrono::Utc::now().timestamp_micros();
-    let mut payloads: Vec<String> = Vec::with_capacity(updates.len());
+    let mut payloads: Vec<String> = Vec::new();
+    let mut group = String::new();
     let mut stored = false;
     for (kind, data) in updates {
         let (kind, data) = (clean(kind), clean(data));
-        if kind.len() + data.len() < MAX_INLINE {
-            payloads.push(format!("{kind}\n{data}"));
-        } else {
+        let len = kind.len() + 1 + data.len();
+        if len >= MAX_INLINE || kind.contains('\n') || data.contains('\n') {
+            if !group.is_empty() {
+                payloads.push(std::mem::take(&mut group));
+            }
             let id: i64 = c
                 .query_one(
                     "INSERT INTO live_messages (at, kind, data) VALUES ($1, $2, $3) RETURNING id",
@@ -45,7 +52,20 @@ pub(super) async fn announce(c: &Client, updates: &[(&str, &str)]) -> StoreResul
                 .get(0);
             payloads.push(format!("@{id}"));
             stored = true;
+            continue;
         }
+        if !group.is_empty() && group.len() + 1 + len >= MAX_INLINE {
+            payloads.push(std::mem::take(&mut group));
+        }
+        if !group.is_empty() {
+            group.push('\n');
+        }
+        group.push_str(&kind);
+        group.push('\n');
+        group.push_str(&data);
+    }
+    if !group.is_empty() {
+        payloads.push(group);
     }
     c.execute(
         "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n",
@@ -65,6 +85,7 @@ pub(super) async fn announce(c: &Client, updates: &[(&str, &str)]) -> StoreResul
 /// One server's `LISTEN`ing connection and where its updates go.
 pub(super) struct Listener {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     pool: Pool,
     deliver: Deliver,
     /// Kept so the connection stays open.
@@ -77,12 +98,14 @@ impl Listener {
     /// delivered once [`Listener::run`] runs.
     pub(super) async fn start(
         config: tokio_postgres::Config,
+        tls: MakeRustlsConnect,
         pool: Pool,
         deliver: Deliver,
     ) -> StoreResult<Listener> {
-        let (client, notes) = subscribe(&config).await?;
+        let (client, notes) = subscribe(&config, &tls).await?;
         Ok(Listener {
             config,
+            tls,
             pool,
             deliver,
             _client: client,
@@ -102,7 +125,7 @@ impl Listener {
             tracing::warn!("live updates: connection lost, reconnecting");
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                match subscribe(&self.config).await {
+                match subscribe(&self.config, &self.tls).await {
                     Ok((client, notes)) => {
                         self._client = client;
                         self.notes = notes;
@@ -119,19 +142,20 @@ impl Listener {
             let Ok(id) = id.parse::<i64>() else {
                 return Ok(());
             };
-            let c = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| crate::store::StoreError::Pool(e.to_string()))?;
+            let c = self.pool.get().await.map_err(|e| {
+                crate::store::StoreError::Pool(crate::store::model::with_causes(&e))
+            })?;
             if let Some(r) = c
                 .query_opt("SELECT kind, data FROM live_messages WHERE id = $1", &[&id])
                 .await?
             {
                 (self.deliver)(&r.get::<_, String>(0), &r.get::<_, String>(1));
             }
-        } else if let Some((kind, data)) = payload.split_once('\n') {
-            (self.deliver)(kind, data);
+        } else {
+            let mut lines = payload.split('\n');
+            while let (Some(kind), Some(data)) = (lines.next(), lines.next()) {
+                (self.deliver)(kind, data);
+            }
         }
         Ok(())
     }
@@ -140,8 +164,9 @@ impl Listener {
 /// A new connection listening on [`CHANNEL`], and its notifications.
 async fn subscribe(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
 ) -> StoreResult<(Client, mpsc::Receiver<Notification>)> {
-    let (client, mut conn) = config.connect(NoTls).await?;
+    let (client, mut conn) = config.connect(tls.clone()).await?;
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(async move {
         while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {

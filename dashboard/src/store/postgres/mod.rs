@@ -22,6 +22,7 @@ mod ingest;
 mod live;
 mod read;
 mod schema;
+mod tls;
 mod users;
 
 use super::model::{StoreError, StoreResult};
@@ -30,8 +31,8 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use schema::latest as schema_version;
 
@@ -46,6 +47,8 @@ pub const PURGE_LOCK: i64 = 0x7777_7075_7267_6521;
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// TLS as the URL's `sslmode` asks (store/postgres/tls.rs).
+    tls: MakeRustlsConnect,
     rt: Runtime,
     /// The last write failed because the database could not be written
     /// (read-only, full, unreachable); cleared by the next success.
@@ -69,7 +72,7 @@ impl PgStore {
     /// Connect to the database at `url` (creating the schema or migrating
     /// it when needed), keeping up to `connections` + 1 pooled connections.
     pub fn connect(url: &str, connections: usize) -> StoreResult<Self> {
-        let mut config: tokio_postgres::Config = url.parse()?;
+        let (mut config, tls) = tls::connect_config(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -84,7 +87,7 @@ impl PgStore {
             .map_err(StoreError::Runtime)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -95,10 +98,11 @@ impl PgStore {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+            .map_err(|e| StoreError::Pool(crate::store::model::with_causes(&e)))?;
         let store = PgStore {
             pool,
             config,
+            tls,
             rt: Runtime(Some(rt)),
             write_failed: AtomicBool::new(false),
         };
@@ -122,17 +126,21 @@ impl PgStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Pool(e.to_string()))
+            .map_err(|e| StoreError::Pool(crate::store::model::with_causes(&e)))
     }
 
     /// Run `f` in a transaction and commit; a deadlock or serialization
-    /// failure (two replicas writing the same rows) is retried a few times.
+    /// failure (two replicas writing the same rows) is retried a few times,
+    /// and so is a statement prepared before another replica's migration
+    /// changed what it returns (the connection's statement cache is
+    /// emptied first).
     fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
-        F: AsyncFn(&tokio_postgres::Transaction<'_>) -> StoreResult<T>,
+        F: AsyncFn(&deadpool_postgres::Transaction<'_>) -> StoreResult<T>,
     {
         let result = self.run(async {
             let mut c = self.conn().await?;
+            let statements = c.statement_cache.clone();
             let mut attempt = 0;
             loop {
                 let tx = c.transaction().await?;
@@ -142,6 +150,10 @@ impl PgStore {
                 };
                 match out {
                     Err(StoreError::Postgres(e)) if retryable(&e) && attempt < 5 => attempt += 1,
+                    Err(StoreError::Postgres(e)) if stale_plan(&e) && attempt < 5 => {
+                        statements.clear();
+                        attempt += 1;
+                    }
                     other => return other,
                 }
             }
@@ -161,6 +173,16 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
         e.code(),
         Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
     )
+}
+
+/// A cached prepared statement whose result columns a migration changed
+/// (PostgreSQL replans it, but refuses a new row type).
+fn stale_plan(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+        && e.as_db_error().is_some_and(|d| {
+            d.message()
+                .contains("cached plan must not change result type")
+        })
 }
 
 /// Whether an error means the database cannot take writes at all (as
@@ -224,6 +246,7 @@ impl super::traits::LiveStore for PgStore {
         };
         let listener = rt.block_on(live::Listener::start(
             self.config.clone(),
+            self.tls.clone(),
             self.pool.clone(),
             deliver,
         ))?;
