@@ -5,10 +5,11 @@
 
 use super::model::{
     AccountDetail, AccountRow, AlertDetail, AlertFilter, AlertPage, AuditEntry, ChartSpan, Counts,
-    IngestOutcome, NewEvent, Overview, PurgeCounts, SensorRow, Session, Status, StoreResult,
-    StoredAlert, TokenGrant, TokenRow, UserMfa, Verdict,
+    IncidentDetail, IncidentFilter, IncidentPage, IngestOutcome, NewEvent, Overview, PurgeCounts,
+    SensorRow, Session, Status, StoreResult, StoredAlert, TokenGrant, TokenRow, UserMfa, Verdict,
 };
 use crate::auth::Scope;
+use crate::incidents::Incident;
 
 /// Events: ingest and deletion.
 pub trait EventStore {
@@ -43,6 +44,31 @@ pub trait AlertStore {
     /// a verdict (resolved or false positive), in the order of the triages
     /// that set those statuses.
     fn distillation_verdicts(&self) -> StoreResult<Vec<Verdict>>;
+}
+
+/// Incidents: alerts grouped at ingest (see `crate::incidents`).
+pub trait IncidentStore {
+    /// How long after a key's last alert another alert with the key still
+    /// joins its incident (microseconds); ingest uses it from now on.
+    fn set_incident_window(&self, micros: i64);
+    /// One page of incidents, most recently active first.
+    fn incidents(&self, filter: &IncidentFilter) -> StoreResult<IncidentPage>;
+    /// One incident with its alerts and audit lines.
+    fn incident(&self, id: i64) -> StoreResult<Option<IncidentDetail>>;
+    /// The incident an alert belongs to.
+    fn incident_of(&self, alert_id: i64) -> StoreResult<Option<i64>>;
+    /// Set an incident's status and every one of its alerts', with an audit
+    /// line for the incident and one per alert, in one transaction.
+    /// Returns the incident and its alerts' ids, or `None` when there is no
+    /// such incident.
+    fn triage_incident(
+        &self,
+        id: i64,
+        status: Status,
+        note: &str,
+        actor: &str,
+        now: i64,
+    ) -> StoreResult<Option<(Incident, Vec<i64>)>>;
 }
 
 /// The audit log.
@@ -153,6 +179,7 @@ pub trait LiveStore {
 pub trait Store:
     EventStore
     + AlertStore
+    + IncidentStore
     + AuditStore
     + AccountStore
     + SummaryStore
@@ -168,6 +195,7 @@ pub trait Store:
 impl<T> Store for T where
     T: EventStore
         + AlertStore
+        + IncidentStore
         + AuditStore
         + AccountStore
         + SummaryStore
