@@ -4,8 +4,8 @@
 
 mod assets;
 mod fleet;
-pub mod incidents;
 pub mod format;
+pub mod incidents;
 pub mod pages;
 mod render;
 mod session;
