@@ -47,7 +47,7 @@ fn dashboard(dir: &Path) -> Dash {
         weightwatch()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
             .arg(&db)
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -75,8 +75,9 @@ impl Dash {
     }
 }
 
-/// The registered file on disk and an index of it.
-fn index(dir: &Path) -> PathBuf {
+/// The registered file on disk and an index of it with average chunks of
+/// `avg_chunk` bytes.
+fn index(dir: &Path, avg_chunk: u32) -> PathBuf {
     let f = exfil::exfil_file();
     let path = dir.join(&f.name);
     std::fs::write(&path, &f.bytes).unwrap();
@@ -84,6 +85,7 @@ fn index(dir: &Path) -> PathBuf {
     let st = weightwatch()
         .args(["index", "build"])
         .arg(&path)
+        .args(["--avg-chunk", &avg_chunk.to_string()])
         .arg("--out")
         .arg(&idx)
         .stderr(Stdio::null())
@@ -116,8 +118,9 @@ fn replay(dir: &Path, entry: &str, idx: &Path, dash: &Dash) -> Vec<Value> {
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{}\nserve: {}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
     );
     std::fs::read_to_string(&eve)
         .unwrap()
@@ -157,6 +160,7 @@ fn one_file_incident(dash: &Dash, alerts: &[Value]) -> Value {
             .find(|a| a["alert"]["category"] == "weights_known")
             .unwrap()["evidence"]["known_file_sha256"]
     );
+    eprintln!("{inc:#}");
     eprintln!(
         "{} alerts ({known} weights_known) -> incident {id}: {} alerts, coverage {}, {} bytes; all incidents: {}",
         alerts.len(),
@@ -174,7 +178,12 @@ fn one_file_incident(dash: &Dash, alerts: &[Value]) -> Value {
 #[test]
 fn low_and_slow_upload_is_one_incident_covering_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let idx = index(dir.path());
+    // Requests of ~105 KiB hold about three default (32 KiB) chunks, of
+    // which the edge ones cannot match: a quarter of them reach the two
+    // matched chunks an alert needs. An index of 4 KiB chunks (the setting
+    // docs/detectors.md gives for files that may leave in small pieces)
+    // sees every request.
+    let idx = index(dir.path(), 4096);
     let dash = dashboard(dir.path());
     let alerts = replay(dir.path(), "weights_low_and_slow", &idx, &dash);
     let inc = one_file_incident(&dash, &alerts);
@@ -198,10 +207,12 @@ fn low_and_slow_upload_is_one_incident_covering_the_file() {
 #[test]
 fn s3_multipart_upload_is_one_incident_covering_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let idx = index(dir.path());
+    let idx = index(dir.path(), 32 * 1024);
     let dash = dashboard(dir.path());
     let alerts = replay(dir.path(), "weights_s3_multipart", &idx, &dash);
     let inc = one_file_incident(&dash, &alerts);
+    // Each 5 MiB part is scanned in its first 4 MiB and one 512 KiB
+    // window (sampled scanning, detectors.md): 4.5 of every 5 MiB at most.
     let coverage = inc["coverage"].as_f64().unwrap();
-    assert!(coverage >= 0.95, "coverage {coverage}");
+    assert!(coverage >= 0.85, "coverage {coverage}");
 }

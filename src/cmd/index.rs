@@ -21,6 +21,12 @@ pub enum IndexCommand {
         /// see docs/detectors.md for index size per TB).
         #[arg(long, value_name = "N", default_value_t = 1)]
         sample: u32,
+        /// Average chunk length in bytes (a power of two, 256 to 4 MiB;
+        /// chunks are a quarter to four times it). Smaller chunks cost a
+        /// proportionally larger index and find a file sent in small pieces
+        /// (requests of a few chunks each); see docs/detectors.md.
+        #[arg(long, value_name = "BYTES", default_value_t = ChunkParams::default().avg)]
+        avg_chunk: u32,
     },
     /// Print what an index holds: files, sizes, chunk counts.
     Show {
@@ -51,13 +57,23 @@ fn expand(p: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 /// Run an index subcommand.
 pub fn run(cmd: IndexCommand, _config: Config) -> anyhow::Result<()> {
     match cmd {
-        IndexCommand::Build { files, out, sample } => {
+        IndexCommand::Build {
+            files,
+            out,
+            sample,
+            avg_chunk,
+        } => {
             let mut paths = Vec::new();
             for f in &files {
                 expand(f, &mut paths)?;
             }
             anyhow::ensure!(!paths.is_empty(), "no files to index");
-            let mut index = Index::new(ChunkParams::default(), sample)?;
+            let params = ChunkParams {
+                min: avg_chunk / 4,
+                avg: avg_chunk,
+                max: avg_chunk.saturating_mul(4),
+            };
+            let mut index = Index::new(params, sample)?;
             for p in &paths {
                 index.add_path(p)?;
                 let f = index.files.last().context("file just added")?;

@@ -117,6 +117,9 @@ impl Grouper {
             {
                 into.merge(other);
                 self.merged.push((from, target));
+                for m in self.members.iter_mut().filter(|m| m.1 == from) {
+                    m.1 = target;
+                }
                 for (key, (id, _)) in self.bindings.iter_mut() {
                     if *id == from {
                         *id = target;
@@ -251,5 +254,6 @@ mod tests {
         assert_eq!((inc.id, inc.alert_count, inc.severity), (101, 3, 1));
         assert_eq!(inc.coverage(), Some(0.9));
         assert!(g.keys.iter().all(|(_, id, _)| *id == 101));
+        assert_eq!(g.members, vec![(1, 101), (2, 101), (3, 101)]);
     }
 }
