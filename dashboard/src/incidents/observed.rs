@@ -133,15 +133,24 @@ impl Observed {
             .or_else(|| number(ev, &["bytes_seen"]))
             .or_else(|| number(v, &["fileinfo", "size"]))
             .unwrap_or(0);
-        let file = text(ev, &["known_file_sha256"]).map(|sha| FileSeen {
-            sha256: sha.to_ascii_lowercase(),
-            name: text(ev, &["known_file"]).unwrap_or(sha).to_string(),
-            size: number(ev, &["known_file_bytes"]).unwrap_or(0),
-            ranges: ranges(ev.get("file_ranges")),
-            compacted: ev
-                .get("file_ranges_compacted")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+        let file = text(ev, &["known_file_sha256"]).map(|sha| {
+            let size = number(ev, &["known_file_bytes"]).unwrap_or(0);
+            // Ranges past the file's end (a hostile or broken sender) are cut.
+            let ranges = ranges(ev.get("file_ranges"))
+                .into_iter()
+                .map(|r| [r[0].min(size), r[1].min(size)])
+                .filter(|r| r[1] > r[0])
+                .collect();
+            FileSeen {
+                sha256: sha.to_ascii_lowercase(),
+                name: text(ev, &["known_file"]).unwrap_or(sha).to_string(),
+                size,
+                ranges,
+                compacted: ev
+                    .get("file_ranges_compacted")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            }
         });
         let mut keys = Vec::new();
         let mut key = |kind: Kind, value: String| {
