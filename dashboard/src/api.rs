@@ -266,6 +266,17 @@ pub async fn triage_incident(
     Ok(Json(i.to_json(false)))
 }
 
+/// `GET /api/v1/exfiltration-time`: for the busiest uploading hosts of the
+/// last hour of flows, how long each registered file the dashboard knows
+/// would take to leave at that host's rate (`crate::incidents::exposure`).
+pub async fn exfiltration_time(
+    State(st): State<Arc<AppState>>,
+    _: Reader,
+) -> Result<Json<Value>, ApiError> {
+    let m = st.db(|s| s.exposure()).await?;
+    Ok(Json(crate::incidents::exposure::to_json(&m)))
+}
+
 /// Session callers must send their CSRF token in `X-CSRF-Token`.
 fn check_header_csrf(who: &Triager, headers: &HeaderMap) -> Result<(), ApiError> {
     if let Principal::User { csrf, .. } = &who.0 {

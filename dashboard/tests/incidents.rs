@@ -342,3 +342,66 @@ fn the_pages_list_and_show_an_incident_escaped_and_linked() {
     );
     assert_eq!(get("/incidents/424242").status, 404);
 }
+
+#[test]
+fn time_to_exfiltrate_follows_each_hosts_upload_rate_over_the_last_hour() {
+    let s = TestServer::start_on(STORE);
+    let (ingest, read) = (s.token(Scope::Ingest), s.token(Scope::Read));
+    let empty = s.get("/api/v1/exfiltration-time", Some(&read)).json();
+    assert_eq!(empty["hosts"], json!([]));
+    let size: u64 = 3_600_000;
+    let mut a = known("x-k", 0, 50, "10.0.0.5", "ff66", json!([[0, 100]]));
+    a["evidence"]["known_file_bytes"] = size.into();
+    let (a1, a2, b1) = (1_000_000u64, 800_000u64, 360_000u64);
+    s.ingest(
+        &ingest,
+        &[
+            a,
+            // Two hours before the newest flow: outside the hour measured.
+            flow(
+                "x-old",
+                -7200,
+                51,
+                "10.0.0.5",
+                "198.51.100.1",
+                9_000_000_000,
+            ),
+            flow("x-a1", 0, 52, "10.0.0.5", "198.51.100.1", a1),
+            flow("x-a2", 1800, 53, "10.0.0.5", "198.51.100.1", a2),
+            flow("x-b1", 3000, 54, "10.0.0.6", "198.51.100.2", b1),
+        ],
+    );
+    let r = s.get("/api/v1/exfiltration-time", Some(&read));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let hosts = v["hosts"].as_array().unwrap();
+    let got: Vec<(&str, u64, f64)> = hosts
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap(),
+                h["bytes"].as_u64().unwrap(),
+                h["files"][0]["seconds"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let secs = |bytes: u64| size as f64 / (bytes as f64 / 3600.0);
+    assert_eq!(
+        got,
+        [
+            ("10.0.0.5", a1 + a2, secs(a1 + a2)),
+            ("10.0.0.6", b1, secs(b1))
+        ]
+    );
+    assert_eq!(v["files"][0]["size"], size);
+    let page = request(
+        "GET",
+        &s.url("/incidents"),
+        None,
+        None,
+        &[("authorization", &format!("Bearer {read}"))],
+    );
+    assert!(page.body.contains("Time to exfiltrate"));
+    assert!(page.body.contains("2.0 h"), "10.0.0.5: 3.6 MB at 500 B/s");
+    assert!(page.body.contains("10.0 h"), "10.0.0.6: 3.6 MB at 100 B/s");
+}

@@ -17,6 +17,7 @@
 //! `incident_keys` with the key as primary key, `incident_alerts`).
 
 pub mod coverage;
+pub mod exposure;
 pub mod group;
 pub mod observed;
 pub mod timeline;

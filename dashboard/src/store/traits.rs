@@ -55,6 +55,11 @@ pub trait IncidentStore {
     fn incidents(&self, filter: &IncidentFilter) -> StoreResult<IncidentPage>;
     /// One incident with its alerts and audit lines.
     fn incident(&self, id: i64) -> StoreResult<Option<IncidentDetail>>;
+    /// What the time-to-exfiltrate figures are made of: the newest flow's
+    /// time, the busiest uploading hosts in the span before it, and the
+    /// registered files of the incidents (see
+    /// `crate::incidents::exposure`).
+    fn exposure(&self) -> StoreResult<crate::incidents::exposure::Measured>;
     /// The incident an alert belongs to.
     fn incident_of(&self, alert_id: i64) -> StoreResult<Option<i64>>;
     /// Set an incident's status and every one of its alerts', with an audit

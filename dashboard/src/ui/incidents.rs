@@ -10,7 +10,7 @@ use crate::access::{Reader, Triager};
 use crate::auth::Need;
 use crate::error::ApiError;
 use crate::incidents::timeline::{Moment, timeline};
-use crate::incidents::{Incident, Kind};
+use crate::incidents::{Incident, Kind, exposure};
 use crate::query::IncidentQuery;
 use crate::state::AppState;
 use crate::store::Status;
@@ -70,10 +70,31 @@ fn row(i: &Incident) -> IncidentRow {
     }
 }
 
+/// A span of seconds in words: `45 s`, `12 min`, `3.5 h`, `2.1 days`.
+fn duration(secs: f64) -> String {
+    match secs {
+        s if s < 60.0 => format!("{s:.0} s"),
+        s if s < 3600.0 => format!("{:.0} min", s / 60.0),
+        s if s < 86_400.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.1} days", s / 86_400.0),
+    }
+}
+
+/// One uploading host and how long each registered file would take it.
+struct ExposureRow {
+    host: String,
+    rate: String,
+    times: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "incidents.html")]
 struct IncidentsPage {
     chrome: Chrome,
+    /// Registered files (names) heading the time-to-exfiltrate table.
+    exposure_files: Vec<String>,
+    exposure: Vec<ExposureRow>,
+    exposure_window: String,
     rows: Vec<IncidentRow>,
     q: IncidentQuery,
     next: Option<String>,
@@ -89,14 +110,45 @@ pub async fn incidents(
     Query(q): Query<IncidentQuery>,
 ) -> Result<Response, ApiError> {
     let filter = q.to_filter()?;
-    let page = st.db(move |s| s.incidents(&filter)).await?;
+    let (page, m) = st
+        .db(move |s| Ok((s.incidents(&filter)?, s.exposure()?)))
+        .await?;
     let next = page.next_cursor.map(|c| {
         let mut nq = q.clone();
         nq.cursor = Some(c.to_string());
         query_string(&nq)
     });
+    let span = exposure::RATE_SPAN_MICROS;
     Ok(render(&IncidentsPage {
         chrome: chrome(&p, "Incidents", "incidents"),
+        exposure_files: m
+            .files
+            .iter()
+            .map(|f| {
+                let short = f.name.rsplit('/').next().unwrap_or(&f.name);
+                format!("{short} ({})", format::bytes(f.size))
+            })
+            .collect(),
+        exposure: m
+            .hosts
+            .iter()
+            .map(|(host, bytes)| ExposureRow {
+                host: host.clone(),
+                rate: format!(
+                    "{}/s",
+                    format::bytes((*bytes).max(0) as u64 / (span / 1_000_000) as u64)
+                ),
+                times: m
+                    .files
+                    .iter()
+                    .map(|f| exposure::seconds(f.size, *bytes, span).map_or("—".into(), duration))
+                    .collect(),
+            })
+            .collect(),
+        exposure_window: m
+            .until
+            .map(|t| format!("{} to {}", format::time(t - span), format::time(t)))
+            .unwrap_or_default(),
         rows: page.incidents.iter().map(row).collect(),
         q,
         next,

@@ -10,7 +10,7 @@
 //! is retried by [`PgStore::write`].
 
 use super::{PgStore, clean};
-use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State};
+use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State, exposure};
 use crate::store::model::*;
 use crate::store::traits::IncidentStore;
 use std::sync::atomic::Ordering;
@@ -294,6 +294,43 @@ impl IncidentStore for PgStore {
                 alerts,
                 audit,
             }))
+        })
+    }
+
+    fn exposure(&self) -> StoreResult<exposure::Measured> {
+        self.run(async {
+            let c = self.conn().await?;
+            let until: Option<i64> = c.query_one("SELECT max(ts) FROM flows", &[]).await?.get(0);
+            let hosts = match until {
+                Some(t) => c
+                    .query(
+                        "SELECT src_ip, LEAST(sum(bytes_toserver), 9223372036854775807)::BIGINT AS b FROM flows
+                         WHERE ts > $1 GROUP BY src_ip ORDER BY b DESC, src_ip LIMIT $2",
+                        &[
+                            &(t - exposure::RATE_SPAN_MICROS),
+                            &(exposure::MAX_HOSTS as i64),
+                        ],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let states: Vec<String> = c
+                .query(
+                    "SELECT state FROM incidents WHERE kind = 'file' ORDER BY last_ts DESC LIMIT 1000",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            Ok(exposure::Measured {
+                until,
+                hosts,
+                files: exposure::files_of(states.iter().map(String::as_str)),
+            })
         })
     }
 

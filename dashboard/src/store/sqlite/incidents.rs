@@ -3,7 +3,7 @@
 //! the incident list, detail and triage.
 
 use super::{SqliteStore, row_alert, row_audit};
-use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State};
+use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State, exposure};
 use crate::store::model::*;
 use crate::store::traits::IncidentStore;
 use rusqlite::types::Value;
@@ -244,6 +244,36 @@ impl IncidentStore for SqliteStore {
                 alerts,
                 audit,
             }))
+        })
+    }
+
+    fn exposure(&self) -> StoreResult<exposure::Measured> {
+        self.read(|c| {
+            let until: Option<i64> = c.query_row("SELECT max(ts) FROM flows", [], |r| r.get(0))?;
+            let hosts = match until {
+                Some(t) => c
+                    .prepare_cached(
+                        "SELECT src_ip, CAST(total(bytes_toserver) AS INTEGER) AS b FROM flows
+                         WHERE ts > ?1 GROUP BY src_ip ORDER BY b DESC, src_ip LIMIT ?2",
+                    )?
+                    .query_map(
+                        params![t - exposure::RATE_SPAN_MICROS, exposure::MAX_HOSTS as i64],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => Vec::new(),
+            };
+            let states: Vec<String> = c
+                .prepare_cached(
+                    "SELECT state FROM incidents WHERE kind = 'file' ORDER BY last_ts DESC LIMIT 1000",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(exposure::Measured {
+                until,
+                hosts,
+                files: exposure::files_of(states.iter().map(String::as_str)),
+            })
         })
     }
 
