@@ -277,6 +277,16 @@ pub async fn exfiltration_time(
     Ok(Json(crate::incidents::exposure::to_json(&m)))
 }
 
+/// `GET /api/v1/canary`: `{"last_detected": alert | null}`, the newest
+/// alert of a registered canary file (`evidence.canary`): the last
+/// exfiltration test the sensors caught.
+pub async fn canary(State(st): State<Arc<AppState>>, _: Reader) -> Result<Json<Value>, ApiError> {
+    let a = st.db(|s| s.last_canary()).await?;
+    Ok(Json(
+        json!({ "last_detected": a.as_ref().map(StoredAlert::to_json) }),
+    ))
+}
+
 /// Session callers must send their CSRF token in `X-CSRF-Token`.
 fn check_header_csrf(who: &Triager, headers: &HeaderMap) -> Result<(), ApiError> {
     if let Principal::User { csrf, .. } = &who.0 {

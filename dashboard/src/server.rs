@@ -278,6 +278,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/alerts/{id}/actions/{name}", post(api::run_action))
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/exfiltration-time", get(api::exfiltration_time))
+        .route("/api/v1/canary", get(api::canary))
         .route("/api/v1/incidents/{id}", get(api::incident))
         .route("/api/v1/incidents/{id}/triage", post(api::triage_incident))
         .route("/api/v1/accounts", get(api::accounts))

@@ -405,3 +405,37 @@ fn time_to_exfiltrate_follows_each_hosts_upload_rate_over_the_last_hour() {
     assert!(page.body.contains("2.0 h"), "10.0.0.5: 3.6 MB at 500 B/s");
     assert!(page.body.contains("10.0 h"), "10.0.0.6: 3.6 MB at 100 B/s");
 }
+
+#[test]
+fn the_last_caught_canary_is_the_last_successful_exfiltration_test() {
+    let s = TestServer::start_on(STORE);
+    let (ingest, read) = (s.token(Scope::Ingest), s.token(Scope::Read));
+    let none = s.get("/api/v1/canary", Some(&read)).json();
+    assert_eq!(none["last_detected"], Value::Null);
+    let canary = |id: &str, secs: i64| {
+        let mut v = known(id, secs, 60, "10.0.0.8", "c0c0", json!([[0, 10]]));
+        v["evidence"]["canary"] = true.into();
+        v
+    };
+    s.ingest(
+        &ingest,
+        &[
+            canary("c-old", 10),
+            canary("c-new", 20),
+            // A leak after the test, not a canary.
+            known("c-leak", 30, 61, "10.0.0.8", "d1d1", json!([[0, 10]])),
+        ],
+    );
+    let v = s.get("/api/v1/canary", Some(&read)).json();
+    assert_eq!(v["last_detected"]["event_id"], "c-new");
+    let page = request(
+        "GET",
+        &s.url("/incidents"),
+        None,
+        None,
+        &[("authorization", &format!("Bearer {read}"))],
+    );
+    let id = v["last_detected"]["id"].as_i64().unwrap();
+    assert!(page.body.contains("caught the canary"));
+    assert!(page.body.contains(&format!("href=\"/alerts/{id}\"")));
+}

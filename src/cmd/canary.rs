@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// Arguments of `weightwatch canary`.
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("path").required(true).args(["put", "tcp"])))]
+#[command(group(clap::ArgGroup::new("path").required(true).args(["put", "tcp", "write"])))]
 pub struct Args {
     /// Upload the canary with an HTTP PUT to this base URL (the file name
     /// `weightwatch-canary-<id>.safetensors` is appended).
@@ -26,9 +26,15 @@ pub struct Args {
     /// canary id the file's metadata carries.
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<String>,
-    /// The dashboard to look for the alert on.
+    /// Write the canary file of `--size` bytes here and exit, to register
+    /// it with `weightwatch index build … --canary FILE`: every canary of
+    /// that size carries the same tensor bytes (only its id in the header
+    /// differs), so the sensor names it as a registered canary.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// The dashboard to look for the alert on (needed with --put and --tcp).
     #[arg(long, value_name = "URL")]
-    pub dashboard: String,
+    pub dashboard: Option<String>,
     /// A token with the read scope for the dashboard.
     #[arg(
         long,
@@ -36,7 +42,7 @@ pub struct Args {
         env = "WEIGHTWATCH_TOKEN",
         hide_env_values = true
     )]
-    pub token: String,
+    pub token: Option<String>,
     /// Trust only this CA certificate (PEM) for an https:// dashboard.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
@@ -57,6 +63,28 @@ pub fn run(args: Args, config: crate::config::Config) -> anyhow::Result<()> {
         args.size >= 1024 && args.size <= 1 << 30,
         "--size must be between 1 KiB and 1 GiB"
     );
+    if let Some(path) = &args.write {
+        // The id's place holds zeros: the same length as a real one.
+        let name = format!("weightwatch-canary-{}", "0".repeat(32));
+        std::fs::write(path, safetensors(&name, args.size))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "canary of {} bytes written to {}: register it with `weightwatch index build … --canary {}`",
+            args.size,
+            path.display(),
+            path.display()
+        );
+        return Ok(());
+    }
+    let dashboard = args
+        .dashboard
+        .as_deref()
+        .context("--dashboard URL is needed to look for the alert")?
+        .trim_end_matches('/');
+    let token = args
+        .token
+        .as_deref()
+        .context("a read token is needed (--token or WEIGHTWATCH_TOKEN)")?;
     let name = format!("weightwatch-canary-{}", uuid::Uuid::new_v4().simple());
     let payload = safetensors(&name, args.size);
     let mut agent = ureq::Agent::config_builder()
@@ -66,7 +94,6 @@ pub fn run(args: Args, config: crate::config::Config) -> anyhow::Result<()> {
         agent = agent.tls_config(eve::sink::http::private_ca(ca)?);
     }
     let agent: ureq::Agent = agent.build().into();
-    let dashboard = args.dashboard.trim_end_matches('/');
     let started = Instant::now();
     let began = eve::Timestamp::now().unix_micros() / 1_000_000 - 1;
     let (search, put_status, target) = match (&args.put, &args.tcp) {
@@ -99,7 +126,7 @@ pub fn run(args: Args, config: crate::config::Config) -> anyhow::Result<()> {
     let url = target;
     let deadline = started + Duration::from_secs(args.deadline_secs);
     let found = loop {
-        match alert_for(&agent, &search, &args.token, &name) {
+        match alert_for(&agent, &search, token, &name) {
             Ok(Some(a)) => break Some(a),
             Ok(None) => {}
             Err(e) => tracing::warn!("dashboard: {e:#}"),

@@ -27,6 +27,11 @@ pub enum IndexCommand {
         /// (requests of a few chunks each); see docs/detectors.md.
         #[arg(long, value_name = "BYTES", default_value_t = ChunkParams::default().avg)]
         avg_chunk: u32,
+        /// Register this file as a canary (from `weightwatch canary
+        /// --write`): its alerts carry `canary: true`, so a scheduled
+        /// exfiltration test is told from a leak. Repeat for several.
+        #[arg(long, value_name = "FILE")]
+        canary: Vec<PathBuf>,
     },
     /// Print what an index holds: files, sizes, chunk counts.
     Show {
@@ -62,12 +67,13 @@ pub fn run(cmd: IndexCommand, _config: Config) -> anyhow::Result<()> {
             out,
             sample,
             avg_chunk,
+            canary,
         } => {
             let mut paths = Vec::new();
             for f in &files {
                 expand(f, &mut paths)?;
             }
-            anyhow::ensure!(!paths.is_empty(), "no files to index");
+            anyhow::ensure!(!paths.is_empty() || !canary.is_empty(), "no files to index");
             let params = ChunkParams {
                 min: avg_chunk / 4,
                 avg: avg_chunk,
@@ -83,6 +89,12 @@ pub fn run(cmd: IndexCommand, _config: Config) -> anyhow::Result<()> {
                     f.size,
                     f.chunks
                 );
+            }
+            for p in &canary {
+                index.add_path(p)?;
+                let f = index.files.last_mut().context("file just added")?;
+                f.canary = true;
+                eprintln!("indexed {} as a canary ({} bytes)", p.display(), f.size);
             }
             index.write(&out)?;
             let total: u64 = index.files.iter().map(|f| f.size).sum();
@@ -112,8 +124,13 @@ pub fn run(cmd: IndexCommand, _config: Config) -> anyhow::Result<()> {
                 let kept = idx.chunks.iter().filter(|c| c.file == i as u32).count();
                 let sha: String = f.sha256.iter().map(|b| format!("{b:02x}")).collect();
                 println!(
-                    "{:>14} bytes  {:>7} chunks  {:>7} kept  {}  {}",
-                    f.size, f.chunks, kept, sha, f.name
+                    "{:>14} bytes  {:>7} chunks  {:>7} kept  {}  {}{}",
+                    f.size,
+                    f.chunks,
+                    kept,
+                    sha,
+                    f.name,
+                    if f.canary { "  (canary)" } else { "" }
                 );
             }
             Ok(())

@@ -46,6 +46,9 @@ pub trait AlertStore {
     fn distillation_verdicts(&self) -> StoreResult<Vec<Verdict>>;
 }
 
+/// `weights_known` alerts [`IncidentStore::last_canary`] looks through at most.
+pub const CANARY_SCAN: i64 = 10_000;
+
 /// Incidents: alerts grouped at ingest (see `crate::incidents`).
 pub trait IncidentStore {
     /// How long after a key's last alert another alert with the key still
@@ -60,6 +63,10 @@ pub trait IncidentStore {
     /// registered files of the incidents (see
     /// `crate::incidents::exposure`).
     fn exposure(&self) -> StoreResult<crate::incidents::exposure::Measured>;
+    /// The newest `weights_known` alert of a registered canary
+    /// (`evidence.canary`), among the newest [`CANARY_SCAN`] of that
+    /// category: the last exfiltration test the sensors caught.
+    fn last_canary(&self) -> StoreResult<Option<StoredAlert>>;
     /// The incident an alert belongs to.
     fn incident_of(&self, alert_id: i64) -> StoreResult<Option<i64>>;
     /// Set an incident's status and every one of its alerts', with an audit

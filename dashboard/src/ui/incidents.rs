@@ -95,6 +95,8 @@ struct IncidentsPage {
     exposure_files: Vec<String>,
     exposure: Vec<ExposureRow>,
     exposure_window: String,
+    /// The last exfiltration test caught: (alert id, time, sensor, detail).
+    canary: Option<(i64, String, String, String)>,
     rows: Vec<IncidentRow>,
     q: IncidentQuery,
     next: Option<String>,
@@ -110,9 +112,24 @@ pub async fn incidents(
     Query(q): Query<IncidentQuery>,
 ) -> Result<Response, ApiError> {
     let filter = q.to_filter()?;
-    let (page, m) = st
-        .db(move |s| Ok((s.incidents(&filter)?, s.exposure()?)))
+    let (page, m, canary) = st
+        .db(move |s| Ok((s.incidents(&filter)?, s.exposure()?, s.last_canary()?)))
         .await?;
+    let canary = canary.map(|a| {
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_default();
+        let text = |p: &str| {
+            v.pointer(p)
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        (
+            a.id,
+            format::event_time(&v["timestamp"]),
+            text("/sensor_id"),
+            text("/evidence/detail"),
+        )
+    });
     let next = page.next_cursor.map(|c| {
         let mut nq = q.clone();
         nq.cursor = Some(c.to_string());
@@ -145,6 +162,7 @@ pub async fn incidents(
                     .collect(),
             })
             .collect(),
+        canary,
         exposure_window: m
             .until
             .map(|t| format!("{} to {}", format::time(t - span), format::time(t)))

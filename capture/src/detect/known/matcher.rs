@@ -345,10 +345,17 @@ impl KnownScan {
             2
         };
         let short = f.name.rsplit('/').next().unwrap_or(&f.name);
+        if f.canary {
+            e.insert("canary".into(), json!(true));
+        }
         Some(Finding {
             category: AlertCategory::WeightsKnown,
             sig: &sig::KNOWN_WEIGHTS,
-            detail: format!("{short} ({:.0}% of file seen)", coverage * 100.0),
+            detail: format!(
+                "{}{short} ({:.0}% of file seen)",
+                if f.canary { "canary " } else { "" },
+                coverage * 100.0
+            ),
             severity,
             evidence: e,
         })

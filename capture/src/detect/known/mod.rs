@@ -27,7 +27,7 @@ const MAGIC: &[u8; 8] = b"WWKNOWN\0";
 /// The index file format this build writes and reads (the `u32` after the
 /// magic). Bump it with any change of the layout below: an index of another
 /// version is refused with [`IndexError::Version`]. Version 2 added each
-/// chunk's offset in its file.
+/// chunk's offset in its file and a flags byte per file (bit 0: canary).
 pub const VERSION: u32 = 2;
 /// Bytes of one serialised chunk entry.
 const ENTRY_BYTES: u64 = 24;
@@ -85,6 +85,9 @@ pub struct KnownFile {
     pub chunks: u32,
     /// SHA-256 of the whole file.
     pub sha256: [u8; 32],
+    /// A canary (`weightwatch canary --write`): its alerts say so, so an
+    /// exfiltration test is told from a leak.
+    pub canary: bool,
 }
 
 /// One kept chunk fingerprint.
@@ -189,6 +192,7 @@ impl Index {
             size,
             chunks: count,
             sha256: sha.finalize().into(),
+            canary: false,
         });
         self.chunks.extend(kept);
         self.chunks.sort_unstable();
@@ -234,6 +238,7 @@ impl Index {
             out.extend_from_slice(&f.size.to_le_bytes());
             out.extend_from_slice(&f.chunks.to_le_bytes());
             out.extend_from_slice(&f.sha256);
+            out.push(u8::from(f.canary));
         }
         for c in &self.chunks {
             out.extend_from_slice(&c.hash.to_le_bytes());
@@ -284,14 +289,23 @@ impl Index {
                 let size = r.u64()?;
                 let chunks = r.u32()?;
                 let sha256: [u8; 32] = r.take(32)?.try_into().ok()?;
-                Some(KnownFile {
-                    name,
-                    size,
-                    chunks,
-                    sha256,
-                })
+                let flags = r.take(1)?[0];
+                Some((
+                    KnownFile {
+                        name,
+                        size,
+                        chunks,
+                        sha256,
+                        canary: flags & 1 == 1,
+                    },
+                    flags,
+                ))
             })()
             .ok_or_else(|| bad("truncated file table"))?;
+            let (f, flags) = f;
+            if flags > 1 {
+                return Err(bad("unknown file flags"));
+            }
             idx.files.push(f);
         }
         let expect = nchunks

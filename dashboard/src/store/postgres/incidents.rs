@@ -12,7 +12,7 @@
 use super::{PgStore, clean};
 use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State, exposure};
 use crate::store::model::*;
-use crate::store::traits::IncidentStore;
+use crate::store::traits::{CANARY_SCAN, IncidentStore};
 use std::sync::atomic::Ordering;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row, Transaction};
@@ -331,6 +331,27 @@ impl IncidentStore for PgStore {
                 hosts,
                 files: exposure::files_of(states.iter().map(String::as_str)),
             })
+        })
+    }
+
+    fn last_canary(&self) -> StoreResult<Option<StoredAlert>> {
+        self.run(async {
+            let c = self.conn().await?;
+            Ok(c.query_opt(
+                "SELECT al.id, al.status, e.body FROM
+                   (SELECT id, ts FROM alerts WHERE category = 'weights_known'
+                    ORDER BY ts DESC, id DESC LIMIT $1) a
+                 JOIN alerts al ON al.id = a.id JOIN events e ON e.id = a.id
+                 WHERE (e.body::jsonb -> 'evidence' ->> 'canary') = 'true'
+                 ORDER BY a.ts DESC, a.id DESC LIMIT 1",
+                &[&CANARY_SCAN],
+            )
+            .await?
+            .map(|r| StoredAlert {
+                id: r.get(0),
+                status: r.get(1),
+                body: r.get(2),
+            }))
         })
     }
 

@@ -5,7 +5,7 @@
 use super::{SqliteStore, row_alert, row_audit};
 use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State, exposure};
 use crate::store::model::*;
-use crate::store::traits::IncidentStore;
+use crate::store::traits::{CANARY_SCAN, IncidentStore};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::sync::atomic::Ordering;
@@ -274,6 +274,28 @@ impl IncidentStore for SqliteStore {
                 hosts,
                 files: exposure::files_of(states.iter().map(String::as_str)),
             })
+        })
+    }
+
+    fn last_canary(&self) -> StoreResult<Option<StoredAlert>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT al.id, al.status, e.body FROM
+                   (SELECT id, ts FROM alerts WHERE category = 'weights_known'
+                    ORDER BY ts DESC, id DESC LIMIT ?1) a
+                 JOIN alerts al ON al.id = a.id JOIN events e ON e.id = a.id
+                 WHERE json_extract(e.body, '$.evidence.canary') = 1
+                 ORDER BY a.ts DESC, a.id DESC LIMIT 1",
+                [CANARY_SCAN],
+                |r| {
+                    Ok(StoredAlert {
+                        id: r.get(0)?,
+                        status: r.get(1)?,
+                        body: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
         })
     }
 
