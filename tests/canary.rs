@@ -126,6 +126,33 @@ fn canary_alert_reaches_the_dashboard() {
     let watched = receiver();
     let unwatched = receiver();
     let raw = tcp_receiver();
+    // The canary registered as such: the sensor's known-file alert says so.
+    let file = dir.path().join("canary.safetensors");
+    let idx = dir.path().join("canary.idx");
+    let st = weightwatch()
+        .args(["canary", "--size", "262144", "--write"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = weightwatch()
+        .args(["index", "build", "--canary"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = weightwatch()
+        .args(["index", "show"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&show.stdout).contains("(canary)"));
     let mut sensor = Running(
         weightwatch()
             .args([
@@ -137,6 +164,8 @@ fn canary_alert_reaches_the_dashboard() {
                 "--eve",
                 "/dev/null",
             ])
+            .arg("--index")
+            .arg(&idx)
             .args(["--bpf", &format!("tcp port {watched} or tcp port {raw}")])
             .args(["--dashboard", &dash, "--token", &ingest, "--spool-dir"])
             .arg(dir.path().join("spool"))
@@ -167,6 +196,23 @@ fn canary_alert_reaches_the_dashboard() {
     let (ok, result) = canary_by(dir.path(), &["--tcp", &to], raw, &dash, &read, 60);
     assert!(ok, "{result}");
     assert_eq!(result["ok"], 1);
+    // The registered canary was caught: the dashboard's last exfiltration test.
+    let up = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let mut r = agent
+            .get(format!("{dash}/api/v1/canary"))
+            .header("authorization", format!("Bearer {read}"))
+            .call()
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        if v["last_detected"]["dest_port"] == raw || Instant::now() > up {
+            break v["last_detected"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(last["evidence"]["canary"], true, "{last}");
+    assert_eq!(last["dest_port"], raw);
 
     // Through a path the sensor does not watch, the test fails (quickly).
     let (ok, result) = canary(dir.path(), unwatched, &dash, &read, 2);
