@@ -12,7 +12,7 @@ pub enum IndexCommand {
     /// fingerprints for `capture --index`.
     Build {
         /// Weight files (or directories of them) to register.
-        #[arg(required = true, value_name = "FILE")]
+        #[arg(required_unless_present = "canary", value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Where to write the index.
         #[arg(long, short = 'o', value_name = "FILE")]
