@@ -3,7 +3,7 @@
 //!
 //! Replicas: before reading the bindings of its keys, a batch takes a
 //! transaction-level advisory lock per key (on the key's 64-bit text hash,
-//! in sorted order), so two replicas ingesting alerts with a common key
+//! in the keys' sorted order, in one statement), so two replicas ingesting alerts with a common key
 //! group one after the other and the second finds the first's incident;
 //! `incident_keys.key` is the primary key besides. Incidents loaded for
 //! update are row-locked (`FOR UPDATE`). A deadlock between two batches
@@ -62,13 +62,13 @@ pub(super) async fn group(
         return Ok(());
     }
     let keys = Grouper::keys(&batch);
-    for k in &keys {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[k],
-        )
-        .await?;
-    }
+    // One round trip; `unnest` yields the (sorted) keys in array order, so
+    // every batch takes its locks in one global order.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+        &[&keys],
+    )
+    .await?;
     let mut g = Grouper::new(window);
     for r in tx
         .query(
