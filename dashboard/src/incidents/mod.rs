@@ -88,6 +88,7 @@ impl Kind {
 
 /// One registered file's coverage in an incident.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FileCoverage {
     /// Name in the index.
     pub name: String,
@@ -97,8 +98,10 @@ pub struct FileCoverage {
     pub seen: Ranges,
 }
 
-/// What an incident keeps besides its columns (stored as JSON).
+/// What an incident keeps besides its columns (stored as JSON; a field
+/// missing reads as empty).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct State {
     /// Registered files by SHA-256.
     pub files: BTreeMap<String, FileCoverage>,
