@@ -1,7 +1,8 @@
 //! `weightwatch canary` end to end on loopback: a dashboard, a sensor
-//! capturing live on `lo` and sending to it, and a receiver for the upload,
-//! all started here. The canary's upload must come back as an alert on the
-//! dashboard; an upload the sensor cannot see must fail the test run.
+//! capturing live on `lo` and sending to it, and receivers for the upload
+//! (HTTP, raw TCP), all started here. The canary's upload, by either path,
+//! must come back as an alert on the dashboard; an upload the sensor cannot
+//! see must fail the test run.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -44,6 +45,18 @@ fn receiver() -> u16 {
     port
 }
 
+/// A raw TCP receiver that reads each connection to its end, on its own thread.
+fn tcp_receiver() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().map_while(Result::ok) {
+            let _ = std::io::copy(&mut c, &mut std::io::sink());
+        }
+    });
+    port
+}
+
 fn canary(
     dir: &Path,
     put_port: u16,
@@ -51,13 +64,22 @@ fn canary(
     token: &str,
     deadline: u64,
 ) -> (bool, serde_json::Value) {
-    let eve = dir.join(format!("canary-{put_port}.json"));
+    let url = format!("http://127.0.0.1:{put_port}/up");
+    canary_by(dir, &["--put", &url], put_port, dash, token, deadline)
+}
+
+fn canary_by(
+    dir: &Path,
+    path: &[&str],
+    port: u16,
+    dash: &str,
+    token: &str,
+    deadline: u64,
+) -> (bool, serde_json::Value) {
+    let eve = dir.join(format!("canary-{port}.json"));
     let st = weightwatch()
-        .args([
-            "canary",
-            "--put",
-            &format!("http://127.0.0.1:{put_port}/up"),
-        ])
+        .arg("canary")
+        .args(path)
         .args(["--dashboard", dash, "--token", token])
         .args(["--deadline-secs", &deadline.to_string(), "--size", "262144"])
         .arg("--eve")
@@ -103,6 +125,34 @@ fn canary_alert_reaches_the_dashboard() {
 
     let watched = receiver();
     let unwatched = receiver();
+    let raw = tcp_receiver();
+    // The canary registered as such: the sensor's known-file alert says so.
+    let file = dir.path().join("canary.safetensors");
+    let idx = dir.path().join("canary.idx");
+    let st = weightwatch()
+        .args(["canary", "--size", "262144", "--write"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = weightwatch()
+        .args(["index", "build", "--canary"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = weightwatch()
+        .args(["index", "show"])
+        .arg(&idx)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&show.stdout).contains("(canary)"));
     let mut sensor = Running(
         weightwatch()
             .args([
@@ -114,7 +164,9 @@ fn canary_alert_reaches_the_dashboard() {
                 "--eve",
                 "/dev/null",
             ])
-            .args(["--bpf", &format!("tcp port {watched}")])
+            .arg("--index")
+            .arg(&idx)
+            .args(["--bpf", &format!("tcp port {watched} or tcp port {raw}")])
             .args(["--dashboard", &dash, "--token", &ingest, "--spool-dir"])
             .arg(dir.path().join("spool"))
             .stderr(Stdio::piped())
@@ -137,6 +189,30 @@ fn canary_alert_reaches_the_dashboard() {
     assert!(ok, "{result}");
     assert_eq!(result["ok"], 1);
     assert_eq!(result["put_status"], 201);
+
+    // The raw TCP path: found by destination and the canary id in the
+    // file's metadata.
+    let to = format!("127.0.0.1:{raw}");
+    let (ok, result) = canary_by(dir.path(), &["--tcp", &to], raw, &dash, &read, 60);
+    assert!(ok, "{result}");
+    assert_eq!(result["ok"], 1);
+    // The registered canary was caught: the dashboard's last exfiltration test.
+    let up = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let mut r = agent
+            .get(format!("{dash}/api/v1/canary"))
+            .header("authorization", format!("Bearer {read}"))
+            .call()
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        if v["last_detected"]["dest_port"] == raw || Instant::now() > up {
+            break v["last_detected"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(last["evidence"]["canary"], true, "{last}");
+    assert_eq!(last["dest_port"], raw);
 
     // Through a path the sensor does not watch, the test fails (quickly).
     let (ok, result) = canary(dir.path(), unwatched, &dash, &read, 2);

@@ -6,6 +6,7 @@ mod canary;
 mod capture_cli;
 mod cli;
 mod demo;
+mod incidents;
 mod index;
 mod inspect;
 mod intel;

@@ -69,6 +69,48 @@ fn thirty_percent_from_the_middle_is_found() {
     assert!((0.05..=0.31).contains(&coverage), "{coverage}");
 }
 
+/// The alert's `file_ranges` as pairs.
+fn ranges(s: &Setup, bytes: &[u8], seed: u64) -> Vec<(u64, u64)> {
+    let (f, _) = run_object(&s.det, &raw_midstream(), bytes, 0, seed, 20_000);
+    let f = f.expect("an alert");
+    assert_eq!(f.evidence["file_ranges_compacted"], false);
+    f.evidence["file_ranges"]
+        .as_array()
+        .expect("file_ranges")
+        .iter()
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn file_ranges_name_the_bytes_of_the_file_an_object_carried() {
+    let s = setup(1);
+    let f = &s.files[0];
+    let len = f.bytes.len() as u64;
+    // The whole file, in random segmentations: one range, all of it.
+    for seed in 0..3 {
+        assert_eq!(ranges(&s, &f.bytes, seed), vec![(0, len)], "seed {seed}");
+    }
+    // A slice from the middle: one range, inside the slice's bounds, and
+    // its edges (partial chunks the chunker cannot match) widened back to
+    // within one chunk of them.
+    let (a, b) = (len / 3, len / 3 + len * 3 / 10);
+    let r = ranges(&s, &f.bytes[a as usize..b as usize], 5);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].0 >= a && r[0].1 <= b, "{r:?} outside {a}..{b}");
+    assert_eq!(r[0], (a, b), "edges within one chunk are counted");
+    // Two slices in one stream with noise between: two ranges.
+    let mut rng = Rng::new(3);
+    let mut stream = f.bytes[..(len / 4) as usize].to_vec();
+    stream.extend(rng.bytes(300_000));
+    stream.extend_from_slice(&f.bytes[(len / 2) as usize..]);
+    let r = ranges(&s, &stream, 6);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0].0, 0);
+    assert!(r[0].1 <= len / 4, "{r:?}");
+    assert!(r[1].0 >= len / 2 && r[1].1 == len, "{r:?}");
+}
+
 #[test]
 fn file_inside_another_stream_at_an_odd_offset_is_found() {
     let s = setup(1);

@@ -7,10 +7,10 @@ use crate::error::ApiError;
 use crate::exporter;
 use crate::ingest;
 use crate::labels;
-use crate::query::{AlertQuery, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::query::{AlertQuery, DEFAULT_LIMIT, IncidentQuery, MAX_LIMIT};
 use crate::state::{AppState, LiveMsg, now_micros};
 use crate::store::StoredAlert;
-use crate::triage::set_status;
+use crate::triage::{set_incident_status, set_status};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -215,6 +215,92 @@ pub async fn alert(
     })))
 }
 
+/// `GET /api/v1/incidents`: incidents, most recently active first, with
+/// the alert list's filters (and `kind`).
+pub async fn incidents(
+    State(st): State<Arc<AppState>>,
+    _: Reader,
+    Query(q): Query<IncidentQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = q.to_filter()?;
+    let page = st.db(move |s| s.incidents(&filter)).await?;
+    Ok(Json(json!({
+        "incidents": page.incidents.iter().map(|i| i.to_json(false)).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor.map(|c| c.to_string()),
+    })))
+}
+
+/// `GET /api/v1/incidents/{id}`: the incident (with each file's covered
+/// ranges), its timeline, its alerts and the audit of its triage.
+pub async fn incident(
+    State(st): State<Arc<AppState>>,
+    _: Reader,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let d = st
+        .db(move |s| s.incident(id))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(json!({
+        "incident": d.incident.to_json(true),
+        "timeline": crate::incidents::timeline::timeline(&d),
+        "alerts": d.alerts.iter().map(StoredAlert::to_json).collect::<Vec<_>>(),
+        "audit": d.audit,
+    })))
+}
+
+/// `POST /api/v1/incidents/{id}/triage` with `{"status": …, "note": …}`:
+/// the incident and every one of its alerts take the status (audited).
+/// Session (cookie) callers must send the CSRF token in `X-CSRF-Token`.
+pub async fn triage_incident(
+    State(st): State<Arc<AppState>>,
+    who: Triager,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    check_header_csrf(&who, &headers)?;
+    let b: TriageBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let i = set_incident_status(&st, &who, id, &b.status, &b.note).await?;
+    Ok(Json(i.to_json(false)))
+}
+
+/// `GET /api/v1/exfiltration-time`: for the busiest uploading hosts of the
+/// last hour of flows, how long each registered file the dashboard knows
+/// would take to leave at that host's rate (`crate::incidents::exposure`).
+pub async fn exfiltration_time(
+    State(st): State<Arc<AppState>>,
+    _: Reader,
+) -> Result<Json<Value>, ApiError> {
+    let m = st.db(|s| s.exposure()).await?;
+    Ok(Json(crate::incidents::exposure::to_json(&m)))
+}
+
+/// `GET /api/v1/canary`: `{"last_detected": alert | null}`, the newest
+/// alert of a registered canary file (`evidence.canary`): the last
+/// exfiltration test the sensors caught.
+pub async fn canary(State(st): State<Arc<AppState>>, _: Reader) -> Result<Json<Value>, ApiError> {
+    let a = st.db(|s| s.last_canary()).await?;
+    Ok(Json(
+        json!({ "last_detected": a.as_ref().map(StoredAlert::to_json) }),
+    ))
+}
+
+/// Session callers must send their CSRF token in `X-CSRF-Token`.
+fn check_header_csrf(who: &Triager, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Principal::User { csrf, .. } = &who.0 {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !crate::auth::constant_time_eq(sent, csrf) {
+            return Err(ApiError::forbidden("missing or wrong CSRF token"));
+        }
+    }
+    Ok(())
+}
+
 /// Body of `POST /api/v1/alerts/{id}/triage`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,15 +321,7 @@ pub async fn triage(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    if let Principal::User { csrf, .. } = &who.0 {
-        let sent = headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !crate::auth::constant_time_eq(sent, csrf) {
-            return Err(ApiError::forbidden("missing or wrong CSRF token"));
-        }
-    }
+    check_header_csrf(&who, &headers)?;
     let b: TriageBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let a = set_status(&st, &who, id, &b.status, &b.note).await?;
@@ -259,15 +337,7 @@ pub async fn run_action(
     Path((id, name)): Path<(i64, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    if let Principal::User { csrf, .. } = &who.0 {
-        let sent = headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !crate::auth::constant_time_eq(sent, csrf) {
-            return Err(ApiError::forbidden("missing or wrong CSRF token"));
-        }
-    }
+    check_header_csrf(&who, &headers)?;
     let result = crate::respond::run(&st, &who, id, &name).await?;
     Ok(Json(json!({"action": name, "result": result})))
 }

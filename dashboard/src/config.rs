@@ -69,6 +69,11 @@ pub struct DashboardConfig {
     /// reported silent once (audit log, live stream, sensors page) until it
     /// sends again; 0 turns the watch off.
     pub stale_after_secs: u64,
+    /// Alerts sharing a grouping key (registered file and source host, flow
+    /// or object, host and destination of egress, analyzer cluster or
+    /// account) join one incident while the key's last alert is at most
+    /// this many seconds older (see `crate::incidents`).
+    pub incident_window_secs: u64,
 }
 
 impl Default for DashboardConfig {
@@ -98,6 +103,7 @@ impl Default for DashboardConfig {
             idle_timeout_secs: 60,
             max_connections: 512,
             stale_after_secs: 600,
+            incident_window_secs: 24 * 3600,
         }
     }
 }

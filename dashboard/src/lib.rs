@@ -21,6 +21,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod exporter;
+pub mod incidents;
 pub mod ingest;
 pub mod labels;
 pub mod mfa;

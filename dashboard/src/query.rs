@@ -2,7 +2,8 @@
 //! alert list page, and the page sizes of the list endpoints.
 
 use crate::error::ApiError;
-use crate::store::{AlertFilter, Cursor, Status};
+use crate::incidents::Kind;
+use crate::store::{AlertFilter, Cursor, IncidentFilter, Status};
 use serde::Deserialize;
 
 /// Largest page of the alert list.
@@ -59,6 +60,66 @@ fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
                 "{name}: not a time (RFC 3339, Suricata's +0000 form) or Unix seconds: {e}"
             ))
         })
+}
+
+/// Query string of `GET /api/v1/incidents` (and the incident list page).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct IncidentQuery {
+    /// Incidents active at or after this time (as `from` of the alert list).
+    pub from: Option<String>,
+    /// Incidents begun before this time.
+    pub to: Option<String>,
+    /// What it groups (`file`, `cluster`, `account`, `transfer`, `egress`).
+    pub kind: Option<String>,
+    /// Holding an alert of this category.
+    pub category: Option<String>,
+    /// Highest severity 1..=3.
+    pub severity: Option<String>,
+    /// Triage status.
+    pub status: Option<String>,
+    /// Free text.
+    pub q: Option<String>,
+    /// Page position.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
+}
+
+impl IncidentQuery {
+    /// Validate into a store filter (the same rules as the alert list's).
+    pub fn to_filter(&self) -> Result<IncidentFilter, ApiError> {
+        let alerts = AlertQuery {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            category: self.category.clone(),
+            severity: self.severity.clone(),
+            status: self.status.clone(),
+            q: self.q.clone(),
+            cursor: self.cursor.clone(),
+            limit: self.limit.clone(),
+            ..AlertQuery::default()
+        }
+        .to_filter()?;
+        let kind = match nonempty(&self.kind) {
+            Some(k) => Some(Kind::parse(&k).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown kind {k:?} (file, cluster, account, transfer, egress)"
+                ))
+            })?),
+            None => None,
+        };
+        Ok(IncidentFilter {
+            from: alerts.from,
+            to: alerts.to,
+            kind,
+            category: alerts.category,
+            severity: alerts.severity,
+            status: alerts.status,
+            text: alerts.text,
+            cursor: alerts.cursor,
+            limit: alerts.limit,
+        })
+    }
 }
 
 impl AlertQuery {

@@ -55,6 +55,9 @@ impl Server {
         listen: &str,
     ) -> Result<Server, DashboardError> {
         crate::exporter::init();
+        store.set_incident_window(
+            i64::try_from(cfg.incident_window_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
+        );
         let listener = TcpListener::bind(listen).await?;
         Ok(Server {
             listener,
@@ -273,6 +276,11 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/alerts/{id}/triage", post(api::triage))
         .route("/api/v1/alerts/{id}/actions/{name}", post(api::run_action))
+        .route("/api/v1/incidents", get(api::incidents))
+        .route("/api/v1/exfiltration-time", get(api::exfiltration_time))
+        .route("/api/v1/canary", get(api::canary))
+        .route("/api/v1/incidents/{id}", get(api::incident))
+        .route("/api/v1/incidents/{id}/triage", post(api::triage_incident))
         .route("/api/v1/accounts", get(api::accounts))
         .route("/api/v1/accounts/{id}", get(api::account))
         .route("/api/v1/sensors", get(api::sensors))

@@ -1,6 +1,7 @@
 //! A real browser (headless Chromium through chromedriver and WebDriver):
 //! sign in, see stored alerts, watch a newly ingested alert appear without a
-//! reload, triage it, find the audit entry. Screenshots go to
+//! reload, triage it, find the audit entry; open an incident, see its file
+//! coverage and timeline, triage it with its alerts. Screenshots go to
 //! `<target>/screenshots/`. Skips with a message when Chromium or
 //! chromedriver is not installed (CI installs `chromium chromium-driver`).
 
@@ -313,6 +314,94 @@ fn analyst_signs_in_sees_live_alert_and_triages_it() {
             .await
             .unwrap();
         shot("07-account.png").await;
+
+        // An incident: two requests of one registered file from one host,
+        // grouped; its page shows the file's coverage and the timeline, and
+        // one form triages it with its alerts.
+        let piece = |id: &str, secs: i64, flow: u64, range: [u64; 2]| {
+            let mut v = sensor_alert(
+                id,
+                secs,
+                AlertCategory::WeightsKnown,
+                2,
+                flow,
+                "10.0.0.77",
+                "198.51.100.70",
+                "drop.example.com",
+            );
+            v["evidence"]["known_file"] = "/models/frontier/shard-00001.safetensors".into();
+            v["evidence"]["known_file_bytes"] = 1000.into();
+            v["evidence"]["known_file_sha256"] = "ab".repeat(32).into();
+            v["evidence"]["file_ranges"] = serde_json::json!([range]);
+            v
+        };
+        s.ingest(
+            &ingest,
+            &[
+                piece("b-p1", 3600, 71, [0, 600]),
+                piece("b-p2", 7200, 72, [500, 950]),
+            ],
+        );
+        c.goto(&s.url("/incidents")).await.unwrap();
+        c.find(Locator::XPath(
+            "//tbody[@id='incident-rows']//a[contains(., 'shard-00001.safetensors')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        let figure = c
+            .wait()
+            .at_most(wait)
+            .for_element(Locator::Css(".coverage-figure"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(figure, "95.0 %");
+        let moments = c.find_all(Locator::Css("#timeline li")).await.unwrap();
+        assert_eq!(moments.len(), 2);
+        shot("08-incident.png").await;
+        c.find(Locator::Css("form#triage select[name=status]"))
+            .await
+            .unwrap()
+            .select_by_value("resolved")
+            .await
+            .unwrap();
+        c.find(Locator::Css("form#triage button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .at_most(wait)
+            .for_element(Locator::XPath(
+                "//span[@id='incident-status'][text()='Resolved']",
+            ))
+            .await
+            .unwrap();
+        let moments = c.find_all(Locator::Css("#timeline li")).await.unwrap();
+        assert_eq!(moments.len(), 3, "the triage is on the timeline");
+        c.find(Locator::Css("#timeline a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let status = c
+            .wait()
+            .at_most(wait)
+            .for_element(Locator::Css("#alert-status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(status, "Resolved", "the incident's alerts moved with it");
+        c.find(Locator::Css("#alert-incident")).await.unwrap();
 
         c.close().await.unwrap();
     });

@@ -16,6 +16,8 @@ mod fleet;
 mod health;
 #[path = "hostile_events.rs"]
 mod hostile_events;
+#[path = "incidents.rs"]
+mod incidents;
 #[path = "labels.rs"]
 mod labels;
 #[path = "login_limits.rs"]

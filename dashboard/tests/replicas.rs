@@ -314,3 +314,35 @@ fn statements_prepared_before_another_replicas_migration_are_prepared_again() {
         assert_eq!(out.accepted, 1);
     }
 }
+
+#[test]
+fn replicas_ingesting_one_file_at_once_make_one_incident() {
+    let (a, b) = two_replicas(DashboardConfig::default());
+    let ingest = a.token(Scope::Ingest);
+    let read = a.token(Scope::Read);
+    std::thread::scope(|sc| {
+        for (n, server) in [(0u64, &a), (1, &b)] {
+            let ingest = &ingest;
+            sc.spawn(move || {
+                for i in 0..20u64 {
+                    let f = n * 100 + i;
+                    let lo = f * 5;
+                    let alert = super::incidents::known(
+                        &format!("r-{f}"),
+                        i as i64,
+                        f + 1,
+                        "10.0.0.1",
+                        "ee55",
+                        json!([[lo, lo + 5]]),
+                    );
+                    server.ingest(ingest, &[alert]);
+                }
+            });
+        }
+    });
+    let r = a.get("/api/v1/incidents", Some(&read)).json();
+    let list = r["incidents"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["alert_count"], 40);
+    assert_eq!(list[0]["files"][0]["covered_bytes"], 200);
+}

@@ -20,7 +20,7 @@ fn an_older_database_gets_the_index_built_on_open() {
     // Take the file back to schema version 1: what the previous release
     // wrote (everything but the index and its triggers, the tokens'
     // sensor binding of version 4, version 5's MFA, idle and expiry
-    // columns and the fleet columns of version 6).
+    // columns, the fleet columns of version 6 and the incidents of 7).
     let Database::Sqlite(db) = s.db.clone() else {
         unreachable!("a SQLite test server")
     };
@@ -35,6 +35,8 @@ fn an_older_database_gets_the_index_built_on_open() {
              ALTER TABLE sensors DROP COLUMN stale_since; DROP TABLE sensor_categories;
              ALTER TABLE tokens DROP COLUMN expires; ALTER TABLE users DROP COLUMN totp_secret;
              ALTER TABLE users DROP COLUMN recovery; ALTER TABLE sessions DROP COLUMN last_seen;
+             DROP TABLE incident_alerts; DROP TABLE incident_keys; DROP TABLE incidents;
+             DROP INDEX audit_incident; ALTER TABLE audit DROP COLUMN incident_id;
              PRAGMA user_version = 1;",
         )
         .unwrap();

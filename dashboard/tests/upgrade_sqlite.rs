@@ -1,11 +1,54 @@
 //! SQLite only: a database at schema version 5 (the release before the
-//! fleet view: MFA, idle sessions and token expiry) upgrades to 6 keeping
-//! what 5 added, with the per-category alert counts built from its alerts.
+//! fleet view: MFA, idle sessions and token expiry) upgrades to the latest
+//! keeping what 5 added, with the per-category alert counts built from its
+//! alerts; a database at version 6 (before incidents) gets the incident
+//! tables, and its new alerts are grouped while the old ones stay as they
+//! were.
 
 use crate::common::*;
 use dashboard::store::{Database, migrations};
 use dashboard::{DashboardConfig, Scope};
 use eve::AlertCategory;
+
+/// What migration 7 (incidents) added, undone.
+const WITHOUT_INCIDENTS: &str = "DROP TABLE incident_alerts; DROP TABLE incident_keys;
+     DROP TABLE incidents; DROP INDEX audit_incident; ALTER TABLE audit DROP COLUMN incident_id;";
+
+#[test]
+fn a_version_6_database_gets_incidents_for_its_new_alerts() {
+    let s = TestServer::start();
+    let ingest = s.token(Scope::Ingest);
+    let read = s.token(Scope::Read);
+    let alert = |id: &str, secs: i64| {
+        sensor_alert(
+            id,
+            secs,
+            AlertCategory::WeightsFormat,
+            2,
+            1,
+            "10.0.0.1",
+            "192.0.2.1",
+            "x.example",
+        )
+    };
+    s.ingest(&ingest, &[alert("old", 10)]);
+    let Database::Sqlite(db) = s.db.clone() else {
+        unreachable!("a SQLite test server")
+    };
+    let s = s.stop();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!("{WITHOUT_INCIDENTS} PRAGMA user_version = 6;"))
+        .unwrap();
+    let s = s.start_again(DashboardConfig::default());
+    let none = s.get("/api/v1/incidents", Some(&read)).json();
+    assert_eq!(none["incidents"], serde_json::json!([]));
+    s.ingest(&ingest, &[alert("new", 20)]);
+    let list = s.get("/api/v1/incidents", Some(&read)).json();
+    let list = list["incidents"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["alert_count"], 1, "the old alert is not grouped");
+}
 
 #[test]
 fn a_version_5_database_gets_the_fleet_columns_and_keeps_its_credentials() {
@@ -48,12 +91,13 @@ fn a_version_5_database_gets_the_fleet_columns_and_keeps_its_credentials() {
     {
         // What version 5 wrote: no fleet columns, no per-category counts.
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "ALTER TABLE sensors DROP COLUMN prev_stats;
              ALTER TABLE sensors DROP COLUMN prev_stats_ts;
              ALTER TABLE sensors DROP COLUMN stale_since; DROP TABLE sensor_categories;
+             {WITHOUT_INCIDENTS}
              PRAGMA user_version = 5;",
-        )
+        ))
         .unwrap();
     }
     let s = s.start_again(DashboardConfig::default());
@@ -62,7 +106,7 @@ fn a_version_5_database_gets_the_fleet_columns_and_keeps_its_credentials() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, migrations::latest());
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     // Version 5's token expiry and second factor are still there.
     let after = s.get("/api/v1/sensors", Some(&read));
     assert_eq!(after.status, 200, "{}", after.body);

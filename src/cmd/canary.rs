@@ -1,25 +1,40 @@
-//! `weightwatch canary`: an exfiltration test. Uploads a synthetic
+//! `weightwatch canary`: an exfiltration test. Sends a synthetic
 //! weights-shaped file (safetensors whose name and metadata carry a fresh
-//! canary id) by HTTP PUT through the monitored path, then polls the
-//! dashboard until the sensor's alert for it is there or the deadline
-//! passes. The result is a `stats` event (section `canary`) on standard
-//! output or `--eve`, and the exit status.
+//! canary id) through the monitored path — an HTTP PUT to a URL, or the
+//! bare bytes over a raw TCP connection — then polls the dashboard until
+//! the sensor's alert for it is there or the deadline passes. The result
+//! is a `stats` event (section `canary`) on standard output or `--eve`, and
+//! the exit status.
 
 use anyhow::Context;
 use eve::sink::EventSink;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Arguments of `weightwatch canary`.
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("path").required(true).args(["put", "tcp", "write"])))]
 pub struct Args {
     /// Upload the canary with an HTTP PUT to this base URL (the file name
     /// `weightwatch-canary-<id>.safetensors` is appended).
     #[arg(long, value_name = "URL")]
-    pub put: String,
-    /// The dashboard to look for the alert on.
+    pub put: Option<String>,
+    /// Send the canary's bytes over a raw TCP connection to this address
+    /// (`host:port`); the alert is then found by destination and the
+    /// canary id the file's metadata carries.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp: Option<String>,
+    /// Write the canary file of `--size` bytes here and exit, to register
+    /// it with `weightwatch index build … --canary FILE`: every canary of
+    /// that size carries the same tensor bytes (only its id in the header
+    /// differs), so the sensor names it as a registered canary.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// The dashboard to look for the alert on (needed with --put and --tcp).
     #[arg(long, value_name = "URL")]
-    pub dashboard: String,
+    pub dashboard: Option<String>,
     /// A token with the read scope for the dashboard.
     #[arg(
         long,
@@ -27,7 +42,7 @@ pub struct Args {
         env = "WEIGHTWATCH_TOKEN",
         hide_env_values = true
     )]
-    pub token: String,
+    pub token: Option<String>,
     /// Trust only this CA certificate (PEM) for an https:// dashboard.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
@@ -48,6 +63,28 @@ pub fn run(args: Args, config: crate::config::Config) -> anyhow::Result<()> {
         args.size >= 1024 && args.size <= 1 << 30,
         "--size must be between 1 KiB and 1 GiB"
     );
+    if let Some(path) = &args.write {
+        // The id's place holds zeros: the same length as a real one.
+        let name = format!("weightwatch-canary-{}", "0".repeat(32));
+        std::fs::write(path, safetensors(&name, args.size))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "canary of {} bytes written to {}: register it with `weightwatch index build … --canary {}`",
+            args.size,
+            path.display(),
+            path.display()
+        );
+        return Ok(());
+    }
+    let dashboard = args
+        .dashboard
+        .as_deref()
+        .context("--dashboard URL is needed to look for the alert")?
+        .trim_end_matches('/');
+    let token = args
+        .token
+        .as_deref()
+        .context("a read token is needed (--token or WEIGHTWATCH_TOKEN)")?;
     let name = format!("weightwatch-canary-{}", uuid::Uuid::new_v4().simple());
     let payload = safetensors(&name, args.size);
     let mut agent = ureq::Agent::config_builder()
@@ -57,24 +94,39 @@ pub fn run(args: Args, config: crate::config::Config) -> anyhow::Result<()> {
         agent = agent.tls_config(eve::sink::http::private_ca(ca)?);
     }
     let agent: ureq::Agent = agent.build().into();
-    let url = format!("{}/{name}.safetensors", args.put.trim_end_matches('/'));
     let started = Instant::now();
-    let sent = agent
-        .put(&url)
-        .header("Content-Type", "application/octet-stream")
-        .send(&payload[..]);
-    // The upload only has to cross the wire; the receiver may refuse it.
-    let put_status = match sent {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => return Err(e).with_context(|| format!("uploading the canary to {url}")),
+    let began = eve::Timestamp::now().unix_micros() / 1_000_000 - 1;
+    let (search, put_status, target) = match (&args.put, &args.tcp) {
+        (Some(put), _) => {
+            let url = format!("{}/{name}.safetensors", put.trim_end_matches('/'));
+            let sent = agent
+                .put(&url)
+                .header("Content-Type", "application/octet-stream")
+                .send(&payload[..]);
+            // The upload only has to cross the wire; the receiver may refuse it.
+            let status = match sent {
+                Ok(r) => r.status().as_u16(),
+                Err(e) => return Err(e).with_context(|| format!("uploading the canary to {url}")),
+            };
+            let search = format!("{dashboard}/api/v1/alerts?q={name}&limit=10");
+            (search, status, url)
+        }
+        (None, Some(tcp)) => {
+            let to = send_tcp(tcp, &payload)?;
+            // By destination since the upload began; `alert_for` then
+            // checks the alert names the canary.
+            let search = format!(
+                "{dashboard}/api/v1/alerts?dest={}&from={began}&limit=100",
+                to.ip()
+            );
+            (search, 0, format!("tcp://{to}"))
+        }
+        (None, None) => anyhow::bail!("give --put URL or --tcp HOST:PORT"),
     };
+    let url = target;
     let deadline = started + Duration::from_secs(args.deadline_secs);
-    let search = format!(
-        "{}/api/v1/alerts?q={name}&limit=10",
-        args.dashboard.trim_end_matches('/')
-    );
     let found = loop {
-        match alert_for(&agent, &search, &args.token) {
+        match alert_for(&agent, &search, token, &name) {
             Ok(Some(a)) => break Some(a),
             Ok(None) => {}
             Err(e) => tracing::warn!("dashboard: {e:#}"),
@@ -116,9 +168,36 @@ pub fn run(args: Args, config: crate::config::Config) -> anyhow::Result<()> {
     }
 }
 
+/// Send `payload` over a new TCP connection to `addr` (`host:port`), then
+/// close it; returns the address connected to.
+fn send_tcp(addr: &str, payload: &[u8]) -> anyhow::Result<SocketAddr> {
+    let to = addr
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {addr}"))?
+        .next()
+        .with_context(|| format!("{addr} resolves to no address"))?;
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(30))
+        .with_context(|| format!("connecting to {to}"))?;
+    s.set_write_timeout(Some(Duration::from_secs(60)))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(payload)
+        .with_context(|| format!("sending the canary to {to}"))?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    // Wait (briefly) for the receiver to close its side, so the connection
+    // ends as an upload does; what it answers does not matter.
+    let _ = s.read(&mut [0u8; 512]);
+    Ok(to)
+}
+
 /// The category of the first weights alert the dashboard finds for the
-/// search, if any.
-fn alert_for(agent: &ureq::Agent, url: &str, token: &str) -> anyhow::Result<Option<String>> {
+/// search, if any, that names the canary (`name` anywhere in it: the URL,
+/// or the model name of the safetensors metadata).
+fn alert_for(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
     let mut r = agent
         .get(url)
         .header("Authorization", &format!("Bearer {token}"))
@@ -127,6 +206,7 @@ fn alert_for(agent: &ureq::Agent, url: &str, token: &str) -> anyhow::Result<Opti
     let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string()?)?;
     Ok(v["alerts"].as_array().and_then(|a| {
         a.iter()
+            .filter(|x| x.to_string().contains(name))
             .filter_map(|x| x["alert"]["category"].as_str())
             .find(|c| matches!(*c, "weights_format" | "weights_known" | "weights_tensor"))
             .map(String::from)

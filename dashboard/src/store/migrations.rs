@@ -188,6 +188,44 @@ INSERT INTO sensor_categories (sensor_id, category, alerts)
     SELECT sensor_id, category, count(*) FROM alerts
     WHERE sensor_id IS NOT NULL GROUP BY sensor_id, category;
 "#,
+    // 7: incidents (dashboard/src/incidents/): the incident rows (columns
+    // the list filters on, the rest as JSON `state`), which incident each
+    // grouping key last linked (the key is the primary key, so one key
+    // names one incident), each alert's incident, and audit lines of
+    // incident triage. Alerts stored before are not grouped.
+    r#"
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    severity INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    alert_count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    coverage REAL,
+    categories TEXT NOT NULL,
+    src_ip TEXT,
+    search TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX incidents_last ON incidents(last_ts, id);
+CREATE INDEX incidents_status ON incidents(status, last_ts, id);
+CREATE TABLE incident_keys (
+    key TEXT PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    last_ts INTEGER NOT NULL
+);
+CREATE INDEX incident_keys_incident ON incident_keys(incident_id);
+CREATE TABLE incident_alerts (
+    alert_id INTEGER PRIMARY KEY REFERENCES alerts(id) ON DELETE CASCADE,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE
+);
+CREATE INDEX incident_alerts_incident ON incident_alerts(incident_id);
+ALTER TABLE audit ADD COLUMN incident_id INTEGER;
+CREATE INDEX audit_incident ON audit(incident_id) WHERE incident_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -300,6 +300,55 @@ impl FromStr for Status {
     }
 }
 
+/// Filters of the incident list (all optional; combined with AND).
+#[derive(Clone, Debug, Default)]
+pub struct IncidentFilter {
+    /// Incidents active at or after this time (last alert, Unix microseconds).
+    pub from: Option<i64>,
+    /// Incidents begun before this time (first alert).
+    pub to: Option<i64>,
+    /// What it groups.
+    pub kind: Option<crate::incidents::Kind>,
+    /// Holding an alert of this category.
+    pub category: Option<String>,
+    /// Highest severity exactly this (1..=3).
+    pub severity: Option<u8>,
+    /// Triage status.
+    pub status: Option<Status>,
+    /// Free text: a case-insensitive substring of title, kind, addresses,
+    /// categories, file names and SHA-256.
+    pub text: Option<String>,
+    /// Continue after this position (newest activity first: last alert
+    /// time, then id).
+    pub cursor: Option<Cursor>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// One page of incidents.
+#[derive(Clone, Debug, Default)]
+pub struct IncidentPage {
+    /// Most recently active first.
+    pub incidents: Vec<crate::incidents::Incident>,
+    /// Where the next page starts.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// One incident with its alerts (oldest first, at most
+/// [`INCIDENT_ALERTS`]) and the audit lines of its triage.
+#[derive(Clone, Debug)]
+pub struct IncidentDetail {
+    /// The incident.
+    pub incident: crate::incidents::Incident,
+    /// Its alerts, oldest first.
+    pub alerts: Vec<StoredAlert>,
+    /// Audit lines of the incident's triage.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Alerts an incident's detail lists at most (its count is exact).
+pub const INCIDENT_ALERTS: usize = 1000;
+
 /// An alert as stored: its row id, triage status and the event as ingested.
 #[derive(Clone, Debug)]
 pub struct StoredAlert {

@@ -7,6 +7,8 @@
 //! would survive a kill but could lose the newest commits on power loss,
 //! which would break the promise made to the sensor's spool.)
 
+mod incidents;
+
 use super::model::*;
 use super::traits::*;
 use super::{migrations, search};
@@ -19,7 +21,7 @@ use rusqlite::{
 };
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, TryLockError};
 
 /// Separator around member account ids in `alerts.members`, so that
@@ -35,6 +37,8 @@ pub struct SqliteStore {
     /// The last write transaction failed because the database could not be
     /// written (read-only, full, I/O error); cleared by the next success.
     write_failed: AtomicBool,
+    /// The incident grouping window, microseconds.
+    incident_window: AtomicI64,
 }
 
 impl SqliteStore {
@@ -58,6 +62,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             max_readers: read_connections.max(1),
             write_failed: AtomicBool::new(false),
+            incident_window: AtomicI64::new(crate::incidents::DEFAULT_WINDOW_MICROS),
         })
     }
 
@@ -568,6 +573,11 @@ impl EventStore for SqliteStore {
                 }
             }
             index_text(tx, &out.new_alerts)?;
+            incidents::group(
+                tx,
+                &out.new_alerts,
+                self.incident_window.load(Ordering::Relaxed),
+            )?;
             Ok(out)
         })
     }
@@ -605,6 +615,7 @@ impl EventStore for SqliteStore {
                        AND cluster_id NOT IN (SELECT cluster_id FROM clusters)",
                     [],
                 )?;
+                incidents::drop_empty(tx)?;
                 Ok(())
             })?;
         }
@@ -674,6 +685,7 @@ impl EventStore for SqliteStore {
                 }
             }
             tx.execute("DELETE FROM accounts WHERE account_id = ?1", [account])?;
+            incidents::drop_empty(tx)?;
             Ok(counts)
         })
     }

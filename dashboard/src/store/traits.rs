@@ -5,10 +5,11 @@
 
 use super::model::{
     AccountDetail, AccountRow, AlertDetail, AlertFilter, AlertPage, AuditEntry, ChartSpan, Counts,
-    IngestOutcome, NewEvent, Overview, PurgeCounts, SensorRow, Session, Status, StoreResult,
-    StoredAlert, TokenGrant, TokenRow, UserMfa, Verdict,
+    IncidentDetail, IncidentFilter, IncidentPage, IngestOutcome, NewEvent, Overview, PurgeCounts,
+    SensorRow, Session, Status, StoreResult, StoredAlert, TokenGrant, TokenRow, UserMfa, Verdict,
 };
 use crate::auth::Scope;
+use crate::incidents::Incident;
 
 /// Events: ingest and deletion.
 pub trait EventStore {
@@ -43,6 +44,43 @@ pub trait AlertStore {
     /// a verdict (resolved or false positive), in the order of the triages
     /// that set those statuses.
     fn distillation_verdicts(&self) -> StoreResult<Vec<Verdict>>;
+}
+
+/// `weights_known` alerts [`IncidentStore::last_canary`] looks through at most.
+pub const CANARY_SCAN: i64 = 10_000;
+
+/// Incidents: alerts grouped at ingest (see `crate::incidents`).
+pub trait IncidentStore {
+    /// How long after a key's last alert another alert with the key still
+    /// joins its incident (microseconds); ingest uses it from now on.
+    fn set_incident_window(&self, micros: i64);
+    /// One page of incidents, most recently active first.
+    fn incidents(&self, filter: &IncidentFilter) -> StoreResult<IncidentPage>;
+    /// One incident with its alerts and audit lines.
+    fn incident(&self, id: i64) -> StoreResult<Option<IncidentDetail>>;
+    /// What the time-to-exfiltrate figures are made of: the newest flow's
+    /// time, the busiest uploading hosts in the span before it, and the
+    /// registered files of the incidents (see
+    /// `crate::incidents::exposure`).
+    fn exposure(&self) -> StoreResult<crate::incidents::exposure::Measured>;
+    /// The newest `weights_known` alert of a registered canary
+    /// (`evidence.canary`), among the newest [`CANARY_SCAN`] of that
+    /// category: the last exfiltration test the sensors caught.
+    fn last_canary(&self) -> StoreResult<Option<StoredAlert>>;
+    /// The incident an alert belongs to.
+    fn incident_of(&self, alert_id: i64) -> StoreResult<Option<i64>>;
+    /// Set an incident's status and every one of its alerts', with an audit
+    /// line for the incident and one per alert, in one transaction.
+    /// Returns the incident and its alerts' ids, or `None` when there is no
+    /// such incident.
+    fn triage_incident(
+        &self,
+        id: i64,
+        status: Status,
+        note: &str,
+        actor: &str,
+        now: i64,
+    ) -> StoreResult<Option<(Incident, Vec<i64>)>>;
 }
 
 /// The audit log.
@@ -153,6 +191,7 @@ pub trait LiveStore {
 pub trait Store:
     EventStore
     + AlertStore
+    + IncidentStore
     + AuditStore
     + AccountStore
     + SummaryStore
@@ -168,6 +207,7 @@ pub trait Store:
 impl<T> Store for T where
     T: EventStore
         + AlertStore
+        + IncidentStore
         + AuditStore
         + AccountStore
         + SummaryStore

@@ -5,6 +5,7 @@
 mod assets;
 mod fleet;
 pub mod format;
+pub mod incidents;
 pub mod pages;
 mod render;
 mod session;
@@ -26,6 +27,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/alerts/{id}", get(pages::alert))
         .route("/alerts/{id}/triage", post(pages::triage))
         .route("/alerts/{id}/action", post(pages::run_action))
+        .route("/incidents", get(incidents::incidents))
+        .route("/incidents/{id}", get(incidents::incident))
+        .route("/incidents/{id}/triage", post(incidents::triage))
         .route("/accounts", get(pages::accounts))
         .route("/accounts/{id}", get(pages::account))
         .route("/audit", get(pages::audit))

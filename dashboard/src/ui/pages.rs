@@ -466,7 +466,7 @@ fn query_string(q: &AlertQuery) -> String {
 }
 
 /// Percent-encode a query value (everything but unreserved characters).
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -520,6 +520,8 @@ struct AlertPage {
     can_triage: bool,
     /// Response actions offered (names).
     actions: Vec<String>,
+    /// The incident the alert belongs to.
+    incident: Option<i64>,
 }
 
 fn obj_rows(v: &Value, key: &str) -> Option<Vec<Row>> {
@@ -558,10 +560,10 @@ pub async fn alert(
     Reader(p): Reader,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let d = st
-        .db(move |s| s.alert(id))
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let (d, incident) = st
+        .db(move |s| Ok((s.alert(id)?, s.incident_of(id)?)))
+        .await?;
+    let d = d.ok_or_else(ApiError::not_found)?;
     let v: Value = serde_json::from_str(&d.alert.body).unwrap_or(Value::Null);
     let row = alert_row(&d.alert);
     let mut facts = vec![
@@ -643,6 +645,7 @@ pub async fn alert(
         audit: d.audit.iter().map(audit_view).collect(),
         can_triage: p.allows(Need::Triage),
         actions: st.action_names(),
+        incident,
         row,
     };
     Ok(render(&page))

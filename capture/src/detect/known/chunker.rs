@@ -105,6 +105,11 @@ impl Chunker {
         self.reset();
     }
 
+    /// Bytes fed but not yet emitted as a chunk.
+    pub fn pending(&self) -> usize {
+        self.pending.len() - self.start
+    }
+
     /// Forget pending bytes (after a gap).
     pub fn reset(&mut self) {
         self.pending.clear();

@@ -21,6 +21,7 @@
 //!
 //! Setting the stride equal to the window scans every byte.
 
+use super::ranges::FileRanges;
 use super::{Chunker, Index, low_information};
 use crate::detect::config::DetectConfig;
 use crate::detect::{Detector, Finding, ObjectScan, sig};
@@ -153,10 +154,21 @@ struct Tally {
     first: bool,
     /// Length of the last chunk, if it counted as eligible.
     last_eligible: u64,
+    /// Object offset of the next chunk the chunker emits.
+    pos: u64,
+    /// Whether the chunker is in a run of contiguous bytes, and the
+    /// object offsets where that run started and where its data ends.
+    run_open: bool,
+    run_start: u64,
+    data_end: u64,
+    /// The bytes of each matched file the object carried.
+    ranges: HashMap<u32, FileRanges>,
 }
 
 impl Tally {
     fn on_chunk(&mut self, index: &Index, c: &[u8]) {
+        let at = self.pos;
+        self.pos += c.len() as u64;
         let first = std::mem::replace(&mut self.first, false);
         self.last_eligible = 0;
         if self.in_window && !first {
@@ -178,6 +190,13 @@ impl Tally {
             if !self.hits.contains_key(&e.file) && self.hits.len() >= MAX_FILES_PER_OBJECT {
                 continue;
             }
+            self.ranges.entry(e.file).or_default().matched(
+                at,
+                e.offset,
+                c.len() as u64,
+                self.run_start,
+                u64::from(index.params.max),
+            );
             let hit = self.hits.entry(e.file).or_default();
             hit.chunks += 1;
             if self.in_window {
@@ -200,6 +219,25 @@ impl Tally {
         let est = (hit.full as f64 + sampled) * f64::from(sample.max(1));
         (est as u64).min(size)
     }
+
+    /// The chunker is about to get bytes at object offset `off` with
+    /// `pending` bytes still unchunked before them.
+    fn feeding(&mut self, off: u64, pending: usize) {
+        self.pos = off - pending as u64;
+        if !self.run_open {
+            self.run_open = true;
+            self.run_start = off;
+        }
+    }
+
+    /// The run of contiguous bytes ended (a gap, a window's end, the end).
+    fn end_run(&mut self, max: u32) {
+        if std::mem::replace(&mut self.run_open, false) {
+            for r in self.ranges.values_mut() {
+                r.end_run(self.data_end, u64::from(max));
+            }
+        }
+    }
 }
 
 /// Per-object state of [`KnownWeightsDetector`].
@@ -217,6 +255,7 @@ impl KnownScan {
     /// Drop pending bytes (a discontinuity): the next chunk starts anywhere.
     fn restart(&mut self) {
         self.chunker.reset();
+        self.tally.end_run(self.index.params.max);
         self.tally.first = true;
         self.tally.last_eligible = 0;
     }
@@ -225,6 +264,7 @@ impl KnownScan {
     fn close_window(&mut self) {
         let (index, tally) = (&self.index, &mut self.tally);
         self.chunker.finish(|c| tally.on_chunk(index, c));
+        tally.end_run(index.params.max);
         // The last chunk was cut by the window's end, not by content.
         tally.sparse_eligible -= tally.last_eligible;
         tally.last_eligible = 0;
@@ -274,6 +314,13 @@ impl KnownScan {
         e.insert("object_bytes_seen".into(), json!(t.seen));
         e.insert("object_bytes_scanned".into(), json!(t.scanned));
         e.insert("object_complete".into(), json!(complete));
+        let (ranges, compacted) = t
+            .ranges
+            .get(&file)
+            .map(|r| r.report(f.size))
+            .unwrap_or_default();
+        e.insert("file_ranges".into(), json!(ranges));
+        e.insert("file_ranges_compacted".into(), json!(compacted));
         let mut others: Vec<(u32, Hits)> = t
             .hits
             .iter()
@@ -298,10 +345,17 @@ impl KnownScan {
             2
         };
         let short = f.name.rsplit('/').next().unwrap_or(&f.name);
+        if f.canary {
+            e.insert("canary".into(), json!(true));
+        }
         Some(Finding {
             category: AlertCategory::WeightsKnown,
             sig: &sig::KNOWN_WEIGHTS,
-            detail: format!("{short} ({:.0}% of file seen)", coverage * 100.0),
+            detail: format!(
+                "{}{short} ({:.0}% of file seen)",
+                if f.canary { "canary " } else { "" },
+                coverage * 100.0
+            ),
             severity,
             evidence: e,
         })
@@ -343,6 +397,8 @@ impl ObjectScan for KnownScan {
             } else {
                 self.tally.in_window = matches!(region, Region::Window(_));
                 self.tally.scanned += n as u64;
+                self.tally.feeding(off, self.chunker.pending());
+                self.tally.data_end = off + n as u64;
                 let (index, tally) = (&self.index, &mut self.tally);
                 self.chunker.push(piece, |c| tally.on_chunk(index, c));
                 if self.tally.in_window && off + n as u64 == until {

@@ -6,11 +6,14 @@
 //! whose fingerprint falls in the sample (`fingerprint % sample == 0`, so
 //! the sensor samples identically without coordination). The index file is
 //! versioned, its header checked, its body protected by an xxh3 checksum.
-//! Each kept chunk costs 16 bytes: with 32 KiB average chunks that is
-//! 512 MiB per TiB of weights unsampled, 64 MiB at `--sample 8`.
+//! Each kept chunk costs 24 bytes (fingerprint, file, length and its offset
+//! in the file, so a match says which bytes of the file were seen): with
+//! 32 KiB average chunks that is 768 MiB per TiB of weights unsampled,
+//! 96 MiB at `--sample 8`.
 
 pub mod chunker;
 pub mod matcher;
+pub mod ranges;
 
 pub use chunker::{ChunkParams, Chunker};
 pub use matcher::KnownWeightsDetector;
@@ -23,8 +26,11 @@ use xxhash_rust::xxh3::xxh3_64;
 const MAGIC: &[u8; 8] = b"WWKNOWN\0";
 /// The index file format this build writes and reads (the `u32` after the
 /// magic). Bump it with any change of the layout below: an index of another
-/// version is refused with [`IndexError::Version`].
-pub const VERSION: u32 = 1;
+/// version is refused with [`IndexError::Version`]. Version 2 added each
+/// chunk's offset in its file and a flags byte per file (bit 0: canary).
+pub const VERSION: u32 = 2;
+/// Bytes of one serialised chunk entry.
+const ENTRY_BYTES: u64 = 24;
 /// Files per index at most (names are u16-length, ids u32).
 const MAX_FILES: u32 = 1 << 20;
 /// Longest stored file name.
@@ -79,6 +85,9 @@ pub struct KnownFile {
     pub chunks: u32,
     /// SHA-256 of the whole file.
     pub sha256: [u8; 32],
+    /// A canary (`weightwatch canary --write`): its alerts say so, so an
+    /// exfiltration test is told from a leak.
+    pub canary: bool,
 }
 
 /// One kept chunk fingerprint.
@@ -90,6 +99,8 @@ pub struct ChunkEntry {
     pub file: u32,
     /// Chunk length.
     pub len: u32,
+    /// Offset of the chunk in its file.
+    pub offset: u64,
 }
 
 /// A loaded (or freshly built) known-weights index.
@@ -148,6 +159,7 @@ impl Index {
         let mut count = 0u32;
         let mut kept = Vec::new();
         let sample = self.sample;
+        let mut at = 0u64;
         let mut on_chunk = |c: &[u8]| {
             count += 1;
             let h = xxh3_64(c);
@@ -156,8 +168,10 @@ impl Index {
                     hash: h,
                     file: id,
                     len: c.len() as u32,
+                    offset: at,
                 });
             }
+            at += c.len() as u64;
         };
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -178,6 +192,7 @@ impl Index {
             size,
             chunks: count,
             sha256: sha.finalize().into(),
+            canary: false,
         });
         self.chunks.extend(kept);
         self.chunks.sort_unstable();
@@ -204,7 +219,7 @@ impl Index {
 
     /// The serialised index.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.chunks.len() * 16);
+        let mut out = Vec::with_capacity(64 + self.chunks.len() * ENTRY_BYTES as usize);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         for v in [
@@ -223,11 +238,13 @@ impl Index {
             out.extend_from_slice(&f.size.to_le_bytes());
             out.extend_from_slice(&f.chunks.to_le_bytes());
             out.extend_from_slice(&f.sha256);
+            out.push(u8::from(f.canary));
         }
         for c in &self.chunks {
             out.extend_from_slice(&c.hash.to_le_bytes());
             out.extend_from_slice(&c.file.to_le_bytes());
             out.extend_from_slice(&c.len.to_le_bytes());
+            out.extend_from_slice(&c.offset.to_le_bytes());
         }
         let sum = xxh3_64(&out);
         out.extend_from_slice(&sum.to_le_bytes());
@@ -272,18 +289,27 @@ impl Index {
                 let size = r.u64()?;
                 let chunks = r.u32()?;
                 let sha256: [u8; 32] = r.take(32)?.try_into().ok()?;
-                Some(KnownFile {
-                    name,
-                    size,
-                    chunks,
-                    sha256,
-                })
+                let flags = r.take(1)?[0];
+                Some((
+                    KnownFile {
+                        name,
+                        size,
+                        chunks,
+                        sha256,
+                        canary: flags & 1 == 1,
+                    },
+                    flags,
+                ))
             })()
             .ok_or_else(|| bad("truncated file table"))?;
+            let (f, flags) = f;
+            if flags > 1 {
+                return Err(bad("unknown file flags"));
+            }
             idx.files.push(f);
         }
         let expect = nchunks
-            .checked_mul(16)
+            .checked_mul(ENTRY_BYTES)
             .ok_or_else(|| bad("chunk count overflows"))?;
         if (body.len() - r.pos) as u64 != expect {
             return Err(bad("chunk table length does not match its count"));
@@ -294,9 +320,12 @@ impl Index {
                 hash: r.u64()?,
                 file: r.u32()?,
                 len: r.u32()?,
+                offset: r.u64()?,
             })
         })() {
-            if e.file >= nfiles || e.len > max {
+            let size = idx.files.get(e.file as usize).map(|f| f.size);
+            let end = e.offset.checked_add(u64::from(e.len));
+            if e.len > max || size.is_none() || end.is_none() || end > size {
                 return Err(bad("chunk entry out of range"));
             }
             if idx.chunks.last().is_some_and(|l| l.hash > e.hash) {

@@ -16,7 +16,12 @@ const PURGE_BATCH: i64 = 5000;
 
 impl EventStore for PgStore {
     fn ingest(&self, events: &[NewEvent], received: i64) -> StoreResult<IngestOutcome> {
-        self.write(async |tx| ingest_batch(tx, events, received).await)
+        let window = self.incident_window.load(Ordering::Relaxed);
+        self.write(async |tx| {
+            let out = ingest_batch(tx, events, received).await?;
+            super::incidents::group(tx, &out.new_alerts, window).await?;
+            Ok(out)
+        })
     }
 
     fn purge_before(&self, cutoff: i64) -> StoreResult<usize> {
@@ -33,7 +38,12 @@ impl EventStore for PgStore {
                 tracing::info!("retention: another server is purging");
                 return Ok(0);
             }
-            let result = purge_locked(&c, cutoff).await;
+            let mut result = purge_locked(&c, cutoff).await;
+            if matches!(result, Ok(n) if n > 0)
+                && let Err(e) = c.execute(super::incidents::DROP_EMPTY, &[]).await
+            {
+                result = Err(e.into());
+            }
             c.execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
                 .await?;
             result
@@ -45,7 +55,11 @@ impl EventStore for PgStore {
     }
 
     fn purge_account(&self, account: &str) -> StoreResult<PurgeCounts> {
-        self.write(async |tx| purge_account(tx, account).await)
+        self.write(async |tx| {
+            let counts = purge_account(tx, account).await?;
+            tx.execute(super::incidents::DROP_EMPTY, &[]).await?;
+            Ok(counts)
+        })
     }
 
     fn check_writable(&self) -> StoreResult<()> {

@@ -18,6 +18,7 @@
 //! escaped (`\u0000`), and free-text queries are cleaned the same way, so a
 //! search for text with a NUL still finds it.
 
+mod incidents;
 mod ingest;
 mod live;
 mod read;
@@ -29,7 +30,7 @@ use super::model::{StoreError, StoreResult};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -53,6 +54,8 @@ pub struct PgStore {
     /// The last write failed because the database could not be written
     /// (read-only, full, unreachable); cleared by the next success.
     write_failed: AtomicBool,
+    /// The incident grouping window, microseconds.
+    incident_window: AtomicI64,
 }
 
 /// The store's own runtime, shut down without waiting when the store is
@@ -105,6 +108,7 @@ impl PgStore {
             tls,
             rt: Runtime(Some(rt)),
             write_failed: AtomicBool::new(false),
+            incident_window: AtomicI64::new(crate::incidents::DEFAULT_WINDOW_MICROS),
         };
         store.run(async {
             let mut c = store.conn().await?;

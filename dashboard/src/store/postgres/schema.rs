@@ -166,6 +166,40 @@ ALTER TABLE users ADD COLUMN recovery TEXT;
 ALTER TABLE sessions ADD COLUMN last_seen BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE tokens ADD COLUMN expires BIGINT;
 "#,
+    // 4: incidents (as SQLite's migration 7).
+    r#"
+CREATE TABLE incidents (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    severity BIGINT NOT NULL,
+    first_ts BIGINT NOT NULL,
+    last_ts BIGINT NOT NULL,
+    alert_count BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    coverage DOUBLE PRECISION,
+    categories TEXT NOT NULL,
+    src_ip TEXT,
+    search TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX incidents_last ON incidents(last_ts, id);
+CREATE INDEX incidents_status ON incidents(status, last_ts, id);
+CREATE TABLE incident_keys (
+    key TEXT PRIMARY KEY,
+    incident_id BIGINT NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    last_ts BIGINT NOT NULL
+);
+CREATE INDEX incident_keys_incident ON incident_keys(incident_id);
+CREATE TABLE incident_alerts (
+    alert_id BIGINT PRIMARY KEY REFERENCES alerts(id) ON DELETE CASCADE,
+    incident_id BIGINT NOT NULL REFERENCES incidents(id) ON DELETE CASCADE
+);
+CREATE INDEX incident_alerts_incident ON incident_alerts(incident_id);
+ALTER TABLE audit ADD COLUMN incident_id BIGINT;
+CREATE INDEX audit_incident ON audit(incident_id) WHERE incident_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

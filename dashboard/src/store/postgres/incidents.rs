@@ -1,0 +1,430 @@
+//! The PostgreSQL side of incidents: grouping a batch's new alerts inside
+//! the ingest transaction, and the incident list, detail and triage.
+//!
+//! Replicas: before reading the bindings of its keys, a batch takes a
+//! transaction-level advisory lock per key (on the key's 64-bit text hash,
+//! in the keys' sorted order, in one statement), so two replicas ingesting alerts with a common key
+//! group one after the other and the second finds the first's incident;
+//! `incident_keys.key` is the primary key besides. Incidents loaded for
+//! update are row-locked (`FOR UPDATE`). A deadlock between two batches
+//! is retried by [`PgStore::write`].
+
+use super::{PgStore, clean};
+use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State, exposure};
+use crate::store::model::*;
+use crate::store::traits::{CANARY_SCAN, IncidentStore};
+use deadpool_postgres::{GenericClient, Transaction};
+use std::sync::atomic::Ordering;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+const COLS: &str =
+    "id, kind, title, status, severity, first_ts, last_ts, alert_count, src_ip, state";
+
+/// Deletes incidents left without alerts (after a purge).
+pub(super) const DROP_EMPTY: &str = "DELETE FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM incident_alerts m WHERE m.incident_id = i.id)";
+
+fn row_incident(r: &Row) -> Incident {
+    let kind: String = r.get(1);
+    let state: String = r.get(9);
+    let severity: i64 = r.get(4);
+    Incident {
+        id: r.get(0),
+        kind: Kind::parse(&kind).unwrap_or(Kind::Transfer),
+        title: r.get(2),
+        status: r.get(3),
+        severity: severity.clamp(1, 3) as u8,
+        first_ts: r.get(5),
+        last_ts: r.get(6),
+        alert_count: r.get(7),
+        src: r.get(8),
+        // Written by this code; a state that does not parse starts empty.
+        state: serde_json::from_str::<State>(&state).unwrap_or_default(),
+    }
+}
+
+/// Group the batch's new alerts into incidents (see `crate::incidents`).
+pub(super) async fn group(
+    tx: &Transaction<'_>,
+    new_alerts: &[StoredAlert],
+    window: i64,
+) -> StoreResult<()> {
+    let batch: Vec<Observed> = new_alerts
+        .iter()
+        .filter_map(|a| Observed::from_stored(a.id, &a.body))
+        .map(|mut o| {
+            for k in &mut o.keys {
+                k.text = clean(&k.text).into_owned();
+            }
+            o
+        })
+        .collect();
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let keys = Grouper::keys(&batch);
+    // One round trip; `unnest` yields the (sorted) keys in array order, so
+    // every batch takes its locks in one global order.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+        &[&keys],
+    )
+    .await?;
+    let mut g = Grouper::new(window);
+    for r in tx
+        .query(
+            "SELECT key, incident_id, last_ts FROM incident_keys WHERE key = ANY($1)",
+            &[&keys],
+        )
+        .await?
+    {
+        g.bind(r.get(0), r.get(1), r.get(2));
+    }
+    for o in &batch {
+        for id in g.missing(&g.route(o)) {
+            let r = tx
+                .query_opt(
+                    &format!("SELECT {COLS} FROM incidents WHERE id = $1 FOR UPDATE"),
+                    &[&id],
+                )
+                .await?;
+            match r {
+                Some(r) => g.loaded(row_incident(&r)),
+                None => g.forget(id),
+            }
+        }
+        let new_id = if g.route(o).is_empty() {
+            let r = tx
+                .query_one(
+                    "INSERT INTO incidents (kind, title, severity, first_ts, last_ts, alert_count,
+                                            bytes, categories, search, state)
+                     VALUES ('transfer', '', 3, $1, $1, 0, 0, '', '', '{}') RETURNING id",
+                    &[&o.ts],
+                )
+                .await?;
+            Some(r.get::<_, i64>(0))
+        } else {
+            None
+        };
+        g.place(o, new_id);
+    }
+    let out = g.finish();
+    for (from, into) in &out.merged {
+        for sql in [
+            "UPDATE incident_alerts SET incident_id = $2 WHERE incident_id = $1",
+            "UPDATE incident_keys SET incident_id = $2 WHERE incident_id = $1",
+            "UPDATE audit SET incident_id = $2 WHERE incident_id = $1",
+        ] {
+            tx.execute(sql, &[from, into]).await?;
+        }
+        tx.execute("DELETE FROM incidents WHERE id = $1", &[from])
+            .await?;
+    }
+    let (k, i, l): (Vec<String>, Vec<i64>, Vec<i64>) = out.keys.into_iter().fold(
+        (Vec::new(), Vec::new(), Vec::new()),
+        |(mut k, mut i, mut l), (key, id, last)| {
+            k.push(key);
+            i.push(id);
+            l.push(last);
+            (k, i, l)
+        },
+    );
+    tx.execute(
+        "INSERT INTO incident_keys (key, incident_id, last_ts)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+         ON CONFLICT (key) DO UPDATE SET incident_id = excluded.incident_id,
+                                         last_ts = excluded.last_ts",
+        &[&k, &i, &l],
+    )
+    .await?;
+    let (alerts, ids): (Vec<i64>, Vec<i64>) = out.members.into_iter().unzip();
+    tx.execute(
+        "INSERT INTO incident_alerts (alert_id, incident_id)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[])",
+        &[&alerts, &ids],
+    )
+    .await?;
+    for inc in &out.incidents {
+        tx.execute(
+            "UPDATE incidents SET kind = $2, title = $3, status = $4, severity = $5,
+                 first_ts = $6, last_ts = $7, alert_count = $8, bytes = $9, coverage = $10,
+                 categories = $11, src_ip = $12, search = $13, state = $14
+             WHERE id = $1",
+            &[
+                &inc.id,
+                &inc.kind.as_str(),
+                &clean(&inc.title),
+                &inc.status,
+                &i64::from(inc.severity),
+                &inc.first_ts,
+                &inc.last_ts,
+                &inc.alert_count,
+                &i64::try_from(inc.bytes()).unwrap_or(i64::MAX),
+                &inc.coverage(),
+                &clean(&inc.categories_text()),
+                &inc.src.as_deref().map(clean),
+                &clean(&inc.search_text()),
+                &serde_json::to_string(&inc.state)?,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn load(c: &impl GenericClient, id: i64, lock: bool) -> StoreResult<Option<Incident>> {
+    let sql = format!(
+        "SELECT {COLS} FROM incidents WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    Ok(c.query_opt(&sql, &[&id]).await?.as_ref().map(row_incident))
+}
+
+impl IncidentStore for PgStore {
+    fn set_incident_window(&self, micros: i64) {
+        self.incident_window.store(micros, Ordering::Relaxed);
+    }
+
+    fn incidents(&self, f: &IncidentFilter) -> StoreResult<IncidentPage> {
+        let mut sql = format!("SELECT {COLS} FROM incidents WHERE TRUE");
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, v: Box<dyn ToSql + Sync + Send>| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(t) = f.from {
+            push(&mut sql, " AND last_ts >= ?", Box::new(t));
+        }
+        if let Some(t) = f.to {
+            push(&mut sql, " AND first_ts < ?", Box::new(t));
+        }
+        if let Some(k) = f.kind {
+            push(&mut sql, " AND kind = ?", Box::new(k.as_str().to_string()));
+        }
+        if let Some(c) = &f.category {
+            let needle = format!("{SEP}{}{SEP}", clean(c));
+            push(&mut sql, " AND strpos(categories, ?) > 0", Box::new(needle));
+        }
+        if let Some(s) = f.severity {
+            push(&mut sql, " AND severity = ?", Box::new(i64::from(s)));
+        }
+        if let Some(s) = f.status {
+            push(
+                &mut sql,
+                " AND status = ?",
+                Box::new(s.as_str().to_string()),
+            );
+        }
+        if let Some(q) = &f.text {
+            let needle = clean(&q.to_lowercase()).into_owned();
+            push(&mut sql, " AND strpos(search, ?) > 0", Box::new(needle));
+        }
+        if let Some(c) = f.cursor {
+            push(&mut sql, " AND (last_ts, id) < (?", Box::new(c.ts));
+            push(&mut sql, ", ?)", Box::new(c.id));
+        }
+        sql.push_str(&format!(
+            " ORDER BY last_ts DESC, id DESC LIMIT {}",
+            f.limit + 1
+        ));
+        self.run(async {
+            let c = self.conn().await?;
+            let params: Vec<&(dyn ToSql + Sync)> = args
+                .iter()
+                .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let mut incidents: Vec<Incident> = c
+                .query(&sql, &params)
+                .await?
+                .iter()
+                .map(row_incident)
+                .collect();
+            let more = incidents.len() > f.limit;
+            incidents.truncate(f.limit);
+            let next_cursor = incidents.last().filter(|_| more).map(|i| Cursor {
+                ts: i.last_ts,
+                id: i.id,
+            });
+            Ok(IncidentPage {
+                incidents,
+                next_cursor,
+            })
+        })
+    }
+
+    fn incident(&self, id: i64) -> StoreResult<Option<IncidentDetail>> {
+        self.run(async {
+            let c = self.conn().await?;
+            let Some(incident) = load(&c, id, false).await? else {
+                return Ok(None);
+            };
+            let alerts = c
+                .query(
+                    "SELECT a.id, a.status, e.body FROM incident_alerts m
+                     JOIN alerts a ON a.id = m.alert_id JOIN events e ON e.id = a.id
+                     WHERE m.incident_id = $1 ORDER BY a.ts, a.id LIMIT $2",
+                    &[&id, &(INCIDENT_ALERTS as i64)],
+                )
+                .await?
+                .iter()
+                .map(|r| StoredAlert {
+                    id: r.get(0),
+                    status: r.get(1),
+                    body: r.get(2),
+                })
+                .collect();
+            let audit = c
+                .query(
+                    "SELECT id, ts, actor, action, alert_id, detail FROM audit
+                     WHERE incident_id = $1 AND alert_id IS NULL ORDER BY id",
+                    &[&id],
+                )
+                .await?
+                .iter()
+                .map(|r| AuditEntry {
+                    id: r.get(0),
+                    ts: r.get(1),
+                    actor: r.get(2),
+                    action: r.get(3),
+                    alert_id: r.get(4),
+                    detail: r.get(5),
+                })
+                .collect();
+            Ok(Some(IncidentDetail {
+                incident,
+                alerts,
+                audit,
+            }))
+        })
+    }
+
+    fn exposure(&self) -> StoreResult<exposure::Measured> {
+        self.run(async {
+            let c = self.conn().await?;
+            let until: Option<i64> = c.query_one("SELECT max(ts) FROM flows", &[]).await?.get(0);
+            let hosts = match until {
+                Some(t) => c
+                    .query(
+                        "SELECT src_ip, LEAST(sum(bytes_toserver), 9223372036854775807)::BIGINT AS b FROM flows
+                         WHERE ts > $1 GROUP BY src_ip ORDER BY b DESC, src_ip LIMIT $2",
+                        &[
+                            &(t - exposure::RATE_SPAN_MICROS),
+                            &(exposure::MAX_HOSTS as i64),
+                        ],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let states: Vec<String> = c
+                .query(
+                    "SELECT state FROM incidents WHERE kind = 'file' ORDER BY last_ts DESC LIMIT 1000",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            Ok(exposure::Measured {
+                until,
+                hosts,
+                files: exposure::files_of(states.iter().map(String::as_str)),
+            })
+        })
+    }
+
+    fn last_canary(&self) -> StoreResult<Option<StoredAlert>> {
+        self.run(async {
+            let c = self.conn().await?;
+            Ok(c.query_opt(
+                "SELECT al.id, al.status, e.body FROM
+                   (SELECT id, ts FROM alerts WHERE category = 'weights_known'
+                    ORDER BY ts DESC, id DESC LIMIT $1) a
+                 JOIN alerts al ON al.id = a.id JOIN events e ON e.id = a.id
+                 WHERE (e.body::jsonb -> 'evidence' ->> 'canary') = 'true'
+                 ORDER BY a.ts DESC, a.id DESC LIMIT 1",
+                &[&CANARY_SCAN],
+            )
+            .await?
+            .map(|r| StoredAlert {
+                id: r.get(0),
+                status: r.get(1),
+                body: r.get(2),
+            }))
+        })
+    }
+
+    fn incident_of(&self, alert_id: i64) -> StoreResult<Option<i64>> {
+        self.run(async {
+            let c = self.conn().await?;
+            Ok(c.query_opt(
+                "SELECT incident_id FROM incident_alerts WHERE alert_id = $1",
+                &[&alert_id],
+            )
+            .await?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn triage_incident(
+        &self,
+        id: i64,
+        status: Status,
+        note: &str,
+        actor: &str,
+        now: i64,
+    ) -> StoreResult<Option<(Incident, Vec<i64>)>> {
+        let (note, actor) = (clean(note), clean(actor));
+        self.write(async |tx| {
+            let Some(mut incident) = load(tx, id, true).await? else {
+                return Ok(None);
+            };
+            let alerts: Vec<(i64, String)> = tx
+                .query(
+                    "SELECT a.id, a.status FROM incident_alerts m JOIN alerts a ON a.id = m.alert_id
+                     WHERE m.incident_id = $1 ORDER BY a.id FOR UPDATE OF a",
+                    &[&id],
+                )
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let detail = |old: &str| {
+                let mut d = format!("{old} → {status} (incident {id})");
+                if !note.is_empty() {
+                    d.push_str(": ");
+                    d.push_str(&note);
+                }
+                d
+            };
+            let ids: Vec<i64> = alerts.iter().map(|(a, _)| *a).collect();
+            let details: Vec<String> = alerts.iter().map(|(_, old)| detail(old)).collect();
+            tx.execute(
+                "UPDATE alerts SET status = $2 WHERE id = ANY($1)",
+                &[&ids, &status.as_str()],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO audit (ts, actor, action, alert_id, detail, incident_id)
+                 SELECT $1, $2, 'status', a, d, $5 FROM unnest($3::bigint[], $4::text[]) AS u(a, d)",
+                &[&now, &actor.as_ref(), &ids, &details, &id],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE incidents SET status = $2 WHERE id = $1",
+                &[&id, &status.as_str()],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO audit (ts, actor, action, alert_id, detail, incident_id)
+                 VALUES ($1, $2, 'incident_status', NULL, $3, $4)",
+                &[&now, &actor.as_ref(), &detail(&incident.status), &id],
+            )
+            .await?;
+            incident.status = status.as_str().to_string();
+            Ok(Some((incident, ids)))
+        })
+    }
+}
