@@ -433,6 +433,27 @@ const FUNCTION_WORDS: &[&str] = &[
     "una", "del", "y", "o", "para", "con", "es", "son", "cómo", "por", "qué", "tu", "tus", "yo",
 ];
 
+// Every function word has a [`word_key`].
+const _: () = {
+    let mut i = 0;
+    while i < FUNCTION_WORDS.len() {
+        assert!(FUNCTION_WORDS[i].len() <= 8);
+        i += 1;
+    }
+};
+
+/// A word of at most 8 bytes as one integer (its bytes little-endian,
+/// zero-padded); `None` for longer words, which are never function words.
+/// Words hold no zero byte, so distinct words have distinct keys: looking
+/// a word up is one integer hash and compare instead of hashing a byte
+/// slice and calling `memcmp` (the template skeleton looks up every short
+/// word of every prompt).
+fn word_key(word: &[u8]) -> Option<u64> {
+    let mut b = [0u8; 8];
+    b.get_mut(..word.len())?.copy_from_slice(word);
+    Some(u64::from_le_bytes(b))
+}
+
 /// What one prompt says, in a few numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TextFeatures {
@@ -490,9 +511,8 @@ pub struct TextAnalyzer {
     /// The ASCII phrases only: for ASCII prompts, where no other phrase can
     /// match (so the matches are the same), in a much smaller table.
     ascii: Phrases,
-    function_words: FxHashSet<&'static [u8]>,
-    /// Longest function word in bytes (longer words are slots without a lookup).
-    max_function_word: usize,
+    /// [`word_key`]s of the function words.
+    function_words: FxHashSet<u64>,
 }
 
 /// Building the automaton failed (only with absurd pattern sets).
@@ -587,8 +607,10 @@ impl TextAnalyzer {
         Ok(TextAnalyzer {
             all: Phrases::new(&phrases)?,
             ascii: Phrases::new(&ascii)?,
-            function_words: FUNCTION_WORDS.iter().map(|w| w.as_bytes()).collect(),
-            max_function_word: FUNCTION_WORDS.iter().map(|w| w.len()).max().unwrap_or(0),
+            function_words: FUNCTION_WORDS
+                .iter()
+                .filter_map(|w| word_key(w.as_bytes()))
+                .collect(),
         })
     }
 
@@ -752,7 +774,7 @@ impl TextAnalyzer {
     }
 
     fn is_function_word(&self, word: &[u8]) -> bool {
-        word.len() <= self.max_function_word && self.function_words.contains(word)
+        word_key(word).is_some_and(|k| self.function_words.contains(&k))
     }
 
     /// After a word: a function word (already in `out`) is a fixed token;
