@@ -3,7 +3,7 @@
 //! their pages, triage of the whole incident).
 
 use super::format;
-use super::pages::{Chrome, chrome, percent_encode};
+use super::pages::{Chrome, TriageForm, chrome, percent_encode};
 use super::render;
 use super::session::check_csrf;
 use crate::access::{Reader, Triager};
@@ -20,7 +20,6 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 use std::sync::Arc;
 
 /// One incident as a list row.
@@ -301,15 +300,6 @@ pub async fn incident(
             .collect(),
         can_triage: p.allows(Need::Triage),
     }))
-}
-
-/// The incident triage form.
-#[derive(Deserialize)]
-pub struct TriageForm {
-    csrf: String,
-    status: String,
-    #[serde(default)]
-    note: String,
 }
 
 /// `POST /incidents/{id}/triage` (form; CSRF-checked): the incident and

@@ -651,13 +651,13 @@ pub async fn alert(
     Ok(render(&page))
 }
 
-/// The triage form.
+/// The triage form of an alert or an incident.
 #[derive(Deserialize)]
 pub struct TriageForm {
-    csrf: String,
-    status: String,
+    pub(super) csrf: String,
+    pub(super) status: String,
     #[serde(default)]
-    note: String,
+    pub(super) note: String,
 }
 
 /// `POST /alerts/{id}/triage` (form; CSRF-checked), back to the alert.

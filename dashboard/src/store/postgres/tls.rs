@@ -46,18 +46,22 @@ pub(super) fn connect_config(
 ) -> StoreResult<(tokio_postgres::Config, MakeRustlsConnect)> {
     let bad = |m: String| StoreError::Tls(m);
     let (head, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut rest = form_urlencoded::Serializer::new(String::new());
+    // The driver's own parameters are passed on exactly as written (it
+    // percent-decodes them itself; re-encoding would turn a space into `+`,
+    // which it keeps literally).
+    let mut rest: Vec<&str> = Vec::new();
     let (mut mode, mut root) = (None, None);
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let Some((k, v)) = form_urlencoded::parse(pair.as_bytes()).next() else {
+            continue;
+        };
         match k.as_ref() {
             "sslmode" => mode = Some(v.into_owned()),
             "sslrootcert" => root = Some(v.into_owned()),
-            _ => {
-                rest.append_pair(&k, &v);
-            }
+            _ => rest.push(pair),
         }
     }
-    let rest = rest.finish();
+    let rest = rest.join("&");
     let plain = if rest.is_empty() {
         head.to_string()
     } else {
