@@ -1,7 +1,8 @@
 //! The second factor: TOTP (RFC 6238: HMAC-SHA-1, 6 digits, 30 s steps,
-//! one step of clock skew either way, via `totp-rs`) and one-time recovery
-//! codes. The TOTP secret must be kept as is to check codes (it cannot be
-//! hashed); recovery codes are stored as their SHA-256 only.
+//! one step of clock skew either way, via `totp-rs`; each step's code is
+//! accepted once per user) and one-time recovery codes. The TOTP secret
+//! must be kept as is to check codes (it cannot be hashed); recovery codes
+//! are stored as their SHA-256 only.
 
 use crate::auth;
 use rand::RngCore;
@@ -40,13 +41,27 @@ pub fn enroll(user: &str) -> (String, Enrollment, Vec<String>) {
     )
 }
 
-/// Whether `code` is the TOTP code of `secret` at Unix time `now_secs`
-/// (or one step either side).
-pub fn check(secret: &str, code: &str, now_secs: u64) -> bool {
+/// Length of a TOTP time step in seconds.
+const STEP_SECS: u64 = 30;
+/// Steps of clock skew accepted either side of the current one.
+const SKEW_STEPS: u64 = 1;
+
+/// The 30 s time step (Unix time / 30) whose TOTP code of `secret` is
+/// `code`, looking at the step of `now_secs` and one either side; the
+/// latest when several match. `None`: not a valid code now. The caller
+/// accepts the step only once (`UserStore::user_use_totp_step`).
+pub fn code_step(secret: &str, code: &str, now_secs: u64) -> Option<u64> {
     let code = code.trim();
-    code.len() == 6
-        && code.bytes().all(|b| b.is_ascii_digit())
-        && totp(secret, "user").is_some_and(|t| t.check(code, now_secs))
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let t = totp(secret, "user")?;
+    let now = now_secs / STEP_SECS;
+    // totp-rs's own skew check does not say which step matched, so each
+    // step is checked alone (its comparison is constant-time).
+    (now.saturating_sub(SKEW_STEPS)..=now + SKEW_STEPS)
+        .rev()
+        .find(|step| t.check(code, step * STEP_SECS))
 }
 
 /// Normalise a typed recovery code and hash it as stored.
@@ -56,11 +71,12 @@ pub fn recovery_hash(code: &str) -> String {
 
 fn totp(secret: &str, user: &str) -> Option<TOTP> {
     let bytes = Secret::Encoded(secret.to_string()).to_bytes().ok()?;
+    // Skew 0: `code_step` walks the steps itself.
     TOTP::new(
         Algorithm::SHA1,
         6,
-        1,
-        30,
+        0,
+        STEP_SECS,
         bytes,
         Some(ISSUER.to_string()),
         user.to_string(),

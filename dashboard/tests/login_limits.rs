@@ -5,35 +5,6 @@
 use super::STORE;
 use crate::common::*;
 use dashboard::DashboardConfig;
-use std::net::SocketAddr;
-
-fn request_from(from: &str, to: SocketAddr, method: &str, path: &str, form: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let mut s = sock.connect(to).await.unwrap();
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.unwrap();
-        let text = String::from_utf8_lossy(&out).to_string();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (status, text)
-    })
-}
 
 fn login_from(s: &TestServer, from: &str, user: &str, password: &str) -> (u16, String) {
     request_from(

@@ -1,6 +1,7 @@
 //! The second factor and credential lifetimes over a real socket: TOTP codes
-//! computed here from the enrolment's otpauth URI (RFC 6238 by hand),
-//! one-time recovery codes, `require_mfa`, and token expiry.
+//! computed here from the enrolment's otpauth URI (RFC 6238 by hand), each
+//! accepted once, also after an upgrade; one-time recovery codes,
+//! `require_mfa`, and token expiry.
 
 use super::STORE;
 use crate::common::*;
@@ -29,23 +30,47 @@ fn base32(s: &str) -> Vec<u8> {
     out
 }
 
-/// The RFC 6238 code (HMAC-SHA-1, 6 digits, 30 s) of the URI's secret now.
-fn totp_now(uri: &str) -> String {
+/// The current 30 s time step.
+fn step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
+
+/// The RFC 6238 code (HMAC-SHA-1, 6 digits) of the URI's secret at 30 s
+/// time step `step`.
+fn totp_at(uri: &str, step: u64) -> String {
     let secret = uri
         .split(['?', '&'])
         .find_map(|kv| kv.strip_prefix("secret="))
         .expect("a secret in the URI");
-    let step = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 30;
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&base32(secret)).unwrap();
     mac.update(&step.to_be_bytes());
     let h = mac.finalize().into_bytes();
     let at = (h[19] & 0x0f) as usize;
     let n = u32::from_be_bytes([h[at] & 0x7f, h[at + 1], h[at + 2], h[at + 3]]) % 1_000_000;
     format!("{n:06}")
+}
+
+/// The URI's code now.
+fn totp_now(uri: &str) -> String {
+    totp_at(uri, step_now())
+}
+
+/// POST /login from loopback address `from` (each address has its own
+/// per-name backoff after a failure): the status and the body.
+fn sign_in_from(s: &TestServer, from: &str, user: &str, code: &str) -> (u16, String) {
+    let (status, text) = request_from(
+        from,
+        s.addr,
+        "POST",
+        "/login",
+        &format!("username={user}&password=correct+horse+battery+staple&totp={code}"),
+    );
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
 }
 
 /// POST /login; the status and the session cookie, if one was set.
@@ -132,6 +157,62 @@ fn totp_and_recovery_codes() {
             .any(|l| l["action"] == "recovery_code" && l["actor"] == "user:bob"),
         "{audit}"
     );
+}
+
+#[test]
+fn a_totp_code_signs_in_once() {
+    let s = TestServer::start_on(STORE);
+    let e = dashboard::admin::add_user_totp(&s.db, "ivy", PASSWORD).unwrap();
+    let j = dashboard::admin::add_user_totp(&s.db, "jon", PASSWORD).unwrap();
+    let step = step_now();
+    let code = totp_at(&e.uri, step);
+    assert_eq!(sign_in_from(&s, "127.0.0.1", "ivy", &code).0, 303);
+
+    // The same code again, inside its window: refused exactly as a wrong
+    // code is (jon's, from the same address).
+    let (status, replayed) = sign_in_from(&s, "127.0.0.1", "ivy", &code);
+    assert_eq!(status, 401, "a used code is refused");
+    let good = totp_now(&j.uri);
+    let wrong = format!(
+        "{:06}",
+        (good.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let (status, wrong_body) = sign_in_from(&s, "127.0.0.1", "jon", &wrong);
+    assert_eq!(status, 401);
+    assert!(
+        replayed.contains("Wrong name, password or code."),
+        "{replayed}"
+    );
+    assert_eq!(replayed, wrong_body, "a replay looks like any wrong code");
+
+    // The next step's code (in the skew window) then works (from another
+    // address: ivy's failure above started a backoff at the first) ...
+    assert_eq!(
+        sign_in_from(&s, "127.0.0.2", "ivy", &totp_at(&e.uri, step + 1)).0,
+        303
+    );
+    // ... and a code of an earlier step than the last used is refused,
+    // though still inside the skew window.
+    assert_eq!(sign_in_from(&s, "127.0.0.3", "ivy", &code).0, 401);
+}
+
+#[test]
+fn totp_users_from_before_single_use_codes_sign_in_once_per_code() {
+    let s = TestServer::start_on(STORE);
+    let e = dashboard::admin::add_user_totp(&s.db, "kim", PASSWORD).unwrap();
+    let s = s.stop();
+    // What the schema before single-use codes had (SQLite 7, PostgreSQL 4).
+    let before = match STORE {
+        Backend::Sqlite => "ALTER TABLE users DROP COLUMN totp_last_step; PRAGMA user_version = 7;",
+        Backend::Postgres => {
+            "ALTER TABLE users DROP COLUMN totp_last_step; UPDATE schema_version SET version = 4;"
+        }
+    };
+    run_sql(s.db(), before).unwrap();
+    let s = s.start_again(DashboardConfig::default());
+    let code = totp_now(&e.uri);
+    assert_eq!(sign_in_from(&s, "127.0.0.1", "kim", &code).0, 303);
+    assert_eq!(sign_in_from(&s, "127.0.0.2", "kim", &code).0, 401);
 }
 
 #[test]

@@ -20,7 +20,8 @@ fn an_older_database_gets_the_index_built_on_open() {
     // Take the file back to schema version 1: what the previous release
     // wrote (everything but the index and its triggers, the tokens'
     // sensor binding of version 4, version 5's MFA, idle and expiry
-    // columns, the fleet columns of version 6 and the incidents of 7).
+    // columns, the fleet columns of version 6, the incidents of 7 and the
+    // last TOTP step of 8).
     let Database::Sqlite(db) = s.db.clone() else {
         unreachable!("a SQLite test server")
     };
@@ -37,6 +38,7 @@ fn an_older_database_gets_the_index_built_on_open() {
              ALTER TABLE users DROP COLUMN recovery; ALTER TABLE sessions DROP COLUMN last_seen;
              DROP TABLE incident_alerts; DROP TABLE incident_keys; DROP TABLE incidents;
              DROP INDEX audit_incident; ALTER TABLE audit DROP COLUMN incident_id;
+             ALTER TABLE users DROP COLUMN totp_last_step;
              PRAGMA user_version = 1;",
         )
         .unwrap();

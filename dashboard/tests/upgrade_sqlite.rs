@@ -10,9 +10,11 @@ use dashboard::store::{Database, migrations};
 use dashboard::{DashboardConfig, Scope};
 use eve::AlertCategory;
 
-/// What migration 7 (incidents) added, undone.
-const WITHOUT_INCIDENTS: &str = "DROP TABLE incident_alerts; DROP TABLE incident_keys;
-     DROP TABLE incidents; DROP INDEX audit_incident; ALTER TABLE audit DROP COLUMN incident_id;";
+/// What migrations 7 (incidents) and 8 (single-use TOTP codes) added,
+/// undone: the tables as version 6 left them.
+const AS_VERSION_6: &str = "DROP TABLE incident_alerts; DROP TABLE incident_keys;
+     DROP TABLE incidents; DROP INDEX audit_incident; ALTER TABLE audit DROP COLUMN incident_id;
+     ALTER TABLE users DROP COLUMN totp_last_step;";
 
 #[test]
 fn a_version_6_database_gets_incidents_for_its_new_alerts() {
@@ -38,7 +40,7 @@ fn a_version_6_database_gets_incidents_for_its_new_alerts() {
     let s = s.stop();
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute_batch(&format!("{WITHOUT_INCIDENTS} PRAGMA user_version = 6;"))
+        .execute_batch(&format!("{AS_VERSION_6} PRAGMA user_version = 6;"))
         .unwrap();
     let s = s.start_again(DashboardConfig::default());
     let none = s.get("/api/v1/incidents", Some(&read)).json();
@@ -95,7 +97,7 @@ fn a_version_5_database_gets_the_fleet_columns_and_keeps_its_credentials() {
             "ALTER TABLE sensors DROP COLUMN prev_stats;
              ALTER TABLE sensors DROP COLUMN prev_stats_ts;
              ALTER TABLE sensors DROP COLUMN stale_since; DROP TABLE sensor_categories;
-             {WITHOUT_INCIDENTS}
+             {AS_VERSION_6}
              PRAGMA user_version = 5;",
         ))
         .unwrap();
@@ -106,7 +108,7 @@ fn a_version_5_database_gets_the_fleet_columns_and_keeps_its_credentials() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, migrations::latest());
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     // Version 5's token expiry and second factor are still there.
     let after = s.get("/api/v1/sensors", Some(&read));
     assert_eq!(after.status, 200, "{}", after.body);

@@ -226,6 +226,11 @@ CREATE INDEX incident_alerts_incident ON incident_alerts(incident_id);
 ALTER TABLE audit ADD COLUMN incident_id INTEGER;
 CREATE INDEX audit_incident ON audit(incident_id) WHERE incident_id IS NOT NULL;
 "#,
+    // 8: TOTP codes are single-use: the last 30 s step a user's code was
+    // accepted for (0: none); a code is accepted only for a later step.
+    r#"
+ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -1302,7 +1302,8 @@ impl UserStore for SqliteStore {
         let recovery = serde_json::to_string(recovery)?;
         self.write(|tx| {
             let n = tx.execute(
-                "UPDATE users SET totp_secret = ?2, recovery = ?3 WHERE name = ?1",
+                "UPDATE users SET totp_secret = ?2, recovery = ?3, totp_last_step = 0
+                 WHERE name = ?1",
                 params![name, totp_secret, recovery],
             )?;
             Ok(n == 1)
@@ -1353,6 +1354,16 @@ impl UserStore for SqliteStore {
                 params![name, serde_json::to_string(&codes)?],
             )?;
             Ok(true)
+        })
+    }
+
+    fn user_use_totp_step(&self, name: &str, step: i64) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE users SET totp_last_step = ?2 WHERE name = ?1 AND totp_last_step < ?2",
+                params![name, step],
+            )?;
+            Ok(n == 1)
         })
     }
 }

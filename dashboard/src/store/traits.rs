@@ -158,7 +158,8 @@ pub trait UserStore {
     /// Record that a session was used at `now`.
     fn session_touch(&self, hash: &str, now: i64) -> StoreResult<()>;
     /// Enrol a user in TOTP (or remove it with `None`) with these recovery
-    /// code hashes; false when there is no such user.
+    /// code hashes, no step of the new secret used yet; false when there is
+    /// no such user.
     fn user_set_mfa(
         &self,
         name: &str,
@@ -170,6 +171,12 @@ pub trait UserStore {
     /// Use up a recovery code by its hash; false when it is not one of the
     /// user's unused codes.
     fn user_use_recovery(&self, name: &str, hash: &str) -> StoreResult<bool>;
+    /// Use up TOTP time step `step` (Unix time / 30) for `name`, in one
+    /// conditional update: true when it is later than the last step used
+    /// (which it then becomes), false for the same or an earlier step (a
+    /// replayed code; two servers given one code cannot both accept it) or
+    /// no such user.
+    fn user_use_totp_step(&self, name: &str, step: i64) -> StoreResult<bool>;
 }
 
 /// Where a store hands live updates it receives: `(kind, data)`.

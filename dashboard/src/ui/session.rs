@@ -192,13 +192,15 @@ enum SecondFactor {
     Passed,
     /// MFA is required and the user has no TOTP.
     NotEnrolled,
-    /// A code was needed and the one given is wrong (or none was given).
+    /// A code was needed and the one given is wrong or already used (or
+    /// none was given).
     Failed,
 }
 
 /// Check the `totp` field for `user` (whose password was right): a TOTP
-/// code of the current 30 s step (±1), or one of their recovery codes,
-/// which is then used up (audited).
+/// code of the current 30 s step (±1) later than the last step accepted
+/// for them (which it then becomes), or one of their recovery codes, which
+/// is then used up (audited).
 async fn second_factor(
     st: &Arc<AppState>,
     user: &str,
@@ -214,8 +216,15 @@ async fn second_factor(
         });
     };
     let now_secs = u64::try_from(now_micros() / 1_000_000).unwrap_or(0);
-    if crate::mfa::check(&secret, code, now_secs) {
-        return Ok(SecondFactor::Passed);
+    if let Some(step) = crate::mfa::code_step(&secret, code, now_secs) {
+        let (name, step) = (user.to_string(), i64::try_from(step).unwrap_or(i64::MAX));
+        if st.db(move |s| s.user_use_totp_step(&name, step)).await? {
+            return Ok(SecondFactor::Passed);
+        }
+        // The right code, already used (or older than one used): someone
+        // may have seen it. Refused like a wrong code.
+        tracing::warn!(user, step, "a used TOTP code was refused");
+        return Ok(SecondFactor::Failed);
     }
     if code.trim().is_empty() {
         return Ok(SecondFactor::Failed);

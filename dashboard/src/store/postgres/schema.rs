@@ -200,6 +200,10 @@ CREATE INDEX incident_alerts_incident ON incident_alerts(incident_id);
 ALTER TABLE audit ADD COLUMN incident_id BIGINT;
 CREATE INDEX audit_incident ON audit(incident_id) WHERE incident_id IS NOT NULL;
 "#,
+    // 5: single-use TOTP codes (as SQLite's migration 8).
+    r#"
+ALTER TABLE users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes.

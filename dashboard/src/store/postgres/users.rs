@@ -209,7 +209,8 @@ impl UserStore for PgStore {
         self.write(async |tx| {
             let n = tx
                 .execute(
-                    "UPDATE users SET totp_secret = $2, recovery = $3 WHERE name = $1",
+                    "UPDATE users SET totp_secret = $2, recovery = $3, totp_last_step = 0
+                     WHERE name = $1",
                     &[&name.as_ref(), &totp_secret, &recovery],
                 )
                 .await?;
@@ -268,6 +269,22 @@ impl UserStore for PgStore {
             )
             .await?;
             Ok(true)
+        })
+    }
+
+    fn user_use_totp_step(&self, name: &str, step: i64) -> StoreResult<bool> {
+        let name = clean(name);
+        self.write(async |tx| {
+            // The row lock makes a second update wait for the first and
+            // then see its step: one code, one sign-in, across replicas.
+            let n = tx
+                .execute(
+                    "UPDATE users SET totp_last_step = $2 \
+                     WHERE name = $1 AND totp_last_step < $2",
+                    &[&name.as_ref(), &step],
+                )
+                .await?;
+            Ok(n == 1)
         })
     }
 }
