@@ -55,13 +55,13 @@ fn totp_at(uri: &str, step: u64) -> String {
 }
 
 /// The URI's code now.
-fn totp_now(uri: &str) -> String {
+pub(super) fn totp_now(uri: &str) -> String {
     totp_at(uri, step_now())
 }
 
 /// POST /login from loopback address `from` (each address has its own
 /// per-name backoff after a failure): the status and the body.
-fn sign_in_from(s: &TestServer, from: &str, user: &str, code: &str) -> (u16, String) {
+pub(super) fn sign_in_from(s: &TestServer, from: &str, user: &str, code: &str) -> (u16, String) {
     let (status, text) = request_from(
         from,
         s.addr,

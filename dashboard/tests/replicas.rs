@@ -2,7 +2,8 @@
 //! one dashboard. Ingest through one, read, search and triage through the
 //! other; the live stream reaches subscribers of every replica
 //! (`LISTEN/NOTIFY`); retention runs on one replica at a time (advisory
-//! lock); concurrent resends of the same events store each once.
+//! lock); concurrent resends of the same events store each once; one TOTP
+//! code sent to both replicas at once signs in once.
 
 use crate::common::*;
 use crate::pg_cluster;
@@ -345,4 +346,27 @@ fn replicas_ingesting_one_file_at_once_make_one_incident() {
     assert_eq!(list.len(), 1, "{list:#?}");
     assert_eq!(list[0]["alert_count"], 40);
     assert_eq!(list[0]["files"][0]["covered_bytes"], 200);
+}
+
+#[test]
+fn one_totp_code_sent_to_both_replicas_at_once_signs_in_once() {
+    let (a, b) = two_replicas(DashboardConfig::default());
+    let e = dashboard::admin::add_user_totp(&a.db, "lea", "correct horse battery staple").unwrap();
+    let code = super::mfa::totp_now(&e.uri);
+    let start = std::sync::Barrier::new(2);
+    let mut statuses: Vec<u16> = std::thread::scope(|scope| {
+        let runs: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|s| {
+                let (start, code) = (&start, &code);
+                scope.spawn(move || {
+                    start.wait();
+                    super::mfa::sign_in_from(s, "127.0.0.1", "lea", code).0
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 401], "exactly one replica accepts the code");
 }
