@@ -696,7 +696,8 @@ impl EventStore for SqliteStore {
         }
         let conn = match self.writer.try_lock() {
             Ok(c) => c,
-            // A write is running right now: the database takes writes.
+            // A write is running right now: report the last known state
+            // (a failed write sets `write_failed`, seen by the next check).
             Err(TryLockError::WouldBlock) => return Ok(()),
             Err(TryLockError::Poisoned(_)) => return Err(StoreError::Poisoned),
         };
