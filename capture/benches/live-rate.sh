@@ -67,12 +67,17 @@ PEER_IF=wwrn$$
 WORK=$(mktemp -d)
 SENSOR=
 cleanup() {
-    [[ -n $SENSOR ]] && kill "$SENSOR" 2>/dev/null && wait "$SENSOR" 2>/dev/null
+    set +e
+    if [[ -n $SENSOR ]]; then
+        kill "$SENSOR" 2>/dev/null
+        wait "$SENSOR" 2>/dev/null
+    fi
     ip link del "$HOST_IF" 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # The frames of the capture are up to 1514 bytes; a larger MTU keeps any
 # bigger one from being refused by the veth (tcpreplay counts it failed).
