@@ -3,7 +3,7 @@
 //! their pages, triage of the whole incident).
 
 use super::format;
-use super::pages::{Chrome, TriageForm, chrome, percent_encode};
+use super::pages::{Chrome, TriageForm, chrome, encode_pairs};
 use super::render;
 use super::session::check_csrf;
 use crate::access::{Reader, Triager};
@@ -196,18 +196,7 @@ fn query_string(q: &IncidentQuery) -> String {
         ("cursor", &q.cursor),
         ("limit", &q.limit),
     ];
-    let mut out = String::new();
-    for (k, v) in pairs {
-        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            if !out.is_empty() {
-                out.push('&');
-            }
-            out.push_str(k);
-            out.push('=');
-            out.push_str(&percent_encode(v));
-        }
-    }
-    out
+    encode_pairs(&pairs)
 }
 
 /// A registered file's coverage as the page shows it.

@@ -451,6 +451,12 @@ fn query_string(q: &AlertQuery) -> String {
         ("cursor", &q.cursor),
         ("limit", &q.limit),
     ];
+    encode_pairs(&pairs)
+}
+
+/// `k=v&…` of the pairs with a non-empty value, values percent-encoded:
+/// the query string of a list page's filters (alerts, incidents).
+pub(super) fn encode_pairs(pairs: &[(&str, &Option<String>)]) -> String {
     let mut out = String::new();
     for (k, v) in pairs {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
