@@ -75,9 +75,9 @@ impl Dash {
     }
 }
 
-/// The registered file on disk and an index of it with average chunks of
-/// `avg_chunk` bytes.
-fn index(dir: &Path, avg_chunk: u32) -> PathBuf {
+/// The registered file on disk and an index of it (`--avg-chunk BYTES`
+/// when given, else the default chunk sizes).
+fn index(dir: &Path, avg_chunk: Option<u32>) -> PathBuf {
     let f = exfil::exfil_file();
     let path = dir.join(&f.name);
     std::fs::write(&path, &f.bytes).unwrap();
@@ -85,7 +85,7 @@ fn index(dir: &Path, avg_chunk: u32) -> PathBuf {
     let st = weightwatch()
         .args(["index", "build"])
         .arg(&path)
-        .args(["--avg-chunk", &avg_chunk.to_string()])
+        .args(avg_chunk.map(|a| format!("--avg-chunk={a}")))
         .arg("--out")
         .arg(&idx)
         .stderr(Stdio::null())
@@ -178,15 +178,36 @@ fn one_file_incident(dash: &Dash, alerts: &[Value]) -> Value {
 #[test]
 fn low_and_slow_upload_is_one_incident_covering_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    // Requests of ~105 KiB hold about three default (32 KiB) chunks, of
-    // which the edge ones cannot match: a quarter of them reach the two
-    // matched chunks an alert needs. An index of 4 KiB chunks (the setting
-    // docs/detectors.md gives for files that may leave in small pieces)
-    // sees every request.
-    let idx = index(dir.path(), 4096);
+    // Requests of ~105 KiB hold a few whole chunks of the index, often
+    // fewer than the two an object needs to alert on its own: the sender's
+    // tally across requests (detectors.md) lets each of them alert.
+    let idx = index(dir.path(), Some(16384));
     let dash = dashboard(dir.path());
     let alerts = replay(dir.path(), "weights_low_and_slow", &idx, &dash);
     let inc = one_file_incident(&dash, &alerts);
+    let tallied = alerts
+        .iter()
+        .filter(|a| a["evidence"]["host_accumulated"] == true)
+        .count();
+    assert!(tallied > 0, "no alert came from the sender's tally");
+    // What each alert verified by hash lies inside what it reports.
+    for a in &alerts {
+        let ev = &a["evidence"];
+        let (Some(all), Some(verified)) = (
+            ev["file_ranges"].as_array(),
+            ev["file_ranges_verified"].as_array(),
+        ) else {
+            continue;
+        };
+        assert!(!verified.is_empty(), "{ev}");
+        for v in verified {
+            assert!(
+                all.iter()
+                    .any(|r| r[0].as_u64() <= v[0].as_u64() && v[1].as_u64() <= r[1].as_u64()),
+                "{ev}"
+            );
+        }
+    }
     // No single alert saw much of the file …
     let best_single = alerts
         .iter()
@@ -207,7 +228,7 @@ fn low_and_slow_upload_is_one_incident_covering_the_file() {
 #[test]
 fn s3_multipart_upload_is_one_incident_covering_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let idx = index(dir.path(), 32 * 1024);
+    let idx = index(dir.path(), None);
     let dash = dashboard(dir.path());
     let alerts = replay(dir.path(), "weights_s3_multipart", &idx, &dash);
     let inc = one_file_incident(&dash, &alerts);

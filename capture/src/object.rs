@@ -64,6 +64,20 @@ pub struct ObjectMeta {
     /// The HTTP transaction (request number in the connection, from 0) a
     /// request body belongs to, for pairing it with its [`Reply`].
     pub tx_id: Option<u64>,
+    /// Who sent the object and when it began: set by the engine when the
+    /// object begins (parsers leave it `None`).
+    pub origin: Option<Origin>,
+}
+
+/// The sending host of an object and when it began, for detectors that
+/// keep state per host across objects (known weights sent in many pieces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The address the object's bytes came from (the client for a request
+    /// body, the server for a response body).
+    pub sender: std::net::IpAddr,
+    /// Packet time the object began (µs since the epoch).
+    pub begun_us: i64,
 }
 
 /// The final response to HTTP transaction `tx_id`: what a request body's

@@ -66,6 +66,11 @@ pub struct DetectConfig {
     pub stats_max_windows: u32,
     /// Known weights: matched chunks of one registered file needed to alert.
     pub known_min_chunks: u32,
+    /// Known weights: objects with fewer matched chunks still count toward
+    /// their sending host's tally of the file for this long (seconds, from
+    /// the first); once the host has `known_min_chunks` distinct chunks of
+    /// the file, its objects alert (0: no per-host tally).
+    pub known_host_window_secs: u64,
     /// Known weights: alert while the object is still running once this many
     /// bytes matched (otherwise at its end, with the final coverage).
     pub known_early_alert_bytes: u64,
@@ -101,6 +106,7 @@ impl Default for DetectConfig {
             stats_windows_required: 2,
             stats_max_windows: 16,
             known_min_chunks: 2,
+            known_host_window_secs: 24 * 3600,
             known_early_alert_bytes: 64 * 1024 * 1024,
             known_full_scan_bytes: 4 * 1024 * 1024,
             known_window_bytes: 512 * 1024,

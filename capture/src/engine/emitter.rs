@@ -6,7 +6,7 @@ use super::alert::{Subject, alert_event};
 use super::counters::ObjectCounters;
 use super::env::EventEnv;
 use crate::detect::{Finding, ObjectScan};
-use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink, Reply};
+use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink, Origin, Reply};
 use eve::{
     Direction, Event, EventKind, FileInfo, FileState, FileinfoEvent, NetworkFields, Timestamp,
     WeightFormat,
@@ -145,7 +145,14 @@ impl<'a> ObjectEmitter<'a> {
         self.out.push(ev);
     }
 
-    fn begin(&mut self, dir: Direction, meta: ObjectMeta) {
+    fn begin(&mut self, dir: Direction, mut meta: ObjectMeta) {
+        meta.origin = Some(Origin {
+            sender: match dir {
+                Direction::ToServer => self.net.src_ip,
+                Direction::ToClient => self.net.dest_ip,
+            },
+            begun_us: self.ts.unix_micros(),
+        });
         if self.tracker.open[dir.index()].is_some() {
             self.end(dir, ObjectEnd::Truncated);
         }

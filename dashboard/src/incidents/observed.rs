@@ -136,8 +136,11 @@ impl Observed {
         let file = text(ev, &["known_file_sha256"]).map(|sha| {
             let size = number(ev, &["known_file_bytes"]).unwrap_or(0);
             // Ranges past the file's end (a hostile or broken sender) are cut.
+            // `held_file_ranges`: earlier objects of the same sender that
+            // matched too little to alert on their own, released by this one.
             let ranges = ranges(ev.get("file_ranges"))
                 .into_iter()
+                .chain(ranges(ev.get("held_file_ranges")))
                 .map(|r| [r[0].min(size), r[1].min(size)])
                 .filter(|r| r[1] > r[0])
                 .collect();
@@ -213,12 +216,12 @@ mod tests {
             "alert":{"category":"weights_known","severity":1,"signature":"known"},
             "evidence":{"known_file_sha256":"AB12","known_file":"m.safetensors",
                         "known_file_bytes":100,"file_ranges":[[0,10],[20,30],[5,"x"]],
-                        "object_bytes_seen":40}}"#;
+                        "held_file_ranges":[[60,70]],"object_bytes_seen":40}}"#;
         let o = Observed::parse(3, 9, body).expect("an alert");
         let keys: Vec<&str> = o.keys.iter().map(|k| k.text.as_str()).collect();
         assert_eq!(keys, ["file:10.1.0.10>ab12", "transfer:1:abc"]);
         let f = o.file.expect("file");
-        assert_eq!(f.ranges, vec![[0, 10], [20, 30]]);
+        assert_eq!(f.ranges, vec![[0, 10], [20, 30], [60, 70]]);
         assert_eq!((f.size, o.bytes), (100, 40));
     }
 

@@ -457,6 +457,7 @@ impl DirParser {
             // The body starts right after its parsed header: never mid-object.
             midstream: false,
             tx_id: (self.role == Some(Role::Requests)).then_some(req.tx_id),
+            origin: None,
         };
         let coding = match head.encoding {
             Encoding::Identity => None,

@@ -20,12 +20,17 @@
 //!   windows' re-synchronised chunks), reported with `coverage_estimated`.
 //!
 //! Setting the stride equal to the window scans every byte.
+//!
+//! An object with fewer than `known_min_chunks` matched chunks of a file
+//! alerts only when its sender's tally of that file across objects
+//! ([`super::hosts`]) has reached the threshold.
 
+use super::hosts::{HostMatches, HostVerdict};
 use super::ranges::FileRanges;
 use super::{Chunker, Index, low_information};
 use crate::detect::config::DetectConfig;
 use crate::detect::{Detector, Finding, ObjectScan, sig};
-use crate::object::{ObjectEnd, ObjectMeta};
+use crate::object::{ObjectEnd, ObjectMeta, Origin};
 use eve::{AlertCategory, Evidence};
 use serde_json::json;
 use std::collections::HashMap;
@@ -34,6 +39,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// Distinct registered files tracked per object (bounds memory).
 const MAX_FILES_PER_OBJECT: usize = 64;
+/// Matched chunk offsets kept per file per object (for the host tally,
+/// which needs only `known_min_chunks` of them).
+const MAX_OFFSETS_PER_FILE: usize = 16;
 
 /// Which byte offsets of an object are chunked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,12 +97,19 @@ impl Plan {
 pub struct KnownWeightsDetector {
     index: Arc<Index>,
     cfg: Arc<DetectConfig>,
+    hosts: Option<Arc<HostMatches>>,
 }
 
 impl KnownWeightsDetector {
     /// A detector over `index`.
     pub fn new(index: Arc<Index>, cfg: Arc<DetectConfig>) -> Self {
-        KnownWeightsDetector { index, cfg }
+        let hosts = (cfg.known_host_window_secs > 0).then(|| {
+            Arc::new(HostMatches::new(
+                cfg.known_host_window_secs,
+                cfg.known_min_chunks,
+            ))
+        });
+        KnownWeightsDetector { index, cfg, hosts }
     }
 }
 
@@ -103,7 +118,7 @@ impl Detector for KnownWeightsDetector {
         "known_weights"
     }
 
-    fn begin(&self, _meta: &ObjectMeta) -> Option<Box<dyn ObjectScan>> {
+    fn begin(&self, meta: &ObjectMeta) -> Option<Box<dyn ObjectScan>> {
         if self.index.chunks.is_empty() {
             return None;
         }
@@ -112,6 +127,8 @@ impl Detector for KnownWeightsDetector {
             plan: Plan::from_config(&self.cfg),
             index: self.index.clone(),
             cfg: self.cfg.clone(),
+            hosts: self.hosts.clone(),
+            origin: meta.origin,
             next: None,
             tally: Tally::default(),
             done: false,
@@ -163,6 +180,8 @@ struct Tally {
     data_end: u64,
     /// The bytes of each matched file the object carried.
     ranges: HashMap<u32, FileRanges>,
+    /// File offsets of each file's matched chunks (the first few).
+    offsets: HashMap<u32, Vec<u64>>,
 }
 
 impl Tally {
@@ -197,6 +216,10 @@ impl Tally {
                 self.run_start,
                 u64::from(index.params.max),
             );
+            let offs = self.offsets.entry(e.file).or_default();
+            if offs.len() < MAX_OFFSETS_PER_FILE {
+                offs.push(e.offset);
+            }
             let hit = self.hits.entry(e.file).or_default();
             hit.chunks += 1;
             if self.in_window {
@@ -246,6 +269,8 @@ pub struct KnownScan {
     plan: Plan,
     index: Arc<Index>,
     cfg: Arc<DetectConfig>,
+    hosts: Option<Arc<HostMatches>>,
+    origin: Option<Origin>,
     next: Option<u64>,
     tally: Tally,
     done: bool,
@@ -271,13 +296,50 @@ impl KnownScan {
         tally.first = true;
     }
 
+    /// The file with the most matched bytes, if any chunk matched.
     fn best(&self) -> Option<(u32, Hits)> {
         self.tally
             .hits
             .iter()
             .max_by_key(|(f, h)| (h.bytes(), std::cmp::Reverse(**f)))
             .map(|(f, h)| (*f, *h))
-            .filter(|(_, h)| h.chunks >= self.cfg.known_min_chunks)
+    }
+
+    /// Whether `hit` is enough on its own.
+    fn enough(&self, hit: &Hits) -> bool {
+        hit.chunks >= self.cfg.known_min_chunks
+    }
+
+    /// The object's matches of `file` added to its sender's tally (none
+    /// without a sender or with the tally off).
+    fn host_verdict(&self, file: u32, hit: &Hits) -> Option<HostVerdict> {
+        let (hosts, origin) = (self.hosts.as_ref()?, self.origin?);
+        let size = self.index.files.get(file as usize)?.size;
+        let ranges = self
+            .tally
+            .ranges
+            .get(&file)
+            .map(|r| r.report(size).0)
+            .unwrap_or_default();
+        let offsets = self.tally.offsets.get(&file).map_or(&[][..], Vec::as_slice);
+        hosts.add(
+            origin.sender,
+            file,
+            origin.begun_us,
+            offsets,
+            &ranges,
+            self.enough(hit),
+        )
+    }
+
+    /// The alert for `file`, when the object's matches or its sender's
+    /// tally are enough.
+    fn decide(&self, file: u32, hit: Hits, complete: bool) -> Option<Finding> {
+        let host = self.host_verdict(file, &hit);
+        if !self.enough(&hit) && !host.as_ref().is_some_and(|v| v.alert) {
+            return None;
+        }
+        self.finding(file, hit, complete, host)
     }
 
     fn estimate(&self, file: u32, hit: &Hits) -> u64 {
@@ -285,7 +347,13 @@ impl KnownScan {
         self.tally.estimate(hit, self.index.sample, size)
     }
 
-    fn finding(&self, file: u32, hit: Hits, complete: bool) -> Option<Finding> {
+    fn finding(
+        &self,
+        file: u32,
+        hit: Hits,
+        complete: bool,
+        host: Option<HostVerdict>,
+    ) -> Option<Finding> {
         let f = self.index.files.get(file as usize)?;
         let sample = u64::from(self.index.sample);
         let estimated = self.estimate(file, &hit);
@@ -321,6 +389,29 @@ impl KnownScan {
             .unwrap_or_default();
         e.insert("file_ranges".into(), json!(ranges));
         e.insert("file_ranges_compacted".into(), json!(compacted));
+        let (verified, cut) = t
+            .ranges
+            .get(&file)
+            .map(|r| r.verified(f.size))
+            .unwrap_or_default();
+        e.insert("file_ranges_verified".into(), json!(verified));
+        if cut {
+            e.insert("file_ranges_verified_truncated".into(), json!(true));
+        }
+        if let Some(v) = host {
+            e.insert("host_matched_chunks".into(), json!(v.host_chunks));
+            e.insert("host_objects".into(), json!(v.host_objects));
+            e.insert(
+                "host_since".into(),
+                json!(eve::Timestamp::from_unix_micros(v.since_us).to_string()),
+            );
+            if !self.enough(&hit) {
+                e.insert("host_accumulated".into(), json!(true));
+            }
+            if !v.held_ranges.is_empty() {
+                e.insert("held_file_ranges".into(), json!(v.held_ranges));
+            }
+        }
         let mut others: Vec<(u32, Hits)> = t
             .hits
             .iter()
@@ -410,9 +501,9 @@ impl ObjectScan for KnownScan {
             rest = after;
         }
         let (file, hit) = self.best()?;
-        if self.estimate(file, &hit) >= self.cfg.known_early_alert_bytes {
+        if self.enough(&hit) && self.estimate(file, &hit) >= self.cfg.known_early_alert_bytes {
             self.done = true;
-            return self.finding(file, hit, false);
+            return self.decide(file, hit, false);
         }
         None
     }
@@ -429,7 +520,7 @@ impl ObjectScan for KnownScan {
         self.done = true;
         self.close_window();
         let (file, hit) = self.best()?;
-        self.finding(file, hit, state == ObjectEnd::Complete)
+        self.decide(file, hit, state == ObjectEnd::Complete)
     }
 
     fn done(&self) -> bool {

@@ -12,6 +12,7 @@
 //! 96 MiB at `--sample 8`.
 
 pub mod chunker;
+pub mod hosts;
 pub mod matcher;
 pub mod ranges;
 

@@ -12,6 +12,9 @@
 //! is cut off), so the first span of a run is widened back to the run's
 //! start and the last one forward to its end, each when that edge is at most
 //! one maximum chunk long (longer, and the bytes may be something else).
+//!
+//! The matched chunks alone (bytes whose hash was checked) are kept apart
+//! as the verified ranges; the rest of a range is inferred by alignment.
 
 /// Ranges one alert reports at most; more are merged across their
 /// smallest gaps (and the alert says so).
@@ -49,6 +52,11 @@ pub struct FileRanges {
     open: Option<Span>,
     ranges: Vec<(u64, u64)>,
     compacted: bool,
+    /// The matched chunks' own file bytes (merged when touching).
+    verified: Vec<(u64, u64)>,
+    /// Verified ranges beyond the bound were left out (never merged
+    /// across a gap: a verified range never overstates).
+    verified_truncated: bool,
 }
 
 impl FileRanges {
@@ -56,6 +64,12 @@ impl FileRanges {
     /// `[file, file + len)`; the current run started at object offset
     /// `run_start`; `max` is the longest chunk.
     pub fn matched(&mut self, obj: u64, file: u64, len: u64, run_start: u64, max: u64) {
+        let room = self.verified.len() < 2 * MAX_RANGES;
+        match self.verified.last_mut() {
+            Some(last) if last.1 == file => last.1 = file + len,
+            _ if room => self.verified.push((file, file + len)),
+            _ => self.verified_truncated = true,
+        }
         let head = match self.open {
             Some(ref mut s) if s.aligned(obj, file) && obj >= s.obj_end => {
                 s.obj_end = obj + len;
@@ -109,6 +123,31 @@ impl FileRanges {
     }
 }
 
+impl FileRanges {
+    /// The file bytes of matched chunks alone, sorted and merged, cut at
+    /// `size`, at most [`MAX_RANGES`] (the first ones); and whether some
+    /// were left out.
+    pub fn verified(&self, size: u64) -> (Vec<[u64; 2]>, bool) {
+        let mut v: Vec<(u64, u64)> = self
+            .verified
+            .iter()
+            .map(|r| (r.0.min(size), r.1.min(size)))
+            .filter(|r| r.1 > r.0)
+            .collect();
+        v.sort_unstable();
+        let mut out: Vec<[u64; 2]> = Vec::with_capacity(v.len());
+        for (s, e) in v {
+            match out.last_mut() {
+                Some(last) if s <= last[1] => last[1] = last[1].max(e),
+                _ => out.push([s, e]),
+            }
+        }
+        let cut = out.len() > MAX_RANGES;
+        out.truncate(MAX_RANGES);
+        (out, cut || self.verified_truncated)
+    }
+}
+
 /// Sort and merge overlapping or touching ranges, then merge across the
 /// smallest gaps until at most [`MAX_RANGES`] remain; true when a gap was
 /// merged.
@@ -146,6 +185,11 @@ mod tests {
         f.matched(900, 1900, 100, 100, 500);
         f.end_run(1300, 500);
         assert_eq!(f.report(10_000), (vec![[1100, 2300]], false));
+        // Only the matched chunks themselves are verified.
+        assert_eq!(
+            f.verified(10_000),
+            (vec![[1300, 1400], [1900, 2000]], false)
+        );
         // A head longer than one chunk is not claimed.
         let mut g = FileRanges::default();
         g.matched(900, 0, 100, 0, 500);
