@@ -184,6 +184,19 @@ fn a_totp_code_signs_in_once() {
         "{replayed}"
     );
     assert_eq!(replayed, wrong_body, "a replay looks like any wrong code");
+    // … but it is audited, the wrong code is not.
+    let audit = s.get("/api/v1/audit", Some(&s.token(Scope::Read))).json();
+    let replays: Vec<&serde_json::Value> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["action"] == "totp_replay")
+        .collect();
+    assert_eq!(replays.len(), 1, "{audit}");
+    assert_eq!(replays[0]["actor"], "user:ivy");
+    let detail = replays[0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("time step {step}")), "{detail}");
+    assert!(detail.contains("127.0.0.1"), "{detail}");
 
     // The next step's code (in the skew window) then works (from another
     // address: ivy's failure above started a backoff at the first) ...

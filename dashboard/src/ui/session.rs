@@ -133,7 +133,7 @@ pub async fn login_submit(
         metrics::counter!(crate::exporter::LOGINS, "result" => "failed").increment(1);
         return login_error(StatusCode::UNAUTHORIZED, "Wrong name, password or code.");
     }
-    match second_factor(&st, &f.username, &f.totp).await {
+    match second_factor(&st, &f.username, &f.totp, ip).await {
         Ok(SecondFactor::Passed) => {}
         Ok(SecondFactor::NotEnrolled) => {
             metrics::counter!(crate::exporter::LOGINS, "result" => "no_mfa").increment(1);
@@ -200,11 +200,13 @@ enum SecondFactor {
 /// Check the `totp` field for `user` (whose password was right): a TOTP
 /// code of the current 30 s step (±1) later than the last step accepted
 /// for them (which it then becomes), or one of their recovery codes, which
-/// is then used up (audited).
+/// is then used up (audited); a used code from `peer` is refused and
+/// audited.
 async fn second_factor(
     st: &Arc<AppState>,
     user: &str,
     code: &str,
+    peer: std::net::IpAddr,
 ) -> Result<SecondFactor, ApiError> {
     let name = user.to_string();
     let mfa = st.db(move |s| s.user_mfa(&name)).await?.unwrap_or_default();
@@ -222,8 +224,20 @@ async fn second_factor(
             return Ok(SecondFactor::Passed);
         }
         // The right code, already used (or older than one used): someone
-        // may have seen it. Refused like a wrong code.
+        // may have seen it. Refused like a wrong code, and audited (the
+        // password was right: the code may have been read over a shoulder).
         tracing::warn!(user, step, "a used TOTP code was refused");
+        let entry = AuditEntry {
+            id: 0,
+            ts: now_micros(),
+            actor: format!("user:{user}"),
+            action: "totp_replay".into(),
+            alert_id: None,
+            detail: format!(
+                "refused a TOTP code already used (time step {step}) after a right password from {peer}"
+            ),
+        };
+        st.db(move |s| s.audit_append(&entry)).await?;
         return Ok(SecondFactor::Failed);
     }
     if code.trim().is_empty() {
