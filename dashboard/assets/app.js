@@ -1,4 +1,4 @@
-// weightwatch dashboard: live alert list over server-sent events.
+// weightwatch dashboard: live alert and incident lists over server-sent events.
 // Builds rows with textContent only (no HTML parsing), so event data stays text.
 "use strict";
 
@@ -93,7 +93,65 @@ function liveAlerts(tbody) {
   es.onopen = () => { if (status) status.textContent = "Live: new alerts appear at the top."; };
 }
 
+const KIND = { file: "Registered file", cluster: "Analyzer cluster", account: "Analyzer account", transfer: "Transfer", egress: "Egress" };
+
+function fmtBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = Number(n) || 0, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return u === 0 ? v + " B" : v.toFixed(2) + " " + units[u];
+}
+
+function incidentMatches(tbody, i) {
+  const f = tbody.dataset;
+  if (f.kind && f.kind !== i.kind) return false;
+  if (f.category && !(i.categories || []).includes(f.category)) return false;
+  if (f.severity && f.severity !== String(i.severity)) return false;
+  if (f.status && f.status !== i.status) return false;
+  return true;
+}
+
+function incidentRow(i) {
+  const tr = document.createElement("tr");
+  const sev = Number(i.severity) || 3;
+  tr.dataset.id = String(i.id);
+  tr.className = "fresh";
+  cell(tr, fmtTime(i.last_seen), "time").title = "first " + fmtTime(i.first_seen);
+  cell(tr, span(SEVERITY[sev] || "Low", "sev sev" + sev));
+  const link = document.createElement("a");
+  link.href = "/incidents/" + encodeURIComponent(i.id);
+  link.textContent = String(i.title || "");
+  cell(tr, link);
+  cell(tr, KIND[i.kind] || String(i.kind || ""));
+  cell(tr, String(i.alert_count), "num");
+  cell(tr, fmtBytes(i.bytes), "num");
+  cell(tr, i.coverage == null ? "—" : (Number(i.coverage) * 100).toFixed(1) + " %", "num");
+  const st = String(i.status || "new");
+  cell(tr, span(STATUS[st] || st, "status st-" + st.replace(/[^a-z_]/g, "")));
+  return tr;
+}
+
+function liveIncidents(tbody) {
+  const status = document.getElementById("live-status");
+  const es = new EventSource("/api/v1/stream");
+  es.addEventListener("incident", (ev) => {
+    let i;
+    try { i = JSON.parse(ev.data); } catch (_) { return; }
+    const old = tbody.querySelector('tr[data-id="' + Number(i.id) + '"]');
+    if (old) old.remove();
+    if (!incidentMatches(tbody, i)) return;
+    const empty = document.getElementById("no-incidents");
+    if (empty) empty.remove();
+    tbody.insertBefore(incidentRow(i), tbody.firstChild);
+  });
+  es.addEventListener("lagged", () => { if (status) status.textContent = "Missed some updates: reload to catch up."; });
+  es.onerror = () => { if (status) status.textContent = "Live updates interrupted; retrying…"; };
+  es.onopen = () => { if (status) status.textContent = "Live: new and updated incidents move to the top."; };
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const tbody = document.getElementById("alert-rows");
   if (tbody && tbody.dataset.live === "1") liveAlerts(tbody);
+  const incidents = document.getElementById("incident-rows");
+  if (incidents && incidents.dataset.live === "1") liveIncidents(incidents);
 });

@@ -127,6 +127,26 @@ pub fn add_user_totp(
     Ok(enrollment)
 }
 
+/// Group every alert that is in no incident (stored before incidents
+/// existed) into incidents, oldest first, as ingest would have, with
+/// `window_secs` as the grouping window; in transactions of 1000 alerts,
+/// so it can run next to a live server. Returns the alerts looked at.
+pub fn group_ungrouped_alerts(
+    db: impl Into<Database>,
+    window_secs: u64,
+) -> Result<u64, DashboardError> {
+    let store = open(db)?;
+    store.set_incident_window(
+        i64::try_from(window_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
+    );
+    let (mut after, mut seen) = (0, 0u64);
+    while let Some((last, n)) = store.group_ungrouped(after, 1000)? {
+        seen += n as u64;
+        after = last;
+    }
+    Ok(seen)
+}
+
 /// Delete an account's alerts and features, remove it from cluster member
 /// lists, and record the purge (by the account id's SHA-256, so the audit
 /// log does not keep the id) in the audit log.

@@ -79,11 +79,16 @@ pub async fn ingest(
                 .iter()
                 .map(|&i| (positions[i], events[i].event_id.clone()))
                 .collect();
-            let messages: Vec<Arc<str>> = if live {
-                o.new_alerts
-                    .iter()
-                    .map(|a| a.to_json().to_string().into())
-                    .collect()
+            let messages: Vec<LiveMsg> = if live {
+                let alerts = o.new_alerts.iter().map(|a| LiveMsg {
+                    kind: "alert",
+                    data: a.to_json().to_string().into(),
+                });
+                let incidents = o.incidents.iter().map(|i| LiveMsg {
+                    kind: "incident",
+                    data: i.to_json(false).to_string().into(),
+                });
+                alerts.chain(incidents).collect()
             } else {
                 Vec::new()
             };
@@ -106,16 +111,7 @@ pub async fn ingest(
         error: "conflict: this event_id is already stored with other content".into(),
     }));
     rejected.sort_by_key(|r| r.index);
-    st.publish(
-        messages
-            .into_iter()
-            .map(|data| LiveMsg {
-                kind: "alert",
-                data,
-            })
-            .collect(),
-    )
-    .await;
+    st.publish(messages).await;
     let status = if rejected.is_empty() {
         StatusCode::OK
     } else {

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 /// A live update for `/api/v1/stream` subscribers.
 #[derive(Clone, Debug)]
 pub struct LiveMsg {
-    /// SSE event name: `alert`, `status` or `sensor`.
+    /// SSE event name: `alert`, `status`, `incident` or `sensor`.
     pub kind: &'static str,
     /// JSON payload.
     pub data: Arc<str>,
@@ -96,6 +96,7 @@ impl AppState {
                 "alert" => "alert",
                 "status" => "status",
                 "sensor" => "sensor",
+                "incident" => "incident",
                 _ => return,
             };
             if let Some(st) = me.upgrade() {

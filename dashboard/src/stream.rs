@@ -1,7 +1,9 @@
 //! `GET /api/v1/stream`: live updates as server-sent events.
 //!
 //! Events: `alert` (a newly stored alert, as the read API shows it),
-//! `status` (`{"id", "status"}` after a triage), `sensor`
+//! `status` (`{"id", "status"}` after a triage), `incident` (an incident
+//! made, joined by new alerts or triaged, as `GET /api/v1/incidents` lists
+//! it), `sensor`
 //! (`{"sensor_id", "stale": true}` when a sensor goes silent) and `lagged` (the client was
 //! too slow and missed this many messages; it should reload).
 

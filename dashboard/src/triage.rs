@@ -40,6 +40,10 @@ pub async fn set_incident_status(
         .ok_or_else(ApiError::not_found)?;
     metrics::counter!(crate::exporter::TRIAGE, "status" => status.as_str())
         .increment(alerts.len() as u64);
+    let update = LiveMsg {
+        kind: "incident",
+        data: incident.to_json(false).to_string().into(),
+    };
     st.publish(
         alerts
             .iter()
@@ -49,6 +53,7 @@ pub async fn set_incident_status(
                     .to_string()
                     .into(),
             })
+            .chain(std::iter::once(update))
             .collect(),
     )
     .await;

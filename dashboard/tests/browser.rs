@@ -403,6 +403,29 @@ fn analyst_signs_in_sees_live_alert_and_triages_it() {
         assert_eq!(status, "Resolved", "the incident's alerts moved with it");
         c.find(Locator::Css("#alert-incident")).await.unwrap();
 
+        // The incident list updates live: a third request of the file
+        // joins the incident, whose row moves to the top, whole now.
+        c.goto(&s.url("/incidents")).await.unwrap();
+        c.wait()
+            .at_most(wait)
+            .for_element(Locator::XPath(
+                "//p[@id='live-status'][starts-with(., 'Live:')]",
+            ))
+            .await
+            .unwrap();
+        let before = c.find_all(Locator::Css("#incident-rows tr")).await.unwrap();
+        s.ingest(&ingest, &[piece("b-p3", 7300, 73, [950, 1000])]);
+        c.wait()
+            .at_most(wait)
+            .for_element(Locator::XPath(
+                "//tbody[@id='incident-rows']/tr[1][td[7]='100.0 %'][td[5]='3']",
+            ))
+            .await
+            .unwrap();
+        let after = c.find_all(Locator::Css("#incident-rows tr")).await.unwrap();
+        assert_eq!(before.len(), after.len(), "updated in place, not added");
+        shot("09-incidents-live.png").await;
+
         c.close().await.unwrap();
     });
     eprintln!("screenshots in {}", shots.display());

@@ -10,6 +10,7 @@ use eve::{
     Timestamp, TlsInfo,
 };
 use serde_json::{Value, json};
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -537,4 +538,69 @@ pub fn strip_store_fields(mut v: Value) -> Value {
     m.remove("id");
     m.remove("status");
     v
+}
+
+/// A live-stream subscription over a raw socket.
+pub struct Stream(std::io::Lines<std::io::BufReader<std::net::TcpStream>>);
+
+impl Stream {
+    /// Subscribe to `s`'s live stream with read token `token`.
+    pub fn open(s: &TestServer, token: &str) -> Stream {
+        let mut sock = std::net::TcpStream::connect(s.addr).unwrap();
+        // Bounded, so a lost update fails the test instead of hanging it.
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            sock,
+            "GET /api/v1/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Accept: text/event-stream\r\n\r\n",
+            s.addr
+        )
+        .unwrap();
+        let mut lines = std::io::BufReader::new(sock).lines();
+        let status = lines.next().unwrap().unwrap();
+        assert!(status.contains("200"), "{status}");
+        // Headers end with an empty line; the subscription is live by then.
+        for l in lines.by_ref() {
+            if l.unwrap().is_empty() {
+                break;
+            }
+        }
+        Stream(lines)
+    }
+
+    /// The next update other than an incident's: (event name, data as
+    /// JSON).
+    pub fn next(&mut self) -> (String, Value) {
+        loop {
+            let (kind, data) = self.any();
+            if kind != "incident" {
+                return (kind, data);
+            }
+        }
+    }
+
+    /// The next incident update (other updates skipped).
+    pub fn next_incident(&mut self) -> Value {
+        loop {
+            let (kind, data) = self.any();
+            if kind == "incident" {
+                return data;
+            }
+        }
+    }
+
+    /// The next update of any kind.
+    fn any(&mut self) -> (String, Value) {
+        let mut kind = None;
+        for l in self.0.by_ref() {
+            let l = l.expect("the stream delivers before its read timeout");
+            if let Some(k) = l.strip_prefix("event: ") {
+                kind = Some(k.to_string());
+            } else if let (Some(k), Some(d)) = (&kind, l.strip_prefix("data: ")) {
+                return (k.clone(), serde_json::from_str(d).unwrap());
+            }
+        }
+        panic!("the stream ended");
+    }
 }

@@ -439,3 +439,100 @@ fn the_last_caught_canary_is_the_last_successful_exfiltration_test() {
     assert!(page.body.contains("caught the canary"));
     assert!(page.body.contains(&format!("href=\"/alerts/{id}\"")));
 }
+
+#[test]
+fn new_and_updated_incidents_reach_the_live_stream() {
+    let s = TestServer::start_on(STORE);
+    let (ingest, read, triage) = (
+        s.token(Scope::Ingest),
+        s.token(Scope::Read),
+        s.token(Scope::Triage),
+    );
+    let mut live = Stream::open(&s, &read);
+    let sha = "cd".repeat(32);
+    // A new incident arrives as the list shows it …
+    s.ingest(
+        &ingest,
+        &[known("live-1", 10, 1, "10.1.0.10", &sha, json!([[0, 400]]))],
+    );
+    let first = live.next_incident();
+    let listed = incidents(&s, &read, "kind=file");
+    let id = listed[0]["id"].as_i64().unwrap();
+    assert_eq!(first, listed[0], "the live update is the list's row");
+    assert_eq!(first["alert_count"], 1);
+    // … an alert of another flow joining it updates it …
+    s.ingest(
+        &ingest,
+        &[known(
+            "live-2",
+            20,
+            2,
+            "10.1.0.10",
+            &sha,
+            json!([[400, 1000]]),
+        )],
+    );
+    let joined = live.next_incident();
+    assert_eq!(joined["id"], id);
+    assert_eq!(joined["alert_count"], 2);
+    assert_eq!(joined["coverage"], 1.0);
+    // … and so does its triage.
+    let r = s.post_json(
+        &format!("/api/v1/incidents/{id}/triage"),
+        Some(&triage),
+        &json!({"status": "investigating", "note": "live"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let triaged = live.next_incident();
+    assert_eq!(
+        (triaged["id"].as_i64(), triaged["status"].as_str()),
+        (Some(id), Some("investigating"))
+    );
+}
+
+#[test]
+fn alerts_stored_before_incidents_are_grouped_by_the_backfill() {
+    let s = TestServer::start_on(STORE);
+    let (ingest, read) = (s.token(Scope::Ingest), s.token(Scope::Read));
+    let sha = "ef".repeat(32);
+    s.ingest(
+        &ingest,
+        &[
+            known("b-1", 10, 1, "10.1.0.10", &sha, json!([[0, 600]])),
+            known("b-2", 20, 2, "10.1.0.10", &sha, json!([[600, 1000]])),
+            known("b-3", 30, 3, "10.9.0.9", &sha, json!([[0, 10]])),
+        ],
+    );
+    let grouped = incidents(&s, &read, "");
+    assert_eq!(grouped.len(), 2, "{grouped:?}");
+    // As a database from before incidents: the alerts, no incidents.
+    run_sql(
+        &s.db,
+        "DELETE FROM incident_alerts; DELETE FROM incident_keys; DELETE FROM incidents;",
+    )
+    .unwrap();
+    assert!(incidents(&s, &read, "").is_empty());
+    // The backfill (next to the running server) groups them as ingest did.
+    let n = dashboard::admin::group_ungrouped_alerts(s.db.clone(), 24 * 3600).unwrap();
+    assert_eq!(n, 3);
+    let rebuilt = incidents(&s, &read, "");
+    let strip = |v: &[Value]| -> Vec<(Value, Value, Value, Value)> {
+        v.iter()
+            .map(|i| {
+                (
+                    i["kind"].clone(),
+                    i["src_ip"].clone(),
+                    i["alert_count"].clone(),
+                    i["coverage"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&rebuilt), strip(&grouped));
+    assert_eq!(rebuilt[1]["coverage"], 1.0, "{rebuilt:?}");
+    // Run again: nothing left to group.
+    assert_eq!(
+        dashboard::admin::group_ungrouped_alerts(s.db.clone(), 24 * 3600).unwrap(),
+        0
+    );
+}

@@ -5,7 +5,7 @@
 //! the live stream); a wrong CA, a name the certificate does not carry, or
 //! no TLS at all is refused.
 
-use super::replicas::{Stream, alert};
+use super::replicas::alert;
 use crate::common::*;
 use crate::pg_cluster::Cluster;
 use dashboard::store::{Database, PgStore};

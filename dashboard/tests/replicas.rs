@@ -1,7 +1,7 @@
 //! Replicas: several `serve` processes on one PostgreSQL database behave as
 //! one dashboard. Ingest through one, read, search and triage through the
-//! other; the live stream reaches subscribers of every replica
-//! (`LISTEN/NOTIFY`); retention runs on one replica at a time (advisory
+//! other; the live stream (alerts, statuses, incidents) reaches
+//! subscribers of every replica (`LISTEN/NOTIFY`); retention runs on one replica at a time (advisory
 //! lock); concurrent resends of the same events store each once; one TOTP
 //! code sent to both replicas at once signs in once.
 
@@ -12,8 +12,6 @@ use dashboard::{DashboardConfig, Scope};
 use eve::AlertCategory;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Lines, Write};
-use std::net::TcpStream;
 
 /// Two servers on one fresh database.
 fn two_replicas(cfg: DashboardConfig) -> (TestServer, TestServer) {
@@ -21,49 +19,6 @@ fn two_replicas(cfg: DashboardConfig) -> (TestServer, TestServer) {
     let a = TestServer::on_db(cfg.clone(), db.clone(), tempfile::tempdir().unwrap());
     let b = TestServer::on_db(cfg, db, tempfile::tempdir().unwrap());
     (a, b)
-}
-
-/// A live-stream subscription over a raw socket.
-pub(super) struct Stream(Lines<BufReader<TcpStream>>);
-
-impl Stream {
-    pub(super) fn open(s: &TestServer, token: &str) -> Stream {
-        let mut sock = TcpStream::connect(s.addr).unwrap();
-        // Bounded, so a lost update fails the test instead of hanging it.
-        sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-            .unwrap();
-        write!(
-            sock,
-            "GET /api/v1/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             Accept: text/event-stream\r\n\r\n",
-            s.addr
-        )
-        .unwrap();
-        let mut lines = BufReader::new(sock).lines();
-        let status = lines.next().unwrap().unwrap();
-        assert!(status.contains("200"), "{status}");
-        // Headers end with an empty line; the subscription is live by then.
-        for l in lines.by_ref() {
-            if l.unwrap().is_empty() {
-                break;
-            }
-        }
-        Stream(lines)
-    }
-
-    /// The next update: (event name, data as JSON).
-    pub(super) fn next(&mut self) -> (String, Value) {
-        let mut kind = None;
-        for l in self.0.by_ref() {
-            let l = l.expect("the stream delivers before its read timeout");
-            if let Some(k) = l.strip_prefix("event: ") {
-                kind = Some(k.to_string());
-            } else if let (Some(k), Some(d)) = (&kind, l.strip_prefix("data: ")) {
-                return (k.clone(), serde_json::from_str(d).unwrap());
-            }
-        }
-        panic!("the stream ended");
-    }
 }
 
 pub(super) fn alert(id: &str, secs: i64, sni: &str) -> Value {
@@ -96,6 +51,12 @@ fn ingest_on_one_replica_is_read_searched_triaged_and_streamed_on_the_other() {
         assert_eq!(data["event_id"], "r-1");
         assert_eq!(data["status"], "new");
     }
+    // The incident it made reaches B's subscribers too.
+    let inc = on_b.next_incident();
+    assert_eq!(
+        (inc["alert_count"].as_i64(), inc["status"].as_str()),
+        (Some(1), Some("new"))
+    );
     let found = b.all_alerts(&read, "q=REPLICA-TEST");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["event_id"], "r-1");

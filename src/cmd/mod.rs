@@ -7,6 +7,7 @@ mod canary;
 mod capture;
 mod demo;
 mod fixtures;
+mod incidents;
 mod index;
 mod inspect;
 mod labels;
@@ -67,6 +68,8 @@ pub enum Command {
     User(user::UserCommand),
     /// Delete an account's data from the dashboard store.
     Purge(purge::Args),
+    /// Dashboard incidents: group alerts stored before incidents existed.
+    Incidents(incidents::Args),
     /// Export analysts' triage verdicts as labels for the analyzer.
     #[command(subcommand)]
     Labels(labels::LabelsCommand),
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => token::run(c, config),
         Command::User(c) => user::run(c, config),
         Command::Purge(a) => purge::run(a, config),
+        Command::Incidents(a) => incidents::run(a, config),
         Command::Labels(c) => labels::run(c, config),
         Command::Demo(a) => demo::run(a, config),
         Command::Bench(c) => bench::run(c, config),

@@ -236,6 +236,9 @@ pub struct IngestOutcome {
     pub conflicts: Vec<usize>,
     /// The alerts among the accepted events, as stored (for live updates).
     pub new_alerts: Vec<StoredAlert>,
+    /// The incidents those alerts made or joined, as they now are (for
+    /// live updates).
+    pub incidents: Vec<crate::incidents::Incident>,
 }
 
 /// Triage state of an alert.

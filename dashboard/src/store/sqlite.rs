@@ -573,7 +573,7 @@ impl EventStore for SqliteStore {
                 }
             }
             index_text(tx, &out.new_alerts)?;
-            incidents::group(
+            out.incidents = incidents::group(
                 tx,
                 &out.new_alerts,
                 self.incident_window.load(Ordering::Relaxed),

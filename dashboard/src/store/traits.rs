@@ -69,6 +69,11 @@ pub trait IncidentStore {
     fn last_canary(&self) -> StoreResult<Option<StoredAlert>>;
     /// The incident an alert belongs to.
     fn incident_of(&self, alert_id: i64) -> StoreResult<Option<i64>>;
+    /// Group up to `batch` alerts with ids above `after` that are in no
+    /// incident (stored before incidents existed), oldest first, as ingest
+    /// would have, in one transaction; the last id looked at and how many
+    /// were, `None` when there was none.
+    fn group_ungrouped(&self, after: i64, batch: usize) -> StoreResult<Option<(i64, usize)>>;
     /// Set an incident's status and every one of its alerts', with an audit
     /// line for the incident and one per alert, in one transaction.
     /// Returns the incident and its alerts' ids, or `None` when there is no

@@ -97,6 +97,8 @@ struct IncidentsPage {
     /// The last exfiltration test caught: (alert id, time, sensor, detail).
     canary: Option<(i64, String, String, String)>,
     rows: Vec<IncidentRow>,
+    /// New and updated incidents arrive over the live stream (`app.js`).
+    live: bool,
     q: IncidentQuery,
     next: Option<String>,
     kinds: Vec<(&'static str, &'static str)>,
@@ -167,6 +169,12 @@ pub async fn incidents(
             .map(|t| format!("{} to {}", format::time(t - span), format::time(t)))
             .unwrap_or_default(),
         rows: page.incidents.iter().map(row).collect(),
+        // Only the first page of a list whose filters the browser can
+        // check itself (kind, category, severity, status) updates live.
+        live: q.cursor.is_none()
+            && [&q.from, &q.to, &q.q]
+                .iter()
+                .all(|v| v.as_deref().unwrap_or("").is_empty()),
         q,
         next,
         kinds: Kind::ALL

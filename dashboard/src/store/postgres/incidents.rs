@@ -43,12 +43,13 @@ fn row_incident(r: &Row) -> Incident {
     }
 }
 
-/// Group the batch's new alerts into incidents (see `crate::incidents`).
+/// Group the batch's new alerts into incidents (see `crate::incidents`);
+/// the incidents touched, as they now are.
 pub(super) async fn group(
     tx: &Transaction<'_>,
     new_alerts: &[StoredAlert],
     window: i64,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<Incident>> {
     let batch: Vec<Observed> = new_alerts
         .iter()
         .filter_map(|a| Observed::from_stored(a.id, &a.body))
@@ -60,7 +61,7 @@ pub(super) async fn group(
         })
         .collect();
     if batch.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let keys = Grouper::keys(&batch);
     // One round trip; `unnest` yields the (sorted) keys in array order, so
@@ -169,7 +170,7 @@ pub(super) async fn group(
         )
         .await?;
     }
-    Ok(())
+    Ok(out.incidents)
 }
 
 async fn load(c: &impl GenericClient, id: i64, lock: bool) -> StoreResult<Option<Incident>> {
@@ -181,6 +182,31 @@ async fn load(c: &impl GenericClient, id: i64, lock: bool) -> StoreResult<Option
 }
 
 impl IncidentStore for PgStore {
+    fn group_ungrouped(&self, after: i64, batch: usize) -> StoreResult<Option<(i64, usize)>> {
+        let window = self.incident_window.load(Ordering::Relaxed);
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.write(async |tx| {
+            let alerts: Vec<StoredAlert> = tx
+                .query(
+                    "SELECT a.id, a.status, e.body FROM alerts a JOIN events e ON e.id = a.id
+                     WHERE a.id > $1
+                       AND NOT EXISTS (SELECT 1 FROM incident_alerts i WHERE i.alert_id = a.id)
+                     ORDER BY a.id LIMIT $2",
+                    &[&after, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| StoredAlert {
+                    id: r.get(0),
+                    status: r.get(1),
+                    body: r.get(2),
+                })
+                .collect();
+            group(tx, &alerts, window).await?;
+            Ok(alerts.last().map(|a| (a.id, alerts.len())))
+        })
+    }
+
     fn set_incident_window(&self, micros: i64) {
         self.incident_window.store(micros, Ordering::Relaxed);
     }

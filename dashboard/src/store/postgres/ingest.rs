@@ -18,8 +18,8 @@ impl EventStore for PgStore {
     fn ingest(&self, events: &[NewEvent], received: i64) -> StoreResult<IngestOutcome> {
         let window = self.incident_window.load(Ordering::Relaxed);
         self.write(async |tx| {
-            let out = ingest_batch(tx, events, received).await?;
-            super::incidents::group(tx, &out.new_alerts, window).await?;
+            let mut out = ingest_batch(tx, events, received).await?;
+            out.incidents = super::incidents::group(tx, &out.new_alerts, window).await?;
             Ok(out)
         })
     }

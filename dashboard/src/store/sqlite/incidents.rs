@@ -32,13 +32,19 @@ fn row_incident(r: &rusqlite::Row) -> rusqlite::Result<Incident> {
 }
 
 /// Group the batch's new alerts into incidents (see `crate::incidents`).
-pub(super) fn group(tx: &Transaction, new_alerts: &[StoredAlert], window: i64) -> StoreResult<()> {
+/// Group the batch's new alerts into incidents (see `crate::incidents`);
+/// the incidents touched, as they now are.
+pub(super) fn group(
+    tx: &Transaction,
+    new_alerts: &[StoredAlert],
+    window: i64,
+) -> StoreResult<Vec<Incident>> {
     let batch: Vec<Observed> = new_alerts
         .iter()
         .filter_map(|a| Observed::from_stored(a.id, &a.body))
         .collect();
     if batch.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut g = Grouper::new(window);
     {
@@ -129,7 +135,7 @@ pub(super) fn group(tx: &Transaction, new_alerts: &[StoredAlert], window: i64) -
             serde_json::to_string(&inc.state)?,
         ])?;
     }
-    Ok(())
+    Ok(out.incidents)
 }
 
 /// Delete incidents left without alerts (after a purge).
@@ -142,6 +148,26 @@ pub(super) fn drop_empty(tx: &Transaction) -> StoreResult<()> {
 }
 
 impl IncidentStore for SqliteStore {
+    fn group_ungrouped(&self, after: i64, batch: usize) -> StoreResult<Option<(i64, usize)>> {
+        let window = self.incident_window.load(Ordering::Relaxed);
+        self.write(|tx| {
+            let alerts = tx
+                .prepare_cached(
+                    "SELECT a.id, a.status, e.body FROM alerts a JOIN events e ON e.id = a.id
+                     WHERE a.id > ?1
+                       AND NOT EXISTS (SELECT 1 FROM incident_alerts i WHERE i.alert_id = a.id)
+                     ORDER BY a.id LIMIT ?2",
+                )?
+                .query_map(
+                    params![after, i64::try_from(batch).unwrap_or(i64::MAX)],
+                    row_alert,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            group(tx, &alerts, window)?;
+            Ok(alerts.last().map(|a| (a.id, alerts.len())))
+        })
+    }
+
     fn set_incident_window(&self, micros: i64) {
         self.incident_window.store(micros, Ordering::Relaxed);
     }
