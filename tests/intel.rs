@@ -90,3 +90,94 @@ fn listed_domains_and_addresses_raise_intel_match() {
     std::fs::write(&other, "example.com\n198.51.100.0/24\n").unwrap();
     assert!(intel_alerts(dir.path(), "http_upload_put.pcap", &[&other]).is_empty());
 }
+
+/// Lines of a child's stderr, read on a thread of their own.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in err.lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Wait for a stderr line containing `text` (bounded, so a missing line
+/// fails instead of hanging); every line seen on the way in `log`.
+fn wait_for(rx: &std::sync::mpsc::Receiver<String>, text: &str, log: &mut Vec<String>) {
+    loop {
+        let l = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("no '{text}' on stderr ({e}): {log:#?}"));
+        log.push(l.clone());
+        if l.contains(text) {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_changed_list_file_takes_effect_without_a_restart() {
+    use fixtures::payload::Payload;
+    use fixtures::pcap::{LinkType, PcapWriter};
+    use fixtures::tcp::SessionOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("blocked.txt");
+    std::fs::write(&list, "192.0.2.50\n").unwrap();
+    let cfg = dir.path().join("weightwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[intel]\nlists = [{:?}]\nreload_check_secs = 1\n",
+            list.display().to_string()
+        ),
+    )
+    .unwrap();
+    let eve = dir.path().join("eve.json");
+    // A sensor reading a pipe, as from a live tap.
+    let mut sensor = Command::new(env!("CARGO_BIN_EXE_weightwatch"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["capture", "--no-progress", "--read", "-", "--eve"])
+        .arg(&eve)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut sensor);
+    let mut log = Vec::new();
+    wait_for(&rx, "threat intelligence lists loaded", &mut log);
+    // The file is replaced while the sensor runs (written aside and renamed
+    // over it, as feed updaters do, so it is never seen half-written): the
+    // old entry goes, a new one comes (a different size, so the change
+    // shows whatever the filesystem's time resolution).
+    let fresh = dir.path().join("blocked.txt.new");
+    std::fs::write(&fresh, "# updated\n192.0.2.60\n").unwrap();
+    std::fs::rename(&fresh, &list).unwrap();
+    wait_for(&rx, "an intel list changed", &mut log);
+    wait_for(&rx, "threat intelligence lists loaded", &mut log);
+    // Only now does traffic arrive: one upload to each address.
+    let mut pcap = PcapWriter::new(sensor.stdin.take().unwrap(), LinkType::Ethernet).unwrap();
+    for (i, server) in [[192, 0, 2, 50], [192, 0, 2, 60]].into_iter().enumerate() {
+        let mut o = SessionOptions::ipv4(41000 + i as u16, 80);
+        o.server.ip = server.into();
+        o.start += i as u64 * 1_000_000;
+        fixtures::scenario::http_upload_put(&mut pcap, &o, "/up", &Payload::Bytes(b"x")).unwrap();
+    }
+    drop(pcap); // end of input: the sensor finishes
+    let status = sensor.wait().unwrap();
+    assert!(status.success(), "{log:#?}");
+    let hits: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event_type"] == "alert" && e["alert"]["category"] == "intel_match")
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:#?} {log:#?}");
+    assert_eq!(hits[0]["dest_ip"], "192.0.2.60");
+    assert_eq!(hits[0]["evidence"]["line"], 2);
+}

@@ -158,6 +158,7 @@ pub fn run(mut args: Args, config: Config) -> anyhow::Result<()> {
             .context("building the detectors")?;
     if !config.intel.lists.is_empty() {
         let intel = capture::detect::intel::Intel::load(&config.intel)?;
+        intel.watch().context("starting the intel list watch")?;
         detectors = detectors.with_intel(intel.clone());
         reload_on_hangup(move || {
             if let Err(e) = intel.reload() {

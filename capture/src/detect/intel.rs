@@ -3,8 +3,9 @@
 //! matched against each flow's destination address and its TLS SNI / HTTP
 //! Host (a listed domain matches its subdomains). A match is one
 //! `intel_match` alert per flow naming the list, the line and the entry.
-//! [`Intel::reload`] re-reads the lists (the sensor does on SIGHUP); flows
-//! that start afterwards use the new lists.
+//! [`Intel::reload`] re-reads the lists (the sensor does on SIGHUP, and
+//! [`Intel::watch`] when a list file changes); flows that start afterwards
+//! use the new lists.
 //!
 //! Lookups cost one hash probe per listed prefix length and per label of
 //! the name, whatever the lists' size; the entries kept are bounded by
@@ -30,6 +31,9 @@ pub struct IntelConfig {
     pub lists: Vec<PathBuf>,
     /// Entries kept over all lists; further ones are skipped (counted).
     pub max_entries: usize,
+    /// Seconds between checks of the lists' modification times and sizes
+    /// ([`Intel::watch`]); a change reloads them (0: only SIGHUP does).
+    pub reload_check_secs: u64,
 }
 
 impl Default for IntelConfig {
@@ -37,6 +41,7 @@ impl Default for IntelConfig {
         IntelConfig {
             lists: Vec::new(),
             max_entries: 2_000_000,
+            reload_check_secs: 10,
         }
     }
 }
@@ -232,27 +237,88 @@ fn domain(s: &str) -> Option<String> {
 pub struct Intel {
     config: IntelConfig,
     lists: RwLock<Arc<IntelLists>>,
+    /// The lists' files as they were when last read.
+    read_as: std::sync::Mutex<Vec<FileStamp>>,
+}
+
+/// What tells a changed list file: its modification time and size (`None`
+/// when it cannot be examined).
+type FileStamp = Option<(std::time::SystemTime, u64)>;
+
+fn stamps(config: &IntelConfig) -> Vec<FileStamp> {
+    config
+        .lists
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
 }
 
 impl Intel {
     /// Read the configured lists.
     pub fn load(config: &IntelConfig) -> Result<Arc<Intel>, IntelError> {
+        // Stamped before reading: a change while reading is seen later.
+        let read_as = stamps(config);
         let lists = IntelLists::read(config)?;
         log_loaded(&lists);
         Ok(Arc::new(Intel {
             config: config.clone(),
             lists: RwLock::new(Arc::new(lists)),
+            read_as: std::sync::Mutex::new(read_as),
         }))
     }
 
     /// Read the lists again; on error the current ones stay.
     pub fn reload(&self) -> Result<(), IntelError> {
-        let fresh = IntelLists::read(&self.config)?;
-        log_loaded(&fresh);
-        if let Ok(mut l) = self.lists.write() {
-            *l = Arc::new(fresh);
+        let now = stamps(&self.config);
+        if let Ok(mut r) = self.read_as.lock() {
+            *r = now;
         }
+        let fresh = Arc::new(IntelLists::read(&self.config)?);
+        if let Ok(mut l) = self.lists.write() {
+            *l = fresh.clone();
+        }
+        // Logged once in use: a flow that starts after the line uses them.
+        log_loaded(&fresh);
         Ok(())
+    }
+
+    /// Check the list files every `reload_check_secs` on a thread of its
+    /// own (for the life of the process) and reload them when one's
+    /// modification time or size changed; a list that cannot be read then
+    /// keeps the current lists (logged), and is tried again at its next
+    /// change. A polled stamp rather than inotify (`notify`): it sees a
+    /// file replaced by rename, an edit in place and a remounted directory
+    /// alike, at the cost of one `stat` per list per check. Nothing to do
+    /// with `reload_check_secs = 0` or no lists.
+    pub fn watch(self: &Arc<Self>) -> std::io::Result<()> {
+        if self.config.reload_check_secs == 0 || self.config.lists.is_empty() {
+            return Ok(());
+        }
+        let me = Arc::downgrade(self);
+        let every = std::time::Duration::from_secs(self.config.reload_check_secs);
+        std::thread::Builder::new()
+            .name("intel-watch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    let Some(intel) = me.upgrade() else { return };
+                    let changed = intel
+                        .read_as
+                        .lock()
+                        .map(|r| *r != stamps(&intel.config))
+                        .unwrap_or(false);
+                    if changed {
+                        tracing::info!("an intel list changed: reading the lists again");
+                        if let Err(e) = intel.reload() {
+                            tracing::error!("keeping the current intel lists: {e}");
+                        }
+                    }
+                }
+            })
+            .map(|_| ())
     }
 
     /// The lists now.
