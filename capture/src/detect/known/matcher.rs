@@ -76,6 +76,20 @@ impl Plan {
         }
     }
 
+    /// The spans of an object's first `end` bytes this plan skips (none
+    /// when every byte is scanned); at most 65 536 (512 GiB of 8 MiB
+    /// strides: an alert leaves long before).
+    fn skipped(&self, end: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let sampled = self.stride > self.window;
+        (0..65_536u64).map_while(move |k| {
+            let s = self
+                .full
+                .checked_add(k.checked_mul(self.stride)?)?
+                .checked_add(self.window)?;
+            (sampled && s < end).then(|| (s, s.saturating_add(self.stride - self.window).min(end)))
+        })
+    }
+
     fn region(&self, off: u64) -> Region {
         if self.stride <= self.window {
             return Region::Full(u64::MAX);
@@ -130,6 +144,7 @@ impl Detector for KnownWeightsDetector {
             hosts: self.hosts.clone(),
             origin: meta.origin,
             next: None,
+            gapped: false,
             tally: Tally::default(),
             done: false,
         }))
@@ -272,6 +287,8 @@ pub struct KnownScan {
     hosts: Option<Arc<HostMatches>>,
     origin: Option<Origin>,
     next: Option<u64>,
+    /// Bytes were lost somewhere in the object.
+    gapped: bool,
     tally: Tally,
     done: bool,
 }
@@ -305,6 +322,34 @@ impl KnownScan {
             .map(|(f, h)| (*f, *h))
     }
 
+    /// The bytes of `file` (of `size` bytes) the object carried: the
+    /// matched ranges, widened as [`FileRanges`] does, and, when every match
+    /// had one alignment and no byte was lost, each span the sampled scan
+    /// skipped that continues a matched range (it starts where one ends)
+    /// up to the object's end or to where a matched range starts again:
+    /// inferred by alignment, as the evidence's verified ranges show.
+    fn file_ranges(&self, file: u32, size: u64) -> (Vec<[u64; 2]>, bool) {
+        let Some(r) = self.tally.ranges.get(&file) else {
+            return Default::default();
+        };
+        let (base, compacted) = r.report(size);
+        let (Some(d), false, Some(end)) = (r.alignment(), self.gapped, self.next) else {
+            return (base, compacted);
+        };
+        let ends_here = |x: u64| base.iter().any(|b| b[0] < x && x <= b[1]);
+        let starts_here = |x: u64| base.iter().any(|b| b[0] <= x && x < b[1]);
+        let to_file = |o: u64| u64::try_from(i128::from(o) + d).ok();
+        let extra: Vec<[u64; 2]> = self
+            .plan
+            .skipped(end)
+            .filter_map(|(a, b)| {
+                let (fa, fb) = (to_file(a)?, to_file(b)?);
+                (ends_here(fa) && (b == end || starts_here(fb))).then_some([fa, fb])
+            })
+            .collect();
+        r.report_with(size, &extra)
+    }
+
     /// Whether `hit` is enough on its own.
     fn enough(&self, hit: &Hits) -> bool {
         hit.chunks >= self.cfg.known_min_chunks
@@ -315,12 +360,7 @@ impl KnownScan {
     fn host_verdict(&self, file: u32, hit: &Hits) -> Option<HostVerdict> {
         let (hosts, origin) = (self.hosts.as_ref()?, self.origin?);
         let size = self.index.files.get(file as usize)?.size;
-        let ranges = self
-            .tally
-            .ranges
-            .get(&file)
-            .map(|r| r.report(size).0)
-            .unwrap_or_default();
+        let ranges = self.file_ranges(file, size).0;
         let offsets = self.tally.offsets.get(&file).map_or(&[][..], Vec::as_slice);
         hosts.add(
             origin.sender,
@@ -382,11 +422,7 @@ impl KnownScan {
         e.insert("object_bytes_seen".into(), json!(t.seen));
         e.insert("object_bytes_scanned".into(), json!(t.scanned));
         e.insert("object_complete".into(), json!(complete));
-        let (ranges, compacted) = t
-            .ranges
-            .get(&file)
-            .map(|r| r.report(f.size))
-            .unwrap_or_default();
+        let (ranges, compacted) = self.file_ranges(file, f.size);
         e.insert("file_ranges".into(), json!(ranges));
         e.insert("file_ranges_compacted".into(), json!(compacted));
         let (verified, cut) = t
@@ -463,6 +499,7 @@ impl ObjectScan for KnownScan {
             return None;
         }
         if self.next.is_some_and(|n| n != offset) {
+            self.gapped = true;
             self.restart();
         }
         let end = offset.saturating_add(bytes.len() as u64);
@@ -509,6 +546,7 @@ impl ObjectScan for KnownScan {
     }
 
     fn gap(&mut self, _len: u64) {
+        self.gapped = true;
         self.restart();
         self.next = None;
     }

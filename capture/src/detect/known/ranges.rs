@@ -15,6 +15,10 @@
 //!
 //! The matched chunks alone (bytes whose hash was checked) are kept apart
 //! as the verified ranges; the rest of a range is inferred by alignment.
+//! When every matched chunk of the file in an object has one alignment
+//! ([`FileRanges::alignment`]), the matcher places the bytes its sampled
+//! scan skipped by it too, where they continue matched bytes
+//! ([`FileRanges::report_with`]).
 
 /// Ranges one alert reports at most; more are merged across their
 /// smallest gaps (and the alert says so).
@@ -57,6 +61,11 @@ pub struct FileRanges {
     /// Verified ranges beyond the bound were left out (never merged
     /// across a gap: a verified range never overstates).
     verified_truncated: bool,
+    /// The alignment (file offset − object offset) of the matches, while
+    /// they all share one.
+    delta: Option<i128>,
+    /// Matches at more than one alignment were seen.
+    mixed: bool,
 }
 
 impl FileRanges {
@@ -64,6 +73,9 @@ impl FileRanges {
     /// `[file, file + len)`; the current run started at object offset
     /// `run_start`; `max` is the longest chunk.
     pub fn matched(&mut self, obj: u64, file: u64, len: u64, run_start: u64, max: u64) {
+        let d = i128::from(file) - i128::from(obj);
+        self.mixed |= self.delta.is_some_and(|x| x != d);
+        self.delta = Some(d);
         let room = self.verified.len() < 2 * MAX_RANGES;
         match self.verified.last_mut() {
             Some(last) if last.1 == file => last.1 = file + len,
@@ -124,6 +136,32 @@ impl FileRanges {
 }
 
 impl FileRanges {
+    /// The one alignment (file offset − object offset) every match had,
+    /// `None` when there were none or several.
+    pub fn alignment(&self) -> Option<i128> {
+        self.delta.filter(|_| !self.mixed)
+    }
+
+    /// As [`FileRanges::report`], with `extra` file ranges (inferred by
+    /// the caller) merged in.
+    pub fn report_with(&self, size: u64, extra: &[[u64; 2]]) -> (Vec<[u64; 2]>, bool) {
+        let (v, compacted) = self.report(size);
+        if extra.is_empty() {
+            return (v, compacted);
+        }
+        let mut all: Vec<(u64, u64)> = v
+            .iter()
+            .chain(extra)
+            .map(|r| (r[0].min(size), r[1].min(size)))
+            .filter(|r| r.1 > r.0)
+            .collect();
+        let merged = compact(&mut all);
+        (
+            all.into_iter().map(|(s, e)| [s, e]).collect(),
+            compacted | merged,
+        )
+    }
+
     /// The file bytes of matched chunks alone, sorted and merged, cut at
     /// `size`, at most [`MAX_RANGES`] (the first ones); and whether some
     /// were left out.
@@ -190,6 +228,11 @@ mod tests {
             f.verified(10_000),
             (vec![[1300, 1400], [1900, 2000]], false)
         );
+        assert_eq!(f.alignment(), Some(1000));
+        assert_eq!(
+            f.report_with(2500, &[[2300, 2400], [2450, 3000]]).0,
+            vec![[1100, 2400], [2450, 2500]]
+        );
         // A head longer than one chunk is not claimed.
         let mut g = FileRanges::default();
         g.matched(900, 0, 100, 0, 500);
@@ -203,6 +246,7 @@ mod tests {
         f.matched(100, 5000, 100, 0, 50);
         f.end_run(230, 50);
         assert_eq!(f.report(5050).0, vec![[0, 100], [5000, 5050]]);
+        assert_eq!(f.alignment(), None, "two alignments");
     }
 
     #[test]
