@@ -23,7 +23,7 @@ pub struct Measured {
     pub bytes: u64,
     /// Wall-clock seconds.
     pub secs: f64,
-    /// CPU seconds of the whole process.
+    /// CPU seconds of the whole process, less the memory sampler's own.
     pub cpu_secs: f64,
     /// Peak resident memory (VmHWM), bytes: the engine's own memory plus
     /// the capture file's pages mapped at the time.
