@@ -52,6 +52,12 @@ fn allowed_destinations_and_internal_traffic_are_silent() {
             "198.51.100.7",
             Some("s3.eu.backup.corp.example"),
         ),
+        // Names compare without case, a trailing root dot ignored.
+        (
+            "10.1.2.3",
+            "198.51.100.7",
+            Some("S3.EU.Backup.Corp.Example."),
+        ),
         ("10.1.2.3", "10.9.9.9", None),
         ("198.51.100.1", "198.51.100.7", None),
     ];

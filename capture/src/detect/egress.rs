@@ -94,13 +94,16 @@ impl Policy {
             return true;
         }
         let Some(name) = name else { return false };
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        // Compared without a lower-cased copy (the allowed names are stored
+        // lower-case): flow detectors ask on every reply of a connection.
+        let name = name.trim_end_matches('.').as_bytes();
         self.allowed_names.iter().any(|(a, suffix)| {
-            name == *a
+            let a = a.as_bytes();
+            name.eq_ignore_ascii_case(a)
                 || (*suffix
                     && name.len() > a.len()
-                    && name.ends_with(a.as_str())
-                    && name.as_bytes()[name.len() - a.len() - 1] == b'.')
+                    && name[name.len() - a.len()..].eq_ignore_ascii_case(a)
+                    && name[name.len() - a.len() - 1] == b'.')
         })
     }
 

@@ -54,8 +54,21 @@ struct Run {
 }
 
 fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+    B64_ALPHABET[usize::from(b)]
 }
+
+/// Which bytes are in the base64 alphabets (standard and URL-safe): a table,
+/// as [`runs`] asks for every byte of a text body.
+const B64_ALPHABET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
+        b += 1;
+    }
+    t
+};
 
 /// The runs of base64-alphabet text at least [`MIN_RUN`] long in `buf`,
 /// normalised, holding at most `budget` characters together.
@@ -81,11 +94,17 @@ fn runs(buf: &[u8], budget: usize) -> Vec<Run> {
         cur.offset = next;
     };
     while i < buf.len() {
+        // A stretch of plain alphabet is copied at once (byte by byte this
+        // loop was the detector's main cost on text bodies).
+        let stretch = buf[i..].iter().position(|&b| !is_b64(b));
+        let end = stretch.map_or(buf.len(), |n| i + n);
+        if end > i {
+            cur.text.extend_from_slice(&buf[i..end]);
+            i = end;
+            continue;
+        }
         let b = buf[i];
-        let step = if is_b64(b) {
-            cur.text.push(b);
-            1
-        } else if b == b'=' {
+        let step = if b == b'=' {
             // Padding ends a run.
             cur.text.push(b);
             flush(&mut cur, i + 1, &mut out, &mut total);

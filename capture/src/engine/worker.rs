@@ -580,7 +580,11 @@ impl<'e> Worker<'e> {
         while flow.next_progress <= total {
             flow.next_progress += self.limits.progress_bytes;
         }
-        if let Some(p) = sig.0 {
+        // Set once the app layer knows it (progress runs on every reply:
+        // a new string each time was an allocation per call).
+        if let Some(p) = sig.0
+            && flow.net.app_proto.as_deref() != Some(p.as_str())
+        {
             flow.net.app_proto = Some(p.to_string());
         }
         let view = view_of(&flow.net, flow.tcp.as_deref(), flow.payload, flow.start, t);

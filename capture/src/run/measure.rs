@@ -23,7 +23,7 @@ pub struct Measured {
     pub bytes: u64,
     /// Wall-clock seconds.
     pub secs: f64,
-    /// CPU seconds of the whole process.
+    /// CPU seconds of the whole process, less the memory sampler's own.
     pub cpu_secs: f64,
     /// Peak resident memory (VmHWM), bytes: the engine's own memory plus
     /// the capture file's pages mapped at the time.
@@ -46,14 +46,17 @@ pub fn replay(
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let done = AtomicBool::new(false);
     let cpu0 = cpu_secs(false);
-    let (summary, peak_anon) = std::thread::scope(|scope| {
+    let (summary, (peak_anon, sampler_cpu)) = std::thread::scope(|scope| {
+        // The sampler's own CPU time (reading /proc 500 times a second) is
+        // the measurement's, not the engine's: it is taken out of cpu_secs.
         let sampler = scope.spawn(|| {
+            let cpu0 = thread_cpu_secs();
             let mut peak = status_kb("RssAnon:");
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(2));
                 peak = peak.max(status_kb("RssAnon:"));
             }
-            peak
+            (peak, thread_cpu_secs() - cpu0)
         });
         let summary = crate::run::offline::run_offline(
             std::slice::from_ref(&file.to_path_buf()),
@@ -62,14 +65,14 @@ pub fn replay(
             &mut sink,
         );
         done.store(true, Ordering::Relaxed);
-        (summary, sampler.join().unwrap_or(0))
+        (summary, sampler.join().unwrap_or((0, 0.0)))
     });
     let summary = summary?;
     Ok(Measured {
         packets: summary.packets(),
         bytes: summary.bytes(),
         secs: summary.elapsed.as_secs_f64().max(1e-9),
-        cpu_secs: (cpu_secs(false) - cpu0).max(1e-9),
+        cpu_secs: (cpu_secs(false) - cpu0 - sampler_cpu).max(1e-9),
         peak_rss: peak_rss(),
         peak_anon: peak_anon * 1024,
         events: sink.events,
@@ -275,7 +278,18 @@ pub fn cpu_secs(children: bool) -> f64 {
     // USER_HZ (100 on Linux); the command name (field 2) may hold spaces,
     // so count after its ')'.
     let at = if children { 13 } else { 11 };
-    std::fs::read_to_string("/proc/self/stat")
+    stat_cpu_secs("/proc/self/stat", at)
+}
+
+/// CPU seconds (user + system) so far of the calling thread.
+fn thread_cpu_secs() -> f64 {
+    stat_cpu_secs("/proc/thread-self/stat", 11)
+}
+
+/// Two CPU-time fields (`at`, `at + 1` after the command name) of a
+/// `/proc/…/stat` file, in seconds.
+fn stat_cpu_secs(path: &str, at: usize) -> f64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             let rest = s.rsplit_once(')')?.1;

@@ -9,7 +9,6 @@
 
 use super::hello::{ClientHello, is_grease};
 use sha2::{Digest, Sha256};
-use std::fmt::Write;
 
 fn version_code(v: u16) -> &'static str {
     match v {
@@ -45,19 +44,36 @@ fn alpn_code(alpn: &[Vec<u8>]) -> String {
     }
 }
 
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+/// Lower-case hex digits. The lists are written digit by digit, not
+/// through `format!` per value: on a busy link every TLS connection builds
+/// one fingerprint, and formatting was most of its cost.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(s: &mut String, b: u8) {
+    s.push(char::from(HEX[usize::from(b >> 4)]));
+    s.push(char::from(HEX[usize::from(b & 15)]));
 }
 
+fn hex_of(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        push_hex(&mut s, b);
+    }
+    s
+}
+
+/// The values as 4-digit hex, comma-separated.
 fn list(values: &[u16]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:04x}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut s = String::with_capacity(values.len() * 5);
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let [hi, lo] = v.to_be_bytes();
+        push_hex(&mut s, hi);
+        push_hex(&mut s, lo);
+    }
+    s
 }
 
 fn hash12(s: &str) -> String {
