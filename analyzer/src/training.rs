@@ -94,6 +94,10 @@ pub struct Protocol {
     /// With folds: ship the average of the fold models (their log-odds
     /// averaged, an exact linear model) instead of one fit on all rows.
     pub bag: bool,
+    /// The threshold is the highest of each training set's own benign
+    /// quantile, so that no set's benign accounts exceed `target_fpr`
+    /// (pooled, a set of easy benign accounts dilutes a hard one's).
+    pub per_set_threshold: bool,
     /// Report each attack style's recall when it was left out of fitting.
     pub leave_one_out: bool,
     /// A set (by name) to measure out of sample: split in halves by
@@ -162,38 +166,61 @@ pub fn fold_of(account: &str, k: usize) -> usize {
     ((account_hash(account) >> 1) % k.max(1) as u64) as usize
 }
 
-fn fit_plain(rows: &[&LabelledRow], opt: &FitOptions) -> Result<Model, model::ModelError> {
-    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.inputs.clone()).collect();
-    let y: Vec<bool> = rows.iter().map(|r| r.distill).collect();
-    let g: Vec<&str> = rows.iter().map(|r| r.scenario.as_str()).collect();
+/// A training row and the index of the set it comes from.
+pub type Row<'a> = (usize, &'a LabelledRow);
+
+fn fit_plain(rows: &[Row<'_>], opt: &FitOptions) -> Result<Model, model::ModelError> {
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.1.inputs.clone()).collect();
+    let y: Vec<bool> = rows.iter().map(|r| r.1.distill).collect();
+    let g: Vec<&str> = rows.iter().map(|r| r.1.scenario.as_str()).collect();
     model::fit_grouped(&x, &y, &g, opt)
 }
 
 /// Fit on `rows` as the protocol says: one fit (or the fold models'
-/// average), the threshold from in-sample or out-of-fold benign scores.
-pub fn fit_rows(rows: &[&LabelledRow], p: &Protocol) -> Result<Model, model::ModelError> {
+/// average), the threshold from in-sample or out-of-fold benign scores,
+/// pooled or per set.
+pub fn fit_rows(rows: &[Row<'_>], p: &Protocol) -> Result<Model, model::ModelError> {
     let mut full = fit_plain(rows, &p.fit)?;
     let k = p.threshold_folds;
+    // Each benign account's score (with its set) by a model that did not
+    // see it, or (k < 2) by the model itself.
+    let mut benign: Vec<(usize, f64)> = Vec::new();
     if k < 2 {
-        return Ok(full);
-    }
-    let mut oof = Vec::new();
-    let mut folds = Vec::new();
-    for fold in 0..k {
-        let (held, fit): (Vec<&LabelledRow>, Vec<&LabelledRow>) =
-            rows.iter().partition(|r| fold_of(&r.account, k) == fold);
-        let m = fit_plain(&fit, &p.fit)?;
-        oof.extend(
-            held.iter()
-                .filter(|r| !r.distill)
-                .map(|r| m.score(&r.inputs, &[]).score),
+        benign.extend(
+            rows.iter()
+                .filter(|r| !r.1.distill)
+                .map(|r| (r.0, full.score(&r.1.inputs, &[]).score)),
         );
-        folds.push(m);
+    } else {
+        let mut folds = Vec::new();
+        for fold in 0..k {
+            let (held, fit): (Vec<Row<'_>>, Vec<Row<'_>>) =
+                rows.iter().partition(|r| fold_of(&r.1.account, k) == fold);
+            let m = fit_plain(&fit, &p.fit)?;
+            benign.extend(
+                held.iter()
+                    .filter(|r| !r.1.distill)
+                    .map(|r| (r.0, m.score(&r.1.inputs, &[]).score)),
+            );
+            folds.push(m);
+        }
+        if p.bag {
+            full = average(&full, &folds);
+        }
     }
-    if p.bag {
-        full = average(&full, &folds);
-    }
-    full.threshold = model::threshold_for(&mut oof, p.fit.target_fpr);
+    full.threshold = if p.per_set_threshold {
+        let mut by_set: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+        for (set, score) in benign {
+            by_set.entry(set).or_default().push(score);
+        }
+        by_set
+            .values_mut()
+            .map(|v| model::threshold_for(v, p.fit.target_fpr))
+            .fold(0.5, f64::max)
+    } else {
+        let mut all: Vec<f64> = benign.into_iter().map(|(_, s)| s).collect();
+        model::threshold_for(&mut all, p.fit.target_fpr)
+    };
     Ok(full)
 }
 
@@ -266,7 +293,11 @@ pub fn train(
     checks: &[SetRows],
     protocol: &Protocol,
 ) -> Result<TrainingReport, model::ModelError> {
-    let all = || sets.iter().flat_map(|s| s.rows.iter());
+    let all = || {
+        sets.iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.rows.iter().map(move |r| (i, r)))
+    };
     let peers: Vec<_> = sets.iter().map(|s| s.peers.clone()).collect();
     let p = &Protocol {
         fit: FitOptions {
@@ -280,21 +311,21 @@ pub fn train(
     let mut left_out = Vec::new();
     if p.leave_one_out {
         let styles: BTreeSet<&str> = all()
-            .filter(|r| r.distill)
-            .map(|r| r.scenario.as_str())
+            .filter(|r| r.1.distill)
+            .map(|r| r.1.scenario.as_str())
             .collect();
         for style in styles {
             let m = fit_rows(
-                &all().filter(|r| r.scenario != style).collect::<Vec<_>>(),
+                &all().filter(|r| r.1.scenario != style).collect::<Vec<_>>(),
                 p,
             )?;
-            let held: Vec<_> = all().filter(|r| r.scenario == style).collect();
+            let held: Vec<_> = all().filter(|r| r.1.scenario == style).collect();
             left_out.push(LeftOut {
                 scenario: style.to_string(),
                 accounts: held.len(),
                 flagged: held
                     .iter()
-                    .filter(|r| m.score(&r.inputs, &[]).score >= m.threshold)
+                    .filter(|r| m.score(&r.1.inputs, &[]).score >= m.threshold)
                     .count(),
             });
         }
@@ -328,7 +359,7 @@ fn holdout(sets: &[SetRows], name: &str, p: &Protocol) -> Result<Vec<Holdout>, m
         sets.iter()
             .enumerate()
             .filter(move |(i, _)| *i != h)
-            .flat_map(|(_, s)| s.rows.iter())
+            .flat_map(|(i, s)| s.rows.iter().map(move |r| (i, r)))
     };
     let other_names: Vec<&str> = sets
         .iter()
@@ -342,7 +373,8 @@ fn holdout(sets: &[SetRows], name: &str, p: &Protocol) -> Result<Vec<Holdout>, m
             .rows
             .iter()
             .partition(|r| half_of(&r.account) == half);
-        let m = fit_rows(&fit.into_iter().chain(others()).collect::<Vec<_>>(), p)?;
+        let fit = fit.into_iter().map(|r| (h, r)).chain(others());
+        let m = fit_rows(&fit.collect::<Vec<_>>(), p)?;
         let other_half = if half == 0 { "B" } else { "A" };
         let this_half = if half == 0 { "A" } else { "B" };
         out.push(Holdout {
@@ -479,7 +511,7 @@ mod tests {
     fn out_of_fold_threshold_holds_the_fpr_on_new_accounts_better_than_in_sample() {
         let train = accounts("t", 300, 7);
         let fresh = accounts("f", 3000, 11);
-        let rows: Vec<&LabelledRow> = train.iter().collect();
+        let rows: Vec<Row<'_>> = train.iter().map(|r| (0, r)).collect();
         let fresh: Vec<&LabelledRow> = fresh.iter().collect();
         let in_sample = fit_rows(&rows, &protocol(0, false)).unwrap();
         let oof = fit_rows(&rows, &protocol(5, false)).unwrap();
@@ -502,14 +534,14 @@ mod tests {
     #[test]
     fn averaged_fold_models_score_the_mean_of_their_log_odds() {
         let train = accounts("t", 200, 3);
-        let rows: Vec<&LabelledRow> = train.iter().collect();
+        let rows: Vec<Row<'_>> = train.iter().map(|r| (0, r)).collect();
         let opt = protocol(0, false).fit;
         let models: Vec<Model> = (0..3)
             .map(|k| {
-                let part: Vec<&LabelledRow> = rows
+                let part: Vec<Row<'_>> = rows
                     .iter()
                     .copied()
-                    .filter(|r| fold_of(&r.account, 3) != k)
+                    .filter(|r| fold_of(&r.1.account, 3) != k)
                     .collect();
                 fit_plain(&part, &opt).unwrap()
             })
@@ -517,6 +549,7 @@ mod tests {
         let like = fit_plain(&rows, &opt).unwrap();
         let avg = average(&like, &models);
         for r in &rows {
+            let r = r.1;
             let mean = models
                 .iter()
                 .map(|m| m.score(&r.inputs, &[]).logit)

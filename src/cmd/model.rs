@@ -55,6 +55,11 @@ pub struct FitArgs {
     /// models instead of one fit on all accounts.
     #[arg(long)]
     pub bag: bool,
+    /// The threshold keeps every training set's own benign false-positive
+    /// rate at most --target-fpr (the highest of the sets' quantiles),
+    /// instead of the pooled rate.
+    #[arg(long)]
+    pub per_set_threshold: bool,
     /// Measure one set (its name as printed, e.g. `requests.jsonl.zst` or
     /// `seed1/requests.jsonl`) out of sample: split in halves by sha256 of
     /// the account id, fitted on one half and the other sets and scored on
@@ -174,6 +179,11 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
             )
         })
         .collect();
+    let each_set = if a.per_set_threshold {
+        " in every set"
+    } else {
+        ""
+    };
     let threshold_from = match (a.threshold_folds, a.bag) {
         (0 | 1, _) => "in-sample benign scores".to_string(),
         (k, false) => format!("{k}-fold out-of-fold benign scores (by account)"),
@@ -187,7 +197,7 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
             target_fpr: a.target_fpr,
             prior: None,
             description: format!(
-                "weightwatch model fit on {}; threshold at benign FPR {} of {threshold_from}",
+                "weightwatch model fit on {}; threshold at benign FPR {}{each_set} of {threshold_from}",
                 counts.join("; "),
                 a.target_fpr
             ),
@@ -197,6 +207,7 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
         },
         threshold_folds: a.threshold_folds,
         bag: a.bag,
+        per_set_threshold: a.per_set_threshold,
         leave_one_out: a.leave_one_out,
         holdout: a.holdout.clone(),
     };
