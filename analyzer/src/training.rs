@@ -532,6 +532,36 @@ mod tests {
     }
 
     #[test]
+    fn per_set_threshold_keeps_each_sets_benign_rate_under_the_target() {
+        // Set 0: benign accounts far from the attacks; set 1: benign
+        // accounts that overlap them. Pooled, the easy set dilutes the
+        // hard one's false positives.
+        let mut easy = accounts("e", 600, 5);
+        for r in easy.iter_mut().filter(|r| !r.distill) {
+            r.inputs[0] -= 3.0;
+        }
+        let hard = accounts("h", 200, 9);
+        let rows: Vec<Row<'_>> = easy
+            .iter()
+            .map(|r| (0, r))
+            .chain(hard.iter().map(|r| (1, r)))
+            .collect();
+        let hard: Vec<&LabelledRow> = hard.iter().collect();
+        let pooled = fit_rows(&rows, &protocol(5, false)).unwrap();
+        let per_set = fit_rows(
+            &rows,
+            &Protocol {
+                per_set_threshold: true,
+                ..protocol(5, false)
+            },
+        )
+        .unwrap();
+        let fpr = |m: &Model| score_rows("hard", &hard, m).fpr;
+        assert!(fpr(&pooled) > 0.02, "pooled: {}", fpr(&pooled));
+        assert!(fpr(&per_set) <= 0.02, "per set: {}", fpr(&per_set));
+    }
+
+    #[test]
     fn averaged_fold_models_score_the_mean_of_their_log_odds() {
         let train = accounts("t", 200, 3);
         let rows: Vec<Row<'_>> = train.iter().map(|r| (0, r)).collect();
