@@ -113,6 +113,26 @@ pub struct Holdout {
     pub fitted_on: String,
     /// The held-out accounts' scores.
     pub score: SetScore,
+    /// Per scenario of the held-out accounts: flagged of accounts
+    /// (attack styles: the caught; benign populations: the false
+    /// positives), only those with a miss or a false positive.
+    pub by_scenario: Vec<(String, usize, usize)>,
+}
+
+/// Flagged of accounts per scenario, where the verdict was wrong for some.
+fn by_scenario(rows: &[&LabelledRow], m: &Model) -> Vec<(String, usize, usize)> {
+    let mut n: std::collections::BTreeMap<&str, (bool, usize, usize)> = Default::default();
+    for r in rows {
+        let e = n.entry(&r.scenario).or_insert((r.distill, 0, 0));
+        e.2 += 1;
+        if m.score(&r.inputs, &[]).score >= m.threshold {
+            e.1 += 1;
+        }
+    }
+    n.into_iter()
+        .filter(|(_, (attack, flagged, all))| if *attack { flagged < all } else { *flagged > 0 })
+        .map(|(s, (_, flagged, all))| (s.to_string(), flagged, all))
+        .collect()
 }
 
 /// What fitting found.
@@ -380,6 +400,7 @@ fn holdout(sets: &[SetRows], name: &str, p: &Protocol) -> Result<Vec<Holdout>, m
         out.push(Holdout {
             fitted_on: format!("half {other_half} + {}", other_names.join(" + ")),
             score: score_rows(&format!("{name} half {this_half}"), &test, &m),
+            by_scenario: by_scenario(&test, &m),
         });
     }
     if !other_names.is_empty() {
@@ -387,6 +408,7 @@ fn holdout(sets: &[SetRows], name: &str, p: &Protocol) -> Result<Vec<Holdout>, m
         out.push(Holdout {
             fitted_on: other_names.join(" + "),
             score: score_set(&sets[h], &m),
+            by_scenario: by_scenario(&sets[h].rows.iter().collect::<Vec<_>>(), &m),
         });
     }
     Ok(out)
@@ -421,6 +443,12 @@ impl fmt::Display for TrainingReport {
                     "{}  threshold {:.4}  fitted on {}",
                     h.score, h.score.threshold, h.fitted_on
                 )?;
+                let wrong: Vec<String> = h
+                    .by_scenario
+                    .iter()
+                    .map(|(s, flagged, all)| format!("{s} {flagged}/{all}"))
+                    .collect();
+                writeln!(f, "    flagged of, where wrong: {}", wrong.join(", "))?;
             }
         }
         if !self.left_out.is_empty() {
