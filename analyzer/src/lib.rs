@@ -104,7 +104,7 @@ pub fn configured_model(cfg: &AnalyzerConfig) -> Result<model::Model, model::Mod
 pub fn labelled_inputs(
     analysis: &analysis::Analysis,
     labels: &eval::Labels,
-) -> Vec<(Vec<f64>, bool, String)> {
+) -> Vec<training::LabelledRow> {
     let peers = &analysis.peers;
     analysis
         .accounts
@@ -113,7 +113,12 @@ pub fn labelled_inputs(
         .filter_map(|a| {
             labels
                 .get(&a.account_id)
-                .map(|(attack, scenario)| (peers.inputs(&a.features), *attack, scenario.clone()))
+                .map(|(attack, scenario)| training::LabelledRow {
+                    account: a.account_id.clone(),
+                    inputs: peers.inputs(&a.features),
+                    distill: *attack,
+                    scenario: scenario.clone(),
+                })
         })
         .collect()
 }
@@ -280,7 +285,8 @@ pub fn run(
     if let Some(p) = &opts.fit_labels {
         let labels = eval::read_labels(p)?;
         let rows = labelled_inputs(&analysis, &labels);
-        let (x, y): (Vec<Vec<f64>>, Vec<bool>) = rows.into_iter().map(|(x, y, _)| (x, y)).unzip();
+        let (x, y): (Vec<Vec<f64>>, Vec<bool>) =
+            rows.into_iter().map(|r| (r.inputs, r.distill)).unzip();
         let n_pos = y.iter().filter(|l| **l).count();
         let fit = model::FitOptions {
             prior: Some(model.clone()),

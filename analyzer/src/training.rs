@@ -1,7 +1,9 @@
 //! Fitting a model on labelled log sets and reporting how it holds up:
-//! per set (in sample), and leave one attack style out (the style's
-//! accounts removed from fitting, then scored), which is the nearest thing
-//! to a behaviour nobody has seen yet.
+//! per set (in sample); leave one attack style out (the style's accounts
+//! removed from fitting, then scored), which is the nearest thing to a
+//! behaviour nobody has seen yet; and one set held out (split in halves by
+//! account, and left out whole), which is the nearest thing to other
+//! accounts, or another generator, the model was not fitted on.
 
 use crate::config::AnalyzerConfig;
 use crate::eval::{self, Labels};
@@ -22,14 +24,27 @@ pub struct LabelledSet {
     pub labels: PathBuf,
 }
 
+/// One labelled account's model inputs.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LabelledRow {
+    /// The account (its hash decides its fold and its half in a split).
+    pub account: String,
+    /// Its model inputs ([`crate::model::inputs::INPUTS`] order).
+    pub inputs: Vec<f64>,
+    /// `true`: labelled distill.
+    pub distill: bool,
+    /// Its scenario (attack style or benign population).
+    pub scenario: String,
+}
+
 /// The model inputs of one set's labelled accounts (serialisable, so a
 /// fitter can keep them between runs instead of re-reading the logs).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SetRows {
     /// The set's name.
     pub name: String,
-    /// Inputs, label (`true`: distill) and scenario per account.
-    pub rows: Vec<(Vec<f64>, bool, String)>,
+    /// One row per labelled account.
+    pub rows: Vec<LabelledRow>,
     /// The set's peer baselines.
     pub peers: crate::model::inputs::Peers,
 }
@@ -45,6 +60,8 @@ pub struct SetScore {
     pub benign: usize,
     /// ROC-AUC.
     pub roc_auc: f64,
+    /// The threshold of the model that scored it.
+    pub threshold: f64,
     /// Recall at the model's threshold.
     pub recall: f64,
     /// Benign false-positive rate at the model's threshold.
@@ -64,6 +81,60 @@ pub struct LeftOut {
     pub flagged: usize,
 }
 
+/// How the fitter is run (beyond the regression's own [`FitOptions`]).
+#[derive(Clone, Debug, Default)]
+pub struct Protocol {
+    /// The regression's options (`target_fpr` is the threshold's target).
+    pub fit: FitOptions,
+    /// Folds by account for the threshold: with `k >= 2` the threshold is
+    /// the `target_fpr` quantile of the benign accounts' *out-of-fold*
+    /// scores (each scored by the model fitted on the other folds), not of
+    /// the in-sample scores, which are optimistically low; `0`: in sample.
+    pub threshold_folds: usize,
+    /// With folds: ship the average of the fold models (their log-odds
+    /// averaged, an exact linear model) instead of one fit on all rows.
+    pub bag: bool,
+    /// The threshold is the highest of each training set's own benign
+    /// quantile, so that no set's benign accounts exceed `target_fpr`
+    /// (pooled, a set of easy benign accounts dilutes a hard one's).
+    pub per_set_threshold: bool,
+    /// Report each attack style's recall when it was left out of fitting.
+    pub leave_one_out: bool,
+    /// A set (by name) to measure out of sample: split in halves by
+    /// account (fit on one half and the other sets, score the other half,
+    /// both ways), and left out whole (fit on the other sets only).
+    pub holdout: Option<String>,
+}
+
+/// One out-of-sample measurement of `--holdout`.
+#[derive(Clone, Debug)]
+pub struct Holdout {
+    /// What was fitted on, in words.
+    pub fitted_on: String,
+    /// The held-out accounts' scores.
+    pub score: SetScore,
+    /// Per scenario of the held-out accounts: flagged of accounts
+    /// (attack styles: the caught; benign populations: the false
+    /// positives), only those with a miss or a false positive.
+    pub by_scenario: Vec<(String, usize, usize)>,
+}
+
+/// Flagged of accounts per scenario, where the verdict was wrong for some.
+fn by_scenario(rows: &[&LabelledRow], m: &Model) -> Vec<(String, usize, usize)> {
+    let mut n: std::collections::BTreeMap<&str, (bool, usize, usize)> = Default::default();
+    for r in rows {
+        let e = n.entry(&r.scenario).or_insert((r.distill, 0, 0));
+        e.2 += 1;
+        if m.score(&r.inputs, &[]).score >= m.threshold {
+            e.1 += 1;
+        }
+    }
+    n.into_iter()
+        .filter(|(_, (attack, flagged, all))| if *attack { flagged < all } else { *flagged > 0 })
+        .map(|(s, (_, flagged, all))| (s.to_string(), flagged, all))
+        .collect()
+}
+
 /// What fitting found.
 #[derive(Clone, Debug)]
 pub struct TrainingReport {
@@ -75,6 +146,8 @@ pub struct TrainingReport {
     pub checks: Vec<SetScore>,
     /// Leave-one-style-out, when asked for.
     pub left_out: Vec<LeftOut>,
+    /// The holdout measurements, when asked for.
+    pub holdouts: Vec<Holdout>,
 }
 
 /// Read and analyse a labelled set (with `model`, which only matters for
@@ -93,33 +166,131 @@ pub fn rows_of(
     })
 }
 
-fn fit_rows<'a>(
-    rows: impl Iterator<Item = &'a (Vec<f64>, bool, String)>,
-    opt: &FitOptions,
-) -> Result<Model, model::ModelError> {
-    let (mut x, mut y, mut g) = (Vec::new(), Vec::new(), Vec::new());
-    for (xi, yi, gi) in rows {
-        x.push(xi.clone());
-        y.push(*yi);
-        g.push(gi.as_str());
-    }
+/// A stable 64-bit hash of an account id: the first 8 bytes of its
+/// SHA-256 (the same on every machine and version, so a split can be
+/// rerun by anyone). Its lowest bit is the account's half in a split,
+/// the rest decides its fold.
+fn account_hash(account: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(account.as_bytes());
+    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+/// The account's half (0 or 1) in a holdout split.
+pub fn half_of(account: &str) -> u64 {
+    account_hash(account) & 1
+}
+
+/// The account's fold out of `k` for the out-of-fold threshold.
+pub fn fold_of(account: &str, k: usize) -> usize {
+    ((account_hash(account) >> 1) % k.max(1) as u64) as usize
+}
+
+/// A training row and the index of the set it comes from.
+pub type Row<'a> = (usize, &'a LabelledRow);
+
+fn fit_plain(rows: &[Row<'_>], opt: &FitOptions) -> Result<Model, model::ModelError> {
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.1.inputs.clone()).collect();
+    let y: Vec<bool> = rows.iter().map(|r| r.1.distill).collect();
+    let g: Vec<&str> = rows.iter().map(|r| r.1.scenario.as_str()).collect();
     model::fit_grouped(&x, &y, &g, opt)
+}
+
+/// Fit on `rows` as the protocol says: one fit (or the fold models'
+/// average), the threshold from in-sample or out-of-fold benign scores,
+/// pooled or per set.
+pub fn fit_rows(rows: &[Row<'_>], p: &Protocol) -> Result<Model, model::ModelError> {
+    let mut full = fit_plain(rows, &p.fit)?;
+    let k = p.threshold_folds;
+    // Each benign account's score (with its set) by a model that did not
+    // see it, or (k < 2) by the model itself.
+    let mut benign: Vec<(usize, f64)> = Vec::new();
+    if k < 2 {
+        benign.extend(
+            rows.iter()
+                .filter(|r| !r.1.distill)
+                .map(|r| (r.0, full.score(&r.1.inputs, &[]).score)),
+        );
+    } else {
+        let mut folds = Vec::new();
+        for fold in 0..k {
+            let (held, fit): (Vec<Row<'_>>, Vec<Row<'_>>) =
+                rows.iter().partition(|r| fold_of(&r.1.account, k) == fold);
+            let m = fit_plain(&fit, &p.fit)?;
+            benign.extend(
+                held.iter()
+                    .filter(|r| !r.1.distill)
+                    .map(|r| (r.0, m.score(&r.1.inputs, &[]).score)),
+            );
+            folds.push(m);
+        }
+        if p.bag {
+            full = average(&full, &folds);
+        }
+    }
+    full.threshold = if p.per_set_threshold {
+        let mut by_set: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+        for (set, score) in benign {
+            by_set.entry(set).or_default().push(score);
+        }
+        by_set
+            .values_mut()
+            .map(|v| model::threshold_for(v, p.fit.target_fpr))
+            .fold(0.5, f64::max)
+    } else {
+        let mut all: Vec<f64> = benign.into_iter().map(|(_, s)| s).collect();
+        model::threshold_for(&mut all, p.fit.target_fpr)
+    };
+    Ok(full)
+}
+
+/// The model whose log-odds are the mean of `models`' log-odds, written
+/// with `like`'s centring and scaling (each model is linear in the raw
+/// inputs, so the mean is too: exact, and contributions stay per input).
+fn average(like: &Model, models: &[Model]) -> Model {
+    let n = like.coef.len();
+    let k = models.len() as f64;
+    // Raw-input slope and constant of each model, averaged.
+    let mut slope = vec![0.0; n];
+    let mut constant = 0.0;
+    for m in models {
+        constant += m.intercept / k;
+        for (j, s) in slope.iter_mut().enumerate() {
+            let a = m.coef[j] / m.scale[j];
+            *s += a / k;
+            constant -= a * m.center[j] / k;
+        }
+    }
+    let mut out = like.clone();
+    out.coef = slope.iter().zip(&like.scale).map(|(a, s)| a * s).collect();
+    out.intercept = constant
+        + slope
+            .iter()
+            .zip(&like.center)
+            .map(|(a, c)| a * c)
+            .sum::<f64>();
+    out
 }
 
 /// Score a set's rows under a model. Account-level: cluster evidence is
 /// not part of this table (the full analysis adds it).
 pub fn score_set(set: &SetRows, m: &Model) -> SetScore {
+    score_rows(&set.name, &set.rows.iter().collect::<Vec<_>>(), m)
+}
+
+fn score_rows(name: &str, rows: &[&LabelledRow], m: &Model) -> SetScore {
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for (x, y, _) in &set.rows {
-        let s = m.score(x, &[]).score;
-        if *y { a.push(s) } else { b.push(s) }
+    for r in rows {
+        let s = m.score(&r.inputs, &[]).score;
+        if r.distill { a.push(s) } else { b.push(s) }
     }
     let over = |v: &[f64]| v.iter().filter(|s| **s >= m.threshold).count() as f64;
     SetScore {
-        name: set.name.clone(),
+        name: name.to_string(),
         attacks: a.len(),
         benign: b.len(),
         roc_auc: eval::roc_auc(&a, &b),
+        threshold: m.threshold,
         recall: if a.is_empty() {
             0.0
         } else {
@@ -135,54 +306,119 @@ pub fn score_set(set: &SetRows, m: &Model) -> SetScore {
 }
 
 /// Fit one model on all sets; report each set in sample, each of `checks`
-/// (not fitted on) and, with `leave_one_out`, each attack style left out
-/// of fitting.
+/// (not fitted on) and, as the protocol asks, each attack style left out
+/// of fitting and the holdout set out of sample.
 pub fn train(
     sets: &[SetRows],
     checks: &[SetRows],
-    opt: &FitOptions,
-    leave_one_out: bool,
+    protocol: &Protocol,
 ) -> Result<TrainingReport, model::ModelError> {
-    let all = || sets.iter().flat_map(|s| s.rows.iter());
-    let peers: Vec<_> = sets.iter().map(|s| s.peers.clone()).collect();
-    let opt = &FitOptions {
-        reference: crate::model::inputs::Peers::mean(&peers),
-        ..opt.clone()
+    let all = || {
+        sets.iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.rows.iter().map(move |r| (i, r)))
     };
-    let model = fit_rows(all(), opt)?;
+    let peers: Vec<_> = sets.iter().map(|s| s.peers.clone()).collect();
+    let p = &Protocol {
+        fit: FitOptions {
+            reference: crate::model::inputs::Peers::mean(&peers),
+            ..protocol.fit.clone()
+        },
+        ..protocol.clone()
+    };
+    let model = fit_rows(&all().collect::<Vec<_>>(), p)?;
     let scores = sets.iter().map(|s| score_set(s, &model)).collect();
     let mut left_out = Vec::new();
-    if leave_one_out {
+    if p.leave_one_out {
         let styles: BTreeSet<&str> = all()
-            .filter(|(_, y, _)| *y)
-            .map(|(_, _, s)| s.as_str())
+            .filter(|r| r.1.distill)
+            .map(|r| r.1.scenario.as_str())
             .collect();
         for style in styles {
-            let m = fit_rows(all().filter(|(_, _, s)| s != style), opt)?;
-            let held: Vec<_> = all().filter(|(_, _, s)| s == style).collect();
+            let m = fit_rows(
+                &all().filter(|r| r.1.scenario != style).collect::<Vec<_>>(),
+                p,
+            )?;
+            let held: Vec<_> = all().filter(|r| r.1.scenario == style).collect();
             left_out.push(LeftOut {
                 scenario: style.to_string(),
                 accounts: held.len(),
                 flagged: held
                     .iter()
-                    .filter(|(x, _, _)| m.score(x, &[]).score >= m.threshold)
+                    .filter(|r| m.score(&r.1.inputs, &[]).score >= m.threshold)
                     .count(),
             });
         }
     }
+    let holdouts = match &p.holdout {
+        Some(name) => holdout(sets, name, p)?,
+        None => Vec::new(),
+    };
     Ok(TrainingReport {
         checks: checks.iter().map(|s| score_set(s, &model)).collect(),
         model,
         sets: scores,
         left_out,
+        holdouts,
     })
+}
+
+/// The out-of-sample measurements of one set: each half (by account) fitted
+/// without it, and the whole set left out.
+fn holdout(sets: &[SetRows], name: &str, p: &Protocol) -> Result<Vec<Holdout>, model::ModelError> {
+    let Some(h) = sets.iter().position(|s| s.name == name) else {
+        return Err(model::ModelError::Fit(format!(
+            "--holdout {name}: no such set (sets: {})",
+            sets.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let others = || {
+        sets.iter()
+            .enumerate()
+            .filter(move |(i, _)| *i != h)
+            .flat_map(|(i, s)| s.rows.iter().map(move |r| (i, r)))
+    };
+    let other_names: Vec<&str> = sets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != h)
+        .map(|(_, s)| s.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for half in [0, 1] {
+        let (test, fit): (Vec<&LabelledRow>, Vec<&LabelledRow>) = sets[h]
+            .rows
+            .iter()
+            .partition(|r| half_of(&r.account) == half);
+        let fit = fit.into_iter().map(|r| (h, r)).chain(others());
+        let m = fit_rows(&fit.collect::<Vec<_>>(), p)?;
+        let other_half = if half == 0 { "B" } else { "A" };
+        let this_half = if half == 0 { "A" } else { "B" };
+        out.push(Holdout {
+            fitted_on: format!("half {other_half} + {}", other_names.join(" + ")),
+            score: score_rows(&format!("{name} half {this_half}"), &test, &m),
+            by_scenario: by_scenario(&test, &m),
+        });
+    }
+    if !other_names.is_empty() {
+        let m = fit_rows(&others().collect::<Vec<_>>(), p)?;
+        out.push(Holdout {
+            fitted_on: other_names.join(" + "),
+            score: score_set(&sets[h], &m),
+            by_scenario: by_scenario(&sets[h].rows.iter().collect::<Vec<_>>(), &m),
+        });
+    }
+    Ok(out)
 }
 
 impl fmt::Display for TrainingReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "threshold {:.4} (benign FPR target {:.3} on the training accounts)",
+            "threshold {:.4} (benign FPR target {:.3} on the training accounts, in sample or out of fold as fitted_on says)",
             self.model.threshold, self.model.target_fpr
         )?;
         writeln!(
@@ -194,11 +430,26 @@ impl fmt::Display for TrainingReport {
             if i == self.sets.len() {
                 writeln!(f, "not fitted on:")?;
             }
+            writeln!(f, "{s}")?;
+        }
+        if !self.holdouts.is_empty() {
             writeln!(
                 f,
-                "{:<28} {:>7} {:>7} {:>8.3} {:>7.3} {:>7.4} {:>12.3}",
-                s.name, s.attacks, s.benign, s.roc_auc, s.recall, s.fpr, s.recall_at_fpr_1pct
+                "\nheld out (not fitted on; each at its own model's threshold):"
             )?;
+            for h in &self.holdouts {
+                writeln!(
+                    f,
+                    "{}  threshold {:.4}  fitted on {}",
+                    h.score, h.score.threshold, h.fitted_on
+                )?;
+                let wrong: Vec<String> = h
+                    .by_scenario
+                    .iter()
+                    .map(|(s, flagged, all)| format!("{s} {flagged}/{all}"))
+                    .collect();
+                writeln!(f, "    flagged of, where wrong: {}", wrong.join(", "))?;
+            }
         }
         if !self.left_out.is_empty() {
             writeln!(
@@ -217,5 +468,193 @@ impl fmt::Display for TrainingReport {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for SetScore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<28} {:>7} {:>7} {:>8.3} {:>7.3} {:>7.4} {:>12.3}",
+            self.name,
+            self.attacks,
+            self.benign,
+            self.roc_auc,
+            self.recall,
+            self.fpr,
+            self.recall_at_fpr_1pct
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::inputs::INPUTS;
+
+    /// A deterministic pseudo-random stream (xorshift) in [0, 1).
+    struct Stream(u64);
+    impl Stream {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Accounts with one weak signal input and every other input noise:
+    /// a fit with little penalty learns the noise of its own accounts.
+    fn accounts(prefix: &str, n: usize, seed: u64) -> Vec<LabelledRow> {
+        let mut r = Stream(seed);
+        (0..n)
+            .map(|i| {
+                let distill = i % 5 == 0;
+                let mut inputs: Vec<f64> = (0..INPUTS.len()).map(|_| r.next()).collect();
+                inputs[0] += if distill { 0.6 } else { 0.0 };
+                LabelledRow {
+                    account: format!("{prefix}{i}"),
+                    inputs,
+                    distill,
+                    scenario: if distill { "attack" } else { "benign" }.into(),
+                }
+            })
+            .collect()
+    }
+
+    fn protocol(folds: usize, bag: bool) -> Protocol {
+        Protocol {
+            fit: FitOptions {
+                l2: 0.1,
+                target_fpr: 0.02,
+                ..FitOptions::default()
+            },
+            threshold_folds: folds,
+            bag,
+            ..Protocol::default()
+        }
+    }
+
+    #[test]
+    fn out_of_fold_threshold_holds_the_fpr_on_new_accounts_better_than_in_sample() {
+        let train = accounts("t", 300, 7);
+        let fresh = accounts("f", 3000, 11);
+        let rows: Vec<Row<'_>> = train.iter().map(|r| (0, r)).collect();
+        let fresh: Vec<&LabelledRow> = fresh.iter().collect();
+        let in_sample = fit_rows(&rows, &protocol(0, false)).unwrap();
+        let oof = fit_rows(&rows, &protocol(5, false)).unwrap();
+        // Same weights, another threshold.
+        assert_eq!(in_sample.coef, oof.coef);
+        let fpr = |m: &Model| score_rows("fresh", &fresh, m).fpr;
+        assert!(
+            fpr(&in_sample) > 0.025,
+            "the overfitted in-sample threshold (target 0.02) lets through {} of new benign accounts",
+            fpr(&in_sample)
+        );
+        assert!(
+            fpr(&oof) < fpr(&in_sample),
+            "out of fold {} vs in sample {}",
+            fpr(&oof),
+            fpr(&in_sample)
+        );
+    }
+
+    #[test]
+    fn per_set_threshold_keeps_each_sets_benign_rate_under_the_target() {
+        // Set 0: benign accounts far from the attacks; set 1: benign
+        // accounts that overlap them. Pooled, the easy set dilutes the
+        // hard one's false positives.
+        let mut easy = accounts("e", 600, 5);
+        for r in easy.iter_mut().filter(|r| !r.distill) {
+            r.inputs[0] -= 3.0;
+        }
+        let hard = accounts("h", 200, 9);
+        let rows: Vec<Row<'_>> = easy
+            .iter()
+            .map(|r| (0, r))
+            .chain(hard.iter().map(|r| (1, r)))
+            .collect();
+        let hard: Vec<&LabelledRow> = hard.iter().collect();
+        let pooled = fit_rows(&rows, &protocol(5, false)).unwrap();
+        let per_set = fit_rows(
+            &rows,
+            &Protocol {
+                per_set_threshold: true,
+                ..protocol(5, false)
+            },
+        )
+        .unwrap();
+        let fpr = |m: &Model| score_rows("hard", &hard, m).fpr;
+        assert!(fpr(&pooled) > 0.02, "pooled: {}", fpr(&pooled));
+        assert!(fpr(&per_set) <= 0.02, "per set: {}", fpr(&per_set));
+    }
+
+    #[test]
+    fn averaged_fold_models_score_the_mean_of_their_log_odds() {
+        let train = accounts("t", 200, 3);
+        let rows: Vec<Row<'_>> = train.iter().map(|r| (0, r)).collect();
+        let opt = protocol(0, false).fit;
+        let models: Vec<Model> = (0..3)
+            .map(|k| {
+                let part: Vec<Row<'_>> = rows
+                    .iter()
+                    .copied()
+                    .filter(|r| fold_of(&r.1.account, 3) != k)
+                    .collect();
+                fit_plain(&part, &opt).unwrap()
+            })
+            .collect();
+        let like = fit_plain(&rows, &opt).unwrap();
+        let avg = average(&like, &models);
+        for r in &rows {
+            let r = r.1;
+            let mean = models
+                .iter()
+                .map(|m| m.score(&r.inputs, &[]).logit)
+                .sum::<f64>()
+                / 3.0;
+            assert!((avg.score(&r.inputs, &[]).logit - mean).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn holdout_splits_a_set_by_account_and_leaves_it_out_whole() {
+        let set = |name: &str, prefix: &str, seed| SetRows {
+            name: name.into(),
+            rows: accounts(prefix, 200, seed),
+            peers: Default::default(),
+        };
+        let sets = [set("a", "a", 5), set("b", "b", 9)];
+        let p = Protocol {
+            holdout: Some("a".into()),
+            ..protocol(5, false)
+        };
+        let report = train(&sets, &[], &p).unwrap();
+        let [h0, h1, whole] = &report.holdouts[..] else {
+            panic!("{:?}", report.holdouts)
+        };
+        // The halves partition the set's accounts, and hashing decides.
+        assert_eq!(h0.score.attacks + h1.score.attacks, 40);
+        assert_eq!(h0.score.benign + h1.score.benign, 160);
+        let in_a = sets[0]
+            .rows
+            .iter()
+            .filter(|r| half_of(&r.account) == 0)
+            .count();
+        assert_eq!(h0.score.attacks + h0.score.benign, in_a);
+        assert!(in_a > 60 && in_a < 140, "{in_a} of 200 in half A");
+        assert_eq!(whole.fitted_on, "b");
+        assert_eq!((whole.score.attacks, whole.score.benign), (40, 160));
+        assert!(
+            train(
+                &sets,
+                &[],
+                &Protocol {
+                    holdout: Some("c".into()),
+                    ..p
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use analyzer::model::{Balance, FitOptions, Model};
-use analyzer::training::{self, LabelledSet};
+use analyzer::training::{self, LabelledSet, Protocol};
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
@@ -46,6 +46,27 @@ pub struct FitArgs {
     /// Also fit once per attack style without it and report its recall.
     #[arg(long)]
     pub leave_one_out: bool,
+    /// Folds by account (sha256 of the account id) for the threshold: it
+    /// is set on the benign accounts' out-of-fold scores (each scored by a
+    /// model that did not see it); 0: on the in-sample scores.
+    #[arg(long, default_value_t = 5)]
+    pub threshold_folds: usize,
+    /// With --threshold-folds: the model is the average of the fold
+    /// models instead of one fit on all accounts.
+    #[arg(long)]
+    pub bag: bool,
+    /// The threshold keeps every training set's own benign false-positive
+    /// rate at most --target-fpr (the highest of the sets' quantiles),
+    /// instead of the pooled rate.
+    #[arg(long)]
+    pub per_set_threshold: bool,
+    /// Measure one set (its name as printed, e.g. `requests.jsonl.zst` or
+    /// `seed1/requests.jsonl`) out of sample: split in halves by sha256 of
+    /// the account id, fitted on one half and the other sets and scored on
+    /// the other half (both ways), and left out whole (fitted on the other
+    /// sets only: across generators when they come from another one).
+    #[arg(long, value_name = "SET")]
+    pub holdout: Option<String>,
     /// Keep each weight's sign as its input's prior direction says
     /// (`weightwatch model show` lists them); `false`: any sign.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
@@ -149,7 +170,7 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
         .iter()
         .zip(&sets)
         .map(|(r, s)| {
-            let pos = r.rows.iter().filter(|x| x.1).count();
+            let pos = r.rows.iter().filter(|x| x.distill).count();
             format!(
                 "{} ({} distill, {} benign)",
                 s.logs[0].display(),
@@ -158,16 +179,39 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
             )
         })
         .collect();
-    let opt = FitOptions {
-        l2: a.l2,
-        target_fpr: a.target_fpr,
-        prior: None,
-        description: format!("weightwatch model fit on {}", counts.join("; ")),
-        reference: Default::default(),
-        monotone: a.monotone,
-        balance: a.balance,
+    let each_set = if a.per_set_threshold {
+        " in every set"
+    } else {
+        ""
     };
-    let report = training::train(&rows, &checks, &opt, a.leave_one_out)?;
+    let threshold_from = match (a.threshold_folds, a.bag) {
+        (0 | 1, _) => "in-sample benign scores".to_string(),
+        (k, false) => format!("{k}-fold out-of-fold benign scores (by account)"),
+        (k, true) => {
+            format!("{k}-fold out-of-fold benign scores (by account); the fold models averaged")
+        }
+    };
+    let protocol = Protocol {
+        fit: FitOptions {
+            l2: a.l2,
+            target_fpr: a.target_fpr,
+            prior: None,
+            description: format!(
+                "weightwatch model fit on {}; threshold at benign FPR {}{each_set} of {threshold_from}",
+                counts.join("; "),
+                a.target_fpr
+            ),
+            reference: Default::default(),
+            monotone: a.monotone,
+            balance: a.balance,
+        },
+        threshold_folds: a.threshold_folds,
+        bag: a.bag,
+        per_set_threshold: a.per_set_threshold,
+        leave_one_out: a.leave_one_out,
+        holdout: a.holdout.clone(),
+    };
+    let report = training::train(&rows, &checks, &protocol)?;
     report.model.save(&a.out)?;
     println!("{report}");
     eprintln!("model written to {}", a.out.display());

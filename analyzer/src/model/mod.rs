@@ -71,7 +71,8 @@ pub struct Model {
     /// Entities scoring at or above it are flagged.
     pub threshold: f64,
     /// The benign false-positive rate the threshold was chosen for, on
-    /// the training accounts.
+    /// the training accounts (in sample or out of fold, pooled or per
+    /// set: `fitted_on` says; `weightwatch model fit`).
     pub target_fpr: f64,
     /// Ridge penalty used in fitting.
     pub l2: f64,
