@@ -1,17 +1,14 @@
 //! Archives of model directories: zip and tar listings (member names, and the
-//! first model member's own header when it is in view), and gzip/zstd
-//! compressed tar whose first `DECOMPRESS_LIMIT` decompressed bytes name the
-//! members. Zip is also where `torch.save` files, `.npz` and `.keras` live.
+//! first model member's own header when it is in view); compressed tars are
+//! decompressed by `compressed.rs`. Zip is also where `torch.save` files,
+//! `.npz` and `.keras` live.
 
 use super::cursor::{Cursor, Fail, is_name};
 use super::names::is_model_member;
 use super::{Identified, Kind, Verdict, identify_file_at, inflate, numpy, pickle, torch};
 use eve::WeightFormat;
 use std::borrow::Cow;
-use std::io::Read;
 
-/// Decompressed bytes examined for a compressed tar.
-const DECOMPRESS_LIMIT: usize = 1 << 20;
 /// Output bytes one streamed deflated member may inflate to while its end
 /// is searched for.
 const INFLATE_LIMIT: u64 = 8 << 20;
@@ -558,62 +555,4 @@ pub(crate) fn tar_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         id.inner = inner.map(Box::new);
     }
     Verdict::Match(id)
-}
-
-/// Compression of a `.tar.gz` / `.tar.zst`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Codec {
-    /// gzip (RFC 1952).
-    Gzip,
-    /// Zstandard.
-    Zstd,
-}
-
-fn decompress_prefix(buf: &[u8], codec: Codec) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let mut reader: Box<dyn Read> = match codec {
-        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(buf)),
-        Codec::Zstd => match zstd::stream::read::Decoder::with_buffer(buf) {
-            Ok(d) => Box::new(d),
-            Err(_) => return out,
-        },
-    };
-    while out.len() < DECOMPRESS_LIMIT {
-        match reader.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n.min(DECOMPRESS_LIMIT - out.len())]),
-        }
-    }
-    out
-}
-
-pub(crate) fn compressed(buf: &[u8], codec: Codec, complete: bool) -> Verdict {
-    let plain = decompress_prefix(buf, codec);
-    if plain.len() < 512 {
-        return if complete {
-            Verdict::No
-        } else {
-            Verdict::NeedMore
-        };
-    }
-    let full = complete || plain.len() >= DECOMPRESS_LIMIT;
-    let v = if plain.get(257..262) == Some(b"ustar") {
-        tar_at(&plain, 0, full)
-    } else {
-        match identify_file_at(&plain, 0) {
-            Verdict::NeedMore if full => Verdict::No,
-            v => v,
-        }
-    };
-    match v {
-        Verdict::Match(mut id) => {
-            id.detail = Some(match codec {
-                Codec::Gzip => "gzip",
-                Codec::Zstd => "zstd",
-            });
-            Verdict::Match(id)
-        }
-        other => other,
-    }
 }

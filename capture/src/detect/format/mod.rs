@@ -5,6 +5,7 @@
 //! architecture and model name.
 
 mod archive;
+mod compressed;
 mod coreml;
 mod cursor;
 mod flax;
@@ -160,11 +161,9 @@ enum Magic {
     Tflite,
     TorchLegacy,
     Tar,
-    Gzip,
-    Zstd,
 }
 
-const MAGICS: [(&[u8], Magic); 12] = [
+const MAGICS: [(&[u8], Magic); 10] = [
     (b"GGUF", Magic::Gguf),
     (b"tjgg", Magic::Ggml),
     (b"fmgg", Magic::Ggml),
@@ -178,8 +177,6 @@ const MAGICS: [(&[u8], Magic); 12] = [
         Magic::TorchLegacy,
     ),
     (b"ustar", Magic::Tar),
-    (b"\x1f\x8b\x08", Magic::Gzip),
-    (b"\x28\xb5\x2f\xfd", Magic::Zstd),
 ];
 
 /// Candidate structures tried per attempt (bounds work on adversarial input).
@@ -208,7 +205,7 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
     let Some(b) = buf.get(pos..) else {
         return Verdict::No;
     };
-    let tries: [Parser; 14] = [
+    let tries: [Parser; 15] = [
         safetensors::parse,
         gguf::parse,
         ggml::parse,
@@ -218,6 +215,7 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
         flax::parse,
         openvino::parse,
         coreml::parse,
+        coreml::parse_weights,
         hdf5::parse,
         torch::parse_legacy,
         tflite::parse,
@@ -243,10 +241,11 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
 pub fn identify(buf: &[u8], complete: bool) -> Verdict {
     let mut need = false;
     // Formats without a magic are only taken at the object's first byte.
-    let at_start: [Parser; 8] = [
+    let at_start: [Parser; 9] = [
         safetensors::parse,
         onnx::parse,
         coreml::parse,
+        coreml::parse_weights,
         tfckpt::parse_index,
         joblib::parse,
         numpy::parse_pickle,
@@ -258,6 +257,14 @@ pub fn identify(buf: &[u8], complete: bool) -> Verdict {
             Ok(id) => return Verdict::Match(id),
             Err(Fail::Short) => need = true,
             Err(Fail::Bad) => {}
+        }
+    }
+    // Compressed containers: only at the object's first byte.
+    if let Some(codec) = compressed::sniff(buf) {
+        match compressed::compressed(buf, codec, complete) {
+            Verdict::Match(id) => return Verdict::Match(id),
+            Verdict::NeedMore => need = true,
+            Verdict::No => {}
         }
     }
     for m in automaton().find_overlapping_iter(buf).take(MAX_CANDIDATES) {
@@ -276,9 +283,6 @@ pub fn identify(buf: &[u8], complete: bool) -> Verdict {
             Magic::Zip => archive::zip_at(buf, at, complete),
             Magic::Tar if at >= 257 => archive::tar_at(buf, at - 257, complete),
             Magic::Tar => Verdict::No,
-            Magic::Gzip if at == 0 => archive::compressed(buf, archive::Codec::Gzip, complete),
-            Magic::Zstd if at == 0 => archive::compressed(buf, archive::Codec::Zstd, complete),
-            Magic::Gzip | Magic::Zstd => Verdict::No,
         };
         match v {
             Verdict::Match(id) => return Verdict::Match(id),
