@@ -298,6 +298,114 @@ fn a_pickled_estimator_is_named_with_its_class_and_arrays() {
     }
 }
 
+/// The evidence `members` ({name, format}) of the weights alerts of
+/// `bytes` sent over HTTP, per alert.
+fn members_over_http(bytes: &[u8], name: &str) -> Vec<Vec<(String, String)>> {
+    let mut frames = Frames::default();
+    scenario::http_upload_put(
+        &mut frames,
+        &SessionOptions::ipv4(46_000, 80),
+        &format!("/upload/{name}"),
+        &Payload::Bytes(bytes),
+    )
+    .expect("session");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = dir.path().join("zip.pcap");
+    write_pcap(&pcap, frames.0);
+    let detectors =
+        build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
+    let (_, events) = replay(&[pcap], 1, &detectors);
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Alert(a) if a.alert.category == AlertCategory::WeightsFormat => Some(
+                a.evidence
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .map(|m| {
+                        m.iter()
+                            .map(|x| {
+                                let s = |k: &str| x[k].as_str().unwrap_or_default().to_string();
+                                (s("name"), s("format"))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_sensor_names_a_wheels_model_members_by_their_bytes() {
+    use fixtures::weights::archive::{ZipMember, zip_with};
+    let t = tensors(DType::F32, 17);
+    let m = |name: &str, data: Vec<u8>, deflate: bool| ZipMember {
+        name: name.into(),
+        data,
+        deflate,
+    };
+    // A wheel whose model files are not named like model files: a pickled
+    // estimator (deflated) and Core ML weights (stored), after code.
+    let wheel = zip_with(
+        &[
+            m("pkg/__init__.py", b"import os\n".repeat(50), true),
+            m("pkg/data/classifier.dat", pickled(&largest(&t)), true),
+            m("pkg/data/weights.blob", coreml::write_weight_bin(&t), false),
+            m(
+                "pkg-1.0.dist-info/RECORD",
+                b"pkg/__init__.py,,\n".to_vec(),
+                true,
+            ),
+        ],
+        1,
+        false,
+    );
+    let got = members_over_http(&wheel, "pkg-1.0-py3-none-any.whl");
+    assert_eq!(
+        got,
+        vec![vec![
+            ("pkg/data/classifier.dat".to_string(), "pickle".to_string()),
+            ("pkg/data/weights.blob".to_string(), "coreml".to_string()),
+        ]],
+    );
+    // The same code and text without a model: no weights alert.
+    let plain = zip_with(
+        &[
+            m("pkg/__init__.py", b"import os\n".repeat(50), true),
+            m(
+                "pkg/data/words.dat",
+                b"the quick brown fox ".repeat(8000),
+                true,
+            ),
+            m(
+                "pkg/data/table.bin",
+                negative::make("text", 18, 200_000).expect("text"),
+                false,
+            ),
+        ],
+        1,
+        false,
+    );
+    assert!(members_over_http(&plain, "pkg-1.0-py3-none-any.whl").is_empty());
+    // Zips nested deeper than one level are not listed (bounded work).
+    let mut nested = zip_with(
+        &[m(
+            "pkg/data/weights.blob",
+            coreml::write_weight_bin(&t),
+            false,
+        )],
+        1,
+        false,
+    );
+    for i in 0..40 {
+        nested = zip_with(&[m(&format!("n{i}.dat"), nested, false)], 1, false);
+    }
+    let r = inspect(&nested, "deep.zip");
+    assert_ne!(r.format.as_deref(), Some("coreml"), "{r:?}");
+}
+
 #[test]
 fn flax_msgpack_is_named_and_plain_msgpack_is_not() {
     let t = tensors(DType::F16, 2);

@@ -5,7 +5,7 @@
 
 use super::cursor::{Cursor, Fail, is_name};
 use super::names::is_model_member;
-use super::{Identified, Kind, Verdict, identify_file_at, inflate, numpy, pickle, torch};
+use super::{Identified, Kind, Verdict, identify, identify_file_at, inflate, numpy, pickle, torch};
 use eve::WeightFormat;
 use std::borrow::Cow;
 
@@ -21,6 +21,26 @@ const PICKLE_LIMIT: usize = 1 << 20;
 const INNER_LIMIT: usize = 1 << 20;
 /// Model member names kept as evidence.
 const MAX_MEMBERS: usize = 8;
+/// Members in view whose own bytes are identified (a wheel's model files
+/// need not be named like model files: `.pkl`, `.jit`, `.hdf5`, `.bin`).
+const MAX_IDENTIFIED: usize = 32;
+/// Bytes of each such member (inflated when deflated) parsed.
+const MEMBER_LIMIT: usize = 256 << 10;
+/// Inflation output one zip listing may spend identifying members.
+const MEMBER_BUDGET: u64 = 4 << 20;
+/// Extensions of members never parsed for a format (code, text, images,
+/// office XML): they cost inflation and hold no weights.
+const NOT_MODELS: [&str; 30] = [
+    "py", "pyi", "pyc", "pyx", "pxd", "c", "h", "cpp", "hpp", "js", "ts", "css", "html", "md",
+    "rst", "txt", "xml", "rels", "json", "yaml", "yml", "toml", "cfg", "ini", "csv", "png", "jpg",
+    "jpeg", "gif", "svg",
+];
+
+thread_local! {
+    /// Zips being listed on this thread, nested (a zip member that is a
+    /// zip is listed too, but not deeper).
+    static DEPTH: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
 
 struct Member {
     name: String,
@@ -239,9 +259,10 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     }
     let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
     let keras = names.contains(&"config.json") && names.iter().any(|n| n.ends_with(".weights.h5"));
+    let identified = identify_members(buf, &members);
     let model: Vec<&Member> = members
         .iter()
-        .filter(|m| is_model_member(&m.name))
+        .filter(|m| is_model_member(&m.name) || identified.iter().any(|(n, ..)| *n == m.name))
         .collect();
     let dir_kind = directory_kind(&names);
     if model.is_empty() && !keras && dir_kind.is_none() {
@@ -254,6 +275,8 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     let mut id = Identified::new(WeightFormat::Zip, Kind::ModelArchive);
     id.offset = at as u64;
     id.detail = if keras { Some("keras") } else { dir_kind };
+    id.member_formats = identified;
+    id.partial = short;
     id.members = model
         .iter()
         .take(MAX_MEMBERS)
@@ -266,6 +289,51 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         .find_map(|m| inner_file(buf, m))
         .map(Box::new);
     Verdict::Match(id)
+}
+
+/// The members in view (the first [`MAX_IDENTIFIED`]) whose own first
+/// bytes a format recognises as weights or a model archive, whatever their
+/// names: stored data read in place, deflated data inflated (at most
+/// [`MEMBER_LIMIT`] bytes each, [`MEMBER_BUDGET`] in all), a member cut by
+/// the prefix's end parsed as far as it goes.
+fn identify_members(
+    buf: &[u8],
+    members: &[Member],
+) -> Vec<(String, WeightFormat, Option<&'static str>)> {
+    let mut out = Vec::new();
+    let depth = DEPTH.with(|d| d.get());
+    if depth >= 2 {
+        return out;
+    }
+    DEPTH.with(|d| d.set(depth + 1));
+    let mut spent = 0u64;
+    for m in members.iter().take(MAX_IDENTIFIED) {
+        let ext = m.name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if m.size == 0
+            || !(m.stored || m.deflated)
+            || m.name.ends_with('/')
+            || ext.is_some_and(|e| NOT_MODELS.contains(&e.as_str()))
+        {
+            continue;
+        }
+        if m.deflated {
+            if spent >= MEMBER_BUDGET {
+                break;
+            }
+            spent += m.size.min(MEMBER_LIMIT as u64);
+        }
+        let bytes = member_bytes(buf, m, MEMBER_LIMIT);
+        let complete = bytes.len() as u64 >= m.size;
+        let v = match identify(&bytes, complete) {
+            Verdict::Match(id) => Some(id),
+            _ => None,
+        };
+        if let Some(id) = v.filter(|id| id.kind != Kind::TensorData) {
+            out.push((m.name.clone(), id.format, id.detail));
+        }
+    }
+    DEPTH.with(|d| d.set(depth));
+    out
 }
 
 /// What kind of model directory an archive's member names show: a NeMo

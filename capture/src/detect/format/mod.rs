@@ -72,6 +72,13 @@ pub struct Identified {
     pub model_name: Option<String>,
     /// Archive members named like model files (first few).
     pub members: Vec<String>,
+    /// A zip's members in view whose own bytes a format recognised as
+    /// weights or a model archive: (name, format, variant).
+    pub member_formats: Vec<(String, WeightFormat, Option<&'static str>)>,
+    /// A zip listing cut by the buffer's end: more bytes may name more
+    /// members, so the detector keeps buffering (to its window) before it
+    /// alerts.
+    pub partial: bool,
     /// Format of the first model member, when its header was in view.
     pub inner: Option<Box<Identified>>,
     /// Offset of the structure within the object.
@@ -91,6 +98,8 @@ impl Identified {
             architecture: None,
             model_name: None,
             members: Vec::new(),
+            member_formats: Vec::new(),
+            partial: false,
             inner: None,
             offset: 0,
         }
@@ -129,6 +138,14 @@ impl Identified {
         }
         if !self.members.is_empty() {
             e.insert("model_members".into(), json!(self.members));
+        }
+        if !self.member_formats.is_empty() {
+            let m: Vec<_> = self
+                .member_formats
+                .iter()
+                .map(|(name, f, v)| json!({"name": name, "format": f.as_str(), "variant": v}))
+                .collect();
+            e.insert("members".into(), json!(m));
         }
         if self.offset > 0 {
             e.insert("offset".into(), json!(self.offset));
@@ -362,6 +379,7 @@ impl Detector for FormatDetector {
             seen: 0,
             next_try: 4096,
             pending: None,
+            tentative: None,
             format: None,
             exe: None,
             inflated: (0, false),
@@ -380,6 +398,9 @@ pub struct FormatScan {
     seen: u64,
     next_try: usize,
     pending: Option<Identified>,
+    /// A zip named from a listing cut by the buffer's end: alerted on if
+    /// nothing better comes by the window's end or the object's.
+    tentative: Option<Identified>,
     format: Option<WeightFormat>,
     /// An executable with no format in its prefix: followed for a
     /// llamafile's GGUF member (stream offset expected next, the finder).
@@ -401,12 +422,20 @@ impl FormatScan {
         let after = inflate::tally();
         self.inflated.0 = self.inflated.0.max(after.0 - before.0);
         self.inflated.1 |= after.1 > before.1;
+        let room = !complete && self.buf.len() < self.limit();
         match verdict {
+            Verdict::Match(id) if id.partial && room => {
+                self.format = Some(id.format);
+                self.tentative = Some(id);
+            }
             Verdict::Match(id) => {
                 self.format = Some(id.format);
                 self.pending = Some(id);
+                self.tentative = None;
             }
-            Verdict::NeedMore if !complete && self.buf.len() < self.limit() => {}
+            Verdict::NeedMore if room => {}
+            _ if self.tentative.is_some() && !room => self.pending = self.tentative.take(),
+            _ if self.tentative.is_some() => {}
             _ => {
                 if complete || self.buf.len() >= self.limit() {
                     if llamafile::is_executable(&self.buf) && self.exe.is_none() {
