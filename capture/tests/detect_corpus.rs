@@ -249,6 +249,7 @@ fn inspect_of_a_wheel_names_its_model_members() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/model-corpus"));
     let cfg = DetectConfig::default();
     let mut wheels = 0;
+    let mut checked = 0;
     for entry in std::fs::read_dir(dir.join("wheels")).expect("wheels") {
         let wheel = entry.expect("entry").path();
         let r = inspect_file(&wheel, cfg.format_scan_bytes, &cfg).expect("inspect");
@@ -263,11 +264,15 @@ fn inspect_of_a_wheel_names_its_model_members() {
             .filter(|row| {
                 let rel = row.path.strip_prefix(&dir).expect("in cache");
                 let top = rel.components().next().expect("top").as_os_str();
-                let top = top.to_string_lossy().to_lowercase().replace('-', "_");
-                stem.starts_with(&format!("{top}-"))
+                // `<pkg>-<ver>` against the wheel's `<pkg_>-<ver>-…`.
+                let top = top.to_string_lossy().to_lowercase();
+                top.rsplit_once('-').is_some_and(|(pkg, ver)| {
+                    stem.starts_with(&format!("{}-{ver}-", pkg.replace(['-', '.'], "_")))
+                })
             })
             .collect();
         for row in mine {
+            checked += 1;
             let rel = row.path.strip_prefix(&dir).expect("in cache");
             let member: PathBuf = rel.components().skip(1).collect();
             let member = member.to_string_lossy();
@@ -283,6 +288,12 @@ fn inspect_of_a_wheel_names_its_model_members() {
         wheels += 1;
     }
     assert!(wheels >= 5, "{wheels} wheels");
+    // Every manifest row from a wheel (not the sdist's) was looked for.
+    let from_wheels = rows
+        .iter()
+        .filter(|r| !r.path.to_string_lossy().contains("llama-cpp-python"))
+        .count();
+    assert_eq!(checked, from_wheels, "rows matched to their wheels");
 }
 
 /// The small corpus wheels (64 KiB to 4 MiB) sent over HTTP whole: every

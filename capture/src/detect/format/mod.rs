@@ -75,9 +75,9 @@ pub struct Identified {
     /// A zip's members in view whose own bytes a format recognised as
     /// weights or a model archive: (name, format, variant).
     pub member_formats: Vec<(String, WeightFormat, Option<&'static str>)>,
-    /// A zip listing cut by the buffer's end: more bytes may name more
-    /// members, so the detector keeps buffering (to its window) before it
-    /// alerts.
+    /// A structure cut by the buffer's end that more bytes would describe
+    /// further (a zip listing, an OpenVINO graph): the detector keeps
+    /// buffering (to its window or the object's end) before it alerts.
     pub partial: bool,
     /// Format of the first model member, when its header was in view.
     pub inner: Option<Box<Identified>>,
@@ -398,8 +398,9 @@ pub struct FormatScan {
     seen: u64,
     next_try: usize,
     pending: Option<Identified>,
-    /// A zip named from a listing cut by the buffer's end: alerted on if
-    /// nothing better comes by the window's end or the object's.
+    /// A partial identification (a zip listing or a graph cut by the
+    /// buffer's end): alerted on if nothing better comes by the window's
+    /// end or the object's.
     tentative: Option<Identified>,
     format: Option<WeightFormat>,
     /// An executable with no format in its prefix: followed for a
