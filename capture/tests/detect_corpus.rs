@@ -249,6 +249,7 @@ fn inspect_of_a_wheel_names_its_model_members() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/model-corpus"));
     let cfg = DetectConfig::default();
     let mut wheels = 0;
+    let mut checked = 0;
     for entry in std::fs::read_dir(dir.join("wheels")).expect("wheels") {
         let wheel = entry.expect("entry").path();
         let r = inspect_file(&wheel, cfg.format_scan_bytes, &cfg).expect("inspect");
@@ -263,11 +264,15 @@ fn inspect_of_a_wheel_names_its_model_members() {
             .filter(|row| {
                 let rel = row.path.strip_prefix(&dir).expect("in cache");
                 let top = rel.components().next().expect("top").as_os_str();
-                let top = top.to_string_lossy().to_lowercase().replace('-', "_");
-                stem.starts_with(&format!("{top}-"))
+                // `<pkg>-<ver>` against the wheel's `<pkg_>-<ver>-…`.
+                let top = top.to_string_lossy().to_lowercase();
+                top.rsplit_once('-').is_some_and(|(pkg, ver)| {
+                    stem.starts_with(&format!("{}-{ver}-", pkg.replace(['-', '.'], "_")))
+                })
             })
             .collect();
         for row in mine {
+            checked += 1;
             let rel = row.path.strip_prefix(&dir).expect("in cache");
             let member: PathBuf = rel.components().skip(1).collect();
             let member = member.to_string_lossy();
@@ -283,6 +288,80 @@ fn inspect_of_a_wheel_names_its_model_members() {
         wheels += 1;
     }
     assert!(wheels >= 5, "{wheels} wheels");
+    // Every manifest row from a wheel (not the sdist's) was looked for.
+    let from_wheels = rows
+        .iter()
+        .filter(|r| !r.path.to_string_lossy().contains("llama-cpp-python"))
+        .count();
+    assert_eq!(checked, from_wheels, "rows matched to their wheels");
+}
+
+/// The small corpus wheels (64 KiB to 4 MiB) sent over HTTP whole: every
+/// member the sensor's `zip` alert names with a format (evidence
+/// `members`, from the first MiB) has the manifest's format for that file,
+/// and at least two manifest files are named so (alt-profanity-check's
+/// two joblib dumps, deflated in its wheel).
+#[test]
+fn small_wheels_over_http_are_named_by_their_members() {
+    let rows = match corpus() {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIP small_wheels_over_http_are_named_by_their_members: {why}");
+            return;
+        }
+    };
+    let cache = std::env::var_os("WEIGHTWATCH_MODEL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/model-corpus"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut named = 0;
+    for entry in std::fs::read_dir(cache.join("wheels")).expect("wheels") {
+        let wheel = entry.expect("entry").path();
+        let bytes = std::fs::read(&wheel).expect("wheel");
+        if !(64 << 10..=4 << 20).contains(&bytes.len()) {
+            continue;
+        }
+        let mut frames = Frames::default();
+        scenario::http_upload_put(
+            &mut frames,
+            &SessionOptions::ipv4(43_000, 80),
+            "/upload/package.whl",
+            &Payload::Bytes(&bytes),
+        )
+        .expect("session");
+        let pcap = dir.path().join("wheel.pcap");
+        write_pcap(&pcap, frames.0);
+        let detectors =
+            build(&PolicyConfig::default(), &DetectConfig::default(), None).expect("detectors");
+        let (_, events) = replay(&[pcap], 1, &detectors);
+        for e in &events {
+            let EventKind::Alert(a) = &e.kind else {
+                continue;
+            };
+            let members = a.evidence.get("members").and_then(|m| m.as_array());
+            for m in members.into_iter().flatten() {
+                let (name, format) = (m["name"].as_str(), m["format"].as_str());
+                let Some(row) = rows
+                    .iter()
+                    .find(|r| name.is_some_and(|n| r.path.ends_with(n)))
+                else {
+                    continue;
+                };
+                assert_eq!(
+                    format,
+                    row.format.as_deref(),
+                    "{}: {m} in {}",
+                    wheel.display(),
+                    a.alert.signature
+                );
+                named += 1;
+            }
+        }
+    }
+    assert!(
+        named >= 2,
+        "{named} manifest files named by their wheels' alerts"
+    );
 }
 
 /// A wheel-like zip written here: its model members (deflated ONNX, a

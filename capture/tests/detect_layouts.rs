@@ -13,7 +13,7 @@ use fixtures::payload::Payload;
 use fixtures::scenario;
 use fixtures::tcp::SessionOptions;
 use fixtures::weights::{
-    DType, Format, ModelSpec, WeightFile, archive, ggml, numpy, tfckpt, torch,
+    DType, Format, ModelSpec, WeightFile, archive, coreml, ggml, numpy, tfckpt, torch,
 };
 use serde_json::{Map, Value, json};
 
@@ -194,8 +194,12 @@ fn directories() -> Vec<Directory> {
     let mlpackage = archive::zip(&[
         file("m.mlpackage/Manifest.json", b"{}".to_vec()),
         file(
+            "m.mlpackage/Data/com.apple.CoreML/model.mlmodel",
+            coreml::write_ml_program(),
+        ),
+        file(
             "m.mlpackage/Data/com.apple.CoreML/weights/weight.bin",
-            tensors[0].data.clone(),
+            coreml::write_weight_bin(&tensors),
         ),
     ]);
     let keras = Format::Keras.write(&spec, DType::F32, 81).bytes;
@@ -209,7 +213,13 @@ fn directories() -> Vec<Directory> {
         ),
         (nemo, "asr.nemo", "tar", "nemo", Some("pytorch_zip")),
         (paddle, "ocr.tar", "tar", "paddle", Some("npy")),
-        (mlpackage, "m.mlpackage.zip", "zip", "mlpackage", None),
+        (
+            mlpackage,
+            "m.mlpackage.zip",
+            "zip",
+            "mlpackage",
+            Some("coreml"),
+        ),
         (keras, "model.keras", "zip", "keras", Some("hdf5")),
     ]
 }

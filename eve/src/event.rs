@@ -446,6 +446,9 @@ pub enum WeightFormat {
     Coreml,
     /// An executable carrying a GGUF model in its zip (llamafile).
     Llamafile,
+    /// A plain pickle (`pickle.dump`) of an object holding NumPy arrays (a
+    /// scikit-learn estimator), arrays pickled inline.
+    Pickle,
 }
 
 impl WeightFormat {
@@ -471,6 +474,7 @@ impl WeightFormat {
             WeightFormat::Openvino => "openvino",
             WeightFormat::Coreml => "coreml",
             WeightFormat::Llamafile => "llamafile",
+            WeightFormat::Pickle => "pickle",
         }
     }
 }

@@ -285,7 +285,7 @@ pub mod sig {
     }
 
     /// Weights formats, `4100001 + n` in [`WeightFormat`] order (see [`format`]).
-    static FORMATS: [Signature; 19] = [
+    static FORMATS: [Signature; 20] = [
         s(4_100_001, "WEIGHTWATCH model weights: safetensors"),
         s(4_100_002, "WEIGHTWATCH model weights: gguf"),
         s(4_100_003, "WEIGHTWATCH model weights: pytorch_zip"),
@@ -305,6 +305,7 @@ pub mod sig {
         s(4_100_017, "WEIGHTWATCH model weights: openvino"),
         s(4_100_018, "WEIGHTWATCH model weights: coreml"),
         s(4_100_019, "WEIGHTWATCH model weights: llamafile"),
+        s(4_100_020, "WEIGHTWATCH model weights: pickle"),
     ];
     /// A tensor container that is not weights (`tensor_data`).
     pub static TENSOR_DATA: Signature = s(4_100_100, "WEIGHTWATCH tensor data, not model weights");
@@ -373,6 +374,7 @@ pub mod sig {
             WeightFormat::Openvino => 16,
             WeightFormat::Coreml => 17,
             WeightFormat::Llamafile => 18,
+            WeightFormat::Pickle => 19,
         }]
     }
 

@@ -1,17 +1,14 @@
 //! Archives of model directories: zip and tar listings (member names, and the
-//! first model member's own header when it is in view), and gzip/zstd
-//! compressed tar whose first `DECOMPRESS_LIMIT` decompressed bytes name the
-//! members. Zip is also where `torch.save` files, `.npz` and `.keras` live.
+//! first model member's own header when it is in view); compressed tars are
+//! decompressed by `compressed.rs`. Zip is also where `torch.save` files,
+//! `.npz` and `.keras` live.
 
 use super::cursor::{Cursor, Fail, is_name};
 use super::names::is_model_member;
-use super::{Identified, Kind, Verdict, identify_file_at, inflate, numpy, pickle, torch};
+use super::{Identified, Kind, Verdict, identify, identify_file_at, inflate, numpy, pickle, torch};
 use eve::WeightFormat;
 use std::borrow::Cow;
-use std::io::Read;
 
-/// Decompressed bytes examined for a compressed tar.
-const DECOMPRESS_LIMIT: usize = 1 << 20;
 /// Output bytes one streamed deflated member may inflate to while its end
 /// is searched for.
 const INFLATE_LIMIT: u64 = 8 << 20;
@@ -24,6 +21,26 @@ const PICKLE_LIMIT: usize = 1 << 20;
 const INNER_LIMIT: usize = 1 << 20;
 /// Model member names kept as evidence.
 const MAX_MEMBERS: usize = 8;
+/// Members in view whose own bytes are identified (a wheel's model files
+/// need not be named like model files: `.pkl`, `.jit`, `.hdf5`, `.bin`).
+const MAX_IDENTIFIED: usize = 32;
+/// Bytes of each such member (inflated when deflated) parsed.
+const MEMBER_LIMIT: usize = 256 << 10;
+/// Inflation output one zip listing may spend identifying members.
+const MEMBER_BUDGET: u64 = 4 << 20;
+/// Extensions of members never parsed for a format (code, text, images,
+/// office XML): they cost inflation and hold no weights.
+const NOT_MODELS: [&str; 30] = [
+    "py", "pyi", "pyc", "pyx", "pxd", "c", "h", "cpp", "hpp", "js", "ts", "css", "html", "md",
+    "rst", "txt", "xml", "rels", "json", "yaml", "yml", "toml", "cfg", "ini", "csv", "png", "jpg",
+    "jpeg", "gif", "svg",
+];
+
+thread_local! {
+    /// Zips being listed on this thread, nested (a zip member that is a
+    /// zip is listed too, but not deeper).
+    static DEPTH: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
 
 struct Member {
     name: String,
@@ -242,9 +259,10 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     }
     let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
     let keras = names.contains(&"config.json") && names.iter().any(|n| n.ends_with(".weights.h5"));
+    let identified = identify_members(buf, &members);
     let model: Vec<&Member> = members
         .iter()
-        .filter(|m| is_model_member(&m.name))
+        .filter(|m| is_model_member(&m.name) || identified.iter().any(|(n, ..)| *n == m.name))
         .collect();
     let dir_kind = directory_kind(&names);
     if model.is_empty() && !keras && dir_kind.is_none() {
@@ -257,6 +275,8 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
     let mut id = Identified::new(WeightFormat::Zip, Kind::ModelArchive);
     id.offset = at as u64;
     id.detail = if keras { Some("keras") } else { dir_kind };
+    id.member_formats = identified;
+    id.partial = short;
     id.members = model
         .iter()
         .take(MAX_MEMBERS)
@@ -269,6 +289,51 @@ pub(crate) fn zip_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         .find_map(|m| inner_file(buf, m))
         .map(Box::new);
     Verdict::Match(id)
+}
+
+/// The members in view (the first [`MAX_IDENTIFIED`]) whose own first
+/// bytes a format recognises as weights or a model archive, whatever their
+/// names: stored data read in place, deflated data inflated (at most
+/// [`MEMBER_LIMIT`] bytes each, [`MEMBER_BUDGET`] in all), a member cut by
+/// the prefix's end parsed as far as it goes.
+fn identify_members(
+    buf: &[u8],
+    members: &[Member],
+) -> Vec<(String, WeightFormat, Option<&'static str>)> {
+    let mut out = Vec::new();
+    let depth = DEPTH.with(|d| d.get());
+    if depth >= 2 {
+        return out;
+    }
+    DEPTH.with(|d| d.set(depth + 1));
+    let mut spent = 0u64;
+    for m in members.iter().take(MAX_IDENTIFIED) {
+        let ext = m.name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if m.size == 0
+            || !(m.stored || m.deflated)
+            || m.name.ends_with('/')
+            || ext.is_some_and(|e| NOT_MODELS.contains(&e.as_str()))
+        {
+            continue;
+        }
+        if m.deflated {
+            if spent >= MEMBER_BUDGET {
+                break;
+            }
+            spent += m.size.min(MEMBER_LIMIT as u64);
+        }
+        let bytes = member_bytes(buf, m, MEMBER_LIMIT);
+        let complete = bytes.len() as u64 >= m.size;
+        let v = match identify(&bytes, complete) {
+            Verdict::Match(id) => Some(id),
+            _ => None,
+        };
+        if let Some(id) = v.filter(|id| id.kind != Kind::TensorData) {
+            out.push((m.name.clone(), id.format, id.detail));
+        }
+    }
+    DEPTH.with(|d| d.set(depth));
+    out
 }
 
 /// What kind of model directory an archive's member names show: a NeMo
@@ -558,62 +623,4 @@ pub(crate) fn tar_at(buf: &[u8], at: usize, complete: bool) -> Verdict {
         id.inner = inner.map(Box::new);
     }
     Verdict::Match(id)
-}
-
-/// Compression of a `.tar.gz` / `.tar.zst`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Codec {
-    /// gzip (RFC 1952).
-    Gzip,
-    /// Zstandard.
-    Zstd,
-}
-
-fn decompress_prefix(buf: &[u8], codec: Codec) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let mut reader: Box<dyn Read> = match codec {
-        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(buf)),
-        Codec::Zstd => match zstd::stream::read::Decoder::with_buffer(buf) {
-            Ok(d) => Box::new(d),
-            Err(_) => return out,
-        },
-    };
-    while out.len() < DECOMPRESS_LIMIT {
-        match reader.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n.min(DECOMPRESS_LIMIT - out.len())]),
-        }
-    }
-    out
-}
-
-pub(crate) fn compressed(buf: &[u8], codec: Codec, complete: bool) -> Verdict {
-    let plain = decompress_prefix(buf, codec);
-    if plain.len() < 512 {
-        return if complete {
-            Verdict::No
-        } else {
-            Verdict::NeedMore
-        };
-    }
-    let full = complete || plain.len() >= DECOMPRESS_LIMIT;
-    let v = if plain.get(257..262) == Some(b"ustar") {
-        tar_at(&plain, 0, full)
-    } else {
-        match identify_file_at(&plain, 0) {
-            Verdict::NeedMore if full => Verdict::No,
-            v => v,
-        }
-    };
-    match v {
-        Verdict::Match(mut id) => {
-            id.detail = Some(match codec {
-                Codec::Gzip => "gzip",
-                Codec::Zstd => "zstd",
-            });
-            Verdict::Match(id)
-        }
-        other => other,
-    }
 }

@@ -6,6 +6,11 @@
 //! and regressor) are walked: each layer's parameters count a tensor per
 //! `WeightParams` (float, float16, raw or int8 values), as far as the
 //! prefix goes.
+//!
+//! An ML program (`mlProgram`, Core ML 5 on: the `.mlmodel` of an
+//! `.mlpackage`) keeps its weights apart, in the package's
+//! `weights/weight.bin`: MIL blob storage (coremltools'
+//! `MILBlob/Blob/StorageFormat.hpp`), parsed by [`parse_weights`].
 
 use super::cursor::{Cursor, Fail, PResult};
 use super::onnx::{key, skip_value};
@@ -180,4 +185,86 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
             _ => return Err(Fail::Bad),
         }
     }
+}
+
+/// MIL blob storage's alignment of headers, metadata and data.
+const BLOB_ALIGN: u64 = 64;
+/// `blob_metadata.sentinel`.
+const BLOB_SENTINEL: u32 = 0xDEAD_BEEF;
+/// Blob metadata walked (a large model has a few thousand blobs).
+const MAX_BLOBS: u32 = 1 << 20;
+
+/// A `BlobDataType`'s name and bits per element (1 Float16 … 17
+/// Float8E5M2, as coremltools 8 defines them).
+fn blob_dtype(code: u32) -> Option<(&'static str, u64)> {
+    Some(match code {
+        1 => ("f16", 16),
+        2 => ("f32", 32),
+        3 => ("u8", 8),
+        4 => ("i8", 8),
+        5 => ("bf16", 16),
+        6 => ("i16", 16),
+        7 => ("u16", 16),
+        8 => ("i4", 4),
+        9 => ("u1", 1),
+        10 => ("u2", 2),
+        11 => ("u4", 4),
+        12 => ("u3", 3),
+        13 => ("u6", 6),
+        14 => ("i32", 32),
+        15 => ("u32", 32),
+        16 => ("f8_e4m3", 8),
+        17 => ("f8_e5m2", 8),
+        _ => return None,
+    })
+}
+
+/// An ML program's `weight.bin` at `buf[0]`: a 64-byte `storage_header`
+/// (blob count, version 2, zeros), then per blob a 64-byte
+/// `blob_metadata` (sentinel `0xDEADBEEF`, data type, size in bytes, the
+/// data's offset: right after the metadata, 64-byte aligned) and the
+/// data. Every blob in view is counted: a tensor, its elements, its type;
+/// the declared size is the end of the last blob once all are in view.
+/// Variant `blob_storage`.
+pub(crate) fn parse_weights(buf: &[u8]) -> PResult<Identified> {
+    let mut c = Cursor::new(buf, 0);
+    let count = c.u32()?;
+    if c.u32()? != 2 || !(1..=MAX_BLOBS).contains(&count) {
+        return Err(Fail::Bad);
+    }
+    if c.take(56)?.iter().any(|b| *b != 0) {
+        return Err(Fail::Bad);
+    }
+    let mut id = Identified::new(WeightFormat::Coreml, Kind::Weights);
+    id.detail = Some("blob_storage");
+    let mut at = BLOB_ALIGN;
+    for _ in 0..count {
+        let Ok(pos) = usize::try_from(at) else {
+            break;
+        };
+        let mut m = Cursor::new(buf, pos);
+        let meta = (|| Ok((m.u32()?, m.u32()?, m.u64()?, m.u64()?)))();
+        let (sentinel, dtype, size, offset) = match meta {
+            Ok(v) => v,
+            Err(Fail::Short) if id.tensors > 0 => {
+                id.declared_bytes = None;
+                return Ok(id);
+            }
+            Err(e) => return Err(e),
+        };
+        let (name, bits) = blob_dtype(dtype).ok_or(Fail::Bad)?;
+        if sentinel != BLOB_SENTINEL || offset != at + BLOB_ALIGN || size == 0 {
+            return Err(Fail::Bad);
+        }
+        id.tensors += 1;
+        id.params = id.params.saturating_add(size.saturating_mul(8) / bits);
+        id.dtypes.insert(name.to_string());
+        let end = offset.checked_add(size).ok_or(Fail::Bad)?;
+        at = end.div_ceil(BLOB_ALIGN).saturating_mul(BLOB_ALIGN);
+        id.declared_bytes = Some(end);
+    }
+    if id.tensors < u64::from(count) {
+        id.declared_bytes = None;
+    }
+    Ok(id)
 }

@@ -34,6 +34,11 @@ impl<'a> Cursor<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
 
+    /// The bytes from the read position on.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
     pub(crate) fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or(Fail::Bad)?;
         let s = self.buf.get(self.pos..end).ok_or(Fail::Short)?;

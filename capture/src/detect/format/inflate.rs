@@ -37,7 +37,8 @@ pub(crate) struct Inflated {
 }
 
 /// Inflate raw deflate data from `input`, keeping the first `keep` output
-/// bytes and producing at most `max_out`.
+/// bytes and producing at most `max_out`. Counted as capped when the ratio
+/// stopped it, or `max_out` did while more than `keep` was wanted.
 pub(crate) fn raw(input: &[u8], keep: usize, max_out: u64) -> Inflated {
     let mut d = Decompress::new(false);
     let mut out = Vec::new();
@@ -66,13 +67,14 @@ pub(crate) fn raw(input: &[u8], keep: usize, max_out: u64) -> Inflated {
             Ok(_) => {}
             Err(_) => break,
         }
-        let cap = max_out.min(
-            d.total_in()
-                .saturating_mul(MAX_RATIO)
-                .saturating_add(RATIO_SLACK),
-        );
-        if d.total_out() >= cap {
-            capped = true;
+        let ratio_cap = d
+            .total_in()
+            .saturating_mul(MAX_RATIO)
+            .saturating_add(RATIO_SLACK);
+        if d.total_out() >= max_out.min(ratio_cap) {
+            // Reaching `max_out` when no more than `keep` was asked for is
+            // a prefix read, not a cap.
+            capped = d.total_out() >= ratio_cap || max_out > keep as u64;
             break;
         }
     }

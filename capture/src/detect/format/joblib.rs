@@ -4,7 +4,9 @@
 //! order, alignment) is followed by the array's raw bytes outside the
 //! pickle's opcodes. The bounded walker (`pickle::walk`) steps over those
 //! bytes, so the arrays are counted and typed without running anything.
-//! Compressed dumps (`compress=`: a zlib/gzip/lz4 stream) are not read.
+//! Object arrays (dtype `O`) are pickled inline by joblib: that nested
+//! pickle is walked and stepped over. Compressed dumps (`compress=`) are
+//! inflated by `compressed.rs` and parsed here.
 
 use super::cursor::{Fail, PResult};
 use super::{Identified, Kind};
@@ -27,7 +29,7 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
     }
     let mut id = Identified::new(WeightFormat::Joblib, Kind::TensorData);
     for (code, numel) in &s.joblib_arrays {
-        let (name, _, weights) = super::numpy::descr_info(code).ok_or(Fail::Bad)?;
+        let (name, _, weights) = super::numpy::element(code).ok_or(Fail::Bad)?;
         id.dtypes.insert(name.to_string());
         id.tensors += 1;
         id.params = id.params.saturating_add(*numel);

@@ -5,6 +5,7 @@
 //! architecture and model name.
 
 mod archive;
+mod compressed;
 mod coreml;
 mod cursor;
 mod flax;
@@ -71,6 +72,13 @@ pub struct Identified {
     pub model_name: Option<String>,
     /// Archive members named like model files (first few).
     pub members: Vec<String>,
+    /// A zip's members in view whose own bytes a format recognised as
+    /// weights or a model archive: (name, format, variant).
+    pub member_formats: Vec<(String, WeightFormat, Option<&'static str>)>,
+    /// A structure cut by the buffer's end that more bytes would describe
+    /// further (a zip listing, an OpenVINO graph): the detector keeps
+    /// buffering (to its window or the object's end) before it alerts.
+    pub partial: bool,
     /// Format of the first model member, when its header was in view.
     pub inner: Option<Box<Identified>>,
     /// Offset of the structure within the object.
@@ -90,6 +98,8 @@ impl Identified {
             architecture: None,
             model_name: None,
             members: Vec::new(),
+            member_formats: Vec::new(),
+            partial: false,
             inner: None,
             offset: 0,
         }
@@ -129,6 +139,14 @@ impl Identified {
         if !self.members.is_empty() {
             e.insert("model_members".into(), json!(self.members));
         }
+        if !self.member_formats.is_empty() {
+            let m: Vec<_> = self
+                .member_formats
+                .iter()
+                .map(|(name, f, v)| json!({"name": name, "format": f.as_str(), "variant": v}))
+                .collect();
+            e.insert("members".into(), json!(m));
+        }
         if self.offset > 0 {
             e.insert("offset".into(), json!(self.offset));
         }
@@ -160,11 +178,9 @@ enum Magic {
     Tflite,
     TorchLegacy,
     Tar,
-    Gzip,
-    Zstd,
 }
 
-const MAGICS: [(&[u8], Magic); 12] = [
+const MAGICS: [(&[u8], Magic); 10] = [
     (b"GGUF", Magic::Gguf),
     (b"tjgg", Magic::Ggml),
     (b"fmgg", Magic::Ggml),
@@ -178,8 +194,6 @@ const MAGICS: [(&[u8], Magic); 12] = [
         Magic::TorchLegacy,
     ),
     (b"ustar", Magic::Tar),
-    (b"\x1f\x8b\x08", Magic::Gzip),
-    (b"\x28\xb5\x2f\xfd", Magic::Zstd),
 ];
 
 /// Candidate structures tried per attempt (bounds work on adversarial input).
@@ -208,7 +222,7 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
     let Some(b) = buf.get(pos..) else {
         return Verdict::No;
     };
-    let tries: [Parser; 14] = [
+    let tries: [Parser; 15] = [
         safetensors::parse,
         gguf::parse,
         ggml::parse,
@@ -218,6 +232,7 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
         flax::parse,
         openvino::parse,
         coreml::parse,
+        coreml::parse_weights,
         hdf5::parse,
         torch::parse_legacy,
         tflite::parse,
@@ -243,10 +258,11 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
 pub fn identify(buf: &[u8], complete: bool) -> Verdict {
     let mut need = false;
     // Formats without a magic are only taken at the object's first byte.
-    let at_start: [Parser; 8] = [
+    let at_start: [Parser; 9] = [
         safetensors::parse,
         onnx::parse,
         coreml::parse,
+        coreml::parse_weights,
         tfckpt::parse_index,
         joblib::parse,
         numpy::parse_pickle,
@@ -258,6 +274,14 @@ pub fn identify(buf: &[u8], complete: bool) -> Verdict {
             Ok(id) => return Verdict::Match(id),
             Err(Fail::Short) => need = true,
             Err(Fail::Bad) => {}
+        }
+    }
+    // Compressed containers: only at the object's first byte.
+    if let Some(codec) = compressed::sniff(buf) {
+        match compressed::compressed(buf, codec, complete) {
+            Verdict::Match(id) => return Verdict::Match(id),
+            Verdict::NeedMore => need = true,
+            Verdict::No => {}
         }
     }
     for m in automaton().find_overlapping_iter(buf).take(MAX_CANDIDATES) {
@@ -276,9 +300,6 @@ pub fn identify(buf: &[u8], complete: bool) -> Verdict {
             Magic::Zip => archive::zip_at(buf, at, complete),
             Magic::Tar if at >= 257 => archive::tar_at(buf, at - 257, complete),
             Magic::Tar => Verdict::No,
-            Magic::Gzip if at == 0 => archive::compressed(buf, archive::Codec::Gzip, complete),
-            Magic::Zstd if at == 0 => archive::compressed(buf, archive::Codec::Zstd, complete),
-            Magic::Gzip | Magic::Zstd => Verdict::No,
         };
         match v {
             Verdict::Match(id) => return Verdict::Match(id),
@@ -358,6 +379,7 @@ impl Detector for FormatDetector {
             seen: 0,
             next_try: 4096,
             pending: None,
+            tentative: None,
             format: None,
             exe: None,
             inflated: (0, false),
@@ -376,6 +398,10 @@ pub struct FormatScan {
     seen: u64,
     next_try: usize,
     pending: Option<Identified>,
+    /// A partial identification (a zip listing or a graph cut by the
+    /// buffer's end): alerted on if nothing better comes by the window's
+    /// end or the object's.
+    tentative: Option<Identified>,
     format: Option<WeightFormat>,
     /// An executable with no format in its prefix: followed for a
     /// llamafile's GGUF member (stream offset expected next, the finder).
@@ -397,12 +423,20 @@ impl FormatScan {
         let after = inflate::tally();
         self.inflated.0 = self.inflated.0.max(after.0 - before.0);
         self.inflated.1 |= after.1 > before.1;
+        let room = !complete && self.buf.len() < self.limit();
         match verdict {
+            Verdict::Match(id) if id.partial && room => {
+                self.format = Some(id.format);
+                self.tentative = Some(id);
+            }
             Verdict::Match(id) => {
                 self.format = Some(id.format);
                 self.pending = Some(id);
+                self.tentative = None;
             }
-            Verdict::NeedMore if !complete && self.buf.len() < self.limit() => {}
+            Verdict::NeedMore if room => {}
+            _ if self.tentative.is_some() && !room => self.pending = self.tentative.take(),
+            _ if self.tentative.is_some() => {}
             _ => {
                 if complete || self.buf.len() >= self.limit() {
                     if llamafile::is_executable(&self.buf) && self.exe.is_none() {

@@ -3,9 +3,11 @@
 //! `element_type`, `shape`, `offset` and `size`. Read with `quick-xml` over
 //! the prefix: the root element must be `net` with a name and an IR
 //! version 2–11, and at least one layer must follow; `Const` layers are
-//! counted as tensors as far as the prefix goes, and the end of the last
-//! one in the `.bin` is the declared size (the graph is judged by the
-//! weights it names, as a TF `.index` is). The `.bin` alone is raw
+//! counted as tensors as far as the prefix goes, and, once the whole graph
+//! (`</net>`) is in view, the end of the last one in the `.bin` is the
+//! declared size (the graph is judged by the weights it names, as a TF
+//! `.index` is; a graph cut by the prefix declares none, as its last
+//! constants may lie further). The `.bin` alone is raw
 //! tensors (left to tensor statistics).
 
 use super::cursor::{Fail, PResult};
@@ -56,6 +58,7 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
     let mut id: Option<Identified> = None;
     let mut layers = 0u32;
     let mut in_const = false;
+    let mut closed = false;
     for _ in 0..MAX_EVENTS {
         let ev = match r.read_event() {
             Ok(ev) => ev,
@@ -67,8 +70,10 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(e) => {
-                if e.name().as_ref() == b"layer" {
-                    in_const = false;
+                match e.name().as_ref() {
+                    b"layer" => in_const = false,
+                    b"net" => closed = true,
+                    _ => {}
                 }
                 continue;
             }
@@ -125,7 +130,16 @@ pub(crate) fn parse(buf: &[u8]) -> PResult<Identified> {
         }
     }
     match id {
-        Some(net) if layers > 0 => Ok(net),
+        Some(mut net) if layers > 0 => {
+            // The `.bin`'s size is known once every constant was seen; a
+            // graph cut by the prefix may name more (the detector waits
+            // for its window before it alerts).
+            if !closed {
+                net.declared_bytes = None;
+                net.partial = true;
+            }
+            Ok(net)
+        }
         // The root, but no layer yet: the prefix is too short to say.
         Some(_) => Err(Fail::Short),
         None if text.len() < 4096 => Err(Fail::Short),

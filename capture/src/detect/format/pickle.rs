@@ -19,6 +19,9 @@ enum V {
     Obj(String),
     /// `numpy.dtype(code)`.
     Dtype(String),
+    /// An array made by `numpy…_reconstruct`, its shape and dtype still to
+    /// come in its `BUILD` state.
+    NdArray,
     Mark,
     Other,
 }
@@ -32,8 +35,12 @@ pub(crate) struct Summary {
     pub storages: Vec<(String, u64)>,
     /// Globals from the `torch` package seen.
     pub torch_globals: u64,
-    /// NumPy arrays rebuilt (`numpy…_reconstruct` reductions).
+    /// NumPy arrays rebuilt (`numpy…_reconstruct` or, protocol 5,
+    /// `numpy…_frombuffer` reductions).
     pub ndarrays: u64,
+    /// Those arrays' (NumPy dtype code, elements), when their shape and
+    /// dtype were read (the first [`MAX_ARRAYS`]).
+    pub arrays: Vec<(String, u64)>,
     /// NumPy dtype codes constructed (`numpy.dtype('f4', …)`).
     pub np_dtypes: Vec<String>,
     /// Arrays joblib wrote raw after a `NumpyArrayWrapper`: (NumPy dtype
@@ -52,11 +59,36 @@ const JOBLIB_WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
 const MAX_DICT: usize = 16;
 /// joblib aligns array data to 16 bytes; more padding is not joblib's.
 const MAX_PADDING: u8 = 64;
+/// Arrays whose dtype and size are kept.
+const MAX_ARRAYS: usize = 4096;
+/// Pickles nested in a pickle (joblib's object arrays) walked.
+const MAX_DEPTH: u8 = 1;
+
+/// Elements of a shape tuple.
+fn numel(shape: &[V]) -> PResult<u64> {
+    let mut n = 1u64;
+    for d in shape {
+        let V::Int(d) = d else {
+            return Err(Fail::Bad);
+        };
+        n = n.saturating_mul(u64::try_from(*d).map_err(|_| Fail::Bad)?);
+    }
+    Ok(n)
+}
+
+/// Note an inline array (`_reconstruct` state or `_frombuffer` arguments).
+fn inline_array(s: &mut Summary, code: &str, shape: &[V]) {
+    if s.arrays.len() < MAX_ARRAYS
+        && let Ok(n) = numel(shape)
+    {
+        s.arrays.push((code.to_string(), n));
+    }
+}
 
 /// Step over the array bytes joblib writes after a wrapper's `BUILD`:
 /// a padding-length byte and `0xff` padding when the state asks for
 /// alignment, then elements × item size bytes.
-fn joblib_array(c: &mut Cursor<'_>, state: &[(V, V)], s: &mut Summary) -> PResult<()> {
+fn joblib_array(c: &mut Cursor<'_>, state: &[(V, V)], s: &mut Summary, depth: u8) -> PResult<()> {
     let get = |k: &str| {
         state
             .iter()
@@ -66,19 +98,26 @@ fn joblib_array(c: &mut Cursor<'_>, state: &[(V, V)], s: &mut Summary) -> PResul
     let Some(V::Tuple(shape)) = get("shape") else {
         return Err(Fail::Bad);
     };
-    let mut numel = 1u64;
-    for d in shape {
-        let V::Int(d) = d else {
-            return Err(Fail::Bad);
-        };
-        numel = numel.saturating_mul(u64::try_from(*d).map_err(|_| Fail::Bad)?);
-    }
+    let numel = numel(shape)?;
     let Some(V::Dtype(code)) = get("dtype") else {
         return Err(Fail::Bad);
     };
-    // Object arrays are pickled inline as a nested pickle: the walk ends
-    // here with what it has.
-    let (_, size, _) = super::numpy::descr_info(code).ok_or(Fail::Short)?;
+    let (name, size, _) = super::numpy::element(code).ok_or(Fail::Bad)?;
+    if name == "object" {
+        // An object array is not raw bytes: joblib pickles it (protocol 5,
+        // 2 before joblib 1.5) right there, without padding, and reads it
+        // back with a fresh unpickler. Walk that pickle and go on after its
+        // `STOP`.
+        if depth >= MAX_DEPTH {
+            return Err(Fail::Bad);
+        }
+        let (inner, end) = walk_at(c.rest(), depth + 1)?;
+        if !inner.complete {
+            return Err(Fail::Short);
+        }
+        s.joblib_arrays.push((code.clone(), numel));
+        return c.skip(end as u64);
+    }
     if get("numpy_array_alignment_bytes").is_some() {
         let pad = c.u8()?;
         if pad > MAX_PADDING || c.take(usize::from(pad))?.iter().any(|b| *b != 0xff) {
@@ -106,6 +145,15 @@ fn line<'a>(c: &mut Cursor<'a>) -> PResult<&'a [u8]> {
     Ok(c.slice(start, c.pos() - 1))
 }
 
+/// A text string's line (`STRING`, `UNICODE`: protocol 0 writes a whole
+/// bytes object as one escaped line, megabytes long): as long as the
+/// buffer holds.
+fn long_line<'a>(c: &mut Cursor<'a>) -> PResult<&'a [u8]> {
+    let n = memchr::memchr(b'\n', c.rest()).ok_or(Fail::Short)?;
+    let l = c.take(n + 1)?;
+    Ok(&l[..n])
+}
+
 fn pop_mark(stack: &mut Vec<V>) -> PResult<Vec<V>> {
     let i = stack
         .iter()
@@ -123,6 +171,11 @@ fn text(b: &[u8]) -> String {
 /// Walk one pickle starting at `buf[0]`. Returns the summary and the offset
 /// just past `STOP` (or the prefix end, with `complete == false`).
 pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
+    walk_at(buf, 0)
+}
+
+/// [`walk`] of a pickle nested `depth` deep.
+fn walk_at(buf: &[u8], depth: u8) -> PResult<(Summary, usize)> {
     let mut c = Cursor::new(buf, 0);
     let mut s = Summary::default();
     let mut stack: Vec<V> = Vec::new();
@@ -268,7 +321,7 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                     stack.push(t.parse().map(V::Int).unwrap_or(V::Other));
                 }
                 b'S' | b'V' => {
-                    let l = line(&mut c)?;
+                    let l = long_line(&mut c)?;
                     stack.push(V::Str(text(l)));
                 }
                 b'p' => {
@@ -292,26 +345,31 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                     stack.push(V::Other);
                 }
                 b'N' | 0x88 | 0x89 => stack.push(V::Other),
-                b'R' | 0x81 => {
+                b'R' | 0x81 | 0x92 => {
+                    if op == 0x92 {
+                        // NEWOBJ_EX: the keyword arguments on top.
+                        stack.pop().ok_or(Fail::Bad)?;
+                    }
                     let args = stack.pop().ok_or(Fail::Bad)?;
                     let f = stack.pop().ok_or(Fail::Bad)?;
-                    if let V::Global(g) = &f
-                        && s.first_class.is_none()
-                        && ![
-                            "numpy",
-                            "joblib",
-                            "builtins",
-                            "copyreg",
-                            "_codecs",
-                            "collections",
-                        ]
-                        .iter()
-                        .any(|m| g.starts_with(&format!("{m}.")))
+                    // Protocols 0 and 1 make objects with
+                    // `copy_reg._reconstructor(cls, object, None)`.
+                    if let (V::Global(g), V::Tuple(a)) = (&f, &args)
+                        && matches!(
+                            g.as_str(),
+                            "copy_reg._reconstructor" | "copyreg._reconstructor"
+                        )
+                        && let Some(V::Global(class)) = a.first()
                     {
-                        s.first_class = Some(g.clone());
+                        note_class(&mut s, class);
+                        stack.push(V::Obj(class.clone()));
+                        return Ok(());
+                    }
+                    if let V::Global(g) = &f {
+                        note_class(&mut s, g);
                     }
                     if let V::Global(g) = f {
-                        if op == 0x81 {
+                        if op != b'R' {
                             stack.push(V::Obj(g));
                             return Ok(());
                         }
@@ -319,6 +377,16 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                             s.rebuilds += 1;
                         } else if g.starts_with("numpy") && g.ends_with("._reconstruct") {
                             s.ndarrays += 1;
+                            stack.push(V::NdArray);
+                            return Ok(());
+                        } else if g.starts_with("numpy") && g.ends_with("._frombuffer") {
+                            // Protocol 5: `_frombuffer(buffer, dtype, shape, order)`.
+                            s.ndarrays += 1;
+                            if let V::Tuple(a) = &args
+                                && let [_, V::Dtype(code), V::Tuple(shape), ..] = a.as_slice()
+                            {
+                                inline_array(&mut s, code, shape);
+                            }
                         } else if g == "numpy.dtype"
                             && let V::Tuple(a) = args
                             && let Some(V::Str(code)) = a.first()
@@ -334,11 +402,94 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
                 }
                 b'b' => {
                     let state = stack.pop().ok_or(Fail::Bad)?;
-                    if let (Some(V::Obj(class)), V::Dict(d)) = (stack.last(), &state)
-                        && class == JOBLIB_WRAPPER
-                    {
-                        joblib_array(&mut c, d, &mut s)?;
+                    match (stack.last(), &state) {
+                        (Some(V::Obj(class)), V::Dict(d)) if class == JOBLIB_WRAPPER => {
+                            joblib_array(&mut c, d, &mut s, depth)?;
+                        }
+                        // `ndarray.__setstate__((version, shape, dtype,
+                        // fortran, data))`.
+                        (Some(V::NdArray), V::Tuple(t)) => {
+                            if let [V::Int(_), V::Tuple(shape), V::Dtype(code), ..] = t.as_slice() {
+                                inline_array(&mut s, code, shape);
+                            }
+                        }
+                        _ => {}
                     }
+                }
+                b'i' => {
+                    // INST: `module\nname\n`, its arguments since the mark.
+                    let m = text(line(&mut c)?);
+                    let n = text(line(&mut c)?);
+                    pop_mark(&mut stack)?;
+                    let g = format!("{m}.{n}");
+                    note_class(&mut s, &g);
+                    stack.push(V::Obj(g));
+                }
+                b'o' => {
+                    // OBJ: the class and its arguments since the mark.
+                    let items = pop_mark(&mut stack)?;
+                    match items.into_iter().next() {
+                        Some(V::Global(g)) => {
+                            note_class(&mut s, &g);
+                            stack.push(V::Obj(g));
+                        }
+                        Some(_) => stack.push(V::Other),
+                        None => return Err(Fail::Bad),
+                    }
+                }
+                b'l' | 0x91 => {
+                    pop_mark(&mut stack)?;
+                    stack.push(V::Other);
+                }
+                b'd' => {
+                    let items = pop_mark(&mut stack)?;
+                    let mut d = Vec::new();
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        if d.len() >= MAX_DICT {
+                            break;
+                        }
+                        d.push((k, v));
+                    }
+                    stack.push(V::Dict(d));
+                }
+                0x90 => {
+                    pop_mark(&mut stack)?;
+                }
+                0x8f | 0x97 => stack.push(V::Other),
+                0x98 => {
+                    stack.last().ok_or(Fail::Bad)?;
+                }
+                b'F' | b'P' => {
+                    line(&mut c)?;
+                    stack.push(V::Other);
+                }
+                0x82 => {
+                    c.u8()?;
+                    stack.push(V::Other);
+                }
+                0x83 => {
+                    c.u16()?;
+                    stack.push(V::Other);
+                }
+                0x84 => {
+                    c.u32()?;
+                    stack.push(V::Other);
+                }
+                0x8b => {
+                    let n = c.u32()? as usize;
+                    c.take(n)?;
+                    stack.push(V::Other);
+                }
+                0x8d => {
+                    let n = c.u64()?;
+                    let n = usize::try_from(n).map_err(|_| Fail::Short)?;
+                    stack.push(V::Str(text(c.take(n)?)));
+                }
+                0x96 => {
+                    let n = c.u64()?;
+                    c.skip(n)?;
+                    stack.push(V::Other);
                 }
                 b'Q' => {
                     let pid = stack.pop().ok_or(Fail::Bad)?;
@@ -375,6 +526,24 @@ pub(crate) fn walk(buf: &[u8]) -> PResult<(Summary, usize)> {
             s.complete = true;
             return Ok((s, c.pos()));
         }
+    }
+}
+
+/// Remember the first class instantiated that is not NumPy's, joblib's or
+/// the standard library's (the estimator of a dump).
+fn note_class(s: &mut Summary, g: &str) {
+    const PLUMBING: [&str; 8] = [
+        "numpy",
+        "joblib",
+        "builtins",
+        "__builtin__",
+        "copyreg",
+        "copy_reg",
+        "_codecs",
+        "collections",
+    ];
+    if s.first_class.is_none() && !PLUMBING.iter().any(|m| g.starts_with(&format!("{m}."))) {
+        s.first_class = Some(g.to_string());
     }
 }
 
