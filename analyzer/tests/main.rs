@@ -7,3 +7,4 @@ mod novelty;
 mod onset;
 mod outputs;
 mod refit;
+mod row_scan;
