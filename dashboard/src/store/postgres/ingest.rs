@@ -97,7 +97,7 @@ type Accepted = Vec<(usize, i64)>;
 /// NOTHING` (a concurrent writer of the same `event_id` on another replica
 /// waits for this one and then finds it stored), then their type-specific
 /// rows, as arrays (one round trip per table, not per event). The summary
-/// rows are [`store_summaries`]'.
+/// rows are written by [`store_summaries`], last.
 async fn ingest_batch(
     tx: &Transaction<'_>,
     events: &[NewEvent],
