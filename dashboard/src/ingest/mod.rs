@@ -111,7 +111,8 @@ fn validate(
     {
         return Err(fail("alert.severity must be 1, 2 or 3".into()));
     }
-    let event: eve::Event = serde_json::from_value(item.clone())
+    // Read from the tree in place, not from a deep copy of it.
+    let event = <eve::Event as serde::Deserialize>::deserialize(&item)
         .map_err(|e| fail(format!("not a valid event: {e}")))?;
     check_event(&event, cfg, checks).map_err(fail)?;
     if let Some(evidence) = item.get_mut("evidence") {

@@ -9,11 +9,12 @@
 //! update are row-locked (`FOR UPDATE`). A deadlock between two batches
 //! is retried by [`PgStore::write`].
 
-use super::{PgStore, clean};
+use super::{PgStore, clean, prepared};
 use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State, exposure};
 use crate::store::model::*;
 use crate::store::traits::{CANARY_SCAN, IncidentStore};
 use deadpool_postgres::{GenericClient, Transaction};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -43,8 +44,18 @@ fn row_incident(r: &Row) -> Incident {
     }
 }
 
+/// Ids the batch's new incidents carry while it is grouped: above every
+/// stored id, in creation order, so "the oldest" of several incidents is
+/// still the smallest id. The rows get sequence ids when written.
+const PROVISIONAL: i64 = i64::MAX / 2;
+
 /// Group the batch's new alerts into incidents (see `crate::incidents`);
 /// the incidents touched, as they now are.
+///
+/// A fixed number of statements per batch, not per alert: the key locks,
+/// the keys' bindings, the incidents they name (locked, in id order), the
+/// ids of the new incidents, one upsert of every incident touched, the
+/// keys and the memberships; plus a few per merge (rare).
 pub(super) async fn group(
     tx: &Transaction<'_>,
     new_alerts: &[StoredAlert],
@@ -67,59 +78,121 @@ pub(super) async fn group(
     // One round trip; `unnest` yields the (sorted) keys in array order, so
     // every batch takes its locks in one global order.
     tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+        &prepared(
+            tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+        )
+        .await?,
         &[&keys],
     )
     .await?;
     let mut g = Grouper::new(window);
+    // A route names a stored incident only through a stored binding recent
+    // enough for the batch's oldest alert: those are read (and locked)
+    // at once, and handed to the grouper when a route names them.
+    let since = batch.iter().map(|o| o.ts).min().unwrap_or(0);
+    let since = since.saturating_sub(window);
+    let mut named: Vec<i64> = Vec::new();
     for r in tx
         .query(
-            "SELECT key, incident_id, last_ts FROM incident_keys WHERE key = ANY($1)",
+            &prepared(
+                tx,
+                "SELECT key, incident_id, last_ts FROM incident_keys WHERE key = ANY($1)",
+            )
+            .await?,
             &[&keys],
         )
         .await?
     {
-        g.bind(r.get(0), r.get(1), r.get(2));
+        let (key, id, last): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        if last >= since {
+            named.push(id);
+        }
+        g.bind(key, id, last);
     }
+    named.sort_unstable();
+    named.dedup();
+    let mut stored: HashMap<i64, Incident> = HashMap::new();
+    if !named.is_empty() {
+        let sql = format!("SELECT {COLS} FROM incidents WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        for r in tx.query(&prepared(tx, &sql).await?, &[&named]).await? {
+            let i = row_incident(&r);
+            stored.insert(i.id, i);
+        }
+    }
+    let mut provisional = PROVISIONAL;
     for o in &batch {
         for id in g.missing(&g.route(o)) {
-            let r = tx
-                .query_opt(
-                    &format!("SELECT {COLS} FROM incidents WHERE id = $1 FOR UPDATE"),
-                    &[&id],
-                )
-                .await?;
-            match r {
-                Some(r) => g.loaded(row_incident(&r)),
+            match stored.remove(&id) {
+                Some(i) => g.loaded(i),
+                // Deleted meanwhile (a purge).
                 None => g.forget(id),
             }
         }
-        let new_id = if g.route(o).is_empty() {
-            let r = tx
-                .query_one(
-                    "INSERT INTO incidents (kind, title, severity, first_ts, last_ts, alert_count,
-                                            bytes, categories, search, state)
-                     VALUES ('transfer', '', 3, $1, $1, 0, 0, '', '', '{}') RETURNING id",
-                    &[&o.ts],
-                )
-                .await?;
-            Some(r.get::<_, i64>(0))
-        } else {
-            None
-        };
+        let new_id = g.route(o).is_empty().then(|| {
+            provisional += 1;
+            provisional
+        });
         g.place(o, new_id);
     }
-    let out = g.finish();
-    for (from, into) in &out.merged {
+    let mut out = g.finish();
+    // Sequence ids for the new incidents, in creation order (ascending, as
+    // their provisional ids and as the row-by-row inserts gave them).
+    let fresh: Vec<i64> = out
+        .incidents
+        .iter()
+        .map(|i| i.id)
+        .filter(|&id| id > PROVISIONAL)
+        .collect();
+    let mut ids: Vec<i64> = Vec::new();
+    if !fresh.is_empty() {
+        for r in tx
+            .query(
+                &prepared(
+                    tx,
+                    "SELECT nextval(pg_get_serial_sequence('incidents', 'id'))
+                     FROM generate_series(1, $1::int8)",
+                )
+                .await?,
+                &[&(fresh.len() as i64)],
+            )
+            .await?
+        {
+            ids.push(r.get(0));
+        }
+        ids.sort_unstable();
+    }
+    let real: HashMap<i64, i64> = fresh.into_iter().zip(ids).collect();
+    let id = |i: i64| real.get(&i).copied().unwrap_or(i);
+    for inc in &mut out.incidents {
+        inc.id = id(inc.id);
+    }
+    for m in &mut out.members {
+        m.1 = id(m.1);
+    }
+    for k in &mut out.keys {
+        k.1 = id(k.1);
+    }
+    write_incidents(tx, &out.incidents).await?;
+    for &(from, into) in &out.merged {
+        // A new incident merged into another was never written.
+        if from > PROVISIONAL {
+            continue;
+        }
+        let into = id(into);
         for sql in [
             "UPDATE incident_alerts SET incident_id = $2 WHERE incident_id = $1",
             "UPDATE incident_keys SET incident_id = $2 WHERE incident_id = $1",
             "UPDATE audit SET incident_id = $2 WHERE incident_id = $1",
         ] {
-            tx.execute(sql, &[from, into]).await?;
+            tx.execute(&prepared(tx, sql).await?, &[&from, &into])
+                .await?;
         }
-        tx.execute("DELETE FROM incidents WHERE id = $1", &[from])
-            .await?;
+        tx.execute(
+            &prepared(tx, "DELETE FROM incidents WHERE id = $1").await?,
+            &[&from],
+        )
+        .await?;
     }
     let (k, i, l): (Vec<String>, Vec<i64>, Vec<i64>) = out.keys.into_iter().fold(
         (Vec::new(), Vec::new(), Vec::new()),
@@ -131,46 +204,97 @@ pub(super) async fn group(
         },
     );
     tx.execute(
-        "INSERT INTO incident_keys (key, incident_id, last_ts)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
-         ON CONFLICT (key) DO UPDATE SET incident_id = excluded.incident_id,
-                                         last_ts = excluded.last_ts",
+        &prepared(
+            tx,
+            "INSERT INTO incident_keys (key, incident_id, last_ts)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+             ON CONFLICT (key) DO UPDATE SET incident_id = excluded.incident_id,
+                                             last_ts = excluded.last_ts",
+        )
+        .await?,
         &[&k, &i, &l],
     )
     .await?;
     let (alerts, ids): (Vec<i64>, Vec<i64>) = out.members.into_iter().unzip();
     tx.execute(
-        "INSERT INTO incident_alerts (alert_id, incident_id)
-         SELECT * FROM unnest($1::bigint[], $2::bigint[])",
+        &prepared(
+            tx,
+            "INSERT INTO incident_alerts (alert_id, incident_id)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[])",
+        )
+        .await?,
         &[&alerts, &ids],
     )
     .await?;
-    for inc in &out.incidents {
-        tx.execute(
-            "UPDATE incidents SET kind = $2, title = $3, status = $4, severity = $5,
-                 first_ts = $6, last_ts = $7, alert_count = $8, bytes = $9, coverage = $10,
-                 categories = $11, src_ip = $12, search = $13, state = $14
-             WHERE id = $1",
-            &[
-                &inc.id,
-                &inc.kind.as_str(),
-                &clean(&inc.title),
-                &inc.status,
-                &i64::from(inc.severity),
-                &inc.first_ts,
-                &inc.last_ts,
-                &inc.alert_count,
-                &i64::try_from(inc.bytes()).unwrap_or(i64::MAX),
-                &inc.coverage(),
-                &clean(&inc.categories_text()),
-                &inc.src.as_deref().map(clean),
-                &clean(&inc.search_text()),
-                &serde_json::to_string(&inc.state)?,
-            ],
-        )
-        .await?;
-    }
     Ok(out.incidents)
+}
+
+/// Every incident a batch touched, new or stored, in one upsert.
+async fn write_incidents(tx: &Transaction<'_>, incidents: &[Incident]) -> StoreResult<()> {
+    if incidents.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&Incident) -> String| incidents.iter().map(f).collect::<Vec<String>>();
+    let ids: Vec<i64> = incidents.iter().map(|i| i.id).collect();
+    let kinds = col(&|i| i.kind.as_str().to_string());
+    let titles = col(&|i| clean(&i.title).into_owned());
+    let statuses = col(&|i| i.status.clone());
+    let severities: Vec<i64> = incidents.iter().map(|i| i64::from(i.severity)).collect();
+    let first: Vec<i64> = incidents.iter().map(|i| i.first_ts).collect();
+    let last: Vec<i64> = incidents.iter().map(|i| i.last_ts).collect();
+    let counts: Vec<i64> = incidents.iter().map(|i| i.alert_count).collect();
+    let bytes: Vec<i64> = incidents
+        .iter()
+        .map(|i| i64::try_from(i.bytes()).unwrap_or(i64::MAX))
+        .collect();
+    let coverage: Vec<Option<f64>> = incidents.iter().map(Incident::coverage).collect();
+    let categories = col(&|i| clean(&i.categories_text()).into_owned());
+    let src: Vec<Option<String>> = incidents
+        .iter()
+        .map(|i| i.src.as_deref().map(|s| clean(s).into_owned()))
+        .collect();
+    let search = col(&|i| clean(&i.search_text()).into_owned());
+    let mut states = Vec::with_capacity(incidents.len());
+    for i in incidents {
+        states.push(serde_json::to_string(&i.state)?);
+    }
+    tx.execute(
+        &prepared(
+            tx,
+            "INSERT INTO incidents (id, kind, title, status, severity, first_ts, last_ts,
+                                    alert_count, bytes, coverage, categories, src_ip, search,
+                                    state) OVERRIDING SYSTEM VALUE
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[],
+                                  $6::int8[], $7::int8[], $8::int8[], $9::int8[],
+                                  $10::float8[], $11::text[], $12::text[], $13::text[],
+                                  $14::text[])
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title,
+                 status = excluded.status, severity = excluded.severity,
+                 first_ts = excluded.first_ts, last_ts = excluded.last_ts,
+                 alert_count = excluded.alert_count, bytes = excluded.bytes,
+                 coverage = excluded.coverage, categories = excluded.categories,
+                 src_ip = excluded.src_ip, search = excluded.search, state = excluded.state",
+        )
+        .await?,
+        &[
+            &ids,
+            &kinds,
+            &titles,
+            &statuses,
+            &severities,
+            &first,
+            &last,
+            &counts,
+            &bytes,
+            &coverage,
+            &categories,
+            &src,
+            &search,
+            &states,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn load(c: &impl GenericClient, id: i64, lock: bool) -> StoreResult<Option<Incident>> {

@@ -1,7 +1,7 @@
 //! Events in and out: ingest (one transaction per batch, idempotent by
 //! `event_id`), retention and account purges, the writability check.
 
-use super::{PURGE_LOCK, PgStore, clean, clean_opt, members_text};
+use super::{PURGE_LOCK, PgStore, clean, clean_opt, members_text, prepared};
 use crate::store::model::*;
 use crate::store::traits::EventStore;
 use deadpool_postgres::Transaction;
@@ -9,7 +9,6 @@ use eve::EventKind;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
-use tokio_postgres::Statement;
 
 /// Rows deleted per retention transaction, so ingest is never blocked long.
 const PURGE_BATCH: i64 = 5000;
@@ -18,8 +17,13 @@ impl EventStore for PgStore {
     fn ingest(&self, events: &[NewEvent], received: i64) -> StoreResult<IngestOutcome> {
         let window = self.incident_window.load(Ordering::Relaxed);
         self.write(async |tx| {
-            let mut out = ingest_batch(tx, events, received).await?;
+            let (mut out, accepted) = ingest_batch(tx, events, received).await?;
             out.incidents = super::incidents::group(tx, &out.new_alerts, window).await?;
+            // Last: every batch of a sensor updates the same summary rows,
+            // whose locks are held until COMMIT; taken here, concurrent
+            // batches wait for each other's commit only, not for each
+            // other's whole work (taken first, they ran one at a time).
+            store_summaries(tx, events, &accepted, received).await?;
             Ok(out)
         })
     }
@@ -85,22 +89,20 @@ impl EventStore for PgStore {
     }
 }
 
-/// A statement prepared once per connection (deadpool's statement cache):
-/// each use is then one round trip, where a query string is two (parse,
-/// then bind and execute).
-async fn prepared(tx: &Transaction<'_>, sql: &str) -> StoreResult<Statement> {
-    Ok(tx.prepare_cached(sql).await?)
-}
+/// The accepted events of a batch: (position in the batch, row id), in
+/// batch order.
+type Accepted = Vec<(usize, i64)>;
 
-/// Store one batch: the new events in one `INSERT … ON CONFLICT DO
+/// Store one batch's rows: the new events in one `INSERT … ON CONFLICT DO
 /// NOTHING` (a concurrent writer of the same `event_id` on another replica
 /// waits for this one and then finds it stored), then their type-specific
-/// rows, as arrays (one round trip per table, not per event).
+/// rows, as arrays (one round trip per table, not per event). The summary
+/// rows are written by [`store_summaries`], last.
 async fn ingest_batch(
     tx: &Transaction<'_>,
     events: &[NewEvent],
     received: i64,
-) -> StoreResult<IngestOutcome> {
+) -> StoreResult<(IngestOutcome, Accepted)> {
     let mut out = IngestOutcome::default();
     // The first occurrence of each id is inserted; repeats within the batch
     // are compared with what that id stores afterwards.
@@ -214,10 +216,36 @@ async fn ingest_batch(
     out.conflicts.sort_unstable();
     out.accepted = accepted.len();
     accepted.sort_unstable();
-    store_sensors(tx, events, &accepted, received).await?;
-    store_alerts(tx, events, &accepted, &mut out).await?;
+    let alerts = new_alerts(events, &accepted);
+    store_alerts(tx, &alerts).await?;
+    out.new_alerts = alerts
+        .iter()
+        .map(|&(ne, id, _)| StoredAlert {
+            id,
+            status: Status::New.as_str().to_string(),
+            body: ne.body.clone(),
+        })
+        .collect();
     store_flows(tx, events, &accepted).await?;
-    for &(pos, _) in &accepted {
+    Ok((out, accepted))
+}
+
+/// The rows every batch of a sensor (or analyzer account) updates: per
+/// sensor its event count and newest stats, alerts per sensor and
+/// category, accounts, clusters. Each in a fixed order, so concurrent
+/// batches lock them alike.
+async fn store_summaries(
+    tx: &Transaction<'_>,
+    events: &[NewEvent],
+    accepted: &[(usize, i64)],
+    received: i64,
+) -> StoreResult<()> {
+    store_sensors(tx, events, accepted, received).await?;
+    let alerts = new_alerts(events, accepted);
+    store_sensor_categories(tx, &alerts).await?;
+    store_accounts(tx, &alerts).await?;
+    store_clusters(tx, &alerts).await?;
+    for &(pos, _) in accepted {
         let ne = &events[pos];
         if let (Indexed::Stats(stats), Some(sensor)) = (&ne.index, &ne.sensor_id) {
             tx.execute(
@@ -235,7 +263,7 @@ async fn ingest_batch(
             .await?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Each sensor's newest event time and event count, once per batch.
@@ -284,20 +312,19 @@ async fn store_sensors(
 /// An accepted alert: the event, its row id, its alert columns.
 type NewAlert<'a> = (&'a NewEvent, i64, &'a AlertIndex);
 
-/// The alert rows of the accepted alerts, and their accounts and clusters.
-async fn store_alerts(
-    tx: &Transaction<'_>,
-    events: &[NewEvent],
-    accepted: &[(usize, i64)],
-    out: &mut IngestOutcome,
-) -> StoreResult<()> {
-    let alerts: Vec<NewAlert> = accepted
+/// The accepted alerts of a batch, in batch order.
+fn new_alerts<'a>(events: &'a [NewEvent], accepted: &[(usize, i64)]) -> Vec<NewAlert<'a>> {
+    accepted
         .iter()
         .filter_map(|&(pos, id)| match &events[pos].index {
             Indexed::Alert(a) => Some((&events[pos], id, a)),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The alert rows of the accepted alerts.
+async fn store_alerts(tx: &Transaction<'_>, alerts: &[NewAlert<'_>]) -> StoreResult<()> {
     if alerts.is_empty() {
         return Ok(());
     }
@@ -331,9 +358,13 @@ async fn store_alerts(
         ],
     )
     .await?;
-    // Alerts per sensor and category, once per pair, in a fixed order.
+    Ok(())
+}
+
+/// Alerts per sensor and category, once per pair, in a fixed order.
+async fn store_sensor_categories(tx: &Transaction<'_>, alerts: &[NewAlert<'_>]) -> StoreResult<()> {
     let mut per: HashMap<(String, String), i64> = HashMap::new();
-    for &(ne, _, a) in &alerts {
+    for &(ne, _, a) in alerts {
         if let Some(s) = &ne.sensor_id {
             *per.entry((clean(s).into_owned(), clean(&a.category).into_owned()))
                 .or_default() += 1;
@@ -341,29 +372,29 @@ async fn store_alerts(
     }
     let mut per: Vec<_> = per.into_iter().collect();
     per.sort();
-    if !per.is_empty() {
-        let sensors: Vec<&str> = per.iter().map(|p| p.0.0.as_str()).collect();
-        let categories: Vec<&str> = per.iter().map(|p| p.0.1.as_str()).collect();
-        let counts: Vec<i64> = per.iter().map(|p| p.1).collect();
-        tx.execute(
-            &prepared(
-                tx,
-                "INSERT INTO sensor_categories AS sc (sensor_id, category, alerts)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
-                 ON CONFLICT (sensor_id, category) DO UPDATE SET alerts = sc.alerts + excluded.alerts",
-            )
-            .await?,
-            &[&sensors, &categories, &counts],
-        )
-        .await?;
+    if per.is_empty() {
+        return Ok(());
     }
-    store_accounts(tx, &alerts).await?;
-    for &(ne, id, a) in &alerts {
-        out.new_alerts.push(StoredAlert {
-            id,
-            status: Status::New.as_str().to_string(),
-            body: ne.body.clone(),
-        });
+    let sensors: Vec<&str> = per.iter().map(|p| p.0.0.as_str()).collect();
+    let categories: Vec<&str> = per.iter().map(|p| p.0.1.as_str()).collect();
+    let counts: Vec<i64> = per.iter().map(|p| p.1).collect();
+    tx.execute(
+        &prepared(
+            tx,
+            "INSERT INTO sensor_categories AS sc (sensor_id, category, alerts)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+             ON CONFLICT (sensor_id, category) DO UPDATE SET alerts = sc.alerts + excluded.alerts",
+        )
+        .await?,
+        &[&sensors, &categories, &counts],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The clusters the batch's analyzer alerts name, and their member accounts.
+async fn store_clusters(tx: &Transaction<'_>, alerts: &[NewAlert<'_>]) -> StoreResult<()> {
+    for &(ne, id, a) in alerts {
         if let (Some(cl), false) = (&a.cluster_id, a.members.is_empty()) {
             let cl = clean(cl);
             let members: Vec<String> = a.members.iter().map(|m| clean(m).into_owned()).collect();

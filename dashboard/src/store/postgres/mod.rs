@@ -208,6 +208,16 @@ fn cannot_write(e: &StoreError) -> bool {
     }
 }
 
+/// A statement prepared once per connection (deadpool's statement cache):
+/// each use is then one round trip, where a query string is two (parse,
+/// then bind and execute) and is planned again.
+async fn prepared(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+) -> StoreResult<tokio_postgres::Statement> {
+    Ok(tx.prepare_cached(sql).await?)
+}
+
 /// `s` as PostgreSQL `text` can hold it: NUL becomes U+FFFD (see the
 /// module documentation).
 fn clean(s: &str) -> Cow<'_, str> {
