@@ -105,6 +105,31 @@ impl Chunker {
         self.reset();
     }
 
+    /// End of input, as [`Chunker::finish`], also returning the last
+    /// chunk's bytes: the one cut by the end of the input rather than by
+    /// content, which a stream continued elsewhere would extend (empty when
+    /// nothing was pending).
+    pub fn finish_tail(&mut self, mut emit: impl FnMut(&[u8])) -> Vec<u8> {
+        let mut last = self.start;
+        while self.start < self.pending.len() {
+            last = self.start;
+            let n = self.cut_len(&self.pending[self.start..]);
+            emit(&self.pending[self.start..self.start + n]);
+            self.start += n;
+        }
+        let tail = self.pending[last..].to_vec();
+        self.reset();
+        tail
+    }
+
+    /// Continue a stream: `carry` (a previous [`Chunker::finish_tail`]'s
+    /// bytes) is pending again, as if the input had never ended; the first
+    /// chunk emitted starts with it.
+    pub fn resume(&mut self, carry: &[u8]) {
+        self.reset();
+        self.pending.extend_from_slice(carry);
+    }
+
     /// Bytes fed but not yet emitted as a chunk.
     pub fn pending(&self) -> usize {
         self.pending.len() - self.start

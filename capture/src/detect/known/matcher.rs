@@ -24,9 +24,14 @@
 //! An object with fewer than `known_min_chunks` matched chunks of a file
 //! alerts only when its sender's tally of that file across objects
 //! ([`super::hosts`]) has reached the threshold.
+//!
+//! An object whose first bytes are chunked in full continues from the bytes
+//! its (sender, receiver) pair's previous object left after its last cut
+//! ([`super::stitch`]); at its end it leaves its own.
 
 use super::hosts::{HostMatches, HostVerdict};
 use super::ranges::FileRanges;
+use super::stitch::Stitches;
 use super::{Chunker, Index, low_information};
 use crate::detect::config::DetectConfig;
 use crate::detect::{Detector, Finding, ObjectScan, sig};
@@ -42,6 +47,9 @@ const MAX_FILES_PER_OBJECT: usize = 64;
 /// Matched chunk offsets kept per file per object (for the host tally,
 /// which needs only `known_min_chunks` of them).
 const MAX_OFFSETS_PER_FILE: usize = 16;
+/// File ranges of chunks spanning the cut from the previous object kept
+/// per file per object (the first chunk or two of an object span it).
+const MAX_STITCHED_PER_FILE: usize = 4;
 
 /// Which byte offsets of an object are chunked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +120,7 @@ pub struct KnownWeightsDetector {
     index: Arc<Index>,
     cfg: Arc<DetectConfig>,
     hosts: Option<Arc<HostMatches>>,
+    stitches: Option<Arc<Stitches>>,
 }
 
 impl KnownWeightsDetector {
@@ -123,7 +132,14 @@ impl KnownWeightsDetector {
                 cfg.known_min_chunks,
             ))
         });
-        KnownWeightsDetector { index, cfg, hosts }
+        let stitches = (cfg.known_stitch_secs > 0 && cfg.known_stitch_pairs > 0)
+            .then(|| Arc::new(Stitches::new(cfg.known_stitch_secs, cfg.known_stitch_pairs)));
+        KnownWeightsDetector {
+            index,
+            cfg,
+            hosts,
+            stitches,
+        }
     }
 }
 
@@ -142,6 +158,7 @@ impl Detector for KnownWeightsDetector {
             index: self.index.clone(),
             cfg: self.cfg.clone(),
             hosts: self.hosts.clone(),
+            stitches: self.stitches.clone(),
             origin: meta.origin,
             next: None,
             gapped: false,
@@ -159,6 +176,8 @@ struct Hits {
     full: u64,
     /// Matched bytes in sampled windows.
     sampled: u64,
+    /// Matched chunks that began in the previous object of the pair.
+    stitched: u32,
 }
 
 impl Hits {
@@ -197,12 +216,24 @@ struct Tally {
     ranges: HashMap<u32, FileRanges>,
     /// File offsets of each file's matched chunks (the first few).
     offsets: HashMap<u32, Vec<u64>>,
+    /// Bytes the chunker holds from the pair's previous object, before
+    /// this object's first byte (they start the next chunk it emits).
+    lead: u64,
+    /// File bytes of matched chunks that the previous object carried.
+    stitched: HashMap<u32, Vec<[u64; 2]>>,
+    /// Whether the last chunk emitted matched a registered file.
+    last_matched: bool,
 }
 
 impl Tally {
     fn on_chunk(&mut self, index: &Index, c: &[u8]) {
+        // The chunk's first `lead` bytes are the previous object's.
+        let lead = self.lead.min(c.len() as u64);
+        self.lead -= lead;
+        let own = c.len() as u64 - lead;
         let at = self.pos;
-        self.pos += c.len() as u64;
+        self.pos += own;
+        self.last_matched = false;
         let first = std::mem::replace(&mut self.first, false);
         self.last_eligible = 0;
         if self.in_window && !first {
@@ -214,7 +245,7 @@ impl Tally {
             return;
         }
         let entries = index.lookup(h);
-        if entries.is_empty() || low_information(c) {
+        if entries.is_empty() || own == 0 || low_information(c) {
             return;
         }
         for e in entries {
@@ -224,23 +255,31 @@ impl Tally {
             if !self.hits.contains_key(&e.file) && self.hits.len() >= MAX_FILES_PER_OBJECT {
                 continue;
             }
+            self.last_matched = true;
             self.ranges.entry(e.file).or_default().matched(
                 at,
-                e.offset,
-                c.len() as u64,
+                e.offset + lead,
+                own,
                 self.run_start,
                 u64::from(index.params.max),
             );
+            if lead > 0 {
+                let s = self.stitched.entry(e.file).or_default();
+                if s.len() < MAX_STITCHED_PER_FILE {
+                    s.push([e.offset, e.offset + lead]);
+                }
+            }
             let offs = self.offsets.entry(e.file).or_default();
             if offs.len() < MAX_OFFSETS_PER_FILE {
                 offs.push(e.offset);
             }
             let hit = self.hits.entry(e.file).or_default();
             hit.chunks += 1;
+            hit.stitched += u32::from(lead > 0);
             if self.in_window {
-                hit.sampled += c.len() as u64;
+                hit.sampled += own;
             } else {
-                hit.full += c.len() as u64;
+                hit.full += own;
             }
         }
     }
@@ -261,7 +300,9 @@ impl Tally {
     /// The chunker is about to get bytes at object offset `off` with
     /// `pending` bytes still unchunked before them.
     fn feeding(&mut self, off: u64, pending: usize) {
-        self.pos = off - pending as u64;
+        // Pending bytes beyond `off` are carried from the previous object.
+        self.pos = off.saturating_sub(pending as u64);
+        self.lead = (pending as u64).saturating_sub(off);
         if !self.run_open {
             self.run_open = true;
             self.run_start = off;
@@ -285,6 +326,7 @@ pub struct KnownScan {
     index: Arc<Index>,
     cfg: Arc<DetectConfig>,
     hosts: Option<Arc<HostMatches>>,
+    stitches: Option<Arc<Stitches>>,
     origin: Option<Origin>,
     next: Option<u64>,
     /// Bytes were lost somewhere in the object.
@@ -350,6 +392,34 @@ impl KnownScan {
         r.report_with(size, &extra)
     }
 
+    /// File bytes of `file`'s matched chunks that the pair's previous
+    /// object carried (the chunks spanning the cut).
+    fn stitched(&self, file: u32) -> impl Iterator<Item = [u64; 2]> + '_ {
+        self.tally
+            .stitched
+            .get(&file)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// The bytes the pair's previous object left, when this object's first
+    /// bytes (at `offset`) start it and are chunked in full.
+    fn stitch_start(&mut self, offset: u64) {
+        let (Some(st), Some(o)) = (self.stitches.as_ref(), self.origin) else {
+            return;
+        };
+        if offset != 0 || self.next.is_some() || self.gapped {
+            return;
+        }
+        if !matches!(self.plan.region(0), Region::Full(_)) {
+            return;
+        }
+        if let Some(carry) = st.take(o.sender, o.receiver, o.begun_us) {
+            self.chunker.resume(&carry);
+        }
+    }
+
     /// Whether `hit` is enough on its own.
     fn enough(&self, hit: &Hits) -> bool {
         hit.chunks >= self.cfg.known_min_chunks
@@ -360,7 +430,8 @@ impl KnownScan {
     fn host_verdict(&self, file: u32, hit: &Hits) -> Option<HostVerdict> {
         let (hosts, origin) = (self.hosts.as_ref()?, self.origin?);
         let size = self.index.files.get(file as usize)?.size;
-        let ranges = self.file_ranges(file, size).0;
+        let mut ranges = self.file_ranges(file, size).0;
+        ranges.extend(self.stitched(file));
         let offsets = self.tally.offsets.get(&file).map_or(&[][..], Vec::as_slice);
         hosts.add(
             origin.sender,
@@ -434,7 +505,7 @@ impl KnownScan {
         if cut {
             e.insert("file_ranges_verified_truncated".into(), json!(true));
         }
-        if let Some(v) = host {
+        if let Some(v) = &host {
             e.insert("host_matched_chunks".into(), json!(v.host_chunks));
             e.insert("host_objects".into(), json!(v.host_objects));
             e.insert(
@@ -444,9 +515,17 @@ impl KnownScan {
             if !self.enough(&hit) {
                 e.insert("host_accumulated".into(), json!(true));
             }
-            if !v.held_ranges.is_empty() {
-                e.insert("held_file_ranges".into(), json!(v.held_ranges));
-            }
+        }
+        let held: Vec<[u64; 2]> = host
+            .iter()
+            .flat_map(|v| v.held_ranges.iter().copied())
+            .chain(self.stitched(file))
+            .collect();
+        if !held.is_empty() {
+            e.insert("held_file_ranges".into(), json!(held));
+        }
+        if hit.stitched > 0 {
+            e.insert("stitched_chunks".into(), json!(hit.stitched));
         }
         let mut others: Vec<(u32, Hits)> = t
             .hits
@@ -502,6 +581,7 @@ impl ObjectScan for KnownScan {
             self.gapped = true;
             self.restart();
         }
+        self.stitch_start(offset);
         let end = offset.saturating_add(bytes.len() as u64);
         self.next = Some(end);
         self.tally.seen += bytes.len() as u64;
@@ -556,7 +636,21 @@ impl ObjectScan for KnownScan {
             return None;
         }
         self.done = true;
-        self.close_window();
+        match (self.stitches.clone(), self.origin) {
+            (Some(st), Some(o)) if !self.tally.in_window => {
+                // The chunk the end cut is carried to the pair's next
+                // object, unless it matched (then the object ended where
+                // a chunk of the file does).
+                let (index, tally) = (&self.index, &mut self.tally);
+                let tail = self.chunker.finish_tail(|c| tally.on_chunk(index, c));
+                tally.end_run(index.params.max);
+                tally.first = true;
+                if !tally.last_matched {
+                    st.put(o.sender, o.receiver, o.begun_us, tail);
+                }
+            }
+            _ => self.close_window(),
+        }
         let (file, hit) = self.best()?;
         self.decide(file, hit, state == ObjectEnd::Complete)
     }
