@@ -25,14 +25,15 @@
 //! alerts only when its sender's tally of that file across objects
 //! ([`super::hosts`]) has reached the threshold.
 //!
-//! An object whose first bytes are chunked in full continues from the bytes
-//! its (sender, receiver) pair's previous object left after its last cut
-//! ([`super::stitch`]); at its end it leaves its own.
+//! The chunk spanning the cut between two consecutive objects of one
+//! (sender, receiver) pair is matched by stitching ([`super::stitch`]): an
+//! object whose first bytes are chunked in full offers them as its head,
+//! and at its end it offers the bytes after its last cut as its tail.
 
 use super::hosts::{HostMatches, HostVerdict};
 use super::ranges::FileRanges;
-use super::stitch::Stitches;
-use super::{Chunker, Index, low_information};
+use super::stitch::{End, Stitches};
+use super::{ChunkEntry, Chunker, Index, low_information};
 use crate::detect::config::DetectConfig;
 use crate::detect::{Detector, Finding, ObjectScan, sig};
 use crate::object::{ObjectEnd, ObjectMeta, Origin};
@@ -132,8 +133,8 @@ impl KnownWeightsDetector {
                 cfg.known_min_chunks,
             ))
         });
-        let stitches = (cfg.known_stitch_secs > 0 && cfg.known_stitch_pairs > 0)
-            .then(|| Arc::new(Stitches::new(cfg.known_stitch_secs, cfg.known_stitch_pairs)));
+        let stitches = (cfg.known_stitch_secs > 0)
+            .then(|| Arc::new(Stitches::new(cfg.known_stitch_secs, cfg.known_stitch_bytes)));
         KnownWeightsDetector {
             index,
             cfg,
@@ -159,6 +160,8 @@ impl Detector for KnownWeightsDetector {
             cfg: self.cfg.clone(),
             hosts: self.hosts.clone(),
             stitches: self.stitches.clone(),
+            id: u64::MAX,
+            head: false,
             origin: meta.origin,
             next: None,
             gapped: false,
@@ -216,10 +219,8 @@ struct Tally {
     ranges: HashMap<u32, FileRanges>,
     /// File offsets of each file's matched chunks (the first few).
     offsets: HashMap<u32, Vec<u64>>,
-    /// Bytes the chunker holds from the pair's previous object, before
-    /// this object's first byte (they start the next chunk it emits).
-    lead: u64,
-    /// File bytes of matched chunks that the previous object carried.
+    /// File bytes of matched chunks that a neighbouring object of the pair
+    /// carried (stitched chunks).
     stitched: HashMap<u32, Vec<[u64; 2]>>,
     /// Whether the last chunk emitted matched a registered file.
     last_matched: bool,
@@ -227,12 +228,8 @@ struct Tally {
 
 impl Tally {
     fn on_chunk(&mut self, index: &Index, c: &[u8]) {
-        // The chunk's first `lead` bytes are the previous object's.
-        let lead = self.lead.min(c.len() as u64);
-        self.lead -= lead;
-        let own = c.len() as u64 - lead;
         let at = self.pos;
-        self.pos += own;
+        self.pos += c.len() as u64;
         self.last_matched = false;
         let first = std::mem::replace(&mut self.first, false);
         self.last_eligible = 0;
@@ -245,43 +242,54 @@ impl Tally {
             return;
         }
         let entries = index.lookup(h);
-        if entries.is_empty() || own == 0 || low_information(c) {
+        if entries.is_empty() || low_information(c) {
             return;
         }
-        for e in entries {
-            if e.len as usize != c.len() {
-                continue;
-            }
-            if !self.hits.contains_key(&e.file) && self.hits.len() >= MAX_FILES_PER_OBJECT {
-                continue;
-            }
-            self.last_matched = true;
-            self.ranges.entry(e.file).or_default().matched(
-                at,
-                e.offset + lead,
-                own,
-                self.run_start,
-                u64::from(index.params.max),
-            );
-            if lead > 0 {
-                let s = self.stitched.entry(e.file).or_default();
-                if s.len() < MAX_STITCHED_PER_FILE {
-                    s.push([e.offset, e.offset + lead]);
-                }
-            }
-            let offs = self.offsets.entry(e.file).or_default();
-            if offs.len() < MAX_OFFSETS_PER_FILE {
-                offs.push(e.offset);
-            }
-            let hit = self.hits.entry(e.file).or_default();
-            hit.chunks += 1;
-            hit.stitched += u32::from(lead > 0);
-            if self.in_window {
-                hit.sampled += own;
-            } else {
-                hit.full += own;
+        let max = u64::from(index.params.max);
+        for e in entries.iter().filter(|e| e.len as usize == c.len()) {
+            self.last_matched |= self.credit(e, at, e.offset, c.len() as u64, None, max);
+        }
+    }
+
+    /// Count matched chunk `e` for the object: its object bytes
+    /// `[at, at + own)` are file bytes from `file_at`; `other` the file
+    /// bytes of it another object of the pair carried (a stitched chunk).
+    /// False when the object already tracks too many files.
+    fn credit(
+        &mut self,
+        e: &ChunkEntry,
+        at: u64,
+        file_at: u64,
+        own: u64,
+        other: Option<[u64; 2]>,
+        max: u64,
+    ) -> bool {
+        if !self.hits.contains_key(&e.file) && self.hits.len() >= MAX_FILES_PER_OBJECT {
+            return false;
+        }
+        self.ranges
+            .entry(e.file)
+            .or_default()
+            .matched(at, file_at, own, self.run_start, max);
+        if let Some(o) = other {
+            let s = self.stitched.entry(e.file).or_default();
+            if s.len() < MAX_STITCHED_PER_FILE {
+                s.push(o);
             }
         }
+        let offs = self.offsets.entry(e.file).or_default();
+        if offs.len() < MAX_OFFSETS_PER_FILE {
+            offs.push(e.offset);
+        }
+        let hit = self.hits.entry(e.file).or_default();
+        hit.chunks += 1;
+        hit.stitched += u32::from(other.is_some());
+        if self.in_window {
+            hit.sampled += own;
+        } else {
+            hit.full += own;
+        }
+        true
     }
 
     /// Estimated bytes of `hit`'s file in the object: full-prefix matches
@@ -300,9 +308,7 @@ impl Tally {
     /// The chunker is about to get bytes at object offset `off` with
     /// `pending` bytes still unchunked before them.
     fn feeding(&mut self, off: u64, pending: usize) {
-        // Pending bytes beyond `off` are carried from the previous object.
-        self.pos = off.saturating_sub(pending as u64);
-        self.lead = (pending as u64).saturating_sub(off);
+        self.pos = off - pending as u64;
         if !self.run_open {
             self.run_open = true;
             self.run_start = off;
@@ -327,6 +333,12 @@ pub struct KnownScan {
     cfg: Arc<DetectConfig>,
     hosts: Option<Arc<HostMatches>>,
     stitches: Option<Arc<Stitches>>,
+    /// This object's identity among the stitches' heads (`u64::MAX`: it
+    /// leaves none).
+    id: u64,
+    /// Its first bytes are still to be left as a head (it took no bytes to
+    /// continue from).
+    head: bool,
     origin: Option<Origin>,
     next: Option<u64>,
     /// Bytes were lost somewhere in the object.
@@ -403,10 +415,10 @@ impl KnownScan {
             .copied()
     }
 
-    /// The bytes the pair's previous object left, when this object's first
-    /// bytes (at `offset`) start it and are chunked in full.
+    /// Whether this object's first bytes (at `offset`) start it and are
+    /// chunked in full: then they are its head.
     fn stitch_start(&mut self, offset: u64) {
-        let (Some(st), Some(o)) = (self.stitches.as_ref(), self.origin) else {
+        let (Some(st), Some(_)) = (self.stitches.as_ref(), self.origin) else {
             return;
         };
         if offset != 0 || self.next.is_some() || self.gapped {
@@ -415,8 +427,85 @@ impl KnownScan {
         if !matches!(self.plan.region(0), Region::Full(_)) {
             return;
         }
-        if let Some(carry) = st.take(o.sender, o.receiver, o.begun_us) {
-            self.chunker.resume(&carry);
+        self.id = st.id();
+        self.head = true;
+    }
+
+    /// The object's first bytes are in hand: the chunker's pending bytes
+    /// (nothing was emitted yet) and `more` of the next piece, at most one
+    /// maximum chunk. Stitched to the tail of an earlier object of the
+    /// pair, or left as this object's head.
+    fn at_head(&mut self, more: &[u8]) {
+        let (true, Some(st), Some(o)) = (self.head, self.stitches.clone(), self.origin) else {
+            return;
+        };
+        self.head = false;
+        if self.gapped {
+            return;
+        }
+        let pending = self.chunker.pending_bytes();
+        let room = (self.index.params.max as usize).saturating_sub(pending.len());
+        let mut head = Vec::with_capacity(pending.len() + room.min(more.len()));
+        head.extend_from_slice(pending);
+        head.extend_from_slice(&more[..room.min(more.len())]);
+        let (index, chunker) = (&self.index, &self.chunker);
+        let mut found = (Vec::new(), 0);
+        let hit = st.stitch(
+            o.sender,
+            o.receiver,
+            End::Tail,
+            self.id,
+            o.begun_us,
+            |tail| {
+                found = (spanning(index, chunker, tail, &head), tail.len() as u64);
+                !found.0.is_empty()
+            },
+        );
+        if !hit {
+            st.put(o.sender, o.receiver, End::Head, self.id, o.begun_us, head);
+            return;
+        }
+        let (entries, lead) = found;
+        let max = u64::from(self.index.params.max);
+        let mut cut = 0;
+        for e in &entries {
+            let other = Some([e.offset, e.offset + lead]);
+            let own = u64::from(e.len) - lead;
+            self.tally.credit(e, 0, e.offset + lead, own, other, max);
+            cut = own;
+        }
+        // The stitched chunk ends at a cut point of the file: chunk on from
+        // there, in step with the file's cuts from the first byte.
+        self.chunker.skip(cut as usize);
+    }
+
+    /// The object ended with `tail` after its last cut (which did not
+    /// match): stitched to the head of a later object of the pair, or left
+    /// as this object's tail.
+    fn at_tail(&mut self, st: &Stitches, o: Origin, tail: Vec<u8>) {
+        let (index, chunker) = (&self.index, &self.chunker);
+        let mut found = Vec::new();
+        let hit = st.stitch(
+            o.sender,
+            o.receiver,
+            End::Head,
+            self.id,
+            o.begun_us,
+            |head| {
+                found = spanning(index, chunker, &tail, head);
+                !found.is_empty()
+            },
+        );
+        if !hit {
+            st.put(o.sender, o.receiver, End::Tail, self.id, o.begun_us, tail);
+            return;
+        }
+        let end = self.next.unwrap_or(self.tally.data_end);
+        let (lead, max) = (tail.len() as u64, u64::from(self.index.params.max));
+        for e in &found {
+            let other = Some([e.offset + lead, e.offset + u64::from(e.len)]);
+            self.tally
+                .credit(e, end.saturating_sub(lead), e.offset, lead, other, max);
         }
     }
 
@@ -568,6 +657,27 @@ impl KnownScan {
     }
 }
 
+/// The entries of the chunk that spans the cut between `tail` (the bytes
+/// after an object's last cut) and `head` (the next object's first bytes),
+/// when it is a chunk of a registered file.
+fn spanning(index: &Index, chunker: &Chunker, tail: &[u8], head: &[u8]) -> Vec<ChunkEntry> {
+    let max = index.params.max as usize;
+    let mut buf = Vec::with_capacity(max);
+    buf.extend_from_slice(tail);
+    buf.extend_from_slice(&head[..head.len().min(max.saturating_sub(tail.len()))]);
+    let n = chunker.cut_len(&buf);
+    if n <= tail.len() {
+        return Vec::new();
+    }
+    let c = &buf[..n];
+    let h = xxh3_64(c);
+    if !index.sampled(h) || low_information(c) {
+        return Vec::new();
+    }
+    let entries = index.lookup(h).iter();
+    entries.filter(|e| e.len as usize == n).copied().collect()
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -607,6 +717,11 @@ impl ObjectScan for KnownScan {
                 self.tally.scanned += n as u64;
                 self.tally.feeding(off, self.chunker.pending());
                 self.tally.data_end = off + n as u64;
+                if self.head && self.chunker.pending() + n >= self.index.params.max as usize {
+                    self.at_head(piece);
+                    self.tally.pos =
+                        off + self.chunker.skipping() as u64 - self.chunker.pending() as u64;
+                }
                 let (index, tally) = (&self.index, &mut self.tally);
                 self.chunker.push(piece, |c| tally.on_chunk(index, c));
                 if self.tally.in_window && off + n as u64 == until {
@@ -638,16 +753,20 @@ impl ObjectScan for KnownScan {
         self.done = true;
         match (self.stitches.clone(), self.origin) {
             (Some(st), Some(o)) if !self.tally.in_window => {
-                // The chunk the end cut is carried to the pair's next
-                // object, unless it matched (then the object ended where
-                // a chunk of the file does).
+                self.at_head(&[]);
+                let end = self.next.unwrap_or(self.tally.data_end);
+                self.tally.pos = end - self.chunker.pending() as u64;
+                // The chunk the end cut is continued into a later object
+                // of the pair that already began, or carried to the next
+                // one, unless it matched (then the object ended where a
+                // chunk of the file does).
                 let (index, tally) = (&self.index, &mut self.tally);
                 let tail = self.chunker.finish_tail(|c| tally.on_chunk(index, c));
-                tally.end_run(index.params.max);
-                tally.first = true;
-                if !tally.last_matched {
-                    st.put(o.sender, o.receiver, o.begun_us, tail);
+                if !self.tally.last_matched && !tail.is_empty() {
+                    self.at_tail(&st, o, tail);
                 }
+                self.tally.end_run(self.index.params.max);
+                self.tally.first = true;
             }
             _ => self.close_window(),
         }

@@ -5,93 +5,221 @@
 //! matches on its own; with requests of a few chunks (100 KiB at 32 KiB
 //! chunks) that loses a third of the file.
 //!
-//! At an object's end the matcher leaves here the bytes after its last
-//! content-defined cut (the chunk the end of the object cut, at most one
-//! maximum chunk, and only when that chunk did not match: an object that
-//! ended on a chunk of a registered file ended where its chunk did). The
-//! pair's next object, when it begins within `known_stitch_secs` of the
-//! previous one's start, takes them and its chunker continues from them, so
-//! the chunk spanning the cut is hashed whole. FastCDC keeps no rolling
-//! state across a cut point (the gear hash restarts at each chunk), so those
-//! bytes are the whole of the chunker's state.
+//! FastCDC's gear hash restarts at every cut point, so what an object
+//! contributes to the chunk spanning its end is the bytes after its last
+//! cut (its *tail*, at most one maximum chunk), and what the next object
+//! contributes is a prefix of its first maximum chunk of bytes (its
+//! *head*). The matcher leaves both here per pair: a tail when the object's
+//! last chunk did not match (an object that ended on a chunk of a
+//! registered file ended where its chunk did), a head when the object's
+//! first bytes are chunked in full. Whichever of two consecutive objects
+//! comes second — the next object's head, or the previous object's end —
+//! chunks tail + head and looks up the chunk that spans the cut, so the
+//! order in which objects are processed (several workers, overlapping
+//! uploads) does not matter. A tail is tried against heads of objects that
+//! began no earlier and no later than `known_stitch_secs` after it, a head
+//! against tails of objects that began no later and within that window
+//! before it, nearest first; a piece is used up when it matched.
 //!
-//! A match is still the xxh3 of a whole chunk of the file, so a wrong pairing
-//! (objects interleaved, out of order, another upload of the same pair in
-//! between) fails to match and costs nothing else. Shared by every worker (a
-//! `DashMap`, like [`super::hosts`]); at most `known_stitch_pairs` pairs
-//! are kept (expired ones dropped first, then the oldest).
+//! A match is still the xxh3 and length of a whole chunk of the file, so a
+//! wrong pairing (another upload of the pair in between) fails to match
+//! and costs nothing else. Shared by every worker (a `DashMap`, like
+//! [`super::hosts`]); at most [`MAX_PIECES`] tails and as many heads per
+//! pair, and at most `known_stitch_bytes` in all (each piece counted with
+//! [`PIECE_OVERHEAD`]): beyond it expired pairs are dropped, then the
+//! oldest pairs until a quarter of the budget is free (one sort per quarter
+//! of the budget put, not a scan per object).
 
 use dashmap::DashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// The bytes an object left for the next one of its pair.
+/// Tails, and heads, kept per pair (objects of the pair waiting for their
+/// neighbour).
+pub const MAX_PIECES: usize = 8;
+/// Bytes a piece is counted with beyond its own (map entry, vectors).
+pub const PIECE_OVERHEAD: usize = 256;
+
+/// Which end of an object a piece is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The bytes after the object's last cut.
+    Tail,
+    /// The object's first bytes.
+    Head,
+}
+
+/// One object's tail or head.
 #[derive(Debug)]
-struct Carry {
+struct Piece {
+    /// Which object left it ([`Stitches::id`]).
+    id: u64,
     /// The object's start (packet time, µs).
     begun_us: i64,
-    /// The bytes after its last cut.
     bytes: Vec<u8>,
 }
 
-/// Carried bytes per (sender, receiver).
+/// What one pair holds.
+#[derive(Debug, Default)]
+struct Slot {
+    tails: Vec<Piece>,
+    heads: Vec<Piece>,
+}
+
+impl Piece {
+    fn cost(&self) -> usize {
+        self.bytes.len() + PIECE_OVERHEAD
+    }
+}
+
+impl Slot {
+    fn cost(&self) -> usize {
+        self.tails.iter().chain(&self.heads).map(Piece::cost).sum()
+    }
+
+    /// The latest start among the pieces.
+    fn latest(&self) -> i64 {
+        self.tails
+            .iter()
+            .chain(&self.heads)
+            .map(|p| p.begun_us)
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
+    fn list(&mut self, end: End) -> &mut Vec<Piece> {
+        match end {
+            End::Tail => &mut self.tails,
+            End::Head => &mut self.heads,
+        }
+    }
+}
+
+/// Tails and heads per (sender, receiver).
 #[derive(Debug)]
 pub struct Stitches {
-    pairs: DashMap<(IpAddr, IpAddr), Carry>,
+    pairs: DashMap<(IpAddr, IpAddr), Slot>,
     window_us: i64,
-    cap: usize,
+    budget: usize,
+    /// Bytes held (pieces with their overhead).
+    held: AtomicUsize,
+    ids: AtomicU64,
 }
 
 impl Stitches {
-    /// Carries kept `window_secs` for at most `cap` pairs.
-    pub fn new(window_secs: u64, cap: usize) -> Self {
+    /// Pieces kept `window_secs`, at most `budget` bytes of them.
+    pub fn new(window_secs: u64, budget: usize) -> Self {
         Stitches {
             pairs: DashMap::new(),
             window_us: i64::try_from(window_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
-            cap,
+            budget,
+            held: AtomicUsize::new(0),
+            ids: AtomicU64::new(0),
         }
     }
 
-    /// The bytes the pair's previous object left, for an object that began
-    /// at `at_us` (taken: one object continues from them). `None` when there
-    /// are none, or they are from an object that began later or longer ago
-    /// than the window.
-    pub fn take(&self, from: IpAddr, to: IpAddr, at_us: i64) -> Option<Vec<u8>> {
-        let (_, c) = self
-            .pairs
-            .remove_if(&(from, to), |_, c| c.begun_us <= at_us)?;
-        (at_us.saturating_sub(c.begun_us) <= self.window_us).then_some(c.bytes)
+    /// A fresh object identity.
+    pub fn id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// An object of the pair that began at `begun_us` ended with `bytes`
-    /// after its last cut. Kept unless the pair already holds a later
-    /// object's.
-    pub fn put(&self, from: IpAddr, to: IpAddr, begun_us: i64, bytes: Vec<u8>) {
-        let key = (from, to);
-        if bytes.is_empty() || self.cap == 0 {
+    /// Object `id` of the pair, begun at `begun_us`, leaves `bytes` as its
+    /// `end` (the oldest such piece of the pair goes beyond [`MAX_PIECES`]).
+    pub fn put(&self, from: IpAddr, to: IpAddr, end: End, id: u64, begun_us: i64, bytes: Vec<u8>) {
+        let piece = Piece {
+            id,
+            begun_us,
+            bytes,
+        };
+        if piece.bytes.is_empty() || !self.room(piece.cost(), begun_us) {
             return;
         }
-        if !self.pairs.contains_key(&key) && self.pairs.len() >= self.cap {
-            let horizon = begun_us.saturating_sub(self.window_us);
-            self.pairs.retain(|_, c| c.begun_us >= horizon);
-            while self.pairs.len() >= self.cap {
-                let oldest = self
-                    .pairs
-                    .iter()
-                    .min_by_key(|e| e.begun_us)
-                    .map(|e| *e.key());
-                match oldest {
-                    Some(k) => self.pairs.remove(&k),
-                    None => break,
-                };
+        self.held.fetch_add(piece.cost(), Ordering::Relaxed);
+        let mut slot = self.pairs.entry((from, to)).or_default();
+        let list = slot.list(end);
+        if list.len() >= MAX_PIECES
+            && let Some(i) = (0..list.len()).min_by_key(|&i| list[i].begun_us)
+        {
+            let gone = list.remove(i);
+            self.held.fetch_sub(gone.cost(), Ordering::Relaxed);
+        }
+        list.push(piece);
+    }
+
+    /// Object `id` of the pair, begun at `begun_us`, has its other end in
+    /// hand: `stitch` is tried on the pair's pieces of kind `end` that can
+    /// neighbour it (tails of objects begun before it, heads of objects
+    /// begun after it, within the window), nearest first, until it reports
+    /// a match; that piece is used up. True on a match.
+    pub fn stitch(
+        &self,
+        from: IpAddr,
+        to: IpAddr,
+        end: End,
+        id: u64,
+        begun_us: i64,
+        mut stitch: impl FnMut(&[u8]) -> bool,
+    ) -> bool {
+        let key = (from, to);
+        let Some(mut slot) = self.pairs.get_mut(&key) else {
+            return false;
+        };
+        let window = self.window_us;
+        let list = slot.list(end);
+        // Nearest first: latest tail, earliest head.
+        list.sort_by_key(|p| match end {
+            End::Tail => i64::MAX - p.begun_us,
+            End::Head => p.begun_us,
+        });
+        let hit = list.iter().position(|p| {
+            let gap = match end {
+                End::Tail => begun_us.checked_sub(p.begun_us),
+                End::Head => p.begun_us.checked_sub(begun_us),
+            };
+            p.id != id && gap.is_some_and(|g| (0..=window).contains(&g)) && stitch(&p.bytes)
+        });
+        let Some(gone) = hit.map(|i| list.remove(i)) else {
+            return false;
+        };
+        self.held.fetch_sub(gone.cost(), Ordering::Relaxed);
+        drop(slot);
+        self.pairs
+            .remove_if(&key, |_, s| s.tails.is_empty() && s.heads.is_empty());
+        true
+    }
+
+    /// Whether a piece of `cost` fits in the budget, after dropping expired
+    /// pairs and then the oldest ones until a quarter of it is free.
+    fn room(&self, cost: usize, at_us: i64) -> bool {
+        if cost > self.budget / 4 {
+            return false;
+        }
+        if self.held.load(Ordering::Relaxed) + cost <= self.budget {
+            return true;
+        }
+        let horizon = at_us.saturating_sub(self.window_us);
+        self.pairs.retain(|_, s| {
+            let keep = s.latest() >= horizon;
+            if !keep {
+                self.held.fetch_sub(s.cost(), Ordering::Relaxed);
+            }
+            keep
+        });
+        let target = self.budget - self.budget / 4;
+        if self.held.load(Ordering::Relaxed) > target {
+            let mut by_age: Vec<(i64, (IpAddr, IpAddr))> =
+                self.pairs.iter().map(|e| (e.latest(), *e.key())).collect();
+            by_age.sort_unstable();
+            for (_, k) in by_age {
+                if self.held.load(Ordering::Relaxed) <= target {
+                    break;
+                }
+                if let Some((_, s)) = self.pairs.remove(&k) {
+                    self.held.fetch_sub(s.cost(), Ordering::Relaxed);
+                }
             }
         }
-        let mut e = self.pairs.entry(key).or_insert_with(|| Carry {
-            begun_us,
-            bytes: Vec::new(),
-        });
-        if e.begun_us <= begun_us {
-            *e = Carry { begun_us, bytes };
-        }
+        true
     }
 }
 
@@ -99,32 +227,59 @@ impl Stitches {
 mod tests {
     use super::*;
 
+    fn tried(s: &Stitches, end: End, id: u64, at: i64, ok: &[u8]) -> Vec<Vec<u8>> {
+        let (a, b): (IpAddr, IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "198.51.100.1".parse().unwrap());
+        let mut seen = Vec::new();
+        s.stitch(a, b, end, id, at, |p| {
+            seen.push(p.to_vec());
+            p == ok
+        });
+        seen
+    }
+
     #[test]
-    fn a_pair_continues_from_its_previous_object_within_the_window_and_bound() {
+    fn neighbours_are_tried_nearest_first_within_the_window_and_used_once() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "198.51.100.1".parse().unwrap();
         let c: IpAddr = "198.51.100.2".parse().unwrap();
-        let s = Stitches::new(10, 2);
-        s.put(a, b, 1_000_000, vec![1, 2, 3]);
-        // Another pair, or an object that began before the carrier, gets nothing.
-        assert_eq!(s.take(a, c, 2_000_000), None);
-        assert_eq!(s.take(a, b, 999_999), None);
-        assert_eq!(s.take(a, b, 2_000_000), Some(vec![1, 2, 3]));
-        // Taken once.
-        assert_eq!(s.take(a, b, 3_000_000), None);
-        // Too old.
-        s.put(a, b, 1_000_000, vec![4]);
-        assert_eq!(s.take(a, b, 12_000_000), None);
-        // An earlier object's bytes do not replace a later one's.
-        s.put(a, b, 5_000_000, vec![5]);
-        s.put(a, b, 4_000_000, vec![6]);
-        assert_eq!(s.take(a, b, 6_000_000), Some(vec![5]));
-        // At the bound the oldest pair goes.
-        s.put(a, b, 1, vec![7]);
-        s.put(a, c, 2, vec![8]);
-        s.put(b, c, 3, vec![9]);
-        assert_eq!(s.pairs.len(), 2);
-        assert_eq!(s.take(a, b, 4), None);
-        assert_eq!(s.take(b, c, 4), Some(vec![9]));
+        let s = Stitches::new(10, 16 * (PIECE_OVERHEAD + 1));
+        let ids: Vec<u64> = (0..4).map(|_| s.id()).collect();
+        s.put(a, b, End::Tail, ids[0], 1_000_000, vec![1]);
+        s.put(a, b, End::Tail, ids[1], 2_000_000, vec![2]);
+        s.put(a, b, End::Head, ids[2], 3_000_000, vec![3]);
+        // Tails of objects begun before, latest first; not its own.
+        assert_eq!(
+            tried(&s, End::Tail, ids[3], 5_000_000, &[]),
+            [vec![2], vec![1]]
+        );
+        assert_eq!(tried(&s, End::Tail, ids[1], 2_000_000, &[]), [vec![1]]);
+        // Heads of objects begun after.
+        assert_eq!(tried(&s, End::Head, ids[0], 1_000_000, &[]), [vec![3]]);
+        assert!(tried(&s, End::Head, ids[3], 5_000_000, &[]).is_empty());
+        // Outside the window nothing; a match uses the piece up.
+        assert!(tried(&s, End::Tail, ids[3], 12_500_000, &[]).is_empty());
+        assert_eq!(
+            tried(&s, End::Tail, ids[3], 5_000_000, &[1]),
+            [vec![2], vec![1]]
+        );
+        assert_eq!(tried(&s, End::Tail, ids[3], 5_000_000, &[]), [vec![2]]);
+        // Another pair has its own pieces; at most MAX_PIECES of a kind.
+        assert!(!s.stitch(a, c, End::Tail, ids[3], 5_000_000, |_| true));
+        s.put(a, c, End::Tail, s.id(), 1, vec![5]);
+        for i in 0..MAX_PIECES as i64 + 1 {
+            s.put(a, b, End::Head, s.id(), 4_000_000 + i, vec![4]);
+        }
+        assert_eq!(s.pairs.get(&(a, b)).unwrap().heads.len(), MAX_PIECES);
+        let cost = |p: &Stitches| p.pairs.iter().map(|e| e.cost()).sum::<usize>();
+        assert_eq!(s.held.load(Ordering::Relaxed), cost(&s));
+        // Over the budget the oldest pair goes; what is held stays counted.
+        for i in 0..MAX_PIECES as i64 {
+            s.put(b, c, End::Tail, s.id(), 4_000_100 + i, vec![6]);
+        }
+        assert!(s.pairs.get(&(a, c)).is_none());
+        assert!(s.pairs.get(&(b, c)).is_some());
+        assert_eq!(s.held.load(Ordering::Relaxed), cost(&s));
+        assert!(cost(&s) <= s.budget);
     }
 }
