@@ -32,7 +32,7 @@
 
 use super::hosts::{HostMatches, HostVerdict};
 use super::ranges::FileRanges;
-use super::stitch::{End, Stitches};
+use super::stitch::{End, Piece, Stitches};
 use super::{ChunkEntry, Chunker, Index, low_information};
 use crate::detect::config::DetectConfig;
 use crate::detect::{Detector, Finding, ObjectScan, sig};
@@ -50,7 +50,7 @@ const MAX_FILES_PER_OBJECT: usize = 64;
 const MAX_OFFSETS_PER_FILE: usize = 16;
 /// File ranges of chunks spanning the cut from the previous object kept
 /// per file per object (the first chunk or two of an object span it).
-const MAX_STITCHED_PER_FILE: usize = 4;
+const MAX_STITCHED_PER_FILE: usize = 32;
 
 /// Which byte offsets of an object are chunked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +251,18 @@ impl Tally {
         }
     }
 
+    /// File bytes `r` of `file` that a neighbouring object of the pair
+    /// carried were matched (merged with the last such range when touching).
+    fn other(&mut self, file: u32, r: [u64; 2]) {
+        let s = self.stitched.entry(file).or_default();
+        let room = s.len() < MAX_STITCHED_PER_FILE;
+        match s.last_mut() {
+            Some(last) if last[1] == r[0] => last[1] = r[1],
+            _ if room => s.push(r),
+            _ => {}
+        }
+    }
+
     /// Count matched chunk `e` for the object: its object bytes
     /// `[at, at + own)` are file bytes from `file_at`; `other` the file
     /// bytes of it another object of the pair carried (a stitched chunk).
@@ -272,10 +284,7 @@ impl Tally {
             .or_default()
             .matched(at, file_at, own, self.run_start, max);
         if let Some(o) = other {
-            let s = self.stitched.entry(e.file).or_default();
-            if s.len() < MAX_STITCHED_PER_FILE {
-                s.push(o);
-            }
+            self.other(e.file, o);
         }
         let offs = self.offsets.entry(e.file).or_default();
         if offs.len() < MAX_OFFSETS_PER_FILE {
@@ -433,9 +442,10 @@ impl KnownScan {
 
     /// The object's first bytes are in hand: the chunker's pending bytes
     /// (nothing was emitted yet) and `more` of the next piece, at most one
-    /// maximum chunk. Stitched to the tail of an earlier object of the
-    /// pair, or left as this object's head.
-    fn at_head(&mut self, more: &[u8]) {
+    /// maximum chunk (`whole`: at the object's end, all of it). Stitched to
+    /// the tail of an earlier object of the pair, or left as this object's
+    /// head.
+    fn at_head(&mut self, more: &[u8], whole: bool) {
         let (true, Some(st), Some(o)) = (self.head, self.stitches.clone(), self.origin) else {
             return;
         };
@@ -457,12 +467,19 @@ impl KnownScan {
             self.id,
             o.begun_us,
             |tail| {
-                found = (spanning(index, chunker, tail, &head), tail.len() as u64);
+                let bytes = &tail.bytes;
+                found = (spanning(index, chunker, bytes, &head), bytes.len() as u64);
                 !found.0.is_empty()
             },
         );
         if !hit {
-            st.put(o.sender, o.receiver, End::Head, self.id, o.begun_us, head);
+            let piece = Piece {
+                id: self.id,
+                begun_us: o.begun_us,
+                whole,
+                bytes: head,
+            };
+            st.put(o.sender, o.receiver, End::Head, piece, false);
             return;
         }
         let (entries, lead) = found;
@@ -481,32 +498,76 @@ impl KnownScan {
 
     /// The object ended with `tail` after its last cut (which did not
     /// match): stitched to the head of a later object of the pair, or left
-    /// as this object's tail.
+    /// as this object's tail. A head that is a whole object is chunked on
+    /// in step with the file: its matched chunks are reported here as the
+    /// neighbour's bytes, and its own tail, now known to start at a cut of
+    /// the file, is stitched on in turn or left in place of the one that
+    /// object left (at most [`super::stitch::MAX_PIECES`] links).
     fn at_tail(&mut self, st: &Stitches, o: Origin, tail: Vec<u8>) {
-        let (index, chunker) = (&self.index, &self.chunker);
-        let mut found = Vec::new();
-        let hit = st.stitch(
-            o.sender,
-            o.receiver,
-            End::Head,
-            self.id,
-            o.begun_us,
-            |head| {
-                found = spanning(index, chunker, &tail, head);
-                !found.is_empty()
-            },
-        );
-        if !hit {
-            st.put(o.sender, o.receiver, End::Tail, self.id, o.begun_us, tail);
-            return;
-        }
         let end = self.next.unwrap_or(self.tally.data_end);
-        let (lead, max) = (tail.len() as u64, u64::from(self.index.params.max));
-        for e in &found {
-            let other = Some([e.offset + lead, e.offset + u64::from(e.len)]);
-            self.tally
-                .credit(e, end.saturating_sub(lead), e.offset, lead, other, max);
+        let max = u64::from(self.index.params.max);
+        let (mut tail, mut id, mut begun_us) = (tail, self.id, o.begun_us);
+        for link in 0..super::stitch::MAX_PIECES {
+            let (index, chunker) = (&self.index, &self.chunker);
+            let mut found = Vec::new();
+            let mut next: Option<(u64, i64, Vec<u8>)> = None;
+            let hit = st.stitch(o.sender, o.receiver, End::Head, id, begun_us, |head| {
+                found = spanning(index, chunker, &tail, &head.bytes);
+                if !found.is_empty() && head.whole {
+                    next = Some((head.id, head.begun_us, head.bytes.clone()));
+                }
+                !found.is_empty()
+            });
+            if !hit {
+                break;
+            }
+            let lead = tail.len() as u64;
+            for e in &found {
+                let other = [e.offset + lead, e.offset + u64::from(e.len)];
+                if link == 0 {
+                    let at = end.saturating_sub(lead);
+                    self.tally.credit(e, at, e.offset, lead, Some(other), max);
+                } else {
+                    self.tally.other(e.file, [e.offset, other[1]]);
+                }
+            }
+            let chunk = found.first().map_or(0, |e| e.len as usize);
+            let Some((next_id, next_begun, head)) = next else {
+                return;
+            };
+            // The rest of that object, in step with the file from the end
+            // of the stitched chunk.
+            let Some(rest) = head.get(chunk.saturating_sub(tail.len())..) else {
+                return;
+            };
+            let mut chunker = Chunker::new(index.params);
+            let mut matched = false;
+            let tally = &mut self.tally;
+            chunker.push(rest, |_| {});
+            let next_tail = chunker.finish_tail(|c| {
+                matched = false;
+                let h = xxh3_64(c);
+                if !index.sampled(h) || low_information(c) {
+                    return;
+                }
+                for e in index.lookup(h).iter().filter(|e| e.len as usize == c.len()) {
+                    matched = true;
+                    tally.other(e.file, [e.offset, e.offset + u64::from(e.len)]);
+                }
+            });
+            st.forget(o.sender, o.receiver, End::Tail, next_id);
+            if matched || next_tail.is_empty() {
+                return;
+            }
+            (tail, id, begun_us) = (next_tail, next_id, next_begun);
         }
+        let piece = Piece {
+            id,
+            begun_us,
+            whole: false,
+            bytes: tail,
+        };
+        st.put(o.sender, o.receiver, End::Tail, piece, id != self.id);
     }
 
     /// Whether `hit` is enough on its own.
@@ -718,7 +779,7 @@ impl ObjectScan for KnownScan {
                 self.tally.feeding(off, self.chunker.pending());
                 self.tally.data_end = off + n as u64;
                 if self.head && self.chunker.pending() + n >= self.index.params.max as usize {
-                    self.at_head(piece);
+                    self.at_head(piece, false);
                     self.tally.pos =
                         off + self.chunker.skipping() as u64 - self.chunker.pending() as u64;
                 }
@@ -753,7 +814,7 @@ impl ObjectScan for KnownScan {
         self.done = true;
         match (self.stitches.clone(), self.origin) {
             (Some(st), Some(o)) if !self.tally.in_window => {
-                self.at_head(&[]);
+                self.at_head(&[], true);
                 let end = self.next.unwrap_or(self.tally.data_end);
                 self.tally.pos = end - self.chunker.pending() as u64;
                 // The chunk the end cut is continued into a later object

@@ -36,7 +36,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Tails, and heads, kept per pair (objects of the pair waiting for their
 /// neighbour).
-pub const MAX_PIECES: usize = 8;
+pub const MAX_PIECES: usize = 16;
+/// Neighbours tried per object end at most, nearest first (the true one is
+/// the nearest present; more would only cost cuts that cannot match).
+pub const MAX_TRIES: usize = 2;
 /// Bytes a piece is counted with beyond its own (map entry, vectors).
 pub const PIECE_OVERHEAD: usize = 256;
 
@@ -51,12 +54,15 @@ pub enum End {
 
 /// One object's tail or head.
 #[derive(Debug)]
-struct Piece {
+pub struct Piece {
     /// Which object left it ([`Stitches::id`]).
-    id: u64,
+    pub id: u64,
     /// The object's start (packet time, µs).
-    begun_us: i64,
-    bytes: Vec<u8>,
+    pub begun_us: i64,
+    /// A head that is the whole object.
+    pub whole: bool,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// What one pair holds.
@@ -123,20 +129,24 @@ impl Stitches {
         self.ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Object `id` of the pair, begun at `begun_us`, leaves `bytes` as its
-    /// `end` (the oldest such piece of the pair goes beyond [`MAX_PIECES`]).
-    pub fn put(&self, from: IpAddr, to: IpAddr, end: End, id: u64, begun_us: i64, bytes: Vec<u8>) {
-        let piece = Piece {
-            id,
-            begun_us,
-            bytes,
-        };
-        if piece.bytes.is_empty() || !self.room(piece.cost(), begun_us) {
+    /// `piece` is left as the `end` of its object (the oldest such piece of
+    /// the pair goes beyond [`MAX_PIECES`]). A piece of the same object
+    /// already there stays, unless `replace` (a tail found in step with
+    /// the file by a neighbour, [`Stitches::forget`]).
+    pub fn put(&self, from: IpAddr, to: IpAddr, end: End, piece: Piece, replace: bool) {
+        if piece.bytes.is_empty() || !self.room(piece.cost(), piece.begun_us) {
             return;
         }
-        self.held.fetch_add(piece.cost(), Ordering::Relaxed);
         let mut slot = self.pairs.entry((from, to)).or_default();
         let list = slot.list(end);
+        if let Some(i) = list.iter().position(|p| p.id == piece.id) {
+            if !replace {
+                return;
+            }
+            let gone = list.remove(i);
+            self.held.fetch_sub(gone.cost(), Ordering::Relaxed);
+        }
+        self.held.fetch_add(piece.cost(), Ordering::Relaxed);
         if list.len() >= MAX_PIECES
             && let Some(i) = (0..list.len()).min_by_key(|&i| list[i].begun_us)
         {
@@ -158,7 +168,7 @@ impl Stitches {
         end: End,
         id: u64,
         begun_us: i64,
-        mut stitch: impl FnMut(&[u8]) -> bool,
+        mut stitch: impl FnMut(&Piece) -> bool,
     ) -> bool {
         let key = (from, to);
         let Some(mut slot) = self.pairs.get_mut(&key) else {
@@ -171,13 +181,17 @@ impl Stitches {
             End::Tail => i64::MAX - p.begun_us,
             End::Head => p.begun_us,
         });
-        let hit = list.iter().position(|p| {
+        let near = |p: &Piece| {
             let gap = match end {
                 End::Tail => begun_us.checked_sub(p.begun_us),
                 End::Head => p.begun_us.checked_sub(begun_us),
             };
-            p.id != id && gap.is_some_and(|g| (0..=window).contains(&g)) && stitch(&p.bytes)
-        });
+            p.id != id && gap.is_some_and(|g| (0..=window).contains(&g))
+        };
+        let hit = (0..list.len())
+            .filter(|&i| near(&list[i]))
+            .take(MAX_TRIES)
+            .find(|&i| stitch(&list[i]));
         let Some(gone) = hit.map(|i| list.remove(i)) else {
             return false;
         };
@@ -186,6 +200,18 @@ impl Stitches {
         self.pairs
             .remove_if(&key, |_, s| s.tails.is_empty() && s.heads.is_empty());
         true
+    }
+
+    /// Drop the `end` piece object `id` left, if any (a neighbour used it
+    /// in its place).
+    pub fn forget(&self, from: IpAddr, to: IpAddr, end: End, id: u64) {
+        if let Some(mut slot) = self.pairs.get_mut(&(from, to)) {
+            let list = slot.list(end);
+            if let Some(i) = list.iter().position(|p| p.id == id) {
+                let gone = list.remove(i);
+                self.held.fetch_sub(gone.cost(), Ordering::Relaxed);
+            }
+        }
     }
 
     /// Whether a piece of `cost` fits in the budget, after dropping expired
@@ -232,10 +258,19 @@ mod tests {
             ("10.0.0.1".parse().unwrap(), "198.51.100.1".parse().unwrap());
         let mut seen = Vec::new();
         s.stitch(a, b, end, id, at, |p| {
-            seen.push(p.to_vec());
-            p == ok
+            seen.push(p.bytes.clone());
+            p.bytes == ok
         });
         seen
+    }
+
+    fn piece(s: &Stitches, id: Option<u64>, begun_us: i64, bytes: Vec<u8>) -> Piece {
+        Piece {
+            id: id.unwrap_or_else(|| s.id()),
+            begun_us,
+            whole: false,
+            bytes,
+        }
     }
 
     #[test]
@@ -243,11 +278,29 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "198.51.100.1".parse().unwrap();
         let c: IpAddr = "198.51.100.2".parse().unwrap();
-        let s = Stitches::new(10, 16 * (PIECE_OVERHEAD + 1));
+        let s = Stitches::new(10, 24 * (PIECE_OVERHEAD + 1));
         let ids: Vec<u64> = (0..4).map(|_| s.id()).collect();
-        s.put(a, b, End::Tail, ids[0], 1_000_000, vec![1]);
-        s.put(a, b, End::Tail, ids[1], 2_000_000, vec![2]);
-        s.put(a, b, End::Head, ids[2], 3_000_000, vec![3]);
+        s.put(
+            a,
+            b,
+            End::Tail,
+            piece(&s, Some(ids[0]), 1_000_000, vec![1]),
+            false,
+        );
+        s.put(
+            a,
+            b,
+            End::Tail,
+            piece(&s, Some(ids[1]), 2_000_000, vec![2]),
+            false,
+        );
+        s.put(
+            a,
+            b,
+            End::Head,
+            piece(&s, Some(ids[2]), 3_000_000, vec![3]),
+            false,
+        );
         // Tails of objects begun before, latest first; not its own.
         assert_eq!(
             tried(&s, End::Tail, ids[3], 5_000_000, &[]),
@@ -266,20 +319,65 @@ mod tests {
         assert_eq!(tried(&s, End::Tail, ids[3], 5_000_000, &[]), [vec![2]]);
         // Another pair has its own pieces; at most MAX_PIECES of a kind.
         assert!(!s.stitch(a, c, End::Tail, ids[3], 5_000_000, |_| true));
-        s.put(a, c, End::Tail, s.id(), 1, vec![5]);
+        s.put(a, c, End::Tail, piece(&s, None, 1, vec![5]), false);
         for i in 0..MAX_PIECES as i64 + 1 {
-            s.put(a, b, End::Head, s.id(), 4_000_000 + i, vec![4]);
+            s.put(
+                a,
+                b,
+                End::Head,
+                piece(&s, None, 4_000_000 + i, vec![4]),
+                false,
+            );
         }
         assert_eq!(s.pairs.get(&(a, b)).unwrap().heads.len(), MAX_PIECES);
         let cost = |p: &Stitches| p.pairs.iter().map(|e| e.cost()).sum::<usize>();
         assert_eq!(s.held.load(Ordering::Relaxed), cost(&s));
         // Over the budget the oldest pair goes; what is held stays counted.
         for i in 0..MAX_PIECES as i64 {
-            s.put(b, c, End::Tail, s.id(), 4_000_100 + i, vec![6]);
+            s.put(
+                b,
+                c,
+                End::Tail,
+                piece(&s, None, 4_000_100 + i, vec![6]),
+                false,
+            );
         }
         assert!(s.pairs.get(&(a, c)).is_none());
         assert!(s.pairs.get(&(b, c)).is_some());
         assert_eq!(s.held.load(Ordering::Relaxed), cost(&s));
         assert!(cost(&s) <= s.budget);
+        // A piece of the same object stays unless replaced, then is forgotten.
+        let id = s.id();
+        s.put(
+            b,
+            c,
+            End::Head,
+            piece(&s, Some(id), 4_000_200, vec![7]),
+            false,
+        );
+        s.put(
+            b,
+            c,
+            End::Head,
+            piece(&s, Some(id), 4_000_200, vec![8]),
+            false,
+        );
+        let heads = |s: &Stitches| {
+            s.pairs
+                .get(&(b, c))
+                .map(|e| e.heads.iter().map(|p| p.bytes[0]).collect::<Vec<_>>())
+        };
+        assert_eq!(heads(&s), Some(vec![7]));
+        s.put(
+            b,
+            c,
+            End::Head,
+            piece(&s, Some(id), 4_000_200, vec![9]),
+            true,
+        );
+        assert_eq!(heads(&s), Some(vec![9]));
+        s.forget(b, c, End::Head, id);
+        assert_eq!(heads(&s), Some(vec![]));
+        assert_eq!(s.held.load(Ordering::Relaxed), cost(&s));
     }
 }
