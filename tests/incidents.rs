@@ -96,9 +96,9 @@ fn index(dir: &Path, avg_chunk: Option<u32>) -> PathBuf {
     idx
 }
 
-/// Replay catalog entry `entry` into `dash` with `idx`; returns the alerts
-/// the sensor wrote to its EVE file.
-fn replay(dir: &Path, entry: &str, idx: &Path, dash: &Dash) -> Vec<Value> {
+/// Replay catalog entry `entry` into `dash` with `idx` (and `args` for the
+/// sensor); returns the alerts the sensor wrote to its EVE file.
+fn replay(dir: &Path, entry: &str, idx: &Path, dash: &Dash, args: &[&str]) -> Vec<Value> {
     let e = fixtures::catalog::find(entry).unwrap();
     let sub = dir.join(entry);
     std::fs::create_dir_all(&sub).unwrap();
@@ -114,6 +114,7 @@ fn replay(dir: &Path, entry: &str, idx: &Path, dash: &Dash) -> Vec<Value> {
         .args(["--dashboard", &dash.url, "--token", &dash.ingest])
         .arg("--spool-dir")
         .arg(sub.join("spool"))
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -178,18 +179,36 @@ fn one_file_incident(dash: &Dash, alerts: &[Value]) -> Value {
 #[test]
 fn low_and_slow_upload_is_one_incident_covering_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    // Requests of ~105 KiB hold a few whole chunks of the index, often
-    // fewer than the two an object needs to alert on its own: the sender's
-    // tally across requests (detectors.md) lets each of them alert.
-    let idx = index(dir.path(), Some(16384));
+    // Requests of ~105 KiB hold 0-2 whole chunks of the default index
+    // (32 KiB average), often fewer than the two an object needs to alert
+    // on its own: the sender's tally across requests lets each of them
+    // alert, and stitching each request onto the previous one of the same
+    // (client, server) matches the chunk that spans every cut
+    // (detectors.md). One worker, so the run is the same every time:
+    // several replay workers chunk one pair's connections out of order,
+    // which stitching also handles (capture's detect_known tests the
+    // orders) but not always all of (97.6-100 % measured with two).
+    let idx = index(dir.path(), None);
     let dash = dashboard(dir.path());
-    let alerts = replay(dir.path(), "weights_low_and_slow", &idx, &dash);
+    let alerts = replay(
+        dir.path(),
+        "weights_low_and_slow",
+        &idx,
+        &dash,
+        &["--workers", "1"],
+    );
     let inc = one_file_incident(&dash, &alerts);
     let tallied = alerts
         .iter()
         .filter(|a| a["evidence"]["host_accumulated"] == true)
         .count();
     assert!(tallied > 0, "no alert came from the sender's tally");
+    // Nearly every request continued the previous one's last chunk.
+    let stitched = alerts
+        .iter()
+        .filter(|a| a["evidence"]["stitched_chunks"].as_u64() > Some(0))
+        .count();
+    assert!(stitched > 150, "{stitched} alerts matched a stitched chunk");
     // What each alert verified by hash lies inside what it reports.
     for a in &alerts {
         let ev = &a["evidence"];
@@ -230,7 +249,7 @@ fn s3_multipart_upload_is_one_incident_covering_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let idx = index(dir.path(), None);
     let dash = dashboard(dir.path());
-    let alerts = replay(dir.path(), "weights_s3_multipart", &idx, &dash);
+    let alerts = replay(dir.path(), "weights_s3_multipart", &idx, &dash, &[]);
     let inc = one_file_incident(&dash, &alerts);
     // Each 5 MiB part is scanned in its first 4 MiB and one 512 KiB
     // window (sampled scanning, detectors.md): 4.5 of every 5 MiB are

@@ -76,6 +76,8 @@ pub struct Origin {
     /// The address the object's bytes came from (the client for a request
     /// body, the server for a response body).
     pub sender: std::net::IpAddr,
+    /// The address the object's bytes went to.
+    pub receiver: std::net::IpAddr,
     /// Packet time the object began (µs since the epoch).
     pub begun_us: i64,
 }

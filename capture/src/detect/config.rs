@@ -71,6 +71,15 @@ pub struct DetectConfig {
     /// the first); once the host has `known_min_chunks` distinct chunks of
     /// the file, its objects alert (0: no per-host tally).
     pub known_host_window_secs: u64,
+    /// Known weights: an object's last partial chunk and its first bytes
+    /// are kept per (sender, receiver) for this long (seconds, between the
+    /// objects' starts) to be stitched to the pair's previous and next
+    /// object, so the chunk spanning the cut between two requests is
+    /// matched whole (0: no stitching).
+    pub known_stitch_secs: u64,
+    /// Known weights: bytes kept for stitching at most, all pairs together
+    /// (at most one maximum chunk a piece); the oldest pairs go first.
+    pub known_stitch_bytes: usize,
     /// Known weights: alert while the object is still running once this many
     /// bytes matched (otherwise at its end, with the final coverage).
     pub known_early_alert_bytes: u64,
@@ -107,6 +116,8 @@ impl Default for DetectConfig {
             stats_max_windows: 16,
             known_min_chunks: 2,
             known_host_window_secs: 24 * 3600,
+            known_stitch_secs: 300,
+            known_stitch_bytes: 64 << 20,
             known_early_alert_bytes: 64 * 1024 * 1024,
             known_full_scan_bytes: 4 * 1024 * 1024,
             known_window_bytes: 512 * 1024,
@@ -158,6 +169,9 @@ impl DetectConfig {
         }
         if self.known_min_chunks == 0 {
             return Err("detect.known_min_chunks must be at least 1".into());
+        }
+        if self.known_stitch_secs > 0 && !(1 << 20..=1 << 32).contains(&self.known_stitch_bytes) {
+            return Err("detect.known_stitch_bytes must be between 1 MiB and 4 GiB".into());
         }
         if !(256 << 10..=1 << 30).contains(&self.known_window_bytes) {
             return Err("detect.known_window_bytes must be between 256 KiB and 1 GiB".into());

@@ -151,6 +151,10 @@ impl<'a> ObjectEmitter<'a> {
                 Direction::ToServer => self.net.src_ip,
                 Direction::ToClient => self.net.dest_ip,
             },
+            receiver: match dir {
+                Direction::ToServer => self.net.dest_ip,
+                Direction::ToClient => self.net.src_ip,
+            },
             begun_us: self.ts.unix_micros(),
         });
         if self.tracker.open[dir.index()].is_some() {

@@ -51,6 +51,8 @@ pub struct Chunker {
     masks: (u64, u64),
     pending: Vec<u8>,
     start: usize,
+    /// Bytes of the coming input to drop ([`Chunker::skip`]).
+    skip: usize,
 }
 
 impl Chunker {
@@ -61,10 +63,13 @@ impl Chunker {
             masks: select_masks(p.avg as usize, Normalization::Level1),
             pending: Vec::new(),
             start: 0,
+            skip: 0,
         }
     }
 
-    fn cut_len(&self, src: &[u8]) -> usize {
+    /// Length of the chunk `src` starts with: its first cut, at most
+    /// `max`, or all of `src` when shorter and no cut is found in it.
+    pub fn cut_len(&self, src: &[u8]) -> usize {
         let (ms, ml) = self.masks;
         let (_, n) = cut(
             src,
@@ -81,7 +86,9 @@ impl Chunker {
 
     /// Feed bytes; `emit` gets every chunk completed by them.
     pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) {
-        self.pending.extend_from_slice(bytes);
+        let drop = self.skip.min(bytes.len());
+        self.skip -= drop;
+        self.pending.extend_from_slice(&bytes[drop..]);
         while self.pending.len() - self.start >= self.p.max as usize {
             let n = self.cut_len(&self.pending[self.start..]);
             emit(&self.pending[self.start..self.start + n]);
@@ -105,6 +112,28 @@ impl Chunker {
         self.reset();
     }
 
+    /// End of input, as [`Chunker::finish`], also returning the last
+    /// chunk's bytes: the one cut by the end of the input rather than by
+    /// content, which a stream continued elsewhere would extend (empty when
+    /// nothing was pending).
+    pub fn finish_tail(&mut self, mut emit: impl FnMut(&[u8])) -> Vec<u8> {
+        let mut last = self.start;
+        while self.start < self.pending.len() {
+            last = self.start;
+            let n = self.cut_len(&self.pending[self.start..]);
+            emit(&self.pending[self.start..self.start + n]);
+            self.start += n;
+        }
+        let tail = self.pending[last..].to_vec();
+        self.reset();
+        tail
+    }
+
+    /// The bytes fed but not yet emitted as a chunk.
+    pub fn pending_bytes(&self) -> &[u8] {
+        &self.pending[self.start..]
+    }
+
     /// Bytes fed but not yet emitted as a chunk.
     pub fn pending(&self) -> usize {
         self.pending.len() - self.start
@@ -114,5 +143,25 @@ impl Chunker {
     pub fn reset(&mut self) {
         self.pending.clear();
         self.start = 0;
+        self.skip = 0;
+    }
+
+    /// A cut point is known to lie `n` bytes into the stream from the
+    /// first pending byte (the end of a chunk matched elsewhere): drop the
+    /// bytes before it, pending ones first, then the coming input's, so
+    /// the next chunk starts there.
+    pub fn skip(&mut self, n: usize) {
+        let pending = self.pending();
+        if n <= pending {
+            self.start += n;
+        } else {
+            self.reset();
+            self.skip = n - pending;
+        }
+    }
+
+    /// Bytes of the coming input still to be dropped.
+    pub fn skipping(&self) -> usize {
+        self.skip
     }
 }

@@ -24,10 +24,16 @@
 //! An object with fewer than `known_min_chunks` matched chunks of a file
 //! alerts only when its sender's tally of that file across objects
 //! ([`super::hosts`]) has reached the threshold.
+//!
+//! The chunk spanning the cut between two consecutive objects of one
+//! (sender, receiver) pair is matched by stitching ([`super::stitch`]): an
+//! object whose first bytes are chunked in full offers them as its head,
+//! and at its end it offers the bytes after its last cut as its tail.
 
 use super::hosts::{HostMatches, HostVerdict};
 use super::ranges::FileRanges;
-use super::{Chunker, Index, low_information};
+use super::stitch::{End, Piece, Stitches};
+use super::{ChunkEntry, Chunker, Index, low_information};
 use crate::detect::config::DetectConfig;
 use crate::detect::{Detector, Finding, ObjectScan, sig};
 use crate::object::{ObjectEnd, ObjectMeta, Origin};
@@ -42,6 +48,9 @@ const MAX_FILES_PER_OBJECT: usize = 64;
 /// Matched chunk offsets kept per file per object (for the host tally,
 /// which needs only `known_min_chunks` of them).
 const MAX_OFFSETS_PER_FILE: usize = 16;
+/// File ranges of chunks spanning the cut from the previous object kept
+/// per file per object (the first chunk or two of an object span it).
+const MAX_STITCHED_PER_FILE: usize = 32;
 
 /// Which byte offsets of an object are chunked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +121,7 @@ pub struct KnownWeightsDetector {
     index: Arc<Index>,
     cfg: Arc<DetectConfig>,
     hosts: Option<Arc<HostMatches>>,
+    stitches: Option<Arc<Stitches>>,
 }
 
 impl KnownWeightsDetector {
@@ -123,7 +133,14 @@ impl KnownWeightsDetector {
                 cfg.known_min_chunks,
             ))
         });
-        KnownWeightsDetector { index, cfg, hosts }
+        let stitches = (cfg.known_stitch_secs > 0)
+            .then(|| Arc::new(Stitches::new(cfg.known_stitch_secs, cfg.known_stitch_bytes)));
+        KnownWeightsDetector {
+            index,
+            cfg,
+            hosts,
+            stitches,
+        }
     }
 }
 
@@ -142,6 +159,9 @@ impl Detector for KnownWeightsDetector {
             index: self.index.clone(),
             cfg: self.cfg.clone(),
             hosts: self.hosts.clone(),
+            stitches: self.stitches.clone(),
+            id: u64::MAX,
+            head: false,
             origin: meta.origin,
             next: None,
             gapped: false,
@@ -159,6 +179,8 @@ struct Hits {
     full: u64,
     /// Matched bytes in sampled windows.
     sampled: u64,
+    /// Matched chunks that began in the previous object of the pair.
+    stitched: u32,
 }
 
 impl Hits {
@@ -197,12 +219,18 @@ struct Tally {
     ranges: HashMap<u32, FileRanges>,
     /// File offsets of each file's matched chunks (the first few).
     offsets: HashMap<u32, Vec<u64>>,
+    /// File bytes of matched chunks that a neighbouring object of the pair
+    /// carried (stitched chunks).
+    stitched: HashMap<u32, Vec<[u64; 2]>>,
+    /// Whether the last chunk emitted matched a registered file.
+    last_matched: bool,
 }
 
 impl Tally {
     fn on_chunk(&mut self, index: &Index, c: &[u8]) {
         let at = self.pos;
         self.pos += c.len() as u64;
+        self.last_matched = false;
         let first = std::mem::replace(&mut self.first, false);
         self.last_eligible = 0;
         if self.in_window && !first {
@@ -217,32 +245,60 @@ impl Tally {
         if entries.is_empty() || low_information(c) {
             return;
         }
-        for e in entries {
-            if e.len as usize != c.len() {
-                continue;
-            }
-            if !self.hits.contains_key(&e.file) && self.hits.len() >= MAX_FILES_PER_OBJECT {
-                continue;
-            }
-            self.ranges.entry(e.file).or_default().matched(
-                at,
-                e.offset,
-                c.len() as u64,
-                self.run_start,
-                u64::from(index.params.max),
-            );
-            let offs = self.offsets.entry(e.file).or_default();
-            if offs.len() < MAX_OFFSETS_PER_FILE {
-                offs.push(e.offset);
-            }
-            let hit = self.hits.entry(e.file).or_default();
-            hit.chunks += 1;
-            if self.in_window {
-                hit.sampled += c.len() as u64;
-            } else {
-                hit.full += c.len() as u64;
-            }
+        let max = u64::from(index.params.max);
+        for e in entries.iter().filter(|e| e.len as usize == c.len()) {
+            self.last_matched |= self.credit(e, at, e.offset, c.len() as u64, None, max);
         }
+    }
+
+    /// File bytes `r` of `file` that a neighbouring object of the pair
+    /// carried were matched (merged with the last such range when touching).
+    fn other(&mut self, file: u32, r: [u64; 2]) {
+        let s = self.stitched.entry(file).or_default();
+        let room = s.len() < MAX_STITCHED_PER_FILE;
+        match s.last_mut() {
+            Some(last) if last[1] == r[0] => last[1] = r[1],
+            _ if room => s.push(r),
+            _ => {}
+        }
+    }
+
+    /// Count matched chunk `e` for the object: its object bytes
+    /// `[at, at + own)` are file bytes from `file_at`; `other` the file
+    /// bytes of it another object of the pair carried (a stitched chunk).
+    /// False when the object already tracks too many files.
+    fn credit(
+        &mut self,
+        e: &ChunkEntry,
+        at: u64,
+        file_at: u64,
+        own: u64,
+        other: Option<[u64; 2]>,
+        max: u64,
+    ) -> bool {
+        if !self.hits.contains_key(&e.file) && self.hits.len() >= MAX_FILES_PER_OBJECT {
+            return false;
+        }
+        self.ranges
+            .entry(e.file)
+            .or_default()
+            .matched(at, file_at, own, self.run_start, max);
+        if let Some(o) = other {
+            self.other(e.file, o);
+        }
+        let offs = self.offsets.entry(e.file).or_default();
+        if offs.len() < MAX_OFFSETS_PER_FILE {
+            offs.push(e.offset);
+        }
+        let hit = self.hits.entry(e.file).or_default();
+        hit.chunks += 1;
+        hit.stitched += u32::from(other.is_some());
+        if self.in_window {
+            hit.sampled += own;
+        } else {
+            hit.full += own;
+        }
+        true
     }
 
     /// Estimated bytes of `hit`'s file in the object: full-prefix matches
@@ -285,6 +341,13 @@ pub struct KnownScan {
     index: Arc<Index>,
     cfg: Arc<DetectConfig>,
     hosts: Option<Arc<HostMatches>>,
+    stitches: Option<Arc<Stitches>>,
+    /// This object's identity among the stitches' heads (`u64::MAX`: it
+    /// leaves none).
+    id: u64,
+    /// Its first bytes are still to be left as a head (it took no bytes to
+    /// continue from).
+    head: bool,
     origin: Option<Origin>,
     next: Option<u64>,
     /// Bytes were lost somewhere in the object.
@@ -350,6 +413,163 @@ impl KnownScan {
         r.report_with(size, &extra)
     }
 
+    /// File bytes of `file`'s matched chunks that the pair's previous
+    /// object carried (the chunks spanning the cut).
+    fn stitched(&self, file: u32) -> impl Iterator<Item = [u64; 2]> + '_ {
+        self.tally
+            .stitched
+            .get(&file)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// Whether this object's first bytes (at `offset`) start it and are
+    /// chunked in full: then they are its head.
+    fn stitch_start(&mut self, offset: u64) {
+        let (Some(st), Some(_)) = (self.stitches.as_ref(), self.origin) else {
+            return;
+        };
+        if offset != 0 || self.next.is_some() || self.gapped {
+            return;
+        }
+        if !matches!(self.plan.region(0), Region::Full(_)) {
+            return;
+        }
+        self.id = st.id();
+        self.head = true;
+    }
+
+    /// The object's first bytes are in hand: the chunker's pending bytes
+    /// (nothing was emitted yet) and `more` of the next piece, at most one
+    /// maximum chunk (`whole`: at the object's end, all of it). Stitched to
+    /// the tail of an earlier object of the pair, or left as this object's
+    /// head.
+    fn at_head(&mut self, more: &[u8], whole: bool) {
+        let (true, Some(st), Some(o)) = (self.head, self.stitches.clone(), self.origin) else {
+            return;
+        };
+        self.head = false;
+        if self.gapped {
+            return;
+        }
+        let pending = self.chunker.pending_bytes();
+        let room = (self.index.params.max as usize).saturating_sub(pending.len());
+        let mut head = Vec::with_capacity(pending.len() + room.min(more.len()));
+        head.extend_from_slice(pending);
+        head.extend_from_slice(&more[..room.min(more.len())]);
+        let (index, chunker) = (&self.index, &self.chunker);
+        let mut found = (Vec::new(), 0);
+        let hit = st.stitch(
+            o.sender,
+            o.receiver,
+            End::Tail,
+            self.id,
+            o.begun_us,
+            |tail| {
+                let bytes = &tail.bytes;
+                found = (spanning(index, chunker, bytes, &head), bytes.len() as u64);
+                !found.0.is_empty()
+            },
+        );
+        if !hit {
+            let piece = Piece {
+                id: self.id,
+                begun_us: o.begun_us,
+                whole,
+                bytes: head,
+            };
+            st.put(o.sender, o.receiver, End::Head, piece, false);
+            return;
+        }
+        let (entries, lead) = found;
+        let max = u64::from(self.index.params.max);
+        let mut cut = 0;
+        for e in &entries {
+            let other = Some([e.offset, e.offset + lead]);
+            let own = u64::from(e.len) - lead;
+            self.tally.credit(e, 0, e.offset + lead, own, other, max);
+            cut = own;
+        }
+        // The stitched chunk ends at a cut point of the file: chunk on from
+        // there, in step with the file's cuts from the first byte.
+        self.chunker.skip(cut as usize);
+    }
+
+    /// The object ended with `tail` after its last cut (which did not
+    /// match): stitched to the head of a later object of the pair, or left
+    /// as this object's tail. A head that is a whole object is chunked on
+    /// in step with the file: its matched chunks are reported here as the
+    /// neighbour's bytes, and its own tail, now known to start at a cut of
+    /// the file, is stitched on in turn or left in place of the one that
+    /// object left (at most [`super::stitch::MAX_PIECES`] links).
+    fn at_tail(&mut self, st: &Stitches, o: Origin, tail: Vec<u8>) {
+        let end = self.next.unwrap_or(self.tally.data_end);
+        let max = u64::from(self.index.params.max);
+        let (mut tail, mut id, mut begun_us) = (tail, self.id, o.begun_us);
+        for link in 0..super::stitch::MAX_PIECES {
+            let (index, chunker) = (&self.index, &self.chunker);
+            let mut found = Vec::new();
+            let mut next: Option<(u64, i64, Vec<u8>)> = None;
+            let hit = st.stitch(o.sender, o.receiver, End::Head, id, begun_us, |head| {
+                found = spanning(index, chunker, &tail, &head.bytes);
+                if !found.is_empty() && head.whole {
+                    next = Some((head.id, head.begun_us, head.bytes.clone()));
+                }
+                !found.is_empty()
+            });
+            if !hit {
+                break;
+            }
+            let lead = tail.len() as u64;
+            for e in &found {
+                let other = [e.offset + lead, e.offset + u64::from(e.len)];
+                if link == 0 {
+                    let at = end.saturating_sub(lead);
+                    self.tally.credit(e, at, e.offset, lead, Some(other), max);
+                } else {
+                    self.tally.other(e.file, [e.offset, other[1]]);
+                }
+            }
+            let chunk = found.first().map_or(0, |e| e.len as usize);
+            let Some((next_id, next_begun, head)) = next else {
+                return;
+            };
+            // The rest of that object, in step with the file from the end
+            // of the stitched chunk.
+            let Some(rest) = head.get(chunk.saturating_sub(tail.len())..) else {
+                return;
+            };
+            let mut chunker = Chunker::new(index.params);
+            let mut matched = false;
+            let tally = &mut self.tally;
+            chunker.push(rest, |_| {});
+            let next_tail = chunker.finish_tail(|c| {
+                matched = false;
+                let h = xxh3_64(c);
+                if !index.sampled(h) || low_information(c) {
+                    return;
+                }
+                for e in index.lookup(h).iter().filter(|e| e.len as usize == c.len()) {
+                    matched = true;
+                    tally.other(e.file, [e.offset, e.offset + u64::from(e.len)]);
+                }
+            });
+            st.forget(o.sender, o.receiver, End::Tail, next_id);
+            if matched || next_tail.is_empty() {
+                return;
+            }
+            (tail, id, begun_us) = (next_tail, next_id, next_begun);
+        }
+        let piece = Piece {
+            id,
+            begun_us,
+            whole: false,
+            bytes: tail,
+        };
+        st.put(o.sender, o.receiver, End::Tail, piece, id != self.id);
+    }
+
     /// Whether `hit` is enough on its own.
     fn enough(&self, hit: &Hits) -> bool {
         hit.chunks >= self.cfg.known_min_chunks
@@ -360,7 +580,8 @@ impl KnownScan {
     fn host_verdict(&self, file: u32, hit: &Hits) -> Option<HostVerdict> {
         let (hosts, origin) = (self.hosts.as_ref()?, self.origin?);
         let size = self.index.files.get(file as usize)?.size;
-        let ranges = self.file_ranges(file, size).0;
+        let mut ranges = self.file_ranges(file, size).0;
+        ranges.extend(self.stitched(file));
         let offsets = self.tally.offsets.get(&file).map_or(&[][..], Vec::as_slice);
         hosts.add(
             origin.sender,
@@ -434,7 +655,7 @@ impl KnownScan {
         if cut {
             e.insert("file_ranges_verified_truncated".into(), json!(true));
         }
-        if let Some(v) = host {
+        if let Some(v) = &host {
             e.insert("host_matched_chunks".into(), json!(v.host_chunks));
             e.insert("host_objects".into(), json!(v.host_objects));
             e.insert(
@@ -444,9 +665,17 @@ impl KnownScan {
             if !self.enough(&hit) {
                 e.insert("host_accumulated".into(), json!(true));
             }
-            if !v.held_ranges.is_empty() {
-                e.insert("held_file_ranges".into(), json!(v.held_ranges));
-            }
+        }
+        let held: Vec<[u64; 2]> = host
+            .iter()
+            .flat_map(|v| v.held_ranges.iter().copied())
+            .chain(self.stitched(file))
+            .collect();
+        if !held.is_empty() {
+            e.insert("held_file_ranges".into(), json!(held));
+        }
+        if hit.stitched > 0 {
+            e.insert("stitched_chunks".into(), json!(hit.stitched));
         }
         let mut others: Vec<(u32, Hits)> = t
             .hits
@@ -489,6 +718,27 @@ impl KnownScan {
     }
 }
 
+/// The entries of the chunk that spans the cut between `tail` (the bytes
+/// after an object's last cut) and `head` (the next object's first bytes),
+/// when it is a chunk of a registered file.
+fn spanning(index: &Index, chunker: &Chunker, tail: &[u8], head: &[u8]) -> Vec<ChunkEntry> {
+    let max = index.params.max as usize;
+    let mut buf = Vec::with_capacity(max);
+    buf.extend_from_slice(tail);
+    buf.extend_from_slice(&head[..head.len().min(max.saturating_sub(tail.len()))]);
+    let n = chunker.cut_len(&buf);
+    if n <= tail.len() {
+        return Vec::new();
+    }
+    let c = &buf[..n];
+    let h = xxh3_64(c);
+    if !index.sampled(h) || low_information(c) {
+        return Vec::new();
+    }
+    let entries = index.lookup(h).iter();
+    entries.filter(|e| e.len as usize == n).copied().collect()
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -502,6 +752,7 @@ impl ObjectScan for KnownScan {
             self.gapped = true;
             self.restart();
         }
+        self.stitch_start(offset);
         let end = offset.saturating_add(bytes.len() as u64);
         self.next = Some(end);
         self.tally.seen += bytes.len() as u64;
@@ -527,6 +778,11 @@ impl ObjectScan for KnownScan {
                 self.tally.scanned += n as u64;
                 self.tally.feeding(off, self.chunker.pending());
                 self.tally.data_end = off + n as u64;
+                if self.head && self.chunker.pending() + n >= self.index.params.max as usize {
+                    self.at_head(piece, false);
+                    self.tally.pos =
+                        off + self.chunker.skipping() as u64 - self.chunker.pending() as u64;
+                }
                 let (index, tally) = (&self.index, &mut self.tally);
                 self.chunker.push(piece, |c| tally.on_chunk(index, c));
                 if self.tally.in_window && off + n as u64 == until {
@@ -556,7 +812,25 @@ impl ObjectScan for KnownScan {
             return None;
         }
         self.done = true;
-        self.close_window();
+        match (self.stitches.clone(), self.origin) {
+            (Some(st), Some(o)) if !self.tally.in_window => {
+                self.at_head(&[], true);
+                let end = self.next.unwrap_or(self.tally.data_end);
+                self.tally.pos = end - self.chunker.pending() as u64;
+                // The chunk the end cut is continued into a later object
+                // of the pair that already began, or carried to the next
+                // one, unless it matched (then the object ended where a
+                // chunk of the file does).
+                let (index, tally) = (&self.index, &mut self.tally);
+                let tail = self.chunker.finish_tail(|c| tally.on_chunk(index, c));
+                if !self.tally.last_matched && !tail.is_empty() {
+                    self.at_tail(&st, o, tail);
+                }
+                self.tally.end_run(self.index.params.max);
+                self.tally.first = true;
+            }
+            _ => self.close_window(),
+        }
         let (file, hit) = self.best()?;
         self.decide(file, hit, state == ObjectEnd::Complete)
     }

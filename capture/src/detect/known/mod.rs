@@ -15,6 +15,7 @@ pub mod chunker;
 pub mod hosts;
 pub mod matcher;
 pub mod ranges;
+pub mod stitch;
 
 pub use chunker::{ChunkParams, Chunker};
 pub use matcher::KnownWeightsDetector;
