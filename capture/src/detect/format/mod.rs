@@ -233,7 +233,7 @@ fn automaton() -> &'static AhoCorasick {
 /// [`MAX_CANDIDATES`], by position), so that each attempt scans only the
 /// bytes added since the last one instead of the whole prefix again.
 #[derive(Debug, Default)]
-pub(crate) struct Candidates {
+struct Candidates {
     /// In order of position.
     found: Vec<Match>,
     /// Bytes of the prefix already scanned.
