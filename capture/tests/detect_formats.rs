@@ -4,6 +4,7 @@
 use crate::detect_common::{meta, run_object};
 use capture::detect::format::{FormatDetector, Identified, Verdict, identify};
 use capture::detect::{DetectConfig, Detector};
+use capture::object::ObjectEnd;
 use eve::{AlertCategory, WeightFormat};
 use fixtures::weights::{DType, Format, ModelSpec, negative, safetensors, tfckpt};
 use std::sync::Arc;
@@ -230,6 +231,35 @@ fn stray_magics_in_text_do_not_alert() {
     let det = detector();
     let (f, fmt) = run_object(&det, &meta("notes.txt", text.len()), &text, 0, 9, 5000);
     assert!(f.is_none() && fmt.is_none(), "{f:?}");
+}
+
+/// The scan keeps the magics of earlier attempts (at 4 KiB, 16 KiB, …) and
+/// scans only new bytes: a GGUF whose magic an attempt's end cuts is still
+/// found, at the same offset the whole buffer gives.
+#[test]
+fn a_magic_cut_by_an_attempt_boundary_is_found() {
+    let gguf = Format::Gguf.write(&ModelSpec::tiny(), DType::F16, 3).bytes;
+    let det = detector();
+    for at in (4090..=4097).chain(16_380..=16_385) {
+        let mut bytes = b"GET /index.html 200\n".repeat(at / 20 + 1);
+        bytes.truncate(at);
+        bytes.extend_from_slice(&gguf);
+        let whole = identified(&bytes);
+        assert_eq!(whole.offset, at as u64);
+        let mut scan = det.begin(&meta("blob.bin", bytes.len())).expect("scan");
+        let mut finding = None;
+        let cuts = [0, 4096, 16_384, bytes.len()];
+        for w in cuts.windows(2) {
+            finding = finding.or(scan.data(w[0] as u64, &bytes[w[0]..w[1]]));
+        }
+        let f = finding
+            .or_else(|| scan.end(ObjectEnd::Complete))
+            .unwrap_or_else(|| panic!("GGUF at {at} not detected"));
+        let mut want = whole.evidence();
+        let size = whole.declared_bytes.unwrap_or(bytes.len() as u64);
+        want.insert("object_bytes".into(), size.into());
+        assert_eq!(f.evidence, want, "at {at}");
+    }
 }
 
 #[test]

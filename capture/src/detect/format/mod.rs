@@ -28,7 +28,7 @@ mod torch;
 use super::config::DetectConfig;
 use super::{DecodeTally, Detector, Finding, ObjectScan, sig};
 use crate::object::{ObjectEnd, ObjectMeta};
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, Input, Match, MatchKind};
 use cursor::Fail;
 use eve::{AlertCategory, Evidence, WeightFormat};
 use serde_json::json;
@@ -199,12 +199,69 @@ const MAGICS: [(&[u8], Magic); 10] = [
 /// Candidate structures tried per attempt (bounds work on adversarial input).
 const MAX_CANDIDATES: usize = 32;
 
+/// The longest magic: a magic that ends past a scanned prefix starts at most
+/// this many bytes less one before the prefix's end.
+const MAX_MAGIC_LEN: usize = {
+    let (mut i, mut n) = (0, 0);
+    while i < MAGICS.len() {
+        if MAGICS[i].0.len() > n {
+            n = MAGICS[i].0.len();
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The magics' automaton, leftmost-first. No two magics can overlap (an
+/// occurrence of one never shares a byte with an occurrence of another or of
+/// itself: checked by the unit test `no_two_magics_overlap`), so its
+/// non-overlapping `find_iter` reports every occurrence, in order, exactly
+/// as an overlapping search would; and a leftmost match kind lets the crate
+/// use its SIMD prefilter (Teddy), which the standard kind cannot.
 fn automaton() -> &'static AhoCorasick {
     static AC: OnceLock<AhoCorasick> = OnceLock::new();
     AC.get_or_init(|| {
         // The patterns are fixed and valid: building cannot fail.
-        AhoCorasick::new(MAGICS.iter().map(|(m, _)| *m)).expect("static magic patterns")
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(MAGICS.iter().map(|(m, _)| *m))
+            .expect("static magic patterns")
     })
+}
+
+/// The magics found so far in a growing prefix (the first
+/// [`MAX_CANDIDATES`], by position), so that each attempt scans only the
+/// bytes added since the last one instead of the whole prefix again.
+#[derive(Debug, Default)]
+struct Candidates {
+    /// In order of position.
+    found: Vec<Match>,
+    /// Bytes of the prefix already scanned.
+    scanned: usize,
+}
+
+impl Candidates {
+    /// The first [`MAX_CANDIDATES`] magics in `buf`, which extends the `buf`
+    /// of the previous call (the same bytes, maybe more).
+    fn update(&mut self, buf: &[u8]) -> &[Match] {
+        if buf.len() < self.scanned {
+            // Not the same prefix: start over rather than trust the old scan.
+            *self = Candidates::default();
+        }
+        if self.found.len() < MAX_CANDIDATES && buf.len() > self.scanned {
+            // A magic cut by the old end starts in its last MAX_MAGIC_LEN - 1
+            // bytes; magics wholly before the old end were found already.
+            let from = self.scanned.saturating_sub(MAX_MAGIC_LEN - 1);
+            let input = Input::new(buf).span(from..buf.len());
+            let new = automaton()
+                .find_iter(input)
+                .filter(|m| m.end() > self.scanned);
+            let room = MAX_CANDIDATES - self.found.len();
+            self.found.extend(new.take(room));
+        }
+        self.scanned = buf.len();
+        &self.found
+    }
 }
 
 fn from_fail(f: Fail) -> Verdict {
@@ -256,6 +313,12 @@ pub(crate) fn identify_file_at(buf: &[u8], pos: usize) -> Verdict {
 /// Recognise the buffered prefix of an object. `complete` says the buffer
 /// holds everything that will come (so "need more" is final).
 pub fn identify(buf: &[u8], complete: bool) -> Verdict {
+    identify_in(buf, complete, &mut Candidates::default())
+}
+
+/// [`identify`], with the magics found in the earlier, shorter prefixes of
+/// the same buffer kept in `seen`.
+fn identify_in(buf: &[u8], complete: bool, seen: &mut Candidates) -> Verdict {
     let mut need = false;
     // Formats without a magic are only taken at the object's first byte.
     let at_start: [Parser; 9] = [
@@ -284,7 +347,7 @@ pub fn identify(buf: &[u8], complete: bool) -> Verdict {
             Verdict::No => {}
         }
     }
-    for m in automaton().find_overlapping_iter(buf).take(MAX_CANDIDATES) {
+    for m in seen.update(buf) {
         let (_, magic) = MAGICS[m.pattern().as_usize()];
         let at = m.start();
         let v = match magic {
@@ -329,7 +392,18 @@ fn at_result(buf: &[u8], at: usize, f: Parser) -> Verdict {
 /// shard has no header, so its name and tensor-shaped statistics together
 /// identify it. The one entry point of the sensor and `weightwatch inspect`.
 pub fn recognise(buf: &[u8], complete: bool, filename: Option<&str>) -> Verdict {
-    match identify(buf, complete) {
+    recognise_in(buf, complete, filename, &mut Candidates::default())
+}
+
+/// [`recognise`] of a growing prefix, with the magics of its earlier
+/// attempts kept in `seen`.
+fn recognise_in(
+    buf: &[u8],
+    complete: bool,
+    filename: Option<&str>,
+    seen: &mut Candidates,
+) -> Verdict {
+    match identify_in(buf, complete, seen) {
         Verdict::Match(id) => Verdict::Match(id),
         Verdict::NeedMore if !complete => Verdict::NeedMore,
         other => match filename.and_then(|n| data_shard(buf, n)) {
@@ -375,6 +449,7 @@ impl Detector for FormatDetector {
             filename: meta.filename.clone(),
             declared: meta.declared_size,
             buf: Vec::new(),
+            candidates: Candidates::default(),
             buf_start: None,
             seen: 0,
             next_try: 4096,
@@ -394,6 +469,8 @@ pub struct FormatScan {
     filename: Option<String>,
     declared: Option<u64>,
     buf: Vec<u8>,
+    /// The magics found in `buf` at earlier attempts.
+    candidates: Candidates,
     buf_start: Option<u64>,
     seen: u64,
     next_try: usize,
@@ -419,7 +496,12 @@ impl FormatScan {
 
     fn attempt(&mut self, complete: bool) {
         let before = inflate::tally();
-        let verdict = recognise(&self.buf, complete, self.filename.as_deref());
+        let verdict = recognise_in(
+            &self.buf,
+            complete,
+            self.filename.as_deref(),
+            &mut self.candidates,
+        );
         let after = inflate::tally();
         self.inflated.0 = self.inflated.0.max(after.0 - before.0);
         self.inflated.1 |= after.1 > before.1;
@@ -643,5 +725,75 @@ impl ObjectScan for FormatScan {
             inflate_capped: u64::from(self.inflated.1),
             ..DecodeTally::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether an occurrence of `a` and one of `b` starting `d` bytes after
+    /// it can share a byte (the bytes agree wherever both cover).
+    fn overlap(a: &[u8], b: &[u8], d: isize) -> bool {
+        (0..a.len() as isize)
+            .filter(|i| (0..b.len() as isize).contains(&(i - d)))
+            .all(|i| a[i as usize] == b[(i - d) as usize])
+    }
+
+    #[test]
+    fn no_two_magics_overlap() {
+        for (i, (a, _)) in MAGICS.iter().enumerate() {
+            for (j, (b, _)) in MAGICS.iter().enumerate() {
+                for d in 1 - b.len() as isize..a.len() as isize {
+                    if i == j && d == 0 {
+                        continue;
+                    }
+                    assert!(!overlap(a, b, d), "{a:?} and {b:?} at {d}");
+                }
+            }
+        }
+    }
+
+    /// What the scan found before it kept candidates: every occurrence, by
+    /// an overlapping search of the whole prefix.
+    fn overlapping(buf: &[u8]) -> Vec<Match> {
+        let ac = AhoCorasick::new(MAGICS.iter().map(|(m, _)| *m)).expect("patterns");
+        ac.find_overlapping_iter(buf).take(MAX_CANDIDATES).collect()
+    }
+
+    #[test]
+    fn a_magic_cut_by_an_attempt_is_found_at_the_next() {
+        let filler = |n: usize| (0..n).map(|i| b"abcdefgh"[i % 8]).collect::<Vec<u8>>();
+        for (magic, _) in MAGICS {
+            // The magic ends before, at, across and after the first
+            // attempt's end (4096), and again across the second's.
+            for at in 4096 - magic.len() - 1..=4097 {
+                let mut buf = filler(20_000);
+                buf[at..at + magic.len()].copy_from_slice(magic);
+                buf[16_380..16_380 + magic.len()].copy_from_slice(magic);
+                let mut c = Candidates::default();
+                for end in [4096, 16_384, 20_000] {
+                    c.update(&buf[..end]);
+                    assert_eq!(
+                        c.found,
+                        overlapping(&buf[..end]),
+                        "{magic:?} at {at}, {end}"
+                    );
+                }
+                assert_eq!(c.found.len(), 2, "{magic:?} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_stop_at_the_cap_across_attempts() {
+        let mut buf = b"GGUF.".repeat(MAX_CANDIDATES * 2);
+        buf.extend_from_slice(&[0; 100]);
+        let mut c = Candidates::default();
+        for end in (7..buf.len()).step_by(13).chain([buf.len()]) {
+            c.update(&buf[..end]);
+            assert_eq!(c.found, overlapping(&buf[..end]), "{end}");
+        }
+        assert_eq!(c.found.len(), MAX_CANDIDATES);
     }
 }
