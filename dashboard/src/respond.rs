@@ -192,7 +192,7 @@ async fn trigger(
             .map_err(|_| ApiError::internal("actions lock poisoned"))?;
         guard
             .as_mut()
-            .and_then(|a| a.trigger_subject(name, &subject))
+            .and_then(|a| a.trigger(name, &subject))
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no action {name:?}")))?
     };
     let result = match triggered {

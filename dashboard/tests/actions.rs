@@ -185,8 +185,8 @@ fn analyst_runs_a_webhook_and_commands_on_an_incident() {
         audit
             .iter()
             .find(|l| {
-                l["action"] == action && l["detail"].as_str().unwrap().starts_with(who)
-                    || l["action"] == action && l["actor"] == who
+                l["action"] == action
+                    && (l["detail"].as_str().unwrap().starts_with(who) || l["actor"] == who)
             })
             .unwrap_or_else(|| panic!("no {action} line for {who}: {audit:#?}"))
             .clone()

@@ -4,7 +4,7 @@
 //! on-disk spool) or runs a program with the JSON on its standard input.
 //! What an action runs on is a [`Subject`]: an alert, or any other JSON
 //! document with an id and placeholder values its caller gives (the
-//! dashboard's incidents, [`Actions::trigger_subject`]); both take the
+//! dashboard's incidents, [`Actions::trigger`]); both take the
 //! same path (rate limit, queue, counters, spool, outcome).
 //!
 //! [`Actions`] is an [`EventSink`]: the sensor and the analyzer add it to
@@ -13,7 +13,7 @@
 //! action's own threads behind a bounded queue, so a slow webhook or a hung
 //! program never blocks capture: a full queue is a counted drop. The
 //! dashboard holds the same [`Actions`] and fires one by name when an
-//! analyst asks ([`Actions::trigger`], [`Actions::trigger_subject`]).
+//! analyst asks ([`Actions::trigger`]).
 //!
 //! Lives in `eve` rather than a crate of its own: it is a sink over `eve`'s
 //! alert type, and every producer (sensor, analyzer, dashboard) already
@@ -245,17 +245,11 @@ impl Actions {
             .map(|a| &*a.stats)
     }
 
-    /// Run the action called `name` on `event` whatever its filter says (an
-    /// analyst chose it); the rate limit still applies. `None` when there
-    /// is no such action or `event` is not an alert.
-    pub fn trigger(&mut self, name: &str, event: &Event) -> Option<Triggered> {
-        self.trigger_subject(name, &Subject::alert(event)?)
-    }
-
-    /// Run the action called `name` on `subject` (an alert, or another
-    /// document such as an incident), as [`Actions::trigger`] does. `None`
-    /// when there is no such action.
-    pub fn trigger_subject(&mut self, name: &str, subject: &Subject) -> Option<Triggered> {
+    /// Run the action called `name` on `subject` (an alert,
+    /// [`Subject::alert`], or another document such as an incident)
+    /// whatever its filter says (an analyst chose it); the rate limit still
+    /// applies. `None` when there is no such action.
+    pub fn trigger(&mut self, name: &str, subject: &Subject) -> Option<Triggered> {
         let action = self.actions.iter_mut().find(|a| a.name == name)?;
         Some(action.dispatch(subject))
     }
