@@ -162,6 +162,7 @@ pub fn purge_account(
         actor: "cli".into(),
         action: "purge_account".into(),
         alert_id: None,
+        incident_id: None,
         detail: format!(
             "account sha256:{} — {} alerts deleted, {} cluster alerts rewritten",
             auth::hash_secret(account),

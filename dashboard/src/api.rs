@@ -237,12 +237,7 @@ pub async fn incident(
         .db(move |s| s.incident(id))
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(json!({
-        "incident": d.incident.to_json(true),
-        "timeline": crate::incidents::timeline::timeline(&d),
-        "alerts": d.alerts.iter().map(StoredAlert::to_json).collect::<Vec<_>>(),
-        "audit": d.audit,
-    })))
+    Ok(Json(d.to_json()))
 }
 
 /// `POST /api/v1/incidents/{id}/triage` with `{"status": …, "note": …}`:
@@ -335,6 +330,22 @@ pub async fn run_action(
 ) -> Result<Json<Value>, ApiError> {
     check_header_csrf(&who, &headers)?;
     let result = crate::respond::run(&st, &who, id, &name).await?;
+    Ok(Json(json!({"action": name, "result": result})))
+}
+
+/// `POST /api/v1/incidents/{id}/actions/{name}`: run response action
+/// `name` on the incident (its JSON as `GET /api/v1/incidents/{id}`
+/// answers it; audited on the incident). Session callers send the CSRF
+/// token in `X-CSRF-Token`. Answers `{"action": name, "result": …}` as
+/// for an alert.
+pub async fn run_incident_action(
+    State(st): State<Arc<AppState>>,
+    who: Triager,
+    Path((id, name)): Path<(i64, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    check_header_csrf(&who, &headers)?;
+    let result = crate::respond::run_on_incident(&st, &who, id, &name).await?;
     Ok(Json(json!({"action": name, "result": result})))
 }
 

@@ -281,6 +281,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/canary", get(api::canary))
         .route("/api/v1/incidents/{id}", get(api::incident))
         .route("/api/v1/incidents/{id}/triage", post(api::triage_incident))
+        .route(
+            "/api/v1/incidents/{id}/actions/{name}",
+            post(api::run_incident_action),
+        )
         .route("/api/v1/accounts", get(api::accounts))
         .route("/api/v1/accounts/{id}", get(api::account))
         .route("/api/v1/sensors", get(api::sensors))

@@ -10,7 +10,7 @@ use serde_json::json;
 const PASSWORD: &str = "correct horse battery staple";
 
 /// Sign in; returns the `Cookie` header value.
-fn sign_in(s: &TestServer, user: &str) -> String {
+pub(super) fn sign_in(s: &TestServer, user: &str) -> String {
     dashboard::admin::add_user(&s.db, user, PASSWORD).unwrap();
     let body = format!("username={user}&password=correct+horse+battery+staple");
     let r = request(
@@ -30,16 +30,16 @@ fn sign_in(s: &TestServer, user: &str) -> String {
     set.split(';').next().unwrap().to_string()
 }
 
-fn page(s: &TestServer, path: &str, cookie: &str) -> Resp {
+pub(super) fn page(s: &TestServer, path: &str, cookie: &str) -> Resp {
     request("GET", &s.url(path), None, None, &[("cookie", cookie)])
 }
 
-fn csrf_of(html: &str) -> String {
+pub(super) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[at..].split('"').next().unwrap().to_string()
 }
 
-fn post_form(s: &TestServer, path: &str, cookie: &str, body: &str) -> Resp {
+pub(super) fn post_form(s: &TestServer, path: &str, cookie: &str, body: &str) -> Resp {
     request(
         "POST",
         &s.url(path),

@@ -13,7 +13,8 @@ pub struct Moment {
     pub ts: i64,
     /// The time, as events write it.
     pub time: String,
-    /// `alert` or `triage`.
+    /// `alert`, `triage`, or `action` (a response action run on the
+    /// incident, or its outcome).
     pub kind: &'static str,
     /// The alert, for `alert`.
     pub alert_id: Option<i64>,
@@ -21,8 +22,8 @@ pub struct Moment {
     pub category: Option<String>,
     /// Its severity, for `alert`.
     pub severity: Option<u8>,
-    /// The alert's signature and detail, or the triage line
-    /// (`actor: old → new: note`).
+    /// The alert's signature and detail, or the audit line
+    /// (`actor: old → new: note`, `actor: action: result (…)`).
     pub text: String,
 }
 
@@ -67,7 +68,11 @@ pub fn timeline(d: &IncidentDetail) -> Vec<Moment> {
     out.extend(d.audit.iter().map(|e| Moment {
         ts: e.ts,
         time: time(e.ts),
-        kind: "triage",
+        kind: if e.action.starts_with("action") {
+            "action"
+        } else {
+            "triage"
+        },
         alert_id: None,
         category: None,
         severity: None,

@@ -349,6 +349,20 @@ pub struct IncidentDetail {
     pub audit: Vec<AuditEntry>,
 }
 
+impl IncidentDetail {
+    /// The incident (with each file's covered ranges), its timeline, its
+    /// alerts and its audit lines: what `GET /api/v1/incidents/{id}`
+    /// answers, and what response actions run on an incident receive.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "incident": self.incident.to_json(true),
+            "timeline": crate::incidents::timeline::timeline(self),
+            "alerts": self.alerts.iter().map(StoredAlert::to_json).collect::<Vec<_>>(),
+            "audit": self.audit,
+        })
+    }
+}
+
 /// Alerts an incident's detail lists at most (its count is exact).
 pub const INCIDENT_ALERTS: usize = 1000;
 
@@ -484,6 +498,8 @@ pub struct AuditEntry {
     pub action: String,
     /// The alert acted on, if any.
     pub alert_id: Option<i64>,
+    /// The incident acted on (its triage, a response action), if any.
+    pub incident_id: Option<i64>,
     /// Free text: old → new status and the note, counts, …
     pub detail: String,
 }

@@ -259,6 +259,7 @@ fn row_audit(r: &rusqlite::Row) -> rusqlite::Result<AuditEntry> {
         action: r.get(3)?,
         alert_id: r.get(4)?,
         detail: r.get(5)?,
+        incident_id: r.get(6)?,
     })
 }
 
@@ -765,7 +766,7 @@ impl AlertStore for SqliteStore {
             }
             let audit = c
                 .prepare_cached(
-                    "SELECT id, ts, actor, action, alert_id, detail FROM audit
+                    "SELECT id, ts, actor, action, alert_id, detail, incident_id FROM audit
                      WHERE alert_id = ?1 ORDER BY id",
                 )?
                 .query_map([id], row_audit)?
@@ -872,8 +873,16 @@ impl AuditStore for SqliteStore {
     fn audit_append(&self, entry: &AuditEntry) -> StoreResult<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO audit (ts, actor, action, alert_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![entry.ts, entry.actor, entry.action, entry.alert_id, entry.detail],
+                "INSERT INTO audit (ts, actor, action, alert_id, detail, incident_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    entry.ts,
+                    entry.actor,
+                    entry.action,
+                    entry.alert_id,
+                    entry.detail,
+                    entry.incident_id
+                ],
             )?;
             Ok(())
         })
@@ -882,7 +891,7 @@ impl AuditStore for SqliteStore {
     fn audit(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
         self.read(|c| {
             Ok(c.prepare_cached(
-                "SELECT id, ts, actor, action, alert_id, detail FROM audit ORDER BY id DESC LIMIT ?1",
+                "SELECT id, ts, actor, action, alert_id, detail, incident_id FROM audit ORDER BY id DESC LIMIT ?1",
             )?
             .query_map([limit as i64], row_audit)?
             .collect::<Result<Vec<_>, _>>()?)

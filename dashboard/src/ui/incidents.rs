@@ -1,9 +1,9 @@
 //! The incident pages: the list (filters as the alert list's, plus kind)
 //! and one incident (facts, file coverage, timeline, its alerts linking to
-//! their pages, triage of the whole incident).
+//! their pages, triage of the whole incident, response actions on it).
 
 use super::format;
-use super::pages::{Chrome, TriageForm, chrome, encode_pairs};
+use super::pages::{ActionForm, Chrome, TriageForm, chrome, encode_pairs};
 use super::render;
 use super::session::check_csrf;
 use crate::access::{Reader, Triager};
@@ -231,6 +231,8 @@ struct IncidentPage {
     shown: usize,
     statuses: Vec<(&'static str, &'static str)>,
     can_triage: bool,
+    /// Response actions offered (names).
+    actions: Vec<String>,
 }
 
 /// `GET /incidents/{id}`.
@@ -296,6 +298,7 @@ pub async fn incident(
             .map(|s| (s.as_str(), s.label()))
             .collect(),
         can_triage: p.allows(Need::Triage),
+        actions: st.action_names(),
     }))
 }
 
@@ -311,5 +314,20 @@ pub async fn triage(
     let Form(f) = form.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_csrf(&who.0, &headers, &f.csrf)?;
     set_incident_status(&st, &who, id, &f.status, &f.note).await?;
+    Ok(Redirect::to(&format!("/incidents/{id}")).into_response())
+}
+
+/// `POST /incidents/{id}/action` (form; CSRF-checked): run a response
+/// action on the incident (audited on it), back to the incident.
+pub async fn run_action(
+    State(st): State<Arc<AppState>>,
+    who: Triager,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let Form(f) = form.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    check_csrf(&who.0, &headers, &f.csrf)?;
+    crate::respond::run_on_incident(&st, &who, id, &f.name).await?;
     Ok(Redirect::to(&format!("/incidents/{id}")).into_response())
 }

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/incidents", get(incidents::incidents))
         .route("/incidents/{id}", get(incidents::incident))
         .route("/incidents/{id}/triage", post(incidents::triage))
+        .route("/incidents/{id}/action", post(incidents::run_action))
         .route("/accounts", get(pages::accounts))
         .route("/accounts/{id}", get(pages::account))
         .route("/audit", get(pages::audit))

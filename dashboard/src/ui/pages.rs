@@ -683,8 +683,8 @@ pub async fn triage(
 /// The response-action form.
 #[derive(Deserialize)]
 pub struct ActionForm {
-    csrf: String,
-    name: String,
+    pub(super) csrf: String,
+    pub(super) name: String,
 }
 
 /// `POST /alerts/{id}/action` (form; CSRF-checked): run a response action

@@ -163,6 +163,7 @@ pub async fn login_submit(
         actor: format!("user:{}", f.username),
         action: "sign_in".into(),
         alert_id: None,
+        incident_id: None,
         detail: format!("from {}", peer.ip()),
     };
     let stored = st
@@ -233,6 +234,7 @@ async fn second_factor(
             actor: format!("user:{user}"),
             action: "totp_replay".into(),
             alert_id: None,
+            incident_id: None,
             detail: format!(
                 "refused a TOTP code already used (time step {step}) after a right password from {peer}"
             ),
@@ -254,6 +256,7 @@ async fn second_factor(
                     actor: format!("user:{name}"),
                     action: "recovery_code".into(),
                     alert_id: None,
+                    incident_id: None,
                     detail: "signed in with a one-time recovery code".into(),
                 })?;
             }

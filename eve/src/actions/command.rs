@@ -1,9 +1,11 @@
 //! `command = [...]` actions: a fixed pool of threads runs the program (no
-//! shell) with the alert's JSON on standard input, kills it after the
-//! timeout, and reports its exit status and the start of its output.
+//! shell) with the subject's JSON (an alert's, or an incident's) on
+//! standard input, kills it after the timeout, and reports its exit status
+//! and the start of its output.
 
-use super::{ActionConfig, ActionError, ActionStats, Outcome, OutcomeHook, Triggered, report};
-use crate::event::{Event, EventKind};
+use super::{
+    ActionConfig, ActionError, ActionStats, Outcome, OutcomeHook, Subject, Triggered, report,
+};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -16,10 +18,10 @@ use wait_timeout::ChildExt;
 /// Bytes of stdout and of stderr kept for the log; the rest is read and dropped.
 const OUTPUT_KEPT: u64 = 2048;
 
-/// One run: the alert's id and JSON, and the argument vector with its
+/// One run: the subject's id and JSON, and the argument vector with its
 /// placeholders filled in.
 struct Job {
-    event_id: String,
+    id: String,
     json: String,
     argv: Vec<String>,
 }
@@ -67,16 +69,16 @@ impl CommandPool {
         })
     }
 
-    /// Queue a run for `event` without waiting.
-    pub(super) fn offer(&self, event: &Event) -> Triggered {
-        let Some(argv) = fill(&self.argv, event) else {
-            tracing::warn!(action = %self.name, event_id = %event.event_id,
-                "the alert lacks a value the command's arguments need (or it starts with '-'): skipped");
+    /// Queue a run for `subject` without waiting.
+    pub(super) fn offer(&self, subject: &Subject) -> Triggered {
+        let Some(argv) = subject.fill(&self.argv) else {
+            tracing::warn!(action = %self.name, id = %subject.id(),
+                "the subject lacks a value the command's arguments need (or it starts with '-'): skipped");
             return Triggered::Skipped;
         };
         let job = Job {
-            event_id: event.event_id.clone(),
-            json: event.to_json_line(),
+            id: subject.id().to_string(),
+            json: subject.json().to_string(),
             argv,
         };
         match self.queue.as_ref().map(|q| q.try_send(job)) {
@@ -94,50 +96,6 @@ impl CommandPool {
             let _ = t.join();
         }
     }
-}
-
-/// Replace the placeholders in each argument; `None` when the alert lacks a
-/// value, or a value starts with `-` (it would read as an option).
-fn fill(argv: &[String], event: &Event) -> Option<Vec<String>> {
-    let EventKind::Alert(alert) = &event.kind else {
-        return None;
-    };
-    let net = event.net.as_ref();
-    let value = |key: &str| -> Option<Option<String>> {
-        Some(match key {
-            "dest_ip" => net.map(|n| n.dest_ip.to_string()),
-            "src_ip" => net.map(|n| n.src_ip.to_string()),
-            "dest_port" => net.map(|n| n.dest_port.to_string()),
-            "account_id" => alert.account_id.clone(),
-            "category" => Some(alert.alert.category.as_str().to_string()),
-            "event_id" => Some(event.event_id.clone()),
-            _ => return None, // not a placeholder: left as written
-        })
-    };
-    let mut out = Vec::with_capacity(argv.len());
-    for arg in argv {
-        let mut s = String::with_capacity(arg.len());
-        let mut rest = arg.as_str();
-        while let Some(open) = rest.find('{') {
-            let (before, from) = rest.split_at(open);
-            s.push_str(before);
-            let close = from.find('}');
-            match close.and_then(|c| value(&from[1..c]).map(|v| (c, v))) {
-                Some((c, v)) => {
-                    let v = v.filter(|v| !v.starts_with('-'))?;
-                    s.push_str(&v);
-                    rest = &from[c + 1..];
-                }
-                None => {
-                    s.push('{');
-                    rest = &from[1..];
-                }
-            }
-        }
-        s.push_str(rest);
-        out.push(s);
-    }
-    Some(out)
 }
 
 /// One thread of the pool.
@@ -166,7 +124,7 @@ impl Runner {
                 &self.hook,
                 Outcome {
                     action: self.name.clone(),
-                    event_id: job.event_id,
+                    id: job.id,
                     ok,
                     detail,
                 },
@@ -230,61 +188,4 @@ fn keep_start<R: Read + Send + 'static>(mut r: R) -> JoinHandle<String> {
         let _ = std::io::copy(&mut r, &mut std::io::sink());
         String::from_utf8_lossy(&kept).into_owned()
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{Alert, AlertCategory, AlertEvent, Evidence, NetworkFields, Proto};
-    use crate::time::Timestamp;
-
-    fn alert_event(account: Option<&str>) -> Event {
-        let mut body = AlertEvent::new(
-            Alert::new("x", 1, AlertCategory::EgressVolume, 1),
-            Evidence::new(),
-        );
-        body.account_id = account.map(str::to_string);
-        let e = Event::new(Timestamp::now(), EventKind::Alert(Box::new(body)));
-        if account.is_some() {
-            return e;
-        }
-        e.network(NetworkFields {
-            flow_id: 1,
-            community_id: String::new(),
-            src_ip: "10.0.0.1".parse().unwrap(),
-            src_port: 5000,
-            dest_ip: "198.51.100.7".parse().unwrap(),
-            dest_port: 443,
-            proto: Proto::Tcp,
-            app_proto: None,
-            vlan: None,
-        })
-    }
-
-    #[test]
-    fn placeholders_fill_and_missing_values_skip() {
-        let argv: Vec<String> = [
-            "nft",
-            "add",
-            "element",
-            "inet",
-            "f",
-            "s",
-            "{ {dest_ip} }",
-            "{x}",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let filled = fill(&argv, &alert_event(None)).unwrap();
-        assert_eq!(filled[6], "{ 198.51.100.7 }");
-        assert_eq!(filled[7], "{x}");
-        assert_eq!(fill(&argv, &alert_event(Some("acct"))), None);
-        let acct = vec!["suspend".to_string(), "{account_id}".to_string()];
-        assert_eq!(
-            fill(&acct, &alert_event(Some("acct-7"))).unwrap()[1],
-            "acct-7"
-        );
-        assert_eq!(fill(&acct, &alert_event(Some("--all"))), None);
-    }
 }

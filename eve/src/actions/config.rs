@@ -12,7 +12,8 @@ use std::path::PathBuf;
 pub struct ActionConfig {
     /// Name used in logs, the audit log and the dashboard's action buttons.
     pub name: String,
-    /// POST the alert's JSON to this URL (`https://` unless the host is a
+    /// POST the alert's JSON (or, run from the dashboard on an incident,
+    /// the incident's) to this URL (`https://` unless the host is a
     /// loopback address).
     #[serde(default)]
     pub webhook: Option<String>,
@@ -20,10 +21,12 @@ pub struct ActionConfig {
     /// signature goes in `X-Weightwatch-Signature: sha256=<hex>`.
     #[serde(default)]
     pub secret_env: Option<String>,
-    /// Run this program (no shell) with the alert's JSON on standard input.
-    /// Arguments may hold `{dest_ip}`, `{src_ip}`, `{dest_port}`,
-    /// `{account_id}`, `{category}`, `{event_id}`, replaced by the alert's
-    /// values; an alert without the value is skipped (counted).
+    /// Run this program (no shell) with the alert's (or incident's) JSON on
+    /// standard input. Arguments may hold `{dest_ip}`, `{src_ip}`,
+    /// `{dest_port}`, `{account_id}`, `{category}`, `{event_id}`, replaced
+    /// by the alert's values (an incident has `src_ip`, and `dest_ip` or
+    /// `account_id` when it has one); a subject without the value is
+    /// skipped (counted).
     #[serde(default)]
     pub command: Option<Vec<String>>,
     /// Alert categories acted on (empty: every category).

@@ -2,6 +2,10 @@
 //! alerts by category and severity, is rate limited, and either POSTs the
 //! alert's JSON to a webhook (signed with HMAC-SHA256, retried from an
 //! on-disk spool) or runs a program with the JSON on its standard input.
+//! What an action runs on is a [`Subject`]: an alert, or any other JSON
+//! document with an id and placeholder values its caller gives (the
+//! dashboard's incidents, [`Actions::trigger`]); both take the
+//! same path (rate limit, queue, counters, spool, outcome).
 //!
 //! [`Actions`] is an [`EventSink`]: the sensor and the analyzer add it to
 //! their sinks, so actions run where the alert is made. Matching is cheap
@@ -18,9 +22,11 @@
 mod command;
 mod config;
 mod matcher;
+mod subject;
 mod webhook;
 
 pub use config::ActionConfig;
+pub use subject::{Placeholder, Subject};
 
 use crate::event::{Event, EventKind};
 use crate::sink::{EventSink, SinkError};
@@ -68,7 +74,7 @@ pub struct ActionStats {
     pub rate_limited: AtomicU64,
     /// Matches dropped because the action's queue was full.
     pub dropped_queue_full: AtomicU64,
-    /// Matches skipped because the command needs a field the alert lacks
+    /// Matches skipped because the command needs a value the subject lacks
     /// (or whose value is unsafe as an argument).
     pub skipped: AtomicU64,
     /// Webhook deliveries acknowledged (2xx) / commands that exited 0.
@@ -85,8 +91,9 @@ pub struct ActionStats {
 pub struct Outcome {
     /// The action's name.
     pub action: String,
-    /// The alert's `event_id`.
-    pub event_id: String,
+    /// The subject's id: an alert's `event_id` (unless its caller chose
+    /// another, [`Subject::with_id`]), or the id given with a document.
+    pub id: String,
     /// Whether it succeeded.
     pub ok: bool,
     /// Exit status and (truncated) output of a command, or the webhook's
@@ -106,7 +113,7 @@ pub enum Triggered {
     RateLimited,
     /// Not run: the action's queue is full.
     QueueFull,
-    /// Not run: the command needs a field this alert lacks.
+    /// Not run: the command needs a value this subject lacks.
     Skipped,
 }
 
@@ -152,16 +159,17 @@ impl Action {
         })
     }
 
-    /// Queue `event` (already matched or chosen by an analyst).
-    fn dispatch(&mut self, event: &Event) -> Triggered {
+    /// Queue `subject` (already matched or chosen by an analyst).
+    fn dispatch(&mut self, subject: &Subject) -> Triggered {
+        self.stats.matched.fetch_add(1, Ordering::Relaxed);
         if !self.limit.take() {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(action = %self.name, "rate limit reached: alert not acted on");
+            tracing::warn!(action = %self.name, id = %subject.id(), "rate limit reached: not acted on");
             return Triggered::RateLimited;
         }
         let queued = match &self.worker {
-            Worker::Webhook(w) => w.offer(event),
-            Worker::Command(c) => c.offer(event),
+            Worker::Webhook(w) => w.offer(subject),
+            Worker::Command(c) => c.offer(subject),
         };
         match queued {
             Triggered::QueueFull => {
@@ -171,7 +179,7 @@ impl Action {
                     .fetch_add(1, Ordering::Relaxed)
                     + 1;
                 if n == 1 || n.is_multiple_of(1000) {
-                    tracing::warn!(action = %self.name, dropped = n, "action queue full: alert dropped");
+                    tracing::warn!(action = %self.name, dropped = n, "action queue full: dropped");
                 }
             }
             Triggered::Skipped => {
@@ -237,16 +245,13 @@ impl Actions {
             .map(|a| &*a.stats)
     }
 
-    /// Run the action called `name` on `event` whatever its filter says (an
-    /// analyst chose it); the rate limit still applies. `None` when there
-    /// is no such action or `event` is not an alert.
-    pub fn trigger(&mut self, name: &str, event: &Event) -> Option<Triggered> {
-        if !matches!(event.kind, EventKind::Alert(_)) {
-            return None;
-        }
+    /// Run the action called `name` on `subject` (an alert,
+    /// [`Subject::alert`], or another document such as an incident)
+    /// whatever its filter says (an analyst chose it); the rate limit still
+    /// applies. `None` when there is no such action.
+    pub fn trigger(&mut self, name: &str, subject: &Subject) -> Option<Triggered> {
         let action = self.actions.iter_mut().find(|a| a.name == name)?;
-        action.stats.matched.fetch_add(1, Ordering::Relaxed);
-        Some(action.dispatch(event))
+        Some(action.dispatch(subject))
     }
 }
 
@@ -255,10 +260,11 @@ impl EventSink for Actions {
         let EventKind::Alert(alert) = &event.kind else {
             return Ok(());
         };
+        // Built once, for the first action that matches.
+        let mut subject = None;
         for a in &mut self.actions {
             if a.matcher.matches(&alert.alert) {
-                a.stats.matched.fetch_add(1, Ordering::Relaxed);
-                a.dispatch(event);
+                a.dispatch(subject.get_or_insert_with(|| Subject::of_alert(event, alert)));
             }
         }
         Ok(())
@@ -302,9 +308,9 @@ impl Drop for Actions {
 /// Report an outcome: log it, and tell the hook.
 fn report(hook: &Option<OutcomeHook>, outcome: Outcome) {
     if outcome.ok {
-        tracing::info!(action = %outcome.action, event_id = %outcome.event_id, detail = %outcome.detail, "action done");
+        tracing::info!(action = %outcome.action, id = %outcome.id, detail = %outcome.detail, "action done");
     } else {
-        tracing::warn!(action = %outcome.action, event_id = %outcome.event_id, detail = %outcome.detail, "action failed");
+        tracing::warn!(action = %outcome.action, id = %outcome.id, detail = %outcome.detail, "action failed");
     }
     if let Some(h) = hook {
         h(&outcome);

@@ -1,16 +1,19 @@
-//! `webhook = "https://…"` actions: one thread per webhook moves alerts from
-//! a bounded queue into an on-disk spool (the dashboard sink's
-//! [`Spool`]) and POSTs them one at a time, in order, signed with
-//! HMAC-SHA256 over the body, retrying with exponential backoff. What is not
-//! delivered when the process stops stays spooled and is sent on the next
-//! start.
+//! `webhook = "https://…"` actions: one thread per webhook moves subjects
+//! (an alert's JSON, or an incident's) from a bounded queue into an on-disk
+//! spool (the dashboard sink's [`Spool`]) and POSTs them one at a time, in
+//! order, signed with HMAC-SHA256 over the body, retrying with exponential
+//! backoff. What is not delivered when the process stops stays spooled and
+//! is sent on the next start.
 
-use super::{ActionConfig, ActionError, ActionStats, Outcome, OutcomeHook, Triggered, report};
-use crate::event::Event;
+use super::{
+    ActionConfig, ActionError, ActionStats, Outcome, OutcomeHook, Subject, Triggered, report,
+};
 use crate::sink::spool::Spool;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -84,13 +87,14 @@ impl Webhook {
         })
     }
 
-    /// Queue `event` without waiting.
-    pub(super) fn offer(&self, event: &Event) -> Triggered {
-        match self
-            .queue
-            .as_ref()
-            .map(|q| q.try_send(event.to_json_line()))
-        {
+    /// Queue `subject` without waiting.
+    pub(super) fn offer(&self, subject: &Subject) -> Triggered {
+        let line = serde_json::to_string(&Spooled {
+            id: Cow::Borrowed(subject.id()),
+            body: Cow::Borrowed(subject.json()),
+        })
+        .expect("two strings serialize");
+        match self.queue.as_ref().map(|q| q.try_send(line)) {
             Some(Ok(())) => Triggered::Queued,
             Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
                 Triggered::QueueFull
@@ -182,20 +186,18 @@ impl Delivery {
                 self.ack(next); // a damaged line: skip it
                 continue;
             };
-            let event_id = serde_json::from_str::<IdOnly>(line)
-                .map(|i| i.event_id)
-                .unwrap_or_default();
-            match self.post(line) {
+            let (id, body) = unspool(line);
+            match self.post(&body) {
                 Posted::Done(status) => {
                     self.ack(next);
                     self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
                     delay = RETRY_MIN;
-                    self.report(event_id, true, format!("HTTP {status}"));
+                    self.report(id, true, format!("HTTP {status}"));
                 }
                 Posted::Refused(why) => {
                     self.ack(next);
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    self.report(event_id, false, why);
+                    self.report(id, false, why);
                 }
                 Posted::Retry(why) => {
                     let n = self.stats.failed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -262,12 +264,12 @@ impl Delivery {
         }
     }
 
-    fn report(&self, event_id: String, ok: bool, detail: String) {
+    fn report(&self, id: String, ok: bool, detail: String) {
         report(
             &self.hook,
             Outcome {
                 action: self.name.clone(),
-                event_id,
+                id,
                 ok,
                 detail,
             },
@@ -292,13 +294,53 @@ impl Delivery {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// A spooled line: the body to POST (exactly these bytes are signed) and
+/// the id its outcome is reported under.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spooled<'a> {
+    id: Cow<'a, str>,
+    body: Cow<'a, str>,
+}
+
+/// What a line spooled by an earlier version (the alert's JSON itself) is
+/// reported under.
+#[derive(Deserialize)]
 struct IdOnly {
     event_id: String,
 }
 
+/// The id and the body of a spooled line.
+fn unspool(line: &str) -> (String, Cow<'_, str>) {
+    match serde_json::from_str::<Spooled>(line) {
+        Ok(s) => (s.id.into_owned(), Cow::Owned(s.body.into_owned())),
+        Err(_) => (
+            serde_json::from_str::<IdOnly>(line)
+                .map(|i| i.event_id)
+                .unwrap_or_default(),
+            Cow::Borrowed(line),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spooled_lines_keep_the_body_and_id_and_old_lines_still_send() {
+        let body = r#"{"incident":{"id":4,"title":"a \"quoted\" title\n"}}"#;
+        let line = serde_json::to_string(&super::Spooled {
+            id: body.into(),
+            body: body.into(),
+        })
+        .unwrap();
+        assert!(!line.contains('\n'), "one line");
+        let (id, sent) = super::unspool(&line);
+        assert_eq!((id.as_str(), &*sent), (body, body));
+        let old = r#"{"event_id":"e-1","event_type":"alert"}"#;
+        let (id, sent) = super::unspool(old);
+        assert_eq!((id.as_str(), &*sent), ("e-1", old));
+    }
+
     #[test]
     fn signature_is_rfc4231_case_2() {
         // RFC 4231 test case 2: key "Jefe".

@@ -425,7 +425,7 @@ impl IncidentStore for PgStore {
                 .collect();
             let audit = c
                 .query(
-                    "SELECT id, ts, actor, action, alert_id, detail FROM audit
+                    "SELECT id, ts, actor, action, alert_id, detail, incident_id FROM audit
                      WHERE incident_id = $1 AND alert_id IS NULL ORDER BY id",
                     &[&id],
                 )
@@ -438,6 +438,7 @@ impl IncidentStore for PgStore {
                     action: r.get(3),
                     alert_id: r.get(4),
                     detail: r.get(5),
+                    incident_id: r.get(6),
                 })
                 .collect();
             Ok(Some(IncidentDetail {

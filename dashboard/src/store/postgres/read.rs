@@ -27,6 +27,7 @@ fn row_audit(r: &Row) -> AuditEntry {
         action: r.get(3),
         alert_id: r.get(4),
         detail: r.get(5),
+        incident_id: r.get(6),
     }
 }
 
@@ -200,7 +201,7 @@ impl AlertStore for PgStore {
             }
             let audit = c
                 .query(
-                    "SELECT id, ts, actor, action, alert_id, detail FROM audit
+                    "SELECT id, ts, actor, action, alert_id, detail, incident_id FROM audit
                      WHERE alert_id = $1 ORDER BY id",
                     &[&id],
                 )
@@ -314,14 +315,15 @@ impl AuditStore for PgStore {
     fn audit_append(&self, entry: &AuditEntry) -> StoreResult<()> {
         self.write(async |tx| {
             tx.execute(
-                "INSERT INTO audit (ts, actor, action, alert_id, detail)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO audit (ts, actor, action, alert_id, detail, incident_id)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
                     &entry.ts,
                     &clean(&entry.actor).as_ref(),
                     &clean(&entry.action).as_ref(),
                     &entry.alert_id,
                     &clean(&entry.detail).as_ref(),
+                    &entry.incident_id,
                 ],
             )
             .await?;
@@ -333,7 +335,7 @@ impl AuditStore for PgStore {
         self.run(async {
             let c = self.conn().await?;
             Ok(c.query(
-                "SELECT id, ts, actor, action, alert_id, detail FROM audit
+                "SELECT id, ts, actor, action, alert_id, detail, incident_id FROM audit
                  ORDER BY id DESC LIMIT $1",
                 &[&(limit as i64)],
             )

@@ -260,7 +260,7 @@ impl IncidentStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             let audit = c
                 .prepare_cached(
-                    "SELECT id, ts, actor, action, alert_id, detail FROM audit
+                    "SELECT id, ts, actor, action, alert_id, detail, incident_id FROM audit
                      WHERE incident_id = ?1 AND alert_id IS NULL ORDER BY id",
                 )?
                 .query_map([id], row_audit)?
