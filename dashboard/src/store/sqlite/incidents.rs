@@ -31,7 +31,6 @@ fn row_incident(r: &rusqlite::Row) -> rusqlite::Result<Incident> {
     })
 }
 
-/// Group the batch's new alerts into incidents (see `crate::incidents`).
 /// Group the batch's new alerts into incidents (see `crate::incidents`);
 /// the incidents touched, as they now are.
 pub(super) fn group(
