@@ -110,6 +110,13 @@ pub struct Features {
     /// and unlike `distinct_prompt_ratio` it does not fall merely because
     /// the volume is high.
     pub new_prompts_per_day: f64,
+    /// Largest shift of one UTC day's traffic against the entity's own
+    /// earlier days: an unbiased squared maximum mean discrepancy over
+    /// per-request shape codes (see [`self_shift`]); 0 when no day and its
+    /// history both hold [`SHIFT_MIN_REQUESTS`]. A switch into harvesting,
+    /// or a harvesting job added to an ordinary key, changes what a day's
+    /// requests look like; a product or a batch job keeps its mix.
+    pub self_shift: f64,
     /// Single-turn texted completion requests (the pool of text signals).
     pub text_pool: u64,
     /// Distinct template skeletons in the pool.
@@ -364,10 +371,96 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.user_agents = uas.len() as u32;
     f.keys = keys.len() as u32;
     f.interarrival_cv = interarrival_cv(reqs);
+    f.self_shift = self_shift(reqs);
     f.series = Series::of(reqs, f.first_ts, f.last_ts, cfg.series_points);
     text_features(&mut f, reqs, cfg);
     new_model(&mut f, reqs, ctx);
     f
+}
+
+/// Fewest requests a day, and its history, need for [`self_shift`].
+pub const SHIFT_MIN_REQUESTS: u64 = 10;
+
+/// Values each shape code of [`shape_codes`] is folded into.
+const SHIFT_BINS: usize = 64;
+
+/// A request's shape: what a client program sends and gets, one small code
+/// per property (prompt size, answer size, output cap, single turn,
+/// logprobs, temperature 0, system prompt, model), each below
+/// [`SHIFT_BINS`].
+fn shape_codes(r: &Req) -> [usize; 8] {
+    let bits = |x: u32| (32 - x.leading_zeros()) as usize;
+    [
+        bits(r.prompt_tokens),
+        bits(r.completion_tokens),
+        usize::from(r.max_tokens_bits) % SHIFT_BINS,
+        usize::from(r.has(flag::SINGLE_TURN)),
+        usize::from(r.has(flag::LOGPROBS)),
+        usize::from(r.has(flag::TEMP0)),
+        usize::from(r.has(flag::SYSTEM_PROMPT)),
+        usize::from(r.model) % SHIFT_BINS,
+    ]
+}
+
+/// The largest per-day distribution shift of an entity's traffic against
+/// its own earlier days (`reqs` time-ordered): for each UTC day with at
+/// least [`SHIFT_MIN_REQUESTS`] requests after at least as many earlier
+/// ones, the unbiased squared MMD between that day's requests and all
+/// earlier ones, under the kernel "share of the shape codes two requests
+/// have in common" (the mean of one delta kernel per code, so the MMD is
+/// the mean over codes of `Σa(a−1)/n(n−1) + Σb(b−1)/m(m−1) − 2Σab/nm`
+/// over the code's histograms `a` (day) and `b` (history)). Unbiased, so a
+/// small day is not a shift by sampling noise alone in expectation; one
+/// pass, O(requests + days × codes × bins). Written here rather than taken
+/// from a crate: no maintained Rust crate computes a two-sample MMD over
+/// categorical histograms, and the statistic is these few lines.
+fn self_shift(reqs: &[&Req]) -> f64 {
+    let mut hist = [[0u32; SHIFT_BINS]; 8];
+    let mut day = [[0u32; SHIFT_BINS]; 8];
+    let (mut m, mut n) = (0u64, 0u64);
+    let mut cur = i64::MIN;
+    let mut best = 0.0f64;
+    let mut close = |hist: &mut [[u32; SHIFT_BINS]; 8],
+                     day: &mut [[u32; SHIFT_BINS]; 8],
+                     m: &mut u64,
+                     n: &mut u64| {
+        if *n >= SHIFT_MIN_REQUESTS && *m >= SHIFT_MIN_REQUESTS {
+            let (nf, mf) = (*n as f64, *m as f64);
+            let mut total = 0.0;
+            for (a, b) in day.iter().zip(hist.iter()) {
+                let (mut aa, mut bb, mut ab) = (0.0, 0.0, 0.0);
+                for (&x, &y) in a.iter().zip(b.iter()) {
+                    let (x, y) = (f64::from(x), f64::from(y));
+                    aa += x * (x - 1.0);
+                    bb += y * (y - 1.0);
+                    ab += x * y;
+                }
+                total += aa / (nf * (nf - 1.0)) + bb / (mf * (mf - 1.0)) - 2.0 * ab / (nf * mf);
+            }
+            best = best.max(total / 8.0);
+        }
+        for (h, d) in hist.iter_mut().zip(day.iter_mut()) {
+            for (x, y) in h.iter_mut().zip(d.iter_mut()) {
+                *x += *y;
+                *y = 0;
+            }
+        }
+        *m += *n;
+        *n = 0;
+    };
+    for r in reqs {
+        let d = r.ts.div_euclid(DAY_MS);
+        if d != cur {
+            close(&mut hist, &mut day, &mut m, &mut n);
+            cur = d;
+        }
+        for (i, c) in shape_codes(r).into_iter().enumerate() {
+            day[i][c] += 1;
+        }
+        n += 1;
+    }
+    close(&mut hist, &mut day, &mut m, &mut n);
+    best
 }
 
 fn interarrival_cv(reqs: &[&Req]) -> f64 {

@@ -8,3 +8,4 @@ mod onset;
 mod outputs;
 mod refit;
 mod row_scan;
+mod self_shift;

@@ -121,6 +121,9 @@ pub const INPUTS: &[InputDef] = &[
     input!(max_tokens_high_share, Harvest, Raw, Up),
     input!(distinct_prompt_ratio, Harvest, Raw, Up),
     input!(new_prompts_per_day, Harvest, PeerZ, Up),
+    // A day unlike the entity's own earlier days (a switch into
+    // harvesting, a harvesting job added to a product's key): Up.
+    input!(self_shift, Harvest, Raw, Up),
     input!(top_template_share, Harvest, Raw, Free),
     input!(harvest_template_share, Harvest, Raw, Up),
     InputDef {

@@ -1,0 +1,96 @@
+//! `self_shift`: the distribution-shift test of an entity's traffic against
+//! its own earlier days (issue 12 item 4), on hand-written logs: a switch
+//! into harvesting and a harvesting fraction added to an ordinary account
+//! must show, a steady product must not, and more harvest must shift more.
+
+use analyzer::config::AnalyzerConfig;
+use analyzer::{AnalyzeOptions, run};
+use eve::sink::memory::MemorySink;
+use std::fmt::Write as _;
+
+const HOUR: i64 = 3_600_000;
+/// 2026-11-02T00:00:00Z.
+const T0: i64 = 1_793_577_600_000;
+
+fn ts(ms: i64) -> String {
+    let secs = (ms - T0).div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    format!(
+        "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        2 + days,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// One request of an ordinary product (`i` picks chat or a short
+/// question), or of a harvesting job (one short question, a long answer,
+/// a large output cap).
+fn line(out: &mut String, ms: i64, account: &str, i: u64, harvest: bool) {
+    let (turns, pt, ct, mt) = if harvest {
+        (0, 35, 2400, 4096)
+    } else if i.is_multiple_of(3) {
+        (0, 60, 180, 512)
+    } else {
+        (3, 400, 150, 512)
+    };
+    writeln!(
+        out,
+        "{{\"ts\":\"{}\",\"request_id\":\"r{account}{i}\",\"account_id\":\"{account}\",\"api_key_id\":\"k_{account}\",\"src_ip\":\"198.51.100.7\",\"endpoint\":\"/v1/chat/completions\",\"model\":\"m-1\",\"prompt\":\"question {i} from {account}\",\"conversation_turns\":{turns},\"prompt_tokens\":{pt},\"completion_tokens\":{ct},\"max_tokens\":{mt},\"status\":200}}",
+        ts(ms)
+    )
+    .unwrap();
+}
+
+/// Four days, 120 requests a day per account. `share` of an account's
+/// requests on days 3-4 are harvesting (every `1/share`-th request).
+fn shift_of(harvest_every: Option<u64>) -> f64 {
+    let mut out = String::new();
+    for (account, every) in [("acct_probe", harvest_every), ("acct_steady", None)] {
+        for i in 0..480u64 {
+            let ms = T0 + i as i64 * (24 * HOUR / 120);
+            let late = i >= 240;
+            let harvest = late && every.is_some_and(|e| i.is_multiple_of(e));
+            line(&mut out, ms, account, i, harvest);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("requests.jsonl");
+    std::fs::write(&path, out).unwrap();
+    let opts = AnalyzeOptions {
+        logs: vec![path],
+        ..AnalyzeOptions::default()
+    };
+    let report = run(&opts, &AnalyzerConfig::default(), &mut MemorySink::new()).unwrap();
+    assert_eq!(report.ingest.bad_total(), 0);
+    let get = |id: &str| {
+        report
+            .analysis
+            .accounts
+            .iter()
+            .find(|a| a.account_id == id)
+            .unwrap()
+            .features
+            .self_shift
+    };
+    // The steady account's days all have one mix: no shift beyond noise
+    // (the statistic is unbiased, so ~0, possibly just below).
+    assert!(get("acct_steady").abs() < 0.01, "{}", get("acct_steady"));
+    get("acct_probe")
+}
+
+#[test]
+fn a_switch_or_a_harvest_fraction_shows_as_a_shift_against_own_history() {
+    let none = shift_of(None);
+    let quarter = shift_of(Some(4));
+    let half = shift_of(Some(2));
+    let all = shift_of(Some(1));
+    assert!(none.abs() < 0.01, "no harvest: {none}");
+    assert!(quarter > 0.02, "a quarter harvest: {quarter}");
+    assert!(
+        none < quarter && quarter < half && half < all,
+        "{none} {quarter} {half} {all}"
+    );
+}
