@@ -70,6 +70,11 @@ pub struct Features {
     pub duty_cycle: f64,
     /// Distinct days with traffic.
     pub active_days: u32,
+    /// Share of the input's UTC days (from its first request's day to its
+    /// last's) on which the entity sent anything: persistence over the
+    /// whole input, which a benchmark run or a research probe (a burst on
+    /// a day or two) lacks and a sustained extraction job has.
+    pub active_days_share: f64,
     /// Coefficient of variation of inter-arrival gaps (low = machine-regular).
     pub interarrival_cv: f64,
     /// Most requests in one window of `window_hours`.
@@ -110,12 +115,13 @@ pub struct Features {
     /// and unlike `distinct_prompt_ratio` it does not fall merely because
     /// the volume is high.
     pub new_prompts_per_day: f64,
-    /// Largest shift of one UTC day's traffic against the entity's own
-    /// earlier days: an unbiased squared maximum mean discrepancy over
-    /// per-request shape codes (see [`self_shift`]); 0 when no day and its
-    /// history both hold [`SHIFT_MIN_REQUESTS`]. A switch into harvesting,
-    /// or a harvesting job added to an ordinary key, changes what a day's
-    /// requests look like; a product or a batch job keeps its mix.
+    /// Largest shift of one UTC day's sampling parameters against the
+    /// entity's own earlier days: an unbiased squared maximum mean
+    /// discrepancy over per-request parameter codes (see [`self_shift`]);
+    /// 0 when no day and its history both hold [`SHIFT_MIN_REQUESTS`]. A
+    /// switch into harvesting, a harvesting job added to an ordinary key,
+    /// or settings rotated to look varied change what a day's requests ask
+    /// for; a person's client or a product's keeps its settings.
     pub self_shift: f64,
     /// Single-turn texted completion requests (the pool of text signals).
     pub text_pool: u64,
@@ -336,6 +342,8 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.hours_of_day = hod.iter().filter(|x| **x).count() as u32;
     f.duty_cycle = f.active_hours as f64 / (span_ms as f64 / HOUR_MS as f64).ceil();
     f.active_days = active_days;
+    let input_days = ctx.end.div_euclid(DAY_MS) - ctx.start.div_euclid(DAY_MS) + 1;
+    f.active_days_share = (f64::from(active_days) / input_days.max(1) as f64).min(1.0);
     f.peak_window_requests = peak_win;
     f.prompt_tokens_mean = share(sum_pt, nonembed);
     f.completion_tokens_mean = share(ans_ct, answered);
@@ -381,47 +389,51 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
 /// Fewest requests a day, and its history, need for [`self_shift`].
 pub const SHIFT_MIN_REQUESTS: u64 = 10;
 
-/// Values each shape code of [`shape_codes`] is folded into.
+/// Values each parameter code of [`param_codes`] is folded into.
 const SHIFT_BINS: usize = 64;
 
-/// A request's shape: what a client program sends and gets, one small code
-/// per property (prompt size, answer size, output cap, single turn,
-/// logprobs, temperature 0, system prompt, model), each below
-/// [`SHIFT_BINS`].
-fn shape_codes(r: &Req) -> [usize; 8] {
-    let bits = |x: u32| (32 - x.leading_zeros()) as usize;
+/// Codes per request in [`self_shift`].
+const SHIFT_CODES: usize = 4;
+
+/// What sampling a request asks for, one small code per parameter
+/// (temperature in tenths, output cap in bits, logprobs, top_logprobs at
+/// the maximum), each below [`SHIFT_BINS`]. These are set by the client
+/// program, so a person's or a product's stay put from day to day; a job
+/// that rotates its sampling settings, or a harvesting job added beside
+/// ordinary use, changes them. (Prompt and answer sizes, turns and the
+/// model were measured too: people change what they ask from day to day
+/// more than harvesters do, and every account moves onto a newly
+/// released model, which `new_model_share` already measures.)
+fn param_codes(r: &Req) -> [usize; SHIFT_CODES] {
     [
-        bits(r.prompt_tokens),
-        bits(r.completion_tokens),
+        usize::from(r.temperature_tenths) % SHIFT_BINS,
         usize::from(r.max_tokens_bits) % SHIFT_BINS,
-        usize::from(r.has(flag::SINGLE_TURN)),
         usize::from(r.has(flag::LOGPROBS)),
-        usize::from(r.has(flag::TEMP0)),
-        usize::from(r.has(flag::SYSTEM_PROMPT)),
-        usize::from(r.model) % SHIFT_BINS,
+        usize::from(r.has(flag::TOPLP_MAX)),
     ]
 }
 
-/// The largest per-day distribution shift of an entity's traffic against
+/// The largest per-day shift of an entity's sampling parameters against
 /// its own earlier days (`reqs` time-ordered): for each UTC day with at
 /// least [`SHIFT_MIN_REQUESTS`] requests after at least as many earlier
 /// ones, the unbiased squared MMD between that day's requests and all
-/// earlier ones, under the kernel "share of the shape codes two requests
-/// have in common" (the mean of one delta kernel per code, so the MMD is
-/// the mean over codes of `Σa(a−1)/n(n−1) + Σb(b−1)/m(m−1) − 2Σab/nm`
-/// over the code's histograms `a` (day) and `b` (history)). Unbiased, so a
-/// small day is not a shift by sampling noise alone in expectation; one
-/// pass, O(requests + days × codes × bins). Written here rather than taken
-/// from a crate: no maintained Rust crate computes a two-sample MMD over
-/// categorical histograms, and the statistic is these few lines.
+/// earlier ones, under the kernel "share of the parameter codes two
+/// requests have in common" (the mean of one delta kernel per code, so the
+/// MMD is the mean over codes of `Σa(a−1)/n(n−1) + Σb(b−1)/m(m−1) −
+/// 2Σab/nm` over the code's histograms `a` (day) and `b` (history)).
+/// Unbiased, so a small day is not a shift by sampling noise alone in
+/// expectation; one pass, O(requests + days × codes × bins). Written here
+/// rather than taken from a crate: no maintained Rust crate computes a
+/// two-sample MMD over categorical histograms, and the statistic is these
+/// few lines.
 fn self_shift(reqs: &[&Req]) -> f64 {
-    let mut hist = [[0u32; SHIFT_BINS]; 8];
-    let mut day = [[0u32; SHIFT_BINS]; 8];
+    let mut hist = [[0u32; SHIFT_BINS]; SHIFT_CODES];
+    let mut day = [[0u32; SHIFT_BINS]; SHIFT_CODES];
     let (mut m, mut n) = (0u64, 0u64);
     let mut cur = i64::MIN;
     let mut best = 0.0f64;
-    let mut close = |hist: &mut [[u32; SHIFT_BINS]; 8],
-                     day: &mut [[u32; SHIFT_BINS]; 8],
+    let mut close = |hist: &mut [[u32; SHIFT_BINS]; SHIFT_CODES],
+                     day: &mut [[u32; SHIFT_BINS]; SHIFT_CODES],
                      m: &mut u64,
                      n: &mut u64| {
         if *n >= SHIFT_MIN_REQUESTS && *m >= SHIFT_MIN_REQUESTS {
@@ -437,7 +449,7 @@ fn self_shift(reqs: &[&Req]) -> f64 {
                 }
                 total += aa / (nf * (nf - 1.0)) + bb / (mf * (mf - 1.0)) - 2.0 * ab / (nf * mf);
             }
-            best = best.max(total / 8.0);
+            best = best.max(total / SHIFT_CODES as f64);
         }
         for (h, d) in hist.iter_mut().zip(day.iter_mut()) {
             for (x, y) in h.iter_mut().zip(d.iter_mut()) {
@@ -454,7 +466,7 @@ fn self_shift(reqs: &[&Req]) -> f64 {
             close(&mut hist, &mut day, &mut m, &mut n);
             cur = d;
         }
-        for (i, c) in shape_codes(r).into_iter().enumerate() {
+        for (i, c) in param_codes(r).into_iter().enumerate() {
             day[i][c] += 1;
         }
         n += 1;

@@ -81,6 +81,9 @@ pub struct Req {
     /// `max_tokens` as bits of its value (`64 - leading_zeros`; 0: absent),
     /// so 4096 is 13: what output length the client asked for.
     pub max_tokens_bits: u8,
+    /// `temperature` in tenths, plus one (0: absent; 1: 0.0; 21: 2.0 or
+    /// more): what sampling the client asks for, for `self_shift`.
+    pub temperature_tenths: u8,
 }
 
 // The store's memory bound (docs/analyzer.md) assumes one cache line per row.
@@ -346,6 +349,10 @@ impl Requests {
             ip: ip_hash(row.src_ip),
             system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
             max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
+            temperature_tenths: row
+                .temperature
+                .filter(|t| t.is_finite())
+                .map_or(0, |t| (t * 10.0).round().clamp(0.0, 20.0) as u8 + 1),
         });
     }
 

@@ -1,7 +1,10 @@
 //! `self_shift`: the distribution-shift test of an entity's traffic against
 //! its own earlier days (issue 12 item 4), on hand-written logs: a switch
 //! into harvesting and a harvesting fraction added to an ordinary account
-//! must show, a steady product must not, and more harvest must shift more.
+//! (its own sampling settings: temperature, output cap) must show, a
+//! steady product must not, and more harvest must shift more. And
+//! `active_days_share`: a job on every day of the input against a burst
+//! on one of them.
 
 use analyzer::config::AnalyzerConfig;
 use analyzer::{AnalyzeOptions, run};
@@ -27,18 +30,18 @@ fn ts(ms: i64) -> String {
 
 /// One request of an ordinary product (`i` picks chat or a short
 /// question), or of a harvesting job (one short question, a long answer,
-/// a large output cap).
+/// a large output cap, its own temperature).
 fn line(out: &mut String, ms: i64, account: &str, i: u64, harvest: bool) {
-    let (turns, pt, ct, mt) = if harvest {
-        (0, 35, 2400, 4096)
+    let (turns, pt, ct, mt, temp) = if harvest {
+        (0, 35, 2400, 4096, 0.9)
     } else if i.is_multiple_of(3) {
-        (0, 60, 180, 512)
+        (0, 60, 180, 512, 0.7)
     } else {
-        (3, 400, 150, 512)
+        (3, 400, 150, 512, 0.7)
     };
     writeln!(
         out,
-        "{{\"ts\":\"{}\",\"request_id\":\"r{account}{i}\",\"account_id\":\"{account}\",\"api_key_id\":\"k_{account}\",\"src_ip\":\"198.51.100.7\",\"endpoint\":\"/v1/chat/completions\",\"model\":\"m-1\",\"prompt\":\"question {i} from {account}\",\"conversation_turns\":{turns},\"prompt_tokens\":{pt},\"completion_tokens\":{ct},\"max_tokens\":{mt},\"status\":200}}",
+        "{{\"ts\":\"{}\",\"request_id\":\"r{account}{i}\",\"account_id\":\"{account}\",\"api_key_id\":\"k_{account}\",\"src_ip\":\"198.51.100.7\",\"endpoint\":\"/v1/chat/completions\",\"model\":\"m-1\",\"prompt\":\"question {i} from {account}\",\"conversation_turns\":{turns},\"prompt_tokens\":{pt},\"completion_tokens\":{ct},\"max_tokens\":{mt},\"temperature\":{temp},\"status\":200}}",
         ts(ms)
     )
     .unwrap();
@@ -56,6 +59,16 @@ fn shift_of(harvest_every: Option<u64>) -> f64 {
             line(&mut out, ms, account, i, harvest);
         }
     }
+    // A burst: 120 requests in one hour of the second day.
+    for i in 0..120u64 {
+        line(
+            &mut out,
+            T0 + 24 * HOUR + i as i64 * 30_000,
+            "acct_burst",
+            i,
+            false,
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("requests.jsonl");
     std::fs::write(&path, out).unwrap();
@@ -65,16 +78,20 @@ fn shift_of(harvest_every: Option<u64>) -> f64 {
     };
     let report = run(&opts, &AnalyzerConfig::default(), &mut MemorySink::new()).unwrap();
     assert_eq!(report.ingest.bad_total(), 0);
-    let get = |id: &str| {
-        report
+    let features = |id: &str| {
+        &report
             .analysis
             .accounts
             .iter()
             .find(|a| a.account_id == id)
             .unwrap()
             .features
-            .self_shift
     };
+    let get = |id: &str| features(id).self_shift;
+    // Four days of input: the steady account on all four, the burst on one.
+    assert_eq!(features("acct_steady").active_days_share, 1.0);
+    assert_eq!(features("acct_burst").active_days_share, 0.25);
+    assert_eq!(get("acct_burst"), 0.0);
     // The steady account's days all have one mix: no shift beyond noise
     // (the statistic is unbiased, so ~0, possibly just below).
     assert!(get("acct_steady").abs() < 0.01, "{}", get("acct_steady"));

@@ -93,6 +93,8 @@ pub const INPUTS: &[InputDef] = &[
         get: |f| f64::from(f.hours_of_day) / 24.0,
     },
     input!(duty_cycle, Automation, Raw, Up),
+    // Days of the input with traffic: a sustained job rather than a burst.
+    input!(active_days_share, Automation, Raw, Up),
     InputDef {
         name: "interarrival_cv",
         family: Family::Automation,
@@ -121,9 +123,6 @@ pub const INPUTS: &[InputDef] = &[
     input!(max_tokens_high_share, Harvest, Raw, Up),
     input!(distinct_prompt_ratio, Harvest, Raw, Up),
     input!(new_prompts_per_day, Harvest, PeerZ, Up),
-    // A day unlike the entity's own earlier days (a switch into
-    // harvesting, a harvesting job added to a product's key): Up.
-    input!(self_shift, Harvest, Raw, Up),
     input!(top_template_share, Harvest, Raw, Free),
     input!(harvest_template_share, Harvest, Raw, Up),
     InputDef {
