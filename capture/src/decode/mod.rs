@@ -229,7 +229,7 @@ impl Skip {
     }
 }
 
-/// What [`Decoder::peek`] found in a frame.
+/// What [`Decoder::peek_unchecked`] found in a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peek<'a> {
     /// An unfragmented TCP or UDP packet, and its payload.
@@ -355,36 +355,12 @@ impl Decoder {
         Ok((d, payload))
     }
 
-    /// What `frame` holds, without reassembling IP fragments: the decoder's
-    /// state is left alone, so any thread may ask. An unfragmented packet
-    /// decodes exactly as [`Decoder::decode`] would decode it (once the
-    /// checksum policy is no longer learning).
-    pub fn peek<'a>(&self, link: i32, frame: &'a [u8]) -> Result<Peek<'a>, Skip> {
-        self.peek_with(&self.checksums, link, frame)
-    }
-
-    /// [`Decoder::peek`] under the checksum policy `checksums` (that of the
-    /// input the frame comes from) rather than the decoder's own.
-    pub fn peek_with<'a>(
-        &self,
-        checksums: &Checksums,
-        link: i32,
-        frame: &'a [u8],
-    ) -> Result<Peek<'a>, Skip> {
-        let sliced = slice_link(link, frame)?;
-        Ok(match self.split(&sliced.packet, checksums.validates())? {
-            Split::Whole(mut d, payload, verdict, _) => {
-                d.offloaded_checksum = judge(checksums, d.src, verdict)?;
-                sliced.stamp().apply(&mut d);
-                Peek::Packet(d, payload)
-            }
-            Split::Fragment { .. } => Peek::Fragment,
-        })
-    }
-
-    /// [`Decoder::peek`] without computing any checksum: an unfragmented
-    /// packet comes with the bytes its checksums cover, for [`verify`] to
-    /// check where the packet is processed. (Several offline workers: the
+    /// What `frame` holds, without reassembling IP fragments and without
+    /// computing any checksum: the decoder's state is left alone, so any
+    /// thread may ask. An unfragmented packet decodes exactly as
+    /// [`Decoder::decode`] would decode it (`offloaded_checksum` aside) and
+    /// comes with the bytes its checksums cover, for [`verify`] to check
+    /// where the packet is processed. (Several offline workers: the
     /// walk of the shared reading then reads only headers, and the payload
     /// is first read by the worker that hashes it, not by another core.)
     pub fn peek_unchecked<'a>(
@@ -709,10 +685,10 @@ fn l4_verdict(src: IpAddr, dst: IpAddr, transport: Transport, l4: &[u8]) -> Verd
 
 /// Check the checksums of `d`, found by [`Decoder::peek_unchecked`], over
 /// its IPv4 header (empty for IPv6) and its transport bytes `l4`, under
-/// `checksums`: what [`Decoder::peek_with`] would have said — `Ok(true)`
-/// for wrong checksums of an offloaded sender (the packet's
-/// `offloaded_checksum`), `Ok(false)` for right ones or none checked, or
-/// the skip reason.
+/// `checksums`, as [`Decoder::decode`] judges them once the policy is no
+/// longer learning: `Ok(true)` for wrong checksums of an offloaded sender
+/// (the packet's `offloaded_checksum`), `Ok(false)` for right ones or none
+/// checked, or the skip reason.
 pub fn verify(
     checksums: &Checksums,
     d: &Decoded,
