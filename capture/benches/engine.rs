@@ -3,7 +3,8 @@
 //! whole binary. Given a fixtures catalog entry's name instead of a file
 //! (default: `large_fanout_1g`, 1 GiB in sixteen 64 MiB transfers: HTTP
 //! GETs, PUTs and raw TCP uploads, on 16 5-tuples so that flows spread over
-//! workers; or `realistic_300m`, a busy uplink) it writes (or reuses, in
+//! workers; or `realistic_300m`, a busy uplink; or `realistic_<MB>m`, the
+//! same traffic at any size, seed 19) it writes (or reuses, in
 //! `$WEIGHTWATCH_BENCH_DIR`) that capture first.
 //!
 //! For each worker count: the engine alone (decoding, flows, reassembly,
@@ -18,6 +19,28 @@ use capture::detect::known::{ChunkParams, Index};
 use capture::detect::{DetectConfig, Detectors, PolicyConfig, build};
 use capture::run::measure;
 use std::path::PathBuf;
+
+/// The binary's allocator (`src/main.rs`), so the figures are the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `realistic_<MB>m` that is not a catalog entry: the realistic capture
+/// at that size (seed 19), e.g. `realistic_1500m` to tell fixed costs from
+/// per-packet ones.
+fn realistic_spec(name: &str) -> Option<fixtures::realistic::Spec> {
+    if fixtures::catalog::find(name).is_some() {
+        return None;
+    }
+    let mb: u64 = name
+        .strip_prefix("realistic_")?
+        .strip_suffix('m')?
+        .parse()
+        .ok()?;
+    Some(fixtures::realistic::Spec {
+        bytes: mb * 1_000_000,
+        ..Default::default()
+    })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -34,15 +57,30 @@ fn main() {
             let dir = std::env::var_os("WEIGHTWATCH_BENCH_DIR")
                 .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
             let name = arg.map_or("large_fanout_1g", String::as_str);
-            let entry = fixtures::catalog::find(name)
-                .unwrap_or_else(|| panic!("{name}: neither a file nor a catalog entry"));
-            let path = dir.join(entry.file_name());
-            if !path.is_file() {
-                eprintln!("writing {} …", path.display());
-                std::fs::create_dir_all(&dir).expect("bench dir");
-                entry.write_files(&dir).expect("write capture");
+            std::fs::create_dir_all(&dir).expect("bench dir");
+            if let Some(spec) = realistic_spec(name) {
+                // `realistic_<MB>m` of any size (seed 19), as `weightwatch
+                // fixtures realistic --size-mb MB` writes it.
+                let path = dir.join(format!(
+                    "realistic_{}m_s{}.pcap",
+                    spec.bytes / 1_000_000,
+                    spec.seed
+                ));
+                if !path.is_file() {
+                    eprintln!("writing {} …", path.display());
+                    fixtures::realistic::write_files(&spec, &dir).expect("write capture");
+                }
+                path
+            } else {
+                let entry = fixtures::catalog::find(name)
+                    .unwrap_or_else(|| panic!("{name}: neither a file nor a catalog entry"));
+                let path = dir.join(entry.file_name());
+                if !path.is_file() {
+                    eprintln!("writing {} …", path.display());
+                    entry.write_files(&dir).expect("write capture");
+                }
+                path
             }
-            path
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -229,7 +229,7 @@ impl Skip {
     }
 }
 
-/// What [`Decoder::peek`] found in a frame.
+/// What [`Decoder::peek_unchecked`] found in a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peek<'a> {
     /// An unfragmented TCP or UDP packet, and its payload.
@@ -241,7 +241,7 @@ pub enum Peek<'a> {
 
 /// An unfragmented packet, or the addresses of a fragment.
 enum Split<'a> {
-    Whole(Decoded, &'a [u8], Verdict),
+    Whole(Decoded, &'a [u8], Verdict, Sums<'a>),
     Fragment {
         src: IpAddr,
         dst: IpAddr,
@@ -355,30 +355,26 @@ impl Decoder {
         Ok((d, payload))
     }
 
-    /// What `frame` holds, without reassembling IP fragments: the decoder's
-    /// state is left alone, so any thread may ask. An unfragmented packet
-    /// decodes exactly as [`Decoder::decode`] would decode it (once the
-    /// checksum policy is no longer learning).
-    pub fn peek<'a>(&self, link: i32, frame: &'a [u8]) -> Result<Peek<'a>, Skip> {
-        self.peek_with(&self.checksums, link, frame)
-    }
-
-    /// [`Decoder::peek`] under the checksum policy `checksums` (that of the
-    /// input the frame comes from) rather than the decoder's own.
-    pub fn peek_with<'a>(
+    /// What `frame` holds, without reassembling IP fragments and without
+    /// computing any checksum: the decoder's state is left alone, so any
+    /// thread may ask. An unfragmented packet decodes exactly as
+    /// [`Decoder::decode`] would decode it (`offloaded_checksum` aside) and
+    /// comes with the bytes its checksums cover, for [`verify`] to check
+    /// where the packet is processed. (Several offline workers: the
+    /// walk of the shared reading then reads only headers, and the payload
+    /// is first read by the worker that hashes it, not by another core.)
+    pub fn peek_unchecked<'a>(
         &self,
-        checksums: &Checksums,
         link: i32,
         frame: &'a [u8],
-    ) -> Result<Peek<'a>, Skip> {
+    ) -> Result<(Peek<'a>, Sums<'a>), Skip> {
         let sliced = slice_link(link, frame)?;
-        Ok(match self.split(&sliced.packet, checksums.validates())? {
-            Split::Whole(mut d, payload, verdict) => {
-                d.offloaded_checksum = judge(checksums, d.src, verdict)?;
+        Ok(match self.split(&sliced.packet, false)? {
+            Split::Whole(mut d, payload, _, sums) => {
                 sliced.stamp().apply(&mut d);
-                Peek::Packet(d, payload)
+                (Peek::Packet(d, payload), sums)
             }
-            Split::Fragment { .. } => Peek::Fragment,
+            Split::Fragment { .. } => (Peek::Fragment, Sums::default()),
         })
     }
 
@@ -388,7 +384,7 @@ impl Decoder {
         ts: i64,
     ) -> Result<(Decoded, &'a [u8]), Skip> {
         match self.split(&p, self.checksums.validates())? {
-            Split::Whole(mut d, payload, verdict) => {
+            Split::Whole(mut d, payload, verdict, _) => {
                 self.checksums.learn(d.src, verdict, !payload.is_empty());
                 d.offloaded_checksum = judge(&self.checksums, d.src, verdict)?;
                 Ok((d, payload))
@@ -413,7 +409,7 @@ impl Decoder {
     /// Decode an unfragmented packet (its checksums checked when `check`);
     /// a fragment is left to the caller (its IPv4 header checksum checked).
     fn split<'a>(&self, p: &SlicedPacket<'a>, check: bool) -> Result<Split<'a>, Skip> {
-        let (src, dst, ip_len, ttl, fragmented, header_ok) = match &p.net {
+        let (src, dst, ip_len, ttl, fragmented, ip_header) = match &p.net {
             Some(NetSlice::Ipv4(v4)) => {
                 let h = v4.header();
                 (
@@ -422,7 +418,7 @@ impl Decoder {
                     u32::from(h.total_len()),
                     h.ttl(),
                     v4.is_payload_fragmented(),
-                    !check || checksum::ipv4_header_ok(h.slice()),
+                    Some(h),
                 )
             }
             Some(NetSlice::Ipv6(v6)) => {
@@ -433,11 +429,12 @@ impl Decoder {
                     40 + u32::from(h.payload_length()),
                     h.hop_limit(),
                     v6.is_payload_fragmented(),
-                    true,
+                    None,
                 )
             }
             Some(NetSlice::Arp(_)) | None => return Err(Skip::NotIp),
         };
+        let header_ok = !check || ip_header.is_none_or(|h| checksum::ipv4_header_ok(h.slice()));
         let vlan = self.vlan_of(p);
         if fragmented {
             return Ok(Split::Fragment {
@@ -453,22 +450,20 @@ impl Decoder {
                 },
             });
         }
-        let (transport, sport, dport, payload, l4_ok) = match &p.transport {
+        let (transport, sport, dport, payload, l4) = match &p.transport {
             Some(TransportSlice::Tcp(t)) => (
                 Transport::Tcp(tcp_meta(t)),
                 t.source_port(),
                 t.destination_port(),
                 t.payload(),
-                !check || checksum::l4_ok(src, dst, 6, t.slice()),
+                t.slice(),
             ),
             Some(TransportSlice::Udp(u)) => (
                 Transport::Udp,
                 u.source_port(),
                 u.destination_port(),
                 u.payload(),
-                !check
-                    || !checksum::udp_has_checksum(src.is_ipv6(), u.slice())
-                    || checksum::l4_ok(src, dst, 17, u.slice()),
+                u.slice(),
             ),
             Some(_) => return Err(Skip::OtherTransport),
             None => {
@@ -484,11 +479,19 @@ impl Decoder {
                 });
             }
         };
-        let verdict = match (header_ok, l4_ok, transport) {
-            (false, _, _) => Verdict::BadIpv4,
-            (true, true, _) => Verdict::Good,
-            (true, false, Transport::Tcp(_)) => Verdict::BadTcp,
-            (true, false, Transport::Udp) => Verdict::BadUdp,
+        let sums = Sums {
+            l4,
+            ip_header: ip_header.map_or((0, 0), |h| {
+                let at = (l4.as_ptr() as usize).wrapping_sub(h.slice().as_ptr() as usize);
+                (at, h.slice().len())
+            }),
+        };
+        let verdict = if !header_ok {
+            Verdict::BadIpv4
+        } else if check {
+            l4_verdict(src, dst, transport, l4)
+        } else {
+            Verdict::Good
         };
         let d = Decoded {
             src,
@@ -504,7 +507,7 @@ impl Decoder {
             fragment_overlap: false,
             offloaded_checksum: false,
         };
-        Ok(Split::Whole(d, payload, verdict))
+        Ok(Split::Whole(d, payload, verdict, sums))
     }
 
     fn fragment<'a>(
@@ -604,7 +607,7 @@ pub fn sample_checksums<'f>(
         let Ok(sliced) = slice_link(link, frame) else {
             continue;
         };
-        if let Ok(Split::Whole(d, payload, verdict)) = decoder.split(&sliced.packet, true)
+        if let Ok(Split::Whole(d, payload, verdict, _)) = decoder.split(&sliced.packet, true)
             && !sample.add(d.src, verdict == Verdict::Good, !payload.is_empty())
         {
             break;
@@ -653,6 +656,54 @@ fn fragment_of<'p>(
         vlan,
     };
     Some((key, u32::from(offset.byte_offset()), more, payload.payload))
+}
+
+/// The bytes a packet's checksums cover (see [`Decoder::peek_unchecked`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums<'a> {
+    /// The TCP or UDP header and payload.
+    pub l4: &'a [u8],
+    /// Where the IPv4 header lies: how many bytes before `l4` it starts,
+    /// and its length with options (`(0, 0)` for IPv6: no header checksum).
+    pub ip_header: (usize, usize),
+}
+
+/// The transport checksum's verdict over `l4` (header and payload).
+fn l4_verdict(src: IpAddr, dst: IpAddr, transport: Transport, l4: &[u8]) -> Verdict {
+    let ok = match transport {
+        Transport::Tcp(_) => checksum::l4_ok(src, dst, 6, l4),
+        Transport::Udp => {
+            !checksum::udp_has_checksum(src.is_ipv6(), l4) || checksum::l4_ok(src, dst, 17, l4)
+        }
+    };
+    match (ok, transport) {
+        (true, _) => Verdict::Good,
+        (false, Transport::Tcp(_)) => Verdict::BadTcp,
+        (false, Transport::Udp) => Verdict::BadUdp,
+    }
+}
+
+/// Check the checksums of `d`, found by [`Decoder::peek_unchecked`], over
+/// its IPv4 header (empty for IPv6) and its transport bytes `l4`, under
+/// `checksums`, as [`Decoder::decode`] judges them once the policy is no
+/// longer learning: `Ok(true)` for wrong checksums of an offloaded sender
+/// (the packet's `offloaded_checksum`), `Ok(false)` for right ones or none
+/// checked, or the skip reason.
+pub fn verify(
+    checksums: &Checksums,
+    d: &Decoded,
+    ip_header: &[u8],
+    l4: &[u8],
+) -> Result<bool, Skip> {
+    if !checksums.validates() {
+        return Ok(false);
+    }
+    let verdict = if !ip_header.is_empty() && !checksum::ipv4_header_ok(ip_header) {
+        Verdict::BadIpv4
+    } else {
+        l4_verdict(d.src, d.dst, d.transport, l4)
+    };
+    judge(checksums, d.src, verdict)
 }
 
 /// Whether a packet of `src` with checksum `verdict` goes on: `Ok(false)`

@@ -58,14 +58,26 @@ pub(super) struct Rec {
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Held {
     /// An unfragmented packet, decoded by the walk (decoding is the same
-    /// whichever thread does it).
+    /// whichever thread does it) but with its checksums left to the
+    /// worker that owns it ([`crate::decode::verify`]): the walk reads
+    /// headers only, and the payload's first reader is the worker that
+    /// hashes it (checked by the walk, each payload was read on one core
+    /// and again from another's cache or memory).
     Packet {
-        /// The packet.
+        /// The packet (`offloaded_checksum` not yet known).
         decoded: Decoded,
         /// File offset of its payload.
         payload: usize,
         /// Payload length.
         len: u32,
+        /// File offset of its IPv4 header (with options; IPv6: unused).
+        ip_header: usize,
+        /// IPv4 header length (0 for IPv6).
+        ip_header_len: u8,
+        /// File offset of its TCP or UDP header (payload follows).
+        l4: usize,
+        /// Transport header and payload length.
+        l4_len: u32,
     },
     /// An IP fragment, for every worker's own decoder.
     Fragment {
@@ -103,6 +115,25 @@ impl Chunk {
     /// The bytes of its file (offsets in [`Held`] are into them).
     pub(super) fn bytes(&self) -> &[u8] {
         self.map.as_deref().map_or(&[], MappedFile::bytes)
+    }
+
+    /// The IPv4 header (empty for IPv6) and transport bytes a
+    /// [`Held::Packet`]'s checksums cover, from their places.
+    pub(super) fn sums(
+        &self,
+        ip_header: usize,
+        ip_header_len: u8,
+        l4: usize,
+        l4_len: u32,
+    ) -> (&[u8], &[u8]) {
+        let bytes = self.bytes();
+        let header = bytes
+            .get(ip_header..ip_header + usize::from(ip_header_len))
+            .unwrap_or_default();
+        (
+            header,
+            bytes.get(l4..l4 + l4_len as usize).unwrap_or_default(),
+        )
     }
 
     /// What holding it costs: the file bytes it keeps mapped and its
@@ -400,18 +431,24 @@ impl<'i> SharedReader<'i> {
             counters.frame(&f);
             // Frames and payloads borrow the file's map: they are kept as
             // their place in it.
-            let (owner, h) = match peeker.peek_with(&checksums, f.link, f.data) {
-                Ok(Peek::Packet(decoded, payload)) => {
+            // Checksums are the owner's to check (`Held::Packet`); one
+            // that fails is counted by the owner as skipped.
+            let (owner, h) = match peeker.peek_unchecked(f.link, f.data) {
+                Ok((Peek::Packet(decoded, payload), sums)) => {
                     counters.decoded(&decoded);
                     let owner = shard(&FlowKey::of(&decoded).0, workers) as u32;
                     let h = Held::Packet {
                         decoded,
                         payload: place(bytes, payload),
                         len: payload.len() as u32,
+                        ip_header: place(bytes, sums.l4).wrapping_sub(sums.ip_header.0),
+                        ip_header_len: sums.ip_header.1 as u8,
+                        l4: place(bytes, sums.l4),
+                        l4_len: sums.l4.len() as u32,
                     };
                     (owner, Some(h))
                 }
-                Ok(Peek::Fragment) => {
+                Ok((Peek::Fragment, _)) => {
                     let h = Held::Fragment {
                         frame: place(bytes, f.data),
                         len: f.data.len() as u32,

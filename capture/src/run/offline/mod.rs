@@ -48,6 +48,9 @@ struct OfflineResult {
     files: Vec<FileReport>,
     /// A lone worker left input unread because a stop was requested.
     interrupted: bool,
+    /// Shared reading: packets counted as decoded by the walk whose
+    /// checksums this worker rejected (counted in its `reader.skips`).
+    rejected: u64,
 }
 
 /// A worker and its decoder, as configured.
@@ -103,6 +106,7 @@ fn finish_worker(
         reassembled: (decoder.reassembled_datagrams, decoder.overlapping_datagrams),
         files,
         interrupted: false,
+        rejected: 0,
     }
 }
 
@@ -238,6 +242,9 @@ fn share(
     let (mut w, mut decoder) = worker_parts(shared);
     let mut c = ReaderCounters::default();
     let me = index as u32;
+    // Packets the walk counted as decoded whose checksums this worker
+    // rejected.
+    let mut rejected = 0u64;
     let mut next = 0u64;
     let mut size = 1024;
     loop {
@@ -265,10 +272,29 @@ fn share(
             }
             match chunk.held[r.held as usize] {
                 chunks::Held::Packet {
-                    decoded,
+                    mut decoded,
                     payload,
                     len,
+                    ip_header,
+                    ip_header_len,
+                    l4,
+                    l4_len,
                 } => {
+                    // The walk left the checksums to the owner: a packet
+                    // they reject counts as skipped rather than decoded.
+                    let (header, l4) = chunk.sums(ip_header, ip_header_len, l4, l4_len);
+                    match crate::decode::verify(&chunk.checksums, &decoded, header, l4) {
+                        Ok(offloaded) => {
+                            decoded.offloaded_checksum = offloaded;
+                            c.checksum_offloaded += u64::from(offloaded);
+                        }
+                        Err(s) => {
+                            c.skips[s.index()] += 1;
+                            rejected += 1;
+                            w.tick(r.ts);
+                            continue;
+                        }
+                    }
                     let payload = bytes
                         .get(payload..payload + len as usize)
                         .unwrap_or_default();
@@ -304,7 +330,9 @@ fn share(
             let _ = events.send(std::mem::take(&mut w.out));
         }
     }
-    finish_worker(w, &decoder, c, Vec::new(), events)
+    let mut r = finish_worker(w, &decoder, c, Vec::new(), events);
+    r.rejected = rejected;
+    r
 }
 
 /// Whether `path` is read as a stream: `-` (standard input), a pipe or a
@@ -397,7 +425,7 @@ pub fn run_offline(
             .collect();
         let mut stats = Stats::default();
         let mut failure = None;
-        let mut first = None;
+        let mut first: Option<OfflineResult> = None;
         for h in handles {
             match h.map_err(|e| e.to_string()).and_then(|h| {
                 h.join()
@@ -405,10 +433,21 @@ pub fn run_offline(
             }) {
                 Ok(r) => {
                     r.worker.add_to(&mut stats);
-                    first.get_or_insert(r);
+                    match &mut first {
+                        None => first = Some(r),
+                        // Worker 0's reader counters are the run's; the
+                        // others only add the checksums they checked.
+                        Some(f) => {
+                            f.reader.absorb(&r.reader);
+                            f.rejected += r.rejected;
+                        }
+                    }
                 }
                 Err(e) => failure = Some(e),
             }
+        }
+        if let Some(f) = &mut first {
+            f.reader.decoded = f.reader.decoded.saturating_sub(f.rejected);
         }
         let (reader, files, interrupted) = match first {
             Some(r) => {
