@@ -27,6 +27,8 @@ mod login_limits;
 mod metrics;
 #[path = "mfa.rs"]
 mod mfa;
+#[path = "pg_deletes.rs"]
+mod pg_deletes;
 #[path = "pg_tls.rs"]
 mod pg_tls;
 #[path = "replicas.rs"]
