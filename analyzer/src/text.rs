@@ -454,6 +454,23 @@ fn word_key(word: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
+/// [`word_key`] of the word of `len` bytes at `at` in `text`, read as one
+/// unaligned eight-byte load and masked when eight bytes are there (all
+/// but a prompt's last few bytes): the same key without copying a slice
+/// of variable length.
+fn word_key_at(text: &[u8], at: usize, len: usize) -> Option<u64> {
+    if !(1..=8).contains(&len) {
+        return None;
+    }
+    match text.get(at..at + 8) {
+        Some(b) => {
+            let x = u64::from_le_bytes(b.try_into().ok()?);
+            Some(x & (u64::MAX >> (8 * (8 - len))))
+        }
+        None => word_key(text.get(at..at + len)?),
+    }
+}
+
 /// What one prompt says, in a few numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TextFeatures {
@@ -653,7 +670,7 @@ impl TextAnalyzer {
             &scratch.lower
         } else {
             // Other scripts: Unicode lower case (which may change lengths).
-            scratch.lower = prompt.to_lowercase();
+            lowercase_into(prompt, &mut scratch.lower);
             &scratch.lower
         };
         let phrases = if ascii { &self.ascii } else { &self.all };
@@ -707,6 +724,21 @@ impl TextAnalyzer {
         let mut word: Option<usize> = None;
         let mut utf8 = [0u8; 4];
         for c in prompt.chars() {
+            if c.is_ascii() {
+                // ASCII in a prompt of another script (most of the bytes
+                // of many): the byte table and ASCII lower case give the
+                // same as the Unicode functions below.
+                let b = c as u8;
+                match class(b) {
+                    WORD => {
+                        word.get_or_insert(out.len());
+                        out.push(b.to_ascii_lowercase());
+                        continue;
+                    }
+                    SPACE if word.is_none() => continue,
+                    _ => {}
+                }
+            }
             if is_word_char(c) {
                 word.get_or_insert(out.len());
                 for l in c.to_lowercase() {
@@ -753,10 +785,13 @@ impl TextAnalyzer {
                     .iter()
                     .position(|&b| class(b) != WORD)
                     .unwrap_or(lower.len() - i);
-                let word = &lower[i..i + len];
-                let keep = self.is_function_word(word);
-                if keep {
-                    out.extend_from_slice(word);
+                let key = word_key_at(lower, i, len);
+                let keep = key.is_some_and(|k| self.function_words.contains(&k));
+                if let (true, Some(k)) = (keep, key) {
+                    // The key's eight bytes in one store, its zero padding
+                    // cut off again: no copy of a variable length.
+                    out.extend_from_slice(&k.to_le_bytes());
+                    out.truncate(out.len() + len - 8);
                 }
                 self.end_word(keep, out, &mut fixed, &mut last_slot);
                 i += len;
@@ -787,6 +822,25 @@ impl TextAnalyzer {
         } else if !*last_slot {
             out.extend_from_slice(b"* ");
             *last_slot = true;
+        }
+    }
+}
+
+/// `out` = `s.to_lowercase()`, into a reused buffer: per character as
+/// `str::to_lowercase` does (which lower-cases each character on its own
+/// except a capital sigma, whose form depends on its neighbours: a prompt
+/// with one is left to it).
+fn lowercase_into(s: &str, out: &mut String) {
+    out.clear();
+    if s.contains('Σ') {
+        out.push_str(&s.to_lowercase());
+        return;
+    }
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
         }
     }
 }

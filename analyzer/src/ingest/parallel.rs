@@ -40,6 +40,48 @@ pub(crate) struct Detached {
     prompt_sha256: Option<Span>,
 }
 
+/// A block's bytes: as text when the whole block is valid UTF-8 (checked
+/// once, instead of once per line and again per string when the rows are
+/// applied), else as bytes, each line then checked on its own.
+enum Block {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Block {
+    fn of(bytes: Vec<u8>) -> Block {
+        match String::from_utf8(bytes) {
+            Ok(s) => Block::Text(s),
+            Err(e) => Block::Bytes(e.into_bytes()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Block::Text(s) => s.as_bytes(),
+            Block::Bytes(b) => b,
+        }
+    }
+
+    /// The text at `range`; "" when it is not text (never for the range of
+    /// a string that was parsed from this block).
+    fn str(&self, range: std::ops::Range<usize>) -> &str {
+        match self {
+            // A range of text cut at ASCII bytes: a boundary check only.
+            Block::Text(s) => s.get(range),
+            Block::Bytes(b) => b.get(range).and_then(|b| std::str::from_utf8(b).ok()),
+        }
+        .unwrap_or("")
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Block::Text(s) => s.into_bytes(),
+            Block::Bytes(b) => b,
+        }
+    }
+}
+
 /// The strings behind a block's spans.
 struct Strings<'b> {
     block: &'b [u8],
@@ -88,13 +130,10 @@ impl<'b> Strings<'b> {
 
 impl Detached {
     /// The row with its strings borrowed from `block` and `side`.
-    fn attach<'b>(&self, block: &'b [u8], side: &'b [String]) -> Row<'b> {
+    fn attach<'b>(&self, block: &'b Block, side: &'b [String]) -> Row<'b> {
         let get = |s: Span| -> Cow<'b, str> {
             Cow::Borrowed(match s {
-                Span::Block(at, len) => block
-                    .get(at as usize..at as usize + len as usize)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .unwrap_or(""),
+                Span::Block(at, len) => block.str(at as usize..at as usize + len as usize),
                 Span::Side(i) => side.get(i as usize).map_or("", |x| x.as_str()),
             })
         };
@@ -117,7 +156,7 @@ impl Detached {
 /// (Whether a bad line comes before or after a valid one changes nothing
 /// in the store or the report.)
 struct Parsed {
-    block: Vec<u8>,
+    block: Block,
     side: Vec<String>,
     rows: Vec<(Detached, TextFeatures)>,
     /// (first line, lines, reason, excerpt): a run of blank lines is one
@@ -138,18 +177,21 @@ fn parse_block(
     text: &TextAnalyzer,
     cache: &mut TextCache,
 ) -> Parsed {
-    let mut rows = Vec::with_capacity(block.len() / 400 + 1);
+    let block = Block::of(block);
+    let bytes = block.bytes();
+    let mut rows = Vec::with_capacity(bytes.len() / 400 + 1);
     let mut bad = Vec::new();
     let mut scratch = TextScratch::default();
     let mut strings = Strings {
-        block: &block,
+        block: bytes,
         side: Vec::new(),
     };
-    let body = block.strip_suffix(b"\n").unwrap_or(&block);
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
     let mut start = 0;
     for (i, end) in ends.enumerate() {
         let line_no = first_line + i as u64;
+        let line_start = start;
         let mut line = &body[start..end];
         start = end + 1;
         while let [rest @ .., b'\r'] = line {
@@ -166,7 +208,12 @@ fn parse_block(
             }
             continue;
         }
-        let Ok(s) = std::str::from_utf8(line) else {
+        let s = match &block {
+            // Cut at newlines and carriage returns: char boundaries.
+            Block::Text(t) => t.get(line_start..line_start + line.len()),
+            Block::Bytes(_) => std::str::from_utf8(line).ok(),
+        };
+        let Some(s) = s else {
             bad.push((
                 line_no,
                 1,
@@ -373,5 +420,5 @@ fn apply(path: &Path, parsed: Parsed, sink: &mut Sink<'_>) -> Vec<u8> {
     for (line, n, reason, excerpt) in parsed.bad {
         sink.bad_n(path, line, n, &reason, &excerpt);
     }
-    parsed.block
+    parsed.block.into_vec()
 }
