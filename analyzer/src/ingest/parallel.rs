@@ -63,15 +63,14 @@ impl Block {
         }
     }
 
-    /// The text at `range`; "" when it is not text (never for the range of
-    /// a string that was parsed from this block).
-    fn str(&self, range: std::ops::Range<usize>) -> &str {
+    /// The text at `range`, when it is text: a line, or a string parsed
+    /// from this block (cut at ASCII bytes, so in a block checked whole
+    /// this is a boundary check only).
+    fn str(&self, range: std::ops::Range<usize>) -> Option<&str> {
         match self {
-            // A range of text cut at ASCII bytes: a boundary check only.
             Block::Text(s) => s.get(range),
             Block::Bytes(b) => b.get(range).and_then(|b| std::str::from_utf8(b).ok()),
         }
-        .unwrap_or("")
     }
 
     fn into_vec(self) -> Vec<u8> {
@@ -133,7 +132,9 @@ impl Detached {
     fn attach<'b>(&self, block: &'b Block, side: &'b [String]) -> Row<'b> {
         let get = |s: Span| -> Cow<'b, str> {
             Cow::Borrowed(match s {
-                Span::Block(at, len) => block.str(at as usize..at as usize + len as usize),
+                Span::Block(at, len) => block
+                    .str(at as usize..at as usize + len as usize)
+                    .unwrap_or(""),
                 Span::Side(i) => side.get(i as usize).map_or("", |x| x.as_str()),
             })
         };
@@ -208,12 +209,7 @@ fn parse_block(
             }
             continue;
         }
-        let s = match &block {
-            // Cut at newlines and carriage returns: char boundaries.
-            Block::Text(t) => t.get(line_start..line_start + line.len()),
-            Block::Bytes(_) => std::str::from_utf8(line).ok(),
-        };
-        let Some(s) = s else {
+        let Some(s) = block.str(line_start..line_start + line.len()) else {
             bad.push((
                 line_no,
                 1,

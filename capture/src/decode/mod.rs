@@ -665,6 +665,8 @@ pub struct Sums<'a> {
     pub l4: &'a [u8],
     /// Where the IPv4 header lies: how many bytes before `l4` it starts,
     /// and its length with options (`(0, 0)` for IPv6: no header checksum).
+    /// A place, not a slice: etherparse's header slice borrows the parsed
+    /// packet, not the frame, so it cannot outlive [`Decoder::split`].
     pub ip_header: (usize, usize),
 }
 
