@@ -9,6 +9,7 @@
 //! update are row-locked (`FOR UPDATE`). A deadlock between two batches
 //! is retried by [`PgStore::write`].
 
+use super::read::row_alert;
 use super::{PgStore, clean, prepared};
 use crate::incidents::{Grouper, Incident, Kind, Observed, SEP, State, exposure};
 use crate::store::model::*;
@@ -320,11 +321,7 @@ impl IncidentStore for PgStore {
                 )
                 .await?
                 .iter()
-                .map(|r| StoredAlert {
-                    id: r.get(0),
-                    status: r.get(1),
-                    body: r.get(2),
-                })
+                .map(row_alert)
                 .collect();
             group(tx, &alerts, window).await?;
             Ok(alerts.last().map(|a| (a.id, alerts.len())))
@@ -417,11 +414,7 @@ impl IncidentStore for PgStore {
                 )
                 .await?
                 .iter()
-                .map(|r| StoredAlert {
-                    id: r.get(0),
-                    status: r.get(1),
-                    body: r.get(2),
-                })
+                .map(row_alert)
                 .collect();
             let audit = c
                 .query(

@@ -11,7 +11,8 @@ use tokio_postgres::{Client, Row};
 /// Query arguments built alongside their SQL.
 type Args = Vec<Box<dyn ToSql + Sync + Send>>;
 
-fn row_alert(r: &Row) -> StoredAlert {
+/// An alert row selected as `id, status, body`.
+pub(super) fn row_alert(r: &Row) -> StoredAlert {
     StoredAlert {
         id: r.get(0),
         status: r.get(1),
