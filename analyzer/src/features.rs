@@ -75,6 +75,13 @@ pub struct Features {
     /// whole input, which a benchmark run or a research probe (a burst on
     /// a day or two) lacks and a sustained extraction job has.
     pub active_days_share: f64,
+    /// Share of the input's clock hours (from its first request's hour to
+    /// its last's) in which the entity asked for the `top_logprobs`
+    /// maximum: output-layer extraction sustained over the input, which a
+    /// researcher's probe or a benchmark's logprob run (an hour or a few)
+    /// lacks. Hours rather than days: a researcher who probes a little
+    /// every working day has every day and still few hours.
+    pub toplp_hours_share: f64,
     /// Coefficient of variation of inter-arrival gaps (low = machine-regular).
     pub interarrival_cv: f64,
     /// Most requests in one window of `window_hours`.
@@ -276,6 +283,7 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let mut ips = HashSet::default();
     let mut sys = HashSet::default();
     let (mut max_hi, mut long_out) = (0u64, 0u64);
+    let (mut toplp_hours, mut last_toplp_hour) = (0u32, i64::MIN);
     for r in reqs {
         ips.insert(r.ip);
         if r.system_prompt != 0 {
@@ -291,6 +299,10 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
                 last_day = d;
                 active_days += 1;
             }
+        }
+        if h != last_toplp_hour && r.has(flag::TOPLP_MAX) {
+            last_toplp_hour = h;
+            toplp_hours += 1;
         }
         let w = r.ts.div_euclid(win);
         if w != last_win {
@@ -344,6 +356,8 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.active_days = active_days;
     let input_days = ctx.end.div_euclid(DAY_MS) - ctx.start.div_euclid(DAY_MS) + 1;
     f.active_days_share = (f64::from(active_days) / input_days.max(1) as f64).min(1.0);
+    let input_hours = ctx.end.div_euclid(HOUR_MS) - ctx.start.div_euclid(HOUR_MS) + 1;
+    f.toplp_hours_share = (f64::from(toplp_hours) / input_hours.max(1) as f64).min(1.0);
     f.peak_window_requests = peak_win;
     f.prompt_tokens_mean = share(sum_pt, nonembed);
     f.completion_tokens_mean = share(ans_ct, answered);

@@ -150,6 +150,8 @@ pub const INPUTS: &[InputDef] = &[
     // What: the output distribution itself.
     input!(logprobs_share, OutputLayer, Raw, Up),
     input!(top_logprobs_max_share, OutputLayer, Raw, Up),
+    // Hours of the input with it: sustained, not a probe.
+    input!(toplp_hours_share, OutputLayer, Raw, Up),
     input!(max_tokens1_share, OutputLayer, Raw, Up),
     input!(logit_bias_share, OutputLayer, Raw, Up),
     // How: onto a new model at once.
