@@ -3,6 +3,7 @@
 mod bad_input;
 mod detection;
 mod ingest_order;
+mod logprob_hours;
 mod novelty;
 mod onset;
 mod outputs;

@@ -1,0 +1,107 @@
+//! `toplp_hours_share`: output-layer extraction sustained over the input
+//! against a researcher's probes of the same kind (the same requests,
+//! `top_logprobs` at the maximum and one output token) in an hour a day,
+//! on hand-written logs of three days.
+
+use analyzer::analysis::Via;
+use analyzer::config::AnalyzerConfig;
+use analyzer::{AnalyzeOptions, run};
+use eve::sink::memory::MemorySink;
+use std::fmt::Write as _;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+/// 2026-11-02T00:00:00Z.
+const T0: i64 = 1_793_577_600_000;
+
+fn ts(ms: i64) -> String {
+    let secs = (ms - T0).div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    format!(
+        "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        2 + days,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// One request: a logprob probe (`top_logprobs` 20, one output token) or
+/// an ordinary chat question.
+fn line(out: &mut String, ms: i64, account: &str, i: usize, probe: bool) {
+    // Each account from its own address: no cluster links them.
+    let host = account.len() + usize::from(probe) * 50;
+    let params = if probe {
+        "\"max_tokens\":1,\"logprobs\":true,\"top_logprobs\":20,\"temperature\":0,\"prompt_tokens\":12,\"completion_tokens\":1"
+    } else {
+        "\"max_tokens\":512,\"temperature\":0.7,\"prompt_tokens\":40,\"completion_tokens\":180"
+    };
+    writeln!(
+        out,
+        "{{\"ts\":\"{}\",\"request_id\":\"r{account}{i}\",\"account_id\":\"{account}\",\"api_key_id\":\"k_{account}\",\"src_ip\":\"198.51.{host}.9\",\"endpoint\":\"/v1/chat/completions\",\"model\":\"m-1\",\"prompt\":\"Repeat the word: token{i}\",{params},\"status\":200}}",
+        ts(ms)
+    )
+    .unwrap();
+}
+
+#[test]
+fn logprob_extraction_on_every_hour_is_told_from_an_hour_of_probes_a_day() {
+    let mut out = String::new();
+    // 288 requests each: every 15 minutes for 72 hours, or 96 in one hour
+    // (10:00-11:00) on each of the three days.
+    for i in 0..288usize {
+        line(
+            &mut out,
+            T0 + i as i64 * 15 * MINUTE,
+            "acct_extract",
+            i,
+            true,
+        );
+        let (day, k) = (i as i64 / 96, i as i64 % 96);
+        let session = T0 + day * 24 * HOUR + 10 * HOUR + k * 37_000;
+        line(&mut out, session, "acct_research", i, true);
+        line(&mut out, T0 + i as i64 * 15 * MINUTE, "acct_chat", i, false);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("requests.jsonl");
+    std::fs::write(&path, out).unwrap();
+    let opts = AnalyzeOptions {
+        logs: vec![path],
+        ..AnalyzeOptions::default()
+    };
+    let report = run(&opts, &AnalyzerConfig::default(), &mut MemorySink::new()).unwrap();
+    assert_eq!(report.ingest.bad_total(), 0);
+    let account = |id: &str| {
+        report
+            .analysis
+            .accounts
+            .iter()
+            .find(|a| a.account_id == id)
+            .unwrap()
+    };
+    let share = |id: &str| account(id).features.toplp_hours_share;
+    // The input spans 72 clock hours (00:00 of the first day to 23:45 of
+    // the third).
+    assert_eq!(share("acct_extract"), 1.0);
+    assert_eq!(share("acct_research"), 3.0 / 72.0);
+    assert_eq!(share("acct_chat"), 0.0);
+    // Request by request the two are the same; the bundled model's part
+    // for the sustained one is larger (an input missing from the alert's
+    // largest contributions counts as 0).
+    let part = |id: &str| {
+        let a = account(id);
+        assert!(matches!(a.via, Via::Account), "{id}: {:?}", a.via);
+        a.verdict
+            .contributions
+            .iter()
+            .find(|c| c.input == "toplp_hours_share")
+            .map_or(0.0, |c| c.contribution)
+    };
+    assert!(
+        part("acct_extract") > part("acct_research") + 0.5,
+        "{} vs {}",
+        part("acct_extract"),
+        part("acct_research")
+    );
+}
