@@ -50,6 +50,7 @@ pub(super) struct Plain<'a> {
 
 /// The packet of `frame` (link type `link`) when the frame is plain, else
 /// `None`. `track_vlan`: whether VLAN ids are reported.
+#[inline]
 pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_>> {
     let mut vlan = [0u16; 2];
     let (ip, v6) = match link {

@@ -36,6 +36,34 @@ const CHUNK_RECORDS: usize = 8192;
 /// one itself when it can, rather than go on processing.
 const WALK_AHEAD: u64 = 4;
 
+/// Bytes ahead of the record being walked whose cache lines the walk asks
+/// for. Where the next record starts is known only once this one's header
+/// is read, so a walk that only reads headers waited for memory at every
+/// record (~240 ns a record on `realistic_300m`, against ~150 ns with any
+/// distance from 256 bytes to 2 KiB; 64 KiB lost the gain again).
+const PREFETCH: usize = 512;
+
+/// Bytes of an owned frame asked for ahead of its processing (see
+/// [`Chunk::prefetch`]); past them the CPU's own prefetcher has seen the
+/// stream.
+const FRAME_PREFETCH: usize = 2048;
+
+/// Ask the CPU to bring the cache line holding `p` into its caches: a
+/// hint, never a read (an address outside any mapping is ignored), so any
+/// address will do. Hand-written: the standard library's prefetch is
+/// unstable; other targets do without.
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 reads nothing into the program and cannot fault;
+    // SSE, which it belongs to, is part of every x86-64 CPU.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Owner of an IP fragment: every worker runs it through its own decoder
 /// (the datagram's flow is known once it is whole).
 pub(super) const FRAGMENT: u32 = u32::MAX;
@@ -87,6 +115,18 @@ impl Chunk {
             .as_deref()
             .and_then(|m| m.bytes().get(at..at + r.len as usize))
             .unwrap_or_default()
+    }
+
+    /// Ask for the cache lines of `r`'s frame (its first
+    /// [`FRAME_PREFETCH`] bytes) ahead of its processing.
+    pub(super) fn prefetch(&self, r: &Rec) {
+        let Some(m) = self.map.as_deref() else {
+            return;
+        };
+        let frame = m.bytes().as_ptr().wrapping_add(self.start + r.at as usize);
+        for line in (0..(r.len as usize).min(FRAME_PREFETCH)).step_by(64) {
+            prefetch(frame.wrapping_add(line));
+        }
     }
 
     /// What holding it costs: the file bytes it keeps mapped and its
@@ -351,9 +391,17 @@ impl<'i> SharedReader<'i> {
         let mut recs = Vec::with_capacity(size.min(CHUNK_RECORDS));
         let mut counters = ReaderCounters::default();
         let workers = self.workers;
+        // Every line up to PREFETCH bytes ahead has been asked for up to
+        // here.
+        let mut asked = start;
         let more = loop {
             if recs.len() >= CHUNK_RECORDS || packets.offset() - start >= CHUNK_BYTES {
                 break true;
+            }
+            let ahead = (packets.offset() + PREFETCH).min(bytes.len());
+            while asked < ahead {
+                prefetch(bytes.as_ptr().wrapping_add(asked));
+                asked += 64;
             }
             let f = match packets.next() {
                 None => break false,
