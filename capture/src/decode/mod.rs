@@ -13,6 +13,7 @@
 
 mod checksum;
 mod defrag;
+mod plain;
 mod tunnel;
 
 pub use checksum::{ChecksumMode, Checksums, SAMPLE_PACKETS, Sample};
@@ -348,6 +349,18 @@ impl Decoder {
         ts: i64,
         frame: &'a [u8],
     ) -> Result<(Decoded, &'a [u8]), Skip> {
+        if let Some(p) = plain::peek(link, frame, self.track_vlan) {
+            let check = self.checksums.validates();
+            let mut d = p.decoded;
+            let verdict = if check {
+                sums_verdict(&d, p.ip_header, p.sums.l4)
+            } else {
+                Verdict::Good
+            };
+            self.checksums.learn(d.src, verdict, !p.payload.is_empty());
+            d.offloaded_checksum = judge(&self.checksums, d.src, verdict)?;
+            return Ok((d, p.payload));
+        }
         let sliced = slice_link(link, frame)?;
         let stamp = sliced.stamp();
         let (mut d, payload) = self.transport(sliced.packet, ts)?;
@@ -357,17 +370,28 @@ impl Decoder {
 
     /// What `frame` holds, without reassembling IP fragments and without
     /// computing any checksum: the decoder's state is left alone, so any
-    /// thread may ask. An unfragmented packet decodes exactly as
-    /// [`Decoder::decode`] would decode it (`offloaded_checksum` aside) and
-    /// comes with the bytes its checksums cover, for [`verify`] to check
-    /// where the packet is processed. (Several offline workers: the
-    /// walk of the shared reading then reads only headers, and the payload
-    /// is first read by the worker that hashes it, not by another core.)
+    /// thread may ask, and asking twice gives the same answer. An
+    /// unfragmented packet decodes exactly as [`Decoder::decode`] would
+    /// decode it (`offloaded_checksum` aside) and comes with the bytes its
+    /// checksums cover, for [`verify`] to check where the packet is
+    /// processed. (Several offline workers: the walk of the shared reading
+    /// finds each packet's owner with it and the owner decodes its own
+    /// packets again; neither reads a payload for a checksum on the
+    /// walking core.) Plain frames take the hand-written path (`plain`).
     pub fn peek_unchecked<'a>(
         &self,
         link: i32,
         frame: &'a [u8],
     ) -> Result<(Peek<'a>, Sums<'a>), Skip> {
+        if let Some(p) = plain::peek(link, frame, self.track_vlan) {
+            return Ok((Peek::Packet(p.decoded, p.payload), p.sums));
+        }
+        self.peek_sliced(link, frame)
+    }
+
+    /// [`Decoder::peek_unchecked`] through etherparse's slicing, for any
+    /// frame.
+    fn peek_sliced<'a>(&self, link: i32, frame: &'a [u8]) -> Result<(Peek<'a>, Sums<'a>), Skip> {
         let sliced = slice_link(link, frame)?;
         Ok(match self.split(&sliced.packet, false)? {
             Split::Whole(mut d, payload, _, sums) => {
@@ -670,6 +694,21 @@ pub struct Sums<'a> {
     pub ip_header: (usize, usize),
 }
 
+impl<'a> Sums<'a> {
+    /// The IPv4 header (empty for IPv6) in `frame`, the frame `l4` was
+    /// decoded from.
+    pub fn ip_header_in(&self, frame: &'a [u8]) -> &'a [u8] {
+        let (before, len) = self.ip_header;
+        if len == 0 {
+            return &[];
+        }
+        let l4 = (self.l4.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+        l4.checked_sub(before)
+            .and_then(|at| frame.get(at..at + len))
+            .unwrap_or_default()
+    }
+}
+
 /// The transport checksum's verdict over `l4` (header and payload).
 fn l4_verdict(src: IpAddr, dst: IpAddr, transport: Transport, l4: &[u8]) -> Verdict {
     let ok = match transport {
@@ -700,12 +739,17 @@ pub fn verify(
     if !checksums.validates() {
         return Ok(false);
     }
-    let verdict = if !ip_header.is_empty() && !checksum::ipv4_header_ok(ip_header) {
+    judge(checksums, d.src, sums_verdict(d, ip_header, l4))
+}
+
+/// The checksums' verdict on `d`'s IPv4 header (empty for IPv6) and its
+/// transport bytes `l4`.
+fn sums_verdict(d: &Decoded, ip_header: &[u8], l4: &[u8]) -> Verdict {
+    if !ip_header.is_empty() && !checksum::ipv4_header_ok(ip_header) {
         Verdict::BadIpv4
     } else {
         l4_verdict(d.src, d.dst, d.transport, l4)
-    };
-    judge(checksums, d.src, verdict)
+    }
 }
 
 /// Whether a packet of `src` with checksum `verdict` goes on: `Ok(false)`
