@@ -162,6 +162,7 @@ pub enum Proto {
 
 impl Proto {
     /// IANA protocol number.
+    #[inline]
     pub fn number(self) -> u8 {
         match self {
             Proto::Tcp => 6,
@@ -449,6 +450,7 @@ impl Direction {
 
     /// The index of this direction in per-direction arrays: 0 client →
     /// server, 1 server → client.
+    #[inline]
     pub fn index(self) -> usize {
         match self {
             Direction::ToServer => 0,
@@ -457,6 +459,7 @@ impl Direction {
     }
 
     /// The other direction.
+    #[inline]
     pub fn reverse(self) -> Self {
         match self {
             Direction::ToServer => Direction::ToClient,

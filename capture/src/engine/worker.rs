@@ -524,7 +524,7 @@ impl<'e> Worker<'e> {
         flow.fin[dir.index()] |= m.fin;
         // Closed as Suricata's TCP state says: both FINs (or a reset), even
         // when a gap keeps a stream from being read to its FIN.
-        if streams_closed || flow.fin == [true; 2] {
+        if streams_closed || (flow.fin[0] && flow.fin[1]) {
             flow.state = FlowState::Closed;
             flow.closed_at = Some(t);
         }
