@@ -399,6 +399,12 @@ impl ObjectScan for EncodedScan {
             return None;
         }
         self.done = true;
+        // Shorter than a run: it holds none (most text bodies; looking
+        // them over was most of what is left of this detector's time).
+        // With no decode window at all, `attempt` still notes it as capped.
+        if self.buf.len() < MIN_RUN && self.cfg.format_scan_bytes > 0 {
+            return None;
+        }
         if self.buf.len() < SNIFF && !texty(&self.buf) {
             return None;
         }
