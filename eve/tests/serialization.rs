@@ -203,6 +203,26 @@ fn derived_ids_are_stable() {
     assert_ne!(a.event_id, derived_event_id("y"));
 }
 
+/// Ids derived from a prefix and a suffix are the UUIDs v5 of the whole
+/// name in weightwatch's namespace, as the sensor has always written them
+/// (a stored event keeps its id across sensor versions).
+#[test]
+fn prefixed_ids_are_uuid_v5_of_the_whole_name() {
+    let ns = uuid::Uuid::from_u128(0x5d2c_8a8e_6a0e_4f5e_9a8b_77c1_0e4e_a001);
+    // A prefix longer than SHA-1's 64-byte block, and short ones.
+    let long = "sensor-1|tcp|2001:db8::1:443|2001:db8::2:51000|vlan:10.20|1714564800123456";
+    for prefix in ["", "s|tcp|10.0.0.1:80|10.0.0.2:40000|1", long] {
+        let ids = EventIdPrefix::new(prefix);
+        for (suffix, n) in [("|fileinfo|", 0u32), ("|flow|update|", 12), ("|alert|", 7)] {
+            let got = ids.id(format_args!("{suffix}{n}"));
+            let name = format!("{prefix}{suffix}{n}");
+            assert_eq!(got, uuid::Uuid::new_v5(&ns, name.as_bytes()).to_string());
+            assert_eq!(got, derived_event_id(&name));
+        }
+        assert_eq!(ids.id(format_args!("")), derived_event_id(prefix));
+    }
+}
+
 #[test]
 fn foreign_fields_are_tolerated() {
     let line = r#"{"timestamp":"2026-11-21T10:00:00.000000+00:00","event_id":"x","event_type":"stats","stats":{"uptime":3},"extra":{"a":1}}"#;

@@ -9,7 +9,7 @@
 //! engine ends a flow scan at its finding): later bytes of that flow count
 //! toward no budget.
 
-use super::egress::Policy;
+use super::egress::{Egress, Policy};
 use super::{Finding, FlowDetector, FlowScan, FlowView, sig};
 use dashmap::DashMap;
 use eve::{AlertCategory, Evidence};
@@ -125,9 +125,10 @@ impl FlowDetector for BudgetDetector {
     }
 
     fn begin(&self, flow: &FlowView<'_>) -> Option<Box<dyn FlowScan>> {
-        self.policy.egress_direction(flow)?;
+        let egress = self.policy.egress(flow)?;
         Some(Box::new(BudgetScan {
             policy: self.policy.clone(),
+            egress,
             budgets: self.budgets.clone(),
             counters: self.counters.clone(),
             max_keys: self.max_keys,
@@ -139,6 +140,8 @@ impl FlowDetector for BudgetDetector {
 
 struct BudgetScan {
     policy: Arc<Policy>,
+    /// The flow's egress, worked out when the scan began.
+    egress: Egress,
     budgets: Arc<Vec<BudgetConfig>>,
     counters: Arc<DashMap<Key, Counter>>,
     max_keys: usize,
@@ -156,7 +159,7 @@ struct Over {
 
 impl FlowScan for BudgetScan {
     fn progress(&mut self, flow: &FlowView<'_>) -> Option<Finding> {
-        let (internal, external, name, bytes) = self.policy.denied(flow)?;
+        let (internal, external, name, bytes) = self.policy.denied(self.egress, flow)?;
         let delta = bytes.saturating_sub(self.counted);
         if delta == 0 {
             return None;

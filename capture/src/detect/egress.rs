@@ -29,6 +29,14 @@ pub struct Policy {
     max_pairs: usize,
 }
 
+/// Which way a flow leaves the internal networks, and whether its external
+/// address is in an allowed network ([`Policy::egress`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Egress {
+    dir: Direction,
+    net_allowed: bool,
+}
+
 fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
@@ -90,9 +98,16 @@ impl Policy {
 
     /// Whether uploads to `ip` (known by `name`) are allowed.
     pub fn allowed(&self, ip: IpAddr, name: Option<&str>) -> bool {
-        if self.allowed_nets.iter().any(|n| n.contains(&ip)) {
-            return true;
-        }
+        self.allowed_net(ip) || self.allowed_name(name)
+    }
+
+    /// Whether `ip` is in an allowed network.
+    fn allowed_net(&self, ip: IpAddr) -> bool {
+        self.allowed_nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether `name` is an allowed destination name (or below one).
+    fn allowed_name(&self, name: Option<&str>) -> bool {
         let Some(name) = name else { return false };
         // Compared without a lower-cased copy (the allowed names are stored
         // lower-case): flow detectors ask on every reply of a connection.
@@ -119,23 +134,43 @@ impl Policy {
         }
     }
 
-    /// (internal host, external host, external name, bytes out) of an egress
-    /// flow that goes to a destination not allowed; `None` otherwise.
+    /// How `flow` leaves the internal networks, if it does: worked out
+    /// once when a flow detector's scan begins (a flow's addresses do not
+    /// change; its scans are asked again on every reply).
+    pub(super) fn egress(&self, flow: &FlowView<'_>) -> Option<Egress> {
+        let dir = self.egress_direction(flow)?;
+        let external = match dir {
+            Direction::ToServer => flow.net.dest_ip,
+            Direction::ToClient => flow.net.src_ip,
+        };
+        Some(Egress {
+            dir,
+            net_allowed: self.allowed_net(external),
+        })
+    }
+
+    /// The flow's upload, when it leaves the internal networks (`egress`,
+    /// from [`Policy::egress`]) to a destination that is not allowed:
+    /// (internal address, external address, destination name, bytes out).
     pub(super) fn denied<'a>(
         &self,
+        egress: Egress,
         flow: &FlowView<'a>,
     ) -> Option<(IpAddr, IpAddr, Option<&'a str>, u64)> {
-        match self.egress_direction(flow)? {
+        if egress.net_allowed {
+            return None;
+        }
+        match egress.dir {
             Direction::ToServer => {
                 let name = flow.server_name;
-                (!self.allowed(flow.net.dest_ip, name)).then_some((
+                (!self.allowed_name(name)).then_some((
                     flow.net.src_ip,
                     flow.net.dest_ip,
                     name,
                     flow.payload_toserver,
                 ))
             }
-            Direction::ToClient => (!self.allowed(flow.net.src_ip, None)).then_some((
+            Direction::ToClient => Some((
                 flow.net.dest_ip,
                 flow.net.src_ip,
                 None,
@@ -194,9 +229,10 @@ impl FlowDetector for EgressFlowDetector {
     }
 
     fn begin(&self, flow: &FlowView<'_>) -> Option<Box<dyn FlowScan>> {
-        self.policy.egress_direction(flow)?;
+        let egress = self.policy.egress(flow)?;
         Some(Box::new(EgressFlowScan {
             policy: self.policy.clone(),
+            egress,
             done: false,
         }))
     }
@@ -204,6 +240,7 @@ impl FlowDetector for EgressFlowDetector {
 
 struct EgressFlowScan {
     policy: Arc<Policy>,
+    egress: Egress,
     done: bool,
 }
 
@@ -212,7 +249,7 @@ impl FlowScan for EgressFlowScan {
         if self.done {
             return None;
         }
-        let (internal, external, name, bytes) = self.policy.denied(flow)?;
+        let (internal, external, name, bytes) = self.policy.denied(self.egress, flow)?;
         if bytes < self.policy.upload_alert_bytes {
             return None;
         }
@@ -283,9 +320,10 @@ impl FlowDetector for EgressWindowDetector {
     }
 
     fn begin(&self, flow: &FlowView<'_>) -> Option<Box<dyn FlowScan>> {
-        self.policy.egress_direction(flow)?;
+        let egress = self.policy.egress(flow)?;
         Some(Box::new(EgressWindowScan {
             policy: self.policy.clone(),
+            egress,
             pairs: self.pairs.clone(),
             skip_single_flow: self.skip_single_flow,
             counted: 0,
@@ -296,6 +334,7 @@ impl FlowDetector for EgressWindowDetector {
 
 struct EgressWindowScan {
     policy: Arc<Policy>,
+    egress: Egress,
     pairs: Arc<DashMap<(IpAddr, IpAddr), PairWindow>>,
     skip_single_flow: bool,
     counted: u64,
@@ -316,7 +355,7 @@ impl FlowScan for EgressWindowScan {
         if self.done {
             return None;
         }
-        let (internal, external, name, bytes) = self.policy.denied(flow)?;
+        let (internal, external, name, bytes) = self.policy.denied(self.egress, flow)?;
         let delta = bytes.saturating_sub(self.counted);
         if delta == 0 {
             return None;

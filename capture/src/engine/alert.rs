@@ -3,7 +3,10 @@
 
 use super::env::EventEnv;
 use crate::detect::Finding;
-use eve::{AlertEvent, Event, EventKind, FileInfo, HttpInfo, NetworkFields, Timestamp, TlsInfo};
+use eve::{
+    AlertEvent, Event, EventIdPrefix, EventKind, FileInfo, HttpInfo, NetworkFields, Timestamp,
+    TlsInfo,
+};
 
 /// What an alert is about, besides its flow.
 // Built once per alert and moved straight into it: boxing the large
@@ -30,12 +33,12 @@ pub(super) enum Subject {
 }
 
 /// The `alert` event of `finding` by `detector` about `subject`, at `at`,
-/// on the flow `net` whose event ids derive from `id_base`.
+/// on the flow `net` whose event ids derive from `ids`.
 pub(super) fn alert_event(
     env: &EventEnv<'_>,
     at: Timestamp,
     net: NetworkFields,
-    id_base: &str,
+    ids: &EventIdPrefix,
     detector: &str,
     finding: Finding,
     subject: Subject,
@@ -52,10 +55,10 @@ pub(super) fn alert_event(
         .rev(finding.sig.rev),
         evidence,
     );
-    let name = match subject {
+    let id = match subject {
         Subject::Flow { tls } => {
             body.tls = tls;
-            format!("{id_base}|flowalert|{detector}")
+            ids.id(format_args!("|flowalert|{detector}"))
         }
         Subject::Object {
             index,
@@ -66,10 +69,10 @@ pub(super) fn alert_event(
             body.fileinfo = Some(fileinfo);
             body.http = http;
             body.tls = tls;
-            format!("{id_base}|alert|{index}|{detector}")
+            ids.id(format_args!("|alert|{index}|{detector}"))
         }
     };
-    Event::with_derived_id(at, EventKind::Alert(Box::new(body)), &name)
+    Event::with_id(at, EventKind::Alert(Box::new(body)), id)
         .sensor(env.sensor_id)
         .network(net)
 }

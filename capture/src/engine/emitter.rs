@@ -4,11 +4,11 @@
 
 use super::alert::{Subject, alert_event};
 use super::counters::ObjectCounters;
-use super::env::EventEnv;
+use super::env::{EventEnv, ts};
 use crate::detect::{Finding, ObjectScan};
 use crate::object::{AppProto, ObjectEnd, ObjectEvent, ObjectMeta, ObjectSink, Origin, Reply};
 use eve::{
-    Direction, Event, EventKind, FileInfo, FileState, FileinfoEvent, NetworkFields, Timestamp,
+    Direction, Event, EventIdPrefix, EventKind, FileInfo, FileState, FileinfoEvent, NetworkFields,
     WeightFormat,
 };
 use sha2::{Digest, Sha256};
@@ -81,21 +81,22 @@ pub(super) struct ObjectEmitter<'a> {
     tracker: &'a mut ObjectTracker,
     env: &'a EventEnv<'a>,
     net: &'a NetworkFields,
-    id_base: &'a str,
-    ts: Timestamp,
+    ids: &'a EventIdPrefix,
+    /// Packet time (µs) of the call, converted only for events.
+    at: i64,
     out: &'a mut Vec<Event>,
     counters: &'a mut ObjectCounters,
 }
 
 impl<'a> ObjectEmitter<'a> {
-    /// The emitter of one flow's objects: events at `ts` on the flow `net`,
-    /// with ids derived from `id_base`, pushed to `out`.
+    /// The emitter of one flow's objects: events at `at` (µs) on the flow
+    /// `net`, with ids derived from `ids`, pushed to `out`.
     pub fn new(
         tracker: &'a mut ObjectTracker,
         env: &'a EventEnv<'a>,
         net: &'a NetworkFields,
-        id_base: &'a str,
-        ts: Timestamp,
+        ids: &'a EventIdPrefix,
+        at: i64,
         out: &'a mut Vec<Event>,
         counters: &'a mut ObjectCounters,
     ) -> Self {
@@ -103,8 +104,8 @@ impl<'a> ObjectEmitter<'a> {
             tracker,
             env,
             net,
-            id_base,
-            ts,
+            ids,
+            at,
             out,
             counters,
         }
@@ -134,9 +135,9 @@ impl<'a> ObjectEmitter<'a> {
         let net = self.net_of(o.meta.app_proto);
         let ev = alert_event(
             self.env,
-            self.ts,
+            ts(self.at),
             net,
-            self.id_base,
+            self.ids,
             detector,
             finding,
             subject,
@@ -155,7 +156,7 @@ impl<'a> ObjectEmitter<'a> {
                 Direction::ToServer => self.net.dest_ip,
                 Direction::ToClient => self.net.src_ip,
             },
-            begun_us: self.ts.unix_micros(),
+            begun_us: ts(self.at).unix_micros(),
         });
         if self.tracker.open[dir.index()].is_some() {
             self.end(dir, ObjectEnd::Truncated);
@@ -275,8 +276,8 @@ impl<'a> ObjectEmitter<'a> {
             http: o.meta.http.take(),
             tls: o.meta.tls.take(),
         };
-        let name = format!("{}|fileinfo|{}", self.id_base, o.index);
-        let ev = Event::with_derived_id(self.ts, EventKind::Fileinfo(body), &name)
+        let id = self.ids.id(format_args!("|fileinfo|{}", o.index));
+        let ev = Event::with_id(ts(self.at), EventKind::Fileinfo(body), id)
             .sensor(self.env.sensor_id)
             .network(self.net_of(o.meta.app_proto));
         match (o.meta.tx_id, &self.tracker.last_reply) {
@@ -311,7 +312,7 @@ impl<'a> ObjectEmitter<'a> {
             if tx == reply.tx_id {
                 answer(&mut ev, reply);
             }
-            ev.timestamp = self.ts;
+            ev.timestamp = ts(self.at);
             self.out.push(ev);
         }
         self.tracker.last_reply = Some(reply.clone());

@@ -9,7 +9,7 @@ use super::alert::{Subject, alert_event};
 use super::anomaly;
 use super::counters::{WorkerCounters, add_stream};
 use super::emitter::ObjectEmitter;
-use super::env::{EventEnv, SEC, Stamps, ts};
+use super::env::{EventEnv, SEC, ts};
 use super::tcp::{EvasionPolicy, OpenConn, TcpConn};
 use crate::app::AppLimits;
 use crate::config::{CaptureConfig, OsPolicies, UrgentPolicy};
@@ -19,8 +19,8 @@ use crate::flow::{Endpoint, FlowKey, client_of};
 use crate::object::AppProto;
 use crate::reassembly::Limits;
 use eve::{
-    Direction, Event, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState, NetworkFields,
-    Proto, TcpInfo, Timestamp,
+    Direction, Event, EventIdPrefix, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
+    NetworkFields, Proto, TcpInfo,
 };
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -92,7 +92,8 @@ struct FlowSlot {
 
 struct Flow {
     key: FlowKey,
-    id_base: String,
+    /// Its events' ids: derived from the sensor, the key and the start.
+    ids: EventIdPrefix,
     net: NetworkFields,
     client: Endpoint,
     start: i64,
@@ -135,7 +136,8 @@ pub(crate) struct Worker<'e> {
     reasm: Limits,
     flows: FlowTable,
     hasher: FlowHasher,
-    stamps: Stamps,
+    /// Scratch for a new flow's name (its ids and flow id derive from it).
+    name: String,
     now: i64,
     last_sweep: i64,
     /// Events waiting to be handed to the sink.
@@ -156,7 +158,7 @@ impl<'e> Worker<'e> {
             reasm,
             flows: HashMap::with_hasher(hasher.clone()),
             hasher,
-            stamps: Stamps::default(),
+            name: String::new(),
             now: i64::MIN,
             last_sweep: i64::MIN,
             out: Vec::new(),
@@ -220,10 +222,13 @@ impl<'e> Worker<'e> {
 
     /// End every flow (reason `shutdown`).
     pub fn shutdown(&mut self) {
-        let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
-        flows.sort_by_key(|f| (f.start, f.key.order()));
-        for f in flows {
-            self.end_flow(f, FlowReason::Shutdown);
+        // The keys are sorted, not the flows (a flow is hundreds of bytes).
+        let mut keys: Vec<(i64, FlowKey)> = self.flows.values().map(|f| (f.start, f.key)).collect();
+        keys.sort_unstable_by_key(|(start, k)| (*start, k.order()));
+        for (_, k) in keys {
+            if let Some(f) = self.flows.remove(&k) {
+                self.end_flow(f, FlowReason::Shutdown);
+            }
         }
         self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
     }
@@ -286,15 +291,14 @@ impl<'e> Worker<'e> {
 
     /// Evict the out-of-order buffer of direction `d` of `flow`.
     fn evict_buffer(&mut self, flow: &mut Flow, d: usize) {
-        let at = ts(self.now);
-        if let Some(mut conn) = self.open_conn(flow, at) {
+        if let Some(mut conn) = self.open_conn(flow, self.now) {
             conn.evict_buffer(Direction::BOTH[d]);
         }
     }
 
     /// `flow`'s TCP connection opened for one call into it, its objects'
-    /// events stamped `at`; `None` for a UDP flow.
-    fn open_conn<'w>(&'w mut self, flow: &'w mut Flow, at: Timestamp) -> Option<OpenConn<'w>> {
+    /// events stamped `at` (µs); `None` for a UDP flow.
+    fn open_conn<'w>(&'w mut self, flow: &'w mut Flow, at: i64) -> Option<OpenConn<'w>> {
         let TcpConn {
             streams,
             app,
@@ -314,7 +318,7 @@ impl<'e> Worker<'e> {
                 objects,
                 &self.env,
                 &flow.net,
-                &flow.id_base,
+                &flow.ids,
                 at,
                 &mut self.out,
                 &mut self.counters.objects,
@@ -388,8 +392,16 @@ impl<'e> Worker<'e> {
     fn new_flow(&mut self, key: FlowKey, t: i64, p: &Decoded) -> Flow {
         let client = client_of(p);
         let server = if client == key.a { key.b } else { key.a };
-        let id_base = format!("{}|{key}|{t}", self.env.sensor_id);
-        let flow_id = xxhash_rust::xxh3::xxh3_64(id_base.as_bytes()) & ((1 << 52) - 1);
+        // The flow's name, written into a buffer the worker keeps: its
+        // hash is the flow id, and every event id of the flow starts with it.
+        self.name.clear();
+        {
+            use std::fmt::Write;
+            // Writing into a String cannot fail.
+            let _ = write!(self.name, "{}|{key}|{t}", self.env.sensor_id);
+        }
+        let flow_id = xxhash_rust::xxh3::xxh3_64(self.name.as_bytes()) & ((1 << 52) - 1);
+        let ids = EventIdPrefix::new(&self.name);
         let mut net = NetworkFields::new(
             flow_id.max(1),
             client.0,
@@ -425,7 +437,7 @@ impl<'e> Worker<'e> {
         };
         let mut flow = Flow {
             key,
-            id_base,
+            ids,
             net,
             client,
             start: t,
@@ -504,8 +516,7 @@ impl<'e> Worker<'e> {
         ttl: u8,
         payload: &[u8],
     ) {
-        let at = self.stamps.at(t);
-        let Some(mut conn) = self.open_conn(flow, at) else {
+        let Some(mut conn) = self.open_conn(flow, t) else {
             return;
         };
         conn.segment(dir, m, ttl, payload);
@@ -513,7 +524,7 @@ impl<'e> Worker<'e> {
         flow.fin[dir.index()] |= m.fin;
         // Closed as Suricata's TCP state says: both FINs (or a reset), even
         // when a gap keeps a stream from being read to its FIN.
-        if streams_closed || flow.fin == [true; 2] {
+        if streams_closed || (flow.fin[0] && flow.fin[1]) {
             flow.state = FlowState::Closed;
             flow.closed_at = Some(t);
         }
@@ -552,7 +563,7 @@ impl<'e> Worker<'e> {
             &self.env,
             ts(t),
             flow.net.clone(),
-            &flow.id_base,
+            &flow.ids,
             name,
             finding,
             subject,
@@ -609,7 +620,7 @@ impl<'e> Worker<'e> {
                 &self.env,
                 ts(t),
                 flow.net.clone(),
-                &flow.id_base,
+                &flow.ids,
                 detector,
                 f,
                 subject,
@@ -623,8 +634,7 @@ impl<'e> Worker<'e> {
         flow.updates += 1;
         flow.next_update = Some(t.saturating_add(self.limits.update_interval));
         self.counters.flow_updates += 1;
-        let name = format!("flow|update|{}", flow.updates);
-        let ev = self.flow_event(flow, FlowReason::Update, name);
+        let ev = self.flow_event(flow, FlowReason::Update);
         self.out.push(ev);
     }
 
@@ -639,7 +649,7 @@ impl<'e> Worker<'e> {
             FlowReason::Timeout => self.counters.flows_timed_out += 1,
             FlowReason::Shutdown => self.counters.flows_shutdown += 1,
         }
-        if let Some(mut conn) = self.open_conn(&mut flow, ts(t)) {
+        if let Some(mut conn) = self.open_conn(&mut flow, t) {
             conn.close_unfinished();
         }
         if let Some(conn) = flow.tcp.as_mut() {
@@ -653,16 +663,19 @@ impl<'e> Worker<'e> {
             self.counters.app.merge(&conn.app.stats());
         }
         self.progress(&mut flow, t, true);
-        let ev = self.flow_event(&mut flow, reason, "flow|end".to_string());
+        let ev = self.flow_event(&mut flow, reason);
         self.out.push(ev);
     }
 
-    fn flow_event(&self, flow: &mut Flow, reason: FlowReason, name: String) -> Event {
-        let meta = flow.tcp.as_ref().map(|c| c.app.meta().clone());
-        if let Some(p) = meta.as_ref().and_then(|m| m.app_proto) {
+    /// The flow's `flow` event: its end, or (`Update`) its latest update.
+    fn flow_event(&self, flow: &mut Flow, reason: FlowReason) -> Event {
+        let meta = flow.tcp.as_ref().map(|c| c.app.meta());
+        if let Some(p) = meta.and_then(|m| m.app_proto)
+            && flow.net.app_proto.as_deref() != Some(p.as_str())
+        {
             flow.net.app_proto = Some(p.to_string());
         }
-        let plaintext = |n: u64| meta.as_ref().filter(|m| m.encrypted).map(|_| n);
+        let plaintext = |n: u64| meta.filter(|m| m.encrypted).map(|_| n);
         let tcp = flow.tcp.as_ref().map(|c| {
             let gap_bytes = c.streams[0].counters.gap_bytes + c.streams[1].counters.gap_bytes;
             TcpInfo {
@@ -681,25 +694,22 @@ impl<'e> Worker<'e> {
                 end: ts(flow.last),
                 state: flow.state,
                 reason,
-                plaintext_toserver: meta.as_ref().and_then(|m| plaintext(m.plaintext_toserver)),
-                plaintext_toclient: meta.as_ref().and_then(|m| plaintext(m.plaintext_toclient)),
+                plaintext_toserver: meta.and_then(|m| plaintext(m.plaintext_toserver)),
+                plaintext_toclient: meta.and_then(|m| plaintext(m.plaintext_toclient)),
             },
-            tls: meta.as_ref().and_then(|m| m.tls.clone()),
-            ssh: meta.as_ref().and_then(|m| m.ssh.clone()),
+            tls: meta.and_then(|m| m.tls.clone()),
+            ssh: meta.and_then(|m| m.ssh.clone()),
             tcp,
         };
-        let when = if reason == FlowReason::Update {
-            self.now
+        let (when, id) = if reason == FlowReason::Update {
+            let n = flow.updates;
+            (self.now, flow.ids.id(format_args!("|flow|update|{n}")))
         } else {
-            flow.last
+            (flow.last, flow.ids.id(format_args!("|flow|end")))
         };
-        Event::with_derived_id(
-            ts(when),
-            EventKind::Flow(body),
-            &format!("{}|{name}", flow.id_base),
-        )
-        .sensor(self.env.sensor_id)
-        .network(flow.net.clone())
+        Event::with_id(ts(when), EventKind::Flow(body), id)
+            .sensor(self.env.sensor_id)
+            .network(flow.net.clone())
     }
 }
 

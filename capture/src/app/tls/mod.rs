@@ -49,8 +49,10 @@ struct TlsDir {
 #[derive(Debug)]
 pub(crate) struct TlsConn {
     dirs: [TlsDir; 2],
-    /// Negotiated (version, cipher) from the ServerHello.
-    negotiated: Option<(u16, u16)>,
+    /// Bytes of an application-data record that are not plaintext, by the
+    /// (version, cipher) the ServerHello negotiated: worked out once, not
+    /// per record and per delivery (a cipher-suite lookup each time).
+    overhead: usize,
 }
 
 impl Default for TlsConn {
@@ -70,7 +72,7 @@ impl Default for TlsConn {
         };
         TlsConn {
             dirs: [dir(Direction::ToServer), dir(Direction::ToClient)],
-            negotiated: None,
+            overhead: record_overhead(None),
         }
     }
 }
@@ -106,7 +108,7 @@ fn unframed_plaintext(bytes: u64, overhead: usize) -> u64 {
 
 impl TlsConn {
     fn plaintext_total(&self, ctx: &mut Ctx<'_>) {
-        let overhead = record_overhead(self.negotiated);
+        let overhead = self.overhead;
         let pt = |d: &TlsDir| d.framed_plaintext + unframed_plaintext(d.unframed_bytes, overhead);
         ctx.meta.plaintext_toserver = pt(&self.dirs[0]);
         ctx.meta.plaintext_toclient = pt(&self.dirs[1]);
@@ -143,7 +145,7 @@ impl TlsConn {
             (Direction::ToClient, 2) => match hello::server_hello(body) {
                 Some(sh) => {
                     ctx.stats().tls_server_hellos += 1;
-                    self.negotiated = Some((sh.version, sh.cipher));
+                    self.overhead = record_overhead(Some((sh.version, sh.cipher)));
                     if let Some(v) = hello::version_name(sh.version) {
                         let info = ctx.meta.tls.get_or_insert_with(TlsInfo::default);
                         info.version = Some(v.to_string());
@@ -183,8 +185,7 @@ impl TlsConn {
                 d.content_type = ct;
                 d.body_left = len;
                 if ct == CONTENT_APPLICATION_DATA {
-                    let overhead = record_overhead(self.negotiated);
-                    d.framed_plaintext += len.saturating_sub(overhead - 5) as u64;
+                    d.framed_plaintext += len.saturating_sub(self.overhead - 5) as u64;
                 }
                 if len == 0 {
                     continue;
