@@ -3,8 +3,10 @@
 //! model-identity probes in several languages, and a capability-taxonomy topic —
 //! all from one Aho-Corasick pass over the prompt.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use rustc_hash::FxHashSet;
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
+use rustc_hash::{FxHashMap, FxHashSet};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Languages of the reasoning-elicitation phrase sets (bit i of a mask).
@@ -538,6 +540,14 @@ pub enum PhraseSetError {
     /// The automaton could not be built.
     #[error("building phrase sets: {0}")]
     Build(#[from] aho_corasick::BuildError),
+    /// The automaton has no unanchored start (cannot happen: it is built
+    /// for unanchored searches).
+    #[error("phrase sets: {0}")]
+    Start(#[from] aho_corasick::MatchError),
+    /// The automaton is too large for the compact table (more than
+    /// 2^32 / 256 states; ours have a few thousand).
+    #[error("phrase sets: automaton too large ({0} states)")]
+    TooLarge(usize),
     /// A phrase that is not in lower case would never match the
     /// lower-cased prompts the automaton scans.
     #[error("phrase {0:?} is not in lower case")]
@@ -546,7 +556,7 @@ pub enum PhraseSetError {
 
 /// One automaton over lower-cased text and what each of its patterns means.
 struct Phrases {
-    ac: AhoCorasick,
+    dfa: Compact,
     kinds: Vec<Kind>,
 }
 
@@ -554,17 +564,170 @@ impl Phrases {
     /// A case-sensitive DFA over the lower-cased prompt: the same matches
     /// as an ASCII-case-insensitive automaton over the prompt (every phrase
     /// is lower case, and lower-casing ASCII keeps every byte offset), with
-    /// half the transition table. The scan is bound by cache misses in
-    /// that table, hence also the separate ASCII set.
+    /// half the transition table. The scan is bound by the latency of its
+    /// table loads, hence the compact copy and the separate ASCII set.
     fn new(phrases: &[(&str, Kind)]) -> Result<Self, PhraseSetError> {
-        let ac = AhoCorasickBuilder::new()
-            .kind(Some(AhoCorasickKind::DFA))
+        let dfa = DFA::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(phrases.iter().map(|p| p.0))?;
         Ok(Phrases {
-            ac,
+            dfa: Compact::of(&dfa)?,
             kinds: phrases.iter().map(|p| p.1).collect(),
         })
+    }
+}
+
+/// A compact copy of an aho-corasick DFA, searched as the crate searches
+/// it (leftmost-longest, non-overlapping), so the matches are the crate's.
+///
+/// Written by hand because the crate has no dense enough form: its DFA
+/// gives each state a row of a power of two of 4-byte entries (64 here,
+/// for the ~40 byte ranges the phrases tell apart: 256 bytes a state), so
+/// the states a scan of English text keeps visiting do not fit in the L1
+/// cache and each byte waits for an L2 load. Here a state's row has one
+/// entry per column of bytes that no state tells apart (33 for the ASCII
+/// phrases), and the states are numbered breadth-first, the often visited
+/// shallow ones together.
+struct Compact {
+    /// Byte → column.
+    column: [u8; 256],
+    /// Next state by `state + column`, states as the index of their row
+    /// (premultiplied by the row length).
+    next: Vec<u32>,
+    /// Start of an unanchored search.
+    start: u32,
+    /// The dead state (the search stops): row 0.
+    /// States up to this one are dead or match states.
+    max_special: u32,
+    /// (pattern, length) of each match state, by row number (`state /
+    /// row length`; the dead state's entry is unused).
+    matched: Vec<(u32, u32)>,
+    /// Columns a row.
+    stride: u32,
+}
+
+impl Compact {
+    /// Copy `dfa` (every state reachable from its unanchored start).
+    fn of(dfa: &DFA) -> Result<Compact, PhraseSetError> {
+        let start = dfa.start_state(Anchored::No)?;
+        // Breadth-first from the start.
+        let mut order: Vec<StateID> = vec![start];
+        let mut seen: FxHashMap<StateID, ()> = FxHashMap::default();
+        seen.insert(start, ());
+        let mut i = 0;
+        while let Some(&sid) = order.get(i) {
+            i += 1;
+            if dfa.is_dead(sid) {
+                continue;
+            }
+            for b in 0..=255u8 {
+                let n = dfa.next_state(Anchored::No, sid, b);
+                if seen.insert(n, ()).is_none() {
+                    order.push(n);
+                }
+            }
+        }
+        // Rows: dead states (one row), then match states, then the rest,
+        // each group breadth-first.
+        let dead = order.iter().copied().filter(|&s| dfa.is_dead(s));
+        let matching = order
+            .iter()
+            .copied()
+            .filter(|&s| !dfa.is_dead(s) && dfa.is_match(s));
+        let rest = order
+            .iter()
+            .copied()
+            .filter(|&s| !dfa.is_dead(s) && !dfa.is_match(s));
+        let mut row: FxHashMap<StateID, u32> = FxHashMap::default();
+        let mut states: Vec<StateID> = Vec::new();
+        for s in dead {
+            row.insert(s, 0);
+        }
+        // Row 0 is the dead state even when none is reachable.
+        states.push(start);
+        let mut max_special = 0u32;
+        for s in matching.chain(rest) {
+            row.insert(s, states.len() as u32);
+            if dfa.is_match(s) {
+                max_special = states.len() as u32;
+            }
+            states.push(s);
+        }
+        // Columns: bytes whose transitions agree in every live state.
+        let live = &states[1..];
+        let mut columns: FxHashMap<Vec<u32>, u8> = FxHashMap::default();
+        let mut column = [0u8; 256];
+        for b in 0..=255u8 {
+            let col: Vec<u32> = live
+                .iter()
+                .map(|&s| row[&dfa.next_state(Anchored::No, s, b)])
+                .collect();
+            let n = columns.len() as u8;
+            column[b as usize] = *columns.entry(col).or_insert(n);
+        }
+        let stride = columns.len().max(1);
+        if states.len().saturating_mul(stride) > u32::MAX as usize {
+            return Err(PhraseSetError::TooLarge(states.len()));
+        }
+        let stride32 = stride as u32;
+        let mut next = vec![0u32; states.len() * stride];
+        let mut matched = vec![(0u32, 0u32); states.len()];
+        for (r, &s) in states.iter().enumerate().skip(1) {
+            for b in 0..=255u8 {
+                let to = row[&dfa.next_state(Anchored::No, s, b)];
+                next[r * stride + column[b as usize] as usize] = to * stride32;
+            }
+            if dfa.is_match(s) {
+                let p = dfa.match_pattern(s, 0);
+                matched[r] = (p.as_u32(), dfa.pattern_len(p) as u32);
+            }
+        }
+        Ok(Compact {
+            column,
+            next,
+            start: row[&start] * stride32,
+            max_special: max_special * stride32,
+            matched,
+            stride: stride32,
+        })
+    }
+
+    /// Each leftmost-longest match in `hay`, left to right and not
+    /// overlapping: `f(pattern, start)`. The crate's search loop
+    /// (`try_find_fwd` without prefilter) run from the end of each match.
+    fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
+        let mut at = 0;
+        while at < hay.len() {
+            let mut sid = self.start;
+            let mut found = self.match_at(sid, at);
+            let mut i = at;
+            while let Some(&b) = hay.get(i) {
+                sid = self.next[(sid + u32::from(self.column[b as usize])) as usize];
+                i += 1;
+                if sid <= self.max_special {
+                    if sid == 0 {
+                        break;
+                    }
+                    found = self.match_at(sid, i);
+                }
+            }
+            let Some((pattern, start, end)) = found else {
+                return;
+            };
+            f(pattern, start);
+            // No phrase is empty: a match ends past where its search began.
+            at = end.max(at + 1);
+        }
+    }
+
+    /// The match of state `sid` (if it is a match state) ending at `end`:
+    /// (pattern, start, end).
+    fn match_at(&self, sid: u32, end: usize) -> Option<(usize, usize, usize)> {
+        if sid == 0 || sid > self.max_special {
+            return None;
+        }
+        let (p, len) = self.matched[(sid / self.stride) as usize];
+        Some((p as usize, end - len as usize, end))
     }
 }
 
@@ -675,18 +838,18 @@ impl TextAnalyzer {
         };
         let phrases = if ascii { &self.ascii } else { &self.all };
         let mut topics = [0u16; TAXONOMY.len()];
-        for m in phrases.ac.find_iter(hay) {
-            match phrases.kinds.get(m.pattern().as_usize()) {
+        phrases.dfa.each_match(hay.as_bytes(), |pattern, start| {
+            match phrases.kinds.get(pattern) {
                 Some(Kind::Reasoning(l)) => f.reasoning_langs |= 1 << l,
                 Some(Kind::Probe) => f.probe = true,
                 // Keywords must start a word ("rust" is not in "trust").
-                Some(Kind::Topic(t)) if starts_word(hay, m.start()) => {
+                Some(Kind::Topic(t)) if starts_word(hay, start) => {
                     topics[*t as usize] = topics[*t as usize].saturating_add(1)
                 }
                 Some(Kind::Topic(_)) => {}
                 None => {}
             }
-        }
+        });
         let (best, n) = topics
             .iter()
             .enumerate()
