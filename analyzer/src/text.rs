@@ -489,11 +489,37 @@ pub struct TextFeatures {
     pub topic: u8,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
+/// What a phrase of the phrase sets stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Reasoning-trace elicitation, in the language of this index of
+    /// [`LANGUAGES`].
     Reasoning(u8),
+    /// A model-identity probe.
     Probe,
+    /// A keyword of this category of [`TAXONOMY`] (counted only where it
+    /// starts a word).
     Topic(u8),
+}
+
+/// Every phrase the text pass looks for (lower case), with what it stands
+/// for, in the automaton's pattern order.
+pub fn phrases() -> Vec<(&'static str, Kind)> {
+    let mut phrases: Vec<(&'static str, Kind)> = Vec::new();
+    for (lang, list) in REASONING {
+        for p in *list {
+            phrases.push((p, Kind::Reasoning(*lang as u8)));
+        }
+    }
+    for p in PROBES {
+        phrases.push((p, Kind::Probe));
+    }
+    for (i, (_, words)) in TAXONOMY.iter().enumerate() {
+        for w in *words {
+            phrases.push((w, Kind::Topic(i as u8)));
+        }
+    }
+    phrases
 }
 
 /// Features of recently seen prompts, by prompt hash (direct-mapped: a
@@ -766,20 +792,7 @@ fn class(b: u8) -> u8 {
 impl TextAnalyzer {
     /// Compile the phrase sets.
     pub fn new() -> Result<Self, PhraseSetError> {
-        let mut phrases: Vec<(&'static str, Kind)> = Vec::new();
-        for (lang, list) in REASONING {
-            for p in *list {
-                phrases.push((p, Kind::Reasoning(*lang as u8)));
-            }
-        }
-        for p in PROBES {
-            phrases.push((p, Kind::Probe));
-        }
-        for (i, (_, words)) in TAXONOMY.iter().enumerate() {
-            for w in *words {
-                phrases.push((w, Kind::Topic(i as u8)));
-            }
-        }
+        let phrases = phrases();
         if let Some((p, _)) = phrases.iter().find(|(p, _)| p.to_lowercase() != *p) {
             return Err(PhraseSetError::NotLowerCase(p));
         }
