@@ -439,10 +439,11 @@ impl Requests {
     /// so this is cheap). Per-account passes then read memory in order
     /// instead of chasing one cache line per request across the input.
     ///
-    /// The grouping moves the requests in place, following the cycles of
-    /// the permutation, rather than into a second array: at 10 M rows that
-    /// array was 640 MB more at the peak, and zeroing and faulting in its
-    /// pages cost about as much as the moves.
+    /// The rows are scattered into a second array rather than moved in
+    /// place along the permutation's cycles: in place needs no second
+    /// array (640 MB at 10 M rows), but each step waits for a cache miss
+    /// that depends on the one before (measured 2.2–2.9 s against 0.8–1.0 s
+    /// for 10 M rows of 4,000 accounts).
     pub fn finish(&mut self) {
         let n = self.accounts.len();
         let mut start = vec![0usize; n + 1];
@@ -452,28 +453,17 @@ impl Requests {
         for a in 0..n {
             start[a + 1] += start[a];
         }
-        // Where each request goes (stable: input order within an account).
         let mut at = start.clone();
-        let mut dest: Vec<usize> = self
-            .reqs
-            .iter()
-            .map(|r| {
-                let slot = &mut at[r.account as usize];
-                *slot += 1;
-                *slot - 1
-            })
-            .collect();
-        for i in 0..dest.len() {
-            // Each swap puts the request now at `i` in its place for good.
-            while dest[i] != i {
-                let j = dest[i];
-                self.reqs.swap(i, j);
-                dest.swap(i, j);
-            }
+        let mut grouped = vec![Req::default(); self.reqs.len()];
+        for r in &self.reqs {
+            let slot = &mut at[r.account as usize];
+            grouped[*slot] = *r;
+            *slot += 1;
         }
         for a in 0..n {
-            self.reqs[start[a]..start[a + 1]].sort_by_key(|r| r.ts);
+            grouped[start[a]..start[a + 1]].sort_by_key(|r| r.ts);
         }
+        self.reqs = grouped;
         self.account_start = start;
     }
 
