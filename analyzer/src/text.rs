@@ -636,82 +636,77 @@ impl Compact {
     /// Copy `dfa` (every state reachable from its unanchored start).
     fn of(dfa: &DFA) -> Result<Compact, PhraseSetError> {
         let start = dfa.start_state(Anchored::No)?;
-        // Breadth-first from the start.
+        // Breadth-first from the start; `to[256 * i + b]`: the state (by
+        // breadth-first index) state `i` goes to on byte `b` (dead states
+        // go nowhere: the search stops there).
         let mut order: Vec<StateID> = vec![start];
-        let mut seen: FxHashMap<StateID, ()> = FxHashMap::default();
-        seen.insert(start, ());
+        let mut index: FxHashMap<StateID, u32> = FxHashMap::default();
+        index.insert(start, 0);
+        let mut to: Vec<u32> = Vec::new();
         let mut i = 0;
         while let Some(&sid) = order.get(i) {
             i += 1;
-            if dfa.is_dead(sid) {
-                continue;
-            }
             for b in 0..=255u8 {
-                let n = dfa.next_state(Anchored::No, sid, b);
-                if seen.insert(n, ()).is_none() {
+                let n = if dfa.is_dead(sid) {
+                    sid
+                } else {
+                    dfa.next_state(Anchored::No, sid, b)
+                };
+                let next = order.len() as u32;
+                let k = *index.entry(n).or_insert_with(|| {
                     order.push(n);
+                    next
+                });
+                to.push(k);
+            }
+        }
+        // Rows: dead states (all one row, 0), then match states, then the
+        // rest, each group breadth-first.
+        let mut row = vec![0u32; order.len()];
+        let mut rows: Vec<usize> = vec![0]; // breadth-first index by row (row 0 unused)
+        let mut max_special = 0u32;
+        for matching in [true, false] {
+            for (k, &s) in order.iter().enumerate() {
+                if !dfa.is_dead(s) && dfa.is_match(s) == matching {
+                    row[k] = rows.len() as u32;
+                    if matching {
+                        max_special = rows.len() as u32;
+                    }
+                    rows.push(k);
                 }
             }
         }
-        // Rows: dead states (one row), then match states, then the rest,
-        // each group breadth-first.
-        let dead = order.iter().copied().filter(|&s| dfa.is_dead(s));
-        let matching = order
-            .iter()
-            .copied()
-            .filter(|&s| !dfa.is_dead(s) && dfa.is_match(s));
-        let rest = order
-            .iter()
-            .copied()
-            .filter(|&s| !dfa.is_dead(s) && !dfa.is_match(s));
-        let mut row: FxHashMap<StateID, u32> = FxHashMap::default();
-        let mut states: Vec<StateID> = Vec::new();
-        for s in dead {
-            row.insert(s, 0);
-        }
-        // Row 0 is the dead state even when none is reachable.
-        states.push(start);
-        let mut max_special = 0u32;
-        for s in matching.chain(rest) {
-            row.insert(s, states.len() as u32);
-            if dfa.is_match(s) {
-                max_special = states.len() as u32;
-            }
-            states.push(s);
-        }
         // Columns: bytes whose transitions agree in every live state.
-        let live = &states[1..];
         let mut columns: FxHashMap<Vec<u32>, u8> = FxHashMap::default();
         let mut column = [0u8; 256];
-        for b in 0..=255u8 {
-            let col: Vec<u32> = live
+        for b in 0..256 {
+            let col: Vec<u32> = rows[1..]
                 .iter()
-                .map(|&s| row[&dfa.next_state(Anchored::No, s, b)])
+                .map(|&k| row[to[256 * k + b] as usize])
                 .collect();
             let n = columns.len() as u8;
-            column[b as usize] = *columns.entry(col).or_insert(n);
+            column[b] = *columns.entry(col).or_insert(n);
         }
         let stride = columns.len().max(1);
-        if states.len().saturating_mul(stride) > u32::MAX as usize {
-            return Err(PhraseSetError::TooLarge(states.len()));
+        if rows.len().saturating_mul(stride) > u32::MAX as usize {
+            return Err(PhraseSetError::TooLarge(rows.len()));
         }
         let stride32 = stride as u32;
-        let mut next = vec![0u32; states.len() * stride];
-        let mut matched = vec![(0u32, 0u32); states.len()];
-        for (r, &s) in states.iter().enumerate().skip(1) {
-            for b in 0..=255u8 {
-                let to = row[&dfa.next_state(Anchored::No, s, b)];
-                next[r * stride + column[b as usize] as usize] = to * stride32;
+        let mut next = vec![0u32; rows.len() * stride];
+        let mut matched = vec![(0u32, 0u32); rows.len()];
+        for (r, &k) in rows.iter().enumerate().skip(1) {
+            for b in 0..256 {
+                next[r * stride + column[b] as usize] = row[to[256 * k + b] as usize] * stride32;
             }
-            if dfa.is_match(s) {
-                let p = dfa.match_pattern(s, 0);
+            if dfa.is_match(order[k]) {
+                let p = dfa.match_pattern(order[k], 0);
                 matched[r] = (p.as_u32(), dfa.pattern_len(p) as u32);
             }
         }
         Ok(Compact {
             column,
             next,
-            start: row[&start] * stride32,
+            start: row[0] * stride32,
             max_special: max_special * stride32,
             matched,
             stride: stride32,
