@@ -275,13 +275,22 @@ pub fn all(
         .iter()
         .filter(|a| a.flagged() && !matches!(a.via, Via::Cluster(_)))
         .collect();
-    // Each alert replays its own entity's traffic: in parallel.
-    let threads = crate::par::threads(cfg.threads);
-    let mut out = crate::par::map(&clusters, threads, |c| {
-        cluster_alert(c, analysis, store, cfg, &replay)
-    });
-    out.extend(crate::par::map(&accounts, threads, |a| {
-        account_alert(a, store, cfg, &replay)
-    }));
-    out
+    // Each alert replays its own entity's traffic: in parallel, clusters
+    // (the larger replays) and accounts in one queue, so no thread waits
+    // for the last cluster while accounts remain.
+    let jobs: Vec<Entity<'_>> = clusters
+        .into_iter()
+        .map(Entity::Cluster)
+        .chain(accounts.into_iter().map(Entity::Account))
+        .collect();
+    crate::par::map(&jobs, crate::par::threads(cfg.threads), |job| match job {
+        Entity::Cluster(c) => cluster_alert(c, analysis, store, cfg, &replay),
+        Entity::Account(a) => account_alert(a, store, cfg, &replay),
+    })
+}
+
+/// What one alert is about.
+enum Entity<'a> {
+    Cluster(&'a ClusterResult),
+    Account(&'a AccountResult),
 }

@@ -223,12 +223,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
 
     let found = cluster::clusters(store, &per_account, &ctx, cfg);
     let judged = par::map(&found, threads, |c| {
-        let mut reqs: Vec<&Req> = c
-            .members
-            .iter()
-            .flat_map(|&m| per_account[m as usize].iter())
-            .collect();
-        reqs.sort_by_key(|r| r.ts);
+        let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
         let f = features::compute(&reqs, &ctx, cfg);
         let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);
         (f, v)

@@ -22,7 +22,6 @@ use crate::features::{self, Context, HOUR_MS};
 use crate::model::Model;
 use crate::requests::{Req, Requests, flag};
 use crate::score::{self, Judge, Verdict};
-use std::collections::HashMap;
 
 /// When an entity's verdict first held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,17 +45,20 @@ struct Clock {
 
 impl Clock {
     fn of(store: &Requests) -> Clock {
-        let mut first: HashMap<u16, i64> = HashMap::new();
+        // By model index (a u16): one pass over the input with no hashing.
+        let mut first: Vec<Option<i64>> = vec![None; 1 << 16];
         let mut start = i64::MAX;
         for r in &store.reqs {
             start = start.min(r.ts);
             if !r.has(flag::EMBED) {
-                let t = first.entry(r.model).or_insert(r.ts);
-                *t = (*t).min(r.ts);
+                let t = &mut first[usize::from(r.model)];
+                *t = Some(t.map_or(r.ts, |t| t.min(r.ts)));
             }
         }
-        let mut first_seen: Vec<(u16, i64)> = first.into_iter().collect();
-        first_seen.sort();
+        let first_seen: Vec<(u16, i64)> = (0..=u16::MAX)
+            .zip(first)
+            .filter_map(|(m, t)| Some((m, t?)))
+            .collect();
         Clock { start, first_seen }
     }
 
@@ -158,18 +160,17 @@ impl<'a> Replay<'a> {
             .iter()
             .map(|&m| (m as usize, self.store.account_reqs(m as usize)))
             .collect();
-        let mut times: Vec<i64> = members
-            .iter()
-            .flat_map(|(_, r)| r.iter().map(|r| r.ts))
-            .collect();
-        times.sort_unstable();
+        // The members' traffic merged once: its requests up to any time
+        // are a prefix (the same requests, in the same order, as merging
+        // the members' own prefixes).
+        let all = Requests::merged_by_time(members.iter().map(|(_, r)| *r));
+        let times: Vec<i64> = all.iter().map(|r| r.ts).collect();
         let holds = |k: usize| {
             let t = times[k];
             let upto = |r: &'a [Req]| &r[..r.partition_point(|x| x.ts <= t)];
-            let mut merged: Vec<&Req> = members.iter().flat_map(|(_, r)| upto(r)).collect();
-            merged.sort_by_key(|r| r.ts);
+            let merged = &all[..times.partition_point(|&x| x <= t)];
             let ctx = self.clock.at(t, cfg);
-            let f = features::compute(&merged, &ctx, cfg);
+            let f = features::compute(merged, &ctx, cfg);
             let v = score::score_with(
                 &f,
                 &self.judge,

@@ -136,6 +136,124 @@ impl Interner {
     }
 }
 
+/// A valid row reduced to what the store keeps of it, but for the strings
+/// it interns: a [`Req`] whose ids (account, key, block, user agent, model)
+/// are still 0, and the source address.
+#[derive(Clone, Copy, Debug)]
+pub struct Reduced {
+    /// The request, ids not yet set.
+    pub req: Req,
+    /// Client address (its block is interned; the account's distinct
+    /// addresses are counted).
+    pub src_ip: IpAddr,
+}
+
+impl Reduced {
+    /// Reduce `row`, whose prompt has the text features `text_features`
+    /// (the default when it has none).
+    pub fn of(
+        row: &Row<'_>,
+        text_features: TextFeatures,
+        cfg: &crate::config::AnalyzerConfig,
+    ) -> Self {
+        let mut flags = 0u16;
+        let mut set = |c: bool, f: u16| {
+            if c {
+                flags |= f
+            }
+        };
+        set(row.logprobs == Some(true), flag::LOGPROBS);
+        set(row.temperature == Some(0.0), flag::TEMP0);
+        set(row.n.is_some_and(|n| n > 1), flag::N_GT1);
+        set(row.max_tokens.is_some_and(|m| m <= 1), flag::MAX1);
+        set(row.logit_bias_keys.is_some_and(|k| k > 0), flag::LOGIT_BIAS);
+        set(
+            row.conversation_turns.is_none_or(|t| t == 0),
+            flag::SINGLE_TURN,
+        );
+        set(row.status == 429, flag::S429);
+        set(row.status >= 400 && row.status != 429, flag::ERROR);
+        set(row.endpoint.contains("embeddings"), flag::EMBED);
+        set(row.system_prompt_hash.is_some(), flag::SYSTEM_PROMPT);
+        set(
+            row.top_logprobs
+                .is_some_and(|t| t >= u64::from(cfg.top_logprobs_max)),
+            flag::TOPLP_MAX,
+        );
+        let tf = match (&row.prompt, &row.prompt_sha256) {
+            (Some(_), _) => {
+                set(true, flag::TEXT);
+                text_features
+            }
+            (None, Some(h)) => {
+                set(true, flag::REDACTED);
+                TextFeatures {
+                    prompt_hash: xxhash_rust::xxh3::xxh3_64(
+                        h.trim().to_ascii_lowercase().as_bytes(),
+                    ),
+                    ..TextFeatures::default()
+                }
+            }
+            (None, None) => {
+                set(true, flag::NO_PROMPT);
+                TextFeatures::default()
+            }
+        };
+        set(tf.probe, flag::PROBE);
+        let sat = |v: u64| v.min(u32::MAX as u64) as u32;
+        Reduced {
+            req: Req {
+                ts: row.ts_ms,
+                template: tf.template,
+                prompt_hash: tf.prompt_hash,
+                prompt_tokens: sat(row.prompt_tokens),
+                completion_tokens: sat(row.completion_tokens),
+                flags,
+                logit_bias_keys: row.logit_bias_keys.unwrap_or(0).min(u16::MAX as u64) as u16,
+                reasoning_langs: tf.reasoning_langs,
+                topic: tf.topic,
+                ip: ip_hash(row.src_ip),
+                system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
+                max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
+                temperature_tenths: row
+                    .temperature
+                    .filter(|t| t.is_finite())
+                    .map_or(0, |t| (t * 10.0).round().clamp(0.0, 20.0) as u8 + 1),
+                ..Req::default()
+            },
+            src_ip: row.src_ip,
+        }
+    }
+}
+
+/// The strings of a valid row that the store interns or samples.
+#[derive(Clone, Copy, Debug)]
+pub struct RowStrings<'a> {
+    /// Billing account.
+    pub account_id: &'a str,
+    /// API key.
+    pub api_key_id: &'a str,
+    /// Client library.
+    pub user_agent: Option<&'a str>,
+    /// Model requested.
+    pub model: &'a str,
+    /// Prompt text, when not redacted.
+    pub prompt: Option<&'a str>,
+}
+
+impl<'a> RowStrings<'a> {
+    /// The strings of `row`.
+    pub fn of(row: &'a Row<'_>) -> Self {
+        RowStrings {
+            account_id: &row.account_id,
+            api_key_id: &row.api_key_id,
+            user_agent: row.user_agent.as_deref(),
+            model: &row.model,
+            prompt: row.prompt.as_deref(),
+        }
+    }
+}
+
 /// A sample prompt kept for alerts.
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -172,6 +290,9 @@ pub struct Requests {
     pub models: Interner,
     /// Sample prompts per account.
     pub samples: Vec<Vec<Sample>>,
+    /// How many of each kind of sample (first, probe, reasoning) each
+    /// account has (counted, not searched for, per row).
+    samples_kept: Vec<[usize; 3]>,
     /// Distinct source addresses per account (capped count).
     pub ips: Vec<FxHashSet<IpAddr>>,
     /// Source block (by address prefix) → index in `blocks`, so a row's
@@ -231,129 +352,64 @@ impl Requests {
             Some(p) => text.analyze(p, &mut self.scratch),
             None => TextFeatures::default(),
         };
-        self.push_reduced(row, tf, cfg);
+        self.keep(&Reduced::of(row, tf, cfg), &RowStrings::of(row), cfg);
     }
 
-    /// Keep one valid row whose text features were already computed. The
-    /// prompt text, if any, only marks the row as texted and may be kept
-    /// (cut to `sample_chars`) as a sample.
-    pub fn push_reduced(
+    /// Keep one valid row, reduced already ([`Reduced::of`], which needs
+    /// no store: the parallel reader runs it where it parses), with the
+    /// strings to intern. The prompt text, if any, may be kept (cut to
+    /// `sample_chars`) as a sample.
+    pub fn keep(
         &mut self,
-        row: &Row<'_>,
-        text_features: TextFeatures,
+        reduced: &Reduced,
+        strings: &RowStrings<'_>,
         cfg: &crate::config::AnalyzerConfig,
     ) {
-        let account = self.accounts.id(&row.account_id);
+        let mut req = reduced.req;
+        let src_ip = reduced.src_ip;
+        let account = self.accounts.id(strings.account_id);
         if account as usize >= self.samples.len() {
             self.samples.push(Vec::new());
+            self.samples_kept.push([0; 3]);
             self.ips.push(FxHashSet::default());
         }
-        let key = self.keys.id(&row.api_key_id);
+        let key = self.keys.id(strings.api_key_id);
         if key as usize >= self.key_account.len() {
             self.key_account.push(account);
         }
         let blocks = &mut self.blocks;
-        let block = *self
+        req.block = *self
             .block_ids
-            .entry(BlockKey::of(row.src_ip))
-            .or_insert_with(|| blocks.id(&block_of(row.src_ip)));
-        let ua = self.uas.id(row.user_agent.as_deref().unwrap_or("-"));
-        let model = self.models.id(&row.model).min(u16::MAX as u32) as u16;
+            .entry(BlockKey::of(src_ip))
+            .or_insert_with(|| blocks.id(&block_of(src_ip)));
+        req.ua = self.uas.id(strings.user_agent.unwrap_or("-"));
+        req.model = self.models.id(strings.model).min(u16::MAX as u32) as u16;
+        req.account = account;
+        req.key = key;
         let ips = &mut self.ips[account as usize];
         if ips.len() < MAX_IPS {
-            ips.insert(row.src_ip);
+            ips.insert(src_ip);
         }
-        let mut flags = 0u16;
-        let mut set = |c: bool, f: u16| {
-            if c {
-                flags |= f
-            }
-        };
-        set(row.logprobs == Some(true), flag::LOGPROBS);
-        set(row.temperature == Some(0.0), flag::TEMP0);
-        set(row.n.is_some_and(|n| n > 1), flag::N_GT1);
-        set(row.max_tokens.is_some_and(|m| m <= 1), flag::MAX1);
-        set(row.logit_bias_keys.is_some_and(|k| k > 0), flag::LOGIT_BIAS);
-        set(
-            row.conversation_turns.is_none_or(|t| t == 0),
-            flag::SINGLE_TURN,
-        );
-        set(row.status == 429, flag::S429);
-        set(row.status >= 400 && row.status != 429, flag::ERROR);
-        set(row.endpoint.contains("embeddings"), flag::EMBED);
-        set(row.system_prompt_hash.is_some(), flag::SYSTEM_PROMPT);
-        set(
-            row.top_logprobs
-                .is_some_and(|t| t >= u64::from(cfg.top_logprobs_max)),
-            flag::TOPLP_MAX,
-        );
-        let sample = row.prompt.as_deref();
-        let tf = match (sample, &row.prompt_sha256) {
-            (Some(_), _) => {
-                set(true, flag::TEXT);
-                text_features
-            }
-            (None, Some(h)) => {
-                set(true, flag::REDACTED);
-                TextFeatures {
-                    prompt_hash: xxhash_rust::xxh3::xxh3_64(
-                        h.trim().to_ascii_lowercase().as_bytes(),
-                    ),
-                    ..TextFeatures::default()
-                }
-            }
-            (None, None) => {
-                set(true, flag::NO_PROMPT);
-                TextFeatures::default()
-            }
-        };
-        set(tf.probe, flag::PROBE);
-        if let Some(p) = sample {
-            let samples = &mut self.samples[account as usize];
-            let why = if tf.probe {
-                Some("probe")
-            } else if tf.reasoning_langs != 0 {
-                Some("reasoning")
+        if let Some(p) = strings.prompt {
+            // Samples kept so far of each kind: first, probe, reasoning.
+            let kept = &mut self.samples_kept[account as usize];
+            let (kind, limit) = if req.has(flag::PROBE) {
+                (1, cfg.sample_prompts.max(1))
+            } else if req.reasoning_langs != 0 {
+                (2, cfg.sample_prompts.max(1))
             } else {
-                None
+                (0, cfg.sample_prompts)
             };
-            let have = |w: &str| samples.iter().filter(|s| s.why == w).count();
-            let keep = match why {
-                Some(w) => have(w) < cfg.sample_prompts.max(1),
-                None => have("first") < cfg.sample_prompts,
-            };
-            if keep {
-                samples.push(Sample {
-                    ts: row.ts_ms,
+            if kept[kind] < limit {
+                kept[kind] += 1;
+                self.samples[account as usize].push(Sample {
+                    ts: req.ts,
                     text: p.chars().take(cfg.sample_chars).collect(),
-                    why: why.unwrap_or("first"),
+                    why: ["first", "probe", "reasoning"][kind],
                 });
             }
         }
-        let sat = |v: u64| v.min(u32::MAX as u64) as u32;
-        self.reqs.push(Req {
-            ts: row.ts_ms,
-            template: tf.template,
-            prompt_hash: tf.prompt_hash,
-            account,
-            key,
-            block,
-            ua,
-            prompt_tokens: sat(row.prompt_tokens),
-            completion_tokens: sat(row.completion_tokens),
-            model,
-            flags,
-            logit_bias_keys: row.logit_bias_keys.unwrap_or(0).min(u16::MAX as u64) as u16,
-            reasoning_langs: tf.reasoning_langs,
-            topic: tf.topic,
-            ip: ip_hash(row.src_ip),
-            system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
-            max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
-            temperature_tenths: row
-                .temperature
-                .filter(|t| t.is_finite())
-                .map_or(0, |t| (t * 10.0).round().clamp(0.0, 20.0) as u8 + 1),
-        });
+        self.reqs.push(req);
     }
 
     /// Remove rows dated far outside the bulk of the input (a row from
@@ -382,6 +438,12 @@ impl Requests {
     /// each account's requests by time (stable; logs arrive nearly sorted,
     /// so this is cheap). Per-account passes then read memory in order
     /// instead of chasing one cache line per request across the input.
+    ///
+    /// The rows are scattered into a second array rather than moved in
+    /// place along the permutation's cycles: in place needs no second
+    /// array (640 MB at 10 M rows), but each step waits for a cache miss
+    /// that depends on the one before (measured 2.2–2.9 s against 0.8–1.0 s
+    /// for 10 M rows of 4,000 accounts).
     pub fn finish(&mut self) {
         let n = self.accounts.len();
         let mut start = vec![0usize; n + 1];
@@ -411,6 +473,20 @@ impl Requests {
             (Some(&s), Some(&e)) => self.reqs.get(s..e).unwrap_or(&[]),
             _ => &[],
         }
+    }
+
+    /// The requests of several accounts (`runs`, each time-ordered) in
+    /// one time order; requests at the same time keep the order of their
+    /// runs and, within a run, their own. The sort reads each time from
+    /// the pair it sorts, not through the reference (one cache miss per
+    /// comparison when sorting references by a field they point to).
+    pub fn merged_by_time<'r>(runs: impl IntoIterator<Item = &'r [Req]>) -> Vec<&'r Req> {
+        let mut keyed: Vec<(i64, &Req)> = runs
+            .into_iter()
+            .flat_map(|run| run.iter().map(|r| (r.ts, r)))
+            .collect();
+        keyed.sort_by_key(|p| p.0);
+        keyed.into_iter().map(|p| p.1).collect()
     }
 
     /// First and last request time (ms), if any.

@@ -3,8 +3,10 @@
 //! model-identity probes in several languages, and a capability-taxonomy topic —
 //! all from one Aho-Corasick pass over the prompt.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use rustc_hash::FxHashSet;
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
+use rustc_hash::{FxHashMap, FxHashSet};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Languages of the reasoning-elicitation phrase sets (bit i of a mask).
@@ -487,11 +489,37 @@ pub struct TextFeatures {
     pub topic: u8,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
+/// What a phrase of the phrase sets stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Reasoning-trace elicitation, in the language of this index of
+    /// [`LANGUAGES`].
     Reasoning(u8),
+    /// A model-identity probe.
     Probe,
+    /// A keyword of this category of [`TAXONOMY`] (counted only where it
+    /// starts a word).
     Topic(u8),
+}
+
+/// Every phrase the text pass looks for (lower case), with what it stands
+/// for, in the automaton's pattern order.
+pub fn phrases() -> Vec<(&'static str, Kind)> {
+    let mut phrases: Vec<(&'static str, Kind)> = Vec::new();
+    for (lang, list) in REASONING {
+        for p in *list {
+            phrases.push((p, Kind::Reasoning(*lang as u8)));
+        }
+    }
+    for p in PROBES {
+        phrases.push((p, Kind::Probe));
+    }
+    for (i, (_, words)) in TAXONOMY.iter().enumerate() {
+        for w in *words {
+            phrases.push((w, Kind::Topic(i as u8)));
+        }
+    }
+    phrases
 }
 
 /// Features of recently seen prompts, by prompt hash (direct-mapped: a
@@ -538,6 +566,14 @@ pub enum PhraseSetError {
     /// The automaton could not be built.
     #[error("building phrase sets: {0}")]
     Build(#[from] aho_corasick::BuildError),
+    /// The automaton has no unanchored start (cannot happen: it is built
+    /// for unanchored searches).
+    #[error("phrase sets: {0}")]
+    Start(#[from] aho_corasick::MatchError),
+    /// The automaton is too large for the compact table (more than
+    /// 2^32 / 256 states; ours have a few thousand).
+    #[error("phrase sets: automaton too large ({0} states)")]
+    TooLarge(usize),
     /// A phrase that is not in lower case would never match the
     /// lower-cased prompts the automaton scans.
     #[error("phrase {0:?} is not in lower case")]
@@ -546,7 +582,7 @@ pub enum PhraseSetError {
 
 /// One automaton over lower-cased text and what each of its patterns means.
 struct Phrases {
-    ac: AhoCorasick,
+    dfa: Compact,
     kinds: Vec<Kind>,
 }
 
@@ -554,17 +590,165 @@ impl Phrases {
     /// A case-sensitive DFA over the lower-cased prompt: the same matches
     /// as an ASCII-case-insensitive automaton over the prompt (every phrase
     /// is lower case, and lower-casing ASCII keeps every byte offset), with
-    /// half the transition table. The scan is bound by cache misses in
-    /// that table, hence also the separate ASCII set.
+    /// half the transition table. The scan is bound by the latency of its
+    /// table loads, hence the compact copy and the separate ASCII set.
     fn new(phrases: &[(&str, Kind)]) -> Result<Self, PhraseSetError> {
-        let ac = AhoCorasickBuilder::new()
-            .kind(Some(AhoCorasickKind::DFA))
+        let dfa = DFA::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(phrases.iter().map(|p| p.0))?;
         Ok(Phrases {
-            ac,
+            dfa: Compact::of(&dfa)?,
             kinds: phrases.iter().map(|p| p.1).collect(),
         })
+    }
+}
+
+/// A compact copy of an aho-corasick DFA, searched as the crate searches
+/// it (leftmost-longest, non-overlapping), so the matches are the crate's.
+///
+/// Written by hand because the crate has no dense enough form: its DFA
+/// gives each state a row of a power of two of 4-byte entries (64 here,
+/// for the ~40 byte ranges the phrases tell apart: 256 bytes a state), so
+/// the states a scan of English text keeps visiting do not fit in the L1
+/// cache and each byte waits for an L2 load. Here a state's row has one
+/// entry per column of bytes that no state tells apart (33 for the ASCII
+/// phrases), and the states are numbered breadth-first, the often visited
+/// shallow ones together.
+struct Compact {
+    /// Byte → column.
+    column: [u8; 256],
+    /// Next state by `state + column`, states as the index of their row
+    /// (premultiplied by the row length).
+    next: Vec<u32>,
+    /// Start of an unanchored search.
+    start: u32,
+    /// The dead state (the search stops): row 0.
+    /// States up to this one are dead or match states.
+    max_special: u32,
+    /// (pattern, length) of each match state, by row number (`state /
+    /// row length`; the dead state's entry is unused).
+    matched: Vec<(u32, u32)>,
+    /// Columns a row.
+    stride: u32,
+}
+
+impl Compact {
+    /// Copy `dfa` (every state reachable from its unanchored start).
+    fn of(dfa: &DFA) -> Result<Compact, PhraseSetError> {
+        let start = dfa.start_state(Anchored::No)?;
+        // Breadth-first from the start; `to[256 * i + b]`: the state (by
+        // breadth-first index) state `i` goes to on byte `b` (dead states
+        // go nowhere: the search stops there).
+        let mut order: Vec<StateID> = vec![start];
+        let mut index: FxHashMap<StateID, u32> = FxHashMap::default();
+        index.insert(start, 0);
+        let mut to: Vec<u32> = Vec::new();
+        let mut i = 0;
+        while let Some(&sid) = order.get(i) {
+            i += 1;
+            for b in 0..=255u8 {
+                let n = if dfa.is_dead(sid) {
+                    sid
+                } else {
+                    dfa.next_state(Anchored::No, sid, b)
+                };
+                let next = order.len() as u32;
+                let k = *index.entry(n).or_insert_with(|| {
+                    order.push(n);
+                    next
+                });
+                to.push(k);
+            }
+        }
+        // Rows: dead states (all one row, 0), then match states, then the
+        // rest, each group breadth-first.
+        let mut row = vec![0u32; order.len()];
+        let mut rows: Vec<usize> = vec![0]; // breadth-first index by row (row 0 unused)
+        let mut max_special = 0u32;
+        for matching in [true, false] {
+            for (k, &s) in order.iter().enumerate() {
+                if !dfa.is_dead(s) && dfa.is_match(s) == matching {
+                    row[k] = rows.len() as u32;
+                    if matching {
+                        max_special = rows.len() as u32;
+                    }
+                    rows.push(k);
+                }
+            }
+        }
+        // Columns: bytes whose transitions agree in every live state.
+        let mut columns: FxHashMap<Vec<u32>, u8> = FxHashMap::default();
+        let mut column = [0u8; 256];
+        for b in 0..256 {
+            let col: Vec<u32> = rows[1..]
+                .iter()
+                .map(|&k| row[to[256 * k + b] as usize])
+                .collect();
+            let n = columns.len() as u8;
+            column[b] = *columns.entry(col).or_insert(n);
+        }
+        let stride = columns.len().max(1);
+        if rows.len().saturating_mul(stride) > u32::MAX as usize {
+            return Err(PhraseSetError::TooLarge(rows.len()));
+        }
+        let stride32 = stride as u32;
+        let mut next = vec![0u32; rows.len() * stride];
+        let mut matched = vec![(0u32, 0u32); rows.len()];
+        for (r, &k) in rows.iter().enumerate().skip(1) {
+            for b in 0..256 {
+                next[r * stride + column[b] as usize] = row[to[256 * k + b] as usize] * stride32;
+            }
+            if dfa.is_match(order[k]) {
+                let p = dfa.match_pattern(order[k], 0);
+                matched[r] = (p.as_u32(), dfa.pattern_len(p) as u32);
+            }
+        }
+        Ok(Compact {
+            column,
+            next,
+            start: row[0] * stride32,
+            max_special: max_special * stride32,
+            matched,
+            stride: stride32,
+        })
+    }
+
+    /// Each leftmost-longest match in `hay`, left to right and not
+    /// overlapping: `f(pattern, start)`. The crate's search loop
+    /// (`try_find_fwd` without prefilter) run from the end of each match.
+    fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
+        let mut at = 0;
+        while at < hay.len() {
+            let mut sid = self.start;
+            let mut found = self.match_at(sid, at);
+            let mut i = at;
+            while let Some(&b) = hay.get(i) {
+                sid = self.next[(sid + u32::from(self.column[b as usize])) as usize];
+                i += 1;
+                if sid <= self.max_special {
+                    if sid == 0 {
+                        break;
+                    }
+                    found = self.match_at(sid, i);
+                }
+            }
+            let Some((pattern, start, end)) = found else {
+                return;
+            };
+            f(pattern, start);
+            // No phrase is empty: a match ends past where its search began.
+            at = end.max(at + 1);
+        }
+    }
+
+    /// The match of state `sid` (if it is a match state) ending at `end`:
+    /// (pattern, start, end).
+    fn match_at(&self, sid: u32, end: usize) -> Option<(usize, usize, usize)> {
+        if sid == 0 || sid > self.max_special {
+            return None;
+        }
+        let (p, len) = self.matched[(sid / self.stride) as usize];
+        Some((p as usize, end - len as usize, end))
     }
 }
 
@@ -603,20 +787,7 @@ fn class(b: u8) -> u8 {
 impl TextAnalyzer {
     /// Compile the phrase sets.
     pub fn new() -> Result<Self, PhraseSetError> {
-        let mut phrases: Vec<(&'static str, Kind)> = Vec::new();
-        for (lang, list) in REASONING {
-            for p in *list {
-                phrases.push((p, Kind::Reasoning(*lang as u8)));
-            }
-        }
-        for p in PROBES {
-            phrases.push((p, Kind::Probe));
-        }
-        for (i, (_, words)) in TAXONOMY.iter().enumerate() {
-            for w in *words {
-                phrases.push((w, Kind::Topic(i as u8)));
-            }
-        }
+        let phrases = phrases();
         if let Some((p, _)) = phrases.iter().find(|(p, _)| p.to_lowercase() != *p) {
             return Err(PhraseSetError::NotLowerCase(p));
         }
@@ -675,18 +846,18 @@ impl TextAnalyzer {
         };
         let phrases = if ascii { &self.ascii } else { &self.all };
         let mut topics = [0u16; TAXONOMY.len()];
-        for m in phrases.ac.find_iter(hay) {
-            match phrases.kinds.get(m.pattern().as_usize()) {
+        phrases.dfa.each_match(hay.as_bytes(), |pattern, start| {
+            match phrases.kinds.get(pattern) {
                 Some(Kind::Reasoning(l)) => f.reasoning_langs |= 1 << l,
                 Some(Kind::Probe) => f.probe = true,
                 // Keywords must start a word ("rust" is not in "trust").
-                Some(Kind::Topic(t)) if starts_word(hay, m.start()) => {
+                Some(Kind::Topic(t)) if starts_word(hay, start) => {
                     topics[*t as usize] = topics[*t as usize].saturating_add(1)
                 }
                 Some(Kind::Topic(_)) => {}
                 None => {}
             }
-        }
+        });
         let (best, n) = topics
             .iter()
             .enumerate()

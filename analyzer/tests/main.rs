@@ -10,3 +10,4 @@ mod outputs;
 mod refit;
 mod row_scan;
 mod self_shift;
+mod text_scan;

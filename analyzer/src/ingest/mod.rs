@@ -282,12 +282,16 @@ impl Sink<'_> {
         }
     }
 
-    pub(crate) fn reduced(&mut self, r: &row::Row<'_>, tf: crate::text::TextFeatures) {
+    pub(crate) fn reduced(
+        &mut self,
+        r: &crate::requests::Reduced,
+        strings: &crate::requests::RowStrings<'_>,
+    ) {
         if self.report.rows >= self.cfg.max_rows {
             self.report.rows_over_limit += 1;
         } else {
             self.report.rows += 1;
-            self.store.push_reduced(r, tf, self.cfg);
+            self.store.keep(r, strings, self.cfg);
         }
     }
 

@@ -7,6 +7,8 @@
 //! sequential read.
 
 use super::Sink;
+use crate::config::AnalyzerConfig;
+use crate::requests::{Reduced, RowStrings};
 use crate::row::{self, BadRow, Row};
 use crate::text::{TextAnalyzer, TextCache, TextFeatures, TextScratch};
 use std::borrow::Cow;
@@ -26,18 +28,15 @@ enum Span {
     Side(u32),
 }
 
-/// A valid row detached from its block without copying its strings: the
-/// numbers and flags in `row` (whose strings are left empty), the strings
-/// as [`Span`]s. [`Detached::attach`] borrows them back from the block.
+/// A valid row reduced where it was parsed, its strings left in its block
+/// as [`Span`]s (no copies): [`Detached::strings`] borrows them back.
 pub(crate) struct Detached {
-    row: Row<'static>,
+    reduced: Reduced,
     account_id: Span,
     api_key_id: Span,
-    endpoint: Span,
     model: Span,
     user_agent: Option<Span>,
     prompt: Option<Span>,
-    prompt_sha256: Option<Span>,
 }
 
 /// A block's bytes: as text when the whole block is valid UTF-8 (checked
@@ -103,63 +102,48 @@ impl<'b> Strings<'b> {
         Span::Side(self.side.len() as u32 - 1)
     }
 
-    fn detach(&mut self, r: Row<'_>) -> Detached {
-        let empty = || Cow::Borrowed("");
+    fn detach(&mut self, r: Row<'_>, reduced: Reduced) -> Detached {
         Detached {
+            reduced,
             account_id: self.span(r.account_id),
             api_key_id: self.span(r.api_key_id),
-            endpoint: self.span(r.endpoint),
             model: self.span(r.model),
             user_agent: r.user_agent.map(|s| self.span(s)),
             prompt: r.prompt.map(|s| self.span(s)),
-            prompt_sha256: r.prompt_sha256.map(|s| self.span(s)),
-            row: Row {
-                account_id: empty(),
-                api_key_id: empty(),
-                endpoint: empty(),
-                model: empty(),
-                user_agent: None,
-                prompt: None,
-                prompt_sha256: None,
-                ..r
-            },
         }
     }
 }
 
 impl Detached {
-    /// The row with its strings borrowed from `block` and `side`.
-    fn attach<'b>(&self, block: &'b Block, side: &'b [String]) -> Row<'b> {
-        let get = |s: Span| -> Cow<'b, str> {
-            Cow::Borrowed(match s {
+    /// The row's strings, borrowed from `block` and `side`.
+    fn strings<'b>(&self, block: &'b Block, side: &'b [String]) -> RowStrings<'b> {
+        let get = |s: Span| -> &'b str {
+            match s {
                 Span::Block(at, len) => block
                     .str(at as usize..at as usize + len as usize)
                     .unwrap_or(""),
                 Span::Side(i) => side.get(i as usize).map_or("", |x| x.as_str()),
-            })
+            }
         };
-        Row {
+        RowStrings {
             account_id: get(self.account_id),
             api_key_id: get(self.api_key_id),
-            endpoint: get(self.endpoint),
-            model: get(self.model),
             user_agent: self.user_agent.map(get),
+            model: get(self.model),
             prompt: self.prompt.map(get),
-            prompt_sha256: self.prompt_sha256.map(get),
-            ..self.row.clone()
         }
     }
 }
 
 /// A parsed block: its bytes (which the rows' spans point into), the
-/// strings that had to be copied, the valid rows with their text features
-/// and the rejected lines (line, reason, excerpt), each in input order.
+/// strings that had to be copied, the valid rows (reduced) and the
+/// rejected lines (line, reason, excerpt), each in input order.
 /// (Whether a bad line comes before or after a valid one changes nothing
 /// in the store or the report.)
 struct Parsed {
     block: Block,
     side: Vec<String>,
-    rows: Vec<(Detached, TextFeatures)>,
+    rows: Vec<Detached>,
     /// (first line, lines, reason, excerpt): a run of blank lines is one
     /// entry.
     bad: Vec<(u64, u64, BadRow, String)>,
@@ -175,6 +159,7 @@ fn parse_block(
     block: Vec<u8>,
     first_line: u64,
     max_line: usize,
+    cfg: &AnalyzerConfig,
     text: &TextAnalyzer,
     cache: &mut TextCache,
 ) -> Parsed {
@@ -224,7 +209,8 @@ fn parse_block(
                     Some(p) => text.analyze_cached(p, &mut scratch, cache),
                     None => TextFeatures::default(),
                 };
-                rows.push((strings.detach(r), tf));
+                let reduced = Reduced::of(&r, tf, cfg);
+                rows.push(strings.detach(r, reduced));
             }
             Err(reason) => bad.push((line_no, 1, reason, s.chars().take(120).collect())),
         }
@@ -248,6 +234,7 @@ pub(crate) fn read_jsonl(
     decompress: bool,
 ) -> Option<String> {
     let text = sink.text;
+    let cfg = sink.cfg;
     let max_line = sink.cfg.max_line_bytes.max(1);
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, u64, Vec<u8>)>(threads * 2);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Parsed)>(threads * 2);
@@ -272,7 +259,7 @@ pub(crate) fn read_jsonl(
                     if done_tx
                         .send((
                             seq,
-                            parse_block(block, first_line, max_line, text, &mut cache),
+                            parse_block(block, first_line, max_line, cfg, text, &mut cache),
                         ))
                         .is_err()
                     {
@@ -410,8 +397,8 @@ pub(crate) fn read_jsonl(
 
 /// Apply a parsed block to the sink; returns the block for reuse.
 fn apply(path: &Path, parsed: Parsed, sink: &mut Sink<'_>) -> Vec<u8> {
-    for (d, tf) in parsed.rows {
-        sink.reduced(&d.attach(&parsed.block, &parsed.side), tf);
+    for d in &parsed.rows {
+        sink.reduced(&d.reduced, &d.strings(&parsed.block, &parsed.side));
     }
     for (line, n, reason, excerpt) in parsed.bad {
         sink.bad_n(path, line, n, &reason, &excerpt);
