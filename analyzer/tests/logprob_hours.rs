@@ -3,6 +3,7 @@
 //! `top_logprobs` at the maximum and one output token) in an hour a day,
 //! on hand-written logs of three days.
 
+use crate::clock::{HOUR, T0, ts};
 use analyzer::analysis::Via;
 use analyzer::config::AnalyzerConfig;
 use analyzer::{AnalyzeOptions, run};
@@ -10,22 +11,6 @@ use eve::sink::memory::MemorySink;
 use std::fmt::Write as _;
 
 const MINUTE: i64 = 60_000;
-const HOUR: i64 = 60 * MINUTE;
-/// 2026-11-02T00:00:00Z.
-const T0: i64 = 1_793_577_600_000;
-
-fn ts(ms: i64) -> String {
-    let secs = (ms - T0).div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    format!(
-        "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        2 + days,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
 
 /// One request: a logprob probe (`top_logprobs` 20, one output token) or
 /// an ordinary chat question.

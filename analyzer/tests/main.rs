@@ -1,6 +1,7 @@
 //! Integration tests (one binary per crate; modules below).
 
 mod bad_input;
+mod clock;
 mod detection;
 mod ingest_order;
 mod logprob_hours;

@@ -3,30 +3,12 @@
 //! hand-written request logs: what each explanatory signal must tell
 //! apart, and what the model then decides, not the generator's styles.
 
+use crate::clock::{HOUR, T0, ts};
 use analyzer::config::AnalyzerConfig;
 use analyzer::{AnalyzeOptions, Report, run};
 use eve::sink::memory::MemorySink;
 use std::fmt::Write as _;
 use std::path::Path;
-
-const HOUR: i64 = 3_600_000;
-/// 2026-11-02T00:00:00Z.
-const T0: i64 = 1_793_577_600_000;
-
-/// RFC 3339 for a time in the days after `T0` (the tests stay in November).
-fn ts(ms: i64) -> String {
-    let secs = (ms - T0).div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let day = 2 + days;
-    format!(
-        "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        day,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
 
 struct Row<'a> {
     ms: i64,

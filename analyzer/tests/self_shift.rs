@@ -6,27 +6,11 @@
 //! `active_days_share`: a job on every day of the input against a burst
 //! on one of them.
 
+use crate::clock::{HOUR, T0, ts};
 use analyzer::config::AnalyzerConfig;
 use analyzer::{AnalyzeOptions, run};
 use eve::sink::memory::MemorySink;
 use std::fmt::Write as _;
-
-const HOUR: i64 = 3_600_000;
-/// 2026-11-02T00:00:00Z.
-const T0: i64 = 1_793_577_600_000;
-
-fn ts(ms: i64) -> String {
-    let secs = (ms - T0).div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    format!(
-        "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        2 + days,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
 
 /// One request of an ordinary product (`i` picks chat or a short
 /// question), or of a harvesting job (one short question, a long answer,
