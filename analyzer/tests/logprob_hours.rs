@@ -3,11 +3,9 @@
 //! `top_logprobs` at the maximum and one output token) in an hour a day,
 //! on hand-written logs of three days.
 
-use crate::clock::{HOUR, T0, ts};
+use crate::logs::{HOUR, T0, account, analyze_log, ts};
 use analyzer::analysis::Via;
 use analyzer::config::AnalyzerConfig;
-use analyzer::{AnalyzeOptions, run};
-use eve::sink::memory::MemorySink;
 use std::fmt::Write as _;
 
 const MINUTE: i64 = 60_000;
@@ -48,23 +46,8 @@ fn logprob_extraction_on_every_hour_is_told_from_an_hour_of_probes_a_day() {
         line(&mut out, session, "acct_research", i, true);
         line(&mut out, T0 + i as i64 * 15 * MINUTE, "acct_chat", i, false);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("requests.jsonl");
-    std::fs::write(&path, out).unwrap();
-    let opts = AnalyzeOptions {
-        logs: vec![path],
-        ..AnalyzeOptions::default()
-    };
-    let report = run(&opts, &AnalyzerConfig::default(), &mut MemorySink::new()).unwrap();
-    assert_eq!(report.ingest.bad_total(), 0);
-    let account = |id: &str| {
-        report
-            .analysis
-            .accounts
-            .iter()
-            .find(|a| a.account_id == id)
-            .unwrap()
-    };
+    let report = analyze_log(&out, &AnalyzerConfig::default());
+    let account = |id: &str| account(&report, id);
     let share = |id: &str| account(id).features.toplp_hours_share;
     // The input spans 72 clock hours (00:00 of the first day to 23:45 of
     // the third).

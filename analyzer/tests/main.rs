@@ -1,10 +1,10 @@
 //! Integration tests (one binary per crate; modules below).
 
 mod bad_input;
-mod clock;
 mod detection;
 mod ingest_order;
 mod logprob_hours;
+mod logs;
 mod novelty;
 mod onset;
 mod outputs;

@@ -3,7 +3,7 @@
 //! hand-written request logs: what each explanatory signal must tell
 //! apart, and what the model then decides, not the generator's styles.
 
-use crate::clock::{HOUR, T0, ts};
+use crate::logs::{HOUR, T0, account, ts};
 use analyzer::config::AnalyzerConfig;
 use analyzer::{AnalyzeOptions, Report, run};
 use eve::sink::memory::MemorySink;
@@ -58,12 +58,7 @@ fn analyze(rows: &[Row], cfg: &AnalyzerConfig) -> Report {
 }
 
 fn fired(report: &Report, account: &str, signal: &str) -> bool {
-    report
-        .analysis
-        .accounts
-        .iter()
-        .find(|a| a.account_id == account)
-        .unwrap()
+    crate::logs::account(report, account)
         .verdict
         .fired()
         .any(|s| s.name == signal)
@@ -108,14 +103,7 @@ fn redacted_novelty_counts_new_prompts_per_day_not_only_their_share() {
     let rows = redacted_rows();
     let cfg = AnalyzerConfig::default();
     let report = analyze(&rows, &cfg);
-    let acct = |id: &str| {
-        report
-            .analysis
-            .accounts
-            .iter()
-            .find(|a| a.account_id == id)
-            .unwrap()
-    };
+    let acct = |id: &str| account(&report, id);
     let h = acct("acct_harvester");
     let f = &h.features;
     assert!(f.distinct_prompt_ratio < cfg.redacted_distinct, "{f:?}");

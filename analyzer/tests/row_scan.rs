@@ -6,7 +6,6 @@
 
 use analyzer::row::{self, BadRow, Row, scan};
 use proptest::prelude::*;
-use std::io::Read;
 
 /// Equal rows, the float compared bit for bit (`-0.0` is not `0.0`).
 fn same(a: &Result<Row<'_>, BadRow>, b: &Result<Row<'_>, BadRow>) -> bool {
@@ -63,17 +62,9 @@ fn scanner_agrees_with_serde_on_generated_logs() {
 
 #[test]
 fn scanner_agrees_with_serde_on_the_external_set() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/apilogs-external/requests.jsonl.zst");
-    let Ok(file) = std::fs::File::open(&path) else {
-        eprintln!("SKIP: {} is not beside the workspace", path.display());
+    let Some(text) = crate::logs::external_requests() else {
         return;
     };
-    let mut text = String::new();
-    zstd::Decoder::new(file)
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
     // Every 16th row (~25,000 spread over the whole set): the whole set
     // takes minutes in a debug build, and the rows are alike.
     let (mut n, mut taken) = (0usize, 0usize);

@@ -6,10 +6,8 @@
 //! `active_days_share`: a job on every day of the input against a burst
 //! on one of them.
 
-use crate::clock::{HOUR, T0, ts};
+use crate::logs::{HOUR, T0, account, analyze_log, ts};
 use analyzer::config::AnalyzerConfig;
-use analyzer::{AnalyzeOptions, run};
-use eve::sink::memory::MemorySink;
 use std::fmt::Write as _;
 
 /// One request of an ordinary product (`i` picks chat or a short
@@ -53,24 +51,8 @@ fn shift_of(harvest_every: Option<u64>) -> f64 {
             false,
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("requests.jsonl");
-    std::fs::write(&path, out).unwrap();
-    let opts = AnalyzeOptions {
-        logs: vec![path],
-        ..AnalyzeOptions::default()
-    };
-    let report = run(&opts, &AnalyzerConfig::default(), &mut MemorySink::new()).unwrap();
-    assert_eq!(report.ingest.bad_total(), 0);
-    let features = |id: &str| {
-        &report
-            .analysis
-            .accounts
-            .iter()
-            .find(|a| a.account_id == id)
-            .unwrap()
-            .features
-    };
+    let report = analyze_log(&out, &AnalyzerConfig::default());
+    let features = |id: &str| &account(&report, id).features;
     let get = |id: &str| features(id).self_shift;
     // Four days of input: the steady account on all four, the burst on one.
     assert_eq!(features("acct_steady").active_days_share, 1.0);

@@ -9,7 +9,6 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use analyzer::text::{self, Kind, TAXONOMY, TextAnalyzer, TextScratch};
 use proptest::prelude::*;
-use std::io::Read;
 
 /// The phrase matching as the crate does it, over the prompt lower-cased
 /// by the standard library.
@@ -122,17 +121,9 @@ fn phrase_scan_agrees_with_aho_corasick_on_generated_prompts() {
 
 #[test]
 fn phrase_scan_agrees_with_aho_corasick_on_the_external_set() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/apilogs-external/requests.jsonl.zst");
-    let Ok(file) = std::fs::File::open(&path) else {
-        eprintln!("SKIP: {} is not beside the workspace", path.display());
+    let Some(text) = crate::logs::external_requests() else {
         return;
     };
-    let mut text = String::new();
-    zstd::Decoder::new(file)
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
     let mut c = Checker::new();
     // Every 8th row (~50,000 spread over the whole set).
     let n = c.check_log(&text, 8);
