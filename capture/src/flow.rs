@@ -83,35 +83,78 @@ impl FlowKey {
     /// A hash equal for both directions and stable across runs and machines
     /// (xxh3 of the canonical bytes): it picks the worker.
     pub fn symmetric_hash(&self) -> u64 {
-        let mut buf = [0u8; 43];
-        let mut n = 0;
-        for (ip, port) in [self.a, self.b] {
-            match ip {
-                IpAddr::V4(v4) => {
-                    buf[n..n + 4].copy_from_slice(&v4.octets());
-                    n += 4;
-                }
-                IpAddr::V6(v6) => {
-                    buf[n..n + 16].copy_from_slice(&v6.octets());
-                    n += 16;
-                }
-            }
-            buf[n..n + 2].copy_from_slice(&port.to_be_bytes());
-            n += 2;
+        let (proto, vlan, tunnel) = (self.proto.number(), self.vlan, self.tunnel);
+        match (self.a.0, self.b.0) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => Self::symmetric_hash_of(
+                (&a.octets(), self.a.1),
+                (&b.octets(), self.b.1),
+                proto,
+                vlan,
+                tunnel,
+            ),
+            // Both ends of a packet are of one family; a key made by hand
+            // with two is hashed with its IPv4 end mapped to IPv6.
+            (a, b) => Self::symmetric_hash_of(
+                (&v6_octets(a), self.a.1),
+                (&v6_octets(b), self.b.1),
+                proto,
+                vlan,
+                tunnel,
+            ),
         }
-        buf[n] = self.proto.number();
+    }
+
+    /// [`FlowKey::symmetric_hash`] of the flow between two endpoints given
+    /// as address bytes (4 for IPv4, 16 for IPv6) and port, in either
+    /// order, with its IP protocol number, VLAN ids and tunnel depth: for
+    /// callers that have the header bytes and no key.
+    #[inline]
+    pub fn symmetric_hash_of<const N: usize>(
+        s: (&[u8; N], u16),
+        d: (&[u8; N], u16),
+        proto: u8,
+        vlan: [u16; 2],
+        tunnel: u8,
+    ) -> u64 {
+        // The canonical order of `FlowKey::of`: addresses of one family
+        // order as their bytes read as a big-endian number, then the ports.
+        let value = |ip: &[u8; N]| {
+            let mut b = [0u8; 16];
+            b[16 - N..].copy_from_slice(ip);
+            u128::from_be_bytes(b)
+        };
+        let (a, b) = if (value(s.0), s.1) <= (value(d.0), d.1) {
+            (s, d)
+        } else {
+            (d, s)
+        };
+        let mut buf = [0u8; 43];
+        buf[..N].copy_from_slice(a.0);
+        buf[N..N + 2].copy_from_slice(&a.1.to_be_bytes());
+        buf[N + 2..2 * N + 2].copy_from_slice(b.0);
+        buf[2 * N + 2..2 * N + 4].copy_from_slice(&b.1.to_be_bytes());
+        let mut n = 2 * N + 4;
+        buf[n] = proto;
         n += 1;
         // Untagged keys hash as before VLANs were part of the key.
-        if self.vlan != [0, 0] {
-            buf[n..n + 2].copy_from_slice(&self.vlan[0].to_be_bytes());
-            buf[n + 2..n + 4].copy_from_slice(&self.vlan[1].to_be_bytes());
+        if vlan != [0, 0] {
+            buf[n..n + 2].copy_from_slice(&vlan[0].to_be_bytes());
+            buf[n + 2..n + 4].copy_from_slice(&vlan[1].to_be_bytes());
             n += 4;
         }
-        if self.tunnel != 0 {
-            buf[n] = self.tunnel;
+        if tunnel != 0 {
+            buf[n] = tunnel;
             n += 1;
         }
         xxhash_rust::xxh3::xxh3_64(&buf[..n])
+    }
+}
+
+/// An address's 16 bytes (IPv4 mapped to IPv6).
+fn v6_octets(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
     }
 }
 

@@ -391,6 +391,16 @@ impl Decoder {
         self.peek_sliced(link, frame)
     }
 
+    /// The flow hash ([`crate::flow::FlowKey::symmetric_hash`]) of a plain
+    /// frame's packet (`decode::plain`: exactly the frames
+    /// [`Decoder::peek_unchecked`] decodes by hand), read from its header
+    /// bytes; `None` for any other frame, which the caller peeks instead.
+    /// The shared reading's walk finds each record's worker with it.
+    #[inline]
+    pub fn plain_flow_hash(&self, link: i32, frame: &[u8]) -> Option<u64> {
+        plain::flow_hash(link, frame, self.track_vlan)
+    }
+
     /// [`Decoder::peek_unchecked`] through etherparse's slicing, for any
     /// frame.
     fn peek_sliced<'a>(&self, link: i32, frame: &'a [u8]) -> Result<(Peek<'a>, Sums<'a>), Skip> {

@@ -18,6 +18,7 @@
 
 use super::tunnel::{GENEVE_PORT, VXLAN_PORT};
 use super::{Decoded, Sums, TcpMeta, Transport, linktype};
+use crate::flow::FlowKey;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -48,12 +49,33 @@ pub(super) struct Plain<'a> {
     pub(super) ip_header: &'a [u8],
 }
 
-/// The packet of `frame` (link type `link`) when the frame is plain, else
-/// `None`. `track_vlan`: whether VLAN ids are reported.
-#[inline]
-pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_>> {
+/// Where a plain frame's layers lie, every length checked.
+struct Layout {
+    /// Offset of the IP header in the frame.
+    ip: usize,
+    /// IPv6 (else IPv4).
+    v6: bool,
+    /// The IPv4 header's length with options (0 for IPv6).
+    ip_header_len: usize,
+    /// Bytes at the IP layer.
+    ip_len: usize,
+    /// TCP or UDP.
+    proto: u8,
+    /// The TCP segment or UDP datagram: its offsets in the frame.
+    l4: (usize, usize),
+    /// The TCP or UDP header's length.
+    l4_header_len: usize,
+    /// VLAN ids, outer first (all zero when not tracked).
+    vlan: [u16; 2],
+}
+
+/// The layers of `frame` when it is plain, else `None` (see the module
+/// documentation). Shared by [`peek`] and [`flow_hash`], so both accept
+/// exactly the same frames.
+#[inline(always)]
+fn locate(link: i32, frame: &[u8], track_vlan: bool) -> Option<Layout> {
     let mut vlan = [0u16; 2];
-    let (ip, v6) = match link {
+    let (at, v6) = match link {
         linktype::ETHERNET => {
             let mut ether_type = be16(frame, 12)?;
             let mut at = 14;
@@ -71,10 +93,9 @@ pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_
                 at += 4;
                 tags += 1;
             }
-            let rest = frame.get(at..)?;
-            match (ether_type, rest.first()? >> 4) {
-                (ETHERTYPE_IPV4, 4) => (rest, false),
-                (ETHERTYPE_IPV6, 6) => (rest, true),
+            match (ether_type, frame.get(at)? >> 4) {
+                (ETHERTYPE_IPV4, 4) => (at, false),
+                (ETHERTYPE_IPV6, 6) => (at, true),
                 _ => return None,
             }
         }
@@ -83,29 +104,20 @@ pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_
         | linktype::RAW_OPENBSD
         | linktype::IPV4
         | linktype::IPV6 => match frame.first()? >> 4 {
-            4 => (frame, false),
-            6 => (frame, true),
+            4 => (0, false),
+            6 => (0, true),
             _ => return None,
         },
         _ => return None,
     };
-    let (src, dst, ip_len, ttl, proto, l4, ip_header) = if v6 {
+    let ip = &frame[at..];
+    let (ip_header_len, ip_len, proto, l4_start) = if v6 {
         let payload_len = usize::from(be16(ip, 4)?);
         // 0: a jumbogram or a length left out; the full path reads those.
-        if payload_len == 0 {
+        if payload_len == 0 || ip.len() < 40 {
             return None;
         }
-        let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-        let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-        (
-            IpAddr::V6(Ipv6Addr::from(src)),
-            IpAddr::V6(Ipv6Addr::from(dst)),
-            40 + payload_len as u32,
-            ip[7],
-            ip[6],
-            ip.get(40..40 + payload_len)?,
-            &ip[..0],
-        )
+        (0, 40 + payload_len, ip[6], 40)
     } else {
         let header_len = usize::from(ip.first()? & 0x0f) * 4;
         let total_len = usize::from(be16(ip, 2)?);
@@ -117,42 +129,20 @@ pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_
         if fragment & 0x3fff != 0 {
             return None;
         }
-        let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-        let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-        (
-            IpAddr::V4(Ipv4Addr::from(src)),
-            IpAddr::V4(Ipv4Addr::from(dst)),
-            total_len as u32,
-            ip[8],
-            ip[9],
-            ip.get(header_len..total_len)?,
-            &ip[..header_len],
-        )
+        (header_len, total_len, *ip.get(9)?, header_len)
     };
-    let sport = be16(l4, 0)?;
-    let dport = be16(l4, 2)?;
-    let (transport, l4, payload) = match proto {
+    let l4 = ip.get(l4_start..ip_len)?;
+    let l4_header_len = match proto {
         TCP => {
             let header_len = usize::from(l4.get(12)? >> 4) * 4;
             if header_len < 20 || header_len > l4.len() {
                 return None;
             }
-            let flags = l4[13];
-            let meta = TcpMeta {
-                seq: be32(l4, 4)?,
-                ack_no: be32(l4, 8)?,
-                fin: flags & 0x01 != 0,
-                syn: flags & 0x02 != 0,
-                rst: flags & 0x04 != 0,
-                ack: flags & 0x10 != 0,
-                urg: flags & 0x20 != 0,
-                window: be16(l4, 14)?,
-                urgent_ptr: be16(l4, 18)?,
-            };
-            (Transport::Tcp(meta), l4, &l4[header_len..])
+            header_len
         }
         UDP => {
             // A tunnel's carrier is peeled by the full path.
+            let dport = be16(l4, 2)?;
             if dport == VXLAN_PORT || dport == GENEVE_PORT {
                 return None;
             }
@@ -160,11 +150,75 @@ pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_
             if len < 8 || len > l4.len() {
                 return None;
             }
-            let l4 = &l4[..len];
-            (Transport::Udp, l4, &l4[8..])
+            return Some(Layout {
+                ip: at,
+                v6,
+                ip_header_len,
+                ip_len,
+                proto,
+                l4: (at + l4_start, at + l4_start + len),
+                l4_header_len: 8,
+                vlan,
+            });
         }
         _ => return None,
     };
+    Some(Layout {
+        ip: at,
+        v6,
+        ip_header_len,
+        ip_len,
+        proto,
+        l4: (at + l4_start, at + ip_len),
+        l4_header_len,
+        vlan,
+    })
+}
+
+/// The packet of `frame` (link type `link`) when the frame is plain, else
+/// `None`. `track_vlan`: whether VLAN ids are reported.
+#[inline]
+pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_>> {
+    let at = locate(link, frame, track_vlan)?;
+    let ip = &frame[at.ip..];
+    let (src, dst, ttl) = if at.v6 {
+        let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+        let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+        (
+            IpAddr::V6(Ipv6Addr::from(src)),
+            IpAddr::V6(Ipv6Addr::from(dst)),
+            ip[7],
+        )
+    } else {
+        let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+        let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+        (
+            IpAddr::V4(Ipv4Addr::from(src)),
+            IpAddr::V4(Ipv4Addr::from(dst)),
+            ip[8],
+        )
+    };
+    let l4 = frame.get(at.l4.0..at.l4.1)?;
+    let payload = l4.get(at.l4_header_len..)?;
+    let sport = be16(l4, 0)?;
+    let dport = be16(l4, 2)?;
+    let transport = if at.proto == TCP {
+        let flags = l4[13];
+        Transport::Tcp(TcpMeta {
+            seq: be32(l4, 4)?,
+            ack_no: be32(l4, 8)?,
+            fin: flags & 0x01 != 0,
+            syn: flags & 0x02 != 0,
+            rst: flags & 0x04 != 0,
+            ack: flags & 0x10 != 0,
+            urg: flags & 0x20 != 0,
+            window: be16(l4, 14)?,
+            urgent_ptr: be16(l4, 18)?,
+        })
+    } else {
+        Transport::Udp
+    };
+    let ip_len = at.ip_len as u32;
     // What the frame holds besides the IP packet (link headers, padding)
     // counts in its length, as in `Stamp`.
     let frame_len = (frame.len() as u32).saturating_sub(ip_len) + ip_len;
@@ -177,11 +231,12 @@ pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_
         ip_len,
         frame_len,
         tunnel: 0,
-        vlan,
+        vlan: at.vlan,
         ttl,
         fragment_overlap: false,
         offloaded_checksum: false,
     };
+    let ip_header = &ip[..at.ip_header_len];
     let sums = Sums {
         l4,
         ip_header: (ip_header.len(), ip_header.len()),
@@ -191,6 +246,35 @@ pub(super) fn peek(link: i32, frame: &[u8], track_vlan: bool) -> Option<Plain<'_
         payload,
         sums,
         ip_header,
+    })
+}
+
+/// The flow hash ([`FlowKey::symmetric_hash`]) of `frame`'s packet when the
+/// frame is plain (exactly when [`peek`] decodes it), else `None`: read
+/// straight from the header bytes, without building the packet (the
+/// shared reading's walk needs only this to find each record's worker).
+#[inline]
+pub(super) fn flow_hash(link: i32, frame: &[u8], track_vlan: bool) -> Option<u64> {
+    let at = locate(link, frame, track_vlan)?;
+    let sport = be16(frame, at.l4.0)?;
+    let dport = be16(frame, at.l4.0 + 2)?;
+    let ip = &frame[at.ip..];
+    Some(if at.v6 {
+        FlowKey::symmetric_hash_of::<16>(
+            (ip.get(8..24)?.try_into().ok()?, sport),
+            (ip.get(24..40)?.try_into().ok()?, dport),
+            at.proto,
+            at.vlan,
+            0,
+        )
+    } else {
+        FlowKey::symmetric_hash_of::<4>(
+            (ip.get(12..16)?.try_into().ok()?, sport),
+            (ip.get(16..20)?.try_into().ok()?, dport),
+            at.proto,
+            at.vlan,
+            0,
+        )
     })
 }
 
@@ -238,11 +322,20 @@ mod tests {
     }
 
     /// Whether the plain path decoded `frame`; when it did, the sliced
-    /// path must give the same packet, payload and checksum bytes.
+    /// path must give the same packet, payload and checksum bytes. The
+    /// flow hash read from the header bytes is the decoded packet's key's,
+    /// and there exactly when the packet is.
     fn agrees(decoder: &Decoder, link: i32, frame: &[u8]) -> bool {
+        let hash = flow_hash(link, frame, decoder.track_vlan);
         let Some(p) = peek(link, frame, decoder.track_vlan) else {
+            assert_eq!(hash, None, "{frame:02x?}");
             return false;
         };
+        assert_eq!(
+            hash,
+            Some(FlowKey::of(&p.decoded).0.symmetric_hash()),
+            "{frame:02x?}"
+        );
         match decoder.peek_sliced(link, frame) {
             Ok((Peek::Packet(d, payload), sums)) => {
                 assert_eq!(p.decoded, d, "{frame:02x?}");

@@ -403,5 +403,11 @@ pub(crate) fn finish_run(
 
 /// Which worker a flow belongs to.
 pub(crate) fn shard(key: &FlowKey, workers: usize) -> usize {
-    (key.symmetric_hash() % workers as u64) as usize
+    shard_of(key.symmetric_hash(), workers)
+}
+
+/// Which worker a flow whose [`FlowKey::symmetric_hash`] is `hash` belongs
+/// to.
+pub(crate) fn shard_of(hash: u64, workers: usize) -> usize {
+    (hash % workers as u64) as usize
 }

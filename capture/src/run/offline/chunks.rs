@@ -21,7 +21,7 @@
 
 use crate::decode::{ChecksumMode, Checksums, Decoder, Peek};
 use crate::flow::FlowKey;
-use crate::run::pipeline::{FileReport, ReaderCounters, RunControl, shard};
+use crate::run::pipeline::{FileReport, ReaderCounters, RunControl, shard, shard_of};
 use crate::source::BpfFilter;
 use crate::source::pcapfile::{MappedFile, Packets, Paused, Window};
 use std::collections::VecDeque;
@@ -428,15 +428,24 @@ impl<'i> SharedReader<'i> {
             counters.frame(&f);
             // Checksums are the owner's to check; one that fails is
             // counted by the owner as skipped.
-            let owner = match peeker.peek_unchecked(f.link, f.data) {
-                Ok((Peek::Packet(decoded, _), _)) => {
-                    counters.decoded(&decoded);
-                    shard(&FlowKey::of(&decoded).0, workers) as u32
-                }
-                Ok((Peek::Fragment, _)) => FRAGMENT,
-                Err(s) => {
-                    counters.skips[s.index()] += 1;
-                    NOBODY
+            // Plain frames (nearly all) are hashed straight from their
+            // header bytes; the rest are decoded to find their flow.
+            let owner = if let Some(hash) = peeker.plain_flow_hash(f.link, f.data) {
+                // A packet whose checksums are not known yet (as
+                // `counters.decoded` counts a peeked one).
+                counters.decoded += 1;
+                shard_of(hash, workers) as u32
+            } else {
+                match peeker.peek_unchecked(f.link, f.data) {
+                    Ok((Peek::Packet(decoded, _), _)) => {
+                        counters.decoded(&decoded);
+                        shard(&FlowKey::of(&decoded).0, workers) as u32
+                    }
+                    Ok((Peek::Fragment, _)) => FRAGMENT,
+                    Err(s) => {
+                        counters.skips[s.index()] += 1;
+                        NOBODY
+                    }
                 }
             };
             // Frames borrow the file's map: each is kept as its place in
