@@ -35,7 +35,7 @@ use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Events a lone worker collects before handing them to the sink's thread.
+/// Events a worker collects before handing them to the sink's thread.
 const EVENT_BATCH: usize = 256;
 
 /// How many records ahead a sharing worker asks for its next frame's bytes.
@@ -336,7 +336,9 @@ fn share(
         }
         reader.processed(next);
         next += 1;
-        if !w.out.is_empty() {
+        // In batches, as a lone worker sends them: a send after every
+        // chunk woke the sink's thread hundreds of times a run.
+        if w.out.len() >= EVENT_BATCH {
             let _ = events.send(std::mem::take(&mut w.out));
         }
     }
