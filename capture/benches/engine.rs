@@ -127,6 +127,7 @@ fn main() {
         };
         let m = measure::replay(&file, &settings, detectors).expect("run");
         println!("{}", measure::row(&format!("{label} w={n}"), WIDTH, &m));
+        println!("{}", measure::timeline_row(&m));
         if label == "engine" {
             &mut engine
         } else {

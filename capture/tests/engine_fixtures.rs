@@ -266,6 +266,21 @@ fn lines(events: &[Event]) -> Vec<String> {
     out
 }
 
+/// The run's timeline has every worker, each owning records, its phases in
+/// order, all before the workers were joined and the run ended.
+fn timeline_is_whole(s: &capture::RunSummary, workers: usize, what: &str) {
+    let t = &s.timeline;
+    assert_eq!(t.workers.len(), workers, "{what}");
+    for w in &t.workers {
+        assert!(w.packets > 0 && w.bytes > 0, "{what}: {w:?}");
+        assert!(
+            w.first <= w.read && w.read <= w.flushed && w.flushed <= t.joined,
+            "{what}: {w:?}"
+        );
+    }
+    assert!(t.joined <= s.elapsed, "{what}: {t:?}");
+}
+
 #[test]
 fn shared_reading_gives_every_worker_count_the_same_events_and_counts() {
     // Several workers share one walk of the files in chunks (the IPv4
@@ -286,6 +301,9 @@ fn shared_reading_gives_every_worker_count_the_same_events_and_counts() {
         (sections, s.stats.uptime)
     };
     assert!(base.stats.get("decoder", "ip_reassembled") > 0);
+    timeline_is_whole(&base, 1, "1 worker");
+    // A lone worker owns every record it reads.
+    assert_eq!(base.timeline.workers[0].packets, base.packets());
     for (workers, lookahead) in [(2, usize::MAX), (2, 1), (3, 1), (3, 200_000)] {
         let mut settings = capture::Settings {
             workers,
@@ -295,6 +313,7 @@ fn shared_reading_gives_every_worker_count_the_same_events_and_counts() {
         let (s, events) = replay_with(&files, settings, &Detectors::none());
         let what = format!("{workers} workers, lookahead {lookahead}");
         assert_eq!(lines(&one), lines(&events), "{what}");
+        timeline_is_whole(&s, workers, &what);
         assert_eq!(reader_counts(&base), reader_counts(&s), "{what}");
         assert_eq!(
             base.files

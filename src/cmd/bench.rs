@@ -230,6 +230,7 @@ fn capture_bench(
             settings.workers = n.max(1);
             let m = measure::replay(file, &settings, &detectors)?;
             println!("{}", measure::row(&format!("weightwatch w={n}"), WIDTH, &m));
+            println!("{}", measure::timeline_row(&m));
             runs.push((n, m));
         }
         let suricata = measure::suricata(file);

@@ -14,7 +14,7 @@ use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
 use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, Retime, RunEnd, RunSummary, Settings, Shared,
-    finish_run, shard, sink_loop, stats_event,
+    Timeline, finish_run, shard, sink_loop, stats_event,
 };
 use crate::source::Frame;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -285,6 +285,7 @@ fn run_with(
             sink: sink_handle,
             started,
             interrupted: false,
+            timeline: Timeline::default(),
         };
         finish_run(settings, ev_tx, end)
     })

@@ -8,14 +8,14 @@
 //! they read as zero.
 
 use crate::detect::Detectors;
-use crate::run::pipeline::{CaptureError, Settings};
+use crate::run::pipeline::{CaptureError, Settings, Timeline};
 use eve::sink::memory::CountingSink;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What one replay measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Measured {
     /// Packets read.
     pub packets: u64,
@@ -33,6 +33,8 @@ pub struct Measured {
     pub peak_anon: u64,
     /// Events written.
     pub events: u64,
+    /// Where the wall time went, per worker.
+    pub timeline: Timeline,
 }
 
 /// Replay `file` with `settings` and `detectors` into a counting sink.
@@ -76,6 +78,7 @@ pub fn replay(
         peak_rss: peak_rss(),
         peak_anon: peak_anon * 1024,
         events: sink.events,
+        timeline: summary.timeline,
     })
 }
 
@@ -112,6 +115,39 @@ pub fn row(label: &str, width: usize, m: &Measured) -> String {
         m.peak_rss as f64 / 1e6,
         m.peak_anon as f64 / 1e6,
         m.events
+    )
+}
+
+/// The run's timeline on one line, in ms from its start: per worker
+/// (`w0 | w1 …`) its first record or chunk, time walking and waiting,
+/// through its last record, flows ended; the records it owned (MB); then
+/// every worker joined and the run's end (the final `stats` event
+/// written, the sink closed).
+pub fn timeline_row(m: &Measured) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let workers: Vec<String> = m
+        .timeline
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            format!(
+                "w{i} first {:.1} walk {:.1} wait {:.1} read {:.1} flushed {:.1} own {} ({:.1} MB)",
+                ms(w.first),
+                ms(w.walking),
+                ms(w.waiting),
+                ms(w.read),
+                ms(w.flushed),
+                w.packets,
+                w.bytes as f64 / 1e6
+            )
+        })
+        .collect();
+    format!(
+        "    timeline ms: {} | joined {:.1} end {:.1}",
+        workers.join(" | "),
+        ms(m.timeline.joined),
+        m.secs * 1e3
     )
 }
 

@@ -11,4 +11,6 @@ mod pipeline;
 
 pub use live::{LiveOptions, run_live};
 pub use offline::run_offline;
-pub use pipeline::{CaptureError, FileReport, Retime, RunControl, RunSummary, Settings};
+pub use pipeline::{
+    CaptureError, FileReport, Retime, RunControl, RunSummary, Settings, Timeline, WorkerPhases,
+};

@@ -212,6 +212,40 @@ pub struct RunSummary {
     /// An offline replay was stopped early ([`RunControl::request_stop`]):
     /// the inputs were not all read.
     pub interrupted: bool,
+    /// Where an offline replay's wall time went (empty for live capture).
+    pub timeline: Timeline,
+}
+
+/// Where an offline replay's wall time went: each worker's phases, as
+/// times from the run's start (benchmarks print it; see
+/// `docs/performance.md`).
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// One per worker, in order.
+    pub workers: Vec<WorkerPhases>,
+    /// Every worker had ended and been joined.
+    pub joined: Duration,
+}
+
+/// One offline worker's phases. A lone worker walks and processes each
+/// record in one pass, so its `walking` and `waiting` are zero.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerPhases {
+    /// Its first packet (a lone worker) or first walked chunk to go
+    /// through (several).
+    pub first: Duration,
+    /// Time spent walking chunks for every worker (shared reading).
+    pub walking: Duration,
+    /// Time spent waiting for a chunk or the reading token.
+    pub waiting: Duration,
+    /// It was through its last record.
+    pub read: Duration,
+    /// Its remaining flows were ended (`shutdown`) and their events sent.
+    pub flushed: Duration,
+    /// Records it processed as their owner (IP fragments: every worker).
+    pub packets: u64,
+    /// Their captured bytes.
+    pub bytes: u64,
 }
 
 impl RunSummary {
@@ -372,6 +406,8 @@ pub(crate) struct RunEnd<'s> {
     pub(crate) started: std::time::Instant,
     /// Input was left unread because a stop was requested.
     pub(crate) interrupted: bool,
+    /// Where an offline replay's time went.
+    pub(crate) timeline: Timeline,
 }
 
 /// The end of every run: write the final `stats` event, close the event
@@ -398,6 +434,7 @@ pub(crate) fn finish_run(
         sink_error: sink_result.error,
         elapsed: end.started.elapsed(),
         interrupted: end.interrupted,
+        timeline: end.timeline,
     })
 }
 

@@ -25,8 +25,8 @@ use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
 use crate::run::pipeline::{
-    CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, finish_run,
-    shard, sink_loop,
+    CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, Timeline,
+    WorkerPhases, finish_run, shard, sink_loop,
 };
 use crate::source::pcapfile::{MappedFile, Packets, Window};
 use crate::source::{BpfFilter, first_packet_time, ordered_inputs};
@@ -54,6 +54,8 @@ struct OfflineResult {
     /// Shared reading: packets counted as decoded by the walk whose
     /// checksums this worker rejected (counted in its `reader.skips`).
     rejected: u64,
+    /// Where its time went.
+    phases: WorkerPhases,
 }
 
 /// A worker and its decoder, as configured.
@@ -98,11 +100,15 @@ fn finish_worker(
     reader: ReaderCounters,
     files: Vec<FileReport>,
     events: &Sender<Vec<Event>>,
+    mut phases: WorkerPhases,
+    started: Instant,
 ) -> OfflineResult {
+    phases.read = started.elapsed();
     w.shutdown();
     if !w.out.is_empty() {
         let _ = events.send(std::mem::take(&mut w.out));
     }
+    phases.flushed = started.elapsed();
     OfflineResult {
         worker: w.counters.clone(),
         reader,
@@ -110,6 +116,7 @@ fn finish_worker(
         files,
         interrupted: false,
         rejected: 0,
+        phases,
     }
 }
 
@@ -120,6 +127,7 @@ fn walk_alone(
     inputs: &[PathBuf],
     shift: i64,
     events: &Sender<Vec<Event>>,
+    started: Instant,
 ) -> OfflineResult {
     let (mut w, mut decoder) = worker_parts(shared);
     let control = &shared.settings.control;
@@ -131,6 +139,7 @@ fn walk_alone(
     let mut c = ReaderCounters::default();
     let mut files = Vec::with_capacity(inputs.len());
     let mut interrupted = false;
+    let mut phases = WorkerPhases::default();
     for path in inputs {
         if control.stopping() {
             interrupted = true;
@@ -190,6 +199,9 @@ fn walk_alone(
                     break;
                 }
             };
+            if c.packets == 0 {
+                phases.first = started.elapsed();
+            }
             report.packets += 1;
             f.ts = f.ts.saturating_add(shift);
             if filter.as_mut().is_some_and(|b| !b.matches(f.link, f.data)) {
@@ -227,7 +239,10 @@ fn walk_alone(
             break;
         }
     }
-    let mut r = finish_worker(w, &decoder, c, files, events);
+    // A lone worker owns every record.
+    phases.packets = c.packets;
+    phases.bytes = c.bytes;
+    let mut r = finish_worker(w, &decoder, c, files, events, phases, started);
     r.interrupted = interrupted;
     r
 }
@@ -239,6 +254,7 @@ fn share(
     index: usize,
     reader: &chunks::SharedReader<'_>,
     events: &Sender<Vec<Event>>,
+    started: Instant,
 ) -> OfflineResult {
     let workers = shared.settings.workers.max(1);
     let _guard = reader.guard();
@@ -250,17 +266,27 @@ fn share(
     let mut rejected = 0u64;
     let mut next = 0u64;
     let mut size = 1024;
+    let mut phases = WorkerPhases::default();
     loop {
-        let chunk = match reader.next_job(next) {
+        // Timed per chunk (a few hundred times a run), not per record.
+        let asked = Instant::now();
+        let job = reader.next_job(next);
+        let got = Instant::now();
+        phases.waiting += got - asked;
+        let chunk = match job {
             chunks::Job::Done => break,
             chunks::Job::Walk(r) => {
                 let (chunk, r) = reader.walk(r, &decoder, size);
                 size = chunk.recs.len().max(16);
                 reader.walked(chunk, r);
+                phases.walking += got.elapsed();
                 continue;
             }
             chunks::Job::Process(chunk) => chunk,
         };
+        if next == 0 {
+            phases.first = got - started;
+        }
         decoder.set_checksums(chunk.checksums.clone());
         // Worker 0 counts for the run.
         let counting = index == 0;
@@ -283,6 +309,8 @@ fn share(
                 continue;
             }
             let frame = chunk.frame(r);
+            phases.packets += 1;
+            phases.bytes += frame.len() as u64;
             if r.owner == chunks::FRAGMENT {
                 match decoder.decode(r.link, r.ts, frame) {
                     Ok((d, payload)) => {
@@ -342,7 +370,7 @@ fn share(
             let _ = events.send(std::mem::take(&mut w.out));
         }
     }
-    let mut r = finish_worker(w, &decoder, c, Vec::new(), events);
+    let mut r = finish_worker(w, &decoder, c, Vec::new(), events, phases, started);
     r.rejected = rejected;
     r
 }
@@ -428,9 +456,9 @@ pub fn run_offline(
                     .name(format!("capture-worker-{i}"))
                     .spawn_scoped(scope, move || {
                         if workers == 1 {
-                            walk_alone(shared, inputs, shift, &events)
+                            walk_alone(shared, inputs, shift, &events, started)
                         } else {
-                            share(shared, i, reader, &events)
+                            share(shared, i, reader, &events, started)
                         }
                     })
             })
@@ -438,6 +466,7 @@ pub fn run_offline(
         let mut stats = Stats::default();
         let mut failure = None;
         let mut first: Option<OfflineResult> = None;
+        let mut timeline = Timeline::default();
         for h in handles {
             match h.map_err(|e| e.to_string()).and_then(|h| {
                 h.join()
@@ -445,6 +474,7 @@ pub fn run_offline(
             }) {
                 Ok(r) => {
                     r.worker.add_to(&mut stats);
+                    timeline.workers.push(r.phases.clone());
                     match &mut first {
                         None => first = Some(r),
                         // Worker 0's reader counters are the run's; the
@@ -458,6 +488,7 @@ pub fn run_offline(
                 Err(e) => failure = Some(e),
             }
         }
+        timeline.joined = started.elapsed();
         if let Some(f) = &mut first {
             f.reader.decoded = f.reader.decoded.saturating_sub(f.rejected);
         }
@@ -481,6 +512,7 @@ pub fn run_offline(
             sink: sink_handle,
             started,
             interrupted,
+            timeline,
         };
         finish_run(settings, ev_tx, end)
     })
