@@ -7,8 +7,10 @@
 # The threshold is set on 5-fold (by account) out-of-fold benign scores,
 # at most 1 % of each set's benign accounts.
 # Prints each set in sample, the external set out of sample (split in
-# halves by sha256 of the account id, both ways; and left out whole, i.e.
-# fitted on the generator only) and the leave-one-style-out table.
+# halves by sha256 of the account id, both ways), both directions across
+# generators (fitted on the generator only, the external set scored; and
+# fitted on the external set only, the generator's seeds scored) and the
+# leave-one-style-out table.
 # WORK=DIR keeps the generated sets and the fitter's rows cache there, so a
 # rerun (e.g. to compare options by hand) does not read the logs again.
 set -euo pipefail

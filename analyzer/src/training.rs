@@ -102,9 +102,47 @@ pub struct Protocol {
     pub leave_one_out: bool,
     /// A set (by name) to measure out of sample: split in halves by
     /// account (fit on one half and the other sets, score the other half,
-    /// both ways), and left out whole (fit on the other sets only).
+    /// both ways), left out whole (fit on the other sets only), and the
+    /// reverse (fit on it alone, score the other sets): across generators
+    /// in both directions when it comes from another generator.
     pub holdout: Option<String>,
+    /// Keep only what the training sets agree on (each set is an
+    /// environment, fitted alone first).
+    pub invariance: Invariance,
 }
+
+/// Which weights a fit keeps by agreement between environments (its
+/// training sets, each fitted alone with the same options): an input whose
+/// weight takes one sign in one set and the other in another is used
+/// against its meaning by one of them — one generator's benign population
+/// shows what another's attackers do — and does not transfer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Invariance {
+    /// No selection.
+    #[default]
+    None,
+    /// An input whose weights disagree in sign between two sets (both
+    /// beyond [`SIGN_TOLERANCE`]) gets weight 0.
+    Drop,
+    /// As `Drop`, and every other input keeps the sign the sets agree on.
+    Sign,
+}
+
+impl std::str::FromStr for Invariance {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Invariance::None),
+            "drop" => Ok(Invariance::Drop),
+            "sign" => Ok(Invariance::Sign),
+            _ => Err(format!("{s}: expected none, drop or sign")),
+        }
+    }
+}
+
+/// A standardised weight smaller than this takes no side in the sign
+/// agreement of [`Invariance`].
+pub const SIGN_TOLERANCE: f64 = 0.05;
 
 /// One out-of-sample measurement of `--holdout`.
 #[derive(Clone, Debug)]
@@ -189,18 +227,73 @@ pub fn fold_of(account: &str, k: usize) -> usize {
 /// A training row and the index of the set it comes from.
 pub type Row<'a> = (usize, &'a LabelledRow);
 
-fn fit_plain(rows: &[Row<'_>], opt: &FitOptions) -> Result<Model, model::ModelError> {
+fn fit_one(rows: &[Row<'_>], opt: &FitOptions) -> Result<Model, model::ModelError> {
     let x: Vec<Vec<f64>> = rows.iter().map(|r| r.1.inputs.clone()).collect();
     let y: Vec<bool> = rows.iter().map(|r| r.1.distill).collect();
     let g: Vec<&str> = rows.iter().map(|r| r.1.scenario.as_str()).collect();
     model::fit_grouped(&x, &y, &g, opt)
 }
 
+/// One fit on `rows`, with the sign constraints `invariance` derives from
+/// fitting each set alone (sets with only one class take no part).
+fn fit_plain(
+    rows: &[Row<'_>],
+    opt: &FitOptions,
+    invariance: Invariance,
+) -> Result<Model, model::ModelError> {
+    if invariance == Invariance::None {
+        return fit_one(rows, opt);
+    }
+    let sets: BTreeSet<usize> = rows.iter().map(|r| r.0).collect();
+    let mut per_set = Vec::new();
+    for set in sets {
+        let part: Vec<Row<'_>> = rows.iter().copied().filter(|r| r.0 == set).collect();
+        if part.iter().any(|r| r.1.distill) && part.iter().any(|r| !r.1.distill) {
+            per_set.push(fit_one(&part, opt)?.coef);
+        }
+    }
+    let signs = agreed_signs(&per_set, invariance);
+    fit_one(
+        rows,
+        &FitOptions {
+            signs,
+            ..opt.clone()
+        },
+    )
+}
+
+/// Per input, the constraint `invariance` puts on its weight given each
+/// environment's weights.
+fn agreed_signs(per_set: &[Vec<f64>], invariance: Invariance) -> Vec<model::Sign> {
+    use model::Sign;
+    let n = per_set.first().map_or(0, Vec::len);
+    (0..n)
+        .map(|j| {
+            let up = per_set.iter().any(|w| w[j] > SIGN_TOLERANCE);
+            let down = per_set.iter().any(|w| w[j] < -SIGN_TOLERANCE);
+            match (up, down, invariance) {
+                (true, true, _) => Sign::Zero,
+                (_, _, Invariance::None | Invariance::Drop) => Sign::Any,
+                (true, false, Invariance::Sign) => Sign::NonNegative,
+                (false, true, Invariance::Sign) => Sign::NonPositive,
+                (false, false, Invariance::Sign) => Sign::Any,
+            }
+        })
+        .collect()
+}
+
 /// Fit on `rows` as the protocol says: one fit (or the fold models'
 /// average), the threshold from in-sample or out-of-fold benign scores,
 /// pooled or per set.
 pub fn fit_rows(rows: &[Row<'_>], p: &Protocol) -> Result<Model, model::ModelError> {
-    let mut full = fit_plain(rows, &p.fit)?;
+    if p.bag && p.fit.clip.is_some() {
+        // Clipped models are not linear in the raw inputs: their average
+        // is not a model of this form.
+        return Err(model::ModelError::Fit(
+            "averaging fold models (bag) and clipping cannot be combined".into(),
+        ));
+    }
+    let mut full = fit_plain(rows, &p.fit, p.invariance)?;
     let k = p.threshold_folds;
     // Each benign account's score (with its set) by a model that did not
     // see it, or (k < 2) by the model itself.
@@ -216,7 +309,7 @@ pub fn fit_rows(rows: &[Row<'_>], p: &Protocol) -> Result<Model, model::ModelErr
         for fold in 0..k {
             let (held, fit): (Vec<Row<'_>>, Vec<Row<'_>>) =
                 rows.iter().partition(|r| fold_of(&r.1.account, k) == fold);
-            let m = fit_plain(&fit, &p.fit)?;
+            let m = fit_plain(&fit, &p.fit, p.invariance)?;
             benign.extend(
                 held.iter()
                     .filter(|r| !r.1.distill)
@@ -364,7 +457,8 @@ pub fn train(
 }
 
 /// The out-of-sample measurements of one set: each half (by account) fitted
-/// without it, and the whole set left out.
+/// without it, the whole set left out, and the reverse (fitted on the set
+/// alone, the other sets scored together).
 fn holdout(sets: &[SetRows], name: &str, p: &Protocol) -> Result<Vec<Holdout>, model::ModelError> {
     let Some(h) = sets.iter().position(|s| s.name == name) else {
         return Err(model::ModelError::Fit(format!(
@@ -409,6 +503,14 @@ fn holdout(sets: &[SetRows], name: &str, p: &Protocol) -> Result<Vec<Holdout>, m
             fitted_on: other_names.join(" + "),
             score: score_set(&sets[h], &m),
             by_scenario: by_scenario(&sets[h].rows.iter().collect::<Vec<_>>(), &m),
+        });
+        let alone: Vec<Row<'_>> = sets[h].rows.iter().map(|r| (h, r)).collect();
+        let m = fit_rows(&alone, p)?;
+        let scored: Vec<&LabelledRow> = others().map(|r| r.1).collect();
+        out.push(Holdout {
+            fitted_on: name.to_string(),
+            score: score_rows("the other sets", &scored, &m),
+            by_scenario: by_scenario(&scored, &m),
         });
     }
     Ok(out)
@@ -601,10 +703,10 @@ mod tests {
                     .copied()
                     .filter(|r| fold_of(&r.1.account, 3) != k)
                     .collect();
-                fit_plain(&part, &opt).unwrap()
+                fit_one(&part, &opt).unwrap()
             })
             .collect();
-        let like = fit_plain(&rows, &opt).unwrap();
+        let like = fit_one(&rows, &opt).unwrap();
         let avg = average(&like, &models);
         for r in &rows {
             let r = r.1;
@@ -615,6 +717,54 @@ mod tests {
                 / 3.0;
             assert!((avg.score(&r.inputs, &[]).logit - mean).abs() < 1e-9);
         }
+    }
+
+    #[test]
+    fn invariance_drops_an_input_whose_sign_flips_between_sets() {
+        // Input 0 is the signal in both sets; input 1 is higher for the
+        // attacks in set "a" and for the benign accounts in the larger set
+        // "b" (its benign population shows what "a"'s attackers do).
+        let mut a = accounts("a", 200, 5);
+        let mut b = accounts("b", 600, 9);
+        for r in a.iter_mut().filter(|r| r.distill) {
+            r.inputs[1] += 0.8;
+        }
+        for r in b.iter_mut().filter(|r| !r.distill) {
+            r.inputs[1] += 0.8;
+        }
+        let rows: Vec<Row<'_>> = a
+            .iter()
+            .map(|r| (0, r))
+            .chain(b.iter().map(|r| (1, r)))
+            .collect();
+        let fit = |invariance| {
+            fit_rows(
+                &rows,
+                &Protocol {
+                    invariance,
+                    ..protocol(0, false)
+                },
+            )
+            .unwrap()
+        };
+        let pooled = fit(Invariance::None);
+        assert!(pooled.coef[1] < -0.1, "pooled: {}", pooled.coef[1]);
+        let dropped = fit(Invariance::Drop);
+        assert_eq!(dropped.coef[1], 0.0);
+        assert!(dropped.coef[0] > 0.5, "signal {}", dropped.coef[0]);
+        let signed = fit(Invariance::Sign);
+        assert_eq!(signed.coef[1], 0.0);
+        assert!(signed.coef[0] > 0.5);
+        // Each set alone agrees on input 0's sign and not on input 1's.
+        let per_set: Vec<Vec<f64>> = [0, 1]
+            .map(|s| {
+                let part: Vec<Row<'_>> = rows.iter().copied().filter(|r| r.0 == s).collect();
+                fit_one(&part, &protocol(0, false).fit).unwrap().coef
+            })
+            .into();
+        let signs = agreed_signs(&per_set, Invariance::Sign);
+        assert_eq!(signs[0], model::Sign::NonNegative);
+        assert_eq!(signs[1], model::Sign::Zero);
     }
 
     #[test]
@@ -630,7 +780,7 @@ mod tests {
             ..protocol(5, false)
         };
         let report = train(&sets, &[], &p).unwrap();
-        let [h0, h1, whole] = &report.holdouts[..] else {
+        let [h0, h1, whole, reverse] = &report.holdouts[..] else {
             panic!("{:?}", report.holdouts)
         };
         // The halves partition the set's accounts, and hashing decides.
@@ -645,6 +795,10 @@ mod tests {
         assert!(in_a > 60 && in_a < 140, "{in_a} of 200 in half A");
         assert_eq!(whole.fitted_on, "b");
         assert_eq!((whole.score.attacks, whole.score.benign), (40, 160));
+        // The reverse: fitted on "a" alone, "b" scored.
+        assert_eq!(reverse.fitted_on, "a");
+        assert_eq!((reverse.score.attacks, reverse.score.benign), (40, 160));
+        assert!(reverse.score.roc_auc > 0.6, "{:?}", reverse.score);
         assert!(
             train(
                 &sets,

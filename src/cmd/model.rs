@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use analyzer::model::{Balance, FitOptions, Model};
-use analyzer::training::{self, LabelledSet, Protocol};
+use analyzer::training::{self, Invariance, LabelledSet, Protocol};
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
@@ -76,6 +76,16 @@ pub struct FitArgs {
     /// `both` (every attack style and every benign population).
     #[arg(long, default_value = "none")]
     pub balance: Balance,
+    /// Bounded contributions: clip each standardised input to ±C in
+    /// fitting and scoring (kept in the model); default: not clipped.
+    #[arg(long, value_name = "C")]
+    pub clip: Option<f64>,
+    /// Keep what the training sets agree on, each set fitted alone first:
+    /// `drop` (an input whose weight changes sign between sets gets 0),
+    /// `sign` (also every other input keeps the sets' common sign), or
+    /// `none`.
+    #[arg(long, default_value = "none")]
+    pub invariance: Invariance,
     /// Keep the sets' model inputs in this file: read them from it when it
     /// was written for the same --set arguments, else read the logs and
     /// write it (fitting options can then be compared without re-reading).
@@ -106,6 +116,9 @@ pub fn run(cmd: ModelCommand, config: Config) -> anyhow::Result<()> {
                 "threshold {:.4}, intercept {:+.3}",
                 m.threshold, m.intercept
             );
+            if let Some(c) = m.clip {
+                println!("standardised inputs clipped at ±{c}");
+            }
             let mut rows: Vec<_> = m
                 .inputs
                 .iter()
@@ -122,6 +135,9 @@ pub fn run(cmd: ModelCommand, config: Config) -> anyhow::Result<()> {
 }
 
 fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
+    if a.clip.is_some_and(|c| !c.is_finite() || c <= 0.0) {
+        bail!("--clip must be a positive number");
+    }
     let mut sets = Vec::new();
     for s in a.sets.iter().chain(&a.checks) {
         let Some((logs, labels)) = s.split_once('=') else {
@@ -191,25 +207,41 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
             format!("{k}-fold out-of-fold benign scores (by account); the fold models averaged")
         }
     };
+    let mut how = String::new();
+    if let Some(c) = a.clip {
+        how += &format!("; standardised inputs clipped at ±{c}");
+    }
+    if a.invariance != Invariance::None {
+        how += &format!(
+            "; invariance across sets: {}",
+            match a.invariance {
+                Invariance::Drop => "inputs whose weight changes sign between sets dropped",
+                _ => "inputs kept to the sign the sets agree on, the others dropped",
+            }
+        );
+    }
     let protocol = Protocol {
         fit: FitOptions {
             l2: a.l2,
             target_fpr: a.target_fpr,
             prior: None,
             description: format!(
-                "weightwatch model fit on {}; threshold at benign FPR {}{each_set} of {threshold_from}",
+                "weightwatch model fit on {}; threshold at benign FPR {}{each_set} of {threshold_from}{how}",
                 counts.join("; "),
                 a.target_fpr
             ),
             reference: Default::default(),
             monotone: a.monotone,
             balance: a.balance,
+            clip: a.clip,
+            signs: Vec::new(),
         },
         threshold_folds: a.threshold_folds,
         bag: a.bag,
         per_set_threshold: a.per_set_threshold,
         leave_one_out: a.leave_one_out,
         holdout: a.holdout.clone(),
+        invariance: a.invariance,
     };
     let report = training::train(&rows, &checks, &protocol)?;
     report.model.save(&a.out)?;

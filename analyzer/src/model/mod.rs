@@ -81,6 +81,12 @@ pub struct Model {
     /// `ln(1 + x)`; used for peer groups too small to be their own
     /// baseline.
     pub reference: [Vec<[f64; 2]>; 2],
+    /// Bounded contributions: each standardised input `(x − μ)/s` is
+    /// clipped to `±clip` before it is weighed (in fitting and scoring),
+    /// so one extreme input — a behaviour no training population had —
+    /// cannot decide a verdict alone. Absent: not clipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<f64>,
 }
 
 /// One input's part in a score.
@@ -110,6 +116,15 @@ pub struct Scored {
     pub logit: f64,
     /// Every input's contribution, largest magnitude first.
     pub contributions: Vec<Contribution>,
+}
+
+/// `(x − center)/scale` per input, clipped to `±clip` when given.
+fn standardise(x: &[f64], center: &[f64], scale: &[f64], clip: Option<f64>) -> Vec<f64> {
+    let bound = clip.unwrap_or(f64::INFINITY);
+    x.iter()
+        .zip(center.iter().zip(scale))
+        .map(|(v, (c, s))| ((v - c) / s).clamp(-bound, bound))
+        .collect()
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -177,6 +192,9 @@ impl Model {
         if all.into_iter().any(|x| !x.is_finite()) || m.scale.iter().any(|s| *s <= 0.0) {
             return Err(bad("non-finite numbers or a scale <= 0".into()));
         }
+        if m.clip.is_some_and(|c| !c.is_finite() || c <= 0.0) {
+            return Err(bad("clip must be a positive number".into()));
+        }
         Ok(m)
     }
 
@@ -196,10 +214,7 @@ impl Model {
     }
 
     fn standardise(&self, x: &[f64]) -> Vec<f64> {
-        x.iter()
-            .zip(self.center.iter().zip(&self.scale))
-            .map(|(v, (c, s))| (v - c) / s)
-            .collect()
+        standardise(x, &self.center, &self.scale, self.clip)
     }
 
     /// Score inputs (from [`inputs::Peers::inputs`]); `peer_medians` gives
@@ -250,6 +265,55 @@ pub struct FitOptions {
     pub monotone: bool,
     /// Which class's populations (scenarios) weigh the same in fitting.
     pub balance: Balance,
+    /// Clip standardised inputs to `±clip` ([`Model::clip`]); with a
+    /// prior, the prior's clip is kept instead.
+    pub clip: Option<f64>,
+    /// Per input (in [`inputs::INPUTS`] order), a sign its weight must
+    /// keep, on top of `monotone` (e.g. chosen by agreement between
+    /// training environments, `training::Invariance`); empty: none.
+    pub signs: Vec<Sign>,
+}
+
+/// A constraint on one weight's sign in fitting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sign {
+    /// Any sign.
+    Any,
+    /// `w >= 0`.
+    NonNegative,
+    /// `w <= 0`.
+    NonPositive,
+    /// `w = 0`: the input is left out.
+    Zero,
+}
+
+impl Sign {
+    /// Whether a weight `w` breaks the constraint.
+    pub fn contradicts(self, w: f64) -> bool {
+        match self {
+            Sign::Any => false,
+            Sign::NonNegative => w < 0.0,
+            Sign::NonPositive => w > 0.0,
+            Sign::Zero => w != 0.0,
+        }
+    }
+
+    /// Both constraints at once.
+    pub fn and(self, other: Sign) -> Sign {
+        match (self, other) {
+            (Sign::Any, s) | (s, Sign::Any) => s,
+            (a, b) if a == b => a,
+            _ => Sign::Zero,
+        }
+    }
+
+    fn of(d: inputs::Direction) -> Sign {
+        match d {
+            inputs::Direction::Up => Sign::NonNegative,
+            inputs::Direction::Down => Sign::NonPositive,
+            inputs::Direction::Free => Sign::Any,
+        }
+    }
 }
 
 /// Which class's populations weigh the same in fitting (each class always
@@ -286,6 +350,8 @@ impl Default for FitOptions {
             reference: inputs::Peers::default(),
             monotone: false,
             balance: Balance::None,
+            clip: None,
+            signs: Vec::new(),
         }
     }
 }
@@ -348,6 +414,8 @@ fn sample_weights(labels: &[bool], groups: &[&str], balance: Balance) -> Vec<f64
 /// set: fixed weights whose gradient points into the allowed sign are
 /// released again), until every weight agrees with its direction and the
 /// fixed ones could not improve the fit by moving the allowed way.
+/// `opt.signs` adds per-input constraints the same way ([`Sign::Zero`]
+/// weights stay at zero).
 pub fn fit_grouped(
     rows: &[Vec<f64>],
     labels: &[bool],
@@ -365,8 +433,8 @@ pub fn fit_grouped(
     if rows.iter().any(|r| r.len() != n) || rows.len() != labels.len() {
         return Err(ModelError::Fit("input rows of the wrong length".into()));
     }
-    let (center, scale) = match &opt.prior {
-        Some(p) => (p.center.clone(), p.scale.clone()),
+    let (center, scale, clip) = match &opt.prior {
+        Some(p) => (p.center.clone(), p.scale.clone(), p.clip),
         None => {
             let m = rows.len() as f64;
             let center: Vec<f64> = (0..n)
@@ -378,17 +446,12 @@ pub fn fit_grouped(
                     var.sqrt().max(1e-6)
                 })
                 .collect();
-            (center, scale)
+            (center, scale, opt.clip)
         }
     };
     let z: Vec<Vec<f64>> = rows
         .iter()
-        .map(|r| {
-            r.iter()
-                .zip(center.iter().zip(&scale))
-                .map(|(v, (c, s))| (v - c) / s)
-                .collect()
-        })
+        .map(|r| standardise(r, &center, &scale, clip))
         .collect();
     let weights = sample_weights(labels, groups, opt.balance);
     // Parameters: [intercept, coef...]; the intercept is not penalised.
@@ -399,10 +462,14 @@ pub fn fit_grouped(
         None => vec![0.0; n + 1],
     };
     let direction = |a: usize| {
-        if opt.monotone && a > 0 {
-            inputs::INPUTS[a - 1].direction
+        if a == 0 {
+            return Sign::Any;
+        }
+        let given = opt.signs.get(a - 1).copied().unwrap_or(Sign::Any);
+        if opt.monotone {
+            given.and(Sign::of(inputs::INPUTS[a - 1].direction))
         } else {
-            inputs::Direction::Free
+            given
         }
     };
     // A prior weight against its direction is no prior: shrink toward 0.
@@ -420,7 +487,7 @@ pub fn fit_grouped(
         prior: &prior,
         l2,
     };
-    let mut free = vec![true; n + 1];
+    let mut free: Vec<bool> = (0..=n).map(|a| direction(a) != Sign::Zero).collect();
     let mut w = prior.clone();
     for _ in 0..=2 * n {
         let grad;
@@ -463,6 +530,7 @@ pub fn fit_grouped(
         threshold: 0.5,
         target_fpr: opt.target_fpr,
         l2: opt.l2,
+        clip,
         reference: [0, 1].map(|k| {
             (0..n)
                 .map(|i| {
@@ -724,6 +792,56 @@ mod tests {
         assert!((w[40] * 10.0 - 0.5).abs() < 1e-12);
         let w = sample_weights(&labels, &groups, Balance::None);
         assert!((w[0] - w[31]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clipped_inputs_bound_what_one_extreme_input_can_add() {
+        let n = inputs::INPUTS.len();
+        let (mut rows, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..400 {
+            let attack = i % 10 == 0;
+            let mut r = vec![0.0; n];
+            // Input 0: the signal; input 1: a weak one (a little higher
+            // for the attacks).
+            r[0] = if attack { 1.5 } else { 0.0 } + (i % 7) as f64 * 0.3;
+            r[1] = if attack { 0.3 } else { 0.0 } + (i % 3) as f64 * 0.2;
+            rows.push(r);
+            labels.push(attack);
+        }
+        let opt = FitOptions {
+            l2: 1.0,
+            ..FitOptions::default()
+        };
+        let plain = fit(&rows, &labels, &opt).unwrap();
+        let clipped = fit(
+            &rows,
+            &labels,
+            &FitOptions {
+                clip: Some(3.0),
+                ..opt
+            },
+        )
+        .unwrap();
+        assert!(plain.coef[1] > 0.0 && clipped.coef[1] > 0.0);
+        // A benign behaviour no training account had: the weak input at
+        // a hundred times its usual range, no sign of the signal.
+        let mut odd = vec![0.0; n];
+        odd[0] = 0.0;
+        odd[1] = 40.0;
+        let (p, c) = (plain.score(&odd, &[]), clipped.score(&odd, &[]));
+        assert!(p.score >= plain.threshold, "unclipped: {}", p.score);
+        assert!(c.score < clipped.threshold, "clipped: {}", c.score);
+        // Contributions are w·clip(z) and still add up to the log-odds.
+        let weak = c
+            .contributions
+            .iter()
+            .find(|x| x.input == inputs::INPUTS[1].name);
+        assert!((weak.unwrap().contribution - 3.0 * clipped.coef[1]).abs() < 1e-9);
+        let sum: f64 = c.contributions.iter().map(|x| x.contribution).sum();
+        assert!((clipped.intercept + sum - c.logit).abs() < 1e-9);
+        // The clip is part of the model file.
+        let text = serde_json::to_string(&clipped).unwrap();
+        assert_eq!(Model::parse(&text, "m.json").unwrap().clip, Some(3.0));
     }
 
     #[test]
