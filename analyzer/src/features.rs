@@ -149,6 +149,16 @@ pub struct Features {
     /// Share of covered categories first reached after the first quarter
     /// of the on-topic prompts.
     pub coverage_growth: f64,
+    /// Vocabulary novelty: the mean, over the entity's texted prompts
+    /// after its first [`NOVELTY_MIN_PAST`], of the share of a prompt's
+    /// sampled content words that none of its previous [`NOVELTY_WINDOW`]
+    /// texted prompts held (0 when no prompt was judged). People, and
+    /// products serving many people, ask in an open vocabulary; a harvester
+    /// fills templates and topic lists from a closed one and keeps reusing
+    /// it, however many distinct prompts that makes (session 10,
+    /// docs/analyzer.md). Over the last prompts rather than all of them, so
+    /// a large entity is not judged less novel for its volume alone.
+    pub vocab_novelty: f64,
     /// Prompts of the pool that matched a capability category.
     pub topic_prompts: u64,
     /// Share of the pool eliciting reasoning traces.
@@ -394,10 +404,61 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.keys = keys.len() as u32;
     f.interarrival_cv = interarrival_cv(reqs);
     f.self_shift = self_shift(reqs);
+    f.vocab_novelty = vocab_novelty(reqs);
     f.series = Series::of(reqs, f.first_ts, f.last_ts, cfg.series_points);
     text_features(&mut f, reqs, cfg);
     new_model(&mut f, reqs, ctx);
     f
+}
+
+/// Earlier texted prompts a prompt's words are compared with in
+/// [`Features::vocab_novelty`].
+pub const NOVELTY_WINDOW: usize = 200;
+
+/// Texted prompts an entity sends before the first one judged in
+/// [`Features::vocab_novelty`].
+pub const NOVELTY_MIN_PAST: usize = 10;
+
+/// [`Features::vocab_novelty`] of time-ordered requests: one pass over the
+/// texted ones, a window of the last [`NOVELTY_WINDOW`] word samples and
+/// a count per sampled word in it (O(requests), memory bounded by the
+/// window).
+fn vocab_novelty(reqs: &[&Req]) -> f64 {
+    let words = |w: u32| [w as u16, (w >> 16) as u16].into_iter().filter(|&v| v != 0);
+    let mut window = std::collections::VecDeque::with_capacity(NOVELTY_WINDOW + 1);
+    let mut held: HashMap<u16, u32> = HashMap::default();
+    let (mut sum, mut judged, mut past) = (0.0, 0u64, 0usize);
+    for r in reqs
+        .iter()
+        .filter(|r| r.has(flag::TEXT) && !r.has(flag::EMBED))
+    {
+        let n = words(r.words).count();
+        if past >= NOVELTY_MIN_PAST && n > 0 {
+            let new = words(r.words).filter(|w| !held.contains_key(w)).count();
+            sum += new as f64 / n as f64;
+            judged += 1;
+        }
+        past += 1;
+        for w in words(r.words) {
+            *held.entry(w).or_default() += 1;
+        }
+        window.push_back(r.words);
+        if window.len() > NOVELTY_WINDOW {
+            for w in window.pop_front().into_iter().flat_map(words) {
+                if let Some(c) = held.get_mut(&w) {
+                    *c -= 1;
+                    if *c == 0 {
+                        held.remove(&w);
+                    }
+                }
+            }
+        }
+    }
+    if judged == 0 {
+        0.0
+    } else {
+        sum / judged as f64
+    }
 }
 
 /// Fewest requests a day, and its history, need for [`self_shift`].
@@ -534,9 +595,9 @@ fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
     let cats = crate::text::TAXONOMY.len() + 1;
     let mut topics = vec![0u64; cats];
     let mut first_seen = vec![u64::MAX; cats];
-    let mut templates: HashMap<u64, (u64, HashSet<u64>)> = HashMap::default();
+    let mut templates: HashMap<u64, (u64, HashSet<u32>)> = HashMap::default();
     let mut on_topic = 0u64;
-    let mut reasoning_prompts: HashSet<u64> = HashSet::default();
+    let mut reasoning_prompts: HashSet<u32> = HashSet::default();
     for r in &pool {
         let t = r.topic as usize % cats;
         topics[t] += 1;

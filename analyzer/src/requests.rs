@@ -48,8 +48,12 @@ pub struct Req {
     pub ts: i64,
     /// Template skeleton hash (0: none).
     pub template: u64,
-    /// Exact prompt hash.
-    pub prompt_hash: u64,
+    /// Exact prompt hash (32 bits: two distinct prompts of one entity
+    /// share it with odds ~n²/2³³, a rounding error in its distinct-prompt
+    /// counts; the other 32 bits hold `words`).
+    pub prompt_hash: u32,
+    /// Sampled content words (see [`crate::text::TextFeatures::words`]).
+    pub words: u32,
     /// Account index.
     pub account: u32,
     /// API key index.
@@ -205,7 +209,8 @@ impl Reduced {
             req: Req {
                 ts: row.ts_ms,
                 template: tf.template,
-                prompt_hash: tf.prompt_hash,
+                prompt_hash: tf.prompt_hash as u32,
+                words: tf.words,
                 prompt_tokens: sat(row.prompt_tokens),
                 completion_tokens: sat(row.completion_tokens),
                 flags,

@@ -487,6 +487,57 @@ pub struct TextFeatures {
     pub probe: bool,
     /// Capability category (index into [`TAXONOMY`] + 1; 0 = none).
     pub topic: u8,
+    /// A sample of the prompt's content words (see [`word_sample`]): two
+    /// 16-bit word values, the smaller in the low half; 0 = none.
+    pub words: u32,
+}
+
+/// Content words of at least this many bytes are sampled.
+const SAMPLE_MIN_BYTES: usize = 4;
+
+/// One content word in this many is sampled (by its hash, so the same
+/// word is sampled in every prompt that has it).
+const SAMPLE_RATE: u64 = 8;
+
+/// The content words a prompt shares with its sender's earlier prompts,
+/// in four bytes: the words (runs of letters, at least
+/// [`SAMPLE_MIN_BYTES`] long, not function words) whose hash is 0 modulo
+/// [`SAMPLE_RATE`], the two smallest of them as 16-bit values. Sampling by
+/// hash is consistent (a word is in the sample of every prompt that holds
+/// it, up to the cap of two), so the share of a prompt's sampled words an
+/// entity never sent before estimates the share of its content words it
+/// never sent before (`features::vocab_novelty`). Written here rather
+/// than taken from a crate: it is a hash-sampled set of two words, which
+/// no MinHash crate stores in four bytes.
+fn word_sample(hay: &str, function_words: &FxHashSet<u64>) -> u32 {
+    let (mut lo, mut hi) = (u16::MAX, u16::MAX);
+    let mut take = |word: &[u8]| {
+        if word.len() < SAMPLE_MIN_BYTES
+            || word_key(word).is_some_and(|k| function_words.contains(&k))
+        {
+            return;
+        }
+        let h = xxh3_64(word);
+        if !h.is_multiple_of(SAMPLE_RATE) {
+            return;
+        }
+        let v = ((h >> 32) as u16).max(1);
+        if v < lo {
+            (lo, hi) = (v, lo);
+        } else if v > lo && v < hi {
+            hi = v;
+        }
+    };
+    if hay.is_ascii() {
+        hay.as_bytes()
+            .split(|b| !b.is_ascii_alphabetic())
+            .for_each(&mut take);
+    } else {
+        hay.split(|c: char| !c.is_alphabetic())
+            .for_each(|w| take(w.as_bytes()));
+    }
+    let half = |v: u16| if v == u16::MAX { 0 } else { u32::from(v) };
+    half(lo) | half(hi) << 16
 }
 
 /// What a phrase of the phrase sets stands for.
@@ -866,6 +917,7 @@ impl TextAnalyzer {
         if *n > 0 {
             f.topic = best as u8 + 1;
         }
+        f.words = word_sample(hay, &self.function_words);
         let out = &mut scratch.skeleton;
         let fixed = if ascii {
             // Lower-cased already: words are cut from `hay` directly.

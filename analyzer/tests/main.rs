@@ -12,3 +12,4 @@ mod refit;
 mod row_scan;
 mod self_shift;
 mod text_scan;
+mod vocab_novelty;

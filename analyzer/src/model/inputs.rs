@@ -134,6 +134,8 @@ pub const INPUTS: &[InputDef] = &[
     },
     input!(topic_entropy, Harvest, Raw, Up),
     input!(coverage_growth, Harvest, Raw, Up),
+    // A closed vocabulary reused: templates and topic lists, not people.
+    input!(vocab_novelty, Harvest, Raw, Down),
     input!(reasoning_share, Harvest, Raw, Up),
     InputDef {
         name: "probe_share",
