@@ -512,13 +512,15 @@ const SAMPLE_RATE: u64 = 8;
 fn word_sample(hay: &str, function_words: &FxHashSet<u64>) -> u32 {
     let (mut lo, mut hi) = (u16::MAX, u16::MAX);
     let mut take = |word: &[u8]| {
-        if word.len() < SAMPLE_MIN_BYTES
-            || word_key(word).is_some_and(|k| function_words.contains(&k))
-        {
+        if word.len() < SAMPLE_MIN_BYTES {
             return;
         }
+        // The sampling test first: only one word in SAMPLE_RATE is looked
+        // up among the function words (the same words pass either way).
         let h = xxh3_64(word);
-        if !h.is_multiple_of(SAMPLE_RATE) {
+        if !h.is_multiple_of(SAMPLE_RATE)
+            || word_key(word).is_some_and(|k| function_words.contains(&k))
+        {
             return;
         }
         let v = ((h >> 32) as u16).max(1);
