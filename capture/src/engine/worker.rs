@@ -20,7 +20,7 @@ use crate::object::AppProto;
 use crate::reassembly::Limits;
 use eve::{
     Direction, Event, EventIdPrefix, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
-    NetworkFields, Proto, TcpInfo,
+    NetworkFields, Proto, SshInfo, TcpInfo, TlsInfo,
 };
 use std::collections::HashMap;
 use std::collections::hash_map;
@@ -711,12 +711,33 @@ impl<'e> Worker<'e> {
             self.counters.app.merge(&conn.app.stats());
         }
         self.progress(&mut flow, t, true);
-        let ev = self.flow_event(&mut flow, reason);
+        // The flow is dropped next: its handshakes and network fields are
+        // moved into its last event, not cloned.
+        let handshakes = flow.tcp.as_mut().map(|c| c.app.take_handshakes());
+        let (when, body, id) = self.flow_body(&mut flow, reason, handshakes);
+        let ev = Event::with_id(ts(when), EventKind::Flow(body), id)
+            .sensor(self.env.sensor_id)
+            .network(flow.net);
         self.out.push(ev);
     }
 
-    /// The flow's `flow` event: its end, or (`Update`) its latest update.
+    /// The flow's `flow` event at an update (its end: [`Worker::end_flow`]).
     fn flow_event(&self, flow: &mut Flow, reason: FlowReason) -> Event {
+        let (when, body, id) = self.flow_body(flow, reason, None);
+        Event::with_id(ts(when), EventKind::Flow(body), id)
+            .sensor(self.env.sensor_id)
+            .network(flow.net.clone())
+    }
+
+    /// The body, time (µs) and id of the flow's `flow` event: its end, or
+    /// (`Update`) its latest update. `handshakes`: the TLS and SSH
+    /// metadata when the caller took them; else they are cloned.
+    fn flow_body(
+        &self,
+        flow: &mut Flow,
+        reason: FlowReason,
+        handshakes: Option<(Option<TlsInfo>, Option<SshInfo>)>,
+    ) -> (i64, FlowEvent, String) {
         let meta = flow.tcp.as_ref().map(|c| c.app.meta());
         if let Some(p) = meta.and_then(|m| m.app_proto)
             && flow.net.app_proto.as_deref() != Some(p.as_str())
@@ -732,6 +753,12 @@ impl<'e> Worker<'e> {
                 gap_bytes,
             }
         });
+        let (tls, ssh) = handshakes.unwrap_or_else(|| {
+            (
+                meta.and_then(|m| m.tls.clone()),
+                meta.and_then(|m| m.ssh.clone()),
+            )
+        });
         let body = FlowEvent {
             flow: FlowRecord {
                 pkts_toserver: flow.pkts[0],
@@ -745,19 +772,20 @@ impl<'e> Worker<'e> {
                 plaintext_toserver: meta.and_then(|m| plaintext(m.plaintext_toserver)),
                 plaintext_toclient: meta.and_then(|m| plaintext(m.plaintext_toclient)),
             },
-            tls: meta.and_then(|m| m.tls.clone()),
-            ssh: meta.and_then(|m| m.ssh.clone()),
+            tls,
+            ssh,
             tcp,
         };
-        let (when, id) = if reason == FlowReason::Update {
+        if reason == FlowReason::Update {
             let n = flow.updates;
-            (self.now, flow.ids.id(format_args!("|flow|update|{n}")))
+            (
+                self.now,
+                body,
+                flow.ids.id(format_args!("|flow|update|{n}")),
+            )
         } else {
-            (flow.last, flow.ids.id(format_args!("|flow|end")))
-        };
-        Event::with_id(ts(when), EventKind::Flow(body), id)
-            .sensor(self.env.sensor_id)
-            .network(flow.net.clone())
+            (flow.last, body, flow.ids.id(format_args!("|flow|end")))
+        }
     }
 }
 
