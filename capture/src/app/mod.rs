@@ -221,6 +221,12 @@ impl AppConnection {
         &self.meta
     }
 
+    /// The connection ended: its TLS and SSH metadata, moved out for the
+    /// flow's last event (the connection is dropped next).
+    pub fn take_handshakes(&mut self) -> (Option<TlsInfo>, Option<SshInfo>) {
+        (self.meta.tls.take(), self.meta.ssh.take())
+    }
+
     /// Counters of this connection, including one for its protocol (sum
     /// them across connections with [`AppStats::merge`], e.g. when the flow
     /// ends).

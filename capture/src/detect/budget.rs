@@ -11,7 +11,7 @@
 
 use super::egress::{Egress, Policy};
 use super::{Finding, FlowDetector, FlowScan, FlowView, sig};
-use dashmap::DashMap;
+use crate::detect::SharedMap;
 use eve::{AlertCategory, Evidence};
 use serde::Deserialize;
 use serde_json::json;
@@ -81,7 +81,7 @@ struct Counter {
 pub struct BudgetDetector {
     policy: Arc<Policy>,
     budgets: Arc<Vec<BudgetConfig>>,
-    counters: Arc<DashMap<Key, Counter>>,
+    counters: Arc<SharedMap<Key, Counter>>,
     max_keys: usize,
     longest_us: i64,
 }
@@ -112,7 +112,7 @@ impl BudgetDetector {
         Ok(BudgetDetector {
             policy,
             budgets: Arc::new(budgets.to_vec()),
-            counters: Arc::new(DashMap::new()),
+            counters: Arc::new(SharedMap::default()),
             max_keys: max_keys.max(1),
             longest_us,
         })
@@ -143,7 +143,7 @@ struct BudgetScan {
     /// The flow's egress, worked out when the scan began.
     egress: Egress,
     budgets: Arc<Vec<BudgetConfig>>,
-    counters: Arc<DashMap<Key, Counter>>,
+    counters: Arc<SharedMap<Key, Counter>>,
     max_keys: usize,
     longest_us: i64,
     counted: u64,

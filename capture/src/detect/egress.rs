@@ -7,7 +7,7 @@
 
 use super::config::PolicyConfig;
 use super::{Finding, FlowDetector, FlowScan, FlowView, sig};
-use dashmap::DashMap;
+use crate::detect::SharedMap;
 use eve::{AlertCategory, Direction, Evidence};
 use ipnet::IpNet;
 use serde_json::json;
@@ -297,7 +297,7 @@ const MAX_FLOWS_LISTED: usize = 16;
 /// Per-(internal host, destination) volume over `policy.window_secs`.
 pub struct EgressWindowDetector {
     policy: Arc<Policy>,
-    pairs: Arc<DashMap<(IpAddr, IpAddr), PairWindow>>,
+    pairs: Arc<SharedMap<(IpAddr, IpAddr), PairWindow>>,
     /// Leave single flows over the threshold to the per-flow alert.
     skip_single_flow: bool,
 }
@@ -308,7 +308,7 @@ impl EgressWindowDetector {
     pub fn new(policy: Arc<Policy>, skip_single_flow: bool) -> Self {
         EgressWindowDetector {
             policy,
-            pairs: Arc::new(DashMap::new()),
+            pairs: Arc::new(SharedMap::default()),
             skip_single_flow,
         }
     }
@@ -335,7 +335,7 @@ impl FlowDetector for EgressWindowDetector {
 struct EgressWindowScan {
     policy: Arc<Policy>,
     egress: Egress,
-    pairs: Arc<DashMap<(IpAddr, IpAddr), PairWindow>>,
+    pairs: Arc<SharedMap<(IpAddr, IpAddr), PairWindow>>,
     skip_single_flow: bool,
     counted: u64,
     done: bool,

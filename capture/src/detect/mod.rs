@@ -29,6 +29,12 @@ use crate::object::{ObjectEnd, ObjectMeta};
 use eve::{AlertCategory, Evidence, NetworkFields, Timestamp, WeightFormat};
 use std::sync::Arc;
 
+/// A map the workers share (per host or host pair, updated on a flow's
+/// progress or an object's end): dashmap with foldhash, seeded at random
+/// per map as the flow table is. Its default SipHash was most of the
+/// egress window's lookup on the realistic capture.
+pub(crate) type SharedMap<K, V> = dashmap::DashMap<K, V, foldhash::fast::RandomState>;
+
 /// What a detector found; the engine turns it into an `alert` event carrying
 /// the flow's ids and the object's metadata.
 #[derive(Clone, Debug, PartialEq)]

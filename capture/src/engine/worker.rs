@@ -20,16 +20,30 @@ use crate::object::AppProto;
 use crate::reassembly::Limits;
 use eve::{
     Direction, Event, EventIdPrefix, EventKind, FlowEvent, FlowReason, FlowRecord, FlowState,
-    NetworkFields, Proto, TcpInfo,
+    NetworkFields, Proto, SshInfo, TcpInfo, TlsInfo,
 };
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map;
 
 /// The flow table's hasher: foldhash with a seed drawn once per worker (so
 /// crafted 5-tuples cannot aim at one bucket); a clone is a copy of the
 /// seed, so the table can be swapped out and back cheaply.
 type FlowHasher = foldhash::fast::FixedState;
-type FlowTable = HashMap<FlowKey, Flow, FlowHasher>;
+type FlowTable = HashMap<FlowKey, Entry, FlowHasher>;
+
+/// A flow table entry: the flow, boxed, and the packet time at which the
+/// sweep must look at it next (its timeout or its next update, whichever
+/// comes first). A flow is ~450 bytes: inline, the table's buckets were
+/// ~500 bytes, so each lookup's probe landed in a table of tens of MB (the
+/// realistic 1.5 GB capture keeps ~30,000 flows), each growth moved all of
+/// them, and the once-a-second sweep read every flow; with the box the
+/// buckets are 64 bytes and the sweep reads only `due`.
+struct Entry {
+    /// Packet time (µs) from which [`Worker::sweep`] may end or update
+    /// the flow; kept by [`Worker::due`] whenever the flow changes.
+    due: i64,
+    flow: Box<Flow>,
+}
 
 fn random_hasher() -> FlowHasher {
     use std::hash::BuildHasher;
@@ -187,21 +201,25 @@ impl<'e> Worker<'e> {
         // the rest of the worker can be borrowed at once; one probe finds,
         // replaces or inserts the flow.
         let mut flows = self.take_flows();
-        let flow = match flows.entry(key) {
-            Entry::Occupied(mut o) => {
-                let f = o.get();
+        let entry = match flows.entry(key) {
+            hash_map::Entry::Occupied(mut o) => {
+                let f = &o.get().flow;
                 let ended = self
                     .expired(f, t)
                     .or((fresh_syn && f.closed_at.is_some()).then_some(FlowReason::Timeout));
                 if let Some(reason) = ended {
-                    let old = std::mem::replace(o.get_mut(), self.new_flow(key, t, p));
-                    self.end_flow(old, reason);
+                    let old = std::mem::replace(&mut o.get_mut().flow, self.new_flow(key, t, p));
+                    self.end_flow(*old, reason);
                 }
                 o.into_mut()
             }
-            Entry::Vacant(v) => v.insert(self.new_flow(key, t, p)),
+            hash_map::Entry::Vacant(v) => v.insert(Entry {
+                due: i64::MIN,
+                flow: self.new_flow(key, t, p),
+            }),
         };
-        self.update_flow(flow, t, p, payload);
+        self.update_flow(&mut entry.flow, t, p, payload);
+        entry.due = self.due(&entry.flow);
         self.flows = flows;
         if self.reasm.over_memcap() {
             self.relieve_memcap();
@@ -223,11 +241,15 @@ impl<'e> Worker<'e> {
     /// End every flow (reason `shutdown`).
     pub fn shutdown(&mut self) {
         // The keys are sorted, not the flows (a flow is hundreds of bytes).
-        let mut keys: Vec<(i64, FlowKey)> = self.flows.values().map(|f| (f.start, f.key)).collect();
+        let mut keys: Vec<(i64, FlowKey)> = self
+            .flows
+            .values()
+            .map(|e| (e.flow.start, e.flow.key))
+            .collect();
         keys.sort_unstable_by_key(|(start, k)| (*start, k.order()));
         for (_, k) in keys {
-            if let Some(f) = self.flows.remove(&k) {
-                self.end_flow(f, FlowReason::Shutdown);
+            if let Some(e) = self.flows.remove(&k) {
+                self.end_flow(*e.flow, FlowReason::Shutdown);
             }
         }
         self.counters.memcap_peak = self.counters.memcap_peak.max(self.reasm.used);
@@ -240,8 +262,8 @@ impl<'e> Worker<'e> {
         size: impl Fn(&crate::reassembly::Stream) -> usize,
     ) -> Vec<(usize, FlowKey, usize)> {
         let mut out: Vec<(usize, FlowKey, usize)> = Vec::new();
-        for (k, f) in &self.flows {
-            if let Some(c) = f.tcp.as_ref() {
+        for (k, e) in &self.flows {
+            if let Some(c) = e.flow.tcp.as_ref() {
                 for (i, s) in c.streams.iter().enumerate() {
                     let n = size(s);
                     if n > 0 {
@@ -272,7 +294,7 @@ impl<'e> Worker<'e> {
             if self.reasm.used <= target {
                 return;
             }
-            if let Some(c) = self.flows.get_mut(&key).and_then(|f| f.tcp.as_mut()) {
+            if let Some(c) = self.flows.get_mut(&key).and_then(|e| e.flow.tcp.as_mut()) {
                 c.streams[i].drop_retained(&mut self.reasm);
             }
         }
@@ -282,8 +304,8 @@ impl<'e> Worker<'e> {
             if self.reasm.used <= target {
                 break;
             }
-            if let Some(flow) = flows.get_mut(&key) {
-                self.evict_buffer(flow, i);
+            if let Some(e) = flows.get_mut(&key) {
+                self.evict_buffer(&mut e.flow, i);
             }
         }
         self.flows = flows;
@@ -348,28 +370,53 @@ impl<'e> Worker<'e> {
         None
     }
 
+    /// The first packet time at which [`Worker::expired`] says `f` ended
+    /// or its next update is due: the sweep looks at no flow before.
+    fn due(&self, f: &Flow) -> i64 {
+        let end = match f.closed_at {
+            Some(c) => c.saturating_add(self.limits.linger),
+            None => {
+                let idle = match f.key.proto {
+                    Proto::Tcp => self.limits.tcp_idle,
+                    Proto::Udp => self.limits.udp_idle,
+                };
+                let end = f.last.saturating_add(idle);
+                if self.limits.absolute > 0 {
+                    end.min(f.start.saturating_add(self.limits.absolute))
+                } else {
+                    end
+                }
+            }
+        };
+        f.next_update.map_or(end, |u| end.min(u))
+    }
+
     fn sweep(&mut self, t: i64) {
         self.last_sweep = t;
         let mut ended: Vec<(FlowKey, FlowReason)> = Vec::new();
         let mut updates: Vec<FlowKey> = Vec::new();
-        for (k, f) in &self.flows {
-            if let Some(r) = self.expired(f, t) {
+        for (k, e) in &self.flows {
+            if t < e.due {
+                continue;
+            }
+            if let Some(r) = self.expired(&e.flow, t) {
                 ended.push((*k, r));
-            } else if f.next_update.is_some_and(|u| t >= u) {
+            } else if e.flow.next_update.is_some_and(|u| t >= u) {
                 updates.push(*k);
             }
         }
         ended.sort_by_key(|(k, _)| k.order());
         updates.sort_by_key(|k| k.order());
         for (k, r) in ended {
-            if let Some(f) = self.flows.remove(&k) {
-                self.end_flow(f, r);
+            if let Some(e) = self.flows.remove(&k) {
+                self.end_flow(*e.flow, r);
             }
         }
         let mut flows = self.take_flows();
         for k in updates {
-            if let Some(f) = flows.get_mut(&k) {
-                self.flow_update(f, t);
+            if let Some(e) = flows.get_mut(&k) {
+                self.flow_update(&mut e.flow, t);
+                e.due = self.due(&e.flow);
             }
         }
         self.flows = flows;
@@ -378,18 +425,19 @@ impl<'e> Worker<'e> {
 
     /// The flow table is full: end the least recently active 1/16 of it.
     fn evict(&mut self) {
-        let mut lasts: Vec<(i64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.last, *k)).collect();
+        let mut lasts: Vec<(i64, FlowKey)> =
+            self.flows.iter().map(|(k, e)| (e.flow.last, *k)).collect();
         let n = (lasts.len() / 16).max(1);
         lasts.sort_unstable_by_key(|(last, k)| (*last, k.order()));
         for (_, k) in lasts.into_iter().take(n) {
-            if let Some(f) = self.flows.remove(&k) {
+            if let Some(e) = self.flows.remove(&k) {
                 self.counters.flows_evicted += 1;
-                self.end_flow(f, FlowReason::Forced);
+                self.end_flow(*e.flow, FlowReason::Forced);
             }
         }
     }
 
-    fn new_flow(&mut self, key: FlowKey, t: i64, p: &Decoded) -> Flow {
+    fn new_flow(&mut self, key: FlowKey, t: i64, p: &Decoded) -> Box<Flow> {
         let client = client_of(p);
         let server = if client == key.a { key.b } else { key.a };
         // The flow's name, written into a buffer the worker keeps: its
@@ -435,7 +483,7 @@ impl<'e> Worker<'e> {
                 None
             }
         };
-        let mut flow = Flow {
+        let mut flow = Box::new(Flow {
             key,
             ids,
             net,
@@ -458,7 +506,7 @@ impl<'e> Worker<'e> {
             overlap_alerted: false,
             fin: [false; 2],
             fragment_alerted: false,
-        };
+        });
         let detectors = self.env.detectors;
         if !detectors.flow.is_empty() {
             let view = view_of(&flow.net, flow.tcp.as_deref(), flow.payload, flow.start, t);
@@ -663,12 +711,33 @@ impl<'e> Worker<'e> {
             self.counters.app.merge(&conn.app.stats());
         }
         self.progress(&mut flow, t, true);
-        let ev = self.flow_event(&mut flow, reason);
+        // The flow is dropped next: its handshakes and network fields are
+        // moved into its last event, not cloned.
+        let handshakes = flow.tcp.as_mut().map(|c| c.app.take_handshakes());
+        let (when, body, id) = self.flow_body(&mut flow, reason, handshakes);
+        let ev = Event::with_id(ts(when), EventKind::Flow(body), id)
+            .sensor(self.env.sensor_id)
+            .network(flow.net);
         self.out.push(ev);
     }
 
-    /// The flow's `flow` event: its end, or (`Update`) its latest update.
+    /// The flow's `flow` event at an update (its end: [`Worker::end_flow`]).
     fn flow_event(&self, flow: &mut Flow, reason: FlowReason) -> Event {
+        let (when, body, id) = self.flow_body(flow, reason, None);
+        Event::with_id(ts(when), EventKind::Flow(body), id)
+            .sensor(self.env.sensor_id)
+            .network(flow.net.clone())
+    }
+
+    /// The body, time (µs) and id of the flow's `flow` event: its end, or
+    /// (`Update`) its latest update. `handshakes`: the TLS and SSH
+    /// metadata when the caller took them; else they are cloned.
+    fn flow_body(
+        &self,
+        flow: &mut Flow,
+        reason: FlowReason,
+        handshakes: Option<(Option<TlsInfo>, Option<SshInfo>)>,
+    ) -> (i64, FlowEvent, String) {
         let meta = flow.tcp.as_ref().map(|c| c.app.meta());
         if let Some(p) = meta.and_then(|m| m.app_proto)
             && flow.net.app_proto.as_deref() != Some(p.as_str())
@@ -684,6 +753,12 @@ impl<'e> Worker<'e> {
                 gap_bytes,
             }
         });
+        let (tls, ssh) = handshakes.unwrap_or_else(|| {
+            (
+                meta.and_then(|m| m.tls.clone()),
+                meta.and_then(|m| m.ssh.clone()),
+            )
+        });
         let body = FlowEvent {
             flow: FlowRecord {
                 pkts_toserver: flow.pkts[0],
@@ -697,19 +772,20 @@ impl<'e> Worker<'e> {
                 plaintext_toserver: meta.and_then(|m| plaintext(m.plaintext_toserver)),
                 plaintext_toclient: meta.and_then(|m| plaintext(m.plaintext_toclient)),
             },
-            tls: meta.and_then(|m| m.tls.clone()),
-            ssh: meta.and_then(|m| m.ssh.clone()),
+            tls,
+            ssh,
             tcp,
         };
-        let (when, id) = if reason == FlowReason::Update {
+        if reason == FlowReason::Update {
             let n = flow.updates;
-            (self.now, flow.ids.id(format_args!("|flow|update|{n}")))
+            (
+                self.now,
+                body,
+                flow.ids.id(format_args!("|flow|update|{n}")),
+            )
         } else {
-            (flow.last, flow.ids.id(format_args!("|flow|end")))
-        };
-        Event::with_id(ts(when), EventKind::Flow(body), id)
-            .sensor(self.env.sensor_id)
-            .network(flow.net.clone())
+            (flow.last, body, flow.ids.id(format_args!("|flow|end")))
+        }
     }
 }
 

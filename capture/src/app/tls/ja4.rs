@@ -62,76 +62,90 @@ fn hex_of(bytes: &[u8]) -> String {
     s
 }
 
-/// The values as 4-digit hex, comma-separated.
-fn list(values: &[u16]) -> String {
-    let mut s = String::with_capacity(values.len() * 5);
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+/// Appends the first 12 hex digits of the SHA-256 of `lists` written as
+/// 4-digit hex values, comma-separated, the lists joined by `_` (twelve
+/// zeros when the first list is empty). The text is written into a buffer
+/// on the stack and hashed a buffer at a time, not built as strings:
+/// every TLS connection on a busy link takes this.
+fn push_hash12(out: &mut String, lists: &[&[u16]]) {
+    if lists.first().is_none_or(|l| l.is_empty()) {
+        out.push_str("000000000000");
+        return;
+    }
+    let mut h = Sha256::new();
+    let mut buf = [0u8; 320];
+    let mut n = 0;
+    let digit = |n: u8| HEX[usize::from(n)];
+    for (j, values) in lists.iter().enumerate() {
+        for (i, v) in values.iter().enumerate() {
+            if n + 5 > buf.len() {
+                h.update(&buf[..n]);
+                n = 0;
+            }
+            if i > 0 || j > 0 {
+                buf[n] = if i > 0 { b',' } else { b'_' };
+                n += 1;
+            }
+            let [hi, lo] = v.to_be_bytes();
+            buf[n..n + 4].copy_from_slice(&[
+                digit(hi >> 4),
+                digit(hi & 15),
+                digit(lo >> 4),
+                digit(lo & 15),
+            ]);
+            n += 4;
         }
-        let [hi, lo] = v.to_be_bytes();
-        push_hex(&mut s, hi);
-        push_hex(&mut s, lo);
     }
-    s
-}
-
-fn hash12(s: &str) -> String {
-    if s.is_empty() {
-        return "000000000000".to_string();
+    h.update(&buf[..n]);
+    for &b in &h.finalize()[..6] {
+        push_hex(out, b);
     }
-    let digest = Sha256::digest(s.as_bytes());
-    hex_of(&digest[..6])
 }
 
 /// The JA4 fingerprint of a ClientHello seen over TCP.
 pub(crate) fn ja4(ch: &ClientHello) -> String {
-    let ciphers: Vec<u16> = ch
+    use std::fmt::Write;
+    let mut ciphers: Vec<u16> = ch
         .ciphers
         .iter()
         .copied()
         .filter(|c| !is_grease(*c))
         .collect();
-    let exts: Vec<u16> = ch
+    let mut exts: Vec<u16> = ch
         .extensions
         .iter()
         .copied()
         .filter(|e| !is_grease(*e))
         .collect();
     let sni = if exts.contains(&0x0000) { 'd' } else { 'i' };
-    let a = format!(
-        "t{}{}{:02}{:02}{}",
+    let mut out = String::with_capacity(36);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        out,
+        "t{}{}{:02}{:02}{}_",
         version_code(ch.offered_version()),
         sni,
         ciphers.len().min(99),
         exts.len().min(99),
         alpn_code(&ch.alpn)
     );
-    let mut sorted_ciphers = ciphers;
-    sorted_ciphers.sort_unstable();
-    let mut sorted_exts: Vec<u16> = exts
-        .into_iter()
-        .filter(|e| *e != 0x0000 && *e != 0x0010)
-        .collect();
-    sorted_exts.sort_unstable();
+    ciphers.sort_unstable();
+    push_hash12(&mut out, &[&ciphers]);
+    out.push('_');
+    exts.retain(|e| *e != 0x0000 && *e != 0x0010);
+    exts.sort_unstable();
     let sigs: Vec<u16> = ch
         .signature_algorithms
         .iter()
         .copied()
         .filter(|s| !is_grease(*s))
         .collect();
-    let c_input = if sorted_exts.is_empty() {
-        String::new()
-    } else if sigs.is_empty() {
-        list(&sorted_exts)
+    if sigs.is_empty() {
+        push_hash12(&mut out, &[&exts]);
     } else {
-        format!("{}_{}", list(&sorted_exts), list(&sigs))
-    };
-    format!(
-        "{a}_{}_{}",
-        hash12(&list(&sorted_ciphers)),
-        hash12(&c_input)
-    )
+        push_hash12(&mut out, &[&exts, &sigs]);
+    }
+    out
 }
 
 #[cfg(test)]

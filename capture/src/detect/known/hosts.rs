@@ -10,7 +10,7 @@
 //! bounded to [`MAX_TRACKED`] (host, file) pairs, expired ones dropped
 //! first, and a pair that finds the table full is not tracked.
 
-use dashmap::DashMap;
+use crate::detect::SharedMap;
 use std::net::IpAddr;
 
 /// (host, file) pairs tracked at most.
@@ -53,7 +53,7 @@ pub struct HostVerdict {
 /// The shared per-(host, file) tallies.
 #[derive(Debug)]
 pub struct HostMatches {
-    pairs: DashMap<(IpAddr, u32), Tally>,
+    pairs: SharedMap<(IpAddr, u32), Tally>,
     window_us: i64,
     min_chunks: u32,
 }
@@ -62,7 +62,7 @@ impl HostMatches {
     /// Tallies over windows of `window_secs` with alerts at `min_chunks`.
     pub fn new(window_secs: u64, min_chunks: u32) -> Self {
         HostMatches {
-            pairs: DashMap::new(),
+            pairs: SharedMap::default(),
             window_us: i64::try_from(window_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
             min_chunks,
         }

@@ -30,7 +30,7 @@
 //! oldest pairs until a quarter of the budget is free (one sort per quarter
 //! of the budget put, not a scan per object).
 
-use dashmap::DashMap;
+use crate::detect::SharedMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -104,7 +104,7 @@ impl Slot {
 /// Tails and heads per (sender, receiver).
 #[derive(Debug)]
 pub struct Stitches {
-    pairs: DashMap<(IpAddr, IpAddr), Slot>,
+    pairs: SharedMap<(IpAddr, IpAddr), Slot>,
     window_us: i64,
     budget: usize,
     /// Bytes held (pieces with their overhead).
@@ -116,7 +116,7 @@ impl Stitches {
     /// Pieces kept `window_secs`, at most `budget` bytes of them.
     pub fn new(window_secs: u64, budget: usize) -> Self {
         Stitches {
-            pairs: DashMap::new(),
+            pairs: SharedMap::default(),
             window_us: i64::try_from(window_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
             budget,
             held: AtomicUsize::new(0),
