@@ -291,16 +291,23 @@ pub(crate) fn read_jsonl(
                 // Blocks come back after use: no fresh allocation (and page
                 // faults) per block. A carried line longer than half a block
                 // becomes the block itself rather than being copied again.
-                let mut block = if carry.len() > BLOCK / 2 {
-                    std::mem::take(&mut carry)
+                let (mut block, mut filled) = if carry.len() > BLOCK / 2 {
+                    let b = std::mem::take(&mut carry);
+                    let n = b.len();
+                    (b, n)
                 } else {
+                    // A recycled block keeps its old bytes as its length:
+                    // the resize below zeroes only what lies past them (a
+                    // few bytes, not 4 MiB per block), the read overwrites.
                     let mut b = free_rx.try_recv().unwrap_or_default();
-                    b.clear();
-                    b.extend_from_slice(&carry);
+                    let n = carry.len();
+                    if b.len() < n {
+                        b.resize(n, 0);
+                    }
+                    b[..n].copy_from_slice(&carry);
                     carry.clear();
-                    b
+                    (b, n)
                 };
-                let mut filled = block.len();
                 let want = filled + BLOCK;
                 block.resize(want, 0);
                 let (mut eof, mut err) = (false, None);
