@@ -4,7 +4,7 @@
 
 use crate::row::Row;
 use crate::text::{TextAnalyzer, TextFeatures};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 /// Flag bits of [`Req::flags`].
@@ -167,8 +167,7 @@ impl Interner {
 pub struct Reduced {
     /// The request, ids not yet set.
     pub req: Req,
-    /// Client address (its block is interned; the account's distinct
-    /// addresses are counted).
+    /// Client address (its block is interned).
     pub src_ip: IpAddr,
 }
 
@@ -325,11 +324,13 @@ pub struct Requests {
     /// How many of each kind of sample (first, probe, reasoning) each
     /// account has (counted, not searched for, per row).
     samples_kept: Vec<[usize; 3]>,
-    /// Distinct source addresses per account (capped count).
-    pub ips: Vec<FxHashSet<IpAddr>>,
     /// Source block (by address prefix) → index in `blocks`, so a row's
     /// block is found without formatting its name.
     block_ids: FxHashMap<BlockKey, u32>,
+    /// Each account's last source block and its index: most of an
+    /// account's rows come from the block of its previous one, so
+    /// `block_ids` is not looked up again.
+    last_block: Vec<Option<(BlockKey, u32)>>,
     scratch: crate::text::TextScratch,
 }
 
@@ -354,9 +355,6 @@ impl BlockKey {
         }
     }
 }
-
-/// How many distinct IPs per account are remembered (memory bound).
-const MAX_IPS: usize = 256;
 
 /// The /24 or /48 containing an address.
 pub fn block_of(ip: IpAddr) -> String {
@@ -409,7 +407,7 @@ impl Requests {
 
     /// Set the ids of `req` (a valid row reduced by [`Reduced::of`], with
     /// the client address `src_ip` and the strings `strings`), interning
-    /// its strings, and note its address and sample prompt; the row itself
+    /// its strings and block, and note its sample prompt; the row itself
     /// is kept by [`Requests::keep_chunk`]. Rows must come in input order.
     pub fn identify(
         &mut self,
@@ -422,25 +420,29 @@ impl Requests {
         if account as usize >= self.samples.len() {
             self.samples.push(Vec::new());
             self.samples_kept.push([0; 3]);
-            self.ips.push(FxHashSet::default());
+            self.last_block.push(None);
         }
         let key = self.keys.id(strings.api_key_id);
         if key as usize >= self.key_account.len() {
             self.key_account.push(account);
         }
-        let blocks = &mut self.blocks;
-        req.block = *self
-            .block_ids
-            .entry(BlockKey::of(src_ip))
-            .or_insert_with(|| blocks.id(&block_of(src_ip)));
+        let block_key = BlockKey::of(src_ip);
+        let last = &mut self.last_block[account as usize];
+        match *last {
+            Some((key, block)) if key == block_key => req.block = block,
+            _ => {
+                let blocks = &mut self.blocks;
+                req.block = *self
+                    .block_ids
+                    .entry(block_key)
+                    .or_insert_with(|| blocks.id(&block_of(src_ip)));
+                *last = Some((block_key, req.block));
+            }
+        }
         req.ua = self.uas.id(strings.user_agent.unwrap_or("-"));
         req.model = self.models.id(strings.model).min(u16::MAX as u32) as u16;
         req.account = account;
         req.key = key;
-        let ips = &mut self.ips[account as usize];
-        if ips.len() < MAX_IPS {
-            ips.insert(src_ip);
-        }
         if let Some(p) = strings.prompt {
             // Samples kept so far of each kind: first, probe, reasoning.
             let kept = &mut self.samples_kept[account as usize];
