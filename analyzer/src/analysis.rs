@@ -136,7 +136,7 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
 /// Analyse the requests sent before `until` (ms; `i64::MAX` for all),
 /// judged by `model`.
 pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model) -> Analysis {
-    let ctx = Context::new(&store.reqs, until, cfg);
+    let ctx = store.context(until, cfg);
     let per_account: Vec<&[Req]> = (0..store.accounts.len())
         .map(|a| {
             let reqs = store.account_reqs(a);

@@ -328,9 +328,11 @@ pub fn clusters(
     let mut weak: Vec<(u32, u32, f64, f64, [bool; 6])> = Vec::new();
     let mut pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
     pairs.sort_unstable();
-    for (x, y) in pairs {
+    // Each candidate pair is judged on all threads (the costly part: the
+    // hourly cosine alone walks a map); links are made in pair order.
+    let judge = |&(x, y): &(u32, u32)| -> Option<(f64, f64, f64, [bool; 6])> {
         let (Some(a), Some(b)) = (&profiles[x as usize], &profiles[y as usize]) else {
-            continue;
+            return None;
         };
         let j = jaccard(a, b);
         let c = cosine(a, b);
@@ -365,6 +367,16 @@ pub fn clusters(
             + sync
             + f64::from(u8::from(kinds[4]))
             + 0.5 * f64::from(u8::from(kinds[5]));
+        Some((score, j, c, kinds))
+    };
+    let batches: Vec<&[(u32, u32)]> = pairs.chunks(1024).collect();
+    let judged = crate::par::map(&batches, crate::par::threads(cfg.threads), |batch| {
+        batch.iter().map(judge).collect::<Vec<_>>()
+    });
+    for (&(x, y), judged) in pairs.iter().zip(judged.into_iter().flatten()) {
+        let Some((score, j, c, kinds)) = judged else {
+            continue;
+        };
         if score >= cfg.link_score {
             let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
             if rx != ry {

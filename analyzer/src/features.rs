@@ -39,6 +39,17 @@ impl Context {
                 *t = (*t).min(r.ts);
             }
         }
+        Self::of_span(start, end, first, cfg)
+    }
+
+    /// The context of requests from `start` to `end` (ms; `start > end`:
+    /// none) whose models were first seen as in `first` (model, ms).
+    pub fn of_span(
+        mut start: i64,
+        mut end: i64,
+        first: impl IntoIterator<Item = (u16, i64)>,
+        cfg: &AnalyzerConfig,
+    ) -> Self {
         if start > end {
             (start, end) = (0, 0);
         }

@@ -162,9 +162,8 @@ fn read_requests(
     });
     let mut report = ingest::ingest(&inputs.files, cfg, &mut store, &text, bar.as_ref());
     report.note_skipped(&inputs.skipped, cfg.bad_row_examples);
-    report.far_timestamps = store.drop_far_timestamps(features::DAY_MS);
+    report.far_timestamps = store.finish(features::DAY_MS, par::threads(cfg.threads));
     report.rows -= report.far_timestamps;
-    store.finish();
     Ok((store, report, bar))
 }
 

@@ -20,7 +20,7 @@ use crate::analysis::{self, AccountResult, Analysis, ClusterResult};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Context, HOUR_MS};
 use crate::model::Model;
-use crate::requests::{Req, Requests, flag};
+use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
 
 /// When an entity's verdict first held.
@@ -45,21 +45,10 @@ struct Clock {
 
 impl Clock {
     fn of(store: &Requests) -> Clock {
-        // By model index (a u16): one pass over the input with no hashing.
-        let mut first: Vec<Option<i64>> = vec![None; 1 << 16];
-        let mut start = i64::MAX;
-        for r in &store.reqs {
-            start = start.min(r.ts);
-            if !r.has(flag::EMBED) {
-                let t = &mut first[usize::from(r.model)];
-                *t = Some(t.map_or(r.ts, |t| t.min(r.ts)));
-            }
+        Clock {
+            start: store.time_range().map_or(i64::MAX, |(first, _)| first),
+            first_seen: store.first_seen().to_vec(),
         }
-        let first_seen: Vec<(u16, i64)> = (0..=u16::MAX)
-            .zip(first)
-            .filter_map(|(m, t)| Some((m, t?)))
-            .collect();
-        Clock { start, first_seen }
     }
 
     /// The context of the requests up to and including time `t` (ms).

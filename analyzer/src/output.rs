@@ -4,7 +4,7 @@
 
 use crate::analysis::Analysis;
 use crate::config::AnalyzerConfig;
-use crate::features::{Context, Features};
+use crate::features::Features;
 use crate::requests::Requests;
 use polars::prelude::*;
 use serde_json::Value;
@@ -136,7 +136,7 @@ pub fn write_features(
     let ctx = analysis
         .context
         .clone()
-        .unwrap_or_else(|| Context::new(&store.reqs, i64::MAX, cfg));
+        .unwrap_or_else(|| store.context(i64::MAX, cfg));
     let mut rows: Vec<FeatureRow<'_>> = analysis
         .accounts
         .iter()

@@ -4,7 +4,7 @@
 
 use crate::row::Row;
 use crate::text::{TextAnalyzer, TextFeatures};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 /// Flag bits of [`Req::flags`].
@@ -41,8 +41,9 @@ pub mod flag {
     pub const SYSTEM_PROMPT: u16 = 1 << 14;
 }
 
-/// One request, reduced.
-#[derive(Clone, Copy, Debug, Default)]
+/// One request, reduced. (`Zeroable`: the grouped array is allocated
+/// zeroed, as fresh pages, rather than written with defaults first.)
+#[derive(Clone, Copy, Debug, Default, bytemuck::Zeroable)]
 pub struct Req {
     /// ms since the epoch.
     pub ts: i64,
@@ -110,21 +111,44 @@ fn ip_hash(ip: IpAddr) -> u32 {
 }
 
 /// String interning: each distinct string gets a dense index.
+///
+/// Looked up once per row for each of four fields on the reader's one
+/// ordering thread, so the table holds only indices and a lookup compares
+/// against the names stored back to back in one buffer (a few cache lines
+/// for thousands of short ids), not against one heap string per name.
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    map: FxHashMap<String, u32>,
+    /// Indices, by the hash of their name.
+    table: hashbrown::HashTable<u32>,
+    /// The names back to back: name `i` ends at `ends[i]`.
+    arena: String,
+    ends: Vec<usize>,
     /// The strings, by index.
     pub names: Vec<String>,
+}
+
+fn name_hash(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(s)
 }
 
 impl Interner {
     /// The index of `s`, added when new.
     pub fn id(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.map.get(s) {
+        let hash = name_hash(s);
+        let (arena, ends) = (&self.arena, &self.ends);
+        let name = |i: u32| -> &str {
+            let i = i as usize;
+            let from = if i == 0 { 0 } else { ends[i - 1] };
+            &arena[from..ends[i]]
+        };
+        if let Some(&i) = self.table.find(hash, |&i| name(i) == s) {
             return i;
         }
         let i = self.names.len() as u32;
-        self.map.insert(s.to_string(), i);
+        self.table.insert_unique(hash, i, |&j| name_hash(name(j)));
+        self.arena.push_str(s);
+        self.ends.push(self.arena.len());
         self.names.push(s.to_string());
         i
     }
@@ -147,8 +171,7 @@ impl Interner {
 pub struct Reduced {
     /// The request, ids not yet set.
     pub req: Req,
-    /// Client address (its block is interned; the account's distinct
-    /// addresses are counted).
+    /// Client address (its block is interned).
     pub src_ip: IpAddr,
 }
 
@@ -273,14 +296,22 @@ pub struct Sample {
 /// All valid rows of the input, reduced.
 #[derive(Default)]
 pub struct Requests {
-    /// The requests: in input order while reading; after
-    /// [`Requests::finish`] grouped by account (in account index order) and
-    /// time-ordered within each account, so an account's requests are one
-    /// contiguous slice ([`Requests::account_reqs`]).
+    /// The requests after [`Requests::finish`]: grouped by account (in
+    /// account index order) and time-ordered within each account, so an
+    /// account's requests are one contiguous slice
+    /// ([`Requests::account_reqs`]). Empty while reading.
     pub reqs: Vec<Req>,
+    /// While reading: the requests in input order, in chunks (one per
+    /// block the parallel reader parsed, whose workers allocated and
+    /// filled it), so that keeping a row never moves the rows kept before
+    /// it (no growing of one 640 MB array, no copy of it).
+    chunks: Vec<Vec<Req>>,
     /// Where each account's requests start in `reqs` (after `finish`; one
     /// more entry than accounts).
     account_start: Vec<usize>,
+    /// Each model's first non-embedding request (model index, ms), by
+    /// model index (after `finish`).
+    first_seen: Vec<(u16, i64)>,
     /// Accounts.
     pub accounts: Interner,
     /// API keys.
@@ -298,11 +329,13 @@ pub struct Requests {
     /// How many of each kind of sample (first, probe, reasoning) each
     /// account has (counted, not searched for, per row).
     samples_kept: Vec<[usize; 3]>,
-    /// Distinct source addresses per account (capped count).
-    pub ips: Vec<FxHashSet<IpAddr>>,
     /// Source block (by address prefix) → index in `blocks`, so a row's
     /// block is found without formatting its name.
     block_ids: FxHashMap<BlockKey, u32>,
+    /// Each account's last source block and its index: most of an
+    /// account's rows come from the block of its previous one, so
+    /// `block_ids` is not looked up again.
+    last_block: Vec<Option<(BlockKey, u32)>>,
     scratch: crate::text::TextScratch,
 }
 
@@ -327,9 +360,6 @@ impl BlockKey {
         }
     }
 }
-
-/// How many distinct IPs per account are remembered (memory bound).
-const MAX_IPS: usize = 256;
 
 /// The /24 or /48 containing an address.
 pub fn block_of(ip: IpAddr) -> String {
@@ -371,30 +401,53 @@ impl Requests {
         cfg: &crate::config::AnalyzerConfig,
     ) {
         let mut req = reduced.req;
-        let src_ip = reduced.src_ip;
+        self.identify(&mut req, reduced.src_ip, strings, cfg);
+        if self.chunks.last().is_none_or(|c| c.len() == c.capacity()) {
+            self.chunks.push(Vec::with_capacity(1 << 16));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(req);
+        }
+    }
+
+    /// Set the ids of `req` (a valid row reduced by [`Reduced::of`], with
+    /// the client address `src_ip` and the strings `strings`), interning
+    /// its strings and block, and note its sample prompt; the row itself
+    /// is kept by [`Requests::keep_chunk`]. Rows must come in input order.
+    pub fn identify(
+        &mut self,
+        req: &mut Req,
+        src_ip: IpAddr,
+        strings: &RowStrings<'_>,
+        cfg: &crate::config::AnalyzerConfig,
+    ) {
         let account = self.accounts.id(strings.account_id);
         if account as usize >= self.samples.len() {
             self.samples.push(Vec::new());
             self.samples_kept.push([0; 3]);
-            self.ips.push(FxHashSet::default());
+            self.last_block.push(None);
         }
         let key = self.keys.id(strings.api_key_id);
         if key as usize >= self.key_account.len() {
             self.key_account.push(account);
         }
-        let blocks = &mut self.blocks;
-        req.block = *self
-            .block_ids
-            .entry(BlockKey::of(src_ip))
-            .or_insert_with(|| blocks.id(&block_of(src_ip)));
+        let block_key = BlockKey::of(src_ip);
+        let last = &mut self.last_block[account as usize];
+        match *last {
+            Some((key, block)) if key == block_key => req.block = block,
+            _ => {
+                let blocks = &mut self.blocks;
+                req.block = *self
+                    .block_ids
+                    .entry(block_key)
+                    .or_insert_with(|| blocks.id(&block_of(src_ip)));
+                *last = Some((block_key, req.block));
+            }
+        }
         req.ua = self.uas.id(strings.user_agent.unwrap_or("-"));
         req.model = self.models.id(strings.model).min(u16::MAX as u32) as u16;
         req.account = account;
         req.key = key;
-        let ips = &mut self.ips[account as usize];
-        if ips.len() < MAX_IPS {
-            ips.insert(src_ip);
-        }
         if let Some(p) = strings.prompt {
             // Samples kept so far of each kind: first, probe, reasoning.
             let kept = &mut self.samples_kept[account as usize];
@@ -414,62 +467,135 @@ impl Requests {
                 });
             }
         }
-        self.reqs.push(req);
     }
 
-    /// Remove rows dated far outside the bulk of the input (a row from
-    /// 1970 or 9999 in a week of logs: a clock error or a forged field)
-    /// and return how many. The bulk is the interquartile range of the
-    /// times; a row more than three interquartile ranges (at least
+    /// Keep a run of rows, in input order after those kept so far, each
+    /// already passed through [`Requests::identify`].
+    pub fn keep_chunk(&mut self, reqs: Vec<Req>) {
+        if !reqs.is_empty() {
+            self.chunks.push(reqs);
+        }
+    }
+
+    /// The rows kept so far, in input order (before [`Requests::finish`]).
+    pub fn ingested(&self) -> impl Iterator<Item = &Req> {
+        self.chunks.iter().flatten()
+    }
+
+    /// End reading, on up to `threads` threads: drop the rows dated far
+    /// outside the bulk of the input and return how many; group the rest
+    /// by account (a stable counting sort) and order each account's
+    /// requests by time (stable; logs arrive nearly sorted, so this is
+    /// cheap), into [`Requests::reqs`]. Per-account passes then read memory
+    /// in order instead of chasing one cache line per request across the
+    /// input.
+    ///
+    /// A row from 1970 or 9999 in a week of logs (a clock error or a
+    /// forged field) is far: the bulk is the interquartile range of the
+    /// times, and a row more than three interquartile ranges (at least
     /// `min_margin_ms`) before the first quartile or after the third is
     /// far. Such rows would stretch the input's span, its windows and the
     /// time-to-detect replay for every other account.
-    pub fn drop_far_timestamps(&mut self, min_margin_ms: i64) -> u64 {
-        let n = self.reqs.len();
-        if n == 0 {
-            return 0;
-        }
-        let mut ts: Vec<i64> = self.reqs.iter().map(|r| r.ts).collect();
-        let q1 = *ts.select_nth_unstable(n / 4).1;
-        let q3 = *ts.select_nth_unstable((3 * n) / 4).1;
-        let margin = (q3 - q1).saturating_mul(3).max(min_margin_ms);
-        let (lo, hi) = (q1.saturating_sub(margin), q3.saturating_add(margin));
-        let before = self.reqs.len();
-        self.reqs.retain(|r| (lo..=hi).contains(&r.ts));
-        (before - self.reqs.len()) as u64
-    }
-
-    /// Group the requests by account (a stable counting sort) and order
-    /// each account's requests by time (stable; logs arrive nearly sorted,
-    /// so this is cheap). Per-account passes then read memory in order
-    /// instead of chasing one cache line per request across the input.
     ///
-    /// The rows are scattered into a second array rather than moved in
-    /// place along the permutation's cycles: in place needs no second
-    /// array (640 MB at 10 M rows), but each step waits for a cache miss
-    /// that depends on the one before (measured 2.2–2.9 s against 0.8–1.0 s
-    /// for 10 M rows of 4,000 accounts).
-    pub fn finish(&mut self) {
-        let n = self.accounts.len();
-        let mut start = vec![0usize; n + 1];
-        for r in &self.reqs {
-            start[r.account as usize + 1] += 1;
+    /// Each thread gathers the rows of its own range of accounts (ranges
+    /// of about equal rows) into its own part of the grouped array, read
+    /// from every chunk in input order, then sorts them; the array is
+    /// allocated zeroed (fresh pages from the kernel, not written twice).
+    /// The rows are copied rather than moved in place along the
+    /// permutation's cycles: in place needs no second array, but each step
+    /// waits for a cache miss that depends on the one before (measured
+    /// 2.2–2.9 s against 0.8–1.0 s for one thread copying 10 M rows of 4,000
+    /// accounts).
+    pub fn finish(&mut self, min_margin_ms: i64, threads: usize) -> u64 {
+        let chunks = std::mem::take(&mut self.chunks);
+        let total: usize = chunks.iter().map(Vec::len).sum();
+        let accounts = self.accounts.len();
+        let threads = threads.clamp(1, accounts.max(1));
+        let (lo, hi) = far_bounds(&chunks, total, min_margin_ms, threads);
+        let near = |r: &Req| (lo..=hi).contains(&r.ts);
+        // Rows per account, counted over runs of chunks on each thread.
+        let runs = split_chunks(&chunks, threads);
+        let counts = std::thread::scope(|s| {
+            let workers: Vec<_> = runs
+                .iter()
+                .map(|run| {
+                    s.spawn(move || {
+                        let mut n = vec![0usize; accounts];
+                        for r in run.iter().flatten().filter(|r| near(r)) {
+                            n[r.account as usize] += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let mut sum = vec![0usize; accounts];
+            for w in workers {
+                let n = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                sum.iter_mut().zip(n).for_each(|(s, n)| *s += n);
+            }
+            sum
+        });
+        let mut start = vec![0usize; accounts + 1];
+        for a in 0..accounts {
+            start[a + 1] = start[a] + counts[a];
         }
-        for a in 0..n {
-            start[a + 1] += start[a];
+        let kept = start[accounts];
+        let mut grouped: Vec<Req> = bytemuck::zeroed_vec(kept);
+        // Accounts [cut[t], cut[t + 1]) go to thread t.
+        let mut cut = vec![0usize];
+        for t in 1..threads {
+            let goal = kept * t / threads;
+            let a = start.partition_point(|&s| s < goal).min(accounts);
+            cut.push(a.max(*cut.last().unwrap_or(&0)));
         }
-        let mut at = start.clone();
-        let mut grouped = vec![Req::default(); self.reqs.len()];
-        for r in &self.reqs {
-            let slot = &mut at[r.account as usize];
-            grouped[*slot] = *r;
-            *slot += 1;
-        }
-        for a in 0..n {
-            grouped[start[a]..start[a + 1]].sort_by_key(|r| r.ts);
-        }
+        cut.push(accounts);
+        // Each model's first non-embedding request, found by each thread in
+        // its part (by model index: no hashing).
+        let models = self.models.len().clamp(1, 1 << 16);
+        let first_seen = std::thread::scope(|s| {
+            let mut rest: &mut [Req] = &mut grouped;
+            let mut workers = Vec::new();
+            for w in cut.windows(2) {
+                let (first, end) = (w[0], w[1]);
+                let (part, tail) = rest.split_at_mut(start[end] - start[first]);
+                rest = tail;
+                let (chunks, start) = (&chunks, &start);
+                workers.push(s.spawn(move || {
+                    let base = start[first];
+                    let mut at: Vec<usize> = start[first..end].iter().map(|s| s - base).collect();
+                    for r in chunks.iter().flatten() {
+                        let a = r.account as usize;
+                        if (first..end).contains(&a) && near(r) {
+                            part[at[a - first]] = *r;
+                            at[a - first] += 1;
+                        }
+                    }
+                    for a in first..end {
+                        part[start[a] - base..start[a + 1] - base].sort_by_key(|r| r.ts);
+                    }
+                    let mut seen = vec![i64::MAX; models];
+                    for r in part.iter().filter(|r| !r.has(flag::EMBED)) {
+                        let t = &mut seen[usize::from(r.model)];
+                        *t = (*t).min(r.ts);
+                    }
+                    seen
+                }));
+            }
+            let mut all = vec![i64::MAX; models];
+            for w in workers {
+                let seen = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                all.iter_mut().zip(seen).for_each(|(a, t)| *a = (*a).min(t));
+            }
+            all
+        });
+        drop(chunks);
+        self.first_seen = (0..=u16::MAX)
+            .zip(first_seen)
+            .filter(|&(_, t)| t != i64::MAX)
+            .collect();
         self.reqs = grouped;
         self.account_start = start;
+        (total - kept) as u64
     }
 
     /// Account `a`'s requests, time-ordered (after [`Requests::finish`]).
@@ -494,10 +620,94 @@ impl Requests {
         keyed.into_iter().map(|p| p.1).collect()
     }
 
-    /// First and last request time (ms), if any.
+    /// First and last request time (ms), if any (after
+    /// [`Requests::finish`]: the ends of the accounts' time-ordered runs).
     pub fn time_range(&self) -> Option<(i64, i64)> {
-        let first = self.reqs.iter().map(|r| r.ts).min()?;
-        let last = self.reqs.iter().map(|r| r.ts).max()?;
-        Some((first, last))
+        self.span_before(i64::MAX)
     }
+
+    /// First and last time (ms) of the requests sent before `until`, if
+    /// any (after [`Requests::finish`]).
+    pub fn span_before(&self, until: i64) -> Option<(i64, i64)> {
+        let runs = self.account_start.windows(2).map(|w| {
+            let reqs = &self.reqs[w[0]..w[1]];
+            &reqs[..reqs.partition_point(|r| r.ts < until)]
+        });
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        for run in runs {
+            if let (Some(a), Some(b)) = (run.first(), run.last()) {
+                first = first.min(a.ts);
+                last = last.max(b.ts);
+            }
+        }
+        (first <= last).then_some((first, last))
+    }
+
+    /// Each model's first non-embedding request (model index, ms), by
+    /// model index (after [`Requests::finish`]).
+    pub fn first_seen(&self) -> &[(u16, i64)] {
+        &self.first_seen
+    }
+
+    /// What [`Context::new`](crate::features::Context::new) finds over the
+    /// requests sent before `until`, from the accounts' time-ordered runs
+    /// and [`Requests::first_seen`] instead of a pass over every request
+    /// (after [`Requests::finish`]).
+    pub fn context(
+        &self,
+        until: i64,
+        cfg: &crate::config::AnalyzerConfig,
+    ) -> crate::features::Context {
+        let (start, end) = self.span_before(until).unwrap_or((i64::MAX, i64::MIN));
+        crate::features::Context::of_span(
+            start,
+            end,
+            self.first_seen.iter().copied().filter(|&(_, t)| t < until),
+            cfg,
+        )
+    }
+}
+
+/// The range of times that is not far from the bulk (see
+/// [`Requests::finish`]): the quartiles of all `total` rows' times, found
+/// on copies gathered on `threads` threads.
+fn far_bounds(chunks: &[Vec<Req>], total: usize, min_margin_ms: i64, threads: usize) -> (i64, i64) {
+    if total == 0 {
+        return (i64::MIN, i64::MAX);
+    }
+    let mut ts = vec![0i64; total];
+    std::thread::scope(|s| {
+        let mut rest: &mut [i64] = &mut ts;
+        for run in split_chunks(chunks, threads) {
+            let len: usize = run.iter().map(Vec::len).sum();
+            let (part, tail) = rest.split_at_mut(len);
+            rest = tail;
+            s.spawn(move || {
+                for (t, r) in part.iter_mut().zip(run.iter().flatten()) {
+                    *t = r.ts;
+                }
+            });
+        }
+    });
+    let q1 = *ts.select_nth_unstable(total / 4).1;
+    let q3 = *ts.select_nth_unstable((3 * total) / 4).1;
+    let margin = (q3 - q1).saturating_mul(3).max(min_margin_ms);
+    (q1.saturating_sub(margin), q3.saturating_add(margin))
+}
+
+/// `chunks` cut into `parts` runs of consecutive chunks with about equal
+/// rows (fewer when there are fewer chunks).
+fn split_chunks(chunks: &[Vec<Req>], parts: usize) -> Vec<&[Vec<Req>]> {
+    let total: usize = chunks.iter().map(Vec::len).sum();
+    let mut runs = Vec::with_capacity(parts);
+    let (mut from, mut seen) = (0, 0);
+    for (i, c) in chunks.iter().enumerate() {
+        seen += c.len();
+        if seen * parts >= total * (runs.len() + 1) && runs.len() + 1 < parts {
+            runs.push(&chunks[from..=i]);
+            from = i + 1;
+        }
+    }
+    runs.push(&chunks[from..]);
+    runs
 }

@@ -1,12 +1,15 @@
 //! The block-parallel JSON Lines reader gives exactly what the sequential
 //! one gives: the same rows in the same order with the same text features,
-//! the same interned names, samples and addresses, and the same bad rows
+//! the same interned names, blocks and samples, and the same bad rows
 //! at the same line numbers — on a generated log that spans several read
-//! blocks, with bad lines of every kind scattered through it.
+//! blocks, with bad lines of every kind scattered through it. The store's
+//! parallel grouping by account (far-dated rows dropped) gives what a plain
+//! stable sort of the rows read gives, on any number of threads.
 
 use analyzer::config::AnalyzerConfig;
+use analyzer::features::{Context, DAY_MS};
 use analyzer::ingest::{self, IngestReport};
-use analyzer::requests::Requests;
+use analyzer::requests::{Req, Requests};
 use analyzer::text::TextAnalyzer;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,14 +25,8 @@ fn read(path: &Path, threads: usize) -> (IngestReport, Vec<String>) {
     let text = TextAnalyzer::new().unwrap();
     let mut store = Requests::default();
     let report = ingest::ingest(&[path.to_path_buf()], &cfg, &mut store, &text, None);
-    let mut ips: Vec<Vec<String>> = store
-        .ips
-        .iter()
-        .map(|s| s.iter().map(|ip| ip.to_string()).collect())
-        .collect();
-    ips.iter_mut().for_each(|s| s.sort());
     let store = vec![
-        format!("{:?}", store.reqs),
+        format!("{:?}", store.ingested().collect::<Vec<_>>()),
         format!("{:?}", store.accounts.names),
         format!("{:?}", store.keys.names),
         format!("{:?}", store.key_account),
@@ -37,7 +34,6 @@ fn read(path: &Path, threads: usize) -> (IngestReport, Vec<String>) {
         format!("{:?}", store.uas.names),
         format!("{:?}", store.models.names),
         format!("{:?}", store.samples),
-        format!("{ips:?}"),
     ];
     (report, store)
 }
@@ -135,4 +131,107 @@ fn parallel_and_sequential_ingest_give_identical_rows_features_and_skips() {
             assert!(a == b, "threads {threads}: the stores differ");
         }
     }
+}
+
+/// Ingest `path` on `threads` threads, unfinished.
+fn store_of(path: &Path, threads: usize) -> Requests {
+    let cfg = AnalyzerConfig {
+        threads,
+        ..AnalyzerConfig::default()
+    };
+    let text = TextAnalyzer::new().unwrap();
+    let mut store = Requests::default();
+    ingest::ingest(&[path.to_path_buf()], &cfg, &mut store, &text, None);
+    store
+}
+
+#[test]
+fn grouping_by_account_on_any_threads_is_a_stable_sort_without_far_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixtures::logs::LogSpec {
+        seed: 11,
+        accounts: 40,
+        days: 1,
+        ..Default::default()
+    };
+    let summary = fixtures::logs::generate(&spec, dir.path()).unwrap();
+    let good = std::fs::read_to_string(&summary.requests).unwrap();
+    let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+    // Out of time order within accounts (the grouping must sort), and two
+    // rows dated far away (1970, 2999) that it must drop.
+    let n = lines.len();
+    lines[n / 3..n / 2].reverse();
+    let ts = |l: &str| l.split("\"ts\":\"").nth(1).unwrap()[..24].to_string();
+    for (at, when) in [
+        (n / 4, "1970-01-01T00:00:00.000Z"),
+        (n / 2, "2999-01-01T00:00:00.000Z"),
+    ] {
+        let far = lines[at].replace(&ts(&lines[at]), when);
+        lines.insert(at, far);
+    }
+    let path = dir.path().join("shuffled.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+
+    let cfg = AnalyzerConfig::default();
+    let mut reference: Option<Vec<Req>> = None;
+    for threads in [1, 2, 3] {
+        let mut store = store_of(&path, threads);
+        let read: Vec<Req> = store.ingested().copied().collect();
+        assert_eq!(read.len(), lines.len(), "threads {threads}");
+        // The reference: the quartile rule of `finish`, then a stable sort
+        // by account and time of the rows in input order.
+        let mut sorted: Vec<i64> = read.iter().map(|r| r.ts).collect();
+        sorted.sort_unstable();
+        let (q1, q3) = (sorted[read.len() / 4], sorted[3 * read.len() / 4]);
+        let margin = ((q3 - q1) * 3).max(DAY_MS);
+        let mut expected: Vec<Req> = read
+            .iter()
+            .filter(|r| (q1 - margin..=q3 + margin).contains(&r.ts))
+            .copied()
+            .collect();
+        expected.sort_by_key(|r| (r.account, r.ts));
+        assert_eq!(read.len() - expected.len(), 2, "two far rows");
+
+        let far = store.finish(DAY_MS, threads);
+        assert_eq!(far, 2, "threads {threads}");
+        assert_eq!(
+            format!("{:?}", store.reqs),
+            format!("{expected:?}"),
+            "threads {threads}"
+        );
+        let mut joined = Vec::new();
+        for a in 0..store.accounts.len() {
+            let run = store.account_reqs(a);
+            assert!(run.iter().all(|r| r.account as usize == a));
+            joined.extend_from_slice(run);
+        }
+        assert_eq!(joined.len(), store.reqs.len());
+        // The span and new models from the runs equal a pass over every row.
+        let (first, last) = store.time_range().unwrap();
+        assert_eq!(first, expected.iter().map(|r| r.ts).min().unwrap());
+        assert_eq!(last, expected.iter().map(|r| r.ts).max().unwrap());
+        for until in [
+            i64::MIN,
+            first,
+            first + 1,
+            (first + last) / 2,
+            last,
+            last + 1,
+            i64::MAX,
+        ] {
+            assert_eq!(
+                format!("{:?}", store.context(until, &cfg)),
+                format!("{:?}", Context::new(&expected, until, &cfg)),
+                "threads {threads}, until {until}"
+            );
+        }
+        match &reference {
+            None => reference = Some(store.reqs.clone()),
+            Some(r) => assert_eq!(format!("{r:?}"), format!("{:?}", store.reqs)),
+        }
+    }
+    // Nothing read: nothing kept, no span.
+    let mut empty = Requests::default();
+    assert_eq!(empty.finish(DAY_MS, 2), 0);
+    assert!(empty.reqs.is_empty() && empty.time_range().is_none());
 }

@@ -85,7 +85,7 @@ pub struct IngestReport {
     /// Valid rows beyond `max_rows`, counted but not analysed.
     pub rows_over_limit: u64,
     /// Valid rows dated far outside the bulk of the input, counted but
-    /// not analysed (see [`crate::requests::Requests::drop_far_timestamps`]).
+    /// not analysed (see [`crate::requests::Requests::finish`]).
     pub far_timestamps: u64,
     /// Compressed or plain bytes read.
     pub bytes: u64,
@@ -282,16 +282,22 @@ impl Sink<'_> {
         }
     }
 
-    pub(crate) fn reduced(
+    /// Set the ids of one valid row of a parsed block (see
+    /// [`Requests::identify`]) when it is within `max_rows`; whether it
+    /// is (the rows kept are then a prefix of the block's).
+    pub(crate) fn identify(
         &mut self,
-        r: &crate::requests::Reduced,
+        req: &mut crate::requests::Req,
+        src_ip: std::net::IpAddr,
         strings: &crate::requests::RowStrings<'_>,
-    ) {
+    ) -> bool {
         if self.report.rows >= self.cfg.max_rows {
             self.report.rows_over_limit += 1;
+            false
         } else {
             self.report.rows += 1;
-            self.store.keep(r, strings, self.cfg);
+            self.store.identify(req, src_ip, strings, self.cfg);
+            true
         }
     }
 

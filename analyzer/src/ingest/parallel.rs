@@ -8,7 +8,7 @@
 
 use super::Sink;
 use crate::config::AnalyzerConfig;
-use crate::requests::{Reduced, RowStrings};
+use crate::requests::{Reduced, Req, RowStrings};
 use crate::row::{self, BadRow, Row};
 use crate::text::{TextAnalyzer, TextCache, TextFeatures, TextScratch};
 use std::borrow::Cow;
@@ -28,10 +28,11 @@ enum Span {
     Side(u32),
 }
 
-/// A valid row reduced where it was parsed, its strings left in its block
-/// as [`Span`]s (no copies): [`Detached::strings`] borrows them back.
+/// The strings of a valid row reduced where it was parsed (its
+/// [`Req`] is beside it in [`Parsed::reqs`]), left in its block as
+/// [`Span`]s (no copies): [`Detached::strings`] borrows them back.
 pub(crate) struct Detached {
-    reduced: Reduced,
+    src_ip: std::net::IpAddr,
     account_id: Span,
     api_key_id: Span,
     model: Span,
@@ -102,9 +103,9 @@ impl<'b> Strings<'b> {
         Span::Side(self.side.len() as u32 - 1)
     }
 
-    fn detach(&mut self, r: Row<'_>, reduced: Reduced) -> Detached {
+    fn detach(&mut self, r: Row<'_>) -> Detached {
         Detached {
-            reduced,
+            src_ip: r.src_ip,
             account_id: self.span(r.account_id),
             api_key_id: self.span(r.api_key_id),
             model: self.span(r.model),
@@ -136,13 +137,18 @@ impl Detached {
 }
 
 /// A parsed block: its bytes (which the rows' spans point into), the
-/// strings that had to be copied, the valid rows (reduced) and the
-/// rejected lines (line, reason, excerpt), each in input order.
+/// strings that had to be copied, the valid rows (reduced, and their
+/// strings) and the rejected lines (line, reason, excerpt), each in input
+/// order.
 /// (Whether a bad line comes before or after a valid one changes nothing
 /// in the store or the report.)
 struct Parsed {
     block: Block,
     side: Vec<String>,
+    /// The valid rows reduced, ids not yet set: they become the store's
+    /// chunk for this block (allocated and written here, on a worker).
+    reqs: Vec<Req>,
+    /// Their strings, one per entry of `reqs`.
     rows: Vec<Detached>,
     /// (first line, lines, reason, excerpt): a run of blank lines is one
     /// entry.
@@ -158,6 +164,7 @@ fn lines_in(block: &[u8]) -> u64 {
 fn parse_block(
     block: Vec<u8>,
     first_line: u64,
+    lines: u64,
     max_line: usize,
     cfg: &AnalyzerConfig,
     text: &TextAnalyzer,
@@ -165,7 +172,9 @@ fn parse_block(
 ) -> Parsed {
     let block = Block::of(block);
     let bytes = block.bytes();
-    let mut rows = Vec::with_capacity(bytes.len() / 400 + 1);
+    // One entry per line at most: the chunk is kept whole in the store.
+    let mut reqs = Vec::with_capacity(lines as usize);
+    let mut rows = Vec::with_capacity(lines as usize);
     let mut bad = Vec::new();
     let mut scratch = TextScratch::default();
     let mut strings = Strings {
@@ -209,8 +218,8 @@ fn parse_block(
                     Some(p) => text.analyze_cached(p, &mut scratch, cache),
                     None => TextFeatures::default(),
                 };
-                let reduced = Reduced::of(&r, tf, cfg);
-                rows.push(strings.detach(r, reduced));
+                reqs.push(Reduced::of(&r, tf, cfg).req);
+                rows.push(strings.detach(r));
             }
             Err(reason) => bad.push((line_no, 1, reason, s.chars().take(120).collect())),
         }
@@ -219,6 +228,7 @@ fn parse_block(
     Parsed {
         block,
         side,
+        reqs,
         rows,
         bad,
     }
@@ -236,7 +246,7 @@ pub(crate) fn read_jsonl(
     let text = sink.text;
     let cfg = sink.cfg;
     let max_line = sink.cfg.max_line_bytes.max(1);
-    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, u64, Vec<u8>)>(threads * 2);
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, u64, u64, Vec<u8>)>(threads * 2);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Parsed)>(threads * 2);
     // Used blocks go back to the producer.
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -253,13 +263,13 @@ pub(crate) fn read_jsonl(
                         Ok(rx) => rx.recv(),
                         Err(_) => break,
                     };
-                    let Ok((seq, first_line, block)) = next else {
+                    let Ok((seq, first_line, lines, block)) = next else {
                         break;
                     };
                     if done_tx
                         .send((
                             seq,
-                            parse_block(block, first_line, max_line, cfg, text, &mut cache),
+                            parse_block(block, first_line, lines, max_line, cfg, text, &mut cache),
                         ))
                         .is_err()
                     {
@@ -281,16 +291,23 @@ pub(crate) fn read_jsonl(
                 // Blocks come back after use: no fresh allocation (and page
                 // faults) per block. A carried line longer than half a block
                 // becomes the block itself rather than being copied again.
-                let mut block = if carry.len() > BLOCK / 2 {
-                    std::mem::take(&mut carry)
+                let (mut block, mut filled) = if carry.len() > BLOCK / 2 {
+                    let b = std::mem::take(&mut carry);
+                    let n = b.len();
+                    (b, n)
                 } else {
+                    // A recycled block keeps its old bytes as its length:
+                    // the resize below zeroes only what lies past them (a
+                    // few bytes, not 4 MiB per block), the read overwrites.
                     let mut b = free_rx.try_recv().unwrap_or_default();
-                    b.clear();
-                    b.extend_from_slice(&carry);
+                    let n = carry.len();
+                    if b.len() < n {
+                        b.resize(n, 0);
+                    }
+                    b[..n].copy_from_slice(&carry);
                     carry.clear();
-                    b
+                    (b, n)
                 };
-                let mut filled = block.len();
                 let want = filled + BLOCK;
                 block.resize(want, 0);
                 let (mut eof, mut err) = (false, None);
@@ -352,7 +369,7 @@ pub(crate) fn read_jsonl(
                 block.truncate(cut);
                 let lines = lines_in(&block);
                 if !block.is_empty() {
-                    if work_tx.send((seq, line, block)).is_err() {
+                    if work_tx.send((seq, line, lines, block)).is_err() {
                         return (None, long_lines);
                     }
                     seq += 1;
@@ -395,13 +412,24 @@ pub(crate) fn read_jsonl(
     })
 }
 
-/// Apply a parsed block to the sink; returns the block for reuse.
+/// Apply a parsed block to the sink: its rows' ids set in input order,
+/// its chunk of requests kept; returns the block for reuse.
 fn apply(path: &Path, parsed: Parsed, sink: &mut Sink<'_>) -> Vec<u8> {
-    for d in &parsed.rows {
-        sink.reduced(&d.reduced, &d.strings(&parsed.block, &parsed.side));
+    let Parsed {
+        block,
+        side,
+        mut reqs,
+        rows,
+        bad,
+    } = parsed;
+    let mut kept = 0;
+    for (d, req) in rows.iter().zip(reqs.iter_mut()) {
+        kept += usize::from(sink.identify(req, d.src_ip, &d.strings(&block, &side)));
     }
-    for (line, n, reason, excerpt) in parsed.bad {
+    reqs.truncate(kept);
+    sink.store.keep_chunk(reqs);
+    for (line, n, reason, excerpt) in bad {
         sink.bad_n(path, line, n, &reason, &excerpt);
     }
-    parsed.block.into_vec()
+    block.into_vec()
 }
