@@ -509,7 +509,7 @@ const SAMPLE_RATE: u64 = 8;
 /// never sent before (`features::vocab_novelty`). Written here rather
 /// than taken from a crate: it is a hash-sampled set of two words, which
 /// no MinHash crate stores in four bytes.
-fn word_sample(hay: &str, function_words: &FxHashSet<u64>) -> u32 {
+fn word_sample(hay: &str, ascii: bool, function_words: &FxHashSet<u64>) -> u32 {
     let (mut lo, mut hi) = (u16::MAX, u16::MAX);
     let mut take = |word: &[u8]| {
         if word.len() < SAMPLE_MIN_BYTES {
@@ -530,7 +530,9 @@ fn word_sample(hay: &str, function_words: &FxHashSet<u64>) -> u32 {
             hi = v;
         }
     };
-    if hay.is_ascii() {
+    // `ascii`: the caller already knows (a pure-ASCII text splits the same
+    // way on either path, so no second pass over it is needed here).
+    if ascii {
         hay.as_bytes()
             .split(|b| !b.is_ascii_alphabetic())
             .for_each(&mut take);
@@ -919,7 +921,7 @@ impl TextAnalyzer {
         if *n > 0 {
             f.topic = best as u8 + 1;
         }
-        f.words = word_sample(hay, &self.function_words);
+        f.words = word_sample(hay, ascii, &self.function_words);
         let out = &mut scratch.skeleton;
         let fixed = if ascii {
             // Lower-cased already: words are cut from `hay` directly.
