@@ -723,9 +723,13 @@ impl KnownScan {
 /// when it is a chunk of a registered file.
 fn spanning(index: &Index, chunker: &Chunker, tail: &[u8], head: &[u8]) -> Vec<ChunkEntry> {
     let max = index.params.max as usize;
-    let mut buf = Vec::with_capacity(max);
+    let head = &head[..head.len().min(max.saturating_sub(tail.len()))];
+    // Exactly the bytes joined: most pairs' objects are small (API
+    // replies), and a `max`-sized buffer (128 KiB) per try was a large
+    // allocation whose pages were faulted in afresh each time.
+    let mut buf = Vec::with_capacity(tail.len() + head.len());
     buf.extend_from_slice(tail);
-    buf.extend_from_slice(&head[..head.len().min(max.saturating_sub(tail.len()))]);
+    buf.extend_from_slice(head);
     let n = chunker.cut_len(&buf);
     if n <= tail.len() {
         return Vec::new();
