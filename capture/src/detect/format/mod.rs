@@ -667,6 +667,16 @@ impl ObjectScan for FormatScan {
             let mut taken = None;
             if room > 0 && offset == start + self.buf.len() as u64 {
                 let n = bytes.len().min(room);
+                if self.buf.capacity() == 0
+                    && let Some(d) = self.declared
+                {
+                    // Room for what the framing announced (up to the
+                    // limit) at once: grown by doubling, a large object's
+                    // buffer was copied into fresh pages at each step
+                    // on its way to the limit.
+                    self.buf
+                        .reserve_exact(usize::try_from(d).unwrap_or(usize::MAX).min(room));
+                }
                 self.buf.extend_from_slice(&bytes[..n]);
                 taken = Some(n);
             }

@@ -44,6 +44,10 @@ impl ChunkParams {
     }
 }
 
+/// Room for the input slice beyond twice `max` when the pending buffer
+/// grows to its bound: packets and decoded pieces are at most 64 KiB.
+const SLICE_ROOM: usize = 64 * 1024;
+
 /// Incremental chunker; memory is bounded by twice `max` plus the largest input slice.
 #[derive(Debug)]
 pub struct Chunker {
@@ -88,6 +92,16 @@ impl Chunker {
     pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) {
         let drop = self.skip.min(bytes.len());
         self.skip -= drop;
+        let need = self.pending.len() + bytes.len() - drop;
+        let max = self.p.max as usize;
+        if need > self.pending.capacity() && need > max {
+            // Past one maximum chunk the buffer soon reaches its bound
+            // (under two maxima pending, plus a slice): grow to it once
+            // instead of doubling, which copied the pending bytes into
+            // fresh pages at each step.
+            let bound = (2 * max).max(need) + SLICE_ROOM;
+            self.pending.reserve(bound - self.pending.len());
+        }
         self.pending.extend_from_slice(&bytes[drop..]);
         while self.pending.len() - self.start >= self.p.max as usize {
             let n = self.cut_len(&self.pending[self.start..]);
