@@ -2,7 +2,8 @@
 //! an offset inside another stream, inside uncompressed tar and zip, in
 //! random chunkings; unregistered weights are not; the index file round-trips
 //! and rejects damage; a file sent as many small requests is matched across
-//! the cuts between them (stitching) in any order.
+//! the cuts between them (stitching) in any order; the chunker's cuts do
+//! not depend on how the bytes are sliced.
 
 use crate::detect_common::{meta, raw_midstream, run_object};
 use capture::detect::DetectConfig;
@@ -515,5 +516,48 @@ fn stitching_with_a_sampled_index_adds_only_sampled_chunks() {
     for f in &stitched {
         assert_eq!(f.evidence["index_sample"], 4);
         assert_eq!(f.evidence["known_file"], "/models/stitch.safetensors");
+    }
+}
+
+/// The chunks of `data` fed in slices of up to `most` bytes (sizes drawn
+/// from `seed`).
+fn chunks_in_slices(data: &[u8], most: u64, seed: u64) -> Vec<Vec<u8>> {
+    let mut chunker = capture::detect::known::Chunker::new(ChunkParams::default());
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = (1 + rng.below(most) as usize).min(rest.len());
+        chunker.push(&rest[..n], |c| out.push(c.to_vec()));
+        rest = &rest[n..];
+    }
+    chunker.finish(|c| out.push(c.to_vec()));
+    out
+}
+
+#[test]
+fn chunks_do_not_depend_on_how_the_bytes_are_sliced() {
+    // Tensor bytes (cut by content) and a run of zeros (cut at `max`),
+    // 3.6 MB: the pending buffer passes one and two maximum chunks, where
+    // it grows to its bound in one step, with slices smaller and larger
+    // than the room it keeps for one.
+    let mut data = fixtures::weights::raw_tensor_bytes(&ModelSpec::tiny(), DType::F32, 7);
+    data.extend(std::iter::repeat_n(0u8, 300_000));
+    data.extend_from_slice(&fixtures::weights::raw_tensor_bytes(
+        &ModelSpec::tiny(),
+        DType::BF16,
+        8,
+    ));
+    let whole = chunks_in_slices(&data, data.len() as u64, 0);
+    assert!(whole.len() > 10, "{} chunks", whole.len());
+    assert_eq!(whole.concat(), data);
+    let max = ChunkParams::default().max as usize;
+    assert!(whole.iter().all(|c| c.len() <= max));
+    for (most, seed) in [(64, 1), (1_500, 2), (70_000, 3), (300_000, 4)] {
+        assert_eq!(
+            chunks_in_slices(&data, most, seed),
+            whole,
+            "slices of up to {most} bytes"
+        );
     }
 }
