@@ -26,7 +26,7 @@ pub struct Measured {
     /// CPU seconds of the whole process, less the memory sampler's own.
     pub cpu_secs: f64,
     /// Of `cpu_secs`, those spent in the kernel (page faults of the file's
-    /// mapping, releasing it, waking threads), the sampler's included.
+    /// mapping, releasing it, waking threads), less the sampler's own.
     pub sys_secs: f64,
     /// Minor page faults of the whole process during the run (mapping the
     /// file's pages, fresh anonymous memory).
@@ -81,17 +81,17 @@ pub fn replay(
     let done = AtomicBool::new(false);
     let cpu0 = cpu_secs(false);
     let (sys0, faults0) = (sys_secs(), minor_faults());
-    let (summary, (peak_anon, sampler_cpu)) = std::thread::scope(|scope| {
+    let (summary, (peak_anon, sampler_cpu, sampler_sys)) = std::thread::scope(|scope| {
         // The sampler's own CPU time (reading /proc 500 times a second) is
         // the measurement's, not the engine's: it is taken out of cpu_secs.
         let sampler = scope.spawn(|| {
-            let cpu0 = thread_cpu_secs();
+            let (cpu0, sys0) = (thread_cpu_secs(), thread_sys_secs());
             let mut peak = status_kb("RssAnon:");
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(2));
                 peak = peak.max(status_kb("RssAnon:"));
             }
-            (peak, thread_cpu_secs() - cpu0)
+            (peak, thread_cpu_secs() - cpu0, thread_sys_secs() - sys0)
         });
         let summary = crate::run::offline::run_offline(
             std::slice::from_ref(&file.to_path_buf()),
@@ -100,7 +100,7 @@ pub fn replay(
             &mut sink,
         );
         done.store(true, Ordering::Relaxed);
-        (summary, sampler.join().unwrap_or((0, 0.0)))
+        (summary, sampler.join().unwrap_or((0, 0.0, 0.0)))
     });
     let summary = summary?;
     Ok(Measured {
@@ -108,7 +108,7 @@ pub fn replay(
         bytes: summary.bytes(),
         secs: summary.elapsed.as_secs_f64().max(1e-9),
         cpu_secs: (cpu_secs(false) - cpu0 - sampler_cpu).max(1e-9),
-        sys_secs: sys_secs() - sys0,
+        sys_secs: (sys_secs() - sys0 - sampler_sys).max(0.0),
         faults: minor_faults().saturating_sub(faults0),
         peak_rss: peak_rss(),
         peak_anon: peak_anon * 1024,
@@ -358,6 +358,11 @@ pub fn cpu_secs(children: bool) -> f64 {
 /// System CPU seconds so far of this process (all threads).
 fn sys_secs() -> f64 {
     stat_field("/proc/self/stat", 12).map_or(0.0, |t| t as f64 / 100.0)
+}
+
+/// System CPU seconds so far of the calling thread.
+fn thread_sys_secs() -> f64 {
+    stat_field("/proc/thread-self/stat", 12).map_or(0.0, |t| t as f64 / 100.0)
 }
 
 /// Minor page faults so far of this process (all threads).
