@@ -88,10 +88,8 @@ fn main() {
     if counts.is_empty() {
         counts = vec![1, cores];
     }
-    // Warm the page cache.
-    let size = std::fs::File::open(&file)
-        .and_then(|mut f| std::io::copy(&mut f, &mut std::io::sink()))
-        .unwrap_or(0);
+    // Into the page cache as read from disk (see `measure::load_cold`).
+    let size = measure::load_cold(&file).unwrap_or(0);
     // Every detector, and a known-weights index of the fixtures' registered
     // file (as `weightwatch bench capture` loads) so the chunk matcher runs.
     let index = tmp.path().join("known.idx");

@@ -208,9 +208,8 @@ fn capture_bench(
         workers.to_vec()
     };
     counts.dedup();
-    // Warm the page cache.
-    let mut f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let size = std::io::copy(&mut f, &mut std::io::sink())?;
+    // Into the page cache as read from disk (see `measure::load_cold`).
+    let size = measure::load_cold(file).with_context(|| format!("reading {}", file.display()))?;
     let detectors = capture::detect::build(&config.policy, &config.detect, Some(index))?;
     println!(
         "file {} ({:.1} MB), {cores} cores, load average {}",

@@ -25,6 +25,12 @@ pub struct Measured {
     pub secs: f64,
     /// CPU seconds of the whole process, less the memory sampler's own.
     pub cpu_secs: f64,
+    /// Of `cpu_secs`, those spent in the kernel (page faults of the file's
+    /// mapping, releasing it, waking threads), less the sampler's own.
+    pub sys_secs: f64,
+    /// Minor page faults of the whole process during the run (mapping the
+    /// file's pages, fresh anonymous memory).
+    pub faults: u64,
     /// Peak resident memory (VmHWM), bytes: the engine's own memory plus
     /// the capture file's pages mapped at the time.
     pub peak_rss: u64,
@@ -35,6 +41,32 @@ pub struct Measured {
     pub events: u64,
     /// Where the wall time went, per worker.
     pub timeline: Timeline,
+}
+
+/// Put `file` in the page cache as a capture read from disk sits there, and
+/// say its size: its cached pages are dropped first (written back if dirty;
+/// pages another process maps stay), then it is read through.
+///
+/// Why not just read it: how the pages got into the cache sets what
+/// mapping them costs. A file written in small writes (the fixtures'
+/// generator, through an 8 KiB `BufWriter`) is cached in 4 KiB folios, one
+/// read from disk in large ones (readahead; ext4 on Linux 6.18: mostly
+/// 1–2 MiB); mapping and releasing 4 KiB folios cost a replay of 300 MB
+/// ~0.06–0.15 s more CPU, most of it in the kernel (`docs/performance.md`).
+/// Loading every file the same way gives every run, and the reference
+/// tools, the same start.
+pub fn load_cold(file: &Path) -> std::io::Result<u64> {
+    let mut f = std::fs::File::open(file)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // Dirty pages are not dropped: write them back first.
+        f.sync_data()?;
+        // SAFETY: posix_fadvise only advises the kernel about the open file
+        // `f`; it reads and writes no memory of this process.
+        let _ = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+    std::io::copy(&mut f, &mut std::io::sink())
 }
 
 /// Replay `file` with `settings` and `detectors` into a counting sink.
@@ -48,17 +80,18 @@ pub fn replay(
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let done = AtomicBool::new(false);
     let cpu0 = cpu_secs(false);
-    let (summary, (peak_anon, sampler_cpu)) = std::thread::scope(|scope| {
+    let (sys0, faults0) = (sys_secs(), minor_faults());
+    let (summary, (peak_anon, sampler_cpu, sampler_sys)) = std::thread::scope(|scope| {
         // The sampler's own CPU time (reading /proc 500 times a second) is
         // the measurement's, not the engine's: it is taken out of cpu_secs.
         let sampler = scope.spawn(|| {
-            let cpu0 = thread_cpu_secs();
+            let (cpu0, sys0) = (thread_cpu_secs(), thread_sys_secs());
             let mut peak = status_kb("RssAnon:");
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(2));
                 peak = peak.max(status_kb("RssAnon:"));
             }
-            (peak, thread_cpu_secs() - cpu0)
+            (peak, thread_cpu_secs() - cpu0, thread_sys_secs() - sys0)
         });
         let summary = crate::run::offline::run_offline(
             std::slice::from_ref(&file.to_path_buf()),
@@ -67,7 +100,7 @@ pub fn replay(
             &mut sink,
         );
         done.store(true, Ordering::Relaxed);
-        (summary, sampler.join().unwrap_or((0, 0.0)))
+        (summary, sampler.join().unwrap_or((0, 0.0, 0.0)))
     });
     let summary = summary?;
     Ok(Measured {
@@ -75,6 +108,8 @@ pub fn replay(
         bytes: summary.bytes(),
         secs: summary.elapsed.as_secs_f64().max(1e-9),
         cpu_secs: (cpu_secs(false) - cpu0 - sampler_cpu).max(1e-9),
+        sys_secs: (sys_secs() - sys0 - sampler_sys).max(0.0),
+        faults: minor_faults().saturating_sub(faults0),
         peak_rss: peak_rss(),
         peak_anon: peak_anon * 1024,
         events: sink.events,
@@ -122,7 +157,8 @@ pub fn row(label: &str, width: usize, m: &Measured) -> String {
 /// (`w0 | w1 …`) its first record or chunk, time walking and waiting,
 /// through its last record, flows ended; the records it owned (MB); then
 /// every worker joined and the run's end (the final `stats` event
-/// written, the sink closed).
+/// written, the sink closed); then the kernel's share of the CPU seconds
+/// and the minor page faults.
 pub fn timeline_row(m: &Measured) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let workers: Vec<String> = m
@@ -144,10 +180,12 @@ pub fn timeline_row(m: &Measured) -> String {
         })
         .collect();
     format!(
-        "    timeline ms: {} | joined {:.1} end {:.1}",
+        "    timeline ms: {} | joined {:.1} end {:.1} | sys_s {:.2} faults {}",
         workers.join(" | "),
         ms(m.timeline.joined),
-        m.secs * 1e3
+        m.secs * 1e3,
+        m.sys_secs,
+        m.faults
     )
 }
 
@@ -315,6 +353,33 @@ pub fn cpu_secs(children: bool) -> f64 {
     // so count after its ')'.
     let at = if children { 13 } else { 11 };
     stat_cpu_secs("/proc/self/stat", at)
+}
+
+/// System CPU seconds so far of this process (all threads).
+fn sys_secs() -> f64 {
+    stat_field("/proc/self/stat", 12).map_or(0.0, |t| t as f64 / 100.0)
+}
+
+/// System CPU seconds so far of the calling thread.
+fn thread_sys_secs() -> f64 {
+    stat_field("/proc/thread-self/stat", 12).map_or(0.0, |t| t as f64 / 100.0)
+}
+
+/// Minor page faults so far of this process (all threads).
+fn minor_faults() -> u64 {
+    stat_field("/proc/self/stat", 7).unwrap_or(0)
+}
+
+/// Field `at` (counted after the command name, from 0 = field 3) of a
+/// `/proc/…/stat` file.
+fn stat_field(path: &str, at: usize) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    s.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(at)?
+        .parse()
+        .ok()
 }
 
 /// CPU seconds (user + system) so far of the calling thread.

@@ -100,6 +100,12 @@ pub(super) struct Chunk {
     end: usize,
     /// Its records, in file order.
     pub(super) recs: Vec<Rec>,
+    /// Per worker, the places in `recs` of the records it processes (its
+    /// own and every fragment), in order: a worker goes straight to them
+    /// and only moves its clock over the rest, rather than test each
+    /// record's owner (a branch the CPU mispredicts half the time with two
+    /// workers).
+    mine: Vec<Vec<u32>>,
     /// What reading them counted (fragments' decoding aside: the
     /// processing workers count that).
     pub(super) counters: ReaderCounters,
@@ -129,10 +135,17 @@ impl Chunk {
         }
     }
 
+    /// The places in its records of those worker `index` processes.
+    pub(super) fn mine(&self, index: usize) -> &[u32] {
+        self.mine.get(index).map_or(&[], Vec::as_slice)
+    }
+
     /// What holding it costs: the file bytes it keeps mapped and its
     /// descriptors.
     fn cost(&self) -> usize {
-        (self.end - self.start) + self.recs.capacity() * std::mem::size_of::<Rec>()
+        (self.end - self.start)
+            + self.recs.capacity() * std::mem::size_of::<Rec>()
+            + self.mine.iter().map(Vec::capacity).sum::<usize>() * 4
     }
 }
 
@@ -360,6 +373,7 @@ impl<'i> SharedReader<'i> {
                             start: 0,
                             end: 0,
                             recs: Vec::new(),
+                            mine: Vec::new(),
                             counters,
                             checksums: Checksums::default(),
                         }),
@@ -389,8 +403,11 @@ impl<'i> SharedReader<'i> {
         let mut packets = Packets::resume(bytes, packets);
         let start = packets.offset();
         let mut recs = Vec::with_capacity(size.min(CHUNK_RECORDS));
-        let mut counters = ReaderCounters::default();
         let workers = self.workers;
+        let mut mine: Vec<Vec<u32>> = (0..workers)
+            .map(|_| Vec::with_capacity(size.min(CHUNK_RECORDS) / workers + 64))
+            .collect();
+        let mut counters = ReaderCounters::default();
         // Every line up to PREFETCH bytes ahead has been asked for up to
         // here.
         let mut asked = start;
@@ -448,6 +465,16 @@ impl<'i> SharedReader<'i> {
                     }
                 }
             };
+            let i = recs.len() as u32;
+            match owner {
+                FRAGMENT => mine.iter_mut().for_each(|m| m.push(i)),
+                NOBODY => {}
+                o => {
+                    if let Some(m) = mine.get_mut(o as usize) {
+                        m.push(i);
+                    }
+                }
+            }
             // Frames borrow the file's map: each is kept as its place in
             // the chunk (a record is at most `MAX_RECORD` bytes, a chunk
             // `CHUNK_BYTES` and one record).
@@ -468,6 +495,7 @@ impl<'i> SharedReader<'i> {
             start,
             end,
             recs,
+            mine,
             counters,
             checksums: checksums.clone(),
         };

@@ -260,7 +260,6 @@ fn share(
     let _guard = reader.guard();
     let (mut w, mut decoder) = worker_parts(shared);
     let mut c = ReaderCounters::default();
-    let me = index as u32;
     // Packets the walk counted as decoded whose checksums this worker
     // rejected.
     let mut rejected = 0u64;
@@ -293,21 +292,27 @@ fn share(
         if counting {
             c.absorb(&chunk.counters);
         }
-        for (i, r) in chunk.recs.iter().enumerate() {
+        let recs = &chunk.recs;
+        let mine = chunk.mine(index);
+        // Records before `k` are done: processed, or only moved the clock.
+        let mut k = 0;
+        for (j, &i) in mine.iter().enumerate() {
             // The walk read these frames on another core, or a while ago:
             // the bytes of this worker's next packets are asked for before
             // they are needed (perf, 2 workers: the first read of each
             // frame and its checksum were a third of what the second
             // worker added).
-            if let Some(n) = chunk.recs.get(i + PREFETCH_RECORDS)
-                && n.owner == me
-            {
-                chunk.prefetch(n);
+            if let Some(&n) = mine.get(j + PREFETCH_RECORDS) {
+                chunk.prefetch(&recs[n as usize]);
             }
-            if r.owner != me && r.owner != chunks::FRAGMENT {
+            let i = i as usize;
+            // Other workers' records and those that did not decode: every
+            // worker's clock sees every record's time.
+            for r in &recs[k..i] {
                 w.tick(r.ts);
-                continue;
             }
+            k = i + 1;
+            let r = &recs[i];
             let frame = chunk.frame(r);
             phases.packets += 1;
             phases.bytes += frame.len() as u64;
@@ -361,6 +366,9 @@ fn share(
                 }
             }
             w.packet_of(FlowKey::of(&decoded).0, r.ts, &decoded, payload);
+        }
+        for r in &recs[k..] {
+            w.tick(r.ts);
         }
         reader.processed(next);
         next += 1;
