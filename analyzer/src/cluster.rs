@@ -160,8 +160,9 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     let mut topic_prompts = 0u32;
     // Long inputs fold onto the hour of the week so vectors stay small.
     let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
+    let pool = crate::features::pool_turns(reqs);
     for r in reqs {
-        if r.template != 0 && r.has(flag::SINGLE_TURN) {
+        if r.template != 0 && r.has(pool) {
             *counts.entry(r.template).or_default() += 1;
         }
         *blocks.entry(r.block).or_default() += 1;
@@ -171,7 +172,7 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
             addresses.insert(r.ip);
         }
         if r.topic != 0
-            && r.has(flag::SINGLE_TURN)
+            && r.has(pool)
             && let Some(t) = topics.get_mut(usize::from(r.topic) - 1)
         {
             *t += 1.0;

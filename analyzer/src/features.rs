@@ -596,7 +596,7 @@ fn breadth(counts: &[u64], total: u64, min_share: f64) -> (u32, f64) {
 pub const SHORT_CONVERSATION_TURNS: u64 = 4;
 /// Multi-turn texted requests an entity needs before its turn counts are
 /// judged ([`synthetic_turns`]).
-const SYNTHETIC_TURNS_MIN: u64 = 20;
+const SYNTHETIC_TURNS_MIN: u64 = 10;
 /// Share of those that must be short for the turns to look synthetic.
 const SYNTHETIC_TURNS_SHARE: f64 = 0.95;
 
@@ -618,15 +618,22 @@ fn synthetic_turns(reqs: &[&Req]) -> bool {
     multi >= SYNTHETIC_TURNS_MIN && short as f64 >= SYNTHETIC_TURNS_SHARE * multi as f64
 }
 
-/// Text signals over the pool: completion requests with text, single-turn
-/// or, when the entity's conversations look made up ([`synthetic_turns`]),
-/// short.
-fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
-    let turn_mask = if synthetic_turns(reqs) {
+/// The flags of which a request needs one to join an entity's text pool:
+/// single-turn or, when the entity's conversations look made up
+/// ([`synthetic_turns`]), short. (Clusters' template and topic profiles
+/// use the same pool.)
+pub fn pool_turns(reqs: &[&Req]) -> u16 {
+    if synthetic_turns(reqs) {
         flag::SINGLE_TURN | flag::SHORT_CONVERSATION
     } else {
         flag::SINGLE_TURN
-    };
+    }
+}
+
+/// Text signals over the pool: completion requests with text, single-turn
+/// or, when the entity's conversations look made up, short ([`pool_turns`]).
+fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
+    let turn_mask = pool_turns(reqs);
     let pool: Vec<&Req> = reqs
         .iter()
         .copied()
