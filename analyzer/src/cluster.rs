@@ -160,9 +160,8 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     let mut topic_prompts = 0u32;
     // Long inputs fold onto the hour of the week so vectors stay small.
     let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
-    let pool = crate::features::pool_turns(reqs);
     for r in reqs {
-        if r.template != 0 && r.has(pool) {
+        if r.template != 0 && r.has(flag::SINGLE_TURN) {
             *counts.entry(r.template).or_default() += 1;
         }
         *blocks.entry(r.block).or_default() += 1;
@@ -172,7 +171,7 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
             addresses.insert(r.ip);
         }
         if r.topic != 0
-            && r.has(pool)
+            && r.has(flag::SINGLE_TURN)
             && let Some(t) = topics.get_mut(usize::from(r.topic) - 1)
         {
             *t += 1.0;

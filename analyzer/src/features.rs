@@ -141,8 +141,7 @@ pub struct Features {
     /// or settings rotated to look varied change what a day's requests ask
     /// for; a person's client or a product's keeps its settings.
     pub self_shift: f64,
-    /// Texted completion requests in the pool of text signals: single-turn,
-    /// or short when the entity's conversations look made up.
+    /// Single-turn texted completion requests (the pool of text signals).
     pub text_pool: u64,
     /// Distinct template skeletons in the pool.
     pub templates: u64,
@@ -592,52 +591,12 @@ fn breadth(counts: &[u64], total: u64, min_share: f64) -> (u32, f64) {
     (b, if k > 1.0 { h / k.ln() } else { 0.0 })
 }
 
-/// Longest conversation (`conversation_turns`) that counts as short.
-pub const SHORT_CONVERSATION_TURNS: u64 = 4;
-/// Multi-turn texted requests an entity needs before its turn counts are
-/// judged ([`synthetic_turns`]).
-const SYNTHETIC_TURNS_MIN: u64 = 10;
-/// Share of those that must be short for the turns to look synthetic.
-const SYNTHETIC_TURNS_SHARE: f64 = 0.95;
-
-/// Whether an entity's conversations look made up: at least
-/// [`SYNTHETIC_TURNS_MIN`] multi-turn texted completion requests, and
-/// [`SYNTHETIC_TURNS_SHARE`] of them at most [`SHORT_CONVERSATION_TURNS`]
-/// turns. People's and products' conversations run long now and then; a
-/// harvester that wraps each harvested prompt in a fake 1-4 turn preamble
-/// (session 11, the `multi_turn` evasion) never does. Its prompt is still
-/// the last user message, so those requests belong in the text pool.
-fn synthetic_turns(reqs: &[&Req]) -> bool {
-    let (mut multi, mut short) = (0u64, 0u64);
-    for r in reqs {
-        if r.has(flag::TEXT) && !r.has(flag::SINGLE_TURN) && !r.has(flag::EMBED) {
-            multi += 1;
-            short += u64::from(r.has(flag::SHORT_CONVERSATION));
-        }
-    }
-    multi >= SYNTHETIC_TURNS_MIN && short as f64 >= SYNTHETIC_TURNS_SHARE * multi as f64
-}
-
-/// The flags of which a request needs one to join an entity's text pool:
-/// single-turn or, when the entity's conversations look made up
-/// ([`synthetic_turns`]), short. (Clusters' template and topic profiles
-/// use the same pool.)
-pub fn pool_turns(reqs: &[&Req]) -> u16 {
-    if synthetic_turns(reqs) {
-        flag::SINGLE_TURN | flag::SHORT_CONVERSATION
-    } else {
-        flag::SINGLE_TURN
-    }
-}
-
-/// Text signals over the pool: completion requests with text, single-turn
-/// or, when the entity's conversations look made up, short ([`pool_turns`]).
+/// Text signals over the pool: single-turn completion requests with text.
 fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
-    let turn_mask = pool_turns(reqs);
     let pool: Vec<&Req> = reqs
         .iter()
         .copied()
-        .filter(|r| r.has(flag::TEXT) && r.has(turn_mask) && !r.has(flag::EMBED))
+        .filter(|r| r.has(flag::TEXT) && r.has(flag::SINGLE_TURN) && !r.has(flag::EMBED))
         .collect();
     let n = pool.len() as u64;
     f.text_pool = n;

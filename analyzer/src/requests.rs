@@ -39,9 +39,6 @@ pub mod flag {
     pub const NO_PROMPT: u16 = 1 << 13;
     /// A system prompt was sent.
     pub const SYSTEM_PROMPT: u16 = 1 << 14;
-    /// A short conversation: `conversation_turns` 1 to
-    /// [`SHORT_CONVERSATION_TURNS`](crate::features::SHORT_CONVERSATION_TURNS).
-    pub const SHORT_CONVERSATION: u16 = 1 << 15;
 }
 
 /// One request, reduced. (`Zeroable`: the grouped array is allocated
@@ -200,11 +197,6 @@ impl Reduced {
         set(
             row.conversation_turns.is_none_or(|t| t == 0),
             flag::SINGLE_TURN,
-        );
-        set(
-            row.conversation_turns
-                .is_some_and(|t| (1..=crate::features::SHORT_CONVERSATION_TURNS).contains(&t)),
-            flag::SHORT_CONVERSATION,
         );
         set(row.status == 429, flag::S429);
         set(row.status >= 400 && row.status != 429, flag::ERROR);
