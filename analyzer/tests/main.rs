@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod detection;
+mod evasion;
 mod ingest_order;
 mod logprob_hours;
 mod logs;

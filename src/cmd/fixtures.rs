@@ -51,6 +51,33 @@ pub enum FixturesCommand {
         #[arg(long, default_value_t = 1.0, value_name = "X")]
         volume_scale: f64,
     },
+    /// Rewrite the rows of the accounts labelled `distill` with evasion
+    /// transforms (benign rows copied byte for byte; docs/log-generator.md).
+    Evade {
+        /// The request log (JSON Lines, plain, .gz or .zst).
+        #[arg(long = "in", value_name = "LOGS")]
+        input: PathBuf,
+        /// Its labels.csv.
+        #[arg(long, value_name = "CSV")]
+        labels: PathBuf,
+        /// Transforms, comma-separated: multi_turn, paraphrase, filler,
+        /// params, endpoint, clients, pacing, mix.
+        #[arg(long, value_name = "NAME[,NAME]")]
+        transform: String,
+        /// Share of attack requests each row transform touches; for `mix`,
+        /// the harvest's share of the mixed account's traffic.
+        #[arg(long, default_value_t = 0.5, value_name = "F")]
+        share: f64,
+        /// Seed of every choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// `pacing`: most requests per account and UTC day.
+        #[arg(long, default_value_t = 30, value_name = "N")]
+        per_day: u32,
+        /// Output directory (the log under its input name, labels.csv).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// Run a fixtures subcommand.
@@ -86,6 +113,33 @@ pub fn run(cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
             },
             &out,
         ),
+        FixturesCommand::Evade {
+            input,
+            labels,
+            transform,
+            share,
+            seed,
+            per_day,
+            out,
+        } => {
+            let spec = fixtures::logs::evade::EvadeSpec {
+                transforms: fixtures::logs::evade::Transform::parse_list(&transform)?,
+                input,
+                labels,
+                share,
+                seed,
+                per_day,
+                out_dir: out,
+            };
+            let s = fixtures::logs::evade::evade(&spec)?;
+            println!("{}", s.requests.display());
+            println!("{}", s.labels.display());
+            eprintln!(
+                "{} rows in, {} out, {} attack rows rewritten, {} accounts added",
+                s.rows_in, s.rows_out, s.rows_changed, s.accounts_added
+            );
+            Ok(())
+        }
     }
 }
 
