@@ -276,17 +276,31 @@ pub fn all(
         .filter(|a| a.flagged() && !matches!(a.via, Via::Cluster(_)))
         .collect();
     // Each alert replays its own entity's traffic: in parallel, clusters
-    // (the larger replays) and accounts in one queue, so no thread waits
-    // for the last cluster while accounts remain.
+    // and accounts in one queue, the most requests first, so no thread
+    // waits for the last large cluster while the other has nothing left.
     let jobs: Vec<Entity<'_>> = clusters
         .into_iter()
         .map(Entity::Cluster)
         .chain(accounts.into_iter().map(Entity::Account))
         .collect();
-    crate::par::map(&jobs, crate::par::threads(cfg.threads), |job| match job {
-        Entity::Cluster(c) => cluster_alert(c, analysis, store, cfg, &replay),
-        Entity::Account(a) => account_alert(a, store, cfg, &replay),
-    })
+    let rows = |job: &Entity<'_>| match job {
+        Entity::Cluster(c) => c
+            .cluster
+            .members
+            .iter()
+            .map(|&m| store.account_reqs(m as usize).len())
+            .sum(),
+        Entity::Account(a) => store.account_reqs(a.index as usize).len(),
+    };
+    crate::par::map_largest_first(
+        &jobs,
+        crate::par::threads(cfg.threads),
+        rows,
+        |job| match job {
+            Entity::Cluster(c) => cluster_alert(c, analysis, store, cfg, &replay),
+            Entity::Account(a) => account_alert(a, store, cfg, &replay),
+        },
+    )
 }
 
 /// What one alert is about.

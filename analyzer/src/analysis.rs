@@ -144,9 +144,12 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         })
         .collect();
     let threads = par::threads(cfg.threads);
-    let feats: Vec<Features> = par::map(&per_account, threads, |reqs| {
-        features::compute(&refs(reqs), &ctx, cfg)
-    });
+    let feats: Vec<Features> = par::map_largest_first(
+        &per_account,
+        threads,
+        |reqs| reqs.len(),
+        |reqs| features::compute(&refs(reqs), &ctx, cfg),
+    );
     // The peer population is every account that sent anything.
     let peers: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
     let baselines = Baselines::of(&peers);
@@ -222,7 +225,13 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
     }
 
     let found = cluster::clusters(store, &per_account, &ctx, cfg);
-    let judged = par::map(&found, threads, |c| {
+    let rows = |c: &Cluster| {
+        c.members
+            .iter()
+            .map(|&m| per_account[m as usize].len())
+            .sum()
+    };
+    let judged = par::map_largest_first(&found, threads, rows, |c| {
         let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
         let f = features::compute(&reqs, &ctx, cfg);
         let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);

@@ -46,3 +46,24 @@ pub(crate) fn map<T: Sync, R: Send>(
     parts.sort_unstable_by_key(|p| p.0);
     parts.into_iter().map(|p| p.1).collect()
 }
+
+/// [`map`], handing out the items largest first by `size` (the
+/// longest-processing-time-first rule: when a few items are far larger
+/// than the rest, e.g. clusters of hundreds of accounts among clusters of
+/// three, a large one started last would leave the other threads idle
+/// while it runs); results still in item order.
+pub(crate) fn map_largest_first<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    size: impl Fn(&T) -> usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&items[i])));
+    let done = map(&order, threads, |&i| f(&items[i]));
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for (i, r) in order.into_iter().zip(done) {
+        out[i] = Some(r);
+    }
+    out.into_iter().flatten().collect()
+}

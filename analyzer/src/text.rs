@@ -487,7 +487,7 @@ pub struct TextFeatures {
     pub probe: bool,
     /// Capability category (index into [`TAXONOMY`] + 1; 0 = none).
     pub topic: u8,
-    /// A sample of the prompt's content words (see [`word_sample`]): two
+    /// A sample of the prompt's content words (see [`WordSample`]): two
     /// 16-bit word values, the smaller in the low half; 0 = none.
     pub words: u32,
 }
@@ -500,48 +500,95 @@ const SAMPLE_MIN_BYTES: usize = 4;
 const SAMPLE_RATE: u64 = 8;
 
 /// The content words a prompt shares with its sender's earlier prompts,
-/// in four bytes: the words (runs of letters, at least
-/// [`SAMPLE_MIN_BYTES`] long, not function words) whose hash is 0 modulo
-/// [`SAMPLE_RATE`], the two smallest of them as 16-bit values. Sampling by
-/// hash is consistent (a word is in the sample of every prompt that holds
-/// it, up to the cap of two), so the share of a prompt's sampled words an
-/// entity never sent before estimates the share of its content words it
-/// never sent before (`features::vocab_novelty`). Written here rather
-/// than taken from a crate: it is a hash-sampled set of two words, which
-/// no MinHash crate stores in four bytes.
-fn word_sample(hay: &str, ascii: bool, function_words: &FxHashSet<u64>) -> u32 {
-    let (mut lo, mut hi) = (u16::MAX, u16::MAX);
-    let mut take = |word: &[u8]| {
-        if word.len() < SAMPLE_MIN_BYTES {
-            return;
-        }
-        // The sampling test first: only one word in SAMPLE_RATE is looked
-        // up among the function words (the same words pass either way).
-        let h = xxh3_64(word);
-        if !h.is_multiple_of(SAMPLE_RATE)
-            || word_key(word).is_some_and(|k| function_words.contains(&k))
-        {
+/// in four bytes, gathered while the template skeleton cuts the prompt
+/// into words: the words (runs of letters, at least [`SAMPLE_MIN_BYTES`]
+/// long, not function words) whose [`word_hash`] is 0 modulo
+/// [`SAMPLE_RATE`], the two smallest of them as 16-bit values. Sampling
+/// by hash is consistent (a word is in the sample of every prompt that
+/// holds it, up to the cap of two), so the share of a prompt's sampled
+/// words an entity never sent before estimates the share of its content
+/// words it never sent before (`features::vocab_novelty`). Written here
+/// rather than taken from a crate: it is a hash-sampled set of two words,
+/// which no MinHash crate stores in four bytes.
+#[derive(Clone, Copy)]
+struct WordSample {
+    lo: u16,
+    hi: u16,
+}
+
+impl WordSample {
+    const EMPTY: WordSample = WordSample {
+        lo: u16::MAX,
+        hi: u16::MAX,
+    };
+
+    /// Offer a content word of at least [`SAMPLE_MIN_BYTES`] by its
+    /// [`word_hash`]; `function_word` is asked only for the one word in
+    /// [`SAMPLE_RATE`] that the hash samples.
+    fn offer(&mut self, h: u64, function_word: impl FnOnce() -> bool) {
+        if !h.is_multiple_of(SAMPLE_RATE) || function_word() {
             return;
         }
         let v = ((h >> 32) as u16).max(1);
-        if v < lo {
-            (lo, hi) = (v, lo);
-        } else if v > lo && v < hi {
-            hi = v;
+        if v < self.lo {
+            (self.lo, self.hi) = (v, self.lo);
+        } else if v > self.lo && v < self.hi {
+            self.hi = v;
         }
-    };
-    // `ascii`: the caller already knows (a pure-ASCII text splits the same
-    // way on either path, so no second pass over it is needed here).
-    if ascii {
-        hay.as_bytes()
-            .split(|b| !b.is_ascii_alphabetic())
-            .for_each(&mut take);
-    } else {
-        hay.split(|c: char| !c.is_alphabetic())
-            .for_each(|w| take(w.as_bytes()));
     }
-    let half = |v: u16| if v == u16::MAX { 0 } else { u32::from(v) };
-    half(lo) | half(hi) << 16
+
+    /// The two values in four bytes, the smaller in the low half; 0 = none.
+    fn value(self) -> u32 {
+        let half = |v: u16| if v == u16::MAX { 0 } else { u32::from(v) };
+        half(self.lo) | half(self.hi) << 16
+    }
+
+    /// Offer each run of letters of the word of `len` bytes at `at` in
+    /// `text` (a word of the skeleton may hold digits, `'` or `_`, which
+    /// end a run), `letter` telling letters from those.
+    fn offer_runs(
+        &mut self,
+        text: &[u8],
+        at: usize,
+        len: usize,
+        letter: impl Fn(u8) -> bool,
+        function_words: &FxHashSet<u64>,
+    ) {
+        let mut run = at;
+        for i in at..=at + len {
+            if text.get(i).is_some_and(|&b| i < at + len && letter(b)) {
+                continue;
+            }
+            let n = i - run;
+            if n >= SAMPLE_MIN_BYTES {
+                self.offer(word_hash(text, run, n), || {
+                    word_key_at(text, run, n).is_some_and(|k| function_words.contains(&k))
+                });
+            }
+            run = i + 1;
+        }
+    }
+}
+
+/// A cheap hash of the word of `len` bytes at `at` in `text`: one folded
+/// multiply (the 128-bit product's halves XORed, as wyhash and foldhash
+/// mix) per eight bytes, read as the [`word_key_at`] of each eight-byte
+/// piece. Unambiguous because words hold no zero byte. Written by hand:
+/// the skeleton has already cut the word and loaded its first eight bytes,
+/// and a hasher crate's call per word (xxh3 before) cost a tenth of the
+/// whole analysis; a hand-written mix also keeps the sampled words, and so
+/// the fitted model's input, fixed whatever version of a crate is built.
+fn word_hash(text: &[u8], at: usize, len: usize) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h: u64 = 0x2D35_8DCC_AA6C_78A5;
+    let mut i = 0;
+    while i < len {
+        let piece = word_key_at(text, at + i, (len - i).min(8)).unwrap_or(0);
+        let p = u128::from(h ^ piece) * u128::from(K);
+        h = (p as u64) ^ ((p >> 64) as u64);
+        i += 8;
+    }
+    h
 }
 
 /// What a phrase of the phrase sets stands for.
@@ -815,14 +862,17 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '\'' || c == '_'
 }
 
-/// [`is_word_char`] and [`char::is_whitespace`] of every ASCII byte, as a
-/// table: the ASCII skeleton's inner loop is one lookup per byte.
+/// [`is_word_char`] (and whether it is a letter) and
+/// [`char::is_whitespace`] of every ASCII byte, as a table: the ASCII
+/// skeleton's inner loop is one lookup per byte.
 const ASCII_CLASS: [u8; 128] = {
     let mut t = [0u8; 128];
     let mut b = 0;
     while b < 128 {
         let c = b as u8 as char;
-        if c.is_ascii_alphanumeric() || c == '\'' || c == '_' {
+        if c.is_ascii_alphabetic() {
+            t[b] = WORD | LETTER;
+        } else if c.is_ascii_digit() || c == '\'' || c == '_' {
             t[b] = WORD;
         } else if c.is_whitespace() {
             t[b] = SPACE;
@@ -833,6 +883,8 @@ const ASCII_CLASS: [u8; 128] = {
 };
 const WORD: u8 = 1;
 const SPACE: u8 = 2;
+/// With [`WORD`]: a letter (the sampled content words are runs of them).
+const LETTER: u8 = 4;
 
 /// The [`ASCII_CLASS`] of an ASCII byte.
 fn class(b: u8) -> u8 {
@@ -921,14 +973,15 @@ impl TextAnalyzer {
         if *n > 0 {
             f.topic = best as u8 + 1;
         }
-        f.words = word_sample(hay, ascii, &self.function_words);
         let out = &mut scratch.skeleton;
+        let mut sample = WordSample::EMPTY;
         let fixed = if ascii {
             // Lower-cased already: words are cut from `hay` directly.
-            self.skeleton_ascii(hay.as_bytes(), out)
+            self.skeleton_ascii(hay.as_bytes(), out, &mut sample)
         } else {
-            self.skeleton(prompt, out)
+            self.skeleton(prompt, out, &mut sample)
         };
+        f.words = sample.value();
         f.template = if fixed < MIN_FIXED_TOKENS {
             0
         } else {
@@ -941,14 +994,17 @@ impl TextAnalyzer {
     /// every run of other words (and numbers) becomes one `*` slot. Prompts
     /// made from one template with different slot values share a skeleton.
     /// Each word is lower-cased straight into `out` and taken back out when
-    /// it is a slot: no allocation per word. Returns the number of fixed
-    /// tokens.
-    fn skeleton(&self, prompt: &str, out: &mut Vec<u8>) -> usize {
+    /// it is a slot: no allocation per word. The runs of letters of each
+    /// word are offered to `sample` as they end. Returns the number of
+    /// fixed tokens.
+    fn skeleton(&self, prompt: &str, out: &mut Vec<u8>, sample: &mut WordSample) -> usize {
         out.clear();
         let mut fixed = 0usize;
         let mut last_slot = false;
-        // Start of the word being read in `out`, if any.
+        // Start of the word being read in `out`, if any, and of its run of
+        // letters being read, if any.
         let mut word: Option<usize> = None;
+        let mut run: Option<usize> = None;
         let mut utf8 = [0u8; 4];
         for c in prompt.chars() {
             if c.is_ascii() {
@@ -956,22 +1012,35 @@ impl TextAnalyzer {
                 // of many): the byte table and ASCII lower case give the
                 // same as the Unicode functions below.
                 let b = c as u8;
-                match class(b) {
-                    WORD => {
-                        word.get_or_insert(out.len());
-                        out.push(b.to_ascii_lowercase());
-                        continue;
+                let class = class(b);
+                if class & WORD != 0 {
+                    word.get_or_insert(out.len());
+                    if class & LETTER != 0 {
+                        run.get_or_insert(out.len());
+                    } else if let Some(r) = run.take() {
+                        self.offer_run(out, r, sample);
                     }
-                    SPACE if word.is_none() => continue,
-                    _ => {}
+                    out.push(b.to_ascii_lowercase());
+                    continue;
+                }
+                if class == SPACE && word.is_none() {
+                    continue;
                 }
             }
             if is_word_char(c) {
                 word.get_or_insert(out.len());
+                if c.is_alphabetic() {
+                    run.get_or_insert(out.len());
+                } else if let Some(r) = run.take() {
+                    self.offer_run(out, r, sample);
+                }
                 for l in c.to_lowercase() {
                     out.extend_from_slice(l.encode_utf8(&mut utf8).as_bytes());
                 }
             } else {
+                if let Some(r) = run.take() {
+                    self.offer_run(out, r, sample);
+                }
                 if let Some(at) = word.take() {
                     let keep = self.is_function_word(&out[at..]);
                     if !keep {
@@ -987,6 +1056,9 @@ impl TextAnalyzer {
                 }
             }
         }
+        if let Some(r) = run.take() {
+            self.offer_run(out, r, sample);
+        }
         if let Some(at) = word.take() {
             let keep = self.is_function_word(&out[at..]);
             if !keep {
@@ -997,23 +1069,56 @@ impl TextAnalyzer {
         fixed
     }
 
+    /// Offer the run of letters from `at` to the end of `out` to `sample`.
+    fn offer_run(&self, out: &[u8], at: usize, sample: &mut WordSample) {
+        let len = out.len() - at;
+        if len >= SAMPLE_MIN_BYTES {
+            sample.offer(word_hash(out, at, len), || {
+                self.is_function_word(&out[at..])
+            });
+        }
+    }
+
     /// [`TextAnalyzer::skeleton`] of an ASCII prompt, given lower-cased:
     /// the same skeleton, but a word is copied only when it is short
-    /// enough to be a function word (most bytes are in slots).
-    fn skeleton_ascii(&self, lower: &[u8], out: &mut Vec<u8>) -> usize {
+    /// enough to be a function word (most bytes are in slots). Content
+    /// words are offered to `sample` as they are cut.
+    fn skeleton_ascii(&self, lower: &[u8], out: &mut Vec<u8>, sample: &mut WordSample) -> usize {
         out.clear();
         let mut fixed = 0usize;
         let mut last_slot = false;
         let mut i = 0;
         while let Some(&b) = lower.get(i) {
             let c = class(b);
-            if c == WORD {
-                let len = lower[i..]
-                    .iter()
-                    .position(|&b| class(b) != WORD)
-                    .unwrap_or(lower.len() - i);
+            if c & WORD != 0 {
+                // The word's length, and whether every byte is a letter.
+                let mut len = 0;
+                let mut letters = LETTER;
+                while let Some(&b) = lower.get(i + len) {
+                    let c = class(b);
+                    if c & WORD == 0 {
+                        break;
+                    }
+                    letters &= c;
+                    len += 1;
+                }
                 let key = word_key_at(lower, i, len);
                 let keep = key.is_some_and(|k| self.function_words.contains(&k));
+                if letters != 0 {
+                    // One run of letters (most words): its function-word
+                    // test is `keep`, already made.
+                    if !keep && len >= SAMPLE_MIN_BYTES {
+                        sample.offer(word_hash(lower, i, len), || false);
+                    }
+                } else if len >= SAMPLE_MIN_BYTES {
+                    sample.offer_runs(
+                        lower,
+                        i,
+                        len,
+                        |b| class(b) & LETTER != 0,
+                        &self.function_words,
+                    );
+                }
                 if let (true, Some(k)) = (keep, key) {
                     // The key's eight bytes in one store, its zero padding
                     // cut off again: no copy of a variable length.
@@ -1076,4 +1181,161 @@ fn starts_word(hay: &str, at: usize) -> bool {
     hay.get(..at)
         .and_then(|s| s.chars().next_back())
         .is_none_or(|c| !c.is_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The sample by its definition, in a second pass: the runs of
+    /// letters of the prompt, each character lower-cased, of at least
+    /// [`SAMPLE_MIN_BYTES`] bytes and not function words.
+    fn sample_by_definition(prompt: &str, function_words: &FxHashSet<u64>) -> u32 {
+        let mut sample = WordSample::EMPTY;
+        let mut run = String::new();
+        for c in prompt.chars().chain(std::iter::once(' ')) {
+            if c.is_alphabetic() {
+                run.extend(c.to_lowercase());
+                continue;
+            }
+            let w = run.as_bytes();
+            if w.len() >= SAMPLE_MIN_BYTES {
+                sample.offer(word_hash(w, 0, w.len()), || {
+                    word_key(w).is_some_and(|k| function_words.contains(&k))
+                });
+            }
+            run.clear();
+        }
+        sample.value()
+    }
+
+    /// What prompts are made of, hostile pieces among them: function
+    /// words of four or more letters, words with digits, `'` and `_`
+    /// inside, letters of other scripts (and a capital that lower-cases to
+    /// two characters), long words, words at the end of the text.
+    const PIECES: &[&str] = &[
+        " ",
+        "  ",
+        ",",
+        ".\n",
+        "the",
+        "About",
+        "INSIDE",
+        "could",
+        "first",
+        "quantum",
+        "Photon",
+        "don't",
+        "x_ray",
+        "abc123defgh",
+        "9999",
+        "'",
+        "_",
+        "ab",
+        "abcd",
+        "abcdefgh",
+        "abcdefghi",
+        "extraordinarily",
+        "incomprehensibilities",
+        "naïve",
+        "Straße",
+        "ÉCOLE",
+        "İstanbul",
+        "ΣΟΦΙΑ",
+        "привет",
+        "мир",
+        "日本語",
+        "ünter",
+        "für",
+        "pourquoi",
+        "été",
+        "\u{301}",
+        "x\u{0}y",
+    ];
+
+    fn check(analyzer: &TextAnalyzer, scratch: &mut TextScratch, prompt: &str) {
+        let got = analyzer.analyze(prompt, scratch).words;
+        let want = sample_by_definition(prompt, &analyzer.function_words);
+        assert_eq!(got, want, "{prompt:?}");
+    }
+
+    #[test]
+    fn words_sampled_in_the_skeleton_pass_are_the_defined_sample() {
+        let analyzer = TextAnalyzer::new().unwrap();
+        let mut scratch = TextScratch::default();
+        // Every piece alone and every pair, either way round and apart.
+        for a in PIECES {
+            check(&analyzer, &mut scratch, a);
+            for b in PIECES {
+                check(&analyzer, &mut scratch, &format!("{a}{b}"));
+                check(&analyzer, &mut scratch, &format!("{a} {b}"));
+            }
+        }
+        // Made-up prompts of many words: their samples are not all empty
+        // (so the comparisons above compare something).
+        let mut sampled = 0;
+        for i in 0..400u32 {
+            let prompt: String = (0..12)
+                .map(|k| {
+                    format!(
+                        "w{:x}ord{} ",
+                        i * 12 + k,
+                        PIECES[(i + k) as usize % PIECES.len()]
+                    )
+                })
+                .collect();
+            check(&analyzer, &mut scratch, &prompt);
+            sampled += usize::from(analyzer.analyze(&prompt, &mut scratch).words != 0);
+        }
+        assert!(sampled > 100, "{sampled} of 400 prompts sampled a word");
+    }
+
+    #[test]
+    fn one_word_in_eight_is_sampled_and_values_spread() {
+        let n = 40_000u32;
+        let mut chosen = FxHashSet::default();
+        let mut count = 0u32;
+        for i in 0..n {
+            // Distinct made-up words of 4 to 20 letters: `i` in base 26,
+            // four letters, then up to 16 more.
+            let mut w: String = (0..4)
+                .map(|k| char::from(b'a' + (i / 26u32.pow(k) % 26) as u8))
+                .collect();
+            for k in 0..(i % 17) {
+                w.push(char::from(b'a' + ((i / 7 + k) % 26) as u8));
+            }
+            let mut s = WordSample::EMPTY;
+            s.offer(word_hash(w.as_bytes(), 0, w.len()), || false);
+            if s.value() != 0 {
+                count += 1;
+                chosen.insert(s.value());
+            }
+        }
+        let share = f64::from(count) / f64::from(n);
+        assert!((0.115..0.135).contains(&share), "{share}");
+        // 16-bit values of ~5,000 words: few collide (about n²/2^17).
+        assert!(
+            chosen.len() as f64 > 0.9 * f64::from(count),
+            "{}",
+            chosen.len()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn words_sampled_in_the_skeleton_pass_are_the_defined_sample_of_any_text(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..40),
+            noise in "\\PC{0,40}",
+        ) {
+            static ANALYZER: std::sync::OnceLock<TextAnalyzer> = std::sync::OnceLock::new();
+            let analyzer = ANALYZER.get_or_init(|| TextAnalyzer::new().unwrap());
+            let mut scratch = TextScratch::default();
+            let prompt = format!("{}{noise}", pieces.concat());
+            let got = analyzer.analyze(&prompt, &mut scratch).words;
+            prop_assert_eq!(got, sample_by_definition(&prompt, &analyzer.function_words));
+        }
+    }
 }

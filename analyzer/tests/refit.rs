@@ -28,18 +28,9 @@ fn analyst_labels_refit_the_model_toward_their_verdicts() {
     };
     let before = base(&plain);
     let truth = analyzer::eval::read_labels(&logs.labels).unwrap();
-    // The analysts' view: the highest-scoring benign account was triaged
-    // as a false positive, every attack account as a true positive, and
-    // the other benign accounts as false positives too (CSV as the
+    // The analysts' view: every attack account triaged as a true
+    // positive and every benign account as a false positive (CSV as the
     // dashboard exports it, quoting and all).
-    let mut benign: Vec<_> = before
-        .analysis
-        .accounts
-        .iter()
-        .filter(|a| truth.get(&a.account_id).is_some_and(|l| !l.0))
-        .collect();
-    benign.sort_by(|a, b| b.verdict.score.total_cmp(&a.verdict.score));
-    let top = benign[0];
     let mut csv = String::from("account_id,label,scenario\n");
     for a in &before.analysis.accounts {
         if let Some((attack, _)) = truth.get(&a.account_id) {
@@ -66,20 +57,27 @@ fn analyst_labels_refit_the_model_toward_their_verdicts() {
         refit.fitted_on
     );
     assert!(refit.fitted_on.contains("verdicts.csv"));
-    let score = |r: &analyzer::Report, id: &str| {
-        r.analysis
-            .accounts
-            .iter()
-            .find(|a| a.account_id == id)
-            .unwrap()
-            .verdict
-            .score
+    // The refit ranks the accounts more as the analysts did: attacks
+    // above false positives. (Not every benign account need score lower:
+    // the intercept is not penalised and moves with the attacks' scores,
+    // and on this log the refit lowers a logprob researcher and raises a
+    // power user with either sample of `vocab_novelty`.)
+    let auc = |r: &analyzer::Report| {
+        let (mut attack, mut benign) = (Vec::new(), Vec::new());
+        for a in &r.analysis.accounts {
+            match truth.get(&a.account_id) {
+                Some((true, _)) => attack.push(a.verdict.score),
+                Some((false, _)) => benign.push(a.verdict.score),
+                None => {}
+            }
+        }
+        analyzer::eval::roc_auc(&attack, &benign)
     };
     assert!(
-        score(&after, &top.account_id) < score(&before, &top.account_id),
-        "the analysts' false positive scores lower after the refit: {} -> {}",
-        score(&before, &top.account_id),
-        score(&after, &top.account_id)
+        auc(&after) > auc(&before),
+        "the refit ranks as the analysts did: ROC-AUC {} -> {}",
+        auc(&before),
+        auc(&after)
     );
     // Using the written model gives the refitted verdicts.
     let cfg2 = AnalyzerConfig {
