@@ -13,12 +13,12 @@ use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
 use crate::run::pipeline::{
-    CaptureError, EventTx, FileReport, ReaderCounters, Retime, RunEnd, RunSummary, Settings,
-    Shared, Timeline, event_channel, finish_run, shard, sink_loop, stats_event,
+    CaptureError, FileReport, ReaderCounters, Retime, RunEnd, RunSummary, Settings, Shared,
+    Timeline, finish_run, shard, sink_loop, stats_event,
 };
 use crate::source::Frame;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use eve::{EventSink, Stats, Timestamp};
+use eve::{Event, EventSink, Stats, Timestamp};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -148,7 +148,7 @@ fn worker_loop(
     shared: &Shared<'_>,
     rx: Receiver<Batch>,
     pool: Sender<Batch>,
-    events: EventTx,
+    events: Sender<Vec<Event>>,
     snapshot: Option<&Mutex<WorkerCounters>>,
 ) -> WorkerCounters {
     let env = EventEnv {
@@ -167,7 +167,7 @@ fn worker_loop(
         }
         w.tick(batch.now);
         if !w.out.is_empty() {
-            events.send(&mut w.out);
+            let _ = events.send(std::mem::take(&mut w.out));
         }
         batch.pkts.clear();
         batch.data.clear();
@@ -183,7 +183,7 @@ fn worker_loop(
     }
     w.shutdown();
     if !w.out.is_empty() {
-        events.send_last(&mut w.out);
+        let _ = events.send(std::mem::take(&mut w.out));
     }
     w.counters.clone()
 }
@@ -193,7 +193,7 @@ trait Source {
     /// Whether a full queue blocks (replay) rather than drops (live).
     fn lossless(&self) -> bool;
     /// Read until done; the reports of the files read (none live).
-    fn run(&mut self, d: &mut Dispatcher, events: &EventTx) -> Vec<FileReport>;
+    fn run(&mut self, d: &mut Dispatcher, events: &Sender<Vec<Event>>) -> Vec<FileReport>;
 }
 
 /// A streamed run: `source` feeds the dispatcher (reader thread: this one)
@@ -214,7 +214,7 @@ fn run_with(
     };
     let depth = settings.config.queue_batches.max(2);
     let (pool_tx, pool_rx) = bounded::<Batch>(workers * (depth + 2));
-    let (ev_tx, ev_rx) = event_channel();
+    let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024);
     let mut queues = Vec::new();
     let mut receivers = Vec::new();
     for _ in 0..workers {
@@ -307,7 +307,7 @@ impl Source for LiveSource {
         false
     }
 
-    fn run(&mut self, d: &mut Dispatcher, events: &EventTx) -> Vec<FileReport> {
+    fn run(&mut self, d: &mut Dispatcher, events: &Sender<Vec<Event>>) -> Vec<FileReport> {
         let link = self.cap.get_datalink().0;
         let interval = self.settings.config.stats_interval_secs;
         let mut last_stats = Instant::now();
@@ -356,7 +356,7 @@ impl Source for LiveSource {
                 seq += 1;
                 let at = d.wall_now().unwrap_or_else(wall_micros);
                 let ev = stats_event(&self.settings, stats, at, seq);
-                events.try_send_one(ev);
+                let _ = events.try_send(vec![ev]);
             }
         }
         self.kernel_stats(d);
@@ -430,7 +430,7 @@ impl Source for PipeSource {
         true
     }
 
-    fn run(&mut self, d: &mut Dispatcher, _events: &EventTx) -> Vec<FileReport> {
+    fn run(&mut self, d: &mut Dispatcher, _events: &Sender<Vec<Event>>) -> Vec<FileReport> {
         let mut report = FileReport::new(&self.path);
         // libpcap reads standard input for "-" and opens a FIFO (waiting
         // for its writer) like a file.

@@ -10,7 +10,7 @@ use crate::decode::{Decoded, Skip};
 use crate::detect::Detectors;
 use crate::flow::FlowKey;
 use crate::source::Frame;
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::Receiver;
 use eve::{Event, EventKind, EventSink, Stats, StatsEvent, Timestamp};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -353,93 +353,13 @@ pub(crate) struct SinkResult {
     pub(crate) error: Option<String>,
 }
 
-/// Events a worker collects before handing them to the sink's thread.
-pub(crate) const EVENT_BATCH: usize = 256;
-
-/// Emptied batches the sink's thread keeps for the workers to fill again.
-/// A batch of [`EVENT_BATCH`] events is ~133 KB (an `Event` is ~520
-/// bytes): allocated fresh for every send and freed on the sink's thread,
-/// its pages were faulted in again some 700 times a run on the realistic
-/// 1.5 GB capture and the allocator moved its blocks back across threads.
-const SPARE_BATCHES: usize = 8;
-
-/// A batch grown past this many events (a sweep that ended thousands of
-/// flows reserves room for all of them) is freed rather than kept, so the
-/// spare batches hold at most `SPARE_BATCHES × SPARE_CAPACITY` events
-/// (~2 MB of `Event`s, and the strings of those still in them).
-const SPARE_CAPACITY: usize = 2 * EVENT_BATCH;
-
-/// Bounded: workers wait when the sink's thread falls this many batches
-/// behind.
-const QUEUED_BATCHES: usize = 1024;
-
-/// The workers' end of the way to the sink's thread: full batches go one
-/// way, written ones come back.
-#[derive(Clone)]
-pub(crate) struct EventTx {
-    batches: Sender<Vec<Event>>,
-    spare: Receiver<Vec<Event>>,
-}
-
-impl EventTx {
-    /// Hand `out`'s events to the sink's thread and leave `out` an empty
-    /// batch to fill again: a written one the sink gave back, its events
-    /// dropped here (so their strings are freed on the thread that
-    /// allocated them), else a fresh one with room for [`EVENT_BATCH`].
-    pub(crate) fn send(&self, out: &mut Vec<Event>) {
-        let next = match self.spare.try_recv() {
-            Ok(mut b) => {
-                b.clear();
-                b
-            }
-            Err(_) => Vec::with_capacity(EVENT_BATCH),
-        };
-        let _ = self.batches.send(std::mem::replace(out, next));
-    }
-
-    /// Hand `out`'s events over for good (a worker's last batch).
-    pub(crate) fn send_last(&self, out: &mut Vec<Event>) {
-        let _ = self.batches.send(std::mem::take(out));
-    }
-
-    /// Hand one event over unless the sink's thread is [`QUEUED_BATCHES`]
-    /// behind (then it is dropped: a live run's periodic `stats`).
-    pub(crate) fn try_send_one(&self, e: Event) {
-        let _ = self.batches.try_send(vec![e]);
-    }
-}
-
-/// The sink's end: batches to write, and where emptied ones go back.
-pub(crate) struct EventRx {
-    batches: Receiver<Vec<Event>>,
-    spare: Sender<Vec<Event>>,
-}
-
-/// The way events travel from the workers to the sink's thread, bounded
-/// both ways.
-pub(crate) fn event_channel() -> (EventTx, EventRx) {
-    let (tx, rx) = bounded(QUEUED_BATCHES);
-    let (spare_tx, spare_rx) = bounded(SPARE_BATCHES);
-    (
-        EventTx {
-            batches: tx,
-            spare: spare_rx,
-        },
-        EventRx {
-            batches: rx,
-            spare: spare_tx,
-        },
-    )
-}
-
-/// The sink thread: write every event batch, then close the sink. Written
-/// batches go back to the workers while fewer than [`SPARE_BATCHES`] wait.
-pub(crate) fn sink_loop(sink: &mut dyn EventSink, rx: EventRx) -> SinkResult {
+/// The sink thread: write every event batch, then close the sink.
+pub(crate) fn sink_loop(sink: &mut dyn EventSink, rx: Receiver<Vec<Event>>) -> SinkResult {
     let mut r = SinkResult {
         events: 0,
         error: None,
     };
-    for batch in rx.batches {
+    for batch in rx {
         for e in &batch {
             r.events += 1;
             if let Err(err) = sink.emit(e)
@@ -447,10 +367,6 @@ pub(crate) fn sink_loop(sink: &mut dyn EventSink, rx: EventRx) -> SinkResult {
             {
                 r.error = Some(err.to_string());
             }
-        }
-        // Given back whole: the worker that takes it drops the events.
-        if batch.capacity() >= EVENT_BATCH && batch.capacity() <= SPARE_CAPACITY {
-            let _ = rx.spare.try_send(batch);
         }
     }
     if let Err(err) = sink.close()
@@ -498,16 +414,11 @@ pub(crate) struct RunEnd<'s> {
 /// channel (the sink thread then closes the sink), and sum up.
 pub(crate) fn finish_run(
     settings: &Settings,
-    events: EventTx,
+    events: crossbeam_channel::Sender<Vec<Event>>,
     end: RunEnd<'_>,
 ) -> Result<RunSummary, CaptureError> {
     let at = end.reader.first_ts.map_or(0, |_| end.reader.last_ts);
-    events.send_last(&mut vec![stats_event(
-        settings,
-        end.stats.clone(),
-        at,
-        u64::MAX,
-    )]);
+    let _ = events.send(vec![stats_event(settings, end.stats.clone(), at, u64::MAX)]);
     drop(events);
     let sink_result = end
         .sink
@@ -536,82 +447,4 @@ pub(crate) fn shard(key: &FlowKey, workers: usize) -> usize {
 /// to.
 pub(crate) fn shard_of(hash: u64, workers: usize) -> usize {
     (hash % workers as u64) as usize
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use eve::sink::memory::MemorySink;
-
-    fn event(n: i64) -> Event {
-        Event::with_derived_id(
-            Timestamp::from_unix_micros(n),
-            EventKind::Stats(StatsEvent {
-                stats: Stats::default(),
-            }),
-            &format!("test|{n}"),
-        )
-    }
-
-    /// A batch of `n` events with room for exactly `room`.
-    fn batch(n: usize, room: usize) -> Vec<Event> {
-        let mut b = Vec::with_capacity(room);
-        b.extend((0..n as i64).map(event));
-        assert_eq!(b.capacity(), room);
-        b
-    }
-
-    #[test]
-    fn the_sink_gives_written_batches_back_and_keeps_few() {
-        let (tx, rx) = event_channel();
-        let spare = tx.spare.clone();
-        let mut sent = Vec::new();
-        // More batches than are kept, then one grown past the bound.
-        for i in 0..SPARE_BATCHES + 3 {
-            let mut b = batch(i + 1, EVENT_BATCH);
-            sent.push(b.as_ptr() as usize);
-            tx.send_last(&mut b);
-        }
-        let mut grown = batch(3, SPARE_CAPACITY + 1);
-        let grown_at = grown.as_ptr() as usize;
-        tx.send_last(&mut grown);
-        drop(tx);
-        let sink = MemorySink::new();
-        let r = sink_loop(&mut sink.clone(), rx);
-        let total = (1..=SPARE_BATCHES + 3).sum::<usize>() + 3;
-        assert_eq!(r.events, total as u64);
-        assert_eq!(sink.events().len(), total);
-        // The first batches came back whole (their events written), with
-        // their room; the rest and the grown one were freed.
-        let back: Vec<Vec<Event>> = spare.try_iter().collect();
-        assert_eq!(back.len(), SPARE_BATCHES);
-        for (i, (b, &at)) in back.iter().zip(&sent).enumerate() {
-            assert_eq!(b.len(), i + 1);
-            assert_eq!(b.capacity(), EVENT_BATCH);
-            assert_eq!(b.as_ptr() as usize, at);
-        }
-        assert!(back.iter().all(|b| b.as_ptr() as usize != grown_at));
-    }
-
-    #[test]
-    fn a_worker_fills_a_batch_the_sink_gave_back() {
-        let (tx, rx) = event_channel();
-        let mut first = batch(2, EVENT_BATCH);
-        let at = first.as_ptr() as usize;
-        tx.send_last(&mut first);
-        // The sink's end, driven here by hand: take the batch, give it
-        // back written.
-        let b = rx.batches.try_recv().expect("a batch");
-        rx.spare.try_send(b).expect("room for a spare batch");
-        let mut out = batch(1, EVENT_BATCH);
-        tx.send(&mut out);
-        assert!(out.is_empty());
-        assert_eq!(out.as_ptr() as usize, at);
-        // None spare: a fresh batch with room for a full one.
-        out.push(event(9));
-        tx.send(&mut out);
-        assert!(out.is_empty());
-        assert!(out.capacity() >= EVENT_BATCH);
-        assert_eq!(rx.batches.try_iter().map(|b| b.len()).sum::<usize>(), 2);
-    }
 }

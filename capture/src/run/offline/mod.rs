@@ -25,14 +25,18 @@ use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
 use crate::run::pipeline::{
-    CaptureError, EVENT_BATCH, EventTx, FileReport, ReaderCounters, RunEnd, RunSummary, Settings,
-    Shared, Timeline, WorkerPhases, event_channel, finish_run, shard, sink_loop,
+    CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, Timeline,
+    WorkerPhases, finish_run, shard, sink_loop,
 };
 use crate::source::pcapfile::{MappedFile, Packets, Window};
 use crate::source::{BpfFilter, first_packet_time, ordered_inputs};
-use eve::{EventSink, Stats};
+use crossbeam_channel::{Sender, bounded};
+use eve::{Event, EventSink, Stats};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Events a worker collects before handing them to the sink's thread.
+const EVENT_BATCH: usize = 256;
 
 /// How many records ahead a sharing worker asks for its next frame's bytes.
 const PREFETCH_RECORDS: usize = 4;
@@ -95,14 +99,14 @@ fn finish_worker(
     decoder: &Decoder,
     reader: ReaderCounters,
     files: Vec<FileReport>,
-    events: &EventTx,
+    events: &Sender<Vec<Event>>,
     mut phases: WorkerPhases,
     started: Instant,
 ) -> OfflineResult {
     phases.read = started.elapsed();
     w.shutdown();
     if !w.out.is_empty() {
-        events.send_last(&mut w.out);
+        let _ = events.send(std::mem::take(&mut w.out));
     }
     phases.flushed = started.elapsed();
     OfflineResult {
@@ -122,7 +126,7 @@ fn walk_alone(
     shared: &Shared<'_>,
     inputs: &[PathBuf],
     shift: i64,
-    events: &EventTx,
+    events: &Sender<Vec<Event>>,
     started: Instant,
 ) -> OfflineResult {
     let (mut w, mut decoder) = worker_parts(shared);
@@ -219,11 +223,14 @@ fn walk_alone(
             // Events go to the sink in batches: a send per packet that had
             // any cost a wake-up of the sink's thread per event.
             if w.out.len() >= EVENT_BATCH {
-                events.send(&mut w.out);
+                let _ = events.send(std::mem::replace(
+                    &mut w.out,
+                    Vec::with_capacity(EVENT_BATCH),
+                ));
             }
         }
         if !w.out.is_empty() {
-            events.send(&mut w.out);
+            let _ = events.send(std::mem::take(&mut w.out));
         }
         report.linktype = packets.linktype();
         files.push(report);
@@ -246,7 +253,7 @@ fn share(
     shared: &Shared<'_>,
     index: usize,
     reader: &chunks::SharedReader<'_>,
-    events: &EventTx,
+    events: &Sender<Vec<Event>>,
     started: Instant,
 ) -> OfflineResult {
     let workers = shared.settings.workers.max(1);
@@ -368,7 +375,7 @@ fn share(
         // In batches, as a lone worker sends them: a send after every
         // chunk woke the sink's thread hundreds of times a run.
         if w.out.len() >= EVENT_BATCH {
-            events.send(&mut w.out);
+            let _ = events.send(std::mem::take(&mut w.out));
         }
     }
     let mut r = finish_worker(w, &decoder, c, Vec::new(), events, phases, started);
@@ -434,7 +441,7 @@ pub fn run_offline(
         settings,
         detectors,
     };
-    let (ev_tx, ev_rx) = event_channel();
+    let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024);
 
     let reader = chunks::SharedReader::new(
         &files,
