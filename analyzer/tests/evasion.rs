@@ -55,13 +55,14 @@ fn benign_flagged(logs: &std::path::Path, labels: &std::path::Path) -> usize {
 /// most 30 requests a day (`pacing`) outnumbers the benign accounts; the
 /// peer baselines it floods must not turn the ordinary accounts it left
 /// untouched into false positives (before the MAD floor of
-/// `model::inputs::MAD_FLOOR` their z-scores hit the clip).
+/// `model::inputs::MAD_FLOOR` their z-scores hit the clip: 11 of the 60
+/// benign accounts here were flagged, none without the flood).
 #[test]
 fn a_flood_of_small_accounts_flags_no_more_benign_accounts() {
     let dir = tempfile::tempdir().unwrap();
     let spec = fixtures::logs::LogSpec {
         seed: 13,
-        accounts: 120,
+        accounts: 80,
         days: 2,
         ..Default::default()
     };
