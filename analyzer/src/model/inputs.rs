@@ -192,8 +192,8 @@ pub const MIN_PEERS: usize = 20;
 /// median by ln 10, not the spread), so a floor on it keeps peers
 /// relative where scale differs by orders of magnitude, and the median
 /// stays the input's own. Honest sets sit well above the floor: lowest
-/// own/reference MAD ratio 0.66 (external set, requests per day), about
-/// 0.6 against a reference of generator seeds only; fitted on generator
+/// own/reference MAD ratio 0.66 (external set, requests per day), 0.58
+/// against the mean of generator seeds 4-6's own MADs; fitted on generator
 /// seed 4 and the external set paced, checked on seeds 4-6 and the
 /// external set unpaced (docs/analyzer.md, "Peer baselines under a
 /// flood").
