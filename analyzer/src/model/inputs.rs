@@ -227,7 +227,11 @@ impl Peers {
                 *group = baselines(&members)
                     .into_iter()
                     .zip(group.iter())
-                    .map(|(own, r)| bounded(own, *r))
+                    .zip(INPUTS)
+                    .map(|((own, r), d)| match d.transform {
+                        Transform::PeerZ => bounded(own, *r),
+                        _ => own,
+                    })
                     .collect();
             }
         }
@@ -281,9 +285,8 @@ impl Peers {
     }
 }
 
-/// The input's own peer baseline with its scale floored at
-/// [`MAD_FLOOR`] of the reference's (an input that is not peer-relative
-/// has reference MAD 0 and is left as it is).
+/// A peer-relative input's own baseline with its scale floored at
+/// [`MAD_FLOOR`] of the reference's.
 fn bounded(own: Baseline, reference: Baseline) -> Baseline {
     Baseline {
         mad: own.mad.max(MAD_FLOOR * reference.mad),
