@@ -191,7 +191,9 @@ pub const MIN_PEERS: usize = 20;
 /// change with a deployment's scale (ten times the traffic moves the
 /// median by ln 10, not the spread), so a floor on it keeps peers
 /// relative where scale differs by orders of magnitude, and the median
-/// stays the input's own. Honest sets sit well above the floor: lowest
+/// stays the input's own. Honest sets sit above the floor (but for MADs
+/// of 0, e.g. embeddings' new prompts, where it stays under the 0.1 the
+/// z-score's scale never goes below): lowest
 /// own/reference MAD ratio 0.66 (external set, requests per day), 0.58
 /// against the mean of generator seeds 4-6's own MADs; fitted on generator
 /// seed 4 and the external set paced, checked on seeds 4-6 and the
