@@ -35,3 +35,56 @@ fn every_evaded_row_is_valid_input() {
     assert_eq!(report.bad_total(), 0, "{:?}", report.bad_by_reason);
     assert_eq!(report.rows, out.rows_out);
 }
+
+/// Benign accounts flagged in a full analysis of `logs` (no replay).
+fn benign_flagged(logs: &std::path::Path, labels: &std::path::Path) -> usize {
+    let opts = analyzer::AnalyzeOptions {
+        logs: vec![logs.to_path_buf()],
+        labels: Some(labels.to_path_buf()),
+        no_replay: true,
+        ..analyzer::AnalyzeOptions::default()
+    };
+    let mut sink = eve::sink::memory::MemorySink::new();
+    let report = analyzer::run(&opts, &AnalyzerConfig::default(), &mut sink).unwrap();
+    let ev = report.evaluation.expect("labels given");
+    eprintln!("{}:\n{ev}", logs.display());
+    ev.false_positives
+}
+
+/// Issue 12: one operator's harvest split into hundreds of accounts of at
+/// most 30 requests a day (`pacing`) outnumbers the benign accounts; the
+/// peer baselines it floods must not turn the ordinary accounts it left
+/// untouched into false positives (before the MAD floor of
+/// `model::inputs::MAD_FLOOR` their z-scores hit the clip: 11 of the 60
+/// benign accounts here were flagged, none without the flood).
+#[test]
+fn a_flood_of_small_accounts_flags_no_more_benign_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixtures::logs::LogSpec {
+        seed: 13,
+        accounts: 80,
+        days: 2,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
+    let paced = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Pacing],
+        share: 1.0,
+        seed: 11,
+        per_day: 30,
+        out_dir: dir.path().join("out"),
+    })
+    .unwrap();
+    assert!(
+        paced.accounts_added > spec.accounts as u64,
+        "a flood: more new accounts than the log had"
+    );
+    let before = benign_flagged(&logs.requests, &logs.labels);
+    let flooded = benign_flagged(&paced.requests, &paced.labels);
+    assert!(
+        flooded <= before + 1,
+        "the flood flagged {flooded} benign accounts, {before} without it"
+    );
+}

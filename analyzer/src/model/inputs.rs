@@ -182,13 +182,34 @@ pub struct Peers {
 /// Smallest peer group judged on its own.
 pub const MIN_PEERS: usize = 20;
 
+/// The least share of the reference MAD an input's own peer MAD may take.
+///
+/// A flood of near-identical accounts (one operator's harvest split into
+/// thousands of accounts of at most 30 requests a day, issue 12) makes
+/// most of a peer group one value: its MAD collapses and every ordinary
+/// account's z-score hits the clip. The MAD of a logarithm does not
+/// change with a deployment's scale (ten times the traffic moves the
+/// median by ln 10, not the spread), so a floor on it keeps peers
+/// relative where scale differs by orders of magnitude, and the median
+/// stays the input's own. Honest sets sit above the floor (but for MADs
+/// of 0, e.g. embeddings' new prompts, where it stays under the 0.1 the
+/// z-score's scale never goes below): lowest
+/// own/reference MAD ratio 0.66 (external set, requests per day), 0.58
+/// against the mean of generator seeds 4-6's own MADs; fitted on generator
+/// seed 4 and the external set paced, checked on seeds 4-6 and the
+/// external set unpaced (docs/analyzer.md, "Peer baselines under a
+/// flood").
+pub const MAD_FLOOR: f64 = 0.5;
+
 fn kind(f: &Features) -> usize {
     usize::from(f.embeddings_share >= 0.5)
 }
 
 impl Peers {
     /// The peer baselines of a population of accounts; a kind with fewer
-    /// than [`MIN_PEERS`] accounts takes `reference`'s.
+    /// than [`MIN_PEERS`] accounts takes `reference`'s, and a kind judged
+    /// on its own keeps each MAD at least [`MAD_FLOOR`] of the reference's
+    /// (when there is a reference).
     pub fn of(population: &[&Features], reference: &Peers) -> Self {
         let baselines = |members: &[&&Features]| -> Vec<Baseline> {
             INPUTS
@@ -202,8 +223,18 @@ impl Peers {
         let mut groups = reference.groups.clone();
         for (k, group) in groups.iter_mut().enumerate() {
             let members: Vec<&&Features> = population.iter().filter(|f| kind(f) == k).collect();
-            if members.len() >= MIN_PEERS || group.len() != INPUTS.len() {
+            if group.len() != INPUTS.len() {
                 *group = baselines(&members);
+            } else if members.len() >= MIN_PEERS {
+                *group = baselines(&members)
+                    .into_iter()
+                    .zip(group.iter())
+                    .zip(INPUTS)
+                    .map(|((own, r), d)| match d.transform {
+                        Transform::PeerZ => bounded(own, *r),
+                        _ => own,
+                    })
+                    .collect();
             }
         }
         Peers { groups }
@@ -253,6 +284,15 @@ impl Peers {
                 if v.is_finite() { v } else { 0.0 }
             })
             .collect()
+    }
+}
+
+/// A peer-relative input's own baseline with its scale floored at
+/// [`MAD_FLOOR`] of the reference's.
+fn bounded(own: Baseline, reference: Baseline) -> Baseline {
+    Baseline {
+        mad: own.mad.max(MAD_FLOOR * reference.mad),
+        ..own
     }
 }
 
