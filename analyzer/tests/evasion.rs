@@ -3,28 +3,42 @@
 //! counted bad and every row is read.
 
 use analyzer::config::AnalyzerConfig;
-use fixtures::logs::evade::{EvadeSpec, Transform, evade};
+use fixtures::logs::evade::{EvadeSpec, EvadeSummary, Transform, evade};
+
+/// A generated log (`(seed, accounts, days)`) under `dir/in`, and the same
+/// log with `transforms` applied to its attack accounts under `dir/out`
+/// (at most 30 requests a day per account for `pacing`).
+fn generate_and_evade(
+    dir: &std::path::Path,
+    (seed, accounts, days): (u64, usize, u32),
+    transforms: Vec<Transform>,
+    share: f64,
+    evade_seed: u64,
+) -> (fixtures::logs::LogSummary, EvadeSummary) {
+    let spec = fixtures::logs::LogSpec {
+        seed,
+        accounts,
+        days,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.join("in")).unwrap();
+    let out = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms,
+        share,
+        seed: evade_seed,
+        per_day: 30,
+        out_dir: dir.join("out"),
+    })
+    .unwrap();
+    (logs, out)
+}
 
 #[test]
 fn every_evaded_row_is_valid_input() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = fixtures::logs::LogSpec {
-        seed: 12,
-        accounts: 40,
-        days: 1,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
-    let out = evade(&EvadeSpec {
-        input: logs.requests,
-        labels: logs.labels,
-        transforms: Transform::ALL.to_vec(),
-        share: 0.5,
-        seed: 2,
-        per_day: 30,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let (_, out) = generate_and_evade(dir.path(), (12, 40, 1), Transform::ALL.to_vec(), 0.5, 2);
     assert!(out.rows_changed > 0);
     let (_, _, report) = analyzer::load_and_analyze(
         &[out.requests],
@@ -60,25 +74,16 @@ fn benign_flagged(logs: &std::path::Path, labels: &std::path::Path) -> usize {
 #[test]
 fn a_flood_of_small_accounts_flags_no_more_benign_accounts() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = fixtures::logs::LogSpec {
-        seed: 13,
-        accounts: 80,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
-    let paced = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Pacing],
-        share: 1.0,
-        seed: 11,
-        per_day: 30,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let accounts = 80;
+    let (logs, paced) = generate_and_evade(
+        dir.path(),
+        (13, accounts, 2),
+        vec![Transform::Pacing],
+        1.0,
+        11,
+    );
     assert!(
-        paced.accounts_added > spec.accounts as u64,
+        paced.accounts_added > accounts as u64,
         "a flood: more new accounts than the log had"
     );
     let before = benign_flagged(&logs.requests, &logs.labels);
