@@ -93,3 +93,64 @@ fn a_flood_of_small_accounts_flags_no_more_benign_accounts() {
         "the flood flagged {flooded} benign accounts, {before} without it"
     );
 }
+
+/// `account_id -> (label, scenario)` of a `labels.csv`.
+fn labels(path: &std::path::Path) -> std::collections::HashMap<String, (String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut c = l.split(',');
+            Some((
+                c.next()?.to_string(),
+                (c.next()?.to_string(), c.next()?.to_string()),
+            ))
+        })
+        .collect()
+}
+
+/// Issue 12 item 4: a harvest that is a fraction of an ordinary account's
+/// traffic, sharing its key (`mix`: a benign account's rows copied into
+/// each attack account). The light hydra's members each carry a different
+/// donor's traffic beside ~20 harvest requests a day, so neither a member
+/// nor the cluster's merged traffic looks like harvesting; the request
+/// shapes most members share are the job's, and judged alone they are.
+/// Without the shared-shape facet (`facets::cluster_verdict`) no mixed
+/// light-hydra member here is flagged.
+#[test]
+fn a_harvest_mixed_into_ordinary_accounts_is_found_by_its_shared_request_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mixed) = generate_and_evade(dir.path(), (13, 120, 3), vec![Transform::Mix], 0.3, 11);
+    let cfg = AnalyzerConfig::default();
+    let model = analyzer::configured_model(&cfg).unwrap();
+    let (_, analysis, _) = analyzer::load_and_analyze(&[mixed.requests], &cfg, &model).unwrap();
+    let labels = labels(&mixed.labels);
+    let scenario = |a: &analyzer::analysis::AccountResult| labels[&a.account_id].1.clone();
+    let benign_flagged: Vec<String> = analysis
+        .accounts
+        .iter()
+        .filter(|a| a.flagged() && labels[&a.account_id].0 == "benign")
+        .map(|a| format!("{} ({})", a.account_id, scenario(a)))
+        .collect();
+    assert!(benign_flagged.is_empty(), "benign flagged: {benign_flagged:?}");
+    let hydra: Vec<&analyzer::analysis::AccountResult> = analysis
+        .accounts
+        .iter()
+        .filter(|a| scenario(a) == "light_hydra")
+        .collect();
+    let by_shapes = |a: &&&analyzer::analysis::AccountResult| {
+        a.flagged()
+            && analysis.clusters.iter().any(|c| {
+                c.flagged
+                    && c.decided_by.is_some()
+                    && a.cluster_id.as_deref() == Some(c.cluster.id.as_str())
+            })
+    };
+    let found = hydra.iter().filter(by_shapes).count();
+    assert!(
+        hydra.len() >= 8 && found * 4 >= hydra.len() * 3,
+        "{found} of {} mixed light-hydra members flagged through shared request shapes",
+        hydra.len()
+    );
+}
