@@ -204,13 +204,6 @@ pub fn cluster_alert(
     onset_evidence(&mut e, &onset, &c.features, replay.window_end());
     e.insert("member_count".into(), json!(c.cluster.members.len()));
     e.insert(
-        "decided_by".into(),
-        json!(match &c.decided_by {
-            Some(s) => format!("request_shape:{s}"),
-            None => "cluster".to_string(),
-        }),
-    );
-    e.insert(
         "members_with_content_signal".into(),
         json!(c.members_with_content),
     );

@@ -4,7 +4,6 @@
 
 use crate::cluster::{self, Cluster};
 use crate::config::AnalyzerConfig;
-use crate::facets;
 use crate::features::{self, Baselines, Context, Features};
 use crate::model::Model;
 use crate::model::inputs::Peers;
@@ -12,6 +11,7 @@ use crate::par;
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What decided an account's verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -69,9 +69,6 @@ pub struct ClusterResult {
     pub members_with_content: usize,
     /// The cluster is alerted on as a whole.
     pub flagged: bool,
-    /// The request shapes most members share, in words, when their
-    /// merged traffic decided the verdict rather than the whole traffic.
-    pub decided_by: Option<String>,
 }
 
 /// Everything the analysis found.
@@ -181,8 +178,8 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         })
         .collect();
 
-    // Facets (`facets.rs`): an account with several API keys or client
-    // programs (user agent and system prompt) is also judged facet by
+    // Facets: an account with several API keys, or several client
+    // programs (user agent and system prompt), is also judged facet by
     // facet, so a harvesting job run as a fraction of a real product's
     // traffic — through its own key, or its own script on a shared key —
     // is not averaged away by the product's honest traffic.
@@ -193,7 +190,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         .map(|(i, _)| i)
         .collect();
     let key_features = par::map(&multi_key, threads, |&a| {
-        facets::key_facets(store, a, per_account[a], &ctx, cfg)
+        key_facets(store, a, per_account[a], &ctx, cfg)
     });
     for (&a, keys) in multi_key.iter().zip(key_features) {
         accounts[a].keys = keys;
@@ -205,16 +202,25 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         .map(|(i, _)| i)
         .collect();
     let facet_verdicts = par::map(&candidates, threads, |&a| {
-        facets::best_facet(&accounts[a].keys, per_account[a], judge, &ctx)
+        best_facet(&accounts[a].keys, per_account[a], judge, &ctx)
     });
     for (&a, best) in candidates.iter().zip(facet_verdicts) {
         let acct = &mut accounts[a];
-        match best {
-            Some((facet, v)) if v.score > acct.verdict.score => {
-                acct.via = facet.via(store);
-                acct.verdict = v;
-            }
-            _ => {}
+        let Some(((kind, id), v)) = best else {
+            continue;
+        };
+        if v.score > acct.verdict.score {
+            acct.via = if kind == 0 {
+                Via::ApiKey(store.keys.names[id as usize].clone())
+            } else {
+                let ua = store
+                    .uas
+                    .names
+                    .get((id >> 16) as usize)
+                    .map_or("-", |s| s.as_str());
+                Via::Client(format!("{ua} (system prompt #{:04x})", id & 0xffff))
+            };
+            acct.verdict = v;
         }
     }
 
@@ -228,27 +234,15 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
     let judged = par::map_largest_first(&found, threads, rows, |c| {
         let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
         let f = features::compute(&reqs, &ctx, cfg);
-        let members = c.members.iter().map(|&m| per_account[m as usize]);
-        let (v, shared) = facets::cluster_verdict(c, members, &reqs, &f, judge, &ctx);
-        // Members judged toward a shape-decided cluster on their part in it.
-        let member_scores: Vec<f64> = c
-            .members
-            .iter()
-            .map(|&m| {
-                let own = accounts[m as usize].verdict.score;
-                match &shared {
-                    Some(s) => facets::member_score(own, per_account[m as usize], s, judge, &ctx),
-                    None => own,
-                }
-            })
-            .collect();
-        (f, v, shared.map(|s| s.describe(store)), member_scores)
+        let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);
+        (f, v)
     });
     let mut clusters = Vec::new();
-    for (c, (f, v, decided_by, member_scores)) in found.into_iter().zip(judged) {
-        let members_with_content = member_scores
+    for (c, (f, v)) in found.into_iter().zip(judged) {
+        let members_with_content = c
+            .members
             .iter()
-            .filter(|&&s| s >= cfg.cluster_member_score)
+            .filter(|&&m| accounts[m as usize].verdict.score >= cfg.cluster_member_score)
             .count();
         // A cluster is flagged as a whole when its merged traffic is and
         // most members look like it on their own, not one bad apple (who
@@ -268,7 +262,6 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             verdict: v,
             members_with_content,
             flagged,
-            decided_by,
         });
     }
     Analysis {
@@ -278,6 +271,72 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         accounts,
         clusters,
     }
+}
+
+/// The features of account `a`'s own requests (of `reqs`, its requests)
+/// through each of its API keys, in key order: its key facets.
+pub(crate) fn key_facets(
+    store: &Requests,
+    a: usize,
+    reqs: &[Req],
+    ctx: &Context,
+    cfg: &AnalyzerConfig,
+) -> Vec<(u32, Features)> {
+    let mut by_key: BTreeMap<u32, Vec<&Req>> = BTreeMap::new();
+    for r in reqs {
+        if store.key_account.get(r.key as usize) == Some(&(a as u32)) {
+            by_key.entry(r.key).or_default().push(r);
+        }
+    }
+    by_key
+        .into_iter()
+        .map(|(k, reqs)| (k, features::compute(&reqs, ctx, cfg)))
+        .collect()
+}
+
+/// The best facet of an account with requests `reqs` and key facets
+/// `keys`: each key with enough requests, and each client program (user
+/// agent and system prompt) when it has several, scored; the best, its odds
+/// divided by the number of facets tried. `((0, key) | (1, client), verdict)`.
+pub(crate) fn best_facet(
+    keys: &[(u32, Features)],
+    reqs: &[Req],
+    judge: &Judge<'_>,
+    ctx: &Context,
+) -> Option<((u8, u64), Verdict)> {
+    let cfg = judge.cfg;
+    let mut clients: BTreeMap<u64, Vec<&Req>> = BTreeMap::new();
+    for r in reqs {
+        let client = (u64::from(r.ua) << 16) | u64::from(r.system_prompt);
+        clients.entry(client).or_default().push(r);
+    }
+    let enough = |n: u64| n >= cfg.min_requests;
+    let mut scored: Vec<((u8, u64), Verdict)> = keys
+        .iter()
+        .filter(|(_, f)| enough(f.requests))
+        .map(|(k, f)| ((0, u64::from(*k)), score::score(f, judge)))
+        .collect();
+    if clients.len() >= 2 {
+        scored.extend(
+            clients
+                .into_iter()
+                .filter(|(_, reqs)| enough(reqs.len() as u64))
+                .map(|(c, reqs)| {
+                    (
+                        (1, c),
+                        score::score(&features::compute(&reqs, ctx, cfg), judge),
+                    )
+                }),
+        );
+    }
+    // The best of m facets is the maximum of m tries: its odds are
+    // divided by m (a Bonferroni correction in odds), so an account
+    // with many clients is not flagged by chance.
+    let tries = scored.len();
+    scored
+        .into_iter()
+        .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
+        .map(|(facet, v)| (facet, v.with_odds_divided_by(tries as f64)))
 }
 
 /// An account's features over one window of `feature_window_hours`.

@@ -81,7 +81,7 @@ fn shared_addresses(a: &Profile, b: &Profile) -> usize {
 }
 
 /// Flags that belong to a request's shape (what the client program sets).
-pub(crate) const SHAPE_FLAGS: u16 = flag::LOGPROBS
+const SHAPE_FLAGS: u16 = flag::LOGPROBS
     | flag::TEMP0
     | flag::N_GT1
     | flag::MAX1

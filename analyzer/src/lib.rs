@@ -14,7 +14,6 @@ pub mod analysis;
 pub mod cluster;
 pub mod config;
 pub mod eval;
-pub mod facets;
 pub mod features;
 pub mod ingest;
 pub mod model;

@@ -8,18 +8,15 @@
 //! which it did, by bisection over the entity's requests to the request at
 //! which it crossed the threshold (held there, not one request before).
 //!
-//! An account is judged with its facets (API keys, client programs, request
-//! shapes) as in
+//! An account is judged with its facets (API keys, client programs) as in
 //! [`crate::analysis::analyze`]; a cluster on its members' merged traffic
-//! with its coordination signal (links as found on the whole input), or on
-//! its best request shape's traffic as there, and,
+//! with its coordination signal (links as found on the whole input) and,
 //! as there, only when at least half its members score
 //! `cluster_member_score` on their own traffic so far. A verdict that held
 //! only on the whole input (peer context aside, every prefix scored under
 //! the threshold) is stamped at the end of the input.
 
-use crate::analysis::{AccountResult, Analysis, ClusterResult};
-use crate::facets;
+use crate::analysis::{self, AccountResult, Analysis, ClusterResult};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Context, HOUR_MS};
 use crate::model::Model;
@@ -123,11 +120,11 @@ impl<'a> Replay<'a> {
             return own;
         }
         let keys = if f.keys >= 2 {
-            facets::key_facets(self.store, a, reqs, &ctx, cfg)
+            analysis::key_facets(self.store, a, reqs, &ctx, cfg)
         } else {
             Vec::new()
         };
-        match facets::best_facet(&keys, reqs, &self.judge, &ctx) {
+        match analysis::best_facet(&keys, reqs, &self.judge, &ctx) {
             Some((_, v)) if v.score > own.score => v,
             _ => own,
         }
@@ -163,9 +160,11 @@ impl<'a> Replay<'a> {
             let merged = &all[..times.partition_point(|&x| x <= t)];
             let ctx = self.clock.at(t, cfg);
             let f = features::compute(merged, &ctx, cfg);
-            let prefixes = members.iter().map(|(_, r)| upto(r));
-            let (v, shared) =
-                facets::cluster_verdict(&c.cluster, prefixes, merged, &f, &self.judge, &ctx);
+            let v = score::score_with(
+                &f,
+                &self.judge,
+                vec![analysis::coordination(&c.cluster, &f, cfg)],
+            );
             if !v.flagged {
                 return false;
             }
@@ -173,15 +172,8 @@ impl<'a> Replay<'a> {
                 .iter()
                 .filter(|(m, r)| {
                     let r = upto(r);
-                    if r.is_empty() {
-                        return false;
-                    }
-                    let own = self.account_verdict(*m, r, t).score;
-                    let score = match &shared {
-                        Some(s) => facets::member_score(own, r, s, &self.judge, &ctx),
-                        None => own,
-                    };
-                    score >= cfg.cluster_member_score
+                    !r.is_empty()
+                        && self.account_verdict(*m, r, t).score >= cfg.cluster_member_score
                 })
                 .count();
             with_content * 2 >= members.len()
