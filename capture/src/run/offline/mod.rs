@@ -24,6 +24,7 @@ use crate::decode::{ChecksumMode, Checksums, Decoder, Peek, SAMPLE_PACKETS, samp
 use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
+use crate::run::ThreadUsage;
 use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, Timeline,
     WorkerPhases, finish_run, shard, sink_loop,
@@ -93,7 +94,8 @@ pub(super) fn file_checksums(mode: ChecksumMode, bytes: &[u8]) -> Checksums {
     sample_checksums(mode, frames)
 }
 
-/// End a worker's flows and say what it did.
+/// End a worker's flows and say what it did (`usage`: its thread's at its
+/// start).
 fn finish_worker(
     mut w: Worker<'_>,
     decoder: &Decoder,
@@ -102,6 +104,7 @@ fn finish_worker(
     events: &Sender<Vec<Event>>,
     mut phases: WorkerPhases,
     started: Instant,
+    usage: ThreadUsage,
 ) -> OfflineResult {
     phases.read = started.elapsed();
     w.shutdown();
@@ -109,6 +112,7 @@ fn finish_worker(
         let _ = events.send(std::mem::take(&mut w.out));
     }
     phases.flushed = started.elapsed();
+    phases.usage = ThreadUsage::now().since(usage);
     OfflineResult {
         worker: w.counters.clone(),
         reader,
@@ -129,6 +133,7 @@ fn walk_alone(
     events: &Sender<Vec<Event>>,
     started: Instant,
 ) -> OfflineResult {
+    let usage = ThreadUsage::now();
     let (mut w, mut decoder) = worker_parts(shared);
     let control = &shared.settings.control;
     let mut filter = shared
@@ -242,7 +247,7 @@ fn walk_alone(
     // A lone worker owns every record.
     phases.packets = c.packets;
     phases.bytes = c.bytes;
-    let mut r = finish_worker(w, &decoder, c, files, events, phases, started);
+    let mut r = finish_worker(w, &decoder, c, files, events, phases, started, usage);
     r.interrupted = interrupted;
     r
 }
@@ -256,6 +261,7 @@ fn share(
     events: &Sender<Vec<Event>>,
     started: Instant,
 ) -> OfflineResult {
+    let usage = ThreadUsage::now();
     let workers = shared.settings.workers.max(1);
     let _guard = reader.guard();
     let (mut w, mut decoder) = worker_parts(shared);
@@ -378,7 +384,16 @@ fn share(
             let _ = events.send(std::mem::take(&mut w.out));
         }
     }
-    let mut r = finish_worker(w, &decoder, c, Vec::new(), events, phases, started);
+    let mut r = finish_worker(
+        w,
+        &decoder,
+        c,
+        Vec::new(),
+        events,
+        phases,
+        started,
+        usage,
+    );
     r.rejected = rejected;
     r
 }
