@@ -140,10 +140,14 @@ fn main() {
         .push((n, m));
     }
     if std::env::args().any(|a| a == "--side-by-side") {
-        for (label, detectors) in [("engine", &none), ("engine+detect", &detectors)] {
+        for (label, detectors, alone) in [
+            ("engine", &none, &engine),
+            ("engine+detect", &detectors, &detect),
+        ] {
             let settings = Settings::default();
             let runs = measure::replay_side_by_side(&file, &settings, detectors, 2).expect("run");
-            for line in measure::side_by_side_rows(&format!("{label} 1+1"), &runs) {
+            let one = alone.iter().find(|(n, _)| *n == 1).map(|(_, m)| m);
+            for line in measure::side_by_side_rows(&format!("{label} 1+1"), &runs, one) {
                 println!("{line}");
             }
         }

@@ -241,9 +241,15 @@ pub fn replay_side_by_side(
 }
 
 /// One line per copy of [`replay_side_by_side`]: its wall time and its
-/// worker's phases and usage.
-pub fn side_by_side_rows(label: &str, runs: &[(f64, Timeline)]) -> Vec<String> {
-    runs.iter()
+/// worker's phases and usage; then, given a one-worker run of the same
+/// file alone (`alone`), what each copy's worker used against it.
+pub fn side_by_side_rows(
+    label: &str,
+    runs: &[(f64, Timeline)],
+    alone: Option<&Measured>,
+) -> Vec<String> {
+    let mut rows: Vec<String> = runs
+        .iter()
         .enumerate()
         .map(|(i, (secs, t))| {
             format!(
@@ -252,7 +258,23 @@ pub fn side_by_side_rows(label: &str, runs: &[(f64, Timeline)]) -> Vec<String> {
                 workers_row(t)
             )
         })
-        .collect()
+        .collect();
+    if let Some(one) = alone {
+        let each: Vec<String> = runs
+            .iter()
+            .map(|(_, t)| {
+                format!(
+                    "{:.2}x",
+                    workers_cpu(t) / workers_cpu(&one.timeline).max(1e-9)
+                )
+            })
+            .collect();
+        rows.push(format!(
+            "  {label}: each lone worker beside another used {} the CPU time of one alone",
+            each.join(" / ")
+        ));
+    }
+    rows
 }
 
 /// "`label`: N workers X.XX× one" lines: each run's MB/s against the
@@ -264,8 +286,19 @@ pub fn speedups(label: &str, runs: &[(usize, Measured)]) -> Vec<String> {
     };
     runs.iter()
         .filter(|(n, _)| *n > 1)
-        .map(|(n, m)| format!("  {label}: {n} workers {:.2}x one", rate(m) / rate(one)))
+        .map(|(n, m)| {
+            format!(
+                "  {label}: {n} workers {:.2}x one (their threads' CPU time {:.2}x one's)",
+                rate(m) / rate(one),
+                workers_cpu(&m.timeline) / workers_cpu(&one.timeline).max(1e-9)
+            )
+        })
         .collect()
+}
+
+/// CPU seconds of a run's workers (their threads, user and kernel).
+fn workers_cpu(t: &Timeline) -> f64 {
+    t.workers.iter().map(|w| w.usage.cpu().as_secs_f64()).sum()
 }
 
 /// Suricata's configuration for the side-by-side run (see its comments).

@@ -384,16 +384,7 @@ fn share(
             let _ = events.send(std::mem::take(&mut w.out));
         }
     }
-    let mut r = finish_worker(
-        w,
-        &decoder,
-        c,
-        Vec::new(),
-        events,
-        phases,
-        started,
-        usage,
-    );
+    let mut r = finish_worker(w, &decoder, c, Vec::new(), events, phases, started, usage);
     r.rejected = rejected;
     r
 }
