@@ -94,8 +94,7 @@ pub(super) fn file_checksums(mode: ChecksumMode, bytes: &[u8]) -> Checksums {
     sample_checksums(mode, frames)
 }
 
-/// End a worker's flows and say what it did (`usage`: its thread's at its
-/// start).
+/// End a worker's flows and say what it did.
 fn finish_worker(
     mut w: Worker<'_>,
     decoder: &Decoder,
@@ -104,7 +103,6 @@ fn finish_worker(
     events: &Sender<Vec<Event>>,
     mut phases: WorkerPhases,
     started: Instant,
-    usage: ThreadUsage,
 ) -> OfflineResult {
     phases.read = started.elapsed();
     w.shutdown();
@@ -112,7 +110,6 @@ fn finish_worker(
         let _ = events.send(std::mem::take(&mut w.out));
     }
     phases.flushed = started.elapsed();
-    phases.usage = ThreadUsage::now().since(usage);
     OfflineResult {
         worker: w.counters.clone(),
         reader,
@@ -247,8 +244,10 @@ fn walk_alone(
     // A lone worker owns every record.
     phases.packets = c.packets;
     phases.bytes = c.bytes;
-    let mut r = finish_worker(w, &decoder, c, files, events, phases, started, usage);
+    let mut r = finish_worker(w, &decoder, c, files, events, phases, started);
     r.interrupted = interrupted;
+    // Its thread's usage, the flush included.
+    r.phases.usage = ThreadUsage::now().since(usage);
     r
 }
 
@@ -384,8 +383,9 @@ fn share(
             let _ = events.send(std::mem::take(&mut w.out));
         }
     }
-    let mut r = finish_worker(w, &decoder, c, Vec::new(), events, phases, started, usage);
+    let mut r = finish_worker(w, &decoder, c, Vec::new(), events, phases, started);
     r.rejected = rejected;
+    r.phases.usage = ThreadUsage::now().since(usage);
     r
 }
 
