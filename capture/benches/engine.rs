@@ -13,6 +13,12 @@
 //! packets/s, MB/s, Gbit/s, CPU seconds and peak memory (see
 //! `capture::run::measure`); then Suricata 7 (`benches/suricata.yaml`) and
 //! `tcpflow -e http` on the same file, and the ratios.
+//!
+//! `--side-by-side`: after them, two lone workers at once — two one-worker
+//! replays of the file, each a run of its own, engine alone then every
+//! detector — with each one's timeline (its worker's CPU time and faults):
+//! what two busy cores cost each other on this machine when they share no
+//! part of the engine, against which two sharing workers are judged.
 
 use capture::Settings;
 use capture::detect::known::{ChunkParams, Index};
@@ -132,6 +138,19 @@ fn main() {
             &mut detect
         }
         .push((n, m));
+    }
+    if std::env::args().any(|a| a == "--side-by-side") {
+        for (label, detectors, alone) in [
+            ("engine", &none, &engine),
+            ("engine+detect", &detectors, &detect),
+        ] {
+            let settings = Settings::default();
+            let runs = measure::replay_side_by_side(&file, &settings, detectors, 2).expect("run");
+            let one = alone.iter().find(|(n, _)| *n == 1).map(|(_, m)| m);
+            for line in measure::side_by_side_rows(&format!("{label} 1+1"), &runs, one) {
+                println!("{line}");
+            }
+        }
     }
     // `--no-reference`: weightwatch alone (A/B runs of the engine).
     let suricata = if std::env::args().any(|a| a == "--no-reference") {

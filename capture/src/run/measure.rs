@@ -155,38 +155,126 @@ pub fn row(label: &str, width: usize, m: &Measured) -> String {
 
 /// The run's timeline on one line, in ms from its start: per worker
 /// (`w0 | w1 …`) its first record or chunk, time walking and waiting,
-/// through its last record, flows ended; the records it owned (MB); then
+/// through its last record, flows ended; the records it owned (MB); its
+/// thread's CPU time (all of it, and the kernel's part) and minor page
+/// faults; then
 /// every worker joined and the run's end (the final `stats` event
 /// written, the sink closed); then the kernel's share of the CPU seconds
 /// and the minor page faults.
 pub fn timeline_row(m: &Measured) -> String {
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let workers: Vec<String> = m
-        .timeline
+    format!(
+        "    timeline ms: {} | joined {:.1} end {:.1} | sys_s {:.2} faults {}",
+        workers_row(&m.timeline),
+        ms(m.timeline.joined),
+        m.secs * 1e3,
+        m.sys_secs,
+        m.faults
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Each worker's phases and usage (`w0 … | w1 …`), as [`timeline_row`]
+/// prints them.
+fn workers_row(t: &Timeline) -> String {
+    let workers: Vec<String> = t
         .workers
         .iter()
         .enumerate()
         .map(|(i, w)| {
             format!(
-                "w{i} first {:.1} walk {:.1} wait {:.1} read {:.1} flushed {:.1} own {} ({:.1} MB)",
+                "w{i} first {:.1} walk {:.1} wait {:.1} read {:.1} flushed {:.1} own {} ({:.1} MB) cpu {:.1} sys {:.1} faults {}",
                 ms(w.first),
                 ms(w.walking),
                 ms(w.waiting),
                 ms(w.read),
                 ms(w.flushed),
                 w.packets,
-                w.bytes as f64 / 1e6
+                w.bytes as f64 / 1e6,
+                ms(w.usage.cpu()),
+                ms(w.usage.system),
+                w.usage.minor_faults
             )
         })
         .collect();
-    format!(
-        "    timeline ms: {} | joined {:.1} end {:.1} | sys_s {:.2} faults {}",
-        workers.join(" | "),
-        ms(m.timeline.joined),
-        m.secs * 1e3,
-        m.sys_secs,
-        m.faults
-    )
+    workers.join(" | ")
+}
+
+/// Replay `file` `copies` times at once, each a run of its own with one
+/// worker (its own mapping of the file, flow table and sink) on its own
+/// threads: what lone workers cost each other on this machine when they
+/// share no part of the engine — the control for several workers sharing
+/// one replay. Each copy's wall seconds and timeline, in order.
+pub fn replay_side_by_side(
+    file: &Path,
+    settings: &Settings,
+    detectors: &Detectors,
+    copies: usize,
+) -> Result<Vec<(f64, Timeline)>, CaptureError> {
+    let settings = Settings {
+        workers: 1,
+        ..settings.clone()
+    };
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..copies)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut sink = CountingSink::default();
+                    crate::run::offline::run_offline(
+                        std::slice::from_ref(&file.to_path_buf()),
+                        &settings,
+                        detectors,
+                        &mut sink,
+                    )
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|h| {
+                let s = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                Ok((s.elapsed.as_secs_f64(), s.timeline))
+            })
+            .collect()
+    })
+}
+
+/// One line per copy of [`replay_side_by_side`]: its wall time and its
+/// worker's phases and usage; then, given a one-worker run of the same
+/// file alone (`alone`), what each copy's worker used against it.
+pub fn side_by_side_rows(
+    label: &str,
+    runs: &[(f64, Timeline)],
+    alone: Option<&Measured>,
+) -> Vec<String> {
+    let mut rows: Vec<String> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (secs, t))| {
+            format!(
+                "{label} copy {i}: {:.1} ms wall | {}",
+                secs * 1e3,
+                workers_row(t)
+            )
+        })
+        .collect();
+    if let Some(one) = alone {
+        let each: Vec<String> = runs
+            .iter()
+            .map(|(_, t)| {
+                format!(
+                    "{:.2}x",
+                    workers_cpu(t) / workers_cpu(&one.timeline).max(1e-9)
+                )
+            })
+            .collect();
+        rows.push(format!(
+            "  {label}: each lone worker beside another used {} the CPU time of one alone",
+            each.join(" / ")
+        ));
+    }
+    rows
 }
 
 /// "`label`: N workers X.XX× one" lines: each run's MB/s against the
@@ -198,8 +286,19 @@ pub fn speedups(label: &str, runs: &[(usize, Measured)]) -> Vec<String> {
     };
     runs.iter()
         .filter(|(n, _)| *n > 1)
-        .map(|(n, m)| format!("  {label}: {n} workers {:.2}x one", rate(m) / rate(one)))
+        .map(|(n, m)| {
+            format!(
+                "  {label}: {n} workers {:.2}x one (their threads' CPU time {:.2}x one's)",
+                rate(m) / rate(one),
+                workers_cpu(&m.timeline) / workers_cpu(&one.timeline).max(1e-9)
+            )
+        })
         .collect()
+}
+
+/// CPU seconds of a run's workers (their threads, user and kernel).
+fn workers_cpu(t: &Timeline) -> f64 {
+    t.workers.iter().map(|w| w.usage.cpu().as_secs_f64()).sum()
 }
 
 /// Suricata's configuration for the side-by-side run (see its comments).

@@ -8,9 +8,11 @@ mod live;
 pub mod measure;
 mod offline;
 mod pipeline;
+mod thread_usage;
 
 pub use live::{LiveOptions, run_live};
 pub use offline::run_offline;
 pub use pipeline::{
     CaptureError, FileReport, Retime, RunControl, RunSummary, Settings, Timeline, WorkerPhases,
 };
+pub use thread_usage::ThreadUsage;

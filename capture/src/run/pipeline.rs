@@ -9,6 +9,7 @@ use crate::config::CaptureConfig;
 use crate::decode::{Decoded, Skip};
 use crate::detect::Detectors;
 use crate::flow::FlowKey;
+use crate::run::thread_usage::ThreadUsage;
 use crate::source::Frame;
 use crossbeam_channel::Receiver;
 use eve::{Event, EventKind, EventSink, Stats, StatsEvent, Timestamp};
@@ -246,6 +247,9 @@ pub struct WorkerPhases {
     pub packets: u64,
     /// Their captured bytes.
     pub bytes: u64,
+    /// What its thread used from its start to its flush: CPU time (user,
+    /// kernel) and minor page faults.
+    pub usage: ThreadUsage,
 }
 
 impl RunSummary {

@@ -24,6 +24,7 @@ use crate::decode::{ChecksumMode, Checksums, Decoder, Peek, SAMPLE_PACKETS, samp
 use crate::detect::Detectors;
 use crate::engine::{EventEnv, Worker, WorkerCounters, WorkerLimits};
 use crate::flow::FlowKey;
+use crate::run::ThreadUsage;
 use crate::run::pipeline::{
     CaptureError, FileReport, ReaderCounters, RunEnd, RunSummary, Settings, Shared, Timeline,
     WorkerPhases, finish_run, shard, sink_loop,
@@ -129,6 +130,7 @@ fn walk_alone(
     events: &Sender<Vec<Event>>,
     started: Instant,
 ) -> OfflineResult {
+    let usage = ThreadUsage::now();
     let (mut w, mut decoder) = worker_parts(shared);
     let control = &shared.settings.control;
     let mut filter = shared
@@ -244,6 +246,8 @@ fn walk_alone(
     phases.bytes = c.bytes;
     let mut r = finish_worker(w, &decoder, c, files, events, phases, started);
     r.interrupted = interrupted;
+    // Its thread's usage, the flush included.
+    r.phases.usage = ThreadUsage::now().since(usage);
     r
 }
 
@@ -256,6 +260,7 @@ fn share(
     events: &Sender<Vec<Event>>,
     started: Instant,
 ) -> OfflineResult {
+    let usage = ThreadUsage::now();
     let workers = shared.settings.workers.max(1);
     let _guard = reader.guard();
     let (mut w, mut decoder) = worker_parts(shared);
@@ -380,6 +385,7 @@ fn share(
     }
     let mut r = finish_worker(w, &decoder, c, Vec::new(), events, phases, started);
     r.rejected = rejected;
+    r.phases.usage = ThreadUsage::now().since(usage);
     r
 }
 
