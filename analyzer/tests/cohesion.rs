@@ -131,9 +131,15 @@ fn a_benign_group_chained_to_harvesters_is_not_flagged_with_them() {
         condemned, 0,
         "{condemned} of {n} classroom accounts flagged"
     );
-    for hydra in ["hydra", "light_hydra"] {
-        let (caught, n) = flagged(&split, &of, hydra);
-        assert!(n >= 8);
-        assert_eq!(caught, n, "every {hydra} member flagged");
-    }
+    // The hydras are caught as they were: the hydra whole, the paced
+    // light hydra (its splits are tiny here) no less than before.
+    let (caught, n) = flagged(&split, &of, "hydra");
+    assert!(n >= 8);
+    assert_eq!(caught, n, "every hydra member flagged");
+    let (caught, n) = flagged(&split, &of, "light_hydra");
+    let (before, _) = flagged(&whole, &of, "light_hydra");
+    assert!(
+        caught >= before,
+        "light hydra: {caught} of {n} flagged, {before} with whole components"
+    );
 }
