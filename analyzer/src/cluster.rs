@@ -6,7 +6,9 @@
 //! Candidate pairs come only from LSH bands, main request shapes and shared
 //! blocks (never all pairs), so the cost grows with the accounts that
 //! actually share something; buckets larger than `max_bucket` are too
-//! generic to link by and are skipped.
+//! generic to link by and are skipped. Linked components are split into
+//! communities (`community.rs`) before they are clusters, so a benign group
+//! chained to a campaign through a few links is judged apart from it.
 //!
 //! What accounts ask is compared twice: template sets (MinHash) and, more
 //! loosely and paraphrase-proof, their mix of capability categories (half
@@ -138,7 +140,8 @@ pub struct LinkStats {
     pub mean_sync_cosine: f64,
 }
 
-/// A connected group of linked accounts.
+/// A community of linked accounts (a linked component, split where it is
+/// only chained together: `community.rs`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Cluster {
     /// Stable id derived from the members.
@@ -286,7 +289,8 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
     x
 }
 
-/// Link accounts and return the clusters of at least `min_cluster_size`.
+/// Link accounts, split the linked components into communities and return
+/// those of at least `min_cluster_size`.
 /// `accounts[i]` are account i's requests, time-ordered.
 pub fn clusters(
     store: &Requests,
