@@ -6,7 +6,9 @@
 //! Candidate pairs come only from LSH bands, main request shapes and shared
 //! blocks (never all pairs), so the cost grows with the accounts that
 //! actually share something; buckets larger than `max_bucket` are too
-//! generic to link by and are skipped.
+//! generic to link by and are skipped. Linked components are split into
+//! communities (`community.rs`) before they are clusters, so a benign group
+//! chained to a campaign through a few links is judged apart from it.
 //!
 //! What accounts ask is compared twice: template sets (MinHash) and, more
 //! loosely and paraphrase-proof, their mix of capability categories (half
@@ -17,6 +19,7 @@
 //! rates while active predict — the information is in sharing the active
 //! hours, which the hourly vectors already measure.
 
+use crate::community::{WeightedLink, communities};
 use crate::config::AnalyzerConfig;
 use crate::features::{Context, HOUR_MS};
 use crate::requests::{Req, Requests, flag};
@@ -137,7 +140,8 @@ pub struct LinkStats {
     pub mean_sync_cosine: f64,
 }
 
-/// A connected group of linked accounts.
+/// A community of linked accounts (a linked component, split where it is
+/// only chained together: `community.rs`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Cluster {
     /// Stable id derived from the members.
@@ -262,6 +266,21 @@ fn jaccard(a: &Profile, b: &Profile) -> f64 {
     same as f64 / a.minhash.len().max(1) as f64
 }
 
+/// A judged pair of accounts.
+#[derive(Clone, Copy)]
+struct Link {
+    a: u32,
+    b: u32,
+    /// Link score (see `AnalyzerConfig::link_score`).
+    score: f64,
+    /// Estimated template Jaccard.
+    jaccard: f64,
+    /// Hourly-activity cosine.
+    cosine: f64,
+    /// Which kinds of evidence hold ([`LinkStats`] order).
+    kinds: [bool; 6],
+}
+
 fn find(parent: &mut [u32], mut x: u32) -> u32 {
     while parent[x as usize] != x {
         parent[x as usize] = parent[parent[x as usize] as usize];
@@ -270,7 +289,8 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
     x
 }
 
-/// Link accounts and return the clusters of at least `min_cluster_size`.
+/// Link accounts, split the linked components into communities and return
+/// those of at least `min_cluster_size`.
 /// `accounts[i]` are account i's requests, time-ordered.
 pub fn clusters(
     store: &Requests,
@@ -324,8 +344,8 @@ pub fn clusters(
         }
     }
     let mut parent: Vec<u32> = (0..accounts.len() as u32).collect();
-    let mut edges: Vec<(u32, u32, f64, f64, [bool; 6])> = Vec::new();
-    let mut weak: Vec<(u32, u32, f64, f64, [bool; 6])> = Vec::new();
+    let mut edges: Vec<Link> = Vec::new();
+    let mut weak: Vec<Link> = Vec::new();
     let mut pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
     pairs.sort_unstable();
     // Each candidate pair is judged on all threads (the costly part: the
@@ -377,14 +397,22 @@ pub fn clusters(
         let Some((score, j, c, kinds)) = judged else {
             continue;
         };
+        let link = Link {
+            a: x,
+            b: y,
+            score,
+            jaccard: j,
+            cosine: c,
+            kinds,
+        };
         if score >= cfg.link_score {
             let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
             if rx != ry {
                 parent[rx.max(ry) as usize] = rx.min(ry);
             }
-            edges.push((x, y, j, c, kinds));
+            edges.push(link);
         } else if score >= cfg.link_score - 0.5 {
-            weak.push((x, y, j, c, kinds));
+            weak.push(link);
         }
     }
     // An account left alone with near-links (half a point short) to
@@ -396,7 +424,7 @@ pub fn clusters(
         *size.entry(find(&mut parent, a)).or_default() += 1;
     }
     let mut near: HashMap<(u32, u32), Vec<usize>> = HashMap::default();
-    for (i, &(x, y, ..)) in weak.iter().enumerate() {
+    for (i, &Link { a: x, b: y, .. }) in weak.iter().enumerate() {
         let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
         if rx == ry {
             continue;
@@ -419,14 +447,40 @@ pub fn clusters(
             edges.extend(links.into_iter().map(|i| weak[i]));
         }
     }
+    // Linked components are split into communities (`community.rs`): a
+    // member belongs with the accounts it is most linked to, not with
+    // everything one chain of single links reaches.
+    let weighted: Vec<WeightedLink> = edges
+        .iter()
+        .map(|l| WeightedLink {
+            a: l.a,
+            b: l.b,
+            weight: l.score,
+        })
+        .collect();
+    let split = if cfg.community_resolution > 0.0 {
+        communities(accounts.len(), &weighted, cfg.community_resolution)
+            .inspect_err(|e| tracing::warn!("clusters are whole linked components: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let community = split.unwrap_or_else(|| {
+        (0..accounts.len() as u32)
+            .map(|a| find(&mut parent, a))
+            .collect()
+    });
     let mut groups: HashMap<u32, Vec<u32>> = HashMap::default();
-    for a in 0..accounts.len() as u32 {
-        let r = find(&mut parent, a);
-        groups.entry(r).or_default().push(a);
+    for (a, &c) in community.iter().enumerate() {
+        groups.entry(c).or_default().push(a as u32);
     }
     let mut stats: HashMap<u32, LinkStats> = HashMap::default();
-    for (x, _, j, c, kinds) in &edges {
-        let r = find(&mut parent, *x);
+    for l in &edges {
+        let r = community[l.a as usize];
+        if community[l.b as usize] != r {
+            continue;
+        }
+        let (j, c, kinds) = (&l.jaccard, &l.cosine, &l.kinds);
         let s = stats.entry(r).or_default();
         s.links += 1;
         s.shared_templates += u64::from(kinds[0]);

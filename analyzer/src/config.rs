@@ -144,6 +144,10 @@ pub struct AnalyzerConfig {
     /// /48 or `shared_addresses` exact addresses 1 (one address 0.5), same
     /// client 0.5).
     pub link_score: f64,
+    /// Linked components are split into communities by modularity
+    /// (`community.rs`); this is its resolution γ (above 1: smaller
+    /// communities, 0: no split).
+    pub community_resolution: f64,
     /// Clusters smaller than this are not scored as clusters.
     pub min_cluster_size: usize,
     /// Candidate buckets (same block, client, LSH band) larger than this are
@@ -224,6 +228,7 @@ impl Default for AnalyzerConfig {
             topic_mix_min_prompts: 20,
             attach_links: 3,
             link_score: 2.0,
+            community_resolution: 1.0,
             min_cluster_size: 3,
             max_bucket: 2000,
             sample_prompts: 3,

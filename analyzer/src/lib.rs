@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod analysis;
 pub mod cluster;
+mod community;
 pub mod config;
 pub mod eval;
 pub mod features;

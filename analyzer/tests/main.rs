@@ -1,6 +1,7 @@
 //! Integration tests (one binary per crate; modules below).
 
 mod bad_input;
+mod cohesion;
 mod detection;
 mod evasion;
 mod ingest_order;

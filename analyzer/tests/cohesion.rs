@@ -1,0 +1,145 @@
+//! Cluster cohesion (session 12, issue 12): a benign group linked to a
+//! harvesting campaign through a few accounts that share something with
+//! both is not condemned with it, and the hydras are still caught.
+
+use analyzer::config::AnalyzerConfig;
+use fixtures::logs::evade::{EvadeSpec, Transform, evade};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// `account_id -> scenario` of a labels file.
+fn scenarios(labels: &Path) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut r = csv::Reader::from_path(labels).unwrap();
+    for row in r.records() {
+        let row = row.unwrap();
+        out.insert(row[0].to_string(), row[2].to_string());
+    }
+    out
+}
+
+/// The rows of `accounts` in `log`, in file order.
+fn rows_of(log: &Path, accounts: &[&str]) -> HashMap<String, Vec<Value>> {
+    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+    for line in std::io::BufReader::new(std::fs::File::open(log).unwrap()).lines() {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let id = v["account_id"].as_str().unwrap();
+        if accounts.contains(&id) {
+            out.entry(id.to_string()).or_default().push(v);
+        }
+    }
+    out
+}
+
+/// Flagged accounts of `scenario` and their number.
+fn flagged(
+    analysis: &analyzer::analysis::Analysis,
+    of: &HashMap<String, String>,
+    scenario: &str,
+) -> (usize, usize) {
+    let members: Vec<_> = analysis
+        .accounts
+        .iter()
+        .filter(|a| of.get(&a.account_id).is_some_and(|s| s == scenario))
+        .collect();
+    (
+        members.iter().filter(|a| a.flagged()).count(),
+        members.len(),
+    )
+}
+
+#[test]
+fn a_benign_group_chained_to_harvesters_is_not_flagged_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = fixtures::logs::generate(
+        &fixtures::logs::LogSpec {
+            seed: 13,
+            accounts: 120,
+            days: 2,
+            ..Default::default()
+        },
+        &dir.path().join("in"),
+    )
+    .unwrap();
+    let paced = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Pacing],
+        share: 1.0,
+        seed: 11,
+        per_day: 30,
+        out_dir: dir.path().join("out"),
+    })
+    .unwrap();
+    let of = scenarios(&paced.labels);
+    let pick = |scenario: &str, n: usize| -> Vec<&str> {
+        let mut ids: Vec<&str> = of
+            .iter()
+            .filter(|(_, s)| *s == scenario)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.truncate(n);
+        ids
+    };
+    // Bridges: each sends one classroom account's requests and one paced
+    // harvester's (same addresses, client and hours as the one, templates
+    // and shapes of the other): a chain of links from a benign group into
+    // a harvesting campaign.
+    let classroom = pick("classroom", 3);
+    let harvesters = pick("single_distiller", 3);
+    assert_eq!((classroom.len(), harvesters.len()), (3, 3));
+    let all: Vec<&str> = classroom.iter().chain(&harvesters).copied().collect();
+    let rows = rows_of(&paced.requests, &all);
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&paced.requests)
+        .unwrap();
+    for (i, (c, h)) in classroom.iter().zip(&harvesters).enumerate() {
+        for mut row in rows[*c].iter().chain(&rows[*h]).cloned() {
+            row["account_id"] = format!("bridge_{i}").into();
+            row["api_key_id"] = format!("key_bridge_{i}").into();
+            row["request_id"] = format!("bridge_{i}_{}", row["request_id"]).into();
+            writeln!(out, "{row}").unwrap();
+        }
+    }
+    drop(out);
+
+    let analyse = |cfg: &AnalyzerConfig| {
+        let model = analyzer::configured_model(cfg).unwrap();
+        analyzer::load_and_analyze(std::slice::from_ref(&paced.requests), cfg, &model)
+            .unwrap()
+            .1
+    };
+    // Whole linked components (the clusters before session 12): the chain
+    // puts the classroom in the harvesters' cluster and condemns it.
+    let whole = analyse(&AnalyzerConfig {
+        community_resolution: 0.0,
+        ..AnalyzerConfig::default()
+    });
+    let (chained, n) = flagged(&whole, &of, "classroom");
+    assert!(
+        chained * 2 > n,
+        "the chain condemns the classroom with whole components: {chained} of {n}"
+    );
+    // Communities: the classroom is its own group, judged on its own.
+    let split = analyse(&AnalyzerConfig::default());
+    let (condemned, n) = flagged(&split, &of, "classroom");
+    assert_eq!(
+        condemned, 0,
+        "{condemned} of {n} classroom accounts flagged"
+    );
+    // The hydras are caught as they were: the hydra whole, the paced
+    // light hydra (its splits are tiny here) no less than before.
+    let (caught, n) = flagged(&split, &of, "hydra");
+    assert!(n >= 8);
+    assert_eq!(caught, n, "every hydra member flagged");
+    let (caught, n) = flagged(&split, &of, "light_hydra");
+    let (before, _) = flagged(&whole, &of, "light_hydra");
+    assert!(
+        caught >= before,
+        "light hydra: {caught} of {n} flagged, {before} with whole components"
+    );
+}
