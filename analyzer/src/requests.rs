@@ -758,3 +758,32 @@ fn split_chunks(chunks: &[Vec<Req>], parts: usize) -> Vec<&[Vec<Req>]> {
     runs.push(&chunks[from..]);
     runs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed(keys: u64, logprobs: bool, top: u64) -> Req {
+        Req {
+            output_probes: Req::output_probes(keys, logprobs, top, 20),
+            ..Req::default()
+        }
+    }
+
+    #[test]
+    fn logit_bias_keys_and_logprob_depth_share_one_field() {
+        let r = packed(300, true, 20);
+        assert_eq!((r.logit_bias_keys(), r.logprob_depth()), (300, 1.0));
+        // Keys saturate without touching the depth; depth past the
+        // maximum is the maximum.
+        let r = packed(1_000_000, false, 50);
+        assert_eq!((r.logit_bias_keys(), r.logprob_depth()), (2047, 1.0));
+        // `logprobs` alone returns one log-probability per token; nothing
+        // asked is 0; in between, 31sts rounded up.
+        assert_eq!(packed(0, true, 0).logprob_depth(), 1.0 / 31.0);
+        assert_eq!(packed(7, false, 0).logprob_depth(), 0.0);
+        assert_eq!(packed(7, false, 0).logit_bias_keys(), 7);
+        assert_eq!(packed(0, true, 10).logprob_depth(), 16.0 / 31.0);
+        assert_eq!(packed(0, true, 19).logprob_depth(), 30.0 / 31.0);
+    }
+}
