@@ -778,9 +778,9 @@ mod tests {
         // maximum is the maximum.
         let r = packed(1_000_000, false, 50);
         assert_eq!((r.logit_bias_keys(), r.logprob_depth()), (2047, 1.0));
-        // `logprobs` alone returns one log-probability per token; nothing
-        // asked is 0; in between, 31sts rounded up.
-        assert_eq!(packed(0, true, 0).logprob_depth(), 1.0 / 31.0);
+        // `logprobs` alone returns one log-probability per token (1 of
+        // 20: 1.55 31sts, rounded up); nothing asked is 0.
+        assert_eq!(packed(0, true, 0).logprob_depth(), 2.0 / 31.0);
         assert_eq!(packed(7, false, 0).logprob_depth(), 0.0);
         assert_eq!(packed(7, false, 0).logit_bias_keys(), 7);
         assert_eq!(packed(0, true, 10).logprob_depth(), 16.0 / 31.0);
