@@ -70,7 +70,8 @@ pub struct AnalyzerConfig {
     pub templated_share: f64,
     /// `templated_harvest`: mean completion tokens of those prompts.
     pub templated_completion_tokens: f64,
-    /// The largest `top_logprobs` the API allows (requests at it are "at max").
+    /// The largest `top_logprobs` the API allows (requests at it are "at
+    /// max"; a request's log-probability depth is its share of this).
     pub top_logprobs_max: u32,
     /// `top_logprobs_at_max`: share of requests.
     pub logprob_max_share: f64,

@@ -86,13 +86,19 @@ pub struct Features {
     /// whole input, which a benchmark run or a research probe (a burst on
     /// a day or two) lacks and a sustained extraction job has.
     pub active_days_share: f64,
-    /// Share of the input's clock hours (from its first request's hour to
-    /// its last's) in which the entity asked for the `top_logprobs`
-    /// maximum: output-layer extraction sustained over the input, which a
-    /// researcher's probe or a benchmark's logprob run (an hour or a few)
-    /// lacks. Hours rather than days: a researcher who probes a little
-    /// every working day has every day and still few hours.
-    pub toplp_hours_share: f64,
+    /// Log-probabilities asked for over the input's clock hours (from its
+    /// first request's hour to its last's): the sum over those hours of
+    /// the deepest [`Req::logprob_depth`] asked in the hour, divided by
+    /// the hours. Output-layer extraction sustained over the input, which
+    /// a researcher's probe or a benchmark's logprob run (an hour or a
+    /// few) lacks. Hours rather than days: a researcher who probes a
+    /// little every working day has every day and still few hours. Depth
+    /// rather than "at the maximum" (session 9's `toplp_hours_share`,
+    /// which it equals when every request asks for the maximum or none):
+    /// asking for one alternative fewer than the maximum, or a different
+    /// number per request, must not take the evidence away (session 12);
+    /// asking for far fewer takes it down with what the extraction gets.
+    pub logprob_hours_share: f64,
     /// Coefficient of variation of inter-arrival gaps (low = machine-regular).
     pub interarrival_cv: f64,
     /// Most requests in one window of `window_hours`.
@@ -110,6 +116,12 @@ pub struct Features {
     pub logprobs_share: f64,
     /// Share with top_logprobs at the maximum.
     pub top_logprobs_max_share: f64,
+    /// Mean [`Req::logprob_depth`]: how much of the output distribution
+    /// the entity asked for, per request (1: every request at the
+    /// `top_logprobs` maximum; 0: no log-probabilities). Equals
+    /// `top_logprobs_max_share` when requests ask for the maximum or none,
+    /// and unlike it does not drop to 0 when they ask for one fewer.
+    pub top_logprobs_depth: f64,
     /// Share at temperature 0.
     pub temp0_share: f64,
     /// Share with n > 1.
@@ -304,7 +316,9 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let mut ips = HashSet::default();
     let mut sys = HashSet::default();
     let (mut max_hi, mut long_out) = (0u64, 0u64);
-    let (mut toplp_hours, mut last_toplp_hour) = (0u32, i64::MIN);
+    // Deepest log-probabilities of each hour, summed (see
+    // `logprob_hours_share`), and over all requests.
+    let (mut depth_hours, mut hour_depth, mut depth_sum) = (0.0f64, 0.0f64, 0.0f64);
     for r in reqs {
         ips.insert(r.ip);
         if r.system_prompt != 0 {
@@ -313,6 +327,8 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         let h = r.ts.div_euclid(HOUR_MS);
         if h != last_hour {
             last_hour = h;
+            depth_hours += hour_depth;
+            hour_depth = 0.0;
             active_hours += 1;
             hod[h.rem_euclid(24) as usize] = true;
             let d = h.div_euclid(24);
@@ -321,10 +337,9 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
                 active_days += 1;
             }
         }
-        if h != last_toplp_hour && r.has(flag::TOPLP_MAX) {
-            last_toplp_hour = h;
-            toplp_hours += 1;
-        }
+        let depth = r.logprob_depth();
+        hour_depth = hour_depth.max(depth);
+        depth_sum += depth;
         let w = r.ts.div_euclid(win);
         if w != last_win {
             last_win = w;
@@ -364,7 +379,7 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
             }
         }
         if r.has(flag::LOGIT_BIAS) {
-            lb_keys += u64::from(r.logit_bias_keys);
+            lb_keys += u64::from(r.logit_bias_keys());
         }
         blocks.insert(r.block);
         uas.insert(r.ua);
@@ -378,7 +393,8 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let input_days = ctx.end.div_euclid(DAY_MS) - ctx.start.div_euclid(DAY_MS) + 1;
     f.active_days_share = (f64::from(active_days) / input_days.max(1) as f64).min(1.0);
     let input_hours = ctx.end.div_euclid(HOUR_MS) - ctx.start.div_euclid(HOUR_MS) + 1;
-    f.toplp_hours_share = (f64::from(toplp_hours) / input_hours.max(1) as f64).min(1.0);
+    depth_hours += hour_depth;
+    f.logprob_hours_share = (depth_hours / input_hours.max(1) as f64).min(1.0);
     f.peak_window_requests = peak_win;
     f.prompt_tokens_mean = share(sum_pt, nonembed);
     f.completion_tokens_mean = share(ans_ct, answered);
@@ -386,6 +402,7 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     f.single_turn_share = share(c(flag::SINGLE_TURN), n);
     f.logprobs_share = share(c(flag::LOGPROBS), n);
     f.top_logprobs_max_share = share(c(flag::TOPLP_MAX), n);
+    f.top_logprobs_depth = depth_sum / n as f64;
     f.temp0_share = share(c(flag::TEMP0), n);
     f.n_gt1_share = share(c(flag::N_GT1), n);
     f.max_tokens1_share = share(c(flag::MAX1), n);

@@ -71,8 +71,11 @@ pub struct Req {
     pub model: u16,
     /// [`flag`] bits.
     pub flags: u16,
-    /// Biased tokens (saturated).
-    pub logit_bias_keys: u16,
+    /// Biased tokens (low [`LOGIT_BIAS_BITS`] bits, saturated) and the
+    /// log-probability depth asked for (the high bits; see
+    /// [`Req::logprob_depth`]), packed: the row has no other byte free.
+    /// Read through [`Req::logit_bias_keys`] and [`Req::logprob_depth`].
+    pub output_probes: u16,
     /// Reasoning-elicitation language mask.
     pub reasoning_langs: u8,
     /// Topic (see [`crate::text::TextFeatures::topic`]).
@@ -94,10 +97,49 @@ pub struct Req {
 // The store's memory bound (docs/analyzer.md) assumes one cache line per row.
 const _: () = assert!(std::mem::size_of::<Req>() == 64);
 
+/// Bits of [`Req::output_probes`] that hold the number of biased tokens
+/// (saturated at 2,047, far above any API's limit); the other 5 hold the
+/// log-probability depth in 31sts.
+pub const LOGIT_BIAS_BITS: u32 = 11;
+
+/// Steps of the stored log-probability depth (5 bits).
+const DEPTH_STEPS: u16 = 31;
+
 impl Req {
     /// Whether a flag is set.
     pub fn has(&self, f: u16) -> bool {
         self.flags & f != 0
+    }
+
+    /// Tokens biased with `logit_bias` (saturated at 2,047).
+    pub fn logit_bias_keys(&self) -> u16 {
+        self.output_probes & ((1 << LOGIT_BIAS_BITS) - 1)
+    }
+
+    /// How much of the output distribution the request asked for, 0..=1:
+    /// the log-probabilities returned per output token (`top_logprobs`
+    /// alternatives, at least 1 with `logprobs: true`) as a share of the
+    /// most the API returns (`top_logprobs_max`), in steps of 1/31 rounded
+    /// up (any log-probabilities at all are at least 1/31). 1 is
+    /// "at the maximum"; a request without log-probabilities is 0.
+    pub fn logprob_depth(&self) -> f64 {
+        f64::from(self.output_probes >> LOGIT_BIAS_BITS) / f64::from(DEPTH_STEPS)
+    }
+
+    /// [`Req::output_probes`] of `logit_bias_keys` biased tokens and a
+    /// request asking `top_logprobs` alternatives (`logprobs` on or off),
+    /// with `top_logprobs_max` the most the API returns.
+    fn output_probes(
+        logit_bias_keys: u64,
+        logprobs: bool,
+        top_logprobs: u64,
+        top_logprobs_max: u32,
+    ) -> u16 {
+        let keys = logit_bias_keys.min((1 << LOGIT_BIAS_BITS) - 1) as u16;
+        let asked = top_logprobs.max(u64::from(logprobs));
+        let max = u64::from(top_logprobs_max.max(1));
+        let depth = (asked.min(max) * u64::from(DEPTH_STEPS)).div_ceil(max) as u16;
+        keys | (depth << LOGIT_BIAS_BITS)
     }
 }
 
@@ -237,7 +279,12 @@ impl Reduced {
                 prompt_tokens: sat(row.prompt_tokens),
                 completion_tokens: sat(row.completion_tokens),
                 flags,
-                logit_bias_keys: row.logit_bias_keys.unwrap_or(0).min(u16::MAX as u64) as u16,
+                output_probes: Req::output_probes(
+                    row.logit_bias_keys.unwrap_or(0),
+                    row.logprobs == Some(true),
+                    row.top_logprobs.unwrap_or(0),
+                    cfg.top_logprobs_max,
+                ),
                 reasoning_langs: tf.reasoning_langs,
                 topic: tf.topic,
                 ip: ip_hash(row.src_ip),
@@ -710,4 +757,33 @@ fn split_chunks(chunks: &[Vec<Req>], parts: usize) -> Vec<&[Vec<Req>]> {
     }
     runs.push(&chunks[from..]);
     runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed(keys: u64, logprobs: bool, top: u64) -> Req {
+        Req {
+            output_probes: Req::output_probes(keys, logprobs, top, 20),
+            ..Req::default()
+        }
+    }
+
+    #[test]
+    fn logit_bias_keys_and_logprob_depth_share_one_field() {
+        let r = packed(300, true, 20);
+        assert_eq!((r.logit_bias_keys(), r.logprob_depth()), (300, 1.0));
+        // Keys saturate without touching the depth; depth past the
+        // maximum is the maximum.
+        let r = packed(1_000_000, false, 50);
+        assert_eq!((r.logit_bias_keys(), r.logprob_depth()), (2047, 1.0));
+        // `logprobs` alone returns one log-probability per token (1 of
+        // 20: 1.55 31sts, rounded up); nothing asked is 0.
+        assert_eq!(packed(0, true, 0).logprob_depth(), 2.0 / 31.0);
+        assert_eq!(packed(7, false, 0).logprob_depth(), 0.0);
+        assert_eq!(packed(7, false, 0).logit_bias_keys(), 7);
+        assert_eq!(packed(0, true, 10).logprob_depth(), 16.0 / 31.0);
+        assert_eq!(packed(0, true, 19).logprob_depth(), 30.0 / 31.0);
+    }
 }

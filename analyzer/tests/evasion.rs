@@ -50,8 +50,8 @@ fn every_evaded_row_is_valid_input() {
     assert_eq!(report.rows, out.rows_out);
 }
 
-/// Benign accounts flagged in a full analysis of `logs` (no replay).
-fn benign_flagged(logs: &std::path::Path, labels: &std::path::Path) -> usize {
+/// The evaluation of a full analysis of `logs` (no replay).
+fn evaluate(logs: &std::path::Path, labels: &std::path::Path) -> analyzer::eval::Evaluation {
     let opts = analyzer::AnalyzeOptions {
         logs: vec![logs.to_path_buf()],
         labels: Some(labels.to_path_buf()),
@@ -62,7 +62,34 @@ fn benign_flagged(logs: &std::path::Path, labels: &std::path::Path) -> usize {
     let report = analyzer::run(&opts, &AnalyzerConfig::default(), &mut sink).unwrap();
     let ev = report.evaluation.expect("labels given");
     eprintln!("{}:\n{ev}", logs.display());
-    ev.false_positives
+    ev
+}
+
+/// Benign accounts flagged in a full analysis of `logs` (no replay).
+fn benign_flagged(logs: &std::path::Path, labels: &std::path::Path) -> usize {
+    evaluate(logs, labels).false_positives
+}
+
+/// Session 12 (issue 12, the `params` evasion): output-layer extraction
+/// that asks for fewer `top_logprobs` than the maximum, a different number
+/// per request, with temperature, `top_p` and `max_tokens` jittered, is
+/// still flagged, and the logprob researchers beside it are not (session
+/// 11's inputs counted requests at the maximum exactly: under this
+/// transform the generator's logit extractors went 3 -> 0 of 3 at seed 4).
+#[test]
+fn logprob_extraction_below_the_maximum_is_still_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, evaded) = generate_and_evade(dir.path(), (14, 80, 2), vec![Transform::Params], 1.0, 11);
+    let ev = evaluate(&evaded.requests, &evaded.labels);
+    let style = |rows: &[analyzer::eval::StyleRow], name: &str| {
+        rows.iter()
+            .find(|r| r.scenario == name)
+            .map(|r| (r.flagged, r.accounts))
+            .unwrap_or_else(|| panic!("no {name} accounts"))
+    };
+    let (caught, of) = style(&ev.attacks, "logit_extraction");
+    assert_eq!(caught, of, "logit extractors flagged under `params`");
+    assert_eq!(style(&ev.benign, "logprob_researcher").0, 0);
 }
 
 /// Issue 12: one operator's harvest split into hundreds of accounts of at

@@ -151,9 +151,11 @@ pub const INPUTS: &[InputDef] = &[
     input!(embeddings_share, Harvest, Raw, Free),
     // What: the output distribution itself.
     input!(logprobs_share, OutputLayer, Raw, Up),
-    input!(top_logprobs_max_share, OutputLayer, Raw, Up),
+    // How much of the output distribution, not "at the maximum": one
+    // fewer than the maximum, or a number drawn per request, keeps it.
+    input!(top_logprobs_depth, OutputLayer, Raw, Up),
     // Hours of the input with it: sustained, not a probe.
-    input!(toplp_hours_share, OutputLayer, Raw, Up),
+    input!(logprob_hours_share, OutputLayer, Raw, Up),
     input!(max_tokens1_share, OutputLayer, Raw, Up),
     input!(logit_bias_share, OutputLayer, Raw, Up),
     // How: onto a new model at once.
