@@ -8,6 +8,7 @@
 //! they read as zero.
 
 use crate::detect::Detectors;
+use crate::run::ThreadUsage;
 use crate::run::pipeline::{CaptureError, Settings, Timeline};
 use eve::sink::memory::CountingSink;
 use std::path::Path;
@@ -85,13 +86,14 @@ pub fn replay(
         // The sampler's own CPU time (reading /proc 500 times a second) is
         // the measurement's, not the engine's: it is taken out of cpu_secs.
         let sampler = scope.spawn(|| {
-            let (cpu0, sys0) = (thread_cpu_secs(), thread_sys_secs());
+            let start = ThreadUsage::now();
             let mut peak = status_kb("RssAnon:");
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(2));
                 peak = peak.max(status_kb("RssAnon:"));
             }
-            (peak, thread_cpu_secs() - cpu0, thread_sys_secs() - sys0)
+            let used = ThreadUsage::now().since(start);
+            (peak, used.cpu().as_secs_f64(), used.system.as_secs_f64())
         });
         let summary = crate::run::offline::run_offline(
             std::slice::from_ref(&file.to_path_buf()),
@@ -459,11 +461,6 @@ fn sys_secs() -> f64 {
     stat_field("/proc/self/stat", 12).map_or(0.0, |t| t as f64 / 100.0)
 }
 
-/// System CPU seconds so far of the calling thread.
-fn thread_sys_secs() -> f64 {
-    stat_field("/proc/thread-self/stat", 12).map_or(0.0, |t| t as f64 / 100.0)
-}
-
 /// Minor page faults so far of this process (all threads).
 fn minor_faults() -> u64 {
     stat_field("/proc/self/stat", 7).unwrap_or(0)
@@ -479,11 +476,6 @@ fn stat_field(path: &str, at: usize) -> Option<u64> {
         .nth(at)?
         .parse()
         .ok()
-}
-
-/// CPU seconds (user + system) so far of the calling thread.
-fn thread_cpu_secs() -> f64 {
-    stat_cpu_secs("/proc/thread-self/stat", 11)
 }
 
 /// Two CPU-time fields (`at`, `at + 1` after the command name) of a
