@@ -29,6 +29,7 @@ fn generate_and_evade(
         share,
         seed: evade_seed,
         per_day: 30,
+        adopt_clients: false,
         out_dir: dir.join("out"),
     })
     .unwrap();
