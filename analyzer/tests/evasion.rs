@@ -78,7 +78,7 @@ fn hosted_rows_are_valid_input_and_hosts_are_the_attack_accounts() {
     .unwrap();
     assert!(!out.hosted_shares.is_empty());
     let (_, _, report) = analyzer::load_and_analyze(
-        &[out.requests.clone()],
+        std::slice::from_ref(&out.requests),
         &AnalyzerConfig::default(),
         &analyzer::configured_model(&AnalyzerConfig::default()).unwrap(),
     )
