@@ -70,6 +70,7 @@ fn a_benign_group_chained_to_harvesters_is_not_flagged_with_them() {
         share: 1.0,
         seed: 11,
         per_day: 30,
+        adopt_clients: false,
         out_dir: dir.path().join("out"),
     })
     .unwrap();

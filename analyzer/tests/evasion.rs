@@ -29,6 +29,7 @@ fn generate_and_evade(
         share,
         seed: evade_seed,
         per_day: 30,
+        adopt_clients: false,
         out_dir: dir.join("out"),
     })
     .unwrap();
@@ -48,6 +49,47 @@ fn every_evaded_row_is_valid_input() {
     .unwrap();
     assert_eq!(report.bad_total(), 0, "{:?}", report.bad_by_reason);
     assert_eq!(report.rows, out.rows_out);
+}
+
+/// Session 13 (issue 12 item 4): harvests hosted in benign accounts with
+/// the hosts' own clients are valid input, every row is read, and the
+/// evaluation counts one attack account per hosted harvest (the attack
+/// accounts are gone, their hosts labelled in their place).
+#[test]
+fn hosted_rows_are_valid_input_and_hosts_are_the_attack_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixtures::logs::LogSpec {
+        seed: 12,
+        accounts: 40,
+        days: 1,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
+    let out = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Host],
+        share: 0.3,
+        seed: 2,
+        per_day: 30,
+        adopt_clients: true,
+        out_dir: dir.path().join("out"),
+    })
+    .unwrap();
+    assert!(!out.hosted_shares.is_empty());
+    let (_, _, report) = analyzer::load_and_analyze(
+        std::slice::from_ref(&out.requests),
+        &AnalyzerConfig::default(),
+        &analyzer::configured_model(&AnalyzerConfig::default()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report.bad_total(), 0, "{:?}", report.bad_by_reason);
+    assert_eq!(report.rows, out.rows_out);
+    let ev = evaluate(&out.requests, &out.labels);
+    assert_eq!(
+        ev.true_positives + ev.false_negatives,
+        out.hosted_shares.len()
+    );
 }
 
 /// The evaluation of a full analysis of `logs` (no replay).

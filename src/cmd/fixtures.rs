@@ -61,11 +61,11 @@ pub enum FixturesCommand {
         #[arg(long, value_name = "CSV")]
         labels: PathBuf,
         /// Transforms, comma-separated: multi_turn, paraphrase, filler,
-        /// params, endpoint, clients, pacing, mix.
+        /// params, endpoint, clients, pacing, mix; or host alone.
         #[arg(long, value_name = "NAME[,NAME]")]
         transform: String,
-        /// Share of attack requests each row transform touches; for `mix`,
-        /// the harvest's share of the mixed account's traffic.
+        /// Share of attack requests each row transform touches; for `mix`
+        /// and `host`, the harvest's share of the account's traffic.
         #[arg(long, default_value_t = 0.5, value_name = "F")]
         share: f64,
         /// Seed of every choice.
@@ -74,6 +74,10 @@ pub enum FixturesCommand {
         /// `pacing`: most requests per account and UTC day.
         #[arg(long, default_value_t = 30, value_name = "N")]
         per_day: u32,
+        /// `host`: harvest rows take the host's own user agents and
+        /// addresses.
+        #[arg(long)]
+        adopt_clients: bool,
         /// Output directory (the log under its input name, labels.csv).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -120,6 +124,7 @@ pub fn run(cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
             share,
             seed,
             per_day,
+            adopt_clients,
             out,
         } => {
             let spec = fixtures::logs::evade::EvadeSpec {
@@ -129,6 +134,7 @@ pub fn run(cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
                 share,
                 seed,
                 per_day,
+                adopt_clients,
                 out_dir: out,
             };
             let s = fixtures::logs::evade::evade(&spec)?;
@@ -138,6 +144,13 @@ pub fn run(cmd: FixturesCommand, _config: Config) -> anyhow::Result<()> {
                 "{} rows in, {} out, {} attack rows rewritten, {} accounts added",
                 s.rows_in, s.rows_out, s.rows_changed, s.accounts_added
             );
+            if let (Some(lo), Some(hi)) = (s.hosted_shares.first(), s.hosted_shares.last()) {
+                eprintln!(
+                    "{} attack accounts hosted, harvest share of the host {lo:.3}..{hi:.3} (median {:.3})",
+                    s.hosted_shares.len(),
+                    s.hosted_shares[s.hosted_shares.len() / 2]
+                );
+            }
             Ok(())
         }
     }
