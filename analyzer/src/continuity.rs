@@ -5,10 +5,10 @@
 //! turns, and an input of at least the earlier request's input plus its
 //! answer. A made-up preamble around an independent prompt (the
 //! `multi_turn` evasion) continues nothing: its input would have to hold an
-//! earlier answer, and a harvester's answers are long. So a multi-turn
-//! request that continues nothing is sized by its own message in the token
-//! inputs (`features::compute`), and the share that continue is a feature
-//! column (`continuation_share`).
+//! earlier answer, and a harvester's answers are long. So the answer to a
+//! multi-turn request that continues nothing is measured against its own
+//! message in the long-answer share (`features::compute`), and the share
+//! that continue is a feature column (`continuation_share`).
 //!
 //! Memory is bounded: per key, the last [`MAX_OPEN`] requests of the last
 //! [`GAP_MS`], 16 bytes each, scanned newest first (a conversation's

@@ -104,15 +104,12 @@ pub struct Features {
     pub interarrival_cv: f64,
     /// Most requests in one window of `window_hours`.
     pub peak_window_requests: u64,
-    /// Mean input tokens; a multi-turn request that continues no earlier
-    /// request of its key (see `continuation_share`) counts its own
-    /// message's tokens, not the made-up conversation around it.
+    /// Mean input tokens.
     pub prompt_tokens_mean: f64,
     /// Mean output tokens of answered requests (429s and errors carry no
     /// output, so counting them would measure rate limiting, not output).
     pub completion_tokens_mean: f64,
-    /// Output tokens per input token, over answered requests (inputs as
-    /// in `prompt_tokens_mean`).
+    /// Output tokens per input token, over answered requests.
     pub completion_prompt_ratio: f64,
     /// Share with `conversation_turns == 0` (or absent).
     pub single_turn_share: f64,
@@ -231,9 +228,11 @@ pub struct Features {
     /// Distinct system prompts (16-bit hashes).
     pub system_prompts: u32,
     /// Share of answered completion requests whose output is long (>= 300
-    /// tokens) and at least four times the input (as in
-    /// `prompt_tokens_mean`): short questions, long answers, what a
-    /// distillation data set is made of.
+    /// tokens) and at least four times the question: short questions,
+    /// long answers, what a distillation data set is made of. The question
+    /// is the whole input, but for a multi-turn request that continues no
+    /// earlier request of its key (see `continuation_share`): its own
+    /// message, not the made-up conversation around it.
     pub long_output_share: f64,
     /// Distinct source blocks (/24, /48).
     pub blocks: u32,
@@ -369,8 +368,8 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         }
         if !r.has(flag::EMBED) {
             // A made-up conversation around a prompt continues nothing:
-            // the request is sized by its own message.
-            let input = match continuity.observe(r) {
+            // its answer is measured against its own message.
+            let question = match continuity.observe(r) {
                 Turn::Single => r.prompt_tokens,
                 Turn::Continues => {
                     multi += 1;
@@ -386,14 +385,14 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
                     }
                 }
             };
-            sum_pt += u64::from(input);
+            sum_pt += u64::from(r.prompt_tokens);
             nonembed += 1;
             if !r.has(flag::S429) && !r.has(flag::ERROR) {
-                ans_pt += u64::from(input);
+                ans_pt += u64::from(r.prompt_tokens);
                 ans_ct += u64::from(r.completion_tokens);
                 answered += 1;
                 if r.completion_tokens >= 300
-                    && u64::from(r.completion_tokens) >= 4 * u64::from(input)
+                    && u64::from(r.completion_tokens) >= 4 * u64::from(question)
                 {
                     long_out += 1;
                 }
@@ -706,7 +705,10 @@ fn text_features(f: &mut Features, reqs: &[&Req], cfg: &AnalyzerConfig) {
         .collect();
     let mut h_topics = vec![0u64; cats];
     let (mut h_n, mut h_ct, mut h_answered) = (0u64, 0u64, 0u64);
-    for r in pool.iter().filter(|r| harvest.contains(&u64::from(r.template))) {
+    for r in pool
+        .iter()
+        .filter(|r| harvest.contains(&u64::from(r.template)))
+    {
         h_n += 1;
         if !r.has(flag::S429) && !r.has(flag::ERROR) {
             h_ct += u64::from(r.completion_tokens);

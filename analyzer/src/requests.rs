@@ -289,9 +289,10 @@ impl Reduced {
                 turns: row
                     .conversation_turns
                     .map_or(0, |t| t.min(u64::from(u16::MAX)) as u16),
-                message_tokens: row.prompt.as_deref().map_or(0, |p| {
-                    p.len().div_ceil(4).min(usize::from(u16::MAX)) as u16
-                }),
+                message_tokens: row
+                    .prompt
+                    .as_deref()
+                    .map_or(0, |p| p.len().div_ceil(4).min(usize::from(u16::MAX)) as u16),
                 prompt_hash: tf.prompt_hash as u32,
                 words: tf.words,
                 prompt_tokens: sat(row.prompt_tokens),
