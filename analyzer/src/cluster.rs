@@ -166,7 +166,7 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
     for r in reqs {
         if r.template != 0 && r.has(flag::SINGLE_TURN) {
-            *counts.entry(r.template).or_default() += 1;
+            *counts.entry(u64::from(r.template)).or_default() += 1;
         }
         *blocks.entry(r.block).or_default() += 1;
         *uas.entry(r.ua).or_default() += 1;

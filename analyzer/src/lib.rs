@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod cluster;
 mod community;
 pub mod config;
+pub mod continuity;
 pub mod eval;
 pub mod features;
 pub mod ingest;

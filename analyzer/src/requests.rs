@@ -47,8 +47,16 @@ pub mod flag {
 pub struct Req {
     /// ms since the epoch.
     pub ts: i64,
-    /// Template skeleton hash (0: none).
-    pub template: u64,
+    /// Template skeleton hash, 32 bits (0: none; like `prompt_hash`, two
+    /// distinct skeletons of one entity share it with odds ~n²/2³³).
+    pub template: u32,
+    /// `conversation_turns`: messages before the prompt (saturated).
+    pub turns: u16,
+    /// Tokens of the prompt's own text, the newest user message (bytes / 4
+    /// rounded up, saturated; 0: no text, redacted or absent): what the
+    /// request asks, apart from a conversation it carries
+    /// (`prompt_tokens` is the whole input).
+    pub message_tokens: u16,
     /// Exact prompt hash (32 bits: two distinct prompts of one entity
     /// share it with odds ~n²/2³³, a rounding error in its distinct-prompt
     /// counts; the other 32 bits hold `words`).
@@ -273,7 +281,18 @@ impl Reduced {
         Reduced {
             req: Req {
                 ts: row.ts_ms,
-                template: tf.template,
+                template: if tf.template == 0 {
+                    0
+                } else {
+                    (tf.template as u32).max(1)
+                },
+                turns: row
+                    .conversation_turns
+                    .map_or(0, |t| t.min(u64::from(u16::MAX)) as u16),
+                message_tokens: row
+                    .prompt
+                    .as_deref()
+                    .map_or(0, |p| p.len().div_ceil(4).min(usize::from(u16::MAX)) as u16),
                 prompt_hash: tf.prompt_hash as u32,
                 words: tf.words,
                 prompt_tokens: sat(row.prompt_tokens),

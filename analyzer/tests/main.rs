@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cohesion;
+mod continuity;
 mod detection;
 mod evasion;
 mod ingest_order;
