@@ -105,6 +105,7 @@ fn made_up_conversations_do_not_hide_long_answers() {
         share: 1.0,
         seed: 11,
         per_day: 30,
+        adopt_clients: false,
         out_dir: dir.path().join("out"),
     })
     .unwrap();
