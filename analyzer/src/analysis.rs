@@ -43,6 +43,10 @@ pub struct AccountResult {
     pub via: Via,
     /// The cluster it belongs to, if any.
     pub cluster_id: Option<String>,
+    /// Counted in its peer group's baseline: it scored under
+    /// `peer_trim_score` against the whole population (see
+    /// [`benign_peers`]).
+    pub peer: bool,
     /// For an account with several API keys: the features of its own
     /// requests through each key (key index, features), in key order —
     /// the facets judged and the feature table's `key` rows.
@@ -133,6 +137,53 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
     reqs.iter().collect()
 }
 
+/// The peer baselines of the accounts that do not already look like
+/// distillers, and for each account whether it is among them.
+///
+/// A peer baseline is meant to describe ordinary customers. Taken over
+/// every account, it moves with how many distillers a log holds: the
+/// generator's sets hold 25 % (the external set 7 %), a lab's own logs far
+/// fewer, and with the distillers gone the same benign accounts sit
+/// further from the median (generator seed 4 without its attack accounts:
+/// 8 long-form accounts flagged, 0 with them; docs/analyzer.md, session
+/// 13). So the accounts are first scored against the whole population,
+/// and the baselines are then taken over those scoring under
+/// `peer_trim_score` (a kind left with fewer than [`inputs::MIN_PEERS`]
+/// takes the model's reference, as any small group does). Models are
+/// fitted against baselines of their sets' benign accounts
+/// ([`crate::labelled_inputs`]), which this approximates without labels.
+/// `peer_trim_score` >= 1 keeps every account.
+fn benign_peers(
+    feats: &[Features],
+    baselines: &Baselines,
+    cfg: &AnalyzerConfig,
+    model: &Model,
+    threads: usize,
+) -> (Peers, Vec<bool>) {
+    let reference = model.reference_peers();
+    let active: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
+    let all = Peers::of(&active, &reference);
+    if cfg.peer_trim_score >= 1.0 {
+        return (all, feats.iter().map(|f| f.requests > 0).collect());
+    }
+    let judge = Judge {
+        cfg,
+        baselines,
+        peers: &all,
+        model,
+    };
+    let keep = par::map(feats, threads, |f| {
+        f.requests > 0 && score::score(f, &judge).score < cfg.peer_trim_score
+    });
+    let kept: Vec<&Features> = feats
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(f, _)| f)
+        .collect();
+    (Peers::of(&kept, &reference), keep)
+}
+
 /// Analyse the requests sent before `until` (ms; `i64::MAX` for all),
 /// judged by `model`.
 pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model) -> Analysis {
@@ -150,10 +201,8 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         |reqs| reqs.len(),
         |reqs| features::compute(&refs(reqs), &ctx, cfg),
     );
-    // The peer population is every account that sent anything.
-    let peers: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
-    let baselines = Baselines::of(&peers);
-    let peer_groups = Peers::of(&peers, &model.reference_peers());
+    let baselines = Baselines::of(&feats.iter().filter(|f| f.requests > 0).collect::<Vec<_>>());
+    let (peer_groups, in_peers) = benign_peers(&feats, &baselines, cfg, model, threads);
     let judge = Judge {
         cfg,
         baselines: &baselines,
@@ -164,7 +213,8 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
     let mut accounts: Vec<AccountResult> = feats
         .into_iter()
         .enumerate()
-        .map(|(i, f)| {
+        .zip(in_peers)
+        .map(|((i, f), peer)| {
             let verdict = score::score(&f, judge);
             AccountResult {
                 index: i as u32,
@@ -173,6 +223,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
                 verdict,
                 via: Via::Account,
                 cluster_id: None,
+                peer,
                 keys: Vec::new(),
             }
         })

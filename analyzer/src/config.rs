@@ -103,6 +103,9 @@ pub struct AnalyzerConfig {
     /// A flagged cluster's merged traffic condemns its members only when at
     /// least half of them score this much on their own traffic (0..1).
     pub cluster_member_score: f64,
+    /// Peer baselines leave out accounts scoring at least this much against
+    /// the whole population (0..1; 1 keeps every account).
+    pub peer_trim_score: f64,
     /// Window length (hours) for windowed features and time-to-detect replay.
     pub window_hours: u32,
     /// `--features-out` also holds one row per account and window of this
@@ -215,6 +218,7 @@ impl Default for AnalyzerConfig {
             new_model_share: 0.8,
             new_model_overlap: 0.5,
             cluster_member_score: 0.5,
+            peer_trim_score: 0.5,
             window_hours: 6,
             feature_window_hours: 24,
             series_points: 168,

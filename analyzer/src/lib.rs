@@ -102,13 +102,32 @@ pub fn configured_model(cfg: &AnalyzerConfig) -> Result<model::Model, model::Mod
 }
 
 /// The model inputs of every labelled account of an analysis, with its
-/// label and scenario: the rows a model is fitted on.
+/// label and scenario: the rows a model is fitted on, and the peer
+/// baselines they are measured against.
+///
+/// The baselines are those of the accounts not labelled `distill`
+/// (labelled benign, or unlabelled and counted in the analysis's own
+/// baselines): a model is fitted against its sets' benign population, which
+/// is what the analysis's trimmed baselines approximate without labels
+/// (see `peer_trim_score`). `reference` is the model in use's reference
+/// population, for peer groups too small to judge on their own.
 pub fn labelled_inputs(
     analysis: &analysis::Analysis,
     labels: &eval::Labels,
-) -> Vec<training::LabelledRow> {
-    let peers = &analysis.peers;
-    analysis
+    reference: &model::inputs::Peers,
+) -> (Vec<training::LabelledRow>, model::inputs::Peers) {
+    let benign: Vec<&features::Features> = analysis
+        .accounts
+        .iter()
+        .filter(|a| a.features.requests > 0)
+        .filter(|a| match labels.get(&a.account_id) {
+            Some((attack, _)) => !*attack,
+            None => a.peer,
+        })
+        .map(|a| &a.features)
+        .collect();
+    let peers = model::inputs::Peers::of(&benign, reference);
+    let rows = analysis
         .accounts
         .iter()
         .filter(|a| a.features.requests > 0)
@@ -122,7 +141,8 @@ pub fn labelled_inputs(
                     scenario: scenario.clone(),
                 })
         })
-        .collect()
+        .collect();
+    (rows, peers)
 }
 
 /// Read the logs into the request store: files found, rows parsed and
@@ -285,7 +305,7 @@ pub fn run(
     let mut analysis = analysis::analyze(&store, i64::MAX, cfg, &model);
     if let Some(p) = &opts.fit_labels {
         let labels = eval::read_labels(p)?;
-        let rows = labelled_inputs(&analysis, &labels);
+        let (rows, _) = labelled_inputs(&analysis, &labels, &model.reference_peers());
         let (x, y): (Vec<Vec<f64>>, Vec<bool>) =
             rows.into_iter().map(|r| (r.inputs, r.distill)).unzip();
         let n_pos = y.iter().filter(|l| **l).count();

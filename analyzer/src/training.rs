@@ -188,8 +188,10 @@ pub struct TrainingReport {
     pub holdouts: Vec<Holdout>,
 }
 
-/// Read and analyse a labelled set (with `model`, which only matters for
-/// the verdicts, not for the inputs) and return its labelled inputs.
+/// Read and analyse a labelled set (with `model`, which matters for the
+/// verdicts, for the reference baselines of small peer groups, and for
+/// which unlabelled accounts count as peers) and return its labelled
+/// inputs.
 pub fn rows_of(
     set: &LabelledSet,
     cfg: &AnalyzerConfig,
@@ -197,10 +199,11 @@ pub fn rows_of(
 ) -> Result<SetRows, AnalyzeError> {
     let labels: Labels = eval::read_labels(&set.labels)?;
     let (_, analysis, _) = load_and_analyze(&set.logs, cfg, model)?;
+    let (rows, peers) = labelled_inputs(&analysis, &labels, &model.reference_peers());
     Ok(SetRows {
         name: set.name.clone(),
-        rows: labelled_inputs(&analysis, &labels),
-        peers: analysis.peers.clone(),
+        rows,
+        peers,
     })
 }
 
