@@ -1,0 +1,84 @@
+//! Peer baselines describe ordinary customers, however many distillers a
+//! log holds (session 13, `peer_trim_score`).
+
+use analyzer::config::AnalyzerConfig;
+use analyzer::model::inputs::{INPUTS, Transform};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// The completion peers' medians of the peer-relative inputs.
+fn peer_medians(logs: &Path, cfg: &AnalyzerConfig) -> Vec<f64> {
+    let model = analyzer::configured_model(cfg).unwrap();
+    let (_, analysis, _) = analyzer::load_and_analyze(&[logs.to_path_buf()], cfg, &model).unwrap();
+    INPUTS
+        .iter()
+        .zip(&analysis.peers.groups[0])
+        .filter(|(d, _)| matches!(d.transform, Transform::PeerZ))
+        .map(|(_, b)| b.median)
+        .collect()
+}
+
+/// The log's rows of its benign accounts only.
+fn benign_only(logs: &Path, labels: &Path, out: &Path) -> PathBuf {
+    let benign: Vec<String> = std::fs::read_to_string(labels)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("benign"))
+        .map(|l| format!("\"account_id\":\"{}\"", l.split(',').next().unwrap()))
+        .collect();
+    let path = out.join("benign.jsonl");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for line in std::io::BufReader::new(std::fs::File::open(logs).unwrap()).lines() {
+        let line = line.unwrap();
+        if benign.iter().any(|b| line.contains(b.as_str())) {
+            writeln!(w, "{line}").unwrap();
+        }
+    }
+    path
+}
+
+/// The generator's logs hold a quarter distillers, a lab's own far fewer.
+/// Measured against every account, the medians of the peer-relative inputs
+/// (volume, answer length, output/input ratio, new prompts) sit between
+/// the benign and the attack populations, so the same benign account is
+/// judged differently in a log with distillers and in one without
+/// (session 13: generator seed 4 without its attack accounts flagged its 8
+/// long-form accounts). Trimmed, the baselines of the whole log stay
+/// within half the distance of the untrimmed ones from those of its
+/// benign accounts alone.
+#[test]
+fn peer_baselines_stay_with_the_benign_accounts_when_distillers_are_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixtures::logs::LogSpec {
+        seed: 16,
+        accounts: 120,
+        days: 2,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
+    let benign = benign_only(&logs.requests, &logs.labels, dir.path());
+    let trimmed = AnalyzerConfig::default();
+    let untrimmed = AnalyzerConfig {
+        peer_trim_score: 1.0,
+        ..AnalyzerConfig::default()
+    };
+    let clean = peer_medians(&benign, &untrimmed);
+    let distance = |cfg: &AnalyzerConfig| -> f64 {
+        peer_medians(&logs.requests, cfg)
+            .iter()
+            .zip(&clean)
+            .map(|(a, b)| (a - b).abs())
+            .sum()
+    };
+    let (with_trim, without) = (distance(&trimmed), distance(&untrimmed));
+    eprintln!("distance from the benign medians: trimmed {with_trim:.3}, untrimmed {without:.3}");
+    assert!(
+        without > 0.3,
+        "the distillers move the untrimmed medians ({without:.3})"
+    );
+    assert!(
+        with_trim < 0.5 * without,
+        "trimmed {with_trim:.3} against untrimmed {without:.3}"
+    );
+}
