@@ -173,7 +173,7 @@ fn benign_peers(
         model,
     };
     let keep = par::map(feats, threads, |f| {
-        f.requests > 0 && score::score(f, &judge).score < cfg.peer_trim_score
+        f.requests > 0 && score::probability(f, &judge) < cfg.peer_trim_score
     });
     let kept: Vec<&Features> = feats
         .iter()

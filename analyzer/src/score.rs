@@ -165,6 +165,34 @@ fn sig(
     }
 }
 
+/// How much of its log-odds an entity's evidence keeps. Few requests,
+/// little evidence: below `min_requests` the log-odds are pulled toward
+/// those of an entity with no evidence at all, by the square of the missing
+/// fraction, so a handful of requests never makes a confident verdict, and
+/// `flagged` stays exactly `score >= threshold`.
+fn evidence_weight(f: &Features, cfg: &AnalyzerConfig) -> f64 {
+    (f.requests as f64 / cfg.min_requests.max(1) as f64)
+        .min(1.0)
+        .powi(2)
+}
+
+fn weighted_logit(logit: f64, weight: f64) -> f64 {
+    weight * logit + (1.0 - weight) * NO_EVIDENCE_LOGIT
+}
+
+/// The score alone of one entity (what [`score`] puts in its verdict,
+/// without the signals, contributions and explanations).
+pub fn probability(f: &Features, judge: &Judge<'_>) -> f64 {
+    let logit = judge.model.logit(&judge.peers.inputs(f));
+    let weight = evidence_weight(f, judge.cfg);
+    let logit = if weight < 1.0 {
+        weighted_logit(logit, weight)
+    } else {
+        logit
+    };
+    1.0 / (1.0 + (-logit).exp())
+}
+
 /// Score one entity.
 pub fn score(f: &Features, judge: &Judge<'_>) -> Verdict {
     score_with(f, judge, Vec::new())
@@ -213,16 +241,9 @@ pub fn score_with(f: &Features, judge: &Judge<'_>, extra: Vec<Signal>) -> Verdic
         })
         .collect();
     let mut scored = judge.model.score(&x, &medians);
-    // Few requests, little evidence: below `min_requests` the log-odds
-    // are pulled toward those of an entity with no evidence at all, by
-    // the square of the missing fraction, so a handful of requests never
-    // makes a confident verdict, and `flagged` stays exactly
-    // `score >= threshold`.
-    let weight = (f.requests as f64 / cfg.min_requests.max(1) as f64)
-        .min(1.0)
-        .powi(2);
+    let weight = evidence_weight(f, cfg);
     if weight < 1.0 {
-        scored.logit = weight * scored.logit + (1.0 - weight) * NO_EVIDENCE_LOGIT;
+        scored.logit = weighted_logit(scored.logit, weight);
         scored.score = 1.0 / (1.0 + (-scored.logit).exp());
         for c in &mut scored.contributions {
             c.contribution *= weight;

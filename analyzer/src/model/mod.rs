@@ -217,6 +217,13 @@ impl Model {
         standardise(x, &self.center, &self.scale, self.clip)
     }
 
+    /// The log-odds of inputs (from [`inputs::Peers::inputs`]): the sum
+    /// [`Model::score`] takes, in the same order, without contributions.
+    pub fn logit(&self, x: &[f64]) -> f64 {
+        let z = self.standardise(x);
+        self.intercept + self.coef.iter().zip(&z).map(|(w, z)| w * z).sum::<f64>()
+    }
+
     /// Score inputs (from [`inputs::Peers::inputs`]); `peer_medians` gives
     /// the baseline shown for each input.
     pub fn score(&self, x: &[f64], peer_medians: &[Option<f64>]) -> Scored {
