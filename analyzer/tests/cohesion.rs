@@ -3,7 +3,7 @@
 //! both is not condemned with it, and the hydras are still caught.
 
 use analyzer::config::AnalyzerConfig;
-use fixtures::logs::evade::{EvadeSpec, Transform, evade};
+use fixtures::logs::evade::Transform;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -53,27 +53,13 @@ fn flagged(
 #[test]
 fn a_benign_group_chained_to_harvesters_is_not_flagged_with_them() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = fixtures::logs::generate(
-        &fixtures::logs::LogSpec {
-            seed: 13,
-            accounts: 120,
-            days: 2,
-            ..Default::default()
-        },
-        &dir.path().join("in"),
-    )
-    .unwrap();
-    let paced = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Pacing],
-        share: 1.0,
-        seed: 11,
-        per_day: 30,
-        adopt_clients: false,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let (_, paced) = super::evasion::generate_and_evade(
+        dir.path(),
+        (13, 120, 2),
+        vec![Transform::Pacing],
+        1.0,
+        11,
+    );
     let of = scenarios(&paced.labels);
     let pick = |scenario: &str, n: usize| -> Vec<&str> {
         let mut ids: Vec<&str> = of

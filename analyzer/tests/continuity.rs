@@ -8,7 +8,7 @@
 use analyzer::config::AnalyzerConfig;
 use analyzer::features::{Context, compute};
 use analyzer::requests::{Req, flag};
-use fixtures::logs::evade::{EvadeSpec, Transform, evade};
+use fixtures::logs::evade::Transform;
 
 const MIN: i64 = 60_000;
 
@@ -91,24 +91,13 @@ fn a_real_conversation_continues_and_a_made_up_one_does_not() {
 #[test]
 fn made_up_conversations_do_not_hide_long_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = fixtures::logs::LogSpec {
-        seed: 15,
-        accounts: 120,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
-    let out = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::MultiTurn],
-        share: 1.0,
-        seed: 11,
-        per_day: 30,
-        adopt_clients: false,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let (_, out) = super::evasion::generate_and_evade(
+        dir.path(),
+        (15, 120, 2),
+        vec![Transform::MultiTurn],
+        1.0,
+        11,
+    );
     let opts = analyzer::AnalyzeOptions {
         logs: vec![out.requests.clone()],
         labels: Some(out.labels.clone()),

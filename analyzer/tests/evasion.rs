@@ -8,7 +8,7 @@ use fixtures::logs::evade::{EvadeSpec, EvadeSummary, Transform, evade};
 /// A generated log (`(seed, accounts, days)`) under `dir/in`, and the same
 /// log with `transforms` applied to its attack accounts under `dir/out`
 /// (at most 30 requests a day per account for `pacing`).
-fn generate_and_evade(
+pub(crate) fn generate_and_evade(
     dir: &std::path::Path,
     (seed, accounts, days): (u64, usize, u32),
     transforms: Vec<Transform>,
