@@ -71,6 +71,8 @@ pub struct ClusterResult {
     pub verdict: Verdict,
     /// Members whose own traffic scores at least `cluster_member_score`.
     pub members_with_content: usize,
+    /// Which members take the cluster's verdict (`None`: not flagged).
+    pub condemns: Option<Condemned>,
     /// The cluster is alerted on as a whole.
     pub flagged: bool,
 }
@@ -90,6 +92,66 @@ pub struct Analysis {
     pub accounts: Vec<AccountResult>,
     /// Clusters of at least `min_cluster_size`.
     pub clusters: Vec<ClusterResult>,
+}
+
+/// Which members of a flagged cluster take its verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Condemned {
+    /// Every member: at least half of them score `cluster_member_score`
+    /// on their own.
+    All,
+    /// The members run from a shared place that score this much on their
+    /// own (`cluster_shared_member_score`).
+    Placed(f64),
+}
+
+impl Condemned {
+    /// Whether member `m` of cluster `c`, scoring `own` on its own
+    /// traffic, takes the cluster's verdict.
+    pub fn takes(self, c: &Cluster, m: u32, own: f64) -> bool {
+        match self {
+            Condemned::All => true,
+            Condemned::Placed(bar) => own >= bar && c.placed.binary_search(&m).is_ok(),
+        }
+    }
+}
+
+/// Which members of cluster `c`, whose merged traffic is flagged, take its
+/// verdict (`own[i]`: member `c.members[i]`'s score on its own traffic),
+/// or `None` when the cluster does not condemn its members.
+///
+/// A cluster condemns every member when at least half of them score
+/// `cluster_member_score` on their own: most members look like the merged
+/// traffic, not one bad apple (who is flagged on its own) among benign
+/// look-alikes, nor a platform's tenants behind one system prompt whose
+/// traffic only adds up. Accounts run from one place — most links share a
+/// source block or exact addresses, as one operator's machinery does when
+/// it splits a job over many accounts — need less: at least half the
+/// members linked to another by a shared place and scoring
+/// `cluster_shared_member_score`, and then only those take the verdict
+/// (their part in the job; a look-alike that scores less, or is not behind
+/// the shared addresses, keeps its own). A job split into pieces of 30
+/// requests a day leaves each piece too small to score 0.5 but not to
+/// carry the job's content; independent customers who resemble each other
+/// (long-form writers) rarely share their addresses.
+pub(crate) fn condemned(c: &Cluster, own: &[f64], cfg: &AnalyzerConfig) -> Option<Condemned> {
+    let half = |n: usize| n * 2 >= c.members.len();
+    if half(
+        own.iter()
+            .filter(|&&s| s >= cfg.cluster_member_score)
+            .count(),
+    ) {
+        return Some(Condemned::All);
+    }
+    let l = &c.links;
+    let placed = Condemned::Placed(cfg.cluster_shared_member_score);
+    let carrying = c
+        .members
+        .iter()
+        .zip(own)
+        .filter(|&(&m, &s)| placed.takes(c, m, s))
+        .count();
+    (l.links > 0 && l.shared_blocks * 2 >= l.links && half(carrying)).then_some(placed)
 }
 
 /// The cluster's own automation signal: many accounts acting in step
@@ -290,19 +352,20 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
     });
     let mut clusters = Vec::new();
     for (c, (f, v)) in found.into_iter().zip(judged) {
-        let members_with_content = c
+        let own: Vec<f64> = c
             .members
             .iter()
-            .filter(|&&m| accounts[m as usize].verdict.score >= cfg.cluster_member_score)
+            .map(|&m| accounts[m as usize].verdict.score)
+            .collect();
+        let members_with_content = own
+            .iter()
+            .filter(|&&s| s >= cfg.cluster_member_score)
             .count();
-        // A cluster is flagged as a whole when its merged traffic is and
-        // most members look like it on their own, not one bad apple (who
-        // is flagged on its own) among benign look-alikes.
-        let flagged = v.flagged && members_with_content * 2 >= c.members.len();
+        let condemns = v.flagged.then(|| condemned(&c, &own, cfg)).flatten();
         for &m in &c.members {
             let a = &mut accounts[m as usize];
             a.cluster_id = Some(c.id.clone());
-            if flagged && !a.verdict.flagged {
+            if condemns.is_some_and(|k| k.takes(&c, m, a.verdict.score)) && !a.verdict.flagged {
                 a.verdict = v.clone();
                 a.via = Via::Cluster(c.id.clone());
             }
@@ -312,7 +375,8 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             features: f,
             verdict: v,
             members_with_content,
-            flagged,
+            condemns,
+            flagged: condemns.is_some(),
         });
     }
     Analysis {

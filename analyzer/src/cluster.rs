@@ -150,6 +150,9 @@ pub struct Cluster {
     pub members: Vec<u32>,
     /// Why they are linked.
     pub links: LinkStats,
+    /// Members linked to another member by a shared source block or
+    /// shared exact addresses (sorted).
+    pub placed: Vec<u32>,
 }
 
 fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
@@ -475,12 +478,16 @@ pub fn clusters(
         groups.entry(c).or_default().push(a as u32);
     }
     let mut stats: HashMap<u32, LinkStats> = HashMap::default();
+    let mut placed: HashSet<u32> = HashSet::default();
     for l in &edges {
         let r = community[l.a as usize];
         if community[l.b as usize] != r {
             continue;
         }
         let (j, c, kinds) = (&l.jaccard, &l.cosine, &l.kinds);
+        if kinds[1] {
+            placed.extend([l.a, l.b]);
+        }
         let s = stats.entry(r).or_default();
         s.links += 1;
         s.shared_templates += u64::from(kinds[0]);
@@ -510,7 +517,18 @@ pub fn clusters(
                 "cl-{:012x}",
                 xxhash_rust::xxh3::xxh3_64(names.join("\n").as_bytes()) >> 16
             );
-            Cluster { id, members, links }
+            let mut placed: Vec<u32> = members
+                .iter()
+                .copied()
+                .filter(|m| placed.contains(m))
+                .collect();
+            placed.sort_unstable();
+            Cluster {
+                id,
+                members,
+                links,
+                placed,
+            }
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));

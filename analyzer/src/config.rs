@@ -103,6 +103,10 @@ pub struct AnalyzerConfig {
     /// A flagged cluster's merged traffic condemns its members only when at
     /// least half of them score this much on their own traffic (0..1).
     pub cluster_member_score: f64,
+    /// The same, for a cluster whose members share source blocks or
+    /// addresses on most links; then only the members scoring this much
+    /// take the cluster's verdict (0..1; see `analysis::member_bar`).
+    pub cluster_shared_member_score: f64,
     /// Peer baselines leave out accounts scoring at least this much against
     /// the whole population (0..1; 1 keeps every account).
     pub peer_trim_score: f64,
@@ -218,6 +222,7 @@ impl Default for AnalyzerConfig {
             new_model_share: 0.8,
             new_model_overlap: 0.5,
             cluster_member_score: 0.5,
+            cluster_shared_member_score: 0.3,
             peer_trim_score: 0.5,
             window_hours: 6,
             feature_window_hours: 24,

@@ -11,8 +11,8 @@
 //! An account is judged with its facets (API keys, client programs) as in
 //! [`crate::analysis::analyze`]; a cluster on its members' merged traffic
 //! with its coordination signal (links as found on the whole input) and,
-//! as there, only when at least half its members score
-//! `cluster_member_score` on their own traffic so far. A verdict that held
+//! as there, only when enough of its members score enough on their own
+//! traffic so far ([`analysis::condemned`]). A verdict that held
 //! only on the whole input (peer context aside, every prefix scored under
 //! the threshold) is stamped at the end of the input.
 
@@ -168,15 +168,18 @@ impl<'a> Replay<'a> {
             if !v.flagged {
                 return false;
             }
-            let with_content = members
+            let own: Vec<f64> = members
                 .iter()
-                .filter(|(m, r)| {
+                .map(|(m, r)| {
                     let r = upto(r);
-                    !r.is_empty()
-                        && self.account_verdict(*m, r, t).score >= cfg.cluster_member_score
+                    if r.is_empty() {
+                        0.0
+                    } else {
+                        self.account_verdict(*m, r, t).score
+                    }
                 })
-                .count();
-            with_content * 2 >= members.len()
+                .collect();
+            analysis::condemned(&c.cluster, &own, cfg).is_some()
         };
         self.first_held(&times, holds)
     }

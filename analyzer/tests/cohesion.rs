@@ -130,3 +130,87 @@ fn a_benign_group_chained_to_harvesters_is_not_flagged_with_them() {
         "light hydra: {caught} of {n} flagged, {before} with whole components"
     );
 }
+
+/// Session 14 (issue 12): one operator's jobs split into pieces of at most
+/// 30 requests a day, sent from the operator's own addresses, are caught
+/// through their clusters although most pieces score under
+/// `cluster_member_score` on their own: the members linked by a shared
+/// place that score `cluster_shared_member_score` take the verdict, and
+/// no one else does — no benign account more is flagged than without the
+/// rule, and every account flagged that way is an attack account behind
+/// the shared addresses.
+#[test]
+fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
+    use analyzer::analysis::{Condemned, Via};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, paced) = super::evasion::generate_and_evade(
+        dir.path(),
+        (15, 80, 2),
+        vec![Transform::Pacing],
+        1.0,
+        11,
+    );
+    let of = scenarios(&paced.labels);
+    let labels: HashMap<String, bool> = {
+        let mut r = csv::Reader::from_path(&paced.labels).unwrap();
+        r.records()
+            .map(|row| {
+                let row = row.unwrap();
+                (row[0].to_string(), &row[1] == "distill")
+            })
+            .collect()
+    };
+    let analyse = |cfg: &AnalyzerConfig| {
+        let model = analyzer::configured_model(cfg).unwrap();
+        analyzer::load_and_analyze(std::slice::from_ref(&paced.requests), cfg, &model)
+            .unwrap()
+            .1
+    };
+    let counts = |a: &analyzer::analysis::Analysis| {
+        let (mut attacks, mut benign) = (0, 0);
+        for acct in a.accounts.iter().filter(|a| a.flagged()) {
+            if labels[&acct.account_id] {
+                attacks += 1;
+            } else {
+                benign += 1;
+            }
+        }
+        (attacks, benign)
+    };
+    let without = analyse(&AnalyzerConfig {
+        cluster_shared_member_score: 1.0,
+        ..AnalyzerConfig::default()
+    });
+    let with = analyse(&AnalyzerConfig::default());
+    let (caught_without, benign_without) = counts(&without);
+    let (caught, benign) = counts(&with);
+    assert!(
+        caught > caught_without,
+        "pieces caught: {caught} with the rule, {caught_without} without"
+    );
+    assert!(
+        benign <= benign_without,
+        "benign flagged: {benign} with the rule, {benign_without} without"
+    );
+    let placed: Vec<_> = with
+        .clusters
+        .iter()
+        .filter(|c| matches!(c.condemns, Some(Condemned::Placed(_))))
+        .collect();
+    assert!(!placed.is_empty(), "a cluster condemned through its part");
+    for c in placed {
+        let l = &c.cluster.links;
+        assert!(l.shared_blocks * 2 >= l.links, "{:?}", l);
+        for &m in &c.cluster.members {
+            let a = &with.accounts[m as usize];
+            if a.via == Via::Cluster(c.cluster.id.clone()) {
+                assert!(
+                    labels[&a.account_id],
+                    "{} ({})",
+                    a.account_id, of[&a.account_id]
+                );
+                assert!(c.cluster.placed.binary_search(&m).is_ok());
+            }
+        }
+    }
+}
