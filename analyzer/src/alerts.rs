@@ -8,7 +8,7 @@
 //! with that moment, the end of the window analysed and the time to detect
 //! in its evidence.
 
-use crate::analysis::{AccountResult, Analysis, ClusterResult, Via};
+use crate::analysis::{AccountResult, Analysis, ClusterResult, Condemned, Via};
 use crate::config::AnalyzerConfig;
 use crate::features::{Features, HOUR_MS};
 use crate::model::Model;
@@ -211,6 +211,27 @@ pub fn cluster_alert(
         "links".into(),
         serde_json::to_value(&c.cluster.links).unwrap_or(Value::Null),
     );
+    let took = c
+        .cluster
+        .members
+        .iter()
+        .filter_map(|&m| analysis.accounts.get(m as usize))
+        .filter(|a| a.via == Via::Cluster(c.cluster.id.clone()))
+        .count();
+    let why = match c.condemns {
+        Some(Condemned::Placed(bar)) => format!(
+            "run from one place ({} of {} links share a source block or addresses): members linked by it that score >= {bar} on their own take the verdict ({} did; members flagged on their own keep theirs)",
+            c.cluster.links.shared_blocks, c.cluster.links.links, took
+        ),
+        _ => format!(
+            "{} of {} members score >= {} on their own: every member takes the verdict ({} did; members flagged on their own keep theirs)",
+            c.members_with_content,
+            c.cluster.members.len(),
+            cfg.cluster_member_score,
+            took
+        ),
+    };
+    e.insert("condemned".into(), json!(why));
     let per_member_max = c
         .cluster
         .members

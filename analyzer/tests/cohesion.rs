@@ -198,6 +198,24 @@ fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
         .filter(|c| matches!(c.condemns, Some(Condemned::Placed(_))))
         .collect();
     assert!(!placed.is_empty(), "a cluster condemned through its part");
+    // The cluster's alert says why its members were condemned.
+    let opts = analyzer::AnalyzeOptions {
+        logs: vec![paced.requests.clone()],
+        no_replay: true,
+        ..analyzer::AnalyzeOptions::default()
+    };
+    let mut sink = eve::sink::memory::MemorySink::new();
+    analyzer::run(&opts, &AnalyzerConfig::default(), &mut sink).unwrap();
+    let why: Vec<String> = sink
+        .events()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .filter_map(|v| v["evidence"]["condemned"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        why.iter().any(|w| w.starts_with("run from one place")),
+        "{why:?}"
+    );
     for c in placed {
         let l = &c.cluster.links;
         assert!(l.shared_blocks * 2 >= l.links, "{:?}", l);
