@@ -20,6 +20,7 @@ use crate::analysis::{self, AccountResult, Analysis, ClusterResult};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Context, HOUR_MS};
 use crate::model::Model;
+use crate::parts;
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
 
@@ -124,7 +125,16 @@ impl<'a> Replay<'a> {
         } else {
             Vec::new()
         };
-        match analysis::best_facet(&keys, reqs, &self.judge, &ctx) {
+        let (best, tried) = analysis::best_facet(&keys, reqs, &self.judge, &ctx);
+        let own = match best {
+            Some((_, v)) if v.score > own.score => v,
+            _ => own,
+        };
+        if own.flagged {
+            return own;
+        }
+        let parts = parts::candidates(reqs, &ctx, cfg);
+        match analysis::best_part(&parts, tried, &self.judge) {
             Some((_, v)) if v.score > own.score => v,
             _ => own,
         }
