@@ -8,7 +8,8 @@
 //! which it did, by bisection over the entity's requests to the request at
 //! which it crossed the threshold (held there, not one request before).
 //!
-//! An account is judged with its facets (API keys, client programs) as in
+//! An account is judged with its facets (API keys, client programs) and
+//! then its candidate job parts (`parts.rs`) as in
 //! [`crate::analysis::analyze`]; a cluster on its members' merged traffic
 //! with its coordination signal (links as found on the whole input) and,
 //! as there, only when at least half its members score

@@ -14,9 +14,14 @@
 //! traffic is split by model or output cap sends the same kind of
 //! questions through every setting, so its parts do not differ from their
 //! rest and are not tried (session 12 tried shape facets without that
-//! requirement and flagged them). The candidates are judged like the key
-//! and client facets, with the odds of the best divided by the number of
-//! facets and parts tried ([`crate::analysis::best_facet`]).
+//! requirement and flagged them). A part that is exactly one client
+//! program's or one API key's requests is that facet, judged already, and
+//! is not tried again. The candidates are scored alone with the bundled
+//! model, the best with its odds divided by the number of facets and
+//! parts tried ([`crate::analysis::best_part`]), and its verdict is the
+//! account's when it scores higher and nothing else flagged the account
+//! (taken after the clusters: a part condemns its host, and does not make
+//! the host look like its cluster).
 
 use crate::config::AnalyzerConfig;
 use crate::features::{self, CODE_BINS, Context, Features};
@@ -81,21 +86,9 @@ pub struct Part {
     pub key: PartKey,
     /// How differently it asks than the rest of its account ([`discrepancy`]).
     pub discrepancy: f64,
-    /// The share of its distinct prompts the rest of its account also sent.
-    pub shared_prompts: f64,
     /// Features of its requests alone.
     pub features: Features,
 }
-
-/// Most parts tested per account, whatever `part_max` says (a prompt's
-/// senders are bits of a `u16`, one of them for the untested rest).
-const MAX_TESTED: usize = 15;
-
-/// A part sends prompts of its own: at most this share of its distinct
-/// prompts were also sent by the rest of its account. An evaluation
-/// harness sends one benchmark's items through each model it compares;
-/// a job hosted in another's traffic sends its own.
-const MAX_SHARED_PROMPTS: f64 = 0.5;
 
 /// Codes per request in [`discrepancy`].
 const ASK_CODES: usize = 3;
@@ -151,7 +144,7 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
         .filter(|&(_, c)| c >= cfg.min_requests && 2 * c <= n)
         .collect();
     sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    sizes.truncate(cfg.part_max.min(MAX_TESTED));
+    sizes.truncate(cfg.part_max);
     if sizes.is_empty() {
         return Vec::new();
     }
@@ -170,9 +163,6 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
     let mut all: Hist = [[0; CODE_BINS]; ASK_CODES];
     let mut clients: FxHashMap<(u32, u16), u64> = FxHashMap::default();
     let mut api_keys: FxHashMap<u32, u64> = FxHashMap::default();
-    // Per prompt hash: the tested parts that sent it (bits) and whether a
-    // request of no tested part did (bit `MAX_TESTED`).
-    let mut senders: FxHashMap<u32, u16> = FxHashMap::default();
     for r in reqs {
         let codes = ask_codes(r);
         for (i, &c) in codes.iter().enumerate() {
@@ -182,9 +172,7 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
         *clients.entry(client).or_default() += 1;
         *api_keys.entry(r.key).or_default() += 1;
         let key = PartKey::of(r);
-        let part = tested.iter().position(|t| t.key == key);
-        if let Some(p) = part {
-            let t = &mut tested[p];
+        if let Some(t) = tested.iter_mut().find(|t| t.key == key) {
             for (i, &c) in codes.iter().enumerate() {
                 t.asks[i][c] += 1;
             }
@@ -193,40 +181,23 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
             t.mixed_key |= t.api_key.is_some_and(|k| k != r.key);
             t.api_key = Some(r.key);
         }
-        if r.prompt_hash != 0 {
-            *senders.entry(r.prompt_hash).or_default() |= 1 << part.unwrap_or(MAX_TESTED);
-        }
     }
     tested
         .iter()
-        .enumerate()
-        .filter(|(_, t)| {
+        .filter(|t| {
             let client_facet =
                 !t.mixed_client && t.client.and_then(|c| clients.get(&c)) == Some(&t.requests);
             let key_facet =
                 !t.mixed_key && t.api_key.and_then(|k| api_keys.get(&k)) == Some(&t.requests);
             !client_facet && !key_facet
         })
-        .filter_map(|(p, t)| {
-            let (mut own, mut shared) = (0u64, 0u64);
-            for &mask in senders.values() {
-                if mask & 1 << p != 0 {
-                    own += 1;
-                    shared += u64::from(mask & !(1 << p) != 0);
-                }
-            }
-            let shared_prompts = if own == 0 {
-                0.0
-            } else {
-                shared as f64 / own as f64
-            };
+        .filter_map(|t| {
             let d = discrepancy(&t.asks, t.requests, &all, n);
-            (d >= cfg.part_min_discrepancy && shared_prompts <= MAX_SHARED_PROMPTS).then(|| {
+            (d >= cfg.part_min_discrepancy).then(|| {
                 let reqs: Vec<&Req> = reqs.iter().filter(|r| PartKey::of(r) == t.key).collect();
                 Part {
                     key: t.key,
                     discrepancy: d,
-                    shared_prompts,
                     features: features::compute(&reqs, ctx, cfg),
                 }
             })
