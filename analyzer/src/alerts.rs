@@ -166,6 +166,7 @@ pub fn account_alert(
         Via::Account => "account".to_string(),
         Via::ApiKey(k) => format!("api_key:{k}"),
         Via::Client(c) => format!("client:{c}"),
+        Via::Part(p) => format!("part:{p}"),
         Via::Cluster(c) => format!("cluster:{c}"),
     };
     e.insert("decided_by".into(), json!(via));

@@ -8,6 +8,7 @@ use crate::features::{self, Baselines, Context, Features};
 use crate::model::Model;
 use crate::model::inputs::Peers;
 use crate::par;
+use crate::parts::{self, Part, PartKey};
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
 use serde::Serialize;
@@ -24,6 +25,10 @@ pub enum Via {
     /// One of its client programs: user agent and system prompt (a
     /// harvesting script run beside a product's traffic).
     Client(String),
+    /// One of its job parts (see [`crate::parts`]): requests of one
+    /// client setting that ask differently from the rest of the account
+    /// (a harvest run inside a product's key and clients).
+    Part(String),
     /// The cluster it belongs to.
     Cluster(String),
 }
@@ -51,6 +56,10 @@ pub struct AccountResult {
     /// requests through each key (key index, features), in key order —
     /// the facets judged and the feature table's `key` rows.
     pub keys: Vec<(u32, Features)>,
+    /// For an account judged facet by facet: its candidate job parts (a
+    /// minority of its requests asking differently from the rest), the
+    /// parts judged and the feature table's `part` rows.
+    pub parts: Vec<Part>,
 }
 
 impl AccountResult {
@@ -287,6 +296,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
                 cluster_id: None,
                 peer,
                 keys: Vec::new(),
+                parts: Vec::new(),
             }
         })
         .collect();
@@ -295,7 +305,9 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
     // programs (user agent and system prompt), is also judged facet by
     // facet, so a harvesting job run as a fraction of a real product's
     // traffic — through its own key, or its own script on a shared key —
-    // is not averaged away by the product's honest traffic.
+    // is not averaged away by the product's honest traffic; and so is each
+    // job part that asks differently from the rest of its account (the
+    // same script behind the product's own clients).
     let multi_key: Vec<usize> = accounts
         .iter()
         .enumerate()
@@ -315,23 +327,32 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         .map(|(i, _)| i)
         .collect();
     let facet_verdicts = par::map(&candidates, threads, |&a| {
-        best_facet(&accounts[a].keys, per_account[a], judge, &ctx)
+        let (best, tried) = best_facet(&accounts[a].keys, per_account[a], judge, &ctx);
+        let parts = parts::candidates(per_account[a], &ctx, cfg);
+        let part = best_part(&parts, tried, judge);
+        (best, parts, part)
     });
-    for (&a, best) in candidates.iter().zip(facet_verdicts) {
+    let mut part_verdicts = Vec::new();
+    for (&a, (best, parts, part)) in candidates.iter().zip(facet_verdicts) {
         let acct = &mut accounts[a];
-        let Some(((kind, id), v)) = best else {
+        acct.parts = parts;
+        if let Some((key, v)) = part {
+            part_verdicts.push((a, key, v));
+        }
+        let Some((facet, v)) = best else {
             continue;
         };
         if v.score > acct.verdict.score {
-            acct.via = if kind == 0 {
-                Via::ApiKey(store.keys.names[id as usize].clone())
-            } else {
-                let ua = store
-                    .uas
-                    .names
-                    .get((id >> 16) as usize)
-                    .map_or("-", |s| s.as_str());
-                Via::Client(format!("{ua} (system prompt #{:04x})", id & 0xffff))
+            acct.via = match facet {
+                Facet::Key(k) => Via::ApiKey(store.keys.names[k as usize].clone()),
+                Facet::Client(id) => {
+                    let ua = store
+                        .uas
+                        .names
+                        .get((id >> 16) as usize)
+                        .map_or("-", |s| s.as_str());
+                    Via::Client(format!("{ua} (system prompt #{:04x})", id & 0xffff))
+                }
             };
             acct.verdict = v;
         }
@@ -379,6 +400,25 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             flagged: condemns.is_some(),
         });
     }
+    // A job part's verdict is the account's own, taken after the clusters:
+    // it condemns the account that hosts the job, and does not count as
+    // the account looking like its cluster (a host is linked to its peers
+    // by its own traffic, not by the part).
+    for (a, key, v) in part_verdicts {
+        let acct = &mut accounts[a];
+        if acct.verdict.flagged || v.score <= acct.verdict.score {
+            continue;
+        }
+        let p = acct.parts.iter().find(|p| p.key == key);
+        acct.via = Via::Part(format!(
+            "{} ({} of {} requests, discrepancy {:.2})",
+            key.describe(store),
+            p.map_or(0, |p| p.features.requests),
+            acct.features.requests,
+            p.map_or(0.0, |p| p.discrepancy)
+        ));
+        acct.verdict = v;
+    }
     Analysis {
         context: Some(ctx),
         baselines,
@@ -409,16 +449,26 @@ pub(crate) fn key_facets(
         .collect()
 }
 
+/// A facet of an account judged on its own requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Facet {
+    /// An API key (index).
+    Key(u32),
+    /// A client program: user agent index (high bits) and system prompt
+    /// hash (low 16 bits).
+    Client(u64),
+}
+
 /// The best facet of an account with requests `reqs` and key facets
 /// `keys`: each key with enough requests, and each client program (user
-/// agent and system prompt) when it has several, scored; the best, its odds
-/// divided by the number of facets tried. `((0, key) | (1, client), verdict)`.
+/// agent and system prompt) when it has several, scored; the best, its
+/// odds divided by the number of facets tried, and that number.
 pub(crate) fn best_facet(
     keys: &[(u32, Features)],
     reqs: &[Req],
     judge: &Judge<'_>,
     ctx: &Context,
-) -> Option<((u8, u64), Verdict)> {
+) -> (Option<(Facet, Verdict)>, usize) {
     let cfg = judge.cfg;
     let mut clients: BTreeMap<u64, Vec<&Req>> = BTreeMap::new();
     for r in reqs {
@@ -426,10 +476,10 @@ pub(crate) fn best_facet(
         clients.entry(client).or_default().push(r);
     }
     let enough = |n: u64| n >= cfg.min_requests;
-    let mut scored: Vec<((u8, u64), Verdict)> = keys
+    let mut scored: Vec<(Facet, Verdict)> = keys
         .iter()
         .filter(|(_, f)| enough(f.requests))
-        .map(|(k, f)| ((0, u64::from(*k)), score::score(f, judge)))
+        .map(|(k, f)| (Facet::Key(*k), score::score(f, judge)))
         .collect();
     if clients.len() >= 2 {
         scored.extend(
@@ -438,7 +488,7 @@ pub(crate) fn best_facet(
                 .filter(|(_, reqs)| enough(reqs.len() as u64))
                 .map(|(c, reqs)| {
                     (
-                        (1, c),
+                        Facet::Client(c),
                         score::score(&features::compute(&reqs, ctx, cfg), judge),
                     )
                 }),
@@ -448,10 +498,27 @@ pub(crate) fn best_facet(
     // divided by m (a Bonferroni correction in odds), so an account
     // with many clients is not flagged by chance.
     let tries = scored.len();
-    scored
+    let best = scored
         .into_iter()
         .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
-        .map(|(facet, v)| (facet, v.with_odds_divided_by(tries as f64)))
+        .map(|(facet, v)| (facet, v.with_odds_divided_by(tries as f64)));
+    (best, tries)
+}
+
+/// The best of an account's candidate job `parts`, scored alone, its odds
+/// divided by the number of tries: the parts and the `facets_tried` before
+/// them (the account's key and client facets).
+pub(crate) fn best_part(
+    parts: &[Part],
+    facets_tried: usize,
+    judge: &Judge<'_>,
+) -> Option<(PartKey, Verdict)> {
+    let tries = facets_tried + parts.len();
+    parts
+        .iter()
+        .map(|p| (p.key, score::score(&p.features, judge)))
+        .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
+        .map(|(key, v)| (key, v.with_odds_divided_by(tries as f64)))
 }
 
 /// An account's features over one window of `feature_window_hours`.

@@ -110,6 +110,14 @@ pub struct AnalyzerConfig {
     /// Peer baselines leave out accounts scoring at least this much against
     /// the whole population (0..1; 1 keeps every account).
     pub peer_trim_score: f64,
+    /// An account's job parts (`parts.rs`): at most this many of its
+    /// largest minority parts are tested for being a different job (0: no
+    /// parts); bounds the time and memory a part costs per account.
+    pub part_max: usize,
+    /// A minority part is judged on its own only when what it asks
+    /// differs from the rest of its account by at least this much (the
+    /// unbiased MMD of `parts::discrepancy`, 0..2).
+    pub part_min_discrepancy: f64,
     /// Window length (hours) for windowed features and time-to-detect replay.
     pub window_hours: u32,
     /// `--features-out` also holds one row per account and window of this
@@ -224,6 +232,8 @@ impl Default for AnalyzerConfig {
             cluster_member_score: 0.5,
             cluster_shared_member_score: 0.3,
             peer_trim_score: 0.5,
+            part_max: 8,
+            part_min_discrepancy: 0.5,
             window_hours: 6,
             feature_window_hours: 24,
             series_points: 168,

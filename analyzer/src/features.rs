@@ -525,15 +525,16 @@ fn vocab_novelty(reqs: &[&Req]) -> f64 {
 /// Fewest requests a day, and its history, need for [`self_shift`].
 pub const SHIFT_MIN_REQUESTS: u64 = 10;
 
-/// Values each parameter code of [`param_codes`] is folded into.
-const SHIFT_BINS: usize = 64;
+/// Values each per-request code of a two-sample discrepancy ([`mmd`]) is
+/// folded into.
+pub(crate) const CODE_BINS: usize = 64;
 
 /// Codes per request in [`self_shift`].
 const SHIFT_CODES: usize = 4;
 
 /// What sampling a request asks for, one small code per parameter
 /// (temperature in tenths, output cap in bits, logprobs, top_logprobs at
-/// the maximum), each below [`SHIFT_BINS`]. These are set by the client
+/// the maximum), each below [`CODE_BINS`]. These are set by the client
 /// program, so a person's or a product's stay put from day to day; a job
 /// that rotates its sampling settings, or a harvesting job added beside
 /// ordinary use, changes them. (Prompt and answer sizes, turns and the
@@ -542,50 +543,58 @@ const SHIFT_CODES: usize = 4;
 /// released model, which `new_model_share` already measures.)
 fn param_codes(r: &Req) -> [usize; SHIFT_CODES] {
     [
-        usize::from(r.temperature_tenths) % SHIFT_BINS,
-        usize::from(r.max_tokens_bits) % SHIFT_BINS,
+        usize::from(r.temperature_tenths) % CODE_BINS,
+        usize::from(r.max_tokens_bits) % CODE_BINS,
         usize::from(r.has(flag::LOGPROBS)),
         usize::from(r.has(flag::TOPLP_MAX)),
     ]
+}
+
+/// The unbiased squared maximum mean discrepancy between two samples of
+/// `n` and `m` requests given as histograms of per-request codes (`a` and
+/// `b`, one histogram per code), under the kernel "share of the codes two
+/// requests have in common" (the mean of one delta kernel per code): the
+/// mean over codes of `Σa(a−1)/n(n−1) + Σb(b−1)/m(m−1) − 2Σab/nm`. 0 in
+/// expectation for samples of one distribution, so a small sample is not a
+/// difference by sampling noise alone; each sample needs at least 2
+/// requests. Written here rather than taken from a crate: no maintained
+/// Rust crate computes a two-sample MMD over categorical histograms, and
+/// the statistic is these few lines.
+pub(crate) fn mmd(a: &[[u32; CODE_BINS]], n: u64, b: &[[u32; CODE_BINS]], m: u64) -> f64 {
+    let (nf, mf) = (n as f64, m as f64);
+    let mut total = 0.0;
+    for (a, b) in a.iter().zip(b.iter()) {
+        let (mut aa, mut bb, mut ab) = (0.0, 0.0, 0.0);
+        for (&x, &y) in a.iter().zip(b.iter()) {
+            let (x, y) = (f64::from(x), f64::from(y));
+            aa += x * (x - 1.0);
+            bb += y * (y - 1.0);
+            ab += x * y;
+        }
+        total += aa / (nf * (nf - 1.0)) + bb / (mf * (mf - 1.0)) - 2.0 * ab / (nf * mf);
+    }
+    total / a.len() as f64
 }
 
 /// The largest per-day shift of an entity's sampling parameters against
 /// its own earlier days (`reqs` time-ordered): for each UTC day with at
 /// least [`SHIFT_MIN_REQUESTS`] requests after at least as many earlier
 /// ones, the unbiased squared MMD between that day's requests and all
-/// earlier ones, under the kernel "share of the parameter codes two
-/// requests have in common" (the mean of one delta kernel per code, so the
-/// MMD is the mean over codes of `Σa(a−1)/n(n−1) + Σb(b−1)/m(m−1) −
-/// 2Σab/nm` over the code's histograms `a` (day) and `b` (history)).
-/// Unbiased, so a small day is not a shift by sampling noise alone in
-/// expectation; one pass, O(requests + days × codes × bins). Written here
-/// rather than taken from a crate: no maintained Rust crate computes a
-/// two-sample MMD over categorical histograms, and the statistic is these
-/// few lines.
+/// earlier ones, the [`mmd`] of their [`param_codes`] (unbiased, so a
+/// small day is not a shift by sampling noise alone in expectation); one
+/// pass, O(requests + days × codes × bins).
 fn self_shift(reqs: &[&Req]) -> f64 {
-    let mut hist = [[0u32; SHIFT_BINS]; SHIFT_CODES];
-    let mut day = [[0u32; SHIFT_BINS]; SHIFT_CODES];
+    let mut hist = [[0u32; CODE_BINS]; SHIFT_CODES];
+    let mut day = [[0u32; CODE_BINS]; SHIFT_CODES];
     let (mut m, mut n) = (0u64, 0u64);
     let mut cur = i64::MIN;
     let mut best = 0.0f64;
-    let mut close = |hist: &mut [[u32; SHIFT_BINS]; SHIFT_CODES],
-                     day: &mut [[u32; SHIFT_BINS]; SHIFT_CODES],
+    let mut close = |hist: &mut [[u32; CODE_BINS]; SHIFT_CODES],
+                     day: &mut [[u32; CODE_BINS]; SHIFT_CODES],
                      m: &mut u64,
                      n: &mut u64| {
         if *n >= SHIFT_MIN_REQUESTS && *m >= SHIFT_MIN_REQUESTS {
-            let (nf, mf) = (*n as f64, *m as f64);
-            let mut total = 0.0;
-            for (a, b) in day.iter().zip(hist.iter()) {
-                let (mut aa, mut bb, mut ab) = (0.0, 0.0, 0.0);
-                for (&x, &y) in a.iter().zip(b.iter()) {
-                    let (x, y) = (f64::from(x), f64::from(y));
-                    aa += x * (x - 1.0);
-                    bb += y * (y - 1.0);
-                    ab += x * y;
-                }
-                total += aa / (nf * (nf - 1.0)) + bb / (mf * (mf - 1.0)) - 2.0 * ab / (nf * mf);
-            }
-            best = best.max(total / SHIFT_CODES as f64);
+            best = best.max(mmd(day, *n, hist, *m));
         }
         for (h, d) in hist.iter_mut().zip(day.iter_mut()) {
             for (x, y) in h.iter_mut().zip(d.iter_mut()) {

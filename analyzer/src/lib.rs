@@ -22,6 +22,7 @@ pub mod model;
 pub mod onset;
 pub mod output;
 mod par;
+pub mod parts;
 pub mod requests;
 pub mod row;
 pub mod score;

@@ -8,7 +8,8 @@
 //! which it did, by bisection over the entity's requests to the request at
 //! which it crossed the threshold (held there, not one request before).
 //!
-//! An account is judged with its facets (API keys, client programs) as in
+//! An account is judged with its facets (API keys, client programs) and
+//! then its candidate job parts (`parts.rs`) as in
 //! [`crate::analysis::analyze`]; a cluster on its members' merged traffic
 //! with its coordination signal (links as found on the whole input) and,
 //! as there, only when enough of its members score enough on their own
@@ -20,6 +21,7 @@ use crate::analysis::{self, AccountResult, Analysis, ClusterResult};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Context, HOUR_MS};
 use crate::model::Model;
+use crate::parts;
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
 
@@ -124,7 +126,16 @@ impl<'a> Replay<'a> {
         } else {
             Vec::new()
         };
-        match analysis::best_facet(&keys, reqs, &self.judge, &ctx) {
+        let (best, tried) = analysis::best_facet(&keys, reqs, &self.judge, &ctx);
+        let own = match best {
+            Some((_, v)) if v.score > own.score => v,
+            _ => own,
+        };
+        if own.flagged {
+            return own;
+        }
+        let parts = parts::candidates(reqs, &ctx, cfg);
+        match analysis::best_part(&parts, tried, &self.judge) {
             Some((_, v)) if v.score > own.score => v,
             _ => own,
         }

@@ -87,22 +87,26 @@ pub fn write_scores(analysis: &Analysis, path: &Path) -> Result<(), OutputError>
 }
 
 /// One row of the feature table: an account over the whole input, over
-/// one window, or its requests through one of its API keys.
+/// one window, its requests through one of its API keys, or one of its
+/// candidate job parts.
 struct FeatureRow<'a> {
     account: &'a crate::analysis::AccountResult,
     /// `None`: the whole input.
     window: Option<(i64, i64)>,
     /// The API key (index), for a per-key row.
     key: Option<u32>,
+    /// The job part, for a per-part row.
+    part: Option<&'a crate::parts::Part>,
     features: &'a Features,
 }
 
 impl FeatureRow<'_> {
     fn scope(&self) -> &'static str {
-        match (self.window, self.key) {
-            (Some(_), _) => "window",
-            (None, Some(_)) => "key",
-            (None, None) => "all",
+        match (self.window, self.key, self.part) {
+            (Some(_), _, _) => "window",
+            (None, Some(_), _) => "key",
+            (None, None, Some(_)) => "part",
+            (None, None, None) => "all",
         }
     }
 }
@@ -118,7 +122,10 @@ fn instants(name: &str, ms: Vec<i64>) -> Result<Column, PolarsError> {
 
 /// Write the feature table: one row per account over the whole input
 /// (`scope` = `all`), one per key of accounts with several keys (`scope` =
-/// `key`, with `api_key_id`), and one per account and window with traffic
+/// `key`, with `api_key_id`), one per candidate job part of an account
+/// judged facet by facet (`scope` = `part`, with `part`: its client
+/// settings and `part_discrepancy`; see `parts.rs`), and one per account
+/// and window with traffic
 /// (`scope` = `window`; see `feature_window_hours`). Identity and verdict
 /// columns (the verdict only on `all` rows), then one column per feature
 /// (see [`crate::features::Features`]).
@@ -144,6 +151,7 @@ pub fn write_features(
             account: a,
             window: None,
             key: None,
+            part: None,
             features: &a.features,
         })
         .collect();
@@ -152,13 +160,24 @@ pub fn write_features(
             account: a,
             window: None,
             key: Some(*k),
+            part: None,
             features: f,
+        })
+    }));
+    rows.extend(analysis.accounts.iter().flat_map(|a| {
+        a.parts.iter().map(move |p| FeatureRow {
+            account: a,
+            window: None,
+            key: None,
+            part: Some(p),
+            features: &p.features,
         })
     }));
     rows.extend(windows.iter().map(|w| FeatureRow {
         account: &analysis.accounts[w.account],
         window: Some(w.window),
         key: None,
+        part: None,
         features: &w.features,
     }));
     let names: Vec<String> = match serde_json::to_value(Features::default()) {
@@ -196,6 +215,18 @@ pub fn write_features(
                         .map(String::as_str)
                 })
                 .collect::<Vec<Option<&str>>>(),
+        ),
+        Column::new(
+            "part".into(),
+            rows.iter()
+                .map(|r| r.part.map(|p| p.key.describe(store)))
+                .collect::<Vec<Option<String>>>(),
+        ),
+        Column::new(
+            "part_discrepancy".into(),
+            rows.iter()
+                .map(|r| r.part.map(|p| p.discrepancy))
+                .collect::<Vec<Option<f64>>>(),
         ),
         instants(
             "window_start",

@@ -11,6 +11,7 @@ mod logs;
 mod novelty;
 mod onset;
 mod outputs;
+mod parts;
 mod peers;
 mod refit;
 mod row_scan;

@@ -216,6 +216,8 @@ fn feature_table_has_rows_per_account_per_key_and_per_day() {
         "account_id",
         "scope",
         "api_key_id",
+        "part",
+        "part_discrepancy",
         "window_start",
         "window_end",
         "score",

@@ -1,0 +1,221 @@
+//! An account's job parts (issue 12 item 4): its requests grouped by what
+//! the client program sets — model, system prompt, output cap, whether it
+//! asks for log-probabilities, embeddings — so that a harvesting job run
+//! inside a product's key, through the product's own user agents and
+//! addresses, can be judged on its own requests.
+//!
+//! A part is a *candidate* only when it is a minority of its account (at
+//! most half its requests, at least `min_requests`) **and** asks for
+//! different things than the rest of the account: the discrepancy
+//! ([`discrepancy`]) between the part's and the rest's requests, over what
+//! a request asks (its topic, the size of its own message, its turns) —
+//! not over anything the grouping already fixes — reaches
+//! `part_min_discrepancy`. A general assistant or a power user whose
+//! traffic is split by model or output cap sends the same kind of
+//! questions through every setting, so its parts do not differ from their
+//! rest and are not tried (session 12 tried shape facets without that
+//! requirement and flagged them). A part that is exactly one client
+//! program's or one API key's requests is that facet, judged already, and
+//! is not tried again. The candidates are scored alone with the bundled
+//! model, the best with its odds divided by the number of facets and
+//! parts tried ([`crate::analysis::best_part`]), and its verdict is the
+//! account's when it scores higher and nothing else flagged the account
+//! (taken after the clusters: a part condemns its host, and does not make
+//! the host look like its cluster).
+
+use crate::config::AnalyzerConfig;
+use crate::features::{self, CODE_BINS, Context, Features};
+use crate::requests::{Req, Requests, flag};
+use rustc_hash::FxHashMap;
+
+/// What a client program sets, packed: model (bits 0-15), system prompt
+/// hash (16-31), output cap in bits of `max_tokens` (32-39),
+/// log-probabilities asked (40), embeddings (41). Temperature and `n` are
+/// left out: harvesting jobs rotate them request by request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct PartKey(u64);
+
+impl PartKey {
+    /// The part a request belongs to.
+    pub fn of(r: &Req) -> PartKey {
+        PartKey(
+            u64::from(r.model)
+                | u64::from(r.system_prompt) << 16
+                | u64::from(r.max_tokens_bits) << 32
+                | u64::from(r.logprob_depth() > 0.0) << 40
+                | u64::from(r.has(flag::EMBED)) << 41,
+        )
+    }
+
+    /// The settings in words, for a verdict's `decided_by`: e.g. `model
+    /// atlas-2, output cap < 2^13, no system prompt, log-probabilities`.
+    pub fn describe(&self, store: &Requests) -> String {
+        let k = self.0;
+        let model = store
+            .models
+            .names
+            .get((k & 0xffff) as usize)
+            .map_or("-", String::as_str);
+        let sys = (k >> 16) & 0xffff;
+        let cap = (k >> 32) & 0xff;
+        let mut s = format!("model {model}");
+        if cap == 0 {
+            s.push_str(", no output cap");
+        } else {
+            s.push_str(&format!(", output cap < 2^{cap}"));
+        }
+        if sys == 0 {
+            s.push_str(", no system prompt");
+        } else {
+            s.push_str(&format!(", system prompt #{sys:04x}"));
+        }
+        if k >> 40 & 1 == 1 {
+            s.push_str(", log-probabilities");
+        }
+        if k >> 41 & 1 == 1 {
+            s.push_str(", embeddings");
+        }
+        s
+    }
+}
+
+/// A candidate part of an account.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Part {
+    /// What its client program sets.
+    pub key: PartKey,
+    /// How differently it asks than the rest of its account ([`discrepancy`]).
+    pub discrepancy: f64,
+    /// Features of its requests alone.
+    pub features: Features,
+}
+
+/// Codes per request in [`discrepancy`].
+const ASK_CODES: usize = 3;
+
+/// What a request asks, one small code per aspect, each below
+/// [`CODE_BINS`]: its topic, the size of its own message (bits of its
+/// tokens), its turns (bits). None is set by the client program's
+/// settings that define a part (the output cap would make every part's
+/// answers differ from the rest's by construction).
+fn ask_codes(r: &Req) -> [usize; ASK_CODES] {
+    let bits = |v: u32| (32 - v.leading_zeros()) as usize;
+    [
+        usize::from(r.topic) % CODE_BINS,
+        bits(u32::from(r.message_tokens)),
+        bits(u32::from(r.turns)),
+    ]
+}
+
+type Hist = [[u32; CODE_BINS]; ASK_CODES];
+
+/// What is tallied of one tested part in [`candidates`]' pass.
+struct Tally {
+    key: PartKey,
+    requests: u64,
+    /// Histograms of its [`ask_codes`].
+    asks: Hist,
+    /// The one client program (user agent, system prompt) and the one
+    /// API key all its requests share, if they do.
+    client: Option<(u32, u16)>,
+    api_key: Option<u32>,
+    mixed_client: bool,
+    mixed_key: bool,
+}
+
+/// The candidate parts of an account with time-ordered requests `reqs`
+/// (see the module documentation): of its parts with at least
+/// `min_requests` requests and at most half of the account's, the
+/// `part_max` largest are tested, and those that differ from the rest of
+/// the account are returned with their features. A part that is exactly
+/// the requests of one client program or one API key is left out: it is
+/// that facet, judged already. O(requests) beside the features.
+pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part> {
+    let n = reqs.len() as u64;
+    let mut counts: FxHashMap<PartKey, u64> = FxHashMap::default();
+    for r in reqs {
+        *counts.entry(PartKey::of(r)).or_default() += 1;
+    }
+    if counts.len() < 2 {
+        return Vec::new();
+    }
+    let mut sizes: Vec<(PartKey, u64)> = counts
+        .into_iter()
+        .filter(|&(_, c)| c >= cfg.min_requests && 2 * c <= n)
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    sizes.truncate(cfg.part_max);
+    if sizes.is_empty() {
+        return Vec::new();
+    }
+    let mut tested: Vec<Tally> = sizes
+        .into_iter()
+        .map(|(key, requests)| Tally {
+            key,
+            requests,
+            asks: [[0; CODE_BINS]; ASK_CODES],
+            client: None,
+            api_key: None,
+            mixed_client: false,
+            mixed_key: false,
+        })
+        .collect();
+    let mut all: Hist = [[0; CODE_BINS]; ASK_CODES];
+    let mut clients: FxHashMap<(u32, u16), u64> = FxHashMap::default();
+    let mut api_keys: FxHashMap<u32, u64> = FxHashMap::default();
+    for r in reqs {
+        let codes = ask_codes(r);
+        for (i, &c) in codes.iter().enumerate() {
+            all[i][c] += 1;
+        }
+        let client = (r.ua, r.system_prompt);
+        *clients.entry(client).or_default() += 1;
+        *api_keys.entry(r.key).or_default() += 1;
+        let key = PartKey::of(r);
+        if let Some(t) = tested.iter_mut().find(|t| t.key == key) {
+            for (i, &c) in codes.iter().enumerate() {
+                t.asks[i][c] += 1;
+            }
+            t.mixed_client |= t.client.is_some_and(|c| c != client);
+            t.client = Some(client);
+            t.mixed_key |= t.api_key.is_some_and(|k| k != r.key);
+            t.api_key = Some(r.key);
+        }
+    }
+    tested
+        .iter()
+        .filter(|t| {
+            let client_facet =
+                !t.mixed_client && t.client.and_then(|c| clients.get(&c)) == Some(&t.requests);
+            let key_facet =
+                !t.mixed_key && t.api_key.and_then(|k| api_keys.get(&k)) == Some(&t.requests);
+            !client_facet && !key_facet
+        })
+        .filter_map(|t| {
+            let d = discrepancy(&t.asks, t.requests, &all, n);
+            (d >= cfg.part_min_discrepancy).then(|| {
+                let reqs: Vec<&Req> = reqs.iter().filter(|r| PartKey::of(r) == t.key).collect();
+                Part {
+                    key: t.key,
+                    discrepancy: d,
+                    features: features::compute(&reqs, ctx, cfg),
+                }
+            })
+        })
+        .collect()
+}
+
+/// The unbiased squared maximum mean discrepancy between a part's `m`
+/// requests (histograms `part`) and the rest of its account (`all` over
+/// `n` requests, less the part), under the kernel "share of the
+/// [`ask_codes`] two requests have in common": 0 in expectation when
+/// they ask alike, up to 2 when they never share a code.
+pub fn discrepancy(part: &Hist, m: u64, all: &Hist, n: u64) -> f64 {
+    let mut rest: Hist = *all;
+    for (r, p) in rest.iter_mut().zip(part) {
+        for (x, y) in r.iter_mut().zip(p) {
+            *x -= y;
+        }
+    }
+    features::mmd(part, m, &rest, n - m)
+}
