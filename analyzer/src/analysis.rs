@@ -172,7 +172,8 @@ impl Condemned {
 ///
 /// Split finer (10 requests a day), each piece sends fewer than
 /// `min_requests` and scores near 0: its own score says nothing, for or
-/// against. When at least half the members are that small, the cluster is
+/// against. When at least `cluster_small_members` of the members are that
+/// small, the cluster is
 /// judged as a group — the merged traffic's content with each member's
 /// own volume, timing and infrastructure — and, when the group is
 /// flagged, its small members take the group's verdict (members large
@@ -207,7 +208,8 @@ pub(crate) fn condemned(
         }
     }
     let small = Condemned::Small(cfg.min_requests);
-    (group && half(count(small))).then_some(small)
+    let share = count(small) as f64 / c.members.len().max(1) as f64;
+    (group && share >= cfg.cluster_small_members).then_some(small)
 }
 
 /// The cluster's own automation signal: many accounts acting in step
