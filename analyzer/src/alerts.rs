@@ -200,9 +200,10 @@ pub fn cluster_alert(
     replay: &Replay<'_>,
 ) -> Event {
     let mut e = Evidence::new();
-    verdict_evidence(&mut e, &c.verdict, &c.features);
+    let (verdict, features) = c.deciding();
+    verdict_evidence(&mut e, verdict, features);
     let onset = replay.cluster(c);
-    onset_evidence(&mut e, &onset, &c.features, replay.window_end());
+    onset_evidence(&mut e, &onset, features, replay.window_end());
     e.insert("member_count".into(), json!(c.cluster.members.len()));
     e.insert(
         "members_with_content_signal".into(),
@@ -212,27 +213,7 @@ pub fn cluster_alert(
         "links".into(),
         serde_json::to_value(&c.cluster.links).unwrap_or(Value::Null),
     );
-    let took = c
-        .cluster
-        .members
-        .iter()
-        .filter_map(|&m| analysis.accounts.get(m as usize))
-        .filter(|a| a.via == Via::Cluster(c.cluster.id.clone()))
-        .count();
-    let why = match c.condemns {
-        Some(Condemned::Placed(bar)) => format!(
-            "run from one place ({} of {} links share a source block or addresses): members linked by it that score >= {bar} on their own take the verdict ({} did; members flagged on their own keep theirs)",
-            c.cluster.links.shared_blocks, c.cluster.links.links, took
-        ),
-        _ => format!(
-            "{} of {} members score >= {} on their own: every member takes the verdict ({} did; members flagged on their own keep theirs)",
-            c.members_with_content,
-            c.cluster.members.len(),
-            cfg.cluster_member_score,
-            took
-        ),
-    };
-    e.insert("condemned".into(), json!(why));
+    e.insert("condemned".into(), json!(condemned_because(c, analysis)));
     let per_member_max = c
         .cluster
         .members
@@ -240,13 +221,17 @@ pub fn cluster_alert(
         .filter_map(|&m| analysis.accounts.get(m as usize))
         .map(|a| a.features.requests_per_day)
         .fold(0.0, f64::max);
-    e.insert(
-        "note".into(),
-        json!(format!(
+    let note = match c.condemns {
+        Some(Condemned::Small(_)) => format!(
+            "scored as a group: the median member sends {:.0} requests/day, the busiest {:.0}, the members together {:.0}",
+            c.group_features.requests_per_day, per_member_max, c.features.requests_per_day
+        ),
+        _ => format!(
             "scored as one entity: the busiest member sends {:.0} requests/day, the cluster {:.0}",
             per_member_max, c.features.requests_per_day
-        )),
-    );
+        ),
+    };
+    e.insert("note".into(), json!(note));
     let mut s: Vec<Sample> = Vec::new();
     for &m in c.cluster.members.iter().take(cfg.sample_prompts.max(1)) {
         if let Some(x) = store.samples.get(m as usize).and_then(|v| v.first()) {
@@ -277,6 +262,35 @@ pub fn cluster_alert(
         c.cluster.id, c.features.first_ts
     );
     Event::with_derived_id(ts(onset.at), EventKind::Alert(Box::new(body)), &name)
+}
+
+/// Why a flagged cluster's members take its verdict, in words.
+fn condemned_because(c: &ClusterResult, analysis: &Analysis) -> String {
+    let n = c.cluster.members.len();
+    match c.condemns {
+        Some(Condemned::All) => format!(
+            "merged traffic flagged; {} of {n} members score at least the member bar on their own",
+            c.members_with_content
+        ),
+        Some(Condemned::Placed(bar)) => format!(
+            "merged traffic flagged; {} of {} links share source blocks or addresses; the members behind them scoring {bar} on their own take the verdict",
+            c.cluster.links.shared_blocks, c.cluster.links.links
+        ),
+        Some(Condemned::Small(bar)) => {
+            let small = c
+                .cluster
+                .members
+                .iter()
+                .filter_map(|&m| analysis.accounts.get(m as usize))
+                .filter(|a| a.features.requests < bar)
+                .count();
+            format!(
+                "{small} of {n} members send fewer than {bar} requests, too few to be judged alone; judged as a group (the merged traffic's content, each member's own volume, timing and infrastructure: median member) and flagged (merged traffic scores {:.3}); those members take the group's verdict",
+                c.verdict.score
+            )
+        }
+        None => "not condemned".into(),
+    }
 }
 
 /// All alerts of an analysis: each flagged cluster once, and each account

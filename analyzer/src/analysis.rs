@@ -5,6 +5,7 @@
 use crate::cluster::{self, Cluster};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
+use crate::group;
 use crate::model::Model;
 use crate::model::inputs::Peers;
 use crate::par;
@@ -78,12 +79,30 @@ pub struct ClusterResult {
     pub features: Features,
     /// Verdict on the aggregate.
     pub verdict: Verdict,
+    /// The features of the cluster as a group: the merged traffic's
+    /// content with the median member's volume, timing and infrastructure
+    /// ([`group::per_member`]).
+    pub group_features: Features,
+    /// Verdict on the group.
+    pub group: Verdict,
     /// Members whose own traffic scores at least `cluster_member_score`.
     pub members_with_content: usize,
     /// Which members take the cluster's verdict (`None`: not flagged).
     pub condemns: Option<Condemned>,
     /// The cluster is alerted on as a whole.
     pub flagged: bool,
+}
+
+impl ClusterResult {
+    /// The verdict its condemned members take, and the features it was
+    /// reached on: the group's for [`Condemned::Small`], else the merged
+    /// traffic's.
+    pub fn deciding(&self) -> (&Verdict, &Features) {
+        match self.condemns {
+            Some(Condemned::Small(_)) => (&self.group, &self.group_features),
+            _ => (&self.verdict, &self.features),
+        }
+    }
 }
 
 /// Everything the analysis found.
@@ -103,6 +122,16 @@ pub struct Analysis {
     pub clusters: Vec<ClusterResult>,
 }
 
+/// What a member brings to its cluster's judgement: its own score and how
+/// many requests it sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Member {
+    /// Its score on its own traffic (or its best facet's).
+    pub score: f64,
+    /// Its requests.
+    pub requests: u64,
+}
+
 /// Which members of a flagged cluster take its verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub enum Condemned {
@@ -112,55 +141,84 @@ pub enum Condemned {
     /// The members run from a shared place that score this much on their
     /// own (`cluster_shared_member_score`).
     Placed(f64),
+    /// The members with fewer requests than this (`min_requests`): too
+    /// small to be judged alone, they take the group's verdict
+    /// ([`crate::group`]), not the merged traffic's.
+    Small(u64),
 }
 
 impl Condemned {
-    /// Whether member `m` of cluster `c`, scoring `own` on its own
-    /// traffic, takes the cluster's verdict.
-    pub fn takes(self, c: &Cluster, m: u32, own: f64) -> bool {
+    /// Whether member `m` of cluster `c` takes the cluster's verdict.
+    pub fn takes(self, c: &Cluster, m: u32, own: Member) -> bool {
         match self {
             Condemned::All => true,
-            Condemned::Placed(bar) => own >= bar && c.placed.binary_search(&m).is_ok(),
+            Condemned::Placed(bar) => own.score >= bar && c.placed.binary_search(&m).is_ok(),
+            Condemned::Small(bar) => own.requests < bar,
         }
     }
 }
 
-/// Which members of cluster `c`, whose merged traffic is flagged, take its
-/// verdict (`own[i]`: member `c.members[i]`'s score on its own traffic),
-/// or `None` when the cluster does not condemn its members.
+/// Which members of cluster `c` take a verdict of the cluster
+/// (`own[i]`: member `c.members[i]`), or `None` when the cluster does not
+/// condemn its members; `merged` and `group`: whether the cluster's merged
+/// traffic and its group ([`crate::group::per_member`]) are flagged.
 ///
-/// A cluster condemns every member when at least half of them score
-/// `cluster_member_score` on their own: most members look like the merged
-/// traffic, not one bad apple (who is flagged on its own) among benign
-/// look-alikes, nor a platform's tenants behind one system prompt whose
-/// traffic only adds up. Accounts run from one place — most links share a
-/// source block or exact addresses, as one operator's machinery does when
-/// it splits a job over many accounts — need less: at least half the
-/// members linked to another by a shared place and scoring
-/// `cluster_shared_member_score`, and then only those take the verdict
-/// (their part in the job; a look-alike that scores less, or is not behind
-/// the shared addresses, keeps its own). A job split into pieces of 30
-/// requests a day leaves each piece too small to score 0.5 but not to
-/// carry the job's content; independent customers who resemble each other
-/// (long-form writers) rarely share their addresses.
-pub(crate) fn condemned(c: &Cluster, own: &[f64], cfg: &AnalyzerConfig) -> Option<Condemned> {
+/// A cluster whose merged traffic is flagged condemns every member when at
+/// least half of them score `cluster_member_score` on their own: most
+/// members look like the merged traffic, not one bad apple (who is flagged
+/// on its own) among benign look-alikes, nor a platform's tenants behind
+/// one system prompt whose traffic only adds up. Accounts run from one
+/// place — most links share a source block or exact addresses, as one
+/// operator's machinery does when it splits a job over many accounts —
+/// need less: at least half the members linked to another by a shared
+/// place and scoring `cluster_shared_member_score`, and then only those
+/// take the verdict (their part in the job; a look-alike that scores
+/// less, or is not behind the shared addresses, keeps its own). A job
+/// split into pieces of 30 requests a day leaves each piece too small to
+/// score 0.5 but not to carry the job's content; independent customers
+/// who resemble each other (long-form writers) rarely share their
+/// addresses.
+///
+/// Split finer (10 requests a day), each piece sends fewer than
+/// `min_requests` and scores near 0: its own score says nothing, for or
+/// against. When at least `cluster_small_members` of the members are that
+/// small, the cluster is
+/// judged as a group — the merged traffic's content with each member's
+/// own volume, timing and infrastructure — and, when the group is
+/// flagged, its small members take the group's verdict (members large
+/// enough to be judged keep their own).
+pub(crate) fn condemned(
+    c: &Cluster,
+    own: &[Member],
+    merged: bool,
+    group: bool,
+    cfg: &AnalyzerConfig,
+) -> Option<Condemned> {
     let half = |n: usize| n * 2 >= c.members.len();
-    if half(
-        own.iter()
-            .filter(|&&s| s >= cfg.cluster_member_score)
-            .count(),
-    ) {
-        return Some(Condemned::All);
+    let count = |k: Condemned| {
+        c.members
+            .iter()
+            .zip(own)
+            .filter(|&(&m, &o)| k.takes(c, m, o))
+            .count()
+    };
+    if merged {
+        if half(
+            own.iter()
+                .filter(|o| o.score >= cfg.cluster_member_score)
+                .count(),
+        ) {
+            return Some(Condemned::All);
+        }
+        let l = &c.links;
+        let placed = Condemned::Placed(cfg.cluster_shared_member_score);
+        if l.links > 0 && l.shared_blocks * 2 >= l.links && half(count(placed)) {
+            return Some(placed);
+        }
     }
-    let l = &c.links;
-    let placed = Condemned::Placed(cfg.cluster_shared_member_score);
-    let carrying = c
-        .members
-        .iter()
-        .zip(own)
-        .filter(|&(&m, &s)| placed.takes(c, m, s))
-        .count();
-    (l.links > 0 && l.shared_blocks * 2 >= l.links && half(carrying)).then_some(placed)
+    let small = Condemned::Small(cfg.min_requests);
+    let share = count(small) as f64 / c.members.len().max(1) as f64;
+    (group && share >= cfg.cluster_small_members).then_some(small)
 }
 
 /// The cluster's own automation signal: many accounts acting in step
@@ -202,6 +260,14 @@ pub(crate) fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> s
             l.same_client
         ),
     )
+}
+
+/// What account `a` brings to its cluster's judgement.
+pub(crate) fn member(a: &AccountResult) -> Member {
+    Member {
+        score: a.verdict.score,
+        requests: a.features.requests,
+    }
 }
 
 fn refs(reqs: &[Req]) -> Vec<&Req> {
@@ -369,25 +435,36 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
         let f = features::compute(&reqs, &ctx, cfg);
         let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);
-        (f, v)
-    });
-    let mut clusters = Vec::new();
-    for (c, (f, v)) in found.into_iter().zip(judged) {
-        let own: Vec<f64> = c
+        let member_feats: Vec<&Features> = c
             .members
             .iter()
-            .map(|&m| accounts[m as usize].verdict.score)
+            .map(|&m| &accounts[m as usize].features)
+            .collect();
+        let g = group::per_member(&f, &member_feats);
+        let gv = score::score_with(&g, judge, vec![coordination(c, &f, cfg)]);
+        (f, v, g, gv)
+    });
+    let mut clusters = Vec::new();
+    for (c, (f, v, g, gv)) in found.into_iter().zip(judged) {
+        let own: Vec<Member> = c
+            .members
+            .iter()
+            .map(|&m| member(&accounts[m as usize]))
             .collect();
         let members_with_content = own
             .iter()
-            .filter(|&&s| s >= cfg.cluster_member_score)
+            .filter(|o| o.score >= cfg.cluster_member_score)
             .count();
-        let condemns = v.flagged.then(|| condemned(&c, &own, cfg)).flatten();
-        for &m in &c.members {
+        let condemns = condemned(&c, &own, v.flagged, gv.flagged, cfg);
+        let taken = match condemns {
+            Some(Condemned::Small(_)) => &gv,
+            _ => &v,
+        };
+        for (&m, &o) in c.members.iter().zip(&own) {
             let a = &mut accounts[m as usize];
             a.cluster_id = Some(c.id.clone());
-            if condemns.is_some_and(|k| k.takes(&c, m, a.verdict.score)) && !a.verdict.flagged {
-                a.verdict = v.clone();
+            if condemns.is_some_and(|k| k.takes(&c, m, o)) && !a.verdict.flagged {
+                a.verdict = taken.clone();
                 a.via = Via::Cluster(c.id.clone());
             }
         }
@@ -395,6 +472,8 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             cluster: c,
             features: f,
             verdict: v,
+            group_features: g,
+            group: gv,
             members_with_content,
             condemns,
             flagged: condemns.is_some(),

@@ -105,8 +105,14 @@ pub struct AnalyzerConfig {
     pub cluster_member_score: f64,
     /// The same, for a cluster whose members share source blocks or
     /// addresses on most links; then only the members scoring this much
-    /// take the cluster's verdict (0..1; see `analysis::member_bar`).
+    /// take the cluster's verdict (0..1; see `analysis::condemned`).
     pub cluster_shared_member_score: f64,
+    /// A cluster at least this share of whose members send fewer than
+    /// `min_requests` (too few to be judged alone) is judged as a group —
+    /// its merged content, its median member's volume, timing and
+    /// infrastructure (`group::per_member`) — and, when the group is
+    /// flagged, those small members take its verdict (0..1; above 1: never).
+    pub cluster_small_members: f64,
     /// Peer baselines leave out accounts scoring at least this much against
     /// the whole population (0..1; 1 keeps every account).
     pub peer_trim_score: f64,
@@ -231,6 +237,7 @@ impl Default for AnalyzerConfig {
             new_model_overlap: 0.5,
             cluster_member_score: 0.5,
             cluster_shared_member_score: 0.3,
+            cluster_small_members: 0.5,
             peer_trim_score: 0.5,
             part_max: 8,
             part_min_discrepancy: 0.5,

@@ -17,6 +17,7 @@ pub mod config;
 pub mod continuity;
 pub mod eval;
 pub mod features;
+pub mod group;
 pub mod ingest;
 pub mod model;
 pub mod onset;

@@ -11,15 +11,17 @@
 //! An account is judged with its facets (API keys, client programs) and
 //! then its candidate job parts (`parts.rs`) as in
 //! [`crate::analysis::analyze`]; a cluster on its members' merged traffic
-//! with its coordination signal (links as found on the whole input) and,
-//! as there, only when enough of its members score enough on their own
-//! traffic so far ([`analysis::condemned`]). A verdict that held
+//! with its coordination signal (links as found on the whole input), or
+//! as a group ([`crate::group`]), and, as there, only when enough of its
+//! members score enough on their own traffic so far, or are too small to
+//! be judged alone ([`analysis::condemned`]). A verdict that held
 //! only on the whole input (peer context aside, every prefix scored under
 //! the threshold) is stamped at the end of the input.
 
-use crate::analysis::{self, AccountResult, Analysis, ClusterResult};
+use crate::analysis::{self, AccountResult, Analysis, ClusterResult, Member};
 use crate::config::AnalyzerConfig;
-use crate::features::{self, Context, HOUR_MS};
+use crate::features::{self, Context, Features, HOUR_MS};
+use crate::group;
 use crate::model::Model;
 use crate::parts;
 use crate::requests::{Req, Requests};
@@ -113,13 +115,18 @@ impl<'a> Replay<'a> {
     /// prefix of its own, up to time `t`): its own, or its best facet's
     /// when that scores higher and its own did not hold.
     fn account_verdict(&self, a: usize, reqs: &[Req], t: i64) -> Verdict {
+        self.account_judged(a, reqs, t).1
+    }
+
+    /// [`Self::account_verdict`], with the features of `reqs`.
+    fn account_judged(&self, a: usize, reqs: &[Req], t: i64) -> (Features, Verdict) {
         let cfg = self.judge.cfg;
         let ctx = self.clock.at(t, cfg);
         let refs: Vec<&Req> = reqs.iter().collect();
         let f = features::compute(&refs, &ctx, cfg);
         let own = score::score(&f, &self.judge);
         if own.flagged || f.requests < 2 * cfg.min_requests {
-            return own;
+            return (f, own);
         }
         let keys = if f.keys >= 2 {
             analysis::key_facets(self.store, a, reqs, &ctx, cfg)
@@ -132,12 +139,12 @@ impl<'a> Replay<'a> {
             _ => own,
         };
         if own.flagged {
-            return own;
+            return (f, own);
         }
         let parts = parts::candidates(reqs, &ctx, cfg);
         match analysis::best_part(&parts, tried, &self.judge) {
-            Some((_, v)) if v.score > own.score => v,
-            _ => own,
+            Some((_, v)) if v.score > own.score => (f, v),
+            _ => (f, own),
         }
     }
 
@@ -171,26 +178,38 @@ impl<'a> Replay<'a> {
             let merged = &all[..times.partition_point(|&x| x <= t)];
             let ctx = self.clock.at(t, cfg);
             let f = features::compute(merged, &ctx, cfg);
-            let v = score::score_with(
-                &f,
-                &self.judge,
-                vec![analysis::coordination(&c.cluster, &f, cfg)],
-            );
-            if !v.flagged {
-                return false;
-            }
-            let own: Vec<f64> = members
+            let signals = || vec![analysis::coordination(&c.cluster, &f, cfg)];
+            let v = score::score_with(&f, &self.judge, signals());
+            // Each member's own traffic so far (none yet: not judged).
+            let judged: Vec<Option<(Features, Verdict)>> = members
                 .iter()
                 .map(|(m, r)| {
                     let r = upto(r);
-                    if r.is_empty() {
-                        0.0
-                    } else {
-                        self.account_verdict(*m, r, t).score
-                    }
+                    (!r.is_empty()).then(|| self.account_judged(*m, r, t))
                 })
                 .collect();
-            analysis::condemned(&c.cluster, &own, cfg).is_some()
+            let member_feats: Vec<&Features> = judged.iter().flatten().map(|(f, _)| f).collect();
+            let g = group::per_member(&f, &member_feats);
+            let gv = score::score_with(&g, &self.judge, signals());
+            if !v.flagged && !gv.flagged {
+                return false;
+            }
+            let own: Vec<Member> = judged
+                .iter()
+                .map(|j| {
+                    j.as_ref().map_or(
+                        Member {
+                            score: 0.0,
+                            requests: 0,
+                        },
+                        |(f, v)| Member {
+                            score: v.score,
+                            requests: f.requests,
+                        },
+                    )
+                })
+                .collect();
+            analysis::condemned(&c.cluster, &own, v.flagged, gv.flagged, cfg).is_some()
         };
         self.first_held(&times, holds)
     }

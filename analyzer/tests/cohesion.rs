@@ -213,7 +213,8 @@ fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
         .filter_map(|v| v["evidence"]["condemned"].as_str().map(str::to_string))
         .collect();
     assert!(
-        why.iter().any(|w| w.starts_with("run from one place")),
+        why.iter()
+            .any(|w| w.contains("share source blocks or addresses")),
         "{why:?}"
     );
     for c in placed {
@@ -230,5 +231,108 @@ fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
                 assert!(c.cluster.placed.binary_search(&m).is_ok());
             }
         }
+    }
+}
+
+/// Session 14 (issue 12 item 3): one operator's jobs split into pieces of
+/// at most 10 requests a day leave every piece under `min_requests`, too
+/// small to be judged alone, so no member rule can pass. Such a cluster is
+/// judged as a group (its merged content, its median member's volume,
+/// timing and infrastructure): pieces are caught that are not without the
+/// rule, no benign account more is flagged, every account flagged through
+/// a group verdict is an attack piece under `min_requests`, and the
+/// platform tenants, classrooms, course cohorts and company teams stay
+/// unflagged.
+#[test]
+fn a_job_split_into_pieces_too_small_to_judge_alone_is_caught_as_a_group() {
+    use analyzer::analysis::{Condemned, Via};
+    use fixtures::logs::evade::{EvadeSpec, evade};
+    let dir = tempfile::tempdir().unwrap();
+    let logs = fixtures::logs::generate(
+        &fixtures::logs::LogSpec {
+            seed: 16,
+            accounts: 80,
+            days: 2,
+            ..Default::default()
+        },
+        &dir.path().join("in"),
+    )
+    .unwrap();
+    let paced = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Pacing],
+        share: 1.0,
+        seed: 12,
+        per_day: 10,
+        adopt_clients: false,
+        out_dir: dir.path().join("out"),
+    })
+    .unwrap();
+    let of = scenarios(&paced.labels);
+    let labels: HashMap<String, bool> = {
+        let mut r = csv::Reader::from_path(&paced.labels).unwrap();
+        r.records()
+            .map(|row| {
+                let row = row.unwrap();
+                (row[0].to_string(), &row[1] == "distill")
+            })
+            .collect()
+    };
+    let analyse = |cfg: &AnalyzerConfig| {
+        let model = analyzer::configured_model(cfg).unwrap();
+        analyzer::load_and_analyze(std::slice::from_ref(&paced.requests), cfg, &model)
+            .unwrap()
+            .1
+    };
+    let counts = |a: &analyzer::analysis::Analysis| {
+        let flagged = a.accounts.iter().filter(|a| a.flagged());
+        let (attacks, benign): (Vec<_>, Vec<_>) = flagged.partition(|a| labels[&a.account_id]);
+        (attacks.len(), benign.len())
+    };
+    let cfg = AnalyzerConfig::default();
+    let without = analyse(&AnalyzerConfig {
+        cluster_small_members: 2.0,
+        ..cfg.clone()
+    });
+    let with = analyse(&cfg);
+    let (caught_without, benign_without) = counts(&without);
+    let (caught, benign) = counts(&with);
+    assert!(
+        caught > caught_without,
+        "pieces caught: {caught} with the rule, {caught_without} without"
+    );
+    assert!(
+        benign <= benign_without,
+        "benign flagged: {benign} with the rule, {benign_without} without"
+    );
+    let groups: Vec<_> = with
+        .clusters
+        .iter()
+        .filter(|c| matches!(c.condemns, Some(Condemned::Small(_))))
+        .collect();
+    assert!(!groups.is_empty(), "a cluster condemned as a group");
+    for c in groups {
+        assert!(c.group.flagged && c.deciding().0.score == c.group.score);
+        for &m in &c.cluster.members {
+            let a = &with.accounts[m as usize];
+            if a.via == Via::Cluster(c.cluster.id.clone()) {
+                assert!(
+                    labels[&a.account_id],
+                    "{} ({})",
+                    a.account_id, of[&a.account_id]
+                );
+                assert!(a.features.requests < cfg.min_requests);
+            }
+        }
+    }
+    for kind in [
+        "saas_platform",
+        "classroom",
+        "course_cohort",
+        "company_team",
+    ] {
+        let (n, all) = flagged(&with, &of, kind);
+        assert_eq!(n, 0, "{n} of {all} {kind} accounts flagged");
     }
 }
