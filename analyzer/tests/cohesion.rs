@@ -33,6 +33,38 @@ fn rows_of(log: &Path, accounts: &[&str]) -> HashMap<String, Vec<Value>> {
     out
 }
 
+/// `account_id -> is an attack account` of a labels file.
+fn attack_labels(labels: &Path) -> HashMap<String, bool> {
+    let mut r = csv::Reader::from_path(labels).unwrap();
+    r.records()
+        .map(|row| {
+            let row = row.unwrap();
+            (row[0].to_string(), &row[1] == "distill")
+        })
+        .collect()
+}
+
+/// The analysis of `log` under `cfg` (the configured model).
+fn analyse(log: &Path, cfg: &AnalyzerConfig) -> analyzer::analysis::Analysis {
+    let model = analyzer::configured_model(cfg).unwrap();
+    analyzer::load_and_analyze(&[log.to_path_buf()], cfg, &model)
+        .unwrap()
+        .1
+}
+
+/// Flagged attack accounts and flagged benign accounts of `analysis`.
+fn flagged_by_label(
+    analysis: &analyzer::analysis::Analysis,
+    labels: &HashMap<String, bool>,
+) -> (usize, usize) {
+    let (attacks, benign): (Vec<_>, Vec<_>) = analysis
+        .accounts
+        .iter()
+        .filter(|a| a.flagged())
+        .partition(|a| labels[&a.account_id]);
+    (attacks.len(), benign.len())
+}
+
 /// Flagged accounts of `scenario` and their number.
 fn flagged(
     analysis: &analyzer::analysis::Analysis,
@@ -94,12 +126,7 @@ fn a_benign_group_chained_to_harvesters_is_not_flagged_with_them() {
     }
     drop(out);
 
-    let analyse = |cfg: &AnalyzerConfig| {
-        let model = analyzer::configured_model(cfg).unwrap();
-        analyzer::load_and_analyze(std::slice::from_ref(&paced.requests), cfg, &model)
-            .unwrap()
-            .1
-    };
+    let analyse = |cfg: &AnalyzerConfig| analyse(&paced.requests, cfg);
     // Whole linked components (the clusters before session 12): the chain
     // puts the classroom in the harvesters' cluster and condemns it.
     let whole = analyse(&AnalyzerConfig {
@@ -151,32 +178,9 @@ fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
         11,
     );
     let of = scenarios(&paced.labels);
-    let labels: HashMap<String, bool> = {
-        let mut r = csv::Reader::from_path(&paced.labels).unwrap();
-        r.records()
-            .map(|row| {
-                let row = row.unwrap();
-                (row[0].to_string(), &row[1] == "distill")
-            })
-            .collect()
-    };
-    let analyse = |cfg: &AnalyzerConfig| {
-        let model = analyzer::configured_model(cfg).unwrap();
-        analyzer::load_and_analyze(std::slice::from_ref(&paced.requests), cfg, &model)
-            .unwrap()
-            .1
-    };
-    let counts = |a: &analyzer::analysis::Analysis| {
-        let (mut attacks, mut benign) = (0, 0);
-        for acct in a.accounts.iter().filter(|a| a.flagged()) {
-            if labels[&acct.account_id] {
-                attacks += 1;
-            } else {
-                benign += 1;
-            }
-        }
-        (attacks, benign)
-    };
+    let labels = attack_labels(&paced.labels);
+    let analyse = |cfg: &AnalyzerConfig| analyse(&paced.requests, cfg);
+    let counts = |a: &analyzer::analysis::Analysis| flagged_by_label(a, &labels);
     let without = analyse(&AnalyzerConfig {
         cluster_shared_member_score: 1.0,
         ..AnalyzerConfig::default()
@@ -270,26 +274,9 @@ fn a_job_split_into_pieces_too_small_to_judge_alone_is_caught_as_a_group() {
     })
     .unwrap();
     let of = scenarios(&paced.labels);
-    let labels: HashMap<String, bool> = {
-        let mut r = csv::Reader::from_path(&paced.labels).unwrap();
-        r.records()
-            .map(|row| {
-                let row = row.unwrap();
-                (row[0].to_string(), &row[1] == "distill")
-            })
-            .collect()
-    };
-    let analyse = |cfg: &AnalyzerConfig| {
-        let model = analyzer::configured_model(cfg).unwrap();
-        analyzer::load_and_analyze(std::slice::from_ref(&paced.requests), cfg, &model)
-            .unwrap()
-            .1
-    };
-    let counts = |a: &analyzer::analysis::Analysis| {
-        let flagged = a.accounts.iter().filter(|a| a.flagged());
-        let (attacks, benign): (Vec<_>, Vec<_>) = flagged.partition(|a| labels[&a.account_id]);
-        (attacks.len(), benign.len())
-    };
+    let labels = attack_labels(&paced.labels);
+    let analyse = |cfg: &AnalyzerConfig| analyse(&paced.requests, cfg);
+    let counts = |a: &analyzer::analysis::Analysis| flagged_by_label(a, &labels);
     let cfg = AnalyzerConfig::default();
     let without = analyse(&AnalyzerConfig {
         cluster_small_members: 2.0,
