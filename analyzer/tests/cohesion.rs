@@ -65,6 +65,28 @@ fn flagged_by_label(
     (attacks.len(), benign.len())
 }
 
+/// The default analysis of `log`, after checking that it catches more
+/// attack accounts than the analysis under `without` (a rule turned off)
+/// and flags no more benign ones.
+fn gains_over(
+    log: &Path,
+    labels: &HashMap<String, bool>,
+    without: &AnalyzerConfig,
+) -> analyzer::analysis::Analysis {
+    let with = analyse(log, &AnalyzerConfig::default());
+    let (caught_without, benign_without) = flagged_by_label(&analyse(log, without), labels);
+    let (caught, benign) = flagged_by_label(&with, labels);
+    assert!(
+        caught > caught_without,
+        "pieces caught: {caught} with the rule, {caught_without} without"
+    );
+    assert!(
+        benign <= benign_without,
+        "benign flagged: {benign} with the rule, {benign_without} without"
+    );
+    with
+}
+
 /// Flagged accounts of `scenario` and their number.
 fn flagged(
     analysis: &analyzer::analysis::Analysis,
@@ -179,22 +201,13 @@ fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
     );
     let of = scenarios(&paced.labels);
     let labels = attack_labels(&paced.labels);
-    let analyse = |cfg: &AnalyzerConfig| analyse(&paced.requests, cfg);
-    let counts = |a: &analyzer::analysis::Analysis| flagged_by_label(a, &labels);
-    let without = analyse(&AnalyzerConfig {
-        cluster_shared_member_score: 1.0,
-        ..AnalyzerConfig::default()
-    });
-    let with = analyse(&AnalyzerConfig::default());
-    let (caught_without, benign_without) = counts(&without);
-    let (caught, benign) = counts(&with);
-    assert!(
-        caught > caught_without,
-        "pieces caught: {caught} with the rule, {caught_without} without"
-    );
-    assert!(
-        benign <= benign_without,
-        "benign flagged: {benign} with the rule, {benign_without} without"
+    let with = gains_over(
+        &paced.requests,
+        &labels,
+        &AnalyzerConfig {
+            cluster_shared_member_score: 1.0,
+            ..AnalyzerConfig::default()
+        },
     );
     let placed: Vec<_> = with
         .clusters
@@ -275,23 +288,14 @@ fn a_job_split_into_pieces_too_small_to_judge_alone_is_caught_as_a_group() {
     .unwrap();
     let of = scenarios(&paced.labels);
     let labels = attack_labels(&paced.labels);
-    let analyse = |cfg: &AnalyzerConfig| analyse(&paced.requests, cfg);
-    let counts = |a: &analyzer::analysis::Analysis| flagged_by_label(a, &labels);
     let cfg = AnalyzerConfig::default();
-    let without = analyse(&AnalyzerConfig {
-        cluster_small_members: 2.0,
-        ..cfg.clone()
-    });
-    let with = analyse(&cfg);
-    let (caught_without, benign_without) = counts(&without);
-    let (caught, benign) = counts(&with);
-    assert!(
-        caught > caught_without,
-        "pieces caught: {caught} with the rule, {caught_without} without"
-    );
-    assert!(
-        benign <= benign_without,
-        "benign flagged: {benign} with the rule, {benign_without} without"
+    let with = gains_over(
+        &paced.requests,
+        &labels,
+        &AnalyzerConfig {
+            cluster_small_members: 2.0,
+            ..cfg.clone()
+        },
     );
     let groups: Vec<_> = with
         .clusters
