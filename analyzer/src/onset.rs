@@ -13,8 +13,9 @@
 //! [`crate::analysis::analyze`]; a cluster on its members' merged traffic
 //! with its coordination signal (links as found on the whole input), or
 //! as a group ([`crate::group`]), and, as there, only when enough of its
-//! members score enough on their own traffic so far, or are too small to
-//! be judged alone ([`analysis::condemned`]). A verdict that held
+//! members score enough on their own traffic so far (with their facets,
+//! not their parts), or are too small to be judged alone
+//! ([`analysis::condemned`]). A verdict that held
 //! only on the whole input (peer context aside, every prefix scored under
 //! the threshold) is stamped at the end of the input.
 
@@ -112,14 +113,18 @@ impl<'a> Replay<'a> {
     }
 
     /// The deciding verdict of account `a` on its requests `reqs` (a
-    /// prefix of its own, up to time `t`): its own, or its best facet's
-    /// when that scores higher and its own did not hold.
+    /// prefix of its own, up to time `t`): its own, or its best facet's,
+    /// or its best job part's, when that scores higher and the ones before
+    /// did not hold.
     fn account_verdict(&self, a: usize, reqs: &[Req], t: i64) -> Verdict {
-        self.account_judged(a, reqs, t).1
+        self.account_judged(a, reqs, t, true).1
     }
 
-    /// [`Self::account_verdict`], with the features of `reqs`.
-    fn account_judged(&self, a: usize, reqs: &[Req], t: i64) -> (Features, Verdict) {
+    /// [`Self::account_verdict`], with the features of `reqs`; without the
+    /// job parts when `parts` is false (what a cluster's member rule
+    /// reads: in the analysis a part's verdict is taken after the
+    /// clusters, so it never counts toward them).
+    fn account_judged(&self, a: usize, reqs: &[Req], t: i64, parts: bool) -> (Features, Verdict) {
         let cfg = self.judge.cfg;
         let ctx = self.clock.at(t, cfg);
         let refs: Vec<&Req> = reqs.iter().collect();
@@ -138,7 +143,7 @@ impl<'a> Replay<'a> {
             Some((_, v)) if v.score > own.score => v,
             _ => own,
         };
-        if own.flagged {
+        if own.flagged || !parts {
             return (f, own);
         }
         let parts = parts::candidates(reqs, &ctx, cfg);
@@ -185,7 +190,7 @@ impl<'a> Replay<'a> {
                 .iter()
                 .map(|(m, r)| {
                     let r = upto(r);
-                    (!r.is_empty()).then(|| self.account_judged(*m, r, t))
+                    (!r.is_empty()).then(|| self.account_judged(*m, r, t, false))
                 })
                 .collect();
             let member_feats: Vec<&Features> = judged.iter().flatten().map(|(f, _)| f).collect();
