@@ -13,6 +13,9 @@
 # leave-one-style-out table.
 # WORK=DIR keeps the generated sets and the fitter's rows cache there, so a
 # rerun (e.g. to compare options by hand) does not read the logs again.
+# WW=BINARY uses that weightwatch build instead of building the debug one
+# (an optimised build, `cargo build --profile perf -p weightwatch`, fits in
+# minutes; the debug build takes about half an hour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-analyzer/src/model/default_model.json}"
@@ -23,8 +26,12 @@ else
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
 fi
-cargo build --locked -p weightwatch
-ww=target/debug/weightwatch
+if [ -n "${WW:-}" ]; then
+    ww="$WW"
+else
+    cargo build --locked -p weightwatch
+    ww=target/debug/weightwatch
+fi
 sets=()
 ext=../shared/data/apilogs-external
 if [ -f "$ext/requests.jsonl.zst" ]; then
