@@ -232,6 +232,24 @@ pub fn cluster_alert(
         ),
     };
     e.insert("note".into(), json!(note));
+    if !c.clients.is_empty() {
+        let mut uas: Vec<&str> = c
+            .clients
+            .iter()
+            .flatten()
+            .filter_map(|&k| store.uas.names.get((k >> 16) as usize))
+            .map(String::as_str)
+            .collect();
+        uas.sort_unstable();
+        uas.dedup();
+        e.insert(
+            "client_slices".into(),
+            json!({
+                "note": "linked through a minority client program of each member (a script run inside several accounts' keys); the cluster's traffic is those clients' requests only",
+                "user_agents": uas,
+            }),
+        );
+    }
     let mut s: Vec<Sample> = Vec::new();
     for &m in c.cluster.members.iter().take(cfg.sample_prompts.max(1)) {
         if let Some(x) = store.samples.get(m as usize).and_then(|v| v.first()) {

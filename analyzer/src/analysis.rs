@@ -12,6 +12,7 @@ use crate::par;
 use crate::parts::{self, Part, PartKey};
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
+use crate::slices;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -91,6 +92,12 @@ pub struct ClusterResult {
     pub condemns: Option<Condemned>,
     /// The cluster is alerted on as a whole.
     pub flagged: bool,
+    /// For a cluster of client slices ([`crate::slices`]): each member's
+    /// client programs in the cluster (user agent index << 16 | system
+    /// prompt hash), parallel to `cluster.members`; its traffic in the
+    /// cluster is those clients' requests. Empty for a cluster of whole
+    /// accounts.
+    pub clients: Vec<Vec<u64>>,
 }
 
 impl ClusterResult {
@@ -260,6 +267,121 @@ pub(crate) fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> s
             l.same_client
         ),
     )
+}
+
+/// Clusters of client slices linked across accounts ([`crate::slices`]),
+/// judged as account clusters are, each host account a member with the
+/// requests of its slices in the cluster; a condemned host, unless
+/// flagged already, takes the verdict.
+fn slice_clusters(
+    store: &Requests,
+    per_account: &[&[Req]],
+    accounts: &mut [AccountResult],
+    ctx: &Context,
+    judge: &Judge<'_>,
+) -> Vec<ClusterResult> {
+    let cfg = judge.cfg;
+    let threads = par::threads(cfg.threads);
+    let indices: Vec<u32> = (0..per_account.len() as u32).collect();
+    let mut all: Vec<slices::Slice<'_>> = par::map(&indices, threads, |&a| {
+        slices::of_account(a, per_account[a as usize], cfg)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let owner: Vec<u32> = all.iter().map(|s| s.account).collect();
+    let entities: Vec<Vec<&Req>> = all
+        .iter_mut()
+        .map(|s| std::mem::take(&mut s.reqs))
+        .collect();
+    let found = cluster::clusters_of_parts(
+        &entities,
+        &owner,
+        |m| slices::name(store, &all[m as usize]),
+        "sl",
+        ctx,
+        cfg,
+    );
+    // Each cluster over its host accounts: a host's slices in the cluster
+    // (one, or several client programs) are its member's requests.
+    let found: Vec<(Cluster, Vec<Vec<u64>>)> = found
+        .into_iter()
+        .filter_map(|mut c| {
+            let mut hosts: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+            for &m in &c.members {
+                let s = &all[m as usize];
+                hosts.entry(s.account).or_default().push(s.client);
+            }
+            if hosts.len() < cfg.min_cluster_size.max(2) {
+                return None;
+            }
+            let mut placed: Vec<u32> = c.placed.iter().map(|&m| owner[m as usize]).collect();
+            placed.sort_unstable();
+            placed.dedup();
+            c.placed = placed;
+            c.members = hosts.keys().copied().collect();
+            Some((c, hosts.into_values().collect()))
+        })
+        .collect();
+    let judged = par::map(&found, threads, |(c, clients)| {
+        let member_reqs: Vec<Vec<&Req>> = c
+            .members
+            .iter()
+            .zip(clients)
+            .map(|(&a, clients)| slices::requests(per_account[a as usize], clients))
+            .collect();
+        let mut merged: Vec<&Req> = member_reqs.iter().flatten().copied().collect();
+        merged.sort_by_key(|r| r.ts);
+        let f = features::compute(&merged, ctx, cfg);
+        let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);
+        let member_feats: Vec<Features> = member_reqs
+            .iter()
+            .map(|reqs| features::compute(reqs, ctx, cfg))
+            .collect();
+        let refs: Vec<&Features> = member_feats.iter().collect();
+        let g = group::per_member(&f, &refs);
+        let gv = score::score_with(&g, judge, vec![coordination(c, &f, cfg)]);
+        let own: Vec<Member> = member_feats
+            .iter()
+            .map(|mf| Member {
+                score: score::probability(mf, judge),
+                requests: mf.requests,
+            })
+            .collect();
+        (f, v, g, gv, own)
+    });
+    let mut out = Vec::new();
+    for ((c, clients), (f, v, g, gv, own)) in found.into_iter().zip(judged) {
+        let members_with_content = own
+            .iter()
+            .filter(|o| o.score >= cfg.cluster_member_score)
+            .count();
+        let condemns = condemned(&c, &own, v.flagged, gv.flagged, cfg);
+        let taken = match condemns {
+            Some(Condemned::Small(_)) => &gv,
+            _ => &v,
+        };
+        for (&m, &o) in c.members.iter().zip(&own) {
+            let a = &mut accounts[m as usize];
+            if condemns.is_some_and(|k| k.takes(&c, m, o)) && !a.verdict.flagged {
+                a.verdict = taken.clone();
+                a.via = Via::Cluster(c.id.clone());
+                a.cluster_id = Some(c.id.clone());
+            }
+        }
+        out.push(ClusterResult {
+            cluster: c,
+            features: f,
+            verdict: v,
+            group_features: g,
+            group: gv,
+            members_with_content,
+            condemns,
+            flagged: condemns.is_some(),
+            clients,
+        });
+    }
+    out
 }
 
 /// What account `a` brings to its cluster's judgement.
@@ -477,7 +599,17 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             members_with_content,
             condemns,
             flagged: condemns.is_some(),
+            clients: Vec::new(),
         });
+    }
+    if cfg.slice_min_requests > 0 {
+        clusters.extend(slice_clusters(
+            store,
+            &per_account,
+            &mut accounts,
+            &ctx,
+            judge,
+        ));
     }
     // A job part's verdict is the account's own, taken after the clusters:
     // it condemns the account that hosts the job, and does not count as

@@ -303,8 +303,46 @@ pub fn clusters(
 ) -> Vec<Cluster> {
     let profiles: Vec<Option<Profile>> =
         crate::par::map(accounts, crate::par::threads(cfg.threads), |reqs| {
-            (reqs.len() >= 5).then(|| profile(&reqs.iter().collect::<Vec<_>>(), ctx, cfg))
+            (reqs.len() >= MIN_PROFILE).then(|| profile(&reqs.iter().collect::<Vec<_>>(), ctx, cfg))
         });
+    let name = |m: u32| store.accounts.names[m as usize].clone();
+    link(&profiles, |_, _| false, name, "cl", cfg)
+}
+
+/// Link entities that are parts of accounts — `entities[i]`, time-ordered
+/// requests, all of account `owner[i]` — as [`clusters`] links accounts,
+/// never two parts of one account; a cluster's `members` (and `placed`)
+/// are indices into `entities`, its id (prefixed `prefix`) is derived from
+/// the members' `names`.
+pub(crate) fn clusters_of_parts(
+    entities: &[Vec<&Req>],
+    owner: &[u32],
+    name: impl Fn(u32) -> String,
+    prefix: &str,
+    ctx: &Context,
+    cfg: &AnalyzerConfig,
+) -> Vec<Cluster> {
+    let profiles: Vec<Option<Profile>> =
+        crate::par::map(entities, crate::par::threads(cfg.threads), |reqs| {
+            (reqs.len() >= MIN_PROFILE).then(|| profile(reqs, ctx, cfg))
+        });
+    let same_owner = |x: u32, y: u32| owner[x as usize] == owner[y as usize];
+    link(&profiles, same_owner, name, prefix, cfg)
+}
+
+/// Fewest requests an entity needs to be linked.
+const MIN_PROFILE: usize = 5;
+
+/// Link the entities with a profile, never a pair `apart` says to keep
+/// apart, split the linked components into communities and return those
+/// of at least `min_cluster_size`, named by their members' `name`s.
+fn link(
+    profiles: &[Option<Profile>],
+    apart: impl Fn(u32, u32) -> bool,
+    name: impl Fn(u32) -> String,
+    prefix: &str,
+    cfg: &AnalyzerConfig,
+) -> Vec<Cluster> {
     // Candidate pairs from LSH bands and shared blocks.
     let mut buckets: HashMap<(u8, u64), Vec<u32>> = HashMap::default();
     for (a, p) in profiles.iter().enumerate() {
@@ -342,11 +380,13 @@ pub fn clusters(
         }
         for (i, &x) in members.iter().enumerate() {
             for &y in &members[i + 1..] {
-                pairs.insert((x.min(y), x.max(y)));
+                if !apart(x, y) {
+                    pairs.insert((x.min(y), x.max(y)));
+                }
             }
         }
     }
-    let mut parent: Vec<u32> = (0..accounts.len() as u32).collect();
+    let mut parent: Vec<u32> = (0..profiles.len() as u32).collect();
     let mut edges: Vec<Link> = Vec::new();
     let mut weak: Vec<Link> = Vec::new();
     let mut pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
@@ -423,7 +463,7 @@ pub fn clusters(
     // `attach_links` of them into the same group are not (a sparse member
     // of a large campaign shows only part of its evidence to each peer).
     let mut size: HashMap<u32, usize> = HashMap::default();
-    for a in 0..accounts.len() as u32 {
+    for a in 0..profiles.len() as u32 {
         *size.entry(find(&mut parent, a)).or_default() += 1;
     }
     let mut near: HashMap<(u32, u32), Vec<usize>> = HashMap::default();
@@ -462,14 +502,14 @@ pub fn clusters(
         })
         .collect();
     let split = if cfg.community_resolution > 0.0 {
-        communities(accounts.len(), &weighted, cfg.community_resolution)
+        communities(profiles.len(), &weighted, cfg.community_resolution)
             .inspect_err(|e| tracing::warn!("clusters are whole linked components: {e}"))
             .ok()
     } else {
         None
     };
     let community = split.unwrap_or_else(|| {
-        (0..accounts.len() as u32)
+        (0..profiles.len() as u32)
             .map(|a| find(&mut parent, a))
             .collect()
     });
@@ -508,13 +548,10 @@ pub fn clusters(
                 links.mean_template_jaccard /= links.links as f64;
                 links.mean_sync_cosine /= links.links as f64;
             }
-            let mut names: Vec<&str> = members
-                .iter()
-                .map(|&m| store.accounts.names[m as usize].as_str())
-                .collect();
+            let mut names: Vec<String> = members.iter().map(|&m| name(m)).collect();
             names.sort_unstable();
             let id = format!(
-                "cl-{:012x}",
+                "{prefix}-{:012x}",
                 xxhash_rust::xxh3::xxh3_64(names.join("\n").as_bytes()) >> 16
             );
             let mut placed: Vec<u32> = members

@@ -124,6 +124,11 @@ pub struct AnalyzerConfig {
     /// differs from the rest of its account by at least this much (the
     /// unbiased MMD of `parts::discrepancy`, 0..2).
     pub part_min_discrepancy: f64,
+    /// Client slices linked across accounts (`slices.rs`): a minority
+    /// client program of an account with at least this many requests is
+    /// linked with other accounts' (0: no slices; below 5 counts as 5, the
+    /// fewest requests linking reads).
+    pub slice_min_requests: u64,
     /// Window length (hours) for windowed features and time-to-detect replay.
     pub window_hours: u32,
     /// `--features-out` also holds one row per account and window of this
@@ -241,6 +246,7 @@ impl Default for AnalyzerConfig {
             peer_trim_score: 0.5,
             part_max: 8,
             part_min_discrepancy: 0.5,
+            slice_min_requests: 5,
             window_hours: 6,
             feature_window_hours: 24,
             series_points: 168,

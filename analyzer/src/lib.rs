@@ -27,6 +27,7 @@ pub mod parts;
 pub mod requests;
 pub mod row;
 pub mod score;
+mod slices;
 pub mod text;
 pub mod training;
 

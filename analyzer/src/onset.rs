@@ -15,7 +15,8 @@
 //! as a group ([`crate::group`]), and, as there, only when enough of its
 //! members score enough on their own traffic so far (with their facets,
 //! not their parts), or are too small to be judged alone
-//! ([`analysis::condemned`]). A verdict that held
+//! ([`analysis::condemned`]); a cluster of client slices
+//! ([`crate::slices`]) on its members' slices alone. A verdict that held
 //! only on the whole input (peer context aside, every prefix scored under
 //! the threshold) is stamped at the end of the input.
 
@@ -27,6 +28,7 @@ use crate::model::Model;
 use crate::parts;
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
+use crate::slices;
 
 /// When an entity's verdict first held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,12 +168,34 @@ impl<'a> Replay<'a> {
     /// When cluster `c`'s verdict first held.
     pub fn cluster(&self, c: &ClusterResult) -> Onset {
         let cfg = self.judge.cfg;
-        let members: Vec<(usize, &[Req])> = c
+        // A cluster of client slices replays each member's slices only.
+        let sliced: Vec<Vec<Req>> = c
             .cluster
             .members
             .iter()
-            .map(|&m| (m as usize, self.store.account_reqs(m as usize)))
+            .zip(&c.clients)
+            .map(|(&m, clients)| {
+                let reqs = self.store.account_reqs(m as usize);
+                slices::requests(reqs, clients)
+                    .into_iter()
+                    .copied()
+                    .collect()
+            })
             .collect();
+        let members: Vec<(usize, &[Req])> = if sliced.is_empty() {
+            c.cluster
+                .members
+                .iter()
+                .map(|&m| (m as usize, self.store.account_reqs(m as usize)))
+                .collect()
+        } else {
+            c.cluster
+                .members
+                .iter()
+                .zip(&sliced)
+                .map(|(&m, reqs)| (m as usize, reqs.as_slice()))
+                .collect()
+        };
         // The members' traffic merged once: its requests up to any time
         // are a prefix (the same requests, in the same order, as merging
         // the members' own prefixes).
@@ -179,7 +203,7 @@ impl<'a> Replay<'a> {
         let times: Vec<i64> = all.iter().map(|r| r.ts).collect();
         let holds = |k: usize| {
             let t = times[k];
-            let upto = |r: &'a [Req]| &r[..r.partition_point(|x| x.ts <= t)];
+            let upto = |r: &[Req]| r.partition_point(|x| x.ts <= t);
             let merged = &all[..times.partition_point(|&x| x <= t)];
             let ctx = self.clock.at(t, cfg);
             let f = features::compute(merged, &ctx, cfg);
@@ -189,8 +213,18 @@ impl<'a> Replay<'a> {
             let judged: Vec<Option<(Features, Verdict)>> = members
                 .iter()
                 .map(|(m, r)| {
-                    let r = upto(r);
-                    (!r.is_empty()).then(|| self.account_judged(*m, r, t, false))
+                    let r = &r[..upto(r)];
+                    (!r.is_empty()).then(|| {
+                        if sliced.is_empty() {
+                            self.account_judged(*m, r, t, false)
+                        } else {
+                            // A member's slices are judged as they are,
+                            // without facets, as in the analysis.
+                            let f = features::compute(&r.iter().collect::<Vec<_>>(), &ctx, cfg);
+                            let v = score::score(&f, &self.judge);
+                            (f, v)
+                        }
+                    })
                 })
                 .collect();
             let member_feats: Vec<&Features> = judged.iter().flatten().map(|(f, _)| f).collect();

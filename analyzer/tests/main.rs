@@ -16,5 +16,6 @@ mod peers;
 mod refit;
 mod row_scan;
 mod self_shift;
+mod slices;
 mod text_scan;
 mod vocab_novelty;

@@ -1,0 +1,106 @@
+//! Client slices linked across accounts (session 15, issue 12 items 3
+//! and 4): a campaign's pieces hosted in several benign accounts' keys,
+//! each sent from the campaign's own client and addresses as a tenth of
+//! its host's traffic (`host` without adopted clients), are linked through
+//! those slices and their hosts flagged by the slice cluster; with slices
+//! off the same hosts are not flagged, and no benign account is flagged
+//! that was not flagged without slices.
+
+use analyzer::analysis::{Analysis, Via};
+use analyzer::config::AnalyzerConfig;
+use fixtures::logs::evade::{EvadeSpec, Transform, evade};
+use std::collections::HashSet;
+use std::path::Path;
+
+fn analyse(logs: &Path, cfg: &AnalyzerConfig) -> Analysis {
+    let model = analyzer::configured_model(cfg).unwrap();
+    analyzer::load_and_analyze(&[logs.to_path_buf()], cfg, &model)
+        .unwrap()
+        .1
+}
+
+/// Accounts labelled `distill` in a labels file.
+fn distillers(labels: &Path) -> HashSet<String> {
+    std::fs::read_to_string(labels)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let id = f.next()?;
+            (f.next()? == "distill").then(|| id.to_string())
+        })
+        .collect()
+}
+
+fn flagged(a: &Analysis) -> HashSet<&str> {
+    a.accounts
+        .iter()
+        .filter(|r| r.flagged())
+        .map(|r| r.account_id.as_str())
+        .collect()
+}
+
+#[test]
+fn a_campaign_hosted_in_several_accounts_keys_is_linked_through_its_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixtures::logs::LogSpec {
+        seed: 4,
+        accounts: 200,
+        days: 2,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
+    let hosted = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Host],
+        share: 0.1,
+        seed: 11,
+        per_day: 30,
+        adopt_clients: false,
+        out_dir: dir.path().join("out"),
+    })
+    .unwrap();
+    let hosts = distillers(&hosted.labels);
+    let with = analyse(&hosted.requests, &AnalyzerConfig::default());
+    let by_slices: Vec<&str> = with
+        .accounts
+        .iter()
+        .filter(|r| r.flagged() && matches!(&r.via, Via::Cluster(id) if id.starts_with("sl-")))
+        .map(|r| r.account_id.as_str())
+        .collect();
+    eprintln!("flagged through linked slices: {by_slices:?}");
+    assert!(
+        by_slices.len() >= 3,
+        "fewer than 3 hosts flagged through linked slices: {by_slices:?}"
+    );
+    for id in &by_slices {
+        assert!(hosts.contains(*id), "{id} is benign but flagged by slices");
+    }
+
+    let without = analyse(
+        &hosted.requests,
+        &AnalyzerConfig {
+            slice_min_requests: 0,
+            ..AnalyzerConfig::default()
+        },
+    );
+    let before = flagged(&without);
+    for id in &by_slices {
+        assert!(!before.contains(id), "{id} flagged without slices too");
+    }
+    let benign_after: HashSet<&str> = flagged(&with)
+        .into_iter()
+        .filter(|id| !hosts.contains(*id))
+        .collect();
+    let benign_before: HashSet<&str> = before
+        .into_iter()
+        .filter(|id| !hosts.contains(*id))
+        .collect();
+    assert!(
+        benign_after.is_subset(&benign_before),
+        "benign accounts flagged only with slices: {:?}",
+        benign_after.difference(&benign_before)
+    );
+}
