@@ -213,7 +213,10 @@ pub fn cluster_alert(
         "links".into(),
         serde_json::to_value(&c.cluster.links).unwrap_or(Value::Null),
     );
-    e.insert("condemned".into(), json!(condemned_because(c, analysis)));
+    e.insert(
+        "condemned".into(),
+        json!(condemned_because(c, analysis, cfg)),
+    );
     let per_member_max = c
         .cluster
         .members
@@ -283,8 +286,35 @@ pub fn cluster_alert(
 }
 
 /// Why a flagged cluster's members take its verdict, in words.
-fn condemned_because(c: &ClusterResult, analysis: &Analysis) -> String {
+fn condemned_because(c: &ClusterResult, analysis: &Analysis, cfg: &AnalyzerConfig) -> String {
     let n = c.cluster.members.len();
+    if !c.clients.is_empty() {
+        let took = c
+            .cluster
+            .members
+            .iter()
+            .filter_map(|&m| analysis.accounts.get(m as usize))
+            .filter(|a| a.via == Via::Cluster(c.cluster.id.clone()))
+            .count();
+        let rule = match c.condemns {
+            Some(Condemned::All) => format!(
+                "the merged slices flagged, {} of {n} members' slices score at least the member bar on their own",
+                c.members_with_content
+            ),
+            Some(Condemned::Placed(bar)) => format!(
+                "the merged slices flagged, {} of {} links share source blocks or addresses, members behind them scoring {bar}",
+                c.cluster.links.shared_blocks, c.cluster.links.links
+            ),
+            Some(Condemned::Small(bar)) => format!(
+                "most members' slices send fewer than {bar} requests; judged as a group and flagged"
+            ),
+            None => return "not condemned".into(),
+        };
+        return format!(
+            "client slices linked across {n} accounts: {rule}; {took} of {n} hosts not flagged already take the verdict (those whose slices are too small to be judged alone or score {} on their own)",
+            cfg.cluster_shared_member_score
+        );
+    }
     match c.condemns {
         Some(Condemned::All) => format!(
             "merged traffic flagged; {} of {n} members score at least the member bar on their own",

@@ -348,40 +348,69 @@ fn slice_clusters(
                 requests: mf.requests,
             })
             .collect();
-        (f, v, g, gv, own)
+        ((f, v, g, gv), own)
     });
-    let mut out = Vec::new();
-    for ((c, clients), (f, v, g, gv, own)) in found.into_iter().zip(judged) {
-        let members_with_content = own
-            .iter()
-            .filter(|o| o.score >= cfg.cluster_member_score)
-            .count();
-        let condemns = condemned(&c, &own, v.flagged, gv.flagged, cfg);
-        let taken = match condemns {
-            Some(Condemned::Small(_)) => &gv,
-            _ => &v,
-        };
-        for (&m, &o) in c.members.iter().zip(&own) {
-            let a = &mut accounts[m as usize];
-            if condemns.is_some_and(|k| k.takes(&c, m, o)) && !a.verdict.flagged {
-                a.verdict = taken.clone();
-                a.via = Via::Cluster(c.id.clone());
-                a.cluster_id = Some(c.id.clone());
-            }
+    found
+        .into_iter()
+        .zip(judged)
+        .map(|((c, clients), (judged, own))| conclude(c, judged, &own, clients, accounts, cfg))
+        .collect()
+}
+
+/// What a cluster's judgement found: its merged traffic's features and
+/// verdict, and its group's ([`group::per_member`]).
+type Judged = (Features, Verdict, Features, Verdict);
+
+/// Cluster `c`, judged (`judged`), with its members' own judgements `own`
+/// (parallel to `c.members`): which members it condemns
+/// ([`condemned`]); each condemned member not flagged already takes the
+/// verdict, and the cluster as its `cluster_id` — in a cluster of client
+/// slices (`clients` not empty) only members whose slices are too small
+/// to be judged alone or score `cluster_shared_member_score` on their own.
+fn conclude(
+    c: Cluster,
+    (f, v, g, gv): Judged,
+    own: &[Member],
+    clients: Vec<Vec<u64>>,
+    accounts: &mut [AccountResult],
+    cfg: &AnalyzerConfig,
+) -> ClusterResult {
+    let members_with_content = own
+        .iter()
+        .filter(|o| o.score >= cfg.cluster_member_score)
+        .count();
+    let condemns = condemned(&c, own, v.flagged, gv.flagged, cfg);
+    let taken = match condemns {
+        Some(Condemned::Small(_)) => &gv,
+        _ => &v,
+    };
+    // A member of a slice cluster whose slices are large enough to be
+    // judged alone and look ordinary there is a look-alike linked to the
+    // campaign (a power user's curl script through the same proxies), not
+    // a host of it: it keeps its own verdict.
+    let sliced = !clients.is_empty();
+    let host = |o: Member| {
+        !sliced || o.requests < cfg.min_requests || o.score >= cfg.cluster_shared_member_score
+    };
+    for (&m, &o) in c.members.iter().zip(own) {
+        let a = &mut accounts[m as usize];
+        if condemns.is_some_and(|k| k.takes(&c, m, o)) && host(o) && !a.verdict.flagged {
+            a.verdict = taken.clone();
+            a.via = Via::Cluster(c.id.clone());
+            a.cluster_id = Some(c.id.clone());
         }
-        out.push(ClusterResult {
-            cluster: c,
-            features: f,
-            verdict: v,
-            group_features: g,
-            group: gv,
-            members_with_content,
-            condemns,
-            flagged: condemns.is_some(),
-            clients,
-        });
     }
-    out
+    ClusterResult {
+        cluster: c,
+        features: f,
+        verdict: v,
+        group_features: g,
+        group: gv,
+        members_with_content,
+        condemns,
+        flagged: condemns.is_some(),
+        clients,
+    }
 }
 
 /// What account `a` brings to its cluster's judgement.
@@ -567,40 +596,16 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         (f, v, g, gv)
     });
     let mut clusters = Vec::new();
-    for (c, (f, v, g, gv)) in found.into_iter().zip(judged) {
+    for (c, judged) in found.into_iter().zip(judged) {
         let own: Vec<Member> = c
             .members
             .iter()
             .map(|&m| member(&accounts[m as usize]))
             .collect();
-        let members_with_content = own
-            .iter()
-            .filter(|o| o.score >= cfg.cluster_member_score)
-            .count();
-        let condemns = condemned(&c, &own, v.flagged, gv.flagged, cfg);
-        let taken = match condemns {
-            Some(Condemned::Small(_)) => &gv,
-            _ => &v,
-        };
-        for (&m, &o) in c.members.iter().zip(&own) {
-            let a = &mut accounts[m as usize];
-            a.cluster_id = Some(c.id.clone());
-            if condemns.is_some_and(|k| k.takes(&c, m, o)) && !a.verdict.flagged {
-                a.verdict = taken.clone();
-                a.via = Via::Cluster(c.id.clone());
-            }
+        for &m in &c.members {
+            accounts[m as usize].cluster_id = Some(c.id.clone());
         }
-        clusters.push(ClusterResult {
-            cluster: c,
-            features: f,
-            verdict: v,
-            group_features: g,
-            group: gv,
-            members_with_content,
-            condemns,
-            flagged: condemns.is_some(),
-            clients: Vec::new(),
-        });
+        clusters.push(conclude(c, judged, &own, Vec::new(), &mut accounts, cfg));
     }
     if cfg.slice_min_requests > 0 {
         clusters.extend(slice_clusters(

@@ -11,7 +11,8 @@ use fixtures::logs::evade::{EvadeSpec, Transform, evade};
 use std::collections::HashSet;
 use std::path::Path;
 
-fn analyse(logs: &Path, cfg: &AnalyzerConfig) -> Analysis {
+/// The analysis of `logs` under `cfg` (the configured model).
+pub(crate) fn analyse(logs: &Path, cfg: &AnalyzerConfig) -> Analysis {
     let model = analyzer::configured_model(cfg).unwrap();
     analyzer::load_and_analyze(&[logs.to_path_buf()], cfg, &model)
         .unwrap()
@@ -19,7 +20,7 @@ fn analyse(logs: &Path, cfg: &AnalyzerConfig) -> Analysis {
 }
 
 /// Accounts labelled `label` in a labels file.
-fn labelled(labels: &Path, label: &str) -> HashSet<String> {
+pub(crate) fn labelled(labels: &Path, label: &str) -> HashSet<String> {
     std::fs::read_to_string(labels)
         .unwrap()
         .lines()

@@ -6,32 +6,11 @@
 //! off the same hosts are not flagged, and no benign account is flagged
 //! that was not flagged without slices.
 
+use super::parts::{analyse, labelled};
 use analyzer::analysis::{Analysis, Via};
 use analyzer::config::AnalyzerConfig;
 use fixtures::logs::evade::{EvadeSpec, Transform, evade};
 use std::collections::HashSet;
-use std::path::Path;
-
-fn analyse(logs: &Path, cfg: &AnalyzerConfig) -> Analysis {
-    let model = analyzer::configured_model(cfg).unwrap();
-    analyzer::load_and_analyze(&[logs.to_path_buf()], cfg, &model)
-        .unwrap()
-        .1
-}
-
-/// Accounts labelled `distill` in a labels file.
-fn distillers(labels: &Path) -> HashSet<String> {
-    std::fs::read_to_string(labels)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            let id = f.next()?;
-            (f.next()? == "distill").then(|| id.to_string())
-        })
-        .collect()
-}
 
 fn flagged(a: &Analysis) -> HashSet<&str> {
     a.accounts
@@ -62,7 +41,7 @@ fn a_campaign_hosted_in_several_accounts_keys_is_linked_through_its_client() {
         out_dir: dir.path().join("out"),
     })
     .unwrap();
-    let hosts = distillers(&hosted.labels);
+    let hosts = labelled(&hosted.labels, "distill");
     let with = analyse(&hosted.requests, &AnalyzerConfig::default());
     let by_slices: Vec<&str> = with
         .accounts
@@ -77,6 +56,39 @@ fn a_campaign_hosted_in_several_accounts_keys_is_linked_through_its_client() {
     );
     for id in &by_slices {
         assert!(hosts.contains(*id), "{id} is benign but flagged by slices");
+    }
+
+    // The slice cluster's alert names the linking clients and says why
+    // its hosts were condemned.
+    let opts = analyzer::AnalyzeOptions {
+        logs: vec![hosted.requests.clone()],
+        no_replay: true,
+        ..analyzer::AnalyzeOptions::default()
+    };
+    let mut sink = eve::sink::memory::MemorySink::new();
+    analyzer::run(&opts, &AnalyzerConfig::default(), &mut sink).unwrap();
+    let sliced: Vec<serde_json::Value> = sink
+        .events()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .filter(|v| v["evidence"]["client_slices"].is_object())
+        .collect();
+    assert!(!sliced.is_empty(), "no alert of a slice cluster");
+    for v in &sliced {
+        assert!(v["cluster_id"].as_str().unwrap().starts_with("sl-"), "{v}");
+        assert!(
+            v["evidence"]["condemned"]
+                .as_str()
+                .unwrap()
+                .starts_with("client slices linked across"),
+            "{v}"
+        );
+        assert!(
+            !v["evidence"]["client_slices"]["user_agents"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     let without = analyse(
