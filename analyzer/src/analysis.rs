@@ -7,7 +7,7 @@ use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
 use crate::group;
 use crate::model::Model;
-use crate::model::inputs::{self, Peers};
+use crate::model::inputs::Peers;
 use crate::par;
 use crate::parts::{self, Part, PartKey};
 use crate::requests::{Req, Requests};
@@ -286,41 +286,22 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
 /// 13). So the accounts are first scored against the whole population,
 /// and the baselines are then taken over those scoring under
 /// `peer_trim_score` (a kind left with fewer than [`inputs::MIN_PEERS`]
-/// takes the model's reference, as any small group does). In both passes
-/// the members of one of `clusters` count as one account together
-/// ([`inputs::operator_weights`]), so a flood of pieces too small to score
-/// high cannot become the median. Models are fitted against baselines of
-/// their sets' benign accounts, weighted the same way
+/// takes the model's reference, as any small group does). Models are
+/// fitted against baselines of their sets' benign accounts
 /// ([`crate::labelled_inputs`]), which this approximates without labels.
 /// `peer_trim_score` >= 1 keeps every account.
 fn benign_peers(
     feats: &[Features],
-    clusters: &[Cluster],
     baselines: &Baselines,
     cfg: &AnalyzerConfig,
     model: &Model,
     threads: usize,
 ) -> (Peers, Vec<bool>) {
     let reference = model.reference_peers();
-    let weighted = |keep: &[bool]| -> Peers {
-        let w = inputs::operator_weights(
-            feats.len(),
-            clusters.iter().map(|c| c.members.as_slice()),
-            keep,
-        );
-        let population: Vec<(&Features, f64)> = feats
-            .iter()
-            .zip(keep)
-            .zip(w)
-            .filter(|((_, k), _)| **k)
-            .map(|((f, _), w)| (f, w))
-            .collect();
-        Peers::of(&population, &reference)
-    };
-    let active: Vec<bool> = feats.iter().map(|f| f.requests > 0).collect();
-    let all = weighted(&active);
+    let active: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
+    let all = Peers::of(&active, &reference);
     if cfg.peer_trim_score >= 1.0 {
-        return (all, active);
+        return (all, feats.iter().map(|f| f.requests > 0).collect());
     }
     let judge = Judge {
         cfg,
@@ -331,7 +312,13 @@ fn benign_peers(
     let keep = par::map(feats, threads, |f| {
         f.requests > 0 && score::probability(f, &judge) < cfg.peer_trim_score
     });
-    (weighted(&keep), keep)
+    let kept: Vec<&Features> = feats
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(f, _)| f)
+        .collect();
+    (Peers::of(&kept, &reference), keep)
 }
 
 /// Analyse the requests sent before `until` (ms; `i64::MAX` for all),
@@ -352,10 +339,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         |reqs| features::compute(&refs(reqs), &ctx, cfg),
     );
     let baselines = Baselines::of(&feats.iter().filter(|f| f.requests > 0).collect::<Vec<_>>());
-    // Clusters link accounts by what they send, not by how they score, so
-    // they are found first: the peer baselines count each one once.
-    let found = cluster::clusters(store, &per_account, &ctx, cfg);
-    let (peer_groups, in_peers) = benign_peers(&feats, &found, &baselines, cfg, model, threads);
+    let (peer_groups, in_peers) = benign_peers(&feats, &baselines, cfg, model, threads);
     let judge = Judge {
         cfg,
         baselines: &baselines,
@@ -440,6 +424,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         }
     }
 
+    let found = cluster::clusters(store, &per_account, &ctx, cfg);
     let rows = |c: &Cluster| {
         c.members
             .iter()
