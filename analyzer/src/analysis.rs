@@ -286,12 +286,19 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
 /// 13). So the accounts are first scored against the whole population,
 /// and the baselines are then taken over those scoring under
 /// `peer_trim_score` (a kind left with fewer than [`inputs::MIN_PEERS`]
-/// takes the model's reference, as any small group does). Models are
+/// takes the model's reference, as any small group does). A cluster is
+/// judged the same way as a group (`groups`: its merged traffic with the
+/// median member's volume, timing and infrastructure, [`group::per_member`]),
+/// and when the group scores `peer_trim_score` none of its members is a
+/// peer: one operator's job split into thousands of pieces, each too small
+/// to score high alone, would otherwise become the median its ordinary
+/// customers are judged against (issue 12). Models are
 /// fitted against baselines of their sets' benign accounts
 /// ([`crate::labelled_inputs`]), which this approximates without labels.
 /// `peer_trim_score` >= 1 keeps every account.
 fn benign_peers(
     feats: &[Features],
+    groups: &[(&Cluster, &Features)],
     baselines: &Baselines,
     cfg: &AnalyzerConfig,
     model: &Model,
@@ -309,9 +316,19 @@ fn benign_peers(
         peers: &all,
         model,
     };
-    let keep = par::map(feats, threads, |f| {
+    let mut keep = par::map(feats, threads, |f| {
         f.requests > 0 && score::probability(f, &judge) < cfg.peer_trim_score
     });
+    let distilling = par::map(groups, threads, |(_, g)| {
+        score::probability(g, &judge) >= cfg.peer_trim_score
+    });
+    for ((c, _), out) in groups.iter().zip(distilling) {
+        if out {
+            for &m in &c.members {
+                keep[m as usize] = false;
+            }
+        }
+    }
     let kept: Vec<&Features> = feats
         .iter()
         .zip(&keep)
@@ -339,7 +356,29 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         |reqs| features::compute(&refs(reqs), &ctx, cfg),
     );
     let baselines = Baselines::of(&feats.iter().filter(|f| f.requests > 0).collect::<Vec<_>>());
-    let (peer_groups, in_peers) = benign_peers(&feats, &baselines, cfg, model, threads);
+    // Clusters link accounts by what they send, not by how they score, and
+    // their features are the members' traffic: both come before the peer
+    // baselines, which leave out the clusters that distill as a group.
+    let found = cluster::clusters(store, &per_account, &ctx, cfg);
+    let rows = |c: &Cluster| {
+        c.members
+            .iter()
+            .map(|&m| per_account[m as usize].len())
+            .sum()
+    };
+    let cluster_feats = par::map_largest_first(&found, threads, rows, |c| {
+        let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
+        let f = features::compute(&reqs, &ctx, cfg);
+        let member_feats: Vec<&Features> = c.members.iter().map(|&m| &feats[m as usize]).collect();
+        let g = group::per_member(&f, &member_feats);
+        (f, g)
+    });
+    let groups: Vec<(&Cluster, &Features)> = found
+        .iter()
+        .zip(&cluster_feats)
+        .map(|(c, (_, g))| (c, g))
+        .collect();
+    let (peer_groups, in_peers) = benign_peers(&feats, &groups, &baselines, cfg, model, threads);
     let judge = Judge {
         cfg,
         baselines: &baselines,
@@ -424,28 +463,14 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         }
     }
 
-    let found = cluster::clusters(store, &per_account, &ctx, cfg);
-    let rows = |c: &Cluster| {
-        c.members
-            .iter()
-            .map(|&m| per_account[m as usize].len())
-            .sum()
-    };
-    let judged = par::map_largest_first(&found, threads, rows, |c| {
-        let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
-        let f = features::compute(&reqs, &ctx, cfg);
-        let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);
-        let member_feats: Vec<&Features> = c
-            .members
-            .iter()
-            .map(|&m| &accounts[m as usize].features)
-            .collect();
-        let g = group::per_member(&f, &member_feats);
-        let gv = score::score_with(&g, judge, vec![coordination(c, &f, cfg)]);
-        (f, v, g, gv)
+    let pairs: Vec<(&Cluster, &(Features, Features))> = found.iter().zip(&cluster_feats).collect();
+    let judged = par::map(&pairs, threads, |&(c, (f, g))| {
+        let v = score::score_with(f, judge, vec![coordination(c, f, cfg)]);
+        let gv = score::score_with(g, judge, vec![coordination(c, f, cfg)]);
+        (v, gv)
     });
     let mut clusters = Vec::new();
-    for (c, (f, v, g, gv)) in found.into_iter().zip(judged) {
+    for ((c, (f, g)), (v, gv)) in found.into_iter().zip(cluster_feats).zip(judged) {
         let own: Vec<Member> = c
             .members
             .iter()
