@@ -7,7 +7,7 @@ use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
 use crate::group;
 use crate::model::Model;
-use crate::model::inputs::Peers;
+use crate::model::inputs::{self, Peers};
 use crate::par;
 use crate::parts::{self, Part, PartKey};
 use crate::requests::{Req, Requests};
@@ -305,10 +305,25 @@ fn benign_peers(
     threads: usize,
 ) -> (Peers, Vec<bool>) {
     let reference = model.reference_peers();
-    let active: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
-    let all = Peers::of(&active, &reference);
+    let weighted = |keep: &[bool]| -> Peers {
+        let w = inputs::operator_weights(
+            feats.len(),
+            groups.iter().map(|(c, _)| c.members.as_slice()),
+            keep,
+        );
+        let population: Vec<(&Features, f64)> = feats
+            .iter()
+            .zip(keep)
+            .zip(w)
+            .filter(|((_, k), _)| **k)
+            .map(|((f, _), w)| (f, w))
+            .collect();
+        Peers::of(&population, &reference)
+    };
+    let active: Vec<bool> = feats.iter().map(|f| f.requests > 0).collect();
+    let all = weighted(&active);
     if cfg.peer_trim_score >= 1.0 {
-        return (all, feats.iter().map(|f| f.requests > 0).collect());
+        return (all, active);
     }
     let judge = Judge {
         cfg,
@@ -329,13 +344,7 @@ fn benign_peers(
             }
         }
     }
-    let kept: Vec<&Features> = feats
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(f, _)| f)
-        .collect();
-    (Peers::of(&kept, &reference), keep)
+    (weighted(&keep), keep)
 }
 
 /// Analyse the requests sent before `until` (ms; `i64::MAX` for all),
