@@ -210,10 +210,10 @@ fn kind(f: &Features) -> usize {
 impl Peers {
     /// The peer baselines of a population of accounts, each with its
     /// weight (see [`operator_weights`]: every account 1, but the members
-    /// of one cluster share 1); a kind whose weights sum to less than
-    /// [`MIN_PEERS`] takes `reference`'s, and a kind judged on its own
-    /// keeps each MAD at least [`MAD_FLOOR`] of the reference's (when
-    /// there is a reference).
+    /// of a large cluster share [`CLUSTER_WEIGHT`]); a kind whose weights
+    /// sum to less than [`MIN_PEERS`] takes `reference`'s, and a kind
+    /// judged on its own keeps each MAD at least [`MAD_FLOOR`] of the
+    /// reference's (when there is a reference).
     pub fn of(population: &[(&Features, f64)], reference: &Peers) -> Self {
         let baselines = |members: &[&(&Features, f64)]| -> Vec<Baseline> {
             INPUTS
@@ -297,19 +297,19 @@ impl Peers {
 
 /// The weight of each of `accounts` accounts in a peer baseline: 1, but
 /// the members of one cluster (each of `clusters`, as account indices)
-/// that are in the baseline's population (`in_population`) share a total
-/// of 1 — a cluster is counted as one customer.
+/// that are in the baseline's population (`in_population`) share at most
+/// [`CLUSTER_WEIGHT`] accounts' weight.
 ///
 /// Why: a cluster is one operator's machinery or one product's tenants,
-/// and how many accounts it runs is the one thing an operator chooses for
-/// free. Counted per account, one harvest split into thousands of pieces
-/// of 20 requests a day became the peer median (generator seed 4 paced at
-/// 20 a day: 2,890 pieces beside 303 benign accounts, new prompts per day
-/// 48 -> 17.6) and turned ordinary customers into outliers (11 false
-/// positives). Counted per customer, no cluster owns more than one vote
-/// whatever its size; in a lab's logs, where clustered tenants of a SaaS
-/// platform are ordinary customers, the platform is still one ordinary
-/// customer among thousands of others (docs/analyzer.md, "The model").
+/// and how many accounts it runs is the one number an operator chooses
+/// for free. Counted per account, one harvest split into thousands of
+/// pieces of 10-20 requests a day became the peer median (generator seed
+/// 4 paced at 20 a day: 2,890 pieces beside 303 benign accounts, new
+/// prompts per day 48 -> 17.6, 11 false positives). Capped, a cluster
+/// owns a bounded part of a baseline whatever its size; in a lab's logs,
+/// where a SaaS platform's thousands of tenants are ordinary customers,
+/// the platform still counts 40 accounts beside thousands of independent
+/// ones (docs/analyzer.md, "The model" and session 15's Results).
 pub fn operator_weights<'a>(
     accounts: usize,
     clusters: impl IntoIterator<Item = &'a [u32]>,
