@@ -292,9 +292,12 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
 /// and when the group scores `peer_trim_score` none of its members is a
 /// peer: one operator's job split into thousands of pieces, each too small
 /// to score high alone, would otherwise become the median its ordinary
-/// customers are judged against (issue 12). Models are
-/// fitted against baselines of their sets' benign accounts
-/// ([`crate::labelled_inputs`]), which this approximates without labels.
+/// customers are judged against (issue 12). In both passes no cluster
+/// weighs more than [`inputs::CLUSTER_WEIGHT`] accounts
+/// ([`inputs::operator_weights`]), so what the group trim misses is
+/// bounded too. Models are fitted against baselines of their sets'
+/// benign accounts, weighted the same way ([`crate::labelled_inputs`]),
+/// which this approximates without labels.
 /// `peer_trim_score` >= 1 keeps every account.
 fn benign_peers(
     feats: &[Features],

@@ -109,9 +109,11 @@ pub fn configured_model(cfg: &AnalyzerConfig) -> Result<model::Model, model::Mod
 ///
 /// The baselines are those of the accounts not labelled `distill`
 /// (labelled benign, or unlabelled and counted in the analysis's own
-/// baselines), the members of a cluster counting as one account together
-/// as in the analysis ([`model::inputs::operator_weights`]): a model is fitted against its sets' benign population, which
-/// is what the analysis's trimmed baselines approximate without labels
+/// baselines), no cluster weighing more than
+/// [`model::inputs::CLUSTER_WEIGHT`] accounts, as in the analysis
+/// ([`model::inputs::operator_weights`]): a model is fitted against its
+/// sets' benign population, which is what the analysis's trimmed
+/// baselines approximate without labels
 /// (see `peer_trim_score`). `reference` is the model in use's reference
 /// population, for peer groups too small to judge on their own.
 pub fn labelled_inputs(
