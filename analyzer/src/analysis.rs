@@ -7,7 +7,7 @@ use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
 use crate::group;
 use crate::model::Model;
-use crate::model::inputs::Peers;
+use crate::model::inputs::{self, Peers};
 use crate::par;
 use crate::parts::{self, Part, PartKey};
 use crate::requests::{Req, Requests};
@@ -437,22 +437,47 @@ fn refs(reqs: &[Req]) -> Vec<&Req> {
 /// 13). So the accounts are first scored against the whole population,
 /// and the baselines are then taken over those scoring under
 /// `peer_trim_score` (a kind left with fewer than [`inputs::MIN_PEERS`]
-/// takes the model's reference, as any small group does). Models are
-/// fitted against baselines of their sets' benign accounts
-/// ([`crate::labelled_inputs`]), which this approximates without labels.
+/// takes the model's reference, as any small group does). A cluster is
+/// judged the same way as a group (`groups`: its merged traffic with the
+/// median member's volume, timing and infrastructure, [`group::per_member`]),
+/// and when the group scores `peer_trim_score` none of its members is a
+/// peer: one operator's job split into thousands of pieces, each too small
+/// to score high alone, would otherwise become the median its ordinary
+/// customers are judged against (issue 12). In both passes no cluster
+/// weighs more than [`inputs::CLUSTER_WEIGHT`] accounts
+/// ([`inputs::operator_weights`]), so what the group trim misses is
+/// bounded too. Models are fitted against baselines of their sets'
+/// benign accounts, weighted the same way ([`crate::labelled_inputs`]),
+/// which this approximates without labels.
 /// `peer_trim_score` >= 1 keeps every account.
 fn benign_peers(
     feats: &[Features],
+    groups: &[(&Cluster, &Features)],
     baselines: &Baselines,
     cfg: &AnalyzerConfig,
     model: &Model,
     threads: usize,
 ) -> (Peers, Vec<bool>) {
     let reference = model.reference_peers();
-    let active: Vec<&Features> = feats.iter().filter(|f| f.requests > 0).collect();
-    let all = Peers::of(&active, &reference);
+    let weighted = |keep: &[bool]| -> Peers {
+        let w = inputs::operator_weights(
+            feats.len(),
+            groups.iter().map(|(c, _)| c.members.as_slice()),
+            keep,
+        );
+        let population: Vec<(&Features, f64)> = feats
+            .iter()
+            .zip(keep)
+            .zip(w)
+            .filter(|((_, k), _)| **k)
+            .map(|((f, _), w)| (f, w))
+            .collect();
+        Peers::of(&population, &reference)
+    };
+    let active: Vec<bool> = feats.iter().map(|f| f.requests > 0).collect();
+    let all = weighted(&active);
     if cfg.peer_trim_score >= 1.0 {
-        return (all, feats.iter().map(|f| f.requests > 0).collect());
+        return (all, active);
     }
     let judge = Judge {
         cfg,
@@ -460,16 +485,20 @@ fn benign_peers(
         peers: &all,
         model,
     };
-    let keep = par::map(feats, threads, |f| {
+    let mut keep = par::map(feats, threads, |f| {
         f.requests > 0 && score::probability(f, &judge) < cfg.peer_trim_score
     });
-    let kept: Vec<&Features> = feats
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(f, _)| f)
-        .collect();
-    (Peers::of(&kept, &reference), keep)
+    let distilling = par::map(groups, threads, |(_, g)| {
+        score::probability(g, &judge) >= cfg.peer_trim_score
+    });
+    for ((c, _), out) in groups.iter().zip(distilling) {
+        if out {
+            for &m in &c.members {
+                keep[m as usize] = false;
+            }
+        }
+    }
+    (weighted(&keep), keep)
 }
 
 /// Analyse the requests sent before `until` (ms; `i64::MAX` for all),
@@ -490,7 +519,29 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         |reqs| features::compute(&refs(reqs), &ctx, cfg),
     );
     let baselines = Baselines::of(&feats.iter().filter(|f| f.requests > 0).collect::<Vec<_>>());
-    let (peer_groups, in_peers) = benign_peers(&feats, &baselines, cfg, model, threads);
+    // Clusters link accounts by what they send, not by how they score, and
+    // their features are the members' traffic: both come before the peer
+    // baselines, which leave out the clusters that distill as a group.
+    let found = cluster::clusters(store, &per_account, &ctx, cfg);
+    let rows = |c: &Cluster| {
+        c.members
+            .iter()
+            .map(|&m| per_account[m as usize].len())
+            .sum()
+    };
+    let cluster_feats = par::map_largest_first(&found, threads, rows, |c| {
+        let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
+        let f = features::compute(&reqs, &ctx, cfg);
+        let member_feats: Vec<&Features> = c.members.iter().map(|&m| &feats[m as usize]).collect();
+        let g = group::per_member(&f, &member_feats);
+        (f, g)
+    });
+    let groups: Vec<(&Cluster, &Features)> = found
+        .iter()
+        .zip(&cluster_feats)
+        .map(|(c, (_, g))| (c, g))
+        .collect();
+    let (peer_groups, in_peers) = benign_peers(&feats, &groups, &baselines, cfg, model, threads);
     let judge = Judge {
         cfg,
         baselines: &baselines,
@@ -575,28 +626,14 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         }
     }
 
-    let found = cluster::clusters(store, &per_account, &ctx, cfg);
-    let rows = |c: &Cluster| {
-        c.members
-            .iter()
-            .map(|&m| per_account[m as usize].len())
-            .sum()
-    };
-    let judged = par::map_largest_first(&found, threads, rows, |c| {
-        let reqs = Requests::merged_by_time(c.members.iter().map(|&m| per_account[m as usize]));
-        let f = features::compute(&reqs, &ctx, cfg);
-        let v = score::score_with(&f, judge, vec![coordination(c, &f, cfg)]);
-        let member_feats: Vec<&Features> = c
-            .members
-            .iter()
-            .map(|&m| &accounts[m as usize].features)
-            .collect();
-        let g = group::per_member(&f, &member_feats);
-        let gv = score::score_with(&g, judge, vec![coordination(c, &f, cfg)]);
-        (f, v, g, gv)
+    let pairs: Vec<(&Cluster, &(Features, Features))> = found.iter().zip(&cluster_feats).collect();
+    let judged = par::map(&pairs, threads, |&(c, (f, g))| {
+        let v = score::score_with(f, judge, vec![coordination(c, f, cfg)]);
+        let gv = score::score_with(g, judge, vec![coordination(c, f, cfg)]);
+        (v, gv)
     });
     let mut clusters = Vec::new();
-    for (c, judged) in found.into_iter().zip(judged) {
+    for ((c, (f, g)), (v, gv)) in found.into_iter().zip(cluster_feats).zip(judged) {
         let own: Vec<Member> = c
             .members
             .iter()
@@ -605,7 +642,14 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         for &m in &c.members {
             accounts[m as usize].cluster_id = Some(c.id.clone());
         }
-        clusters.push(conclude(c, judged, &own, Vec::new(), &mut accounts, cfg));
+        clusters.push(conclude(
+            c,
+            (f, v, g, gv),
+            &own,
+            Vec::new(),
+            &mut accounts,
+            cfg,
+        ));
     }
     if cfg.slice_min_requests > 0 {
         clusters.extend(slice_clusters(

@@ -114,7 +114,9 @@ pub struct AnalyzerConfig {
     /// flagged, those small members take its verdict (0..1; above 1: never).
     pub cluster_small_members: f64,
     /// Peer baselines leave out accounts scoring at least this much against
-    /// the whole population (0..1; 1 keeps every account).
+    /// the whole population, and every member of a cluster whose group
+    /// (`group::per_member`) scores at least this much (0..1; 1 keeps every
+    /// account).
     pub peer_trim_score: f64,
     /// An account's job parts (`parts.rs`): at most this many of its
     /// largest minority parts are tested for being a different job (0: no

@@ -110,8 +110,11 @@ pub fn configured_model(cfg: &AnalyzerConfig) -> Result<model::Model, model::Mod
 ///
 /// The baselines are those of the accounts not labelled `distill`
 /// (labelled benign, or unlabelled and counted in the analysis's own
-/// baselines): a model is fitted against its sets' benign population, which
-/// is what the analysis's trimmed baselines approximate without labels
+/// baselines), no cluster weighing more than
+/// [`model::inputs::CLUSTER_WEIGHT`] accounts, as in the analysis
+/// ([`model::inputs::operator_weights`]): a model is fitted against its
+/// sets' benign population, which is what the analysis's trimmed
+/// baselines approximate without labels
 /// (see `peer_trim_score`). `reference` is the model in use's reference
 /// population, for peer groups too small to judge on their own.
 pub fn labelled_inputs(
@@ -119,15 +122,32 @@ pub fn labelled_inputs(
     labels: &eval::Labels,
     reference: &model::inputs::Peers,
 ) -> (Vec<training::LabelledRow>, model::inputs::Peers) {
-    let benign: Vec<&features::Features> = analysis
+    let in_population: Vec<bool> = analysis
         .accounts
         .iter()
-        .filter(|a| a.features.requests > 0)
-        .filter(|a| match labels.get(&a.account_id) {
-            Some((attack, _)) => !*attack,
-            None => a.peer,
+        .map(|a| {
+            a.features.requests > 0
+                && match labels.get(&a.account_id) {
+                    Some((attack, _)) => !*attack,
+                    None => a.peer,
+                }
         })
-        .map(|a| &a.features)
+        .collect();
+    let weights = model::inputs::operator_weights(
+        analysis.accounts.len(),
+        analysis
+            .clusters
+            .iter()
+            .map(|c| c.cluster.members.as_slice()),
+        &in_population,
+    );
+    let benign: Vec<(&features::Features, f64)> = analysis
+        .accounts
+        .iter()
+        .zip(&in_population)
+        .zip(weights)
+        .filter(|((_, inside), _)| **inside)
+        .map(|((a, _), w)| (&a.features, w))
         .collect();
     let peers = model::inputs::Peers::of(&benign, reference);
     let rows = analysis
