@@ -56,8 +56,9 @@ pub enum ModelError {
 /// evidence.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Mode {
-    /// What it judges, in a word (`output_layer`, `text_harvest`; `single`
-    /// for a model of one mode).
+    /// What it judges, in a word: [`GENERAL_MODE`] (every kind of
+    /// distillation), [`OUTPUT_LAYER_MODE`], or [`SINGLE_MODE`] for a
+    /// model of one mode.
     pub name: String,
     /// Per input: the weight of its standardised value.
     pub coef: Vec<f64>,
@@ -114,6 +115,14 @@ struct SingleWeights {
 
 /// The name of the one mode of a model fitted as a single regression.
 pub const SINGLE_MODE: &str = "single";
+
+/// The first of two modes: the regression on every training account, as
+/// a model of one mode is.
+pub const GENERAL_MODE: &str = "general";
+
+/// The second of two modes: fitted on every benign account and the
+/// distillers whose evidence is the output layer.
+pub const OUTPUT_LAYER_MODE: &str = "output_layer";
 
 /// One input's part in a score.
 #[derive(Clone, Debug, Serialize)]
@@ -554,64 +563,50 @@ pub fn fit_grouped(
         labels,
         groups,
     };
+    let all: Vec<usize> = (0..z.len()).collect();
     let modes = match &opt.prior {
         Some(p) => {
-            // The prior's modes without their share of the correction
-            // below (it is applied again to the refitted modes).
-            let tries = (p.modes.len() as f64).ln();
-            let start: Vec<Mode> = p
-                .modes
-                .iter()
-                .map(|k| Mode {
-                    intercept: k.intercept + tries,
-                    ..k.clone()
-                })
-                .collect();
-            fit_modes(&data, start.clone(), &start, opt)?
+            let general = data.fit_mode(&p.modes[0], &all, opt)?;
+            match p.modes.get(1) {
+                Some(specialist) => {
+                    // The prior's assignment: the distillers its
+                    // specialist scores above its general mode.
+                    let start: Vec<bool> = (0..z.len())
+                        .map(|i| data.labels[i] && data.best_mode(&p.modes, i) == 1)
+                        .collect();
+                    let specialist =
+                        fit_specialist(&data, &general, start, specialist, opt)?;
+                    vec![general, specialist]
+                }
+                None => vec![general],
+            }
         }
         None => {
-            let single = Mode {
-                name: SINGLE_MODE.into(),
+            let general = Mode {
+                name: GENERAL_MODE.into(),
                 coef: vec![0.0; n],
                 intercept: 0.0,
             };
-            let single = data.fit_mode(&single, &(0..z.len()).collect::<Vec<_>>(), opt)?;
-            if wanted == 1 {
-                vec![single]
-            } else {
-                match content_modes(&data, &single) {
-                    Some(start) => {
-                        // Each mode is fitted from scratch (ridge toward
-                        // zero) on its own distillers.
-                        let zero: Vec<Mode> = start
-                            .iter()
-                            .map(|k| Mode {
-                                coef: vec![0.0; n],
-                                intercept: 0.0,
-                                ..k.clone()
-                            })
-                            .collect();
-                        fit_modes(&data, start, &zero, opt)?
-                    }
-                    // Too few distillers of one kind to fit it alone.
-                    None => vec![single],
+            let general = data.fit_mode(&general, &all, opt)?;
+            match (wanted, output_layer_start(&data, &general)) {
+                (2, Some(start)) => {
+                    let zero = Mode {
+                        name: OUTPUT_LAYER_MODE.into(),
+                        coef: vec![0.0; n],
+                        intercept: 0.0,
+                    };
+                    let specialist = fit_specialist(&data, &general, start, &zero, opt)?;
+                    vec![general, specialist]
                 }
+                // One mode asked, or too few output-layer distillers to fit
+                // them alone.
+                _ => vec![Mode {
+                    name: SINGLE_MODE.into(),
+                    ..general
+                }],
             }
         }
     };
-    // The best of m modes is the maximum of m tries: each mode's odds are
-    // divided by m (a Bonferroni correction in odds, as for an account's
-    // facets), so scores keep their meaning for the rules that read them
-    // (peer trimming, cluster members) and contributions still add up to
-    // the deciding mode's log-odds.
-    let tries = (modes.len() as f64).ln();
-    let modes: Vec<Mode> = modes
-        .into_iter()
-        .map(|k| Mode {
-            intercept: k.intercept - tries,
-            ..k
-        })
-        .collect();
     let mut model = Model {
         format: 2,
         fitted_on: opt.description.clone(),
@@ -643,12 +638,12 @@ pub fn fit_grouped(
     Ok(model)
 }
 
-/// A mode needs at least this many distillers of its own to be fitted
-/// alone; with fewer, the model stays one regression.
+/// The output-layer mode needs at least this many distillers of its own
+/// to be fitted; with fewer, the model stays one regression.
 pub const MIN_MODE_DISTILLERS: usize = 5;
 
-/// The modes' rounds of fitting and reassignment at most (they settle in a
-/// few).
+/// The rounds of fitting and reassignment of the specialist at most (it
+/// settles in a few).
 const MODE_ROUNDS: usize = 20;
 
 /// Standardised training rows.
@@ -677,123 +672,80 @@ impl Standardised<'_> {
         })
     }
 
+    /// Mode `m`'s log-odds of row `i`.
+    fn logit(&self, m: &Mode, i: usize) -> f64 {
+        m.intercept
+            + m.coef
+                .iter()
+                .zip(&self.z[i])
+                .map(|(w, z)| w * z)
+                .sum::<f64>()
+    }
+
     /// The mode with the highest log-odds for row `i`.
     fn best_mode(&self, modes: &[Mode], i: usize) -> usize {
-        let logit = |m: &Mode| {
-            m.intercept
-                + m.coef
-                    .iter()
-                    .zip(&self.z[i])
-                    .map(|(w, z)| w * z)
-                    .sum::<f64>()
-        };
         (0..modes.len())
-            .max_by(|&a, &b| logit(&modes[a]).total_cmp(&logit(&modes[b])))
+            .max_by(|&a, &b| self.logit(&modes[a], i).total_cmp(&self.logit(&modes[b], i)))
             .unwrap_or(0)
     }
 }
 
-/// The starting point of a two-mode fit, from the single regression's
-/// contributions: a distiller whose output-layer inputs add more to its
-/// log-odds than its harvest inputs starts in `output_layer`, the others
-/// in `text_harvest` (the families of [`inputs::INPUTS`]; the style names
-/// of the training sets are never read). `None` when either has fewer
-/// than [`MIN_MODE_DISTILLERS`].
-fn content_modes(data: &Standardised<'_>, single: &Mode) -> Option<Vec<Mode>> {
+/// The distillers the output-layer mode starts from, from the general
+/// regression's contributions: those whose output-layer inputs add more to
+/// their log-odds than their harvest inputs (the families of
+/// [`inputs::INPUTS`]; the style names of the training sets are never
+/// read). `None` when fewer than [`MIN_MODE_DISTILLERS`].
+fn output_layer_start(data: &Standardised<'_>, general: &Mode) -> Option<Vec<bool>> {
     use crate::score::Family;
     let family_sum = |i: usize, family: Family| {
         inputs::INPUTS
             .iter()
-            .zip(&single.coef)
+            .zip(&general.coef)
             .zip(&data.z[i])
             .filter(|((d, _), _)| d.family == family)
             .map(|((_, w), z)| w * z)
             .sum::<f64>()
     };
-    let output_layer = (0..data.z.len())
-        .filter(|&i| data.labels[i])
-        .filter(|&i| family_sum(i, Family::OutputLayer) > family_sum(i, Family::Harvest))
-        .count();
-    let distillers = data.labels.iter().filter(|l| **l).count();
-    if output_layer < MIN_MODE_DISTILLERS || distillers - output_layer < MIN_MODE_DISTILLERS {
-        return None;
-    }
-    // Two modes that score like the single regression, each to be refitted
-    // on its own distillers; the first assignment is by family.
-    let start = |name: &str, family: Family| {
-        let mut coef = single.coef.clone();
-        let other = if family == Family::OutputLayer {
-            Family::Harvest
-        } else {
-            Family::OutputLayer
-        };
-        for (w, d) in coef.iter_mut().zip(inputs::INPUTS) {
-            if d.family == other {
-                *w = 0.0;
-            }
-        }
-        Mode {
-            name: name.into(),
-            coef,
-            intercept: single.intercept,
-        }
-    };
-    Some(vec![
-        start("output_layer", Family::OutputLayer),
-        start("text_harvest", Family::Harvest),
-    ])
+    let start: Vec<bool> = (0..data.z.len())
+        .map(|i| {
+            data.labels[i] && family_sum(i, Family::OutputLayer) > family_sum(i, Family::Harvest)
+        })
+        .collect();
+    (start.iter().filter(|s| **s).count() >= MIN_MODE_DISTILLERS).then_some(start)
 }
 
-/// Fit several modes by alternating assignment (a latent-class logistic
-/// regression, hard assignment): every distiller goes to the mode that
-/// scores it highest, each mode is refitted on every benign row and its
-/// distillers, and again, until no distiller moves. A mode left with no
-/// distillers keeps the weights it had (with a prior: the prior's, so a
-/// few analyst labels of one kind do not erase the other).
-fn fit_modes(
+/// Fit the specialist mode by alternating assignment (a latent-class
+/// logistic regression with hard assignment, one class fixed): it is
+/// fitted on every benign row and its distillers (`mine`), shrunk toward
+/// `toward`; then every distiller it scores above the general mode is its
+/// own; again, until no distiller moves. With no distiller of its own it
+/// keeps `toward` (with a prior: the prior's, so a few analyst labels of
+/// one kind do not erase the other).
+fn fit_specialist(
     data: &Standardised<'_>,
-    start: Vec<Mode>,
-    toward: &[Mode],
+    general: &Mode,
+    mut mine: Vec<bool>,
+    toward: &Mode,
     opt: &FitOptions,
-) -> Result<Vec<Mode>, ModelError> {
-    let rows = data.z.len();
-    let assign = |modes: &[Mode]| -> Vec<usize> {
-        (0..rows)
-            .map(|i| {
-                if data.labels[i] {
-                    data.best_mode(modes, i)
-                } else {
-                    usize::MAX
-                }
-            })
-            .collect()
-    };
-    let mut modes = start;
-    let mut assigned = assign(&modes);
+) -> Result<Mode, ModelError> {
+    let mut specialist = toward.clone();
     for _ in 0..MODE_ROUNDS {
-        let mut next = Vec::with_capacity(modes.len());
-        for (k, prior) in toward.iter().enumerate() {
-            let take: Vec<usize> = (0..rows)
-                .filter(|&i| !data.labels[i] || assigned[i] == k)
-                .collect();
-            if take.iter().any(|&i| data.labels[i]) {
-                let prior = Mode {
-                    name: modes[k].name.clone(),
-                    ..prior.clone()
-                };
-                next.push(data.fit_mode(&prior, &take, opt)?);
-            } else {
-                next.push(modes[k].clone());
-            }
-        }
-        modes = next;
-        let again = assign(&modes);
-        if again == assigned {
+        if !mine.iter().any(|m| *m) {
             break;
         }
-        assigned = again;
+        let take: Vec<usize> = (0..data.z.len())
+            .filter(|&i| !data.labels[i] || mine[i])
+            .collect();
+        specialist = data.fit_mode(toward, &take, opt)?;
+        let again: Vec<bool> = (0..data.z.len())
+            .map(|i| data.labels[i] && data.logit(&specialist, i) > data.logit(general, i))
+            .collect();
+        if again == mine {
+            break;
+        }
+        mine = again;
     }
-    Ok(modes)
+    Ok(specialist)
 }
 
 /// The weights `[intercept, coef…]` of one penalised logistic regression
@@ -1214,7 +1166,7 @@ mod tests {
         let mixture = fit(&rows, &labels, &FitOptions { modes: 2, ..opt }).unwrap();
         assert_eq!(single.modes.len(), 1);
         let names: Vec<&str> = mixture.modes.iter().map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["output_layer", "text_harvest"]);
+        assert_eq!(names, [GENERAL_MODE, OUTPUT_LAYER_MODE]);
         let flagged = |m: &Model, kind: &str| {
             rows.iter()
                 .zip(&kinds)
@@ -1232,12 +1184,12 @@ mod tests {
         // contributions add up to the deciding mode's log-odds.
         let extractor = rows[kinds.iter().position(|k| *k == "extractor").unwrap()].clone();
         let s = mixture.score(&extractor, &[]);
-        assert_eq!(mixture.mode_name(s.mode), "output_layer");
+        assert_eq!(mixture.mode_name(s.mode), OUTPUT_LAYER_MODE);
         let sum: f64 = s.contributions.iter().map(|c| c.contribution).sum();
         assert!((mixture.modes[s.mode].intercept + sum - s.logit).abs() < 1e-9);
         assert!((mixture.logits(&extractor)[s.mode] - s.logit).abs() < 1e-9);
         let harvester = rows[kinds.iter().position(|k| *k == "harvester").unwrap()].clone();
-        assert_eq!(mixture.mode_name(mixture.score(&harvester, &[]).mode), "text_harvest");
+        assert_eq!(mixture.mode_name(mixture.score(&harvester, &[]).mode), GENERAL_MODE);
         // A refit toward the mixture keeps its two modes.
         let again = fit(
             &rows,
