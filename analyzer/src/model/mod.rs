@@ -1110,7 +1110,7 @@ mod tests {
             .find(|x| x.input == inputs::INPUTS[1].name);
         assert!((weak.unwrap().contribution - 3.0 * clipped.modes[0].coef[1]).abs() < 1e-9);
         let sum: f64 = c.contributions.iter().map(|x| x.contribution).sum();
-        assert!((clipped.intercept + sum - c.logit).abs() < 1e-9);
+        assert!((clipped.modes[0].intercept + sum - c.logit).abs() < 1e-9);
         // The clip is part of the model file.
         let text = serde_json::to_string(&clipped).unwrap();
         assert_eq!(Model::parse(&text, "m.json").unwrap().clip, Some(3.0));
@@ -1138,8 +1138,8 @@ mod tests {
             ("ordinary", false, 300, 0.0, 0.0),
             ("researcher", false, 60, 2.0, -2.0),
             ("power_user", false, 60, 0.0, 2.0),
-            ("extractor", true, 40, 3.5, -2.0),
-            ("harvester", true, 40, 0.0, 3.5),
+            ("extractor", true, 25, 3.5, -2.0),
+            ("harvester", true, 80, 0.0, 3.5),
         ];
         for (kind, distill, count, lp, lo) in population {
             for _ in 0..count {
@@ -1173,13 +1173,21 @@ mod tests {
                 .filter(|(r, k)| **k == kind && m.score(r, &[]).score >= m.threshold)
                 .count()
         };
-        let caught = |m: &Model| flagged(m, "extractor") + flagged(m, "harvester");
-        let false_positives =
-            |m: &Model| ["ordinary", "researcher", "power_user"].map(|k| flagged(m, k)).iter().sum::<usize>();
+        let false_positives = |m: &Model| {
+            ["ordinary", "researcher", "power_user"]
+                .map(|k| flagged(m, k))
+                .iter()
+                .sum::<usize>()
+        };
         // Both at the same benign rate (1 % of 420, in sample).
         assert!(false_positives(&single) <= 4 && false_positives(&mixture) <= 4);
-        assert!(caught(&mixture) >= 76, "mixture: {} of 80", caught(&mixture));
-        assert!(caught(&single) <= 70, "one regression: {} of 80", caught(&single));
+        // One regression weighs short answers against the extractors (the
+        // harvesters, four in five distillers, are judged on long ones);
+        // the specialist judges them on their log-probabilities.
+        let (one, two) = (flagged(&single, "extractor"), flagged(&mixture, "extractor"));
+        assert!(one <= 20, "one regression: {one} of 25 extractors");
+        assert_eq!(two, 25, "two modes: {two} of 25 extractors");
+        assert!(flagged(&mixture, "harvester") >= flagged(&single, "harvester"));
         // Each kind is decided by its own mode, and explained by it: the
         // contributions add up to the deciding mode's log-odds.
         let extractor = rows[kinds.iter().position(|k| *k == "extractor").unwrap()].clone();
@@ -1201,7 +1209,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again.modes.len(), 2);
-        assert!(caught(&again) >= 76);
+        assert!(flagged(&again, "extractor") >= 23);
     }
 
     #[test]
@@ -1219,10 +1227,10 @@ mod tests {
         assert_eq!(old.mode_name(0), SINGLE_MODE);
         assert_eq!(old.modes[0].coef, m.modes[0].coef);
         for r in &rows {
-            assert_eq!(old.logit(r), m.logit(r));
+            assert!((old.logit(r) - m.logit(r)).abs() < 1e-12);
         }
         // A future format is refused with what to do.
-        o.insert("format".into(), 3.into());
+        v["format"] = 3.into();
         let e = Model::parse(&v.to_string(), "new.json").unwrap_err();
         assert!(e.to_string().contains("refit"), "{e}");
     }
