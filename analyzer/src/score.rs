@@ -99,7 +99,7 @@ pub struct Verdict {
     /// The model's threshold.
     pub threshold: f64,
     /// The model's mode that decided (the sub-model giving the highest
-    /// log-odds: `output_layer`, `text_harvest`, or `single`); the
+    /// log-odds: `general`, `output_layer`, or `single`); the
     /// contributions are its.
     pub model_mode: String,
     /// Families whose inputs add at least [`FAMILY_EVIDENCE`] to the

@@ -768,10 +768,18 @@ mod tests {
             .unwrap()
         };
         let pooled = fit(Invariance::None);
-        assert!(pooled.modes[0].coef[1] < -0.1, "pooled: {}", pooled.modes[0].coef[1]);
+        assert!(
+            pooled.modes[0].coef[1] < -0.1,
+            "pooled: {}",
+            pooled.modes[0].coef[1]
+        );
         let dropped = fit(Invariance::Drop);
         assert_eq!(dropped.modes[0].coef[1], 0.0);
-        assert!(dropped.modes[0].coef[0] > 0.5, "signal {}", dropped.modes[0].coef[0]);
+        assert!(
+            dropped.modes[0].coef[0] > 0.5,
+            "signal {}",
+            dropped.modes[0].coef[0]
+        );
         let signed = fit(Invariance::Sign);
         assert_eq!(signed.modes[0].coef[1], 0.0);
         assert!(signed.modes[0].coef[0] > 0.5);

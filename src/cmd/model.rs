@@ -91,9 +91,10 @@ pub struct FitArgs {
     /// write it (fitting options can then be compared without re-reading).
     #[arg(long, value_name = "FILE")]
     pub rows_cache: Option<PathBuf>,
-    /// Sub-models: 1 (one logistic regression) or 2 (output-layer
-    /// extraction and text harvest, each judged on its own evidence; an
-    /// entity's score is its highest mode's).
+    /// Sub-models: 1 (one logistic regression) or 2 (that regression and
+    /// an output-layer specialist fitted on every benign account and the
+    /// distillers it scores above it; an entity's score is the higher
+    /// mode's).
     #[arg(long, default_value_t = 1)]
     pub modes: usize,
 }
@@ -234,7 +235,7 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
     let mut how = String::new();
     if a.modes > 1 {
         how += &format!(
-            "; {} modes (each on every benign account and the distillers it scores highest)",
+            "; {} modes (general; output layer: every benign account and the distillers it scores above the general mode)",
             a.modes
         );
     }

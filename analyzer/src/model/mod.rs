@@ -1,8 +1,10 @@
-//! The calibrated model that turns an entity's inputs into a score: a
-//! logistic regression over the standardised inputs of
-//! [`inputs::INPUTS`], with one contribution per input so every verdict
-//! explains itself in numbers, and a threshold chosen on the training
-//! population's benign accounts.
+//! The calibrated model that turns an entity's inputs into a score:
+//! logistic regressions (modes) over the standardised inputs of
+//! [`inputs::INPUTS`] — a general one and, in a model of two modes, an
+//! output-layer specialist; the score is the higher of their log-odds —
+//! with one contribution per input so every verdict explains itself in
+//! numbers, and a threshold chosen on the training population's benign
+//! accounts.
 //!
 //! A model is a small JSON file. The default one ships inside the binary
 //! (`default_model.json`, how it was fitted is in its `fitted_on` and in
@@ -52,8 +54,7 @@ pub enum ModelError {
 }
 
 /// One logistic sub-model of a [`Model`]: the weights that judge one kind
-/// of distillation (e.g. output-layer extraction, text harvest) on its own
-/// evidence.
+/// of distillation (e.g. output-layer extraction) on its own evidence.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Mode {
     /// What it judges, in a word: [`GENERAL_MODE`] (every kind of
@@ -241,7 +242,11 @@ impl Model {
             .center
             .iter()
             .chain(&m.scale)
-            .chain(m.modes.iter().flat_map(|k| k.coef.iter().chain([&k.intercept])))
+            .chain(
+                m.modes
+                    .iter()
+                    .flat_map(|k| k.coef.iter().chain([&k.intercept])),
+            )
             .chain([&m.threshold]);
         if all.into_iter().any(|x| !x.is_finite()) || m.scale.iter().any(|s| *s <= 0.0) {
             return Err(bad("non-finite numbers or a scale <= 0".into()));
@@ -364,9 +369,10 @@ pub struct FitOptions {
     /// keep, on top of `monotone` (e.g. chosen by agreement between
     /// training environments, `training::Invariance`); empty: none.
     pub signs: Vec<Sign>,
-    /// Sub-models ([`Mode`]): 1, one regression; 2, output-layer
-    /// extraction and text harvest, each fitted on every benign account
-    /// and the distillers it scores highest. With a prior, the prior's.
+    /// Sub-models ([`Mode`]): 1, one regression; 2, that regression
+    /// ([`GENERAL_MODE`]) and an output-layer specialist fitted on every
+    /// benign account and the distillers it scores above the general mode
+    /// ([`OUTPUT_LAYER_MODE`]). With a prior, the prior's.
     pub modes: usize,
 }
 
@@ -506,7 +512,7 @@ fn sample_weights(labels: &[bool], groups: &[&str], balance: Balance) -> Vec<f64
 /// Fit a model to input rows, labels (`true`: distillation) and each row's
 /// population (`groups`: its scenario; may be empty), weighted by
 /// [`sample_weights`] under `opt.balance`, with `opt.modes` sub-models
-/// (with a prior: the prior's; see [`fit_modes`]). With `opt.monotone` the
+/// (with a prior: the prior's; see [`fit_specialist`]). With `opt.monotone` the
 /// fit is sign-constrained: a weight whose sign contradicts its input's
 /// [`inputs::Direction`] is fixed at zero and the rest refitted (an active
 /// set: fixed weights whose gradient points into the allowed sign are
@@ -535,7 +541,7 @@ pub fn fit_grouped(
     let wanted = opt.prior.as_ref().map_or(opt.modes, |p| p.modes.len());
     if !(1..=2).contains(&wanted) {
         return Err(ModelError::Fit(format!(
-            "{wanted} modes: a model has 1 (one regression) or 2 (output layer, text harvest)"
+            "{wanted} modes: a model has 1 (one regression) or 2 (general, output layer)"
         )));
     }
     let (center, scale, clip) = match &opt.prior {
@@ -574,8 +580,7 @@ pub fn fit_grouped(
                     let start: Vec<bool> = (0..z.len())
                         .map(|i| data.labels[i] && data.best_mode(&p.modes, i) == 1)
                         .collect();
-                    let specialist =
-                        fit_specialist(&data, &general, start, specialist, opt)?;
+                    let specialist = fit_specialist(&data, &general, start, specialist, opt)?;
                     vec![general, specialist]
                 }
                 None => vec![general],
@@ -685,7 +690,10 @@ impl Standardised<'_> {
     /// The mode with the highest log-odds for row `i`.
     fn best_mode(&self, modes: &[Mode], i: usize) -> usize {
         (0..modes.len())
-            .max_by(|&a, &b| self.logit(&modes[a], i).total_cmp(&self.logit(&modes[b], i)))
+            .max_by(|&a, &b| {
+                self.logit(&modes[a], i)
+                    .total_cmp(&self.logit(&modes[b], i))
+            })
             .unwrap_or(0)
     }
 }
@@ -988,7 +996,11 @@ mod tests {
             ..FitOptions::default()
         };
         let m = fit(&rows, &labels, &opt).unwrap();
-        assert!(m.modes[0].coef[0] > 1.0, "signal weight {}", m.modes[0].coef[0]);
+        assert!(
+            m.modes[0].coef[0] > 1.0,
+            "signal weight {}",
+            m.modes[0].coef[0]
+        );
         assert!(m.modes[0].coef[1].abs() < m.modes[0].coef[0].abs() / 4.0);
         let flagged = |want: bool| {
             rows.iter()
@@ -1184,7 +1196,10 @@ mod tests {
         // One regression weighs short answers against the extractors (the
         // harvesters, four in five distillers, are judged on long ones);
         // the specialist judges them on their log-probabilities.
-        let (one, two) = (flagged(&single, "extractor"), flagged(&mixture, "extractor"));
+        let (one, two) = (
+            flagged(&single, "extractor"),
+            flagged(&mixture, "extractor"),
+        );
         assert!(one <= 20, "one regression: {one} of 25 extractors");
         assert_eq!(two, 25, "two modes: {two} of 25 extractors");
         assert!(flagged(&mixture, "harvester") >= flagged(&single, "harvester"));
@@ -1197,7 +1212,10 @@ mod tests {
         assert!((mixture.modes[s.mode].intercept + sum - s.logit).abs() < 1e-9);
         assert!((mixture.logits(&extractor)[s.mode] - s.logit).abs() < 1e-9);
         let harvester = rows[kinds.iter().position(|k| *k == "harvester").unwrap()].clone();
-        assert_eq!(mixture.mode_name(mixture.score(&harvester, &[]).mode), GENERAL_MODE);
+        assert_eq!(
+            mixture.mode_name(mixture.score(&harvester, &[]).mode),
+            GENERAL_MODE
+        );
         // A refit toward the mixture keeps its two modes.
         let again = fit(
             &rows,
