@@ -299,12 +299,6 @@ impl Model {
         self.decide(&self.standardise(x)).1
     }
 
-    /// Each mode's log-odds of inputs, in [`Model::modes`] order.
-    pub fn logits(&self, x: &[f64]) -> Vec<f64> {
-        let z = self.standardise(x);
-        self.mode_logits(&z).collect()
-    }
-
     /// Score inputs (from [`inputs::Peers::inputs`]); `peer_medians` gives
     /// the baseline shown for each input.
     pub fn score(&self, x: &[f64], peer_medians: &[Option<f64>]) -> Scored {
@@ -1210,7 +1204,7 @@ mod tests {
         assert_eq!(mixture.mode_name(s.mode), OUTPUT_LAYER_MODE);
         let sum: f64 = s.contributions.iter().map(|c| c.contribution).sum();
         assert!((mixture.modes[s.mode].intercept + sum - s.logit).abs() < 1e-9);
-        assert!((mixture.logits(&extractor)[s.mode] - s.logit).abs() < 1e-9);
+        assert!((mixture.logit(&extractor) - s.logit).abs() < 1e-9);
         let harvester = rows[kinds.iter().position(|k| *k == "harvester").unwrap()].clone();
         assert_eq!(
             mixture.mode_name(mixture.score(&harvester, &[]).mode),
