@@ -44,7 +44,7 @@ for seed in 1 2 3; do
         "$ww" fixtures logs --seed "$seed" --accounts 400 --days 3 --out "$work/seed$seed" >/dev/null
     sets+=(--set "$work/seed$seed/requests.jsonl=$work/seed$seed/labels.csv")
 done
-"$ww" model fit "${sets[@]}" --l2 10 --monotone false \
+"$ww" model fit "${sets[@]}" --l2 10 --monotone false --modes 2 \
     --target-fpr 0.01 --threshold-folds 5 --per-set-threshold \
     --leave-one-out --rows-cache "$work/rows.json" --out "$work/model.json"
 # Name the sets by what they are, not by temporary paths.

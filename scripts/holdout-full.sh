@@ -55,7 +55,7 @@ done
 for fit in A B; do
     held=$([ "$fit" = A ] && echo B || echo A)
     "$ww" model fit --quiet --set "$ext/requests.jsonl.zst=$work/labels$fit.csv" "${sets[@]}" \
-        --l2 10 --monotone false --target-fpr 0.01 --threshold-folds 5 --per-set-threshold \
+        --l2 10 --monotone false --modes 2 --target-fpr 0.01 --threshold-folds 5 --per-set-threshold \
         --out "$work/model$fit.json" >"$work/fit$fit.txt"
     "$ww" analyze --quiet --no-progress --no-replay --logs "$ext/requests.jsonl.zst" \
         --model "$work/model$fit.json" --labels "$work/labels$held.csv" \

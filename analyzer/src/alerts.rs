@@ -33,6 +33,7 @@ fn verdict_evidence(e: &mut Evidence, v: &Verdict, f: &Features) {
     let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
     e.insert("score".into(), json!(r3(v.score)));
     e.insert("threshold".into(), json!(r3(v.threshold)));
+    e.insert("model_mode".into(), json!(v.model_mode));
     let contributions: Vec<Value> = v
         .contributions
         .iter()

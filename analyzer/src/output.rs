@@ -55,7 +55,7 @@ pub fn top_signals(a: &crate::analysis::AccountResult) -> String {
         .join(";")
 }
 
-/// Write `account_id,score,flagged,cluster_id,top_signals`.
+/// Write `account_id,score,flagged,cluster_id,top_signals,model_mode`.
 pub fn write_scores(analysis: &Analysis, path: &Path) -> Result<(), OutputError> {
     let err = |source| OutputError::Io {
         path: path.display().to_string(),
@@ -63,7 +63,11 @@ pub fn write_scores(analysis: &Analysis, path: &Path) -> Result<(), OutputError>
     };
     let file = std::fs::File::create(path).map_err(err)?;
     let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "account_id,score,flagged,cluster_id,top_signals").map_err(err)?;
+    writeln!(
+        w,
+        "account_id,score,flagged,cluster_id,top_signals,model_mode"
+    )
+    .map_err(err)?;
     let mut rows: Vec<_> = analysis.accounts.iter().collect();
     rows.sort_by(|a, b| {
         b.verdict
@@ -74,12 +78,13 @@ pub fn write_scores(analysis: &Analysis, path: &Path) -> Result<(), OutputError>
     for a in rows {
         writeln!(
             w,
-            "{},{:.4},{},{},{}",
+            "{},{:.4},{},{},{},{}",
             csv_field(&a.account_id),
             a.verdict.score,
             a.flagged(),
             csv_field(a.cluster_id.as_deref().unwrap_or("")),
-            csv_field(&top_signals(a))
+            csv_field(&top_signals(a)),
+            csv_field(&a.verdict.model_mode)
         )
         .map_err(err)?;
     }
@@ -264,6 +269,12 @@ pub fn write_features(
             "top_signals".into(),
             rows.iter()
                 .map(|r| all(r).then(|| top_signals(r.account)))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "model_mode".into(),
+            rows.iter()
+                .map(|r| all(r).then(|| r.account.verdict.model_mode.clone()))
                 .collect::<Vec<_>>(),
         ),
     ];

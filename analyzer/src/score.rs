@@ -98,6 +98,10 @@ pub struct Verdict {
     pub flagged: bool,
     /// The model's threshold.
     pub threshold: f64,
+    /// The model's mode that decided (the sub-model giving the highest
+    /// log-odds: `general`, `output_layer`, or `single`); the
+    /// contributions are its.
+    pub model_mode: String,
     /// Families whose inputs add at least [`FAMILY_EVIDENCE`] to the
     /// log-odds, strongest first.
     pub families: Vec<Family>,
@@ -268,6 +272,7 @@ pub fn score_with(f: &Features, judge: &Judge<'_>, extra: Vec<Signal>) -> Verdic
         score: scored.score,
         flagged: scored.score >= judge.model.threshold,
         threshold: judge.model.threshold,
+        model_mode: judge.model.mode_name(scored.mode).to_string(),
         families,
         contributions,
         signals: s,

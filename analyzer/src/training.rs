@@ -252,7 +252,12 @@ fn fit_plain(
     for set in sets {
         let part: Vec<Row<'_>> = rows.iter().copied().filter(|r| r.0 == set).collect();
         if part.iter().any(|r| r.1.distill) && part.iter().any(|r| !r.1.distill) {
-            per_set.push(fit_one(&part, opt)?.coef);
+            // The signs are those of one regression per set.
+            let single = FitOptions {
+                modes: 1,
+                ..opt.clone()
+            };
+            per_set.push(fit_one(&part, &single)?.modes.swap_remove(0).coef);
         }
     }
     let signs = agreed_signs(&per_set, invariance);
@@ -289,11 +294,11 @@ fn agreed_signs(per_set: &[Vec<f64>], invariance: Invariance) -> Vec<model::Sign
 /// average), the threshold from in-sample or out-of-fold benign scores,
 /// pooled or per set.
 pub fn fit_rows(rows: &[Row<'_>], p: &Protocol) -> Result<Model, model::ModelError> {
-    if p.bag && p.fit.clip.is_some() {
-        // Clipped models are not linear in the raw inputs: their average
-        // is not a model of this form.
+    if p.bag && (p.fit.clip.is_some() || p.fit.modes > 1) {
+        // Clipped models and models of several modes are not linear in
+        // the raw inputs: their average is not a model of this form.
         return Err(model::ModelError::Fit(
-            "averaging fold models (bag) and clipping cannot be combined".into(),
+            "averaging fold models (bag) cannot be combined with clipping or several modes".into(),
         ));
     }
     let mut full = fit_plain(rows, &p.fit, p.invariance)?;
@@ -341,25 +346,28 @@ pub fn fit_rows(rows: &[Row<'_>], p: &Protocol) -> Result<Model, model::ModelErr
 }
 
 /// The model whose log-odds are the mean of `models`' log-odds, written
-/// with `like`'s centring and scaling (each model is linear in the raw
-/// inputs, so the mean is too: exact, and contributions stay per input).
+/// with `like`'s centring and scaling (each model is one linear mode in
+/// the raw inputs, so the mean is too: exact, and contributions stay per
+/// input).
 fn average(like: &Model, models: &[Model]) -> Model {
-    let n = like.coef.len();
+    let n = like.center.len();
     let k = models.len() as f64;
     // Raw-input slope and constant of each model, averaged.
     let mut slope = vec![0.0; n];
     let mut constant = 0.0;
     for m in models {
-        constant += m.intercept / k;
+        let mode = &m.modes[0];
+        constant += mode.intercept / k;
         for (j, s) in slope.iter_mut().enumerate() {
-            let a = m.coef[j] / m.scale[j];
+            let a = mode.coef[j] / m.scale[j];
             *s += a / k;
             constant -= a * m.center[j] / k;
         }
     }
     let mut out = like.clone();
-    out.coef = slope.iter().zip(&like.scale).map(|(a, s)| a * s).collect();
-    out.intercept = constant
+    out.modes.truncate(1);
+    out.modes[0].coef = slope.iter().zip(&like.scale).map(|(a, s)| a * s).collect();
+    out.modes[0].intercept = constant
         + slope
             .iter()
             .zip(&like.center)
@@ -649,7 +657,7 @@ mod tests {
         let in_sample = fit_rows(&rows, &protocol(0, false)).unwrap();
         let oof = fit_rows(&rows, &protocol(5, false)).unwrap();
         // Same weights, another threshold.
-        assert_eq!(in_sample.coef, oof.coef);
+        assert_eq!(in_sample.modes[0].coef, oof.modes[0].coef);
         let fpr = |m: &Model| score_rows("fresh", &fresh, m).fpr;
         assert!(
             fpr(&in_sample) > 0.025,
@@ -760,18 +768,30 @@ mod tests {
             .unwrap()
         };
         let pooled = fit(Invariance::None);
-        assert!(pooled.coef[1] < -0.1, "pooled: {}", pooled.coef[1]);
+        assert!(
+            pooled.modes[0].coef[1] < -0.1,
+            "pooled: {}",
+            pooled.modes[0].coef[1]
+        );
         let dropped = fit(Invariance::Drop);
-        assert_eq!(dropped.coef[1], 0.0);
-        assert!(dropped.coef[0] > 0.5, "signal {}", dropped.coef[0]);
+        assert_eq!(dropped.modes[0].coef[1], 0.0);
+        assert!(
+            dropped.modes[0].coef[0] > 0.5,
+            "signal {}",
+            dropped.modes[0].coef[0]
+        );
         let signed = fit(Invariance::Sign);
-        assert_eq!(signed.coef[1], 0.0);
-        assert!(signed.coef[0] > 0.5);
+        assert_eq!(signed.modes[0].coef[1], 0.0);
+        assert!(signed.modes[0].coef[0] > 0.5);
         // Each set alone agrees on input 0's sign and not on input 1's.
         let per_set: Vec<Vec<f64>> = [0, 1]
             .map(|s| {
                 let part: Vec<Row<'_>> = rows.iter().copied().filter(|r| r.0 == s).collect();
-                fit_one(&part, &protocol(0, false).fit).unwrap().coef
+                fit_one(&part, &protocol(0, false).fit)
+                    .unwrap()
+                    .modes
+                    .swap_remove(0)
+                    .coef
             })
             .into();
         let signs = agreed_signs(&per_set, Invariance::Sign);

@@ -175,7 +175,10 @@ fn every_format_and_compression_gives_the_same_verdicts() {
     // scores.csv: header, one row per account, score in [0,1], flagged
     // true/false (the same form as the Parquet table's boolean).
     let lines: Vec<&str> = reference.lines().collect();
-    assert_eq!(lines[0], "account_id,score,flagged,cluster_id,top_signals");
+    assert_eq!(
+        lines[0],
+        "account_id,score,flagged,cluster_id,top_signals,model_mode"
+    );
     assert_eq!(lines.len() - 1, 60);
     for l in &lines[1..] {
         let cells: Vec<&str> = l.split(',').collect();

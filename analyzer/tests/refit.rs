@@ -57,6 +57,9 @@ fn analyst_labels_refit_the_model_toward_their_verdicts() {
         refit.fitted_on
     );
     assert!(refit.fitted_on.contains("verdicts.csv"));
+    // The refit keeps the bundled model's modes (names and order).
+    let names = |m: &Model| m.modes.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&refit), names(&Model::bundled()));
     // The refit ranks the accounts more as the analysts did: attacks
     // above false positives. (Not every benign account need score lower:
     // the intercept is not penalised and moves with the attacks' scores,

@@ -91,6 +91,12 @@ pub struct FitArgs {
     /// write it (fitting options can then be compared without re-reading).
     #[arg(long, value_name = "FILE")]
     pub rows_cache: Option<PathBuf>,
+    /// Sub-models: 1 (one logistic regression) or 2 (that regression and
+    /// an output-layer specialist fitted on every benign account and the
+    /// distillers it scores above it; an entity's score is the higher
+    /// mode's).
+    #[arg(long, default_value_t = 1)]
+    pub modes: usize,
 }
 
 /// What `--rows-cache` holds.
@@ -112,22 +118,41 @@ pub fn run(cmd: ModelCommand, config: Config) -> anyhow::Result<()> {
                 None => analyzer::configured_model(&config.analyzer)?,
             };
             println!("fitted on: {}", m.fitted_on);
-            println!(
-                "threshold {:.4}, intercept {:+.3}",
-                m.threshold, m.intercept
-            );
+            println!("threshold {:.4}", m.threshold);
             if let Some(c) = m.clip {
                 println!("standardised inputs clipped at ±{c}");
             }
-            let mut rows: Vec<_> = m
-                .inputs
-                .iter()
-                .zip(&m.coef)
-                .zip(analyzer::model::inputs::INPUTS)
-                .collect();
-            rows.sort_by(|a, b| b.0.1.abs().total_cmp(&a.0.1.abs()));
-            for ((name, w), d) in rows {
-                println!("{name:<28} {w:+.3}  (prior direction {:?})", d.direction);
+            println!(
+                "{} mode(s); an entity's log-odds are its highest mode's",
+                m.modes.len()
+            );
+            let names: Vec<&str> = m.modes.iter().map(|k| k.name.as_str()).collect();
+            println!("{:<28} {}", "input", names.join("  "));
+            println!(
+                "{:<28} {}",
+                "(intercept)",
+                m.modes
+                    .iter()
+                    .map(|k| format!("{:>w$.3}", k.intercept, w = k.name.len()))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
+            // Largest weight over the modes first.
+            let largest = |i: usize| m.modes.iter().map(|k| k.coef[i].abs()).fold(0.0, f64::max);
+            let mut order: Vec<usize> = (0..m.inputs.len()).collect();
+            order.sort_by(|&a, &b| largest(b).total_cmp(&largest(a)));
+            for i in order {
+                let weights: Vec<String> = m
+                    .modes
+                    .iter()
+                    .map(|k| format!("{:>+w$.3}", k.coef[i], w = k.name.len()))
+                    .collect();
+                println!(
+                    "{:<28} {}  (prior direction {:?})",
+                    m.inputs[i],
+                    weights.join("  "),
+                    analyzer::model::inputs::INPUTS[i].direction
+                );
             }
             Ok(())
         }
@@ -208,6 +233,12 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
         }
     };
     let mut how = String::new();
+    if a.modes > 1 {
+        how += &format!(
+            "; {} modes (general; output layer: every benign account and the distillers it scores above the general mode)",
+            a.modes
+        );
+    }
     if let Some(c) = a.clip {
         how += &format!("; standardised inputs clipped at ±{c}");
     }
@@ -235,6 +266,7 @@ fn fit(a: FitArgs, config: Config) -> anyhow::Result<()> {
             balance: a.balance,
             clip: a.clip,
             signs: Vec::new(),
+            modes: a.modes,
         },
         threshold_folds: a.threshold_folds,
         bag: a.bag,

@@ -1,8 +1,10 @@
-//! The calibrated model that turns an entity's inputs into a score: a
-//! logistic regression over the standardised inputs of
-//! [`inputs::INPUTS`], with one contribution per input so every verdict
-//! explains itself in numbers, and a threshold chosen on the training
-//! population's benign accounts.
+//! The calibrated model that turns an entity's inputs into a score:
+//! logistic regressions (modes) over the standardised inputs of
+//! [`inputs::INPUTS`] — a general one and, in a model of two modes, an
+//! output-layer specialist; the score is the higher of their log-odds —
+//! with one contribution per input so every verdict explains itself in
+//! numbers, and a threshold chosen on the training population's benign
+//! accounts.
 //!
 //! A model is a small JSON file. The default one ships inside the binary
 //! (`default_model.json`, how it was fitted is in its `fitted_on` and in
@@ -51,10 +53,27 @@ pub enum ModelError {
     Fit(String),
 }
 
-/// A fitted model.
+/// One logistic sub-model of a [`Model`]: the weights that judge one kind
+/// of distillation (e.g. output-layer extraction) on its own evidence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Mode {
+    /// What it judges, in a word: [`GENERAL_MODE`] (every kind of
+    /// distillation), [`OUTPUT_LAYER_MODE`], or [`SINGLE_MODE`] for a
+    /// model of one mode.
+    pub name: String,
+    /// Per input: the weight of its standardised value.
+    pub coef: Vec<f64>,
+    /// The constant term.
+    pub intercept: f64,
+}
+
+/// A fitted model: one or more logistic sub-models ([`Mode`]) over the
+/// same standardised inputs; an entity's log-odds are the highest of its
+/// modes' (the mode that decides).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Model {
-    /// File format version (1).
+    /// File format version (2: modes; 1, one `coef`/`intercept`, is still
+    /// read as a model of one mode).
     pub format: u32,
     /// What it was fitted on, in words (data sets, label counts).
     pub fitted_on: String,
@@ -64,10 +83,9 @@ pub struct Model {
     pub center: Vec<f64>,
     /// Per input: the training standard deviation divided by.
     pub scale: Vec<f64>,
-    /// Per input: the weight of its standardised value.
-    pub coef: Vec<f64>,
-    /// The constant term.
-    pub intercept: f64,
+    /// The sub-models (at least one).
+    #[serde(default)]
+    pub modes: Vec<Mode>,
     /// Entities scoring at or above it are flagged.
     pub threshold: f64,
     /// The benign false-positive rate the threshold was chosen for, on
@@ -89,6 +107,24 @@ pub struct Model {
     pub clip: Option<f64>,
 }
 
+/// The weights of a format-1 file (one logistic regression).
+#[derive(Deserialize)]
+struct SingleWeights {
+    coef: Vec<f64>,
+    intercept: f64,
+}
+
+/// The name of the one mode of a model fitted as a single regression.
+pub const SINGLE_MODE: &str = "single";
+
+/// The first of two modes: the regression on every training account, as
+/// a model of one mode is.
+pub const GENERAL_MODE: &str = "general";
+
+/// The second of two modes: fitted on every benign account and the
+/// distillers whose evidence is the output layer.
+pub const OUTPUT_LAYER_MODE: &str = "output_layer";
+
 /// One input's part in a score.
 #[derive(Clone, Debug, Serialize)]
 pub struct Contribution {
@@ -109,12 +145,16 @@ pub struct Contribution {
 /// A score and its explanation.
 #[derive(Clone, Debug)]
 pub struct Scored {
+    /// The mode that decided (index into [`Model::modes`]): the one
+    /// giving the highest log-odds; the contributions are its.
+    pub mode: usize,
     /// 0..1, the model's probability of distillation (with both classes
     /// weighted equally in fitting, so 0.5 is "as likely as not").
     pub score: f64,
     /// Log-odds.
     pub logit: f64,
-    /// Every input's contribution, largest magnitude first.
+    /// Every input's contribution to the deciding mode's log-odds,
+    /// largest magnitude first.
     pub contributions: Vec<Contribution>,
 }
 
@@ -164,9 +204,24 @@ impl Model {
             path: path.to_string(),
             reason,
         };
-        let m: Model = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if m.format != 1 {
-            return Err(bad(format!("format {} (this version reads 1)", m.format)));
+        let mut m: Model = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        match m.format {
+            1 => {
+                let w: SingleWeights =
+                    serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+                m.modes = vec![Mode {
+                    name: SINGLE_MODE.into(),
+                    coef: w.coef,
+                    intercept: w.intercept,
+                }];
+            }
+            2 if m.modes.is_empty() => return Err(bad("a format-2 model without modes".into())),
+            2 => {}
+            f => {
+                return Err(bad(format!(
+                    "format {f} (this version reads 1 and 2); refit the model with `weightwatch model fit`"
+                )));
+            }
         }
         let known: Vec<&str> = inputs::INPUTS.iter().map(|d| d.name).collect();
         if m.inputs != known {
@@ -178,7 +233,7 @@ impl Model {
         let n = known.len();
         if m.center.len() != n
             || m.scale.len() != n
-            || m.coef.len() != n
+            || m.modes.iter().any(|k| k.coef.len() != n)
             || m.reference.iter().any(|g| g.len() != n)
         {
             return Err(bad("vectors of the wrong length".into()));
@@ -187,8 +242,12 @@ impl Model {
             .center
             .iter()
             .chain(&m.scale)
-            .chain(&m.coef)
-            .chain([&m.intercept, &m.threshold]);
+            .chain(
+                m.modes
+                    .iter()
+                    .flat_map(|k| k.coef.iter().chain([&k.intercept])),
+            )
+            .chain([&m.threshold]);
         if all.into_iter().any(|x| !x.is_finite()) || m.scale.iter().any(|s| *s <= 0.0) {
             return Err(bad("non-finite numbers or a scale <= 0".into()));
         }
@@ -217,17 +276,35 @@ impl Model {
         standardise(x, &self.center, &self.scale, self.clip)
     }
 
-    /// The log-odds of inputs (from [`inputs::Peers::inputs`]): the sum
-    /// [`Model::score`] takes, in the same order, without contributions.
+    /// Each mode's log-odds of standardised inputs.
+    fn mode_logits<'a>(&'a self, z: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+        self.modes
+            .iter()
+            .map(move |k| k.intercept + k.coef.iter().zip(z).map(|(w, z)| w * z).sum::<f64>())
+    }
+
+    /// The deciding mode (highest log-odds) of standardised inputs and its
+    /// log-odds.
+    fn decide(&self, z: &[f64]) -> (usize, f64) {
+        self.mode_logits(z)
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |best, (k, l)| {
+                if l > best.1 { (k, l) } else { best }
+            })
+    }
+
+    /// The log-odds of inputs (from [`inputs::Peers::inputs`]): what
+    /// [`Model::score`] gives, without contributions.
     pub fn logit(&self, x: &[f64]) -> f64 {
-        let z = self.standardise(x);
-        self.intercept + self.coef.iter().zip(&z).map(|(w, z)| w * z).sum::<f64>()
+        self.decide(&self.standardise(x)).1
     }
 
     /// Score inputs (from [`inputs::Peers::inputs`]); `peer_medians` gives
     /// the baseline shown for each input.
     pub fn score(&self, x: &[f64], peer_medians: &[Option<f64>]) -> Scored {
         let z = self.standardise(x);
+        let (mode, _) = self.decide(&z);
+        let coef = &self.modes[mode].coef;
         let mut contributions: Vec<Contribution> = inputs::INPUTS
             .iter()
             .enumerate()
@@ -240,16 +317,23 @@ impl Model {
                     .copied()
                     .flatten()
                     .unwrap_or(self.center[i]),
-                contribution: self.coef[i] * z[i],
+                contribution: coef[i] * z[i],
             })
             .collect();
-        let logit = self.intercept + contributions.iter().map(|c| c.contribution).sum::<f64>();
+        let logit =
+            self.modes[mode].intercept + contributions.iter().map(|c| c.contribution).sum::<f64>();
         contributions.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
         Scored {
+            mode,
             score: sigmoid(logit),
             logit,
             contributions,
         }
+    }
+
+    /// The name of mode `k`.
+    pub fn mode_name(&self, k: usize) -> &str {
+        self.modes.get(k).map_or(SINGLE_MODE, |m| m.name.as_str())
     }
 }
 
@@ -279,6 +363,11 @@ pub struct FitOptions {
     /// keep, on top of `monotone` (e.g. chosen by agreement between
     /// training environments, `training::Invariance`); empty: none.
     pub signs: Vec<Sign>,
+    /// Sub-models ([`Mode`]): 1, one regression; 2, that regression
+    /// ([`GENERAL_MODE`]) and an output-layer specialist fitted on every
+    /// benign account and the distillers it scores above the general mode
+    /// ([`OUTPUT_LAYER_MODE`]). With a prior, the prior's.
+    pub modes: usize,
 }
 
 /// A constraint on one weight's sign in fitting.
@@ -359,6 +448,7 @@ impl Default for FitOptions {
             balance: Balance::None,
             clip: None,
             signs: Vec::new(),
+            modes: 1,
         }
     }
 }
@@ -415,14 +505,16 @@ fn sample_weights(labels: &[bool], groups: &[&str], balance: Balance) -> Vec<f64
 
 /// Fit a model to input rows, labels (`true`: distillation) and each row's
 /// population (`groups`: its scenario; may be empty), weighted by
-/// [`sample_weights`] under `opt.balance`. With `opt.monotone` the fit is
-/// sign-constrained: a weight whose sign contradicts its input's
+/// [`sample_weights`] under `opt.balance`, with `opt.modes` sub-models
+/// (with a prior: the prior's; see [`fit_specialist`]). With `opt.monotone` the
+/// fit is sign-constrained: a weight whose sign contradicts its input's
 /// [`inputs::Direction`] is fixed at zero and the rest refitted (an active
 /// set: fixed weights whose gradient points into the allowed sign are
 /// released again), until every weight agrees with its direction and the
 /// fixed ones could not improve the fit by moving the allowed way.
 /// `opt.signs` adds per-input constraints the same way ([`Sign::Zero`]
-/// weights stay at zero).
+/// weights stay at zero). The threshold is set on the in-sample benign
+/// scores (`training` sets it out of fold).
 pub fn fit_grouped(
     rows: &[Vec<f64>],
     labels: &[bool],
@@ -439,6 +531,12 @@ pub fn fit_grouped(
     }
     if rows.iter().any(|r| r.len() != n) || rows.len() != labels.len() {
         return Err(ModelError::Fit("input rows of the wrong length".into()));
+    }
+    let wanted = opt.prior.as_ref().map_or(opt.modes, |p| p.modes.len());
+    if !(1..=2).contains(&wanted) {
+        return Err(ModelError::Fit(format!(
+            "{wanted} modes: a model has 1 (one regression) or 2 (general, output layer)"
+        )));
     }
     let (center, scale, clip) = match &opt.prior {
         Some(p) => (p.center.clone(), p.scale.clone(), p.clip),
@@ -460,14 +558,213 @@ pub fn fit_grouped(
         .iter()
         .map(|r| standardise(r, &center, &scale, clip))
         .collect();
+    let data = Standardised {
+        z: &z,
+        labels,
+        groups,
+    };
+    let all: Vec<usize> = (0..z.len()).collect();
+    let modes = match &opt.prior {
+        Some(p) => {
+            let general = data.fit_mode(&p.modes[0], &all, opt)?;
+            match p.modes.get(1) {
+                Some(specialist) => {
+                    // The prior's assignment: the distillers its
+                    // specialist scores above its general mode.
+                    let start: Vec<bool> = (0..z.len())
+                        .map(|i| data.labels[i] && data.best_mode(&p.modes, i) == 1)
+                        .collect();
+                    let specialist = fit_specialist(&data, &general, start, specialist, opt)?;
+                    vec![general, specialist]
+                }
+                None => vec![general],
+            }
+        }
+        None => {
+            let general = Mode {
+                name: GENERAL_MODE.into(),
+                coef: vec![0.0; n],
+                intercept: 0.0,
+            };
+            let general = data.fit_mode(&general, &all, opt)?;
+            match (wanted, output_layer_start(&data, &general)) {
+                (2, Some(start)) => {
+                    let zero = Mode {
+                        name: OUTPUT_LAYER_MODE.into(),
+                        coef: vec![0.0; n],
+                        intercept: 0.0,
+                    };
+                    let specialist = fit_specialist(&data, &general, start, &zero, opt)?;
+                    vec![general, specialist]
+                }
+                // One mode asked, or too few output-layer distillers to fit
+                // them alone.
+                _ => vec![Mode {
+                    name: SINGLE_MODE.into(),
+                    ..general
+                }],
+            }
+        }
+    };
+    let mut model = Model {
+        format: 2,
+        fitted_on: opt.description.clone(),
+        inputs: inputs::INPUTS.iter().map(|d| d.name.to_string()).collect(),
+        center,
+        scale,
+        modes,
+        threshold: 0.5,
+        target_fpr: opt.target_fpr,
+        l2: opt.l2,
+        clip,
+        reference: [0, 1].map(|k| {
+            (0..n)
+                .map(|i| {
+                    opt.reference.groups[k]
+                        .get(i)
+                        .map_or([0.0, 1.0], |b| [b.median, b.mad])
+                })
+                .collect()
+        }),
+    };
+    let mut benign: Vec<f64> = rows
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| !**l)
+        .map(|(r, _)| model.score(r, &[]).score)
+        .collect();
+    model.threshold = threshold_for(&mut benign, opt.target_fpr);
+    Ok(model)
+}
+
+/// The output-layer mode needs at least this many distillers of its own
+/// to be fitted; with fewer, the model stays one regression.
+pub const MIN_MODE_DISTILLERS: usize = 5;
+
+/// The rounds of fitting and reassignment of the specialist at most (it
+/// settles in a few).
+const MODE_ROUNDS: usize = 20;
+
+/// Standardised training rows.
+struct Standardised<'a> {
+    z: &'a [Vec<f64>],
+    labels: &'a [bool],
+    groups: &'a [&'a str],
+}
+
+impl Standardised<'_> {
+    /// Fit one mode on the rows `take` (indices), shrunk toward `prior`'s
+    /// weights (zero weights: a fit from scratch).
+    fn fit_mode(&self, prior: &Mode, take: &[usize], opt: &FitOptions) -> Result<Mode, ModelError> {
+        let z: Vec<Vec<f64>> = take.iter().map(|&i| self.z[i].clone()).collect();
+        let labels: Vec<bool> = take.iter().map(|&i| self.labels[i]).collect();
+        let groups: Vec<&str> = if self.groups.is_empty() {
+            Vec::new()
+        } else {
+            take.iter().map(|&i| self.groups[i]).collect()
+        };
+        let w = fit_weights(&z, &labels, &groups, prior, opt)?;
+        Ok(Mode {
+            name: prior.name.clone(),
+            coef: w[1..].to_vec(),
+            intercept: w[0],
+        })
+    }
+
+    /// Mode `m`'s log-odds of row `i`.
+    fn logit(&self, m: &Mode, i: usize) -> f64 {
+        m.intercept
+            + m.coef
+                .iter()
+                .zip(&self.z[i])
+                .map(|(w, z)| w * z)
+                .sum::<f64>()
+    }
+
+    /// The mode with the highest log-odds for row `i`.
+    fn best_mode(&self, modes: &[Mode], i: usize) -> usize {
+        (0..modes.len())
+            .max_by(|&a, &b| {
+                self.logit(&modes[a], i)
+                    .total_cmp(&self.logit(&modes[b], i))
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// The distillers the output-layer mode starts from, from the general
+/// regression's contributions: those whose output-layer inputs add more to
+/// their log-odds than their harvest inputs (the families of
+/// [`inputs::INPUTS`]; the style names of the training sets are never
+/// read). `None` when fewer than [`MIN_MODE_DISTILLERS`].
+fn output_layer_start(data: &Standardised<'_>, general: &Mode) -> Option<Vec<bool>> {
+    use crate::score::Family;
+    let family_sum = |i: usize, family: Family| {
+        inputs::INPUTS
+            .iter()
+            .zip(&general.coef)
+            .zip(&data.z[i])
+            .filter(|((d, _), _)| d.family == family)
+            .map(|((_, w), z)| w * z)
+            .sum::<f64>()
+    };
+    let start: Vec<bool> = (0..data.z.len())
+        .map(|i| {
+            data.labels[i] && family_sum(i, Family::OutputLayer) > family_sum(i, Family::Harvest)
+        })
+        .collect();
+    (start.iter().filter(|s| **s).count() >= MIN_MODE_DISTILLERS).then_some(start)
+}
+
+/// Fit the specialist mode by alternating assignment (a latent-class
+/// logistic regression with hard assignment, one class fixed): it is
+/// fitted on every benign row and its distillers (`mine`), shrunk toward
+/// `toward`; then every distiller it scores above the general mode is its
+/// own; again, until no distiller moves. With no distiller of its own it
+/// keeps `toward` (with a prior: the prior's, so a few analyst labels of
+/// one kind do not erase the other).
+fn fit_specialist(
+    data: &Standardised<'_>,
+    general: &Mode,
+    mut mine: Vec<bool>,
+    toward: &Mode,
+    opt: &FitOptions,
+) -> Result<Mode, ModelError> {
+    let mut specialist = toward.clone();
+    for _ in 0..MODE_ROUNDS {
+        if !mine.iter().any(|m| *m) {
+            break;
+        }
+        let take: Vec<usize> = (0..data.z.len())
+            .filter(|&i| !data.labels[i] || mine[i])
+            .collect();
+        specialist = data.fit_mode(toward, &take, opt)?;
+        let again: Vec<bool> = (0..data.z.len())
+            .map(|i| data.labels[i] && data.logit(&specialist, i) > data.logit(general, i))
+            .collect();
+        if again == mine {
+            break;
+        }
+        mine = again;
+    }
+    Ok(specialist)
+}
+
+/// The weights `[intercept, coef…]` of one penalised logistic regression
+/// on standardised rows, shrunk toward `prior`'s (see [`fit_grouped`]).
+fn fit_weights(
+    z: &[Vec<f64>],
+    labels: &[bool],
+    groups: &[&str],
+    prior: &Mode,
+    opt: &FitOptions,
+) -> Result<Vec<f64>, ModelError> {
+    let n = inputs::INPUTS.len();
     let weights = sample_weights(labels, groups, opt.balance);
     // Parameters: [intercept, coef...]; the intercept is not penalised.
-    let mut prior: Vec<f64> = match &opt.prior {
-        Some(p) => std::iter::once(p.intercept)
-            .chain(p.coef.iter().copied())
-            .collect(),
-        None => vec![0.0; n + 1],
-    };
+    let mut prior: Vec<f64> = std::iter::once(prior.intercept)
+        .chain(prior.coef.iter().copied())
+        .collect();
     let direction = |a: usize| {
         if a == 0 {
             return Sign::Any;
@@ -486,9 +783,9 @@ pub fn fit_grouped(
         }
     }
     // The penalty is per unit of total weight (which sums to 1).
-    let l2 = opt.l2 / rows.len() as f64;
+    let l2 = opt.l2 / z.len() as f64;
     let problem = Problem {
-        z: &z,
+        z,
         labels,
         weights: &weights,
         prior: &prior,
@@ -525,37 +822,7 @@ pub fn fit_grouped(
             *wa = 0.0;
         }
     }
-
-    let mut model = Model {
-        format: 1,
-        fitted_on: opt.description.clone(),
-        inputs: inputs::INPUTS.iter().map(|d| d.name.to_string()).collect(),
-        center,
-        scale,
-        coef: w[1..].to_vec(),
-        intercept: w[0],
-        threshold: 0.5,
-        target_fpr: opt.target_fpr,
-        l2: opt.l2,
-        clip,
-        reference: [0, 1].map(|k| {
-            (0..n)
-                .map(|i| {
-                    opt.reference.groups[k]
-                        .get(i)
-                        .map_or([0.0, 1.0], |b| [b.median, b.mad])
-                })
-                .collect()
-        }),
-    };
-    let mut benign: Vec<f64> = rows
-        .iter()
-        .zip(labels)
-        .filter(|(_, l)| !**l)
-        .map(|(r, _)| model.score(r, &[]).score)
-        .collect();
-    model.threshold = threshold_for(&mut benign, opt.target_fpr);
-    Ok(model)
+    Ok(w)
 }
 
 /// The lowest threshold at which at most `fpr` of `benign` scores reach
@@ -699,7 +966,7 @@ mod tests {
     #[test]
     fn bundled_model_parses_and_matches_inputs() {
         let m = Model::bundled();
-        assert_eq!(m.coef.len(), inputs::INPUTS.len());
+        assert!(m.modes.iter().all(|k| k.coef.len() == inputs::INPUTS.len()));
         assert!(m.threshold >= 0.5 && m.threshold < 1.0);
     }
 
@@ -723,8 +990,12 @@ mod tests {
             ..FitOptions::default()
         };
         let m = fit(&rows, &labels, &opt).unwrap();
-        assert!(m.coef[0] > 1.0, "signal weight {}", m.coef[0]);
-        assert!(m.coef[1].abs() < m.coef[0].abs() / 4.0);
+        assert!(
+            m.modes[0].coef[0] > 1.0,
+            "signal weight {}",
+            m.modes[0].coef[0]
+        );
+        assert!(m.modes[0].coef[1].abs() < m.modes[0].coef[0].abs() / 4.0);
         let flagged = |want: bool| {
             rows.iter()
                 .zip(&labels)
@@ -743,7 +1014,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert!((again.coef[0] - m.coef[0]).abs() < 0.5);
+        assert!((again.modes[0].coef[0] - m.modes[0].coef[0]).abs() < 0.5);
     }
 
     #[test]
@@ -768,7 +1039,7 @@ mod tests {
             monotone: false,
             ..FitOptions::default()
         };
-        assert!(fit(&rows, &labels, &free).unwrap().coef[up] < -0.5);
+        assert!(fit(&rows, &labels, &free).unwrap().modes[0].coef[up] < -0.5);
         let mono = fit(
             &rows,
             &labels,
@@ -778,9 +1049,9 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(mono.coef[up], 0.0);
-        assert!(mono.coef[signal] > 1.0);
-        for (d, w) in inputs::INPUTS.iter().zip(&mono.coef) {
+        assert_eq!(mono.modes[0].coef[up], 0.0);
+        assert!(mono.modes[0].coef[signal] > 1.0);
+        for (d, w) in inputs::INPUTS.iter().zip(&mono.modes[0].coef) {
             assert!(!d.direction.contradicts(*w), "{} {w}", d.name);
         }
         // Balanced weights: two attack styles of 30 and 3 rows each weigh
@@ -829,7 +1100,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(plain.coef[1] > 0.0 && clipped.coef[1] > 0.0);
+        assert!(plain.modes[0].coef[1] > 0.0 && clipped.modes[0].coef[1] > 0.0);
         // A benign behaviour no training account had: the weak input at
         // a hundred times its usual range, no sign of the signal.
         let mut odd = vec![0.0; n];
@@ -843,12 +1114,137 @@ mod tests {
             .contributions
             .iter()
             .find(|x| x.input == inputs::INPUTS[1].name);
-        assert!((weak.unwrap().contribution - 3.0 * clipped.coef[1]).abs() < 1e-9);
+        assert!((weak.unwrap().contribution - 3.0 * clipped.modes[0].coef[1]).abs() < 1e-9);
         let sum: f64 = c.contributions.iter().map(|x| x.contribution).sum();
-        assert!((clipped.intercept + sum - c.logit).abs() < 1e-9);
+        assert!((clipped.modes[0].intercept + sum - c.logit).abs() < 1e-9);
         // The clip is part of the model file.
         let text = serde_json::to_string(&clipped).unwrap();
         assert_eq!(Model::parse(&text, "m.json").unwrap().clip, Some(3.0));
+    }
+
+    /// Two kinds of distiller and the benign accounts nearest each:
+    /// output-layer extractors (deep log-probabilities, short answers)
+    /// beside researchers who probe log-probabilities less; text
+    /// harvesters (long answers) beside power users who get long answers
+    /// too. What holds one kind down (extractors' short answers) is what
+    /// the other kind is judged on.
+    fn two_kinds() -> (Vec<Vec<f64>>, Vec<bool>, Vec<&'static str>) {
+        let n = inputs::INPUTS.len();
+        let logprob = inputs::index("top_logprobs_depth").unwrap();
+        let long = inputs::index("long_output_share").unwrap();
+        let (mut rows, mut labels, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 1.2
+        };
+        let population: [(&str, bool, usize, f64, f64); 5] = [
+            ("ordinary", false, 300, 0.0, 0.0),
+            ("researcher", false, 60, 2.0, -2.0),
+            ("power_user", false, 60, 0.0, 2.0),
+            ("extractor", true, 25, 3.5, -2.0),
+            ("harvester", true, 80, 0.0, 3.5),
+        ];
+        for (kind, distill, count, lp, lo) in population {
+            for _ in 0..count {
+                let mut r = vec![0.0; n];
+                r[logprob] = lp + noise();
+                r[long] = lo + noise();
+                rows.push(r);
+                labels.push(distill);
+                kinds.push(kind);
+            }
+        }
+        (rows, labels, kinds)
+    }
+
+    #[test]
+    fn two_modes_catch_two_kinds_one_regression_trades_off() {
+        let (rows, labels, kinds) = two_kinds();
+        let opt = FitOptions {
+            l2: 1.0,
+            target_fpr: 0.01,
+            ..FitOptions::default()
+        };
+        let single = fit(&rows, &labels, &opt).unwrap();
+        let mixture = fit(&rows, &labels, &FitOptions { modes: 2, ..opt }).unwrap();
+        assert_eq!(single.modes.len(), 1);
+        let names: Vec<&str> = mixture.modes.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, [GENERAL_MODE, OUTPUT_LAYER_MODE]);
+        let flagged = |m: &Model, kind: &str| {
+            rows.iter()
+                .zip(&kinds)
+                .filter(|(r, k)| **k == kind && m.score(r, &[]).score >= m.threshold)
+                .count()
+        };
+        let false_positives = |m: &Model| {
+            ["ordinary", "researcher", "power_user"]
+                .map(|k| flagged(m, k))
+                .iter()
+                .sum::<usize>()
+        };
+        // Both at the same benign rate (1 % of 420, in sample).
+        assert!(false_positives(&single) <= 4 && false_positives(&mixture) <= 4);
+        // One regression weighs short answers against the extractors (the
+        // harvesters, four in five distillers, are judged on long ones);
+        // the specialist judges them on their log-probabilities.
+        let (one, two) = (
+            flagged(&single, "extractor"),
+            flagged(&mixture, "extractor"),
+        );
+        assert!(one <= 20, "one regression: {one} of 25 extractors");
+        assert_eq!(two, 25, "two modes: {two} of 25 extractors");
+        assert!(flagged(&mixture, "harvester") >= flagged(&single, "harvester"));
+        // Each kind is decided by its own mode, and explained by it: the
+        // contributions add up to the deciding mode's log-odds.
+        let extractor = rows[kinds.iter().position(|k| *k == "extractor").unwrap()].clone();
+        let s = mixture.score(&extractor, &[]);
+        assert_eq!(mixture.mode_name(s.mode), OUTPUT_LAYER_MODE);
+        let sum: f64 = s.contributions.iter().map(|c| c.contribution).sum();
+        assert!((mixture.modes[s.mode].intercept + sum - s.logit).abs() < 1e-9);
+        assert!((mixture.logit(&extractor) - s.logit).abs() < 1e-9);
+        let harvester = rows[kinds.iter().position(|k| *k == "harvester").unwrap()].clone();
+        assert_eq!(
+            mixture.mode_name(mixture.score(&harvester, &[]).mode),
+            GENERAL_MODE
+        );
+        // A refit toward the mixture keeps its two modes.
+        let again = fit(
+            &rows,
+            &labels,
+            &FitOptions {
+                prior: Some(mixture.clone()),
+                ..FitOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(again.modes.len(), 2);
+        assert!(flagged(&again, "extractor") >= 23);
+    }
+
+    #[test]
+    fn a_format_1_file_is_read_as_one_mode() {
+        let (rows, labels, _) = two_kinds();
+        let m = fit(&rows, &labels, &FitOptions::default()).unwrap();
+        let mut v = serde_json::to_value(&m).unwrap();
+        let o = v.as_object_mut().unwrap();
+        let mode = o.remove("modes").unwrap()[0].clone();
+        o.insert("format".into(), 1.into());
+        o.insert("coef".into(), mode["coef"].clone());
+        o.insert("intercept".into(), mode["intercept"].clone());
+        let old = Model::parse(&v.to_string(), "old.json").unwrap();
+        assert_eq!(old.modes.len(), 1);
+        assert_eq!(old.mode_name(0), SINGLE_MODE);
+        assert_eq!(old.modes[0].coef, m.modes[0].coef);
+        for r in &rows {
+            assert!((old.logit(r) - m.logit(r)).abs() < 1e-12);
+        }
+        // A future format is refused with what to do.
+        v["format"] = 3.into();
+        let e = Model::parse(&v.to_string(), "new.json").unwrap_err();
+        assert!(e.to_string().contains("refit"), "{e}");
     }
 
     #[test]
