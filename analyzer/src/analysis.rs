@@ -413,10 +413,17 @@ fn conclude(
     }
 }
 
-/// What account `a` brings to its cluster's judgement.
-pub(crate) fn member(a: &AccountResult) -> Member {
+/// What account `a` brings to its cluster's judgement: the score of its
+/// whole traffic, not of a facet. A product that hosts a harvest in one
+/// client or key is flagged through that facet on its own; its whole
+/// traffic is a product's, and it does not make the cluster of products
+/// it belongs to look like distillers who send it all.
+pub(crate) fn member(a: &AccountResult, judge: &Judge<'_>) -> Member {
     Member {
-        score: a.verdict.score,
+        score: match a.via {
+            Via::Account => a.verdict.score,
+            _ => score::probability(&a.features, judge),
+        },
         requests: a.features.requests,
     }
 }
@@ -637,7 +644,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         let own: Vec<Member> = c
             .members
             .iter()
-            .map(|&m| member(&accounts[m as usize]))
+            .map(|&m| member(&accounts[m as usize], judge))
             .collect();
         for &m in &c.members {
             accounts[m as usize].cluster_id = Some(c.id.clone());

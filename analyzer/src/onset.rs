@@ -13,8 +13,8 @@
 //! [`crate::analysis::analyze`]; a cluster on its members' merged traffic
 //! with its coordination signal (links as found on the whole input), or
 //! as a group ([`crate::group`]), and, as there, only when enough of its
-//! members score enough on their own traffic so far (with their facets,
-//! not their parts), or are too small to be judged alone
+//! members score enough on their own whole traffic so far (not a facet's
+//! or a part's), or are too small to be judged alone
 //! ([`analysis::condemned`]); a cluster of client slices
 //! ([`crate::slices`]) on its members' slices alone. A verdict that held
 //! only on the whole input (peer context aside, every prefix scored under
@@ -119,21 +119,13 @@ impl<'a> Replay<'a> {
     /// or its best job part's, when that scores higher and the ones before
     /// did not hold.
     fn account_verdict(&self, a: usize, reqs: &[Req], t: i64) -> Verdict {
-        self.account_judged(a, reqs, t, true).1
-    }
-
-    /// [`Self::account_verdict`], with the features of `reqs`; without the
-    /// job parts when `parts` is false (what a cluster's member rule
-    /// reads: in the analysis a part's verdict is taken after the
-    /// clusters, so it never counts toward them).
-    fn account_judged(&self, a: usize, reqs: &[Req], t: i64, parts: bool) -> (Features, Verdict) {
         let cfg = self.judge.cfg;
         let ctx = self.clock.at(t, cfg);
         let refs: Vec<&Req> = reqs.iter().collect();
         let f = features::compute(&refs, &ctx, cfg);
         let own = score::score(&f, &self.judge);
         if own.flagged || f.requests < 2 * cfg.min_requests {
-            return (f, own);
+            return own;
         }
         let keys = if f.keys >= 2 {
             analysis::key_facets(self.store, a, reqs, &ctx, cfg)
@@ -145,13 +137,13 @@ impl<'a> Replay<'a> {
             Some((_, v)) if v.score > own.score => v,
             _ => own,
         };
-        if own.flagged || !parts {
-            return (f, own);
+        if own.flagged {
+            return own;
         }
         let parts = parts::candidates(reqs, &ctx, cfg);
         match analysis::best_part(&parts, tried, &self.judge) {
-            Some((_, v)) if v.score > own.score => (f, v),
-            _ => (f, own),
+            Some((_, v)) if v.score > own.score => v,
+            _ => own,
         }
     }
 
@@ -182,24 +174,19 @@ impl<'a> Replay<'a> {
                     .collect()
             })
             .collect();
-        let members: Vec<(usize, &[Req])> = if sliced.is_empty() {
+        let members: Vec<&[Req]> = if sliced.is_empty() {
             c.cluster
                 .members
                 .iter()
-                .map(|&m| (m as usize, self.store.account_reqs(m as usize)))
+                .map(|&m| self.store.account_reqs(m as usize))
                 .collect()
         } else {
-            c.cluster
-                .members
-                .iter()
-                .zip(&sliced)
-                .map(|(&m, reqs)| (m as usize, reqs.as_slice()))
-                .collect()
+            sliced.iter().map(Vec::as_slice).collect()
         };
         // The members' traffic merged once: its requests up to any time
         // are a prefix (the same requests, in the same order, as merging
         // the members' own prefixes).
-        let all = Requests::merged_by_time(members.iter().map(|(_, r)| *r));
+        let all = Requests::merged_by_time(members.iter().copied());
         let times: Vec<i64> = all.iter().map(|r| r.ts).collect();
         let holds = |k: usize| {
             let t = times[k];
@@ -212,18 +199,14 @@ impl<'a> Replay<'a> {
             // Each member's own traffic so far (none yet: not judged).
             let judged: Vec<Option<(Features, Verdict)>> = members
                 .iter()
-                .map(|(m, r)| {
+                .map(|r| {
                     let r = &r[..upto(r)];
+                    // A member is judged on its whole traffic (or its
+                    // slices), without facets or parts, as in the analysis.
                     (!r.is_empty()).then(|| {
-                        if sliced.is_empty() {
-                            self.account_judged(*m, r, t, false)
-                        } else {
-                            // A member's slices are judged as they are,
-                            // without facets, as in the analysis.
-                            let f = features::compute(&r.iter().collect::<Vec<_>>(), &ctx, cfg);
-                            let v = score::score(&f, &self.judge);
-                            (f, v)
-                        }
+                        let f = features::compute(&r.iter().collect::<Vec<_>>(), &ctx, cfg);
+                        let v = score::score(&f, &self.judge);
+                        (f, v)
                     })
                 })
                 .collect();

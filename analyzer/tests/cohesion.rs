@@ -337,3 +337,58 @@ fn a_job_split_into_pieces_too_small_to_judge_alone_is_caught_as_a_group() {
         assert_eq!(n, 0, "{n} of {all} {kind} accounts flagged");
     }
 }
+
+/// Session 15: products and teams most of which host a harvest (`host` at
+/// 0.1, without adopted clients) are linked into clusters with their
+/// benign peers (content pipelines, batch jobs, synthetic-data vendors).
+/// A host is flagged through the harvest's own client; its whole traffic
+/// is a product's, so it does not count as a member that looks like the
+/// cluster, and the benign peers keep their own verdicts: counting the
+/// hosts' facet scores, this log flagged 4 benign accounts through their
+/// clusters; on the hosts' whole traffic 1 (in a cluster where most
+/// hosts score the member bar on their whole traffic: their harvest is a
+/// large part of it).
+#[test]
+fn benign_peers_of_hosts_keep_their_own_verdict() {
+    use analyzer::analysis::Via;
+    use fixtures::logs::evade::{EvadeSpec, evade};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixtures::logs::LogSpec {
+        seed: 7,
+        accounts: 200,
+        days: 2,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
+    let hosted = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Host],
+        share: 0.1,
+        seed: 11,
+        per_day: 30,
+        adopt_clients: false,
+        out_dir: dir.path().join("out"),
+    })
+    .unwrap();
+    let labels = attack_labels(&hosted.labels);
+    let analysis = analyse(&hosted.requests, &AnalyzerConfig::default());
+    let by_facet = analysis
+        .accounts
+        .iter()
+        .filter(|a| a.flagged() && matches!(a.via, Via::Client(_) | Via::ApiKey(_)))
+        .count();
+    assert!(by_facet > 0, "no host flagged through its harvest's client");
+    let benign_by_cluster: Vec<String> = analysis
+        .accounts
+        .iter()
+        .filter(|a| a.flagged() && !labels[&a.account_id] && matches!(a.via, Via::Cluster(_)))
+        .map(|a| format!("{} {:?}", a.account_id, a.via))
+        .collect();
+    assert!(
+        benign_by_cluster.len() <= 1,
+        "benign accounts flagged through a cluster: {benign_by_cluster:?}"
+    );
+    let (caught, benign) = flagged_by_label(&analysis, &labels);
+    eprintln!("{caught} attack and {benign} benign accounts flagged, {by_facet} through a facet");
+}
