@@ -351,26 +351,9 @@ fn a_job_split_into_pieces_too_small_to_judge_alone_is_caught_as_a_group() {
 #[test]
 fn benign_peers_of_hosts_keep_their_own_verdict() {
     use analyzer::analysis::Via;
-    use fixtures::logs::evade::{EvadeSpec, evade};
     let dir = tempfile::tempdir().unwrap();
-    let spec = fixtures::logs::LogSpec {
-        seed: 7,
-        accounts: 200,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
-    let hosted = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Host],
-        share: 0.1,
-        seed: 11,
-        per_day: 30,
-        adopt_clients: false,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let (_, hosted) =
+        super::evasion::generate_and_evade(dir.path(), (7, 200, 2), vec![Transform::Host], 0.1, 11);
     let labels = attack_labels(&hosted.labels);
     let analysis = analyse(&hosted.requests, &AnalyzerConfig::default());
     let by_facet = analysis

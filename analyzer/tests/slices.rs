@@ -9,7 +9,7 @@
 use super::parts::{analyse, labelled};
 use analyzer::analysis::{Analysis, Via};
 use analyzer::config::AnalyzerConfig;
-use fixtures::logs::evade::{EvadeSpec, Transform, evade};
+use fixtures::logs::evade::Transform;
 use std::collections::HashSet;
 
 fn flagged(a: &Analysis) -> HashSet<&str> {
@@ -23,24 +23,8 @@ fn flagged(a: &Analysis) -> HashSet<&str> {
 #[test]
 fn a_campaign_hosted_in_several_accounts_keys_is_linked_through_its_client() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = fixtures::logs::LogSpec {
-        seed: 4,
-        accounts: 200,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
-    let hosted = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Host],
-        share: 0.1,
-        seed: 11,
-        per_day: 30,
-        adopt_clients: false,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let (_, hosted) =
+        super::evasion::generate_and_evade(dir.path(), (4, 200, 2), vec![Transform::Host], 0.1, 11);
     let hosts = labelled(&hosted.labels, "distill");
     let with = analyse(&hosted.requests, &AnalyzerConfig::default());
     let by_slices: Vec<&str> = with
