@@ -133,7 +133,8 @@ pub struct Analysis {
 /// many requests it sent.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Member {
-    /// Its score on its own traffic (or its best facet's).
+    /// Its score on its own whole traffic (not a facet's or a part's), or
+    /// on its slices in a cluster of slices.
     pub score: f64,
     /// Its requests.
     pub requests: u64,
@@ -304,13 +305,12 @@ fn slice_clusters(
     );
     // Each cluster over its host accounts: a host's slices in the cluster
     // (one, or several client programs) are its member's requests.
-    let found: Vec<(Cluster, Vec<Vec<u64>>)> = found
+    let found: Vec<(Cluster, Vec<Vec<u32>>)> = found
         .into_iter()
         .filter_map(|mut c| {
-            let mut hosts: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+            let mut hosts: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
             for &m in &c.members {
-                let s = &all[m as usize];
-                hosts.entry(s.account).or_default().push(s.client);
+                hosts.entry(owner[m as usize]).or_default().push(m);
             }
             if hosts.len() < cfg.min_cluster_size.max(2) {
                 return None;
@@ -323,12 +323,19 @@ fn slice_clusters(
             Some((c, hosts.into_values().collect()))
         })
         .collect();
-    let judged = par::map(&found, threads, |(c, clients)| {
-        let member_reqs: Vec<Vec<&Req>> = c
-            .members
+    let judged = par::map(&found, threads, |(c, hosted)| {
+        // A host's slices are disjoint (one client program each): its
+        // requests in the cluster are theirs, merged in time order.
+        let member_reqs: Vec<Vec<&Req>> = hosted
             .iter()
-            .zip(clients)
-            .map(|(&a, clients)| slices::requests(per_account[a as usize], clients))
+            .map(|ms| {
+                let mut reqs: Vec<&Req> = ms
+                    .iter()
+                    .flat_map(|&m| entities[m as usize].iter().copied())
+                    .collect();
+                reqs.sort_by_key(|r| r.ts);
+                reqs
+            })
             .collect();
         let mut merged: Vec<&Req> = member_reqs.iter().flatten().copied().collect();
         merged.sort_by_key(|r| r.ts);
@@ -353,7 +360,13 @@ fn slice_clusters(
     found
         .into_iter()
         .zip(judged)
-        .map(|((c, clients), (judged, own))| conclude(c, judged, &own, clients, accounts, cfg))
+        .map(|((c, hosted), (judged, own))| {
+            let clients = hosted
+                .iter()
+                .map(|ms| ms.iter().map(|&m| all[m as usize].client).collect())
+                .collect();
+            conclude(c, judged, &own, clients, accounts, cfg)
+        })
         .collect()
 }
 
