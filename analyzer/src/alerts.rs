@@ -317,10 +317,19 @@ fn condemned_because(c: &ClusterResult, analysis: &Analysis, cfg: &AnalyzerConfi
         );
     }
     match c.condemns {
-        Some(Condemned::All) => format!(
-            "merged traffic flagged; {} of {n} members score at least the member bar on their own",
-            c.members_with_content
-        ),
+        Some(Condemned::All) => {
+            let judged = c
+                .cluster
+                .members
+                .iter()
+                .filter_map(|&m| analysis.accounts.get(m as usize))
+                .filter(|a| a.features.requests >= cfg.min_requests)
+                .count();
+            format!(
+                "merged traffic flagged; {} of {n} members score at least the member bar on their own; {judged} members send at least {} requests (a smaller member that scores under the bar is too small to be judged and is not counted)",
+                c.members_with_content, cfg.min_requests
+            )
+        }
         Some(Condemned::Placed(bar)) => format!(
             "merged traffic flagged; {} of {} links share source blocks or addresses; the members behind them scoring {bar} on their own take the verdict",
             c.cluster.links.shared_blocks, c.cluster.links.links

@@ -175,7 +175,14 @@ impl Condemned {
 /// least half of them score `cluster_member_score` on their own: most
 /// members look like the merged traffic, not one bad apple (who is flagged
 /// on its own) among benign look-alikes, nor a platform's tenants behind
-/// one system prompt whose traffic only adds up. Accounts run from one
+/// one system prompt whose traffic only adds up. The half may also be
+/// counted among the members that speak for themselves, when at least
+/// `min_cluster_size` members send `min_requests` or more: those, and any
+/// scoring the bar with fewer. A member too small to be judged alone
+/// scores near 0 whatever it sends, so counting it as acquitting would
+/// let an operator dilute the judged pieces of a job (pieces split at 20
+/// requests a day: a quarter large enough to be judged, every one of them
+/// scoring the bar) with smaller pieces of the same job. Accounts run from one
 /// place — most links share a source block or exact addresses, as one
 /// operator's machinery does when it splits a job over many accounts —
 /// need less: at least half the members linked to another by a shared
@@ -211,11 +218,13 @@ pub(crate) fn condemned(
             .count()
     };
     if merged {
-        if half(
-            own.iter()
-                .filter(|o| o.score >= cfg.cluster_member_score)
-                .count(),
-        ) {
+        let bar = cfg.cluster_member_score;
+        let high = own.iter().filter(|o| o.score >= bar).count();
+        // Members that speak for themselves: enough requests to be judged
+        // alone, or a score over the bar all the same.
+        let judged = own.iter().filter(|o| o.requests >= cfg.min_requests);
+        let speaking = high + judged.clone().filter(|o| o.score < bar).count();
+        if half(high) || (judged.count() >= cfg.min_cluster_size && high * 2 >= speaking) {
             return Some(Condemned::All);
         }
         let l = &c.links;
@@ -843,4 +852,62 @@ pub fn windows(store: &Requests, analysis: &Analysis, cfg: &AnalyzerConfig) -> V
             .collect::<Vec<_>>()
     });
     per_account.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Condemned, Member, condemned};
+    use crate::cluster::{Cluster, LinkStats};
+    use crate::config::AnalyzerConfig;
+
+    fn cluster(n: u32) -> Cluster {
+        Cluster {
+            id: "cl-test".into(),
+            members: (0..n).collect(),
+            links: LinkStats::default(),
+            placed: Vec::new(),
+        }
+    }
+
+    fn members(judged: &[f64], small: &[f64]) -> Vec<Member> {
+        let m = |requests| move |&score| Member { score, requests };
+        judged
+            .iter()
+            .map(m(120))
+            .chain(small.iter().map(m(20)))
+            .collect()
+    }
+
+    /// A job split into pieces of mixed sizes: the pieces large enough to
+    /// be judged alone all score the bar, the smaller ones score near 0
+    /// whatever they send. Counted over every member the judged pieces are
+    /// a minority; counted over the members that speak for themselves they
+    /// are all of them.
+    #[test]
+    fn small_members_do_not_acquit_the_pieces_that_can_be_judged() {
+        let cfg = AnalyzerConfig::default();
+        let own = members(&[0.9, 0.8, 0.7, 0.95], &[0.05; 12]);
+        let c = cluster(own.len() as u32);
+        assert_eq!(condemned(&c, &own, true, false, &cfg), Some(Condemned::All));
+        // Not without the merged traffic flagged.
+        assert_eq!(condemned(&c, &own, false, false, &cfg), None);
+        // A small member that scores the bar speaks too, for or against.
+        let own = members(&[0.9, 0.8, 0.1, 0.2], &[0.6, 0.05, 0.05, 0.05]);
+        assert_eq!(
+            condemned(&cluster(8), &own, true, false, &cfg),
+            Some(Condemned::All)
+        );
+    }
+
+    /// Fewer than `min_cluster_size` members large enough to be judged do
+    /// not speak for a crowd of small ones, and judged members that look
+    /// ordinary acquit as before.
+    #[test]
+    fn few_or_ordinary_judged_members_do_not_condemn_the_small_ones() {
+        let cfg = AnalyzerConfig::default();
+        let two = members(&[0.9, 0.9], &[0.05; 10]);
+        assert_eq!(condemned(&cluster(12), &two, true, false, &cfg), None);
+        let ordinary = members(&[0.9, 0.2, 0.1, 0.3], &[0.05; 10]);
+        assert_eq!(condemned(&cluster(14), &ordinary, true, false, &cfg), None);
+    }
 }
