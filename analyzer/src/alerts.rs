@@ -13,8 +13,10 @@ use crate::config::AnalyzerConfig;
 use crate::features::{Features, HOUR_MS};
 use crate::model::Model;
 use crate::onset::{Onset, Replay};
+use crate::parts::PartKey;
 use crate::requests::{Requests, Sample};
 use crate::score::Verdict;
+use crate::slices::Slicing;
 use eve::event::{Alert, AlertCategory, AlertEvent, Event, EventKind, Evidence};
 use eve::time::Timestamp;
 use serde_json::{Value, json};
@@ -236,7 +238,23 @@ pub fn cluster_alert(
         ),
     };
     e.insert("note".into(), json!(note));
-    if !c.clients.is_empty() {
+    if c.slicing == Slicing::Setting {
+        let mut settings: Vec<String> = c
+            .clients
+            .iter()
+            .flatten()
+            .map(|&k| PartKey::from_bits(k).describe(store))
+            .collect();
+        settings.sort_unstable();
+        settings.dedup();
+        e.insert(
+            "setting_slices".into(),
+            json!({
+                "note": "one minority client setting of each member, asking differently from the rest of its account (a job run behind the account's own clients); the cluster's traffic is those settings' requests only",
+                "settings": settings,
+            }),
+        );
+    } else if !c.clients.is_empty() {
         let mut uas: Vec<&str> = c
             .clients
             .iter()
@@ -311,8 +329,12 @@ fn condemned_because(c: &ClusterResult, analysis: &Analysis, cfg: &AnalyzerConfi
             ),
             None => return "not condemned".into(),
         };
+        let what = match c.slicing {
+            Slicing::Client => "client slices linked",
+            Slicing::Setting => "setting slices of one setting",
+        };
         return format!(
-            "client slices linked across {n} accounts: {rule}; {took} of {n} hosts not flagged already take the verdict (those whose slices are too small to be judged alone or score {} on their own)",
+            "{what} across {n} accounts: {rule}; {took} of {n} hosts not flagged already take the verdict (those whose slices are too small to be judged alone or score {} on their own)",
             cfg.cluster_shared_member_score
         );
     }

@@ -92,12 +92,14 @@ pub struct ClusterResult {
     pub condemns: Option<Condemned>,
     /// The cluster is alerted on as a whole.
     pub flagged: bool,
-    /// For a cluster of client slices ([`crate::slices`]): each member's
-    /// client programs in the cluster (user agent index << 16 | system
-    /// prompt hash), parallel to `cluster.members`; its traffic in the
-    /// cluster is those clients' requests. Empty for a cluster of whole
-    /// accounts.
+    /// For a cluster of client or setting slices ([`crate::slices`]):
+    /// each member's slice keys in the cluster ([`slices::Slicing::key`]:
+    /// for client slices, user agent index << 16 | system prompt hash),
+    /// parallel to `cluster.members`; its traffic in the cluster is those
+    /// slices' requests. Empty for a cluster of whole accounts.
     pub clients: Vec<Vec<u64>>,
+    /// What its slices are cut by (meaningful when `clients` is not empty).
+    pub slicing: slices::Slicing,
 }
 
 impl ClusterResult {
@@ -279,22 +281,23 @@ pub(crate) fn coordination(c: &Cluster, f: &Features, cfg: &AnalyzerConfig) -> s
     )
 }
 
-/// Clusters of client slices linked across accounts ([`crate::slices`]),
-/// judged as account clusters are, each host account a member with the
-/// requests of its slices in the cluster; a condemned host, unless
-/// flagged already, takes the verdict.
+/// Clusters of client slices linked across accounts, or of setting
+/// slices ([`crate::slices`]), judged as account clusters are, each host
+/// account a member with the requests of its slices in the cluster; a
+/// condemned host, unless flagged already, takes the verdict.
 fn slice_clusters(
     store: &Requests,
     per_account: &[&[Req]],
     accounts: &mut [AccountResult],
     ctx: &Context,
     judge: &Judge<'_>,
+    slicing: slices::Slicing,
 ) -> Vec<ClusterResult> {
     let cfg = judge.cfg;
     let threads = par::threads(cfg.threads);
     let indices: Vec<u32> = (0..per_account.len() as u32).collect();
     let mut all: Vec<slices::Slice<'_>> = par::map(&indices, threads, |&a| {
-        slices::of_account(a, per_account[a as usize], cfg)
+        slices::of_account(a, per_account[a as usize], slicing, cfg)
     })
     .into_iter()
     .flatten()
@@ -304,14 +307,17 @@ fn slice_clusters(
         .iter_mut()
         .map(|s| std::mem::take(&mut s.reqs))
         .collect();
-    let found = cluster::clusters_of_parts(
-        &entities,
-        &owner,
-        |m| slices::name(store, &all[m as usize]),
-        "sl",
-        ctx,
-        cfg,
-    );
+    let found = match slicing {
+        slices::Slicing::Client => cluster::clusters_of_parts(
+            &entities,
+            &owner,
+            |m| slices::name(store, &all[m as usize]),
+            "sl",
+            ctx,
+            cfg,
+        ),
+        slices::Slicing::Setting => slices::setting_clusters(store, &all, cfg),
+    };
     // Each cluster over its host accounts: a host's slices in the cluster
     // (one, or several client programs) are its member's requests.
     let found: Vec<(Cluster, Vec<Vec<u32>>)> = found
@@ -374,7 +380,7 @@ fn slice_clusters(
                 .iter()
                 .map(|ms| ms.iter().map(|&m| all[m as usize].client).collect())
                 .collect();
-            conclude(c, judged, &own, clients, accounts, cfg)
+            conclude(c, judged, &own, (clients, slicing), accounts, cfg)
         })
         .collect()
 }
@@ -387,13 +393,13 @@ type Judged = (Features, Verdict, Features, Verdict);
 /// (parallel to `c.members`): which members it condemns
 /// ([`condemned`]); each condemned member not flagged already takes the
 /// verdict, and the cluster as its `cluster_id` — in a cluster of client
-/// slices (`clients` not empty) only members whose slices are too small
+/// or setting slices (`clients` not empty) only members whose slices are too small
 /// to be judged alone or score `cluster_shared_member_score` on their own.
 fn conclude(
     c: Cluster,
     (f, v, g, gv): Judged,
     own: &[Member],
-    clients: Vec<Vec<u64>>,
+    (clients, slicing): (Vec<Vec<u64>>, slices::Slicing),
     accounts: &mut [AccountResult],
     cfg: &AnalyzerConfig,
 ) -> ClusterResult {
@@ -432,6 +438,7 @@ fn conclude(
         condemns,
         flagged: condemns.is_some(),
         clients,
+        slicing,
     }
 }
 
@@ -675,7 +682,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             c,
             (f, v, g, gv),
             &own,
-            Vec::new(),
+            (Vec::new(), slices::Slicing::Client),
             &mut accounts,
             cfg,
         ));
@@ -687,6 +694,16 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             &mut accounts,
             &ctx,
             judge,
+            slices::Slicing::Client,
+        ));
+        // Then the setting slices: a harvest behind its host's own clients.
+        clusters.extend(slice_clusters(
+            store,
+            &per_account,
+            &mut accounts,
+            &ctx,
+            judge,
+            slices::Slicing::Setting,
         ));
     }
     // A job part's verdict is the account's own, taken after the clusters:

@@ -168,7 +168,7 @@ impl<'a> Replay<'a> {
             .zip(&c.clients)
             .map(|(&m, clients)| {
                 let reqs = self.store.account_reqs(m as usize);
-                slices::requests(reqs, clients)
+                slices::requests(reqs, c.slicing, clients)
                     .into_iter()
                     .copied()
                     .collect()

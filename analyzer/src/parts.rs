@@ -47,6 +47,16 @@ impl PartKey {
         )
     }
 
+    /// The packed settings.
+    pub fn bits(&self) -> u64 {
+        self.0
+    }
+
+    /// The part of packed settings `bits` (as [`PartKey::bits`] gives).
+    pub fn from_bits(bits: u64) -> PartKey {
+        PartKey(bits)
+    }
+
     /// The settings in words, for a verdict's `decided_by`: e.g. `model
     /// atlas-2, output cap < 2^13, no system prompt, log-probabilities`.
     pub fn describe(&self, store: &Requests) -> String {
@@ -203,6 +213,27 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
             })
         })
         .collect()
+}
+
+/// How differently the requests `slice` (some of `account`'s, e.g. a
+/// setting slice, [`crate::slices`]) ask than the rest of the account:
+/// [`discrepancy`] over their [`ask_codes`]; 0 when either side has fewer
+/// than two requests.
+pub(crate) fn slice_discrepancy(slice: &[&Req], account: &[Req]) -> f64 {
+    let (m, n) = (slice.len() as u64, account.len() as u64);
+    if m < 2 || n < m + 2 {
+        return 0.0;
+    }
+    let tally = |h: &mut Hist, r: &Req| {
+        for (i, &c) in ask_codes(r).iter().enumerate() {
+            h[i][c] += 1;
+        }
+    };
+    let mut part: Hist = [[0; CODE_BINS]; ASK_CODES];
+    let mut all: Hist = [[0; CODE_BINS]; ASK_CODES];
+    slice.iter().for_each(|r| tally(&mut part, r));
+    account.iter().for_each(|r| tally(&mut all, r));
+    discrepancy(&part, m, &all, n)
 }
 
 /// The unbiased squared maximum mean discrepancy between a part's `m`

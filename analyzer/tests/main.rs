@@ -16,6 +16,7 @@ mod peers;
 mod refit;
 mod row_scan;
 mod self_shift;
+mod setting_slices;
 mod slices;
 mod text_scan;
 mod vocab_novelty;
