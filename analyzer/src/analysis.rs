@@ -370,17 +370,26 @@ fn slice_clusters(
                 requests: mf.requests,
             })
             .collect();
-        ((f, v, g, gv), own)
+        let carried = condemned(c, &own, v.flagged, gv.flagged, cfg) != Some(Condemned::All) || {
+            let low = under_bar(&own, cfg);
+            let reqs = low
+                .iter()
+                .flat_map(|&i| member_reqs[i].iter().copied())
+                .collect();
+            let feats: Vec<&Features> = low.iter().map(|&i| &member_feats[i]).collect();
+            carried(reqs, &feats, ctx, judge)
+        };
+        ((f, v, g, gv), own, carried)
     });
     found
         .into_iter()
         .zip(judged)
-        .map(|((c, hosted), (judged, own))| {
+        .map(|((c, hosted), (judged, own, carried))| {
             let clients = hosted
                 .iter()
                 .map(|ms| ms.iter().map(|&m| all[m as usize].client).collect())
                 .collect();
-            conclude(c, judged, &own, (clients, slicing), accounts, cfg)
+            conclude(c, judged, &own, (clients, slicing), carried, accounts, cfg)
         })
         .collect()
 }
@@ -395,11 +404,17 @@ type Judged = (Features, Verdict, Features, Verdict);
 /// verdict, and the cluster as its `cluster_id` — in a cluster of client
 /// or setting slices (`clients` not empty) only members whose slices are too small
 /// to be judged alone or score `cluster_shared_member_score` on their own.
+///
+/// `carried`: whether the members under `cluster_member_score` carry the
+/// job on their own ([`carried`]); when they do not, a cluster condemned
+/// through its members ([`Condemned::All`]) takes only the members over
+/// the bar, who are flagged on their own already.
 fn conclude(
     c: Cluster,
     (f, v, g, gv): Judged,
     own: &[Member],
     (clients, slicing): (Vec<Vec<u64>>, slices::Slicing),
+    carried: bool,
     accounts: &mut [AccountResult],
     cfg: &AnalyzerConfig,
 ) -> ClusterResult {
@@ -422,7 +437,8 @@ fn conclude(
     };
     for (&m, &o) in c.members.iter().zip(own) {
         let a = &mut accounts[m as usize];
-        if condemns.is_some_and(|k| k.takes(&c, m, o)) && host(o) && !a.verdict.flagged {
+        let carries = carried || o.score >= cfg.cluster_member_score;
+        if condemns.is_some_and(|k| k.takes(&c, m, o)) && host(o) && carries && !a.verdict.flagged {
             a.verdict = taken.clone();
             a.via = Via::Cluster(c.id.clone());
             a.cluster_id = Some(c.id.clone());
@@ -440,6 +456,32 @@ fn conclude(
         clients,
         slicing,
     }
+}
+
+/// Whether the members of a cluster that score under
+/// `cluster_member_score` on their own ([`under_bar`]: their requests
+/// `merged`, their own features `members`) carry the job without the
+/// members over it: their traffic judged as a group ([`group::per_member`]: their merged content, their median
+/// member's volume, timing and infrastructure) is flagged. Pieces of one
+/// job that score low alone still ask for the job together; benign
+/// accounts linked to harvesters that copy or resemble their traffic (a
+/// product's tenants, a donor whose rows a mixing proxy replays) ask for
+/// a product's traffic, and the harvesters beside them are flagged on
+/// their own. True when no member is under the bar.
+fn carried(mut merged: Vec<&Req>, members: &[&Features], ctx: &Context, judge: &Judge<'_>) -> bool {
+    if members.is_empty() {
+        return true;
+    }
+    merged.sort_by_key(|r| r.ts);
+    let f = features::compute(&merged, ctx, judge.cfg);
+    score::score_with(&group::per_member(&f, members), judge, Vec::new()).flagged
+}
+
+/// The members of a cluster (`own[i]`) under `cluster_member_score`.
+fn under_bar(own: &[Member], cfg: &AnalyzerConfig) -> Vec<usize> {
+    (0..own.len())
+        .filter(|&i| own[i].score < cfg.cluster_member_score)
+        .collect()
 }
 
 /// What account `a` brings to its cluster's judgement: the score of its
@@ -678,11 +720,21 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         for &m in &c.members {
             accounts[m as usize].cluster_id = Some(c.id.clone());
         }
+        let carried = condemned(&c, &own, v.flagged, gv.flagged, cfg) != Some(Condemned::All) || {
+            let low: Vec<usize> = under_bar(&own, cfg)
+                .into_iter()
+                .map(|i| c.members[i] as usize)
+                .collect();
+            let reqs = low.iter().flat_map(|&m| per_account[m].iter()).collect();
+            let feats: Vec<&Features> = low.iter().map(|&m| &accounts[m].features).collect();
+            carried(reqs, &feats, &ctx, judge)
+        };
         clusters.push(conclude(
             c,
             (f, v, g, gv),
             &own,
             (Vec::new(), slices::Slicing::Client),
+            carried,
             &mut accounts,
             cfg,
         ));
