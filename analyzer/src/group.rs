@@ -34,6 +34,11 @@ pub fn per_member(merged: &Features, members: &[&Features]) -> Features {
     g.blocks = count(|f| f64::from(f.blocks));
     g.user_agents = count(|f| f64::from(f.user_agents));
     g.keys = count(|f| f64::from(f.keys));
+    // A template counts as harvesting at `template_min_requests` requests
+    // with every slot new: a count per entity. Pooled, hundreds of pieces
+    // pass it with templates no member sends that often, so the merged
+    // share reads the pool's size (a batch job's templates), not the job.
+    g.harvest_template_share = med(|f| f.harvest_template_share);
     g
 }
 
