@@ -13,7 +13,8 @@
 use crate::features::Features;
 
 /// The features of a group: `merged` (the members' traffic merged) with
-/// its volume, timing and infrastructure replaced by the median member's
+/// its volume, timing and infrastructure, and its share of harvesting
+/// templates (a bar counted per entity), replaced by the median member's
 /// (`members`: each member's own features; unchanged when empty).
 pub fn per_member(merged: &Features, members: &[&Features]) -> Features {
     let mut g = merged.clone();
