@@ -13,7 +13,8 @@
 use crate::features::Features;
 
 /// The features of a group: `merged` (the members' traffic merged) with
-/// its volume, timing and infrastructure replaced by the median member's
+/// its volume, timing and infrastructure, and its share of harvesting
+/// templates (a bar counted per entity), replaced by the median member's
 /// (`members`: each member's own features; unchanged when empty).
 pub fn per_member(merged: &Features, members: &[&Features]) -> Features {
     let mut g = merged.clone();
@@ -34,6 +35,11 @@ pub fn per_member(merged: &Features, members: &[&Features]) -> Features {
     g.blocks = count(|f| f64::from(f.blocks));
     g.user_agents = count(|f| f64::from(f.user_agents));
     g.keys = count(|f| f64::from(f.keys));
+    // A template counts as harvesting at `template_min_requests` requests
+    // with every slot new: a count per entity. Pooled, hundreds of pieces
+    // pass it with templates no member sends that often, so the merged
+    // share reads the pool's size (a batch job's templates), not the job.
+    g.harvest_template_share = med(|f| f.harvest_template_share);
     g
 }
 

@@ -375,3 +375,67 @@ fn benign_peers_of_hosts_keep_their_own_verdict() {
     let (caught, benign) = flagged_by_label(&analysis, &labels);
     eprintln!("{caught} attack and {benign} benign accounts flagged, {by_facet} through a facet");
 }
+
+/// Issue 12 item 3 (session 16): a template counts as harvesting once one
+/// entity sends it `template_min_requests` times with every slot new. A
+/// job split into pieces of 10 requests a day, pooled, passes that bar
+/// with templates no piece sends that often, and the model reads a high
+/// share as a batch job's templates (the external hydra's group: 0.588,
+/// -1.99 log-odds). A group's `harvest_template_share` is its median
+/// member's, like its volume, and the pooled share is not.
+#[test]
+fn a_pooled_harvest_is_not_read_as_a_groups_templates() {
+    use fixtures::logs::evade::{EvadeSpec, evade};
+    let dir = tempfile::tempdir().unwrap();
+    let logs = fixtures::logs::generate(
+        &fixtures::logs::LogSpec {
+            seed: 16,
+            accounts: 80,
+            days: 2,
+            ..Default::default()
+        },
+        &dir.path().join("in"),
+    )
+    .unwrap();
+    let paced = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Pacing],
+        share: 1.0,
+        seed: 12,
+        per_day: 10,
+        adopt_clients: false,
+        out_dir: dir.path().join("out"),
+    })
+    .unwrap();
+    let a = analyse(&paced.requests, &AnalyzerConfig::default());
+    let mut pooled = 0;
+    for c in a.clusters.iter().filter(|c| c.clients.is_empty()) {
+        let mut own: Vec<f64> = c
+            .cluster
+            .members
+            .iter()
+            .map(|&m| a.accounts[m as usize].features.harvest_template_share)
+            .collect();
+        own.sort_by(f64::total_cmp);
+        let n = own.len();
+        let median = if n % 2 == 1 {
+            own[n / 2]
+        } else {
+            (own[n / 2 - 1] + own[n / 2]) / 2.0
+        };
+        let group = c.group_features.harvest_template_share;
+        assert!(
+            (group - median).abs() < 1e-12,
+            "{}: {group} vs {median}",
+            c.cluster.id
+        );
+        if c.features.harvest_template_share > group + 0.1 {
+            pooled += 1;
+        }
+    }
+    assert!(
+        pooled > 0,
+        "a cluster whose pooled pieces pass the harvesting bar"
+    );
+}
