@@ -370,15 +370,20 @@ fn slice_clusters(
                 requests: mf.requests,
             })
             .collect();
-        let carried = condemned(c, &own, v.flagged, gv.flagged, cfg) != Some(Condemned::All) || {
-            let low = under_bar(&own, cfg);
-            let reqs = low
-                .iter()
-                .flat_map(|&i| member_reqs[i].iter().copied())
-                .collect();
-            let feats: Vec<&Features> = low.iter().map(|&i| &member_feats[i]).collect();
-            carried(reqs, &feats, ctx, judge)
-        };
+        // Members under the bar go with a majority over it, as in account
+        // clusters; when those over it are a majority only of the members
+        // that speak for themselves, those under it must carry the job.
+        let low = under_bar(&own, cfg);
+        let carried = condemned(c, &own, v.flagged, gv.flagged, cfg) != Some(Condemned::All)
+            || low.len() * 2 <= own.len()
+            || {
+                let reqs = low
+                    .iter()
+                    .flat_map(|&i| member_reqs[i].iter().copied())
+                    .collect();
+                let feats: Vec<&Features> = low.iter().map(|&i| &member_feats[i]).collect();
+                carried(reqs, &feats, ctx, judge)
+            };
         ((f, v, g, gv), own, carried)
     });
     found
@@ -406,9 +411,10 @@ type Judged = (Features, Verdict, Features, Verdict);
 /// to be judged alone or score `cluster_shared_member_score` on their own.
 ///
 /// `carried`: whether the members under `cluster_member_score` carry the
-/// job on their own ([`carried`]); when they do not, a cluster condemned
-/// through its members ([`Condemned::All`]) takes only the members over
-/// the bar, who are flagged on their own already.
+/// job on their own ([`carried`]; always for account clusters); when
+/// they do not, a cluster condemned through its members
+/// ([`Condemned::All`]) takes only the members over the bar
+/// ([`takes_verdict`]).
 fn conclude(
     c: Cluster,
     (f, v, g, gv): Judged,
@@ -427,18 +433,10 @@ fn conclude(
         Some(Condemned::Small(_)) => &gv,
         _ => &v,
     };
-    // A member of a slice cluster whose slices are large enough to be
-    // judged alone and look ordinary there is a look-alike linked to the
-    // campaign (a power user's curl script through the same proxies), not
-    // a host of it: it keeps its own verdict.
     let sliced = !clients.is_empty();
-    let host = |o: Member| {
-        !sliced || o.requests < cfg.min_requests || o.score >= cfg.cluster_shared_member_score
-    };
     for (&m, &o) in c.members.iter().zip(own) {
         let a = &mut accounts[m as usize];
-        let carries = carried || o.score >= cfg.cluster_member_score;
-        if condemns.is_some_and(|k| k.takes(&c, m, o)) && host(o) && carries && !a.verdict.flagged {
+        if takes_verdict(condemns, &c, m, o, (sliced, carried), cfg) && !a.verdict.flagged {
             a.verdict = taken.clone();
             a.via = Via::Cluster(c.id.clone());
             a.cluster_id = Some(c.id.clone());
@@ -458,16 +456,17 @@ fn conclude(
     }
 }
 
-/// Whether the members of a cluster that score under
-/// `cluster_member_score` on their own ([`under_bar`]: their requests
-/// `merged`, their own features `members`) carry the job without the
-/// members over it: their traffic judged as a group ([`group::per_member`]: their merged content, their median
-/// member's volume, timing and infrastructure) is flagged. Pieces of one
-/// job that score low alone still ask for the job together; benign
-/// accounts linked to harvesters that copy or resemble their traffic (a
-/// product's tenants, a donor whose rows a mixing proxy replays) ask for
-/// a product's traffic, and the harvesters beside them are flagged on
-/// their own. True when no member is under the bar.
+/// Whether the members of a slice cluster that score under
+/// `cluster_member_score` on their own ([`under_bar`]: their slices'
+/// requests `merged`, their slices' features `members`) carry the job
+/// without the members over it: their traffic judged as a group
+/// ([`group::per_member`]: merged content, the median member's volume,
+/// timing and infrastructure) is flagged. A campaign's small slices still
+/// ask for its job together; a few individual developers whose second
+/// model happens to share a setting with a campaign's hosts (5-19
+/// requests each, scoring 0.01) ask for a developer's traffic, and the
+/// hosts beside them are flagged on their own. True when no member is
+/// under the bar.
 fn carried(mut merged: Vec<&Req>, members: &[&Features], ctx: &Context, judge: &Judge<'_>) -> bool {
     if members.is_empty() {
         return true;
@@ -482,6 +481,29 @@ fn under_bar(own: &[Member], cfg: &AnalyzerConfig) -> Vec<usize> {
     (0..own.len())
         .filter(|&i| own[i].score < cfg.cluster_member_score)
         .collect()
+}
+
+/// Whether member `m` of cluster `c` (its own judgement `o`) takes the
+/// verdict of a cluster that `condemns` ([`Condemned::takes`]), in a
+/// cluster of slices or not (`sliced`) whose members under the member
+/// bar do or do not carry the job (`carried`, [`carried`]). A member of a
+/// slice cluster whose slices are large enough to be judged alone and
+/// look ordinary there is a look-alike linked to the campaign (a power
+/// user's curl script through the same proxies), not a host of it: it
+/// keeps its own verdict. A member under `cluster_member_score` whose
+/// fellows under it do not carry the job keeps its own verdict too.
+fn takes_verdict(
+    condemns: Option<Condemned>,
+    c: &Cluster,
+    m: u32,
+    o: Member,
+    (sliced, carried): (bool, bool),
+    cfg: &AnalyzerConfig,
+) -> bool {
+    let host =
+        !sliced || o.requests < cfg.min_requests || o.score >= cfg.cluster_shared_member_score;
+    let carries = carried || o.score >= cfg.cluster_member_score;
+    condemns.is_some_and(|k| k.takes(c, m, o)) && host && carries
 }
 
 /// What account `a` brings to its cluster's judgement: the score of its
@@ -720,21 +742,12 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         for &m in &c.members {
             accounts[m as usize].cluster_id = Some(c.id.clone());
         }
-        let carried = condemned(&c, &own, v.flagged, gv.flagged, cfg) != Some(Condemned::All) || {
-            let low: Vec<usize> = under_bar(&own, cfg)
-                .into_iter()
-                .map(|i| c.members[i] as usize)
-                .collect();
-            let reqs = low.iter().flat_map(|&m| per_account[m].iter()).collect();
-            let feats: Vec<&Features> = low.iter().map(|&m| &accounts[m].features).collect();
-            carried(reqs, &feats, &ctx, judge)
-        };
         clusters.push(conclude(
             c,
             (f, v, g, gv),
             &own,
             (Vec::new(), slices::Slicing::Client),
-            carried,
+            true,
             &mut accounts,
             cfg,
         ));
@@ -925,7 +938,7 @@ pub fn windows(store: &Requests, analysis: &Analysis, cfg: &AnalyzerConfig) -> V
 
 #[cfg(test)]
 mod tests {
-    use super::{Condemned, Member, condemned};
+    use super::{Condemned, Member, condemned, takes_verdict};
     use crate::cluster::{Cluster, LinkStats};
     use crate::config::AnalyzerConfig;
 
@@ -978,5 +991,26 @@ mod tests {
         assert_eq!(condemned(&cluster(12), &two, true, false, &cfg), None);
         let ordinary = members(&[0.9, 0.2, 0.1, 0.3], &[0.05; 10]);
         assert_eq!(condemned(&cluster(14), &ordinary, true, false, &cfg), None);
+    }
+
+    /// A slice cluster condemned through the slices that can be judged
+    /// (three hosts' setting slices over the bar) beside four developers'
+    /// tiny slices of the same setting: when the tiny slices do not carry
+    /// the job as a group they keep their own verdicts; when they do (a
+    /// campaign's small slices), they take the cluster's.
+    #[test]
+    fn slices_under_the_bar_take_the_verdict_only_when_they_carry_the_job() {
+        let cfg = AnalyzerConfig::default();
+        let own = members(&[0.98, 0.88, 0.84], &[0.007, 0.006, 0.008, 0.01]);
+        let c = cluster(own.len() as u32);
+        let k = condemned(&c, &own, true, false, &cfg);
+        assert_eq!(k, Some(Condemned::All));
+        let took = |carried| {
+            (0..own.len())
+                .filter(|&i| takes_verdict(k, &c, i as u32, own[i], (true, carried), &cfg))
+                .count()
+        };
+        assert_eq!(took(false), 3);
+        assert_eq!(took(true), 7);
     }
 }
