@@ -753,23 +753,18 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         ));
     }
     if cfg.slice_min_requests > 0 {
-        clusters.extend(slice_clusters(
-            store,
-            &per_account,
-            &mut accounts,
-            &ctx,
-            judge,
-            slices::Slicing::Client,
-        ));
-        // Then the setting slices: a harvest behind its host's own clients.
-        clusters.extend(slice_clusters(
-            store,
-            &per_account,
-            &mut accounts,
-            &ctx,
-            judge,
-            slices::Slicing::Setting,
-        ));
+        // Client slices first, then the setting slices: a harvest behind
+        // its host's own clients.
+        for slicing in [slices::Slicing::Client, slices::Slicing::Setting] {
+            clusters.extend(slice_clusters(
+                store,
+                &per_account,
+                &mut accounts,
+                &ctx,
+                judge,
+                slicing,
+            ));
+        }
     }
     // A job part's verdict is the account's own, taken after the clusters:
     // it condemns the account that hosts the job, and does not count as

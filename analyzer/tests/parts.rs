@@ -19,6 +19,39 @@ pub(crate) fn analyse(logs: &Path, cfg: &AnalyzerConfig) -> Analysis {
         .1
 }
 
+/// Generator seed 4 (`accounts` x 2 days) with each harvest hosted at
+/// `share` of a benign host's traffic behind the host's own user agents
+/// and addresses (`host`, adopted clients, evade seed 11), under `dir`:
+/// the log before hosting, and after.
+pub(crate) fn hosted_behind_adopted_clients(
+    dir: &Path,
+    accounts: usize,
+    share: f64,
+) -> (
+    fixtures::logs::LogSummary,
+    fixtures::logs::evade::EvadeSummary,
+) {
+    let spec = fixtures::logs::LogSpec {
+        seed: 4,
+        accounts,
+        days: 2,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.join("in")).unwrap();
+    let hosted = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Host],
+        share,
+        seed: 11,
+        per_day: 30,
+        adopt_clients: true,
+        out_dir: dir.join("out"),
+    })
+    .unwrap();
+    (logs, hosted)
+}
+
 /// Accounts labelled `label` in a labels file.
 pub(crate) fn labelled(labels: &Path, label: &str) -> HashSet<String> {
     std::fs::read_to_string(labels)
@@ -44,24 +77,7 @@ fn by_part(a: &Analysis) -> Vec<&str> {
 #[test]
 fn a_harvest_hosted_behind_its_hosts_clients_is_flagged_through_its_part() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = fixtures::logs::LogSpec {
-        seed: 4,
-        accounts: 80,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
-    let hosted = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Host],
-        share: 0.3,
-        seed: 11,
-        per_day: 30,
-        adopt_clients: true,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let (logs, hosted) = hosted_behind_adopted_clients(dir.path(), 80, 0.3);
     let cfg = AnalyzerConfig::default();
     let with_parts = analyse(&hosted.requests, &cfg);
     let hosts = labelled(&hosted.labels, "distill");

@@ -7,10 +7,9 @@
 //! host, the cluster's alert names the setting, and the same log before
 //! hosting forms no flagged setting cluster.
 
-use super::parts::{analyse, labelled};
+use super::parts::{analyse, hosted_behind_adopted_clients, labelled};
 use analyzer::analysis::{Analysis, Via};
 use analyzer::config::AnalyzerConfig;
-use fixtures::logs::evade::{EvadeSpec, Transform, evade};
 
 fn by_setting_slices(a: &Analysis) -> Vec<&str> {
     a.accounts
@@ -23,24 +22,7 @@ fn by_setting_slices(a: &Analysis) -> Vec<&str> {
 #[test]
 fn a_campaign_behind_its_hosts_clients_is_found_through_its_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = fixtures::logs::LogSpec {
-        seed: 4,
-        accounts: 200,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.path().join("in")).unwrap();
-    let hosted = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Host],
-        share: 0.1,
-        seed: 11,
-        per_day: 30,
-        adopt_clients: true,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let (logs, hosted) = hosted_behind_adopted_clients(dir.path(), 200, 0.1);
     let cfg = AnalyzerConfig::default();
     let with = analyse(&hosted.requests, &cfg);
     let hosts = labelled(&hosted.labels, "distill");
