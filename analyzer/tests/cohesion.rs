@@ -260,6 +260,34 @@ fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
     }
 }
 
+/// Generator seed 16 (80 accounts x 2 days) with every attack account
+/// split into pieces of at most 10 requests a day (`pacing`, evade seed
+/// 12), under `dir`.
+fn paced_at_ten_a_day(dir: &Path) -> fixtures::logs::evade::EvadeSummary {
+    use fixtures::logs::evade::{EvadeSpec, evade};
+    let logs = fixtures::logs::generate(
+        &fixtures::logs::LogSpec {
+            seed: 16,
+            accounts: 80,
+            days: 2,
+            ..Default::default()
+        },
+        &dir.join("in"),
+    )
+    .unwrap();
+    evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::Pacing],
+        share: 1.0,
+        seed: 12,
+        per_day: 10,
+        adopt_clients: false,
+        out_dir: dir.join("out"),
+    })
+    .unwrap()
+}
+
 /// Session 14 (issue 12 item 3): one operator's jobs split into pieces of
 /// at most 10 requests a day leave every piece under `min_requests`, too
 /// small to be judged alone, so no member rule can pass. Such a cluster is
@@ -272,29 +300,8 @@ fn a_job_split_over_accounts_run_from_one_place_is_caught_through_its_part() {
 #[test]
 fn a_job_split_into_pieces_too_small_to_judge_alone_is_caught_as_a_group() {
     use analyzer::analysis::{Condemned, Via};
-    use fixtures::logs::evade::{EvadeSpec, evade};
     let dir = tempfile::tempdir().unwrap();
-    let logs = fixtures::logs::generate(
-        &fixtures::logs::LogSpec {
-            seed: 16,
-            accounts: 80,
-            days: 2,
-            ..Default::default()
-        },
-        &dir.path().join("in"),
-    )
-    .unwrap();
-    let paced = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Pacing],
-        share: 1.0,
-        seed: 12,
-        per_day: 10,
-        adopt_clients: false,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let paced = paced_at_ten_a_day(dir.path());
     let of = scenarios(&paced.labels);
     let labels = attack_labels(&paced.labels);
     let cfg = AnalyzerConfig::default();
@@ -385,29 +392,8 @@ fn benign_peers_of_hosts_keep_their_own_verdict() {
 /// member's, like its volume, and the pooled share is not.
 #[test]
 fn a_pooled_harvest_is_not_read_as_a_groups_templates() {
-    use fixtures::logs::evade::{EvadeSpec, evade};
     let dir = tempfile::tempdir().unwrap();
-    let logs = fixtures::logs::generate(
-        &fixtures::logs::LogSpec {
-            seed: 16,
-            accounts: 80,
-            days: 2,
-            ..Default::default()
-        },
-        &dir.path().join("in"),
-    )
-    .unwrap();
-    let paced = evade(&EvadeSpec {
-        input: logs.requests.clone(),
-        labels: logs.labels.clone(),
-        transforms: vec![Transform::Pacing],
-        share: 1.0,
-        seed: 12,
-        per_day: 10,
-        adopt_clients: false,
-        out_dir: dir.path().join("out"),
-    })
-    .unwrap();
+    let paced = paced_at_ten_a_day(dir.path());
     let a = analyse(&paced.requests, &AnalyzerConfig::default());
     let mut pooled = 0;
     for c in a.clusters.iter().filter(|c| c.clients.is_empty()) {
