@@ -117,7 +117,7 @@ fn ask_codes(r: &Req) -> [usize; ASK_CODES] {
     ]
 }
 
-type Hist = [[u32; CODE_BINS]; ASK_CODES];
+pub(crate) type Hist = [[u32; CODE_BINS]; ASK_CODES];
 
 /// What is tallied of one tested part in [`candidates`]' pass.
 struct Tally {
@@ -215,25 +215,30 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
         .collect()
 }
 
-/// How differently the requests `slice` (some of `account`'s, e.g. a
-/// setting slice, [`crate::slices`]) ask than the rest of the account:
-/// [`discrepancy`] over their [`ask_codes`]; 0 when either side has fewer
-/// than two requests.
-pub(crate) fn slice_discrepancy(slice: &[&Req], account: &[Req]) -> f64 {
-    let (m, n) = (slice.len() as u64, account.len() as u64);
-    if m < 2 || n < m + 2 {
-        return 0.0;
-    }
-    let tally = |h: &mut Hist, r: &Req| {
+/// The [`ask_codes`] histograms of `reqs`, and how many there are.
+pub(crate) fn asks_of<'r>(reqs: impl IntoIterator<Item = &'r Req>) -> (Hist, u64) {
+    let mut h: Hist = [[0; CODE_BINS]; ASK_CODES];
+    let mut n = 0;
+    for r in reqs {
         for (i, &c) in ask_codes(r).iter().enumerate() {
             h[i][c] += 1;
         }
-    };
-    let mut part: Hist = [[0; CODE_BINS]; ASK_CODES];
-    let mut all: Hist = [[0; CODE_BINS]; ASK_CODES];
-    slice.iter().for_each(|r| tally(&mut part, r));
-    account.iter().for_each(|r| tally(&mut all, r));
-    discrepancy(&part, m, &all, n)
+        n += 1;
+    }
+    (h, n)
+}
+
+/// How differently the requests `slice` (some of an account's, e.g. a
+/// setting slice, [`crate::slices`]) ask than the rest of the account
+/// (`account`: its [`asks_of`], taken once for all its slices):
+/// [`discrepancy`]; 0 when either side has fewer than two requests.
+pub(crate) fn slice_discrepancy(slice: &[&Req], account: &(Hist, u64)) -> f64 {
+    let (all, n) = account;
+    let (part, m) = asks_of(slice.iter().copied());
+    if m < 2 || *n < m + 2 {
+        return 0.0;
+    }
+    discrepancy(&part, m, all, *n)
 }
 
 /// The unbiased squared maximum mean discrepancy between a part's `m`

@@ -115,8 +115,9 @@ pub(crate) fn of_account<'r>(
             slices[i].reqs.push(r);
         }
     }
-    if slicing == Slicing::Setting {
-        slices.retain(|s| parts::slice_discrepancy(&s.reqs, reqs) >= cfg.part_min_discrepancy);
+    if slicing == Slicing::Setting && !slices.is_empty() {
+        let account = parts::asks_of(reqs);
+        slices.retain(|s| parts::slice_discrepancy(&s.reqs, &account) >= cfg.part_min_discrepancy);
     }
     slices
 }
