@@ -1116,19 +1116,21 @@ mod tests {
         assert_eq!(took(true), 7);
     }
 
-    /// A `mix`ed harvest's accounts (six, over the bar) in one community
+    /// A `mix`ed harvest's accounts (seven, over the bar) in one community
     /// with the product population whose traffic they carry: four batch
     /// accounts linked to each other and, one of them, to two harvesters;
-    /// the account whose traffic was copied, linked to one harvester; and
-    /// a harvester its rewrites pulled under the bar, linked to four
-    /// fellows over it and one batch account. Only the harvester takes
-    /// the cluster's verdict among those under the bar.
+    /// the account whose traffic was copied, linked to one harvester; a
+    /// harvester its rewrites pulled under the bar, linked to four fellows
+    /// over it and one batch account; and one linked to a single fellow
+    /// over the bar and to that harvester, reached in a second round. Only
+    /// the two harvesters take the cluster's verdict among those under the
+    /// bar.
     #[test]
     fn look_alikes_linked_mostly_to_each_other_keep_their_own_verdicts() {
         let cfg = AnalyzerConfig::default();
         let own = members(
             &[
-                0.9, 0.95, 0.85, 0.99, 0.9, 0.8, 0.05, 0.02, 0.1, 0.03, 0.04, 0.2,
+                0.9, 0.95, 0.85, 0.99, 0.9, 0.8, 0.9, 0.05, 0.02, 0.1, 0.03, 0.04, 0.2, 0.1,
             ],
             &[],
         );
@@ -1138,17 +1140,9 @@ mod tests {
             r.clone()
                 .flat_map(move |a| (a + 1..r.end).map(move |b| (a, b)))
         };
-        let mut edges: Vec<(u32, u32)> = block(0..6).chain(block(6..10)).collect();
-        edges.extend([
-            (0, 6),
-            (1, 6),
-            (2, 10),
-            (0, 11),
-            (1, 11),
-            (2, 11),
-            (3, 11),
-            (7, 11),
-        ]);
+        let mut edges: Vec<(u32, u32)> = block(0..7).chain(block(7..11)).collect();
+        edges.extend([(0, 7), (1, 7), (2, 11), (0, 12), (1, 12), (2, 12), (3, 12)]);
+        edges.extend([(8, 12), (4, 13), (12, 13)]);
         edges.sort_unstable();
         c.edges = edges;
         let k = condemned(&c, &own, true, false, &cfg);
@@ -1158,10 +1152,10 @@ mod tests {
             .zip(&c.members)
             .filter_map(|(t, &m)| t.then_some(m))
             .collect();
-        assert_eq!(took, vec![0, 1, 2, 3, 4, 5, 11]);
+        assert_eq!(took, vec![0, 1, 2, 3, 4, 5, 6, 12, 13]);
         // Pieces too small to be judged keep going with the cluster,
         // however they are linked.
-        let small = members(&[0.9, 0.95, 0.85, 0.99, 0.9, 0.8], &[0.05; 6]);
+        let small = members(&[0.9, 0.95, 0.85, 0.99, 0.9, 0.8, 0.9], &[0.05; 7]);
         assert!(
             takers(k, &c, &small, (false, true), &cfg)
                 .into_iter()
