@@ -153,6 +153,10 @@ pub struct Cluster {
     /// Members linked to another member by a shared source block or
     /// shared exact addresses (sorted).
     pub placed: Vec<u32>,
+    /// The links between members, as pairs of member ids (as in
+    /// `members`, the smaller first; sorted).
+    #[serde(skip)]
+    pub edges: Vec<(u32, u32)>,
 }
 
 fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
@@ -519,11 +523,16 @@ fn link(
     }
     let mut stats: HashMap<u32, LinkStats> = HashMap::default();
     let mut placed: HashSet<u32> = HashSet::default();
+    let mut inner: HashMap<u32, Vec<(u32, u32)>> = HashMap::default();
     for l in &edges {
         let r = community[l.a as usize];
         if community[l.b as usize] != r {
             continue;
         }
+        inner
+            .entry(r)
+            .or_default()
+            .push((l.a.min(l.b), l.a.max(l.b)));
         let (j, c, kinds) = (&l.jaccard, &l.cosine, &l.kinds);
         if kinds[1] {
             placed.extend([l.a, l.b]);
@@ -560,11 +569,15 @@ fn link(
                 .filter(|m| placed.contains(m))
                 .collect();
             placed.sort_unstable();
+            let mut edges = inner.remove(&root).unwrap_or_default();
+            edges.sort_unstable();
+            edges.dedup();
             Cluster {
                 id,
                 members,
                 links,
                 placed,
+                edges,
             }
         })
         .collect();

@@ -161,6 +161,7 @@ pub(crate) fn setting_clusters(
                 members,
                 links: Default::default(),
                 placed: Vec::new(),
+                edges: Vec::new(),
             }
         })
         .collect()
