@@ -700,7 +700,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         .filter(|(_, a)| !a.verdict.flagged && a.features.requests >= 2 * cfg.min_requests)
         .map(|(i, _)| i)
         .collect();
-    let holders = parts::holders(&per_account);
+    let holders = parts::holders(&per_account, threads);
     let facet_verdicts = par::map(&candidates, threads, |&a| {
         let (best, tried) = best_facet(&accounts[a].keys, per_account[a], judge, &ctx);
         let parts = parts::candidates(per_account[a], &holders, &ctx, cfg);

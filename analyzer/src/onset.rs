@@ -113,6 +113,7 @@ impl<'a> Replay<'a> {
                 &(0..store.accounts.len())
                     .map(|a| store.account_reqs(a))
                     .collect::<Vec<_>>(),
+                crate::par::threads(cfg.threads),
             ),
             end: store.time_range().map_or(0, |(_, last)| last),
         }

@@ -134,19 +134,19 @@ struct Tally {
 }
 
 /// How many accounts send each setting ([`PartKey`]) among `accounts`
-/// (each account's requests): the population a part's setting is
-/// compared with in [`candidates`].
-pub fn holders(accounts: &[&[Req]]) -> FxHashMap<PartKey, u32> {
+/// (each account's requests, read on `threads` threads): the population
+/// a part's setting is compared with in [`candidates`]. One pass over the
+/// requests; memory is the distinct settings of each account.
+pub fn holders(accounts: &[&[Req]], threads: usize) -> FxHashMap<PartKey, u32> {
+    let own = crate::par::map(accounts, threads, |reqs| {
+        let mut keys: Vec<PartKey> = reqs.iter().map(PartKey::of).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    });
     let mut held: FxHashMap<PartKey, u32> = FxHashMap::default();
-    let mut own: Vec<PartKey> = Vec::new();
-    for reqs in accounts {
-        own.clear();
-        own.extend(reqs.iter().map(PartKey::of));
-        own.sort_unstable();
-        own.dedup();
-        for &k in &own {
-            *held.entry(k).or_default() += 1;
-        }
+    for k in own.into_iter().flatten() {
+        *held.entry(k).or_default() += 1;
     }
     held
 }
