@@ -5,7 +5,9 @@
 //! addresses, can be judged on its own requests.
 //!
 //! A part is a *candidate* only when it is a minority of its account (at
-//! most half its requests, at least `min_requests`) **and** asks for
+//! most half its requests, at least `min_requests`; at least
+//! `slice_min_requests`, and never under 5, when no other account of the
+//! input sends its setting: [`holders`]) **and** asks for
 //! different things than the rest of the account: the discrepancy
 //! ([`discrepancy`]) between the part's and the rest's requests, over what
 //! a request asks (its topic, the size of its own message, its turns) —
