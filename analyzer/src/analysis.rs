@@ -800,9 +800,10 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         .filter(|(_, a)| !a.verdict.flagged && a.features.requests >= 2 * cfg.min_requests)
         .map(|(i, _)| i)
         .collect();
+    let holders = parts::holders(&per_account, threads);
     let facet_verdicts = par::map(&candidates, threads, |&a| {
         let (best, tried) = best_facet(&accounts[a].keys, per_account[a], judge, &ctx);
-        let parts = parts::candidates(per_account[a], &ctx, cfg);
+        let parts = parts::candidates(per_account[a], &holders, &ctx, cfg);
         let part = best_part(&parts, tried, judge);
         (best, parts, part)
     });
@@ -988,9 +989,33 @@ pub(crate) fn best_part(
     let tries = facets_tried + parts.len();
     parts
         .iter()
-        .map(|p| (p.key, score::score(&p.features, judge)))
+        .map(|p| (p.key, part_verdict(p, judge)))
         .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
         .map(|(key, v)| (key, v.with_odds_divided_by(tries as f64)))
+}
+
+/// A candidate part scored alone. A part under `min_requests` is a
+/// candidate only when no other account sends its setting
+/// ([`parts::candidates`]); it is scored on its full evidence, not pulled
+/// toward "no evidence" for its size as a small account is: its setting
+/// unseen in the population and what it asks differing from the rest of
+/// its own account are the evidence that it is one job, which a small
+/// account's few requests lack.
+fn part_verdict(p: &Part, judge: &Judge<'_>) -> Verdict {
+    if p.features.requests >= judge.cfg.min_requests {
+        return score::score(&p.features, judge);
+    }
+    let cfg = AnalyzerConfig {
+        min_requests: p.features.requests.max(1),
+        ..judge.cfg.clone()
+    };
+    score::score(
+        &p.features,
+        &Judge {
+            cfg: &cfg,
+            ..*judge
+        },
+    )
 }
 
 /// An account's features over one window of `feature_window_hours`.

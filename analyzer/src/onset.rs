@@ -25,10 +25,11 @@ use crate::config::AnalyzerConfig;
 use crate::features::{self, Context, Features, HOUR_MS};
 use crate::group;
 use crate::model::Model;
-use crate::parts;
+use crate::parts::{self, PartKey};
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
 use crate::slices;
+use rustc_hash::FxHashMap;
 
 /// When an entity's verdict first held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +85,9 @@ pub struct Replay<'a> {
     store: &'a Requests,
     judge: Judge<'a>,
     clock: Clock,
+    /// How many accounts send each setting over the whole input
+    /// ([`parts::holders`]).
+    holders: FxHashMap<PartKey, u32>,
     /// The input's last request (ms).
     end: i64,
 }
@@ -105,6 +109,12 @@ impl<'a> Replay<'a> {
                 model,
             },
             clock: Clock::of(store),
+            holders: parts::holders(
+                &(0..store.accounts.len())
+                    .map(|a| store.account_reqs(a))
+                    .collect::<Vec<_>>(),
+                crate::par::threads(cfg.threads),
+            ),
             end: store.time_range().map_or(0, |(_, last)| last),
         }
     }
@@ -140,7 +150,7 @@ impl<'a> Replay<'a> {
         if own.flagged {
             return own;
         }
-        let parts = parts::candidates(reqs, &ctx, cfg);
+        let parts = parts::candidates(reqs, &self.holders, &ctx, cfg);
         match analysis::best_part(&parts, tried, &self.judge) {
             Some((_, v)) if v.score > own.score => v,
             _ => own,

@@ -5,7 +5,9 @@
 //! addresses, can be judged on its own requests.
 //!
 //! A part is a *candidate* only when it is a minority of its account (at
-//! most half its requests, at least `min_requests`) **and** asks for
+//! most half its requests, at least `min_requests`; at least
+//! `slice_min_requests`, and never under 5, when no other account of the
+//! input sends its setting: [`holders`]) **and** asks for
 //! different things than the rest of the account: the discrepancy
 //! ([`discrepancy`]) between the part's and the rest's requests, over what
 //! a request asks (its topic, the size of its own message, its turns) —
@@ -133,14 +135,39 @@ struct Tally {
     mixed_key: bool,
 }
 
+/// How many accounts send each setting ([`PartKey`]) among `accounts`
+/// (each account's requests, read on `threads` threads): the population
+/// a part's setting is compared with in [`candidates`]. One pass over the
+/// requests; memory is the distinct settings of each account.
+pub fn holders(accounts: &[&[Req]], threads: usize) -> FxHashMap<PartKey, u32> {
+    let own = crate::par::map(accounts, threads, |reqs| {
+        let mut keys: Vec<PartKey> = reqs.iter().map(PartKey::of).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    });
+    let mut held: FxHashMap<PartKey, u32> = FxHashMap::default();
+    for k in own.into_iter().flatten() {
+        *held.entry(k).or_default() += 1;
+    }
+    held
+}
+
 /// The candidate parts of an account with time-ordered requests `reqs`
 /// (see the module documentation): of its parts with at least
-/// `min_requests` requests and at most half of the account's, the
-/// `part_max` largest are tested, and those that differ from the rest of
-/// the account are returned with their features. A part that is exactly
-/// the requests of one client program or one API key is left out: it is
-/// that facet, judged already. O(requests) beside the features.
-pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part> {
+/// `min_requests` requests — or at least `slice_min_requests` when no
+/// other account sends that setting (`holders`, [`holders`]: one for its
+/// own) — and at most half of the account's, the `part_max` largest are
+/// tested, and those that differ from the rest of the account are
+/// returned with their features. A part of at least `min_requests` that
+/// is exactly the requests of one client program or one API key is left
+/// out: it is that facet, judged already. O(requests) beside the features.
+pub fn candidates(
+    reqs: &[Req],
+    holders: &FxHashMap<PartKey, u32>,
+    ctx: &Context,
+    cfg: &AnalyzerConfig,
+) -> Vec<Part> {
     let n = reqs.len() as u64;
     let mut counts: FxHashMap<PartKey, u64> = FxHashMap::default();
     for r in reqs {
@@ -151,7 +178,15 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
     }
     let mut sizes: Vec<(PartKey, u64)> = counts
         .into_iter()
-        .filter(|&(_, c)| c >= cfg.min_requests && 2 * c <= n)
+        .filter(|&(k, c)| {
+            let unseen = holders.get(&k).is_none_or(|&h| h <= 1);
+            let least = if unseen {
+                cfg.slice_min_requests.max(5)
+            } else {
+                cfg.min_requests
+            };
+            c >= least && 2 * c <= n
+        })
         .collect();
     sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     sizes.truncate(cfg.part_max);
@@ -195,6 +230,11 @@ pub fn candidates(reqs: &[Req], ctx: &Context, cfg: &AnalyzerConfig) -> Vec<Part
     tested
         .iter()
         .filter(|t| {
+            // Facets are judged from `min_requests`: a smaller part is
+            // tried even when it is one client's or one key's requests.
+            if t.requests < cfg.min_requests {
+                return true;
+            }
             let client_facet =
                 !t.mixed_client && t.client.and_then(|c| clients.get(&c)) == Some(&t.requests);
             let key_facet =

@@ -3,7 +3,8 @@
 //! adopted clients), is found through its part — the requests of its own
 //! client settings, which ask differently from the rest of the account —
 //! and the same generated log without hosting flags no account through a
-//! part.
+//! part. A harvest under `min_requests` is a part only when its setting
+//! is one no other account sends.
 
 use analyzer::analysis::{Analysis, Via};
 use analyzer::config::AnalyzerConfig;
@@ -111,4 +112,137 @@ fn a_harvest_hosted_behind_its_hosts_clients_is_flagged_through_its_part() {
     // The log before hosting: no account is flagged through a part.
     let plain = analyse(&logs.requests, &cfg);
     assert_eq!(by_part(&plain), Vec::<&str>::new());
+}
+
+/// A log made from generator seed 4 (`accounts` x 2 days) under `dir`:
+/// the first `take` requests of one reasoning harvest are moved into each
+/// of the `hosts` smallest coding agents' keys that send at least ten
+/// times as many — the host's
+/// account, key, address and user agent — with model `model`, and the
+/// distiller's other requests dropped; every other row is kept. Returns
+/// the log, its labels (the hosts labelled `distill`, the distiller
+/// gone) and the hosts' ids.
+fn small_harvest_hosted(
+    dir: &Path,
+    accounts: usize,
+    take: usize,
+    hosts: usize,
+    model: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<String>) {
+    use serde_json::Value;
+    let spec = fixtures::logs::LogSpec {
+        seed: 4,
+        accounts,
+        days: 2,
+        ..Default::default()
+    };
+    let logs = fixtures::logs::generate(&spec, &dir.join("in")).unwrap();
+    let labels = std::fs::read_to_string(&logs.labels).unwrap();
+    let scenario = |s: &str| -> Vec<String> {
+        labels
+            .lines()
+            .filter(|l| l.ends_with(&format!(",{s}")))
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    let distiller = scenario("reasoning_harvest").into_iter().next().unwrap();
+    let rows: Vec<Value> = std::fs::read_to_string(&logs.requests)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id = |r: &Value| r["account_id"].as_str().unwrap().to_string();
+    let mut candidates: Vec<(usize, String)> = scenario("coding_agent")
+        .into_iter()
+        .map(|p| (rows.iter().filter(|r| id(r) == p).count(), p))
+        .collect();
+    // The smallest hosts with at least ten times the harvest: a tenth of
+    // their traffic or less.
+    candidates.retain(|p| p.0 >= 10 * take);
+    candidates.sort_unstable();
+    let chosen: Vec<String> = candidates.into_iter().take(hosts).map(|p| p.1).collect();
+    let mut out = String::new();
+    let mut moved = 0;
+    for r in &rows {
+        if id(r) != distiller {
+            out.push_str(&serde_json::to_string(r).unwrap());
+            out.push('\n');
+        } else if moved < take {
+            moved += 1;
+            for host in &chosen {
+                let own = rows.iter().find(|h| id(h) == *host).unwrap();
+                let mut m = r.clone();
+                for f in ["account_id", "api_key_id", "src_ip", "user_agent"] {
+                    m[f] = own[f].clone();
+                }
+                m["model"] = Value::from(model);
+                m["request_id"] = Value::from(format!("{}_{host}", r["request_id"]));
+                out.push_str(&serde_json::to_string(&m).unwrap());
+                out.push('\n');
+            }
+        }
+    }
+    assert_eq!(
+        moved, take,
+        "the distiller sends fewer than {take} requests"
+    );
+    let requests = dir.join("hosted.jsonl");
+    std::fs::write(&requests, out).unwrap();
+    let mut new_labels = String::new();
+    for l in labels.lines() {
+        let acct = l.split(',').next().unwrap();
+        if acct == distiller {
+            continue;
+        }
+        if chosen.iter().any(|h| h == acct) {
+            new_labels.push_str(&format!("{acct},distill,reasoning_harvest\n"));
+        } else {
+            new_labels.push_str(l);
+            new_labels.push('\n');
+        }
+    }
+    let labels_out = dir.join("labels.csv");
+    std::fs::write(&labels_out, new_labels).unwrap();
+    (requests, labels_out, chosen)
+}
+
+/// The part an account was flagged through and its size, if it was.
+fn flagged_part(a: &Analysis, id: &str) -> Option<u64> {
+    let r = a.accounts.iter().find(|r| r.account_id == id).unwrap();
+    let Via::Part(_) = &r.via else { return None };
+    r.flagged()
+        .then(|| r.parts.iter().map(|p| p.features.requests).min().unwrap())
+}
+
+#[test]
+fn a_small_harvest_in_a_setting_no_other_account_sends_is_judged_as_a_part() {
+    let cfg = AnalyzerConfig::default();
+    let take = 30;
+    assert!((take as u64) < cfg.min_requests);
+    // One host: the harvest's setting (a model nobody else asks) is
+    // unseen in the population, so its 30 requests are a part.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, labels, hosts) = small_harvest_hosted(dir.path(), 120, take, 1, "atlas-9-private");
+    let one = analyse(&log, &cfg);
+    let host = &hosts[0];
+    let size = flagged_part(&one, host);
+    eprintln!("host {host} flagged through a part of {size:?} requests");
+    assert!(
+        size.is_some_and(|n| n < cfg.min_requests),
+        "{host} not flagged through its {take}-request part"
+    );
+    let benign = labelled(&labels, "benign");
+    for id in by_part(&one) {
+        assert!(!benign.contains(id), "{id} is benign but flagged by a part");
+    }
+
+    // The same job in two hosts: its setting is sent by two accounts, so
+    // neither host's small part is judged alone (too few hosts for a
+    // setting cluster either).
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, hosts) = small_harvest_hosted(dir.path(), 120, take, 2, "atlas-9-private");
+    let two = analyse(&log, &cfg);
+    for host in &hosts {
+        assert_eq!(flagged_part(&two, host), None, "{host}");
+    }
 }
