@@ -641,12 +641,41 @@ impl Default for TextCache {
     }
 }
 
+impl TextCache {
+    /// The features of `prompt` if it was seen recently, else its hash
+    /// (for [`TextAnalyzer::analyze_miss`] or
+    /// [`TextAnalyzer::analyze_pair`]).
+    pub fn lookup(&self, prompt: &str) -> Result<TextFeatures, u64> {
+        let hash = xxh3_64(prompt.as_bytes());
+        self.slots
+            .get(self.slot(hash))
+            .filter(|f| f.prompt_hash == hash)
+            .copied()
+            .ok_or(hash)
+    }
+
+    /// Keep `f` (replacing whatever was in its slot).
+    fn put(&mut self, f: TextFeatures) {
+        let slot = self.slot(f.prompt_hash);
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = f;
+        }
+    }
+
+    fn slot(&self, hash: u64) -> usize {
+        (hash as usize) & (self.slots.len() - 1)
+    }
+}
+
 /// Buffers reused between prompts by one thread (no allocation per prompt
 /// for ASCII text).
 #[derive(Default)]
 pub struct TextScratch {
     /// The prompt lower-cased: what the automaton scans.
     lower: String,
+    /// The second prompt of a pair lower-cased
+    /// ([`TextAnalyzer::analyze_pair`]).
+    lower_b: String,
     /// The template skeleton being built.
     skeleton: Vec<u8>,
 }
@@ -819,27 +848,34 @@ impl Compact {
     /// overlapping: `f(pattern, start)`. The crate's search loop
     /// (`try_find_fwd` without prefilter) run from the end of each match.
     fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
-        let mut at = 0;
-        while at < hay.len() {
-            let mut sid = self.start;
-            let mut found = self.match_at(sid, at);
-            let mut i = at;
-            while let Some(&b) = hay.get(i) {
-                sid = self.next[(sid + u32::from(self.column[b as usize])) as usize];
-                i += 1;
-                if sid <= self.max_special {
-                    if sid == 0 {
-                        break;
-                    }
-                    found = self.match_at(sid, i);
-                }
-            }
-            let Some((pattern, start, end)) = found else {
-                return;
-            };
-            f(pattern, start);
-            // No phrase is empty: a match ends past where its search began.
-            at = end.max(at + 1);
+        let mut s = Search::new(self, hay);
+        while !s.done {
+            s.step(self, hay, &mut f);
+        }
+    }
+
+    /// [`Compact::each_match`] of two texts at once, a byte of each in
+    /// turn: the scan of one text is one chain of dependent table loads,
+    /// so two independent chains in one loop overlap their latencies.
+    /// The matches of each text are exactly those of `each_match`.
+    fn each_match2(
+        &self,
+        a: &[u8],
+        b: &[u8],
+        mut fa: impl FnMut(usize, usize),
+        mut fb: impl FnMut(usize, usize),
+    ) {
+        let mut sa = Search::new(self, a);
+        let mut sb = Search::new(self, b);
+        while !sa.done && !sb.done {
+            sa.step(self, a, &mut fa);
+            sb.step(self, b, &mut fb);
+        }
+        while !sa.done {
+            sa.step(self, a, &mut fa);
+        }
+        while !sb.done {
+            sb.step(self, b, &mut fb);
         }
     }
 
@@ -851,6 +887,67 @@ impl Compact {
         }
         let (p, len) = self.matched[(sid / self.stride) as usize];
         Some((p as usize, end - len as usize, end))
+    }
+}
+
+/// Where one leftmost-longest search of a [`Compact`] automaton stands,
+/// advanced a byte at a time ([`Search::step`]) so that two searches can
+/// be interleaved: from `at`, the state after `hay[..i]`, the longest
+/// match seen so far from `at`.
+struct Search {
+    at: usize,
+    i: usize,
+    sid: u32,
+    found: Option<(usize, usize, usize)>,
+    /// No match is left to find.
+    done: bool,
+}
+
+impl Search {
+    fn new(dfa: &Compact, hay: &[u8]) -> Search {
+        Search {
+            at: 0,
+            i: 0,
+            sid: dfa.start,
+            found: dfa.match_at(dfa.start, 0),
+            done: hay.is_empty(),
+        }
+    }
+
+    /// Read the next byte (the search is not done, so there is one); at a
+    /// dead state or the end of `hay`, report the match found (if any)
+    /// and start again after it.
+    #[inline(always)]
+    fn step(&mut self, dfa: &Compact, hay: &[u8], f: &mut impl FnMut(usize, usize)) {
+        let b = hay.get(self.i).copied().unwrap_or(0);
+        self.sid = dfa.next[(self.sid + u32::from(dfa.column[b as usize])) as usize];
+        self.i += 1;
+        if self.sid <= dfa.max_special {
+            if self.sid == 0 {
+                self.restart(dfa, hay, f);
+                return;
+            }
+            self.found = dfa.match_at(self.sid, self.i);
+        }
+        if self.i >= hay.len() {
+            self.restart(dfa, hay, f);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn restart(&mut self, dfa: &Compact, hay: &[u8], f: &mut impl FnMut(usize, usize)) {
+        let Some((pattern, start, end)) = self.found.take() else {
+            self.done = true;
+            return;
+        };
+        f(pattern, start);
+        // No phrase is empty: a match ends past where its search began.
+        self.at = end.max(self.at + 1);
+        self.done = self.at >= hay.len();
+        self.i = self.at;
+        self.sid = dfa.start;
+        self.found = dfa.match_at(dfa.start, self.at);
     }
 }
 
@@ -923,49 +1020,103 @@ impl TextAnalyzer {
         scratch: &mut TextScratch,
         cache: &mut TextCache,
     ) -> TextFeatures {
-        let hash = xxh3_64(prompt.as_bytes());
-        let slot = (hash as usize) & (cache.slots.len() - 1);
-        if let Some(hit) = cache.slots.get(slot).filter(|f| f.prompt_hash == hash) {
-            return *hit;
+        match cache.lookup(prompt) {
+            Ok(hit) => hit,
+            Err(hash) => self.analyze_miss(prompt, hash, scratch, cache),
         }
+    }
+
+    /// The features of a prompt not in the cache (`hash`: its hash, as
+    /// [`TextCache::lookup`] gave it), put in `cache`.
+    pub fn analyze_miss(
+        &self,
+        prompt: &str,
+        hash: u64,
+        scratch: &mut TextScratch,
+        cache: &mut TextCache,
+    ) -> TextFeatures {
         let f = self.analyze_hashed(prompt, hash, scratch);
-        if let Some(s) = cache.slots.get_mut(slot) {
-            *s = f;
-        }
+        cache.put(f);
         f
     }
 
     fn analyze_hashed(&self, prompt: &str, hash: u64, scratch: &mut TextScratch) -> TextFeatures {
+        let ascii = lower_into(prompt, &mut scratch.lower);
+        let phrases = self.phrases(ascii);
+        let hay = scratch.lower.as_str();
+        let mut found = Found::default();
+        phrases
+            .dfa
+            .each_match(hay.as_bytes(), |p, at| found.note(phrases, hay, p, at));
+        self.finish(prompt, hash, ascii, hay, found, &mut scratch.skeleton)
+    }
+
+    /// The features of two prompts not in the cache (with their hashes),
+    /// each as [`TextAnalyzer::analyze`] gives them, their phrase scans
+    /// interleaved ([`Compact::each_match2`]) when both use the same
+    /// automaton; both are put in `cache`.
+    pub fn analyze_pair(
+        &self,
+        (a, hash_a): (&str, u64),
+        (b, hash_b): (&str, u64),
+        scratch: &mut TextScratch,
+        cache: &mut TextCache,
+    ) -> (TextFeatures, TextFeatures) {
+        let TextScratch {
+            lower,
+            lower_b,
+            skeleton,
+        } = scratch;
+        let ascii_a = lower_into(a, lower);
+        let ascii_b = lower_into(b, lower_b);
+        let (mut found_a, mut found_b) = (Found::default(), Found::default());
+        let (pa, pb) = (self.phrases(ascii_a), self.phrases(ascii_b));
+        let (hay_a, hay_b) = (lower.as_str(), lower_b.as_str());
+        if ascii_a == ascii_b {
+            pa.dfa.each_match2(
+                hay_a.as_bytes(),
+                hay_b.as_bytes(),
+                |p, at| found_a.note(pa, hay_a, p, at),
+                |p, at| found_b.note(pb, hay_b, p, at),
+            );
+        } else {
+            pa.dfa
+                .each_match(hay_a.as_bytes(), |p, at| found_a.note(pa, hay_a, p, at));
+            pb.dfa
+                .each_match(hay_b.as_bytes(), |p, at| found_b.note(pb, hay_b, p, at));
+        }
+        let fa = self.finish(a, hash_a, ascii_a, hay_a, found_a, skeleton);
+        let fb = self.finish(b, hash_b, ascii_b, hay_b, found_b, skeleton);
+        cache.put(fa);
+        cache.put(fb);
+        (fa, fb)
+    }
+
+    /// The phrase set for an ASCII prompt or one in other scripts.
+    fn phrases(&self, ascii: bool) -> &Phrases {
+        if ascii { &self.ascii } else { &self.all }
+    }
+
+    /// A prompt's features from its phrase matches: its topic, and its
+    /// template skeleton and word sample, cut from `hay` (the prompt
+    /// lower-cased) when it is ASCII.
+    fn finish(
+        &self,
+        prompt: &str,
+        hash: u64,
+        ascii: bool,
+        hay: &str,
+        found: Found,
+        out: &mut Vec<u8>,
+    ) -> TextFeatures {
         let mut f = TextFeatures {
             prompt_hash: hash,
+            reasoning_langs: found.reasoning_langs,
+            probe: found.probe,
             ..TextFeatures::default()
         };
-        let ascii = prompt.is_ascii();
-        let hay: &str = if ascii {
-            scratch.lower.clear();
-            scratch.lower.push_str(prompt);
-            scratch.lower.make_ascii_lowercase();
-            &scratch.lower
-        } else {
-            // Other scripts: Unicode lower case (which may change lengths).
-            lowercase_into(prompt, &mut scratch.lower);
-            &scratch.lower
-        };
-        let phrases = if ascii { &self.ascii } else { &self.all };
-        let mut topics = [0u16; TAXONOMY.len()];
-        phrases.dfa.each_match(hay.as_bytes(), |pattern, start| {
-            match phrases.kinds.get(pattern) {
-                Some(Kind::Reasoning(l)) => f.reasoning_langs |= 1 << l,
-                Some(Kind::Probe) => f.probe = true,
-                // Keywords must start a word ("rust" is not in "trust").
-                Some(Kind::Topic(t)) if starts_word(hay, start) => {
-                    topics[*t as usize] = topics[*t as usize].saturating_add(1)
-                }
-                Some(Kind::Topic(_)) => {}
-                None => {}
-            }
-        });
-        let (best, n) = topics
+        let (best, n) = found
+            .topics
             .iter()
             .enumerate()
             .max_by_key(|(i, n)| (**n, usize::MAX - i))
@@ -973,7 +1124,6 @@ impl TextAnalyzer {
         if *n > 0 {
             f.topic = best as u8 + 1;
         }
-        let out = &mut scratch.skeleton;
         let mut sample = WordSample::EMPTY;
         let fixed = if ascii {
             // Lower-cased already: words are cut from `hay` directly.
@@ -1175,6 +1325,47 @@ fn lowercase_into(s: &str, out: &mut String) {
             out.extend(c.to_lowercase());
         }
     }
+}
+
+/// What a prompt's phrase matches said: reasoning languages, a probe,
+/// and keyword counts by topic.
+#[derive(Default)]
+struct Found {
+    reasoning_langs: u8,
+    probe: bool,
+    topics: [u16; TAXONOMY.len()],
+}
+
+impl Found {
+    /// Note the match of `pattern` of `phrases` at `start` of `hay`.
+    fn note(&mut self, phrases: &Phrases, hay: &str, pattern: usize, start: usize) {
+        match phrases.kinds.get(pattern) {
+            Some(Kind::Reasoning(l)) => self.reasoning_langs |= 1 << l,
+            Some(Kind::Probe) => self.probe = true,
+            // Keywords must start a word ("rust" is not in "trust").
+            Some(Kind::Topic(t)) if starts_word(hay, start) => {
+                let n = &mut self.topics[*t as usize];
+                *n = n.saturating_add(1);
+            }
+            Some(Kind::Topic(_)) => {}
+            None => {}
+        }
+    }
+}
+
+/// `out` = `prompt` lower-cased (ASCII lower case for an ASCII prompt,
+/// else [`lowercase_into`]); whether it is ASCII.
+fn lower_into(prompt: &str, out: &mut String) -> bool {
+    let ascii = prompt.is_ascii();
+    if ascii {
+        out.clear();
+        out.push_str(prompt);
+        out.make_ascii_lowercase();
+    } else {
+        // Other scripts: Unicode lower case (which may change lengths).
+        lowercase_into(prompt, out);
+    }
+    ascii
 }
 
 fn starts_word(hay: &str, at: usize) -> bool {

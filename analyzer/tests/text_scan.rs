@@ -4,10 +4,12 @@
 //! set (when it is beside the workspace) and of hostile text (phrases run
 //! together, overlapping, cut and mixed with other scripts), the reasoning
 //! languages, probe flag and topic are exactly what the crate's
-//! leftmost-longest matches give.
+//! leftmost-longest matches give. Each prompt is also analysed paired with
+//! the one checked before it (`TextAnalyzer::analyze_pair`: the two phrase
+//! scans interleaved), which must give both prompts' features whole.
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use analyzer::text::{self, Kind, TAXONOMY, TextAnalyzer, TextScratch};
+use analyzer::text::{self, Kind, TAXONOMY, TextAnalyzer, TextCache, TextFeatures, TextScratch};
 use proptest::prelude::*;
 
 /// The phrase matching as the crate does it, over the prompt lower-cased
@@ -62,6 +64,9 @@ struct Checker {
     scratch: TextScratch,
     reference: Reference,
     seen: [usize; 3],
+    /// The prompt checked before, and its features.
+    previous: Option<(String, TextFeatures)>,
+    cache: TextCache,
 }
 
 impl Checker {
@@ -71,6 +76,8 @@ impl Checker {
             scratch: TextScratch::default(),
             reference: Reference::new(),
             seen: [0; 3],
+            previous: None,
+            cache: TextCache::default(),
         }
     }
 
@@ -85,6 +92,16 @@ impl Checker {
         self.seen[0] += usize::from(want.0 != 0);
         self.seen[1] += usize::from(want.1);
         self.seen[2] += usize::from(want.2 != 0);
+        if let Some((previous, previous_f)) = self.previous.take() {
+            let pair = self.text.analyze_pair(
+                (&previous, previous_f.prompt_hash),
+                (prompt, f.prompt_hash),
+                &mut self.scratch,
+                &mut self.cache,
+            );
+            assert_eq!(pair, (previous_f, f), "pair {previous:?}, {prompt:?}");
+        }
+        self.previous = Some((prompt.to_string(), f));
     }
 
     /// Every prompt of JSON Lines `text`, every `step`th line.

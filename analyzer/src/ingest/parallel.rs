@@ -177,6 +177,10 @@ fn parse_block(
     let mut rows = Vec::with_capacity(lines as usize);
     let mut bad = Vec::new();
     let mut scratch = TextScratch::default();
+    // The row (its place in `reqs`, its prompt's hash) whose prompt waits
+    // for a second one to be analysed with ([`TextAnalyzer::analyze_pair`]:
+    // two phrase scans interleaved run faster than one after the other).
+    let mut pending: Option<(usize, u64, Row<'_>)> = None;
     let mut strings = Strings {
         block: bytes,
         side: Vec::new(),
@@ -212,17 +216,48 @@ fn parse_block(
             ));
             continue;
         };
-        match row::from_json_line(s) {
-            Ok(r) => {
-                let tf = match &r.prompt {
-                    Some(p) => text.analyze_cached(p, &mut scratch, cache),
-                    None => TextFeatures::default(),
-                };
-                reqs.push(Reduced::of(&r, tf, cfg).req);
-                rows.push(strings.detach(r));
+        let r = match row::from_json_line(s) {
+            Ok(r) => r,
+            Err(reason) => {
+                bad.push((line_no, 1, reason, s.chars().take(120).collect()));
+                continue;
             }
-            Err(reason) => bad.push((line_no, 1, reason, s.chars().take(120).collect())),
-        }
+        };
+        let looked_up = r.prompt.as_deref().map(|p| cache.lookup(p));
+        let tf = match (looked_up, pending.take()) {
+            (None, held) => {
+                pending = held;
+                TextFeatures::default()
+            }
+            (Some(Ok(hit)), held) => {
+                pending = held;
+                hit
+            }
+            // A prompt to analyse: held until a second one comes, its
+            // row's place kept (filled in below).
+            (Some(Err(hash)), None) => {
+                pending = Some((reqs.len(), hash, r.clone()));
+                reqs.push(Req::default());
+                rows.push(strings.detach(r));
+                continue;
+            }
+            (Some(Err(hash)), Some((at, held_hash, held))) => {
+                let (held_tf, tf) = text.analyze_pair(
+                    (held.prompt.as_deref().unwrap_or(""), held_hash),
+                    (r.prompt.as_deref().unwrap_or(""), hash),
+                    &mut scratch,
+                    cache,
+                );
+                reqs[at] = Reduced::of(&held, held_tf, cfg).req;
+                tf
+            }
+        };
+        reqs.push(Reduced::of(&r, tf, cfg).req);
+        rows.push(strings.detach(r));
+    }
+    if let Some((at, hash, held)) = pending {
+        let tf = text.analyze_miss(held.prompt.as_deref().unwrap_or(""), hash, &mut scratch, cache);
+        reqs[at] = Reduced::of(&held, tf, cfg).req;
     }
     let side = strings.side;
     Parsed {
