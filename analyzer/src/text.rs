@@ -644,7 +644,7 @@ impl Default for TextCache {
 impl TextCache {
     /// The features of `prompt` if it was seen recently, else its hash
     /// (for [`TextAnalyzer::analyze_miss`] or
-    /// [`TextAnalyzer::analyze_pair`]).
+    /// [`TextAnalyzer::analyze_batch`]).
     pub fn lookup(&self, prompt: &str) -> Result<TextFeatures, u64> {
         let hash = xxh3_64(prompt.as_bytes());
         self.slots
@@ -673,9 +673,8 @@ impl TextCache {
 pub struct TextScratch {
     /// The prompt lower-cased: what the automaton scans.
     lower: String,
-    /// The second prompt of a pair lower-cased
-    /// ([`TextAnalyzer::analyze_pair`]).
-    lower_b: String,
+    /// The two lanes of [`TextAnalyzer::analyze_batch`].
+    lanes: [Lane; 2],
     /// The template skeleton being built.
     skeleton: Vec<u8>,
 }
@@ -848,35 +847,7 @@ impl Compact {
     /// overlapping: `f(pattern, start)`. The crate's search loop
     /// (`try_find_fwd` without prefilter) run from the end of each match.
     fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
-        let mut s = Search::new(self, hay);
-        while !s.done {
-            s.step(self, hay, &mut f);
-        }
-    }
-
-    /// [`Compact::each_match`] of two texts at once, a byte of each in
-    /// turn: the scan of one text is one chain of dependent table loads,
-    /// so two independent chains in one loop overlap their latencies.
-    /// The matches of each text are exactly those of `each_match`.
-    fn each_match2(
-        &self,
-        a: &[u8],
-        b: &[u8],
-        mut fa: impl FnMut(usize, usize),
-        mut fb: impl FnMut(usize, usize),
-    ) {
-        let mut sa = Search::new(self, a);
-        let mut sb = Search::new(self, b);
-        while !sa.done && !sb.done {
-            sa.step(self, a, &mut fa);
-            sb.step(self, b, &mut fb);
-        }
-        while !sa.done {
-            sa.step(self, a, &mut fa);
-        }
-        while !sb.done {
-            sb.step(self, b, &mut fb);
-        }
+        Search::new(self, hay).run(self, hay, &mut f);
     }
 
     /// The match of state `sid` (if it is a match state) ending at `end`:
@@ -890,10 +861,12 @@ impl Compact {
     }
 }
 
-/// Where one leftmost-longest search of a [`Compact`] automaton stands,
-/// advanced a byte at a time ([`Search::step`]) so that two searches can
-/// be interleaved: from `at`, the state after `hay[..i]`, the longest
+/// Where one leftmost-longest search of a [`Compact`] automaton stands
+/// (the crate's search loop, `try_find_fwd` without prefilter, run again
+/// from the end of each match), so that two searches can be interleaved:
+/// searching from `at`, the state `sid` after `hay[..i]`, the longest
 /// match seen so far from `at`.
+#[derive(Default)]
 struct Search {
     at: usize,
     i: usize,
@@ -914,28 +887,50 @@ impl Search {
         }
     }
 
-    /// Read the next byte (the search is not done, so there is one); at a
-    /// dead state or the end of `hay`, report the match found (if any)
-    /// and start again after it.
+    /// Search on alone to the end of `hay`: `f(pattern, start)` of each
+    /// match.
+    fn run(&mut self, dfa: &Compact, hay: &[u8], f: &mut impl FnMut(usize, usize)) {
+        while !self.done {
+            let mut sid = self.sid;
+            let mut k = 0;
+            for &b in &hay[self.i..] {
+                sid = dfa.next[(sid + u32::from(dfa.column[b as usize])) as usize];
+                k += 1;
+                if sid <= dfa.max_special {
+                    break;
+                }
+            }
+            self.moved(dfa, hay, sid, k, f);
+        }
+    }
+
+    /// After `steps` bytes read (at least one), ending in state `sid`: a
+    /// match state is remembered; at a dead state or the end of `hay` the
+    /// match found (if any) is reported and the search starts again after
+    /// it.
     #[inline(always)]
-    fn step(&mut self, dfa: &Compact, hay: &[u8], f: &mut impl FnMut(usize, usize)) {
-        let b = hay.get(self.i).copied().unwrap_or(0);
-        self.sid = dfa.next[(self.sid + u32::from(dfa.column[b as usize])) as usize];
-        self.i += 1;
-        if self.sid <= dfa.max_special {
-            if self.sid == 0 {
+    fn moved(
+        &mut self,
+        dfa: &Compact,
+        hay: &[u8],
+        sid: u32,
+        steps: usize,
+        f: &mut impl FnMut(usize, usize),
+    ) {
+        self.sid = sid;
+        self.i += steps;
+        if sid <= dfa.max_special {
+            if sid == 0 {
                 self.restart(dfa, hay, f);
                 return;
             }
-            self.found = dfa.match_at(self.sid, self.i);
+            self.found = dfa.match_at(sid, self.i);
         }
         if self.i >= hay.len() {
             self.restart(dfa, hay, f);
         }
     }
 
-    #[cold]
-    #[inline(never)]
     fn restart(&mut self, dfa: &Compact, hay: &[u8], f: &mut impl FnMut(usize, usize)) {
         let Some((pattern, start, end)) = self.found.take() else {
             self.done = true;
@@ -1051,45 +1046,64 @@ impl TextAnalyzer {
         self.finish(prompt, hash, ascii, hay, found, &mut scratch.skeleton)
     }
 
-    /// The features of two prompts not in the cache (with their hashes),
-    /// each as [`TextAnalyzer::analyze`] gives them, their phrase scans
-    /// interleaved ([`Compact::each_match2`]) when both use the same
-    /// automaton; both are put in `cache`.
-    pub fn analyze_pair(
+    /// The features of prompts not in the cache (each with its hash, as
+    /// [`TextCache::lookup`] gave it), in order, each as
+    /// [`TextAnalyzer::analyze`] gives it; all are put in `cache`.
+    ///
+    /// The phrase scans of the ASCII prompts run in two lanes at once, a
+    /// byte of each in turn, each lane taking the next prompt as soon as
+    /// its own is done: the scan of one text is one chain of dependent
+    /// table loads (bound by their latency), so two independent chains
+    /// in one loop overlap.
+    pub fn analyze_batch(
         &self,
-        (a, hash_a): (&str, u64),
-        (b, hash_b): (&str, u64),
+        prompts: &[(&str, u64)],
         scratch: &mut TextScratch,
         cache: &mut TextCache,
-    ) -> (TextFeatures, TextFeatures) {
-        let TextScratch {
-            lower,
-            lower_b,
-            skeleton,
-        } = scratch;
-        let ascii_a = lower_into(a, lower);
-        let ascii_b = lower_into(b, lower_b);
-        let (mut found_a, mut found_b) = (Found::default(), Found::default());
-        let (pa, pb) = (self.phrases(ascii_a), self.phrases(ascii_b));
-        let (hay_a, hay_b) = (lower.as_str(), lower_b.as_str());
-        if ascii_a == ascii_b {
-            pa.dfa.each_match2(
-                hay_a.as_bytes(),
-                hay_b.as_bytes(),
-                |p, at| found_a.note(pa, hay_a, p, at),
-                |p, at| found_b.note(pb, hay_b, p, at),
-            );
-        } else {
-            pa.dfa
-                .each_match(hay_a.as_bytes(), |p, at| found_a.note(pa, hay_a, p, at));
-            pb.dfa
-                .each_match(hay_b.as_bytes(), |p, at| found_b.note(pb, hay_b, p, at));
+    ) -> Vec<TextFeatures> {
+        let mut out = vec![TextFeatures::default(); prompts.len()];
+        let [a, b] = &mut scratch.lanes;
+        let mut next = 0;
+        let mut live_a = a.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+        let mut live_b = b.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+        while live_a && live_b {
+            // Both scans a byte at a time (states in registers) until
+            // either reaches a dead or match state or the end of its text;
+            // both take the same number of steps (at least one: each has
+            // a byte left).
+            let (da, db) = (&self.phrases(a.ascii).dfa, &self.phrases(b.ascii).dfa);
+            let (ha, hb) = (a.hay.as_bytes(), b.hay.as_bytes());
+            let steps = (ha.len() - a.search.i).min(hb.len() - b.search.i);
+            let (mut x, mut y) = (a.search.sid, b.search.sid);
+            let mut k = 0;
+            for (&ba, &bb) in ha[a.search.i..a.search.i + steps]
+                .iter()
+                .zip(&hb[b.search.i..b.search.i + steps])
+            {
+                x = da.next[(x + u32::from(da.column[ba as usize])) as usize];
+                y = db.next[(y + u32::from(db.column[bb as usize])) as usize];
+                k += 1;
+                if x <= da.max_special || y <= db.max_special {
+                    break;
+                }
+            }
+            if !a.moved(self, x, k) {
+                live_a = a.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+            }
+            if !b.moved(self, y, k) {
+                live_b = b.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+            }
         }
-        let fa = self.finish(a, hash_a, ascii_a, hay_a, found_a, skeleton);
-        let fb = self.finish(b, hash_b, ascii_b, hay_b, found_b, skeleton);
-        cache.put(fa);
-        cache.put(fb);
-        (fa, fb)
+        for lane in [a, b] {
+            while lane.k.is_some() {
+                lane.run(self);
+                lane.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+            }
+        }
+        for f in &out {
+            cache.put(*f);
+        }
+        out
     }
 
     /// The phrase set for an ASCII prompt or one in other scripts.
@@ -1324,6 +1338,73 @@ fn lowercase_into(s: &str, out: &mut String) {
         } else {
             out.extend(c.to_lowercase());
         }
+    }
+}
+
+/// One lane of [`TextAnalyzer::analyze_batch`]: the prompt it scans (its
+/// index), lower-cased, whether it is ASCII (which phrase set scans it),
+/// and where its scan stands.
+#[derive(Default)]
+struct Lane {
+    k: Option<usize>,
+    hay: String,
+    ascii: bool,
+    search: Search,
+    found: Found,
+}
+
+impl Lane {
+    /// Finish the lane's prompt (if any) into `out`, then take the next
+    /// prompt from `next` on. Whether the lane has a prompt to scan.
+    fn take(
+        &mut self,
+        text: &TextAnalyzer,
+        prompts: &[(&str, u64)],
+        next: &mut usize,
+        out: &mut [TextFeatures],
+        skeleton: &mut Vec<u8>,
+    ) -> bool {
+        if let Some(k) = self.k.take()
+            && let (Some(&(prompt, hash)), Some(o)) = (prompts.get(k), out.get_mut(k))
+        {
+            let found = std::mem::take(&mut self.found);
+            *o = text.finish(prompt, hash, self.ascii, &self.hay, found, skeleton);
+        }
+        while let Some(&(prompt, hash)) = prompts.get(*next) {
+            let k = *next;
+            *next += 1;
+            self.ascii = lower_into(prompt, &mut self.hay);
+            if self.hay.is_empty() {
+                // Nothing to scan: finished at once.
+                if let Some(o) = out.get_mut(k) {
+                    *o = text.finish(prompt, hash, self.ascii, "", Found::default(), skeleton);
+                }
+                continue;
+            }
+            self.search = Search::new(&text.phrases(self.ascii).dfa, self.hay.as_bytes());
+            self.k = Some(k);
+            return true;
+        }
+        false
+    }
+
+    /// [`Search::moved`] for this lane's scan; whether it goes on.
+    #[inline(always)]
+    fn moved(&mut self, text: &TextAnalyzer, sid: u32, steps: usize) -> bool {
+        let (hay, found) = (self.hay.as_str(), &mut self.found);
+        let phrases = text.phrases(self.ascii);
+        self.search.moved(&phrases.dfa, hay.as_bytes(), sid, steps, &mut |p, at| {
+            found.note(phrases, hay, p, at)
+        });
+        !self.search.done
+    }
+
+    /// Scan the lane's prompt to its end alone.
+    fn run(&mut self, text: &TextAnalyzer) {
+        let (hay, found) = (self.hay.as_str(), &mut self.found);
+        let phrases = text.phrases(self.ascii);
+        self.search
+            .run(&phrases.dfa, hay.as_bytes(), &mut |p, at| found.note(phrases, hay, p, at));
     }
 }
 

@@ -177,10 +177,14 @@ fn parse_block(
     let mut rows = Vec::with_capacity(lines as usize);
     let mut bad = Vec::new();
     let mut scratch = TextScratch::default();
-    // The row (its place in `reqs`, its prompt's hash) whose prompt waits
-    // for a second one to be analysed with ([`TextAnalyzer::analyze_pair`]:
-    // two phrase scans interleaved run faster than one after the other).
-    let mut pending: Option<(usize, u64, Row<'_>)> = None;
+    // The prompts not in the cache, each once (with its hash), analysed
+    // together after the block's rows are read
+    // ([`TextAnalyzer::analyze_batch`]: two phrase scans interleaved run
+    // faster than one after the other); the rows waiting for them (their
+    // place in `reqs`, their prompt's index in `misses`).
+    let mut misses: Vec<(Cow<'_, str>, u64)> = Vec::new();
+    let mut new_prompts: rustc_hash::FxHashMap<u64, usize> = rustc_hash::FxHashMap::default();
+    let mut waiting: Vec<(usize, usize)> = Vec::new();
     let mut strings = Strings {
         block: bytes,
         side: Vec::new(),
@@ -223,41 +227,29 @@ fn parse_block(
                 continue;
             }
         };
-        let looked_up = r.prompt.as_deref().map(|p| cache.lookup(p));
-        let tf = match (looked_up, pending.take()) {
-            (None, held) => {
-                pending = held;
+        let tf = match r.prompt.as_deref().map(|p| cache.lookup(p)) {
+            None => TextFeatures::default(),
+            Some(Ok(hit)) => hit,
+            // A prompt to analyse: with the block's others, after the
+            // loop; its row's text features are set then.
+            Some(Err(hash)) => {
+                let k = *new_prompts.entry(hash).or_insert_with(|| {
+                    misses.push((r.prompt.clone().unwrap_or_default(), hash));
+                    misses.len() - 1
+                });
+                waiting.push((reqs.len(), k));
                 TextFeatures::default()
-            }
-            (Some(Ok(hit)), held) => {
-                pending = held;
-                hit
-            }
-            // A prompt to analyse: held until a second one comes, its
-            // row's place kept (filled in below).
-            (Some(Err(hash)), None) => {
-                pending = Some((reqs.len(), hash, r.clone()));
-                reqs.push(Req::default());
-                rows.push(strings.detach(r));
-                continue;
-            }
-            (Some(Err(hash)), Some((at, held_hash, held))) => {
-                let (held_tf, tf) = text.analyze_pair(
-                    (held.prompt.as_deref().unwrap_or(""), held_hash),
-                    (r.prompt.as_deref().unwrap_or(""), hash),
-                    &mut scratch,
-                    cache,
-                );
-                reqs[at] = Reduced::of(&held, held_tf, cfg).req;
-                tf
             }
         };
         reqs.push(Reduced::of(&r, tf, cfg).req);
         rows.push(strings.detach(r));
     }
-    if let Some((at, hash, held)) = pending {
-        let tf = text.analyze_miss(held.prompt.as_deref().unwrap_or(""), hash, &mut scratch, cache);
-        reqs[at] = Reduced::of(&held, tf, cfg).req;
+    let prompts: Vec<(&str, u64)> = misses.iter().map(|(p, h)| (p.as_ref(), *h)).collect();
+    let features = text.analyze_batch(&prompts, &mut scratch, cache);
+    for (at, k) in waiting {
+        if let (Some(req), Some(tf)) = (reqs.get_mut(at), features.get(k)) {
+            req.set_text(tf);
+        }
     }
     let side = strings.side;
     Parsed {
