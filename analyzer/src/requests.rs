@@ -294,32 +294,32 @@ impl Reduced {
         };
         let sat = |v: u64| v.min(u32::MAX as u64) as u32;
         let mut req = Req {
-                ts: row.ts_ms,
-                turns: row
-                    .conversation_turns
-                    .map_or(0, |t| t.min(u64::from(u16::MAX)) as u16),
-                message_tokens: row
-                    .prompt
-                    .as_deref()
-                    .map_or(0, |p| p.len().div_ceil(4).min(usize::from(u16::MAX)) as u16),
-                prompt_tokens: sat(row.prompt_tokens),
-                completion_tokens: sat(row.completion_tokens),
-                flags,
-                output_probes: Req::output_probes(
-                    row.logit_bias_keys.unwrap_or(0),
-                    row.logprobs == Some(true),
-                    row.top_logprobs.unwrap_or(0),
-                    cfg.top_logprobs_max,
-                ),
-                ip: ip_hash(row.src_ip),
-                system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
-                max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
-                temperature_tenths: row
-                    .temperature
-                    .filter(|t| t.is_finite())
-                    .map_or(0, |t| (t * 10.0).round().clamp(0.0, 20.0) as u8 + 1),
-                ..Req::default()
-            };
+            ts: row.ts_ms,
+            turns: row
+                .conversation_turns
+                .map_or(0, |t| t.min(u64::from(u16::MAX)) as u16),
+            message_tokens: row
+                .prompt
+                .as_deref()
+                .map_or(0, |p| p.len().div_ceil(4).min(usize::from(u16::MAX)) as u16),
+            prompt_tokens: sat(row.prompt_tokens),
+            completion_tokens: sat(row.completion_tokens),
+            flags,
+            output_probes: Req::output_probes(
+                row.logit_bias_keys.unwrap_or(0),
+                row.logprobs == Some(true),
+                row.top_logprobs.unwrap_or(0),
+                cfg.top_logprobs_max,
+            ),
+            ip: ip_hash(row.src_ip),
+            system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
+            max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
+            temperature_tenths: row
+                .temperature
+                .filter(|t| t.is_finite())
+                .map_or(0, |t| (t * 10.0).round().clamp(0.0, 20.0) as u8 + 1),
+            ..Req::default()
+        };
         req.set_text(&tf);
         Reduced {
             req,

@@ -1393,9 +1393,10 @@ impl Lane {
     fn moved(&mut self, text: &TextAnalyzer, sid: u32, steps: usize) -> bool {
         let (hay, found) = (self.hay.as_str(), &mut self.found);
         let phrases = text.phrases(self.ascii);
-        self.search.moved(&phrases.dfa, hay.as_bytes(), sid, steps, &mut |p, at| {
-            found.note(phrases, hay, p, at)
-        });
+        self.search
+            .moved(&phrases.dfa, hay.as_bytes(), sid, steps, &mut |p, at| {
+                found.note(phrases, hay, p, at)
+            });
         !self.search.done
     }
 
@@ -1403,8 +1404,9 @@ impl Lane {
     fn run(&mut self, text: &TextAnalyzer) {
         let (hay, found) = (self.hay.as_str(), &mut self.found);
         let phrases = text.phrases(self.ascii);
-        self.search
-            .run(&phrases.dfa, hay.as_bytes(), &mut |p, at| found.note(phrases, hay, p, at));
+        self.search.run(&phrases.dfa, hay.as_bytes(), &mut |p, at| {
+            found.note(phrases, hay, p, at)
+        });
     }
 }
 
