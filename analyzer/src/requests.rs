@@ -114,6 +114,22 @@ pub const LOGIT_BIAS_BITS: u32 = 11;
 const DEPTH_STEPS: u16 = 31;
 
 impl Req {
+    /// Set what the request keeps of its prompt's text features (the
+    /// [`Reduced::of`] a row gives with `tf`): template, prompt hash,
+    /// word sample, reasoning languages, topic and the probe flag.
+    pub fn set_text(&mut self, tf: &TextFeatures) {
+        self.template = if tf.template == 0 {
+            0
+        } else {
+            (tf.template as u32).max(1)
+        };
+        self.prompt_hash = tf.prompt_hash as u32;
+        self.words = tf.words;
+        self.reasoning_langs = tf.reasoning_langs;
+        self.topic = tf.topic;
+        self.flags = (self.flags & !flag::PROBE) | if tf.probe { flag::PROBE } else { 0 };
+    }
+
     /// Whether a flag is set.
     pub fn has(&self, f: u16) -> bool {
         self.flags & f != 0
@@ -276,45 +292,37 @@ impl Reduced {
                 TextFeatures::default()
             }
         };
-        set(tf.probe, flag::PROBE);
         let sat = |v: u64| v.min(u32::MAX as u64) as u32;
+        let mut req = Req {
+            ts: row.ts_ms,
+            turns: row
+                .conversation_turns
+                .map_or(0, |t| t.min(u64::from(u16::MAX)) as u16),
+            message_tokens: row
+                .prompt
+                .as_deref()
+                .map_or(0, |p| p.len().div_ceil(4).min(usize::from(u16::MAX)) as u16),
+            prompt_tokens: sat(row.prompt_tokens),
+            completion_tokens: sat(row.completion_tokens),
+            flags,
+            output_probes: Req::output_probes(
+                row.logit_bias_keys.unwrap_or(0),
+                row.logprobs == Some(true),
+                row.top_logprobs.unwrap_or(0),
+                cfg.top_logprobs_max,
+            ),
+            ip: ip_hash(row.src_ip),
+            system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
+            max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
+            temperature_tenths: row
+                .temperature
+                .filter(|t| t.is_finite())
+                .map_or(0, |t| (t * 10.0).round().clamp(0.0, 20.0) as u8 + 1),
+            ..Req::default()
+        };
+        req.set_text(&tf);
         Reduced {
-            req: Req {
-                ts: row.ts_ms,
-                template: if tf.template == 0 {
-                    0
-                } else {
-                    (tf.template as u32).max(1)
-                },
-                turns: row
-                    .conversation_turns
-                    .map_or(0, |t| t.min(u64::from(u16::MAX)) as u16),
-                message_tokens: row
-                    .prompt
-                    .as_deref()
-                    .map_or(0, |p| p.len().div_ceil(4).min(usize::from(u16::MAX)) as u16),
-                prompt_hash: tf.prompt_hash as u32,
-                words: tf.words,
-                prompt_tokens: sat(row.prompt_tokens),
-                completion_tokens: sat(row.completion_tokens),
-                flags,
-                output_probes: Req::output_probes(
-                    row.logit_bias_keys.unwrap_or(0),
-                    row.logprobs == Some(true),
-                    row.top_logprobs.unwrap_or(0),
-                    cfg.top_logprobs_max,
-                ),
-                reasoning_langs: tf.reasoning_langs,
-                topic: tf.topic,
-                ip: ip_hash(row.src_ip),
-                system_prompt: row.system_prompt_hash.map_or(0, |h| (h as u16).max(1)),
-                max_tokens_bits: row.max_tokens.map_or(0, |m| (64 - m.leading_zeros()) as u8),
-                temperature_tenths: row
-                    .temperature
-                    .filter(|t| t.is_finite())
-                    .map_or(0, |t| (t * 10.0).round().clamp(0.0, 20.0) as u8 + 1),
-                ..Req::default()
-            },
+            req,
             src_ip: row.src_ip,
         }
     }

@@ -641,12 +641,40 @@ impl Default for TextCache {
     }
 }
 
+impl TextCache {
+    /// The features of `prompt` if it was seen recently, else its hash
+    /// (for [`TextAnalyzer::analyze_miss`] or
+    /// [`TextAnalyzer::analyze_batch`]).
+    pub fn lookup(&self, prompt: &str) -> Result<TextFeatures, u64> {
+        let hash = xxh3_64(prompt.as_bytes());
+        self.slots
+            .get(self.slot(hash))
+            .filter(|f| f.prompt_hash == hash)
+            .copied()
+            .ok_or(hash)
+    }
+
+    /// Keep `f` (replacing whatever was in its slot).
+    fn put(&mut self, f: TextFeatures) {
+        let slot = self.slot(f.prompt_hash);
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = f;
+        }
+    }
+
+    fn slot(&self, hash: u64) -> usize {
+        (hash as usize) & (self.slots.len() - 1)
+    }
+}
+
 /// Buffers reused between prompts by one thread (no allocation per prompt
 /// for ASCII text).
 #[derive(Default)]
 pub struct TextScratch {
     /// The prompt lower-cased: what the automaton scans.
     lower: String,
+    /// The two lanes of [`TextAnalyzer::analyze_batch`].
+    lanes: [Lane; 2],
     /// The template skeleton being built.
     skeleton: Vec<u8>,
 }
@@ -819,28 +847,7 @@ impl Compact {
     /// overlapping: `f(pattern, start)`. The crate's search loop
     /// (`try_find_fwd` without prefilter) run from the end of each match.
     fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
-        let mut at = 0;
-        while at < hay.len() {
-            let mut sid = self.start;
-            let mut found = self.match_at(sid, at);
-            let mut i = at;
-            while let Some(&b) = hay.get(i) {
-                sid = self.next[(sid + u32::from(self.column[b as usize])) as usize];
-                i += 1;
-                if sid <= self.max_special {
-                    if sid == 0 {
-                        break;
-                    }
-                    found = self.match_at(sid, i);
-                }
-            }
-            let Some((pattern, start, end)) = found else {
-                return;
-            };
-            f(pattern, start);
-            // No phrase is empty: a match ends past where its search began.
-            at = end.max(at + 1);
-        }
+        Search::new(self, hay).run(self, hay, &mut f);
     }
 
     /// The match of state `sid` (if it is a match state) ending at `end`:
@@ -851,6 +858,91 @@ impl Compact {
         }
         let (p, len) = self.matched[(sid / self.stride) as usize];
         Some((p as usize, end - len as usize, end))
+    }
+}
+
+/// Where one leftmost-longest search of a [`Compact`] automaton stands
+/// (the crate's search loop, `try_find_fwd` without prefilter, run again
+/// from the end of each match), so that two searches can be interleaved:
+/// searching from `at`, the state `sid` after `hay[..i]`, the longest
+/// match seen so far from `at`.
+#[derive(Default)]
+struct Search {
+    at: usize,
+    i: usize,
+    sid: u32,
+    found: Option<(usize, usize, usize)>,
+    /// No match is left to find.
+    done: bool,
+}
+
+impl Search {
+    fn new(dfa: &Compact, hay: &[u8]) -> Search {
+        Search {
+            at: 0,
+            i: 0,
+            sid: dfa.start,
+            found: dfa.match_at(dfa.start, 0),
+            done: hay.is_empty(),
+        }
+    }
+
+    /// Search on alone to the end of `hay`: `f(pattern, start)` of each
+    /// match.
+    fn run(&mut self, dfa: &Compact, hay: &[u8], f: &mut impl FnMut(usize, usize)) {
+        while !self.done {
+            let mut sid = self.sid;
+            let mut k = 0;
+            for &b in &hay[self.i..] {
+                sid = dfa.next[(sid + u32::from(dfa.column[b as usize])) as usize];
+                k += 1;
+                if sid <= dfa.max_special {
+                    break;
+                }
+            }
+            self.moved(dfa, hay, sid, k, f);
+        }
+    }
+
+    /// After `steps` bytes read (at least one), ending in state `sid`: a
+    /// match state is remembered; at a dead state or the end of `hay` the
+    /// match found (if any) is reported and the search starts again after
+    /// it.
+    #[inline(always)]
+    fn moved(
+        &mut self,
+        dfa: &Compact,
+        hay: &[u8],
+        sid: u32,
+        steps: usize,
+        f: &mut impl FnMut(usize, usize),
+    ) {
+        self.sid = sid;
+        self.i += steps;
+        if sid <= dfa.max_special {
+            if sid == 0 {
+                self.restart(dfa, hay, f);
+                return;
+            }
+            self.found = dfa.match_at(sid, self.i);
+        }
+        if self.i >= hay.len() {
+            self.restart(dfa, hay, f);
+        }
+    }
+
+    fn restart(&mut self, dfa: &Compact, hay: &[u8], f: &mut impl FnMut(usize, usize)) {
+        let Some((pattern, start, end)) = self.found.take() else {
+            self.done = true;
+            return;
+        };
+        f(pattern, start);
+        // No phrase is empty: a match ends past where its search began.
+        self.at = end.max(self.at + 1);
+        self.done = self.at >= hay.len();
+        self.i = self.at;
+        self.sid = dfa.start;
+        self.found = dfa.match_at(dfa.start, self.at);
     }
 }
 
@@ -923,49 +1015,122 @@ impl TextAnalyzer {
         scratch: &mut TextScratch,
         cache: &mut TextCache,
     ) -> TextFeatures {
-        let hash = xxh3_64(prompt.as_bytes());
-        let slot = (hash as usize) & (cache.slots.len() - 1);
-        if let Some(hit) = cache.slots.get(slot).filter(|f| f.prompt_hash == hash) {
-            return *hit;
+        match cache.lookup(prompt) {
+            Ok(hit) => hit,
+            Err(hash) => self.analyze_miss(prompt, hash, scratch, cache),
         }
+    }
+
+    /// The features of a prompt not in the cache (`hash`: its hash, as
+    /// [`TextCache::lookup`] gave it), put in `cache`.
+    pub fn analyze_miss(
+        &self,
+        prompt: &str,
+        hash: u64,
+        scratch: &mut TextScratch,
+        cache: &mut TextCache,
+    ) -> TextFeatures {
         let f = self.analyze_hashed(prompt, hash, scratch);
-        if let Some(s) = cache.slots.get_mut(slot) {
-            *s = f;
-        }
+        cache.put(f);
         f
     }
 
     fn analyze_hashed(&self, prompt: &str, hash: u64, scratch: &mut TextScratch) -> TextFeatures {
+        let ascii = lower_into(prompt, &mut scratch.lower);
+        let phrases = self.phrases(ascii);
+        let hay = scratch.lower.as_str();
+        let mut found = Found::default();
+        phrases
+            .dfa
+            .each_match(hay.as_bytes(), |p, at| found.note(phrases, hay, p, at));
+        self.finish(prompt, hash, ascii, hay, found, &mut scratch.skeleton)
+    }
+
+    /// The features of prompts not in the cache (each with its hash, as
+    /// [`TextCache::lookup`] gave it), in order, each as
+    /// [`TextAnalyzer::analyze`] gives it; all are put in `cache`.
+    ///
+    /// The phrase scans of the ASCII prompts run in two lanes at once, a
+    /// byte of each in turn, each lane taking the next prompt as soon as
+    /// its own is done: the scan of one text is one chain of dependent
+    /// table loads (bound by their latency), so two independent chains
+    /// in one loop overlap.
+    pub fn analyze_batch(
+        &self,
+        prompts: &[(&str, u64)],
+        scratch: &mut TextScratch,
+        cache: &mut TextCache,
+    ) -> Vec<TextFeatures> {
+        let mut out = vec![TextFeatures::default(); prompts.len()];
+        let [a, b] = &mut scratch.lanes;
+        let mut next = 0;
+        let mut live_a = a.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+        let mut live_b = b.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+        while live_a && live_b {
+            // Both scans a byte at a time (states in registers) until
+            // either reaches a dead or match state or the end of its text;
+            // both take the same number of steps (at least one: each has
+            // a byte left).
+            let (da, db) = (&self.phrases(a.ascii).dfa, &self.phrases(b.ascii).dfa);
+            let (ha, hb) = (a.hay.as_bytes(), b.hay.as_bytes());
+            let steps = (ha.len() - a.search.i).min(hb.len() - b.search.i);
+            let (mut x, mut y) = (a.search.sid, b.search.sid);
+            let mut k = 0;
+            for (&ba, &bb) in ha[a.search.i..a.search.i + steps]
+                .iter()
+                .zip(&hb[b.search.i..b.search.i + steps])
+            {
+                x = da.next[(x + u32::from(da.column[ba as usize])) as usize];
+                y = db.next[(y + u32::from(db.column[bb as usize])) as usize];
+                k += 1;
+                if x <= da.max_special || y <= db.max_special {
+                    break;
+                }
+            }
+            if !a.moved(self, x, k) {
+                live_a = a.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+            }
+            if !b.moved(self, y, k) {
+                live_b = b.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+            }
+        }
+        for lane in [a, b] {
+            while lane.k.is_some() {
+                lane.run(self);
+                lane.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
+            }
+        }
+        for f in &out {
+            cache.put(*f);
+        }
+        out
+    }
+
+    /// The phrase set for an ASCII prompt or one in other scripts.
+    fn phrases(&self, ascii: bool) -> &Phrases {
+        if ascii { &self.ascii } else { &self.all }
+    }
+
+    /// A prompt's features from its phrase matches: its topic, and its
+    /// template skeleton and word sample, cut from `hay` (the prompt
+    /// lower-cased) when it is ASCII.
+    fn finish(
+        &self,
+        prompt: &str,
+        hash: u64,
+        ascii: bool,
+        hay: &str,
+        found: Found,
+        out: &mut Vec<u8>,
+    ) -> TextFeatures {
         let mut f = TextFeatures {
             prompt_hash: hash,
+            reasoning_langs: found.reasoning_langs,
+            probe: found.probe,
             ..TextFeatures::default()
         };
-        let ascii = prompt.is_ascii();
-        let hay: &str = if ascii {
-            scratch.lower.clear();
-            scratch.lower.push_str(prompt);
-            scratch.lower.make_ascii_lowercase();
-            &scratch.lower
-        } else {
-            // Other scripts: Unicode lower case (which may change lengths).
-            lowercase_into(prompt, &mut scratch.lower);
-            &scratch.lower
-        };
-        let phrases = if ascii { &self.ascii } else { &self.all };
-        let mut topics = [0u16; TAXONOMY.len()];
-        phrases.dfa.each_match(hay.as_bytes(), |pattern, start| {
-            match phrases.kinds.get(pattern) {
-                Some(Kind::Reasoning(l)) => f.reasoning_langs |= 1 << l,
-                Some(Kind::Probe) => f.probe = true,
-                // Keywords must start a word ("rust" is not in "trust").
-                Some(Kind::Topic(t)) if starts_word(hay, start) => {
-                    topics[*t as usize] = topics[*t as usize].saturating_add(1)
-                }
-                Some(Kind::Topic(_)) => {}
-                None => {}
-            }
-        });
-        let (best, n) = topics
+        let (best, n) = found
+            .topics
             .iter()
             .enumerate()
             .max_by_key(|(i, n)| (**n, usize::MAX - i))
@@ -973,7 +1138,6 @@ impl TextAnalyzer {
         if *n > 0 {
             f.topic = best as u8 + 1;
         }
-        let out = &mut scratch.skeleton;
         let mut sample = WordSample::EMPTY;
         let fixed = if ascii {
             // Lower-cased already: words are cut from `hay` directly.
@@ -1175,6 +1339,116 @@ fn lowercase_into(s: &str, out: &mut String) {
             out.extend(c.to_lowercase());
         }
     }
+}
+
+/// One lane of [`TextAnalyzer::analyze_batch`]: the prompt it scans (its
+/// index), lower-cased, whether it is ASCII (which phrase set scans it),
+/// and where its scan stands.
+#[derive(Default)]
+struct Lane {
+    k: Option<usize>,
+    hay: String,
+    ascii: bool,
+    search: Search,
+    found: Found,
+}
+
+impl Lane {
+    /// Finish the lane's prompt (if any) into `out`, then take the next
+    /// prompt from `next` on. Whether the lane has a prompt to scan.
+    fn take(
+        &mut self,
+        text: &TextAnalyzer,
+        prompts: &[(&str, u64)],
+        next: &mut usize,
+        out: &mut [TextFeatures],
+        skeleton: &mut Vec<u8>,
+    ) -> bool {
+        if let Some(k) = self.k.take()
+            && let (Some(&(prompt, hash)), Some(o)) = (prompts.get(k), out.get_mut(k))
+        {
+            let found = std::mem::take(&mut self.found);
+            *o = text.finish(prompt, hash, self.ascii, &self.hay, found, skeleton);
+        }
+        while let Some(&(prompt, hash)) = prompts.get(*next) {
+            let k = *next;
+            *next += 1;
+            self.ascii = lower_into(prompt, &mut self.hay);
+            if self.hay.is_empty() {
+                // Nothing to scan: finished at once.
+                if let Some(o) = out.get_mut(k) {
+                    *o = text.finish(prompt, hash, self.ascii, "", Found::default(), skeleton);
+                }
+                continue;
+            }
+            self.search = Search::new(&text.phrases(self.ascii).dfa, self.hay.as_bytes());
+            self.k = Some(k);
+            return true;
+        }
+        false
+    }
+
+    /// [`Search::moved`] for this lane's scan; whether it goes on.
+    #[inline(always)]
+    fn moved(&mut self, text: &TextAnalyzer, sid: u32, steps: usize) -> bool {
+        let (hay, found) = (self.hay.as_str(), &mut self.found);
+        let phrases = text.phrases(self.ascii);
+        self.search
+            .moved(&phrases.dfa, hay.as_bytes(), sid, steps, &mut |p, at| {
+                found.note(phrases, hay, p, at)
+            });
+        !self.search.done
+    }
+
+    /// Scan the lane's prompt to its end alone.
+    fn run(&mut self, text: &TextAnalyzer) {
+        let (hay, found) = (self.hay.as_str(), &mut self.found);
+        let phrases = text.phrases(self.ascii);
+        self.search.run(&phrases.dfa, hay.as_bytes(), &mut |p, at| {
+            found.note(phrases, hay, p, at)
+        });
+    }
+}
+
+/// What a prompt's phrase matches said: reasoning languages, a probe,
+/// and keyword counts by topic.
+#[derive(Default)]
+struct Found {
+    reasoning_langs: u8,
+    probe: bool,
+    topics: [u16; TAXONOMY.len()],
+}
+
+impl Found {
+    /// Note the match of `pattern` of `phrases` at `start` of `hay`.
+    fn note(&mut self, phrases: &Phrases, hay: &str, pattern: usize, start: usize) {
+        match phrases.kinds.get(pattern) {
+            Some(Kind::Reasoning(l)) => self.reasoning_langs |= 1 << l,
+            Some(Kind::Probe) => self.probe = true,
+            // Keywords must start a word ("rust" is not in "trust").
+            Some(Kind::Topic(t)) if starts_word(hay, start) => {
+                let n = &mut self.topics[*t as usize];
+                *n = n.saturating_add(1);
+            }
+            Some(Kind::Topic(_)) => {}
+            None => {}
+        }
+    }
+}
+
+/// `out` = `prompt` lower-cased (ASCII lower case for an ASCII prompt,
+/// else [`lowercase_into`]); whether it is ASCII.
+fn lower_into(prompt: &str, out: &mut String) -> bool {
+    let ascii = prompt.is_ascii();
+    if ascii {
+        out.clear();
+        out.push_str(prompt);
+        out.make_ascii_lowercase();
+    } else {
+        // Other scripts: Unicode lower case (which may change lengths).
+        lowercase_into(prompt, out);
+    }
+    ascii
 }
 
 fn starts_word(hay: &str, at: usize) -> bool {

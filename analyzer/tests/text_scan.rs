@@ -4,10 +4,13 @@
 //! set (when it is beside the workspace) and of hostile text (phrases run
 //! together, overlapping, cut and mixed with other scripts), the reasoning
 //! languages, probe flag and topic are exactly what the crate's
-//! leftmost-longest matches give.
+//! leftmost-longest matches give. The prompts are also analysed five at a
+//! time (`TextAnalyzer::analyze_batch`: two phrase scans interleaved, each
+//! lane taking the next prompt when its own ends), which must give every
+//! prompt's features whole, as `analyze` gives them one by one.
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use analyzer::text::{self, Kind, TAXONOMY, TextAnalyzer, TextScratch};
+use analyzer::text::{self, Kind, TAXONOMY, TextAnalyzer, TextCache, TextFeatures, TextScratch};
 use proptest::prelude::*;
 
 /// The phrase matching as the crate does it, over the prompt lower-cased
@@ -62,6 +65,9 @@ struct Checker {
     scratch: TextScratch,
     reference: Reference,
     seen: [usize; 3],
+    /// The prompts checked since the last batch, and their features.
+    batch: Vec<(String, TextFeatures)>,
+    cache: TextCache,
 }
 
 impl Checker {
@@ -71,6 +77,8 @@ impl Checker {
             scratch: TextScratch::default(),
             reference: Reference::new(),
             seen: [0; 3],
+            batch: Vec::new(),
+            cache: TextCache::default(),
         }
     }
 
@@ -85,6 +93,20 @@ impl Checker {
         self.seen[0] += usize::from(want.0 != 0);
         self.seen[1] += usize::from(want.1);
         self.seen[2] += usize::from(want.2 != 0);
+        self.batch.push((prompt.to_string(), f));
+        if self.batch.len() == 5 {
+            let prompts: Vec<(&str, u64)> = self
+                .batch
+                .iter()
+                .map(|(p, f)| (p.as_str(), f.prompt_hash))
+                .collect();
+            let got = self
+                .text
+                .analyze_batch(&prompts, &mut self.scratch, &mut self.cache);
+            let want: Vec<TextFeatures> = self.batch.iter().map(|b| b.1).collect();
+            assert_eq!(got, want, "batch {prompts:?}");
+            self.batch.clear();
+        }
     }
 
     /// Every prompt of JSON Lines `text`, every `step`th line.

@@ -177,6 +177,14 @@ fn parse_block(
     let mut rows = Vec::with_capacity(lines as usize);
     let mut bad = Vec::new();
     let mut scratch = TextScratch::default();
+    // The prompts not in the cache, each once (with its hash), analysed
+    // together after the block's rows are read
+    // ([`TextAnalyzer::analyze_batch`]: two phrase scans interleaved run
+    // faster than one after the other); the rows waiting for them (their
+    // place in `reqs`, their prompt's index in `misses`).
+    let mut misses: Vec<(Cow<'_, str>, u64)> = Vec::new();
+    let mut new_prompts: rustc_hash::FxHashMap<u64, usize> = rustc_hash::FxHashMap::default();
+    let mut waiting: Vec<(usize, usize)> = Vec::new();
     let mut strings = Strings {
         block: bytes,
         side: Vec::new(),
@@ -212,16 +220,35 @@ fn parse_block(
             ));
             continue;
         };
-        match row::from_json_line(s) {
-            Ok(r) => {
-                let tf = match &r.prompt {
-                    Some(p) => text.analyze_cached(p, &mut scratch, cache),
-                    None => TextFeatures::default(),
-                };
-                reqs.push(Reduced::of(&r, tf, cfg).req);
-                rows.push(strings.detach(r));
+        let r = match row::from_json_line(s) {
+            Ok(r) => r,
+            Err(reason) => {
+                bad.push((line_no, 1, reason, s.chars().take(120).collect()));
+                continue;
             }
-            Err(reason) => bad.push((line_no, 1, reason, s.chars().take(120).collect())),
+        };
+        let tf = match r.prompt.as_deref().map(|p| cache.lookup(p)) {
+            None => TextFeatures::default(),
+            Some(Ok(hit)) => hit,
+            // A prompt to analyse: with the block's others, after the
+            // loop; its row's text features are set then.
+            Some(Err(hash)) => {
+                let k = *new_prompts.entry(hash).or_insert_with(|| {
+                    misses.push((r.prompt.clone().unwrap_or_default(), hash));
+                    misses.len() - 1
+                });
+                waiting.push((reqs.len(), k));
+                TextFeatures::default()
+            }
+        };
+        reqs.push(Reduced::of(&r, tf, cfg).req);
+        rows.push(strings.detach(r));
+    }
+    let prompts: Vec<(&str, u64)> = misses.iter().map(|(p, h)| (p.as_ref(), *h)).collect();
+    let features = text.analyze_batch(&prompts, &mut scratch, cache);
+    for (at, k) in waiting {
+        if let (Some(req), Some(tf)) = (reqs.get_mut(at), features.get(k)) {
+            req.set_text(tf);
         }
     }
     let side = strings.side;
