@@ -307,14 +307,14 @@ pub fn cluster_alert(
 /// Why a flagged cluster's members take its verdict, in words.
 fn condemned_because(c: &ClusterResult, analysis: &Analysis, cfg: &AnalyzerConfig) -> String {
     let n = c.cluster.members.len();
+    let took = c
+        .cluster
+        .members
+        .iter()
+        .filter_map(|&m| analysis.accounts.get(m as usize))
+        .filter(|a| a.via == Via::Cluster(c.cluster.id.clone()))
+        .count();
     if !c.clients.is_empty() {
-        let took = c
-            .cluster
-            .members
-            .iter()
-            .filter_map(|&m| analysis.accounts.get(m as usize))
-            .filter(|a| a.via == Via::Cluster(c.cluster.id.clone()))
-            .count();
         let rule = match c.condemns {
             Some(Condemned::All) => format!(
                 "the merged slices flagged, {} of {n} members' slices score at least the member bar on their own",
@@ -348,8 +348,8 @@ fn condemned_because(c: &ClusterResult, analysis: &Analysis, cfg: &AnalyzerConfi
                 .filter(|a| a.features.requests >= cfg.min_requests)
                 .count();
             format!(
-                "merged traffic flagged; {} of {n} members score at least the member bar on their own; {judged} members send at least {} requests (a smaller member that scores under the bar is too small to be judged and is not counted)",
-                c.members_with_content, cfg.min_requests
+                "merged traffic flagged; {} of {n} members score at least the member bar on their own; {judged} members send at least {} requests (a smaller member that scores under the bar is too small to be judged and is not counted); {took} of {n} members not flagged already take the verdict (a member under the bar that sends at least {} requests only when attached: at least two of its links, and most of them, go to members over the bar or attached to them)",
+                c.members_with_content, cfg.min_requests, cfg.min_requests
             )
         }
         Some(Condemned::Placed(bar)) => format!(

@@ -20,6 +20,18 @@ pub(crate) fn analyse(logs: &Path, cfg: &AnalyzerConfig) -> Analysis {
         .1
 }
 
+/// The generator's seed 4, `accounts` accounts over 2 days, under
+/// `dir/in`.
+fn seed_four(dir: &Path, accounts: usize) -> fixtures::logs::LogSummary {
+    let spec = fixtures::logs::LogSpec {
+        seed: 4,
+        accounts,
+        days: 2,
+        ..Default::default()
+    };
+    fixtures::logs::generate(&spec, &dir.join("in")).unwrap()
+}
+
 /// Generator seed 4 (`accounts` x 2 days) with each harvest hosted at
 /// `share` of a benign host's traffic behind the host's own user agents
 /// and addresses (`host`, adopted clients, evade seed 11), under `dir`:
@@ -32,13 +44,7 @@ pub(crate) fn hosted_behind_adopted_clients(
     fixtures::logs::LogSummary,
     fixtures::logs::evade::EvadeSummary,
 ) {
-    let spec = fixtures::logs::LogSpec {
-        seed: 4,
-        accounts,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.join("in")).unwrap();
+    let logs = seed_four(dir, accounts);
     let hosted = evade(&EvadeSpec {
         input: logs.requests.clone(),
         labels: logs.labels.clone(),
@@ -130,13 +136,7 @@ fn small_harvest_hosted(
     model: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, Vec<String>) {
     use serde_json::Value;
-    let spec = fixtures::logs::LogSpec {
-        seed: 4,
-        accounts,
-        days: 2,
-        ..Default::default()
-    };
-    let logs = fixtures::logs::generate(&spec, &dir.join("in")).unwrap();
+    let logs = seed_four(dir, accounts);
     let labels = std::fs::read_to_string(&logs.labels).unwrap();
     let scenario = |s: &str| -> Vec<String> {
         labels
