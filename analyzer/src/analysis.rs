@@ -130,6 +130,10 @@ pub struct Analysis {
     pub accounts: Vec<AccountResult>,
     /// Clusters of at least `min_cluster_size`.
     pub clusters: Vec<ClusterResult>,
+    /// How many accounts send each client setting ([`parts::holders`]),
+    /// over the requests analysed.
+    #[serde(skip)]
+    pub holders: rustc_hash::FxHashMap<PartKey, u32>,
 }
 
 /// What a member brings to its cluster's judgement: its own score and how
@@ -341,15 +345,9 @@ fn slice_clusters(
             placed.sort_unstable();
             placed.dedup();
             c.placed = placed;
-            let mut edges: Vec<(u32, u32)> = c
-                .edges
-                .iter()
-                .map(|&(x, y)| (owner[x as usize], owner[y as usize]))
-                .map(|(x, y)| (x.min(y), x.max(y)))
-                .collect();
-            edges.sort_unstable();
-            edges.dedup();
-            c.edges = edges;
+            // Its links are between slices, and a slice cluster's members
+            // are not judged by attachment ([`takers`]).
+            c.edges = Vec::new();
             c.members = hosts.keys().copied().collect();
             Some((c, hosts.into_values().collect()))
         })
@@ -898,6 +896,7 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         peers: peer_groups,
         accounts,
         clusters,
+        holders,
     }
 }
 

@@ -86,8 +86,8 @@ pub struct Replay<'a> {
     judge: Judge<'a>,
     clock: Clock,
     /// How many accounts send each setting over the whole input
-    /// ([`parts::holders`]).
-    holders: FxHashMap<PartKey, u32>,
+    /// ([`parts::holders`], counted by the analysis).
+    holders: &'a FxHashMap<PartKey, u32>,
     /// The input's last request (ms).
     end: i64,
 }
@@ -109,12 +109,7 @@ impl<'a> Replay<'a> {
                 model,
             },
             clock: Clock::of(store),
-            holders: parts::holders(
-                &(0..store.accounts.len())
-                    .map(|a| store.account_reqs(a))
-                    .collect::<Vec<_>>(),
-                crate::par::threads(cfg.threads),
-            ),
+            holders: &analysis.holders,
             end: store.time_range().map_or(0, |(_, last)| last),
         }
     }
@@ -150,7 +145,7 @@ impl<'a> Replay<'a> {
         if own.flagged {
             return own;
         }
-        let parts = parts::candidates(reqs, &self.holders, &ctx, cfg);
+        let parts = parts::candidates(reqs, self.holders, &ctx, cfg);
         match analysis::best_part(&parts, tried, &self.judge) {
             Some((_, v)) if v.score > own.score => v,
             _ => own,
