@@ -214,7 +214,8 @@ pub fn candidates(
         .collect();
     sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     sizes.truncate(cfg.part_max);
-    if leftover_n >= cfg.slice_min_requests.max(5) && 2 * leftover_n <= n {
+    // Beside the `part_max` largest; `part_max` 0 turns every part off.
+    if cfg.part_max > 0 && leftover_n >= cfg.slice_min_requests.max(5) && 2 * leftover_n <= n {
         sizes.push((PartKey::LEFTOVER, leftover_n));
     }
     if sizes.is_empty() {
