@@ -119,8 +119,9 @@ pub struct AnalyzerConfig {
     /// account).
     pub peer_trim_score: f64,
     /// An account's job parts (`parts.rs`): at most this many of its
-    /// largest minority parts are tested for being a different job (0: no
-    /// parts); bounds the time and memory a part costs per account.
+    /// largest minority parts are tested for being a different job, and
+    /// beside them its settings each too few to be a part, together (0:
+    /// no parts); bounds the time and memory a part costs per account.
     pub part_max: usize,
     /// A minority part is judged on its own only when what it asks
     /// differs from the rest of its account by at least this much (the

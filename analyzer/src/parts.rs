@@ -18,7 +18,13 @@
 //! rest and are not tried (session 12 tried shape facets without that
 //! requirement and flagged them). A part that is exactly one client
 //! program's or one API key's requests is that facet, judged already, and
-//! is not tried again. The candidates are scored alone with the bundled
+//! is not tried again. The settings each too few to be a part alone are
+//! also taken together as one more part ([`PartKey::LEFTOVER`], under the
+//! same size and discrepancy rules): a harvest of a few dozen requests in
+//! a setting its peers send too (a hydra's members hosted in several
+//! products, a logprob extractor's default settings), or one that changes
+//! its settings request by request, is judged on its own requests rather
+//! than not at all. The candidates are scored alone with the bundled
 //! model, the best with its odds divided by the number of facets and
 //! parts tried ([`crate::analysis::best_part`]), and its verdict is the
 //! account's when it scores higher and nothing else flagged the account
@@ -28,7 +34,7 @@
 use crate::config::AnalyzerConfig;
 use crate::features::{self, CODE_BINS, Context, Features};
 use crate::requests::{Req, Requests, flag};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// What a client program sets, packed: model (bits 0-15), system prompt
 /// hash (16-31), output cap in bits of `max_tokens` (32-39),
@@ -49,6 +55,10 @@ impl PartKey {
         )
     }
 
+    /// The part holding an account's settings that are each too few to
+    /// be judged alone ([`candidates`]), taken together.
+    pub const LEFTOVER: PartKey = PartKey(1 << 63);
+
     /// The packed settings.
     pub fn bits(&self) -> u64 {
         self.0
@@ -63,6 +73,9 @@ impl PartKey {
     /// atlas-2, output cap < 2^13, no system prompt, log-probabilities`.
     pub fn describe(&self, store: &Requests) -> String {
         let k = self.0;
+        if *self == PartKey::LEFTOVER {
+            return "settings each too few to judge, together".to_string();
+        }
         let model = store
             .models
             .names
@@ -167,7 +180,9 @@ pub fn holders(accounts: &[&[Req]], threads: usize) -> FxHashMap<PartKey, u32> {
 /// `min_requests` requests — or at least `slice_min_requests` when no
 /// other account sends that setting (`holders`, [`holders`]: one for its
 /// own) — and at most half of the account's, the `part_max` largest are
-/// tested, and those that differ from the rest of the account are
+/// tested, and so are the settings under those sizes together
+/// ([`PartKey::LEFTOVER`]) when they hold `slice_min_requests` (at least 5)
+/// and at most half of the account; those that differ from the rest of the account are
 /// returned with their features. A part of at least `min_requests` that
 /// is exactly the requests of one client program or one API key is left
 /// out: it is that facet, judged already. O(requests) beside the features.
@@ -185,20 +200,33 @@ pub fn candidates(
     if counts.len() < 2 {
         return Vec::new();
     }
+    let least = |k: &PartKey| {
+        let unseen = holders.get(k).is_none_or(|&h| h <= 1);
+        if unseen {
+            cfg.slice_min_requests.max(5)
+        } else {
+            cfg.min_requests
+        }
+    };
+    // The settings each too few to be a part alone, and their requests.
+    let mut leftover: FxHashSet<PartKey> = FxHashSet::default();
+    let mut leftover_n = 0;
+    for (k, &c) in &counts {
+        if c < least(k) {
+            leftover.insert(*k);
+            leftover_n += c;
+        }
+    }
     let mut sizes: Vec<(PartKey, u64)> = counts
         .into_iter()
-        .filter(|&(k, c)| {
-            let unseen = holders.get(&k).is_none_or(|&h| h <= 1);
-            let least = if unseen {
-                cfg.slice_min_requests.max(5)
-            } else {
-                cfg.min_requests
-            };
-            c >= least && 2 * c <= n
-        })
+        .filter(|(k, c)| *c >= least(k) && 2 * c <= n)
         .collect();
     sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     sizes.truncate(cfg.part_max);
+    // Beside the `part_max` largest; `part_max` 0 turns every part off.
+    if cfg.part_max > 0 && leftover_n >= cfg.slice_min_requests.max(5) && 2 * leftover_n <= n {
+        sizes.push((PartKey::LEFTOVER, leftover_n));
+    }
     if sizes.is_empty() {
         return Vec::new();
     }
@@ -225,7 +253,10 @@ pub fn candidates(
         let client = (r.ua, r.system_prompt);
         *clients.entry(client).or_default() += 1;
         *api_keys.entry(r.key).or_default() += 1;
-        let key = PartKey::of(r);
+        let mut key = PartKey::of(r);
+        if leftover.contains(&key) {
+            key = PartKey::LEFTOVER;
+        }
         if let Some(t) = tested.iter_mut().find(|t| t.key == key) {
             for (i, &c) in codes.iter().enumerate() {
                 t.asks[i][c] += 1;
@@ -253,7 +284,13 @@ pub fn candidates(
         .filter_map(|t| {
             let d = discrepancy(&t.asks, t.requests, &all, n);
             (d >= cfg.part_min_discrepancy).then(|| {
-                let reqs: Vec<&Req> = reqs.iter().filter(|r| PartKey::of(r) == t.key).collect();
+                let reqs: Vec<&Req> = reqs
+                    .iter()
+                    .filter(|r| {
+                        let k = PartKey::of(r);
+                        k == t.key || (t.key == PartKey::LEFTOVER && leftover.contains(&k))
+                    })
+                    .collect();
                 Part {
                     key: t.key,
                     discrepancy: d,

@@ -3,8 +3,9 @@
 //! adopted clients), is found through its part — the requests of its own
 //! client settings, which ask differently from the rest of the account —
 //! and the same generated log without hosting flags no account through a
-//! part. A harvest under `min_requests` is a part only when its setting
-//! is one no other account sends.
+//! part. A harvest under `min_requests` is a part of its own only when
+//! its setting is one no other account sends; otherwise it is judged with
+//! the account's other settings too few to judge alone, together.
 
 use analyzer::analysis::{Analysis, Via};
 use analyzer::config::AnalyzerConfig;
@@ -215,7 +216,7 @@ fn flagged_part(a: &Analysis, id: &str) -> Option<u64> {
 }
 
 #[test]
-fn a_small_harvest_in_a_setting_no_other_account_sends_is_judged_as_a_part() {
+fn a_small_harvest_is_judged_as_a_part_whether_or_not_other_accounts_send_its_setting() {
     let cfg = AnalyzerConfig::default();
     let take = 30;
     assert!((take as u64) < cfg.min_requests);
@@ -237,12 +238,27 @@ fn a_small_harvest_in_a_setting_no_other_account_sends_is_judged_as_a_part() {
     }
 
     // The same job in two hosts: its setting is sent by two accounts, so
-    // neither host's small part is judged alone (too few hosts for a
-    // setting cluster either).
+    // it is not a part of its own under `min_requests`; it is judged with
+    // each host's other settings too few to judge alone, together (here
+    // the harvest's alone), and flags both hosts. Before that part, neither
+    // host was flagged through a part.
     let dir = tempfile::tempdir().unwrap();
-    let (log, _, hosts) = small_harvest_hosted(dir.path(), 120, take, 2, "atlas-9-private");
+    let (log, labels, hosts) = small_harvest_hosted(dir.path(), 120, take, 2, "atlas-9-private");
     let two = analyse(&log, &cfg);
     for host in &hosts {
-        assert_eq!(flagged_part(&two, host), None, "{host}");
+        let r = two.accounts.iter().find(|r| r.account_id == *host).unwrap();
+        eprintln!("{host}: {:?} {:.3}", r.via, r.verdict.score);
+        assert!(
+            flagged_part(&two, host).is_some_and(|n| n < cfg.min_requests),
+            "{host} not flagged through its small settings together"
+        );
+        let Via::Part(what) = &r.via else {
+            unreachable!()
+        };
+        assert!(what.starts_with("settings each too few"), "{what}");
+    }
+    let benign = labelled(&labels, "benign");
+    for id in by_part(&two) {
+        assert!(!benign.contains(id), "{id} is benign but flagged by a part");
     }
 }
