@@ -2,6 +2,7 @@
 //! verdicts per account, per API key and per cluster, combined into one
 //! result per account.
 
+use crate::attach;
 use crate::cluster::{self, Cluster};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
@@ -13,7 +14,6 @@ use crate::parts::{self, Part, PartKey};
 use crate::requests::{Req, Requests};
 use crate::score::{self, Judge, Verdict};
 use crate::slices;
-use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -408,7 +408,15 @@ fn slice_clusters(
                 .iter()
                 .map(|ms| ms.iter().map(|&m| all[m as usize].client).collect())
                 .collect();
-            conclude(c, judged, &own, (clients, slicing), carried, accounts, cfg)
+            conclude(
+                c,
+                judged,
+                &own,
+                (clients, slicing),
+                (carried, &[]),
+                accounts,
+                cfg,
+            )
         })
         .collect()
 }
@@ -426,7 +434,8 @@ type Judged = (Features, Verdict, Features, Verdict);
 ///
 /// `carried`: whether the members under `cluster_member_score` carry the
 /// job on their own ([`carried`]; for a slice cluster; an account cluster
-/// asks it of each member: [`attached`]); when they do not, a cluster
+/// asks it of each member: [`attach::attached`], with `copied` its pairs
+/// of members holding copies of the same requests); when they do not, a cluster
 /// condemned through its members ([`Condemned::All`]) takes only the
 /// members over the bar ([`takers`]).
 fn conclude(
@@ -434,7 +443,7 @@ fn conclude(
     (f, v, g, gv): Judged,
     own: &[Member],
     (clients, slicing): (Vec<Vec<u64>>, slices::Slicing),
-    carried: bool,
+    (carried, copied): (bool, &[(u32, u32)]),
     accounts: &mut [AccountResult],
     cfg: &AnalyzerConfig,
 ) -> ClusterResult {
@@ -448,7 +457,7 @@ fn conclude(
         _ => &v,
     };
     let sliced = !clients.is_empty();
-    let takers = takers(condemns, &c, own, (sliced, carried), cfg);
+    let takers = takers(condemns, &c, own, (sliced, carried), copied, cfg);
     for (&m, takes) in c.members.iter().zip(takers) {
         let a = &mut accounts[m as usize];
         if takes && !a.verdict.flagged {
@@ -503,17 +512,19 @@ fn under_bar(own: &[Member], cfg: &AnalyzerConfig) -> Vec<usize> {
 /// (`sliced`) whose members under the member bar do or do not carry the
 /// job (`carried`): [`takes_verdict`], where in an account cluster
 /// condemned through its members ([`Condemned::All`]) a member under the
-/// bar carries the job only when it is [`attached`] to the members over
-/// it.
+/// bar carries the job only when it is attached to the members over it
+/// ([`attach::attached`]; `copied`: its pairs of members holding copies of
+/// the same requests, [`attach::copied`]).
 fn takers(
     condemns: Option<Condemned>,
     c: &Cluster,
     own: &[Member],
     (sliced, carried): (bool, bool),
+    copied: &[(u32, u32)],
     cfg: &AnalyzerConfig,
 ) -> Vec<bool> {
     let attached = match condemns {
-        Some(Condemned::All) if !sliced => attached(c, own, cfg),
+        Some(Condemned::All) if !sliced => attach::attached(c, own, copied, cfg),
         _ => vec![carried; own.len()],
     };
     c.members
@@ -521,69 +532,6 @@ fn takers(
         .zip(own)
         .zip(attached)
         .map(|((&m, &o), carries)| takes_verdict(condemns, c, m, o, (sliced, carries), cfg))
-        .collect()
-}
-
-/// Whether each member of account cluster `c` (`own[i]`: member
-/// `c.members[i]`) is attached to the members scoring
-/// `cluster_member_score` on their own, as a member of their job is. A
-/// member under the bar that sends `min_requests` or more (its own score
-/// speaks) is attached when at least two of its links go to attached
-/// members and more of them than to the members under the bar that speak
-/// and are not attached; attachment spreads from the members over the bar
-/// in rounds, so a job whose members mostly score under the bar (a
-/// harvest hosted in products' keys) is reached through its fellows.
-/// Members over the bar and members too small to be judged (a piece's
-/// score says nothing, for or against) are attached; links to the small
-/// ones count neither way.
-///
-/// A `mix`ed harvest (docs/log-generator.md) carries its product
-/// traffic's addresses, clients and templates, so its accounts link to
-/// the product's own accounts; Leiden keeps the two dense blocks in one
-/// community when they touch through enough links, and the harvesters'
-/// majority over the bar condemned the whole product population (issue
-/// 12, red20's failure (a)). Those look-alikes link mostly to each other
-/// (an enterprise batch account: 2 links to harvesters, 17 to its fellow
-/// batch accounts) or through one link to one harvester (the account whose
-/// traffic was copied: a satellite); a hydra member its rewrites pulled
-/// under the bar links mostly to the members over it.
-fn attached(c: &Cluster, own: &[Member], cfg: &AnalyzerConfig) -> Vec<bool> {
-    let bar = cfg.cluster_member_score;
-    let index: HashMap<u32, usize> = c.members.iter().enumerate().map(|(i, &m)| (m, i)).collect();
-    let mut neighbours: Vec<Vec<usize>> = vec![Vec::new(); own.len()];
-    for &(x, y) in &c.edges {
-        if let (Some(&i), Some(&j)) = (index.get(&x), index.get(&y)) {
-            neighbours[i].push(j);
-            neighbours[j].push(i);
-        }
-    }
-    let speaks_low: Vec<bool> = own
-        .iter()
-        .map(|o| o.score < bar && o.requests >= cfg.min_requests)
-        .collect();
-    // Members over the bar, then those the rounds attach.
-    let mut anchored: Vec<bool> = own.iter().map(|o| o.score >= bar).collect();
-    loop {
-        let joining: Vec<usize> = (0..own.len())
-            .filter(|&i| speaks_low[i] && !anchored[i])
-            .filter(|&i| {
-                let to = |anchor: bool| {
-                    neighbours[i]
-                        .iter()
-                        .filter(|&&j| anchored[j] == anchor && (anchor || speaks_low[j]))
-                        .count()
-                };
-                let (attached, loose) = (to(true), to(false));
-                attached >= 2 && attached > loose
-            })
-            .collect();
-        if joining.is_empty() {
-            break;
-        }
-        joining.into_iter().for_each(|i| anchored[i] = true);
-    }
-    (0..own.len())
-        .map(|i| !speaks_low[i] || anchored[i])
         .collect()
 }
 
@@ -847,12 +795,19 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         for &m in &c.members {
             accounts[m as usize].cluster_id = Some(c.id.clone());
         }
+        // Only a cluster whose merged traffic is flagged can condemn its
+        // members through them (`condemned`).
+        let copied = if v.flagged {
+            attach::copied(&c, |m| per_account[m as usize])
+        } else {
+            Vec::new()
+        };
         clusters.push(conclude(
             c,
             (f, v, g, gv),
             &own,
             (Vec::new(), slices::Slicing::Client),
-            true,
+            (true, &copied),
             &mut accounts,
             cfg,
         ));
@@ -1064,8 +1019,21 @@ pub fn windows(store: &Requests, analysis: &Analysis, cfg: &AnalyzerConfig) -> V
 #[cfg(test)]
 mod tests {
     use super::{Condemned, Member, condemned, takers, takes_verdict};
-    use crate::cluster::{Cluster, LinkStats};
+    use crate::cluster::{Cluster, Edge, LinkStats};
     use crate::config::AnalyzerConfig;
+
+    /// Links between members, none of them one machinery's.
+    fn links(mut pairs: Vec<(u32, u32)>) -> Vec<Edge> {
+        pairs.sort_unstable();
+        pairs
+            .into_iter()
+            .map(|(a, b)| Edge {
+                a,
+                b,
+                machinery: false,
+            })
+            .collect()
+    }
 
     fn cluster(n: u32) -> Cluster {
         Cluster {
@@ -1167,11 +1135,10 @@ mod tests {
         let mut edges: Vec<(u32, u32)> = block(0..7).chain(block(7..11)).collect();
         edges.extend([(0, 7), (1, 7), (2, 11), (0, 12), (1, 12), (2, 12), (3, 12)]);
         edges.extend([(8, 12), (4, 13), (12, 13)]);
-        edges.sort_unstable();
-        c.edges = edges;
+        c.edges = links(edges);
         let k = condemned(&c, &own, true, false, &cfg);
         assert_eq!(k, Some(Condemned::All));
-        let took: Vec<u32> = takers(k, &c, &own, (false, true), &cfg)
+        let took: Vec<u32> = takers(k, &c, &own, (false, true), &[], &cfg)
             .into_iter()
             .zip(&c.members)
             .filter_map(|(t, &m)| t.then_some(m))
@@ -1181,7 +1148,7 @@ mod tests {
         // however they are linked.
         let small = members(&[0.9, 0.95, 0.85, 0.99, 0.9, 0.8, 0.9], &[0.05; 7]);
         assert!(
-            takers(k, &c, &small, (false, true), &cfg)
+            takers(k, &c, &small, (false, true), &[], &cfg)
                 .into_iter()
                 .all(|t| t)
         );

@@ -153,10 +153,23 @@ pub struct Cluster {
     /// Members linked to another member by a shared source block or
     /// shared exact addresses (sorted).
     pub placed: Vec<u32>,
-    /// The links between members, as pairs of member ids (as in
-    /// `members`, the smaller first; sorted).
+    /// The links between members (sorted).
     #[serde(skip)]
-    pub edges: Vec<(u32, u32)>,
+    pub edges: Vec<Edge>,
+}
+
+/// A link between two members of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edge {
+    /// The smaller member id (as in [`Cluster::members`]).
+    pub a: u32,
+    /// The larger member id.
+    pub b: u32,
+    /// The two share a main source block or exact addresses and send
+    /// through the same main client: one machinery's traffic (a job split
+    /// into pieces, each piece keeping its operator's addresses and client
+    /// program).
+    pub machinery: bool,
 }
 
 fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
@@ -523,16 +536,17 @@ fn link(
     }
     let mut stats: HashMap<u32, LinkStats> = HashMap::default();
     let mut placed: HashSet<u32> = HashSet::default();
-    let mut inner: HashMap<u32, Vec<(u32, u32)>> = HashMap::default();
+    let mut inner: HashMap<u32, Vec<Edge>> = HashMap::default();
     for l in &edges {
         let r = community[l.a as usize];
         if community[l.b as usize] != r {
             continue;
         }
-        inner
-            .entry(r)
-            .or_default()
-            .push((l.a.min(l.b), l.a.max(l.b)));
+        inner.entry(r).or_default().push(Edge {
+            a: l.a.min(l.b),
+            b: l.a.max(l.b),
+            machinery: l.kinds[1] && l.kinds[2],
+        });
         let (j, c, kinds) = (&l.jaccard, &l.cosine, &l.kinds);
         if kinds[1] {
             placed.extend([l.a, l.b]);
@@ -571,7 +585,7 @@ fn link(
             placed.sort_unstable();
             let mut edges = inner.remove(&root).unwrap_or_default();
             edges.sort_unstable();
-            edges.dedup();
+            edges.dedup_by_key(|e| (e.a, e.b));
             Cluster {
                 id,
                 members,

@@ -11,6 +11,7 @@
 
 pub mod alerts;
 pub mod analysis;
+mod attach;
 pub mod cluster;
 mod community;
 pub mod config;
