@@ -6,6 +6,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
 use crate::group;
+use crate::joining;
 use crate::model::Model;
 use crate::model::inputs::{self, Peers};
 use crate::par;
@@ -101,6 +102,9 @@ pub struct ClusterResult {
     pub clients: Vec<Vec<u64>>,
     /// What its slices are cut by (meaningful when `clients` is not empty).
     pub slicing: slices::Slicing,
+    /// Accounts in no cluster that joined it, condemned, by what they ask
+    /// ([`crate::joining`]): account index and vocabulary cosine.
+    pub joined: Vec<(u32, f64)>,
 }
 
 impl ClusterResult {
@@ -468,6 +472,7 @@ fn conclude(
         flagged: condemns.is_some(),
         clients,
         slicing,
+        joined: Vec::new(),
     }
 }
 
@@ -889,6 +894,16 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             p.map_or(0.0, |p| p.discrepancy)
         ));
         acct.verdict = v;
+    }
+    // Last, sparse accounts still flagged on nothing and in no cluster
+    // join a condemned cluster whose flagged members ask what they ask.
+    for j in joining::joining(&per_account, &accounts, &clusters, cfg) {
+        let c = &mut clusters[j.cluster];
+        let acct = &mut accounts[j.account as usize];
+        acct.verdict = c.deciding().0.clone();
+        acct.via = Via::Cluster(c.cluster.id.clone());
+        acct.cluster_id = Some(c.cluster.id.clone());
+        c.joined.push((j.account, j.cosine));
     }
     Analysis {
         context: Some(ctx),
