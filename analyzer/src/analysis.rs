@@ -35,6 +35,9 @@ pub enum Via {
     Part(String),
     /// The cluster it belongs to.
     Cluster(String),
+    /// A group of accounts flagged on their own, in no cluster, whose
+    /// merged requests it asks like ([`crate::joining`]).
+    Joined(String),
 }
 
 /// The result for one account.
@@ -896,14 +899,36 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
         acct.verdict = v;
     }
     // Last, sparse accounts still flagged on nothing and in no cluster
-    // join a condemned cluster whose flagged members ask what they ask.
-    for j in joining::joining(&per_account, &accounts, &clusters, cfg) {
-        let c = &mut clusters[j.cluster];
+    // join a condemned cluster, or a group of flagged accounts, that asks
+    // what they ask.
+    let joined = joining::joining(&per_account, &accounts, &clusters, &ctx, cfg);
+    for j in joined.joinings {
+        let (verdict, via) = match &joined.anchors[j.anchor] {
+            joining::Anchor::Cluster(c) => {
+                let c = &mut clusters[*c];
+                c.joined.push((j.account, j.cosine));
+                let id = c.cluster.id.clone();
+                accounts[j.account as usize].cluster_id = Some(id.clone());
+                (c.deciding().0.clone(), Via::Cluster(id))
+            }
+            joining::Anchor::Flagged(members) => {
+                let best = members
+                    .iter()
+                    .map(|&m| &accounts[m as usize])
+                    .max_by(|x, y| x.verdict.score.total_cmp(&y.verdict.score))
+                    .expect("a group has members");
+                let via = Via::Joined(format!(
+                    "asks as {} accounts flagged on their own do, {} the highest scoring (vocabulary cosine {:.2})",
+                    members.len(),
+                    best.account_id,
+                    j.cosine
+                ));
+                (best.verdict.clone(), via)
+            }
+        };
         let acct = &mut accounts[j.account as usize];
-        acct.verdict = c.deciding().0.clone();
-        acct.via = Via::Cluster(c.cluster.id.clone());
-        acct.cluster_id = Some(c.cluster.id.clone());
-        c.joined.push((j.account, j.cosine));
+        acct.verdict = verdict;
+        acct.via = via;
     }
     Analysis {
         context: Some(ctx),

@@ -169,9 +169,10 @@ pub struct AnalyzerConfig {
     /// joins that cluster.
     pub attach_links: usize,
     /// A sparse account in no cluster and flagged on nothing joins a
-    /// condemned account cluster when its sampled words' cosine with the
-    /// cluster's flagged members' reaches this (`joining.rs`; above 1:
-    /// never)…
+    /// condemned account cluster (or a group of flagged accounts) when its
+    /// sampled words' cosine with the cluster's flagged members' reaches
+    /// this, and its hourly activity's cosine with theirs reaches
+    /// `loose_sync_cosine` (`joining.rs`; above 1: never)…
     pub join_cosine: f64,
     /// …and it sends at least this many requests…
     pub join_min_requests: u64,
