@@ -65,17 +65,23 @@ pub enum Turn {
 /// Continuity of one entity's time-ordered requests, per API key.
 #[derive(Debug, Default)]
 pub struct Continuity {
-    keys: HashMap<u32, Recent>,
+    keys: HashMap<(u32, u64), Recent>,
 }
 
 impl Continuity {
     /// Judge `r` (after every earlier request of the entity) and remember
     /// it as a possible predecessor.
     pub fn observe(&mut self, r: &Req) -> Turn {
+        self.observe_in(r, 0)
+    }
+
+    /// [`Continuity::observe`] within one `group` of the key's requests
+    /// (e.g. one setting).
+    pub fn observe_in(&mut self, r: &Req, group: u64) -> Turn {
         if r.has(flag::EMBED) {
             return Turn::Single;
         }
-        let recent = self.keys.entry(r.key).or_default();
+        let recent = self.keys.entry((r.key, group)).or_default();
         while recent.ends.front().is_some_and(|e| r.ts - e.ts > GAP_MS) {
             recent.ends.pop_front();
         }

@@ -107,15 +107,24 @@ const ASK_CODES: usize = 3;
 
 /// What a request asks, one small code per aspect, each below
 /// [`CODE_BINS`]: its topic, the size of its own message (bits of its
-/// tokens), its turns (bits). None is set by the client program's
-/// settings that define a part (the output cap would make every part's
-/// answers differ from the rest's by construction).
+/// tokens), and its turns: none (0), a follow-up of an earlier request of
+/// its key (bits of its turns), or prior turns that continue nothing
+/// ([`flag::ORPHAN`]: made up, as the `multi_turn` evasion wraps a
+/// harvest's prompts; counted as the number of turns, such a harvest asks
+/// like its host's real conversations). None is set by the client
+/// program's settings that define a part (the output cap would make every
+/// part's answers differ from the rest's by construction).
 fn ask_codes(r: &Req) -> [usize; ASK_CODES] {
     let bits = |v: u32| (32 - v.leading_zeros()) as usize;
+    let turns = if r.has(flag::ORPHAN) {
+        CODE_BINS - 1
+    } else {
+        bits(u32::from(r.turns)).min(CODE_BINS - 2)
+    };
     [
         usize::from(r.topic) % CODE_BINS,
         bits(u32::from(r.message_tokens)),
-        bits(u32::from(r.turns)),
+        turns,
     ]
 }
 
@@ -294,4 +303,62 @@ pub fn discrepancy(part: &Hist, m: u64, all: &Hist, n: u64) -> f64 {
         }
     }
     features::mmd(part, m, &rest, n - m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::requests::mark_orphans;
+
+    /// One request of an account's only key: `model` and output cap
+    /// `cap_bits` (the setting), `turns` prior turns, `input` and
+    /// `output` tokens, one topic and message size throughout.
+    fn req(ts: i64, model: u16, cap_bits: u8, turns: u16, input: u32, output: u32) -> Req {
+        Req {
+            ts,
+            model,
+            max_tokens_bits: cap_bits,
+            turns,
+            prompt_tokens: input,
+            completion_tokens: output,
+            topic: 3,
+            message_tokens: 50,
+            ..Req::default()
+        }
+    }
+
+    #[test]
+    fn made_up_turns_in_a_setting_of_their_own_ask_unlike_the_hosts_conversations() {
+        // A product's key: real three-request conversations (each input
+        // holds the one before and its answer) in its own setting, and a
+        // hosted harvest in another setting whose prompts are wrapped in
+        // 2 or 4 made-up turns, as many as the product's follow-ups have,
+        // with inputs long enough to "continue" the product's requests
+        // (and half of them on the product's topic).
+        let mut run = Vec::new();
+        for c in 0..40i64 {
+            let t = c * 600_000;
+            run.push(req(t, 1, 10, 0, 200, 300));
+            run.push(req(t + 60_000, 1, 10, 2, 550, 300));
+            run.push(req(t + 120_000, 1, 10, 4, 900, 300));
+            let mut h = req(t + 90_000, 2, 0, if c % 2 == 0 { 2 } else { 4 }, 2_000, 800);
+            h.topic = 3 + (c % 2) as u8;
+            run.push(h);
+        }
+        run.sort_by_key(|r| r.ts);
+        mark_orphans(&mut run);
+        let (made_up, own): (Vec<&Req>, Vec<&Req>) = run.iter().partition(|r| r.model == 2);
+        assert!(made_up.iter().all(|r| r.has(flag::ORPHAN)));
+        assert!(own.iter().all(|r| !r.has(flag::ORPHAN)));
+        let bar = AnalyzerConfig::default().part_min_discrepancy;
+        let d = slice_discrepancy(&made_up, &asks_of(&run));
+        assert!(d >= bar, "discrepancy {d}");
+        // Counted by their number alone, the made-up turns ask like the
+        // product's own.
+        let mut plain = run.clone();
+        plain.iter_mut().for_each(|r| r.flags &= !flag::ORPHAN);
+        let harvest: Vec<&Req> = plain.iter().filter(|r| r.model == 2).collect();
+        let d = slice_discrepancy(&harvest, &asks_of(&plain));
+        assert!(d < bar, "discrepancy without continuity {d}");
+    }
 }

@@ -2,6 +2,8 @@
 //! strings interned and prompt text reduced to hashes and flags (prompts are
 //! not kept, except a few samples per account for alerts).
 
+use crate::continuity::{Continuity, Turn};
+use crate::parts::PartKey;
 use crate::row::Row;
 use crate::text::{TextAnalyzer, TextFeatures};
 use rustc_hash::FxHashMap;
@@ -39,6 +41,10 @@ pub mod flag {
     pub const NO_PROMPT: u16 = 1 << 13;
     /// A system prompt was sent.
     pub const SYSTEM_PROMPT: u16 = 1 << 14;
+    /// Prior turns that no earlier request of its key with the same
+    /// settings accounts for ([`crate::continuity::Turn::Orphan`], set by
+    /// [`super::Requests::finish`]).
+    pub const ORPHAN: u16 = 1 << 15;
 }
 
 /// One request, reduced. (`Zeroable`: the grouped array is allocated
@@ -573,8 +579,9 @@ impl Requests {
     ///
     /// Each thread gathers the rows of its own range of accounts (ranges
     /// of about equal rows) into its own part of the grouped array, read
-    /// from every chunk in input order, then sorts them; the array is
-    /// allocated zeroed (fresh pages from the kernel, not written twice).
+    /// from every chunk in input order, sorts them and marks made-up
+    /// turns ([`flag::ORPHAN`], one pass over each account while it is in
+    /// cache); the array is allocated zeroed (fresh pages from the kernel, not written twice).
     /// The rows are copied rather than moved in place along the
     /// permutation's cycles: in place needs no second array, but each step
     /// waits for a cache miss that depends on the one before (measured
@@ -645,7 +652,9 @@ impl Requests {
                         }
                     }
                     for a in first..end {
-                        part[start[a] - base..start[a + 1] - base].sort_by_key(|r| r.ts);
+                        let run = &mut part[start[a] - base..start[a + 1] - base];
+                        run.sort_by_key(|r| r.ts);
+                        mark_orphans(run);
                     }
                     let mut seen = vec![i64::MAX; models];
                     for r in part.iter().filter(|r| !r.has(flag::EMBED)) {
@@ -745,6 +754,26 @@ impl Requests {
 /// The range of times that is not far from the bulk (see
 /// [`Requests::finish`]): the quartiles of all `total` rows' times, found
 /// on copies gathered on `threads` threads.
+/// Sets [`flag::ORPHAN`] on the multi-turn requests of one account's
+/// time-ordered `run` that continue no earlier request of their key sent
+/// with the same settings ([`PartKey`]). Judged once over the whole
+/// stream, so a part or setting slice and the rest of its account code a
+/// request alike. Within one setting because a harvest hosted in a
+/// product's key would otherwise "continue" the product's own requests
+/// by chance: on the external set made into `multi_turn,clients` 1 and
+/// then `host` 0.1 (docs/analyzer.md, session 18), per key alone finds 32
+/// of 70 hosts, per key and setting 41, at one more false positive (an
+/// individual developer who switches model and output cap within a
+/// conversation).
+pub(crate) fn mark_orphans(run: &mut [Req]) {
+    let mut continuity = Continuity::default();
+    for r in run {
+        if continuity.observe_in(r, PartKey::of(r).bits()) == Turn::Orphan {
+            r.flags |= flag::ORPHAN;
+        }
+    }
+}
+
 fn far_bounds(chunks: &[Vec<Req>], total: usize, min_margin_ms: i64, threads: usize) -> (i64, i64) {
     if total == 0 {
         return (i64::MIN, i64::MAX);
