@@ -171,6 +171,7 @@ pub fn account_alert(
         Via::Client(c) => format!("client:{c}"),
         Via::Part(p) => format!("part:{p}"),
         Via::Cluster(c) => format!("cluster:{c}"),
+        Via::Joined(j) => format!("joined:{j}"),
     };
     e.insert("decided_by".into(), json!(via));
     let s = store

@@ -7,6 +7,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::AnalyzerConfig;
 use crate::features::{self, Baselines, Context, Features};
 use crate::group;
+use crate::joining;
 use crate::model::Model;
 use crate::model::inputs::{self, Peers};
 use crate::par;
@@ -34,6 +35,9 @@ pub enum Via {
     Part(String),
     /// The cluster it belongs to.
     Cluster(String),
+    /// A group of accounts flagged on their own, in no cluster, whose
+    /// merged requests it asks like ([`crate::joining`]).
+    Joined(String),
 }
 
 /// The result for one account.
@@ -101,6 +105,9 @@ pub struct ClusterResult {
     pub clients: Vec<Vec<u64>>,
     /// What its slices are cut by (meaningful when `clients` is not empty).
     pub slicing: slices::Slicing,
+    /// Accounts in no cluster that joined it, condemned, by what they ask
+    /// ([`crate::joining`]): account index and vocabulary cosine.
+    pub joined: Vec<(u32, f64)>,
 }
 
 impl ClusterResult {
@@ -477,6 +484,7 @@ fn conclude(
         flagged: condemns.is_some(),
         clients,
         slicing,
+        joined: Vec::new(),
     }
 }
 
@@ -844,6 +852,38 @@ pub fn analyze(store: &Requests, until: i64, cfg: &AnalyzerConfig, model: &Model
             p.map_or(0.0, |p| p.discrepancy)
         ));
         acct.verdict = v;
+    }
+    // Last, sparse accounts still flagged on nothing and in no cluster
+    // join a condemned cluster, or a group of flagged accounts, that asks
+    // what they ask.
+    let joined = joining::joining(&per_account, &accounts, &clusters, &ctx, cfg);
+    for j in joined.joinings {
+        let (verdict, via) = match &joined.anchors[j.anchor] {
+            joining::Anchor::Cluster(c) => {
+                let c = &mut clusters[*c];
+                c.joined.push((j.account, j.cosine));
+                let id = c.cluster.id.clone();
+                accounts[j.account as usize].cluster_id = Some(id.clone());
+                (c.deciding().0.clone(), Via::Cluster(id))
+            }
+            joining::Anchor::Flagged(members) => {
+                let best = members
+                    .iter()
+                    .map(|&m| &accounts[m as usize])
+                    .max_by(|x, y| x.verdict.score.total_cmp(&y.verdict.score))
+                    .expect("a group has members");
+                let via = Via::Joined(format!(
+                    "asks as {} accounts flagged on their own do, {} the highest scoring (vocabulary cosine {:.2})",
+                    members.len(),
+                    best.account_id,
+                    j.cosine
+                ));
+                (best.verdict.clone(), via)
+            }
+        };
+        let acct = &mut accounts[j.account as usize];
+        acct.verdict = verdict;
+        acct.via = via;
     }
     Analysis {
         context: Some(ctx),

@@ -169,6 +169,16 @@ pub struct AnalyzerConfig {
     /// of `link_score`) to at least this many members of one cluster,
     /// joins that cluster.
     pub attach_links: usize,
+    /// A sparse account in no cluster and flagged on nothing joins a
+    /// condemned account cluster (or a group of flagged accounts) when its
+    /// sampled words' cosine with the cluster's flagged members' reaches
+    /// this, and its hourly activity's cosine with theirs reaches
+    /// `loose_sync_cosine` (`joining.rs`; above 1: never)…
+    pub join_cosine: f64,
+    /// …and it sends at least this many requests…
+    pub join_min_requests: u64,
+    /// …and at most this many a day on the days it is active.
+    pub join_daily_requests: f64,
     /// Accounts are linked when their link score reaches this (templates 1,
     /// synchronized 1 (loosely 0.5), same request shape 1, shared /24 or
     /// /48 or `shared_addresses` exact addresses 1 (one address 0.5), same
@@ -263,6 +273,9 @@ impl Default for AnalyzerConfig {
             topic_mix_cosine: 0.9,
             topic_mix_min_prompts: 20,
             attach_links: 3,
+            join_cosine: 0.8,
+            join_min_requests: 10,
+            join_daily_requests: 40.0,
             link_score: 2.0,
             community_resolution: 1.0,
             min_cluster_size: 3,

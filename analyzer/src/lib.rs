@@ -20,6 +20,7 @@ pub mod eval;
 pub mod features;
 pub mod group;
 pub mod ingest;
+mod joining;
 pub mod model;
 pub mod onset;
 pub mod output;

@@ -6,6 +6,7 @@ mod continuity;
 mod detection;
 mod evasion;
 mod ingest_order;
+mod joining;
 mod logprob_hours;
 mod logs;
 mod novelty;
