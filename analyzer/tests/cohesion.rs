@@ -2,6 +2,7 @@
 //! harvesting campaign through a few accounts that share something with
 //! both is not condemned with it, and the hydras are still caught.
 
+use super::parts::analyse;
 use analyzer::config::AnalyzerConfig;
 use fixtures::logs::evade::Transform;
 use serde_json::Value;
@@ -10,7 +11,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 /// `account_id -> scenario` of a labels file.
-fn scenarios(labels: &Path) -> HashMap<String, String> {
+pub(crate) fn scenarios(labels: &Path) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut r = csv::Reader::from_path(labels).unwrap();
     for row in r.records() {
@@ -42,14 +43,6 @@ fn attack_labels(labels: &Path) -> HashMap<String, bool> {
             (row[0].to_string(), &row[1] == "distill")
         })
         .collect()
-}
-
-/// The analysis of `log` under `cfg` (the configured model).
-fn analyse(log: &Path, cfg: &AnalyzerConfig) -> analyzer::analysis::Analysis {
-    let model = analyzer::configured_model(cfg).unwrap();
-    analyzer::load_and_analyze(&[log.to_path_buf()], cfg, &model)
-        .unwrap()
-        .1
 }
 
 /// Flagged attack accounts and flagged benign accounts of `analysis`.

@@ -4,29 +4,11 @@
 //! flagged members) whose requests ask what it asks, in the hours it is
 //! active (`joining.rs`).
 
+use super::cohesion::scenarios;
+use super::parts::{analyse, labelled};
 use analyzer::analysis::{Analysis, Via};
 use analyzer::config::AnalyzerConfig;
 use fixtures::logs::evade::Transform;
-use std::collections::HashMap;
-use std::path::Path;
-
-/// `account_id -> (label, scenario)` of a labels file.
-fn labels(path: &Path) -> HashMap<String, (String, String)> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    r.records()
-        .map(|row| {
-            let row = row.unwrap();
-            (row[0].to_string(), (row[1].to_string(), row[2].to_string()))
-        })
-        .collect()
-}
-
-fn analyse(log: &Path, cfg: &AnalyzerConfig) -> Analysis {
-    let model = analyzer::configured_model(cfg).unwrap();
-    analyzer::load_and_analyze(&[log.to_path_buf()], cfg, &model)
-        .unwrap()
-        .1
-}
 
 /// Generator seed 61 (200 accounts, 2 days), `multi_turn,clients` on every
 /// attack row: without joining, light-hydra members go unflagged; with
@@ -42,7 +24,8 @@ fn light_hydra_members_under_rotated_clients_join_their_cluster() {
         1.0,
         7,
     );
-    let of = labels(&out.labels);
+    let of = scenarios(&out.labels);
+    let benign_ids = labelled(&out.labels, "benign");
     let with = analyse(&out.requests, &AnalyzerConfig::default());
     let without = analyse(
         &out.requests,
@@ -55,7 +38,7 @@ fn light_hydra_members_under_rotated_clients_join_their_cluster() {
         let members: Vec<_> = a
             .accounts
             .iter()
-            .filter(|r| of[&r.account_id].1 == "light_hydra")
+            .filter(|r| of[&r.account_id] == "light_hydra")
             .collect();
         let flagged = members.iter().filter(|r| r.flagged()).count();
         (flagged, members.len())
@@ -67,18 +50,14 @@ fn light_hydra_members_under_rotated_clients_join_their_cluster() {
     assert_eq!(after, n, "with joining {after} of {n} are flagged");
     for (w, wo) in with.accounts.iter().zip(&without.accounts) {
         if w.flagged() != wo.flagged() {
-            assert_eq!(
-                of[&w.account_id].1, "light_hydra",
-                "{} joined",
-                w.account_id
-            );
+            assert_eq!(of[&w.account_id], "light_hydra", "{} joined", w.account_id);
             assert!(matches!(w.via, Via::Cluster(_) | Via::Joined(_)));
         }
     }
     let benign = |a: &Analysis| {
         a.accounts
             .iter()
-            .filter(|r| r.flagged() && of[&r.account_id].0 == "benign")
+            .filter(|r| r.flagged() && benign_ids.contains(&r.account_id))
             .count()
     };
     assert_eq!(benign(&with), 0);
