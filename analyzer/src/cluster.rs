@@ -182,8 +182,6 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
     let mut addresses: HashSet<u32> = HashSet::default();
     let mut topics = vec![0.0f64; crate::text::TAXONOMY.len()];
     let mut topic_prompts = 0u32;
-    // Long inputs fold onto the hour of the week so vectors stay small.
-    let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
     for r in reqs {
         if r.template != 0 && r.has(flag::SINGLE_TURN) {
             *counts.entry(u64::from(r.template)).or_default() += 1;
@@ -201,8 +199,7 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
             *t += 1.0;
             topic_prompts += 1;
         }
-        let h = (r.ts - ctx.start) / HOUR_MS;
-        *activity.entry(if fold { h % 168 } else { h }).or_default() += 1.0;
+        *activity.entry(hour_slot(r.ts, ctx)).or_default() += 1.0;
     }
     let templates: Vec<u64> = counts
         .into_iter()
@@ -257,20 +254,38 @@ fn profile(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Profile {
 }
 
 fn cosine(a: &Profile, b: &Profile) -> f64 {
-    if a.norm == 0.0 || b.norm == 0.0 {
+    sparse_cosine(&a.activity, a.norm, &b.activity, b.norm)
+}
+
+/// The hour slot of time `ts` in an input spanning `ctx`: whole hours from
+/// its start, folded onto the hour of the week over inputs longer than 60
+/// days so activity vectors stay small.
+pub(crate) fn hour_slot(ts: i64, ctx: &Context) -> i64 {
+    let h = (ts - ctx.start) / HOUR_MS;
+    if (ctx.end - ctx.start) / HOUR_MS > 24 * 60 {
+        h % 168
+    } else {
+        h
+    }
+}
+
+/// Cosine of two sparse vectors given their Euclidean norms (0 when
+/// either is empty).
+pub(crate) fn sparse_cosine<K: std::hash::Hash + Eq>(
+    a: &HashMap<K, f64>,
+    a_norm: f64,
+    b: &HashMap<K, f64>,
+    b_norm: f64,
+) -> f64 {
+    if a_norm <= 0.0 || b_norm <= 0.0 {
         return 0.0;
     }
-    let (small, big) = if a.activity.len() <= b.activity.len() {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (small, big) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let dot: f64 = small
-        .activity
         .iter()
-        .map(|(h, v)| v * big.activity.get(h).copied().unwrap_or(0.0))
+        .map(|(k, v)| v * big.get(k).copied().unwrap_or(0.0))
         .sum();
-    dot / (a.norm * b.norm)
+    dot / (a_norm * b_norm)
 }
 
 fn jaccard(a: &Profile, b: &Profile) -> f64 {

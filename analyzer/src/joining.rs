@@ -28,8 +28,9 @@
 //! candidates' requests, plus the flagged accounts times the groups.
 
 use crate::analysis::{AccountResult, ClusterResult, Via};
+use crate::cluster::{hour_slot, sparse_cosine};
 use crate::config::AnalyzerConfig;
-use crate::features::{Context, HOUR_MS};
+use crate::features::Context;
 use crate::requests::Req;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -56,39 +57,18 @@ fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, f64>, sq: &mut f64, key: K
     *v += by;
 }
 
-/// Cosine of two sparse vectors given their sums of squares.
-fn cosine<K: std::hash::Hash + Eq>(
-    a: &HashMap<K, f64>,
-    a_sq: f64,
-    b: &HashMap<K, f64>,
-    b_sq: f64,
-) -> f64 {
-    if a_sq <= 0.0 || b_sq <= 0.0 {
-        return 0.0;
-    }
-    let (small, big) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    let dot: f64 = small
-        .iter()
-        .map(|(k, v)| v * big.get(k).copied().unwrap_or(0.0))
-        .sum();
-    dot / (a_sq * b_sq).sqrt()
-}
-
 impl Stream {
-    /// Add `reqs`, words weighted by `idf`, hours counted from the
-    /// context's start (folded onto the hour of the week over long inputs,
-    /// as `cluster.rs` folds them).
+    /// Add `reqs`, words weighted by `idf`, hours in `cluster.rs`'s slots
+    /// ([`hour_slot`]).
     fn add(&mut self, reqs: &[Req], idf: &[f64], ctx: &Context) {
-        let fold = (ctx.end - ctx.start) / HOUR_MS > 24 * 60;
         for r in reqs {
             for w in words(r.words) {
                 bump(&mut self.words, &mut self.words_sq, w, idf[usize::from(w)]);
             }
-            let h = (r.ts - ctx.start) / HOUR_MS;
             bump(
                 &mut self.hours,
                 &mut self.hours_sq,
-                if fold { h % 168 } else { h },
+                hour_slot(r.ts, ctx),
                 1.0,
             );
         }
@@ -104,8 +84,18 @@ impl Stream {
     /// Vocabulary and hourly-activity cosines with `other`.
     fn likeness(&self, other: &Stream) -> (f64, f64) {
         (
-            cosine(&self.words, self.words_sq, &other.words, other.words_sq),
-            cosine(&self.hours, self.hours_sq, &other.hours, other.hours_sq),
+            sparse_cosine(
+                &self.words,
+                self.words_sq.sqrt(),
+                &other.words,
+                other.words_sq.sqrt(),
+            ),
+            sparse_cosine(
+                &self.hours,
+                self.hours_sq.sqrt(),
+                &other.hours,
+                other.hours_sq.sqrt(),
+            ),
         )
     }
 }
