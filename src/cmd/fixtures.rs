@@ -61,7 +61,9 @@ pub enum FixturesCommand {
         #[arg(long, value_name = "CSV")]
         labels: PathBuf,
         /// Transforms, comma-separated: multi_turn, paraphrase, filler,
-        /// params, endpoint, clients, pacing, mix; or host alone.
+        /// params, endpoint, clients, pacing, mix; or host alone; and what
+        /// the logs keep of attack rows: redact (prompt as SHA-256 only),
+        /// unlogged (no prompt, no hash).
         #[arg(long, value_name = "NAME[,NAME]")]
         transform: String,
         /// Share of attack requests each row transform touches; for `mix`
