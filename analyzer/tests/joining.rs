@@ -67,3 +67,79 @@ fn light_hydra_members_under_rotated_clients_join_their_cluster() {
         "members joined a condemned cluster"
     );
 }
+
+/// The same log with its rows in another order (shards of a log
+/// concatenated, a collector's batches out of order) gives every account
+/// the same score, flag and deciding entity, and the same clusters: the
+/// verdicts follow what the accounts sent, not where their rows sit in
+/// the file (accounts are interned, grouped and compared in the order
+/// they first appear, so this is not given; docs/analyzer.md, session 18,
+/// rot22's robustness note).
+#[test]
+fn verdicts_do_not_depend_on_the_order_of_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = super::evasion::generate_and_evade(
+        dir.path(),
+        (62, 160, 2),
+        vec![Transform::MultiTurn, Transform::Clients],
+        1.0,
+        5,
+    );
+    let text = std::fs::read_to_string(&out.requests).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // Fisher-Yates with a fixed xorshift: a test needs no seedable crate.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..lines.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lines.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    let shuffled = dir.path().join("shuffled.jsonl");
+    std::fs::write(&shuffled, lines.join("\n") + "\n").unwrap();
+    let cfg = AnalyzerConfig::default();
+    let verdicts = |a: &Analysis| {
+        let mut v: Vec<String> = a
+            .accounts
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:.9} {} {:?}",
+                    r.account_id,
+                    r.verdict.score,
+                    r.flagged(),
+                    std::mem::discriminant(&r.via)
+                )
+            })
+            .collect();
+        v.sort();
+        let mut clusters: Vec<Vec<&str>> = a
+            .clusters
+            .iter()
+            .map(|c| {
+                let mut m: Vec<&str> = c
+                    .cluster
+                    .members
+                    .iter()
+                    .map(|&i| a.accounts[i as usize].account_id.as_str())
+                    .collect();
+                m.sort();
+                m
+            })
+            .collect();
+        clusters.sort();
+        (v, format!("{clusters:?}"))
+    };
+    let (plain, shuffled) = (analyse(&out.requests, &cfg), analyse(&shuffled, &cfg));
+    assert!(plain.accounts.iter().any(|r| r.flagged()));
+    assert!(!plain.clusters.is_empty());
+    let (a, b) = (verdicts(&plain), verdicts(&shuffled));
+    let differ: Vec<_> = a.0.iter().zip(&b.0).filter(|(x, y)| x != y).collect();
+    assert!(
+        differ.is_empty(),
+        "{} accounts differ: {:?}",
+        differ.len(),
+        &differ[..differ.len().min(5)]
+    );
+    assert_eq!(a.1, b.1, "clusters");
+}
