@@ -178,6 +178,8 @@ struct Tally {
     api_key: Option<u32>,
     mixed_client: bool,
     mixed_key: bool,
+    /// How many of its requests have made-up turns.
+    made_up: u64,
 }
 
 /// How many accounts send each setting ([`PartKey`]) among `accounts`
@@ -271,6 +273,7 @@ pub fn candidates(
             api_key: None,
             mixed_client: false,
             mixed_key: false,
+            made_up: 0,
         })
         .collect();
     let mut all: Hist = [[0; CODE_BINS]; ASK_CODES];
@@ -294,10 +297,19 @@ pub fn candidates(
             t.client = Some(client);
             t.mixed_key |= t.api_key.is_some_and(|k| k != r.key);
             t.api_key = Some(r.key);
+            t.made_up += u64::from(r.has(flag::ORPHAN));
         }
     }
     tested
         .iter()
+        // The made-up turns that are exactly another tested part's
+        // requests are that part, not a second try of the same requests.
+        .filter(|t| {
+            t.key != PartKey::MADE_UP
+                || !tested.iter().any(|o| {
+                    o.key != PartKey::MADE_UP && o.requests == made_up && o.made_up == made_up
+                })
+        })
         .filter(|t| {
             // Facets are judged from `min_requests`: a smaller part is
             // tried even when it is one client's or one key's requests.
@@ -420,5 +432,58 @@ mod tests {
         let harvest: Vec<&Req> = plain.iter().filter(|r| r.model == 2).collect();
         let d = slice_discrepancy(&harvest, &asks_of(&plain));
         assert!(d < bar, "discrepancy without continuity {d}");
+    }
+
+    /// A product's key sending real three-request conversations in
+    /// setting (model 1, cap 2^10) for `conversations` ten-minute slots,
+    /// and in every other slot a harvest request with two made-up prior
+    /// turns in model `harvest_model` (cap 2^10), on another topic and
+    /// with a longer message; time-ordered and marked.
+    fn product_hosting(conversations: i64, harvest_model: u16) -> Vec<Req> {
+        let mut run = Vec::new();
+        for c in 0..conversations {
+            let t = c * 600_000;
+            run.push(req(t, 1, 10, 0, 200, 300));
+            run.push(req(t + 60_000, 1, 10, 2, 550, 300));
+            run.push(req(t + 120_000, 1, 10, 4, 900, 300));
+            if c % 2 == 0 {
+                let mut h = req(t + 90_000, harvest_model, 10, 2, 150, 900);
+                h.topic = 9;
+                h.message_tokens = 400;
+                run.push(h);
+            }
+        }
+        run.sort_by_key(|r| r.ts);
+        mark_orphans(&mut run);
+        run
+    }
+
+    fn candidates_of(run: &[Req]) -> Vec<(PartKey, u64)> {
+        let cfg = AnalyzerConfig::default();
+        let ctx = Context::of_span(run[0].ts, run[run.len() - 1].ts, [], &cfg);
+        candidates(run, &FxHashMap::default(), &ctx, &cfg)
+            .iter()
+            .map(|p| (p.key, p.features.requests))
+            .collect()
+    }
+
+    #[test]
+    fn made_up_turns_in_the_hosts_own_setting_are_a_part() {
+        // The harvest shares the product's only setting: no setting is a
+        // minority, but its 20 made-up requests are a part of their own.
+        let run = product_hosting(40, 1);
+        assert_eq!(candidates_of(&run), vec![(PartKey::MADE_UP, 20)]);
+    }
+
+    #[test]
+    fn made_up_turns_that_are_a_settings_part_are_not_tried_twice() {
+        // The harvest alone in its own setting, every request made up:
+        // its setting's part and its made-up turns are the same requests,
+        // tested once.
+        let run = product_hosting(40, 2);
+        let found = candidates_of(&run);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, 20);
+        assert_ne!(found[0].0, PartKey::MADE_UP);
     }
 }
