@@ -24,7 +24,13 @@
 //! a setting its peers send too (a hydra's members hosted in several
 //! products, a logprob extractor's default settings), or one that changes
 //! its settings request by request, is judged on its own requests rather
-//! than not at all. The candidates are scored alone with the bundled
+//! than not at all. The account's requests with made-up turns (prior
+//! turns that continue nothing earlier of their key and setting,
+//! [`flag::ORPHAN`]) are one more part, whatever their settings
+//! ([`PartKey::MADE_UP`], same rules): a harvest that wraps its prompts
+//! in invented conversations and is sent partly in its host's own
+//! settings is no setting's minority, but its made-up turns are its own
+//! (a product's real follow-ups continue its earlier requests). The candidates are scored alone with the bundled
 //! model, the best with its odds divided by the number of facets and
 //! parts tried ([`crate::analysis::best_part`]), and its verdict is the
 //! account's when it scores higher and nothing else flagged the account
@@ -59,6 +65,20 @@ impl PartKey {
     /// be judged alone ([`candidates`]), taken together.
     pub const LEFTOVER: PartKey = PartKey(1 << 63);
 
+    /// The part holding an account's requests with made-up turns
+    /// ([`flag::ORPHAN`]) in every setting ([`candidates`]).
+    pub const MADE_UP: PartKey = PartKey(1 << 62);
+
+    /// Whether request `r` belongs to this part, given the account's
+    /// settings taken together as [`PartKey::LEFTOVER`].
+    fn holds(&self, r: &Req, leftover: &FxHashSet<PartKey>) -> bool {
+        match *self {
+            PartKey::MADE_UP => r.has(flag::ORPHAN),
+            PartKey::LEFTOVER => leftover.contains(&PartKey::of(r)),
+            key => PartKey::of(r) == key,
+        }
+    }
+
     /// The packed settings.
     pub fn bits(&self) -> u64 {
         self.0
@@ -75,6 +95,9 @@ impl PartKey {
         let k = self.0;
         if *self == PartKey::LEFTOVER {
             return "settings each too few to judge, together".to_string();
+        }
+        if *self == PartKey::MADE_UP {
+            return "made-up turns, in every setting".to_string();
         }
         let model = store
             .models
@@ -155,6 +178,8 @@ struct Tally {
     api_key: Option<u32>,
     mixed_client: bool,
     mixed_key: bool,
+    /// How many of its requests have made-up turns.
+    made_up: u64,
 }
 
 /// How many accounts send each setting ([`PartKey`]) among `accounts`
@@ -182,7 +207,9 @@ pub fn holders(accounts: &[&[Req]], threads: usize) -> FxHashMap<PartKey, u32> {
 /// own) — and at most half of the account's, the `part_max` largest are
 /// tested, and so are the settings under those sizes together
 /// ([`PartKey::LEFTOVER`]) when they hold `slice_min_requests` (at least 5)
-/// and at most half of the account; those that differ from the rest of the account are
+/// and at most half of the account, and so are its requests with made-up
+/// turns ([`PartKey::MADE_UP`]) under the same size rule; those that
+/// differ from the rest of the account are
 /// returned with their features. A part of at least `min_requests` that
 /// is exactly the requests of one client program or one API key is left
 /// out: it is that facet, judged already. O(requests) beside the features.
@@ -197,7 +224,10 @@ pub fn candidates(
     for r in reqs {
         *counts.entry(PartKey::of(r)).or_default() += 1;
     }
-    if counts.len() < 2 {
+    // Made-up turns are a part in an account of one setting too.
+    let made_up = reqs.iter().filter(|r| r.has(flag::ORPHAN)).count() as u64;
+    let small = cfg.slice_min_requests.max(5);
+    if counts.len() < 2 && made_up < small {
         return Vec::new();
     }
     let least = |k: &PartKey| {
@@ -224,8 +254,11 @@ pub fn candidates(
     sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     sizes.truncate(cfg.part_max);
     // Beside the `part_max` largest; `part_max` 0 turns every part off.
-    if cfg.part_max > 0 && leftover_n >= cfg.slice_min_requests.max(5) && 2 * leftover_n <= n {
+    if cfg.part_max > 0 && leftover_n >= small && 2 * leftover_n <= n {
         sizes.push((PartKey::LEFTOVER, leftover_n));
+    }
+    if cfg.part_max > 0 && made_up >= small && 2 * made_up <= n {
+        sizes.push((PartKey::MADE_UP, made_up));
     }
     if sizes.is_empty() {
         return Vec::new();
@@ -240,6 +273,7 @@ pub fn candidates(
             api_key: None,
             mixed_client: false,
             mixed_key: false,
+            made_up: 0,
         })
         .collect();
     let mut all: Hist = [[0; CODE_BINS]; ASK_CODES];
@@ -253,11 +287,9 @@ pub fn candidates(
         let client = (r.ua, r.system_prompt);
         *clients.entry(client).or_default() += 1;
         *api_keys.entry(r.key).or_default() += 1;
-        let mut key = PartKey::of(r);
-        if leftover.contains(&key) {
-            key = PartKey::LEFTOVER;
-        }
-        if let Some(t) = tested.iter_mut().find(|t| t.key == key) {
+        // A request is in its setting's part (or the leftover) and, when
+        // its turns are made up, in that part too.
+        for t in tested.iter_mut().filter(|t| t.key.holds(r, &leftover)) {
             for (i, &c) in codes.iter().enumerate() {
                 t.asks[i][c] += 1;
             }
@@ -265,10 +297,19 @@ pub fn candidates(
             t.client = Some(client);
             t.mixed_key |= t.api_key.is_some_and(|k| k != r.key);
             t.api_key = Some(r.key);
+            t.made_up += u64::from(r.has(flag::ORPHAN));
         }
     }
     tested
         .iter()
+        // The made-up turns that are exactly another tested part's
+        // requests are that part, not a second try of the same requests.
+        .filter(|t| {
+            t.key != PartKey::MADE_UP
+                || !tested.iter().any(|o| {
+                    o.key != PartKey::MADE_UP && o.requests == made_up && o.made_up == made_up
+                })
+        })
         .filter(|t| {
             // Facets are judged from `min_requests`: a smaller part is
             // tried even when it is one client's or one key's requests.
@@ -284,13 +325,7 @@ pub fn candidates(
         .filter_map(|t| {
             let d = discrepancy(&t.asks, t.requests, &all, n);
             (d >= cfg.part_min_discrepancy).then(|| {
-                let reqs: Vec<&Req> = reqs
-                    .iter()
-                    .filter(|r| {
-                        let k = PartKey::of(r);
-                        k == t.key || (t.key == PartKey::LEFTOVER && leftover.contains(&k))
-                    })
-                    .collect();
+                let reqs: Vec<&Req> = reqs.iter().filter(|r| t.key.holds(r, &leftover)).collect();
                 Part {
                     key: t.key,
                     discrepancy: d,
@@ -397,5 +432,58 @@ mod tests {
         let harvest: Vec<&Req> = plain.iter().filter(|r| r.model == 2).collect();
         let d = slice_discrepancy(&harvest, &asks_of(&plain));
         assert!(d < bar, "discrepancy without continuity {d}");
+    }
+
+    /// A product's key sending real three-request conversations in
+    /// setting (model 1, cap 2^10) for `conversations` ten-minute slots,
+    /// and in every other slot a harvest request with two made-up prior
+    /// turns in model `harvest_model` (cap 2^10), on another topic and
+    /// with a longer message; time-ordered and marked.
+    fn product_hosting(conversations: i64, harvest_model: u16) -> Vec<Req> {
+        let mut run = Vec::new();
+        for c in 0..conversations {
+            let t = c * 600_000;
+            run.push(req(t, 1, 10, 0, 200, 300));
+            run.push(req(t + 60_000, 1, 10, 2, 550, 300));
+            run.push(req(t + 120_000, 1, 10, 4, 900, 300));
+            if c % 2 == 0 {
+                let mut h = req(t + 90_000, harvest_model, 10, 2, 150, 900);
+                h.topic = 9;
+                h.message_tokens = 400;
+                run.push(h);
+            }
+        }
+        run.sort_by_key(|r| r.ts);
+        mark_orphans(&mut run);
+        run
+    }
+
+    fn candidates_of(run: &[Req]) -> Vec<(PartKey, u64)> {
+        let cfg = AnalyzerConfig::default();
+        let ctx = Context::of_span(run[0].ts, run[run.len() - 1].ts, [], &cfg);
+        candidates(run, &FxHashMap::default(), &ctx, &cfg)
+            .iter()
+            .map(|p| (p.key, p.features.requests))
+            .collect()
+    }
+
+    #[test]
+    fn made_up_turns_in_the_hosts_own_setting_are_a_part() {
+        // The harvest shares the product's only setting: no setting is a
+        // minority, but its 20 made-up requests are a part of their own.
+        let run = product_hosting(40, 1);
+        assert_eq!(candidates_of(&run), vec![(PartKey::MADE_UP, 20)]);
+    }
+
+    #[test]
+    fn made_up_turns_that_are_a_settings_part_are_not_tried_twice() {
+        // The harvest alone in its own setting, every request made up:
+        // its setting's part and its made-up turns are the same requests,
+        // tested once.
+        let run = product_hosting(40, 2);
+        let found = candidates_of(&run);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, 20);
+        assert_ne!(found[0].0, PartKey::MADE_UP);
     }
 }

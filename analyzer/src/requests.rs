@@ -758,7 +758,8 @@ impl Requests {
 /// time-ordered `run` that continue no earlier request of their key sent
 /// with the same settings ([`PartKey`]). Judged once over the whole
 /// stream, so a part or setting slice and the rest of its account code a
-/// request alike. Within one setting because a harvest hosted in a
+/// request alike; the marked requests are also a part of their own
+/// ([`PartKey::MADE_UP`]). Within one setting because a harvest hosted in a
 /// product's key would otherwise "continue" the product's own requests
 /// by chance: on the external set made into `multi_turn,clients` 1 and
 /// then `host` 0.1 (docs/analyzer.md, session 18), per key alone finds 32

@@ -262,3 +262,61 @@ fn a_small_harvest_is_judged_as_a_part_whether_or_not_other_accounts_send_its_se
         assert!(!benign.contains(id), "{id} is benign but flagged by a part");
     }
 }
+
+/// Generator seed 4 (`accounts` x 2 days) with every harvest's prompts
+/// wrapped in made-up turns behind rotated clients (`multi_turn,clients`
+/// at share 1, evade seed 31), then each harvest hosted at 0.3 of a
+/// benign host's traffic (`host`, evade seed 46), under `dir`.
+fn hosted_with_made_up_turns(dir: &Path, accounts: usize) -> fixtures::logs::evade::EvadeSummary {
+    let logs = seed_four(dir, accounts);
+    let rotated = evade(&EvadeSpec {
+        input: logs.requests.clone(),
+        labels: logs.labels.clone(),
+        transforms: vec![Transform::MultiTurn, Transform::Clients],
+        share: 1.0,
+        seed: 31,
+        per_day: 30,
+        adopt_clients: false,
+        out_dir: dir.join("mc"),
+    })
+    .unwrap();
+    evade(&EvadeSpec {
+        input: rotated.requests.clone(),
+        labels: rotated.labels.clone(),
+        transforms: vec![Transform::Host],
+        share: 0.3,
+        seed: 46,
+        per_day: 30,
+        adopt_clients: false,
+        out_dir: dir.join("out"),
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_hosted_harvest_in_made_up_conversations_is_judged_on_its_made_up_turns() {
+    // Each harvest is sent partly in its host's own settings, so no
+    // setting's part holds it; its made-up turns (prior turns that
+    // continue nothing of the key) are its own, and are one part across
+    // settings.
+    let dir = tempfile::tempdir().unwrap();
+    let hosted = hosted_with_made_up_turns(dir.path(), 80);
+    let a = analyse(&hosted.requests, &AnalyzerConfig::default());
+    let hosts = labelled(&hosted.labels, "distill");
+    let made_up: Vec<&str> = a
+        .accounts
+        .iter()
+        .filter(|r| {
+            r.flagged() && matches!(&r.via, Via::Part(what) if what.starts_with("made-up turns"))
+        })
+        .map(|r| r.account_id.as_str())
+        .collect();
+    eprintln!("flagged through made-up turns: {made_up:?}");
+    assert!(
+        !made_up.is_empty(),
+        "no host flagged through its made-up turns"
+    );
+    for id in by_part(&a) {
+        assert!(hosts.contains(id), "{id} is benign but flagged by a part");
+    }
+}
