@@ -107,6 +107,12 @@ pub struct AnalyzerConfig {
     /// addresses on most links; then only the members scoring this much
     /// take the cluster's verdict (0..1; see `analysis::condemned`).
     pub cluster_shared_member_score: f64,
+    /// A member of a cluster condemned through its members that sends
+    /// `min_requests` or more and scores under this on its own keeps its
+    /// own verdict, however it is linked: its traffic carries no part of
+    /// the job (a host's teammate linked by the team's addresses, client
+    /// and schedule; 0..1, 0: never; see `attach::attached`).
+    pub cluster_member_floor: f64,
     /// A cluster at least this share of whose members send fewer than
     /// `min_requests` (too few to be judged alone) is judged as a group —
     /// its merged content, its median member's volume, timing and
@@ -255,6 +261,7 @@ impl Default for AnalyzerConfig {
             new_model_overlap: 0.5,
             cluster_member_score: 0.5,
             cluster_shared_member_score: 0.3,
+            cluster_member_floor: 0.05,
             cluster_small_members: 0.5,
             peer_trim_score: 0.5,
             part_max: 8,

@@ -418,3 +418,48 @@ fn a_pooled_harvest_is_not_read_as_a_groups_templates() {
         "a cluster whose pooled pieces pass the harvesting bar"
     );
 }
+
+/// Issue 12 item 3 ("a SaaS platform running many tenant accounts with one
+/// system prompt must not be" caught; session 19, team23): generator seed
+/// 7, 200 × 2, every harvest hosted at half of a benign account's traffic
+/// (`host` 0.5, evade seed 11). A hydra cluster holds light-hydra hosts
+/// and a SaaS platform's account linked to them by the platform's
+/// addresses, client, shape and hours; its own traffic scores 0.002, and
+/// it took the cluster's verdict as one of the hosts' machinery. A member
+/// that scores under `cluster_member_floor` on its own keeps its own
+/// verdict; without the floor it is flagged again, and every hydra member
+/// stays flagged with it.
+#[test]
+fn a_hosts_ordinary_teammates_keep_their_own_verdicts() {
+    use analyzer::analysis::Via;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, hosted) =
+        super::evasion::generate_and_evade(dir.path(), (7, 200, 2), vec![Transform::Host], 0.5, 11);
+    let labels = attack_labels(&hosted.labels);
+    let styles = scenarios(&hosted.labels);
+    let through_cluster = |cfg: &AnalyzerConfig| {
+        let analysis = analyse(&hosted.requests, cfg);
+        let hydra_missed = analysis
+            .accounts
+            .iter()
+            .filter(|a| styles[&a.account_id] == "hydra" && !a.flagged())
+            .count();
+        assert_eq!(hydra_missed, 0, "hydra members missed");
+        analysis
+            .accounts
+            .iter()
+            .filter(|a| a.flagged() && !labels[&a.account_id] && matches!(a.via, Via::Cluster(_)))
+            .map(|a| (a.account_id.clone(), styles[&a.account_id].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(through_cluster(&AnalyzerConfig::default()), Vec::new());
+    let no_floor = AnalyzerConfig {
+        cluster_member_floor: 0.0,
+        ..AnalyzerConfig::default()
+    };
+    let teammates = through_cluster(&no_floor);
+    assert!(
+        teammates.iter().any(|(_, style)| style == "saas_platform"),
+        "{teammates:?}"
+    );
+}
