@@ -333,9 +333,15 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let (mut depth_hours, mut hour_depth, mut depth_sum) = (0.0f64, 0.0f64, 0.0f64);
     let mut continuity = Continuity::default();
     let (mut multi, mut continued) = (0u64, 0u64);
-    for r in reqs {
-        ips.insert(r.ip);
-        if r.system_prompt != 0 {
+    // Consecutive requests mostly share their address, block, client and
+    // key: a value the request before had is in its set already.
+    let mut prev: Option<&Req> = None;
+    for &r in reqs {
+        let new = |v: fn(&Req) -> u32| prev.is_none_or(|p| v(p) != v(r));
+        if new(|x| x.ip) {
+            ips.insert(r.ip);
+        }
+        if r.system_prompt != 0 && new(|x| u32::from(x.system_prompt)) {
             sys.insert(r.system_prompt);
         }
         let h = r.ts.div_euclid(HOUR_MS);
@@ -413,9 +419,16 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         if r.has(flag::LOGIT_BIAS) {
             lb_keys += u64::from(r.logit_bias_keys());
         }
-        blocks.insert(r.block);
-        uas.insert(r.ua);
-        keys.insert(r.key);
+        if new(|x| x.block) {
+            blocks.insert(r.block);
+        }
+        if new(|x| x.ua) {
+            uas.insert(r.ua);
+        }
+        if new(|x| x.key) {
+            keys.insert(r.key);
+        }
+        prev = Some(r);
     }
     let c = |f: u16| counts[f.trailing_zeros() as usize];
     f.active_hours = active_hours;

@@ -668,12 +668,23 @@ impl TextCache {
     /// (for [`TextAnalyzer::analyze_miss`] or
     /// [`TextAnalyzer::analyze_batch`]).
     pub fn lookup(&self, prompt: &str) -> Result<TextFeatures, u64> {
-        let hash = xxh3_64(prompt.as_bytes());
+        let hash = Self::hash(prompt);
+        self.get(hash).ok_or(hash)
+    }
+
+    /// The hash a prompt is kept under (its [`TextFeatures::prompt_hash`]).
+    pub fn hash(prompt: &str) -> u64 {
+        xxh3_64(prompt.as_bytes())
+    }
+
+    /// The features of the prompt of this [`TextCache::hash`] if it was
+    /// seen recently. Most lookups miss the CPU's caches (the table is
+    /// 1.5 MiB): a loop of lookups alone overlaps those misses.
+    pub fn get(&self, hash: u64) -> Option<TextFeatures> {
         self.slots
             .get(self.slot(hash))
             .filter(|f| f.prompt_hash == hash)
             .copied()
-            .ok_or(hash)
     }
 
     /// Keep `f` (replacing whatever was in its slot).

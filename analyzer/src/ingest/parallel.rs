@@ -161,6 +161,65 @@ fn lines_in(block: &[u8]) -> u64 {
     newlines + u64::from(!block.is_empty() && !block.ends_with(b"\n"))
 }
 
+/// Rows with a prompt whose text features are set together ([`Pending`]):
+/// few enough that their prompts (about 40 KiB of text) are still in the
+/// CPU's own caches when the text pass reads them again.
+const RUN: usize = 128;
+
+/// The rows of a run whose text features are not set yet, with their
+/// prompts, and the buffers of [`Pending::finish`].
+#[derive(Default)]
+struct Pending<'b> {
+    /// Each row with a prompt: its place in the block's `reqs`, the
+    /// prompt's [`TextCache::hash`] and its text.
+    prompted: Vec<(usize, u64, Cow<'b, str>)>,
+    /// The run's prompts not in the cache, each once, with their hashes.
+    misses: Vec<(Cow<'b, str>, u64)>,
+    /// Index in `misses` by hash.
+    new: rustc_hash::FxHashMap<u64, usize>,
+    /// The rows waiting for a prompt of `misses`: (place, index).
+    waiting: Vec<(usize, usize)>,
+    scratch: TextScratch,
+}
+
+impl<'b> Pending<'b> {
+    /// Set the text features of the run's rows in `reqs`: the cache
+    /// lookups first, one after the other (not waiting on each other, they
+    /// overlap their misses in the CPU's caches: each is a miss on the
+    /// 1.5 MiB table), then the prompts not in the cache analysed together
+    /// ([`TextAnalyzer::analyze_batch`]: two phrase scans interleaved run
+    /// faster than one after the other). A prompt's features are the same
+    /// whether analysed or found in the cache, so when they are set does
+    /// not change them.
+    fn finish(&mut self, reqs: &mut [Req], text: &TextAnalyzer, cache: &mut TextCache) {
+        for (at, hash, prompt) in self.prompted.drain(..) {
+            match cache.get(hash) {
+                Some(hit) => {
+                    if let Some(req) = reqs.get_mut(at) {
+                        req.set_text(&hit);
+                    }
+                }
+                None => {
+                    let k = *self.new.entry(hash).or_insert_with(|| {
+                        self.misses.push((prompt, hash));
+                        self.misses.len() - 1
+                    });
+                    self.waiting.push((at, k));
+                }
+            }
+        }
+        let prompts: Vec<(&str, u64)> = self.misses.iter().map(|(p, h)| (p.as_ref(), *h)).collect();
+        let features = text.analyze_batch(&prompts, &mut self.scratch, cache);
+        for (at, k) in self.waiting.drain(..) {
+            if let (Some(req), Some(tf)) = (reqs.get_mut(at), features.get(k)) {
+                req.set_text(tf);
+            }
+        }
+        self.misses.clear();
+        self.new.clear();
+    }
+}
+
 fn parse_block(
     block: Vec<u8>,
     first_line: u64,
@@ -176,15 +235,7 @@ fn parse_block(
     let mut reqs = Vec::with_capacity(lines as usize);
     let mut rows = Vec::with_capacity(lines as usize);
     let mut bad = Vec::new();
-    let mut scratch = TextScratch::default();
-    // The prompts not in the cache, each once (with its hash), analysed
-    // together after the block's rows are read
-    // ([`TextAnalyzer::analyze_batch`]: two phrase scans interleaved run
-    // faster than one after the other); the rows waiting for them (their
-    // place in `reqs`, their prompt's index in `misses`).
-    let mut misses: Vec<(Cow<'_, str>, u64)> = Vec::new();
-    let mut new_prompts: rustc_hash::FxHashMap<u64, usize> = rustc_hash::FxHashMap::default();
-    let mut waiting: Vec<(usize, usize)> = Vec::new();
+    let mut pending = Pending::default();
     let mut strings = Strings {
         block: bytes,
         side: Vec::new(),
@@ -227,30 +278,19 @@ fn parse_block(
                 continue;
             }
         };
-        let tf = match r.prompt.as_deref().map(|p| cache.lookup(p)) {
-            None => TextFeatures::default(),
-            Some(Ok(hit)) => hit,
-            // A prompt to analyse: with the block's others, after the
-            // loop; its row's text features are set then.
-            Some(Err(hash)) => {
-                let k = *new_prompts.entry(hash).or_insert_with(|| {
-                    misses.push((r.prompt.clone().unwrap_or_default(), hash));
-                    misses.len() - 1
-                });
-                waiting.push((reqs.len(), k));
-                TextFeatures::default()
-            }
-        };
-        reqs.push(Reduced::of(&r, tf, cfg).req);
+        // Its text features are set when its run of rows is done.
+        if let Some(p) = &r.prompt {
+            pending
+                .prompted
+                .push((reqs.len(), TextCache::hash(p), p.clone()));
+        }
+        reqs.push(Reduced::of(&r, TextFeatures::default(), cfg).req);
         rows.push(strings.detach(r));
-    }
-    let prompts: Vec<(&str, u64)> = misses.iter().map(|(p, h)| (p.as_ref(), *h)).collect();
-    let features = text.analyze_batch(&prompts, &mut scratch, cache);
-    for (at, k) in waiting {
-        if let (Some(req), Some(tf)) = (reqs.get_mut(at), features.get(k)) {
-            req.set_text(tf);
+        if pending.prompted.len() >= RUN {
+            pending.finish(&mut reqs, text, cache);
         }
     }
+    pending.finish(&mut reqs, text, cache);
     let side = strings.side;
     Parsed {
         block,
