@@ -6,8 +6,13 @@
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_64;
+
+mod ascii_words;
+
+use ascii_words::WordSet;
+pub use ascii_words::WordSetError;
 
 /// Languages of the reasoning-elicitation phrase sets (bit i of a mask).
 pub const LANGUAGES: [&str; 8] = ["en", "de", "fr", "es", "pt", "zh", "ja", "ru"];
@@ -572,7 +577,7 @@ impl WordSample {
         at: usize,
         len: usize,
         letter: impl Fn(u8) -> bool,
-        function_words: &FxHashSet<u64>,
+        function_words: &WordSet,
     ) {
         let mut run = at;
         for i in at..=at + len {
@@ -582,7 +587,7 @@ impl WordSample {
             let n = i - run;
             if n >= SAMPLE_MIN_BYTES {
                 self.offer(word_hash(text, run, n), || {
-                    lower_key_at(text, run, n).is_some_and(|k| function_words.contains(&k))
+                    lower_key_at(text, run, n).is_some_and(|k| function_words.contains(k))
                 });
             }
             run = i + 1;
@@ -721,7 +726,7 @@ pub struct TextAnalyzer {
     /// match (so the matches are the same), in a much smaller table.
     ascii: Phrases,
     /// [`word_key`]s of the function words.
-    function_words: FxHashSet<u64>,
+    function_words: WordSet,
 }
 
 /// Building the automaton failed (only with absurd pattern sets).
@@ -742,6 +747,10 @@ pub enum PhraseSetError {
     /// lower-cased prompts the automaton scans.
     #[error("phrase {0:?} is not in lower case")]
     NotLowerCase(&'static str),
+    /// The function words do not fit their set (cannot happen with the
+    /// fixed list: a test builds it).
+    #[error(transparent)]
+    FunctionWords(#[from] WordSetError),
 }
 
 /// One automaton over lower-cased text and what each of its patterns means.
@@ -1039,10 +1048,12 @@ impl TextAnalyzer {
         Ok(TextAnalyzer {
             all: Phrases::new(&phrases)?,
             ascii: Phrases::new(&ascii)?,
-            function_words: FUNCTION_WORDS
-                .iter()
-                .filter_map(|w| word_key(w.as_bytes()))
-                .collect(),
+            function_words: WordSet::new(
+                &FUNCTION_WORDS
+                    .iter()
+                    .filter_map(|w| word_key(w.as_bytes()))
+                    .collect::<Vec<u64>>(),
+            )?,
         })
     }
 
@@ -1300,19 +1311,10 @@ impl TextAnalyzer {
             let c = class(b);
             if c & WORD != 0 {
                 // The word's length, and whether every byte is a letter.
-                let mut len = 0;
-                let mut letters = LETTER;
-                while let Some(&b) = text.get(i + len) {
-                    let c = class(b);
-                    if c & WORD == 0 {
-                        break;
-                    }
-                    letters &= c;
-                    len += 1;
-                }
+                let (len, letters) = ascii_words::word_at(text, i, class);
                 let key = lower_key_at(text, i, len);
-                let keep = key.is_some_and(|k| self.function_words.contains(&k));
-                if letters != 0 {
+                let keep = key.is_some_and(|k| self.function_words.contains(k));
+                if letters {
                     // One run of letters (most words): its function-word
                     // test is `keep`, already made.
                     if !keep && len >= SAMPLE_MIN_BYTES {
@@ -1349,7 +1351,7 @@ impl TextAnalyzer {
     }
 
     fn is_function_word(&self, word: &[u8]) -> bool {
-        word_key(word).is_some_and(|k| self.function_words.contains(&k))
+        word_key(word).is_some_and(|k| self.function_words.contains(k))
     }
 
     /// After a word: a function word (already in `out`) is a fixed token;
@@ -1535,7 +1537,7 @@ mod tests {
     /// The sample by its definition, in a second pass: the runs of
     /// letters of the prompt, each character lower-cased, of at least
     /// [`SAMPLE_MIN_BYTES`] bytes and not function words.
-    fn sample_by_definition(prompt: &str, function_words: &FxHashSet<u64>) -> u32 {
+    fn sample_by_definition(prompt: &str, function_words: &WordSet) -> u32 {
         let mut sample = WordSample::EMPTY;
         let mut run = String::new();
         for c in prompt.chars().chain(std::iter::once(' ')) {
@@ -1546,7 +1548,7 @@ mod tests {
             let w = run.as_bytes();
             if w.len() >= SAMPLE_MIN_BYTES {
                 sample.offer(word_hash(w, 0, w.len()), || {
-                    word_key(w).is_some_and(|k| function_words.contains(&k))
+                    word_key(w).is_some_and(|k| function_words.contains(k))
                 });
             }
             run.clear();
@@ -1640,7 +1642,7 @@ mod tests {
     #[test]
     fn one_word_in_eight_is_sampled_and_values_spread() {
         let n = 40_000u32;
-        let mut chosen = FxHashSet::default();
+        let mut chosen = rustc_hash::FxHashSet::default();
         let mut count = 0u32;
         for i in 0..n {
             // Distinct made-up words of 4 to 20 letters: `i` in base 26,
