@@ -311,7 +311,10 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let (mut last_hour, mut last_day) = (i64::MIN, i64::MIN);
     let mut hod = [false; 24];
     let win = HOUR_MS * i64::from(cfg.window_hours.max(1));
-    let (mut last_win, mut in_win, mut peak_win) = (i64::MIN, 0u64, 0u64);
+    // The current window's bounds: a request inside them is in it without
+    // a division (`win` is not a constant: each `div_euclid` by it is a
+    // hardware divide).
+    let (mut win_start, mut win_end, mut in_win, mut peak_win) = (i64::MAX, i64::MIN, 0u64, 0u64);
     let (mut sum_pt, mut nonembed) = (0u64, 0u64);
     let (mut ans_pt, mut ans_ct, mut answered) = (0u64, 0u64, 0u64);
     let mut counts = [0u64; 16];
@@ -360,9 +363,9 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         let depth = r.logprob_depth();
         hour_depth = hour_depth.max(depth);
         depth_sum += depth;
-        let w = r.ts.div_euclid(win);
-        if w != last_win {
-            last_win = w;
+        if r.ts < win_start || r.ts >= win_end {
+            win_start = r.ts.div_euclid(win).saturating_mul(win);
+            win_end = win_start.saturating_add(win);
             in_win = 0;
         }
         in_win += 1;
