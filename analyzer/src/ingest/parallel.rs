@@ -170,9 +170,10 @@ const RUN: usize = 128;
 /// prompts, and the buffers of [`Pending::finish`].
 #[derive(Default)]
 struct Pending<'b> {
-    /// Each row with a prompt: its place in the block's `reqs`, the
-    /// prompt's [`TextCache::hash`] and its text.
-    prompted: Vec<(usize, u64, Cow<'b, str>)>,
+    /// Each row with a prompt: its place in the block's `reqs` (and
+    /// `rows`, whose span gives the prompt's text) and the prompt's
+    /// [`TextCache::hash`].
+    prompted: Vec<(usize, u64)>,
     /// The run's prompts not in the cache, each once, with their hashes.
     misses: Vec<(Cow<'b, str>, u64)>,
     /// Index in `misses` by hash.
@@ -191,8 +192,18 @@ impl<'b> Pending<'b> {
     /// faster than one after the other). A prompt's features are the same
     /// whether analysed or found in the cache, so when they are set does
     /// not change them.
-    fn finish(&mut self, reqs: &mut [Req], text: &TextAnalyzer, cache: &mut TextCache) {
-        for (at, hash, prompt) in self.prompted.drain(..) {
+    /// The prompt of `rows[at]` is in `block`, or in `side` when
+    /// JSON escapes made the parser copy it (copied again only when the
+    /// cache misses it).
+    fn finish(
+        &mut self,
+        reqs: &mut [Req],
+        rows: &[Detached],
+        (block, side): (&'b Block, &[String]),
+        text: &TextAnalyzer,
+        cache: &mut TextCache,
+    ) {
+        for (at, hash) in self.prompted.drain(..) {
             match cache.get(hash) {
                 Some(hit) => {
                     if let Some(req) = reqs.get_mut(at) {
@@ -201,6 +212,15 @@ impl<'b> Pending<'b> {
                 }
                 None => {
                     let k = *self.new.entry(hash).or_insert_with(|| {
+                        let prompt = match rows.get(at).and_then(|d| d.prompt) {
+                            Some(Span::Block(a, n)) => Cow::Borrowed(
+                                block.str(a as usize..a as usize + n as usize).unwrap_or(""),
+                            ),
+                            Some(Span::Side(i)) => {
+                                Cow::Owned(side.get(i as usize).cloned().unwrap_or_default())
+                            }
+                            None => Cow::Borrowed(""),
+                        };
                         self.misses.push((prompt, hash));
                         self.misses.len() - 1
                     });
@@ -280,17 +300,15 @@ fn parse_block(
         };
         // Its text features are set when its run of rows is done.
         if let Some(p) = &r.prompt {
-            pending
-                .prompted
-                .push((reqs.len(), TextCache::hash(p), p.clone()));
+            pending.prompted.push((reqs.len(), TextCache::hash(p)));
         }
         reqs.push(Reduced::of(&r, TextFeatures::default(), cfg).req);
         rows.push(strings.detach(r));
         if pending.prompted.len() >= RUN {
-            pending.finish(&mut reqs, text, cache);
+            pending.finish(&mut reqs, &rows, (&block, &strings.side), text, cache);
         }
     }
-    pending.finish(&mut reqs, text, cache);
+    pending.finish(&mut reqs, &rows, (&block, &strings.side), text, cache);
     let side = strings.side;
     Parsed {
         block,
