@@ -21,7 +21,7 @@ const fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
 /// The high bits of the bytes of eight ASCII bytes that belong to a word
 /// (letters, digits, `'` and `_`), and of those that are letters.
 fn classes8(x: u64) -> (u64, u64) {
-    let letter = in_range(x | ONES * 0x20, b'a', b'z');
+    let letter = in_range(x | (ONES * 0x20), b'a', b'z');
     let word =
         letter | in_range(x, b'0', b'9') | in_range(x, b'\'', b'\'') | in_range(x, b'_', b'_');
     (word, letter)
@@ -157,7 +157,7 @@ mod tests {
                     bytes[at] = b;
                     let (word, letter) = classes8(u64::from_le_bytes(bytes));
                     for (i, &x) in bytes.iter().enumerate() {
-                        let bit = |m: u64| m >> (8 * i + 7) & 1 == 1;
+                        let bit = |m: u64| (m >> (8 * i + 7)) & 1 == 1;
                         assert_eq!(bit(word), class(x) & super::super::WORD != 0, "{bytes:?}");
                         assert_eq!(
                             bit(letter),
