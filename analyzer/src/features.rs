@@ -311,7 +311,10 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let (mut last_hour, mut last_day) = (i64::MIN, i64::MIN);
     let mut hod = [false; 24];
     let win = HOUR_MS * i64::from(cfg.window_hours.max(1));
-    let (mut last_win, mut in_win, mut peak_win) = (i64::MIN, 0u64, 0u64);
+    // The current window's bounds: a request inside them is in it without
+    // a division (`win` is not a constant: each `div_euclid` by it is a
+    // hardware divide).
+    let (mut win_start, mut win_end, mut in_win, mut peak_win) = (i64::MAX, i64::MIN, 0u64, 0u64);
     let (mut sum_pt, mut nonembed) = (0u64, 0u64);
     let (mut ans_pt, mut ans_ct, mut answered) = (0u64, 0u64, 0u64);
     let mut counts = [0u64; 16];
@@ -333,9 +336,15 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
     let (mut depth_hours, mut hour_depth, mut depth_sum) = (0.0f64, 0.0f64, 0.0f64);
     let mut continuity = Continuity::default();
     let (mut multi, mut continued) = (0u64, 0u64);
-    for r in reqs {
-        ips.insert(r.ip);
-        if r.system_prompt != 0 {
+    // Consecutive requests mostly share their address, block, client and
+    // key: a value the request before had is in its set already.
+    let mut prev: Option<&Req> = None;
+    for &r in reqs {
+        let new = |v: fn(&Req) -> u32| prev.is_none_or(|p| v(p) != v(r));
+        if new(|x| x.ip) {
+            ips.insert(r.ip);
+        }
+        if r.system_prompt != 0 && new(|x| u32::from(x.system_prompt)) {
             sys.insert(r.system_prompt);
         }
         let h = r.ts.div_euclid(HOUR_MS);
@@ -354,9 +363,9 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         let depth = r.logprob_depth();
         hour_depth = hour_depth.max(depth);
         depth_sum += depth;
-        let w = r.ts.div_euclid(win);
-        if w != last_win {
-            last_win = w;
+        if r.ts < win_start || r.ts >= win_end {
+            win_start = r.ts.div_euclid(win).saturating_mul(win);
+            win_end = win_start.saturating_add(win);
             in_win = 0;
         }
         in_win += 1;
@@ -413,9 +422,16 @@ pub fn compute(reqs: &[&Req], ctx: &Context, cfg: &AnalyzerConfig) -> Features {
         if r.has(flag::LOGIT_BIAS) {
             lb_keys += u64::from(r.logit_bias_keys());
         }
-        blocks.insert(r.block);
-        uas.insert(r.ua);
-        keys.insert(r.key);
+        if new(|x| x.block) {
+            blocks.insert(r.block);
+        }
+        if new(|x| x.ua) {
+            uas.insert(r.ua);
+        }
+        if new(|x| x.key) {
+            keys.insert(r.key);
+        }
+        prev = Some(r);
     }
     let c = |f: u16| counts[f.trailing_zeros() as usize];
     f.active_hours = active_hours;

@@ -6,8 +6,13 @@
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_64;
+
+mod ascii_words;
+
+use ascii_words::WordSet;
+pub use ascii_words::WordSetError;
 
 /// Languages of the reasoning-elicitation phrase sets (bit i of a mask).
 pub const LANGUAGES: [&str; 8] = ["en", "de", "fr", "es", "pt", "zh", "ja", "ru"];
@@ -473,6 +478,26 @@ fn word_key_at(text: &[u8], at: usize, len: usize) -> Option<u64> {
     }
 }
 
+/// [`word_key_at`] with ASCII capitals lower-cased (every other byte,
+/// UTF-8 ones too, unchanged): the key of the word as the lower-cased
+/// prompt holds it, so an ASCII prompt's skeleton and word sample are cut
+/// from the prompt itself, without a lower-cased copy.
+fn lower_key_at(text: &[u8], at: usize, len: usize) -> Option<u64> {
+    word_key_at(text, at, len).map(ascii_lower8)
+}
+
+/// Eight bytes with each ASCII capital lower-cased, all at once: a byte's
+/// low seven bits plus 0x3F carry into its high bit when they are at least
+/// `A`, plus 0x25 when above `Z` (no carry leaves a byte), and a byte with
+/// its own high bit set is no capital.
+fn ascii_lower8(x: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let low7 = x & !HIGH;
+    let capital = (low7 + ONES * 0x3F) & !(low7 + ONES * 0x25) & !x & HIGH;
+    x | (capital >> 2)
+}
+
 /// What one prompt says, in a few numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TextFeatures {
@@ -552,7 +577,7 @@ impl WordSample {
         at: usize,
         len: usize,
         letter: impl Fn(u8) -> bool,
-        function_words: &FxHashSet<u64>,
+        function_words: &WordSet,
     ) {
         let mut run = at;
         for i in at..=at + len {
@@ -562,7 +587,7 @@ impl WordSample {
             let n = i - run;
             if n >= SAMPLE_MIN_BYTES {
                 self.offer(word_hash(text, run, n), || {
-                    word_key_at(text, run, n).is_some_and(|k| function_words.contains(&k))
+                    lower_key_at(text, run, n).is_some_and(|k| function_words.contains(k))
                 });
             }
             run = i + 1;
@@ -572,8 +597,10 @@ impl WordSample {
 
 /// A cheap hash of the word of `len` bytes at `at` in `text`: one folded
 /// multiply (the 128-bit product's halves XORed, as wyhash and foldhash
-/// mix) per eight bytes, read as the [`word_key_at`] of each eight-byte
-/// piece. Unambiguous because words hold no zero byte. Written by hand:
+/// mix) per eight bytes, read as the [`lower_key_at`] of each eight-byte
+/// piece (so a word hashes as its lower case: the same whether cut from an
+/// ASCII prompt or from a lower-cased copy). Unambiguous because words
+/// hold no zero byte. Written by hand:
 /// the skeleton has already cut the word and loaded its first eight bytes,
 /// and a hasher crate's call per word (xxh3 before) cost a tenth of the
 /// whole analysis; a hand-written mix also keeps the sampled words, and so
@@ -583,7 +610,7 @@ fn word_hash(text: &[u8], at: usize, len: usize) -> u64 {
     let mut h: u64 = 0x2D35_8DCC_AA6C_78A5;
     let mut i = 0;
     while i < len {
-        let piece = word_key_at(text, at + i, (len - i).min(8)).unwrap_or(0);
+        let piece = lower_key_at(text, at + i, (len - i).min(8)).unwrap_or(0);
         let p = u128::from(h ^ piece) * u128::from(K);
         h = (p as u64) ^ ((p >> 64) as u64);
         i += 8;
@@ -646,12 +673,23 @@ impl TextCache {
     /// (for [`TextAnalyzer::analyze_miss`] or
     /// [`TextAnalyzer::analyze_batch`]).
     pub fn lookup(&self, prompt: &str) -> Result<TextFeatures, u64> {
-        let hash = xxh3_64(prompt.as_bytes());
+        let hash = Self::hash(prompt);
+        self.get(hash).ok_or(hash)
+    }
+
+    /// The hash a prompt is kept under (its [`TextFeatures::prompt_hash`]).
+    pub fn hash(prompt: &str) -> u64 {
+        xxh3_64(prompt.as_bytes())
+    }
+
+    /// The features of the prompt of this [`TextCache::hash`] if it was
+    /// seen recently. Most lookups miss the CPU's caches (the table is
+    /// 1.5 MiB): a loop of lookups alone overlaps those misses.
+    pub fn get(&self, hash: u64) -> Option<TextFeatures> {
         self.slots
             .get(self.slot(hash))
             .filter(|f| f.prompt_hash == hash)
             .copied()
-            .ok_or(hash)
     }
 
     /// Keep `f` (replacing whatever was in its slot).
@@ -671,7 +709,8 @@ impl TextCache {
 /// for ASCII text).
 #[derive(Default)]
 pub struct TextScratch {
-    /// The prompt lower-cased: what the automaton scans.
+    /// A prompt in other scripts lower-cased: what the automaton scans
+    /// (an ASCII prompt is scanned as it is).
     lower: String,
     /// The two lanes of [`TextAnalyzer::analyze_batch`].
     lanes: [Lane; 2],
@@ -687,7 +726,7 @@ pub struct TextAnalyzer {
     /// match (so the matches are the same), in a much smaller table.
     ascii: Phrases,
     /// [`word_key`]s of the function words.
-    function_words: FxHashSet<u64>,
+    function_words: WordSet,
 }
 
 /// Building the automaton failed (only with absurd pattern sets).
@@ -708,6 +747,10 @@ pub enum PhraseSetError {
     /// lower-cased prompts the automaton scans.
     #[error("phrase {0:?} is not in lower case")]
     NotLowerCase(&'static str),
+    /// The function words do not fit their set (cannot happen with the
+    /// fixed list: a test builds it).
+    #[error(transparent)]
+    FunctionWords(#[from] WordSetError),
 }
 
 /// One automaton over lower-cased text and what each of its patterns means.
@@ -717,11 +760,16 @@ struct Phrases {
 }
 
 impl Phrases {
-    /// A case-sensitive DFA over the lower-cased prompt: the same matches
-    /// as an ASCII-case-insensitive automaton over the prompt (every phrase
-    /// is lower case, and lower-casing ASCII keeps every byte offset), with
-    /// half the transition table. The scan is bound by the latency of its
-    /// table loads, hence the compact copy and the separate ASCII set.
+    /// A case-sensitive DFA of the lower-case phrases whose compact copy
+    /// reads each ASCII capital as its lower case ([`Compact::of`]): over
+    /// an ASCII prompt itself, the matches a case-sensitive scan of its
+    /// lower-cased copy gives (lower-casing ASCII keeps every byte offset),
+    /// without making the copy; over a prompt in other scripts, lower-cased
+    /// first (Unicode lower case), the same as before folding (the copy
+    /// holds no ASCII capital). Half the transition table of an
+    /// ASCII-case-insensitive automaton. The scan is bound by the latency
+    /// of its table loads, hence the compact copy and the separate ASCII
+    /// set.
     fn new(phrases: &[(&str, Kind)]) -> Result<Self, PhraseSetError> {
         let dfa = DFA::builder()
             .match_kind(MatchKind::LeftmostLongest)
@@ -832,6 +880,12 @@ impl Compact {
                 let p = dfa.match_pattern(order[k], 0);
                 matched[r] = (p.as_u32(), dfa.pattern_len(p) as u32);
             }
+        }
+        // ASCII capitals read as their lower case (once every row is
+        // filled from the automaton's own transitions): what a scan of the
+        // lower-cased text reads.
+        for b in b'A'..=b'Z' {
+            column[b as usize] = column[b.to_ascii_lowercase() as usize];
         }
         Ok(Compact {
             column,
@@ -994,10 +1048,12 @@ impl TextAnalyzer {
         Ok(TextAnalyzer {
             all: Phrases::new(&phrases)?,
             ascii: Phrases::new(&ascii)?,
-            function_words: FUNCTION_WORDS
-                .iter()
-                .filter_map(|w| word_key(w.as_bytes()))
-                .collect(),
+            function_words: WordSet::new(
+                &FUNCTION_WORDS
+                    .iter()
+                    .filter_map(|w| word_key(w.as_bytes()))
+                    .collect::<Vec<u64>>(),
+            )?,
         })
     }
 
@@ -1036,9 +1092,8 @@ impl TextAnalyzer {
     }
 
     fn analyze_hashed(&self, prompt: &str, hash: u64, scratch: &mut TextScratch) -> TextFeatures {
-        let ascii = lower_into(prompt, &mut scratch.lower);
+        let (hay, ascii) = hay_of(prompt, &mut scratch.lower);
         let phrases = self.phrases(ascii);
-        let hay = scratch.lower.as_str();
         let mut found = Found::default();
         phrases
             .dfa
@@ -1072,7 +1127,7 @@ impl TextAnalyzer {
             // both take the same number of steps (at least one: each has
             // a byte left).
             let (da, db) = (&self.phrases(a.ascii).dfa, &self.phrases(b.ascii).dfa);
-            let (ha, hb) = (a.hay.as_bytes(), b.hay.as_bytes());
+            let (ha, hb) = (a.hay(prompts).as_bytes(), b.hay(prompts).as_bytes());
             let steps = (ha.len() - a.search.i).min(hb.len() - b.search.i);
             let (mut x, mut y) = (a.search.sid, b.search.sid);
             let mut k = 0;
@@ -1087,16 +1142,16 @@ impl TextAnalyzer {
                     break;
                 }
             }
-            if !a.moved(self, x, k) {
+            if !a.moved(self, prompts, x, k) {
                 live_a = a.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
             }
-            if !b.moved(self, y, k) {
+            if !b.moved(self, prompts, y, k) {
                 live_b = b.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
             }
         }
         for lane in [a, b] {
             while lane.k.is_some() {
-                lane.run(self);
+                lane.run(self, prompts);
                 lane.take(self, prompts, &mut next, &mut out, &mut scratch.skeleton);
             }
         }
@@ -1112,8 +1167,8 @@ impl TextAnalyzer {
     }
 
     /// A prompt's features from its phrase matches: its topic, and its
-    /// template skeleton and word sample, cut from `hay` (the prompt
-    /// lower-cased) when it is ASCII.
+    /// template skeleton and word sample, cut from `hay` (what was scanned:
+    /// the prompt itself) when it is ASCII.
     fn finish(
         &self,
         prompt: &str,
@@ -1140,7 +1195,6 @@ impl TextAnalyzer {
         }
         let mut sample = WordSample::EMPTY;
         let fixed = if ascii {
-            // Lower-cased already: words are cut from `hay` directly.
             self.skeleton_ascii(hay.as_bytes(), out, &mut sample)
         } else {
             self.skeleton(prompt, out, &mut sample)
@@ -1243,40 +1297,32 @@ impl TextAnalyzer {
         }
     }
 
-    /// [`TextAnalyzer::skeleton`] of an ASCII prompt, given lower-cased:
-    /// the same skeleton, but a word is copied only when it is short
-    /// enough to be a function word (most bytes are in slots). Content
-    /// words are offered to `sample` as they are cut.
-    fn skeleton_ascii(&self, lower: &[u8], out: &mut Vec<u8>, sample: &mut WordSample) -> usize {
+    /// [`TextAnalyzer::skeleton`] of an ASCII prompt: the same skeleton,
+    /// but a word is copied only when it is short enough to be a function
+    /// word (most bytes are in slots), lower-cased eight bytes at once as
+    /// it is read ([`lower_key_at`]; capitals and lower case are one class
+    /// of byte). Content words are offered to `sample` as they are cut.
+    fn skeleton_ascii(&self, text: &[u8], out: &mut Vec<u8>, sample: &mut WordSample) -> usize {
         out.clear();
         let mut fixed = 0usize;
         let mut last_slot = false;
         let mut i = 0;
-        while let Some(&b) = lower.get(i) {
+        while let Some(&b) = text.get(i) {
             let c = class(b);
             if c & WORD != 0 {
                 // The word's length, and whether every byte is a letter.
-                let mut len = 0;
-                let mut letters = LETTER;
-                while let Some(&b) = lower.get(i + len) {
-                    let c = class(b);
-                    if c & WORD == 0 {
-                        break;
-                    }
-                    letters &= c;
-                    len += 1;
-                }
-                let key = word_key_at(lower, i, len);
-                let keep = key.is_some_and(|k| self.function_words.contains(&k));
-                if letters != 0 {
+                let (len, letters) = ascii_words::word_at(text, i, class);
+                let key = lower_key_at(text, i, len);
+                let keep = key.is_some_and(|k| self.function_words.contains(k));
+                if letters {
                     // One run of letters (most words): its function-word
                     // test is `keep`, already made.
                     if !keep && len >= SAMPLE_MIN_BYTES {
-                        sample.offer(word_hash(lower, i, len), || false);
+                        sample.offer(word_hash(text, i, len), || false);
                     }
                 } else if len >= SAMPLE_MIN_BYTES {
                     sample.offer_runs(
-                        lower,
+                        text,
                         i,
                         len,
                         |b| class(b) & LETTER != 0,
@@ -1305,7 +1351,7 @@ impl TextAnalyzer {
     }
 
     fn is_function_word(&self, word: &[u8]) -> bool {
-        word_key(word).is_some_and(|k| self.function_words.contains(&k))
+        word_key(word).is_some_and(|k| self.function_words.contains(k))
     }
 
     /// After a word: a function word (already in `out`) is a fixed token;
@@ -1342,12 +1388,12 @@ fn lowercase_into(s: &str, out: &mut String) {
 }
 
 /// One lane of [`TextAnalyzer::analyze_batch`]: the prompt it scans (its
-/// index), lower-cased, whether it is ASCII (which phrase set scans it),
-/// and where its scan stands.
+/// index), whether it is ASCII (then it is scanned as it is, by the ASCII
+/// phrase set), else its lower-cased copy, and where its scan stands.
 #[derive(Default)]
 struct Lane {
     k: Option<usize>,
-    hay: String,
+    lower: String,
     ascii: bool,
     search: Search,
     found: Found,
@@ -1368,30 +1414,45 @@ impl Lane {
             && let (Some(&(prompt, hash)), Some(o)) = (prompts.get(k), out.get_mut(k))
         {
             let found = std::mem::take(&mut self.found);
-            *o = text.finish(prompt, hash, self.ascii, &self.hay, found, skeleton);
+            let hay = if self.ascii { prompt } else { &self.lower };
+            *o = text.finish(prompt, hash, self.ascii, hay, found, skeleton);
         }
         while let Some(&(prompt, hash)) = prompts.get(*next) {
             let k = *next;
             *next += 1;
-            self.ascii = lower_into(prompt, &mut self.hay);
-            if self.hay.is_empty() {
+            let (hay, ascii) = hay_of(prompt, &mut self.lower);
+            self.ascii = ascii;
+            if hay.is_empty() {
                 // Nothing to scan: finished at once.
                 if let Some(o) = out.get_mut(k) {
-                    *o = text.finish(prompt, hash, self.ascii, "", Found::default(), skeleton);
+                    *o = text.finish(prompt, hash, ascii, "", Found::default(), skeleton);
                 }
                 continue;
             }
-            self.search = Search::new(&text.phrases(self.ascii).dfa, self.hay.as_bytes());
+            self.search = Search::new(&text.phrases(ascii).dfa, hay.as_bytes());
             self.k = Some(k);
             return true;
         }
         false
     }
 
+    /// What the lane scans: its prompt of `prompts` when ASCII, else the
+    /// prompt's lower-cased copy.
+    fn hay<'p>(&'p self, prompts: &[(&'p str, u64)]) -> &'p str {
+        scanned(self.k, self.ascii, &self.lower, prompts)
+    }
+
     /// [`Search::moved`] for this lane's scan; whether it goes on.
     #[inline(always)]
-    fn moved(&mut self, text: &TextAnalyzer, sid: u32, steps: usize) -> bool {
-        let (hay, found) = (self.hay.as_str(), &mut self.found);
+    fn moved(
+        &mut self,
+        text: &TextAnalyzer,
+        prompts: &[(&str, u64)],
+        sid: u32,
+        steps: usize,
+    ) -> bool {
+        let hay = scanned(self.k, self.ascii, &self.lower, prompts);
+        let found = &mut self.found;
         let phrases = text.phrases(self.ascii);
         self.search
             .moved(&phrases.dfa, hay.as_bytes(), sid, steps, &mut |p, at| {
@@ -1401,12 +1462,26 @@ impl Lane {
     }
 
     /// Scan the lane's prompt to its end alone.
-    fn run(&mut self, text: &TextAnalyzer) {
-        let (hay, found) = (self.hay.as_str(), &mut self.found);
+    fn run(&mut self, text: &TextAnalyzer, prompts: &[(&str, u64)]) {
+        let hay = scanned(self.k, self.ascii, &self.lower, prompts);
+        let found = &mut self.found;
         let phrases = text.phrases(self.ascii);
         self.search.run(&phrases.dfa, hay.as_bytes(), &mut |p, at| {
             found.note(phrases, hay, p, at)
         });
+    }
+}
+
+/// [`Lane::hay`] from the lane's fields (borrowed apart from its search).
+fn scanned<'p>(
+    k: Option<usize>,
+    ascii: bool,
+    lower: &'p str,
+    prompts: &[(&'p str, u64)],
+) -> &'p str {
+    match k.and_then(|k| prompts.get(k)) {
+        Some(&(prompt, _)) if ascii => prompt,
+        _ => lower,
     }
 }
 
@@ -1436,19 +1511,16 @@ impl Found {
     }
 }
 
-/// `out` = `prompt` lower-cased (ASCII lower case for an ASCII prompt,
-/// else [`lowercase_into`]); whether it is ASCII.
-fn lower_into(prompt: &str, out: &mut String) -> bool {
-    let ascii = prompt.is_ascii();
-    if ascii {
-        out.clear();
-        out.push_str(prompt);
-        out.make_ascii_lowercase();
+/// What the phrase scan reads of `prompt`, and whether it is ASCII: an
+/// ASCII prompt itself (the automaton reads its capitals as lower case),
+/// else its Unicode lower case (which may change lengths) in `buf`.
+fn hay_of<'a>(prompt: &'a str, buf: &'a mut String) -> (&'a str, bool) {
+    if prompt.is_ascii() {
+        (prompt, true)
     } else {
-        // Other scripts: Unicode lower case (which may change lengths).
-        lowercase_into(prompt, out);
+        lowercase_into(prompt, buf);
+        (buf.as_str(), false)
     }
-    ascii
 }
 
 fn starts_word(hay: &str, at: usize) -> bool {
@@ -1465,7 +1537,7 @@ mod tests {
     /// The sample by its definition, in a second pass: the runs of
     /// letters of the prompt, each character lower-cased, of at least
     /// [`SAMPLE_MIN_BYTES`] bytes and not function words.
-    fn sample_by_definition(prompt: &str, function_words: &FxHashSet<u64>) -> u32 {
+    fn sample_by_definition(prompt: &str, function_words: &WordSet) -> u32 {
         let mut sample = WordSample::EMPTY;
         let mut run = String::new();
         for c in prompt.chars().chain(std::iter::once(' ')) {
@@ -1476,7 +1548,7 @@ mod tests {
             let w = run.as_bytes();
             if w.len() >= SAMPLE_MIN_BYTES {
                 sample.offer(word_hash(w, 0, w.len()), || {
-                    word_key(w).is_some_and(|k| function_words.contains(&k))
+                    word_key(w).is_some_and(|k| function_words.contains(k))
                 });
             }
             run.clear();
@@ -1494,6 +1566,8 @@ mod tests {
         ",",
         ".\n",
         "the",
+        "THE",
+        "Could",
         "About",
         "INSIDE",
         "could",
@@ -1568,7 +1642,7 @@ mod tests {
     #[test]
     fn one_word_in_eight_is_sampled_and_values_spread() {
         let n = 40_000u32;
-        let mut chosen = FxHashSet::default();
+        let mut chosen = rustc_hash::FxHashSet::default();
         let mut count = 0u32;
         for i in 0..n {
             // Distinct made-up words of 4 to 20 letters: `i` in base 26,
@@ -1596,8 +1670,53 @@ mod tests {
         );
     }
 
+    #[test]
+    fn eight_bytes_lower_cased_at_once_are_each_byte_lower_cased() {
+        // Every byte value in every place, beside bytes either side of
+        // the capitals' range (a carry from a neighbour would show).
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [b'@', b'A', b'Z', b'[', 0x7F, 0x80, 0xC1, 0xDA, 0xFF] {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = b;
+                    let want = bytes.map(|x| x.to_ascii_lowercase());
+                    let got = ascii_lower8(u64::from_le_bytes(bytes)).to_le_bytes();
+                    assert_eq!(got, want, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    /// The ASCII skeleton, cut from the prompt as it is (capitals lower-cased
+    /// eight bytes at once), against the general one, which lower-cases
+    /// each character: the same skeleton, fixed tokens and word sample.
+    fn same_skeletons(analyzer: &TextAnalyzer, prompt: &str) -> Result<(), TestCaseError> {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut sa, mut sb) = (WordSample::EMPTY, WordSample::EMPTY);
+        let fa = analyzer.skeleton_ascii(prompt.as_bytes(), &mut a, &mut sa);
+        let fb = analyzer.skeleton(prompt, &mut b, &mut sb);
+        prop_assert_eq!(fa, fb, "{:?}", prompt);
+        prop_assert_eq!(&a, &b, "{:?}", prompt);
+        prop_assert_eq!(sa.value(), sb.value(), "{:?}", prompt);
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn the_ascii_skeleton_of_a_prompt_as_it_is_is_the_lower_cased_skeleton(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(PIECES).prop_filter("ASCII", |p| p.is_ascii()),
+                0..40,
+            ),
+            noise in "[ -~\n]{0,40}",
+        ) {
+            static ANALYZER: std::sync::OnceLock<TextAnalyzer> = std::sync::OnceLock::new();
+            let analyzer = ANALYZER.get_or_init(|| TextAnalyzer::new().unwrap());
+            same_skeletons(analyzer, &format!("{}{noise}", pieces.concat()))?;
+            same_skeletons(analyzer, &format!("{noise}{}", pieces.concat().to_uppercase()))?;
+        }
 
         #[test]
         fn words_sampled_in_the_skeleton_pass_are_the_defined_sample_of_any_text(

@@ -161,6 +161,85 @@ fn lines_in(block: &[u8]) -> u64 {
     newlines + u64::from(!block.is_empty() && !block.ends_with(b"\n"))
 }
 
+/// Rows with a prompt whose text features are set together ([`Pending`]):
+/// few enough that their prompts (about 40 KiB of text) are still in the
+/// CPU's own caches when the text pass reads them again.
+const RUN: usize = 128;
+
+/// The rows of a run whose text features are not set yet, with their
+/// prompts, and the buffers of [`Pending::finish`].
+#[derive(Default)]
+struct Pending<'b> {
+    /// Each row with a prompt: its place in the block's `reqs` (and
+    /// `rows`, whose span gives the prompt's text) and the prompt's
+    /// [`TextCache::hash`].
+    prompted: Vec<(usize, u64)>,
+    /// The run's prompts not in the cache, each once, with their hashes.
+    misses: Vec<(Cow<'b, str>, u64)>,
+    /// Index in `misses` by hash.
+    new: rustc_hash::FxHashMap<u64, usize>,
+    /// The rows waiting for a prompt of `misses`: (place, index).
+    waiting: Vec<(usize, usize)>,
+    scratch: TextScratch,
+}
+
+impl<'b> Pending<'b> {
+    /// Set the text features of the run's rows in `reqs`: the cache
+    /// lookups first, one after the other (not waiting on each other, they
+    /// overlap their misses in the CPU's caches: each is a miss on the
+    /// 1.5 MiB table), then the prompts not in the cache analysed together
+    /// ([`TextAnalyzer::analyze_batch`]: two phrase scans interleaved run
+    /// faster than one after the other). A prompt's features are the same
+    /// whether analysed or found in the cache, so when they are set does
+    /// not change them.
+    /// The prompt of `rows[at]` is in `block`, or in `side` when
+    /// JSON escapes made the parser copy it (copied again only when the
+    /// cache misses it).
+    fn finish(
+        &mut self,
+        reqs: &mut [Req],
+        rows: &[Detached],
+        (block, side): (&'b Block, &[String]),
+        text: &TextAnalyzer,
+        cache: &mut TextCache,
+    ) {
+        for (at, hash) in self.prompted.drain(..) {
+            match cache.get(hash) {
+                Some(hit) => {
+                    if let Some(req) = reqs.get_mut(at) {
+                        req.set_text(&hit);
+                    }
+                }
+                None => {
+                    let k = *self.new.entry(hash).or_insert_with(|| {
+                        let prompt = match rows.get(at).and_then(|d| d.prompt) {
+                            Some(Span::Block(a, n)) => Cow::Borrowed(
+                                block.str(a as usize..a as usize + n as usize).unwrap_or(""),
+                            ),
+                            Some(Span::Side(i)) => {
+                                Cow::Owned(side.get(i as usize).cloned().unwrap_or_default())
+                            }
+                            None => Cow::Borrowed(""),
+                        };
+                        self.misses.push((prompt, hash));
+                        self.misses.len() - 1
+                    });
+                    self.waiting.push((at, k));
+                }
+            }
+        }
+        let prompts: Vec<(&str, u64)> = self.misses.iter().map(|(p, h)| (p.as_ref(), *h)).collect();
+        let features = text.analyze_batch(&prompts, &mut self.scratch, cache);
+        for (at, k) in self.waiting.drain(..) {
+            if let (Some(req), Some(tf)) = (reqs.get_mut(at), features.get(k)) {
+                req.set_text(tf);
+            }
+        }
+        self.misses.clear();
+        self.new.clear();
+    }
+}
+
 fn parse_block(
     block: Vec<u8>,
     first_line: u64,
@@ -176,15 +255,7 @@ fn parse_block(
     let mut reqs = Vec::with_capacity(lines as usize);
     let mut rows = Vec::with_capacity(lines as usize);
     let mut bad = Vec::new();
-    let mut scratch = TextScratch::default();
-    // The prompts not in the cache, each once (with its hash), analysed
-    // together after the block's rows are read
-    // ([`TextAnalyzer::analyze_batch`]: two phrase scans interleaved run
-    // faster than one after the other); the rows waiting for them (their
-    // place in `reqs`, their prompt's index in `misses`).
-    let mut misses: Vec<(Cow<'_, str>, u64)> = Vec::new();
-    let mut new_prompts: rustc_hash::FxHashMap<u64, usize> = rustc_hash::FxHashMap::default();
-    let mut waiting: Vec<(usize, usize)> = Vec::new();
+    let mut pending = Pending::default();
     let mut strings = Strings {
         block: bytes,
         side: Vec::new(),
@@ -227,30 +298,17 @@ fn parse_block(
                 continue;
             }
         };
-        let tf = match r.prompt.as_deref().map(|p| cache.lookup(p)) {
-            None => TextFeatures::default(),
-            Some(Ok(hit)) => hit,
-            // A prompt to analyse: with the block's others, after the
-            // loop; its row's text features are set then.
-            Some(Err(hash)) => {
-                let k = *new_prompts.entry(hash).or_insert_with(|| {
-                    misses.push((r.prompt.clone().unwrap_or_default(), hash));
-                    misses.len() - 1
-                });
-                waiting.push((reqs.len(), k));
-                TextFeatures::default()
-            }
-        };
-        reqs.push(Reduced::of(&r, tf, cfg).req);
+        // Its text features are set when its run of rows is done.
+        if let Some(p) = &r.prompt {
+            pending.prompted.push((reqs.len(), TextCache::hash(p)));
+        }
+        reqs.push(Reduced::of(&r, TextFeatures::default(), cfg).req);
         rows.push(strings.detach(r));
-    }
-    let prompts: Vec<(&str, u64)> = misses.iter().map(|(p, h)| (p.as_ref(), *h)).collect();
-    let features = text.analyze_batch(&prompts, &mut scratch, cache);
-    for (at, k) in waiting {
-        if let (Some(req), Some(tf)) = (reqs.get_mut(at), features.get(k)) {
-            req.set_text(tf);
+        if pending.prompted.len() >= RUN {
+            pending.finish(&mut reqs, &rows, (&block, &strings.side), text, cache);
         }
     }
+    pending.finish(&mut reqs, &rows, (&block, &strings.side), text, cache);
     let side = strings.side;
     Parsed {
         block,
