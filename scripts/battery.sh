@@ -3,7 +3,9 @@
 # red20: behaviours not tried before"): the log itself, its benign accounts
 # alone, a few-benign variant, and `fixtures evade` combinations the earlier
 # sessions did not measure (transforms together, pacing with rewriting, `mix`
-# and `host` at low and high shares), each analysed with the bundled model.
+# and `host` at low and high shares; since session 19 `redact` and `unlogged`:
+# the attacks' prompts logged as hashes only, or not at all), each analysed
+# with the bundled model.
 #   ./scripts/battery.sh BINARY OUT gen SEED ACCOUNTS DAYS   # a generator set
 #   ./scripts/battery.sh BINARY OUT dir LOGS LABELS           # an existing set
 # For each set prints recall per attack style and false positives per benign
@@ -31,7 +33,7 @@ else
     seed=31; logs="$(realpath "$1")"; labels="$(realpath "$2")"
 fi
 eseed="${EVADE_SEED:-$seed}"
-sets="${SETS:-base benign fewbenign mpc0.5 pef0.5 mc1 all1 p20p p20c mix0.1 mix0.45 mix0.6 host0.05 host0.5 hostadopt0.05}"
+sets="${SETS:-base benign fewbenign mpc0.5 pef0.5 mc1 all1 p20p p20c mix0.1 mix0.45 mix0.6 host0.05 host0.5 hostadopt0.05 redact1 unlogged1}"
 
 cat >"$summ" <<'PY'
 import csv, json, sys, collections
@@ -104,6 +106,8 @@ PY
     mix*) evade --transform mix --share "${n#mix}" ;;
     hostadopt*) evade --transform host --share "${n#hostadopt}" --adopt-clients ;;
     host*) evade --transform host --share "${n#host}" ;;
+    redact1) evade --transform redact --share 1 ;;
+    unlogged1) evade --transform unlogged --share 1 ;;
     *) echo "unknown set $n" >&2; return 1 ;;
     esac
 }
