@@ -410,9 +410,7 @@ mod tests {
         let mut run = Vec::new();
         for c in 0..40i64 {
             let t = c * 600_000;
-            run.push(req(t, 1, 10, 0, 200, 300));
-            run.push(req(t + 60_000, 1, 10, 2, 550, 300));
-            run.push(req(t + 120_000, 1, 10, 4, 900, 300));
+            product_conversation(&mut run, t);
             let mut h = req(t + 90_000, 2, 0, if c % 2 == 0 { 2 } else { 4 }, 2_000, 800);
             h.topic = 3 + (c % 2) as u8;
             run.push(h);
@@ -434,6 +432,14 @@ mod tests {
         assert!(d < bar, "discrepancy without continuity {d}");
     }
 
+    /// One real three-request conversation of a product's key from `t`
+    /// (model 1, cap 2^10): each input holds the one before and its answer.
+    fn product_conversation(run: &mut Vec<Req>, t: i64) {
+        run.push(req(t, 1, 10, 0, 200, 300));
+        run.push(req(t + 60_000, 1, 10, 2, 550, 300));
+        run.push(req(t + 120_000, 1, 10, 4, 900, 300));
+    }
+
     /// A product's key sending real three-request conversations in
     /// setting (model 1, cap 2^10) for `conversations` ten-minute slots,
     /// and in every other slot a harvest request with two made-up prior
@@ -443,9 +449,7 @@ mod tests {
         let mut run = Vec::new();
         for c in 0..conversations {
             let t = c * 600_000;
-            run.push(req(t, 1, 10, 0, 200, 300));
-            run.push(req(t + 60_000, 1, 10, 2, 550, 300));
-            run.push(req(t + 120_000, 1, 10, 4, 900, 300));
+            product_conversation(&mut run, t);
             if c % 2 == 0 {
                 let mut h = req(t + 90_000, harvest_model, 10, 2, 150, 900);
                 h.topic = 9;
